@@ -1,0 +1,200 @@
+/*
+ * evlog.h - the public API of the evlogfs core: a store of task event logs
+ * with a journal and a type index.  This is the only header fs/ and
+ * mount-tools/ include.
+ *
+ * Errors: every function returns 0 (or a count) on success and -errno on
+ * failure; the errnos each can return are listed with it.
+ *
+ * Caveats:
+ * - A store is opened by one process at a time (DATA_DIR/lock); all its
+ *   functions are thread-safe, except that one writer or view handle must
+ *   not be used by two threads at once.
+ * - Every function may block briefly on disk I/O; evl_writer_write may also
+ *   wait while max_pending bytes are unapplied, evl_task_create/delete and
+ *   evl_store_checkpoint wait for the applier.  None waits for a reader.
+ * - Names and buffers passed in are copied or only read during the call.
+ */
+#ifndef EVLOG_H
+#define EVLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct evl_store;
+struct evl_writer;
+struct evl_view;
+
+struct evl_options {
+	const char *type_field;	/* member holding the type ("type") */
+	size_t max_event;	/* largest event, newline included (1 MiB) */
+	size_t max_pending;	/* unapplied bytes before writers wait (64 MiB) */
+	bool commit_sync;	/* acknowledge after the covering fsync */
+	unsigned commit_ms;	/* group commit: fsync at least this often (10) */
+	bool read_only;		/* refuse every change with -EROFS */
+	unsigned max_fds;	/* task logs kept open (256) */
+	uint64_t segment_bytes;	/* journal segment size (64 MiB) */
+	const char *holder;	/* what the lock file names (e.g. the mountpoint) */
+};
+
+/* Fill @o with the defaults above. */
+void evl_options_default(struct evl_options *o);
+
+/*
+ * Open the store in @dir (created if missing), recovering from a crash:
+ * cut task-log bytes the index does not cover, replay the journal tail,
+ * apply it.  Errors: -EBUSY (another process holds the lock; its pid and
+ * holder are logged), -EINVAL (bad options, or type_field differs from the
+ * one the store was built with), -ENOMEM, -EIO and other -errno of I/O.
+ */
+int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_store **out);
+
+/*
+ * Apply everything, checkpoint and close.  Returns 0 only if everything
+ * acknowledged is on disk; else -EIO (or another -errno), after closing
+ * anyway.
+ */
+int evl_store_close(struct evl_store *st);
+
+/*
+ * Barrier: return once every event acknowledged before the call is on
+ * stable storage (what fsync() on an events file means).  0 or -EIO.
+ */
+int evl_store_sync(struct evl_store *st);
+
+/*
+ * Checkpoint: apply the journal, fsync logs and index, delete journal
+ * segments no longer needed.  0, -EROFS, -EIO or -errno.
+ */
+int evl_store_checkpoint(struct evl_store *st);
+
+/* ---- tasks ---- */
+
+struct evl_task_info {
+	uint64_t uid;		/* stable for the task's life, never reused */
+	uint64_t size;		/* log bytes, pending included */
+	uint64_t events;	/* events, pending included */
+	uint64_t created_ns, last_ns;	/* wall clock, ns since the epoch */
+	char name[256];
+};
+
+/*
+ * Check a task id: 1-255 bytes, no '/', NUL or control byte, not starting
+ * with '.'.  0, -EINVAL or -ENAMETOOLONG.
+ */
+int evl_task_check_name(const char *name, size_t len);
+
+/* Create task @name (durable on return).  -EEXIST, -EINVAL, -ENAMETOOLONG, -EROFS, -ENOSPC, -EIO. */
+int evl_task_create(struct evl_store *st, const char *name);
+
+/*
+ * Delete task @name: it leaves every view at once; its files and index
+ * entries are reclaimed in the background.  -ENOENT, -EROFS, -EIO.
+ */
+int evl_task_delete(struct evl_store *st, const char *name);
+
+/* Look a live task up by name or uid.  -ENOENT. */
+int evl_task_lookup(struct evl_store *st, const char *name, struct evl_task_info *out);
+int evl_task_stat(struct evl_store *st, uint64_t uid, struct evl_task_info *out);
+
+/*
+ * Call @cb for each live task in name order, starting after @after (NULL:
+ * the first).  Stops early, returning @cb's value, if it returns non-zero.
+ */
+int evl_task_list(struct evl_store *st, const char *after,
+		  int (*cb)(void *arg, const struct evl_task_info *task), void *arg);
+
+/*
+ * Read up to @len bytes of task @uid's log at @off, including events whose
+ * write() returned but which are not applied yet.  Bytes read (0 at the
+ * end), or -ENOENT, -EIO.
+ */
+ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *buf, size_t len);
+
+/* ---- writing ---- */
+
+/*
+ * Open an append handle on task @uid.  The handle reassembles lines split
+ * across writes.  -ENOENT, -EROFS, -ENOMEM.
+ */
+int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out);
+
+/*
+ * Append @n bytes.  Every complete line is validated; if any is invalid
+ * nothing of this call is stored and the handle is as before.  Returns 0
+ * when every complete line is journaled (and, with commit_sync, durable).
+ * Errors: -EINVAL (invalid event), -EFBIG (line longer than max_event),
+ * -ENOENT (task deleted), -EROFS, -ENOSPC, -EIO.
+ */
+int evl_writer_write(struct evl_writer *w, const void *data, size_t n);
+
+/*
+ * Store the held unterminated line, if any (with a newline appended).
+ * Errors as evl_writer_write; on error the line is dropped.
+ */
+int evl_writer_flush(struct evl_writer *w);
+
+/* Flush and free.  Returns evl_writer_flush's result; frees in any case. */
+int evl_writer_close(struct evl_writer *w);
+
+/* ---- types and views ---- */
+
+/* Call @cb for each type with live events (applied or pending). */
+int evl_type_list(struct evl_store *st,
+		  int (*cb)(void *arg, const char *type, size_t len), void *arg);
+
+/* Does any live type start with @prefix? */
+bool evl_prefix_exists(struct evl_store *st, const char *prefix, size_t len);
+
+/*
+ * Open view @prefix: every matching event of every task in commit order,
+ * or, when @task_uid is non-zero, that task's matching events.  -ENOENT if
+ * nothing matches, -EINVAL for a bad prefix, -ENOMEM.
+ */
+int evl_view_open(struct evl_store *st, const char *prefix, size_t len, uint64_t task_uid,
+		  struct evl_view **out);
+void evl_view_close(struct evl_view *v);
+
+/* The view's size in bytes now.  0 or -errno. */
+int evl_view_size(struct evl_view *v, uint64_t *size);
+
+/*
+ * Read up to @len bytes at @off.  O(log n + bytes) for any offset;
+ * sequential reads continue where the last one ended.  Bytes read, or
+ * -errno.
+ */
+ssize_t evl_view_read(struct evl_view *v, uint64_t off, void *buf, size_t len);
+
+/*
+ * Call @cb for each task with events in view @prefix (uid order for the
+ * applied part; tasks with only pending matches follow).
+ */
+int evl_view_tasks(struct evl_store *st, const char *prefix, size_t len,
+		   int (*cb)(void *arg, uint64_t uid), void *arg);
+
+/* ---- status ---- */
+
+#define EVL_LAT_BUCKETS 12
+extern const double evl_lat_bounds[EVL_LAT_BUCKETS];	/* seconds, last is +Inf */
+
+struct evl_stats {
+	uint64_t tasks, events, types;
+	uint64_t log_bytes, index_bytes, journal_bytes;
+	uint64_t pending_bytes, pending_events;
+	uint64_t appended_events, appended_bytes;
+	uint64_t rejected_invalid, rejected_too_big;
+	uint64_t written_lsn, durable_lsn, applied_lsn, ckpt_lsn;
+	uint64_t fsyncs, checkpoints;
+	uint64_t lat_count[EVL_LAT_BUCKETS];	/* append latency histogram */
+	double lat_sum;
+	int error;			/* sticky journal error (EIO), or 0 */
+	bool commit_sync;
+	unsigned commit_ms;
+	char last_rejection[512];	/* "" if none */
+};
+
+void evl_store_stats(struct evl_store *st, struct evl_stats *out);
+
+#endif

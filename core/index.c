@@ -1,0 +1,1521 @@
+/*
+ * index.c - the LMDB index.
+ *
+ * SCHEMA (named databases; keys big-endian so LMDB order is numeric order;
+ * values are packed host-order structs: the index is derived data, rebuilt
+ * from logs and sidecars, never copied between machines)
+ *
+ *   meta   "meta" -> struct index_meta; "type_field"; "version"; "next_tid"
+ *   tasks  uid(8)                 -> task_val (state, lengths, times, name)
+ *   names  name                   -> uid            (live tasks only)
+ *   types  name                   -> type_rec (tid, next_ord, fen_total, live)
+ *   tids   tid(4)                 -> name
+ *   fen    tid(4) i(8)            -> fen_val: Fenwick node i of the type's
+ *                                    event lengths by ordinal, plus the gseq
+ *                                    of the event with ordinal i - 1
+ *   tgs    tid(4) gseq(8)         -> tgs_val (ordinal, task, log offset, len)
+ *   kty    uid(8) tid(4) gseq(8)  -> kty_val (bytes of this task+type before
+ *                                    it, log offset, ordinal, len)
+ *   kt     uid(8) tid(4)          -> cnt_val (events, bytes)
+ *   tt     tid(4) uid(8)          -> cnt_val (the same, keyed by type)
+ *   dirty  uid(8)                 -> log length and events at first change
+ *                                    since the last checkpoint
+ *   purge  uid(8)                 -> deleted tasks whose entries remain
+ *
+ * COMPLEXITY
+ * - listing types: one pass over `types`; resolving a prefix: one range
+ *   scan of `types` from the prefix.
+ * - a type's events in commit order: a range of `tgs`.  A view of several
+ *   types merges one cursor per type.  One task's matches: ranges of `kty`.
+ * - byte offset -> event: each type carries a Fenwick tree over its event
+ *   lengths (by ordinal), so "bytes of type t before ordinal k" costs
+ *   O(log n) lookups and is updated in O(log n) when an event is removed.
+ *   Bytes of a view before gseq g = sum over its types of the Fenwick prefix
+ *   up to the first ordinal at or after g (one `tgs` range seek), minus what
+ *   deleted-but-not-yet-purged tasks hold before g (one `kty` seek each).
+ *   That is monotone in g, so a binary search over g finds the event holding
+ *   any offset: O(log(gseq) * types * log n).  A single type with nothing
+ *   pending purge descends its Fenwick tree directly: O(log n).
+ *   Nothing is materialised; sizes come from the counters in `types`/`kt`.
+ * - deleting a task: one transaction marks it deleted and subtracts its
+ *   per-type counts (O(types of the task)); its entries are then purged in
+ *   bounded steps, newest first per type, so the cumulative byte counts of
+ *   what remains stay exact while views subtract it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "index.h"
+#include "log.h"
+
+#define INDEX_VERSION 1
+#define MAP_INITIAL (256ull << 20)
+
+struct index {
+	MDB_env *env;
+	MDB_dbi meta, tasks, names, types, tids, fen, tgs, kty, kt, tt, dirty, purge;
+	pthread_rwlock_t resize;	/* read: any txn open; write: set_mapsize */
+	size_t mapsize;
+	char *path;
+};
+
+struct type_rec {
+	uint32_t tid;
+	uint32_t pad;
+	uint64_t next_ord;	/* events ever added: the Fenwick tree's size */
+	uint64_t fen_total;	/* sum of the tree (includes unpurged deleted) */
+	uint64_t live_count, live_bytes;
+};
+
+struct type_ent {
+	size_t len;
+	char name[256];
+	struct type_rec rec;
+	bool dirty;
+};
+
+struct index_txn {
+	struct index *ix;
+	MDB_txn *txn;
+	bool write;
+	/* write only: types touched by this transaction */
+	struct type_ent *types;
+	size_t ntypes, cap;
+	uint32_t next_tid;	/* 0: not loaded */
+};
+
+struct task_val {
+	uint32_t state, name_len;
+	uint64_t log_len, nevents, created_ns, last_ns;
+};
+
+struct fen_val {
+	uint64_t sum, gseq;
+};
+
+struct tgs_val {
+	uint64_t ord, uid, off;
+	uint32_t len, pad;
+};
+
+struct kty_val {
+	uint64_t cum, off, ord;
+	uint32_t len, pad;
+};
+
+struct cnt_val {
+	uint64_t count, bytes;
+};
+
+static int xerr(int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+		return -EAGAIN;
+	case MDB_TXN_FULL:
+		return -E2BIG;
+	case MDB_READERS_FULL:
+		return -EBUSY;
+	}
+	if (rc > 0)
+		return -rc;
+	evl_log(LOG_ERR, "index: %s", mdb_strerror(rc));
+	return -EIO;
+}
+
+/*
+ * The end of a cursor loop: MDB_NOTFOUND is the normal end, other MDB codes
+ * are translated, and -errno or a callback's value passes through.
+ */
+static int loop_rc(int rc)
+{
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE)
+		return xerr(rc);
+	return rc;
+}
+
+static void be32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = v >> (24 - 8 * i);
+}
+
+static void be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = v >> (56 - 8 * i);
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+	return (uint64_t)rd32(p) << 32 | rd32(p + 4);
+}
+
+/* get a fixed-size value into @out; -ENOENT if absent */
+static int get_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen,
+		   void *out, size_t size)
+{
+	MDB_val key = { klen, (void *)k }, val;
+	int rc = mdb_get(t->txn, dbi, &key, &val);
+
+	if (rc)
+		return xerr(rc);
+	if (val.mv_size < size)
+		return -EIO;
+	memcpy(out, val.mv_data, size);
+	return 0;
+}
+
+static int put_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen,
+		   const void *v, size_t size)
+{
+	MDB_val key = { klen, (void *)k }, val = { size, (void *)v };
+
+	return xerr(mdb_put(t->txn, dbi, &key, &val, 0));
+}
+
+static int del_key(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen)
+{
+	MDB_val key = { klen, (void *)k };
+	int rc = mdb_del(t->txn, dbi, &key, NULL);
+
+	return rc == MDB_NOTFOUND ? 0 : xerr(rc);
+}
+
+/* ---- open / close / transactions ---- */
+
+int index_open(const char *dir, const char *type_field, struct index **out)
+{
+	struct index *ix;
+	struct stat st;
+	char path[4200];
+	MDB_txn *txn = NULL;
+	MDB_val key, val;
+	int rc, dead;
+	struct {
+		const char *name;
+		MDB_dbi *dbi;
+	} dbs[12];
+
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return -errno;
+	ix = calloc(1, sizeof(*ix));
+	if (!ix)
+		return -ENOMEM;
+	ix->path = strdup(dir);
+	if (!ix->path) {
+		free(ix);
+		return -ENOMEM;
+	}
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	ix->mapsize = MAP_INITIAL;
+	if (stat(path, &st) == 0)
+		while (ix->mapsize < (size_t)st.st_size * 2)
+			ix->mapsize *= 2;
+	rc = mdb_env_create(&ix->env);
+	if (rc)
+		goto fail_mdb;
+	mdb_env_set_maxdbs(ix->env, 16);
+	mdb_env_set_maxreaders(ix->env, 1024);
+	mdb_env_set_mapsize(ix->env, ix->mapsize);
+	/*
+	 * NOMETASYNC: data pages are synced at each commit, the meta page at
+	 * the next one, so a power loss can undo the last commit but never
+	 * corrupts the environment.  The journal covers what an undo loses.
+	 */
+	rc = mdb_env_open(ix->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0644);
+	if (rc)
+		goto fail_mdb;
+	mdb_reader_check(ix->env, &dead);
+
+	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+	if (rc)
+		goto fail_mdb;
+	dbs[0].name = "meta";	dbs[0].dbi = &ix->meta;
+	dbs[1].name = "tasks";	dbs[1].dbi = &ix->tasks;
+	dbs[2].name = "names";	dbs[2].dbi = &ix->names;
+	dbs[3].name = "types";	dbs[3].dbi = &ix->types;
+	dbs[4].name = "tids";	dbs[4].dbi = &ix->tids;
+	dbs[5].name = "fen";	dbs[5].dbi = &ix->fen;
+	dbs[6].name = "tgs";	dbs[6].dbi = &ix->tgs;
+	dbs[7].name = "kty";	dbs[7].dbi = &ix->kty;
+	dbs[8].name = "kt";	dbs[8].dbi = &ix->kt;
+	dbs[9].name = "tt";	dbs[9].dbi = &ix->tt;
+	dbs[10].name = "dirty";	dbs[10].dbi = &ix->dirty;
+	dbs[11].name = "purge";	dbs[11].dbi = &ix->purge;
+	for (size_t i = 0; i < 12; i++) {
+		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+		if (rc)
+			goto fail_txn;
+	}
+	key.mv_data = "type_field";
+	key.mv_size = strlen("type_field");
+	rc = mdb_get(txn, ix->meta, &key, &val);
+	if (rc == MDB_NOTFOUND) {
+		uint32_t version = INDEX_VERSION;
+		struct index_meta m = { .next_gseq = 1, .next_uid = 1 };
+
+		val.mv_data = (void *)type_field;
+		val.mv_size = strlen(type_field);
+		rc = mdb_put(txn, ix->meta, &key, &val, 0);
+		key.mv_data = "version";
+		key.mv_size = 7;
+		val.mv_data = &version;
+		val.mv_size = sizeof(version);
+		rc = rc ? rc : mdb_put(txn, ix->meta, &key, &val, 0);
+		key.mv_data = "meta";
+		key.mv_size = 4;
+		val.mv_data = &m;
+		val.mv_size = sizeof(m);
+		rc = rc ? rc : mdb_put(txn, ix->meta, &key, &val, 0);
+		if (rc)
+			goto fail_txn;
+	} else if (rc) {
+		goto fail_txn;
+	} else if (val.mv_size != strlen(type_field) ||
+		   memcmp(val.mv_data, type_field, val.mv_size)) {
+		evl_log(LOG_ERR, "index %s: store was built with type_field=%.*s, not %s",
+			dir, (int)val.mv_size, (char *)val.mv_data, type_field);
+		mdb_txn_abort(txn);
+		rc = -EINVAL;
+		goto fail;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		goto fail_mdb;
+	{
+		pthread_rwlockattr_t a;
+
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&ix->resize, &a);
+		pthread_rwlockattr_destroy(&a);
+	}
+	*out = ix;
+	return 0;
+fail_txn:
+	mdb_txn_abort(txn);
+fail_mdb:
+	evl_log(LOG_ERR, "index %s: %s", dir, mdb_strerror(rc));
+	rc = xerr(rc);
+fail:
+	if (ix->env)
+		mdb_env_close(ix->env);
+	free(ix->path);
+	free(ix);
+	return rc;
+}
+
+void index_close(struct index *ix)
+{
+	if (!ix)
+		return;
+	mdb_env_close(ix->env);
+	pthread_rwlock_destroy(&ix->resize);
+	free(ix->path);
+	free(ix);
+}
+
+int index_sync(struct index *ix)
+{
+	return xerr(mdb_env_sync(ix->env, 1));
+}
+
+int index_grow(struct index *ix)
+{
+	int rc;
+
+	pthread_rwlock_wrlock(&ix->resize);
+	rc = mdb_env_set_mapsize(ix->env, ix->mapsize * 2);
+	if (!rc) {
+		ix->mapsize *= 2;
+		evl_log(LOG_INFO, "index map grown to %zu MiB", ix->mapsize >> 20);
+	}
+	pthread_rwlock_unlock(&ix->resize);
+	return xerr(rc);
+}
+
+uint64_t index_file_bytes(struct index *ix)
+{
+	char path[4200];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", ix->path);
+	return stat(path, &st) ? 0 : (uint64_t)st.st_size;
+}
+
+int index_begin(struct index *ix, bool write, struct index_txn **out)
+{
+	struct index_txn *t = calloc(1, sizeof(*t));
+	int rc;
+
+	if (!t)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&ix->resize);
+	rc = mdb_txn_begin(ix->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+	if (rc) {
+		pthread_rwlock_unlock(&ix->resize);
+		free(t);
+		return xerr(rc);
+	}
+	t->ix = ix;
+	t->write = write;
+	*out = t;
+	return 0;
+}
+
+static void txn_free(struct index_txn *t)
+{
+	pthread_rwlock_unlock(&t->ix->resize);
+	free(t->types);
+	free(t);
+}
+
+void index_abort(struct index_txn *t)
+{
+	if (!t)
+		return;
+	mdb_txn_abort(t->txn);
+	txn_free(t);
+}
+
+int index_commit(struct index_txn *t)
+{
+	int rc = 0;
+
+	if (!t->write) {
+		mdb_txn_abort(t->txn);
+		txn_free(t);
+		return 0;
+	}
+	for (size_t i = 0; i < t->ntypes && !rc; i++) {
+		struct type_ent *e = &t->types[i];
+
+		if (e->dirty)
+			rc = put_val(t, t->ix->types, e->name, e->len, &e->rec, sizeof(e->rec));
+	}
+	if (!rc && t->next_tid)
+		rc = put_val(t, t->ix->meta, "next_tid", 8, &t->next_tid, sizeof(t->next_tid));
+	if (rc) {
+		index_abort(t);
+		return rc;
+	}
+	rc = xerr(mdb_txn_commit(t->txn));
+	txn_free(t);
+	return rc;
+}
+
+int index_get_meta(struct index_txn *t, struct index_meta *m)
+{
+	return get_val(t, t->ix->meta, "meta", 4, m, sizeof(*m));
+}
+
+int index_put_meta(struct index_txn *t, const struct index_meta *m)
+{
+	return put_val(t, t->ix->meta, "meta", 4, m, sizeof(*m));
+}
+
+/* ---- tasks ---- */
+
+static int task_decode(const MDB_val *val, uint64_t uid, struct index_task *out)
+{
+	struct task_val tv;
+
+	if (val->mv_size < sizeof(tv))
+		return -EIO;
+	memcpy(&tv, val->mv_data, sizeof(tv));
+	if (tv.name_len > 255 || val->mv_size < sizeof(tv) + tv.name_len)
+		return -EIO;
+	out->uid = uid;
+	out->state = tv.state;
+	out->log_len = tv.log_len;
+	out->nevents = tv.nevents;
+	out->created_ns = tv.created_ns;
+	out->last_ns = tv.last_ns;
+	out->name_len = tv.name_len;
+	memcpy(out->name, (char *)val->mv_data + sizeof(tv), tv.name_len);
+	out->name[tv.name_len] = '\0';
+	return 0;
+}
+
+int index_task_by_uid(struct index_txn *t, uint64_t uid, struct index_task *out)
+{
+	unsigned char k[8];
+	MDB_val key = { 8, k }, val;
+	int rc;
+
+	be64(k, uid);
+	rc = mdb_get(t->txn, t->ix->tasks, &key, &val);
+	if (rc)
+		return xerr(rc);
+	return task_decode(&val, uid, out);
+}
+
+int index_task_by_name(struct index_txn *t, const char *name, size_t len,
+		       struct index_task *out)
+{
+	uint64_t uid = 0;
+	int rc;
+
+	if (len == 0 || len > 255)
+		return -ENOENT;
+	rc = get_val(t, t->ix->names, name, len, &uid, sizeof(uid));
+	if (rc)
+		return rc;
+	return index_task_by_uid(t, uid, out);
+}
+
+int index_task_put(struct index_txn *t, const struct index_task *task)
+{
+	unsigned char buf[sizeof(struct task_val) + 256], k[8];
+	struct task_val tv = {
+		.state = task->state,
+		.name_len = task->name_len,
+		.log_len = task->log_len,
+		.nevents = task->nevents,
+		.created_ns = task->created_ns,
+		.last_ns = task->last_ns,
+	};
+	int rc;
+
+	memcpy(buf, &tv, sizeof(tv));
+	memcpy(buf + sizeof(tv), task->name, task->name_len);
+	be64(k, task->uid);
+	rc = put_val(t, t->ix->tasks, k, 8, buf, sizeof(tv) + task->name_len);
+	if (!rc && task->state == TASK_LIVE)
+		rc = put_val(t, t->ix->names, task->name, task->name_len,
+			     &task->uid, sizeof(task->uid));
+	return rc;
+}
+
+int index_task_list(struct index_txn *t, const char *after, size_t after_len,
+		    int (*cb)(void *arg, const struct index_task *task), void *arg)
+{
+	MDB_cursor *c;
+	MDB_val key, val;
+	MDB_cursor_op op = MDB_FIRST;
+	int rc;
+
+	rc = mdb_cursor_open(t->txn, t->ix->names, &c);
+	if (rc)
+		return xerr(rc);
+	if (after && after_len) {
+		key.mv_data = (void *)after;
+		key.mv_size = after_len;
+		op = MDB_SET_RANGE;
+	}
+	for (rc = mdb_cursor_get(c, &key, &val, op); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		struct index_task task;
+		uint64_t uid;
+
+		if (op == MDB_SET_RANGE && key.mv_size == after_len &&
+		    !memcmp(key.mv_data, after, after_len))
+			continue;
+		memcpy(&uid, val.mv_data, sizeof(uid));
+		rc = index_task_by_uid(t, uid, &task);
+		if (rc)
+			break;
+		rc = cb(arg, &task);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return loop_rc(rc);
+}
+
+/* ---- types ---- */
+
+static struct type_ent *type_cached(struct index_txn *t, const char *name, size_t len)
+{
+	for (size_t i = 0; i < t->ntypes; i++)
+		if (t->types[i].len == len && !memcmp(t->types[i].name, name, len))
+			return &t->types[i];
+	return NULL;
+}
+
+/* The type record of @name in this write txn, created if @create. */
+static int type_get(struct index_txn *t, const char *name, size_t len, bool create,
+		    struct type_ent **out)
+{
+	struct type_ent *e = type_cached(t, name, len);
+	int rc;
+
+	if (e) {
+		*out = e;
+		return 0;
+	}
+	if (t->ntypes == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 8;
+		struct type_ent *p = realloc(t->types, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		t->types = p;
+		t->cap = cap;
+	}
+	e = &t->types[t->ntypes];
+	memset(e, 0, sizeof(*e));
+	rc = get_val(t, t->ix->types, name, len, &e->rec, sizeof(e->rec));
+	if (rc == -ENOENT && create) {
+		unsigned char k[4];
+
+		if (!t->next_tid) {
+			rc = get_val(t, t->ix->meta, "next_tid", 8, &t->next_tid,
+				     sizeof(t->next_tid));
+			if (rc == -ENOENT)
+				t->next_tid = 1;
+			else if (rc)
+				return rc;
+		}
+		e->rec.tid = t->next_tid++;
+		be32(k, e->rec.tid);
+		rc = put_val(t, t->ix->tids, k, 4, name, len);
+		e->dirty = true;
+	}
+	if (rc)
+		return rc;
+	e->len = len;
+	memcpy(e->name, name, len);
+	t->ntypes++;
+	*out = e;
+	return 0;
+}
+
+static int type_name(struct index_txn *t, uint32_t tid, char *name, size_t *len)
+{
+	unsigned char k[4];
+	MDB_val key = { 4, k }, val;
+	int rc;
+
+	be32(k, tid);
+	rc = mdb_get(t->txn, t->ix->tids, &key, &val);
+	if (rc)
+		return xerr(rc);
+	*len = val.mv_size > 255 ? 255 : val.mv_size;
+	memcpy(name, val.mv_data, *len);
+	return 0;
+}
+
+int index_type_list(struct index_txn *t,
+		    int (*cb)(void *arg, const char *name, size_t len, uint64_t events,
+			      uint64_t bytes),
+		    void *arg)
+{
+	MDB_cursor *c;
+	MDB_val key, val;
+	int rc;
+
+	rc = mdb_cursor_open(t->txn, t->ix->types, &c);
+	if (rc)
+		return xerr(rc);
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		struct type_rec r;
+
+		memcpy(&r, val.mv_data, sizeof(r));
+		if (!r.live_count)
+			continue;
+		rc = cb(arg, key.mv_data, key.mv_size, r.live_count, r.live_bytes);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return loop_rc(rc);
+}
+
+static int count_cb(void *arg, const char *name, size_t len, uint64_t ev, uint64_t b)
+{
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+uint64_t index_type_count(struct index_txn *t)
+{
+	uint64_t n = 0;
+
+	index_type_list(t, count_cb, &n);
+	return n;
+}
+
+/* ---- Fenwick trees (1-based node i covers ordinals i - lowbit(i) .. i - 1) ---- */
+
+static uint64_t lowbit(uint64_t i)
+{
+	return i & -i;
+}
+
+static void fen_key(unsigned char k[12], uint32_t tid, uint64_t i)
+{
+	be32(k, tid);
+	be64(k + 4, i);
+}
+
+static int fen_get(struct index_txn *t, uint32_t tid, uint64_t i, struct fen_val *v)
+{
+	unsigned char k[12];
+
+	fen_key(k, tid, i);
+	return get_val(t, t->ix->fen, k, 12, v, sizeof(*v));
+}
+
+/* Sum of the lengths of ordinals 0 .. k - 1. */
+static int fen_prefix(struct index_txn *t, uint32_t tid, uint64_t k, uint64_t *sum)
+{
+	struct fen_val v;
+	int rc;
+
+	*sum = 0;
+	for (; k > 0; k -= lowbit(k)) {
+		rc = fen_get(t, tid, k, &v);
+		if (rc)
+			return rc;
+		*sum += v.sum;
+	}
+	return 0;
+}
+
+/* Add @delta to ordinal @ord of a tree of @n elements. */
+static int fen_add(struct index_txn *t, uint32_t tid, uint64_t ord, uint64_t n, int64_t delta)
+{
+	unsigned char k[12];
+	struct fen_val v;
+	int rc;
+
+	for (uint64_t i = ord + 1; i <= n; i += lowbit(i)) {
+		rc = fen_get(t, tid, i, &v);
+		if (rc)
+			return rc;
+		v.sum += delta;
+		fen_key(k, tid, i);
+		rc = put_val(t, t->ix->fen, k, 12, &v, sizeof(v));
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Append an element of @len bytes at ordinal r->next_ord. */
+static int fen_append(struct index_txn *t, struct type_rec *r, uint32_t len, uint64_t gseq)
+{
+	uint64_t i = r->next_ord + 1, below;
+	unsigned char k[12];
+	struct fen_val v;
+	int rc;
+
+	/* node i = len + sum of ordinals i - lowbit(i) .. i - 2 */
+	rc = fen_prefix(t, r->tid, i - lowbit(i), &below);
+	if (rc)
+		return rc;
+	v.sum = len + r->fen_total - below;
+	v.gseq = gseq;
+	fen_key(k, r->tid, i);
+	return put_val(t, t->ix->fen, k, 12, &v, sizeof(v));
+}
+
+/* The ordinal holding byte @x of a tree of @n elements, and @x's place in it. */
+static int fen_find(struct index_txn *t, uint32_t tid, uint64_t n, uint64_t x,
+		    uint64_t *ord, uint64_t *skip)
+{
+	uint64_t pos = 0, step = 1;
+	struct fen_val v;
+	int rc;
+
+	while (step <= n / 2)
+		step *= 2;
+	for (; step; step /= 2) {
+		if (pos + step > n)
+			continue;
+		rc = fen_get(t, tid, pos + step, &v);
+		if (rc)
+			return rc;
+		if (v.sum <= x) {
+			pos += step;
+			x -= v.sum;
+		}
+	}
+	if (pos >= n)
+		return -ENXIO;
+	*ord = pos;
+	*skip = x;
+	return 0;
+}
+
+/* ---- events ---- */
+
+static void kt_key(unsigned char k[12], uint64_t uid, uint32_t tid)
+{
+	be64(k, uid);
+	be32(k + 8, tid);
+}
+
+static void tt_key(unsigned char k[12], uint32_t tid, uint64_t uid)
+{
+	be32(k, tid);
+	be64(k + 4, uid);
+}
+
+static void kty_key(unsigned char k[20], uint64_t uid, uint32_t tid, uint64_t gseq)
+{
+	be64(k, uid);
+	be32(k + 8, tid);
+	be64(k + 12, gseq);
+}
+
+int index_add_event(struct index_txn *t, uint64_t uid, uint64_t gseq,
+		    const char *type, size_t tlen, uint64_t off, uint32_t len)
+{
+	unsigned char k[20];
+	struct type_ent *e;
+	struct cnt_val cnt = { 0, 0 };
+	struct tgs_val tv;
+	struct kty_val kv;
+	uint32_t tid;
+	int rc;
+
+	rc = type_get(t, type, tlen, true, &e);
+	if (rc)
+		return rc;
+	tid = e->rec.tid;
+	rc = fen_append(t, &e->rec, len, gseq);
+	if (rc)
+		return rc;
+
+	tv = (struct tgs_val){ .ord = e->rec.next_ord, .uid = uid, .off = off, .len = len };
+	be32(k, tid);
+	be64(k + 4, gseq);
+	rc = put_val(t, t->ix->tgs, k, 12, &tv, sizeof(tv));
+	if (rc)
+		return rc;
+
+	kt_key(k, uid, tid);
+	rc = get_val(t, t->ix->kt, k, 12, &cnt, sizeof(cnt));
+	if (rc && rc != -ENOENT)
+		return rc;
+	kv = (struct kty_val){ .cum = cnt.bytes, .off = off, .ord = e->rec.next_ord, .len = len };
+	cnt.count++;
+	cnt.bytes += len;
+	rc = put_val(t, t->ix->kt, k, 12, &cnt, sizeof(cnt));
+	if (rc)
+		return rc;
+	tt_key(k, tid, uid);
+	rc = put_val(t, t->ix->tt, k, 12, &cnt, sizeof(cnt));
+	if (rc)
+		return rc;
+	kty_key(k, uid, tid, gseq);
+	rc = put_val(t, t->ix->kty, k, 20, &kv, sizeof(kv));
+	if (rc)
+		return rc;
+
+	e->rec.next_ord++;
+	e->rec.fen_total += len;
+	e->rec.live_count++;
+	e->rec.live_bytes += len;
+	e->dirty = true;
+	return 0;
+}
+
+/* ---- deletion ---- */
+
+int index_task_delete(struct index_txn *t, uint64_t uid)
+{
+	struct index_task task;
+	unsigned char k[12];
+	MDB_cursor *c;
+	MDB_val key, val;
+	int rc;
+
+	rc = index_task_by_uid(t, uid, &task);
+	if (rc)
+		return rc;
+	if (task.state != TASK_LIVE)
+		return -ENOENT;
+	rc = del_key(t, t->ix->names, task.name, task.name_len);
+	if (rc)
+		return rc;
+	task.state = TASK_DELETED;
+	rc = index_task_put(t, &task);
+	if (rc)
+		return rc;
+
+	/* its events leave the types' live counts now */
+	rc = mdb_cursor_open(t->txn, t->ix->kt, &c);
+	if (rc)
+		return xerr(rc);
+	kt_key(k, uid, 0);
+	key.mv_data = k;
+	key.mv_size = 12;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		struct cnt_val cnt;
+		struct type_ent *e;
+		char name[256];
+		size_t nlen;
+
+		if (rd64(key.mv_data) != uid)
+			break;
+		memcpy(&cnt, val.mv_data, sizeof(cnt));
+		rc = type_name(t, rd32((unsigned char *)key.mv_data + 8), name, &nlen);
+		if (!rc)
+			rc = type_get(t, name, nlen, false, &e);
+		if (rc)
+			break;
+		e->rec.live_count -= cnt.count;
+		e->rec.live_bytes -= cnt.bytes;
+		e->dirty = true;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND && rc)
+		return loop_rc(rc);
+	be64(k, uid);
+	rc = put_val(t, t->ix->purge, k, 8, "", 0);
+	if (rc)
+		return rc;
+	return del_key(t, t->ix->dirty, k, 8);
+}
+
+/* The last kty entry of task @uid, if any. */
+static int kty_last(MDB_cursor *c, uint64_t uid, MDB_val *key, MDB_val *val)
+{
+	unsigned char k[20];
+	int rc;
+
+	kty_key(k, uid + 1, 0, 0);
+	key->mv_data = k;
+	key->mv_size = 20;
+	rc = mdb_cursor_get(c, key, val, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(c, key, val, MDB_LAST);
+	else if (rc == 0)
+		rc = mdb_cursor_get(c, key, val, MDB_PREV);
+	if (rc)
+		return xerr(rc);
+	return rd64(key->mv_data) == uid ? 0 : -ENOENT;
+}
+
+/* Remove the kt and tt rows of a fully purged task. */
+static int drop_counts(struct index_txn *t, uint64_t uid)
+{
+	unsigned char k[12];
+	MDB_cursor *c;
+	MDB_val key, val;
+	int rc;
+
+	rc = mdb_cursor_open(t->txn, t->ix->kt, &c);
+	if (rc)
+		return xerr(rc);
+	for (;;) {
+		kt_key(k, uid, 0);
+		key.mv_data = k;
+		key.mv_size = 12;
+		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+		if (rc || rd64(key.mv_data) != uid)
+			break;
+		tt_key(k, rd32((unsigned char *)key.mv_data + 8), uid);
+		rc = mdb_cursor_del(c, 0);
+		if (!rc)
+			rc = del_key(t, t->ix->tt, k, 12);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return loop_rc(rc);
+}
+
+int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, bool *more)
+{
+	MDB_cursor *pc = NULL, *kc = NULL;
+	MDB_val key, val;
+	unsigned char k[12];
+	uint64_t uid;
+	int rc;
+
+	*done_uid = 0;
+	*more = false;
+	rc = mdb_cursor_open(t->txn, t->ix->purge, &pc);
+	if (rc)
+		return xerr(rc);
+	rc = mdb_cursor_get(pc, &key, &val, MDB_FIRST);
+	mdb_cursor_close(pc);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return xerr(rc);
+	uid = rd64(key.mv_data);
+	*more = true;
+
+	rc = mdb_cursor_open(t->txn, t->ix->kty, &kc);
+	if (rc)
+		return xerr(rc);
+	while (budget--) {
+		struct kty_val kv;
+		struct type_ent *e;
+		char name[256];
+		size_t nlen;
+		uint32_t tid;
+
+		rc = kty_last(kc, uid, &key, &val);
+		if (rc)
+			break;
+		tid = rd32((unsigned char *)key.mv_data + 8);
+		memcpy(&kv, val.mv_data, sizeof(kv));
+		rc = type_name(t, tid, name, &nlen);
+		if (!rc)
+			rc = type_get(t, name, nlen, false, &e);
+		if (!rc)
+			rc = fen_add(t, tid, kv.ord, e->rec.next_ord, -(int64_t)kv.len);
+		if (rc)
+			break;
+		e->rec.fen_total -= kv.len;
+		e->dirty = true;
+		be32(k, tid);
+		memcpy(k + 4, (unsigned char *)key.mv_data + 12, 8);
+		rc = xerr(mdb_cursor_del(kc, 0));
+		if (!rc)
+			rc = del_key(t, t->ix->tgs, k, 12);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(kc);
+	if (rc == -ENOENT) {
+		/* nothing of it left in the type index: drop the rest */
+		be64(k, uid);
+		rc = drop_counts(t, uid);
+		if (!rc)
+			rc = del_key(t, t->ix->tasks, k, 8);
+		if (!rc)
+			rc = del_key(t, t->ix->purge, k, 8);
+		if (!rc)
+			*done_uid = uid;
+	}
+	return rc;
+}
+
+/* ---- dirty set ---- */
+
+int index_dirty_add(struct index_txn *t, uint64_t uid, uint64_t log_len, uint64_t nevents)
+{
+	unsigned char k[8];
+	uint64_t v[2] = { log_len, nevents };
+
+	be64(k, uid);
+	return put_val(t, t->ix->dirty, k, 8, v, sizeof(v));
+}
+
+bool index_dirty_has(struct index_txn *t, uint64_t uid)
+{
+	unsigned char k[8];
+	uint64_t v[2];
+
+	be64(k, uid);
+	return get_val(t, t->ix->dirty, k, 8, v, sizeof(v)) == 0;
+}
+
+int index_dirty_list(struct index_txn *t,
+		     int (*cb)(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents),
+		     void *arg)
+{
+	MDB_cursor *c;
+	MDB_val key, val;
+	int rc;
+
+	rc = mdb_cursor_open(t->txn, t->ix->dirty, &c);
+	if (rc)
+		return xerr(rc);
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		uint64_t v[2];
+
+		memcpy(v, val.mv_data, sizeof(v));
+		rc = cb(arg, rd64(key.mv_data), v[0], v[1]);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return loop_rc(rc);
+}
+
+int index_dirty_clear(struct index_txn *t)
+{
+	return xerr(mdb_drop(t->txn, t->ix->dirty, 0));
+}
+
+/* ---- views ---- */
+
+struct index_view {
+	struct index_txn *t;
+	uint64_t uid;		/* 0: all tasks */
+	size_t n;
+	uint32_t *tids;
+	uint64_t *nord;		/* per type: Fenwick size */
+	uint64_t *dead;		/* tasks deleted, not yet purged */
+	size_t ndead;
+	uint64_t size;
+	uint64_t gseq_end;
+};
+
+static bool has_prefix(const MDB_val *key, const char *prefix, size_t len)
+{
+	return key->mv_size >= len && !memcmp(key->mv_data, prefix, len);
+}
+
+bool index_prefix_exists(struct index_txn *t, const char *prefix, size_t len)
+{
+	MDB_cursor *c;
+	MDB_val key = { len, (void *)prefix }, val;
+	bool found = false;
+	int rc;
+
+	if (mdb_cursor_open(t->txn, t->ix->types, &c))
+		return false;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0 && has_prefix(&key, prefix, len);
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		struct type_rec r;
+
+		memcpy(&r, val.mv_data, sizeof(r));
+		if (r.live_count) {
+			found = true;
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	return found;
+}
+
+void index_view_free(struct index_view *v)
+{
+	if (!v)
+		return;
+	free(v->tids);
+	free(v->nord);
+	free(v->dead);
+	free(v);
+}
+
+static int load_dead(struct index_view *v)
+{
+	MDB_cursor *c;
+	MDB_val key, val;
+	size_t cap = 0;
+	int rc;
+
+	rc = mdb_cursor_open(v->t->txn, v->t->ix->purge, &c);
+	if (rc)
+		return xerr(rc);
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if (v->ndead == cap) {
+			uint64_t *p;
+
+			cap = cap ? cap * 2 : 8;
+			p = realloc(v->dead, cap * sizeof(*p));
+			if (!p) {
+				mdb_cursor_close(c);
+				return -ENOMEM;
+			}
+			v->dead = p;
+		}
+		v->dead[v->ndead++] = rd64(key.mv_data);
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : xerr(rc);
+}
+
+static bool is_dead(const struct index_view *v, uint64_t uid)
+{
+	for (size_t i = 0; i < v->ndead; i++)
+		if (v->dead[i] == uid)
+			return true;
+	return false;
+}
+
+int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_t uid,
+		    struct index_view **out)
+{
+	struct index_view *v;
+	struct index_meta m;
+	MDB_cursor *c;
+	MDB_val key = { len, (void *)prefix }, val;
+	size_t cap = 0;
+	int rc;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->t = t;
+	v->uid = uid;
+	rc = index_get_meta(t, &m);
+	if (rc)
+		goto fail;
+	v->gseq_end = m.next_gseq;
+	if (uid) {
+		struct index_task task;
+
+		rc = index_task_by_uid(t, uid, &task);
+		if (!rc && task.state != TASK_LIVE)
+			rc = -ENOENT;
+		if (rc)
+			goto fail;
+	} else {
+		rc = load_dead(v);
+		if (rc)
+			goto fail;
+	}
+	rc = xerr(mdb_cursor_open(t->txn, t->ix->types, &c));
+	if (rc)
+		goto fail;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0 && has_prefix(&key, prefix, len);
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		struct type_rec r;
+		uint64_t bytes = 0;
+
+		memcpy(&r, val.mv_data, sizeof(r));
+		if (!r.live_count)
+			continue;
+		if (uid) {
+			struct cnt_val cnt;
+			unsigned char k[12];
+
+			kt_key(k, uid, r.tid);
+			if (get_val(t, t->ix->kt, k, 12, &cnt, sizeof(cnt)) || !cnt.count)
+				continue;
+			bytes = cnt.bytes;
+		} else {
+			bytes = r.live_bytes;
+		}
+		if (v->n == cap) {
+			uint32_t *a;
+			uint64_t *b;
+
+			cap = cap ? cap * 2 : 4;
+			a = realloc(v->tids, cap * sizeof(*a));
+			if (a)
+				v->tids = a;
+			b = a ? realloc(v->nord, cap * sizeof(*b)) : NULL;
+			if (!b) {
+				mdb_cursor_close(c);
+				rc = -ENOMEM;
+				goto fail;
+			}
+			v->nord = b;
+		}
+		v->tids[v->n] = r.tid;
+		v->nord[v->n] = r.next_ord;
+		v->n++;
+		v->size += bytes;
+	}
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND) {
+		rc = xerr(rc);
+		goto fail;
+	}
+	if (!v->n) {
+		rc = -ENOENT;
+		goto fail;
+	}
+	*out = v;
+	return 0;
+fail:
+	index_view_free(v);
+	return rc;
+}
+
+uint64_t index_view_size(struct index_view *v)
+{
+	return v->size;
+}
+
+/* Bytes of task @uid's type-@tid events with gseq < @g (what kty still holds). */
+static int cum_before(struct index_txn *t, MDB_cursor *c, uint64_t uid, uint32_t tid,
+		      uint64_t g, uint64_t *out)
+{
+	unsigned char k[20];
+	MDB_val key = { 20, k }, val;
+	struct kty_val kv;
+	int rc;
+
+	kty_key(k, uid, tid, g);
+	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+	if (rc == 0 && rd64(key.mv_data) == uid && rd32((unsigned char *)key.mv_data + 8) == tid) {
+		memcpy(&kv, val.mv_data, sizeof(kv));
+		*out = kv.cum;
+		return 0;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
+	else if (rc == 0)
+		rc = mdb_cursor_get(c, &key, &val, MDB_PREV);
+	*out = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return xerr(rc);
+	if (rd64(key.mv_data) == uid && rd32((unsigned char *)key.mv_data + 8) == tid) {
+		memcpy(&kv, val.mv_data, sizeof(kv));
+		*out = kv.cum + kv.len;
+	}
+	return 0;
+}
+
+/* Bytes of the view's events with gseq < @g. */
+static int bytes_before(struct index_view *v, MDB_cursor *tgs, MDB_cursor *kty,
+			uint64_t g, uint64_t *out)
+{
+	uint64_t total = 0, part;
+	int rc;
+
+	for (size_t i = 0; i < v->n; i++) {
+		uint32_t tid = v->tids[i];
+
+		if (v->uid) {
+			rc = cum_before(v->t, kty, v->uid, tid, g, &part);
+			if (rc)
+				return rc;
+			total += part;
+			continue;
+		}
+		{
+			unsigned char k[12];
+			MDB_val key = { 12, k }, val;
+			uint64_t ord = v->nord[i];
+
+			be32(k, tid);
+			be64(k + 4, g);
+			rc = mdb_cursor_get(tgs, &key, &val, MDB_SET_RANGE);
+			if (rc == 0 && rd32(key.mv_data) == tid) {
+				struct tgs_val tv;
+
+				memcpy(&tv, val.mv_data, sizeof(tv));
+				ord = tv.ord;
+			} else if (rc && rc != MDB_NOTFOUND) {
+				return xerr(rc);
+			}
+			rc = fen_prefix(v->t, tid, ord, &part);
+			if (rc)
+				return rc;
+			total += part;
+		}
+		for (size_t d = 0; d < v->ndead; d++) {
+			rc = cum_before(v->t, kty, v->dead[d], tid, g, &part);
+			if (rc)
+				return rc;
+			total -= part;
+		}
+	}
+	*out = total;
+	return 0;
+}
+
+int index_view_seek(struct index_view *v, uint64_t off, uint64_t *gseq, uint64_t *skip)
+{
+	MDB_cursor *tgs = NULL, *kty = NULL;
+	uint64_t lo = 0, hi = v->gseq_end, blo = 0;
+	int rc;
+
+	if (off >= v->size)
+		return -ENXIO;
+	if (!v->uid && v->n == 1 && !v->ndead) {
+		struct fen_val fv;
+		uint64_t ord;
+
+		rc = fen_find(v->t, v->tids[0], v->nord[0], off, &ord, skip);
+		if (!rc)
+			rc = fen_get(v->t, v->tids[0], ord + 1, &fv);
+		if (!rc)
+			*gseq = fv.gseq;
+		return rc;
+	}
+	rc = xerr(mdb_cursor_open(v->t->txn, v->t->ix->tgs, &tgs));
+	if (!rc)
+		rc = xerr(mdb_cursor_open(v->t->txn, v->t->ix->kty, &kty));
+	/* invariant: bytes_before(lo) = blo <= off < bytes_before(hi) */
+	while (!rc && hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2, b = 0;
+
+		rc = bytes_before(v, tgs, kty, mid, &b);
+		if (rc)
+			break;
+		if (b <= off) {
+			lo = mid;
+			blo = b;
+		} else {
+			hi = mid;
+		}
+	}
+	if (tgs)
+		mdb_cursor_close(tgs);
+	if (kty)
+		mdb_cursor_close(kty);
+	if (rc)
+		return rc;
+	*gseq = lo;
+	*skip = off - blo;
+	return 0;
+}
+
+/* One cursor of the merge: the next event of one type. */
+struct merge_src {
+	MDB_cursor *c;
+	bool live;
+	struct index_event ev;
+};
+
+static int src_load(struct index_view *v, struct merge_src *s, int rc, const MDB_val *key,
+		    const MDB_val *val, uint32_t tid)
+{
+	s->live = false;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return xerr(rc);
+	if (v->uid) {
+		struct kty_val kv;
+
+		if (rd64(key->mv_data) != v->uid || rd32((unsigned char *)key->mv_data + 8) != tid)
+			return 0;
+		memcpy(&kv, val->mv_data, sizeof(kv));
+		s->ev = (struct index_event){ rd64((unsigned char *)key->mv_data + 12), v->uid,
+					      kv.off, kv.len };
+	} else {
+		struct tgs_val tv;
+
+		if (rd32(key->mv_data) != tid)
+			return 0;
+		memcpy(&tv, val->mv_data, sizeof(tv));
+		s->ev = (struct index_event){ rd64((unsigned char *)key->mv_data + 4), tv.uid,
+					      tv.off, tv.len };
+	}
+	s->live = true;
+	return 0;
+}
+
+int index_view_iter(struct index_view *v, uint64_t from,
+		    int (*cb)(void *arg, const struct index_event *ev), void *arg)
+{
+	struct merge_src *src;
+	MDB_dbi dbi = v->uid ? v->t->ix->kty : v->t->ix->tgs;
+	int rc = 0;
+
+	src = calloc(v->n, sizeof(*src));
+	if (!src)
+		return -ENOMEM;
+	for (size_t i = 0; i < v->n && !rc; i++) {
+		unsigned char k[20];
+		MDB_val key = { v->uid ? 20 : 12, k }, val;
+
+		if (v->uid) {
+			kty_key(k, v->uid, v->tids[i], from);
+		} else {
+			be32(k, v->tids[i]);
+			be64(k + 4, from);
+		}
+		rc = xerr(mdb_cursor_open(v->t->txn, dbi, &src[i].c));
+		if (!rc)
+			rc = src_load(v, &src[i], mdb_cursor_get(src[i].c, &key, &val, MDB_SET_RANGE),
+				      &key, &val, v->tids[i]);
+	}
+	while (!rc) {
+		struct merge_src *best = NULL;
+		size_t bi = 0;
+		MDB_val key, val;
+
+		for (size_t i = 0; i < v->n; i++)
+			if (src[i].live && (!best || src[i].ev.gseq < best->ev.gseq)) {
+				best = &src[i];
+				bi = i;
+			}
+		if (!best)
+			break;
+		if (v->uid || !is_dead(v, best->ev.uid))
+			rc = cb(arg, &best->ev);
+		if (rc)
+			break;
+		rc = src_load(v, best, mdb_cursor_get(best->c, &key, &val, MDB_NEXT), &key, &val,
+			      v->tids[bi]);
+	}
+	for (size_t i = 0; i < v->n; i++)
+		if (src[i].c)
+			mdb_cursor_close(src[i].c);
+	free(src);
+	return rc;
+}
+
+int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64_t after_uid,
+		     int (*cb)(void *arg, uint64_t uid), void *arg)
+{
+	struct index_view *v;
+	struct merge_src *src;
+	uint64_t last = after_uid;
+	int rc;
+
+	rc = index_view_open(t, prefix, len, 0, &v);
+	if (rc)
+		return rc;
+	src = calloc(v->n, sizeof(*src));
+	if (!src) {
+		index_view_free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < v->n && !rc; i++) {
+		unsigned char k[12];
+		MDB_val key = { 12, k }, val;
+
+		tt_key(k, v->tids[i], after_uid + 1);
+		rc = xerr(mdb_cursor_open(t->txn, t->ix->tt, &src[i].c));
+		if (rc)
+			break;
+		rc = mdb_cursor_get(src[i].c, &key, &val, MDB_SET_RANGE);
+		src[i].live = rc == 0 && rd32(key.mv_data) == v->tids[i];
+		if (src[i].live)
+			src[i].ev.uid = rd64((unsigned char *)key.mv_data + 4);
+		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
+	}
+	while (!rc) {
+		struct merge_src *best = NULL;
+		size_t bi = 0;
+		MDB_val key, val;
+
+		for (size_t i = 0; i < v->n; i++)
+			if (src[i].live && (!best || src[i].ev.uid < best->ev.uid)) {
+				best = &src[i];
+				bi = i;
+			}
+		if (!best)
+			break;
+		if (best->ev.uid != last && !is_dead(v, best->ev.uid)) {
+			last = best->ev.uid;
+			rc = cb(arg, last);
+			if (rc)
+				break;
+		}
+		rc = mdb_cursor_get(best->c, &key, &val, MDB_NEXT);
+		best->live = rc == 0 && rd32(key.mv_data) == v->tids[bi];
+		if (best->live)
+			best->ev.uid = rd64((unsigned char *)key.mv_data + 4);
+		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
+	}
+	for (size_t i = 0; i < v->n; i++)
+		if (src[i].c)
+			mdb_cursor_close(src[i].c);
+	free(src);
+	index_view_free(v);
+	return rc;
+}

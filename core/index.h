@@ -1,0 +1,156 @@
+/*
+ * index.h - the LMDB index: tasks, types, the type index, counters and the
+ * journal position it covers.  The only module that sees MDB_*.
+ *
+ * Caveats:
+ * - One write transaction at a time, and only from the store's applier
+ *   thread.  Read transactions are short, never held across a FUSE call,
+ *   and a thread holding one must not wait for the applier (growing the map
+ *   waits for every open transaction to end).
+ * - Pointers into a transaction (views, names handed to callbacks) are
+ *   valid until that transaction ends.
+ * - -EAGAIN from a write operation means the map is full: abort the
+ *   transaction, call index_grow(), and redo the whole batch.
+ */
+#ifndef EVL_INDEX_H
+#define EVL_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct index;
+struct index_txn;
+struct index_view;
+
+enum index_task_state { TASK_LIVE = 1, TASK_DELETED = 2 };
+
+struct index_meta {
+	uint64_t applied_lsn;	/* journal records up to here are in the index */
+	uint64_t ckpt_lsn;	/* ... and up to here durable in logs and index */
+	uint64_t next_gseq;	/* next global commit sequence */
+	uint64_t next_uid;	/* next task uid */
+	uint64_t tasks, events, log_bytes;	/* live totals */
+};
+
+struct index_task {
+	uint64_t uid;
+	int state;
+	uint64_t log_len, nevents;
+	uint64_t created_ns, last_ns;	/* wall clock, ns since the epoch */
+	size_t name_len;
+	char name[256];
+};
+
+/*
+ * Open (creating) the environment in directory @dir.  @type_field is
+ * recorded on creation; opening with another gives -EINVAL (the views were
+ * built with the first).  0, -EINVAL, -ENOMEM or -errno.
+ */
+int index_open(const char *dir, const char *type_field, struct index **out);
+void index_close(struct index *ix);
+
+/* Flush everything committed to disk (checkpoint).  0 or -errno. */
+int index_sync(struct index *ix);
+/* Double the map size; no transaction may be open in the calling thread. */
+int index_grow(struct index *ix);
+/* Size of the index file in bytes. */
+uint64_t index_file_bytes(struct index *ix);
+
+int index_begin(struct index *ix, bool write, struct index_txn **out);
+/* Commit a write transaction or end a read one.  0, -EAGAIN (map full) or -errno. */
+int index_commit(struct index_txn *t);
+void index_abort(struct index_txn *t);
+
+int index_get_meta(struct index_txn *t, struct index_meta *m);
+int index_put_meta(struct index_txn *t, const struct index_meta *m);
+
+/* Look a task up.  0 or -ENOENT. */
+int index_task_by_name(struct index_txn *t, const char *name, size_t len, struct index_task *out);
+int index_task_by_uid(struct index_txn *t, uint64_t uid, struct index_task *out);
+/* Store a task record (its name mapping too, while live). */
+int index_task_put(struct index_txn *t, const struct index_task *task);
+
+/*
+ * Call @cb for each live task in name order, starting after @after (NULL:
+ * from the first).  Stops when @cb returns non-zero and returns that value.
+ */
+int index_task_list(struct index_txn *t, const char *after, size_t after_len,
+		    int (*cb)(void *arg, const struct index_task *task), void *arg);
+
+/*
+ * Add one applied event of task @uid: type @type (@tlen bytes), global
+ * sequence @gseq, at @off in the log, @len bytes.  The caller updates the
+ * task record and meta counters.
+ */
+int index_add_event(struct index_txn *t, uint64_t uid, uint64_t gseq,
+		    const char *type, size_t tlen, uint64_t off, uint32_t len);
+
+/*
+ * Delete task @uid logically: it leaves every view and listing in this
+ * transaction; its entries are removed later by index_purge_step.
+ */
+int index_task_delete(struct index_txn *t, uint64_t uid);
+
+/*
+ * Remove at most @budget entries of one deleted task.  *@done_uid is set to
+ * the uid whose removal completed in this step (its files may go), else 0.
+ * Returns 0 (nothing left to purge sets *@more false) or -errno.
+ */
+int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, bool *more);
+
+/* Tasks changed since the last checkpoint, with their lengths then. */
+int index_dirty_add(struct index_txn *t, uint64_t uid, uint64_t log_len, uint64_t nevents);
+bool index_dirty_has(struct index_txn *t, uint64_t uid);
+int index_dirty_list(struct index_txn *t,
+		     int (*cb)(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents),
+		     void *arg);
+int index_dirty_clear(struct index_txn *t);
+
+/* Call @cb for each type with live events, in name order. */
+int index_type_list(struct index_txn *t,
+		    int (*cb)(void *arg, const char *name, size_t len, uint64_t events,
+			      uint64_t bytes),
+		    void *arg);
+/* Number of types with live events. */
+uint64_t index_type_count(struct index_txn *t);
+
+/* One event of a view, as iteration hands it out. */
+struct index_event {
+	uint64_t gseq;
+	uint64_t uid;		/* the task */
+	uint64_t off;		/* in the task's log */
+	uint32_t len;
+};
+
+/*
+ * Resolve view @prefix (all tasks, or only task @uid if non-zero) in @t.
+ * -ENOENT if no live type starts with @prefix (or @uid is not live).
+ * Free with index_view_free before the transaction ends.
+ */
+int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_t uid,
+		    struct index_view **out);
+void index_view_free(struct index_view *v);
+/* Bytes of the view's applied events. */
+uint64_t index_view_size(struct index_view *v);
+/*
+ * Find the event holding byte @off (< size): its gseq, and how many of its
+ * bytes come before @off.  O(log^2 n) LMDB lookups.  0, -ENXIO (past end).
+ */
+int index_view_seek(struct index_view *v, uint64_t off, uint64_t *gseq, uint64_t *skip);
+/*
+ * Hand out the view's events with gseq >= @from, in gseq order, until @cb
+ * returns non-zero (that value is returned) or they run out (0).
+ */
+int index_view_iter(struct index_view *v, uint64_t from,
+		    int (*cb)(void *arg, const struct index_event *ev), void *arg);
+/* Does any live type start with @prefix? */
+bool index_prefix_exists(struct index_txn *t, const char *prefix, size_t len);
+
+/*
+ * The tasks with events in view @prefix, in uid order, after @after_uid.
+ */
+int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64_t after_uid,
+		     int (*cb)(void *arg, uint64_t uid), void *arg);
+
+#endif

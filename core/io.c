@@ -1,0 +1,104 @@
+/*
+ * io.c - the libc side of the I/O seam, and helpers that loop over it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "io.h"
+
+static int libc_open(const char *path, int flags, mode_t mode)
+{
+	return open(path, flags | O_CLOEXEC, mode);
+}
+
+const struct io_ops io_libc = {
+	.open = libc_open,
+	.close = close,
+	.pread = pread,
+	.pwritev = pwritev,
+	.fsync = fsync,
+	.fdatasync = fdatasync,
+	.ftruncate = ftruncate,
+	.rename = rename,
+	.unlink = unlink,
+	.mkdir = mkdir,
+	.rmdir = rmdir,
+};
+
+const struct io_ops *io = &io_libc;
+
+void io_set_ops(const struct io_ops *ops)
+{
+	io = ops ? ops : &io_libc;
+}
+
+int io_pwritev_all(int fd, struct iovec *iov, int cnt, off_t off)
+{
+	while (cnt > 0) {
+		ssize_t n = io->pwritev(fd, iov, cnt, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		off += n;
+		while (cnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= n;
+		}
+	}
+	return 0;
+}
+
+int io_pwrite_all(int fd, const void *buf, size_t n, off_t off)
+{
+	struct iovec iov = { (void *)buf, n };
+
+	return io_pwritev_all(fd, &iov, 1, off);
+}
+
+ssize_t io_pread_all(int fd, void *buf, size_t n, off_t off)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = io->pread(fd, (char *)buf + done, n - done, off + done);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		done += r;
+	}
+	return done;
+}
+
+int io_fsync_dir(const char *path)
+{
+	int fd = io->open(path, O_RDONLY | O_DIRECTORY, 0);
+	int rc, saved;
+
+	if (fd < 0)
+		return -1;
+	rc = io->fsync(fd);
+	saved = errno;
+	io->close(fd);
+	errno = saved;
+	return rc;
+}

@@ -1,0 +1,710 @@
+/*
+ * journal.c - the write-ahead journal.
+ *
+ * ON-DISK FORMAT (version 1; all integers little-endian)
+ *
+ * DATA_DIR/journal/ holds segment files named %016llx.jnl after the lsn of
+ * their first record.  A segment is a 32-byte header followed by records:
+ *
+ *   segment header            record header (then `len` payload bytes)
+ *   0  8  magic "EVLJRNL\0"   0  4  magic 0x524a5645 ("EVJR")
+ *   8  4  version = 1         4  1  type (store-defined, 1..255)
+ *   12 4  header size = 32    5  3  zero
+ *   16 8  first lsn           8  4  len: payload bytes, at most 64 MiB
+ *   24 8  XXH64 of bytes 0-23 12 4  zero
+ *                             16 8  lsn: previous record's lsn + 1
+ *                             24 8  XXH3-64 of header bytes 0-23 + payload
+ *
+ * REPLAY RULE.  Segments are read in name order.  A record is accepted if
+ * its magic, length, lsn (exactly one past the previous record's, or the
+ * segment's first lsn) and checksum are right and all its bytes are there.
+ * The first record that fails any test ends replay: it is a torn tail (a
+ * crash during its write) or corruption, and neither it nor anything after
+ * it is used.  journal_open cuts the file at that point and renames later
+ * segments to *.corrupt, so no torn bytes are ever re-read as records.
+ *
+ * GROUP COMMIT.  Appends write() under j->lock; a syncer thread fdatasyncs
+ * the current segment when asked (sync mode, barriers) or commit_ms after
+ * the first unsynced record (group mode), outside the lock, so appends go
+ * on during an fsync and every waiter covered by it wakes together.
+ *
+ * FAILURES.  A failed or short write is cut back with ftruncate to the
+ * record's start and its errno returned: nothing partial remains and later
+ * appends may succeed (ENOSPC clears when space returns).  If the cut fails,
+ * or an fsync fails, the kernel may have dropped pages we cannot rewrite:
+ * j->error becomes EIO for good and every append and wait reports it.
+ *
+ * Lock order: store locks -> j->lock.  j->lock is never held across fsync
+ * except at segment rotation (rare: the old segment must be durable before
+ * it is closed).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "io.h"
+#include "journal.h"
+#include "log.h"
+
+#define SEG_MAGIC "EVLJRNL"	/* 8 bytes with its NUL */
+#define SEG_VERSION 1
+#define SEG_HDR 32
+#define REC_MAGIC 0x524a5645u
+#define REC_HDR 32
+#define REC_MAX (64u << 20)
+
+struct journal {
+	char *dir;
+	struct journal_opts opts;
+	pthread_mutex_t lock;
+	pthread_cond_t durable_cv;	/* durable_lsn or error changed */
+	pthread_cond_t sync_cv;		/* work for the syncer */
+	pthread_t syncer;
+
+	/* protected by lock */
+	int fd;				/* current segment */
+	uint64_t seg_first;		/* first lsn of the current segment */
+	uint64_t off;			/* end of the current segment */
+	uint64_t next_lsn;
+	uint64_t written_lsn, durable_lsn;
+	uint64_t first_unsynced_ns;	/* when written first passed durable */
+	uint64_t *segs;			/* first lsns of segments on disk, sorted */
+	size_t nsegs, segs_cap;
+	uint64_t bytes;			/* sum of segment sizes */
+	uint64_t fsyncs;
+	bool sync_req, syncing, stop;
+	int error;			/* sticky: EIO after a failed fsync */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = v >> (8 * i);
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = v >> (8 * i);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	return get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void seg_path(const struct journal *j, uint64_t first, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/%016" PRIx64 ".jnl", j->dir, first);
+}
+
+static int segs_add(struct journal *j, uint64_t first)
+{
+	if (j->nsegs == j->segs_cap) {
+		size_t cap = j->segs_cap ? j->segs_cap * 2 : 16;
+		uint64_t *p = realloc(j->segs, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		j->segs = p;
+		j->segs_cap = cap;
+	}
+	j->segs[j->nsegs++] = first;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Create segment @first, write and sync its header, sync the directory. */
+static int seg_create(struct journal *j, uint64_t first, int *fdp)
+{
+	unsigned char hdr[SEG_HDR] = { 0 };
+	char path[4096];
+	int fd, rc;
+
+	seg_path(j, first, path, sizeof(path));
+	fd = io->open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return -errno;
+	memcpy(hdr, SEG_MAGIC, 8);
+	put32(hdr + 8, SEG_VERSION);
+	put32(hdr + 12, SEG_HDR);
+	put64(hdr + 16, first);
+	put64(hdr + 24, XXH64(hdr, 24, 0));
+	if (io_pwrite_all(fd, hdr, SEG_HDR, 0) || io->fdatasync(fd) || io_fsync_dir(j->dir)) {
+		rc = -errno;
+		io->close(fd);
+		io->unlink(path);
+		return rc;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+/*
+ * Replay one segment.  Returns 1 if replay must stop here (*@stop_off is
+ * where the good records end), 0 if the whole segment was good, or a
+ * negative errno / callback error.
+ */
+static int seg_replay(struct journal *j, uint64_t first, uint64_t from_lsn,
+		      uint64_t *expect, journal_replay_cb cb, void *arg,
+		      uint64_t *stop_off, uint64_t *size)
+{
+	unsigned char hdr[REC_HDR];
+	unsigned char *buf = NULL;
+	size_t cap = 0;
+	char path[4096];
+	struct stat st;
+	uint64_t off;
+	int fd, rc = 0;
+
+	seg_path(j, first, path, sizeof(path));
+	fd = io->open(path, O_RDONLY, 0);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		goto out;
+	}
+	*size = st.st_size;
+	*stop_off = SEG_HDR;
+	if (io_pread_all(fd, hdr, SEG_HDR, 0) != SEG_HDR || memcmp(hdr, SEG_MAGIC, 8) ||
+	    get32(hdr + 8) != SEG_VERSION || get64(hdr + 24) != XXH64(hdr, 24, 0) ||
+	    get64(hdr + 16) != first || (*expect && first < *expect)) {
+		evl_log(LOG_WARNING, "journal segment %s: bad header, replay stops", path);
+		*stop_off = 0;
+		rc = 1;
+		goto out;
+	}
+	if (*expect && first > *expect && first > from_lsn + 1)
+		evl_log(LOG_WARNING, "journal: records %" PRIu64 "-%" PRIu64 " missing before %s",
+			*expect > from_lsn ? *expect : from_lsn + 1, first - 1, path);
+	*expect = first;
+	for (off = SEG_HDR;;) {
+		uint32_t len;
+		uint64_t lsn;
+		ssize_t n;
+		XXH3_state_t xs;
+		bool good;
+
+		n = io_pread_all(fd, hdr, REC_HDR, off);
+		if (n < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len = get32(hdr + 8);
+		lsn = get64(hdr + 16);
+		if (n < REC_HDR || get32(hdr) != REC_MAGIC || len > REC_MAX || hdr[4] == 0 ||
+		    lsn != *expect) {
+			rc = 1;
+			break;
+		}
+		if (len > cap) {
+			unsigned char *p = realloc(buf, len);
+
+			if (!p) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			buf = p;
+			cap = len;
+		}
+		n = io_pread_all(fd, buf, len, off + REC_HDR);
+		if (n < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if ((size_t)n < len) {
+			rc = 1;
+			break;
+		}
+		XXH3_64bits_reset(&xs);
+		XXH3_64bits_update(&xs, hdr, 24);
+		XXH3_64bits_update(&xs, buf, len);
+		good = XXH3_64bits_digest(&xs) == get64(hdr + 24);
+		if (!good) {
+			rc = 1;
+			break;
+		}
+		if (lsn > from_lsn && cb) {
+			rc = cb(arg, lsn, hdr[4], buf, len);
+			if (rc) {
+				if (rc > 0)
+					rc = -EIO;
+				goto out;
+			}
+		}
+		*expect = lsn + 1;
+		off += REC_HDR + len;
+		*stop_off = off;
+	}
+	/* what is replayed must be durable before anything is applied from it */
+	if (rc >= 0 && io->fdatasync(fd)) {
+		rc = -errno;
+		goto out;
+	}
+	if (rc == 1 && *stop_off < *size)
+		evl_log(LOG_WARNING, "journal segment %s: torn or corrupt record at byte %" PRIu64
+			" of %" PRIu64 ", replay stops there", path, *stop_off, *size);
+out:
+	free(buf);
+	io->close(fd);
+	return rc;
+}
+
+static void *syncer_main(void *arg);
+
+static int scan_dir(struct journal *j)
+{
+	struct dirent *de;
+	DIR *d = opendir(j->dir);
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char *end;
+		uint64_t first;
+		size_t l = strlen(de->d_name);
+
+		if (l != 20 || strcmp(de->d_name + 16, ".jnl"))
+			continue;
+		first = strtoull(de->d_name, &end, 16);
+		if (end != de->d_name + 16)
+			continue;
+		if (segs_add(j, first)) {
+			closedir(d);
+			return -ENOMEM;
+		}
+	}
+	closedir(d);
+	qsort(j->segs, j->nsegs, sizeof(*j->segs), cmp_u64);
+	return 0;
+}
+
+int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *opts,
+		 journal_replay_cb cb, void *arg, struct journal **out)
+{
+	struct journal *j;
+	uint64_t expect = 0, last = from_lsn;
+	size_t i, keep;
+	int rc;
+
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->fd = -1;
+	j->opts = *opts;
+	if (!j->opts.segment_bytes)
+		j->opts.segment_bytes = 64u << 20;
+	if (!j->opts.commit_ms)
+		j->opts.commit_ms = 10;
+	j->dir = strdup(dir);
+	if (!j->dir) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (io->mkdir(dir, 0755) && errno != EEXIST) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = scan_dir(j);
+	if (rc)
+		goto fail;
+
+	/* Skip whole segments that end at or before from_lsn. */
+	for (i = 0; i + 1 < j->nsegs && j->segs[i + 1] <= from_lsn + 1; i++)
+		;
+	keep = j->nsegs;
+	for (; i < j->nsegs; i++) {
+		uint64_t stop_off = 0, size = 0;
+		char path[4096];
+		int fd;
+
+		rc = seg_replay(j, j->segs[i], from_lsn, &expect, cb, arg, &stop_off, &size);
+		if (rc < 0)
+			goto fail;
+		j->bytes += size;
+		if (expect)
+			last = expect - 1;
+		if (rc == 0)
+			continue;
+		/* Cut this segment at the last good record; set later ones aside. */
+		seg_path(j, j->segs[i], path, sizeof(path));
+		if (stop_off < SEG_HDR) {
+			char bad[4200];
+
+			snprintf(bad, sizeof(bad), "%s.corrupt", path);
+			if (io->rename(path, bad)) {
+				rc = -errno;
+				goto fail;
+			}
+			j->bytes -= size;
+			keep = i;
+		} else {
+			fd = io->open(path, O_RDWR, 0);
+			if (fd < 0 || io->ftruncate(fd, stop_off) || io->fdatasync(fd)) {
+				rc = -errno;
+				if (fd >= 0)
+					io->close(fd);
+				goto fail;
+			}
+			io->close(fd);
+			j->bytes -= size - stop_off;
+			keep = i + 1;
+		}
+		for (size_t k = i + 1; k < j->nsegs; k++) {
+			char bad[4200];
+
+			seg_path(j, j->segs[k], path, sizeof(path));
+			snprintf(bad, sizeof(bad), "%s.corrupt", path);
+			evl_log(LOG_ERR, "journal segment %s follows a corrupt record: kept as %s",
+				path, bad);
+			if (io->rename(path, bad)) {
+				rc = -errno;
+				goto fail;
+			}
+		}
+		rc = 0;
+		break;
+	}
+	j->nsegs = keep;
+	if (io_fsync_dir(dir)) {
+		rc = -errno;
+		goto fail;
+	}
+
+	/* Everything replayed is on disk now; appends go to a fresh segment. */
+	if (last < from_lsn)
+		last = from_lsn;
+	if (last < j->opts.min_lsn)
+		last = j->opts.min_lsn;
+	j->next_lsn = last + 1;
+	j->written_lsn = j->durable_lsn = last;
+	if (j->nsegs && j->segs[j->nsegs - 1] == j->next_lsn) {
+		/* an empty segment starting here already exists: reuse its name */
+		j->nsegs--;
+		j->bytes -= SEG_HDR;
+	}
+	rc = seg_create(j, j->next_lsn, &j->fd);
+	if (rc)
+		goto fail;
+	rc = segs_add(j, j->next_lsn);
+	if (rc)
+		goto fail;
+	j->seg_first = j->next_lsn;
+	j->off = SEG_HDR;
+	j->bytes += SEG_HDR;
+
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->durable_cv, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&j->sync_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	rc = -pthread_create(&j->syncer, NULL, syncer_main, j);
+	if (rc) {
+		pthread_mutex_destroy(&j->lock);
+		pthread_cond_destroy(&j->durable_cv);
+		pthread_cond_destroy(&j->sync_cv);
+		goto fail;
+	}
+	*out = j;
+	return 0;
+fail:
+	if (j->fd >= 0)
+		io->close(j->fd);
+	free(j->segs);
+	free(j->dir);
+	free(j);
+	return rc;
+}
+
+/* Called with j->lock held: make the syncer sync now. */
+static void request_sync(struct journal *j)
+{
+	j->sync_req = true;
+	pthread_cond_signal(&j->sync_cv);
+}
+
+static void *syncer_main(void *arg)
+{
+	struct journal *j = arg;
+
+	pthread_mutex_lock(&j->lock);
+	while (!j->stop || (j->written_lsn > j->durable_lsn && !j->error)) {
+		uint64_t target, deadline;
+		int fd, rc;
+
+		if (j->error || j->written_lsn <= j->durable_lsn) {
+			j->sync_req = false;
+			if (j->stop)
+				break;
+			pthread_cond_wait(&j->sync_cv, &j->lock);
+			continue;
+		}
+		deadline = j->first_unsynced_ns + j->opts.commit_ms * 1000000ull;
+		if (!j->sync_req && !j->stop && now_ns() < deadline) {
+			struct timespec ts = {
+				.tv_sec = deadline / 1000000000ull,
+				.tv_nsec = deadline % 1000000000ull,
+			};
+
+			pthread_cond_timedwait(&j->sync_cv, &j->lock, &ts);
+			continue;
+		}
+		target = j->written_lsn;
+		fd = j->fd;
+		j->sync_req = false;
+		j->syncing = true;
+		pthread_mutex_unlock(&j->lock);
+		rc = io->fdatasync(fd);
+		pthread_mutex_lock(&j->lock);
+		j->syncing = false;
+		j->fsyncs++;
+		if (rc) {
+			j->error = EIO;
+			evl_log(LOG_CRIT, "journal fsync failed: %s; refusing writes until remount",
+				strerror(errno));
+		} else if (target > j->durable_lsn) {
+			j->durable_lsn = target;
+			if (j->written_lsn > target)
+				j->first_unsynced_ns = now_ns();
+		}
+		pthread_cond_broadcast(&j->durable_cv);
+		if (!rc && j->opts.on_durable) {
+			pthread_mutex_unlock(&j->lock);
+			j->opts.on_durable(j->opts.arg, target);
+			pthread_mutex_lock(&j->lock);
+		}
+	}
+	pthread_mutex_unlock(&j->lock);
+	return NULL;
+}
+
+/* With j->lock held: close the current segment (synced) and start another. */
+static int rotate(struct journal *j)
+{
+	int fd, rc;
+
+	while (j->syncing)
+		pthread_cond_wait(&j->durable_cv, &j->lock);
+	if (j->error)
+		return -j->error;
+	if (j->written_lsn > j->durable_lsn) {
+		if (io->fdatasync(j->fd)) {
+			j->error = EIO;
+			evl_log(LOG_CRIT, "journal fsync failed: %s; refusing writes until remount",
+				strerror(errno));
+			pthread_cond_broadcast(&j->durable_cv);
+			return -EIO;
+		}
+		j->fsyncs++;
+		j->durable_lsn = j->written_lsn;
+		pthread_cond_broadcast(&j->durable_cv);
+	}
+	rc = seg_create(j, j->next_lsn, &fd);
+	if (rc)
+		return rc;
+	rc = segs_add(j, j->next_lsn);
+	if (rc) {
+		io->close(fd);
+		return rc;
+	}
+	io->close(j->fd);
+	j->fd = fd;
+	j->seg_first = j->next_lsn;
+	j->off = SEG_HDR;
+	j->bytes += SEG_HDR;
+	return 0;
+}
+
+int journal_append(struct journal *j, unsigned type, const struct iovec *iov,
+		   int cnt, uint64_t *lsn_out)
+{
+	unsigned char hdr[REC_HDR] = { 0 };
+	struct iovec v[cnt + 1];
+	XXH3_state_t xs;
+	uint64_t len = 0, lsn;
+	int rc = 0, i;
+
+	for (i = 0; i < cnt; i++)
+		len += iov[i].iov_len;
+	if (len > REC_MAX || type == 0 || type > 255)
+		return -EFBIG;
+
+	pthread_mutex_lock(&j->lock);
+	if (j->error) {
+		rc = -j->error;
+		goto out;
+	}
+	if (j->off >= j->opts.segment_bytes && j->off > SEG_HDR) {
+		rc = rotate(j);
+		if (rc)
+			goto out;
+	}
+	lsn = j->next_lsn;
+	put32(hdr, REC_MAGIC);
+	hdr[4] = type;
+	put32(hdr + 8, len);
+	put64(hdr + 16, lsn);
+	XXH3_64bits_reset(&xs);
+	XXH3_64bits_update(&xs, hdr, 24);
+	for (i = 0; i < cnt; i++)
+		XXH3_64bits_update(&xs, iov[i].iov_base, iov[i].iov_len);
+	put64(hdr + 24, XXH3_64bits_digest(&xs));
+
+	v[0].iov_base = hdr;
+	v[0].iov_len = REC_HDR;
+	memcpy(v + 1, iov, cnt * sizeof(*iov));
+	if (io_pwritev_all(j->fd, v, cnt + 1, j->off)) {
+		rc = -errno;
+		if (io->ftruncate(j->fd, j->off)) {
+			j->error = EIO;
+			evl_log(LOG_CRIT, "journal: cannot cut back a failed write (%s); "
+				"refusing writes until remount", strerror(errno));
+			pthread_cond_broadcast(&j->durable_cv);
+			rc = -EIO;
+		}
+		goto out;
+	}
+	j->off += REC_HDR + len;
+	j->bytes += REC_HDR + len;
+	j->next_lsn++;
+	if (j->written_lsn == j->durable_lsn) {
+		j->first_unsynced_ns = now_ns();
+		pthread_cond_signal(&j->sync_cv);
+	}
+	j->written_lsn = lsn;
+	*lsn_out = lsn;
+out:
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+int journal_wait(struct journal *j, uint64_t lsn)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&j->lock);
+	while (j->durable_lsn < lsn && !j->error) {
+		request_sync(j);
+		pthread_cond_wait(&j->durable_cv, &j->lock);
+	}
+	if (j->durable_lsn < lsn)
+		rc = -j->error;
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+int journal_barrier(struct journal *j)
+{
+	uint64_t lsn;
+
+	pthread_mutex_lock(&j->lock);
+	lsn = j->written_lsn;
+	pthread_mutex_unlock(&j->lock);
+	return journal_wait(j, lsn);
+}
+
+int journal_trim(struct journal *j, uint64_t upto)
+{
+	char path[4096];
+	size_t i, drop = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&j->lock);
+	/* the current segment can go too once all of it is applied */
+	if (j->off > SEG_HDR && j->written_lsn <= upto && !j->error) {
+		rc = rotate(j);
+		if (rc)
+			goto out;
+	}
+	/* segment i ends where segment i + 1 begins */
+	for (i = 0; i + 1 < j->nsegs && j->segs[i + 1] <= upto + 1; i++) {
+		struct stat st;
+
+		seg_path(j, j->segs[i], path, sizeof(path));
+		if (stat(path, &st) == 0)
+			j->bytes -= st.st_size;
+		if (io->unlink(path) && errno != ENOENT) {
+			rc = -errno;
+			break;
+		}
+		drop++;
+	}
+	memmove(j->segs, j->segs + drop, (j->nsegs - drop) * sizeof(*j->segs));
+	j->nsegs -= drop;
+	if (drop && io_fsync_dir(j->dir))
+		rc = -errno;
+out:
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+void journal_get_stats(struct journal *j, struct journal_stats *st)
+{
+	pthread_mutex_lock(&j->lock);
+	st->written_lsn = j->written_lsn;
+	st->durable_lsn = j->durable_lsn;
+	st->bytes = j->bytes;
+	st->fsyncs = j->fsyncs;
+	st->error = j->error;
+	pthread_mutex_unlock(&j->lock);
+}
+
+int journal_close(struct journal *j)
+{
+	int rc;
+
+	if (!j)
+		return 0;
+	pthread_mutex_lock(&j->lock);
+	j->stop = true;
+	pthread_cond_signal(&j->sync_cv);
+	pthread_mutex_unlock(&j->lock);
+	pthread_join(j->syncer, NULL);
+	rc = -j->error;
+	io->close(j->fd);
+	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->durable_cv);
+	pthread_cond_destroy(&j->sync_cv);
+	free(j->segs);
+	free(j->dir);
+	free(j);
+	return rc;
+}

@@ -1,0 +1,2113 @@
+/*
+ * store.c - the store: journal -> pending -> applier -> task logs + index.
+ *
+ * WRITE PATH.  A writer validates its lines, builds one journal record per
+ * write() (all its events, one task), takes a range of global commit
+ * sequences (gseq) and journals the record under append_lock, so journal
+ * order, gseq order and pending order are one order.  The record stays in
+ * memory on the pending list until the applier has written it to the task
+ * log, the sidecar and the index.  Readers see "applied part from disk and
+ * index" followed by "pending part from memory" (DESIGN-NOTES 2): every
+ * pending event sorts after every applied one.
+ *
+ * JOURNAL RECORDS (payloads, little-endian)
+ *   REC_CREATE 0 8 uid, 8 8 time, 16 2 name length, name
+ *   REC_DELETE 0 8 uid, 8 8 time
+ *   REC_APPEND 0 8 uid, 8 8 first gseq, 16 8 time, 24 4 n, 28 4 data length,
+ *              n x (4 event length, 1 type length, type), event bytes
+ *              (each event ends with '\n'; event i has gseq first + i)
+ *
+ * INVARIANTS
+ *  I1 The applier applies only durable records (lsn <= journal durable),
+ *     so the index never covers a record a power loss could take away.
+ *  I2 One LMDB transaction per batch records the task logs' new lengths,
+ *     the events, and applied_lsn together.  Log bytes are written at the
+ *     offsets the index gives (pwrite), before that commit; a crash between
+ *     leaves bytes the index does not cover, which recovery cuts or which
+ *     the replay of the same records writes again identically.
+ *  I3 A task changed since the last checkpoint is in the index's dirty set,
+ *     with its length at that checkpoint (durable then: checkpoint fsyncs
+ *     logs before the index records ckpt_lsn).
+ *  I4 Journal segments are deleted only up to ckpt_lsn.
+ *
+ * RECOVERY (store_recover), idempotent: a crash during it recovers again.
+ *   1. For each dirty task: files at least as long as the index says -> cut
+ *      them to the index's lengths (kill -9 left an unapplied batch).  Files
+ *      shorter (power loss took unsynced log bytes) -> cut them to their
+ *      checkpoint lengths and rewrite from the journal records in
+ *      (ckpt_lsn, applied_lsn] (present by I1 and I4).
+ *   2. Replay the journal past applied_lsn onto the pending list, applying
+ *      in batches when it exceeds max_pending, then apply the rest.
+ * The index is never scanned as a whole and no log is read.
+ *
+ * CHECKPOINT (applier thread): with nothing durable left unapplied, fsync
+ * the logs and sidecars of dirty tasks, sync the index, record ckpt_lsn =
+ * applied_lsn and clear the dirty set, sync again, trim the journal.
+ *
+ * Lock order: meta_lock -> append_lock -> st->lock -> (journal, tasklog and
+ * index locks).  The applier takes st->lock only between transactions.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "evlog.h"
+#include "index.h"
+#include "io.h"
+#include "journal.h"
+#include "linebuf.h"
+#include "log.h"
+#include "tasklog.h"
+
+enum { REC_CREATE = 1, REC_APPEND = 2, REC_DELETE = 3 };
+
+#define APPEND_HDR 32
+#define BATCH_MAX_BYTES (8u << 20)
+#define BATCH_MAX_RECS 20000
+#define PURGE_BUDGET 4096
+#define TMEM_BUCKETS 1024
+
+const double evl_lat_bounds[EVL_LAT_BUCKETS] = {
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+	0.005, 0.01, 0.025, 0.1, 1.0, 1e300,
+};
+
+struct pend_ev {
+	uint32_t off, len;	/* in data */
+	uint8_t tlen;
+	const char *type;
+};
+
+/* One journaled record, in memory until applied. */
+struct pend {
+	struct pend *next;
+	uint64_t lsn;
+	unsigned kind;
+	uint64_t uid, gseq, time_ns;
+	uint32_t n, data_len;
+	const char *data;
+	const char *name;
+	size_t name_len;
+	size_t len;		/* payload bytes */
+	struct pend_ev *ev;
+	unsigned char *buf;	/* payload */
+};
+
+/* Pending bytes of one task (only tasks with pending events have one). */
+struct tmem {
+	struct tmem *next;
+	uint64_t uid, bytes, events;
+};
+
+struct evl_store {
+	char *dir;
+	struct evl_options opt;
+	char *type_field;
+	int lock_fd;
+	struct index *ix;
+	struct journal *jn;
+	struct tasklog *tl;
+
+	pthread_mutex_t meta_lock;	/* serialises create and delete */
+	pthread_mutex_t append_lock;	/* journal order = gseq order = list order */
+	pthread_mutex_t lock;		/* everything below */
+	pthread_cond_t applier_cv;	/* work for the applier */
+	pthread_cond_t applied_cv;	/* records applied, checkpoint done */
+	pthread_t applier;
+	bool applier_running, stop;
+
+	struct pend *head, *tail;	/* pending records, lsn order */
+	uint64_t pending_bytes, pending_events;
+	uint64_t enqueued_lsn, durable_lsn, applied_lsn;
+	uint64_t next_gseq, next_uid;
+	uint64_t delete_gen;		/* bumped by every delete */
+	struct tmem *tmem[TMEM_BUCKETS];
+	bool purge_more;
+	unsigned ckpt_req, ckpt_done;
+	int ckpt_rc;
+	int apply_err;			/* last apply failure, 0 once it works */
+
+	/* counters */
+	uint64_t appended_events, appended_bytes, rejected_invalid, rejected_too_big;
+	uint64_t checkpoints;
+	uint64_t lat_count[EVL_LAT_BUCKETS];
+	double lat_sum;
+	char last_rejection[512];
+};
+
+struct evl_writer {
+	struct evl_store *st;
+	uint64_t uid;
+	uint64_t gen;			/* delete_gen when last checked */
+	char name[256];
+	struct linebuf lb;
+	struct event_validator *val;
+	/* the record being built */
+	unsigned char *dir;
+	size_t dir_len, dir_cap;
+	char *data;
+	size_t data_len, data_cap;
+	uint32_t n;
+	struct event_error err;
+	size_t err_line;
+};
+
+struct evl_view {
+	struct evl_store *st;
+	uint64_t uid;
+	size_t len;
+	char prefix[256];
+	/* where the last read ended, to continue without a search */
+	uint64_t next_off, next_gseq, gen;
+	bool have_next;
+};
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void w16(unsigned char *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, 2);
+}
+
+static void w32(unsigned char *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static void w64(unsigned char *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+static uint16_t r16(const unsigned char *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return le16toh(v);
+}
+
+static uint32_t r32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static uint64_t r64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+void evl_options_default(struct evl_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->type_field = "type";
+	o->max_event = 1 << 20;
+	o->max_pending = 64 << 20;
+	o->commit_ms = 10;
+	o->max_fds = 256;
+	o->segment_bytes = 64u << 20;
+}
+
+/* ---- pending records ---- */
+
+static void pend_free(struct pend *p)
+{
+	if (p) {
+		free(p->ev);
+		free(p->buf);
+		free(p);
+	}
+}
+
+/*
+ * Make a pending record of @kind from payload @buf (taken over: freed with
+ * the record).  Checks the payload's structure: journal replay feeds it
+ * bytes that passed only a checksum.  NULL if malformed or out of memory.
+ */
+static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
+{
+	struct pend *p = calloc(1, sizeof(*p));
+	size_t pos;
+
+	if (!p) {
+		free(buf);
+		return NULL;
+	}
+	p->kind = kind;
+	p->buf = buf;
+	p->len = len;
+	switch (kind) {
+	case REC_CREATE:
+		if (len < 18)
+			goto bad;
+		p->uid = r64(buf);
+		p->time_ns = r64(buf + 8);
+		p->name_len = r16(buf + 16);
+		if (p->name_len == 0 || p->name_len > 255 || 18 + p->name_len != len)
+			goto bad;
+		p->name = (const char *)buf + 18;
+		break;
+	case REC_DELETE:
+		if (len != 16)
+			goto bad;
+		p->uid = r64(buf);
+		p->time_ns = r64(buf + 8);
+		break;
+	case REC_APPEND:
+		if (len < APPEND_HDR)
+			goto bad;
+		p->uid = r64(buf);
+		p->gseq = r64(buf + 8);
+		p->time_ns = r64(buf + 16);
+		p->n = r32(buf + 24);
+		p->data_len = r32(buf + 28);
+		if (p->n == 0 || p->data_len > len || p->n > p->data_len)
+			goto bad;
+		p->ev = calloc(p->n, sizeof(*p->ev));
+		if (!p->ev)
+			goto bad;
+		pos = APPEND_HDR;
+		{
+			uint64_t off = 0;
+			size_t data_at = len - p->data_len;
+
+			for (uint32_t i = 0; i < p->n; i++) {
+				struct pend_ev *e = &p->ev[i];
+
+				if (pos + 5 > data_at)
+					goto bad;
+				e->len = r32(buf + pos);
+				e->tlen = buf[pos + 4];
+				e->type = (const char *)buf + pos + 5;
+				pos += 5 + e->tlen;
+				if (pos > data_at || e->tlen == 0 || e->len == 0 ||
+				    off + e->len > p->data_len)
+					goto bad;
+				e->off = off;
+				off += e->len;
+				if (buf[data_at + off - 1] != '\n')
+					goto bad;
+			}
+			if (pos != data_at || off != p->data_len)
+				goto bad;
+			p->data = (const char *)buf + data_at;
+		}
+		break;
+	default:
+		goto bad;
+	}
+	return p;
+bad:
+	pend_free(p);
+	return NULL;
+}
+
+static struct tmem **tmem_slot(struct evl_store *st, uint64_t uid)
+{
+	struct tmem **pp = &st->tmem[(uid * 0x9e3779b97f4a7c15ull) >> 54];
+
+	while (*pp && (*pp)->uid != uid)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* With st->lock held: account @p's events to its task (+1) or back (-1). */
+static void tmem_account(struct evl_store *st, const struct pend *p, int sign)
+{
+	struct tmem **pp, *t;
+
+	if (p->kind != REC_APPEND)
+		return;
+	pp = tmem_slot(st, p->uid);
+	t = *pp;
+	if (!t) {
+		if (sign < 0)
+			return;
+		t = calloc(1, sizeof(*t));
+		if (!t)
+			return;	/* stat then under-reports until applied */
+		t->uid = p->uid;
+		*pp = t;
+	}
+	t->bytes += sign * (int64_t)p->data_len;
+	t->events += sign * (int64_t)p->n;
+	if (t->events == 0) {
+		*pp = t->next;
+		free(t);
+	}
+}
+
+/* With st->lock held: put @p at the tail. */
+static void enqueue(struct evl_store *st, struct pend *p)
+{
+	p->next = NULL;
+	if (st->tail)
+		st->tail->next = p;
+	else
+		st->head = p;
+	st->tail = p;
+	st->pending_bytes += p->len;
+	if (p->kind == REC_APPEND)
+		st->pending_events += p->n;
+	st->enqueued_lsn = p->lsn;
+	tmem_account(st, p, +1);
+	pthread_cond_signal(&st->applier_cv);
+}
+
+/* ---- applying ---- */
+
+static int apply_create(struct evl_store *st, struct index_txn *t, struct index_meta *m,
+			const struct pend *p)
+{
+	struct index_task task = { 0 };
+	char name[256];
+	int rc;
+
+	memcpy(name, p->name, p->name_len);
+	name[p->name_len] = '\0';
+	rc = index_task_by_uid(t, p->uid, &task);
+	if (rc == 0)
+		return 0;	/* applied before a crash: nothing to do */
+	if (rc != -ENOENT)
+		return rc;
+	rc = tasklog_create(st->tl, p->uid, name);
+	if (rc) {
+		evl_log(LOG_ERR, "cannot create task %s: %s", name, strerror(-rc));
+		return rc;
+	}
+	task.uid = p->uid;
+	task.state = TASK_LIVE;
+	task.created_ns = task.last_ns = p->time_ns;
+	task.name_len = p->name_len;
+	memcpy(task.name, name, p->name_len + 1);
+	rc = index_task_put(t, &task);
+	if (rc)
+		return rc;
+	m->tasks++;
+	if (m->next_uid <= p->uid)
+		m->next_uid = p->uid + 1;
+	return 0;
+}
+
+static int apply_delete(struct evl_store *st, struct index_txn *t, struct index_meta *m,
+			const struct pend *p)
+{
+	struct index_task task;
+	int rc;
+
+	rc = index_task_by_uid(t, p->uid, &task);
+	if (rc == -ENOENT || (!rc && task.state != TASK_LIVE))
+		return 0;
+	if (rc)
+		return rc;
+	rc = tasklog_remove(st->tl, p->uid, task.name);
+	if (rc) {
+		evl_log(LOG_ERR, "cannot remove task %s: %s", task.name, strerror(-rc));
+		return rc;
+	}
+	rc = index_task_delete(t, p->uid);
+	if (rc)
+		return rc;
+	m->tasks--;
+	m->events -= task.nevents;
+	m->log_bytes -= task.log_len;
+	return 0;
+}
+
+static int apply_append(struct evl_store *st, struct index_txn *t, struct index_meta *m,
+			const struct pend *p)
+{
+	struct tasklog_rec stackrecs[32], *recs = stackrecs;
+	struct index_task task;
+	int rc;
+
+	if (m->next_gseq < p->gseq + p->n)
+		m->next_gseq = p->gseq + p->n;
+	rc = index_task_by_uid(t, p->uid, &task);
+	if (rc == -ENOENT || (!rc && task.state != TASK_LIVE))
+		return 0;	/* written to a task deleted meanwhile */
+	if (rc)
+		return rc;
+	if (!index_dirty_has(t, p->uid)) {
+		rc = index_dirty_add(t, p->uid, task.log_len, task.nevents);
+		if (rc)
+			return rc;
+	}
+	if (p->n > 32) {
+		recs = malloc(p->n * sizeof(*recs));
+		if (!recs)
+			return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < p->n; i++)
+		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
+	rc = tasklog_write(st->tl, p->uid, task.name, task.log_len, p->data, p->data_len,
+			   task.nevents, recs, p->n);
+	if (recs != stackrecs)
+		free(recs);
+	if (rc) {
+		evl_log(LOG_ERR, "cannot write task %s: %s", task.name, strerror(-rc));
+		return rc;
+	}
+	for (uint32_t i = 0; i < p->n && !rc; i++)
+		rc = index_add_event(t, p->uid, p->gseq + i, p->ev[i].type, p->ev[i].tlen,
+				     task.log_len + p->ev[i].off, p->ev[i].len);
+	if (rc)
+		return rc;
+	task.log_len += p->data_len;
+	task.nevents += p->n;
+	task.last_ns = p->time_ns;
+	rc = index_task_put(t, &task);
+	if (rc)
+		return rc;
+	m->events += p->n;
+	m->log_bytes += p->data_len;
+	return 0;
+}
+
+/*
+ * Apply records @first .. @last (inclusive) in one index transaction,
+ * growing the map and redoing the batch if it is full.  0 or -errno.
+ */
+static int apply_batch(struct evl_store *st, struct pend *first, struct pend *last,
+		       bool *purge)
+{
+	for (;;) {
+		struct index_txn *t;
+		struct index_meta m;
+		int rc;
+
+		rc = index_begin(st->ix, true, &t);
+		if (rc)
+			return rc;
+		rc = index_get_meta(t, &m);
+		for (struct pend *p = first; !rc; p = p->next) {
+			switch (p->kind) {
+			case REC_CREATE:
+				rc = apply_create(st, t, &m, p);
+				break;
+			case REC_DELETE:
+				rc = apply_delete(st, t, &m, p);
+				*purge = true;
+				break;
+			default:
+				rc = apply_append(st, t, &m, p);
+			}
+			if (p == last)
+				break;
+		}
+		if (!rc) {
+			m.applied_lsn = last->lsn;
+			rc = index_put_meta(t, &m);
+		}
+		if (!rc)
+			return index_commit(t) == -EAGAIN ? index_grow(st->ix) ?: -EAGAIN : 0;
+		index_abort(t);
+		if (rc != -EAGAIN)
+			return rc;
+		rc = index_grow(st->ix);
+		if (rc)
+			return rc;
+	}
+}
+
+/* With st->lock held: drop applied records @first .. @last. */
+static void dequeue(struct evl_store *st, struct pend *last)
+{
+	struct pend *p, *next = NULL;
+
+	for (p = st->head; p; p = next) {
+		next = p->next;
+		st->pending_bytes -= p->len;
+		if (p->kind == REC_APPEND)
+			st->pending_events -= p->n;
+		tmem_account(st, p, -1);
+		st->applied_lsn = p->lsn;
+		if (p == last)
+			break;
+		pend_free(p);
+	}
+	st->head = next;
+	if (!next)
+		st->tail = NULL;
+	pend_free(last);
+}
+
+/* Apply the whole pending list now (open, close): no applier is running. */
+static int apply_all(struct evl_store *st)
+{
+	bool purge = false;
+	int rc;
+
+	if (!st->head)
+		return 0;
+	rc = apply_batch(st, st->head, st->tail, &purge);
+	if (rc && rc != -EAGAIN)
+		return rc;
+	if (rc == -EAGAIN) {
+		rc = apply_batch(st, st->head, st->tail, &purge);
+		if (rc)
+			return rc;
+	}
+	dequeue(st, st->tail);
+	st->purge_more |= purge;
+	return 0;
+}
+
+static int purge_step(struct evl_store *st, bool *more)
+{
+	struct index_txn *t;
+	uint64_t done = 0;
+	int rc;
+
+	for (;;) {
+		rc = index_begin(st->ix, true, &t);
+		if (rc)
+			return rc;
+		rc = index_purge_step(t, PURGE_BUDGET, &done, more);
+		if (!rc)
+			rc = index_commit(t);
+		else
+			index_abort(t);
+		if (rc != -EAGAIN)
+			break;
+		rc = index_grow(st->ix);
+		if (rc)
+			return rc;
+	}
+	if (!rc && done)
+		rc = tasklog_purge(st->tl, done);
+	return rc;
+}
+
+struct sync_ctx {
+	struct evl_store *st;
+	struct index_txn *t;
+	int rc;
+};
+
+static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents)
+{
+	struct sync_ctx *c = arg;
+	struct index_task task;
+	int rc;
+
+	if (index_task_by_uid(c->t, uid, &task) || task.state != TASK_LIVE)
+		return 0;
+	rc = tasklog_sync(c->st->tl, uid, task.name);
+	if (rc) {
+		evl_log(LOG_ERR, "checkpoint: cannot sync task %s: %s", task.name, strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+/* The applier's checkpoint: everything durable is applied when called. */
+static int do_checkpoint(struct evl_store *st)
+{
+	struct sync_ctx c = { st, NULL, 0 };
+	struct index_meta m;
+	int rc;
+
+	rc = index_begin(st->ix, false, &c.t);
+	if (rc)
+		return rc;
+	rc = index_dirty_list(c.t, sync_dirty_cb, &c);
+	index_abort(c.t);
+	if (!rc)
+		rc = index_sync(st->ix);
+	for (int tries = 0; !rc && tries < 2; tries++) {
+		struct index_txn *t;
+
+		rc = index_begin(st->ix, true, &t);
+		if (rc)
+			break;
+		rc = index_get_meta(t, &m);
+		if (!rc) {
+			m.ckpt_lsn = m.applied_lsn;
+			rc = index_put_meta(t, &m);
+		}
+		if (!rc)
+			rc = index_dirty_clear(t);
+		if (!rc)
+			rc = index_commit(t);
+		else
+			index_abort(t);
+		if (rc == -EAGAIN)
+			rc = index_grow(st->ix) ?: -EAGAIN;
+		else
+			break;
+	}
+	if (!rc)
+		rc = index_sync(st->ix);
+	if (!rc && !st->opt.read_only)
+		rc = journal_trim(st->jn, m.ckpt_lsn);
+	if (rc)
+		evl_log(LOG_ERR, "checkpoint failed: %s", strerror(-rc));
+	return rc;
+}
+
+static void *applier_main(void *arg)
+{
+	struct evl_store *st = arg;
+	unsigned backoff_ms = 0;
+
+	pthread_mutex_lock(&st->lock);
+	for (;;) {
+		bool work = st->head && st->head->lsn <= st->durable_lsn;
+
+		if (work && !backoff_ms) {
+			struct pend *first = st->head, *last = first;
+			size_t bytes = first->len, recs = 1;
+			bool purge = false;
+			int rc;
+
+			while (last->next && last->next->lsn <= st->durable_lsn &&
+			       bytes < BATCH_MAX_BYTES && recs < BATCH_MAX_RECS) {
+				last = last->next;
+				bytes += last->len;
+				recs++;
+			}
+			pthread_mutex_unlock(&st->lock);
+			rc = apply_batch(st, first, last, &purge);
+			pthread_mutex_lock(&st->lock);
+			if (rc) {
+				if (rc != st->apply_err)
+					evl_log(LOG_ERR, "applying the journal failed: %s; retrying",
+						strerror(-rc));
+				st->apply_err = rc;
+				backoff_ms = 100;
+				continue;
+			}
+			if (st->apply_err)
+				evl_log(LOG_NOTICE, "applying the journal works again");
+			st->apply_err = 0;
+			st->purge_more |= purge;
+			dequeue(st, last);
+			pthread_cond_broadcast(&st->applied_cv);
+			continue;
+		}
+		if (backoff_ms) {
+			struct timespec ts;
+			uint64_t at = mono_ns() + backoff_ms * 1000000ull;
+
+			ts.tv_sec = at / 1000000000ull;
+			ts.tv_nsec = at % 1000000000ull;
+			pthread_cond_timedwait(&st->applier_cv, &st->lock, &ts);
+			backoff_ms = 0;
+			continue;
+		}
+		if (st->ckpt_req != st->ckpt_done) {
+			unsigned req = st->ckpt_req;
+			int rc;
+
+			pthread_mutex_unlock(&st->lock);
+			rc = do_checkpoint(st);
+			pthread_mutex_lock(&st->lock);
+			st->ckpt_rc = rc;
+			st->ckpt_done = req;
+			st->checkpoints++;
+			pthread_cond_broadcast(&st->applied_cv);
+			continue;
+		}
+		if (st->purge_more) {
+			bool more = false;
+			int rc;
+
+			pthread_mutex_unlock(&st->lock);
+			rc = purge_step(st, &more);
+			pthread_mutex_lock(&st->lock);
+			if (rc) {
+				evl_log(LOG_ERR, "purging deleted tasks failed: %s; retrying",
+					strerror(-rc));
+				backoff_ms = 1000;
+			}
+			st->purge_more = more;
+			continue;
+		}
+		if (st->stop)
+			break;
+		pthread_cond_wait(&st->applier_cv, &st->lock);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+static void on_durable(void *arg, uint64_t lsn)
+{
+	struct evl_store *st = arg;
+
+	pthread_mutex_lock(&st->lock);
+	if (lsn > st->durable_lsn)
+		st->durable_lsn = lsn;
+	pthread_cond_signal(&st->applier_cv);
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* ---- open, recovery, close ---- */
+
+static int take_lock(struct evl_store *st)
+{
+	char path[4200], buf[512];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/lock", st->dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int e = errno;
+
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		for (char *p = buf; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		close(fd);
+		if (e == EWOULDBLOCK) {
+			evl_log(LOG_ERR, "store %s is in use by pid %s", st->dir, buf);
+			return -EBUSY;
+		}
+		return -e;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(),
+		     st->opt.holder ? st->opt.holder : "");
+	if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	st->lock_fd = fd;
+	return 0;
+}
+
+struct repair {
+	uint64_t uid;
+	char name[256];
+	uint64_t pos, idx;		/* where the next rewritten event goes */
+	uint64_t want_len, want_n;	/* what the index says */
+};
+
+struct recover {
+	struct evl_store *st;
+	uint64_t applied;
+	struct repair *rep;
+	size_t nrep, cap;
+	int rc;
+};
+
+static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n)
+{
+	struct recover *r = arg;
+	struct evl_store *st = r->st;
+	struct index_txn *t;
+	struct index_task task;
+	uint64_t len, n;
+	int rc;
+
+	rc = index_begin(st->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_task_by_uid(t, uid, &task);
+	index_abort(t);
+	if (rc == -ENOENT || (!rc && task.state != TASK_LIVE))
+		return 0;
+	if (rc)
+		return rc;
+	rc = tasklog_sizes(st->tl, task.name, &len, &n);
+	if (rc == -ENOENT)
+		len = n = 0;
+	else if (rc)
+		return rc;
+	if (len >= task.log_len && n >= task.nevents) {
+		if (len == task.log_len && n == task.nevents)
+			return 0;
+		evl_log(LOG_INFO, "recovery: task %s: cutting %" PRIu64 " unapplied bytes",
+			task.name, len - task.log_len);
+		return tasklog_truncate(st->tl, uid, task.name, task.log_len, task.nevents);
+	}
+	/* power loss took log bytes the index covers: rewrite them from the journal */
+	if (len < ck_len || n < ck_n) {
+		evl_log(LOG_ERR, "recovery: task %s: log shorter than at the last checkpoint "
+			"(%" PRIu64 " < %" PRIu64 " bytes); the disk lost synced data",
+			task.name, len, ck_len);
+		return -EIO;
+	}
+	evl_log(LOG_WARNING, "recovery: task %s: %" PRIu64 " bytes lost by the disk, "
+		"rewriting them from the journal", task.name, task.log_len - len);
+	rc = tasklog_truncate(st->tl, uid, task.name, ck_len, ck_n);
+	if (rc)
+		return rc;
+	if (r->nrep == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 8;
+		struct repair *p = realloc(r->rep, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		r->rep = p;
+		r->cap = cap;
+	}
+	r->rep[r->nrep++] = (struct repair){ .uid = uid, .pos = ck_len, .idx = ck_n,
+					     .want_len = task.log_len, .want_n = task.nevents };
+	memcpy(r->rep[r->nrep - 1].name, task.name, task.name_len + 1);
+	return 0;
+}
+
+static int rewrite(struct evl_store *st, struct repair *rp, const struct pend *p)
+{
+	struct tasklog_rec *recs = malloc(p->n * sizeof(*recs));
+	int rc;
+
+	if (!recs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < p->n; i++)
+		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
+	rc = tasklog_write(st->tl, rp->uid, rp->name, rp->pos, p->data, p->data_len,
+			   rp->idx, recs, p->n);
+	free(recs);
+	rp->pos += p->data_len;
+	rp->idx += p->n;
+	return rc;
+}
+
+static int replay_cb(void *arg, uint64_t lsn, unsigned kind, const void *payload, size_t len)
+{
+	struct recover *r = arg;
+	struct evl_store *st = r->st;
+	unsigned char *copy = malloc(len ? len : 1);
+	struct pend *p;
+	int rc = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, payload, len);
+	p = pend_parse(kind, copy, len);
+	if (!p) {
+		evl_log(LOG_ERR, "journal record %" PRIu64 " is malformed (kind %u, %zu bytes)",
+			lsn, kind, len);
+		return -EIO;
+	}
+	p->lsn = lsn;
+	if (lsn <= r->applied) {
+		for (size_t i = 0; i < r->nrep && kind == REC_APPEND; i++)
+			if (r->rep[i].uid == p->uid)
+				rc = rewrite(st, &r->rep[i], p);
+		pend_free(p);
+		return rc;
+	}
+	if (kind == REC_APPEND && st->next_gseq < p->gseq + p->n)
+		st->next_gseq = p->gseq + p->n;
+	if (kind == REC_CREATE && st->next_uid <= p->uid)
+		st->next_uid = p->uid + 1;
+	enqueue(st, p);
+	if (st->pending_bytes > st->opt.max_pending)
+		rc = apply_all(st);
+	return rc;
+}
+
+static int store_recover(struct evl_store *st)
+{
+	struct recover r = { .st = st };
+	struct journal_opts jo = {
+		.sync_mode = st->opt.commit_sync,
+		.commit_ms = st->opt.commit_ms,
+		.segment_bytes = st->opt.segment_bytes,
+		.on_durable = on_durable,
+		.arg = st,
+	};
+	struct index_txn *t;
+	struct index_meta m;
+	char path[4200];
+	int rc;
+
+	rc = index_begin(st->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_get_meta(t, &m);
+	if (!rc)
+		rc = index_dirty_list(t, dirty_cb, &r);
+	index_abort(t);
+	if (rc)
+		goto out;
+	r.applied = m.applied_lsn;
+	st->next_gseq = m.next_gseq;
+	st->next_uid = m.next_uid;
+	st->applied_lsn = m.applied_lsn;
+	jo.min_lsn = m.applied_lsn;
+
+	snprintf(path, sizeof(path), "%s/journal", st->dir);
+	rc = journal_open(path, r.nrep ? m.ckpt_lsn : m.applied_lsn, &jo, replay_cb, &r, &st->jn);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < r.nrep; i++) {
+		struct repair *rp = &r.rep[i];
+
+		if (rp->pos != rp->want_len || rp->idx != rp->want_n) {
+			evl_log(LOG_ERR, "recovery: task %s: the journal does not hold what the "
+				"index covers (%" PRIu64 " of %" PRIu64 " bytes); run evlogctl reindex",
+				rp->name, rp->pos, rp->want_len);
+			rc = -EIO;
+			goto out;
+		}
+		rc = tasklog_sync(st->tl, rp->uid, rp->name);
+		if (rc)
+			goto out;
+	}
+	{
+		struct journal_stats js;
+
+		journal_get_stats(st->jn, &js);
+		st->durable_lsn = js.durable_lsn;
+	}
+	rc = apply_all(st);
+	if (rc)
+		goto out;
+	/* a deletion whose purge was cut short goes on in the background */
+	st->purge_more = true;
+out:
+	free(r.rep);
+	return rc;
+}
+
+int evl_task_check_name(const char *name, size_t len)
+{
+	if (len > 255)
+		return -ENAMETOOLONG;
+	if (len && name[0] == '.')
+		return -EINVAL;
+	return event_check_name(name, len);
+}
+
+int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_store **out)
+{
+	struct evl_store *st;
+	struct event_validator *v;
+	char path[4200];
+	int rc;
+
+	if (!opts->type_field || opts->max_event < 2 || opts->commit_ms == 0 ||
+	    opts->max_pending == 0)
+		return -EINVAL;
+	rc = event_validator_new(opts->type_field, opts->max_event, &v);
+	if (rc)
+		return rc;
+	event_validator_free(v);
+	if (strlen(dir) > 3800)
+		return -ENAMETOOLONG;
+
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->lock_fd = -1;
+	st->opt = *opts;
+	st->dir = strdup(dir);
+	st->type_field = strdup(opts->type_field);
+	if (!st->dir || !st->type_field) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	st->opt.type_field = st->type_field;
+	st->opt.holder = NULL;
+	pthread_mutex_init(&st->meta_lock, NULL);
+	pthread_mutex_init(&st->append_lock, NULL);
+	pthread_mutex_init(&st->lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&st->applier_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	pthread_cond_init(&st->applied_cv, NULL);
+
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		rc = -errno;
+		goto fail;
+	}
+	st->opt.holder = opts->holder;
+	rc = take_lock(st);
+	st->opt.holder = NULL;
+	if (rc)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/tasks", dir);
+	rc = tasklog_open(path, opts->max_fds, &st->tl);
+	if (rc)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/index", dir);
+	rc = index_open(path, opts->type_field, &st->ix);
+	if (rc)
+		goto fail;
+	rc = store_recover(st);
+	if (rc)
+		goto fail;
+	rc = -pthread_create(&st->applier, NULL, applier_main, st);
+	if (rc)
+		goto fail;
+	st->applier_running = true;
+	*out = st;
+	return 0;
+fail:
+	evl_log(LOG_ERR, "cannot open store %s: %s", dir, strerror(-rc));
+	journal_close(st->jn);
+	index_close(st->ix);
+	tasklog_close(st->tl);
+	while (st->head) {
+		struct pend *p = st->head;
+
+		st->head = p->next;
+		pend_free(p);
+	}
+	for (size_t i = 0; i < TMEM_BUCKETS; i++)
+		while (st->tmem[i]) {
+			struct tmem *t = st->tmem[i];
+
+			st->tmem[i] = t->next;
+			free(t);
+		}
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
+	free(st->type_field);
+	free(st->dir);
+	free(st);
+	return rc;
+}
+
+/* Wait until the applier has applied everything up to @lsn. */
+static int wait_applied(struct evl_store *st, uint64_t lsn)
+{
+	int rc;
+
+	rc = journal_wait(st->jn, lsn);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&st->lock);
+	pthread_cond_signal(&st->applier_cv);
+	while (st->applied_lsn < lsn)
+		pthread_cond_wait(&st->applied_cv, &st->lock);
+	pthread_mutex_unlock(&st->lock);
+	return 0;
+}
+
+int evl_store_checkpoint(struct evl_store *st)
+{
+	unsigned req;
+	uint64_t lsn;
+	int rc;
+
+	if (st->opt.read_only)
+		return -EROFS;
+	pthread_mutex_lock(&st->lock);
+	lsn = st->enqueued_lsn;
+	pthread_mutex_unlock(&st->lock);
+	rc = wait_applied(st, lsn);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&st->lock);
+	req = ++st->ckpt_req;
+	pthread_cond_signal(&st->applier_cv);
+	while ((int)(st->ckpt_done - req) < 0)
+		pthread_cond_wait(&st->applied_cv, &st->lock);
+	rc = st->ckpt_rc;
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int evl_store_sync(struct evl_store *st)
+{
+	return journal_barrier(st->jn);
+}
+
+int evl_store_close(struct evl_store *st)
+{
+	int rc = 0, rc2;
+
+	if (!st)
+		return 0;
+	if (!st->opt.read_only) {
+		struct journal_stats js;
+
+		journal_get_stats(st->jn, &js);
+		if (!js.error)
+			rc = evl_store_checkpoint(st);
+		else
+			rc = -js.error;
+	}
+	pthread_mutex_lock(&st->lock);
+	st->stop = true;
+	pthread_cond_signal(&st->applier_cv);
+	pthread_mutex_unlock(&st->lock);
+	if (st->applier_running)
+		pthread_join(st->applier, NULL);
+	rc2 = journal_close(st->jn);
+	rc = rc ? rc : rc2;
+	index_close(st->ix);
+	tasklog_close(st->tl);
+	while (st->head) {
+		struct pend *p = st->head;
+
+		st->head = p->next;
+		pend_free(p);
+	}
+	for (size_t i = 0; i < TMEM_BUCKETS; i++)
+		while (st->tmem[i]) {
+			struct tmem *t = st->tmem[i];
+
+			st->tmem[i] = t->next;
+			free(t);
+		}
+	if (st->lock_fd >= 0) {
+		if (ftruncate(st->lock_fd, 0))
+			rc = rc ? rc : -errno;
+		close(st->lock_fd);
+	}
+	pthread_mutex_destroy(&st->meta_lock);
+	pthread_mutex_destroy(&st->append_lock);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->applier_cv);
+	pthread_cond_destroy(&st->applied_cv);
+	free(st->type_field);
+	free(st->dir);
+	free(st);
+	return rc;
+}
+
+/* ---- tasks ---- */
+
+static void fill_info(struct evl_store *st, const struct index_task *t, struct evl_task_info *o)
+{
+	struct tmem *tm;
+
+	o->uid = t->uid;
+	o->size = t->log_len;
+	o->events = t->nevents;
+	o->created_ns = t->created_ns;
+	o->last_ns = t->last_ns;
+	memcpy(o->name, t->name, t->name_len + 1);
+	tm = *tmem_slot(st, t->uid);
+	if (tm) {
+		o->size += tm->bytes;
+		o->events += tm->events;
+	}
+}
+
+/*
+ * Begin a read transaction consistent with the pending list: with st->lock
+ * held, the applier cannot drop records the transaction does not cover.
+ * Returns with st->lock held on success.
+ */
+static int begin_read(struct evl_store *st, struct index_txn **t)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = index_begin(st->ix, false, t);
+	if (rc)
+		pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int evl_task_lookup(struct evl_store *st, const char *name, struct evl_task_info *out)
+{
+	struct index_txn *t;
+	struct index_task task;
+	int rc;
+
+	rc = begin_read(st, &t);
+	if (rc)
+		return rc;
+	rc = index_task_by_name(t, name, strlen(name), &task);
+	if (!rc && task.state != TASK_LIVE)
+		rc = -ENOENT;
+	if (!rc)
+		fill_info(st, &task, out);
+	pthread_mutex_unlock(&st->lock);
+	index_abort(t);
+	return rc;
+}
+
+int evl_task_stat(struct evl_store *st, uint64_t uid, struct evl_task_info *out)
+{
+	struct index_txn *t;
+	struct index_task task;
+	int rc;
+
+	rc = begin_read(st, &t);
+	if (rc)
+		return rc;
+	rc = index_task_by_uid(t, uid, &task);
+	if (!rc && task.state != TASK_LIVE)
+		rc = -ENOENT;
+	if (!rc)
+		fill_info(st, &task, out);
+	pthread_mutex_unlock(&st->lock);
+	index_abort(t);
+	return rc;
+}
+
+struct list_ctx {
+	struct evl_store *st;
+	int (*cb)(void *arg, const struct evl_task_info *task);
+	void *arg;
+};
+
+static int list_cb(void *arg, const struct index_task *task)
+{
+	struct list_ctx *c = arg;
+	struct evl_task_info info;
+
+	pthread_mutex_lock(&c->st->lock);
+	fill_info(c->st, task, &info);
+	pthread_mutex_unlock(&c->st->lock);
+	return c->cb(c->arg, &info);
+}
+
+int evl_task_list(struct evl_store *st, const char *after,
+		  int (*cb)(void *arg, const struct evl_task_info *task), void *arg)
+{
+	struct list_ctx c = { st, cb, arg };
+	struct index_txn *t;
+	int rc;
+
+	rc = index_begin(st->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_task_list(t, after, after ? strlen(after) : 0, list_cb, &c);
+	index_abort(t);
+	return rc;
+}
+
+/* Submit a create or delete record and wait until it is applied. */
+static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, size_t len)
+{
+	struct iovec iov = { buf, len };
+	struct pend *p;
+	uint64_t lsn;
+	int rc;
+
+	p = pend_parse(kind, buf, len);
+	if (!p)
+		return -ENOMEM;
+	pthread_mutex_lock(&st->append_lock);
+	rc = journal_append(st->jn, kind, &iov, 1, &lsn);
+	if (!rc) {
+		p->lsn = lsn;
+		pthread_mutex_lock(&st->lock);
+		enqueue(st, p);
+		if (kind == REC_DELETE)
+			st->delete_gen++;
+		pthread_mutex_unlock(&st->lock);
+	}
+	pthread_mutex_unlock(&st->append_lock);
+	if (rc) {
+		pend_free(p);
+		return rc;
+	}
+	return wait_applied(st, lsn);
+}
+
+int evl_task_create(struct evl_store *st, const char *name)
+{
+	size_t len = strlen(name);
+	struct evl_task_info info;
+	unsigned char *buf;
+	uint64_t uid;
+	int rc;
+
+	rc = evl_task_check_name(name, len);
+	if (rc)
+		return rc;
+	if (st->opt.read_only)
+		return -EROFS;
+	pthread_mutex_lock(&st->meta_lock);
+	rc = evl_task_lookup(st, name, &info);
+	if (rc != -ENOENT) {
+		rc = rc ? rc : -EEXIST;
+		goto out;
+	}
+	buf = malloc(18 + len);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	pthread_mutex_lock(&st->lock);
+	uid = st->next_uid++;
+	pthread_mutex_unlock(&st->lock);
+	w64(buf, uid);
+	w64(buf + 8, wall_ns());
+	w16(buf + 16, len);
+	memcpy(buf + 18, name, len);
+	rc = submit_meta(st, REC_CREATE, buf, 18 + len);
+	if (!rc)
+		evl_log(LOG_DEBUG, "task %s created", name);
+out:
+	pthread_mutex_unlock(&st->meta_lock);
+	return rc;
+}
+
+int evl_task_delete(struct evl_store *st, const char *name)
+{
+	struct evl_task_info info;
+	unsigned char *buf;
+	int rc;
+
+	if (st->opt.read_only)
+		return -EROFS;
+	pthread_mutex_lock(&st->meta_lock);
+	rc = evl_task_lookup(st, name, &info);
+	if (rc)
+		goto out;
+	buf = malloc(16);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	w64(buf, info.uid);
+	w64(buf + 8, wall_ns());
+	rc = submit_meta(st, REC_DELETE, buf, 16);
+	if (!rc)
+		evl_log(LOG_INFO, "task %s deleted", name);
+out:
+	pthread_mutex_unlock(&st->meta_lock);
+	return rc;
+}
+
+/*
+ * Copy the part of [@off, @off + @len) that falls in the pending events of
+ * task @uid (or, with @prefix, the pending events of view @prefix / @uid),
+ * whose first byte is at @base.  With st->lock held.  Returns the pending
+ * part's size.
+ */
+static uint64_t copy_pending(struct evl_store *st, uint64_t applied_lsn, uint64_t uid,
+			     const char *prefix, size_t plen, uint64_t base,
+			     uint64_t off, char *buf, size_t len)
+{
+	uint64_t pos = base;
+
+	for (struct pend *p = st->head; p; p = p->next) {
+		if (p->kind != REC_APPEND || p->lsn <= applied_lsn || (uid && p->uid != uid))
+			continue;
+		for (uint32_t i = 0; i < p->n; i++) {
+			const struct pend_ev *e = &p->ev[i];
+			uint64_t lo, hi;
+
+			if (prefix && (e->tlen < plen || memcmp(e->type, prefix, plen)))
+				continue;
+			lo = pos > off ? pos : off;
+			hi = pos + e->len < off + len ? pos + e->len : off + len;
+			if (lo < hi)
+				memcpy(buf + (lo - off), p->data + e->off + (lo - pos), hi - lo);
+			pos += e->len;
+		}
+	}
+	return pos - base;
+}
+
+static uint64_t txn_applied(struct index_txn *t)
+{
+	struct index_meta m;
+
+	return index_get_meta(t, &m) ? 0 : m.applied_lsn;
+}
+
+ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *buf, size_t len)
+{
+	struct index_txn *t;
+	struct index_task task;
+	uint64_t pend, end;
+	ssize_t n = 0;
+	int rc;
+
+	rc = begin_read(st, &t);
+	if (rc)
+		return rc;
+	rc = index_task_by_uid(t, uid, &task);
+	if (!rc && task.state != TASK_LIVE)
+		rc = -ENOENT;
+	if (rc) {
+		pthread_mutex_unlock(&st->lock);
+		index_abort(t);
+		return rc;
+	}
+	pend = copy_pending(st, txn_applied(t), uid, NULL, 0, task.log_len, off, buf, len);
+	pthread_mutex_unlock(&st->lock);
+	index_abort(t);
+
+	end = task.log_len + pend;
+	if (off >= end)
+		return 0;
+	if (len > end - off)
+		len = end - off;
+	if (off < task.log_len) {
+		size_t want = task.log_len - off < len ? task.log_len - off : len;
+
+		n = tasklog_read(st->tl, uid, task.name, off, buf, want);
+		if (n < 0)
+			return n;
+		if ((size_t)n < want) {
+			evl_log(LOG_ERR, "task %s: log shorter than indexed (%" PRIu64 " bytes)",
+				task.name, task.log_len);
+			return -EIO;
+		}
+	}
+	return len;
+}
+
+/* ---- writing ---- */
+
+int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
+{
+	struct evl_task_info info;
+	struct evl_writer *w;
+	int rc;
+
+	if (st->opt.read_only)
+		return -EROFS;
+	pthread_mutex_lock(&st->lock);
+	uint64_t gen = st->delete_gen;
+
+	pthread_mutex_unlock(&st->lock);
+	rc = evl_task_stat(st, uid, &info);
+	if (rc)
+		return rc;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	rc = event_validator_new(st->opt.type_field, st->opt.max_event, &w->val);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	w->st = st;
+	w->uid = uid;
+	w->gen = gen;
+	memcpy(w->name, info.name, sizeof(w->name));
+	linebuf_init(&w->lb, st->opt.max_event);
+	*out = w;
+	return 0;
+}
+
+static int grow(void *pp, size_t *cap, size_t need)
+{
+	void **p = pp;
+	size_t c = *cap ? *cap : 1024;
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	n = realloc(*p, c);
+	if (!n)
+		return -ENOMEM;
+	*p = n;
+	*cap = c;
+	return 0;
+}
+
+/* linebuf callback: validate one line and add it to the record. */
+static int take_line(void *arg, const char *line, size_t len, size_t index)
+{
+	struct evl_writer *w = arg;
+	char type[EVENT_TYPE_MAX + 1];
+	size_t tlen;
+	int rc;
+
+	if (event_is_blank(line, len))
+		return 0;
+	rc = event_validate(w->val, line, len, type, &tlen, &w->err);
+	if (rc) {
+		w->err_line = index + 1;
+		return rc;
+	}
+	if (grow(&w->dir, &w->dir_cap, w->dir_len + 5 + tlen) ||
+	    grow(&w->data, &w->data_cap, w->data_len + len + 1))
+		return -ENOMEM;
+	w32(w->dir + w->dir_len, len + 1);
+	w->dir[w->dir_len + 4] = tlen;
+	memcpy(w->dir + w->dir_len + 5, type, tlen);
+	w->dir_len += 5 + tlen;
+	memcpy(w->data + w->data_len, line, len);
+	w->data[w->data_len + len] = '\n';
+	w->data_len += len + 1;
+	w->n++;
+	return 0;
+}
+
+static void reject(struct evl_writer *w, int rc)
+{
+	struct evl_store *st = w->st;
+
+	if (rc == -EFBIG && !w->err.err)
+		snprintf(w->err.reason, sizeof(w->err.reason),
+			 "line longer than max_event=%zu", st->opt.max_event);
+	pthread_mutex_lock(&st->lock);
+	if (rc == -EFBIG)
+		st->rejected_too_big++;
+	else
+		st->rejected_invalid++;
+	snprintf(st->last_rejection, sizeof(st->last_rejection),
+		 "task %s line %zu col %zu: %s", w->name, w->err_line ? w->err_line : 1,
+		 w->err.col ? w->err.col : 1, w->err.reason);
+	pthread_mutex_unlock(&st->lock);
+	evl_log(LOG_WARNING, "rejected event: task %s line %zu col %zu: %s", w->name,
+		w->err_line ? w->err_line : 1, w->err.col ? w->err.col : 1, w->err.reason);
+}
+
+static void record_latency(struct evl_store *st, uint64_t start)
+{
+	double s = (mono_ns() - start) / 1e9;
+	int i = 0;
+
+	while (s > evl_lat_bounds[i])
+		i++;
+	st->lat_count[i]++;
+	st->lat_sum += s;
+}
+
+/* Journal the record built in @w and put it on the pending list. */
+static int submit(struct evl_writer *w)
+{
+	struct evl_store *st = w->st;
+	size_t len = APPEND_HDR + w->dir_len + w->data_len;
+	uint64_t start = mono_ns(), lsn, gen;
+	struct iovec iov;
+	unsigned char *buf;
+	struct pend *p;
+	int rc;
+
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	w64(buf, w->uid);
+	w32(buf + 24, w->n);
+	w32(buf + 28, w->data_len);
+	memcpy(buf + APPEND_HDR, w->dir, w->dir_len);
+	memcpy(buf + APPEND_HDR + w->dir_len, w->data, w->data_len);
+	p = pend_parse(REC_APPEND, buf, len);
+	if (!p)
+		return -ENOMEM;
+
+	pthread_mutex_lock(&st->lock);
+	while (st->pending_bytes && st->pending_bytes + len > st->opt.max_pending)
+		pthread_cond_wait(&st->applied_cv, &st->lock);
+	gen = st->delete_gen;
+	pthread_mutex_unlock(&st->lock);
+	if (gen != w->gen) {
+		struct evl_task_info info;
+
+		rc = evl_task_stat(st, w->uid, &info);
+		if (rc) {
+			pend_free(p);
+			return rc;
+		}
+		w->gen = gen;
+	}
+
+	pthread_mutex_lock(&st->append_lock);
+	pthread_mutex_lock(&st->lock);
+	p->gseq = st->next_gseq;
+	st->next_gseq += p->n;
+	pthread_mutex_unlock(&st->lock);
+	p->time_ns = wall_ns();
+	w64(buf + 8, p->gseq);
+	w64(buf + 16, p->time_ns);
+	iov.iov_base = buf;
+	iov.iov_len = len;
+	rc = journal_append(st->jn, REC_APPEND, &iov, 1, &lsn);
+	pthread_mutex_lock(&st->lock);
+	if (rc) {
+		st->next_gseq -= p->n;	/* nobody took one since: append_lock */
+	} else {
+		p->lsn = lsn;
+		enqueue(st, p);
+		st->appended_events += p->n;
+		st->appended_bytes += p->data_len;
+	}
+	pthread_mutex_unlock(&st->lock);
+	pthread_mutex_unlock(&st->append_lock);
+	if (rc) {
+		pend_free(p);
+		return rc;
+	}
+	if (st->opt.commit_sync)
+		rc = journal_wait(st->jn, lsn);
+	pthread_mutex_lock(&st->lock);
+	record_latency(st, start);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int evl_writer_write(struct evl_writer *w, const void *data, size_t n)
+{
+	int rc;
+
+	w->dir_len = w->data_len = 0;
+	w->n = 0;
+	memset(&w->err, 0, sizeof(w->err));
+	w->err_line = 0;
+	rc = linebuf_feed(&w->lb, data, n, take_line, w);
+	if (rc) {
+		if (rc == -EINVAL || rc == -EFBIG)
+			reject(w, rc);
+		return rc;
+	}
+	rc = w->n ? submit(w) : 0;
+	if (rc)
+		linebuf_rollback(&w->lb);
+	else
+		linebuf_commit(&w->lb);
+	return rc;
+}
+
+int evl_writer_flush(struct evl_writer *w)
+{
+	int rc;
+
+	if (!linebuf_pending(&w->lb))
+		return 0;
+	w->dir_len = w->data_len = 0;
+	w->n = 0;
+	memset(&w->err, 0, sizeof(w->err));
+	w->err_line = 1;
+	rc = take_line(w, w->lb.buf, w->lb.len, 0);
+	if (rc) {
+		if (rc == -EINVAL || rc == -EFBIG)
+			reject(w, rc);
+	} else if (w->n) {
+		rc = submit(w);
+	}
+	linebuf_clear(&w->lb);
+	return rc;
+}
+
+int evl_writer_close(struct evl_writer *w)
+{
+	int rc;
+
+	if (!w)
+		return 0;
+	rc = evl_writer_flush(w);
+	linebuf_release(&w->lb);
+	event_validator_free(w->val);
+	free(w->dir);
+	free(w->data);
+	free(w);
+	return rc;
+}
+
+/* ---- types and views ---- */
+
+static bool pending_prefix(struct evl_store *st, uint64_t applied, const char *prefix,
+			   size_t len, uint64_t uid)
+{
+	for (struct pend *p = st->head; p; p = p->next) {
+		if (p->kind != REC_APPEND || p->lsn <= applied || (uid && p->uid != uid))
+			continue;
+		for (uint32_t i = 0; i < p->n; i++)
+			if (p->ev[i].tlen >= len && !memcmp(p->ev[i].type, prefix, len))
+				return true;
+	}
+	return false;
+}
+
+bool evl_prefix_exists(struct evl_store *st, const char *prefix, size_t len)
+{
+	struct index_txn *t;
+	bool found;
+
+	if (event_check_name(prefix, len))
+		return false;
+	if (begin_read(st, &t))
+		return false;
+	found = pending_prefix(st, txn_applied(t), prefix, len, 0);
+	pthread_mutex_unlock(&st->lock);
+	if (!found)
+		found = index_prefix_exists(t, prefix, len);
+	index_abort(t);
+	return found;
+}
+
+struct type_ctx {
+	int (*cb)(void *arg, const char *type, size_t len);
+	void *arg;
+};
+
+static int type_cb(void *arg, const char *name, size_t len, uint64_t ev, uint64_t bytes)
+{
+	struct type_ctx *c = arg;
+
+	return c->cb(c->arg, name, len);
+}
+
+int evl_type_list(struct evl_store *st,
+		  int (*cb)(void *arg, const char *type, size_t len), void *arg)
+{
+	struct type_ctx c = { cb, arg };
+	struct index_txn *t;
+	struct { char name[256]; size_t len; } *extra = NULL;
+	size_t nextra = 0, cap = 0;
+	uint64_t applied;
+	int rc;
+
+	rc = begin_read(st, &t);
+	if (rc)
+		return rc;
+	applied = txn_applied(t);
+	/* types seen only in pending events, not yet in the index */
+	for (struct pend *p = st->head; p && !rc; p = p->next) {
+		if (p->kind != REC_APPEND || p->lsn <= applied)
+			continue;
+		for (uint32_t i = 0; i < p->n; i++) {
+			const struct pend_ev *e = &p->ev[i];
+			size_t k;
+
+			for (k = 0; k < nextra; k++)
+				if (extra[k].len == e->tlen && !memcmp(extra[k].name, e->type, e->tlen))
+					break;
+			if (k < nextra || index_prefix_exists(t, e->type, e->tlen))
+				continue;
+			if (nextra == cap) {
+				void *np;
+
+				cap = cap ? cap * 2 : 8;
+				np = realloc(extra, cap * sizeof(*extra));
+				if (!np) {
+					rc = -ENOMEM;
+					break;
+				}
+				extra = np;
+			}
+			memcpy(extra[nextra].name, e->type, e->tlen);
+			extra[nextra++].len = e->tlen;
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (!rc)
+		rc = index_type_list(t, type_cb, &c);
+	index_abort(t);
+	for (size_t k = 0; k < nextra && !rc; k++)
+		rc = cb(arg, extra[k].name, extra[k].len);
+	free(extra);
+	return rc;
+}
+
+int evl_view_open(struct evl_store *st, const char *prefix, size_t len, uint64_t task_uid,
+		  struct evl_view **out)
+{
+	struct evl_view *v;
+	int rc;
+
+	rc = event_check_name(prefix, len);
+	if (rc)
+		return rc;
+	if (!evl_prefix_exists(st, prefix, len))
+		return -ENOENT;
+	if (task_uid) {
+		struct evl_task_info info;
+
+		rc = evl_task_stat(st, task_uid, &info);
+		if (rc)
+			return rc;
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->st = st;
+	v->uid = task_uid;
+	v->len = len;
+	memcpy(v->prefix, prefix, len);
+	*out = v;
+	return 0;
+}
+
+void evl_view_close(struct evl_view *v)
+{
+	free(v);
+}
+
+/* Open the index view of @v in @t; a view with nothing applied yet is NULL. */
+static int view_index(struct evl_view *v, struct index_txn *t, struct index_view **iv)
+{
+	int rc = index_view_open(t, v->prefix, v->len, v->uid, iv);
+
+	if (rc == -ENOENT) {
+		*iv = NULL;
+		rc = 0;
+	}
+	return rc;
+}
+
+int evl_view_size(struct evl_view *v, uint64_t *size)
+{
+	struct evl_store *st = v->st;
+	struct index_view *iv;
+	struct index_txn *t;
+	uint64_t applied;
+	int rc;
+
+	rc = begin_read(st, &t);
+	if (rc)
+		return rc;
+	rc = view_index(v, t, &iv);
+	if (!rc) {
+		applied = iv ? index_view_size(iv) : 0;
+		*size = applied + copy_pending(st, txn_applied(t), v->uid, v->prefix, v->len,
+					       applied, 0, NULL, 0);
+	}
+	pthread_mutex_unlock(&st->lock);
+	index_view_free(iv);
+	index_abort(t);
+	return rc;
+}
+
+struct fill_ctx {
+	struct evl_store *st;
+	struct index_txn *t;
+	uint64_t name_uid;	/* whose name is in name[] */
+	char name[256];
+	char *buf;
+	size_t len, done;
+	uint64_t skip;		/* bytes of the first event to leave out */
+	uint64_t next_gseq;	/* the event after the last one copied */
+	int rc;
+};
+
+static int fill_cb(void *arg, const struct index_event *ev)
+{
+	struct fill_ctx *c = arg;
+	uint64_t skip = c->skip;
+	size_t want = ev->len - skip;
+	ssize_t n;
+
+	if (want > c->len - c->done)
+		want = c->len - c->done;
+	if (c->name_uid != ev->uid) {
+		struct index_task task;
+
+		n = index_task_by_uid(c->t, ev->uid, &task);
+		if (n) {
+			c->rc = n;
+			return 1;
+		}
+		memcpy(c->name, task.name, task.name_len + 1);
+		c->name_uid = ev->uid;
+	}
+	n = tasklog_read(c->st->tl, ev->uid, c->name, ev->off + skip, c->buf + c->done, want);
+	if (n >= 0 && (size_t)n < want)
+		n = -EIO;
+	if (n < 0) {
+		c->rc = n;
+		return 1;
+	}
+	c->done += want;
+	c->skip = 0;
+	if (skip + want < ev->len) {
+		c->next_gseq = 0;	/* stopped inside this event */
+		return 1;
+	}
+	c->next_gseq = ev->gseq + 1;
+	return c->done == c->len;
+}
+
+ssize_t evl_view_read(struct evl_view *v, uint64_t off, void *buf, size_t len)
+{
+	struct evl_store *st = v->st;
+	struct fill_ctx c = { .st = st, .buf = buf };
+	struct index_view *iv;
+	struct index_txn *t;
+	uint64_t applied, pend, gseq;
+	int rc;
+
+	rc = begin_read(st, &t);
+	if (rc)
+		return rc;
+	c.t = t;
+	rc = view_index(v, t, &iv);
+	if (rc) {
+		pthread_mutex_unlock(&st->lock);
+		index_abort(t);
+		return rc;
+	}
+	applied = iv ? index_view_size(iv) : 0;
+	pend = copy_pending(st, txn_applied(t), v->uid, v->prefix, v->len, applied, off, buf, len);
+	if (v->have_next && v->gen != st->delete_gen)
+		v->have_next = false;
+	v->gen = st->delete_gen;
+	pthread_mutex_unlock(&st->lock);
+
+	if (off >= applied + pend) {
+		len = 0;
+		goto out;
+	}
+	if (len > applied + pend - off)
+		len = applied + pend - off;
+	if (off < applied) {
+		c.len = applied - off < len ? applied - off : len;
+		if (v->have_next && v->next_off == off) {
+			gseq = v->next_gseq;
+		} else {
+			rc = index_view_seek(iv, off, &gseq, &c.skip);
+			if (rc)
+				goto out;
+		}
+		rc = index_view_iter(iv, gseq, fill_cb, &c);
+		if (!rc)
+			rc = c.rc;
+		if (!rc && c.done < c.len) {
+			evl_log(LOG_ERR, "view %.*s: index ends before its size", (int)v->len,
+				v->prefix);
+			rc = -EIO;
+		}
+		if (rc)
+			goto out;
+		v->have_next = c.next_gseq != 0;
+		v->next_off = off + c.len;
+		v->next_gseq = c.next_gseq;
+	}
+out:
+	index_view_free(iv);
+	index_abort(t);
+	return rc ? rc : (ssize_t)len;
+}
+
+struct vt_ctx {
+	uint64_t *uids;
+	size_t n, cap;
+};
+
+static int vt_cb(void *arg, uint64_t uid)
+{
+	struct vt_ctx *c = arg;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		uint64_t *p = realloc(c->uids, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		c->uids = p;
+		c->cap = cap;
+	}
+	c->uids[c->n++] = uid;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int evl_view_tasks(struct evl_store *st, const char *prefix, size_t len,
+		   int (*cb)(void *arg, uint64_t uid), void *arg)
+{
+	struct vt_ctx c = { 0 };
+	struct index_txn *t;
+	uint64_t applied;
+	int rc;
+
+	rc = begin_read(st, &t);
+	if (rc)
+		return rc;
+	applied = txn_applied(t);
+	for (struct pend *p = st->head; p && !rc; p = p->next) {
+		if (p->kind != REC_APPEND || p->lsn <= applied)
+			continue;
+		for (uint32_t i = 0; i < p->n; i++)
+			if (p->ev[i].tlen >= len && !memcmp(p->ev[i].type, prefix, len)) {
+				rc = vt_cb(&c, p->uid);
+				break;
+			}
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (!rc) {
+		rc = index_view_tasks(t, prefix, len, 0, vt_cb, &c);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	index_abort(t);
+	if (!rc) {
+		qsort(c.uids, c.n, sizeof(*c.uids), cmp_u64);
+		for (size_t i = 0; i < c.n && !rc; i++)
+			if (i == 0 || c.uids[i] != c.uids[i - 1])
+				rc = cb(arg, c.uids[i]);
+	}
+	free(c.uids);
+	return rc;
+}
+
+/* ---- status ---- */
+
+void evl_store_stats(struct evl_store *st, struct evl_stats *o)
+{
+	struct journal_stats js;
+	struct index_txn *t;
+	struct index_meta m = { 0 };
+
+	memset(o, 0, sizeof(*o));
+	if (index_begin(st->ix, false, &t) == 0) {
+		index_get_meta(t, &m);
+		o->types = index_type_count(t);
+		index_abort(t);
+	}
+	journal_get_stats(st->jn, &js);
+	pthread_mutex_lock(&st->lock);
+	o->tasks = m.tasks;
+	o->events = m.events + st->pending_events;
+	o->log_bytes = m.log_bytes;
+	o->index_bytes = index_file_bytes(st->ix);
+	o->journal_bytes = js.bytes;
+	o->pending_bytes = st->pending_bytes;
+	o->pending_events = st->pending_events;
+	o->appended_events = st->appended_events;
+	o->appended_bytes = st->appended_bytes;
+	o->rejected_invalid = st->rejected_invalid;
+	o->rejected_too_big = st->rejected_too_big;
+	o->written_lsn = js.written_lsn;
+	o->durable_lsn = js.durable_lsn;
+	o->applied_lsn = st->applied_lsn;
+	o->ckpt_lsn = m.ckpt_lsn;
+	o->fsyncs = js.fsyncs;
+	o->checkpoints = st->checkpoints;
+	memcpy(o->lat_count, st->lat_count, sizeof(o->lat_count));
+	o->lat_sum = st->lat_sum;
+	o->error = js.error;
+	o->commit_sync = st->opt.commit_sync;
+	o->commit_ms = st->opt.commit_ms;
+	memcpy(o->last_rejection, st->last_rejection, sizeof(o->last_rejection));
+	pthread_mutex_unlock(&st->lock);
+}

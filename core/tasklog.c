@@ -1,0 +1,422 @@
+/*
+ * tasklog.c - task logs, sidecars and the descriptor cache.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "io.h"
+#include "log.h"
+#include "tasklog.h"
+
+struct fd_entry {
+	uint64_t uid;		/* 0: free slot */
+	int log_fd, meta_fd;
+	unsigned refs;
+	bool stale;		/* close when the last user lets go */
+	uint64_t used;		/* LRU clock */
+};
+
+struct tasklog {
+	char *dir;
+	pthread_mutex_t lock;	/* protects the cache */
+	pthread_cond_t cv;	/* an entry's refs dropped */
+	struct fd_entry *ents;
+	unsigned nents;
+	uint64_t clock;
+};
+
+int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out)
+{
+	struct tasklog *tl;
+
+	if (io->mkdir(dir, 0755) && errno != EEXIST)
+		return -errno;
+	tl = calloc(1, sizeof(*tl));
+	if (!tl)
+		return -ENOMEM;
+	tl->nents = max_fds ? max_fds : 256;
+	tl->ents = calloc(tl->nents, sizeof(*tl->ents));
+	tl->dir = strdup(dir);
+	if (!tl->ents || !tl->dir) {
+		free(tl->ents);
+		free(tl->dir);
+		free(tl);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&tl->lock, NULL);
+	pthread_cond_init(&tl->cv, NULL);
+	*out = tl;
+	return 0;
+}
+
+static void ent_close(struct fd_entry *e)
+{
+	io->close(e->log_fd);
+	io->close(e->meta_fd);
+	e->uid = 0;
+	e->stale = false;
+}
+
+void tasklog_close(struct tasklog *tl)
+{
+	if (!tl)
+		return;
+	for (unsigned i = 0; i < tl->nents; i++)
+		if (tl->ents[i].uid)
+			ent_close(&tl->ents[i]);
+	pthread_mutex_destroy(&tl->lock);
+	pthread_cond_destroy(&tl->cv);
+	free(tl->ents);
+	free(tl->dir);
+	free(tl);
+}
+
+static void file_path(const struct tasklog *tl, const char *name, const char *file,
+		      char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/%s/%s", tl->dir, name, file);
+}
+
+/* Find or open the descriptors of task @uid; the caller must put_fds(). */
+static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd_entry **out)
+{
+	struct fd_entry *e = NULL, *victim = NULL;
+	char path[4400];
+	int lfd, mfd, rc;
+
+	pthread_mutex_lock(&tl->lock);
+	for (unsigned i = 0; i < tl->nents; i++) {
+		struct fd_entry *c = &tl->ents[i];
+
+		if (c->uid == uid && !c->stale) {
+			e = c;
+			break;
+		}
+		if (!c->uid) {
+			if (!victim || victim->uid)
+				victim = c;
+		} else if (!c->refs && (!victim || (victim->uid && c->used < victim->used))) {
+			victim = c;
+		}
+	}
+	if (e) {
+		e->refs++;
+		e->used = ++tl->clock;
+		pthread_mutex_unlock(&tl->lock);
+		*out = e;
+		return 0;
+	}
+	pthread_mutex_unlock(&tl->lock);
+
+	file_path(tl, name, "events", path, sizeof(path));
+	lfd = io->open(path, O_RDWR, 0);
+	if (lfd < 0)
+		return -errno;
+	file_path(tl, name, "events.meta", path, sizeof(path));
+	mfd = io->open(path, O_RDWR, 0);
+	if (mfd < 0) {
+		rc = -errno;
+		io->close(lfd);
+		return rc;
+	}
+
+	pthread_mutex_lock(&tl->lock);
+	/* another thread may have opened it meanwhile; the victim may be gone */
+	victim = NULL;
+	for (unsigned i = 0; i < tl->nents; i++) {
+		struct fd_entry *c = &tl->ents[i];
+
+		if (c->uid == uid && !c->stale) {
+			c->refs++;
+			c->used = ++tl->clock;
+			pthread_mutex_unlock(&tl->lock);
+			io->close(lfd);
+			io->close(mfd);
+			*out = c;
+			return 0;
+		}
+		if (!c->uid) {
+			if (!victim || victim->uid)
+				victim = c;
+		} else if (!c->refs && (!victim || (victim->uid && c->used < victim->used))) {
+			victim = c;
+		}
+	}
+	while (!victim) {
+		/* every slot is in use: wait for one (bounded by callers' threads) */
+		pthread_cond_wait(&tl->cv, &tl->lock);
+		for (unsigned i = 0; i < tl->nents && !victim; i++)
+			if (!tl->ents[i].uid || !tl->ents[i].refs)
+				victim = &tl->ents[i];
+	}
+	if (victim->uid)
+		ent_close(victim);
+	victim->uid = uid;
+	victim->log_fd = lfd;
+	victim->meta_fd = mfd;
+	victim->refs = 1;
+	victim->used = ++tl->clock;
+	pthread_mutex_unlock(&tl->lock);
+	*out = victim;
+	return 0;
+}
+
+static void put_fds(struct tasklog *tl, struct fd_entry *e)
+{
+	pthread_mutex_lock(&tl->lock);
+	if (--e->refs == 0) {
+		if (e->stale)
+			ent_close(e);
+		pthread_cond_broadcast(&tl->cv);
+	}
+	pthread_mutex_unlock(&tl->lock);
+}
+
+/* Forget @uid's descriptors (closed now, or by their last user). */
+static void forget_fds(struct tasklog *tl, uint64_t uid)
+{
+	pthread_mutex_lock(&tl->lock);
+	for (unsigned i = 0; i < tl->nents; i++) {
+		struct fd_entry *c = &tl->ents[i];
+
+		if (c->uid != uid)
+			continue;
+		if (c->refs)
+			c->stale = true;
+		else
+			ent_close(c);
+	}
+	pthread_mutex_unlock(&tl->lock);
+}
+
+static int create_empty(const char *path)
+{
+	int fd = io->open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (io->fdatasync(fd))
+		rc = -errno;
+	io->close(fd);
+	return rc;
+}
+
+int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name)
+{
+	char path[4400];
+	int rc;
+
+	forget_fds(tl, uid);
+	snprintf(path, sizeof(path), "%s/%s", tl->dir, name);
+	if (io->mkdir(path, 0755) && errno != EEXIST)
+		return -errno;
+	file_path(tl, name, "events", path, sizeof(path));
+	rc = create_empty(path);
+	if (rc)
+		return rc;
+	file_path(tl, name, "events.meta", path, sizeof(path));
+	rc = create_empty(path);
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s/%s", tl->dir, name);
+	if (io_fsync_dir(path) || io_fsync_dir(tl->dir))
+		return -errno;
+	return 0;
+}
+
+void tasklog_encode(const struct tasklog_rec *r, unsigned char out[TASKLOG_REC])
+{
+	for (int i = 0; i < 8; i++) {
+		out[i] = r->gseq >> (8 * i);
+		out[8 + i] = r->time_ns >> (8 * i);
+	}
+	for (int i = 0; i < 4; i++)
+		out[16 + i] = r->len >> (8 * i);
+	uint32_t h = XXH32(out, 20, 0);
+
+	for (int i = 0; i < 4; i++)
+		out[20 + i] = h >> (8 * i);
+}
+
+int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r)
+{
+	uint32_t h = 0;
+
+	r->gseq = r->time_ns = 0;
+	r->len = 0;
+	for (int i = 7; i >= 0; i--) {
+		r->gseq = r->gseq << 8 | in[i];
+		r->time_ns = r->time_ns << 8 | in[8 + i];
+	}
+	for (int i = 3; i >= 0; i--) {
+		r->len = r->len << 8 | in[16 + i];
+		h = h << 8 | in[20 + i];
+	}
+	return h == XXH32(in, 20, 0) ? 0 : -EILSEQ;
+}
+
+int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
+		  const void *data, size_t len, uint64_t idx,
+		  const struct tasklog_rec *recs, size_t n)
+{
+	unsigned char stackbuf[64 * TASKLOG_REC], *mb = stackbuf;
+	struct fd_entry *e;
+	int rc;
+
+	rc = get_fds(tl, uid, name, &e);
+	if (rc)
+		return rc;
+	if (n > 64) {
+		mb = malloc(n * TASKLOG_REC);
+		if (!mb) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		tasklog_encode(&recs[i], mb + i * TASKLOG_REC);
+	if (io_pwrite_all(e->log_fd, data, len, off) ||
+	    io_pwrite_all(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC))
+		rc = -errno;
+	if (mb != stackbuf)
+		free(mb);
+out:
+	put_fds(tl, e);
+	return rc;
+}
+
+ssize_t tasklog_read(struct tasklog *tl, uint64_t uid, const char *name,
+		     uint64_t off, void *buf, size_t len)
+{
+	struct fd_entry *e;
+	ssize_t n;
+	int rc;
+
+	rc = get_fds(tl, uid, name, &e);
+	if (rc)
+		return rc;
+	n = io_pread_all(e->log_fd, buf, len, off);
+	if (n < 0)
+		n = -errno;
+	put_fds(tl, e);
+	return n;
+}
+
+ssize_t tasklog_read_recs(struct tasklog *tl, uint64_t uid, const char *name,
+			  uint64_t idx, struct tasklog_rec *recs, size_t n)
+{
+	unsigned char *mb;
+	struct fd_entry *e;
+	ssize_t got;
+	int rc;
+
+	mb = malloc(n * TASKLOG_REC + 1);
+	if (!mb)
+		return -ENOMEM;
+	rc = get_fds(tl, uid, name, &e);
+	if (rc) {
+		free(mb);
+		return rc;
+	}
+	got = io_pread_all(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC);
+	if (got < 0) {
+		got = -errno;
+	} else {
+		got /= TASKLOG_REC;
+		for (ssize_t i = 0; i < got; i++)
+			if (tasklog_decode(mb + i * TASKLOG_REC, &recs[i])) {
+				got = -EILSEQ;
+				break;
+			}
+	}
+	put_fds(tl, e);
+	free(mb);
+	return got;
+}
+
+int tasklog_sync(struct tasklog *tl, uint64_t uid, const char *name)
+{
+	struct fd_entry *e;
+	int rc;
+
+	rc = get_fds(tl, uid, name, &e);
+	if (rc)
+		return rc;
+	if (io->fdatasync(e->log_fd) || io->fdatasync(e->meta_fd))
+		rc = -errno;
+	put_fds(tl, e);
+	return rc;
+}
+
+int tasklog_sizes(struct tasklog *tl, const char *name, uint64_t *log_len, uint64_t *nrecs)
+{
+	char path[4400];
+	struct stat st;
+
+	file_path(tl, name, "events", path, sizeof(path));
+	if (stat(path, &st))
+		return -errno;
+	*log_len = st.st_size;
+	file_path(tl, name, "events.meta", path, sizeof(path));
+	if (stat(path, &st))
+		return -errno;
+	*nrecs = st.st_size / TASKLOG_REC;
+	return 0;
+}
+
+int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,
+		     uint64_t log_len, uint64_t nrecs)
+{
+	struct fd_entry *e;
+	int rc;
+
+	rc = get_fds(tl, uid, name, &e);
+	if (rc)
+		return rc;
+	if (io->ftruncate(e->log_fd, log_len) ||
+	    io->ftruncate(e->meta_fd, nrecs * TASKLOG_REC))
+		rc = -errno;
+	put_fds(tl, e);
+	return rc;
+}
+
+int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name)
+{
+	char from[4400], to[4400];
+
+	forget_fds(tl, uid);
+	snprintf(from, sizeof(from), "%s/%s", tl->dir, name);
+	snprintf(to, sizeof(to), "%s/.trash-%016" PRIx64, tl->dir, uid);
+	if (io->rename(from, to) && errno != ENOENT)
+		return -errno;
+	if (io_fsync_dir(tl->dir))
+		return -errno;
+	return 0;
+}
+
+int tasklog_purge(struct tasklog *tl, uint64_t uid)
+{
+	static const char *const files[] = { "events", "events.meta" };
+	char path[4400];
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/.trash-%016" PRIx64 "/%s", tl->dir, uid, files[i]);
+		if (io->unlink(path) && errno != ENOENT)
+			return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/.trash-%016" PRIx64, tl->dir, uid);
+	if (io->rmdir(path) && errno != ENOENT)
+		return -errno;
+	return 0;
+}

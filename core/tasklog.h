@@ -1,0 +1,84 @@
+/*
+ * tasklog.h - one task's files: the JSONL log and its sidecar.
+ *
+ * DATA_DIR/tasks/<id>/events       the events, byte-exact, append-only
+ * DATA_DIR/tasks/<id>/events.meta  one 24-byte record per event, in order:
+ *   0 8 gseq (global commit sequence)   8 8 commit time, ns since the epoch
+ *   16 4 event length, newline included  20 4 XXH32 of bytes 0-19
+ * (little-endian).  Logs and sidecars hold everything the index knows, so
+ * the index can be rebuilt from them.
+ *
+ * Files are written at explicit offsets (pwrite), never with O_APPEND, so a
+ * write repeated after a crash lands on the same bytes.
+ *
+ * Caveats: thread-safe.  Descriptors are cached per task uid, at most
+ * max_fds tasks at a time (least recently used closed first); a descriptor
+ * in use is never closed under its user.  The caller keeps names and uids
+ * consistent (the index is the authority).
+ */
+#ifndef EVL_TASKLOG_H
+#define EVL_TASKLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TASKLOG_REC 24
+
+struct tasklog;
+
+struct tasklog_rec {
+	uint64_t gseq;
+	uint64_t time_ns;
+	uint32_t len;
+};
+
+/* Open the task area DATA_DIR/tasks (@dir), created if missing. 0 or -errno. */
+int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out);
+void tasklog_close(struct tasklog *tl);
+
+/*
+ * Create task @name's directory and empty files (emptied if they exist:
+ * the index knows nothing of them).  Durable on return.  0 or -errno.
+ */
+int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name);
+
+/*
+ * Write @len event bytes at @off of the log and @n sidecar records starting
+ * at record @idx.  0 or -errno (ENOSPC, EIO).
+ */
+int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
+		  const void *data, size_t len, uint64_t idx,
+		  const struct tasklog_rec *recs, size_t n);
+
+/* Read up to @len log bytes at @off.  Bytes read, or -errno. */
+ssize_t tasklog_read(struct tasklog *tl, uint64_t uid, const char *name,
+		     uint64_t off, void *buf, size_t len);
+
+/* Read @n sidecar records from @idx.  Records read, or -errno (-EILSEQ: bad check). */
+ssize_t tasklog_read_recs(struct tasklog *tl, uint64_t uid, const char *name,
+			  uint64_t idx, struct tasklog_rec *recs, size_t n);
+
+/* fdatasync the log and sidecar.  0 or -errno. */
+int tasklog_sync(struct tasklog *tl, uint64_t uid, const char *name);
+
+/* Current sizes on disk: log bytes and whole sidecar records. 0 or -errno. */
+int tasklog_sizes(struct tasklog *tl, const char *name, uint64_t *log_len, uint64_t *nrecs);
+
+/* Cut the log to @log_len bytes and the sidecar to @nrecs records. 0 or -errno. */
+int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,
+		     uint64_t log_len, uint64_t nrecs);
+
+/*
+ * Move task @name's directory aside to .trash-<uid> (its name is free at
+ * once) and forget its descriptors.  Missing source is fine (repeat after a
+ * crash).  0 or -errno.
+ */
+int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name);
+
+/* Delete .trash-<uid> and its files.  Missing is fine.  0 or -errno. */
+int tasklog_purge(struct tasklog *tl, uint64_t uid);
+
+void tasklog_encode(const struct tasklog_rec *r, unsigned char out[TASKLOG_REC]);
+int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r);
+
+#endif
