@@ -1,0 +1,417 @@
+/* Unit tests: the journal. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "journal.h"
+#include "testutil.h"
+
+struct got {
+	uint64_t lsn[4096];
+	char text[4096][32];
+	size_t n;
+};
+
+static int collect(void *arg, uint64_t lsn, unsigned type, const void *p, size_t len)
+{
+	struct got *g = arg;
+
+	if (g->n < 4096) {
+		g->lsn[g->n] = lsn;
+		snprintf(g->text[g->n], 32, "%.*s", (int)len, (const char *)p);
+		g->n++;
+	}
+	return 0;
+}
+
+static struct journal_opts opts(bool sync, uint64_t seg)
+{
+	struct journal_opts o = { .sync_mode = sync, .commit_ms = 5, .segment_bytes = seg };
+
+	return o;
+}
+
+static void append_text(struct journal *j, const char *s, uint64_t *lsn)
+{
+	struct iovec iov = { (void *)s, strlen(s) };
+
+	assert_int_equal(journal_append(j, 2, &iov, 1, lsn), 0);
+}
+
+static char *jdir(void **state)
+{
+	char *d = *state, *p;
+
+	if (asprintf(&p, "%s/journal", d) < 0)
+		abort();
+	return p;
+}
+
+static int setup(void **state)
+{
+	*state = tu_tmpdir();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tu_rmrf(*state);
+	free(*state);
+	fio_uninstall();
+	return 0;
+}
+
+/* The newest segment file's path. */
+static void last_segment(const char *dir, char *out, size_t n, int back)
+{
+	struct dirent **names;
+	int k = scandir(dir, &names, NULL, alphasort), seen = 0;
+
+	out[0] = '\0';
+	for (int i = k - 1; i >= 0; i--) {
+		if (!out[0] && strstr(names[i]->d_name, ".jnl") &&
+		    !strstr(names[i]->d_name, "corrupt") && seen++ == back)
+			snprintf(out, n, "%s/%s", dir, names[i]->d_name);
+		free(names[i]);
+	}
+	free(names);
+}
+
+static void replays_in_order(void **state)
+{
+	char *dir = jdir(state);
+	struct journal_opts o = opts(false, 1 << 20);
+	struct journal *j;
+	struct got g = { .n = 0 };
+	uint64_t lsn;
+	char buf[32];
+
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 0);
+	for (int i = 0; i < 100; i++) {
+		snprintf(buf, sizeof(buf), "rec %d", i);
+		append_text(j, buf, &lsn);
+		assert_int_equal(lsn, i + 1);
+	}
+	assert_int_equal(journal_close(j), 0);
+
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 100);
+	assert_string_equal(g.text[42], "rec 42");
+	assert_int_equal(g.lsn[99], 100);
+	append_text(j, "after", &lsn);
+	assert_int_equal(lsn, 101);
+	assert_int_equal(journal_close(j), 0);
+
+	g.n = 0;
+	assert_int_equal(journal_open(dir, 90, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 11);
+	assert_int_equal(g.lsn[0], 91);
+	assert_string_equal(g.text[10], "after");
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+static void torn_tail_is_cut(void **state)
+{
+	char *dir = jdir(state), seg[4400];
+	struct journal_opts o = opts(false, 1 << 20);
+	struct journal *j;
+	struct got g = { .n = 0 };
+	struct stat st;
+	uint64_t lsn;
+
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	append_text(j, "one", &lsn);
+	append_text(j, "two", &lsn);
+	append_text(j, "three", &lsn);
+	assert_int_equal(journal_close(j), 0);
+	last_segment(dir, seg, sizeof(seg), 0);
+	assert_int_equal(stat(seg, &st), 0);
+	assert_int_equal(truncate(seg, st.st_size - 2), 0);	/* tear "three" */
+
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 2);
+	assert_string_equal(g.text[1], "two");
+	append_text(j, "four", &lsn);
+	assert_int_equal(lsn, 3);	/* the torn record's lsn is reused */
+	assert_int_equal(journal_close(j), 0);
+	g.n = 0;
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 3);
+	assert_string_equal(g.text[2], "four");
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+static void corrupt_byte_stops_replay(void **state)
+{
+	char *dir = jdir(state), seg[4400];
+	struct journal_opts o = opts(false, 1 << 20);
+	struct journal *j;
+	struct got g = { .n = 0 };
+	uint64_t lsn;
+	int fd;
+
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	append_text(j, "aaaa", &lsn);
+	append_text(j, "bbbb", &lsn);
+	append_text(j, "cccc", &lsn);
+	assert_int_equal(journal_close(j), 0);
+	/* reopen starts a new segment; put more records there */
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	append_text(j, "dddd", &lsn);
+	assert_int_equal(journal_close(j), 0);
+
+	/* flip one payload byte of "bbbb" in the first segment */
+	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, 32 + 36 + 32 + 1), 1);
+	close(fd);
+
+	g.n = 0;
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 1);
+	assert_string_equal(g.text[0], "aaaa");
+	append_text(j, "eeee", &lsn);
+	assert_int_equal(lsn, 2);
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+struct worker {
+	struct journal *j;
+	int id, n;
+};
+
+static void *sync_writer(void *arg)
+{
+	struct worker *w = arg;
+	char buf[32];
+
+	for (int i = 0; i < w->n; i++) {
+		struct iovec iov = { buf, 0 };
+		uint64_t lsn;
+
+		iov.iov_len = snprintf(buf, sizeof(buf), "w%d %d", w->id, i);
+		if (journal_append(w->j, 2, &iov, 1, &lsn) || journal_wait(w->j, lsn))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void group_commit_shares_fsyncs(void **state)
+{
+	char *dir = jdir(state);
+	struct journal_opts o = opts(true, 1 << 20);
+	struct journal_stats js;
+	struct journal *j;
+	struct got g = { .n = 0 };
+	pthread_t th[8];
+	struct worker w[8];
+	int next[8] = { 0 };
+
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	for (int i = 0; i < 8; i++) {
+		w[i] = (struct worker){ j, i, 200 };
+		pthread_create(&th[i], NULL, sync_writer, &w[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		assert_null(r);
+	}
+	journal_get_stats(j, &js);
+	assert_int_equal(js.durable_lsn, 1600);
+	/* concurrent waiters shared fsyncs */
+	assert_true(js.fsyncs < 1600);
+	print_message("1600 sync appends from 8 threads: %llu fsyncs\n",
+		      (unsigned long long)js.fsyncs);
+	assert_int_equal(journal_close(j), 0);
+
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 1600);
+	for (size_t i = 0; i < g.n; i++) {
+		int id, k;
+
+		assert_int_equal(sscanf(g.text[i], "w%d %d", &id, &k), 2);
+		assert_int_equal(k, next[id]);	/* each writer's order kept */
+		next[id]++;
+	}
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+static void group_mode_syncs_within_commit_ms(void **state)
+{
+	char *dir = jdir(state);
+	struct journal_opts o = opts(false, 1 << 20);
+	struct journal_stats js;
+	struct journal *j;
+	uint64_t lsn, deadline;
+
+	assert_int_equal(journal_open(dir, 0, &o, NULL, NULL, &j), 0);
+	append_text(j, "x", &lsn);
+	deadline = tu_now_ms() + 5000;
+	do {
+		journal_get_stats(j, &js);
+	} while (js.durable_lsn < lsn && tu_now_ms() < deadline);
+	assert_int_equal(js.durable_lsn, lsn);
+	append_text(j, "y", &lsn);
+	assert_int_equal(journal_barrier(j), 0);
+	journal_get_stats(j, &js);
+	assert_int_equal(js.durable_lsn, lsn);
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+static void failed_write_is_cut_back(void **state)
+{
+	char *dir = jdir(state), seg[4400];
+	struct journal_opts o = opts(false, 1 << 20);
+	struct journal *j;
+	struct got g = { .n = 0 };
+	struct iovec iov = { "payload-that-fails", 18 };
+	struct stat before, after;
+	uint64_t lsn;
+
+	fio_install();
+	assert_int_equal(journal_open(dir, 0, &o, NULL, NULL, &j), 0);
+	append_text(j, "good1", &lsn);
+	last_segment(dir, seg, sizeof(seg), 0);
+	stat(seg, &before);
+	/* a transient short write is completed by the retry */
+	fio_fail(FIO_WRITE, 0, ENOSPC, false);
+	append_text(j, "short", &lsn);
+	stat(seg, &before);
+	/* a full disk: short writes, then ENOSPC */
+	fio_fail(FIO_WRITE, 0, ENOSPC, true);
+	assert_int_equal(journal_append(j, 2, &iov, 1, &lsn), -ENOSPC);
+	fio_clear();
+	stat(seg, &after);
+	assert_int_equal(after.st_size, before.st_size);	/* nothing partial */
+	fio_fail(FIO_WRITE, 0, EIO, false);
+	assert_int_equal(journal_append(j, 2, &iov, 1, &lsn), -EIO);
+	append_text(j, "good2", &lsn);	/* resumes */
+	assert_int_equal(lsn, 3);
+	assert_int_equal(journal_close(j), 0);
+	fio_uninstall();
+
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 3);
+	assert_string_equal(g.text[1], "short");
+	assert_string_equal(g.text[2], "good2");
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+static void failed_fsync_is_sticky(void **state)
+{
+	char *dir = jdir(state);
+	struct journal_opts o = opts(true, 1 << 20);
+	struct journal *j;
+	struct got g = { .n = 0 };
+	struct journal_stats js;
+	uint64_t lsn;
+
+	fio_install();
+	assert_int_equal(journal_open(dir, 0, &o, NULL, NULL, &j), 0);
+	append_text(j, "durable", &lsn);
+	assert_int_equal(journal_wait(j, lsn), 0);
+	append_text(j, "maybe", &lsn);
+	fio_fail(FIO_SYNC, 0, EIO, false);
+	assert_int_equal(journal_wait(j, lsn), -EIO);
+	/* the fault is gone but the state stays: the kernel may have dropped pages */
+	{
+		struct iovec iov = { "later", 5 };
+
+		assert_int_equal(journal_append(j, 2, &iov, 1, &lsn), -EIO);
+	}
+	assert_int_equal(journal_barrier(j), -EIO);
+	journal_get_stats(j, &js);
+	assert_int_equal(js.error, EIO);
+	assert_int_equal(journal_close(j), -EIO);
+	fio_uninstall();
+
+	/* reopening recovers what was acknowledged as durable */
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_true(g.n >= 1);
+	assert_string_equal(g.text[0], "durable");
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+static int count_segments(const char *dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	while ((de = readdir(d)))
+		n += strstr(de->d_name, ".jnl") != NULL;
+	closedir(d);
+	return n;
+}
+
+static void trim_drops_applied_segments(void **state)
+{
+	char *dir = jdir(state);
+	struct journal_opts o = opts(false, 4096);
+	struct journal_stats js;
+	struct journal *j;
+	struct got g = { .n = 0 };
+	char buf[200];
+	uint64_t lsn;
+
+	memset(buf, 'z', sizeof(buf) - 1);
+	buf[sizeof(buf) - 1] = '\0';
+	assert_int_equal(journal_open(dir, 0, &o, NULL, NULL, &j), 0);
+	for (int i = 0; i < 200; i++)
+		append_text(j, buf, &lsn);
+	assert_true(count_segments(dir) > 5);
+	assert_int_equal(journal_barrier(j), 0);
+	assert_int_equal(journal_trim(j, 150), 0);
+	journal_get_stats(j, &js);
+	assert_true(js.bytes < 60 * 240);
+	assert_int_equal(journal_close(j), 0);
+
+	assert_int_equal(journal_open(dir, 150, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 50);
+	assert_int_equal(g.lsn[0], 151);
+	assert_int_equal(journal_trim(j, 200), 0);
+	assert_int_equal(count_segments(dir), 1);
+	append_text(j, "next", &lsn);
+	assert_int_equal(lsn, 201);
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(replays_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(torn_tail_is_cut, setup, teardown),
+		cmocka_unit_test_setup_teardown(corrupt_byte_stops_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(group_commit_shares_fsyncs, setup, teardown),
+		cmocka_unit_test_setup_teardown(group_mode_syncs_within_commit_ms, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_write_is_cut_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_fsync_is_sticky, setup, teardown),
+		cmocka_unit_test_setup_teardown(trim_drops_applied_segments, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("journal", tests, NULL, NULL);
+}

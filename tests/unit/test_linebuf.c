@@ -1,0 +1,140 @@
+/* Unit tests: line reassembly. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "linebuf.h"
+
+struct seen {
+	char out[8192];
+	size_t len;
+	int fail_at;	/* refuse the line with this index, or -1 */
+};
+
+static int collect(void *arg, const char *line, size_t len, size_t index)
+{
+	struct seen *s = arg;
+
+	if ((int)index == s->fail_at)
+		return -EINVAL;
+	memcpy(s->out + s->len, line, len);
+	s->out[s->len + len] = '|';
+	s->len += len + 1;
+	s->out[s->len] = '\0';
+	return 0;
+}
+
+static int feed(struct linebuf *lb, struct seen *s, const char *data)
+{
+	int rc = linebuf_feed(lb, data, strlen(data), collect, s);
+
+	if (rc == 0)
+		linebuf_commit(lb);
+	return rc;
+}
+
+static void splits_and_joins(void **state)
+{
+	struct linebuf lb;
+	struct seen s = { .fail_at = -1 };
+
+	linebuf_init(&lb, 100);
+	assert_int_equal(feed(&lb, &s, "ab"), 0);
+	assert_int_equal(linebuf_pending(&lb), 2);
+	assert_int_equal(feed(&lb, &s, "c\nde\nf"), 0);
+	assert_string_equal(s.out, "abc|de|");
+	assert_int_equal(feed(&lb, &s, "g"), 0);
+	assert_int_equal(feed(&lb, &s, "\n\n"), 0);
+	assert_string_equal(s.out, "abc|de|fg||");
+	assert_int_equal(linebuf_pending(&lb), 0);
+	linebuf_release(&lb);
+}
+
+static void refusal_rolls_back(void **state)
+{
+	struct linebuf lb;
+	struct seen s = { .fail_at = 1 };
+
+	linebuf_init(&lb, 100);
+	assert_int_equal(feed(&lb, &s, "par"), 0);
+	assert_int_equal(feed(&lb, &s, "t1\nbad\ntail"), -EINVAL);
+	/* the held part is as before the refused call */
+	assert_int_equal(linebuf_pending(&lb), 3);
+	assert_memory_equal(lb.buf, "par", 3);
+	s.fail_at = -1;
+	s.len = 0;
+	assert_int_equal(feed(&lb, &s, "t1\nok\n"), 0);
+	assert_string_equal(s.out, "part1|ok|");
+	/* an explicit rollback after a good feed */
+	assert_int_equal(linebuf_feed(&lb, "x\ny", 3, collect, &s), 0);
+	linebuf_rollback(&lb);
+	assert_int_equal(linebuf_pending(&lb), 0);
+	linebuf_release(&lb);
+}
+
+static void long_lines_are_refused(void **state)
+{
+	struct linebuf lb;
+	struct seen s = { .fail_at = -1 };
+	char big[64];
+
+	memset(big, 'x', sizeof(big));
+	big[63] = '\0';
+	linebuf_init(&lb, 10);
+	/* 9 bytes + newline fit in 10 */
+	assert_int_equal(feed(&lb, &s, "123456789\n"), 0);
+	assert_int_equal(feed(&lb, &s, "1234567890\n"), -EFBIG);
+	assert_int_equal(feed(&lb, &s, "12345"), 0);
+	assert_int_equal(feed(&lb, &s, "67890"), -EFBIG);	/* held part would pass 9 */
+	assert_int_equal(linebuf_pending(&lb), 5);
+	assert_int_equal(feed(&lb, &s, big), -EFBIG);
+	linebuf_release(&lb);
+}
+
+static void random_splits_give_the_same_lines(void **state)
+{
+	char text[4096], whole[8192];
+	struct seen s1 = { .fail_at = -1 }, s2 = { .fail_at = -1 };
+	struct linebuf a, b;
+	unsigned seed = 7;
+	size_t n = 0;
+
+	while (n < sizeof(text) - 40)
+		n += snprintf(text + n, sizeof(text) - n, "line %u\n", rand_r(&seed) % 100000);
+	linebuf_init(&a, 64);
+	linebuf_init(&b, 64);
+	assert_int_equal(linebuf_feed(&a, text, n, collect, &s1), 0);
+	linebuf_commit(&a);
+	for (size_t pos = 0; pos < n;) {
+		size_t k = 1 + rand_r(&seed) % 23;
+
+		if (k > n - pos)
+			k = n - pos;
+		assert_int_equal(linebuf_feed(&b, text + pos, k, collect, &s2), 0);
+		linebuf_commit(&b);
+		pos += k;
+	}
+	memcpy(whole, s1.out, s1.len + 1);
+	assert_string_equal(whole, s2.out);
+	linebuf_release(&a);
+	linebuf_release(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(splits_and_joins),
+		cmocka_unit_test(refusal_rolls_back),
+		cmocka_unit_test(long_lines_are_refused),
+		cmocka_unit_test(random_splits_give_the_same_lines),
+	};
+
+	return cmocka_run_group_tests_name("linebuf", tests, NULL, NULL);
+}

@@ -1,0 +1,376 @@
+/*
+ * testutil.c - temp dirs and the fault seam.
+ */
+#define _XOPEN_SOURCE 700
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "testutil.h"
+
+char *tu_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *p;
+
+	if (asprintf(&p, "%s/evl-test-XXXXXX", base && *base ? base : "/tmp") < 0)
+		abort();
+	if (!mkdtemp(p))
+		abort();
+	return p;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+void tu_rmrf(const char *path)
+{
+	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+uint64_t tu_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
+}
+
+/* ---- the fault seam ---- */
+
+#define MAX_FD 4096
+#define MAX_FILES 8192
+
+struct file_state {
+	char *path;
+	off_t synced;
+};
+
+static pthread_mutex_t fio_lock = PTHREAD_MUTEX_INITIALIZER;
+static long counts[FIO_NOPS];
+static long fail_at[FIO_NOPS];		/* count at which to fail; -1 none */
+static int fail_err[FIO_NOPS];
+static bool fail_persist[FIO_NOPS];
+static long nfailed;
+static bool frozen;
+static char *fd_path[MAX_FD];
+static struct file_state files[MAX_FILES];
+static size_t nfiles;
+
+static struct file_state *file_find(const char *path, bool add)
+{
+	for (size_t i = 0; i < nfiles; i++)
+		if (!strcmp(files[i].path, path))
+			return &files[i];
+	if (!add || nfiles == MAX_FILES)
+		return NULL;
+	files[nfiles].path = strdup(path);
+	files[nfiles].synced = 0;
+	return &files[nfiles++];
+}
+
+/* With fio_lock: should this call of @op fail?  Sets errno. */
+static bool should_fail(enum fio_op op)
+{
+	long n = counts[op]++;
+
+	if (fail_at[op] < 0 || n < fail_at[op])
+		return false;
+	if (!fail_persist[op] && n > fail_at[op])
+		return false;
+	errno = fail_err[op];
+	nfailed++;
+	return true;
+}
+
+static int f_open(const char *path, int flags, mode_t mode)
+{
+	int fd;
+
+	pthread_mutex_lock(&fio_lock);
+	if (should_fail(FIO_OPEN)) {
+		pthread_mutex_unlock(&fio_lock);
+		return -1;
+	}
+	fd = open(path, flags | O_CLOEXEC, mode);
+	if (fd >= 0 && fd < MAX_FD) {
+		struct file_state *f = file_find(path, false);
+		struct stat st;
+
+		free(fd_path[fd]);
+		fd_path[fd] = strdup(path);
+		if (!f && !(flags & O_DIRECTORY) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+			f = file_find(path, true);
+			if (f)
+				f->synced = st.st_size;	/* what was there is taken as durable */
+		}
+		if (f && (flags & O_TRUNC))
+			f->synced = 0;
+	}
+	pthread_mutex_unlock(&fio_lock);
+	return fd;
+}
+
+static int f_close(int fd)
+{
+	pthread_mutex_lock(&fio_lock);
+	if (fd >= 0 && fd < MAX_FD) {
+		free(fd_path[fd]);
+		fd_path[fd] = NULL;
+	}
+	pthread_mutex_unlock(&fio_lock);
+	return close(fd);
+}
+
+static ssize_t f_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	int err;
+
+	pthread_mutex_lock(&fio_lock);
+	if (should_fail(FIO_WRITE)) {
+		err = errno;
+		pthread_mutex_unlock(&fio_lock);
+		if (err == ENOSPC && cnt > 0 && iov[0].iov_len > 1) {
+			/* a short write: half of the first buffer reaches the file */
+			ssize_t n = pwrite(fd, iov[0].iov_base, iov[0].iov_len / 2, off);
+
+			if (n > 0)
+				return n;
+		}
+		errno = err;
+		return -1;
+	}
+	pthread_mutex_unlock(&fio_lock);
+	return pwritev(fd, iov, cnt, off);
+}
+
+static void mark_synced(int fd)
+{
+	struct stat st;
+
+	if (fd < 0 || fd >= MAX_FD || !fd_path[fd] || fstat(fd, &st))
+		return;
+	struct file_state *f = file_find(fd_path[fd], S_ISREG(st.st_mode));
+
+	if (f && S_ISREG(st.st_mode))
+		f->synced = st.st_size;
+}
+
+static int f_sync(int fd, int (*real)(int))
+{
+	int rc;
+
+	pthread_mutex_lock(&fio_lock);
+	if (should_fail(FIO_SYNC)) {
+		pthread_mutex_unlock(&fio_lock);
+		return -1;
+	}
+	pthread_mutex_unlock(&fio_lock);
+	rc = real(fd);
+	if (rc == 0) {
+		pthread_mutex_lock(&fio_lock);
+		mark_synced(fd);
+		pthread_mutex_unlock(&fio_lock);
+	}
+	return rc;
+}
+
+static int f_fsync(int fd)
+{
+	return f_sync(fd, fsync);
+}
+
+static int f_fdatasync(int fd)
+{
+	return f_sync(fd, fdatasync);
+}
+
+static int f_ftruncate(int fd, off_t len)
+{
+	int rc;
+
+	pthread_mutex_lock(&fio_lock);
+	if (should_fail(FIO_TRUNC)) {
+		pthread_mutex_unlock(&fio_lock);
+		return -1;
+	}
+	rc = ftruncate(fd, len);
+	if (rc == 0 && fd >= 0 && fd < MAX_FD && fd_path[fd]) {
+		struct file_state *f = file_find(fd_path[fd], false);
+
+		if (f && f->synced > len)
+			f->synced = len;
+	}
+	pthread_mutex_unlock(&fio_lock);
+	return rc;
+}
+
+static int f_rename(const char *from, const char *to)
+{
+	int rc;
+
+	pthread_mutex_lock(&fio_lock);
+	if (should_fail(FIO_RENAME)) {
+		pthread_mutex_unlock(&fio_lock);
+		return -1;
+	}
+	rc = rename(from, to);
+	if (rc == 0) {
+		size_t l = strlen(from);
+
+		/* files under a renamed directory move with it */
+		for (size_t i = 0; i < nfiles; i++)
+			if (!strncmp(files[i].path, from, l) &&
+			    (files[i].path[l] == '\0' || files[i].path[l] == '/')) {
+				char *np;
+
+				if (asprintf(&np, "%s%s", to, files[i].path + l) > 0) {
+					free(files[i].path);
+					files[i].path = np;
+				}
+			}
+	}
+	pthread_mutex_unlock(&fio_lock);
+	return rc;
+}
+
+static int f_unlink(const char *path)
+{
+	pthread_mutex_lock(&fio_lock);	/* blocks for ever once frozen */
+	pthread_mutex_unlock(&fio_lock);
+	return unlink(path);
+}
+
+static ssize_t f_pread(int fd, void *buf, size_t n, off_t off)
+{
+	return pread(fd, buf, n, off);
+}
+
+static const struct io_ops fault_ops = {
+	.open = f_open,
+	.close = f_close,
+	.pread = f_pread,
+	.pwritev = f_pwritev,
+	.fsync = f_fsync,
+	.fdatasync = f_fdatasync,
+	.ftruncate = f_ftruncate,
+	.rename = f_rename,
+	.unlink = f_unlink,
+	.mkdir = mkdir,
+	.rmdir = rmdir,
+};
+
+void fio_clear(void)
+{
+	pthread_mutex_lock(&fio_lock);
+	for (int i = 0; i < FIO_NOPS; i++) {
+		fail_at[i] = -1;
+		fail_persist[i] = false;
+	}
+	pthread_mutex_unlock(&fio_lock);
+}
+
+void fio_install(void)
+{
+	pthread_mutex_lock(&fio_lock);
+	memset(counts, 0, sizeof(counts));
+	nfailed = 0;
+	frozen = false;
+	pthread_mutex_unlock(&fio_lock);
+	fio_clear();
+	io_set_ops(&fault_ops);
+}
+
+void fio_uninstall(void)
+{
+	io_set_ops(NULL);
+	pthread_mutex_lock(&fio_lock);
+	for (size_t i = 0; i < nfiles; i++)
+		free(files[i].path);
+	nfiles = 0;
+	for (int i = 0; i < MAX_FD; i++) {
+		free(fd_path[i]);
+		fd_path[i] = NULL;
+	}
+	pthread_mutex_unlock(&fio_lock);
+}
+
+void fio_fail(enum fio_op op, long nth, int err, bool persist)
+{
+	pthread_mutex_lock(&fio_lock);
+	fail_at[op] = counts[op] + nth;
+	fail_err[op] = err;
+	fail_persist[op] = persist;
+	pthread_mutex_unlock(&fio_lock);
+}
+
+long fio_count(enum fio_op op)
+{
+	long n;
+
+	pthread_mutex_lock(&fio_lock);
+	n = counts[op];
+	pthread_mutex_unlock(&fio_lock);
+	return n;
+}
+
+long fio_failed(void)
+{
+	long n;
+
+	pthread_mutex_lock(&fio_lock);
+	n = nfailed;
+	pthread_mutex_unlock(&fio_lock);
+	return n;
+}
+
+void fio_freeze_and_dump(const char *dump)
+{
+	FILE *f;
+
+	pthread_mutex_lock(&fio_lock);
+	frozen = true;
+	f = fopen(dump, "w");
+	if (f) {
+		for (size_t i = 0; i < nfiles; i++)
+			fprintf(f, "%lld %s\n", (long long)files[i].synced, files[i].path);
+		fclose(f);
+	}
+	/* the lock stays held: every other I/O call now blocks until _exit */
+}
+
+int fio_apply_powerloss(const char *dump, unsigned seed)
+{
+	char line[4500];
+	FILE *f = fopen(dump, "r");
+	int cut = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		long long synced;
+		char path[4400];
+		struct stat st;
+
+		if (sscanf(line, "%lld %4399[^\n]", &synced, path) != 2 || stat(path, &st))
+			continue;
+		if (st.st_size > synced) {
+			off_t keep = synced + rand_r(&seed) % (st.st_size - synced + 1);
+
+			if (truncate(path, keep) == 0 && keep < st.st_size)
+				cut++;
+		}
+	}
+	fclose(f);
+	return cut;
+}

@@ -1,0 +1,45 @@
+/*
+ * testutil.h - helpers for the unit tests: private temp dirs and a fault
+ * injecting I/O seam (see core/io.h).
+ */
+#ifndef EVL_TESTUTIL_H
+#define EVL_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A fresh directory under $TMPDIR (or /tmp); caller frees, tu_rmrf removes. */
+char *tu_tmpdir(void);
+void tu_rmrf(const char *path);
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t tu_now_ms(void);
+
+/* Which calls a fault hits. */
+enum fio_op { FIO_WRITE, FIO_SYNC, FIO_TRUNC, FIO_OPEN, FIO_RENAME, FIO_NOPS };
+
+/* Install (or remove) the fault seam.  Counts calls; injects nothing yet. */
+void fio_install(void);
+void fio_uninstall(void);
+/*
+ * Fail the @nth (0: the next) call of @op from now with @err; with @persist
+ * every later one too, until fio_clear.  A failed write first writes half
+ * its bytes when @err is ENOSPC (a short write), none otherwise.
+ */
+void fio_fail(enum fio_op op, long nth, int err, bool persist);
+void fio_clear(void);
+long fio_count(enum fio_op op);
+long fio_failed(void);
+
+/*
+ * Power loss, in two halves.  In the process that runs the store:
+ * fio_freeze_and_dump() stops every further I/O call (they block for ever)
+ * and writes, for each file touched, the length known durable (fsynced) to
+ * @dump.  The caller then _exit()s.  In the parent, fio_apply_powerloss()
+ * cuts each file to a length between its durable length and its current
+ * one (a random torn tail), as a power loss could leave it.
+ */
+void fio_freeze_and_dump(const char *dump);
+int fio_apply_powerloss(const char *dump, unsigned seed);
+
+#endif
