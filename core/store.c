@@ -1984,6 +1984,8 @@ ssize_t evl_view_read(struct evl_view *v, uint64_t off, void *buf, size_t len)
 				goto out;
 		}
 		rc = index_view_iter(iv, gseq, fill_cb, &c);
+		if (rc > 0)
+			rc = 0;		/* fill_cb stopped it: the buffer is full */
 		if (!rc)
 			rc = c.rc;
 		if (!rc && c.done < c.len) {

@@ -1,0 +1,952 @@
+/*
+ * Unit tests: the store, end to end through core/evlog.h, plus crashes,
+ * power loss and injected faults.  Every check compares against a rescan
+ * of the task logs and sidecars on disk (rescan()), which is what the
+ * index must equal.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "evlog.h"
+#include "tasklog.h"
+#include "testutil.h"
+
+/* ---- helpers ---- */
+
+static struct evl_store *open_store(const char *dir, bool sync, unsigned commit_ms)
+{
+	struct evl_options o;
+	struct evl_store *st = NULL;
+
+	evl_options_default(&o);
+	o.commit_sync = sync;
+	o.commit_ms = commit_ms;
+	o.segment_bytes = 64 << 10;	/* many segments: rotation and trim run */
+	o.max_fds = 4;			/* the descriptor cache evicts */
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	return st;
+}
+
+static uint64_t task_uid(struct evl_store *st, const char *name)
+{
+	struct evl_task_info info;
+
+	if (evl_task_lookup(st, name, &info))
+		return 0;
+	return info.uid;
+}
+
+static uint64_t create(struct evl_store *st, const char *name)
+{
+	assert_int_equal(evl_task_create(st, name), 0);
+	return task_uid(st, name);
+}
+
+static int write_str(struct evl_writer *w, const char *s)
+{
+	return evl_writer_write(w, s, strlen(s));
+}
+
+static int event_line(char *buf, size_t n, int type, int w, int i, int pad)
+{
+	return snprintf(buf, n, "{\"type\":\"ty%02d\",\"w\":%d,\"i\":%d,\"pad\":\"%.*s\"}\n", type,
+			w, i, pad, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+}
+
+/* Read all of a task log or a view through the API. */
+static char *read_all(struct evl_store *st, uint64_t uid, struct evl_view *v, size_t *len)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+
+	for (;;) {
+		ssize_t r;
+
+		if (cap - n < 4096)
+			buf = realloc(buf, cap *= 2);
+		r = v ? evl_view_read(v, n, buf + n, 4096 - (n % 7))
+		      : evl_task_read(st, uid, n, buf + n, 4096 - (n % 7));
+		assert_true(r >= 0);
+		if (r == 0)
+			break;
+		n += r;
+	}
+	*len = n;
+	return buf;
+}
+
+static char *read_view(struct evl_store *st, const char *prefix, uint64_t uid, size_t *len)
+{
+	struct evl_view *v;
+	uint64_t size;
+	char *buf;
+
+	if (evl_view_open(st, prefix, strlen(prefix), uid, &v)) {
+		*len = 0;
+		return NULL;
+	}
+	buf = read_all(st, 0, v, len);
+	assert_int_equal(evl_view_size(v, &size), 0);
+	assert_int_equal(size, *len);
+	evl_view_close(v);
+	return buf;
+}
+
+/* One event as found on disk by the rescan. */
+struct disk_ev {
+	uint64_t gseq, uid;
+	char task[64];
+	char type[32];
+	char *bytes;
+	uint32_t len;
+};
+
+struct disk {
+	struct disk_ev *ev;
+	size_t n;
+};
+
+static int cmp_gseq(const void *a, const void *b)
+{
+	const struct disk_ev *x = a, *y = b;
+
+	return x->gseq < y->gseq ? -1 : x->gseq > y->gseq;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc(n + 1);
+	*len = fread(buf, 1, n, f);
+	buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/*
+ * Read every live task's log and sidecar straight from DATA_DIR: the events
+ * in global commit order.  Fails on a torn or inconsistent task.
+ */
+static void rescan(const char *dir, struct disk *d)
+{
+	char path[4400];
+	struct dirent *de;
+	DIR *td;
+
+	d->ev = NULL;
+	d->n = 0;
+	snprintf(path, sizeof(path), "%s/tasks", dir);
+	td = opendir(path);
+	assert_non_null(td);
+	while ((de = readdir(td))) {
+		size_t llen, mlen, off = 0;
+		char *log, *meta;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/tasks/%s/events", dir, de->d_name);
+		log = slurp(path, &llen);
+		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", dir, de->d_name);
+		meta = slurp(path, &mlen);
+		assert_non_null(log);
+		assert_non_null(meta);
+		assert_int_equal(mlen % TASKLOG_REC, 0);
+		for (size_t i = 0; i < mlen / TASKLOG_REC; i++) {
+			struct tasklog_rec r;
+			struct disk_ev *e;
+			char *t;
+
+			assert_int_equal(tasklog_decode((unsigned char *)meta + i * TASKLOG_REC, &r), 0);
+			assert_true(off + r.len <= llen);
+			assert_int_equal(log[off + r.len - 1], '\n');
+			d->ev = realloc(d->ev, (d->n + 1) * sizeof(*d->ev));
+			e = &d->ev[d->n++];
+			e->gseq = r.gseq;
+			snprintf(e->task, sizeof(e->task), "%.63s", de->d_name);
+			e->bytes = malloc(r.len);
+			memcpy(e->bytes, log + off, r.len);
+			e->len = r.len;
+			t = strstr(e->bytes, "\"type\":\"");
+			assert_non_null(t);
+			sscanf(t + 8, "%31[^\"]", e->type);
+			off += r.len;
+		}
+		assert_int_equal(off, llen);	/* nothing past the last event */
+		free(log);
+		free(meta);
+	}
+	closedir(td);
+	qsort(d->ev, d->n, sizeof(*d->ev), cmp_gseq);
+	for (size_t i = 1; i < d->n; i++)
+		assert_true(d->ev[i].gseq > d->ev[i - 1].gseq);	/* no duplicate gseq */
+}
+
+static void disk_free(struct disk *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->ev[i].bytes);
+	free(d->ev);
+}
+
+/* What view @prefix (of @task, or all) must hold according to the rescan. */
+static char *expect_view(const struct disk *d, const char *prefix, const char *task, size_t *len)
+{
+	size_t n = 0;
+	char *buf = NULL;
+
+	for (size_t i = 0; i < d->n; i++) {
+		if (strncmp(d->ev[i].type, prefix, strlen(prefix)) ||
+		    (task && strcmp(task, d->ev[i].task)))
+			continue;
+		buf = realloc(buf, n + d->ev[i].len);
+		memcpy(buf + n, d->ev[i].bytes, d->ev[i].len);
+		n += d->ev[i].len;
+	}
+	*len = n;
+	return buf;
+}
+
+/* Every view the store offers equals the filter of the logs (store applied). */
+static void check_views(struct evl_store *st, const char *dir)
+{
+	static const char *const prefixes[] = { "t", "ty", "ty0", "ty01", "ty1", "ty07", "ty2" };
+	struct disk d;
+
+	assert_int_equal(evl_store_checkpoint(st), 0);	/* applied and on disk */
+	rescan(dir, &d);
+	for (size_t p = 0; p < sizeof(prefixes) / sizeof(*prefixes); p++) {
+		size_t elen, glen;
+		char *exp = expect_view(&d, prefixes[p], NULL, &elen);
+		char *got = read_view(st, prefixes[p], 0, &glen);
+
+		if (elen != glen || (elen && memcmp(exp, got, elen)))
+			fail_msg("view %s: %zu bytes, expected %zu", prefixes[p], glen, elen);
+		assert_int_equal(evl_prefix_exists(st, prefixes[p], strlen(prefixes[p])), (elen ? 1 : 0));
+		/* random offsets, random lengths */
+		if (elen) {
+			struct evl_view *v;
+			unsigned seed = 42 + p;
+			char buf[700];
+
+			assert_int_equal(evl_view_open(st, prefixes[p], strlen(prefixes[p]), 0, &v), 0);
+			for (int k = 0; k < 200; k++) {
+				uint64_t off = rand_r(&seed) % elen;
+				size_t want = 1 + rand_r(&seed) % sizeof(buf);
+				ssize_t r = evl_view_read(v, off, buf, want);
+				size_t exp_n = want < elen - off ? want : elen - off;
+
+				if ((size_t)r != exp_n)
+					fail_msg("view %s size %zu: read(off %llu, %zu) = %zd, want %zu",
+						 prefixes[p], elen, (unsigned long long)off, want, r, exp_n);
+				assert_memory_equal(buf, exp + off, exp_n);
+			}
+			evl_view_close(v);
+		}
+		free(exp);
+		free(got);
+	}
+	/* per-task views */
+	for (size_t i = 0; i < d.n; i += d.n / 5 + 1) {
+		uint64_t uid = task_uid(st, d.ev[i].task);
+		size_t elen, glen;
+		char *exp = expect_view(&d, "ty", d.ev[i].task, &elen);
+		char *got = read_view(st, "ty", uid, &glen);
+
+		assert_int_equal(glen, elen);
+		assert_memory_equal(got, exp, elen);
+		free(exp);
+		free(got);
+	}
+	disk_free(&d);
+}
+
+/* ---- fixtures ---- */
+
+static int setup(void **state)
+{
+	*state = tu_tmpdir();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tu_rmrf(*state);
+	free(*state);
+	fio_uninstall();
+	return 0;
+}
+
+/* ---- basic behaviour ---- */
+
+static void round_trip(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_writer *w;
+	struct evl_task_info info;
+	uint64_t uid;
+	size_t len;
+	char *got;
+	const char *want =
+		"{\"type\":\"tool.call\",\"n\":1}\n"
+		"{\"type\":\"tool.result\",\"n\":2}\n"
+		"{\"type\":\"note\",\"text\":\"split\"}\n"
+		"{\"type\":\"note\",\"n\":4}\n";
+
+	uid = create(st, "t42");
+	assert_int_equal(evl_task_create(st, "t42"), -EEXIST);
+	assert_int_equal(evl_task_create(st, ".hidden"), -EINVAL);
+	assert_int_equal(evl_task_create(st, "a/b"), -EINVAL);
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	assert_int_equal(write_str(w, "{\"type\":\"tool.call\",\"n\":1}\n{\"type\":\"tool.result\",\"n\":2}\n"), 0);
+	assert_int_equal(write_str(w, "   \n"), 0);			/* blank: skipped */
+	assert_int_equal(write_str(w, "{\"type\":\"note\",\"te"), 0);	/* split */
+	assert_int_equal(write_str(w, "xt\":\"split\"}\n{\"type\":\"note\",\"n\":4}"), 0);
+	assert_int_equal(evl_writer_close(w), 0);	/* the last line gets its newline */
+
+	got = read_all(st, uid, NULL, &len);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(got, want, len);
+	free(got);
+	assert_int_equal(evl_task_stat(st, uid, &info), 0);
+	assert_int_equal(info.size, strlen(want));
+	assert_int_equal(info.events, 4);
+	assert_string_equal(info.name, "t42");
+
+	got = read_view(st, "tool.", 0, &len);
+	assert_int_equal(len, 56);
+	assert_memory_equal(got, want, 56);
+	free(got);
+	got = read_view(st, "note", uid, &len);
+	assert_int_equal(len, strlen(want) - 56);
+	free(got);
+	assert_false(evl_prefix_exists(st, "nope", 4));
+	{
+		struct evl_view *v;
+
+		assert_int_equal(evl_view_open(st, "nope", 4, 0, &v), -ENOENT);
+		assert_int_equal(evl_view_open(st, "a/b", 3, 0, &v), -EINVAL);
+	}
+	assert_int_equal(evl_store_close(st), 0);
+
+	/* remount: the same bytes */
+	st = open_store(dir, false, 2);
+	got = read_all(st, task_uid(st, "t42"), NULL, &len);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(got, want, len);
+	free(got);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+static void bad_writes_store_nothing(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_writer *w;
+	struct evl_stats s;
+	uint64_t uid = create(st, "t1");
+	char big[300];
+	size_t len;
+	char *got;
+
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	assert_int_equal(write_str(w, "{\"type\":\"a\"}\n"), 0);
+	assert_int_equal(write_str(w, "{\"type\":\"b\"}\nnot json\n{\"type\":\"c\"}\n"), -EINVAL);
+	assert_int_equal(write_str(w, "{\"type\":\"a\"}\n{\"type\":\"x/y\"}\n"), -EINVAL);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.rejected_invalid, 2);
+	assert_non_null(strstr(s.last_rejection, "task t1 line 2"));
+	assert_int_equal(write_str(w, "{\"type\":\"d\"}\n{\"type\":\"partial"), 0);
+	assert_int_equal(evl_writer_close(w), -EINVAL);	/* invalid at close */
+
+	got = read_all(st, uid, NULL, &len);
+	assert_int_equal(len, 26);
+	assert_memory_equal(got, "{\"type\":\"a\"}\n{\"type\":\"d\"}\n", 26);
+	free(got);
+	evl_writer_open(st, uid, &w);
+	memset(big, ' ', sizeof(big));
+	memcpy(big, "{\"type\":\"a\"}", 12);
+	big[sizeof(big) - 1] = '\n';
+	{
+		struct evl_options o;
+		struct evl_store *small;
+
+		/* a store with max_event=256 refuses the 300-byte line */
+		assert_int_equal(evl_writer_close(w), 0);
+		assert_int_equal(evl_store_close(st), 0);
+		evl_options_default(&o);
+		o.max_event = 256;
+		assert_int_equal(evl_store_open(dir, &o, &small), 0);
+		assert_int_equal(evl_writer_open(small, uid, &w), 0);
+		assert_int_equal(evl_writer_write(w, big, sizeof(big)), -EFBIG);
+		/* 256 bytes without a newline can never fit */
+		assert_int_equal(evl_writer_write(w, big, 256), -EFBIG);
+		assert_int_equal(evl_writer_write(w, big, 255), 0);	/* held: fits */
+		assert_int_equal(evl_writer_write(w, "x\n", 2), -EFBIG);
+		evl_store_stats(small, &s);
+		assert_int_equal(s.rejected_too_big, 3);
+		assert_int_equal(evl_writer_close(w), 0);	/* the held line is stored */
+		assert_int_equal(evl_store_close(small), 0);
+	}
+	/* another type_field on the same store is refused */
+	{
+		struct evl_options o;
+		struct evl_store *other;
+
+		evl_options_default(&o);
+		o.type_field = "event_type";
+		assert_int_equal(evl_store_open(dir, &o, &other), -EINVAL);
+	}
+}
+
+static void read_your_writes_before_apply(void **state)
+{
+	const char *dir = *state;
+	/* group commit every 2 s: the applier waits, events stay pending */
+	struct evl_store *st = open_store(dir, false, 2000);
+	struct evl_writer *w;
+	struct evl_task_info info;
+	struct evl_stats s;
+	uint64_t uid = create(st, "p");
+	char line[200];
+	size_t len, total = 0;
+	char *got;
+
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	for (int i = 0; i < 50; i++) {
+		int n = event_line(line, sizeof(line), i % 3, 0, i, i);
+
+		assert_int_equal(evl_writer_write(w, line, n), 0);
+		total += n;
+	}
+	evl_store_stats(st, &s);
+	assert_true(s.pending_events > 0);	/* not applied yet... */
+	assert_int_equal(evl_task_stat(st, uid, &info), 0);
+	assert_int_equal(info.size, total);	/* ...but visible */
+	got = read_all(st, uid, NULL, &len);
+	assert_int_equal(len, total);
+	free(got);
+	assert_true(evl_prefix_exists(st, "ty02", 4));
+	got = read_view(st, "ty0", 0, &len);
+	assert_int_equal(len, total);
+	free(got);
+	assert_int_equal(evl_writer_close(w), 0);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/* ---- concurrency ---- */
+
+struct writer_arg {
+	struct evl_store *st;
+	uint64_t uid;
+	int id, n;
+	int split;	/* write lines in pieces */
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer_arg *a = arg;
+	struct evl_writer *w;
+	char line[200];
+
+	if (evl_writer_open(a->st, a->uid, &w))
+		return (void *)1;
+	for (int i = 0; i < a->n; i++) {
+		int n = event_line(line, sizeof(line), (a->id + i) % 11, a->id, i, i % 50);
+
+		if (a->split) {
+			int cut = n / 3;
+
+			if (evl_writer_write(w, line, cut) || evl_writer_write(w, line + cut, n - cut))
+				return (void *)2;
+		} else if (evl_writer_write(w, line, n)) {
+			return (void *)3;
+		}
+	}
+	return evl_writer_close(w) ? (void *)4 : NULL;
+}
+
+/* Parse a task log: every line whole, each writer's events in order. */
+static void check_task_order(const char *log, size_t len, int *per_writer, int nwriters)
+{
+	int next[64] = { 0 };
+	const char *p = log, *end = log + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', end - p);
+		int t, w, i;
+
+		assert_non_null(nl);
+		assert_int_equal(sscanf(p, "{\"type\":\"ty%d\",\"w\":%d,\"i\":%d", &t, &w, &i), 3);
+		assert_true(w >= 0 && w < nwriters);
+		assert_int_equal(i, next[w]);
+		next[w]++;
+		p = nl + 1;
+	}
+	for (int w = 0; w < nwriters; w++)
+		if (per_writer)
+			per_writer[w] = next[w];
+}
+
+static void concurrent_writers(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	uint64_t shared = create(st, "shared");
+	struct writer_arg a[8];
+	pthread_t th[8];
+	int counts[8];
+	size_t len;
+	char *log;
+
+	for (int i = 0; i < 8; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "own%d", i);
+		a[i] = (struct writer_arg){ st, i < 4 ? shared : create(st, name), i, 400, i % 2 };
+		pthread_create(&th[i], NULL, writer_main, &a[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		assert_null(r);
+	}
+	log = read_all(st, shared, NULL, &len);
+	check_task_order(log, len, counts, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(counts[i], 400);
+	free(log);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/* ---- deletion ---- */
+
+static void delete_leaves_views_at_once(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct writer_arg a[3];
+	uint64_t uids[3];
+	char trash[4400];
+	struct stat sb;
+	uint64_t deadline;
+
+	uids[0] = create(st, "a");
+	uids[1] = create(st, "b");
+	uids[2] = create(st, "c");
+	for (int i = 0; i < 3; i++) {
+		a[i] = (struct writer_arg){ st, uids[i], i, 3000, 0 };
+		assert_null(writer_main(&a[i]));
+	}
+	check_views(st, dir);
+	assert_int_equal(evl_task_delete(st, "b"), 0);
+	assert_int_equal(evl_task_delete(st, "b"), -ENOENT);
+	assert_int_equal(task_uid(st, "b"), 0);
+	/* views drop b at once, whether or not its entries are purged yet */
+	check_views(st, dir);
+	/* a new task of the same name starts empty */
+	uids[1] = create(st, "b");
+	{
+		struct evl_task_info info;
+
+		assert_int_equal(evl_task_stat(st, uids[1], &info), 0);
+		assert_int_equal(info.size, 0);
+	}
+	a[1] = (struct writer_arg){ st, uids[1], 1, 10, 0 };
+	assert_null(writer_main(&a[1]));
+	check_views(st, dir);
+	/* the purge finishes in the background and removes the files */
+	snprintf(trash, sizeof(trash), "%s/tasks/.trash-%016llx", dir, 2ull);
+	deadline = tu_now_ms() + 20000;
+	while (stat(trash, &sb) == 0 && tu_now_ms() < deadline)
+		usleep(2000);
+	assert_int_not_equal(stat(trash, &sb), 0);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+	st = open_store(dir, false, 2);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/* ---- crashes ---- */
+
+/*
+ * The child's workload: 4 writers on 3 tasks, one of them checkpointing
+ * now and then; every acknowledged event is reported on @ack_fd as "w i".
+ */
+struct crash_arg {
+	struct evl_store *st;
+	uint64_t uid;
+	int id, ack_fd;
+	long freeze_after;	/* power loss after this many acks (0: never) */
+	const char *dump;
+};
+
+static long acks_total;
+static pthread_mutex_t acks_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *crash_writer(void *arg)
+{
+	struct crash_arg *a = arg;
+	struct evl_writer *w;
+	char line[200], ack[32];
+
+	if (evl_writer_open(a->st, a->uid, &w))
+		_exit(3);
+	for (int i = 0;; i++) {
+		int n = event_line(line, sizeof(line), (a->id * 3 + i) % 11, a->id, i, i % 60);
+		int k;
+
+		if (evl_writer_write(w, line, n))
+			_exit(4);
+		k = snprintf(ack, sizeof(ack), "%d %d\n", a->id, i);
+		if (write(a->ack_fd, ack, k) != k)
+			_exit(5);
+		if (a->id == 0 && i % 300 == 299 && evl_store_checkpoint(a->st))
+			_exit(6);
+		pthread_mutex_lock(&acks_lock);
+		if (a->freeze_after && ++acks_total == a->freeze_after)
+			fio_freeze_and_dump(a->dump);	/* keeps acks_lock: others stop here */
+		pthread_mutex_unlock(&acks_lock);
+		if (a->freeze_after && acks_total >= a->freeze_after)
+			_exit(0);
+	}
+	return NULL;
+}
+
+static void child_run(const char *dir, int ack_fd, bool sync, long freeze_after, const char *dump)
+{
+	static const char *const names[] = { "x", "y", "z" };
+	struct evl_options o;
+	struct evl_store *st;
+	struct crash_arg a[4];
+	pthread_t th[4];
+
+	if (freeze_after)
+		fio_install();
+	evl_options_default(&o);
+	o.commit_sync = sync;
+	o.commit_ms = 3;
+	o.segment_bytes = 32 << 10;
+	if (evl_store_open(dir, &o, &st))
+		_exit(2);
+	for (int i = 0; i < 3; i++)
+		if (evl_task_create(st, names[i]) && evl_task_create(st, names[i]) != -EEXIST)
+			_exit(2);
+	for (int i = 0; i < 4; i++) {
+		struct evl_task_info info;
+
+		evl_task_lookup(st, names[i % 3], &info);
+		a[i] = (struct crash_arg){ st, info.uid, i, ack_fd, freeze_after, dump };
+		pthread_create(&th[i], NULL, crash_writer, &a[i]);
+	}
+	for (;;)
+		pause();
+}
+
+/* Every acknowledged event present exactly once; nothing else, nothing torn. */
+static void verify_acked(const char *dir, int acked[4])
+{
+	static const char *const names[] = { "x", "y", "z" };
+	struct evl_store *st = open_store(dir, false, 2);
+	int found[4] = { 0 }, dup = 0;
+
+	for (int t = 0; t < 3; t++) {
+		uint64_t uid = task_uid(st, names[t]);
+		size_t len;
+		char *log, *p, *end;
+		int next[4] = { 0 };
+
+		if (!uid)
+			continue;	/* created by a child that died before the ack */
+		log = read_all(st, uid, NULL, &len);
+		for (p = log, end = log + len; p < end;) {
+			char *nl = memchr(p, '\n', end - p);
+			int ty, w, i;
+
+			assert_non_null(nl);
+			assert_int_equal(sscanf(p, "{\"type\":\"ty%d\",\"w\":%d,\"i\":%d", &ty, &w, &i), 3);
+			assert_true(w >= 0 && w < 4 && w % 3 == t);
+			if (i != next[w])
+				dup++;
+			next[w] = i + 1;
+			found[w]++;
+			p = nl + 1;
+		}
+		free(log);
+	}
+	assert_int_equal(dup, 0);	/* in order, no duplicate, no gap */
+	for (int w = 0; w < 4; w++)
+		if (found[w] < acked[w])
+			fail_msg("writer %d: %d events acknowledged, %d present", w, acked[w], found[w]);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/* Read acks from @fd until EOF; acked[w] = highest i + 1. */
+static void read_acks(int fd, int acked[4], long stop_after, pid_t kill_pid)
+{
+	char buf[4096], carry[128] = "";
+	long seen = 0;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf) - 1)) > 0) {
+		char *p;
+
+		buf[n] = '\0';
+		for (p = buf; *p;) {
+			char *nl = strchr(p, '\n');
+			char line[192];
+			int w, i;
+
+			if (!nl) {
+				snprintf(carry, sizeof(carry), "%.60s", p);
+				break;
+			}
+			*nl = '\0';
+			snprintf(line, sizeof(line), "%.60s%.60s", carry, p);
+			carry[0] = '\0';
+			if (sscanf(line, "%d %d", &w, &i) == 2 && w >= 0 && w < 4 && i + 1 > acked[w])
+				acked[w] = i + 1;
+			p = nl + 1;
+			if (kill_pid && ++seen == stop_after)
+				kill(kill_pid, SIGKILL);
+		}
+	}
+}
+
+static int iterations(const char *var, int dflt)
+{
+	const char *s = getenv(var);
+
+	return s && atoi(s) > 0 ? atoi(s) : dflt;
+}
+
+static void kill9_loses_nothing_acknowledged(void **state)
+{
+	const char *dir = *state;
+	int cycles = iterations("EVL_CRASH_CYCLES", 6);
+	unsigned seed = 1234;
+	int acked[4] = { 0 };
+
+	for (int c = 0; c < cycles; c++) {
+		int fds[2], status;
+		pid_t pid;
+
+		assert_int_equal(pipe(fds), 0);
+		pid = fork();
+		if (pid == 0) {
+			close(fds[0]);
+			child_run(dir, fds[1], false, 0, NULL);
+		}
+		close(fds[1]);
+		read_acks(fds[0], acked, 200 + rand_r(&seed) % 1500, pid);
+		close(fds[0]);
+		waitpid(pid, &status, 0);
+		assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+		verify_acked(dir, acked);
+		/* writers start over at i = 0 in the next cycle's log: reset */
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+		memset(acked, 0, sizeof(acked));
+	}
+}
+
+static void power_loss_keeps_what_was_durable(void **state)
+{
+	const char *dir = *state;
+	int cycles = iterations("EVL_POWERLOSS_CYCLES", 12);
+	unsigned seed = 99;
+	char dump[4400];
+
+	snprintf(dump, sizeof(dump), "%s.dump", dir);
+	for (int c = 0; c < cycles; c++) {
+		int fds[2], status, acked[4] = { 0 };
+		long after = 100 + rand_r(&seed) % 1200;
+		pid_t pid;
+
+		assert_int_equal(pipe(fds), 0);
+		pid = fork();
+		if (pid == 0) {
+			close(fds[0]);
+			child_run(dir, fds[1], true, after, dump);	/* sync: acked = durable */
+		}
+		close(fds[1]);
+		read_acks(fds[0], acked, 0, 0);
+		close(fds[0]);
+		waitpid(pid, &status, 0);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		assert_true(fio_apply_powerloss(dump, seed + c) >= 0);
+		verify_acked(dir, acked);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+	unlink(dump);
+}
+
+/* ---- injected faults ---- */
+
+/*
+ * For each kind of I/O call and each call site the workload reaches: fail
+ * that call with @err while writing; every write gets 0 or an errno; once
+ * the fault is cleared writes work again (after a failed fsync: after a
+ * reopen); nothing acknowledged is lost and the views equal the logs.
+ */
+static void fault_sweep(const char *dir, enum fio_op op, int err, int sites)
+{
+	for (int site = 0; site < sites; site++) {
+		struct evl_store *st;
+		struct evl_writer *w;
+		int acked = 0, failed = 0, after_ok = 0;
+		uint64_t uid;
+		char line[200];
+
+		fio_install();
+		st = open_store(dir, false, 2);
+		uid = task_uid(st, "f");
+		if (!uid)
+			uid = create(st, "f");
+		assert_int_equal(evl_writer_open(st, uid, &w), 0);
+		fio_fail(op, site, err, false);
+		for (int i = 0; i < 60; i++) {
+			int n = event_line(line, sizeof(line), i % 5, 0, i, 10);
+			int rc = evl_writer_write(w, line, n);
+
+			if (i == 30)
+				evl_store_checkpoint(st);	/* may fail: that is a site too */
+			if (rc == 0)
+				acked++;
+			else if (rc == -err || rc == -EIO)
+				failed++;
+			else
+				fail_msg("site %d: write got %d", site, rc);
+		}
+		fio_clear();
+		for (int i = 0; i < 5; i++) {
+			int n = event_line(line, sizeof(line), 1, 0, i, 10);
+
+			after_ok += evl_writer_write(w, line, n) == 0;
+		}
+		evl_writer_close(w);
+		evl_store_close(st);	/* may report the failure */
+		fio_uninstall();
+		/* without a sticky fsync error, writes resumed by themselves */
+		if (!(op == FIO_SYNC && failed))
+			assert_int_equal(after_ok, 5);
+
+		st = open_store(dir, false, 2);
+		{
+			struct evl_task_info info;
+
+			assert_int_equal(evl_task_lookup(st, "f", &info), 0);
+			assert_true(info.events >= (uint64_t)acked);
+		}
+		check_views(st, dir);
+		assert_int_equal(evl_store_close(st), 0);
+	}
+}
+
+static void faults_at_every_site(void **state)
+{
+	const char *dir = *state;
+	int sites = iterations("EVL_FAULT_SITES", 12);
+
+	fault_sweep(dir, FIO_WRITE, ENOSPC, sites);
+	fault_sweep(dir, FIO_WRITE, EIO, sites);
+	fault_sweep(dir, FIO_SYNC, EIO, sites);
+	fault_sweep(dir, FIO_TRUNC, EIO, sites / 2);
+	fault_sweep(dir, FIO_OPEN, EMFILE, sites / 2);
+	fault_sweep(dir, FIO_RENAME, EIO, 2);
+}
+
+static void writers_wait_on_max_pending(void **state)
+{
+	const char *dir = *state;
+	struct evl_options o;
+	struct evl_store *st;
+	struct writer_arg a[4];
+	pthread_t th[4];
+	uint64_t uid;
+
+	evl_options_default(&o);
+	o.max_pending = 4096;	/* about 20 events */
+	o.commit_ms = 5;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	uid = create(st, "q");
+	for (int i = 0; i < 4; i++) {
+		a[i] = (struct writer_arg){ st, uid, i, 500, 0 };
+		pthread_create(&th[i], NULL, writer_main, &a[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		assert_null(r);	/* waited, never failed */
+	}
+	{
+		struct evl_task_info info;
+
+		evl_task_lookup(st, "q", &info);
+		assert_int_equal(info.events, 2000);
+	}
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+static void second_open_is_refused(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2), *again;
+	struct evl_options o;
+
+	evl_options_default(&o);
+	assert_int_equal(evl_store_open(dir, &o, &again), -EBUSY);
+	assert_int_equal(evl_store_close(st), 0);
+	assert_int_equal(evl_store_open(dir, &o, &again), 0);
+	assert_int_equal(evl_store_close(again), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(bad_writes_store_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(read_your_writes_before_apply, setup, teardown),
+		cmocka_unit_test_setup_teardown(concurrent_writers, setup, teardown),
+		cmocka_unit_test_setup_teardown(delete_leaves_views_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(writers_wait_on_max_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(second_open_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, setup, teardown),
+		cmocka_unit_test_setup_teardown(power_loss_keeps_what_was_durable, setup, teardown),
+		cmocka_unit_test_setup_teardown(faults_at_every_site, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
