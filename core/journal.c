@@ -308,7 +308,8 @@ static int scan_dir(struct journal *j)
 		}
 	}
 	closedir(d);
-	qsort(j->segs, j->nsegs, sizeof(*j->segs), cmp_u64);
+	if (j->nsegs)
+		qsort(j->segs, j->nsegs, sizeof(*j->segs), cmp_u64);
 	return 0;
 }
 

@@ -2063,7 +2063,8 @@ int evl_view_tasks(struct evl_store *st, const char *prefix, size_t len,
 	}
 	index_abort(t);
 	if (!rc) {
-		qsort(c.uids, c.n, sizeof(*c.uids), cmp_u64);
+		if (c.n)
+			qsort(c.uids, c.n, sizeof(*c.uids), cmp_u64);
 		for (size_t i = 0; i < c.n && !rc; i++)
 			if (i == 0 || c.uids[i] != c.uids[i - 1])
 				rc = cb(arg, c.uids[i]);

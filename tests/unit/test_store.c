@@ -118,7 +118,7 @@ struct disk_ev {
 
 struct disk {
 	struct disk_ev *ev;
-	size_t n;
+	size_t n, cap;
 };
 
 static int cmp_gseq(const void *a, const void *b)
@@ -157,7 +157,7 @@ static void rescan(const char *dir, struct disk *d)
 	DIR *td;
 
 	d->ev = NULL;
-	d->n = 0;
+	d->n = d->cap = 0;
 	snprintf(path, sizeof(path), "%s/tasks", dir);
 	td = opendir(path);
 	assert_non_null(td);
@@ -182,12 +182,16 @@ static void rescan(const char *dir, struct disk *d)
 			assert_int_equal(tasklog_decode((unsigned char *)meta + i * TASKLOG_REC, &r), 0);
 			assert_true(off + r.len <= llen);
 			assert_int_equal(log[off + r.len - 1], '\n');
-			d->ev = realloc(d->ev, (d->n + 1) * sizeof(*d->ev));
+			if (d->n == d->cap) {
+				d->cap = d->cap ? d->cap * 2 : 256;
+				d->ev = realloc(d->ev, d->cap * sizeof(*d->ev));
+			}
 			e = &d->ev[d->n++];
 			e->gseq = r.gseq;
 			snprintf(e->task, sizeof(e->task), "%.63s", de->d_name);
-			e->bytes = malloc(r.len);
+			e->bytes = malloc(r.len + 1);
 			memcpy(e->bytes, log + off, r.len);
+			e->bytes[r.len] = '\0';
 			e->len = r.len;
 			t = strstr(e->bytes, "\"type\":\"");
 			assert_non_null(t);
@@ -214,14 +218,16 @@ static void disk_free(struct disk *d)
 /* What view @prefix (of @task, or all) must hold according to the rescan. */
 static char *expect_view(const struct disk *d, const char *prefix, const char *task, size_t *len)
 {
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	char *buf = NULL;
 
+	for (size_t i = 0; i < d->n; i++)
+		cap += d->ev[i].len;
+	buf = malloc(cap + 1);
 	for (size_t i = 0; i < d->n; i++) {
 		if (strncmp(d->ev[i].type, prefix, strlen(prefix)) ||
 		    (task && strcmp(task, d->ev[i].task)))
 			continue;
-		buf = realloc(buf, n + d->ev[i].len);
 		memcpy(buf + n, d->ev[i].bytes, d->ev[i].len);
 		n += d->ev[i].len;
 	}
@@ -948,5 +954,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(faults_at_every_site, setup, teardown),
 	};
 
+	if (getenv("EVL_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("EVL_TEST_FILTER"));
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
