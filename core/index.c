@@ -56,7 +56,12 @@
 #include "log.h"
 
 #define INDEX_VERSION 1
-#define MAP_INITIAL (256ull << 20)
+static size_t map_initial = 256u << 20;
+
+void index_set_map_initial(size_t bytes)
+{
+	map_initial = bytes;
+}
 
 struct index {
 	MDB_env *env;
@@ -226,7 +231,7 @@ int index_open(const char *dir, const char *type_field, struct index **out)
 		return -ENOMEM;
 	}
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	ix->mapsize = MAP_INITIAL;
+	ix->mapsize = map_initial;
 	if (stat(path, &st) == 0)
 		while (ix->mapsize < (size_t)st.st_size * 2)
 			ix->mapsize *= 2;

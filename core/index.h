@@ -50,6 +50,12 @@ struct index_task {
 int index_open(const char *dir, const char *type_field, struct index **out);
 void index_close(struct index *ix);
 
+/*
+ * The map size a new environment starts with (default 256 MiB; it doubles
+ * when full).  Process-global; tests set it small to exercise growth.
+ */
+void index_set_map_initial(size_t bytes);
+
 /* Flush everything committed to disk (checkpoint).  0 or -errno. */
 int index_sync(struct index *ix);
 /* Double the map size; no transaction may be open in the calling thread. */

@@ -1,0 +1,343 @@
+/*
+ * Unit tests: the index.  Views are checked against a brute-force model:
+ * sizes, the event holding every sampled offset, and iteration order,
+ * through additions, a logical delete and every step of its purge.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "index.h"
+#include "testutil.h"
+
+#define NEV 3000
+#define NTASK 5
+
+static const char *const types[] = { "a", "ab", "abc", "b", "ba", "c" };
+
+struct mev {
+	uint64_t gseq, uid, off;
+	uint32_t len;
+	int type;
+};
+
+struct model {
+	struct mev ev[NEV];
+	int n;
+	bool dead[NTASK + 1];
+	uint64_t next_gseq;
+};
+
+static bool matches(const struct model *m, const struct mev *e, const char *prefix, uint64_t uid)
+{
+	return !m->dead[e->uid] && (!uid || e->uid == uid) &&
+	       !strncmp(types[e->type], prefix, strlen(prefix));
+}
+
+struct iter_ctx {
+	const struct model *m;
+	const char *prefix;
+	uint64_t uid;
+	int pos;	/* index into m->ev of the next expected event */
+	int seen, limit;
+};
+
+static int next_match(const struct model *m, int from, const char *prefix, uint64_t uid)
+{
+	while (from < m->n && !matches(m, &m->ev[from], prefix, uid))
+		from++;
+	return from;
+}
+
+static int iter_cb(void *arg, const struct index_event *ev)
+{
+	struct iter_ctx *c = arg;
+	const struct mev *e;
+
+	c->pos = next_match(c->m, c->pos, c->prefix, c->uid);
+	assert_true(c->pos < c->m->n);
+	e = &c->m->ev[c->pos];
+	assert_int_equal(ev->gseq, e->gseq);
+	assert_int_equal(ev->uid, e->uid);
+	assert_int_equal(ev->off, e->off);
+	assert_int_equal(ev->len, e->len);
+	c->pos++;
+	return ++c->seen == c->limit;
+}
+
+static void check_view(struct index *ix, const struct model *m, const char *prefix, uint64_t uid)
+{
+	struct index_txn *t;
+	struct index_view *v;
+	uint64_t size = 0, gseq, skip;
+	unsigned seed = 5;
+	int rc;
+
+	for (int i = 0; i < m->n; i++)
+		if (matches(m, &m->ev[i], prefix, uid))
+			size += m->ev[i].len;
+	assert_int_equal(index_begin(ix, false, &t), 0);
+	rc = index_view_open(t, prefix, strlen(prefix), uid, &v);
+	if (size == 0) {
+		/* a type with only dead events has no view */
+		if (rc == 0) {
+			assert_int_equal(index_view_size(v), 0);
+			index_view_free(v);
+		} else {
+			assert_int_equal(rc, -ENOENT);
+		}
+		index_abort(t);
+		return;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(index_view_size(v), size);
+	assert_int_equal(index_view_seek(v, size, &gseq, &skip), -ENXIO);
+	for (int k = 0; k < 60; k++) {
+		uint64_t off = k == 0 ? 0 : k == 1 ? size - 1 : rand_r(&seed) % size, pos = 0;
+		struct iter_ctx c = { m, prefix, uid, 0, 0, 3 };
+		int i;
+
+		assert_int_equal(index_view_seek(v, off, &gseq, &skip), 0);
+		for (i = next_match(m, 0, prefix, uid); pos + m->ev[i].len <= off;
+		     i = next_match(m, i + 1, prefix, uid))
+			pos += m->ev[i].len;
+		assert_int_equal(gseq, m->ev[i].gseq);
+		assert_int_equal(skip, off - pos);
+		c.pos = i;
+		rc = index_view_iter(v, gseq, iter_cb, &c);
+		assert_true(rc == 0 || rc == 1);
+	}
+	{
+		struct iter_ctx all = { m, prefix, uid, 0, 0, -1 };
+
+		assert_int_equal(index_view_iter(v, 0, iter_cb, &all), 0);
+		assert_int_equal(next_match(m, all.pos, prefix, uid), m->n);
+	}
+	index_view_free(v);
+	index_abort(t);
+}
+
+static void check_all(struct index *ix, const struct model *m)
+{
+	static const char *const prefixes[] = { "a", "ab", "abc", "b", "ba", "c" };
+
+	for (size_t p = 0; p < 6; p++) {
+		check_view(ix, m, prefixes[p], 0);
+		check_view(ix, m, prefixes[p], 1);
+		check_view(ix, m, prefixes[p], 3);
+	}
+}
+
+/* Add the model's events (redoing the batch if the map fills). */
+static void load(struct index *ix, struct model *m)
+{
+	unsigned seed = 11;
+	uint64_t off[NTASK + 1] = { 0 };
+
+	m->n = 0;
+	m->next_gseq = 1;
+	for (int i = 0; i < NEV; i++) {
+		struct mev *e = &m->ev[m->n++];
+
+		e->gseq = m->next_gseq;
+		m->next_gseq += 1 + rand_r(&seed) % 3;	/* gaps, as failed appends leave */
+		e->uid = 1 + rand_r(&seed) % NTASK;
+		e->type = rand_r(&seed) % 6;
+		e->len = 1 + rand_r(&seed) % 300;
+		e->off = off[e->uid];
+		off[e->uid] += e->len;
+	}
+	for (int start = 0; start < NEV;) {
+		int end = start + 500 > NEV ? NEV : start + 500, rc = 0;
+		struct index_txn *t;
+		struct index_meta meta;
+
+		assert_int_equal(index_begin(ix, true, &t), 0);
+		assert_int_equal(index_get_meta(t, &meta), 0);
+		if (start == 0)
+			for (uint64_t u = 1; u <= NTASK && !rc; u++) {
+				struct index_task task = { .uid = u, .state = TASK_LIVE, .name_len = 2 };
+
+				snprintf(task.name, sizeof(task.name), "t%d", (int)u);
+				rc = index_task_put(t, &task);
+			}
+		for (int i = start; i < end && !rc; i++) {
+			struct mev *e = &m->ev[i];
+
+			rc = index_add_event(t, e->uid, e->gseq, types[e->type],
+					     strlen(types[e->type]), e->off, e->len);
+		}
+		meta.next_gseq = m->ev[end - 1].gseq + 1;
+		if (!rc)
+			rc = index_put_meta(t, &meta);
+		if (!rc)
+			rc = index_commit(t);
+		else
+			index_abort(t);
+		if (rc == -EAGAIN) {
+			assert_int_equal(index_grow(ix), 0);
+			continue;	/* redo this batch */
+		}
+		assert_int_equal(rc, 0);
+		start = end;
+	}
+}
+
+static int setup(void **state)
+{
+	*state = tu_tmpdir();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tu_rmrf(*state);
+	free(*state);
+	index_set_map_initial(256u << 20);
+	return 0;
+}
+
+static void views_match_the_model(void **state)
+{
+	static struct model m;
+	struct index *ix;
+	struct index_txn *t;
+	uint64_t done;
+	bool more;
+	int steps = 0;
+
+	/* a tiny map: loading must grow it several times */
+	index_set_map_initial(64 << 10);
+	assert_int_equal(index_open(*state, "type", &ix), 0);
+	load(ix, &m);
+	check_all(ix, &m);
+
+	/* delete task 2: gone from every view at once */
+	assert_int_equal(index_begin(ix, true, &t), 0);
+	assert_int_equal(index_task_delete(t, 2), 0);
+	assert_int_equal(index_commit(t), 0);
+	m.dead[2] = true;
+	check_all(ix, &m);
+
+	/* purge in small steps; views stay exact in every partial state */
+	do {
+		assert_int_equal(index_begin(ix, true, &t), 0);
+		assert_int_equal(index_purge_step(t, 97, &done, &more), 0);
+		assert_int_equal(index_commit(t), 0);
+		if (steps++ % 3 == 0)
+			check_all(ix, &m);
+	} while (!done);
+	assert_int_equal(done, 2);
+	assert_true(steps > 3);
+	check_all(ix, &m);
+	assert_int_equal(index_begin(ix, true, &t), 0);
+	assert_int_equal(index_purge_step(t, 97, &done, &more), 0);
+	assert_false(more);
+	assert_int_equal(index_commit(t), 0);
+	index_close(ix);
+
+	/* reopen: the same */
+	assert_int_equal(index_open(*state, "type", &ix), 0);
+	check_all(ix, &m);
+	index_close(ix);
+	assert_int_equal(index_open(*state, "event_type", &ix), -EINVAL);
+}
+
+struct names {
+	char buf[512];
+	int n;
+};
+
+static int type_cb(void *arg, const char *name, size_t len, uint64_t ev, uint64_t bytes)
+{
+	struct names *s = arg;
+
+	s->n += snprintf(s->buf + s->n, sizeof(s->buf) - s->n, "%.*s,", (int)len, name);
+	return 0;
+}
+
+static int task_cb(void *arg, const struct index_task *task)
+{
+	struct names *s = arg;
+
+	s->n += snprintf(s->buf + s->n, sizeof(s->buf) - s->n, "%s,", task->name);
+	return 0;
+}
+
+static void listings_and_dirty_set(void **state)
+{
+	struct index *ix;
+	struct index_txn *t;
+	struct names s = { .n = 0 };
+	const char *names[] = { "zeta", "alpha", "mid" };
+
+	assert_int_equal(index_open(*state, "type", &ix), 0);
+	assert_int_equal(index_begin(ix, true, &t), 0);
+	for (int i = 0; i < 3; i++) {
+		struct index_task task = { .uid = i + 1, .state = TASK_LIVE };
+
+		task.name_len = strlen(names[i]);
+		memcpy(task.name, names[i], task.name_len + 1);
+		assert_int_equal(index_task_put(t, &task), 0);
+	}
+	assert_int_equal(index_add_event(t, 1, 1, "x.b", 3, 0, 10), 0);
+	assert_int_equal(index_add_event(t, 2, 2, "x.a", 3, 0, 10), 0);
+	assert_int_equal(index_add_event(t, 3, 3, "y", 1, 0, 10), 0);
+	assert_int_equal(index_dirty_add(t, 2, 0, 0), 0);
+	assert_int_equal(index_commit(t), 0);
+
+	assert_int_equal(index_begin(ix, false, &t), 0);
+	assert_int_equal(index_type_list(t, type_cb, &s), 0);
+	assert_string_equal(s.buf, "x.a,x.b,y,");
+	assert_int_equal(index_type_count(t), 3);
+	s.n = 0;
+	assert_int_equal(index_task_list(t, NULL, 0, task_cb, &s), 0);
+	assert_string_equal(s.buf, "alpha,mid,zeta,");
+	s.n = 0;
+	assert_int_equal(index_task_list(t, "mid", 3, task_cb, &s), 0);
+	assert_string_equal(s.buf, "zeta,");
+	assert_true(index_prefix_exists(t, "x.", 2));
+	assert_false(index_prefix_exists(t, "z", 1));
+	assert_true(index_dirty_has(t, 2));
+	assert_false(index_dirty_has(t, 1));
+	index_abort(t);
+
+	/* deleting the only task of a type hides the type */
+	assert_int_equal(index_begin(ix, true, &t), 0);
+	assert_int_equal(index_task_delete(t, 3), 0);
+	assert_int_equal(index_task_delete(t, 3), -ENOENT);
+	assert_int_equal(index_dirty_clear(t), 0);
+	assert_int_equal(index_commit(t), 0);
+	assert_int_equal(index_begin(ix, false, &t), 0);
+	s.n = 0;
+	assert_int_equal(index_type_list(t, type_cb, &s), 0);
+	assert_string_equal(s.buf, "x.a,x.b,");
+	assert_false(index_prefix_exists(t, "y", 1));
+	assert_false(index_dirty_has(t, 2));
+	{
+		struct index_task task;
+
+		assert_int_equal(index_task_by_name(t, "mid", 3, &task), -ENOENT);
+		assert_int_equal(index_task_by_name(t, "alpha", 5, &task), 0);
+		assert_int_equal(task.uid, 2);
+	}
+	index_abort(t);
+	index_close(ix);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(views_match_the_model, setup, teardown),
+		cmocka_unit_test_setup_teardown(listings_and_dirty_set, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("index", tests, NULL, NULL);
+}
