@@ -34,7 +34,8 @@ struct evl_options {
 	bool commit_sync;	/* acknowledge after the covering fsync */
 	unsigned commit_ms;	/* group commit: fsync at least this often (10) */
 	bool read_only;		/* refuse every change with -EROFS */
-	unsigned max_fds;	/* task logs kept open (256) */
+	unsigned max_fds;	/* task logs kept open (1024); evl_store_open
+				   raises RLIMIT_NOFILE's soft limit to fit */
 	uint64_t segment_bytes;	/* journal segment size (64 MiB) */
 	const char *holder;	/* what the lock file names (e.g. the mountpoint) */
 };

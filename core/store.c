@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -245,7 +246,7 @@ void evl_options_default(struct evl_options *o)
 	o->max_event = 1 << 20;
 	o->max_pending = 64 << 20;
 	o->commit_ms = 10;
-	o->max_fds = 256;
+	o->max_fds = 1024;
 	o->segment_bytes = 64u << 20;
 }
 
@@ -1039,6 +1040,59 @@ int evl_task_check_name(const char *name, size_t len)
 	return event_check_name(name, len);
 }
 
+/*
+ * Task logs need up to two descriptors each in the cache: raise the soft
+ * RLIMIT_NOFILE toward @want (never above the hard limit).
+ */
+static void raise_fd_limit(rlim_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		evl_log(LOG_WARNING, "cannot raise the open file limit to %llu: %s",
+			(unsigned long long)want, strerror(errno));
+}
+
+/* Release what open made; the applier is stopped.  Returns journal_close's result. */
+static int store_free(struct evl_store *st)
+{
+	int rc = journal_close(st->jn);
+
+	index_close(st->ix);
+	tasklog_close(st->tl);
+	while (st->head) {
+		struct pend *p = st->head;
+
+		st->head = p->next;
+		pend_free(p);
+	}
+	for (size_t i = 0; i < TMEM_BUCKETS; i++)
+		while (st->tmem[i]) {
+			struct tmem *t = st->tmem[i];
+
+			st->tmem[i] = t->next;
+			free(t);
+		}
+	if (st->lock_fd >= 0) {
+		/* an empty lock file says nobody holds the store */
+		if (ftruncate(st->lock_fd, 0) && !rc)
+			rc = -errno;
+		close(st->lock_fd);
+	}
+	pthread_mutex_destroy(&st->meta_lock);
+	pthread_mutex_destroy(&st->append_lock);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->applier_cv);
+	pthread_cond_destroy(&st->applied_cv);
+	free(st->type_field);
+	free(st->dir);
+	free(st);
+	return rc;
+}
+
 int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_store **out)
 {
 	struct evl_store *st;
@@ -1061,14 +1115,6 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		return -ENOMEM;
 	st->lock_fd = -1;
 	st->opt = *opts;
-	st->dir = strdup(dir);
-	st->type_field = strdup(opts->type_field);
-	if (!st->dir || !st->type_field) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	st->opt.type_field = st->type_field;
-	st->opt.holder = NULL;
 	pthread_mutex_init(&st->meta_lock, NULL);
 	pthread_mutex_init(&st->append_lock, NULL);
 	pthread_mutex_init(&st->lock, NULL);
@@ -1081,16 +1127,23 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		pthread_condattr_destroy(&ca);
 	}
 	pthread_cond_init(&st->applied_cv, NULL);
+	st->dir = strdup(dir);
+	st->type_field = strdup(opts->type_field);
+	if (!st->dir || !st->type_field) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	st->opt.type_field = st->type_field;
 
 	if (mkdir(dir, 0755) && errno != EEXIST) {
 		rc = -errno;
 		goto fail;
 	}
-	st->opt.holder = opts->holder;
 	rc = take_lock(st);
-	st->opt.holder = NULL;
+	st->opt.holder = NULL;	/* the caller's string: not kept */
 	if (rc)
 		goto fail;
+	raise_fd_limit(2 * (rlim_t)st->opt.max_fds + 256);
 	snprintf(path, sizeof(path), "%s/tasks", dir);
 	rc = tasklog_open(path, opts->max_fds, &st->tl);
 	if (rc)
@@ -1110,27 +1163,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	return 0;
 fail:
 	evl_log(LOG_ERR, "cannot open store %s: %s", dir, strerror(-rc));
-	journal_close(st->jn);
-	index_close(st->ix);
-	tasklog_close(st->tl);
-	while (st->head) {
-		struct pend *p = st->head;
-
-		st->head = p->next;
-		pend_free(p);
-	}
-	for (size_t i = 0; i < TMEM_BUCKETS; i++)
-		while (st->tmem[i]) {
-			struct tmem *t = st->tmem[i];
-
-			st->tmem[i] = t->next;
-			free(t);
-		}
-	if (st->lock_fd >= 0)
-		close(st->lock_fd);
-	free(st->type_field);
-	free(st->dir);
-	free(st);
+	store_free(st);
 	return rc;
 }
 
@@ -1200,37 +1233,8 @@ int evl_store_close(struct evl_store *st)
 	pthread_mutex_unlock(&st->lock);
 	if (st->applier_running)
 		pthread_join(st->applier, NULL);
-	rc2 = journal_close(st->jn);
-	rc = rc ? rc : rc2;
-	index_close(st->ix);
-	tasklog_close(st->tl);
-	while (st->head) {
-		struct pend *p = st->head;
-
-		st->head = p->next;
-		pend_free(p);
-	}
-	for (size_t i = 0; i < TMEM_BUCKETS; i++)
-		while (st->tmem[i]) {
-			struct tmem *t = st->tmem[i];
-
-			st->tmem[i] = t->next;
-			free(t);
-		}
-	if (st->lock_fd >= 0) {
-		if (ftruncate(st->lock_fd, 0))
-			rc = rc ? rc : -errno;
-		close(st->lock_fd);
-	}
-	pthread_mutex_destroy(&st->meta_lock);
-	pthread_mutex_destroy(&st->append_lock);
-	pthread_mutex_destroy(&st->lock);
-	pthread_cond_destroy(&st->applier_cv);
-	pthread_cond_destroy(&st->applied_cv);
-	free(st->type_field);
-	free(st->dir);
-	free(st);
-	return rc;
+	rc2 = store_free(st);
+	return rc ? rc : rc2;
 }
 
 /* ---- tasks ---- */
@@ -1925,42 +1929,60 @@ int evl_view_size(struct evl_view *v, uint64_t *size)
 struct fill_ctx {
 	struct evl_store *st;
 	struct index_txn *t;
-	uint64_t name_uid;	/* whose name is in name[] */
-	char name[256];
 	char *buf;
 	size_t len, done;
 	uint64_t skip;		/* bytes of the first event to leave out */
 	uint64_t next_gseq;	/* the event after the last one copied */
+	struct tasklog_file *pin;	/* the log of pin_uid, held open */
+	uint64_t pin_uid;
+	/* a run of adjacent bytes of one log, read with one pread */
+	uint64_t run_off;
+	size_t run_at, run_len;
 	int rc;
 };
+
+static int flush_run(struct fill_ctx *c)
+{
+	ssize_t n;
+
+	if (!c->run_len)
+		return 0;
+	n = tasklog_pread(c->pin, c->run_off, c->buf + c->run_at, c->run_len);
+	if (n >= 0 && (size_t)n < c->run_len)
+		n = -EIO;
+	c->run_len = 0;
+	return n < 0 ? (int)n : 0;
+}
 
 static int fill_cb(void *arg, const struct index_event *ev)
 {
 	struct fill_ctx *c = arg;
 	uint64_t skip = c->skip;
 	size_t want = ev->len - skip;
-	ssize_t n;
 
 	if (want > c->len - c->done)
 		want = c->len - c->done;
-	if (c->name_uid != ev->uid) {
+	if (c->run_len && (ev->uid != c->pin_uid || ev->off + skip != c->run_off + c->run_len))
+		c->rc = flush_run(c);
+	if (!c->rc && ev->uid != c->pin_uid) {
 		struct index_task task;
 
-		n = index_task_by_uid(c->t, ev->uid, &task);
-		if (n) {
-			c->rc = n;
-			return 1;
-		}
-		memcpy(c->name, task.name, task.name_len + 1);
-		c->name_uid = ev->uid;
+		tasklog_unpin(c->st->tl, c->pin);
+		c->pin = NULL;
+		c->pin_uid = 0;
+		c->rc = index_task_by_uid(c->t, ev->uid, &task);
+		if (!c->rc)
+			c->rc = tasklog_pin(c->st->tl, ev->uid, task.name, &c->pin);
+		if (!c->rc)
+			c->pin_uid = ev->uid;
 	}
-	n = tasklog_read(c->st->tl, ev->uid, c->name, ev->off + skip, c->buf + c->done, want);
-	if (n >= 0 && (size_t)n < want)
-		n = -EIO;
-	if (n < 0) {
-		c->rc = n;
+	if (c->rc)
 		return 1;
+	if (!c->run_len) {
+		c->run_off = ev->off + skip;
+		c->run_at = c->done;
 	}
+	c->run_len += want;
 	c->done += want;
 	c->skip = 0;
 	if (skip + want < ev->len) {
@@ -2017,6 +2039,9 @@ ssize_t evl_view_read(struct evl_view *v, uint64_t off, void *buf, size_t len)
 			rc = 0;		/* fill_cb stopped it: the buffer is full */
 		if (!rc)
 			rc = c.rc;
+		if (!rc)
+			rc = flush_run(&c);
+		tasklog_unpin(st->tl, c.pin);
 		if (!rc && c.done < c.len) {
 			evl_log(LOG_ERR, "view %.*s: index ends before its size", (int)v->len,
 				v->prefix);

@@ -62,7 +62,8 @@ int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out)
 static void ent_close(struct fd_entry *e)
 {
 	io->close(e->log_fd);
-	io->close(e->meta_fd);
+	if (e->meta_fd >= 0)
+		io->close(e->meta_fd);
 	e->uid = 0;
 	e->stale = false;
 }
@@ -92,7 +93,7 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 {
 	struct fd_entry *e = NULL, *victim = NULL;
 	char path[4400];
-	int lfd, mfd, rc;
+	int lfd, mfd;
 
 	pthread_mutex_lock(&tl->lock);
 	for (unsigned i = 0; i < tl->nents; i++) {
@@ -122,13 +123,7 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 	lfd = io->open(path, O_RDWR, 0);
 	if (lfd < 0)
 		return -errno;
-	file_path(tl, name, "events.meta", path, sizeof(path));
-	mfd = io->open(path, O_RDWR, 0);
-	if (mfd < 0) {
-		rc = -errno;
-		io->close(lfd);
-		return rc;
-	}
+	mfd = -1;	/* the sidecar opens when first needed: readers never need it */
 
 	pthread_mutex_lock(&tl->lock);
 	/* another thread may have opened it meanwhile; the victim may be gone */
@@ -141,7 +136,6 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 			c->used = ++tl->clock;
 			pthread_mutex_unlock(&tl->lock);
 			io->close(lfd);
-			io->close(mfd);
 			*out = c;
 			return 0;
 		}
@@ -169,6 +163,25 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 	pthread_mutex_unlock(&tl->lock);
 	*out = victim;
 	return 0;
+}
+
+/* Open @e's sidecar if it is not yet.  0 or -errno. */
+static int need_meta(struct tasklog *tl, struct fd_entry *e, const char *name)
+{
+	char path[4400];
+	int fd, rc = 0;
+
+	pthread_mutex_lock(&tl->lock);
+	if (e->meta_fd < 0) {
+		file_path(tl, name, "events.meta", path, sizeof(path));
+		fd = io->open(path, O_RDWR, 0);
+		if (fd < 0)
+			rc = -errno;
+		else
+			e->meta_fd = fd;
+	}
+	pthread_mutex_unlock(&tl->lock);
+	return rc;
 }
 
 static void put_fds(struct tasklog *tl, struct fd_entry *e)
@@ -277,6 +290,9 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 	rc = get_fds(tl, uid, name, &e);
 	if (rc)
 		return rc;
+	rc = need_meta(tl, e, name);
+	if (rc)
+		goto out;
 	if (n > 64) {
 		mb = malloc(n * TASKLOG_REC);
 		if (!mb) {
@@ -313,6 +329,33 @@ ssize_t tasklog_read(struct tasklog *tl, uint64_t uid, const char *name,
 	return n;
 }
 
+struct tasklog_file {
+	struct fd_entry e;	/* the cache entry itself: never copied */
+};
+
+int tasklog_pin(struct tasklog *tl, uint64_t uid, const char *name, struct tasklog_file **out)
+{
+	struct fd_entry *e;
+	int rc = get_fds(tl, uid, name, &e);
+
+	if (!rc)
+		*out = (struct tasklog_file *)e;
+	return rc;
+}
+
+ssize_t tasklog_pread(struct tasklog_file *f, uint64_t off, void *buf, size_t len)
+{
+	ssize_t n = io_pread_all(f->e.log_fd, buf, len, off);
+
+	return n < 0 ? -errno : n;
+}
+
+void tasklog_unpin(struct tasklog *tl, struct tasklog_file *f)
+{
+	if (f)
+		put_fds(tl, &f->e);
+}
+
 ssize_t tasklog_read_recs(struct tasklog *tl, uint64_t uid, const char *name,
 			  uint64_t idx, struct tasklog_rec *recs, size_t n)
 {
@@ -326,6 +369,12 @@ ssize_t tasklog_read_recs(struct tasklog *tl, uint64_t uid, const char *name,
 		return -ENOMEM;
 	rc = get_fds(tl, uid, name, &e);
 	if (rc) {
+		free(mb);
+		return rc;
+	}
+	rc = need_meta(tl, e, name);
+	if (rc) {
+		put_fds(tl, e);
 		free(mb);
 		return rc;
 	}
@@ -353,7 +402,8 @@ int tasklog_sync(struct tasklog *tl, uint64_t uid, const char *name)
 	rc = get_fds(tl, uid, name, &e);
 	if (rc)
 		return rc;
-	if (io->fdatasync(e->log_fd) || io->fdatasync(e->meta_fd))
+	rc = need_meta(tl, e, name);
+	if (!rc && (io->fdatasync(e->log_fd) || io->fdatasync(e->meta_fd)))
 		rc = -errno;
 	put_fds(tl, e);
 	return rc;
@@ -384,8 +434,9 @@ int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,
 	rc = get_fds(tl, uid, name, &e);
 	if (rc)
 		return rc;
-	if (io->ftruncate(e->log_fd, log_len) ||
-	    io->ftruncate(e->meta_fd, nrecs * TASKLOG_REC))
+	rc = need_meta(tl, e, name);
+	if (!rc && (io->ftruncate(e->log_fd, log_len) ||
+		    io->ftruncate(e->meta_fd, nrecs * TASKLOG_REC)))
 		rc = -errno;
 	put_fds(tl, e);
 	return rc;

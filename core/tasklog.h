@@ -14,7 +14,9 @@
  * Caveats: thread-safe.  Descriptors are cached per task uid, at most
  * max_fds tasks at a time (least recently used closed first); a descriptor
  * in use is never closed under its user.  The caller keeps names and uids
- * consistent (the index is the authority).
+ * consistent (the index is the authority).  A task's sidecar descriptor
+ * is opened only when it is written, synced or cut: readers use one
+ * descriptor per task.
  */
 #ifndef EVL_TASKLOG_H
 #define EVL_TASKLOG_H
@@ -53,6 +55,16 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 /* Read up to @len log bytes at @off.  Bytes read, or -errno. */
 ssize_t tasklog_read(struct tasklog *tl, uint64_t uid, const char *name,
 		     uint64_t off, void *buf, size_t len);
+
+/*
+ * Keep task @uid's log open across many reads (a view that reads a run of
+ * its events): the descriptor stays valid until tasklog_unpin, even if the
+ * task is removed meanwhile.  0 or -errno.
+ */
+struct tasklog_file;
+int tasklog_pin(struct tasklog *tl, uint64_t uid, const char *name, struct tasklog_file **out);
+ssize_t tasklog_pread(struct tasklog_file *f, uint64_t off, void *buf, size_t len);
+void tasklog_unpin(struct tasklog *tl, struct tasklog_file *f);
 
 /* Read @n sidecar records from @idx.  Records read, or -errno (-EILSEQ: bad check). */
 ssize_t tasklog_read_recs(struct tasklog *tl, uint64_t uid, const char *name,

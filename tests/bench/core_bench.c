@@ -12,7 +12,7 @@
  * Each figure is the median of --runs runs (default 5) with min and max.
  * Prints a table, then one JSON object per figure.  --quick: tiny sizes,
  * for CI to check that it runs (timings there mean nothing).
- * Usage: core_bench [--quick] [--runs N] [--dir DIR]
+ * Usage: core_bench [--quick] [--runs N] [--dir DIR] [--only append|query]
  */
 #include <dirent.h>
 #include <errno.h>
@@ -351,12 +351,14 @@ int main(int argc, char **argv)
 		{ "quick", no_argument, NULL, 'q' },
 		{ "runs", required_argument, NULL, 'r' },
 		{ "dir", required_argument, NULL, 'd' },
+		{ "only", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
+	const char *only = "";
 	int c;
 
-	while ((c = getopt_long(argc, argv, "qr:d:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qr:d:o:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			quick = true;
@@ -367,8 +369,12 @@ int main(int argc, char **argv)
 		case 'd':
 			base = optarg;
 			break;
+		case 'o':
+			only = optarg;
+			break;
 		default:
-			fprintf(stderr, "usage: core_bench [--quick] [--runs N] [--dir DIR]\n");
+			fprintf(stderr, "usage: core_bench [--quick] [--runs N] [--dir DIR] "
+				"[--only append|query]\n");
 			return 2;
 		}
 	}
@@ -381,8 +387,10 @@ int main(int argc, char **argv)
 		perror("core_bench: temp dir");
 		return 2;
 	}
-	bench_appends();
-	bench_query();
+	if (!*only || !strcmp(only, "append"))
+		bench_appends();
+	if (!*only || !strcmp(only, "query"))
+		bench_query();
 	rmrf(workdir);
 
 	printf("%-24s %14s %14s %10s  %s\n", "figure", "median", "baseline", "ratio", "(min-max)");
