@@ -14,6 +14,8 @@
  *   wait while max_pending bytes are unapplied, evl_task_create/delete and
  *   evl_store_checkpoint wait for the applier.  None waits for a reader.
  * - Names and buffers passed in are copied or only read during the call.
+ * - Callbacks (evl_task_list, evl_type_list, evl_view_tasks) run while the
+ *   store holds a read snapshot: they must not call back into the store.
  */
 #ifndef EVLOG_H
 #define EVLOG_H

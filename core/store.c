@@ -44,8 +44,10 @@
  * the logs and sidecars of dirty tasks, sync the index, record ckpt_lsn =
  * applied_lsn and clear the dirty set, sync again, trim the journal.
  *
- * Lock order: meta_lock -> append_lock -> st->lock -> (journal, tasklog and
- * index locks).  The applier takes st->lock only between transactions.
+ * Lock order: meta_lock -> append_lock -> st->lock -> index transaction
+ * (the map-resize rwlock) -> tmem_lock, journal and tasklog locks.  The
+ * applier takes st->lock only between transactions; nobody takes st->lock
+ * while holding a transaction.
  */
 #include <endian.h>
 #include <errno.h>
@@ -129,7 +131,8 @@ struct evl_store {
 
 	pthread_mutex_t meta_lock;	/* serialises create and delete */
 	pthread_mutex_t append_lock;	/* journal order = gseq order = list order */
-	pthread_mutex_t lock;		/* everything below */
+	pthread_mutex_t tmem_lock;	/* tmem[] only; a leaf: taken last */
+	pthread_mutex_t lock;		/* everything below but tmem[] */
 	pthread_cond_t applier_cv;	/* work for the applier */
 	pthread_cond_t applied_cv;	/* records applied, checkpoint done */
 	pthread_t applier;
@@ -353,21 +356,22 @@ static struct tmem **tmem_slot(struct evl_store *st, uint64_t uid)
 	return pp;
 }
 
-/* With st->lock held: account @p's events to its task (+1) or back (-1). */
+/* Account @p's events to its task (+1) or back (-1). */
 static void tmem_account(struct evl_store *st, const struct pend *p, int sign)
 {
 	struct tmem **pp, *t;
 
 	if (p->kind != REC_APPEND)
 		return;
+	pthread_mutex_lock(&st->tmem_lock);
 	pp = tmem_slot(st, p->uid);
 	t = *pp;
 	if (!t) {
 		if (sign < 0)
-			return;
+			goto out;
 		t = calloc(1, sizeof(*t));
 		if (!t)
-			return;	/* stat then under-reports until applied */
+			goto out;	/* stat then under-reports until applied */
 		t->uid = p->uid;
 		*pp = t;
 	}
@@ -377,6 +381,8 @@ static void tmem_account(struct evl_store *st, const struct pend *p, int sign)
 		*pp = t->next;
 		free(t);
 	}
+out:
+	pthread_mutex_unlock(&st->tmem_lock);
 }
 
 /* With st->lock held: put @p at the tail. */
@@ -1085,6 +1091,7 @@ static int store_free(struct evl_store *st)
 	pthread_mutex_destroy(&st->meta_lock);
 	pthread_mutex_destroy(&st->append_lock);
 	pthread_mutex_destroy(&st->lock);
+	pthread_mutex_destroy(&st->tmem_lock);
 	pthread_cond_destroy(&st->applier_cv);
 	pthread_cond_destroy(&st->applied_cv);
 	free(st->type_field);
@@ -1118,6 +1125,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	pthread_mutex_init(&st->meta_lock, NULL);
 	pthread_mutex_init(&st->append_lock, NULL);
 	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->tmem_lock, NULL);
 	{
 		pthread_condattr_t ca;
 
@@ -1249,11 +1257,13 @@ static void fill_info(struct evl_store *st, const struct index_task *t, struct e
 	o->created_ns = t->created_ns;
 	o->last_ns = t->last_ns;
 	memcpy(o->name, t->name, t->name_len + 1);
+	pthread_mutex_lock(&st->tmem_lock);
 	tm = *tmem_slot(st, t->uid);
 	if (tm) {
 		o->size += tm->bytes;
 		o->events += tm->events;
 	}
+	pthread_mutex_unlock(&st->tmem_lock);
 }
 
 /*
@@ -1321,9 +1331,7 @@ static int list_cb(void *arg, const struct index_task *task)
 	struct list_ctx *c = arg;
 	struct evl_task_info info;
 
-	pthread_mutex_lock(&c->st->lock);
-	fill_info(c->st, task, &info);
-	pthread_mutex_unlock(&c->st->lock);
+	fill_info(c->st, task, &info);	/* tmem_lock only: a transaction is open */
 	return c->cb(c->arg, &info);
 }
 
@@ -1524,13 +1532,13 @@ int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 {
 	struct evl_task_info info;
 	struct evl_writer *w;
+	uint64_t gen;
 	int rc;
 
 	if (st->opt.read_only)
 		return -EROFS;
 	pthread_mutex_lock(&st->lock);
-	uint64_t gen = st->delete_gen;
-
+	gen = st->delete_gen;
 	pthread_mutex_unlock(&st->lock);
 	rc = evl_task_stat(st, uid, &info);
 	if (rc)
@@ -1654,8 +1662,20 @@ static int submit(struct evl_writer *w)
 		return -ENOMEM;
 
 	pthread_mutex_lock(&st->lock);
-	while (st->pending_bytes && st->pending_bytes + len > st->opt.max_pending)
-		pthread_cond_wait(&st->applied_cv, &st->lock);
+	while (st->pending_bytes && st->pending_bytes + len > st->opt.max_pending) {
+		/* wait for the applier; nothing drains after a failed fsync */
+		uint64_t at = mono_ns() + 100000000ull;
+		struct timespec ts = { at / 1000000000ull, at % 1000000000ull };
+		struct journal_stats js;
+
+		pthread_cond_timedwait(&st->applied_cv, &st->lock, &ts);
+		journal_get_stats(st->jn, &js);
+		if (js.error) {
+			pthread_mutex_unlock(&st->lock);
+			pend_free(p);
+			return -js.error;
+		}
+	}
 	gen = st->delete_gen;
 	pthread_mutex_unlock(&st->lock);
 	if (gen != w->gen) {

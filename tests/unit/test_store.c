@@ -926,6 +926,42 @@ static void writers_wait_on_max_pending(void **state)
 	assert_int_equal(evl_store_close(st), 0);
 }
 
+static void full_pending_after_failed_fsync_fails_fast(void **state)
+{
+	const char *dir = *state;
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_writer *w;
+	char line[200];
+	uint64_t uid, t0;
+	int rc = 0, i;
+
+	fio_install();
+	evl_options_default(&o);
+	o.max_pending = 2048;
+	o.commit_ms = 200;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	uid = create(st, "s");
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	fio_fail(FIO_SYNC, 0, EIO, true);
+	t0 = tu_now_ms();
+	for (i = 0; i < 1000 && !rc; i++) {
+		int n = event_line(line, sizeof(line), 1, 0, i, 40);
+
+		rc = evl_writer_write(w, line, n);
+	}
+	/* nothing can be applied after the failed fsync: EIO, not a hang */
+	assert_int_equal(rc, -EIO);
+	assert_true(tu_now_ms() - t0 < 10000);
+	fio_clear();
+	evl_writer_close(w);
+	assert_int_equal(evl_store_close(st), -EIO);
+	fio_uninstall();
+	st = open_store(dir, false, 2);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
 static void second_open_is_refused(void **state)
 {
 	const char *dir = *state;
@@ -949,6 +985,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(delete_leaves_views_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(writers_wait_on_max_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(second_open_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(full_pending_after_failed_fsync_fails_fast, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(power_loss_keeps_what_was_durable, setup, teardown),
 		cmocka_unit_test_setup_teardown(faults_at_every_site, setup, teardown),
