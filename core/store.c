@@ -549,10 +549,12 @@ static int apply_batch(struct evl_store *st, struct pend *first, struct pend *la
 			rc = index_put_meta(t, &m);
 		}
 		if (!rc)
-			return index_commit(t) == -EAGAIN ? index_grow(st->ix) ?: -EAGAIN : 0;
-		index_abort(t);
+			rc = index_commit(t);
+		else
+			index_abort(t);
 		if (rc != -EAGAIN)
 			return rc;
+		/* the map is full: grow it and redo the batch (log writes repeat the same bytes) */
 		rc = index_grow(st->ix);
 		if (rc)
 			return rc;
@@ -590,13 +592,8 @@ static int apply_all(struct evl_store *st)
 	if (!st->head)
 		return 0;
 	rc = apply_batch(st, st->head, st->tail, &purge);
-	if (rc && rc != -EAGAIN)
+	if (rc)
 		return rc;
-	if (rc == -EAGAIN) {
-		rc = apply_batch(st, st->head, st->tail, &purge);
-		if (rc)
-			return rc;
-	}
 	dequeue(st, st->tail);
 	st->purge_more |= purge;
 	return 0;
@@ -664,7 +661,7 @@ static int do_checkpoint(struct evl_store *st)
 	index_abort(c.t);
 	if (!rc)
 		rc = index_sync(st->ix);
-	for (int tries = 0; !rc && tries < 2; tries++) {
+	while (!rc) {
 		struct index_txn *t;
 
 		rc = index_begin(st->ix, true, &t);
@@ -681,10 +678,9 @@ static int do_checkpoint(struct evl_store *st)
 			rc = index_commit(t);
 		else
 			index_abort(t);
-		if (rc == -EAGAIN)
-			rc = index_grow(st->ix) ?: -EAGAIN;
-		else
+		if (rc != -EAGAIN)
 			break;
+		rc = index_grow(st->ix);	/* then try again */
 	}
 	if (!rc)
 		rc = index_sync(st->ix);

@@ -91,25 +91,14 @@ static void file_path(const struct tasklog *tl, const char *name, const char *fi
 /* Find or open the descriptors of task @uid; the caller must put_fds(). */
 static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd_entry **out)
 {
-	struct fd_entry *e = NULL, *victim = NULL;
+	struct fd_entry *e = NULL, *victim;
 	char path[4400];
 	int lfd, mfd;
 
 	pthread_mutex_lock(&tl->lock);
-	for (unsigned i = 0; i < tl->nents; i++) {
-		struct fd_entry *c = &tl->ents[i];
-
-		if (c->uid == uid && !c->stale) {
-			e = c;
-			break;
-		}
-		if (!c->uid) {
-			if (!victim || victim->uid)
-				victim = c;
-		} else if (!c->refs && (!victim || (victim->uid && c->used < victim->used))) {
-			victim = c;
-		}
-	}
+	for (unsigned i = 0; i < tl->nents && !e; i++)
+		if (tl->ents[i].uid == uid && !tl->ents[i].stale)
+			e = &tl->ents[i];
 	if (e) {
 		e->refs++;
 		e->used = ++tl->clock;
@@ -126,7 +115,7 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 	mfd = -1;	/* the sidecar opens when first needed: readers never need it */
 
 	pthread_mutex_lock(&tl->lock);
-	/* another thread may have opened it meanwhile; the victim may be gone */
+	/* another thread may have opened it meanwhile; pick a free or LRU slot */
 	victim = NULL;
 	for (unsigned i = 0; i < tl->nents; i++) {
 		struct fd_entry *c = &tl->ents[i];

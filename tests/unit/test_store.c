@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "evlog.h"
+#include "index.h"
 #include "tasklog.h"
 #include "testutil.h"
 
@@ -962,6 +963,33 @@ static void full_pending_after_failed_fsync_fails_fast(void **state)
 	assert_int_equal(evl_store_close(st), 0);
 }
 
+static void index_map_grows_under_load(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st;
+	struct writer_arg a[2];
+	pthread_t th[2];
+
+	index_set_map_initial(64 << 10);	/* full after a few hundred events */
+	st = open_store(dir, false, 2);
+	a[0] = (struct writer_arg){ st, create(st, "g0"), 0, 3000, 0 };
+	a[1] = (struct writer_arg){ st, create(st, "g1"), 1, 3000, 1 };
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, writer_main, &a[i]);
+	for (int i = 0; i < 2; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		assert_null(r);
+	}
+	index_set_map_initial(256u << 20);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+	st = open_store(dir, false, 2);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
 static void second_open_is_refused(void **state)
 {
 	const char *dir = *state;
@@ -985,6 +1013,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(delete_leaves_views_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(writers_wait_on_max_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(second_open_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(index_map_grows_under_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(full_pending_after_failed_fsync_fails_fast, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, setup, teardown),
