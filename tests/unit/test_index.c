@@ -190,18 +190,10 @@ static void load(struct index *ix, struct model *m)
 	}
 }
 
-static int setup(void **state)
-{
-	*state = tu_tmpdir();
-	return 0;
-}
-
 static int teardown(void **state)
 {
-	tu_rmrf(*state);
-	free(*state);
 	index_set_map_initial(256u << 20);
-	return 0;
+	return tu_teardown(state);
 }
 
 static void views_match_the_model(void **state)
@@ -335,8 +327,8 @@ static void listings_and_dirty_set(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(views_match_the_model, setup, teardown),
-		cmocka_unit_test_setup_teardown(listings_and_dirty_set, setup, teardown),
+		cmocka_unit_test_setup_teardown(views_match_the_model, tu_setup, teardown),
+		cmocka_unit_test_setup_teardown(listings_and_dirty_set, tu_setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("index", tests, NULL, NULL);

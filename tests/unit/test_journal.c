@@ -59,20 +59,6 @@ static char *jdir(void **state)
 	return p;
 }
 
-static int setup(void **state)
-{
-	*state = tu_tmpdir();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	tu_rmrf(*state);
-	free(*state);
-	fio_uninstall();
-	return 0;
-}
-
 /* The newest segment file's path. */
 static void last_segment(const char *dir, char *out, size_t n, int back)
 {
@@ -403,14 +389,14 @@ static void trim_drops_applied_segments(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(replays_in_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(torn_tail_is_cut, setup, teardown),
-		cmocka_unit_test_setup_teardown(corrupt_byte_stops_replay, setup, teardown),
-		cmocka_unit_test_setup_teardown(group_commit_shares_fsyncs, setup, teardown),
-		cmocka_unit_test_setup_teardown(group_mode_syncs_within_commit_ms, setup, teardown),
-		cmocka_unit_test_setup_teardown(failed_write_is_cut_back, setup, teardown),
-		cmocka_unit_test_setup_teardown(failed_fsync_is_sticky, setup, teardown),
-		cmocka_unit_test_setup_teardown(trim_drops_applied_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(replays_in_order, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(torn_tail_is_cut, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(corrupt_byte_stops_replay, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(group_commit_shares_fsyncs, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(group_mode_syncs_within_commit_ms, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(failed_write_is_cut_back, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(failed_fsync_is_sticky, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(trim_drops_applied_segments, tu_setup, tu_teardown),
 	};
 
 	return cmocka_run_group_tests_name("journal", tests, NULL, NULL);

@@ -292,20 +292,6 @@ static void check_views(struct evl_store *st, const char *dir)
 
 /* ---- fixtures ---- */
 
-static int setup(void **state)
-{
-	*state = tu_tmpdir();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	tu_rmrf(*state);
-	free(*state);
-	fio_uninstall();
-	return 0;
-}
-
 /* ---- basic behaviour ---- */
 
 static void round_trip(void **state)
@@ -1006,19 +992,19 @@ static void second_open_is_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(bad_writes_store_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(read_your_writes_before_apply, setup, teardown),
-		cmocka_unit_test_setup_teardown(concurrent_writers, setup, teardown),
-		cmocka_unit_test_setup_teardown(delete_leaves_views_at_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(writers_wait_on_max_pending, setup, teardown),
-		cmocka_unit_test_setup_teardown(second_open_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(index_map_grows_under_load, setup, teardown),
-		cmocka_unit_test_setup_teardown(full_pending_after_failed_fsync_fails_fast, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, setup, teardown),
-		cmocka_unit_test_setup_teardown(power_loss_keeps_what_was_durable, setup, teardown),
-		cmocka_unit_test_setup_teardown(faults_at_every_site, setup, teardown),
+		cmocka_unit_test_setup_teardown(round_trip, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(bad_writes_store_nothing, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(read_your_writes_before_apply, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(concurrent_writers, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(delete_leaves_views_at_once, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(writers_wait_on_max_pending, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(second_open_is_refused, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(index_map_grows_under_load, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(full_pending_after_failed_fsync_fails_fast, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(power_loss_keeps_what_was_durable, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(faults_at_every_site, tu_setup, tu_teardown),
 	};
 
 	if (getenv("EVL_TEST_FILTER"))

@@ -14,19 +14,6 @@
 #include "tasklog.h"
 #include "testutil.h"
 
-static int setup(void **state)
-{
-	*state = tu_tmpdir();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	tu_rmrf(*state);
-	free(*state);
-	return 0;
-}
-
 static void write_read_with_a_small_cache(void **state)
 {
 	char dir[4200], name[16], buf[64];
@@ -109,7 +96,7 @@ static void sidecar_records_are_checked(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(write_read_with_a_small_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(write_read_with_a_small_cache, tu_setup, tu_teardown),
 		cmocka_unit_test(sidecar_records_are_checked),
 	};
 

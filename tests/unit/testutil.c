@@ -38,6 +38,20 @@ void tu_rmrf(const char *path)
 	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+int tu_setup(void **state)
+{
+	*state = tu_tmpdir();
+	return 0;
+}
+
+int tu_teardown(void **state)
+{
+	fio_uninstall();
+	tu_rmrf(*state);
+	free(*state);
+	return 0;
+}
+
 uint64_t tu_now_ms(void)
 {
 	struct timespec ts;

@@ -12,6 +12,12 @@
 /* A fresh directory under $TMPDIR (or /tmp); caller frees, tu_rmrf removes. */
 char *tu_tmpdir(void);
 void tu_rmrf(const char *path);
+/*
+ * cmocka fixtures: *state becomes a fresh temp dir; teardown removes it
+ * and takes the fault seam out (even after a failed test).
+ */
+int tu_setup(void **state);
+int tu_teardown(void **state);
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t tu_now_ms(void);
 
