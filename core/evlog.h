@@ -139,6 +139,9 @@ int evl_writer_write(struct evl_writer *w, const void *data, size_t n);
  */
 int evl_writer_flush(struct evl_writer *w);
 
+/* Bytes held from an unterminated line (not yet in the task log). */
+size_t evl_writer_held(const struct evl_writer *w);
+
 /* Flush and free.  Returns evl_writer_flush's result; frees in any case. */
 int evl_writer_close(struct evl_writer *w);
 

@@ -1762,6 +1762,11 @@ int evl_writer_flush(struct evl_writer *w)
 	return rc;
 }
 
+size_t evl_writer_held(const struct evl_writer *w)
+{
+	return linebuf_pending(&w->lb);
+}
+
 int evl_writer_close(struct evl_writer *w)
 {
 	int rc;

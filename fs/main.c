@@ -1,0 +1,275 @@
+/*
+ * main.c - evlogfs [options] DATA_DIR MOUNTPOINT
+ *
+ * Options go through one fuse_opt table into struct config and are checked
+ * at once; standard FUSE options pass through to libfuse.  Unmounting
+ * (fusermount3 -u) or SIGTERM/SIGINT ends the session loop; the store is
+ * then flushed and checkpointed, and the exit status is 0 only if
+ * everything acknowledged is on disk.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "evlogfs.h"
+#include "log.h"
+
+enum { KEY_HELP, KEY_VERSION, KEY_RO };
+
+#define OPT(t, p) { t, offsetof(struct config, p), 1 }
+
+static const struct fuse_opt opt_table[] = {
+	{ "commit=%s", offsetof(struct config, commit), 0 },
+	{ "commit_ms=%u", offsetof(struct config, commit_ms), 0 },
+	{ "type_field=%s", offsetof(struct config, type_field), 0 },
+	{ "max_event=%s", offsetof(struct config, max_event_s), 0 },
+	{ "max_pending=%s", offsetof(struct config, max_pending_s), 0 },
+	OPT("nodelete", nodelete),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct config *cfg = data;
+
+	switch (key) {
+	case KEY_HELP:
+		cfg->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		cfg->show_version = 1;
+		return 0;
+	case KEY_RO:
+		cfg->ro = 1;
+		return 1;	/* the kernel should know too */
+	case FUSE_OPT_KEY_NONOPT:
+		if (!cfg->data_dir) {
+			cfg->data_dir = strdup(arg);
+			return 0;
+		}
+		if (!cfg->mountpoint) {
+			cfg->mountpoint = strdup(arg);
+			return 0;
+		}
+		fprintf(stderr, "evlogfs: unexpected argument '%s'\n", arg);
+		return -1;
+	}
+	return 1;
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] DATA_DIR MOUNTPOINT\n\n"
+	       "Mount DATA_DIR (created if missing) as an indexed event log.\n\n"
+	       "evlogfs options:\n"
+	       "    -o commit=group|sync   acknowledge writes once journaled (group, default)\n"
+	       "                           or once fsynced (sync)\n"
+	       "    -o commit_ms=N         group commit: fsync at least every N ms (10)\n"
+	       "    -o type_field=NAME     JSON member holding the event type (type)\n"
+	       "    -o max_event=BYTES     largest event, newline included (1M)\n"
+	       "    -o max_pending=BYTES   unapplied bytes before writers wait (64M)\n"
+	       "    -o nodelete            refuse every deletion (EPERM)\n"
+	       "    -o ro                  read-only mount (EROFS)\n"
+	       "    -f                     stay in the foreground\n"
+	       "    -d                     debug: foreground, log every request\n"
+	       "    -h, --help             this help\n"
+	       "    -V, --version          the version\n\n"
+	       "Unmount with: fusermount3 -u MOUNTPOINT\n\n", prog);
+}
+
+/* "64M" -> bytes; 0 on a bad value. */
+static size_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return 0;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	}
+	return *end ? 0 : v;
+}
+
+/* Check the options together.  Prints what is wrong; 0 or -1. */
+static int validate(struct config *cfg)
+{
+	if (!cfg->data_dir || !cfg->mountpoint) {
+		fprintf(stderr, "evlogfs: need DATA_DIR and MOUNTPOINT (see --help)\n");
+		return -1;
+	}
+	if (strcmp(cfg->commit, "group") && strcmp(cfg->commit, "sync")) {
+		fprintf(stderr, "evlogfs: commit=%s: must be group or sync\n", cfg->commit);
+		return -1;
+	}
+	if (cfg->commit_ms < 1 || cfg->commit_ms > 60000) {
+		fprintf(stderr, "evlogfs: commit_ms=%u: must be 1 to 60000\n", cfg->commit_ms);
+		return -1;
+	}
+	if (!*cfg->type_field || strlen(cfg->type_field) > 255) {
+		fprintf(stderr, "evlogfs: type_field must be 1 to 255 bytes\n");
+		return -1;
+	}
+	if (cfg->max_event_s) {
+		cfg->max_event = parse_size(cfg->max_event_s);
+		if (cfg->max_event < 16 || cfg->max_event > (64u << 20)) {
+			fprintf(stderr, "evlogfs: max_event=%s: must be 16 bytes to 64M\n",
+				cfg->max_event_s);
+			return -1;
+		}
+	}
+	if (cfg->max_pending_s) {
+		cfg->max_pending = parse_size(cfg->max_pending_s);
+		if (cfg->max_pending < (64u << 10)) {
+			fprintf(stderr, "evlogfs: max_pending=%s: must be at least 64K\n",
+				cfg->max_pending_s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void syslog_sink(int prio, const char *msg)
+{
+	syslog(prio, "%s", msg);
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct config cfg = { .commit_ms = 10, .max_event = 1 << 20, .max_pending = 64u << 20 };
+	struct fuse_cmdline_opts copts;
+	struct fuse_loop_config *lcfg = NULL;
+	struct evl_options eo;
+	struct fs fs = { .cfg = &cfg };
+	char real[PATH_MAX];
+	int rc = 1, loop_rc;
+
+	cfg.commit = strdup("group");
+	cfg.type_field = strdup("type");
+	if (fuse_opt_parse(&args, &cfg, opt_table, opt_proc))
+		return 2;
+	if (cfg.show_help) {
+		usage(argv[0]);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		return 0;
+	}
+	if (cfg.show_version) {
+		printf("evlogfs %s (libfuse %s)\n", EVL_VERSION, fuse_pkgversion());
+		return 0;
+	}
+	if (validate(&cfg))
+		return 2;
+	if (fuse_parse_cmdline(&args, &copts))
+		return 2;
+	if (copts.show_help || copts.show_version)
+		return 0;
+
+	if (mkdir(cfg.data_dir, 0755) && errno != EEXIST) {
+		fprintf(stderr, "evlogfs: cannot create %s: %s\n", cfg.data_dir, strerror(errno));
+		return 1;
+	}
+	/* after daemonizing the working directory is /: keep absolute paths */
+	if (!realpath(cfg.data_dir, real)) {
+		fprintf(stderr, "evlogfs: %s: %s\n", cfg.data_dir, strerror(errno));
+		return 1;
+	}
+	free(cfg.data_dir);
+	cfg.data_dir = strdup(real);
+	if (realpath(cfg.mountpoint, real)) {
+		free(cfg.mountpoint);
+		cfg.mountpoint = strdup(real);
+	}
+
+	evl_options_default(&eo);
+	eo.type_field = cfg.type_field;
+	eo.max_event = cfg.max_event;
+	eo.max_pending = cfg.max_pending;
+	eo.commit_sync = !strcmp(cfg.commit, "sync");
+	eo.commit_ms = cfg.commit_ms;
+	eo.read_only = cfg.ro;
+	eo.holder = cfg.mountpoint;
+	if (copts.debug)
+		evl_log_set(NULL, LOG_DEBUG);
+	rc = evl_store_open(cfg.data_dir, &eo, &fs.st);
+	if (rc) {
+		fprintf(stderr, "evlogfs: cannot open %s: %s\n", cfg.data_dir, strerror(-rc));
+		return 1;
+	}
+	fs.uid = getuid();
+	fs.gid = getgid();
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		fs.mount_ns = ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	}
+	nodes_init();
+
+	rc = 1;
+	fs.se = fuse_session_new(&args, &evlogfs_ops, sizeof(evlogfs_ops), &fs);
+	if (!fs.se)
+		goto out_store;
+	if (fuse_set_signal_handlers(fs.se))
+		goto out_session;
+	if (fuse_session_mount(fs.se, cfg.mountpoint))
+		goto out_signals;
+	fuse_daemonize(copts.foreground);
+	if (!copts.foreground) {
+		openlog("evlogfs", LOG_PID, LOG_DAEMON);
+		evl_log_set(syslog_sink, copts.debug ? LOG_DEBUG : LOG_INFO);
+	}
+	evl_log(LOG_INFO, "mounted %s at %s (commit=%s)", cfg.data_dir, cfg.mountpoint, cfg.commit);
+
+	if (copts.singlethread) {
+		loop_rc = fuse_session_loop(fs.se);
+	} else {
+		lcfg = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(lcfg, copts.clone_fd);
+		fuse_loop_cfg_set_max_threads(lcfg, copts.max_threads);
+		loop_rc = fuse_session_loop_mt(fs.se, lcfg);
+		fuse_loop_cfg_destroy(lcfg);
+	}
+	rc = loop_rc < 0 ? 1 : 0;
+	fuse_session_unmount(fs.se);
+out_signals:
+	fuse_remove_signal_handlers(fs.se);
+out_session:
+	fuse_session_destroy(fs.se);
+out_store:
+	/* flush and checkpoint: 0 only if everything acknowledged is on disk */
+	if (evl_store_close(fs.st)) {
+		evl_log(LOG_ERR, "unmounted %s, but not everything reached the disk", cfg.data_dir);
+		rc = 1;
+	} else {
+		evl_log(LOG_INFO, "unmounted %s cleanly", cfg.data_dir);
+	}
+	nodes_fini();
+	fuse_opt_free_args(&args);
+	free(copts.mountpoint);
+	free(cfg.data_dir);
+	free(cfg.mountpoint);
+	free(cfg.commit);
+	free(cfg.type_field);
+	free(cfg.max_event_s);
+	free(cfg.max_pending_s);
+	return rc;
+}

@@ -1,0 +1,872 @@
+/*
+ * ops.c - the FUSE low-level handlers.
+ *
+ * Every event file and view opens with direct_io: one write() reaches us as
+ * one request (so a write is all-or-nothing and its errno exact), and reads
+ * always come here, so nothing the kernel caches can be stale.  Attributes
+ * of files that grow are never cached (timeout 0): st_size is exact.
+ *
+ * Deleting a task is `rm -r`: unlink(events) deletes the task in the store
+ * (it leaves every view at once); the emptied directory stays visible until
+ * rmdir, as on a disk file system.  Those directories are "tombstones".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evlogfs.h"
+#include "log.h"
+
+#define TIMEOUT_STABLE 1.0	/* names and attributes that do not change */
+#define INO_UNKNOWN 0xffffffffu	/* d_ino of entries numbered at lookup */
+
+struct handle {
+	enum node_kind kind;
+	uint64_t uid;
+	bool append;
+	struct evl_writer *w;	/* N_TASKEV opened for writing */
+	struct evl_view *v;	/* N_VEV, N_VTASK */
+	char *buf;		/* .control/.metrics snapshot, directory listing */
+	size_t len;
+};
+
+static struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- tombstones: task directories whose events were unlinked ---- */
+
+struct tomb {
+	struct tomb *next;
+	uint64_t uid;
+	char name[256];
+};
+
+static pthread_mutex_t tomb_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tomb *tombs;
+
+static bool tomb_find(const char *name, uint64_t uid, uint64_t *uid_out)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&tomb_lock);
+	for (struct tomb *t = tombs; t; t = t->next)
+		if (name ? !strcmp(t->name, name) : t->uid == uid) {
+			if (uid_out)
+				*uid_out = t->uid;
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&tomb_lock);
+	return found;
+}
+
+static void tomb_add(const char *name, uint64_t uid)
+{
+	struct tomb *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return;	/* the directory just vanishes early */
+	t->uid = uid;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	pthread_mutex_lock(&tomb_lock);
+	t->next = tombs;
+	tombs = t;
+	pthread_mutex_unlock(&tomb_lock);
+}
+
+static bool tomb_remove(const char *name)
+{
+	struct tomb **pp, *t = NULL;
+
+	pthread_mutex_lock(&tomb_lock);
+	for (pp = &tombs; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->name, name)) {
+			t = *pp;
+			*pp = t->next;
+			break;
+		}
+	pthread_mutex_unlock(&tomb_lock);
+	free(t);
+	return t != NULL;
+}
+
+/* ---- attributes ---- */
+
+static void set_time(struct timespec *ts, uint64_t ns)
+{
+	ts->tv_sec = ns / 1000000000ull;
+	ts->tv_nsec = ns % 1000000000ull;
+}
+
+static int view_size(struct evl_store *st, const struct node *n, uint64_t *size)
+{
+	struct evl_view *v;
+	int rc;
+
+	rc = evl_view_open(st, n->prefix, n->plen, n->kind == N_VTASK ? n->uid : 0, &v);
+	if (rc)
+		return rc;
+	rc = evl_view_size(v, size);
+	evl_view_close(v);
+	return rc;
+}
+
+/* Fill @st for node @n (inode @ino).  0 or -errno. */
+static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct stat *st)
+{
+	struct evl_task_info info;
+	uint64_t size;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_nlink = 1;
+	set_time(&st->st_mtim, fs->mount_ns);
+	st->st_ctim = st->st_atim = st->st_mtim;
+	switch (n->kind) {
+	case N_ROOT:
+	case N_TASKS:
+	case N_BYTYPE:
+	case N_VDIR:
+	case N_VTASKS:
+		st->st_mode = S_IFDIR | (n->kind == N_VDIR || n->kind == N_VTASKS ? 0555 : 0755);
+		if (n->kind == N_BYTYPE)
+			st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		return 0;
+	case N_CONTROL:
+		st->st_mode = S_IFREG | 0600;
+		return 0;
+	case N_METRICS:
+		st->st_mode = S_IFREG | 0444;
+		return 0;
+	case N_TASKDIR:
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		rc = evl_task_stat(fs->st, n->uid, &info);
+		if (rc == -ENOENT && tomb_find(NULL, n->uid, NULL))
+			return 0;
+		if (rc)
+			return rc;
+		set_time(&st->st_mtim, info.last_ns);
+		set_time(&st->st_ctim, info.created_ns);
+		set_time(&st->st_atim, info.last_ns);
+		return 0;
+	case N_TASKEV:
+		rc = evl_task_stat(fs->st, n->uid, &info);
+		if (rc)
+			return rc;
+		st->st_mode = S_IFREG | 0644;
+		st->st_size = info.size;
+		st->st_blocks = (info.size + 511) / 512;
+		st->st_blksize = 4096;
+		set_time(&st->st_mtim, info.last_ns);
+		set_time(&st->st_ctim, info.last_ns);
+		set_time(&st->st_atim, info.last_ns);
+		return 0;
+	case N_VEV:
+	case N_VTASK:
+		rc = view_size(fs->st, n, &size);
+		if (rc)
+			return rc;
+		st->st_mode = S_IFREG | 0444;
+		st->st_size = size;
+		st->st_blocks = (size + 511) / 512;
+		st->st_blksize = 4096;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static bool grows(enum node_kind k)
+{
+	return k == N_TASKEV || k == N_VEV || k == N_VTASK || k == N_TASKDIR;
+}
+
+static void reply_entry(fuse_req_t req, const struct node *n)
+{
+	struct fuse_entry_param e;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = node_ref(n);
+	if (!e.ino) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = node_attr(fs_of(req), n, e.ino, &e.attr);
+	if (rc) {
+		node_forget(e.ino, 1);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	/* by-type names come and go with the events; task names only by us */
+	e.entry_timeout = n->kind >= N_VDIR ? 0 : TIMEOUT_STABLE;
+	e.attr_timeout = grows(n->kind) ? 0 : TIMEOUT_STABLE;
+	fuse_reply_entry(req, &e);
+}
+
+/* ---- lookup, getattr, forget ---- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct evl_task_info info;
+	struct node p, n;
+	size_t len = strlen(name);
+	int rc;
+
+	if (node_get(parent, &p)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	memset(&n, 0, sizeof(n));
+	switch (p.kind) {
+	case N_ROOT:
+		if (!strcmp(name, "tasks"))
+			n.kind = N_TASKS;
+		else if (!strcmp(name, "by-type"))
+			n.kind = N_BYTYPE;
+		else if (!strcmp(name, ".control"))
+			n.kind = N_CONTROL;
+		else if (!strcmp(name, ".metrics"))
+			n.kind = N_METRICS;
+		else
+			goto noent;
+		break;
+	case N_TASKS:
+		rc = evl_task_lookup(fs->st, name, &info);
+		if (rc == 0)
+			n.uid = info.uid;
+		else if (!tomb_find(name, 0, &n.uid))
+			goto noent;
+		n.kind = N_TASKDIR;
+		break;
+	case N_TASKDIR:
+		if (strcmp(name, "events") || evl_task_stat(fs->st, p.uid, &info))
+			goto noent;
+		n.kind = N_TASKEV;
+		n.uid = p.uid;
+		break;
+	case N_BYTYPE:
+		if (len > 255 || !evl_prefix_exists(fs->st, name, len))
+			goto noent;
+		n.kind = N_VDIR;
+		n.plen = len;
+		memcpy(n.prefix, name, len);
+		break;
+	case N_VDIR:
+		n = p;
+		if (!strcmp(name, "events"))
+			n.kind = N_VEV;
+		else if (!strcmp(name, "tasks"))
+			n.kind = N_VTASKS;
+		else
+			goto noent;
+		break;
+	case N_VTASKS:
+		if (evl_task_lookup(fs->st, name, &info))
+			goto noent;
+		n = p;
+		n.kind = N_VTASK;
+		n.uid = info.uid;
+		{
+			struct evl_view *v;
+
+			if (evl_view_open(fs->st, n.prefix, n.plen, n.uid, &v))
+				goto noent;
+			evl_view_close(v);
+		}
+		break;
+	default:
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	reply_entry(req, &n);
+	return;
+noent:
+	fuse_reply_err(req, ENOENT);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	node_forget(ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		node_forget(forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct node n;
+	struct stat st;
+	int rc = node_get(ino, &n);
+
+	if (!rc)
+		rc = node_attr(fs_of(req), &n, ino, &st);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, grows(n.kind) ? 0 : TIMEOUT_STABLE);
+}
+
+/*
+ * Only what changes nothing succeeds: times (touch), and a truncate of an
+ * events file to its current size.  Everything that would rewrite history
+ * is EPERM.
+ */
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct node n;
+	struct stat st;
+	int rc = node_get(ino, &n);
+
+	if (!rc)
+		rc = node_attr(fs, &n, ino, &st);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (n.kind != N_TASKEV && n.kind != N_CONTROL) {
+			fuse_reply_err(req, n.kind >= N_VDIR ? EPERM : EISDIR);
+			return;
+		}
+		/* .control: O_TRUNC of `echo cmd > .control` is fine */
+		if (n.kind == N_TASKEV && attr->st_size != st.st_size) {
+			fuse_reply_err(req, EPERM);
+			return;
+		}
+	}
+	if (fs->cfg->ro && (to_set & FUSE_SET_ATTR_SIZE)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fuse_reply_attr(req, &st, grows(n.kind) ? 0 : TIMEOUT_STABLE);
+}
+
+/* ---- directories ---- */
+
+static int buf_add(fuse_req_t req, struct handle *h, size_t *cap, const char *name,
+		   fuse_ino_t ino, mode_t mode)
+{
+	struct stat st = { .st_ino = ino, .st_mode = mode };
+	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+
+	if (h->len + need > *cap) {
+		size_t ncap = *cap ? *cap * 2 : 4096;
+		char *p;
+
+		while (ncap < h->len + need)
+			ncap *= 2;
+		p = realloc(h->buf, ncap);
+		if (!p)
+			return -ENOMEM;
+		h->buf = p;
+		*cap = ncap;
+	}
+	fuse_add_direntry(req, h->buf + h->len, need, name, &st, h->len + need);
+	h->len += need;
+	return 0;
+}
+
+struct list_ctx {
+	fuse_req_t req;
+	struct handle *h;
+	size_t *cap;
+	uint64_t *uids;
+	size_t nuids, ucap;
+	int rc;
+};
+
+static int list_task(void *arg, const struct evl_task_info *t)
+{
+	struct list_ctx *c = arg;
+
+	return buf_add(c->req, c->h, c->cap, t->name, INO_TASK_BASE + 2 * t->uid, S_IFDIR);
+}
+
+static int list_type(void *arg, const char *type, size_t len)
+{
+	struct list_ctx *c = arg;
+	char name[256];
+
+	memcpy(name, type, len);
+	name[len] = '\0';
+	/* listed names get their inode at lookup: d_ino unknown here */
+	return buf_add(c->req, c->h, c->cap, name, INO_UNKNOWN, S_IFDIR);
+}
+
+static int collect_uid(void *arg, uint64_t uid)
+{
+	struct list_ctx *c = arg;
+
+	if (c->nuids == c->ucap) {
+		size_t cap = c->ucap ? c->ucap * 2 : 64;
+		uint64_t *p = realloc(c->uids, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		c->uids = p;
+		c->ucap = cap;
+	}
+	c->uids[c->nuids++] = uid;
+	return 0;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct handle *h;
+	struct node n;
+	size_t cap = 0;
+	struct list_ctx c = { req, NULL, &cap, NULL, 0, 0, 0 };
+	int rc = node_get(ino, &n);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->kind = n.kind;
+	c.h = h;
+	rc = buf_add(req, h, &cap, ".", ino, S_IFDIR);
+	if (!rc)
+		rc = buf_add(req, h, &cap, "..", INO_UNKNOWN, S_IFDIR);
+	switch (n.kind) {
+	case N_ROOT:
+		rc = rc ?: buf_add(req, h, &cap, "tasks", INO_TASKS, S_IFDIR);
+		rc = rc ?: buf_add(req, h, &cap, "by-type", INO_BYTYPE, S_IFDIR);
+		rc = rc ?: buf_add(req, h, &cap, ".control", INO_CONTROL, S_IFREG);
+		rc = rc ?: buf_add(req, h, &cap, ".metrics", INO_METRICS, S_IFREG);
+		break;
+	case N_TASKS:
+		rc = rc ?: evl_task_list(fs->st, NULL, list_task, &c);
+		pthread_mutex_lock(&tomb_lock);
+		for (struct tomb *t = tombs; t && !rc; t = t->next)
+			rc = buf_add(req, h, &cap, t->name, INO_TASK_BASE + 2 * t->uid, S_IFDIR);
+		pthread_mutex_unlock(&tomb_lock);
+		break;
+	case N_TASKDIR:
+		if (!tomb_find(NULL, n.uid, NULL))
+			rc = rc ?: buf_add(req, h, &cap, "events", INO_TASK_BASE + 2 * n.uid + 1,
+					   S_IFREG);
+		break;
+	case N_BYTYPE:
+		rc = rc ?: evl_type_list(fs->st, list_type, &c);
+		break;
+	case N_VDIR:
+		rc = rc ?: buf_add(req, h, &cap, "events", INO_UNKNOWN, S_IFREG);
+		rc = rc ?: buf_add(req, h, &cap, "tasks", INO_UNKNOWN, S_IFDIR);
+		break;
+	case N_VTASKS:
+		rc = rc ?: evl_view_tasks(fs->st, n.prefix, n.plen, collect_uid, &c);
+		for (size_t i = 0; i < c.nuids && !rc; i++) {
+			struct evl_task_info info;
+
+			if (evl_task_stat(fs->st, c.uids[i], &info) == 0)
+				rc = buf_add(req, h, &cap, info.name, INO_UNKNOWN, S_IFREG);
+		}
+		free(c.uids);
+		break;
+	default:
+		rc = -ENOTDIR;
+	}
+	if (rc) {
+		free(h->buf);
+		free(h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fuse_reply_open(req, fi);
+}
+
+static void reply_slice(fuse_req_t req, const char *buf, size_t len, off_t off, size_t size)
+{
+	if ((size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, buf + off, len - off < size ? len - off : size);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	reply_slice(req, h->buf, h->len, off, size);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	free(h->buf);
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs *fs = fs_of(req);
+	struct evl_task_info info;
+	struct node p, n;
+	int rc = node_get(parent, &p);
+
+	if (rc || p.kind != N_TASKS) {
+		fuse_reply_err(req, rc ? -rc : EPERM);
+		return;
+	}
+	if (fs->cfg->ro) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	rc = evl_task_check_name(name, strlen(name));
+	if (!rc && tomb_find(name, 0, NULL))
+		tomb_remove(name);	/* a new task of a deleted one's name */
+	if (!rc)
+		rc = evl_task_create(fs->st, name);
+	if (!rc)
+		rc = evl_task_lookup(fs->st, name, &info);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	memset(&n, 0, sizeof(n));
+	n.kind = N_TASKDIR;
+	n.uid = info.uid;
+	reply_entry(req, &n);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct evl_task_info info;
+	struct node p;
+	int rc = node_get(parent, &p);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (p.kind != N_TASKDIR || strcmp(name, "events")) {
+		fuse_reply_err(req, p.kind == N_TASKDIR ? ENOENT : EPERM);
+		return;
+	}
+	if (fs->cfg->nodelete || fs->cfg->ro) {
+		fuse_reply_err(req, fs->cfg->ro ? EROFS : EPERM);
+		return;
+	}
+	rc = evl_task_stat(fs->st, p.uid, &info);
+	if (!rc)
+		rc = evl_task_delete(fs->st, info.name);
+	if (!rc)
+		tomb_add(info.name, info.uid);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct evl_task_info info;
+	struct node p;
+	int rc = node_get(parent, &p);
+
+	if (rc || p.kind != N_TASKS) {
+		fuse_reply_err(req, rc ? -rc : EPERM);
+		return;
+	}
+	if (fs->cfg->nodelete || fs->cfg->ro) {
+		fuse_reply_err(req, fs->cfg->ro ? EROFS : EPERM);
+		return;
+	}
+	if (tomb_remove(name))
+		rc = 0;
+	else if (evl_task_lookup(fs->st, name, &info) == 0)
+		rc = -ENOTEMPTY;	/* its events file is still there */
+	else
+		rc = -ENOENT;
+	fuse_reply_err(req, -rc);
+}
+
+static void op_refuse(fuse_req_t req)
+{
+	fuse_reply_err(req, fs_of(req)->cfg->ro ? EROFS : EPERM);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	op_refuse(req);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	op_refuse(req);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	op_refuse(req);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	op_refuse(req);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	op_refuse(req);
+}
+
+/* ---- files ---- */
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	int acc = fi->flags & O_ACCMODE;
+	struct handle *h;
+	struct node n;
+	int rc = node_get(ino, &n);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->kind = n.kind;
+	h->uid = n.uid;
+	switch (n.kind) {
+	case N_TASKEV:
+		if (acc != O_RDONLY) {
+			if (fs->cfg->ro)
+				rc = -EROFS;
+			else if (fi->flags & O_TRUNC)
+				rc = -EPERM;
+			else
+				rc = evl_writer_open(fs->st, n.uid, &h->w);
+			h->append = fi->flags & O_APPEND;
+		} else {
+			struct evl_task_info info;
+
+			rc = evl_task_stat(fs->st, n.uid, &info);
+		}
+		break;
+	case N_VEV:
+	case N_VTASK:
+		if (acc != O_RDONLY)
+			rc = fs->cfg->ro ? -EROFS : -EPERM;
+		else
+			rc = evl_view_open(fs->st, n.prefix, n.plen, n.kind == N_VTASK ? n.uid : 0,
+					   &h->v);
+		break;
+	case N_CONTROL:
+		if (acc != O_WRONLY)
+			h->buf = status_json(fs, &h->len);
+		break;
+	case N_METRICS:
+		if (acc != O_RDONLY)
+			rc = -EPERM;
+		else
+			h->buf = metrics_text(fs, &h->len);
+		break;
+	default:
+		rc = -EISDIR;
+	}
+	if (rc) {
+		free(h->buf);
+		free(h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct fs *fs = fs_of(req);
+	ssize_t n;
+	char *buf;
+
+	if (h->kind == N_CONTROL || h->kind == N_METRICS) {
+		reply_slice(req, h->buf, h->len, off, size);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (h->kind == N_TASKEV)
+		n = evl_task_read(fs->st, h->uid, off, buf, size);
+	else
+		n = evl_view_read(h->v, off, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
+}
+
+/* Run one .control command.  0 or -errno (the reason goes to the status). */
+static int control_command(struct fs *fs, const char *buf, size_t size)
+{
+	char cmd[512];
+	size_t n = size < sizeof(cmd) - 1 ? size : sizeof(cmd) - 1;
+	int rc;
+
+	memcpy(cmd, buf, n);
+	cmd[n] = '\0';
+	while (n && (cmd[n - 1] == '\n' || cmd[n - 1] == ' ' || cmd[n - 1] == '\t'))
+		cmd[--n] = '\0';
+	if (!strcmp(cmd, "checkpoint")) {
+		rc = evl_store_checkpoint(fs->st);
+		status_note_command(cmd, rc, rc ? strerror(-rc) : NULL);
+		return rc;
+	}
+	status_note_command(cmd, -EINVAL, "unknown command (known: checkpoint)");
+	evl_log(LOG_WARNING, "control: unknown command '%s'", cmd);
+	return -EINVAL;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct fs *fs = fs_of(req);
+	int rc;
+
+	if (h->kind == N_CONTROL) {
+		if (fs->cfg->ro) {
+			fuse_reply_err(req, EROFS);
+			return;
+		}
+		rc = control_command(fs, buf, size);
+	} else if (h->kind != N_TASKEV || !h->w) {
+		rc = -EPERM;
+	} else {
+		rc = 0;
+		if (!h->append) {
+			/* a write must land at the end: what is stored plus what this handle holds */
+			struct evl_task_info info;
+
+			rc = evl_task_stat(fs->st, h->uid, &info);
+			if (!rc && (uint64_t)off != info.size + evl_writer_held(h->w))
+				rc = -EPERM;
+		}
+		if (!rc)
+			rc = evl_writer_write(h->w, buf, size);
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	/* close(): an unterminated last line is stored now, or refused */
+	fuse_reply_err(req, h->w ? -evl_writer_flush(h->w) : 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	if (h->w)
+		evl_writer_close(h->w);	/* flush already reported any error */
+	evl_view_close(h->v);
+	free(h->buf);
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -evl_store_sync(fs_of(req)->st));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	if (statvfs(fs_of(req)->cfg->data_dir, &sv)) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* one write() of up to 1 MiB is one request: all-or-nothing */
+	conn->max_write = 1 << 20;
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+const struct fuse_lowlevel_ops evlogfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.create = op_create,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+};

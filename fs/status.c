@@ -1,0 +1,176 @@
+/*
+ * status.c - what reading .control and .metrics returns.
+ *
+ * .control: one JSON object (built with json-c): counts, commit mode,
+ * compaction state, rejections and the last command's outcome.
+ * .metrics: Prometheus text exposition format 0.0.4.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "evlogfs.h"
+
+static pthread_mutex_t cmd_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_cmd[512], last_reason[256];
+static int last_rc;
+static time_t last_at;
+
+void status_note_command(const char *cmd, int rc, const char *reason)
+{
+	pthread_mutex_lock(&cmd_lock);
+	snprintf(last_cmd, sizeof(last_cmd), "%s", cmd);
+	snprintf(last_reason, sizeof(last_reason), "%s", reason ? reason : "");
+	last_rc = rc;
+	last_at = time(NULL);
+	pthread_mutex_unlock(&cmd_lock);
+}
+
+static void add_u64(struct json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+char *status_json(struct fs *fs, size_t *len)
+{
+	struct json_object *o = json_object_new_object(), *c, *comp;
+	struct evl_stats s;
+	const char *text;
+	char *out;
+
+	evl_store_stats(fs->st, &s);
+	c = json_object_new_object();
+	add_u64(c, "tasks", s.tasks);
+	add_u64(c, "events", s.events);
+	add_u64(c, "types", s.types);
+	add_u64(c, "log_bytes", s.log_bytes);
+	add_u64(c, "index_bytes", s.index_bytes);
+	add_u64(c, "journal_bytes", s.journal_bytes);
+	add_u64(c, "pending_bytes", s.pending_bytes);
+	json_object_object_add(o, "counts", c);
+	json_object_object_add(o, "commit", json_object_new_string(s.commit_sync ? "sync" : "group"));
+	add_u64(o, "commit_ms", s.commit_ms);
+	json_object_object_add(o, "read_only", json_object_new_boolean(fs->cfg->ro));
+	json_object_object_add(o, "nodelete", json_object_new_boolean(fs->cfg->nodelete));
+	json_object_object_add(o, "journal_error",
+			       s.error ? json_object_new_string(strerror(s.error)) : NULL);
+	comp = json_object_new_object();
+	json_object_object_add(comp, "state", json_object_new_string("idle"));
+	json_object_object_add(o, "compaction", comp);
+	add_u64(o, "rejected_writes", s.rejected_invalid + s.rejected_too_big);
+	json_object_object_add(o, "last_rejection", s.last_rejection[0] ?
+			       json_object_new_string(s.last_rejection) : NULL);
+	pthread_mutex_lock(&cmd_lock);
+	if (last_cmd[0]) {
+		struct json_object *lc = json_object_new_object();
+
+		json_object_object_add(lc, "command", json_object_new_string(last_cmd));
+		json_object_object_add(lc, "result", json_object_new_string(
+			last_rc ? "error" : "ok"));
+		if (last_rc)
+			json_object_object_add(lc, "error", json_object_new_string(last_reason));
+		add_u64(lc, "time", last_at);
+		json_object_object_add(o, "last_command", lc);
+	}
+	pthread_mutex_unlock(&cmd_lock);
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+					      JSON_C_TO_STRING_NOSLASHESCAPE);
+	*len = strlen(text) + 1;
+	out = malloc(*len + 1);
+	if (out) {
+		memcpy(out, text, *len - 1);
+		out[*len - 1] = '\n';
+		out[*len] = '\0';
+	} else {
+		*len = 0;
+	}
+	json_object_put(o);
+	return out;
+}
+
+struct mbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void mprintf(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void mprintf(struct mbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (b->p && b->len + n < b->cap) {
+			b->len += n;
+			return;
+		}
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+
+		if (!np)
+			return;
+		b->p = np;
+		b->cap = cap;
+	}
+}
+
+static void metric(struct mbuf *b, const char *name, const char *type, const char *help, uint64_t v)
+{
+	mprintf(b, "# HELP evlogfs_%s %s\n# TYPE evlogfs_%s %s\nevlogfs_%s %llu\n", name, help,
+		name, type, name, (unsigned long long)v);
+}
+
+char *metrics_text(struct fs *fs, size_t *len)
+{
+	struct mbuf b = { 0 };
+	struct evl_stats s;
+	uint64_t cum = 0;
+
+	evl_store_stats(fs->st, &s);
+	metric(&b, "appended_events_total", "counter", "Events appended.", s.appended_events);
+	metric(&b, "appended_bytes_total", "counter", "Bytes of events appended.", s.appended_bytes);
+	mprintf(&b, "# HELP evlogfs_rejected_writes_total Writes refused, by reason.\n"
+		"# TYPE evlogfs_rejected_writes_total counter\n"
+		"evlogfs_rejected_writes_total{reason=\"invalid\"} %llu\n"
+		"evlogfs_rejected_writes_total{reason=\"too_big\"} %llu\n",
+		(unsigned long long)s.rejected_invalid, (unsigned long long)s.rejected_too_big);
+	mprintf(&b, "# HELP evlogfs_commit_latency_seconds Time for a write to be journaled "
+		"(and synced with commit=sync).\n# TYPE evlogfs_commit_latency_seconds histogram\n");
+	for (int i = 0; i < EVL_LAT_BUCKETS; i++) {
+		cum += s.lat_count[i];
+		if (i == EVL_LAT_BUCKETS - 1)
+			mprintf(&b, "evlogfs_commit_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+				(unsigned long long)cum);
+		else
+			mprintf(&b, "evlogfs_commit_latency_seconds_bucket{le=\"%g\"} %llu\n",
+				evl_lat_bounds[i], (unsigned long long)cum);
+	}
+	mprintf(&b, "evlogfs_commit_latency_seconds_sum %.9f\n"
+		"evlogfs_commit_latency_seconds_count %llu\n", s.lat_sum, (unsigned long long)cum);
+	metric(&b, "journal_bytes", "gauge", "Bytes in journal segments.", s.journal_bytes);
+	metric(&b, "pending_bytes", "gauge", "Journaled bytes not yet applied.", s.pending_bytes);
+	metric(&b, "tasks", "gauge", "Live tasks.", s.tasks);
+	metric(&b, "types", "gauge", "Types with live events.", s.types);
+	metric(&b, "events", "gauge", "Live events.", s.events);
+	metric(&b, "log_bytes", "gauge", "Bytes in task logs.", s.log_bytes);
+	metric(&b, "index_bytes", "gauge", "Bytes of the index file.", s.index_bytes);
+	metric(&b, "journal_fsyncs_total", "counter", "Journal fsyncs.", s.fsyncs);
+	metric(&b, "checkpoints_total", "counter", "Checkpoints done.", s.checkpoints);
+	*len = b.len;
+	return b.p;
+}
