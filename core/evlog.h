@@ -129,7 +129,10 @@ int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
  * nothing of this call is stored and the handle is as before.  Returns 0
  * when every complete line is journaled (and, with commit_sync, durable).
  * Errors: -EINVAL (invalid event), -EFBIG (line longer than max_event),
- * -ENOENT (task deleted), -EROFS, -ENOSPC, -EIO.
+ * -ENOENT (task deleted), -EROFS, -ENOSPC, -EIO.  When an unterminated
+ * line outgrows max_event, the handle drops it and refuses (EFBIG) every
+ * write up to and including the one holding that line's newline: nothing
+ * of the line is stored, and close() does not fail on it.
  */
 int evl_writer_write(struct evl_writer *w, const void *data, size_t n);
 

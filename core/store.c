@@ -163,6 +163,7 @@ struct evl_writer {
 	uint64_t gen;			/* delete_gen when last checked */
 	char name[256];
 	struct linebuf lb;
+	bool discarding;		/* inside a line already refused as too long */
 	struct event_validator *val;
 	/* the record being built */
 	unsigned char *dir;
@@ -1723,11 +1724,26 @@ int evl_writer_write(struct evl_writer *w, const void *data, size_t n)
 {
 	int rc;
 
+	if (w->discarding) {
+		/* the rest of a line refused as too long, up to its newline */
+		if (memchr(data, '\n', n))
+			w->discarding = false;
+		return -EFBIG;
+	}
 	w->dir_len = w->data_len = 0;
 	w->n = 0;
 	memset(&w->err, 0, sizeof(w->err));
 	w->err_line = 0;
 	rc = linebuf_feed(&w->lb, data, n, take_line, w);
+	if (rc == -EFBIG && !memchr(data, '\n', n)) {
+		/*
+		 * An unterminated line outgrew max_event: it can never be stored.
+		 * Drop what is held and refuse the rest of it too (the kernel
+		 * splits a long write() into requests, so its tail follows).
+		 */
+		linebuf_clear(&w->lb);
+		w->discarding = true;
+	}
 	if (rc) {
 		if (rc == -EINVAL || rc == -EFBIG)
 			reject(w, rc);

@@ -396,12 +396,15 @@ static void bad_writes_store_nothing(void **state)
 		assert_int_equal(evl_store_open(dir, &o, &small), 0);
 		assert_int_equal(evl_writer_open(small, uid, &w), 0);
 		assert_int_equal(evl_writer_write(w, big, sizeof(big)), -EFBIG);
-		/* 256 bytes without a newline can never fit */
+		/* 256 bytes without a newline can never fit: the line is dropped, */
 		assert_int_equal(evl_writer_write(w, big, 256), -EFBIG);
+		/* and so is the rest of it, up to its newline */
+		assert_int_equal(evl_writer_write(w, "  ", 2), -EFBIG);
+		assert_int_equal(evl_writer_write(w, " \n", 2), -EFBIG);
 		assert_int_equal(evl_writer_write(w, big, 255), 0);	/* held: fits */
 		assert_int_equal(evl_writer_write(w, "x\n", 2), -EFBIG);
 		evl_store_stats(small, &s);
-		assert_int_equal(s.rejected_too_big, 3);
+		assert_int_equal(s.rejected_too_big, 3);	/* the discarded tail is not counted again */
 		assert_int_equal(evl_writer_close(w), 0);	/* the held line is stored */
 		assert_int_equal(evl_store_close(small), 0);
 	}

@@ -1,0 +1,492 @@
+#!/usr/bin/env python3
+"""Mount tests: real evlogfs mounts driven by real shell tools and syscalls.
+
+Usage: mount_test.py EVLOGFS TEST_NAME
+
+Each test mounts a private store under a fresh temp dir and unmounts in
+teardown, even on failure.  Exit 0 pass, 1 fail, 77 skip (no /dev/fuse).
+The daemon's stderr must hold nothing but info lines and the warnings a
+test expects.
+"""
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+EVLOGFS = None
+
+
+def deadline_poll(pred, what, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def is_mounted(path):
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == path for line in f)
+
+
+class Mount:
+    """evlogfs -f DATA MNT, in the foreground, as a child we own."""
+
+    def __init__(self, root, opts="", data=None, expect_stderr=()):
+        self.root = root
+        self.data = data or os.path.join(root, "data")
+        self.mnt = os.path.join(root, "mnt")
+        os.makedirs(self.mnt, exist_ok=True)
+        self.opts = opts
+        self.expect = list(expect_stderr)
+        self.proc = None
+
+    def start(self):
+        self.err = open(os.path.join(self.root, "daemon.err"), "w+")
+        args = [EVLOGFS, "-f", self.data, self.mnt]
+        if self.opts:
+            args[2:2] = ["-o", self.opts]
+        self.proc = subprocess.Popen(args, stderr=self.err, stdin=subprocess.DEVNULL)
+        deadline_poll(lambda: is_mounted(self.mnt) or self.proc.poll() is not None,
+                      "the mount")
+        if not is_mounted(self.mnt):
+            raise AssertionError("evlogfs exited %s: %s" % (self.proc.returncode, self.stderr()))
+        return self
+
+    def stderr(self):
+        self.err.flush()
+        with open(self.err.name) as f:
+            return f.read()
+
+    def stop(self, check=True):
+        """Unmount; the daemon must exit 0 (everything on disk)."""
+        if self.proc is None:
+            return
+        if is_mounted(self.mnt):
+            subprocess.run(["fusermount3", "-u", self.mnt], check=False)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        if check:
+            assert rc == 0, "daemon exit %d: %s" % (rc, self.stderr())
+            self.check_stderr()
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        subprocess.run(["fusermount3", "-u", "-z", self.mnt], check=False)
+        deadline_poll(lambda: not is_mounted(self.mnt), "the lazy unmount")
+
+    def check_stderr(self):
+        for line in self.stderr().splitlines():
+            if not line.strip() or ": info: " in line or ": notice: " in line:
+                continue
+            if any(re.search(p, line) for p in self.expect):
+                continue
+            raise AssertionError("unexpected daemon stderr: " + line)
+
+    def p(self, *parts):
+        return os.path.join(self.mnt, *parts)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def event(typ, **fields):
+    d = {"type": typ}
+    d.update(fields)
+    return json.dumps(d, separators=(",", ":")) + "\n"
+
+
+def expect_errno(err, fn, *args):
+    try:
+        fn(*args)
+    except OSError as e:
+        assert e.errno == err, "%s%r: errno %s, expected %s" % (
+            fn.__name__, args, errno.errorcode.get(e.errno), errno.errorcode[err])
+        return
+    raise AssertionError("%s%r succeeded, expected %s" % (fn.__name__, args, errno.errorcode[err]))
+
+
+def append(path, data):
+    """Write all of data as a careful writer does: retry short writes."""
+    data = data.encode() if isinstance(data, str) else data
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        done = 0
+        while done < len(data):
+            done += os.write(fd, data[done:])
+        return done
+    finally:
+        os.close(fd)
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def filter_view(m, prefix, task=None):
+    """A view as the filter of the logs: events by commit order need the sidecars,
+    so the tests give every event a global counter field 'g' and sort on it."""
+    out = []
+    for t in sorted(os.listdir(m.p("tasks"))):
+        if task and t != task:
+            continue
+        for line in read(m.p("tasks", t, "events")).splitlines(keepends=True):
+            d = json.loads(line)
+            if d["type"].startswith(prefix):
+                out.append((d["g"], line))
+    out.sort()
+    return b"".join(line for _, line in out)
+
+
+# ---- tests ----
+
+def test_basic(root):
+    m = Mount(root, expect_stderr=[r"rejected event"]).start()
+    try:
+        sh("mkdir -p %s" % m.p("tasks", "t42"))
+        sh("mkdir -p %s" % m.p("tasks", "t42"))  # -p on an existing task
+        for i in range(3):
+            sh("echo '{\"type\":\"tool.call\",\"i\":%d}' >> %s" % (i, m.p("tasks/t42/events")))
+        assert sh("cat %s" % m.p("tasks/t42/events")).count("\n") == 3
+        assert sh("grep -c tool.call %s" % m.p("tasks/t42/events")).strip() == "3"
+        assert sh("wc -l < %s" % m.p("tasks/t42/events")).strip() == "3"
+        assert sh("ls %s" % m.p("tasks")).split() == ["t42"]
+        assert sorted(os.listdir(m.mnt)) == [".control", ".metrics", "by-type", "tasks"]
+        st = os.stat(m.p("tasks/t42/events"))
+        assert st.st_size == len(read(m.p("tasks/t42/events")))
+        assert os.stat(m.p("tasks/t42")).st_ino != st.st_ino
+        before = read(m.p("tasks/t42/events"))
+        # a task whose last line had no newline at close gets one
+        sh("printf '{\"type\":\"x\"}' >> %s" % m.p("tasks/t42/events"))
+        assert read(m.p("tasks/t42/events")).endswith(b'{"type":"x"}\n')
+        ino = os.stat(m.p("tasks/t42/events")).st_ino
+        m.stop()
+        m.start()
+        assert read(m.p("tasks/t42/events")) == before + b'{"type":"x"}\n'
+        assert os.stat(m.p("tasks/t42/events")).st_ino == ino
+    finally:
+        m.stop()
+
+
+def test_tail(root):
+    m = Mount(root).start()
+    try:
+        os.mkdir(m.p("tasks", "a"))
+        for i in range(500):
+            append(m.p("tasks/a/events"), event("step", i=i))
+        out = sh("tail -n 3 %s" % m.p("tasks/a/events")).splitlines()
+        assert [json.loads(l)["i"] for l in out] == [497, 498, 499]
+        out = sh("tail -n 2 %s" % m.p("by-type/st/events")).splitlines()
+        assert [json.loads(l)["i"] for l in out] == [498, 499]
+        for k, path in enumerate((m.p("tasks/a/events"), m.p("by-type/step/events"))):
+            log = os.path.join(root, "tail.out")
+            last = read(path).splitlines()[-1]
+            with open(log, "w") as out_f:
+                tail = subprocess.Popen(["tail", "-n", "1", "-f", "-s", "0.05", path],
+                                        stdout=out_f)
+            try:
+                # tail has printed the last line: it is at the end, following
+                deadline_poll(lambda: last in read(log), "tail to start on " + path)
+                append(m.p("tasks/a/events"), event("step", i=1000 + k))
+                deadline_poll(lambda: b'"i":%d' % (1000 + k) in read(log),
+                              "tail -f to follow " + path)
+            finally:
+                tail.terminate()
+                tail.wait()
+    finally:
+        m.stop()
+
+
+def test_python_writer(root):
+    m = Mount(root).start()
+    try:
+        os.mkdir(m.p("tasks", "py"))
+        n = 20000
+        # a buffered stream flushes 8 KiB at a time, splitting lines
+        with open(m.p("tasks/py/events"), "a", buffering=8192) as f:
+            for i in range(n):
+                f.write(event("py.ev", i=i, pad="x" * (i % 97)))
+        lines = read(m.p("tasks/py/events")).splitlines()
+        assert len(lines) == n
+        assert [json.loads(l)["i"] for l in lines] == list(range(n))
+        assert len(read(m.p("by-type/py.ev/events")).splitlines()) == n
+    finally:
+        m.stop()
+
+
+def test_concurrent(root):
+    m = Mount(root).start()
+    try:
+        os.mkdir(m.p("tasks", "shared"))
+        writers, per = 8, 400
+        procs = [subprocess.Popen(
+            ["sh", "-c", "i=0; while [ $i -lt %d ]; do "
+             "echo '{\"type\":\"w%d\",\"w\":%d,\"i\":'$i'}' >> %s || exit 1; i=$((i+1)); done"
+             % (per, w, w, m.p("tasks/shared/events"))]) for w in range(writers)]
+        for p in procs:
+            assert p.wait() == 0
+        nxt = [0] * writers
+        for line in read(m.p("tasks/shared/events")).splitlines():
+            d = json.loads(line)  # whole, never interleaved
+            assert d["i"] == nxt[d["w"]], "writer %d out of order" % d["w"]
+            nxt[d["w"]] += 1
+        assert nxt == [per] * writers
+    finally:
+        m.stop()
+
+
+def load_mixed(m, tasks=("a", "b", "c"), n=300):
+    g = 0
+    for t in tasks:
+        os.makedirs(m.p("tasks", t), exist_ok=True)
+    for i in range(n):
+        t = tasks[i % len(tasks)]
+        typ = ["tool.call", "tool.result", "note", "error.io", "error.parse"][(i * 7) % 5]
+        append(m.p("tasks", t, "events"), event(typ, g=g, i=i))
+        g += 1
+
+
+def test_views(root):
+    m = Mount(root).start()
+    try:
+        load_mixed(m)
+        assert sorted(os.listdir(m.p("by-type"))) == sorted(
+            ["error.io", "error.parse", "note", "tool.call", "tool.result"])
+        for prefix in ("tool", "tool.", "tool.call", "error", "n", "e"):
+            got = read(m.p("by-type", prefix, "events"))
+            assert got == filter_view(m, prefix), "view " + prefix
+            assert os.stat(m.p("by-type", prefix, "events")).st_size == len(got)
+            for t in ("a", "b", "c"):
+                assert read(m.p("by-type", prefix, "tasks", t)) == filter_view(m, prefix, t)
+            assert sorted(os.listdir(m.p("by-type", prefix, "tasks"))) == ["a", "b", "c"]
+        expect_errno(errno.ENOENT, os.stat, m.p("by-type", "nope"))
+        expect_errno(errno.ENOENT, os.stat, m.p("by-type", "tool.x", "events"))
+        # seek anywhere
+        whole = read(m.p("by-type/tool/events"))
+        with open(m.p("by-type/tool/events"), "rb") as f:
+            for off in (0, 1, 77, len(whole) // 2, len(whole) - 5):
+                f.seek(off)
+                assert f.read(100) == whole[off:off + 100]
+        # delete a task: gone from every view at once; re-create starts empty
+        sh("rm -r %s" % m.p("tasks", "b"))
+        assert sorted(os.listdir(m.p("tasks"))) == ["a", "c"]
+        for prefix in ("tool", "error", "note"):
+            assert read(m.p("by-type", prefix, "events")) == filter_view(m, prefix)
+        os.mkdir(m.p("tasks", "b"))
+        assert read(m.p("tasks/b/events")) == b""
+        m.stop()
+        m.start()
+        for prefix in ("tool", "error", "note"):
+            assert read(m.p("by-type", prefix, "events")) == filter_view(m, prefix)
+    finally:
+        m.stop()
+
+
+def test_errnos(root):
+    m = Mount(root, expect_stderr=[r"rejected event", r"unknown command"]).start()
+    ev = m.p("tasks", "t", "events")
+    try:
+        os.mkdir(m.p("tasks", "t"))
+        append(ev, event("ok", i=0))
+        good = read(ev)
+        # invalid JSON, missing type, invalid UTF-8: EINVAL, nothing stored
+        for bad in ('not json\n', '{"kind":"x"}\n', b'{"type":"\xff"}\n',
+                    event("ok", i=1) + '{"type":"a/b"}\n'):
+            expect_errno(errno.EINVAL, append, ev, bad)
+        assert read(ev) == good
+        # too big: one write() the kernel splits in two; nothing stored
+        expect_errno(errno.EFBIG, append, ev, '{"type":"big","p":"%s"}\n' % ("x" * (2 << 20)))
+        assert read(ev) == good
+        # bad task ids
+        expect_errno(errno.EINVAL, os.mkdir, m.p("tasks", ".hidden"))
+        expect_errno(errno.EINVAL, os.mkdir, m.p("tasks", "a\x01b"))
+        expect_errno(errno.ENAMETOOLONG, os.mkdir, m.p("tasks", "x" * 256))
+        expect_errno(errno.EEXIST, os.mkdir, m.p("tasks", "t"))
+        # rewriting history
+        fd = os.open(ev, os.O_WRONLY)
+        try:
+            expect_errno(errno.EPERM, os.pwrite, fd, event("ok").encode(), 0)
+            os.pwrite(fd, event("ok", i=2).encode(), len(good))  # at the end: fine
+        finally:
+            os.close(fd)
+        size = os.stat(ev).st_size
+        expect_errno(errno.EPERM, os.truncate, ev, 0)
+        os.truncate(ev, size)  # same size: succeeds
+        os.utime(ev)  # touch
+        expect_errno(errno.EPERM, os.open, ev, os.O_WRONLY | os.O_TRUNC)
+        expect_errno(errno.EPERM, os.rename, ev, m.p("tasks", "t", "other"))
+        expect_errno(errno.EPERM, os.link, ev, m.p("tasks", "t", "other"))
+        expect_errno(errno.EPERM, os.symlink, ev, m.p("tasks", "t", "other"))
+        expect_errno(errno.EPERM, os.chmod, ev, 0o600)
+        expect_errno(errno.EPERM, os.open, m.p("tasks", "t", "new"), os.O_CREAT | os.O_WRONLY)
+        expect_errno(errno.EPERM, os.mkdir, m.p("by-type", "x"))
+        expect_errno(errno.EPERM, os.mkdir, m.p("other"))
+        # views are read-only
+        expect_errno(errno.EPERM, os.open, m.p("by-type", "ok", "events"), os.O_WRONLY)
+        expect_errno(errno.EPERM, os.unlink, m.p("by-type", "ok", "events"))
+        # close() of a handle whose unterminated last line is invalid
+        fd = os.open(ev, os.O_WRONLY | os.O_APPEND)
+        os.write(fd, b'{"type":"half')
+        expect_errno(errno.EINVAL, os.close, fd)
+        # rmdir of a task with its events: ENOTEMPTY; control: unknown command
+        expect_errno(errno.ENOTEMPTY, os.rmdir, m.p("tasks", "t"))
+        expect_errno(errno.EINVAL, append, m.p(".control"), "frobnicate\n")
+        m.stop()
+        # nodelete and ro
+        m = Mount(root, opts="nodelete").start()
+        expect_errno(errno.EPERM, os.unlink, ev)
+        expect_errno(errno.EPERM, os.rmdir, m.p("tasks", "t"))
+        m.stop()
+        m = Mount(root, opts="ro").start()
+        expect_errno(errno.EROFS, append, ev, event("ok"))
+        expect_errno(errno.EROFS, os.mkdir, m.p("tasks", "u"))
+        assert read(ev).startswith(good)
+    finally:
+        m.stop()
+
+
+def test_kill9(root):
+    m = Mount(root).start()
+    acked = {}
+    stop = threading.Event()
+
+    def writer(w):
+        fd = os.open(m.p("tasks", "k%d" % (w % 2), "events"), os.O_WRONLY | os.O_APPEND)
+        i = 0
+        try:
+            while not stop.is_set():
+                os.write(fd, event("k", w=w, i=i).encode())
+                acked[w] = i + 1  # write() returned: acknowledged
+                i += 1
+        except OSError:
+            pass
+
+    try:
+        os.mkdir(m.p("tasks", "k0"))
+        os.mkdir(m.p("tasks", "k1"))
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        deadline_poll(lambda: sum(acked.values()) > 3000, "writers to make progress", 30)
+        m.kill9()
+        stop.set()
+        for t in threads:
+            t.join()
+        m.start()
+        found = {w: 0 for w in range(4)}
+        for t in ("k0", "k1"):
+            for line in read(m.p("tasks", t, "events")).splitlines():
+                d = json.loads(line)
+                assert d["i"] == found[d["w"]], "duplicate or gap for writer %d" % d["w"]
+                found[d["w"]] += 1
+        for w in range(4):
+            assert found[w] >= acked.get(w, 0), "writer %d: %d acked, %d found" % (
+                w, acked.get(w, 0), found[w])
+        total = sum(found.values())
+        assert len(read(m.p("by-type", "k", "events")).splitlines()) == total
+    finally:
+        stop.set()
+        if m.proc:
+            m.stop()
+
+
+def test_lock(root):
+    m = Mount(root).start()
+    try:
+        other = os.path.join(root, "mnt2")
+        os.mkdir(other)
+        r = subprocess.run([EVLOGFS, "-f", m.data, other], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode != 0
+        assert "in use by pid %d" % m.proc.pid in r.stderr and m.mnt in r.stderr, r.stderr
+        assert not is_mounted(other)
+        r = subprocess.run([EVLOGFS, "-o", "commit=maybe", m.data, other],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "commit=maybe" in r.stderr
+        r = subprocess.run([EVLOGFS, "--help"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "type_field" in r.stdout
+        r = subprocess.run([EVLOGFS, "--version"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.startswith("evlogfs ")
+    finally:
+        m.stop()
+    # SIGTERM also flushes, checkpoints and exits 0
+    m = Mount(root).start()
+    os.mkdir(m.p("tasks", "s"))
+    append(m.p("tasks/s/events"), event("s"))
+    m.proc.send_signal(signal.SIGTERM)
+    assert m.proc.wait(timeout=30) == 0
+    m.proc = None
+    deadline_poll(lambda: not is_mounted(m.mnt), "the unmount after SIGTERM")
+    assert read(os.path.join(m.data, "tasks", "s", "events")) == event("s").encode()
+
+
+def test_control(root):
+    m = Mount(root, expect_stderr=[r"rejected event"]).start()
+    try:
+        os.mkdir(m.p("tasks", "c"))
+        append(m.p("tasks/c/events"), event("c.one"))
+        try:
+            append(m.p("tasks/c/events"), "nope\n")
+        except OSError:
+            pass
+        with open(m.p(".control"), "w") as f:
+            f.write("checkpoint\n")
+        st = json.loads(read(m.p(".control")))
+        assert st["counts"]["tasks"] == 1 and st["counts"]["events"] == 1
+        assert st["commit"] == "group"
+        assert st["compaction"]["state"] == "idle"
+        assert st["rejected_writes"] == 1 and "task c" in st["last_rejection"]
+        assert st["last_command"]["command"] == "checkpoint"
+        assert st["last_command"]["result"] == "ok"
+        assert os.stat(m.p(".control")).st_mode & 0o777 == 0o600
+        text = read(m.p(".metrics")).decode()
+        assert "evlogfs_appended_events_total 1" in text
+        assert 'evlogfs_rejected_writes_total{reason="invalid"} 1' in text
+        assert 'evlogfs_commit_latency_seconds_bucket{le="+Inf"} 1' in text
+        for line in text.splitlines():
+            assert re.match(r'^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [0-9.e+-]+)$', line), line
+    finally:
+        m.stop()
+
+
+def main():
+    global EVLOGFS
+    if len(sys.argv) != 3:
+        print(__doc__)
+        return 2
+    EVLOGFS, name = sys.argv[1], sys.argv[2]
+    if not os.path.exists("/dev/fuse") or not shutil.which("fusermount3"):
+        print("skip: no /dev/fuse or fusermount3")
+        return 77
+    fn = globals()["test_" + name]
+    root = tempfile.mkdtemp(prefix="evl-mount-")
+    try:
+        fn(root)
+    finally:
+        for line in open("/proc/mounts"):
+            mp = line.split()[1]
+            if mp.startswith(root):
+                subprocess.run(["fusermount3", "-u", "-z", mp], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+    print("ok: " + name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
