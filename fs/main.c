@@ -8,6 +8,7 @@
  * everything acknowledged is on disk.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -146,6 +147,63 @@ static int validate(struct config *cfg)
 	return 0;
 }
 
+/*
+ * Go to the background before the store starts its threads (a fork keeps
+ * only the calling thread), but let the parent wait for the child's verdict:
+ * it exits 0 once the child is mounted, 1 if the child failed, and the
+ * child's error messages still reach the terminal.  fuse_daemonize() cannot
+ * be used: it must run after the store is open, i.e. after its threads.
+ * Returns the pipe to report readiness on (-1 in the foreground).
+ */
+static int background(bool foreground)
+{
+	int p[2];
+	pid_t pid;
+	char ok;
+
+	if (foreground)
+		return -1;
+	if (pipe(p)) {
+		perror("evlogfs: pipe");
+		exit(1);
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("evlogfs: fork");
+		exit(1);
+	}
+	if (pid > 0) {
+		close(p[1]);
+		exit(read(p[0], &ok, 1) == 1 && ok == 0 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	return p[1];
+}
+
+/* In the background child, once mounted: detach from the terminal and tell the parent. */
+static void ready(int fd)
+{
+	int null;
+	char ok = 0;
+
+	if (fd < 0)
+		return;
+	if (chdir("/"))
+		return;
+	null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+	if (write(fd, &ok, 1) != 1)
+		return;	/* the parent is gone: nothing to tell */
+	close(fd);
+}
+
 static void syslog_sink(int prio, const char *msg)
 {
 	syslog(prio, "%s", msg);
@@ -160,7 +218,7 @@ int main(int argc, char **argv)
 	struct evl_options eo;
 	struct fs fs = { .cfg = &cfg };
 	char real[PATH_MAX];
-	int rc = 1, loop_rc;
+	int rc = 1, loop_rc, ready_fd;
 
 	cfg.commit = strdup("group");
 	cfg.type_field = strdup("type");
@@ -199,6 +257,7 @@ int main(int argc, char **argv)
 		cfg.mountpoint = strdup(real);
 	}
 
+	ready_fd = background(copts.foreground);
 	evl_options_default(&eo);
 	eo.type_field = cfg.type_field;
 	eo.max_event = cfg.max_event;
@@ -232,7 +291,7 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(fs.se, cfg.mountpoint))
 		goto out_signals;
-	fuse_daemonize(copts.foreground);
+	ready(ready_fd);
 	if (!copts.foreground) {
 		openlog("evlogfs", LOG_PID, LOG_DAEMON);
 		evl_log_set(syslog_sink, copts.debug ? LOG_DEBUG : LOG_INFO);

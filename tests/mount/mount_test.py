@@ -436,6 +436,34 @@ def test_lock(root):
     assert read(os.path.join(m.data, "tasks", "s", "events")) == event("s").encode()
 
 
+def test_background(root):
+    """Without -f: the command returns once mounted, and the daemon works."""
+    data, mnt = os.path.join(root, "data"), os.path.join(root, "mnt")
+    os.mkdir(mnt)
+    r = subprocess.run([EVLOGFS, data, mnt], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert is_mounted(mnt)  # mounted before the command returned
+        os.mkdir(os.path.join(mnt, "tasks", "bg"))
+        for i in range(100):
+            append(os.path.join(mnt, "tasks", "bg", "events"), event("bg", i=i))
+        assert len(read(os.path.join(mnt, "by-type", "bg", "events")).splitlines()) == 100
+        # a second one fails on the terminal, with the holder named
+        other = os.path.join(root, "mnt2")
+        os.mkdir(other)
+        r = subprocess.run([EVLOGFS, data, other], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "in use by pid" in r.stderr and mnt in r.stderr, r.stderr
+    finally:
+        subprocess.run(["fusermount3", "-u", mnt], check=False)
+    # the daemon flushed and released the store: it mounts again at once, whole
+    deadline_poll(lambda: open(os.path.join(data, "lock")).read() == "", "the daemon to exit")
+    m = Mount(root).start()
+    try:
+        assert len(read(m.p("tasks", "bg", "events")).splitlines()) == 100
+    finally:
+        m.stop()
+
+
 def test_control(root):
     m = Mount(root, expect_stderr=[r"rejected event"]).start()
     try:
