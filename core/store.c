@@ -401,7 +401,13 @@ static void enqueue(struct evl_store *st, struct pend *p)
 		st->pending_events += p->n;
 	st->enqueued_lsn = p->lsn;
 	tmem_account(st, p, +1);
-	pthread_cond_signal(&st->applier_cv);
+	/*
+	 * The applier takes only durable records and on_durable() wakes it
+	 * when they become so; wake it here only if the syncer already passed
+	 * this record (a wakeup per append costs a context switch).
+	 */
+	if (p->lsn <= st->durable_lsn || p->kind != REC_APPEND)
+		pthread_cond_signal(&st->applier_cv);
 }
 
 /* ---- applying ---- */
