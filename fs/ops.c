@@ -146,11 +146,16 @@ static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct
 		st->st_nlink = 2;
 		return 0;
 	case N_CONTROL:
-		st->st_mode = S_IFREG | 0600;
+	case N_METRICS: {
+		/* the size of what a read would return now */
+		size_t len = 0;
+		char *text = n->kind == N_CONTROL ? status_json(fs, &len) : metrics_text(fs, &len);
+
+		free(text);
+		st->st_mode = S_IFREG | (n->kind == N_CONTROL ? 0600 : 0444);
+		st->st_size = len;
 		return 0;
-	case N_METRICS:
-		st->st_mode = S_IFREG | 0444;
-		return 0;
+	}
 	case N_TASKDIR:
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
@@ -191,7 +196,8 @@ static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct
 
 static bool grows(enum node_kind k)
 {
-	return k == N_TASKEV || k == N_VEV || k == N_VTASK || k == N_TASKDIR;
+	return k == N_TASKEV || k == N_VEV || k == N_VTASK || k == N_TASKDIR ||
+	       k == N_CONTROL || k == N_METRICS;
 }
 
 static void reply_entry(fuse_req_t req, const struct node *n)

@@ -483,6 +483,7 @@ def test_control(root):
         assert st["last_command"]["command"] == "checkpoint"
         assert st["last_command"]["result"] == "ok"
         assert os.stat(m.p(".control")).st_mode & 0o777 == 0o600
+        assert os.stat(m.p(".metrics")).st_size == len(read(m.p(".metrics")))
         text = read(m.p(".metrics")).decode()
         assert "evlogfs_appended_events_total 1" in text
         assert 'evlogfs_rejected_writes_total{reason="invalid"} 1' in text
