@@ -398,8 +398,12 @@ def test_kill9(root):
         for w in range(4):
             assert found[w] >= acked.get(w, 0), "writer %d: %d acked, %d found" % (
                 w, acked.get(w, 0), found[w])
-        total = sum(found.values())
-        assert len(read(m.p("by-type", "k", "events")).splitlines()) == total
+        # the view holds exactly the logs' events (each task's in its order)
+        logs = {t: read(m.p("tasks", t, "events")).splitlines() for t in ("k0", "k1")}
+        view = read(m.p("by-type", "k", "events")).splitlines()
+        assert sorted(view) == sorted(logs["k0"] + logs["k1"])
+        for t in ("k0", "k1"):
+            assert read(m.p("by-type", "k", "tasks", t)).splitlines() == logs[t]
     finally:
         stop.set()
         if m.proc:
