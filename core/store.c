@@ -1449,34 +1449,64 @@ out:
 }
 
 /*
- * Copy the part of [@off, @off + @len) that falls in the pending events of
- * task @uid (or, with @prefix, the pending events of view @prefix / @uid),
- * whose first byte is at @base.  With st->lock held.  Returns the pending
- * part's size.
+ * Call @fn for each pending event past @applied_lsn (the snapshot's) of task
+ * @uid (0: every task) whose type starts with @prefix (@plen 0: any), in
+ * commit order, until it returns non-zero (that value is returned).  With
+ * st->lock held.
  */
-static uint64_t copy_pending(struct evl_store *st, uint64_t applied_lsn, uint64_t uid,
-			     const char *prefix, size_t plen, uint64_t base,
-			     uint64_t off, char *buf, size_t len)
+static int each_pending(struct evl_store *st, uint64_t applied_lsn, uint64_t uid,
+			const char *prefix, size_t plen,
+			int (*fn)(void *arg, const struct pend *p, const struct pend_ev *e),
+			void *arg)
 {
-	uint64_t pos = base;
-
 	for (struct pend *p = st->head; p; p = p->next) {
 		if (p->kind != REC_APPEND || p->lsn <= applied_lsn || (uid && p->uid != uid))
 			continue;
 		for (uint32_t i = 0; i < p->n; i++) {
 			const struct pend_ev *e = &p->ev[i];
-			uint64_t lo, hi;
+			int rc;
 
-			if (prefix && (e->tlen < plen || memcmp(e->type, prefix, plen)))
+			if (e->tlen < plen || memcmp(e->type, prefix, plen))
 				continue;
-			lo = pos > off ? pos : off;
-			hi = pos + e->len < off + len ? pos + e->len : off + len;
-			if (lo < hi)
-				memcpy(buf + (lo - off), p->data + e->off + (lo - pos), hi - lo);
-			pos += e->len;
+			rc = fn(arg, p, e);
+			if (rc)
+				return rc;
 		}
 	}
-	return pos - base;
+	return 0;
+}
+
+struct copy_ctx {
+	uint64_t pos, off;	/* the next pending byte's offset; the read's */
+	char *buf;
+	size_t len;
+};
+
+static int copy_one(void *arg, const struct pend *p, const struct pend_ev *e)
+{
+	struct copy_ctx *c = arg;
+	uint64_t lo = c->pos > c->off ? c->pos : c->off;
+	uint64_t hi = c->pos + e->len < c->off + c->len ? c->pos + e->len : c->off + c->len;
+
+	if (lo < hi)
+		memcpy(c->buf + (lo - c->off), p->data + e->off + (lo - c->pos), hi - lo);
+	c->pos += e->len;
+	return 0;
+}
+
+/*
+ * Copy the part of [@off, @off + @len) that falls in the pending events of
+ * task @uid (or of view @prefix / @uid), whose first byte is at @base.  With
+ * st->lock held.  Returns the pending part's size.
+ */
+static uint64_t copy_pending(struct evl_store *st, uint64_t applied_lsn, uint64_t uid,
+			     const char *prefix, size_t plen, uint64_t base,
+			     uint64_t off, char *buf, size_t len)
+{
+	struct copy_ctx c = { base, off, buf, len };
+
+	each_pending(st, applied_lsn, uid, prefix, plen, copy_one, &c);
+	return c.pos - base;
 }
 
 static uint64_t txn_applied(struct index_txn *t)
@@ -1505,7 +1535,7 @@ ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *bu
 		index_abort(t);
 		return rc;
 	}
-	pend = copy_pending(st, txn_applied(t), uid, NULL, 0, task.log_len, off, buf, len);
+	pend = copy_pending(st, txn_applied(t), uid, "", 0, task.log_len, off, buf, len);
 	pthread_mutex_unlock(&st->lock);
 	index_abort(t);
 
@@ -1806,17 +1836,9 @@ int evl_writer_close(struct evl_writer *w)
 
 /* ---- types and views ---- */
 
-static bool pending_prefix(struct evl_store *st, uint64_t applied, const char *prefix,
-			   size_t len, uint64_t uid)
+static int found_one(void *arg, const struct pend *p, const struct pend_ev *e)
 {
-	for (struct pend *p = st->head; p; p = p->next) {
-		if (p->kind != REC_APPEND || p->lsn <= applied || (uid && p->uid != uid))
-			continue;
-		for (uint32_t i = 0; i < p->n; i++)
-			if (p->ev[i].tlen >= len && !memcmp(p->ev[i].type, prefix, len))
-				return true;
-	}
-	return false;
+	return 1;
 }
 
 bool evl_prefix_exists(struct evl_store *st, const char *prefix, size_t len)
@@ -1828,7 +1850,7 @@ bool evl_prefix_exists(struct evl_store *st, const char *prefix, size_t len)
 		return false;
 	if (begin_read(st, &t))
 		return false;
-	found = pending_prefix(st, txn_applied(t), prefix, len, 0);
+	found = each_pending(st, txn_applied(t), 0, prefix, len, found_one, NULL);
 	pthread_mutex_unlock(&st->lock);
 	if (!found)
 		found = index_prefix_exists(t, prefix, len);
@@ -1848,55 +1870,56 @@ static int type_cb(void *arg, const char *name, size_t len, uint64_t ev, uint64_
 	return c->cb(c->arg, name, len);
 }
 
+/* Types seen only in pending events (not yet in the index), once each. */
+struct extra_types {
+	struct index_txn *t;
+	struct { char name[256]; size_t len; } *v;
+	size_t n, cap;
+};
+
+static int extra_type(void *arg, const struct pend *p, const struct pend_ev *e)
+{
+	struct extra_types *x = arg;
+
+	for (size_t k = 0; k < x->n; k++)
+		if (x->v[k].len == e->tlen && !memcmp(x->v[k].name, e->type, e->tlen))
+			return 0;
+	if (index_prefix_exists(x->t, e->type, e->tlen))
+		return 0;
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 8;
+		void *np = realloc(x->v, cap * sizeof(*x->v));
+
+		if (!np)
+			return -ENOMEM;
+		x->v = np;
+		x->cap = cap;
+	}
+	memcpy(x->v[x->n].name, e->type, e->tlen);
+	x->v[x->n++].len = e->tlen;
+	return 0;
+}
+
 int evl_type_list(struct evl_store *st,
 		  int (*cb)(void *arg, const char *type, size_t len), void *arg)
 {
 	struct type_ctx c = { cb, arg };
+	struct extra_types x = { 0 };
 	struct index_txn *t;
-	struct { char name[256]; size_t len; } *extra = NULL;
-	size_t nextra = 0, cap = 0;
-	uint64_t applied;
 	int rc;
 
 	rc = begin_read(st, &t);
 	if (rc)
 		return rc;
-	applied = txn_applied(t);
-	/* types seen only in pending events, not yet in the index */
-	for (struct pend *p = st->head; p && !rc; p = p->next) {
-		if (p->kind != REC_APPEND || p->lsn <= applied)
-			continue;
-		for (uint32_t i = 0; i < p->n; i++) {
-			const struct pend_ev *e = &p->ev[i];
-			size_t k;
-
-			for (k = 0; k < nextra; k++)
-				if (extra[k].len == e->tlen && !memcmp(extra[k].name, e->type, e->tlen))
-					break;
-			if (k < nextra || index_prefix_exists(t, e->type, e->tlen))
-				continue;
-			if (nextra == cap) {
-				void *np;
-
-				cap = cap ? cap * 2 : 8;
-				np = realloc(extra, cap * sizeof(*extra));
-				if (!np) {
-					rc = -ENOMEM;
-					break;
-				}
-				extra = np;
-			}
-			memcpy(extra[nextra].name, e->type, e->tlen);
-			extra[nextra++].len = e->tlen;
-		}
-	}
+	x.t = t;
+	rc = each_pending(st, txn_applied(t), 0, "", 0, extra_type, &x);
 	pthread_mutex_unlock(&st->lock);
 	if (!rc)
 		rc = index_type_list(t, type_cb, &c);
 	index_abort(t);
-	for (size_t k = 0; k < nextra && !rc; k++)
-		rc = cb(arg, extra[k].name, extra[k].len);
-	free(extra);
+	for (size_t k = 0; k < x.n && !rc; k++)
+		rc = cb(arg, x.v[k].name, x.v[k].len);
+	free(x.v);
 	return rc;
 }
 
@@ -2131,27 +2154,22 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int pending_task(void *arg, const struct pend *p, const struct pend_ev *e)
+{
+	return vt_cb(arg, p->uid);	/* duplicates are dropped after sorting */
+}
+
 int evl_view_tasks(struct evl_store *st, const char *prefix, size_t len,
 		   int (*cb)(void *arg, uint64_t uid), void *arg)
 {
 	struct vt_ctx c = { 0 };
 	struct index_txn *t;
-	uint64_t applied;
 	int rc;
 
 	rc = begin_read(st, &t);
 	if (rc)
 		return rc;
-	applied = txn_applied(t);
-	for (struct pend *p = st->head; p && !rc; p = p->next) {
-		if (p->kind != REC_APPEND || p->lsn <= applied)
-			continue;
-		for (uint32_t i = 0; i < p->n; i++)
-			if (p->ev[i].tlen >= len && !memcmp(p->ev[i].type, prefix, len)) {
-				rc = vt_cb(&c, p->uid);
-				break;
-			}
-	}
+	rc = each_pending(st, txn_applied(t), 0, prefix, len, pending_task, &c);
 	pthread_mutex_unlock(&st->lock);
 	if (!rc) {
 		rc = index_view_tasks(t, prefix, len, 0, vt_cb, &c);
