@@ -627,12 +627,17 @@ static void *crash_writer(void *arg)
 			_exit(5);
 		if (a->id == 0 && i % 300 == 299 && evl_store_checkpoint(a->st))
 			_exit(6);
-		pthread_mutex_lock(&acks_lock);
-		if (a->freeze_after && ++acks_total == a->freeze_after)
-			fio_freeze_and_dump(a->dump);	/* keeps acks_lock: others stop here */
-		pthread_mutex_unlock(&acks_lock);
-		if (a->freeze_after && acks_total >= a->freeze_after)
-			_exit(0);
+		if (a->freeze_after) {
+			bool done;
+
+			pthread_mutex_lock(&acks_lock);
+			if (++acks_total == a->freeze_after)
+				fio_freeze_and_dump(a->dump);	/* all I/O stops here */
+			done = acks_total >= a->freeze_after;
+			pthread_mutex_unlock(&acks_lock);
+			if (done)
+				_exit(0);
+		}
 	}
 	return NULL;
 }
