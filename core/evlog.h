@@ -36,6 +36,7 @@ struct evl_options {
 	bool commit_sync;	/* acknowledge after the covering fsync */
 	unsigned commit_ms;	/* group commit: fsync at least this often (10) */
 	bool read_only;		/* refuse every change with -EROFS */
+	bool nodelete;		/* refuse every deletion with -EPERM */
 	unsigned max_fds;	/* task logs kept open (1024); evl_store_open
 				   raises RLIMIT_NOFILE's soft limit to fit */
 	uint64_t segment_bytes;	/* journal segment size (64 MiB) */
@@ -182,6 +183,46 @@ ssize_t evl_view_read(struct evl_view *v, uint64_t off, void *buf, size_t len);
  */
 int evl_view_tasks(struct evl_store *st, const char *prefix, size_t len,
 		   int (*cb)(void *arg, uint64_t uid), void *arg);
+
+/* ---- compaction ---- */
+
+/* What `compact` was asked for (the words after "compact" in .control). */
+struct evl_compact_args {
+	char task[256];		/* only this task ("" = all) */
+	uint64_t expire_idle_s;	/* delete tasks idle longer than this (0 = no) */
+	uint64_t max_age_s;	/* drop events committed longer ago (0 = no) */
+	uint64_t keep_last;	/* keep each task's newest N events (0 = no) */
+};
+
+/*
+ * Parse @words ("task=ID expire-idle=30d ...", durations as 90s, 15m, 12h,
+ * 30d).  0, or -EINVAL with the reason in @why.
+ */
+int evl_compact_parse(const char *words, struct evl_compact_args *out, char *why, size_t whylen);
+
+/*
+ * Start one compaction in the background: checkpoint; expire idle tasks;
+ * reclaim deleted tasks; shrink the index file when most of it is free;
+ * checkpoint.  Returns at once: 0, -EBUSY (one is running), -EPERM
+ * (deleting with nodelete), -EROFS, -ENOMEM.
+ */
+int evl_compact_start(struct evl_store *st, const struct evl_compact_args *args);
+
+struct evl_compact_status {
+	bool running;
+	char phase[16];			/* while running */
+	uint64_t done, total;		/* progress of the phase */
+	bool have_last;			/* a run has finished */
+	int last_rc;			/* 0 or -errno */
+	uint64_t last_time_s;		/* when it finished, s since the epoch */
+	double last_duration_s;
+	uint64_t last_tasks_expired, last_events_dropped, last_bytes_reclaimed;
+	uint64_t runs_ok, runs_failed;
+	double duration_sum_s;
+	uint64_t bytes_reclaimed_total;
+};
+
+void evl_compact_status(struct evl_store *st, struct evl_compact_status *out);
 
 /* ---- status ---- */
 

@@ -50,9 +50,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <lmdb.h>
 
 #include "index.h"
+#include "io.h"
 #include "log.h"
 
 #define INDEX_VERSION 1
@@ -207,6 +211,50 @@ static int del_key(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen)
 
 /* ---- open / close / transactions ---- */
 
+/* Create and open ix->env at ix->path with ix->mapsize, and open every database. */
+static int env_open(struct index *ix)
+{
+	MDB_txn *txn = NULL;
+	int rc, dead;
+	struct {
+		const char *name;
+		MDB_dbi *dbi;
+	} dbs[] = {
+		{ "meta", &ix->meta }, { "tasks", &ix->tasks }, { "names", &ix->names },
+		{ "types", &ix->types }, { "tids", &ix->tids }, { "fen", &ix->fen },
+		{ "tgs", &ix->tgs }, { "kty", &ix->kty }, { "kt", &ix->kt }, { "tt", &ix->tt },
+		{ "dirty", &ix->dirty }, { "purge", &ix->purge },
+	};
+
+	rc = mdb_env_create(&ix->env);
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(ix->env, 16);
+	mdb_env_set_maxreaders(ix->env, 1024);
+	mdb_env_set_mapsize(ix->env, ix->mapsize);
+	/*
+	 * NOMETASYNC: data pages are synced at each commit, the meta page at
+	 * the next one, so a power loss can undo the last commit but never
+	 * corrupts the environment.  The journal covers what an undo loses.
+	 */
+	rc = mdb_env_open(ix->env, ix->path, MDB_NOTLS | MDB_NOMETASYNC, 0644);
+	if (!rc)
+		rc = mdb_reader_check(ix->env, &dead);
+	if (!rc)
+		rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+	for (size_t i = 0; !rc && i < sizeof(dbs) / sizeof(*dbs); i++)
+		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+	if (!rc)
+		rc = mdb_txn_commit(txn);
+	else if (txn)
+		mdb_txn_abort(txn);
+	if (rc) {
+		mdb_env_close(ix->env);
+		ix->env = NULL;
+	}
+	return rc;
+}
+
 int index_open(const char *dir, const char *type_field, struct index **out)
 {
 	struct index *ix;
@@ -214,11 +262,7 @@ int index_open(const char *dir, const char *type_field, struct index **out)
 	char path[4200];
 	MDB_txn *txn = NULL;
 	MDB_val key, val;
-	int rc, dead;
-	struct {
-		const char *name;
-		MDB_dbi *dbi;
-	} dbs[12];
+	int rc;
 
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		return -errno;
@@ -230,47 +274,20 @@ int index_open(const char *dir, const char *type_field, struct index **out)
 		free(ix);
 		return -ENOMEM;
 	}
+	/* a shrink cut short by a crash: its copy was never swapped in */
+	snprintf(path, sizeof(path), "%s/data.mdb.compact", dir);
+	unlink(path);
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	ix->mapsize = map_initial;
 	if (stat(path, &st) == 0)
 		while (ix->mapsize < (size_t)st.st_size * 2)
 			ix->mapsize *= 2;
-	rc = mdb_env_create(&ix->env);
+	rc = env_open(ix);
 	if (rc)
 		goto fail_mdb;
-	mdb_env_set_maxdbs(ix->env, 16);
-	mdb_env_set_maxreaders(ix->env, 1024);
-	mdb_env_set_mapsize(ix->env, ix->mapsize);
-	/*
-	 * NOMETASYNC: data pages are synced at each commit, the meta page at
-	 * the next one, so a power loss can undo the last commit but never
-	 * corrupts the environment.  The journal covers what an undo loses.
-	 */
-	rc = mdb_env_open(ix->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0644);
-	if (rc)
-		goto fail_mdb;
-	mdb_reader_check(ix->env, &dead);
-
 	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
 	if (rc)
 		goto fail_mdb;
-	dbs[0].name = "meta";	dbs[0].dbi = &ix->meta;
-	dbs[1].name = "tasks";	dbs[1].dbi = &ix->tasks;
-	dbs[2].name = "names";	dbs[2].dbi = &ix->names;
-	dbs[3].name = "types";	dbs[3].dbi = &ix->types;
-	dbs[4].name = "tids";	dbs[4].dbi = &ix->tids;
-	dbs[5].name = "fen";	dbs[5].dbi = &ix->fen;
-	dbs[6].name = "tgs";	dbs[6].dbi = &ix->tgs;
-	dbs[7].name = "kty";	dbs[7].dbi = &ix->kty;
-	dbs[8].name = "kt";	dbs[8].dbi = &ix->kt;
-	dbs[9].name = "tt";	dbs[9].dbi = &ix->tt;
-	dbs[10].name = "dirty";	dbs[10].dbi = &ix->dirty;
-	dbs[11].name = "purge";	dbs[11].dbi = &ix->purge;
-	for (size_t i = 0; i < 12; i++) {
-		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
-		if (rc)
-			goto fail_txn;
-	}
 	key.mv_data = "type_field";
 	key.mv_size = strlen("type_field");
 	rc = mdb_get(txn, ix->meta, &key, &val);
@@ -329,6 +346,75 @@ fail:
 	return rc;
 }
 
+int index_usage(struct index *ix, uint64_t *used, uint64_t *file)
+{
+	MDB_dbi dbis[] = { 0, ix->meta, ix->tasks, ix->names, ix->types, ix->tids, ix->fen,
+			   ix->tgs, ix->kty, ix->kt, ix->tt, ix->dirty, ix->purge };
+	MDB_txn *txn;
+	MDB_envinfo info;
+	MDB_stat ms;
+	int rc;
+
+	pthread_rwlock_rdlock(&ix->resize);
+	rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+	*used = 0;
+	for (size_t i = 0; !rc && i < sizeof(dbis) / sizeof(*dbis); i++) {
+		rc = mdb_stat(txn, dbis[i], &ms);
+		if (!rc)
+			*used += (ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) *
+				 (uint64_t)ms.ms_psize;
+	}
+	if (!rc) {
+		mdb_txn_abort(txn);
+		rc = mdb_env_info(ix->env, &info);
+	}
+	pthread_rwlock_unlock(&ix->resize);
+	*file = index_file_bytes(ix);
+	return xerr(rc);
+}
+
+int index_shrink(struct index *ix)
+{
+	char tmp[4200], path[4200];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", ix->path);
+	snprintf(tmp, sizeof(tmp), "%s/data.mdb.compact", ix->path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	/* the caller is the only writer and writes nothing meanwhile */
+	pthread_rwlock_rdlock(&ix->resize);
+	rc = xerr(mdb_env_copyfd2(ix->env, fd, MDB_CP_COMPACT));
+	pthread_rwlock_unlock(&ix->resize);
+	if (!rc && fsync(fd))
+		rc = -errno;
+	close(fd);
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	/* swap it in while no transaction is open anywhere */
+	pthread_rwlock_wrlock(&ix->resize);
+	mdb_env_close(ix->env);
+	ix->env = NULL;
+	if (rename(tmp, path))
+		rc = -errno;
+	else if (io_fsync_dir(ix->path))
+		rc = -errno;
+	{
+		int orc = env_open(ix);	/* the old file if the rename failed */
+
+		if (orc) {
+			evl_log(LOG_CRIT, "index %s: cannot reopen after shrinking: %s", ix->path,
+				mdb_strerror(orc));
+			rc = xerr(orc);
+		}
+	}
+	pthread_rwlock_unlock(&ix->resize);
+	return rc;
+}
+
 void index_close(struct index *ix)
 {
 	if (!ix)
@@ -356,6 +442,22 @@ int index_grow(struct index *ix)
 	}
 	pthread_rwlock_unlock(&ix->resize);
 	return xerr(rc);
+}
+
+uint64_t index_purge_count(struct index *ix)
+{
+	MDB_txn *txn;
+	MDB_stat ms;
+	uint64_t n = 0;
+
+	pthread_rwlock_rdlock(&ix->resize);
+	if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn) == 0) {
+		if (mdb_stat(txn, ix->purge, &ms) == 0)
+			n = ms.ms_entries;
+		mdb_txn_abort(txn);
+	}
+	pthread_rwlock_unlock(&ix->resize);
+	return n;
 }
 
 uint64_t index_file_bytes(struct index *ix)

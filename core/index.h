@@ -62,6 +62,18 @@ int index_sync(struct index *ix);
 int index_grow(struct index *ix);
 /* Size of the index file in bytes. */
 uint64_t index_file_bytes(struct index *ix);
+/* Bytes of pages in use, and the file's size.  0 or -errno. */
+int index_usage(struct index *ix, uint64_t *used, uint64_t *file);
+/* Deleted tasks whose entries are not purged yet. */
+uint64_t index_purge_count(struct index *ix);
+/*
+ * Rewrite the environment without its free pages (a compact copy, fsynced,
+ * renamed over the file) and reopen it.  Call from the only writer, with no
+ * transaction open in this thread; readers wait during the swap only.
+ * A crash leaves the old file or the new one (a stale copy is removed at
+ * open).  0 or -errno.
+ */
+int index_shrink(struct index *ix);
 
 int index_begin(struct index *ix, bool write, struct index_txn **out);
 /* Commit a write transaction or end a read one.  0, -EAGAIN (map full) or -errno. */

@@ -70,6 +70,7 @@
 #include "journal.h"
 #include "linebuf.h"
 #include "log.h"
+#include "store_i.h"
 #include "tasklog.h"
 
 enum { REC_CREATE = 1, REC_APPEND = 2, REC_DELETE = 3 };
@@ -147,6 +148,9 @@ struct evl_store {
 	bool purge_more;
 	unsigned ckpt_req, ckpt_done;
 	int ckpt_rc;
+	unsigned shrink_req, shrink_done;	/* index shrink requests (compaction) */
+	int shrink_rc;
+	struct compactor *cp;
 	int apply_err;			/* last apply failure, 0 once it works */
 
 	/* counters */
@@ -775,6 +779,25 @@ static void *applier_main(void *arg)
 			pthread_cond_broadcast(&st->applied_cv);
 			continue;
 		}
+		if (st->shrink_req != st->shrink_done) {
+			unsigned req = st->shrink_req;
+			uint64_t used, file;
+			int rc;
+
+			pthread_mutex_unlock(&st->lock);
+			rc = index_usage(st->ix, &used, &file);
+			/* worth it only when most of a sizeable file is free */
+			if (!rc && file > (1u << 20) && used * 2 < file) {
+				evl_log(LOG_INFO, "shrinking the index: %llu of %llu bytes in use",
+					(unsigned long long)used, (unsigned long long)file);
+				rc = index_shrink(st->ix);
+			}
+			pthread_mutex_lock(&st->lock);
+			st->shrink_rc = rc;
+			st->shrink_done = req;
+			pthread_cond_broadcast(&st->applied_cv);
+			continue;
+		}
 		if (st->purge_more) {
 			bool more = false;
 			int rc;
@@ -1040,6 +1063,65 @@ out:
 	return rc;
 }
 
+const char *store_dir(const struct evl_store *st)
+{
+	return st->dir;
+}
+
+bool store_nodelete(const struct evl_store *st)
+{
+	return st->opt.nodelete;
+}
+
+bool store_read_only(const struct evl_store *st)
+{
+	return st->opt.read_only;
+}
+
+struct compactor *store_compactor(struct evl_store *st)
+{
+	return st->cp;
+}
+
+int store_shrink_index(struct evl_store *st)
+{
+	unsigned req;
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	req = ++st->shrink_req;
+	pthread_cond_signal(&st->applier_cv);
+	while ((int)(st->shrink_done - req) < 0)
+		pthread_cond_wait(&st->applied_cv, &st->lock);
+	rc = st->shrink_rc;
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+void store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_t left),
+		       void *arg)
+{
+	for (;;) {
+		uint64_t left = index_purge_count(st->ix), at;
+		struct timespec ts;
+
+		progress(arg, left);
+		pthread_mutex_lock(&st->lock);
+		if (!left && !st->purge_more) {
+			pthread_mutex_unlock(&st->lock);
+			return;
+		}
+		/* purge steps signal nobody: look again shortly */
+		st->purge_more = true;
+		pthread_cond_signal(&st->applier_cv);
+		at = mono_ns() + 20000000ull;
+		ts.tv_sec = at / 1000000000ull;
+		ts.tv_nsec = at % 1000000000ull;
+		pthread_cond_timedwait(&st->applied_cv, &st->lock, &ts);
+		pthread_mutex_unlock(&st->lock);
+	}
+}
+
 int evl_task_check_name(const char *name, size_t len)
 {
 	if (len > 255)
@@ -1068,7 +1150,10 @@ static void raise_fd_limit(rlim_t want)
 /* Release what open made; the applier is stopped.  Returns journal_close's result. */
 static int store_free(struct evl_store *st)
 {
-	int rc = journal_close(st->jn);
+	int rc;
+
+	compactor_free(st->cp);		/* no-op when closing: already joined */
+	rc = journal_close(st->jn);
 
 	index_close(st->ix);
 	tasklog_close(st->tl);
@@ -1164,6 +1249,8 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	if (rc)
 		goto fail;
 	rc = store_recover(st);
+	if (!rc)
+		rc = compactor_new(st, &st->cp);
 	if (rc)
 		goto fail;
 	rc = -pthread_create(&st->applier, NULL, applier_main, st);
@@ -1229,6 +1316,8 @@ int evl_store_close(struct evl_store *st)
 
 	if (!st)
 		return 0;
+	compactor_free(st->cp);		/* waits for a running compaction */
+	st->cp = NULL;
 	if (!st->opt.read_only) {
 		struct journal_stats js;
 
@@ -1429,6 +1518,8 @@ int evl_task_delete(struct evl_store *st, const char *name)
 
 	if (st->opt.read_only)
 		return -EROFS;
+	if (st->opt.nodelete)
+		return -EPERM;
 	pthread_mutex_lock(&st->meta_lock);
 	rc = evl_task_lookup(st, name, &info);
 	if (rc)

@@ -265,6 +265,7 @@ int main(int argc, char **argv)
 	eo.commit_sync = !strcmp(cfg.commit, "sync");
 	eo.commit_ms = cfg.commit_ms;
 	eo.read_only = cfg.ro;
+	eo.nodelete = cfg.nodelete;
 	eo.holder = cfg.mountpoint;
 	if (copts.debug)
 		evl_log_set(NULL, LOG_DEBUG);

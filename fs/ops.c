@@ -767,7 +767,22 @@ static int control_command(struct fs *fs, const char *buf, size_t size)
 		status_note_command(cmd, rc, rc ? strerror(-rc) : NULL);
 		return rc;
 	}
-	status_note_command(cmd, -EINVAL, "unknown command (known: checkpoint)");
+	if (!strcmp(cmd, "compact") || !strncmp(cmd, "compact ", 8) || !strncmp(cmd, "compact\t", 8)) {
+		struct evl_compact_args args;
+		char why[200];
+
+		rc = evl_compact_parse(cmd + 7, &args, why, sizeof(why));
+		if (!rc) {
+			rc = evl_compact_start(fs->st, &args);
+			snprintf(why, sizeof(why), "%s", rc == -EBUSY ? "a compaction is running" :
+				 rc == -EPERM ? "deleting is off (nodelete)" : rc ? strerror(-rc) : "");
+		}
+		status_note_command(cmd, rc, rc ? why : NULL);
+		if (rc)
+			evl_log(LOG_WARNING, "control: %s: %s", cmd, why);
+		return rc;
+	}
+	status_note_command(cmd, -EINVAL, "unknown command (known: checkpoint, compact)");
 	evl_log(LOG_WARNING, "control: unknown command '%s'", cmd);
 	return -EINVAL;
 }

@@ -40,6 +40,7 @@ static void add_u64(struct json_object *o, const char *k, uint64_t v)
 char *status_json(struct fs *fs, size_t *len)
 {
 	struct json_object *o = json_object_new_object(), *c, *comp;
+	struct evl_compact_status cs;
 	struct evl_stats s;
 	const char *text;
 	char *out;
@@ -61,7 +62,26 @@ char *status_json(struct fs *fs, size_t *len)
 	json_object_object_add(o, "journal_error",
 			       s.error ? json_object_new_string(strerror(s.error)) : NULL);
 	comp = json_object_new_object();
-	json_object_object_add(comp, "state", json_object_new_string("idle"));
+	evl_compact_status(fs->st, &cs);
+	json_object_object_add(comp, "state", json_object_new_string(cs.running ? "running" : "idle"));
+	if (cs.running) {
+		json_object_object_add(comp, "phase", json_object_new_string(cs.phase));
+		add_u64(comp, "done", cs.done);
+		add_u64(comp, "total", cs.total);
+	}
+	if (cs.have_last) {
+		struct json_object *last = json_object_new_object();
+
+		json_object_object_add(last, "result", json_object_new_string(cs.last_rc ? "error" : "ok"));
+		if (cs.last_rc)
+			json_object_object_add(last, "error", json_object_new_string(strerror(-cs.last_rc)));
+		add_u64(last, "time", cs.last_time_s);
+		json_object_object_add(last, "duration_s", json_object_new_double(cs.last_duration_s));
+		add_u64(last, "tasks_expired", cs.last_tasks_expired);
+		add_u64(last, "events_dropped", cs.last_events_dropped);
+		add_u64(last, "bytes_reclaimed", cs.last_bytes_reclaimed);
+		json_object_object_add(comp, "last", last);
+	}
 	json_object_object_add(o, "compaction", comp);
 	add_u64(o, "rejected_writes", s.rejected_invalid + s.rejected_too_big);
 	json_object_object_add(o, "last_rejection", s.last_rejection[0] ?
@@ -138,6 +158,7 @@ static void metric(struct mbuf *b, const char *name, const char *type, const cha
 char *metrics_text(struct fs *fs, size_t *len)
 {
 	struct mbuf b = { 0 };
+	struct evl_compact_status cs;
 	struct evl_stats s;
 	uint64_t cum = 0;
 
@@ -171,6 +192,18 @@ char *metrics_text(struct fs *fs, size_t *len)
 	metric(&b, "index_bytes", "gauge", "Bytes of the index file.", s.index_bytes);
 	metric(&b, "journal_fsyncs_total", "counter", "Journal fsyncs.", s.fsyncs);
 	metric(&b, "checkpoints_total", "counter", "Checkpoints done.", s.checkpoints);
+	evl_compact_status(fs->st, &cs);
+	mprintf(&b, "# HELP evlogfs_compaction_runs_total Compactions finished, by result.\n"
+		"# TYPE evlogfs_compaction_runs_total counter\n"
+		"evlogfs_compaction_runs_total{result=\"ok\"} %llu\n"
+		"evlogfs_compaction_runs_total{result=\"error\"} %llu\n"
+		"# HELP evlogfs_compaction_duration_seconds_total Time spent compacting.\n"
+		"# TYPE evlogfs_compaction_duration_seconds_total counter\n"
+		"evlogfs_compaction_duration_seconds_total %.6f\n",
+		(unsigned long long)cs.runs_ok, (unsigned long long)cs.runs_failed, cs.duration_sum_s);
+	metric(&b, "compaction_reclaimed_bytes_total", "counter", "Disk bytes compaction freed.",
+	       cs.bytes_reclaimed_total);
+	metric(&b, "compaction_running", "gauge", "1 while a compaction runs.", cs.running);
 	*len = b.len;
 	return b.p;
 }

@@ -468,6 +468,70 @@ def test_background(root):
         m.stop()
 
 
+def du(path):
+    total = 0
+    for d, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(d, f)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def control(m, cmd):
+    fd = os.open(m.p(".control"), os.O_WRONLY)
+    try:
+        os.write(fd, cmd.encode())
+    finally:
+        os.close(fd)
+
+
+def wait_compaction(m):
+    def idle():
+        return json.loads(read(m.p(".control")))["compaction"]["state"] == "idle"
+    deadline_poll(idle, "the compaction to finish", 60)
+    return json.loads(read(m.p(".control")))["compaction"]["last"]
+
+
+def test_compact(root):
+    m = Mount(root, expect_stderr=[r"control: compact"]).start()
+    try:
+        os.mkdir(m.p("tasks", "big"))
+        os.mkdir(m.p("tasks", "small"))
+        with open(m.p("tasks/big/events"), "a", buffering=1 << 16) as f:
+            for i in range(30000):
+                f.write(event("bulk.%d" % (i % 7), i=i, pad="y" * 120))
+        append(m.p("tasks/small/events"), event("keep", i=0))
+        control(m, "checkpoint")
+        before = du(m.data)
+        sh("rm -r %s" % m.p("tasks", "big"))
+        control(m, "compact")
+        if json.loads(read(m.p(".control")))["compaction"]["state"] == "running":
+            expect_errno(errno.EBUSY, control, m, "compact")
+        last = wait_compaction(m)
+        assert last["result"] == "ok" and last["bytes_reclaimed"] > 0, last
+        after = du(m.data)
+        assert after < before / 2, (before, after)
+        st = json.loads(read(m.p(".control")))
+        assert st["counts"]["journal_bytes"] < 4096
+        assert sorted(os.listdir(m.p("by-type"))) == ["keep"]
+        expect_errno(errno.EINVAL, control, m, "compact bogus=1")
+        st = json.loads(read(m.p(".control")))
+        assert "unknown argument" in st["last_command"]["error"]
+        expect_errno(errno.EINVAL, control, m, "compact max-age=1d")
+        text = read(m.p(".metrics")).decode()
+        assert 'evlogfs_compaction_runs_total{result="ok"} 1' in text, text
+        m.stop()
+        m = Mount(root, opts="nodelete", expect_stderr=[r"control: compact"]).start()
+        expect_errno(errno.EPERM, control, m, "compact expire-idle=1d")
+        control(m, "compact task=small")
+        assert wait_compaction(m)["result"] == "ok"
+        assert read(m.p("tasks/small/events")) == event("keep", i=0).encode()
+    finally:
+        m.stop()
+
+
 def test_control(root):
     m = Mount(root, expect_stderr=[r"rejected event"]).start()
     try:

@@ -984,6 +984,129 @@ static void index_map_grows_under_load(void **state)
 	assert_int_equal(evl_store_close(st), 0);
 }
 
+static void compact_arguments(void **state)
+{
+	struct evl_compact_args a;
+	char why[200];
+
+	assert_int_equal(evl_compact_parse("", &a, why, sizeof(why)), 0);
+	assert_int_equal(evl_compact_parse(" task=t1  expire-idle=30d\n", &a, why, sizeof(why)), 0);
+	assert_string_equal(a.task, "t1");
+	assert_int_equal(a.expire_idle_s, 30 * 86400);
+	assert_int_equal(evl_compact_parse("expire-idle=90s", &a, why, sizeof(why)), 0);
+	assert_int_equal(a.expire_idle_s, 90);
+	assert_int_equal(evl_compact_parse("expire-idle=15m", &a, why, sizeof(why)), 0);
+	assert_int_equal(a.expire_idle_s, 900);
+	assert_int_equal(evl_compact_parse("expire-idle=3x", &a, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "duration"));
+	assert_int_equal(evl_compact_parse("expire-idle=-1d", &a, why, sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("frobnicate=1", &a, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "unknown argument"));
+	assert_int_equal(evl_compact_parse("now", &a, why, sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("task=.x", &a, why, sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("max-age=1d", &a, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "not supported yet"));
+	assert_int_equal(evl_compact_parse("keep-last=10", &a, why, sizeof(why)), -EINVAL);
+}
+
+static void wait_compaction(struct evl_store *st, struct evl_compact_status *cs)
+{
+	uint64_t deadline = tu_now_ms() + 60000;
+
+	for (evl_compact_status(st, cs); cs->running && tu_now_ms() < deadline;
+	     evl_compact_status(st, cs))
+		usleep(1000);	/* poll, with a deadline */
+	assert_false(cs->running);
+}
+
+static void compaction_reclaims_deleted_tasks(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_compact_args none = { 0 };
+	struct evl_compact_status cs;
+	struct evl_stats before, after;
+	struct writer_arg a;
+
+	a = (struct writer_arg){ st, create(st, "big"), 0, 20000, 0 };
+	assert_null(writer_main(&a));
+	a = (struct writer_arg){ st, create(st, "small"), 1, 50, 0 };
+	assert_null(writer_main(&a));
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	evl_store_stats(st, &before);
+	assert_int_equal(evl_task_delete(st, "big"), 0);
+
+	assert_int_equal(evl_compact_start(st, &none), 0);
+	assert_int_equal(evl_compact_start(st, &none), -EBUSY);
+	wait_compaction(st, &cs);
+	assert_int_equal(cs.last_rc, 0);
+	assert_int_equal(cs.runs_ok, 1);
+	assert_true(cs.last_bytes_reclaimed > 0);
+	evl_store_stats(st, &after);
+	print_message("index %llu -> %llu bytes, journal %llu -> %llu, %llu reclaimed\n",
+		      (unsigned long long)before.index_bytes, (unsigned long long)after.index_bytes,
+		      (unsigned long long)before.journal_bytes, (unsigned long long)after.journal_bytes,
+		      (unsigned long long)cs.last_bytes_reclaimed);
+	assert_true(after.index_bytes < before.index_bytes);	/* shrunk */
+	assert_true(after.journal_bytes < 4096);		/* trimmed */
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+	st = open_store(dir, false, 2);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+static void compaction_expires_idle_tasks(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_compact_args args;
+	struct evl_compact_status cs;
+	struct evl_writer *w;
+	uint64_t fresh, deadline;
+	char why[100];
+
+	create(st, "old");
+	fresh = create(st, "fresh");
+	assert_int_equal(evl_writer_open(st, fresh, &w), 0);
+	assert_int_equal(evl_compact_parse("expire-idle=1s", &args, why, sizeof(why)), 0);
+	/* "old" goes once it has been idle for 1 s; "fresh" keeps being written */
+	deadline = tu_now_ms() + 10000;
+	while (task_uid(st, "old") && tu_now_ms() < deadline) {
+		assert_int_equal(write_str(w, "{\"type\":\"keepalive\"}\n"), 0);
+		assert_int_equal(evl_compact_start(st, &args), 0);
+		wait_compaction(st, &cs);
+		assert_int_equal(cs.last_rc, 0);
+		assert_int_not_equal(task_uid(st, "fresh"), 0);
+	}
+	assert_int_equal(task_uid(st, "old"), 0);
+	assert_int_equal(cs.last_tasks_expired, 1);
+	assert_int_equal(evl_writer_close(w), 0);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+static void nodelete_refuses_deletion(void **state)
+{
+	const char *dir = *state;
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_compact_args args = { .expire_idle_s = 1 }, none = { 0 };
+	struct evl_compact_status cs;
+
+	evl_options_default(&o);
+	o.nodelete = true;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	create(st, "keep");
+	assert_int_equal(evl_task_delete(st, "keep"), -EPERM);
+	assert_int_equal(evl_compact_start(st, &args), -EPERM);
+	assert_int_equal(evl_compact_start(st, &none), 0);	/* no deletion asked: fine */
+	wait_compaction(st, &cs);
+	assert_int_equal(cs.last_rc, 0);
+	assert_int_not_equal(task_uid(st, "keep"), 0);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
 static void second_open_is_refused(void **state)
 {
 	const char *dir = *state;
@@ -1008,6 +1131,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(writers_wait_on_max_pending, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(second_open_is_refused, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(index_map_grows_under_load, tu_setup, tu_teardown),
+		cmocka_unit_test(compact_arguments),
+		cmocka_unit_test_setup_teardown(compaction_reclaims_deleted_tasks, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(compaction_expires_idle_tasks, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(nodelete_refuses_deletion, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(full_pending_after_failed_fsync_fails_fast, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, tu_setup, tu_teardown),

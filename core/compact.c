@@ -1,0 +1,340 @@
+/*
+ * compact.c - compaction and retention, asked for through `compact`.
+ *
+ * One run at a time, on its own thread; it never holds a lock across a
+ * phase, so appends and reads go on.  Phases, in order:
+ *
+ *   checkpoint  evl_store_checkpoint: apply, sync, trim the journal
+ *   expire      expire-idle=D: delete (evl_task_delete) each task whose last
+ *               append is older than D; each leaves every view at once
+ *   reclaim     wait until every deleted task's index entries and files are
+ *               purged (the applier does it in bounded steps)
+ *   shrink      if more than half of the index file is free, the applier
+ *               rewrites it compactly and swaps it in (index_shrink)
+ *   checkpoint  again, so the journal of the deletions is trimmed too
+ *
+ * INVARIANTS
+ *  C1 Every phase is made of operations that are each crash-safe on their
+ *     own (a journaled delete, a purge step transaction, an atomic rename
+ *     of the compacted index): a crash at any point leaves a store that
+ *     opens, with each task either deleted or not, never half.
+ *  C2 The index is written only by the applier thread (the shrink runs
+ *     there), so the compacted copy misses no concurrent append: appends
+ *     wait in the pending list meanwhile.
+ *  C3 Nothing drops events of a live task: retention by age or count
+ *     (max-age, keep-last) needs a log rewrite that is not built yet, and
+ *     evl_compact_parse refuses it with a reason.
+ *
+ * STATES
+ *   idle --evl_compact_start--> running(phase) --done--> idle + last result
+ *   a second start while running: -EBUSY.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "evlog.h"
+#include "log.h"
+#include "store_i.h"
+
+struct compactor {
+	struct evl_store *st;
+	pthread_mutex_t lock;		/* protects everything below */
+	pthread_t thread;
+	bool joinable;			/* a thread was started and not joined */
+	struct evl_compact_args args;
+	struct evl_compact_status s;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- parsing ---- */
+
+static int duration(const char *v, uint64_t *out)
+{
+	char *end;
+	unsigned long long n = strtoull(v, &end, 10);
+	uint64_t unit;
+
+	if (end == v || *v == '-')
+		return -EINVAL;
+	switch (*end) {
+	case 's': unit = 1; break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	default: return -EINVAL;
+	}
+	if (end[1] || n == 0 || n > UINT64_MAX / unit)
+		return -EINVAL;
+	*out = n * unit;
+	return 0;
+}
+
+int evl_compact_parse(const char *words, struct evl_compact_args *out, char *why, size_t whylen)
+{
+	char buf[1024], *save = NULL, *w;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(words) >= sizeof(buf)) {
+		snprintf(why, whylen, "compact: arguments too long");
+		return -EINVAL;
+	}
+	strcpy(buf, words);
+	for (w = strtok_r(buf, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save)) {
+		char *eq = strchr(w, '=');
+		const char *v;
+
+		if (!eq) {
+			snprintf(why, whylen, "compact: argument '%.60s' is not NAME=VALUE", w);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		v = eq + 1;
+		if (!strcmp(w, "task")) {
+			if (evl_task_check_name(v, strlen(v))) {
+				snprintf(why, whylen, "compact: task=%.60s is not a task id", v);
+				return -EINVAL;
+			}
+			snprintf(out->task, sizeof(out->task), "%s", v);
+		} else if (!strcmp(w, "expire-idle")) {
+			if (duration(v, &out->expire_idle_s)) {
+				snprintf(why, whylen, "compact: expire-idle=%.40s: want a duration "
+					 "such as 90s, 15m, 12h or 30d", v);
+				return -EINVAL;
+			}
+		} else if (!strcmp(w, "max-age") || !strcmp(w, "keep-last")) {
+			snprintf(why, whylen, "compact: %s is not supported yet (dropping a live "
+				 "task's oldest events is not built)", w);
+			return -EINVAL;
+		} else {
+			snprintf(why, whylen, "compact: unknown argument '%.60s' (known: task, "
+				 "expire-idle, max-age, keep-last)", w);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* ---- the run ---- */
+
+static void set_phase(struct compactor *c, const char *phase, uint64_t total)
+{
+	pthread_mutex_lock(&c->lock);
+	snprintf(c->s.phase, sizeof(c->s.phase), "%s", phase);
+	c->s.done = 0;
+	c->s.total = total;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void set_done(struct compactor *c, uint64_t done)
+{
+	pthread_mutex_lock(&c->lock);
+	c->s.done = done;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static uint64_t du_total;
+
+static int du_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	du_total += (uint64_t)sb->st_blocks * 512;
+	return 0;
+}
+
+/* Bytes the data directory takes on disk.  Only the compaction thread calls it. */
+static uint64_t disk_usage(const char *dir)
+{
+	static pthread_mutex_t du_lock = PTHREAD_MUTEX_INITIALIZER;
+	uint64_t n;
+
+	pthread_mutex_lock(&du_lock);
+	du_total = 0;
+	nftw(dir, du_cb, 32, FTW_PHYS);
+	n = du_total;
+	pthread_mutex_unlock(&du_lock);
+	return n;
+}
+
+struct idle_ctx {
+	const struct evl_compact_args *args;
+	uint64_t cutoff_ns;
+	char (*names)[256];
+	size_t n, cap;
+	int rc;
+};
+
+static int idle_cb(void *arg, const struct evl_task_info *t)
+{
+	struct idle_ctx *c = arg;
+
+	if (t->last_ns >= c->cutoff_ns || (c->args->task[0] && strcmp(c->args->task, t->name)))
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		void *p = realloc(c->names, cap * sizeof(*c->names));
+
+		if (!p)
+			return -ENOMEM;
+		c->names = p;
+		c->cap = cap;
+	}
+	memcpy(c->names[c->n++], t->name, sizeof(*c->names));
+	return 0;
+}
+
+/* Delete the tasks idle longer than expire-idle; returns how many, or -errno. */
+static int expire_idle(struct compactor *c, uint64_t *expired)
+{
+	struct idle_ctx ic = { .args = &c->args };
+	struct timespec ts;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ic.cutoff_ns = (ts.tv_sec - (int64_t)c->args.expire_idle_s) * 1000000000ull + ts.tv_nsec;
+	rc = evl_task_list(c->st, NULL, idle_cb, &ic);
+	set_phase(c, "expire", ic.n);
+	for (size_t i = 0; i < ic.n && !rc; i++) {
+		rc = evl_task_delete(c->st, ic.names[i]);
+		if (rc == -ENOENT)
+			rc = 0;	/* deleted meanwhile */
+		else if (!rc)
+			(*expired)++;
+		set_done(c, i + 1);
+	}
+	free(ic.names);
+	return rc;
+}
+
+static void reclaim_progress(void *arg, uint64_t left)
+{
+	struct compactor *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	if (left > c->s.total)
+		c->s.total = left;
+	c->s.done = c->s.total - left;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *compact_main(void *arg)
+{
+	struct compactor *c = arg;
+	struct evl_store *st = c->st;
+	uint64_t before = disk_usage(store_dir(st)), after, expired = 0;
+	double t0 = now_s();
+	int rc;
+
+	set_phase(c, "checkpoint", 1);
+	rc = evl_store_checkpoint(st);
+	if (!rc && c->args.expire_idle_s)
+		rc = expire_idle(c, &expired);
+	if (!rc) {
+		set_phase(c, "reclaim", 0);
+		store_wait_purged(st, reclaim_progress, c);
+		set_phase(c, "shrink", 1);
+		rc = store_shrink_index(st);
+	}
+	if (!rc) {
+		set_phase(c, "checkpoint", 1);
+		rc = evl_store_checkpoint(st);
+	}
+	after = disk_usage(store_dir(st));
+
+	pthread_mutex_lock(&c->lock);
+	c->s.running = false;
+	c->s.have_last = true;
+	c->s.last_rc = rc;
+	c->s.last_time_s = time(NULL);
+	c->s.last_duration_s = now_s() - t0;
+	c->s.last_tasks_expired = expired;
+	c->s.last_events_dropped = 0;
+	c->s.last_bytes_reclaimed = before > after ? before - after : 0;
+	c->s.duration_sum_s += c->s.last_duration_s;
+	c->s.bytes_reclaimed_total += c->s.last_bytes_reclaimed;
+	if (rc)
+		c->s.runs_failed++;
+	else
+		c->s.runs_ok++;
+	pthread_mutex_unlock(&c->lock);
+	if (rc)
+		evl_log(LOG_ERR, "compaction failed: %s", strerror(-rc));
+	else
+		evl_log(LOG_INFO, "compaction done in %.2f s: %llu tasks expired, %llu bytes "
+			"reclaimed", c->s.last_duration_s, (unsigned long long)expired,
+			(unsigned long long)(before > after ? before - after : 0));
+	return NULL;
+}
+
+int evl_compact_start(struct evl_store *st, const struct evl_compact_args *args)
+{
+	struct compactor *c = store_compactor(st);
+	int rc;
+
+	if (store_read_only(st))
+		return -EROFS;
+	if (args->expire_idle_s && store_nodelete(st))
+		return -EPERM;
+	pthread_mutex_lock(&c->lock);
+	if (c->s.running) {
+		pthread_mutex_unlock(&c->lock);
+		return -EBUSY;
+	}
+	if (c->joinable) {
+		pthread_join(c->thread, NULL);	/* finished: running is false */
+		c->joinable = false;
+	}
+	c->args = *args;
+	c->s.running = true;
+	snprintf(c->s.phase, sizeof(c->s.phase), "start");
+	c->s.done = c->s.total = 0;
+	rc = -pthread_create(&c->thread, NULL, compact_main, c);
+	if (rc)
+		c->s.running = false;
+	else
+		c->joinable = true;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void evl_compact_status(struct evl_store *st, struct evl_compact_status *out)
+{
+	struct compactor *c = store_compactor(st);
+
+	pthread_mutex_lock(&c->lock);
+	*out = c->s;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int compactor_new(struct evl_store *st, struct compactor **out)
+{
+	struct compactor *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->st = st;
+	pthread_mutex_init(&c->lock, NULL);
+	*out = c;
+	return 0;
+}
+
+void compactor_free(struct compactor *c)
+{
+	if (!c)
+		return;
+	if (c->joinable)
+		pthread_join(c->thread, NULL);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
