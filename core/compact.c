@@ -29,6 +29,7 @@
  *   idle --evl_compact_start--> running(phase) --done--> idle + last result
  *   a second start while running: -EBUSY.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -153,17 +154,44 @@ static int du_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 	return 0;
 }
 
-/* Bytes the data directory takes on disk.  Only the compaction thread calls it. */
-static uint64_t disk_usage(const char *dir)
+static uint64_t du(const char *path)
 {
 	static pthread_mutex_t du_lock = PTHREAD_MUTEX_INITIALIZER;
 	uint64_t n;
 
-	pthread_mutex_lock(&du_lock);
+	pthread_mutex_lock(&du_lock);	/* nftw has no context argument */
 	du_total = 0;
-	nftw(dir, du_cb, 32, FTW_PHYS);
+	nftw(path, du_cb, 32, FTW_PHYS);
 	n = du_total;
 	pthread_mutex_unlock(&du_lock);
+	return n;
+}
+
+/*
+ * Disk bytes that compaction can free: the journal, the index and deleted
+ * tasks' files.  Live logs are left out: appends that go on meanwhile would
+ * hide what was reclaimed.
+ */
+static uint64_t reclaimable(const char *dir)
+{
+	char path[4400];
+	struct dirent *de;
+	uint64_t n;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	n = du(path);
+	snprintf(path, sizeof(path), "%s/index", dir);
+	n += du(path);
+	snprintf(path, sizeof(path), "%s/tasks", dir);
+	d = opendir(path);
+	while (d && (de = readdir(d)))
+		if (!strncmp(de->d_name, ".trash-", 7)) {
+			snprintf(path, sizeof(path), "%s/tasks/%s", dir, de->d_name);
+			n += du(path);
+		}
+	if (d)
+		closedir(d);
 	return n;
 }
 
@@ -232,7 +260,7 @@ static void *compact_main(void *arg)
 {
 	struct compactor *c = arg;
 	struct evl_store *st = c->st;
-	uint64_t before = disk_usage(store_dir(st)), after, expired = 0;
+	uint64_t before = reclaimable(store_dir(st)), after, expired = 0;
 	double t0 = now_s();
 	int rc;
 
@@ -250,7 +278,7 @@ static void *compact_main(void *arg)
 		set_phase(c, "checkpoint", 1);
 		rc = evl_store_checkpoint(st);
 	}
-	after = disk_usage(store_dir(st));
+	after = reclaimable(store_dir(st));
 
 	pthread_mutex_lock(&c->lock);
 	c->s.running = false;

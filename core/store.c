@@ -702,6 +702,12 @@ static int do_checkpoint(struct evl_store *st)
 	return rc;
 }
 
+/*
+ * The applier: the only writer of task logs and index.  Order of work:
+ * checkpoint and shrink requests first (rare, and someone waits for them),
+ * then batches of durable records, with one bounded purge step after each
+ * so that deletions progress under continuous appends too.
+ */
 static void *applier_main(void *arg)
 {
 	struct evl_store *st = arg;
@@ -709,12 +715,44 @@ static void *applier_main(void *arg)
 
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
-		bool work = st->head && st->head->lsn <= st->durable_lsn;
+		bool work = st->head && st->head->lsn <= st->durable_lsn, purged = false;
 		uint64_t due = 0;
+
+		if (st->ckpt_req != st->ckpt_done) {
+			unsigned req = st->ckpt_req;
+			int rc;
+
+			pthread_mutex_unlock(&st->lock);
+			rc = do_checkpoint(st);
+			pthread_mutex_lock(&st->lock);
+			st->ckpt_rc = rc;
+			st->ckpt_done = req;
+			st->checkpoints++;
+			pthread_cond_broadcast(&st->applied_cv);
+			continue;
+		}
+		if (st->shrink_req != st->shrink_done) {
+			unsigned req = st->shrink_req;
+			uint64_t used, file;
+			int rc;
+
+			pthread_mutex_unlock(&st->lock);
+			rc = index_usage(st->ix, &used, &file);
+			/* worth it only when most of a sizeable file is free */
+			if (!rc && file > (1u << 20) && used * 2 < file) {
+				evl_log(LOG_INFO, "shrinking the index: %llu of %llu bytes in use",
+					(unsigned long long)used, (unsigned long long)file);
+				rc = index_shrink(st->ix);
+			}
+			pthread_mutex_lock(&st->lock);
+			st->shrink_rc = rc;
+			st->shrink_done = req;
+			pthread_cond_broadcast(&st->applied_cv);
+			continue;
+		}
 
 		/* let appends gather, unless someone waits for them */
 		if (work && st->head->kind == REC_APPEND && !st->stop &&
-		    st->ckpt_req == st->ckpt_done &&
 		    st->pending_bytes < APPLY_BYTES && st->pending_bytes * 2 < st->opt.max_pending) {
 			due = st->head->enq_ns + APPLY_DELAY_NS;
 			for (struct pend *p = st->head; p && p->lsn <= st->durable_lsn; p = p->next)
@@ -754,7 +792,7 @@ static void *applier_main(void *arg)
 			st->purge_more |= purge;
 			dequeue(st, last);
 			pthread_cond_broadcast(&st->applied_cv);
-			continue;
+			purged = !st->purge_more;	/* purge below, then loop */
 		}
 		if (backoff_ms) {
 			struct timespec ts;
@@ -764,38 +802,6 @@ static void *applier_main(void *arg)
 			ts.tv_nsec = at % 1000000000ull;
 			pthread_cond_timedwait(&st->applier_cv, &st->lock, &ts);
 			backoff_ms = 0;
-			continue;
-		}
-		if (st->ckpt_req != st->ckpt_done) {
-			unsigned req = st->ckpt_req;
-			int rc;
-
-			pthread_mutex_unlock(&st->lock);
-			rc = do_checkpoint(st);
-			pthread_mutex_lock(&st->lock);
-			st->ckpt_rc = rc;
-			st->ckpt_done = req;
-			st->checkpoints++;
-			pthread_cond_broadcast(&st->applied_cv);
-			continue;
-		}
-		if (st->shrink_req != st->shrink_done) {
-			unsigned req = st->shrink_req;
-			uint64_t used, file;
-			int rc;
-
-			pthread_mutex_unlock(&st->lock);
-			rc = index_usage(st->ix, &used, &file);
-			/* worth it only when most of a sizeable file is free */
-			if (!rc && file > (1u << 20) && used * 2 < file) {
-				evl_log(LOG_INFO, "shrinking the index: %llu of %llu bytes in use",
-					(unsigned long long)used, (unsigned long long)file);
-				rc = index_shrink(st->ix);
-			}
-			pthread_mutex_lock(&st->lock);
-			st->shrink_rc = rc;
-			st->shrink_done = req;
-			pthread_cond_broadcast(&st->applied_cv);
 			continue;
 		}
 		if (st->purge_more) {
@@ -813,6 +819,8 @@ static void *applier_main(void *arg)
 			st->purge_more = more;
 			continue;
 		}
+		if (purged || work)
+			continue;
 		if (st->stop)
 			break;
 		if (due) {

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -37,7 +38,7 @@ static struct evl_store *open_store(const char *dir, bool sync, unsigned commit_
 	evl_options_default(&o);
 	o.commit_sync = sync;
 	o.commit_ms = commit_ms;
-	o.segment_bytes = 64 << 10;	/* many segments: rotation and trim run */
+	o.segment_bytes = getenv("EVL_SEG") ? 64u << 20 : 64 << 10;	/* many segments: rotation and trim run */
 	o.max_fds = 4;			/* the descriptor cache evicts */
 	assert_int_equal(evl_store_open(dir, &o, &st), 0);
 	return st;
@@ -1056,6 +1057,85 @@ static void compaction_reclaims_deleted_tasks(void **state)
 	assert_int_equal(evl_store_close(st), 0);
 }
 
+struct timed_writer {
+	struct evl_store *st;
+	uint64_t uid;
+	int id, n;
+	volatile bool *stop;
+	uint64_t max_us, writes;
+};
+
+static void *timed_writer_main(void *arg)
+{
+	struct timed_writer *a = arg;
+	struct evl_writer *w;
+	char line[200];
+
+	if (evl_writer_open(a->st, a->uid, &w))
+		return (void *)1;
+	/* at least n writes, then on until stopped, at most 25,000 */
+	for (int i = 0; (!*a->stop && i < 25000) || i < a->n; i++) {
+		int n = event_line(line, sizeof(line), (a->id + i) % 11, a->id, i, i % 50);
+		struct timespec t0, t1;
+		uint64_t us;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (evl_writer_write(w, line, n))
+			return (void *)2;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		us = (t1.tv_sec - t0.tv_sec) * 1000000ull + (t1.tv_nsec - t0.tv_nsec) / 1000;
+		if (us > a->max_us)
+			a->max_us = us;
+		a->writes++;
+	}
+	return evl_writer_close(w) ? (void *)3 : NULL;
+}
+
+static void appends_go_on_during_compaction(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_compact_args none = { 0 };
+	struct evl_compact_status cs;
+	struct timed_writer tw[4];
+	pthread_t th[4];
+	volatile bool stop = false;
+	struct writer_arg a;
+	uint64_t uid = create(st, "live");
+	int counts[4];
+	size_t len;
+	char *log;
+
+	a = (struct writer_arg){ st, create(st, "doomed"), 9, 30000, 0 };
+	assert_null(writer_main(&a));
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	for (int i = 0; i < 4; i++) {
+		tw[i] = (struct timed_writer){ st, uid, i, 200, &stop, 0, 0 };
+		pthread_create(&th[i], NULL, timed_writer_main, &tw[i]);
+	}
+	assert_int_equal(evl_task_delete(st, "doomed"), 0);
+	assert_int_equal(evl_compact_start(st, &none), 0);
+	wait_compaction(st, &cs);
+	stop = true;
+	for (int i = 0; i < 4; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		assert_null(r);
+		print_message("writer %d: %llu writes during compaction, slowest %llu us\n", i,
+			      (unsigned long long)tw[i].writes, (unsigned long long)tw[i].max_us);
+		assert_true(tw[i].max_us < 500000);	/* no append waited 0.5 s */
+	}
+	assert_int_equal(cs.last_rc, 0);
+	log = read_all(st, uid, NULL, &len);
+	check_task_order(log, len, counts, 4);	/* nothing lost, order kept */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(counts[i], (int)tw[i].writes);
+	free(log);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
 static void compaction_expires_idle_tasks(void **state)
 {
 	const char *dir = *state;
@@ -1135,6 +1215,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(compaction_reclaims_deleted_tasks, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(compaction_expires_idle_tasks, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(appends_go_on_during_compaction, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(nodelete_refuses_deletion, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(full_pending_after_failed_fsync_fails_fast, tu_setup,
 						tu_teardown),
