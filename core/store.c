@@ -715,7 +715,7 @@ static void *applier_main(void *arg)
 
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
-		bool work = st->head && st->head->lsn <= st->durable_lsn, purged = false;
+		bool work = st->head && st->head->lsn <= st->durable_lsn;
 		uint64_t due = 0;
 
 		if (st->ckpt_req != st->ckpt_done) {
@@ -792,7 +792,9 @@ static void *applier_main(void *arg)
 			st->purge_more |= purge;
 			dequeue(st, last);
 			pthread_cond_broadcast(&st->applied_cv);
-			purged = !st->purge_more;	/* purge below, then loop */
+			if (!st->purge_more)
+				continue;
+			/* else one purge step before the next batch */
 		}
 		if (backoff_ms) {
 			struct timespec ts;
@@ -819,8 +821,6 @@ static void *applier_main(void *arg)
 			st->purge_more = more;
 			continue;
 		}
-		if (purged || work)
-			continue;
 		if (st->stop)
 			break;
 		if (due) {
