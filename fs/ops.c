@@ -442,6 +442,29 @@ static int collect_uid(void *arg, uint64_t uid)
 	return 0;
 }
 
+/*
+ * The handle for opening @ino: decodes the node into @n and allocates.
+ * On failure it has replied with the error and returns NULL.
+ */
+static struct handle *handle_new(fuse_req_t req, fuse_ino_t ino, struct node *n)
+{
+	struct handle *h;
+	int rc = node_get(ino, n);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return NULL;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return NULL;
+	}
+	h->kind = n->kind;
+	h->uid = n->uid;
+	return h;
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -449,18 +472,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct node n;
 	size_t cap = 0;
 	struct list_ctx c = { req, NULL, &cap, NULL, 0, 0, 0 };
-	int rc = node_get(ino, &n);
+	int rc;
 
-	if (rc) {
-		fuse_reply_err(req, -rc);
+	h = handle_new(req, ino, &n);
+	if (!h)
 		return;
-	}
-	h = calloc(1, sizeof(*h));
-	if (!h) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	h->kind = n.kind;
 	c.h = h;
 	rc = buf_add(req, h, &cap, ".", ino, S_IFDIR);
 	if (!rc)
@@ -662,19 +678,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int acc = fi->flags & O_ACCMODE;
 	struct handle *h;
 	struct node n;
-	int rc = node_get(ino, &n);
+	int rc = 0;
 
-	if (rc) {
-		fuse_reply_err(req, -rc);
+	h = handle_new(req, ino, &n);
+	if (!h)
 		return;
-	}
-	h = calloc(1, sizeof(*h));
-	if (!h) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	h->kind = n.kind;
-	h->uid = n.uid;
 	switch (n.kind) {
 	case N_TASKEV:
 		if (acc != O_RDONLY) {
