@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1061,7 +1062,7 @@ struct timed_writer {
 	struct evl_store *st;
 	uint64_t uid;
 	int id, n;
-	volatile bool *stop;
+	atomic_bool *stop;
 	uint64_t max_us, writes;
 };
 
@@ -1074,7 +1075,7 @@ static void *timed_writer_main(void *arg)
 	if (evl_writer_open(a->st, a->uid, &w))
 		return (void *)1;
 	/* at least n writes, then on until stopped, at most 25,000 */
-	for (int i = 0; (!*a->stop && i < 25000) || i < a->n; i++) {
+	for (int i = 0; (!atomic_load(a->stop) && i < 25000) || i < a->n; i++) {
 		int n = event_line(line, sizeof(line), (a->id + i) % 11, a->id, i, i % 50);
 		struct timespec t0, t1;
 		uint64_t us;
@@ -1099,7 +1100,7 @@ static void appends_go_on_during_compaction(void **state)
 	struct evl_compact_status cs;
 	struct timed_writer tw[4];
 	pthread_t th[4];
-	volatile bool stop = false;
+	atomic_bool stop = false;
 	struct writer_arg a;
 	uint64_t uid = create(st, "live");
 	int counts[4];
@@ -1116,7 +1117,7 @@ static void appends_go_on_during_compaction(void **state)
 	assert_int_equal(evl_task_delete(st, "doomed"), 0);
 	assert_int_equal(evl_compact_start(st, &none), 0);
 	wait_compaction(st, &cs);
-	stop = true;
+	atomic_store(&stop, true);
 	for (int i = 0; i < 4; i++) {
 		void *r;
 
