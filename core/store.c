@@ -121,6 +121,16 @@ struct tmem {
 	uint64_t uid, bytes, events;
 };
 
+/*
+ * Work another thread asks the applier to do and waits for (ask_applier).
+ * Requests arriving while one runs are served by the next run.
+ */
+struct applier_job {
+	unsigned req, done;
+	int rc;
+	int (*run)(struct evl_store *st);
+};
+
 struct evl_store {
 	char *dir;
 	struct evl_options opt;
@@ -146,10 +156,7 @@ struct evl_store {
 	uint64_t delete_gen;		/* bumped by every delete */
 	struct tmem *tmem[TMEM_BUCKETS];
 	bool purge_more;
-	unsigned ckpt_req, ckpt_done;
-	int ckpt_rc;
-	unsigned shrink_req, shrink_done;	/* index shrink requests (compaction) */
-	int shrink_rc;
+	struct applier_job ckpt, shrink;	/* work others ask the applier for */
 	struct compactor *cp;
 	int apply_err;			/* last apply failure, 0 once it works */
 
@@ -572,7 +579,7 @@ static int apply_batch(struct evl_store *st, struct pend *first, struct pend *la
 	}
 }
 
-/* With st->lock held: drop applied records @first .. @last. */
+/* With st->lock held: drop the applied records from the head up to @last. */
 static void dequeue(struct evl_store *st, struct pend *last)
 {
 	struct pend *p, *next = NULL;
@@ -699,6 +706,59 @@ static int do_checkpoint(struct evl_store *st)
 		rc = journal_trim(st->jn, m.ckpt_lsn);
 	if (rc)
 		evl_log(LOG_ERR, "checkpoint failed: %s", strerror(-rc));
+	pthread_mutex_lock(&st->lock);
+	st->checkpoints++;
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/*
+ * With st->lock held, on the applier: run @job if it was asked for.
+ * Returns true if it ran (the lock was dropped meanwhile).
+ */
+static bool serve_job(struct evl_store *st, struct applier_job *job)
+{
+	unsigned req = job->req;
+	int rc;
+
+	if (req == job->done)
+		return false;
+	pthread_mutex_unlock(&st->lock);
+	rc = job->run(st);
+	pthread_mutex_lock(&st->lock);
+	job->rc = rc;
+	job->done = req;
+	pthread_cond_broadcast(&st->applied_cv);
+	return true;
+}
+
+/* Ask the applier for @job and wait until a run that started after now ends. */
+static int ask_applier(struct evl_store *st, struct applier_job *job)
+{
+	unsigned req;
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	req = ++job->req;
+	pthread_cond_signal(&st->applier_cv);
+	while ((int)(job->done - req) < 0)
+		pthread_cond_wait(&st->applied_cv, &st->lock);
+	rc = job->rc;
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Shrink the index file, but only when most of a sizeable file is free. */
+static int maybe_shrink(struct evl_store *st)
+{
+	uint64_t used, file;
+	int rc = index_usage(st->ix, &used, &file);
+
+	if (!rc && file > (1u << 20) && used * 2 < file) {
+		evl_log(LOG_INFO, "shrinking the index: %llu of %llu bytes in use",
+			(unsigned long long)used, (unsigned long long)file);
+		rc = index_shrink(st->ix);
+	}
 	return rc;
 }
 
@@ -718,38 +778,8 @@ static void *applier_main(void *arg)
 		bool work = st->head && st->head->lsn <= st->durable_lsn;
 		uint64_t due = 0;
 
-		if (st->ckpt_req != st->ckpt_done) {
-			unsigned req = st->ckpt_req;
-			int rc;
-
-			pthread_mutex_unlock(&st->lock);
-			rc = do_checkpoint(st);
-			pthread_mutex_lock(&st->lock);
-			st->ckpt_rc = rc;
-			st->ckpt_done = req;
-			st->checkpoints++;
-			pthread_cond_broadcast(&st->applied_cv);
+		if (serve_job(st, &st->ckpt) || serve_job(st, &st->shrink))
 			continue;
-		}
-		if (st->shrink_req != st->shrink_done) {
-			unsigned req = st->shrink_req;
-			uint64_t used, file;
-			int rc;
-
-			pthread_mutex_unlock(&st->lock);
-			rc = index_usage(st->ix, &used, &file);
-			/* worth it only when most of a sizeable file is free */
-			if (!rc && file > (1u << 20) && used * 2 < file) {
-				evl_log(LOG_INFO, "shrinking the index: %llu of %llu bytes in use",
-					(unsigned long long)used, (unsigned long long)file);
-				rc = index_shrink(st->ix);
-			}
-			pthread_mutex_lock(&st->lock);
-			st->shrink_rc = rc;
-			st->shrink_done = req;
-			pthread_cond_broadcast(&st->applied_cv);
-			continue;
-		}
 
 		/* let appends gather, unless someone waits for them */
 		if (work && st->head->kind == REC_APPEND && !st->stop &&
@@ -1093,17 +1123,7 @@ struct compactor *store_compactor(struct evl_store *st)
 
 int store_shrink_index(struct evl_store *st)
 {
-	unsigned req;
-	int rc;
-
-	pthread_mutex_lock(&st->lock);
-	req = ++st->shrink_req;
-	pthread_cond_signal(&st->applier_cv);
-	while ((int)(st->shrink_done - req) < 0)
-		pthread_cond_wait(&st->applied_cv, &st->lock);
-	rc = st->shrink_rc;
-	pthread_mutex_unlock(&st->lock);
-	return rc;
+	return ask_applier(st, &st->shrink);
 }
 
 void store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_t left),
@@ -1231,6 +1251,8 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		pthread_condattr_destroy(&ca);
 	}
 	pthread_cond_init(&st->applied_cv, NULL);
+	st->ckpt.run = do_checkpoint;
+	st->shrink.run = maybe_shrink;
 	st->dir = strdup(dir);
 	st->type_field = strdup(opts->type_field);
 	if (!st->dir || !st->type_field) {
@@ -1291,7 +1313,6 @@ static int wait_applied(struct evl_store *st, uint64_t lsn)
 
 int evl_store_checkpoint(struct evl_store *st)
 {
-	unsigned req;
 	uint64_t lsn;
 	int rc;
 
@@ -1303,14 +1324,7 @@ int evl_store_checkpoint(struct evl_store *st)
 	rc = wait_applied(st, lsn);
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&st->lock);
-	req = ++st->ckpt_req;
-	pthread_cond_signal(&st->applier_cv);
-	while ((int)(st->ckpt_done - req) < 0)
-		pthread_cond_wait(&st->applied_cv, &st->lock);
-	rc = st->ckpt_rc;
-	pthread_mutex_unlock(&st->lock);
-	return rc;
+	return ask_applier(st, &st->ckpt);
 }
 
 int evl_store_sync(struct evl_store *st)

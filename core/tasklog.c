@@ -93,7 +93,7 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 {
 	struct fd_entry *e = NULL, *victim;
 	char path[4400];
-	int lfd, mfd;
+	int lfd;
 
 	pthread_mutex_lock(&tl->lock);
 	for (unsigned i = 0; i < tl->nents && !e; i++)
@@ -112,7 +112,6 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 	lfd = io->open(path, O_RDWR, 0);
 	if (lfd < 0)
 		return -errno;
-	mfd = -1;	/* the sidecar opens when first needed: readers never need it */
 
 	pthread_mutex_lock(&tl->lock);
 	/* another thread may have opened it meanwhile; pick a free or LRU slot */
@@ -146,7 +145,7 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 		ent_close(victim);
 	victim->uid = uid;
 	victim->log_fd = lfd;
-	victim->meta_fd = mfd;
+	victim->meta_fd = -1;	/* opened when first needed: readers never need it */
 	victim->refs = 1;
 	victim->used = ++tl->clock;
 	pthread_mutex_unlock(&tl->lock);

@@ -465,6 +465,17 @@ static struct handle *handle_new(fuse_req_t req, fuse_ino_t ino, struct node *n)
 	return h;
 }
 
+/* Close what @h holds and free it.  Returns the writer's close result. */
+static int handle_free(struct handle *h)
+{
+	int rc = h->w ? evl_writer_close(h->w) : 0;
+
+	evl_view_close(h->v);
+	free(h->buf);
+	free(h);
+	return rc;
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -521,8 +532,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = -ENOTDIR;
 	}
 	if (rc) {
-		free(h->buf);
-		free(h);
+		handle_free(h);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -548,10 +558,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-	free(h->buf);
-	free(h);
+	handle_free((struct handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -721,8 +728,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -EISDIR;
 	}
 	if (rc) {
-		free(h->buf);
-		free(h);
+		handle_free(h);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -839,13 +845,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-	if (h->w)
-		evl_writer_close(h->w);	/* flush already reported any error */
-	evl_view_close(h->v);
-	free(h->buf);
-	free(h);
+	/* flush already reported any error of the last line */
+	handle_free((struct handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

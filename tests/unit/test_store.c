@@ -39,7 +39,7 @@ static struct evl_store *open_store(const char *dir, bool sync, unsigned commit_
 	evl_options_default(&o);
 	o.commit_sync = sync;
 	o.commit_ms = commit_ms;
-	o.segment_bytes = getenv("EVL_SEG") ? 64u << 20 : 64 << 10;	/* many segments: rotation and trim run */
+	o.segment_bytes = 64 << 10;	/* many segments: rotation and trim run */
 	o.max_fds = 4;			/* the descriptor cache evicts */
 	assert_int_equal(evl_store_open(dir, &o, &st), 0);
 	return st;
