@@ -7,23 +7,63 @@
  *   checkpoint  evl_store_checkpoint: apply, sync, trim the journal
  *   expire      expire-idle=D: delete (evl_task_delete) each task whose last
  *               append is older than D; each leaves every view at once
+ *   retain      max-age=D, keep-last=N: drop each task's head (store_retain,
+ *               one task at a time; the mechanics are in store.c)
  *   reclaim     wait until every deleted task's index entries and files are
  *               purged (the applier does it in bounded steps)
  *   shrink      if more than half of the index file is free, the applier
  *               rewrites it compactly and swaps it in (index_shrink)
  *   checkpoint  again, so the journal of the deletions is trimmed too
  *
+ * DROPPING A TASK'S HEAD (retention).  Index offsets of a task are logical:
+ * they count every byte ever appended.  The task record's base_len/base_n
+ * say how much of the head is gone, so file offset = index offset - base.
+ * Per task:
+ *
+ *   plan      read the sidecar from the head: the first event to keep
+ *             (cut_gseq), and the bytes and events before it
+ *   intent    [applier] one transaction: trim row {DROPPING, cut}
+ *   steps     [applier] transactions of at most 4,096 entries: remove the
+ *             dropped events from tgs/kty and their lengths from the types'
+ *             Fenwick trees; the task+type base in kt grows by what left,
+ *             so cumulative offsets of what stays are unchanged
+ *   copy      the kept part of the log and sidecar to tasks/.rewrite/<uid>.*
+ *             (this thread; the old files only grow meanwhile)
+ *   switch    [applier] copy what was applied since, fdatasync the copies;
+ *             one transaction: task base, live totals, dirty entry (the new
+ *             files hold everything applied), trim row SWITCHED; commit and
+ *             sync it; rename the copies over the task's files; fsync the
+ *             directories; delete the trim row.  Readers of task files are
+ *             held off (swap_lock) from the commit to the renames.
+ *
+ *   (none) --intent--> DROPPING --steps..--> DROPPING --switch--> SWITCHED
+ *          --renamed--> (none)
+ *
  * INVARIANTS
  *  C1 Every phase is made of operations that are each crash-safe on their
- *     own (a journaled delete, a purge step transaction, an atomic rename
- *     of the compacted index): a crash at any point leaves a store that
- *     opens, with each task either deleted or not, never half.
- *  C2 The index is written only by the applier thread (the shrink runs
- *     there), so the compacted copy misses no concurrent append: appends
- *     wait in the pending list meanwhile.
- *  C3 Nothing drops events of a live task: retention by age or count
- *     (max-age, keep-last) needs a log rewrite that is not built yet, and
- *     evl_compact_parse refuses it with a reason.
+ *     own (a journaled delete, a purge or trim step transaction, an atomic
+ *     rename): a crash at any point leaves a store that opens, with each
+ *     task deleted or not, and each task's head dropped or not, never half.
+ *  C2 The index is written only by the applier thread (steps, switch and
+ *     shrink run there), so no concurrent append is missed: appends wait in
+ *     the pending list meanwhile, and the log is appended only by the
+ *     applier, so the switch copies every applied byte.
+ *  C3 Retention drops only events before cut_gseq of the task it planned
+ *     for; the intent is durable before any entry leaves the index.
+ *  C4 The switch transaction is synced before the renames: the index never
+ *     names files a power loss could take back, and files renamed in are
+ *     always the ones the durable index describes.
+ *  C5 Views stay exact through every step: an entry leaves the index with
+ *     its length in the Fenwick tree, its type's and task+type's counts.
+ *
+ * RECOVERY (store.c, at open)
+ *  - SWITCHED: rename what is left in .rewrite over the task's files (the
+ *    rename may not have happened, or not been durable), delete the row.
+ *  - then every file left in .rewrite is removed (copies never switched to).
+ *  - after the journal is applied, DROPPING: do the remaining steps, copy
+ *    from scratch and switch.  The task ends after retention: the intent
+ *    was durable, and some of its entries may have left the index already.
+ *  A task deleted meanwhile loses its trim row in the delete's transaction.
  *
  * STATES
  *   idle --evl_compact_start--> running(phase) --done--> idle + last result
@@ -32,6 +72,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +84,7 @@
 #include "evlog.h"
 #include "log.h"
 #include "store_i.h"
+#include "tasklog.h"
 
 struct compactor {
 	struct evl_store *st;
@@ -115,10 +158,22 @@ int evl_compact_parse(const char *words, struct evl_compact_args *out, char *why
 					 "such as 90s, 15m, 12h or 30d", v);
 				return -EINVAL;
 			}
-		} else if (!strcmp(w, "max-age") || !strcmp(w, "keep-last")) {
-			snprintf(why, whylen, "compact: %s is not supported yet (dropping a live "
-				 "task's oldest events is not built)", w);
-			return -EINVAL;
+		} else if (!strcmp(w, "max-age")) {
+			if (duration(v, &out->max_age_s)) {
+				snprintf(why, whylen, "compact: max-age=%.40s: want a duration "
+					 "such as 90s, 15m, 12h or 30d", v);
+				return -EINVAL;
+			}
+		} else if (!strcmp(w, "keep-last")) {
+			char *end;
+			unsigned long long n = strtoull(v, &end, 10);
+
+			if (end == v || *end || *v == '-' || n == 0 || n == ULLONG_MAX) {
+				snprintf(why, whylen, "compact: keep-last=%.40s: want a count of "
+					 "events, 1 or more (rm -r deletes a whole task)", v);
+				return -EINVAL;
+			}
+			out->keep_last = n;
 		} else {
 			snprintf(why, whylen, "compact: unknown argument '%.60s' (known: task, "
 				 "expire-idle, max-age, keep-last)", w);
@@ -195,6 +250,63 @@ static uint64_t reclaimable(const char *dir)
 	return n;
 }
 
+struct uid_ctx {
+	const char *only;	/* "" = every task */
+	uint64_t *uids;
+	size_t n, cap;
+};
+
+static int uid_cb(void *arg, const struct evl_task_info *t)
+{
+	struct uid_ctx *c = arg;
+
+	if (c->only[0] && strcmp(c->only, t->name))
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		void *p = realloc(c->uids, cap * sizeof(*c->uids));
+
+		if (!p)
+			return -ENOMEM;
+		c->uids = p;
+		c->cap = cap;
+	}
+	c->uids[c->n++] = t->uid;
+	return 0;
+}
+
+/* Drop the heads of the tasks, by max-age and keep-last.  0 or -errno. */
+static int retain(struct compactor *c, uint64_t *events, uint64_t *bytes)
+{
+	struct uid_ctx uc = { .only = c->args.task };
+	uint64_t min_ns = 0;
+	int rc;
+
+	if (c->args.max_age_s) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if ((uint64_t)ts.tv_sec > c->args.max_age_s)
+			min_ns = ((uint64_t)ts.tv_sec - c->args.max_age_s) * 1000000000ull +
+				 ts.tv_nsec;
+	}
+	if (!min_ns && !c->args.keep_last)
+		return 0;
+	rc = evl_task_list(c->st, NULL, uid_cb, &uc);
+	set_phase(c, "retain", uc.n);
+	for (size_t i = 0; i < uc.n && !rc; i++) {
+		uint64_t ev, b;
+
+		rc = store_retain(c->st, uc.uids[i], c->args.keep_last, min_ns, &ev, &b);
+		*events += ev;
+		/* the log bytes and their sidecar records */
+		*bytes += b + ev * TASKLOG_REC;
+		set_done(c, i + 1);
+	}
+	free(uc.uids);
+	return rc;
+}
+
 struct idle_ctx {
 	const struct evl_compact_args *args;
 	uint64_t cutoff_ns;
@@ -260,7 +372,7 @@ static void *compact_main(void *arg)
 {
 	struct compactor *c = arg;
 	struct evl_store *st = c->st;
-	uint64_t before = reclaimable(store_dir(st)), after, expired = 0;
+	uint64_t before = reclaimable(store_dir(st)), after, expired = 0, dropped = 0, trimmed = 0;
 	double t0 = now_s();
 	int rc;
 
@@ -268,6 +380,8 @@ static void *compact_main(void *arg)
 	rc = evl_store_checkpoint(st);
 	if (!rc && c->args.expire_idle_s)
 		rc = expire_idle(c, &expired);
+	if (!rc)
+		rc = retain(c, &dropped, &trimmed);
 	if (!rc) {
 		set_phase(c, "reclaim", 0);
 		store_wait_purged(st, reclaim_progress, c);
@@ -287,8 +401,8 @@ static void *compact_main(void *arg)
 	c->s.last_time_s = time(NULL);
 	c->s.last_duration_s = now_s() - t0;
 	c->s.last_tasks_expired = expired;
-	c->s.last_events_dropped = 0;
-	c->s.last_bytes_reclaimed = before > after ? before - after : 0;
+	c->s.last_events_dropped = dropped;
+	c->s.last_bytes_reclaimed = (before > after ? before - after : 0) + trimmed;
 	c->s.duration_sum_s += c->s.last_duration_s;
 	c->s.bytes_reclaimed_total += c->s.last_bytes_reclaimed;
 	if (rc)
@@ -299,9 +413,9 @@ static void *compact_main(void *arg)
 	if (rc)
 		evl_log(LOG_ERR, "compaction failed: %s", strerror(-rc));
 	else
-		evl_log(LOG_INFO, "compaction done in %.2f s: %llu tasks expired, %llu bytes "
-			"reclaimed", c->s.last_duration_s, (unsigned long long)expired,
-			(unsigned long long)(before > after ? before - after : 0));
+		evl_log(LOG_INFO, "compaction done in %.2f s: %" PRIu64 " tasks expired, %" PRIu64
+			" events dropped, %" PRIu64 " bytes reclaimed", c->s.last_duration_s,
+			expired, dropped, c->s.last_bytes_reclaimed);
 	return NULL;
 }
 
@@ -312,7 +426,7 @@ int evl_compact_start(struct evl_store *st, const struct evl_compact_args *args)
 
 	if (store_read_only(st))
 		return -EROFS;
-	if (args->expire_idle_s && store_nodelete(st))
+	if ((args->expire_idle_s || args->max_age_s || args->keep_last) && store_nodelete(st))
 		return -EPERM;
 	pthread_mutex_lock(&c->lock);
 	if (c->s.running) {

@@ -16,11 +16,14 @@
  *   tgs    tid(4) gseq(8)         -> tgs_val (ordinal, task, log offset, len)
  *   kty    uid(8) tid(4) gseq(8)  -> kty_val (bytes of this task+type before
  *                                    it, log offset, ordinal, len)
- *   kt     uid(8) tid(4)          -> cnt_val (events, bytes)
+ *   kt     uid(8) tid(4)          -> cnt_val (events, bytes, base: head
+ *                                    bytes dropped that kty's cum counts)
  *   tt     tid(4) uid(8)          -> cnt_val (the same, keyed by type)
  *   dirty  uid(8)                 -> log length and events at first change
  *                                    since the last checkpoint
  *   purge  uid(8)                 -> deleted tasks whose entries remain
+ *   trim   uid(8)                 -> trim_val: retention of the task's head
+ *                                    under way (see compact.c)
  *
  * COMPLEXITY
  * - listing types: one pass over `types`; resolving a prefix: one range
@@ -69,7 +72,7 @@ void index_set_map_initial(size_t bytes)
 
 struct index {
 	MDB_env *env;
-	MDB_dbi meta, tasks, names, types, tids, fen, tgs, kty, kt, tt, dirty, purge;
+	MDB_dbi meta, tasks, names, types, tids, fen, tgs, kty, kt, tt, dirty, purge, trim;
 	pthread_rwlock_t resize;	/* read: any txn open; write: set_mapsize */
 	size_t mapsize;
 	char *path;
@@ -119,8 +122,19 @@ struct kty_val {
 	uint32_t len, pad;
 };
 
+/*
+ * kt and tt rows.  base: bytes of the task+type's events dropped from its
+ * head by retention, which kty's cum values still count (kt only; older
+ * stores wrote 16-byte rows, read with base 0).
+ */
 struct cnt_val {
-	uint64_t count, bytes;
+	uint64_t count, bytes, base;
+};
+
+/* A trim intent (the `trim` database). */
+struct trim_val {
+	uint32_t phase, pad;
+	uint64_t cut_gseq, cut_len, cut_n;
 };
 
 static int xerr(int rc)
@@ -178,6 +192,22 @@ static uint64_t rd64(const unsigned char *p)
 	return (uint64_t)rd32(p) << 32 | rd32(p + 4);
 }
 
+/* A kt or tt row into @out (zero base for a 16-byte row).  0, -ENOENT, -EIO. */
+static int get_cnt(struct index_txn *t, MDB_dbi dbi, const unsigned char k[12],
+		   struct cnt_val *out)
+{
+	MDB_val key = { 12, (void *)k }, val;
+	int rc = mdb_get(t->txn, dbi, &key, &val);
+
+	if (rc)
+		return xerr(rc);
+	if (val.mv_size < 16)
+		return -EIO;
+	memset(out, 0, sizeof(*out));
+	memcpy(out, val.mv_data, val.mv_size < sizeof(*out) ? val.mv_size : sizeof(*out));
+	return 0;
+}
+
 /* get a fixed-size value into @out; -ENOENT if absent */
 static int get_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen,
 		   void *out, size_t size)
@@ -223,7 +253,7 @@ static int env_open(struct index *ix)
 		{ "meta", &ix->meta }, { "tasks", &ix->tasks }, { "names", &ix->names },
 		{ "types", &ix->types }, { "tids", &ix->tids }, { "fen", &ix->fen },
 		{ "tgs", &ix->tgs }, { "kty", &ix->kty }, { "kt", &ix->kt }, { "tt", &ix->tt },
-		{ "dirty", &ix->dirty }, { "purge", &ix->purge },
+		{ "dirty", &ix->dirty }, { "purge", &ix->purge }, { "trim", &ix->trim },
 	};
 
 	rc = mdb_env_create(&ix->env);
@@ -349,7 +379,7 @@ fail:
 int index_usage(struct index *ix, uint64_t *used, uint64_t *file)
 {
 	MDB_dbi dbis[] = { 0, ix->meta, ix->tasks, ix->names, ix->types, ix->tids, ix->fen,
-			   ix->tgs, ix->kty, ix->kt, ix->tt, ix->dirty, ix->purge };
+			   ix->tgs, ix->kty, ix->kt, ix->tt, ix->dirty, ix->purge, ix->trim };
 	MDB_txn *txn;
 	MDB_envinfo info;
 	MDB_stat ms;
@@ -560,6 +590,13 @@ static int task_decode(const MDB_val *val, uint64_t uid, struct index_task *out)
 	out->name_len = tv.name_len;
 	memcpy(out->name, (char *)val->mv_data + sizeof(tv), tv.name_len);
 	out->name[tv.name_len] = '\0';
+	out->base_len = out->base_n = 0;
+	if (val->mv_size >= sizeof(tv) + tv.name_len + 16) {
+		const char *b = (const char *)val->mv_data + sizeof(tv) + tv.name_len;
+
+		memcpy(&out->base_len, b, 8);
+		memcpy(&out->base_n, b + 8, 8);
+	}
 	return 0;
 }
 
@@ -592,7 +629,8 @@ int index_task_by_name(struct index_txn *t, const char *name, size_t len,
 
 int index_task_put(struct index_txn *t, const struct index_task *task)
 {
-	unsigned char buf[sizeof(struct task_val) + 256], k[8];
+	unsigned char buf[sizeof(struct task_val) + 256 + 16], k[8];
+	size_t n = sizeof(struct task_val) + task->name_len;
 	struct task_val tv = {
 		.state = task->state,
 		.name_len = task->name_len,
@@ -605,8 +643,14 @@ int index_task_put(struct index_txn *t, const struct index_task *task)
 
 	memcpy(buf, &tv, sizeof(tv));
 	memcpy(buf + sizeof(tv), task->name, task->name_len);
+	if (task->base_len || task->base_n) {
+		/* after the name: older stores have no such field */
+		memcpy(buf + n, &task->base_len, 8);
+		memcpy(buf + n + 8, &task->base_n, 8);
+		n += 16;
+	}
 	be64(k, task->uid);
-	rc = put_val(t, t->ix->tasks, k, 8, buf, sizeof(tv) + task->name_len);
+	rc = put_val(t, t->ix->tasks, k, 8, buf, n);
 	if (!rc && task->state == TASK_LIVE)
 		rc = put_val(t, t->ix->names, task->name, task->name_len,
 			     &task->uid, sizeof(task->uid));
@@ -892,7 +936,7 @@ int index_add_event(struct index_txn *t, uint64_t uid, uint64_t gseq,
 {
 	unsigned char k[20];
 	struct type_ent *e;
-	struct cnt_val cnt = { 0, 0 };
+	struct cnt_val cnt = { 0, 0, 0 };
 	struct tgs_val tv;
 	struct kty_val kv;
 	uint32_t tid;
@@ -914,10 +958,11 @@ int index_add_event(struct index_txn *t, uint64_t uid, uint64_t gseq,
 		return rc;
 
 	kt_key(k, uid, tid);
-	rc = get_val(t, t->ix->kt, k, 12, &cnt, sizeof(cnt));
+	rc = get_cnt(t, t->ix->kt, k, &cnt);
 	if (rc && rc != -ENOENT)
 		return rc;
-	kv = (struct kty_val){ .cum = cnt.bytes, .off = off, .ord = e->rec.next_ord, .len = len };
+	kv = (struct kty_val){ .cum = cnt.base + cnt.bytes, .off = off, .ord = e->rec.next_ord,
+			       .len = len };
 	cnt.count++;
 	cnt.bytes += len;
 	rc = put_val(t, t->ix->kt, k, 12, &cnt, sizeof(cnt));
@@ -979,7 +1024,7 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 
 		if (rd64(key.mv_data) != uid)
 			break;
-		memcpy(&cnt, val.mv_data, sizeof(cnt));
+		memcpy(&cnt, val.mv_data, 16);	/* count and bytes */
 		rc = type_name(t, rd32((unsigned char *)key.mv_data + 8), name, &nlen);
 		if (!rc)
 			rc = type_get(t, name, nlen, false, &e);
@@ -994,6 +1039,8 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 		return loop_rc(rc);
 	be64(k, uid);
 	rc = put_val(t, t->ix->purge, k, 8, "", 0);
+	if (!rc)
+		rc = del_key(t, t->ix->trim, k, 8);
 	if (rc)
 		return rc;
 	return del_key(t, t->ix->dirty, k, 8);
@@ -1120,11 +1167,17 @@ int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, b
 
 int index_dirty_add(struct index_txn *t, uint64_t uid, uint64_t log_len, uint64_t nevents)
 {
+	return index_dirty_set(t, uid, log_len, nevents, 0);
+}
+
+int index_dirty_set(struct index_txn *t, uint64_t uid, uint64_t log_len, uint64_t nevents,
+		    uint64_t gseq_from)
+{
 	unsigned char k[8];
-	uint64_t v[2] = { log_len, nevents };
+	uint64_t v[3] = { log_len, nevents, gseq_from };
 
 	be64(k, uid);
-	return put_val(t, t->ix->dirty, k, 8, v, sizeof(v));
+	return put_val(t, t->ix->dirty, k, 8, v, gseq_from ? sizeof(v) : 16);
 }
 
 bool index_dirty_has(struct index_txn *t, uint64_t uid)
@@ -1136,8 +1189,187 @@ bool index_dirty_has(struct index_txn *t, uint64_t uid)
 	return get_val(t, t->ix->dirty, k, 8, v, sizeof(v)) == 0;
 }
 
+/* ---- retention of a task's head ---- */
+
+int index_trim_put(struct index_txn *t, const struct index_trim *tr)
+{
+	struct trim_val v = { .phase = tr->phase, .cut_gseq = tr->cut_gseq,
+			      .cut_len = tr->cut_len, .cut_n = tr->cut_n };
+	unsigned char k[8];
+
+	be64(k, tr->uid);
+	return put_val(t, t->ix->trim, k, 8, &v, sizeof(v));
+}
+
+static void trim_decode(uint64_t uid, const struct trim_val *v, struct index_trim *out)
+{
+	*out = (struct index_trim){ .uid = uid, .phase = v->phase, .cut_gseq = v->cut_gseq,
+				    .cut_len = v->cut_len, .cut_n = v->cut_n };
+}
+
+int index_trim_get(struct index_txn *t, uint64_t uid, struct index_trim *out)
+{
+	unsigned char k[8];
+	struct trim_val v;
+	int rc;
+
+	be64(k, uid);
+	rc = get_val(t, t->ix->trim, k, 8, &v, sizeof(v));
+	if (!rc)
+		trim_decode(uid, &v, out);
+	return rc;
+}
+
+int index_trim_del(struct index_txn *t, uint64_t uid)
+{
+	unsigned char k[8];
+
+	be64(k, uid);
+	return del_key(t, t->ix->trim, k, 8);
+}
+
+int index_trim_list(struct index_txn *t, int (*cb)(void *arg, const struct index_trim *tr),
+		    void *arg)
+{
+	MDB_cursor *c;
+	MDB_val key, val;
+	int rc;
+
+	rc = mdb_cursor_open(t->txn, t->ix->trim, &c);
+	if (rc)
+		return xerr(rc);
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		struct index_trim tr;
+		struct trim_val v;
+
+		if (val.mv_size < sizeof(v)) {
+			rc = -EIO;
+			break;
+		}
+		memcpy(&v, val.mv_data, sizeof(v));
+		trim_decode(rd64(key.mv_data), &v, &tr);
+		rc = cb(arg, &tr);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return loop_rc(rc);
+}
+
+/* Remove up to *@budget of task @uid's type-@tid entries with gseq < @cut, oldest first. */
+static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t cut,
+		     unsigned *budget)
+{
+	unsigned char k[20], ck[12];
+	struct cnt_val cnt;
+	struct type_ent *e;
+	char name[256];
+	size_t nlen;
+	MDB_cursor *c;
+	int rc;
+
+	kt_key(ck, uid, tid);
+	rc = get_cnt(t, t->ix->kt, ck, &cnt);
+	if (!rc)
+		rc = type_name(t, tid, name, &nlen);
+	if (!rc)
+		rc = type_get(t, name, nlen, false, &e);
+	if (rc)
+		return rc;
+	rc = xerr(mdb_cursor_open(t->txn, t->ix->kty, &c));
+	if (rc)
+		return rc;
+	while (*budget) {
+		MDB_val key = { 20, k }, val;
+		struct kty_val kv;
+		unsigned char gk[12];
+
+		kty_key(k, uid, tid, 0);
+		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND || (!rc && (rd64(key.mv_data) != uid ||
+					rd32((unsigned char *)key.mv_data + 8) != tid ||
+					rd64((unsigned char *)key.mv_data + 12) >= cut))) {
+			rc = 0;
+			break;
+		}
+		if (rc) {
+			rc = xerr(rc);
+			break;
+		}
+		memcpy(&kv, val.mv_data, sizeof(kv));
+		be32(gk, tid);
+		memcpy(gk + 4, (unsigned char *)key.mv_data + 12, 8);
+		rc = xerr(mdb_cursor_del(c, 0));
+		if (!rc)
+			rc = del_key(t, t->ix->tgs, gk, 12);
+		if (!rc)
+			rc = fen_add(t, tid, kv.ord, e->rec.next_ord, -(int64_t)kv.len);
+		if (rc)
+			break;
+		e->rec.fen_total -= kv.len;
+		e->rec.live_count--;
+		e->rec.live_bytes -= kv.len;
+		e->dirty = true;
+		cnt.count--;
+		cnt.bytes -= kv.len;
+		cnt.base += kv.len;
+		(*budget)--;
+	}
+	mdb_cursor_close(c);
+	if (rc)
+		return rc;
+	if (!cnt.count) {
+		/* nothing of it left: no cum needs the base any more */
+		rc = del_key(t, t->ix->kt, ck, 12);
+		tt_key(ck, tid, uid);
+		return rc ? rc : del_key(t, t->ix->tt, ck, 12);
+	}
+	rc = put_val(t, t->ix->kt, ck, 12, &cnt, sizeof(cnt));
+	tt_key(ck, tid, uid);
+	return rc ? rc : put_val(t, t->ix->tt, ck, 12, &cnt, sizeof(cnt));
+}
+
+int index_trim_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsigned budget,
+		    bool *more)
+{
+	uint32_t tids[64];
+	size_t n = 0;
+	uint32_t after = 0;
+	int rc = 0;
+
+	*more = false;
+	/* the task's types, a bounded batch at a time (trim_type rewrites kt rows) */
+	while (budget && !rc) {
+		unsigned char k[12];
+		MDB_cursor *c;
+		MDB_val key = { 12, k }, val;
+
+		rc = xerr(mdb_cursor_open(t->txn, t->ix->kt, &c));
+		if (rc)
+			return rc;
+		n = 0;
+		kt_key(k, uid, after);
+		for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+		     rc == 0 && rd64(key.mv_data) == uid && n < 64;
+		     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT))
+			tids[n++] = rd32((unsigned char *)key.mv_data + 8);
+		mdb_cursor_close(c);
+		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
+		for (size_t i = 0; i < n && !rc && budget; i++)
+			rc = trim_type(t, uid, tids[i], cut_gseq, &budget);
+		if (rc || n < 64)
+			break;
+		after = tids[n - 1] + 1;
+	}
+	if (!rc && !budget)
+		*more = true;	/* perhaps: the next step finds out */
+	return rc;
+}
+
 int index_dirty_list(struct index_txn *t,
-		     int (*cb)(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents),
+		     int (*cb)(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents,
+			       uint64_t gseq_from),
 		     void *arg)
 {
 	MDB_cursor *c;
@@ -1149,10 +1381,10 @@ int index_dirty_list(struct index_txn *t,
 		return xerr(rc);
 	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		uint64_t v[2];
+		uint64_t v[3] = { 0, 0, 0 };
 
-		memcpy(v, val.mv_data, sizeof(v));
-		rc = cb(arg, rd64(key.mv_data), v[0], v[1]);
+		memcpy(v, val.mv_data, val.mv_size < sizeof(v) ? val.mv_size : sizeof(v));
+		rc = cb(arg, rd64(key.mv_data), v[0], v[1], v[2]);
 		if (rc)
 			break;
 	}
@@ -1302,7 +1534,7 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 			unsigned char k[12];
 
 			kt_key(k, uid, r.tid);
-			if (get_val(t, t->ix->kt, k, 12, &cnt, sizeof(cnt)) || !cnt.count)
+			if (get_cnt(t, t->ix->kt, k, &cnt) || !cnt.count)
 				continue;
 			bytes = cnt.bytes;
 		} else {
@@ -1350,6 +1582,19 @@ uint64_t index_view_size(struct index_view *v)
 	return v->size;
 }
 
+/* The base (head bytes dropped, still counted by kty's cum) of task @uid's type @tid. */
+static int cum_base(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t *base)
+{
+	unsigned char k[12];
+	struct cnt_val cnt;
+	int rc;
+
+	kt_key(k, uid, tid);
+	rc = get_cnt(t, t->ix->kt, k, &cnt);
+	*base = rc ? 0 : cnt.base;
+	return rc == -ENOENT ? 0 : rc;
+}
+
 /* Bytes of task @uid's type-@tid events with gseq < @g (what kty still holds). */
 static int cum_before(struct index_txn *t, MDB_cursor *c, uint64_t uid, uint32_t tid,
 		      uint64_t g, uint64_t *out)
@@ -1357,28 +1602,33 @@ static int cum_before(struct index_txn *t, MDB_cursor *c, uint64_t uid, uint32_t
 	unsigned char k[20];
 	MDB_val key = { 20, k }, val;
 	struct kty_val kv;
+	uint64_t raw, base;
 	int rc;
 
+	*out = 0;
 	kty_key(k, uid, tid, g);
 	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
 	if (rc == 0 && rd64(key.mv_data) == uid && rd32((unsigned char *)key.mv_data + 8) == tid) {
 		memcpy(&kv, val.mv_data, sizeof(kv));
-		*out = kv.cum;
-		return 0;
-	}
-	if (rc == MDB_NOTFOUND)
-		rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
-	else if (rc == 0)
-		rc = mdb_cursor_get(c, &key, &val, MDB_PREV);
-	*out = 0;
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return xerr(rc);
-	if (rd64(key.mv_data) == uid && rd32((unsigned char *)key.mv_data + 8) == tid) {
+		raw = kv.cum;
+	} else {
+		if (rc == MDB_NOTFOUND)
+			rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
+		else if (rc == 0)
+			rc = mdb_cursor_get(c, &key, &val, MDB_PREV);
+		if (rc == MDB_NOTFOUND)
+			return 0;
+		if (rc)
+			return xerr(rc);
+		if (rd64(key.mv_data) != uid || rd32((unsigned char *)key.mv_data + 8) != tid)
+			return 0;
 		memcpy(&kv, val.mv_data, sizeof(kv));
-		*out = kv.cum + kv.len;
+		raw = kv.cum + kv.len;
 	}
+	rc = cum_base(t, uid, tid, &base);
+	if (rc)
+		return rc;
+	*out = raw - base;
 	return 0;
 }
 

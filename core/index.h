@@ -33,10 +33,17 @@ struct index_meta {
 	uint64_t tasks, events, log_bytes;	/* live totals */
 };
 
+/*
+ * A task.  log_len and nevents count every event ever applied (logical);
+ * retention drops base_len bytes and base_n events from the head, so the
+ * files hold log_len - base_len bytes and nevents - base_n records, and an
+ * index offset `off` is at `off - base_len` in the file.
+ */
 struct index_task {
 	uint64_t uid;
 	int state;
 	uint64_t log_len, nevents;
+	uint64_t base_len, base_n;
 	uint64_t created_ns, last_ns;	/* wall clock, ns since the epoch */
 	size_t name_len;
 	char name[256];
@@ -117,13 +124,54 @@ int index_task_delete(struct index_txn *t, uint64_t uid);
  */
 int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, bool *more);
 
-/* Tasks changed since the last checkpoint, with their lengths then. */
+/*
+ * Tasks changed since the last checkpoint, with their (logical) lengths
+ * then: the files hold at least that much durably.  A task whose log was
+ * rewritten since is recorded with its lengths at the rewrite and the
+ * first gseq the rewrite did not cover (@gseq_from; 0 for none): journal
+ * records below it are in the file already.
+ */
 int index_dirty_add(struct index_txn *t, uint64_t uid, uint64_t log_len, uint64_t nevents);
+int index_dirty_set(struct index_txn *t, uint64_t uid, uint64_t log_len, uint64_t nevents,
+		    uint64_t gseq_from);
 bool index_dirty_has(struct index_txn *t, uint64_t uid);
 int index_dirty_list(struct index_txn *t,
-		     int (*cb)(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents),
+		     int (*cb)(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents,
+			       uint64_t gseq_from),
 		     void *arg);
 int index_dirty_clear(struct index_txn *t);
+
+/*
+ * Retention of a task's head (the log rewrite is in store.c, the state
+ * diagram in compact.c).  An intent names the first event kept: every
+ * event of the task with gseq < cut_gseq goes, which are the first cut_n
+ * events and cut_len bytes of its log (logical counts, as base_len).
+ */
+enum index_trim_phase {
+	TRIM_DROPPING = 1,	/* entries leave the index in steps, then the switch */
+	TRIM_SWITCHED = 2,	/* index switched to the new files; renames may remain */
+};
+
+struct index_trim {
+	uint64_t uid;
+	int phase;
+	uint64_t cut_gseq, cut_len, cut_n;
+};
+
+int index_trim_put(struct index_txn *t, const struct index_trim *tr);
+/* 0 or -ENOENT. */
+int index_trim_get(struct index_txn *t, uint64_t uid, struct index_trim *out);
+int index_trim_del(struct index_txn *t, uint64_t uid);
+int index_trim_list(struct index_txn *t, int (*cb)(void *arg, const struct index_trim *tr),
+		    void *arg);
+/*
+ * Remove at most @budget of live task @uid's entries with gseq < @cut_gseq,
+ * oldest first per type: they leave every view, whose offsets stay exact
+ * (the task+type's base grows by what left).  *@more: call again.
+ * The caller updates the task record and meta counters at the switch.
+ */
+int index_trim_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsigned budget,
+		    bool *more);
 
 /* Call @cb for each type with live events, in name order. */
 int index_type_list(struct index_txn *t,

@@ -89,6 +89,12 @@ ssize_t io_pread_all(int fd, void *buf, size_t n, off_t off)
 	return done;
 }
 
+void io_mark(const char *what)
+{
+	if (io->mark)
+		io->mark(what);
+}
+
 int io_fsync_dir(const char *path)
 {
 	int fd = io->open(path, O_RDONLY | O_DIRECTORY, 0);

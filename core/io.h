@@ -23,6 +23,11 @@ struct io_ops {
 	int (*unlink)(const char *path);
 	int (*mkdir)(const char *path, mode_t mode);
 	int (*rmdir)(const char *path);
+	/*
+	 * A step of a multi-step change is done (an index commit between file
+	 * operations).  NULL in libc's ops; tests crash here as at any call.
+	 */
+	void (*mark)(const char *what);
 };
 
 /* The ops in force.  Points at io_libc unless a test installed others. */
@@ -41,6 +46,9 @@ int io_pwritev_all(int fd, struct iovec *iov, int cnt, off_t off);
 
 /* Read up to @n bytes at @off, retrying short reads; returns bytes or -1. */
 ssize_t io_pread_all(int fd, void *buf, size_t n, off_t off);
+
+/* Report a finished step to the seam (see io_ops.mark). */
+void io_mark(const char *what);
 
 /* fsync the directory @path (after creating, renaming or removing in it). */
 int io_fsync_dir(const char *path);

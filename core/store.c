@@ -128,7 +128,8 @@ struct tmem {
 struct applier_job {
 	unsigned req, done;
 	int rc;
-	int (*run)(struct evl_store *st);
+	int (*run)(struct evl_store *st, void *arg);
+	void *arg;
 };
 
 struct evl_store {
@@ -153,10 +154,17 @@ struct evl_store {
 	uint64_t pending_bytes, pending_events;
 	uint64_t enqueued_lsn, durable_lsn, applied_lsn;
 	uint64_t next_gseq, next_uid;
-	uint64_t delete_gen;		/* bumped by every delete */
+	uint64_t delete_gen;		/* bumped by every delete and retention step */
 	struct tmem *tmem[TMEM_BUCKETS];
 	bool purge_more;
 	struct applier_job ckpt, shrink;	/* work others ask the applier for */
+	struct applier_job call;	/* any function, for compaction (one caller) */
+	/*
+	 * Readers of task files hold it shared from their index snapshot to
+	 * their last pread; a log rewrite's switch holds it exclusive from the
+	 * index commit to the renames, so nobody reads new offsets in old files.
+	 */
+	pthread_rwlock_t swap_lock;
 	struct compactor *cp;
 	int apply_err;			/* last apply failure, 0 once it works */
 
@@ -476,8 +484,8 @@ static int apply_delete(struct evl_store *st, struct index_txn *t, struct index_
 	if (rc)
 		return rc;
 	m->tasks--;
-	m->events -= task.nevents;
-	m->log_bytes -= task.log_len;
+	m->events -= task.nevents - task.base_n;
+	m->log_bytes -= task.log_len - task.base_len;
 	return 0;
 }
 
@@ -507,8 +515,8 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 	}
 	for (uint32_t i = 0; i < p->n; i++)
 		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
-	rc = tasklog_write(st->tl, p->uid, task.name, task.log_len, p->data, p->data_len,
-			   task.nevents, recs, p->n);
+	rc = tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
+			   p->data_len, task.nevents - task.base_n, recs, p->n);
 	if (recs != stackrecs)
 		free(recs);
 	if (rc) {
@@ -649,7 +657,8 @@ struct sync_ctx {
 	int rc;
 };
 
-static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents)
+static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents,
+			 uint64_t gseq_from)
 {
 	struct sync_ctx *c = arg;
 	struct index_task task;
@@ -666,7 +675,7 @@ static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nev
 }
 
 /* The applier's checkpoint: everything durable is applied when called. */
-static int do_checkpoint(struct evl_store *st)
+static int do_checkpoint(struct evl_store *st, void *unused)
 {
 	struct sync_ctx c = { st, NULL, 0 };
 	struct index_meta m;
@@ -724,7 +733,7 @@ static bool serve_job(struct evl_store *st, struct applier_job *job)
 	if (req == job->done)
 		return false;
 	pthread_mutex_unlock(&st->lock);
-	rc = job->run(st);
+	rc = job->run(st, job->arg);
 	pthread_mutex_lock(&st->lock);
 	job->rc = rc;
 	job->done = req;
@@ -749,7 +758,7 @@ static int ask_applier(struct evl_store *st, struct applier_job *job)
 }
 
 /* Shrink the index file, but only when most of a sizeable file is free. */
-static int maybe_shrink(struct evl_store *st)
+static int maybe_shrink(struct evl_store *st, void *unused)
 {
 	uint64_t used, file;
 	int rc = index_usage(st->ix, &used, &file);
@@ -778,7 +787,8 @@ static void *applier_main(void *arg)
 		bool work = st->head && st->head->lsn <= st->durable_lsn;
 		uint64_t due = 0;
 
-		if (serve_job(st, &st->ckpt) || serve_job(st, &st->shrink))
+		if (serve_job(st, &st->ckpt) || serve_job(st, &st->shrink) ||
+		    serve_job(st, &st->call))
 			continue;
 
 		/* let appends gather, unless someone waits for them */
@@ -876,6 +886,441 @@ static void on_durable(void *arg, uint64_t lsn)
 	pthread_mutex_unlock(&st->lock);
 }
 
+/* ---- retention: dropping a task's head (the state diagram is in compact.c) ---- */
+
+/* Run @fn in one write transaction, growing the map and redoing it when full. */
+static int write_txn(struct evl_store *st, int (*fn)(struct index_txn *t, void *arg), void *arg)
+{
+	for (;;) {
+		struct index_txn *t;
+		int rc;
+
+		rc = index_begin(st->ix, true, &t);
+		if (rc)
+			return rc;
+		rc = fn(t, arg);
+		if (!rc)
+			rc = index_commit(t);
+		else
+			index_abort(t);
+		if (rc != -EAGAIN)
+			return rc;
+		rc = index_grow(st->ix);
+		if (rc)
+			return rc;
+	}
+}
+
+struct trim_job {
+	struct evl_store *st;
+	struct index_trim tr;
+	uint64_t base_len, base_n;	/* the task's, when the intent was made */
+	struct tasklog_rw *rw;
+	bool more;
+};
+
+/* The live task and its intent, as planned.  0, -ENOENT (deleted meanwhile) or -errno. */
+static int trim_check(struct index_txn *t, const struct trim_job *j, struct index_task *task,
+		      int phase)
+{
+	struct index_trim tr;
+	int rc;
+
+	rc = index_task_by_uid(t, j->tr.uid, task);
+	if (!rc && task->state != TASK_LIVE)
+		rc = -ENOENT;
+	if (!rc)
+		rc = index_trim_get(t, j->tr.uid, &tr);
+	if (!rc && (tr.phase != phase || tr.cut_gseq != j->tr.cut_gseq ||
+		    task->base_len != j->base_len))
+		rc = -ENOENT;
+	return rc;
+}
+
+static int trim_begin_txn(struct index_txn *t, void *arg)
+{
+	struct trim_job *j = arg;
+	struct index_task task;
+	struct index_trim tr;
+	int rc;
+
+	rc = index_task_by_uid(t, j->tr.uid, &task);
+	if (!rc && (task.state != TASK_LIVE || task.base_len != j->base_len))
+		rc = -ENOENT;
+	if (!rc && index_trim_get(t, j->tr.uid, &tr) == 0)
+		rc = -EBUSY;	/* planned twice: cannot happen, one compaction at a time */
+	return rc ? rc : index_trim_put(t, &j->tr);
+}
+
+static int trim_begin(struct evl_store *st, void *arg)
+{
+	int rc = write_txn(st, trim_begin_txn, arg);
+
+	if (!rc)
+		io_mark("trim intent");
+	return rc;
+}
+
+static int trim_step_txn(struct index_txn *t, void *arg)
+{
+	struct trim_job *j = arg;
+	struct index_task task;
+	int rc;
+
+	rc = trim_check(t, j, &task, TRIM_DROPPING);
+	return rc ? rc : index_trim_step(t, j->tr.uid, j->tr.cut_gseq, PURGE_BUDGET, &j->more);
+}
+
+/* One bounded step of removing the dropped events' index entries. */
+static int trim_step(struct evl_store *st, void *arg)
+{
+	int rc = write_txn(st, trim_step_txn, arg);
+
+	if (!rc) {
+		pthread_mutex_lock(&st->lock);
+		st->delete_gen++;	/* views' remembered positions moved */
+		pthread_mutex_unlock(&st->lock);
+		io_mark("trim step");
+	}
+	return rc;
+}
+
+static int trim_done_txn(struct index_txn *t, void *arg)
+{
+	return index_trim_del(t, *(uint64_t *)arg);
+}
+
+/*
+ * The switch, on the applier (or at open): copy what the old files gained
+ * since, sync the new files, point the task at them in one transaction
+ * that is synced before the renames, rename, sync the directories.
+ */
+static int trim_switch(struct evl_store *st, void *arg)
+{
+	struct trim_job *j = arg;
+	struct index_task task;
+	struct index_meta m;
+	struct index_txn *t;
+	int rc;
+
+	for (;;) {
+		rc = index_begin(st->ix, true, &t);
+		if (rc)
+			return rc;
+		rc = trim_check(t, j, &task, TRIM_DROPPING);
+		if (!rc)
+			rc = tasklog_rw_copy(j->rw, task.log_len - task.base_len,
+					     task.nevents - task.base_n);
+		if (!rc)
+			rc = tasklog_rw_sync(j->rw);
+		if (!rc)
+			rc = index_get_meta(t, &m);
+		if (!rc) {
+			m.events -= j->tr.cut_n - task.base_n;
+			m.log_bytes -= j->tr.cut_len - task.base_len;
+			task.base_len = j->tr.cut_len;
+			task.base_n = j->tr.cut_n;
+			j->tr.phase = TRIM_SWITCHED;
+			rc = index_put_meta(t, &m);
+		}
+		if (!rc)
+			rc = index_task_put(t, &task);
+		/* the files hold everything applied: a repair replays only what follows */
+		if (!rc)
+			rc = index_dirty_set(t, task.uid, task.log_len, task.nevents, m.next_gseq);
+		if (!rc)
+			rc = index_trim_put(t, &j->tr);
+		if (rc) {
+			index_abort(t);
+			j->tr.phase = TRIM_DROPPING;
+			if (rc != -EAGAIN)
+				return rc;
+			rc = index_grow(st->ix);
+			if (rc)
+				return rc;
+			continue;
+		}
+		pthread_rwlock_wrlock(&st->swap_lock);
+		rc = index_commit(t);
+		if (rc) {
+			pthread_rwlock_unlock(&st->swap_lock);
+			j->tr.phase = TRIM_DROPPING;
+			if (rc != -EAGAIN)
+				return rc;
+			rc = index_grow(st->ix);
+			if (rc)
+				return rc;
+			continue;
+		}
+		break;
+	}
+	/* committed: from here on a crash finishes the renames at the next open */
+	io_mark("trim switch");
+	rc = index_sync(st->ix);
+	if (!rc) {
+		io_mark("trim switch synced");
+		rc = tasklog_rw_install(j->rw);
+	}
+	pthread_mutex_lock(&st->lock);
+	st->delete_gen++;
+	pthread_mutex_unlock(&st->lock);
+	pthread_rwlock_unlock(&st->swap_lock);
+	if (!rc)
+		rc = tasklog_rw_finish(st->tl, task.uid, task.name);
+	if (rc) {
+		evl_log(LOG_CRIT, "task %s: log rewrite switched in the index but not on disk (%s); "
+			"reads of it may fail until the next mount finishes it", task.name,
+			strerror(-rc));
+		return rc;
+	}
+	io_mark("trim renamed");
+	return write_txn(st, trim_done_txn, &j->tr.uid);
+}
+
+/* Ask the applier to run @fn(st, @arg) and wait for it.  One caller at a time. */
+static int on_applier(struct evl_store *st, int (*fn)(struct evl_store *st, void *arg), void *arg)
+{
+	if (!st->applier_running)
+		return fn(st, arg);	/* opening: nobody else writes */
+	pthread_mutex_lock(&st->lock);
+	st->call.run = fn;
+	st->call.arg = arg;
+	pthread_mutex_unlock(&st->lock);
+	return ask_applier(st, &st->call);
+}
+
+/* Carry out intent @j->tr: remove the entries, copy the kept part, switch. */
+static int trim_run(struct evl_store *st, struct trim_job *j, const char *name)
+{
+	struct index_txn *t;
+	struct index_task task;
+	int rc;
+
+	do
+		rc = on_applier(st, trim_step, j);
+	while (!rc && j->more);
+	if (rc)
+		return rc;
+	rc = tasklog_rw_open(st->tl, j->tr.uid, name, j->tr.cut_len - j->base_len,
+			     j->tr.cut_n - j->base_n, &j->rw);
+	if (rc)
+		return rc;
+	/* the bulk of the copy here, while appends go on; the rest in the switch */
+	rc = index_begin(st->ix, false, &t);
+	if (!rc) {
+		rc = index_task_by_uid(t, j->tr.uid, &task);
+		index_abort(t);
+	}
+	if (!rc)
+		rc = tasklog_rw_copy(j->rw, task.log_len - task.base_len,
+				     task.nevents - task.base_n);
+	if (!rc)
+		rc = on_applier(st, trim_switch, j);
+	tasklog_rw_free(j->rw);
+	j->rw = NULL;
+	return rc;
+}
+
+/*
+ * Choose the cut: the first event kept is the first one that is among the
+ * newest @keep_last (0: any) and committed at or after @min_ns (0: any).
+ * Reads the sidecar from the head.  *@k = events dropped (0: none).
+ */
+static int trim_plan(struct evl_store *st, const struct index_task *task, uint64_t keep_last,
+		     uint64_t min_ns, struct trim_job *j, uint64_t *k)
+{
+	uint64_t n = task->nevents - task->base_n, i = 0, bytes = 0, gseq = 0;
+	struct tasklog_rec recs[1024];
+
+	*k = 0;
+	while (i < n) {
+		size_t want = n - i < 1024 ? n - i : 1024;
+		ssize_t got = tasklog_read_recs(st->tl, task->uid, task->name, i, recs, want);
+		size_t r;
+
+		if (got < 0)
+			return got;
+		if ((size_t)got < want) {
+			evl_log(LOG_ERR, "task %s: sidecar shorter than indexed", task->name);
+			return -EIO;
+		}
+		for (r = 0; r < want; r++, i++) {
+			bool old = keep_last && n - i > keep_last;
+
+			if (min_ns && recs[r].time_ns < min_ns)
+				old = true;
+			if (!old)
+				break;
+			bytes += recs[r].len;
+			gseq = recs[r].gseq + 1;
+		}
+		if (r < want) {
+			gseq = recs[r].gseq;
+			break;
+		}
+	}
+	*k = i;
+	j->tr = (struct index_trim){ .uid = task->uid, .phase = TRIM_DROPPING, .cut_gseq = gseq,
+				     .cut_len = task->base_len + bytes, .cut_n = task->base_n + i };
+	j->base_len = task->base_len;
+	j->base_n = task->base_n;
+	return 0;
+}
+
+int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_t min_ns,
+		 uint64_t *events, uint64_t *bytes)
+{
+	struct trim_job j = { .st = st };
+	struct index_task task;
+	struct index_txn *t;
+	uint64_t k;
+	int rc;
+
+	*events = *bytes = 0;
+	rc = index_begin(st->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_task_by_uid(t, uid, &task);
+	if (!rc && task.state != TASK_LIVE)
+		rc = -ENOENT;
+	if (!rc && index_trim_get(t, uid, &j.tr) == 0) {
+		/* a run cut short by an error: finish it first */
+		j.base_len = task.base_len;
+		j.base_n = task.base_n;
+		rc = j.tr.phase == TRIM_DROPPING ? 0 : -EIO;
+		index_abort(t);
+		if (!rc)
+			rc = trim_run(st, &j, task.name);
+		if (rc)
+			return rc == -ENOENT ? 0 : rc;
+		rc = index_begin(st->ix, false, &t);
+		if (rc)
+			return rc;
+		rc = index_task_by_uid(t, uid, &task);
+		if (!rc && task.state != TASK_LIVE)
+			rc = -ENOENT;
+	}
+	index_abort(t);
+	if (!rc)
+		rc = trim_plan(st, &task, keep_last, min_ns, &j, &k);
+	if (rc || !k)
+		return rc == -ENOENT ? 0 : rc;
+	rc = on_applier(st, trim_begin, &j);
+	if (!rc)
+		rc = trim_run(st, &j, task.name);
+	if (rc == -ENOENT)
+		return 0;	/* deleted meanwhile */
+	if (!rc) {
+		*events = j.tr.cut_n - j.base_n;
+		*bytes = j.tr.cut_len - j.base_len;
+		evl_log(LOG_INFO, "task %s: dropped its oldest %" PRIu64 " events (%" PRIu64
+			" bytes)", task.name, *events, *bytes);
+	}
+	return rc;
+}
+
+/* At open: the renames of switched rewrites, stray rewrite files. */
+static int trim_recover_switched(const struct index_trim *tr, void *arg)
+{
+	struct evl_store *st = arg;
+	struct index_task task;
+	struct index_txn *t;
+	int rc;
+
+	if (tr->phase != TRIM_SWITCHED)
+		return 0;
+	rc = index_begin(st->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_task_by_uid(t, tr->uid, &task);
+	index_abort(t);
+	if (!rc && task.state == TASK_LIVE) {
+		evl_log(LOG_NOTICE, "recovery: task %s: finishing its log rewrite", task.name);
+		rc = tasklog_rw_finish(st->tl, tr->uid, task.name);
+	}
+	if (rc && rc != -ENOENT)
+		return rc;
+	return write_txn(st, trim_done_txn, (void *)&tr->uid);
+}
+
+struct trim_list {
+	struct index_trim *v;
+	size_t n, cap;
+};
+
+static int trim_collect(void *arg, const struct index_trim *tr)
+{
+	struct trim_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		void *p = realloc(l->v, cap * sizeof(*l->v));
+
+		if (!p)
+			return -ENOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *tr;
+	return 0;
+}
+
+static int trim_list_all(struct evl_store *st, struct trim_list *l)
+{
+	struct index_txn *t;
+	int rc = index_begin(st->ix, false, &t);
+
+	if (rc)
+		return rc;
+	rc = index_trim_list(t, trim_collect, l);
+	index_abort(t);
+	return rc;
+}
+
+/* At open, before the repair: switched rewrites are finished, others' files dropped. */
+static int trim_recover_files(struct evl_store *st)
+{
+	struct trim_list l = { 0 };
+	int rc = trim_list_all(st, &l);
+
+	for (size_t i = 0; i < l.n && !rc; i++)
+		rc = trim_recover_switched(&l.v[i], st);
+	free(l.v);
+	return rc ? rc : tasklog_rw_clean(st->tl);
+}
+
+/* At open, once the journal is applied: carry out the intents a crash cut short. */
+static int trim_recover_dropping(struct evl_store *st)
+{
+	struct trim_list l = { 0 };
+	int rc = trim_list_all(st, &l);
+
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		struct trim_job j = { .st = st, .tr = l.v[i] };
+		struct index_task task;
+		struct index_txn *t;
+
+		rc = index_begin(st->ix, false, &t);
+		if (rc)
+			break;
+		rc = index_task_by_uid(t, j.tr.uid, &task);
+		index_abort(t);
+		if (rc == -ENOENT || (!rc && task.state != TASK_LIVE)) {
+			rc = write_txn(st, trim_done_txn, &j.tr.uid);
+			continue;
+		}
+		if (rc)
+			break;
+		evl_log(LOG_NOTICE, "recovery: task %s: finishing the retention of its first %"
+			PRIu64 " events", task.name, j.tr.cut_n - task.base_n);
+		j.base_len = task.base_len;
+		j.base_n = task.base_n;
+		rc = trim_run(st, &j, task.name);
+	}
+	free(l.v);
+	return rc;
+}
+
 /* ---- open, recovery, close ---- */
 
 static int take_lock(struct evl_store *st)
@@ -916,8 +1361,9 @@ static int take_lock(struct evl_store *st)
 struct repair {
 	uint64_t uid;
 	char name[256];
-	uint64_t pos, idx;		/* where the next rewritten event goes */
+	uint64_t pos, idx;		/* where the next rewritten event goes (in the files) */
 	uint64_t want_len, want_n;	/* what the index says */
+	uint64_t gseq_from;		/* records below are in the files (a log rewrite) */
 };
 
 struct recover {
@@ -928,7 +1374,8 @@ struct recover {
 	int rc;
 };
 
-static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n)
+static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
+		    uint64_t gseq_from)
 {
 	struct recover *r = arg;
 	struct evl_store *st = r->st;
@@ -946,6 +1393,16 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n)
 		return 0;
 	if (rc)
 		return rc;
+	if (ck_len < task.base_len || ck_n < task.base_n) {
+		evl_log(LOG_ERR, "recovery: task %s: checkpoint length %" PRIu64 " before its "
+			"retained head %" PRIu64, task.name, ck_len, task.base_len);
+		return -EIO;
+	}
+	/* from here on, lengths in the files */
+	ck_len -= task.base_len;
+	ck_n -= task.base_n;
+	task.log_len -= task.base_len;
+	task.nevents -= task.base_n;
 	rc = tasklog_sizes(st->tl, task.name, &len, &n);
 	if (rc == -ENOENT)
 		len = n = 0;
@@ -980,7 +1437,8 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n)
 		r->cap = cap;
 	}
 	r->rep[r->nrep++] = (struct repair){ .uid = uid, .pos = ck_len, .idx = ck_n,
-					     .want_len = task.log_len, .want_n = task.nevents };
+					     .want_len = task.log_len, .want_n = task.nevents,
+					     .gseq_from = gseq_from };
 	memcpy(r->rep[r->nrep - 1].name, task.name, task.name_len + 1);
 	return 0;
 }
@@ -1022,7 +1480,7 @@ static int replay_cb(void *arg, uint64_t lsn, unsigned kind, const void *payload
 	p->lsn = lsn;
 	if (lsn <= r->applied) {
 		for (size_t i = 0; i < r->nrep && kind == REC_APPEND; i++)
-			if (r->rep[i].uid == p->uid)
+			if (r->rep[i].uid == p->uid && p->gseq >= r->rep[i].gseq_from)
 				rc = rewrite(st, &r->rep[i], p);
 		pend_free(p);
 		return rc;
@@ -1052,6 +1510,10 @@ static int store_recover(struct evl_store *st)
 	char path[4200];
 	int rc;
 
+	/* log rewrites first: the repair below expects the files the index names */
+	rc = trim_recover_files(st);
+	if (rc)
+		return rc;
 	rc = index_begin(st->ix, false, &t);
 	if (rc)
 		return rc;
@@ -1092,6 +1554,8 @@ static int store_recover(struct evl_store *st)
 		st->durable_lsn = js.durable_lsn;
 	}
 	rc = apply_all(st);
+	if (!rc)
+		rc = trim_recover_dropping(st);
 	if (rc)
 		goto out;
 	/* a deletion whose purge was cut short goes on in the background */
@@ -1210,6 +1674,7 @@ static int store_free(struct evl_store *st)
 	pthread_mutex_destroy(&st->tmem_lock);
 	pthread_cond_destroy(&st->applier_cv);
 	pthread_cond_destroy(&st->applied_cv);
+	pthread_rwlock_destroy(&st->swap_lock);
 	free(st->type_field);
 	free(st->dir);
 	free(st);
@@ -1251,6 +1716,14 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		pthread_condattr_destroy(&ca);
 	}
 	pthread_cond_init(&st->applied_cv, NULL);
+	{
+		pthread_rwlockattr_t a;
+
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&st->swap_lock, &a);
+		pthread_rwlockattr_destroy(&a);
+	}
 	st->ckpt.run = do_checkpoint;
 	st->shrink.run = maybe_shrink;
 	st->dir = strdup(dir);
@@ -1366,8 +1839,8 @@ static void fill_info(struct evl_store *st, const struct index_task *t, struct e
 	struct tmem *tm;
 
 	o->uid = t->uid;
-	o->size = t->log_len;
-	o->events = t->nevents;
+	o->size = t->log_len - t->base_len;
+	o->events = t->nevents - t->base_n;
 	o->created_ns = t->created_ns;
 	o->last_ns = t->last_ns;
 	memcpy(o->name, t->name, t->name_len + 1);
@@ -1629,11 +2102,11 @@ static uint64_t txn_applied(struct index_txn *t)
 	return index_get_meta(t, &m) ? 0 : m.applied_lsn;
 }
 
-ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *buf, size_t len)
+static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *buf, size_t len)
 {
 	struct index_txn *t;
 	struct index_task task;
-	uint64_t pend, end;
+	uint64_t pend, end, flen;
 	ssize_t n = 0;
 	int rc;
 
@@ -1648,28 +2121,39 @@ ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *bu
 		index_abort(t);
 		return rc;
 	}
-	pend = copy_pending(st, txn_applied(t), uid, "", 0, task.log_len, off, buf, len);
+	flen = task.log_len - task.base_len;	/* the file's applied bytes */
+	pend = copy_pending(st, txn_applied(t), uid, "", 0, flen, off, buf, len);
 	pthread_mutex_unlock(&st->lock);
 	index_abort(t);
 
-	end = task.log_len + pend;
+	end = flen + pend;
 	if (off >= end)
 		return 0;
 	if (len > end - off)
 		len = end - off;
-	if (off < task.log_len) {
-		size_t want = task.log_len - off < len ? task.log_len - off : len;
+	if (off < flen) {
+		size_t want = flen - off < len ? flen - off : len;
 
 		n = tasklog_read(st->tl, uid, task.name, off, buf, want);
 		if (n < 0)
 			return n;
 		if ((size_t)n < want) {
 			evl_log(LOG_ERR, "task %s: log shorter than indexed (%" PRIu64 " bytes)",
-				task.name, task.log_len);
+				task.name, flen);
 			return -EIO;
 		}
 	}
 	return len;
+}
+
+ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *buf, size_t len)
+{
+	ssize_t n;
+
+	pthread_rwlock_rdlock(&st->swap_lock);
+	n = task_read(st, uid, off, buf, len);
+	pthread_rwlock_unlock(&st->swap_lock);
+	return n;
 }
 
 /* ---- writing ---- */
@@ -2113,7 +2597,7 @@ struct fill_ctx {
 	uint64_t skip;		/* bytes of the first event to leave out */
 	uint64_t next_gseq;	/* the event after the last one copied */
 	struct tasklog_file *pin;	/* the log of pin_uid, held open */
-	uint64_t pin_uid;
+	uint64_t pin_uid, pin_base;	/* ... and its base_len (index offset - file offset) */
 	/* a run of adjacent bytes of one log, read with one pread */
 	uint64_t run_off;
 	size_t run_at, run_len;
@@ -2141,7 +2625,8 @@ static int fill_cb(void *arg, const struct index_event *ev)
 
 	if (want > c->len - c->done)
 		want = c->len - c->done;
-	if (c->run_len && (ev->uid != c->pin_uid || ev->off + skip != c->run_off + c->run_len))
+	if (c->run_len && (ev->uid != c->pin_uid ||
+			   ev->off - c->pin_base + skip != c->run_off + c->run_len))
 		c->rc = flush_run(c);
 	if (!c->rc && ev->uid != c->pin_uid) {
 		struct index_task task;
@@ -2152,13 +2637,15 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->rc = index_task_by_uid(c->t, ev->uid, &task);
 		if (!c->rc)
 			c->rc = tasklog_pin(c->st->tl, ev->uid, task.name, &c->pin);
-		if (!c->rc)
+		if (!c->rc) {
 			c->pin_uid = ev->uid;
+			c->pin_base = task.base_len;
+		}
 	}
 	if (c->rc)
 		return 1;
 	if (!c->run_len) {
-		c->run_off = ev->off + skip;
+		c->run_off = ev->off - c->pin_base + skip;
 		c->run_at = c->done;
 	}
 	c->run_len += want;
@@ -2172,7 +2659,7 @@ static int fill_cb(void *arg, const struct index_event *ev)
 	return c->done == c->len;
 }
 
-ssize_t evl_view_read(struct evl_view *v, uint64_t off, void *buf, size_t len)
+static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len)
 {
 	struct evl_store *st = v->st;
 	struct fill_ctx c = { .st = st, .buf = buf };
@@ -2236,6 +2723,16 @@ out:
 	index_view_free(iv);
 	index_abort(t);
 	return rc ? rc : (ssize_t)len;
+}
+
+ssize_t evl_view_read(struct evl_view *v, uint64_t off, void *buf, size_t len)
+{
+	ssize_t n;
+
+	pthread_rwlock_rdlock(&v->st->swap_lock);
+	n = view_read(v, off, buf, len);
+	pthread_rwlock_unlock(&v->st->swap_lock);
+	return n;
 }
 
 struct vt_ctx {

@@ -26,6 +26,16 @@ int store_shrink_index(struct evl_store *st);
 void store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_t left),
 		       void *arg);
 
+/*
+ * Drop the head of live task @uid: its events that are not among its
+ * newest @keep_last (0: no such rule) or were committed before @min_ns
+ * (wall clock; 0: no such rule).  The log is rewritten crash-safely (see
+ * compact.c).  Events and bytes dropped go to *@events, *@bytes.
+ * 0 (also when the task is gone) or -errno.
+ */
+int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_t min_ns,
+		 uint64_t *events, uint64_t *bytes);
+
 /* compact.c */
 int compactor_new(struct evl_store *st, struct compactor **out);
 /* Wait for a running compaction and free. */

@@ -90,6 +90,36 @@ int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name);
 /* Delete .trash-<uid> and its files.  Missing is fine.  0 or -errno. */
 int tasklog_purge(struct tasklog *tl, uint64_t uid);
 
+/*
+ * Rewriting a task's files without their head (retention).  The kept part
+ * is copied to DATA_DIR/tasks/.rewrite/<uid>.events and <uid>.meta, synced,
+ * and renamed over the task's files once the index has switched to them.
+ * The copy runs while appends go on: the old files only grow past what is
+ * copied, and the last copy (up to the index's lengths) runs on the writer.
+ */
+struct tasklog_rw;
+/* Start a rewrite keeping the log from byte @from_off and the sidecar from record @from_idx. */
+int tasklog_rw_open(struct tasklog *tl, uint64_t uid, const char *name, uint64_t from_off,
+		    uint64_t from_idx, struct tasklog_rw **out);
+/* Copy the old files up to log byte @end_off and record @end_idx (physical).  0 or -errno. */
+int tasklog_rw_copy(struct tasklog_rw *rw, uint64_t end_off, uint64_t end_idx);
+/* fdatasync the new files.  0 or -errno. */
+int tasklog_rw_sync(struct tasklog_rw *rw);
+/*
+ * Rename the new files over the task's and forget its descriptors (the
+ * caller keeps readers out meanwhile).  Durable after tasklog_rw_finish.
+ */
+int tasklog_rw_install(struct tasklog_rw *rw);
+/* Close; new files not installed are removed. */
+void tasklog_rw_free(struct tasklog_rw *rw);
+/*
+ * Rename whatever rewrite files of task @uid remain over its files (a crash
+ * after the index switched), then fsync both directories.  0 or -errno.
+ */
+int tasklog_rw_finish(struct tasklog *tl, uint64_t uid, const char *name);
+/* Remove every file of .rewrite (rewrites the index never switched to). */
+int tasklog_rw_clean(struct tasklog *tl);
+
 void tasklog_encode(const struct tasklog_rec *r, unsigned char out[TASKLOG_REC]);
 int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r);
 

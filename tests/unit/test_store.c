@@ -1006,9 +1006,14 @@ static void compact_arguments(void **state)
 	assert_non_null(strstr(why, "unknown argument"));
 	assert_int_equal(evl_compact_parse("now", &a, why, sizeof(why)), -EINVAL);
 	assert_int_equal(evl_compact_parse("task=.x", &a, why, sizeof(why)), -EINVAL);
-	assert_int_equal(evl_compact_parse("max-age=1d", &a, why, sizeof(why)), -EINVAL);
-	assert_non_null(strstr(why, "not supported yet"));
-	assert_int_equal(evl_compact_parse("keep-last=10", &a, why, sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("max-age=1d keep-last=10", &a, why, sizeof(why)), 0);
+	assert_int_equal(a.max_age_s, 86400);
+	assert_int_equal(a.keep_last, 10);
+	assert_int_equal(evl_compact_parse("max-age=12", &a, why, sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("keep-last=0", &a, why, sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("keep-last=-3", &a, why, sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("keep-last=3x", &a, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "keep-last"));
 }
 
 static void wait_compaction(struct evl_store *st, struct evl_compact_status *cs)
@@ -1188,6 +1193,294 @@ static void nodelete_refuses_deletion(void **state)
 	assert_int_equal(evl_store_close(st), 0);
 }
 
+/* ---- retention ---- */
+
+struct task_check_ctx {
+	struct evl_store *st;
+	const char *dir;
+	uint64_t events;
+};
+
+static int task_check_cb(void *arg, const struct evl_task_info *t)
+{
+	struct task_check_ctx *c = arg;
+	char path[4400];
+	size_t flen, mlen, glen;
+	char *file, *meta, *got;
+
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", c->dir, t->name);
+	file = slurp(path, &flen);
+	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", c->dir, t->name);
+	meta = slurp(path, &mlen);
+	assert_non_null(file);
+	assert_non_null(meta);
+	got = read_all(c->st, t->uid, NULL, &glen);
+	if (glen != flen || memcmp(got, file, flen))
+		fail_msg("task %s: read %zu bytes, the file has %zu", t->name, glen, flen);
+	assert_int_equal(t->size, flen);
+	assert_int_equal(t->events, mlen / TASKLOG_REC);
+	c->events += t->events;
+	free(file);
+	free(meta);
+	free(got);
+	return 0;
+}
+
+/* Every task reads as its file, sizes and counts agree, no rewrite is left over. */
+static void check_tasks(struct evl_store *st, const char *dir)
+{
+	struct task_check_ctx c = { st, dir, 0 };
+	struct evl_stats s;
+	char path[4400];
+	struct dirent *de;
+	DIR *d;
+
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	assert_int_equal(evl_task_list(st, NULL, task_check_cb, &c), 0);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.events, c.events);
+	snprintf(path, sizeof(path), "%s/tasks/.rewrite", dir);
+	d = opendir(path);
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			fail_msg("left over: %s/%s", path, de->d_name);
+	if (d)
+		closedir(d);
+}
+
+/* The offset in @buf (@len bytes of lines) where its last @n lines start. */
+static size_t last_lines(const char *buf, size_t len, size_t n)
+{
+	size_t off = len;
+
+	while (off > 0 && n) {
+		off--;		/* onto the previous line's newline */
+		while (off > 0 && buf[off - 1] != '\n')
+			off--;
+		n--;
+	}
+	return off;
+}
+
+static void compact_and_wait(struct evl_store *st, const char *words, struct evl_compact_status *cs)
+{
+	struct evl_compact_args args;
+	char why[200];
+
+	assert_int_equal(evl_compact_parse(words, &args, why, sizeof(why)), 0);
+	assert_int_equal(evl_compact_start(st, &args), 0);
+	wait_compaction(st, cs);
+	assert_int_equal(cs->last_rc, 0);
+}
+
+static void expect_task(struct evl_store *st, const char *name, const char *want, size_t len)
+{
+	size_t glen;
+	char *got = read_all(st, task_uid(st, name), NULL, &glen);
+
+	if (glen != len || memcmp(got, want, len))
+		fail_msg("task %s: %zu bytes, expected %zu", name, glen, len);
+	free(got);
+}
+
+static void retention_keeps_the_newest(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	static const int n[3] = { 300, 200, 20 };
+	struct evl_compact_status cs;
+	char *before[3], name[8], *grown;
+	size_t len[3], glen, keep;
+	struct writer_arg a;
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "r%d", i);
+		a = (struct writer_arg){ st, create(st, name), i, n[i], 0 };
+		assert_null(writer_main(&a));
+		before[i] = read_all(st, a.uid, NULL, &len[i]);
+	}
+
+	/* one task only */
+	compact_and_wait(st, "task=r1 keep-last=50", &cs);
+	assert_int_equal(cs.last_events_dropped, 150);
+	assert_true(cs.last_bytes_reclaimed > 0);
+	keep = last_lines(before[1], len[1], 50);
+	expect_task(st, "r1", before[1] + keep, len[1] - keep);
+	expect_task(st, "r0", before[0], len[0]);
+	expect_task(st, "r2", before[2], len[2]);
+	check_views(st, dir);
+	check_tasks(st, dir);
+
+	/* appends go on after the rewrite, at the new offsets */
+	a = (struct writer_arg){ st, task_uid(st, "r1"), 5, 30, 1 };
+	assert_null(writer_main(&a));
+	grown = read_all(st, a.uid, NULL, &glen);
+	assert_int_equal(glen - (len[1] - keep) > 0, 1);
+	assert_memory_equal(grown, before[1] + keep, len[1] - keep);
+	check_views(st, dir);
+
+	/* every task; one is short enough already */
+	compact_and_wait(st, "keep-last=60", &cs);
+	assert_int_equal(cs.last_events_dropped, 240 + 20);
+	keep = last_lines(before[0], len[0], 60);
+	expect_task(st, "r0", before[0] + keep, len[0] - keep);
+	keep = last_lines(grown, glen, 60);
+	expect_task(st, "r1", grown + keep, glen - keep);
+	expect_task(st, "r2", before[2], len[2]);
+	check_views(st, dir);
+	check_tasks(st, dir);
+
+	/* the same after a reopen, and a second rewrite of a rewritten task */
+	assert_int_equal(evl_store_close(st), 0);
+	st = open_store(dir, false, 2);
+	check_views(st, dir);
+	check_tasks(st, dir);
+	compact_and_wait(st, "keep-last=7", &cs);
+	keep = last_lines(before[0], len[0], 7);
+	expect_task(st, "r0", before[0] + keep, len[0] - keep);
+	check_views(st, dir);
+	check_tasks(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+	for (int i = 0; i < 3; i++)
+		free(before[i]);
+	free(grown);
+}
+
+static void retention_by_age(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_compact_status cs;
+	struct evl_task_info info;
+	struct writer_arg a;
+	uint64_t t0 = tu_now_ms();
+	size_t len, glen;
+	char *young, *all;
+
+	a = (struct writer_arg){ st, create(st, "old"), 0, 50, 0 };
+	assert_null(writer_main(&a));
+	a = (struct writer_arg){ st, create(st, "mixed"), 1, 40, 0 };
+	assert_null(writer_main(&a));
+	all = read_all(st, a.uid, NULL, &len);
+	/* the events above age past 2 s; wait for that, by the clock */
+	while (tu_now_ms() < t0 + 2300)
+		usleep(10000);
+	a = (struct writer_arg){ st, a.uid, 2, 25, 0 };
+	assert_null(writer_main(&a));
+	young = read_all(st, a.uid, NULL, &glen);
+	assert_true(glen > len);
+
+	compact_and_wait(st, "max-age=2s", &cs);
+	assert_int_equal(cs.last_events_dropped, 90);
+	expect_task(st, "mixed", young + len, glen - len);
+	assert_int_equal(evl_task_lookup(st, "old", &info), 0);	/* emptied, not deleted */
+	assert_int_equal(info.size, 0);
+	assert_int_equal(info.events, 0);
+	check_views(st, dir);
+	check_tasks(st, dir);
+	/* an emptied task takes appends again */
+	a = (struct writer_arg){ st, info.uid, 3, 5, 0 };
+	assert_null(writer_main(&a));
+	check_views(st, dir);
+	check_tasks(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+	free(young);
+	free(all);
+}
+
+/*
+ * A crash before every I/O call and index step of a compaction with
+ * retention, each time from the same store: after recovery every task
+ * holds exactly its events before or after retention, views agree, and
+ * the next compaction finishes the job.
+ */
+static void retention_survives_a_crash_at_every_step(void **state)
+{
+	const char *dir = *state;
+	char pristine[4200], work[4200], cmd[9000 + 4200];
+	char *before[2], *after[2];
+	size_t blen[2], alen[2];
+	struct evl_store *st;
+	struct writer_arg a;
+	long k, after_seen = 0;
+
+	snprintf(pristine, sizeof(pristine), "%s/pristine", dir);
+	snprintf(work, sizeof(work), "%s/work", dir);
+	st = open_store(pristine, false, 2);
+	a = (struct writer_arg){ st, create(st, "a"), 0, 120, 0 };
+	assert_null(writer_main(&a));
+	a = (struct writer_arg){ st, create(st, "b"), 1, 60, 0 };
+	assert_null(writer_main(&a));
+	for (int i = 0; i < 2; i++) {
+		size_t keep;
+
+		before[i] = read_all(st, task_uid(st, i ? "b" : "a"), NULL, &blen[i]);
+		keep = last_lines(before[i], blen[i], 30);
+		alen[i] = blen[i] - keep;
+		after[i] = before[i] + keep;
+	}
+	assert_int_equal(evl_store_close(st), 0);
+
+	for (k = 0;; k++) {
+		struct evl_compact_status cs;
+		int status;
+		pid_t pid;
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", work, pristine, work);
+		assert_int_equal(system(cmd), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct evl_compact_args args = { .keep_last = 30 };
+			struct evl_options o;
+
+			evl_options_default(&o);
+			fio_install();
+			if (evl_store_open(work, &o, &st))
+				_exit(2);
+			fio_crash_at(k, 42);
+			if (evl_compact_start(st, &args))
+				_exit(3);
+			do
+				evl_compact_status(st, &cs);
+			while (cs.running && !usleep(1000));
+			fio_crash_at(-1, 0);
+			_exit(cs.last_rc || evl_store_close(st) ? 4 : 0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_true(WEXITSTATUS(status) == 42 || WEXITSTATUS(status) == 0);
+
+		st = open_store(work, false, 2);
+		for (int i = 0; i < 2; i++) {
+			const char *name = i ? "b" : "a";
+			size_t glen;
+			char *got = read_all(st, task_uid(st, name), NULL, &glen);
+
+			if (glen == alen[i] && !memcmp(got, after[i], glen))
+				after_seen++;
+			else if (glen != blen[i] || memcmp(got, before[i], glen))
+				fail_msg("crash at step %ld: task %s is neither before nor after "
+					 "retention (%zu bytes)", k, name, glen);
+			free(got);
+		}
+		check_views(st, work);
+		check_tasks(st, work);
+		compact_and_wait(st, "keep-last=30", &cs);	/* what is left is finished */
+		expect_task(st, "a", after[0], alen[0]);
+		expect_task(st, "b", after[1], alen[1]);
+		check_views(st, work);
+		assert_int_equal(evl_store_close(st), 0);
+		if (WEXITSTATUS(status) == 0)
+			break;		/* the run reached its end before step k */
+	}
+	print_message("%ld crash points, tasks found after retention %ld times\n", k, after_seen);
+	assert_true(k > 10);
+	assert_true(after_seen > 0);
+	for (int i = 0; i < 2; i++)
+		free(before[i]);
+}
+
 static void second_open_is_refused(void **state)
 {
 	const char *dir = *state;
@@ -1219,6 +1512,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(appends_go_on_during_compaction, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(nodelete_refuses_deletion, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(retention_keeps_the_newest, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(retention_by_age, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(retention_survives_a_crash_at_every_step, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(full_pending_after_failed_fsync_fails_fast, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, tu_setup, tu_teardown),

@@ -93,11 +93,49 @@ static struct file_state *file_find(const char *path, bool add)
 	return &files[nfiles++];
 }
 
+static long crash_at = -1, crash_steps;
+static int crash_code;
+
+/* With fio_lock: one more mutating call or step; the process ends at the chosen one. */
+static void crash_point(void)
+{
+	if (crash_at >= 0 && crash_steps == crash_at)
+		_exit(crash_code);
+	crash_steps++;
+}
+
+void fio_crash_at(long nth, int code)
+{
+	pthread_mutex_lock(&fio_lock);
+	crash_at = nth;
+	crash_code = code;
+	crash_steps = 0;
+	pthread_mutex_unlock(&fio_lock);
+}
+
+long fio_steps(void)
+{
+	long n;
+
+	pthread_mutex_lock(&fio_lock);
+	n = crash_steps;
+	pthread_mutex_unlock(&fio_lock);
+	return n;
+}
+
+static void f_mark(const char *what)
+{
+	pthread_mutex_lock(&fio_lock);
+	crash_point();
+	pthread_mutex_unlock(&fio_lock);
+}
+
 /* With fio_lock: should this call of @op fail?  Sets errno. */
 static bool should_fail(enum fio_op op)
 {
 	long n = counts[op]++;
 
+	crash_point();
 	if (fail_at[op] < 0 || n < fail_at[op])
 		return false;
 	if (!fail_persist[op] && n > fail_at[op])
@@ -261,6 +299,7 @@ static int f_rename(const char *from, const char *to)
 static int f_unlink(const char *path)
 {
 	pthread_mutex_lock(&fio_lock);	/* blocks for ever once frozen */
+	crash_point();
 	pthread_mutex_unlock(&fio_lock);
 	return unlink(path);
 }
@@ -282,6 +321,7 @@ static const struct io_ops fault_ops = {
 	.unlink = f_unlink,
 	.mkdir = mkdir,
 	.rmdir = rmdir,
+	.mark = f_mark,
 };
 
 void fio_clear(void)
@@ -300,6 +340,7 @@ void fio_install(void)
 	memset(counts, 0, sizeof(counts));
 	nfailed = 0;
 	frozen = false;
+	crash_at = -1;
 	pthread_mutex_unlock(&fio_lock);
 	fio_clear();
 	io_set_ops(&fault_ops);

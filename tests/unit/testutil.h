@@ -38,6 +38,14 @@ long fio_count(enum fio_op op);
 long fio_failed(void);
 
 /*
+ * A crash: with the seam installed, the process _exit()s with @code before
+ * the @nth (0: the next) write, sync, truncate, rename, unlink or step mark
+ * (io_mark) from now; -1 disarms.  fio_steps: such calls since arming.
+ */
+void fio_crash_at(long nth, int code);
+long fio_steps(void);
+
+/*
  * Power loss, in two halves.  In the process that runs the store:
  * fio_freeze_and_dump() stops every further I/O call (they block for ever)
  * and writes, for each file touched, the length known durable (fsynced) to
