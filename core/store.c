@@ -47,7 +47,8 @@
  * Lock order: meta_lock -> append_lock -> st->lock -> index transaction
  * (the map-resize rwlock) -> tmem_lock, journal and tasklog locks.  The
  * applier takes st->lock only between transactions; nobody takes st->lock
- * while holding a transaction.
+ * while holding a transaction.  swap_lock (readers of task files, a log
+ * rewrite's switch) comes before st->lock and any transaction.
  */
 #include <endian.h>
 #include <errno.h>
@@ -1003,16 +1004,27 @@ static int trim_switch(struct evl_store *st, void *arg)
 	struct index_txn *t;
 	int rc;
 
+	/* the applier is the only writer: the lengths read here hold until the commit */
+	rc = index_begin(st->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = trim_check(t, j, &task, TRIM_DROPPING);
+	index_abort(t);
+	if (!rc)
+		rc = tasklog_rw_copy(j->rw, task.log_len - task.base_len,
+				     task.nevents - task.base_n);
+	if (!rc)
+		rc = tasklog_rw_sync(j->rw);
+	if (rc)
+		return rc;
+
+	/* lock order: swap_lock, then transactions (readers take it the same way) */
+	pthread_rwlock_wrlock(&st->swap_lock);
 	for (;;) {
 		rc = index_begin(st->ix, true, &t);
 		if (rc)
-			return rc;
+			break;
 		rc = trim_check(t, j, &task, TRIM_DROPPING);
-		if (!rc)
-			rc = tasklog_rw_copy(j->rw, task.log_len - task.base_len,
-					     task.nevents - task.base_n);
-		if (!rc)
-			rc = tasklog_rw_sync(j->rw);
 		if (!rc)
 			rc = index_get_meta(t, &m);
 		if (!rc) {
@@ -1030,29 +1042,20 @@ static int trim_switch(struct evl_store *st, void *arg)
 			rc = index_dirty_set(t, task.uid, task.log_len, task.nevents, m.next_gseq);
 		if (!rc)
 			rc = index_trim_put(t, &j->tr);
-		if (rc) {
+		if (!rc)
+			rc = index_commit(t);
+		else
 			index_abort(t);
-			j->tr.phase = TRIM_DROPPING;
-			if (rc != -EAGAIN)
-				return rc;
-			rc = index_grow(st->ix);
-			if (rc)
-				return rc;
-			continue;
-		}
-		pthread_rwlock_wrlock(&st->swap_lock);
-		rc = index_commit(t);
 		if (rc) {
-			pthread_rwlock_unlock(&st->swap_lock);
 			j->tr.phase = TRIM_DROPPING;
-			if (rc != -EAGAIN)
-				return rc;
-			rc = index_grow(st->ix);
-			if (rc)
-				return rc;
-			continue;
+			if (rc == -EAGAIN && !(rc = index_grow(st->ix)))
+				continue;
 		}
 		break;
+	}
+	if (rc) {
+		pthread_rwlock_unlock(&st->swap_lock);
+		return rc;
 	}
 	/* committed: from here on a crash finishes the renames at the next open */
 	io_mark("trim switch");

@@ -8,11 +8,16 @@
  *   query:  read a by-type view holding 1% of the store, against reading
  *           every task log and parsing each line with json-c (what a store
  *           without an index does per query) and against a memmem scan.
+ *   compact: append latency (p50, p99) of 4 writers while a compaction
+ *           deletes a large task, drops each live task's head (keep-last)
+ *           and shrinks the index, against the same writers with no
+ *           compaction; and the disk bytes it gives back, against the
+ *           store's size before.
  *
  * Each figure is the median of --runs runs (default 5) with min and max.
  * Prints a table, then one JSON object per figure.  --quick: tiny sizes,
  * for CI to check that it runs (timings there mean nothing).
- * Usage: core_bench [--quick] [--runs N] [--dir DIR] [--only append|query]
+ * Usage: core_bench [--quick] [--runs N] [--dir DIR] [--only append|query|compact]
  */
 #include <dirent.h>
 #include <errno.h>
@@ -345,6 +350,190 @@ static void bench_query(void)
 	rmrf(dir);
 }
 
+/* ---- compaction ---- */
+
+struct lat_arg {
+	struct evl_store *st;
+	uint64_t uid;
+	int id;
+	long min_n, max_n;	/* at least min_n appends, then on until *stop */
+	volatile bool *stop;
+	double *lat;		/* seconds per append */
+	long n;
+};
+
+/* A paced writer, as agents write: one event per millisecond. */
+static void *lat_main(void *p)
+{
+	struct lat_arg *a = p;
+	struct evl_writer *w;
+	struct timespec tick;
+	char buf[256];
+
+	if (evl_writer_open(a->st, a->uid, &w))
+		abort();
+	clock_gettime(CLOCK_MONOTONIC, &tick);
+	for (a->n = 0; a->n < a->max_n && (a->n < a->min_n || !*a->stop); a->n++) {
+		int len = make_event(buf, (int)(a->n % 50), a->id, a->n);
+		double t0 = now();
+
+		if (evl_writer_write(w, buf, len))
+			abort();
+		a->lat[a->n] = now() - t0;
+		tick.tv_nsec += 1000000;
+		if (tick.tv_nsec >= 1000000000) {
+			tick.tv_sec++;
+			tick.tv_nsec -= 1000000000;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &tick, NULL);
+	}
+	if (evl_writer_close(w))
+		abort();
+	return NULL;
+}
+
+/*
+ * 4 paced writers on @uids: @n appends each, or with @keep_last, as many as
+ * a compaction (delete "doomed", keep-last) takes, at most @max_n.  Their
+ * p50 and p99 latency; returns the appends made.
+ */
+static long run_latency(struct evl_store *st, uint64_t *uids, long n, long max_n,
+			uint64_t keep_last, double *p50, double *p99, double *dur)
+{
+	struct lat_arg a[4];
+	pthread_t th[4];
+	volatile bool stop = !keep_last;
+	double *all, t0 = now();
+	long total = 0;
+
+	for (int i = 0; i < 4; i++) {
+		a[i] = (struct lat_arg){ st, uids[i], i, n, max_n, &stop, NULL, 0 };
+		a[i].lat = malloc(max_n * sizeof(double));
+		pthread_create(&th[i], NULL, lat_main, &a[i]);
+	}
+	if (keep_last) {
+		struct evl_compact_args args = { .keep_last = keep_last };
+		struct evl_compact_status cs;
+
+		if (evl_task_delete(st, "doomed") || evl_compact_start(st, &args))
+			abort();
+		do {
+			usleep(2000);
+			evl_compact_status(st, &cs);
+		} while (cs.running);
+		if (cs.last_rc)
+			abort();
+		*dur = now() - t0;
+		stop = true;
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		total += a[i].n;
+	}
+	all = malloc(total * sizeof(double));
+	total = 0;
+	for (int i = 0; i < 4; i++) {
+		memcpy(all + total, a[i].lat, a[i].n * sizeof(double));
+		total += a[i].n;
+		free(a[i].lat);
+	}
+	qsort(all, total, sizeof(double), cmp_d);
+	*p50 = all[total / 2];
+	*p99 = all[total * 99 / 100];
+	free(all);
+	return total;
+}
+
+static uint64_t du_dir(const char *dir)
+{
+	char cmd[4400];
+	unsigned long long kb = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "du -sk '%s'", dir);
+	f = popen(cmd, "r");
+	if (!f || fscanf(f, "%llu", &kb) != 1)
+		kb = 0;
+	if (f)
+		pclose(f);
+	return kb * 1024;
+}
+
+/*
+ * Tasks: "doomed" (deleted, then reclaimed), live0-3 (each keeps its last
+ * half), busy0-3 (the paced writers', short enough to keep everything, so
+ * what they add can be counted back into the bytes reclaimed).
+ */
+static void bench_compact(bool sync)
+{
+	long doomed = quick ? 2000 : 200000, live = quick ? 1000 : 40000, n = quick ? 200 : 2000;
+	long keep = live / 2;
+	struct fig *f50 = fig_new(sync ? "sync_p50_compacting" : "group_p50_compacting", "s",
+				  "append p50, no compaction");
+	struct fig *f99 = fig_new(sync ? "sync_p99_compacting" : "group_p99_compacting", "s",
+				  "append p99, no compaction");
+	struct fig *fr = fig_new(sync ? "sync_bytes_reclaimed" : "group_bytes_reclaimed", "bytes",
+				 "store on disk before (du)");
+	double durs[16];
+
+	for (int r = 0; r < runs; r++) {
+		char dir[4200];
+		struct evl_options o;
+		struct evl_store *st;
+		uint64_t busy[4], before;
+		double dur = 0;
+		long added;
+
+		snprintf(dir, sizeof(dir), "%s/compact", workdir);
+		rmrf(dir);
+		evl_options_default(&o);
+		o.commit_sync = sync;
+		if (evl_store_open(dir, &o, &st))
+			abort();
+		for (int i = 0; i < 9; i++) {
+			char name[16];
+			struct evl_task_info info;
+			struct app_arg a;
+
+			snprintf(name, sizeof(name), i == 8 ? "doomed" : i < 4 ? "live%d" : "busy%d",
+				 i % 4);
+			if (evl_task_create(st, name) || evl_task_lookup(st, name, &info))
+				abort();
+			a = (struct app_arg){ st, info.uid, -1, false, i == 8 ? doomed : live, i };
+			if (i < 4 || i == 8)
+				app_main(&a);
+			else
+				busy[i - 4] = info.uid;
+		}
+		if (evl_store_checkpoint(st))
+			abort();
+		run_latency(st, busy, n, n, 0, &f50->base[r], &f99->base[r], &dur);
+		if (evl_store_checkpoint(st))
+			abort();
+		before = du_dir(dir);
+		added = run_latency(st, busy, n / 4, keep - n - 1, keep, &f50->v[r], &f99->v[r],
+				    &dur);
+		if (evl_store_checkpoint(st))
+			abort();
+		/* what went, counting back in what the writers added meanwhile */
+		fr->v[r] = (double)before + added * (200.0 + 24) - (double)du_dir(dir);
+		fr->base[r] = before;
+		durs[r] = dur;
+		f50->n = f99->n = fr->n = r + 1;
+		if (evl_store_close(st))
+			abort();
+		rmrf(dir);
+	}
+	{
+		double lo, hi, m = median(durs, runs, &lo, &hi);
+
+		printf("compaction (commit=%s): %.3f s median (%.3f-%.3f): delete a task of %ld "
+		       "events, keep the last %ld of 4 tasks of %ld, shrink the index; 4 writers "
+		       "at up to 1,000 events/s each meanwhile\n", sync ? "sync" : "group", m, lo, hi,
+		       doomed, keep, live);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -374,7 +563,7 @@ int main(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr, "usage: core_bench [--quick] [--runs N] [--dir DIR] "
-				"[--only append|query]\n");
+				"[--only append|query|compact]\n");
 			return 2;
 		}
 	}
@@ -391,6 +580,10 @@ int main(int argc, char **argv)
 		bench_appends();
 	if (!*only || !strcmp(only, "query"))
 		bench_query();
+	if (!*only || !strcmp(only, "compact")) {
+		bench_compact(false);
+		bench_compact(true);
+	}
 	rmrf(workdir);
 
 	printf("%-24s %14s %14s %10s  %s\n", "figure", "median", "baseline", "ratio", "(min-max)");

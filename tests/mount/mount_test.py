@@ -519,16 +519,162 @@ def test_compact(root):
         expect_errno(errno.EINVAL, control, m, "compact bogus=1")
         st = json.loads(read(m.p(".control")))
         assert "unknown argument" in st["last_command"]["error"]
-        expect_errno(errno.EINVAL, control, m, "compact max-age=1d")
+        expect_errno(errno.EINVAL, control, m, "compact max-age=1y")
+        expect_errno(errno.EINVAL, control, m, "compact keep-last=0")
+        st = json.loads(read(m.p(".control")))
+        assert "keep-last" in st["last_command"]["error"], st
         text = read(m.p(".metrics")).decode()
         assert 'evlogfs_compaction_runs_total{result="ok"} 1' in text, text
         m.stop()
         m = Mount(root, opts="nodelete", expect_stderr=[r"control: compact"]).start()
         expect_errno(errno.EPERM, control, m, "compact expire-idle=1d")
+        expect_errno(errno.EPERM, control, m, "compact max-age=1d")
+        expect_errno(errno.EPERM, control, m, "compact task=small keep-last=1")
         control(m, "compact task=small")
         assert wait_compaction(m)["result"] == "ok"
         assert read(m.p("tasks/small/events")) == event("keep", i=0).encode()
     finally:
+        m.stop()
+
+
+def last_lines(data, n):
+    lines = data.splitlines(keepends=True)
+    return b"".join(lines[-n:]) if n else b""
+
+
+def check_views(m, prefixes=("tool", "error", "note", "n", "t", "age", "fresh")):
+    for prefix in prefixes:
+        want = filter_view(m, prefix)
+        path = m.p("by-type", prefix, "events")
+        if not want:
+            expect_errno(errno.ENOENT, os.stat, path)
+            continue
+        assert read(path) == want, "view " + prefix
+        assert os.stat(path).st_size == len(want)
+        for t in os.listdir(m.p("tasks")):
+            tv = filter_view(m, prefix, t)
+            if tv:
+                assert read(m.p("by-type", prefix, "tasks", t)) == tv, (prefix, t)
+
+
+def test_retention(root):
+    m = Mount(root, expect_stderr=[r"control: compact"]).start()
+    try:
+        load_mixed(m, n=600)
+        before = {t: read(m.p("tasks", t, "events")) for t in ("a", "b", "c")}
+
+        # task=: one task only; the others are untouched
+        control(m, "compact task=a keep-last=50")
+        last = wait_compaction(m)
+        assert last["result"] == "ok" and last["events_dropped"] == 150, last
+        assert read(m.p("tasks/a/events")) == last_lines(before["a"], 50)
+        assert os.stat(m.p("tasks/a/events")).st_size == len(last_lines(before["a"], 50))
+        for t in ("b", "c"):
+            assert read(m.p("tasks", t, "events")) == before[t]
+        check_views(m)
+        with open(m.p("by-type/tool/events"), "rb") as f:   # seeks land on kept events
+            whole = f.read()
+            for off in (0, 3, len(whole) // 3, len(whole) - 9):
+                f.seek(off)
+                assert f.read(64) == whole[off:off + 64]
+
+        # every task; appends go on at the new ends
+        control(m, "compact keep-last=20")
+        assert wait_compaction(m)["events_dropped"] == 30 + 180 + 180
+        g = 10000
+        for t in ("a", "b", "c"):
+            assert read(m.p("tasks", t, "events")) == last_lines(before[t], 20)
+            append(m.p("tasks", t, "events"), event("note", g=g, i=g))
+            g += 1
+            assert read(m.p("tasks", t, "events")).count(b"\n") == 21
+        check_views(m)
+        st = json.loads(read(m.p(".control")))
+        assert st["counts"]["events"] == 63, st["counts"]
+
+        # max-age and expire-idle: age the events by the clock, then write fresh ones
+        os.mkdir(m.p("tasks", "mixed"))
+        os.mkdir(m.p("tasks", "fresh"))
+        append(m.p("tasks/mixed/events"), "".join(event("age.old", g=g + i) for i in range(40)))
+        g += 40
+        t0 = time.monotonic()
+        deadline_poll(lambda: time.monotonic() > t0 + 2.2, "the events to age", 5)
+        young = "".join(event("age.young", g=g + i) for i in range(7))
+        g += 7
+        append(m.p("tasks/mixed/events"), young)
+        append(m.p("tasks/fresh/events"), event("fresh", g=g))
+        control(m, "compact max-age=2s expire-idle=2s")
+        last = wait_compaction(m)
+        assert last["result"] == "ok", last
+        assert last["tasks_expired"] == 3 and last["events_dropped"] == 40, last
+        assert sorted(os.listdir(m.p("tasks"))) == ["fresh", "mixed"]
+        assert read(m.p("tasks/mixed/events")) == young.encode()
+        assert sorted(os.listdir(m.p("by-type"))) == ["age.young", "fresh"]
+        check_views(m)
+
+        # all of it holds across a remount
+        m.stop()
+        m.start()
+        assert read(m.p("tasks/mixed/events")) == young.encode()
+        check_views(m)
+    finally:
+        m.stop()
+
+
+def test_compact_writers(root):
+    """Compaction that deletes, rewrites the logs being written and shrinks,
+    while 4 writers append: nothing lost, order kept, no append slower than 0.5 s."""
+    m = Mount(root, expect_stderr=[r"control: compact"]).start()
+    stop = threading.Event()
+    count = [0] * 4
+    slowest = [0.0] * 4
+    errors = []
+
+    def writer(w):
+        try:
+            fd = os.open(m.p("tasks", "w%d" % w, "events"), os.O_WRONLY | os.O_APPEND)
+            i = 0
+            while not stop.is_set() or i < 3000:
+                line = event("w%d.%d" % (w, i % 3), w=w, i=i, pad="p" * (i % 40)).encode()
+                t0 = time.monotonic()
+                os.write(fd, line)
+                slowest[w] = max(slowest[w], time.monotonic() - t0)
+                i += 1
+                count[w] = i
+            os.close(fd)
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    try:
+        os.mkdir(m.p("tasks", "doomed"))
+        with open(m.p("tasks/doomed/events"), "a", buffering=1 << 16) as f:
+            for i in range(20000):
+                f.write(event("bulk", i=i, pad="y" * 100))
+        for w in range(4):
+            os.mkdir(m.p("tasks", "w%d" % w))
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        deadline_poll(lambda: min(count) >= 1500 or errors, "the writers to get going", 60)
+        sh("rm -r %s" % m.p("tasks", "doomed"))
+        control(m, "compact keep-last=1000")
+        last = wait_compaction(m)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert last["result"] == "ok" and last["events_dropped"] > 0, last
+        for w in range(4):
+            lines = read(m.p("tasks", "w%d" % w, "events")).splitlines(keepends=True)
+            got = [json.loads(line)["i"] for line in lines]
+            # a contiguous run ending at the last write: nothing lost after the cut
+            assert got == list(range(count[w] - len(got), count[w])), "writer %d" % w
+            assert len(got) >= 1000 and got[0] > 0, (w, len(got))
+            assert slowest[w] < 0.5, "writer %d: an append took %.3f s" % (w, slowest[w])
+            assert read(m.p("by-type", "w%d" % w, "tasks", "w%d" % w)) == b"".join(lines)
+        print("appends per writer %s, slowest %s s, %d events dropped" % (
+            count, ["%.4f" % s for s in slowest], last["events_dropped"]))
+    finally:
+        stop.set()
         m.stop()
 
 

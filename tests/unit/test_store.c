@@ -1196,49 +1196,60 @@ static void nodelete_refuses_deletion(void **state)
 /* ---- retention ---- */
 
 struct task_check_ctx {
-	struct evl_store *st;
-	const char *dir;
-	uint64_t events;
+	struct evl_task_info *t;
+	size_t n;
 };
 
-static int task_check_cb(void *arg, const struct evl_task_info *t)
+static int task_collect_cb(void *arg, const struct evl_task_info *t)
 {
 	struct task_check_ctx *c = arg;
+
+	/* no store call in here: the callback runs inside the listing's snapshot */
+	c->t = realloc(c->t, (c->n + 1) * sizeof(*c->t));
+	c->t[c->n++] = *t;
+	return 0;
+}
+
+static uint64_t check_task(struct evl_store *st, const char *dir, const struct evl_task_info *t)
+{
 	char path[4400];
 	size_t flen, mlen, glen;
 	char *file, *meta, *got;
 
-	snprintf(path, sizeof(path), "%s/tasks/%s/events", c->dir, t->name);
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", dir, t->name);
 	file = slurp(path, &flen);
-	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", c->dir, t->name);
+	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", dir, t->name);
 	meta = slurp(path, &mlen);
 	assert_non_null(file);
 	assert_non_null(meta);
-	got = read_all(c->st, t->uid, NULL, &glen);
+	got = read_all(st, t->uid, NULL, &glen);
 	if (glen != flen || memcmp(got, file, flen))
 		fail_msg("task %s: read %zu bytes, the file has %zu", t->name, glen, flen);
 	assert_int_equal(t->size, flen);
 	assert_int_equal(t->events, mlen / TASKLOG_REC);
-	c->events += t->events;
 	free(file);
 	free(meta);
 	free(got);
-	return 0;
+	return t->events;
 }
 
 /* Every task reads as its file, sizes and counts agree, no rewrite is left over. */
 static void check_tasks(struct evl_store *st, const char *dir)
 {
-	struct task_check_ctx c = { st, dir, 0 };
+	struct task_check_ctx c = { NULL, 0 };
+	uint64_t events = 0;
 	struct evl_stats s;
 	char path[4400];
 	struct dirent *de;
 	DIR *d;
 
 	assert_int_equal(evl_store_checkpoint(st), 0);
-	assert_int_equal(evl_task_list(st, NULL, task_check_cb, &c), 0);
+	assert_int_equal(evl_task_list(st, NULL, task_collect_cb, &c), 0);
+	for (size_t i = 0; i < c.n; i++)
+		events += check_task(st, dir, &c.t[i]);
+	free(c.t);
 	evl_store_stats(st, &s);
-	assert_int_equal(s.events, c.events);
+	assert_int_equal(s.events, events);
 	snprintf(path, sizeof(path), "%s/tasks/.rewrite", dir);
 	d = opendir(path);
 	while (d && (de = readdir(d)))
