@@ -540,52 +540,77 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 	return 0;
 }
 
-/*
- * Apply records @first .. @last (inclusive) in one index transaction,
- * growing the map and redoing the batch if it is full.  0 or -errno.
- */
-static int apply_batch(struct evl_store *st, struct pend *first, struct pend *last,
-		       bool *purge)
+/* Run @fn in one write transaction, growing the map and redoing it when full. */
+static int write_txn(struct evl_store *st, int (*fn)(struct index_txn *t, void *arg), void *arg)
 {
 	for (;;) {
 		struct index_txn *t;
-		struct index_meta m;
 		int rc;
 
 		rc = index_begin(st->ix, true, &t);
 		if (rc)
 			return rc;
-		rc = index_get_meta(t, &m);
-		for (struct pend *p = first; !rc; p = p->next) {
-			switch (p->kind) {
-			case REC_CREATE:
-				rc = apply_create(st, t, &m, p);
-				break;
-			case REC_DELETE:
-				rc = apply_delete(st, t, &m, p);
-				*purge = true;
-				break;
-			default:
-				rc = apply_append(st, t, &m, p);
-			}
-			if (p == last)
-				break;
-		}
-		if (!rc) {
-			m.applied_lsn = last->lsn;
-			rc = index_put_meta(t, &m);
-		}
+		rc = fn(t, arg);
 		if (!rc)
 			rc = index_commit(t);
 		else
 			index_abort(t);
 		if (rc != -EAGAIN)
 			return rc;
-		/* the map is full: grow it and redo the batch (log writes repeat the same bytes) */
 		rc = index_grow(st->ix);
 		if (rc)
 			return rc;
 	}
+}
+
+struct batch {
+	struct evl_store *st;
+	struct pend *first, *last;
+	bool purge;		/* a delete was applied */
+};
+
+static int apply_batch_txn(struct index_txn *t, void *arg)
+{
+	struct batch *b = arg;
+	struct index_meta m;
+	int rc;
+
+	rc = index_get_meta(t, &m);
+	for (struct pend *p = b->first; !rc; p = p->next) {
+		switch (p->kind) {
+		case REC_CREATE:
+			rc = apply_create(b->st, t, &m, p);
+			break;
+		case REC_DELETE:
+			rc = apply_delete(b->st, t, &m, p);
+			b->purge = true;
+			break;
+		default:
+			rc = apply_append(b->st, t, &m, p);
+		}
+		if (p == b->last)
+			break;
+	}
+	if (!rc) {
+		m.applied_lsn = b->last->lsn;
+		rc = index_put_meta(t, &m);
+	}
+	return rc;
+}
+
+/*
+ * Apply records @first .. @last (inclusive) in one index transaction (a
+ * full map is grown and the batch redone: log writes repeat the same
+ * bytes).  0 or -errno.
+ */
+static int apply_batch(struct evl_store *st, struct pend *first, struct pend *last,
+		       bool *purge)
+{
+	struct batch b = { st, first, last, false };
+	int rc = write_txn(st, apply_batch_txn, &b);
+
+	*purge |= b.purge;
+	return rc;
 }
 
 /* With st->lock held: drop the applied records from the head up to @last. */
@@ -626,29 +651,26 @@ static int apply_all(struct evl_store *st)
 	return 0;
 }
 
+struct purge {
+	uint64_t done;		/* the task whose entries are all gone, or 0 */
+	bool more;
+};
+
+static int purge_txn(struct index_txn *t, void *arg)
+{
+	struct purge *p = arg;
+
+	return index_purge_step(t, PURGE_BUDGET, &p->done, &p->more);
+}
+
 static int purge_step(struct evl_store *st, bool *more)
 {
-	struct index_txn *t;
-	uint64_t done = 0;
-	int rc;
+	struct purge p = { 0, false };
+	int rc = write_txn(st, purge_txn, &p);
 
-	for (;;) {
-		rc = index_begin(st->ix, true, &t);
-		if (rc)
-			return rc;
-		rc = index_purge_step(t, PURGE_BUDGET, &done, more);
-		if (!rc)
-			rc = index_commit(t);
-		else
-			index_abort(t);
-		if (rc != -EAGAIN)
-			break;
-		rc = index_grow(st->ix);
-		if (rc)
-			return rc;
-	}
-	if (!rc && done)
-		rc = tasklog_purge(st->tl, done);
+	*more = p.more;
+	if (!rc && p.done)
+		rc = tasklog_purge(st->tl, p.done);
 	return rc;
 }
 
@@ -675,6 +697,19 @@ static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nev
 	return 0;
 }
 
+/* Record ckpt_lsn = applied_lsn (*@arg: the meta written) and clear the dirty set. */
+static int ckpt_txn(struct index_txn *t, void *arg)
+{
+	struct index_meta *m = arg;
+	int rc = index_get_meta(t, m);
+
+	if (!rc) {
+		m->ckpt_lsn = m->applied_lsn;
+		rc = index_put_meta(t, m);
+	}
+	return rc ? rc : index_dirty_clear(t);
+}
+
 /* The applier's checkpoint: everything durable is applied when called. */
 static int do_checkpoint(struct evl_store *st, void *unused)
 {
@@ -689,27 +724,8 @@ static int do_checkpoint(struct evl_store *st, void *unused)
 	index_abort(c.t);
 	if (!rc)
 		rc = index_sync(st->ix);
-	while (!rc) {
-		struct index_txn *t;
-
-		rc = index_begin(st->ix, true, &t);
-		if (rc)
-			break;
-		rc = index_get_meta(t, &m);
-		if (!rc) {
-			m.ckpt_lsn = m.applied_lsn;
-			rc = index_put_meta(t, &m);
-		}
-		if (!rc)
-			rc = index_dirty_clear(t);
-		if (!rc)
-			rc = index_commit(t);
-		else
-			index_abort(t);
-		if (rc != -EAGAIN)
-			break;
-		rc = index_grow(st->ix);	/* then try again */
-	}
+	if (!rc)
+		rc = write_txn(st, ckpt_txn, &m);
 	if (!rc)
 		rc = index_sync(st->ix);
 	if (!rc && !st->opt.read_only)
@@ -888,29 +904,6 @@ static void on_durable(void *arg, uint64_t lsn)
 }
 
 /* ---- retention: dropping a task's head (the state diagram is in compact.c) ---- */
-
-/* Run @fn in one write transaction, growing the map and redoing it when full. */
-static int write_txn(struct evl_store *st, int (*fn)(struct index_txn *t, void *arg), void *arg)
-{
-	for (;;) {
-		struct index_txn *t;
-		int rc;
-
-		rc = index_begin(st->ix, true, &t);
-		if (rc)
-			return rc;
-		rc = fn(t, arg);
-		if (!rc)
-			rc = index_commit(t);
-		else
-			index_abort(t);
-		if (rc != -EAGAIN)
-			return rc;
-		rc = index_grow(st->ix);
-		if (rc)
-			return rc;
-	}
-}
 
 struct trim_job {
 	struct evl_store *st;
