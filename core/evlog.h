@@ -41,6 +41,9 @@ struct evl_options {
 				   raises RLIMIT_NOFILE's soft limit to fit */
 	uint64_t segment_bytes;	/* journal segment size (64 MiB) */
 	const char *holder;	/* what the lock file names (e.g. the mountpoint) */
+	bool hold_apply;	/* leave appends unapplied, journaled and in memory
+				   (up to max_pending), until close: for benchmarks
+				   and tests of recovery */
 };
 
 /* Fill @o with the defaults above. */

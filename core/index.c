@@ -430,8 +430,6 @@ int index_shrink(struct index *ix)
 	ix->env = NULL;
 	if (rename(tmp, path))
 		rc = -errno;
-	else if (io_fsync_dir(ix->path))
-		rc = -errno;
 	{
 		int orc = env_open(ix);	/* the old file if the rename failed */
 
@@ -442,6 +440,9 @@ int index_shrink(struct index *ix)
 		}
 	}
 	pthread_rwlock_unlock(&ix->resize);
+	/* readers go on meanwhile: either file holds the same index */
+	if (!rc && io_fsync_dir(ix->path))
+		rc = -errno;
 	return rc;
 }
 

@@ -155,7 +155,8 @@ struct evl_store {
 	uint64_t pending_bytes, pending_events;
 	uint64_t enqueued_lsn, durable_lsn, applied_lsn;
 	uint64_t next_gseq, next_uid;
-	uint64_t delete_gen;		/* bumped by every delete and retention step */
+	uint64_t delete_gen;		/* bumped by every delete: writers look again */
+	uint64_t view_gen;		/* ... and by retention steps: view offsets moved */
 	struct tmem *tmem[TMEM_BUCKETS];
 	bool purge_more;
 	struct applier_job ckpt, shrink;	/* work others ask the applier for */
@@ -808,6 +809,8 @@ static void *applier_main(void *arg)
 		    serve_job(st, &st->call))
 			continue;
 
+		if (work && st->opt.hold_apply && !st->stop)
+			work = false;
 		/* let appends gather, unless someone waits for them */
 		if (work && st->head->kind == REC_APPEND && !st->stop &&
 		    st->pending_bytes < APPLY_BYTES && st->pending_bytes * 2 < st->opt.max_pending) {
@@ -972,7 +975,7 @@ static int trim_step(struct evl_store *st, void *arg)
 
 	if (!rc) {
 		pthread_mutex_lock(&st->lock);
-		st->delete_gen++;	/* views' remembered positions moved */
+		st->view_gen++;		/* views' remembered positions moved */
 		pthread_mutex_unlock(&st->lock);
 		io_mark("trim step");
 	}
@@ -1058,7 +1061,7 @@ static int trim_switch(struct evl_store *st, void *arg)
 		rc = tasklog_rw_install(j->rw);
 	}
 	pthread_mutex_lock(&st->lock);
-	st->delete_gen++;
+	st->view_gen++;
 	pthread_mutex_unlock(&st->lock);
 	pthread_rwlock_unlock(&st->swap_lock);
 	if (!rc)
@@ -1950,8 +1953,10 @@ static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, 
 		p->lsn = lsn;
 		pthread_mutex_lock(&st->lock);
 		enqueue(st, p);
-		if (kind == REC_DELETE)
+		if (kind == REC_DELETE) {
 			st->delete_gen++;
+			st->view_gen++;
+		}
 		pthread_mutex_unlock(&st->lock);
 	}
 	pthread_mutex_unlock(&st->append_lock);
@@ -2676,9 +2681,9 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 	}
 	applied = iv ? index_view_size(iv) : 0;
 	pend = copy_pending(st, txn_applied(t), v->uid, v->prefix, v->len, applied, off, buf, len);
-	if (v->have_next && v->gen != st->delete_gen)
+	if (v->have_next && v->gen != st->view_gen)
 		v->have_next = false;
-	v->gen = st->delete_gen;
+	v->gen = st->view_gen;
 	pthread_mutex_unlock(&st->lock);
 
 	if (off >= applied + pend) {
