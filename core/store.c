@@ -54,6 +54,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -736,6 +737,11 @@ static int do_checkpoint(struct evl_store *st, void *unused)
 	pthread_mutex_lock(&st->lock);
 	st->checkpoints++;
 	pthread_mutex_unlock(&st->lock);
+	/*
+	 * A burst can fill the pending list up to max_pending; malloc keeps
+	 * what it freed.  Give it back, so a quiet daemon is small again.
+	 */
+	malloc_trim(0);
 	return rc;
 }
 
