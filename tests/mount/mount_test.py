@@ -681,6 +681,44 @@ def test_compact_writers(root):
         m.stop()
 
 
+def evlogctl(*args, expect=0):
+    tool = os.path.join(os.path.dirname(os.path.dirname(EVLOGFS)), "mount-tools", "evlogctl")
+    r = subprocess.run([tool, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert r.returncode == expect, "evlogctl %s: exit %d, expected %d: %s%s" % (
+        " ".join(args), r.returncode, expect, r.stdout, r.stderr)
+    return r
+
+
+def test_evlogctl(root):
+    m = Mount(root, expect_stderr=[r"control: compact"]).start()
+    try:
+        load_mixed(m, n=300)
+        out = evlogctl("status", m.mnt).stdout
+        assert re.search(r"tasks\s+3, 300 events of 5 types", out), out
+        assert "commit      group" in out and "compaction  idle" in out, out
+        st = json.loads(evlogctl("status", "--json", m.mnt).stdout)
+        assert st["counts"]["events"] == 300
+        assert "checkpoint done" in evlogctl("checkpoint", m.mnt).stdout
+        # compact waits for the result (progress, one line per phase seen, on stderr)
+        r = evlogctl("compact", m.mnt, "--task", "a", "--keep-last", "10")
+        assert "90 events dropped" in r.stdout, r.stdout
+        assert all(line.startswith("evlogctl: compaction: ") for line in
+                   r.stderr.splitlines()), r.stderr
+        assert read(m.p("tasks/a/events")).count(b"\n") == 10
+        r = evlogctl("compact", m.mnt, "--max-age", "1y", expect=2)
+        assert "max-age" in r.stderr, r.stderr
+        r = evlogctl("status", m.mnt, "--keep-last", "3", expect=2)
+        assert "is for compact" in r.stderr
+        evlogctl("frobnicate", m.mnt, expect=2)
+        assert "usage: evlogctl status" in evlogctl("status", "--help").stdout
+        assert re.match(r"evlogctl \d", evlogctl("--version").stdout)
+        out = evlogctl("status", m.mnt).stdout
+        assert "last run    ok" in out and "90 events dropped" in out, out
+    finally:
+        m.stop()
+    evlogctl("status", m.mnt, expect=2)   # nothing mounted there any more
+
+
 def test_control(root):
     m = Mount(root, expect_stderr=[r"rejected event"]).start()
     try:

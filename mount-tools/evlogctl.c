@@ -1,0 +1,403 @@
+/*
+ * evlogctl - the operator's tool for evlogfs.
+ *
+ *   evlogctl status MOUNT [--json]
+ *   evlogctl checkpoint MOUNT
+ *   evlogctl compact MOUNT [--task ID] [--expire-idle D] [--max-age D] [--keep-last N]
+ *
+ * The commands on a mount talk to the daemon through MOUNT/.control: a
+ * command is one write(), the status is a read of the JSON.  Exit codes:
+ * 0 done, 1 done but something was found or left partial, 2 error.
+ * Progress goes to stderr: a bar on a terminal, one line per phase
+ * otherwise.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "config.h"
+
+enum { EXIT_OK = 0, EXIT_FOUND = 1, EXIT_ERROR = 2 };
+
+static const char *prog = "evlogctl";
+
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_ERROR;
+}
+
+/* ---- talking to a mount ---- */
+
+static void control_path(const char *mnt, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/.control", mnt);
+}
+
+/* The status JSON of @mnt, or NULL (the reason printed). */
+static struct json_object *read_status(const char *mnt)
+{
+	char path[4200], buf[1 << 16];
+	struct json_object *o;
+	ssize_t n, len = 0;
+	int fd;
+
+	control_path(mnt, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fail("%s: %s (is an evlogfs store mounted there?)", path, strerror(errno));
+		return NULL;
+	}
+	while ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += n;
+	close(fd);
+	if (n < 0) {
+		fail("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf[len] = '\0';
+	o = json_tokener_parse(buf);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		fail("%s: not an evlogfs status", path);
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Write @cmd to @mnt's control file.  0, or the errno (the daemon's reason printed). */
+static int send_command(const char *mnt, const char *cmd)
+{
+	char path[4200];
+	int fd, err = 0;
+
+	control_path(mnt, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	if (write(fd, cmd, strlen(cmd)) < 0)
+		err = errno;
+	close(fd);
+	if (err) {
+		struct json_object *st = read_status(mnt), *lc, *why;
+
+		if (st && json_object_object_get_ex(st, "last_command", &lc) &&
+		    json_object_object_get_ex(lc, "error", &why))
+			fprintf(stderr, "%s: %s: %s\n", prog, cmd, json_object_get_string(why));
+		json_object_put(st);
+	}
+	return err;
+}
+
+static struct json_object *get(struct json_object *o, const char *path)
+{
+	char key[64];
+
+	while (o && *path) {
+		size_t n = strcspn(path, ".");
+
+		snprintf(key, sizeof(key), "%.*s", (int)n, path);
+		if (!json_object_object_get_ex(o, key, &o))
+			return NULL;
+		path += n + (path[n] == '.');
+	}
+	return o;
+}
+
+static uint64_t get_u64(struct json_object *o, const char *path)
+{
+	return (uint64_t)json_object_get_int64(get(o, path));
+}
+
+static const char *get_str(struct json_object *o, const char *path, const char *dflt)
+{
+	struct json_object *v = get(o, path);
+
+	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : dflt;
+}
+
+/* ---- human output ---- */
+
+static const char *human(uint64_t n, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = n;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+static const char *when(uint64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	localtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+	return buf;
+}
+
+static void print_last(struct json_object *last)
+{
+	char b1[32], b2[32];
+
+	if (!strcmp(get_str(last, "result", ""), "ok"))
+		printf("ok at %s, %.2f s: %llu tasks expired, %llu events dropped, %s reclaimed\n",
+		       when(get_u64(last, "time"), b1, sizeof(b1)),
+		       json_object_get_double(get(last, "duration_s")),
+		       (unsigned long long)get_u64(last, "tasks_expired"),
+		       (unsigned long long)get_u64(last, "events_dropped"),
+		       human(get_u64(last, "bytes_reclaimed"), b2, sizeof(b2)));
+	else
+		printf("failed at %s: %s\n", when(get_u64(last, "time"), b1, sizeof(b1)),
+		       get_str(last, "error", "?"));
+}
+
+static int cmd_status(const char *mnt, bool as_json)
+{
+	struct json_object *st = read_status(mnt), *last;
+	char b[4][32];
+
+	if (!st)
+		return EXIT_ERROR;
+	if (as_json) {
+		printf("%s\n", json_object_to_json_string_ext(st, JSON_C_TO_STRING_PRETTY |
+							      JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(st);
+		return EXIT_OK;
+	}
+	printf("store at %s\n", mnt);
+	printf("  tasks       %llu, %llu events of %llu types\n",
+	       (unsigned long long)get_u64(st, "counts.tasks"),
+	       (unsigned long long)get_u64(st, "counts.events"),
+	       (unsigned long long)get_u64(st, "counts.types"));
+	printf("  on disk     logs %s, index %s, journal %s\n",
+	       human(get_u64(st, "counts.log_bytes"), b[0], 32),
+	       human(get_u64(st, "counts.index_bytes"), b[1], 32),
+	       human(get_u64(st, "counts.journal_bytes"), b[2], 32));
+	printf("  journal lag %s not yet applied to logs and index\n",
+	       human(get_u64(st, "counts.pending_bytes"), b[3], 32));
+	printf("  commit      %s (fsync at least every %llu ms)%s%s\n", get_str(st, "commit", "?"),
+	       (unsigned long long)get_u64(st, "commit_ms"),
+	       json_object_get_boolean(get(st, "read_only")) ? ", read-only" : "",
+	       json_object_get_boolean(get(st, "nodelete")) ? ", nodelete" : "");
+	if (get(st, "journal_error"))
+		printf("  JOURNAL     %s: writes refused until remount\n",
+		       get_str(st, "journal_error", "?"));
+	if (!strcmp(get_str(st, "compaction.state", ""), "running"))
+		printf("  compaction  running: %s %llu/%llu\n", get_str(st, "compaction.phase", "?"),
+		       (unsigned long long)get_u64(st, "compaction.done"),
+		       (unsigned long long)get_u64(st, "compaction.total"));
+	else
+		printf("  compaction  idle\n");
+	if ((last = get(st, "compaction.last"))) {
+		printf("  last run    ");
+		print_last(last);
+	}
+	printf("  rejected    %llu writes%s%s\n", (unsigned long long)get_u64(st, "rejected_writes"),
+	       get(st, "last_rejection") ? "; last: " : "", get_str(st, "last_rejection", ""));
+	json_object_put(st);
+	return EXIT_OK;
+}
+
+static int cmd_checkpoint(const char *mnt)
+{
+	int err = send_command(mnt, "checkpoint");
+
+	if (err)
+		return fail("checkpoint: %s", strerror(err));
+	printf("checkpoint done\n");
+	return EXIT_OK;
+}
+
+/* Progress on stderr: a bar on a terminal, a line per phase otherwise. */
+static void progress(const char *phase, uint64_t done, uint64_t total, bool tty, char *shown,
+		     size_t shown_len)
+{
+	if (tty) {
+		int width = 30, fill = total ? (int)(done * width / total) : 0;
+
+		fprintf(stderr, "\r%-10s [%.*s%*s] %llu/%llu", phase, fill,
+			"##############################", width - fill, "",
+			(unsigned long long)done, (unsigned long long)total);
+	} else if (strcmp(shown, phase)) {
+		fprintf(stderr, "%s: compaction: %s\n", prog, phase);
+	}
+	snprintf(shown, shown_len, "%s", phase);
+}
+
+static int cmd_compact(const char *mnt, const char *args)
+{
+	char cmd[1200], shown[32] = "";
+	bool tty = isatty(2);
+	struct json_object *st, *last;
+	int err, rc;
+
+	snprintf(cmd, sizeof(cmd), "compact%s", args);
+	err = send_command(mnt, cmd);
+	if (err == EBUSY)
+		return fail("a compaction is already running");
+	if (err)
+		return fail("compact: %s", strerror(err));
+	for (;;) {
+		st = read_status(mnt);
+		if (!st)
+			return EXIT_ERROR;
+		if (strcmp(get_str(st, "compaction.state", ""), "running"))
+			break;
+		progress(get_str(st, "compaction.phase", "?"), get_u64(st, "compaction.done"),
+			 get_u64(st, "compaction.total"), tty, shown, sizeof(shown));
+		json_object_put(st);
+		usleep(100000);	/* the daemon reports; we look ten times a second */
+	}
+	if (tty && shown[0])
+		fputc('\n', stderr);
+	last = get(st, "compaction.last");
+	if (!last) {
+		json_object_put(st);
+		return fail("compaction ended without a result");
+	}
+	print_last(last);
+	rc = strcmp(get_str(last, "result", ""), "ok") ? EXIT_ERROR : EXIT_OK;
+	json_object_put(st);
+	return rc;
+}
+
+/* ---- command line ---- */
+
+static const char usage[] =
+	"usage: evlogctl COMMAND ARGS...\n"
+	"\n"
+	"  status MOUNT [--json]        the store's counts, sizes, commit mode, compaction\n"
+	"  checkpoint MOUNT             apply the journal, sync logs and index, trim the journal\n"
+	"  compact MOUNT [--task ID] [--expire-idle D] [--max-age D] [--keep-last N]\n"
+	"                               compact in the background and wait for the result\n"
+	"\n"
+	"Durations: 90s, 15m, 12h, 30d.  Exit: 0 done, 1 found or partial, 2 error.\n"
+	"evlogctl COMMAND --help for one command; evlogctl --version.\n";
+
+static const char *const helps[][2] = {
+	{ "status", "usage: evlogctl status MOUNT [--json]\n"
+	  "Show the status of the store mounted at MOUNT: tasks, events, types, bytes of\n"
+	  "logs, index and journal, what is not applied yet, commit mode, compaction\n"
+	  "state and last result, rejected writes.  --json: the daemon's JSON as is.\n" },
+	{ "checkpoint", "usage: evlogctl checkpoint MOUNT\n"
+	  "Apply the journal, fsync task logs and index, trim the journal; returns when done.\n" },
+	{ "compact", "usage: evlogctl compact MOUNT [--task ID] [--expire-idle D] [--max-age D]\n"
+	  "                        [--keep-last N]\n"
+	  "Start a compaction and wait for it, showing its progress: checkpoint, expire\n"
+	  "tasks idle longer than D, drop events older than D (--max-age) or all but\n"
+	  "each task's newest N (--keep-last), reclaim deleted tasks, shrink the index.\n"
+	  "--task ID limits expiry and retention to one task.  Exit 2 if it fails or\n"
+	  "one is already running.\n" },
+};
+
+static int help(const char *cmd, FILE *to)
+{
+	for (size_t i = 0; i < sizeof(helps) / sizeof(*helps); i++)
+		if (!strcmp(helps[i][0], cmd)) {
+			fputs(helps[i][1], to);
+			return 0;
+		}
+	fputs(usage, to);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "task", required_argument, NULL, 't' },
+		{ "expire-idle", required_argument, NULL, 'e' },
+		{ "max-age", required_argument, NULL, 'a' },
+		{ "keep-last", required_argument, NULL, 'k' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char args[1024] = "";
+	bool as_json = false;
+	const char *cmd;
+	int c;
+
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_ERROR;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("evlogctl %s\n", EVL_VERSION);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
+		return help(argc > 2 ? argv[2] : "", stdout);
+	cmd = argv[1];
+	argv++;
+	argc--;
+	while ((c = getopt_long(argc, argv, "hj", longopts, NULL)) != -1) {
+		size_t n = strlen(args);
+
+		switch (c) {
+		case 'h':
+			return help(cmd, stdout);
+		case 'j':
+			as_json = true;
+			break;
+		case 't':
+		case 'e':
+		case 'a':
+		case 'k': {
+			/* each option is the control file's argument of the same name */
+			const char *key = c == 't' ? "task" : c == 'e' ? "expire-idle" :
+					  c == 'a' ? "max-age" : "keep-last";
+
+			if (strcmp(cmd, "compact"))
+				return fail("%s: --%s is for compact", cmd, key);
+			if (strpbrk(optarg, " \t\n"))
+				return fail("compact: --%s '%s' has blanks", key, optarg);
+			snprintf(args + n, sizeof(args) - n, " %s=%s", key, optarg);
+			break;
+		}
+		default:
+			help(cmd, stderr);
+			return EXIT_ERROR;
+		}
+	}
+	if (optind != argc - 1) {
+		help(cmd, stderr);
+		return EXIT_ERROR;
+	}
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argv[optind], as_json);
+	if (as_json)
+		return fail("%s: --json is for status", cmd);
+	if (!strcmp(cmd, "checkpoint"))
+		return cmd_checkpoint(argv[optind]);
+	if (!strcmp(cmd, "compact"))
+		return cmd_compact(argv[optind], args);
+	fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
+	fputs(usage, stderr);
+	return EXIT_ERROR;
+}
