@@ -719,6 +719,49 @@ def test_evlogctl(root):
     evlogctl("status", m.mnt, expect=2)   # nothing mounted there any more
 
 
+def test_mount_helper(root):
+    """mount -t fuse.evlogfs and an fstab line, through mount.evlogfs."""
+    helper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                          "mount-tools", "mount.evlogfs")
+    link = "/sbin/mount.fuse.evlogfs"
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        print("skip: needs root and mount(8)")
+        return
+    placed = not os.path.lexists(link)
+    if placed:
+        os.symlink(os.path.abspath(helper), link)
+    data, mnt = os.path.join(root, "data"), os.path.join(root, "mnt")
+    os.makedirs(mnt)
+    env = dict(os.environ, EVLOGFS=EVLOGFS)
+    try:
+        subprocess.run(["mount", "-t", "fuse.evlogfs", data, mnt, "-o",
+                        "defaults,noauto,nofail,_netdev,x-systemd.automount,commit=sync"],
+                       check=True, env=env)
+        assert is_mounted(mnt)
+        assert json.loads(read(os.path.join(mnt, ".control")))["commit"] == "sync"
+        os.mkdir(os.path.join(mnt, "tasks", "h"))
+        append(os.path.join(mnt, "tasks", "h", "events"), event("helper.one"))
+        subprocess.run(["umount", mnt], check=True)
+        deadline_poll(lambda: not is_mounted(mnt), "the unmount")
+        # the same from an fstab line (a private fstab: mount -T)
+        tab = os.path.join(root, "fstab")
+        with open(tab, "w") as f:
+            f.write("%s %s fuse.evlogfs defaults,noauto,allow_other 0 0\n" % (data, mnt))
+        subprocess.run(["mount", "-T", tab, mnt], check=True, env=env)
+        assert read(os.path.join(mnt, "tasks", "h", "events")) == event("helper.one").encode()
+        subprocess.run(["umount", mnt], check=True)
+        deadline_poll(lambda: not is_mounted(mnt), "the unmount")
+        # a bad option still fails, with the daemon's message
+        r = subprocess.run(["mount", "-t", "fuse.evlogfs", data, mnt, "-o", "commit=never"],
+                           env=env, capture_output=True, text=True)
+        assert r.returncode != 0 and "commit" in r.stderr, (r.returncode, r.stderr)
+    finally:
+        if is_mounted(mnt):
+            subprocess.run(["umount", "-l", mnt], check=False)
+        if placed:
+            os.unlink(link)
+
+
 def test_control(root):
     m = Mount(root, expect_stderr=[r"rejected event"]).start()
     try:
