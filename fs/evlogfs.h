@@ -31,6 +31,7 @@ struct config {
 	char *type_field;
 	size_t max_event;
 	size_t max_pending;
+	unsigned max_fds;	/* task logs kept open */
 	char *max_event_s, *max_pending_s;
 	int nodelete;
 	int ro;

@@ -33,6 +33,7 @@ static const struct fuse_opt opt_table[] = {
 	{ "type_field=%s", offsetof(struct config, type_field), 0 },
 	{ "max_event=%s", offsetof(struct config, max_event_s), 0 },
 	{ "max_pending=%s", offsetof(struct config, max_pending_s), 0 },
+	{ "max_fds=%u", offsetof(struct config, max_fds), 0 },
 	OPT("nodelete", nodelete),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -82,6 +83,8 @@ static void usage(const char *prog)
 	       "    -o type_field=NAME     JSON member holding the event type (type)\n"
 	       "    -o max_event=BYTES     largest event, newline included (1M)\n"
 	       "    -o max_pending=BYTES   unapplied bytes before writers wait (64M)\n"
+	       "    -o max_fds=N           task logs kept open (1024); raise it for\n"
+	       "                           queries that span more tasks\n"
 	       "    -o nodelete            refuse every deletion (EPERM)\n"
 	       "    -o ro                  read-only mount (EROFS)\n"
 	       "    -f                     stay in the foreground\n"
@@ -262,6 +265,8 @@ int main(int argc, char **argv)
 	eo.type_field = cfg.type_field;
 	eo.max_event = cfg.max_event;
 	eo.max_pending = cfg.max_pending;
+	if (cfg.max_fds)
+		eo.max_fds = cfg.max_fds;
 	eo.commit_sync = !strcmp(cfg.commit, "sync");
 	eo.commit_ms = cfg.commit_ms;
 	eo.read_only = cfg.ro;

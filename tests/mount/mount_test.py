@@ -263,7 +263,7 @@ def load_mixed(m, tasks=("a", "b", "c"), n=300):
 
 
 def test_views(root):
-    m = Mount(root).start()
+    m = Mount(root, opts="max_fds=2").start()     # 3 tasks: the descriptor cache evicts
     try:
         load_mixed(m)
         assert sorted(os.listdir(m.p("by-type"))) == sorted(
