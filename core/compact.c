@@ -250,110 +250,97 @@ static uint64_t reclaimable(const char *dir)
 	return n;
 }
 
-struct uid_ctx {
+/* The tasks a phase works on, listed first: the listing's snapshot ends before any change. */
+struct task_set {
 	const char *only;	/* "" = every task */
-	uint64_t *uids;
+	uint64_t idle_before;	/* only those last written before (ns; 0 = any) */
+	struct task_ref {
+		uint64_t uid;
+		char name[256];
+	} *v;
 	size_t n, cap;
 };
 
-static int uid_cb(void *arg, const struct evl_task_info *t)
+static int task_set_cb(void *arg, const struct evl_task_info *t)
 {
-	struct uid_ctx *c = arg;
+	struct task_set *s = arg;
 
-	if (c->only[0] && strcmp(c->only, t->name))
+	if ((s->only[0] && strcmp(s->only, t->name)) ||
+	    (s->idle_before && t->last_ns >= s->idle_before))
 		return 0;
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		void *p = realloc(c->uids, cap * sizeof(*c->uids));
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		void *p = realloc(s->v, cap * sizeof(*s->v));
 
 		if (!p)
 			return -ENOMEM;
-		c->uids = p;
-		c->cap = cap;
+		s->v = p;
+		s->cap = cap;
 	}
-	c->uids[c->n++] = t->uid;
+	s->v[s->n].uid = t->uid;
+	memcpy(s->v[s->n++].name, t->name, sizeof(t->name));
 	return 0;
+}
+
+/* The live tasks the run's task= allows, last written before @idle_before (0: any). */
+static int task_set_list(struct compactor *c, uint64_t idle_before, struct task_set *s)
+{
+	*s = (struct task_set){ .only = c->args.task, .idle_before = idle_before };
+	return evl_task_list(c->st, NULL, task_set_cb, s);
 }
 
 /* Drop the heads of the tasks, by max-age and keep-last.  0 or -errno. */
 static int retain(struct compactor *c, uint64_t *events, uint64_t *bytes)
 {
-	struct uid_ctx uc = { .only = c->args.task };
+	struct task_set ts;
 	uint64_t min_ns = 0;
 	int rc;
 
 	if (c->args.max_age_s) {
-		struct timespec ts;
+		struct timespec now;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		if ((uint64_t)ts.tv_sec > c->args.max_age_s)
-			min_ns = ((uint64_t)ts.tv_sec - c->args.max_age_s) * 1000000000ull +
-				 ts.tv_nsec;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if ((uint64_t)now.tv_sec > c->args.max_age_s)
+			min_ns = ((uint64_t)now.tv_sec - c->args.max_age_s) * 1000000000ull +
+				 now.tv_nsec;
 	}
 	if (!min_ns && !c->args.keep_last)
 		return 0;
-	rc = evl_task_list(c->st, NULL, uid_cb, &uc);
-	set_phase(c, "retain", uc.n);
-	for (size_t i = 0; i < uc.n && !rc; i++) {
+	rc = task_set_list(c, 0, &ts);
+	set_phase(c, "retain", ts.n);
+	for (size_t i = 0; i < ts.n && !rc; i++) {
 		uint64_t ev, b;
 
-		rc = store_retain(c->st, uc.uids[i], c->args.keep_last, min_ns, &ev, &b);
+		rc = store_retain(c->st, ts.v[i].uid, c->args.keep_last, min_ns, &ev, &b);
 		*events += ev;
 		/* the log bytes and their sidecar records */
 		*bytes += b + ev * TASKLOG_REC;
 		set_done(c, i + 1);
 	}
-	free(uc.uids);
+	free(ts.v);
 	return rc;
-}
-
-struct idle_ctx {
-	const struct evl_compact_args *args;
-	uint64_t cutoff_ns;
-	char (*names)[256];
-	size_t n, cap;
-	int rc;
-};
-
-static int idle_cb(void *arg, const struct evl_task_info *t)
-{
-	struct idle_ctx *c = arg;
-
-	if (t->last_ns >= c->cutoff_ns || (c->args->task[0] && strcmp(c->args->task, t->name)))
-		return 0;
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		void *p = realloc(c->names, cap * sizeof(*c->names));
-
-		if (!p)
-			return -ENOMEM;
-		c->names = p;
-		c->cap = cap;
-	}
-	memcpy(c->names[c->n++], t->name, sizeof(*c->names));
-	return 0;
 }
 
 /* Delete the tasks idle longer than expire-idle; returns how many, or -errno. */
 static int expire_idle(struct compactor *c, uint64_t *expired)
 {
-	struct idle_ctx ic = { .args = &c->args };
-	struct timespec ts;
+	struct task_set ts;
+	struct timespec now;
 	int rc;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ic.cutoff_ns = (ts.tv_sec - (int64_t)c->args.expire_idle_s) * 1000000000ull + ts.tv_nsec;
-	rc = evl_task_list(c->st, NULL, idle_cb, &ic);
-	set_phase(c, "expire", ic.n);
-	for (size_t i = 0; i < ic.n && !rc; i++) {
-		rc = evl_task_delete(c->st, ic.names[i]);
+	clock_gettime(CLOCK_REALTIME, &now);
+	rc = task_set_list(c, (now.tv_sec - (int64_t)c->args.expire_idle_s) * 1000000000ull +
+			      now.tv_nsec, &ts);
+	set_phase(c, "expire", ts.n);
+	for (size_t i = 0; i < ts.n && !rc; i++) {
+		rc = evl_task_delete(c->st, ts.v[i].name);
 		if (rc == -ENOENT)
 			rc = 0;	/* deleted meanwhile */
 		else if (!rc)
 			(*expired)++;
 		set_done(c, i + 1);
 	}
-	free(ic.names);
+	free(ts.v);
 	return rc;
 }
 

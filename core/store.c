@@ -265,6 +265,25 @@ static uint64_t r64(const unsigned char *p)
 	return le64toh(v);
 }
 
+/* Make *@pp (a malloc'ed buffer of *@cap bytes) hold at least @need bytes, doubling. */
+static int grow(void *pp, size_t *cap, size_t need)
+{
+	void **p = pp;
+	size_t c = *cap ? *cap : 1024;
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	n = realloc(*p, c);
+	if (!n)
+		return -ENOMEM;
+	*p = n;
+	*cap = c;
+	return 0;
+}
+
 void evl_options_default(struct evl_options *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -1250,22 +1269,15 @@ static int trim_recover_switched(const struct index_trim *tr, void *arg)
 
 struct trim_list {
 	struct index_trim *v;
-	size_t n, cap;
+	size_t n, cap;		/* cap in bytes (grow) */
 };
 
 static int trim_collect(void *arg, const struct index_trim *tr)
 {
 	struct trim_list *l = arg;
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 8;
-		void *p = realloc(l->v, cap * sizeof(*l->v));
-
-		if (!p)
-			return -ENOMEM;
-		l->v = p;
-		l->cap = cap;
-	}
+	if (grow(&l->v, &l->cap, (l->n + 1) * sizeof(*l->v)))
+		return -ENOMEM;
 	l->v[l->n++] = *tr;
 	return 0;
 }
@@ -2194,24 +2206,6 @@ int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 	memcpy(w->name, info.name, sizeof(w->name));
 	linebuf_init(&w->lb, st->opt.max_event);
 	*out = w;
-	return 0;
-}
-
-static int grow(void *pp, size_t *cap, size_t need)
-{
-	void **p = pp;
-	size_t c = *cap ? *cap : 1024;
-	void *n;
-
-	if (need <= *cap)
-		return 0;
-	while (c < need)
-		c *= 2;
-	n = realloc(*p, c);
-	if (!n)
-		return -ENOMEM;
-	*p = n;
-	*cap = c;
 	return 0;
 }
 
