@@ -250,4 +250,86 @@ struct evl_stats {
 
 void evl_store_stats(struct evl_store *st, struct evl_stats *out);
 
+/* ---- offline tools (they take the store's lock: it must not be open) ---- */
+
+struct evl_check_opts {
+	bool repair;		/* fsck: make the index agree with the logs */
+	const char *type_field;	/* reindex without a readable index ("type") */
+	/*
+	 * One line per finding, without a newline.  @level: 'E' a problem
+	 * found, 'F' a fix made, 'I' information, 'X' why the run stopped.
+	 */
+	void (*report)(void *arg, char level, const char *line);
+	/* Progress of a phase ("scan", "check", "repair", "index"). */
+	void (*progress)(void *arg, const char *phase, uint64_t done, uint64_t total);
+	void *arg;
+};
+
+struct evl_check_result {
+	uint64_t tasks, events, types, bytes;	/* what the logs hold */
+	uint64_t journal_records;
+	uint64_t problems;	/* findings ('E' lines, and those not shown) */
+	uint64_t fixed;		/* fixes made ('F' lines) */
+	uint64_t lost;		/* reindex: journaled events no task could take */
+};
+
+/*
+ * Check store @dir: the journal's checksums; that every logged event is
+ * indexed exactly once, under its type, and every index entry points at a
+ * real event; the index's structure and counters.  With opts->repair,
+ * recover first if the store was not closed cleanly, then make the index
+ * agree with the logs (in its own transactions).  Returns 0 (see
+ * r->problems and r->fixed), -EBUSY (the store is open: the holder is
+ * reported), -ENOENT (no index), or -errno.
+ */
+int evl_fsck(const char *dir, const struct evl_check_opts *opts, struct evl_check_result *r);
+
+/*
+ * Build store @dir's index anew from its task logs and swap it in (the old
+ * one may be missing or corrupt).  Views afterwards hold the same bytes.
+ * Returns 0, -EBUSY, -EILSEQ (a task is corrupt before its end: reported),
+ * or -errno.
+ */
+int evl_reindex(const char *dir, const struct evl_check_opts *opts, struct evl_check_result *r);
+
+struct evl_backup_opts {
+	bool live;		/* a daemon has the source open: copy beside it */
+	void (*report)(void *arg, char level, const char *line);	/* as evl_check_opts */
+	void (*progress)(void *arg, const char *phase, uint64_t done, uint64_t total);
+	void *arg;
+};
+
+struct evl_backup_result {
+	uint64_t tasks, events;
+	uint64_t tasks_new, tasks_appended, tasks_replaced, tasks_unchanged, tasks_removed;
+	uint64_t log_bytes_copied;	/* log bytes; sidecars add 24 per event */
+	uint64_t index_bytes;		/* the index snapshot (always copied whole) */
+};
+
+/*
+ * Copy store @src (its data directory) into @dest, which then mounts as
+ * is.  Without opts->live, @src is recovered and locked first.  A second
+ * run copies only what is new.  Returns 0, -EAGAIN (the source's logs were
+ * rewritten or replaced during the copy: run again once its compaction is
+ * over), -EBUSY (@dest or an offline @src is open), or -errno.
+ */
+int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *opts,
+	       struct evl_backup_result *r);
+
+/*
+ * Who holds store @dir open: 1 with "pid N (holder)" in @buf, 0 if nobody,
+ * or -errno.
+ */
+int evl_store_holder(const char *dir, char *buf, size_t n);
+
+/* Event validation as writers do it (for tools that check files first). */
+struct evl_validator;
+int evl_validator_new(const char *type_field, size_t max_event, struct evl_validator **out);
+void evl_validator_free(struct evl_validator *v);
+/*
+ * Validate one line (@len bytes, newline excluded): 0 valid, 1 blank
+ * (writers skip it), -EINVAL or -EFBIG with the column and reason in @why.
+ */
+int evl_validate(struct evl_validator *v, const char *line, size_t len, char *why, size_t n);
+
 #endif

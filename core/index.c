@@ -46,8 +46,10 @@
  *   what remains stay exact while views subtract it.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +323,8 @@ int index_open(const char *dir, const char *type_field, struct index **out)
 	key.mv_data = "type_field";
 	key.mv_size = strlen("type_field");
 	rc = mdb_get(txn, ix->meta, &key, &val);
+	if (rc == MDB_NOTFOUND && !type_field)
+		type_field = "type";
 	if (rc == MDB_NOTFOUND) {
 		uint32_t version = INDEX_VERSION;
 		struct index_meta m = { .next_gseq = 1, .next_uid = 1 };
@@ -342,8 +346,8 @@ int index_open(const char *dir, const char *type_field, struct index **out)
 			goto fail_txn;
 	} else if (rc) {
 		goto fail_txn;
-	} else if (val.mv_size != strlen(type_field) ||
-		   memcmp(val.mv_data, type_field, val.mv_size)) {
+	} else if (type_field && (val.mv_size != strlen(type_field) ||
+		   memcmp(val.mv_data, type_field, val.mv_size))) {
 		evl_log(LOG_ERR, "index %s: store was built with type_field=%.*s, not %s",
 			dir, (int)val.mv_size, (char *)val.mv_data, type_field);
 		mdb_txn_abort(txn);
@@ -1876,4 +1880,397 @@ int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64
 	free(src);
 	index_view_free(v);
 	return rc;
+}
+
+/* ---- checking and rebuilding a type (fsck, reindex) ---- */
+
+int index_type_names(struct index_txn *t, int (*cb)(void *arg, const char *name, size_t len),
+		     void *arg)
+{
+	MDB_cursor *c;
+	MDB_val key, val;
+	int rc;
+
+	rc = mdb_cursor_open(t->txn, t->ix->types, &c);
+	if (rc)
+		return xerr(rc);
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		rc = cb(arg, key.mv_data, key.mv_size);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return loop_rc(rc);
+}
+
+int index_get_type_field(struct index_txn *t, char *buf, size_t n)
+{
+	MDB_val key = { 10, "type_field" }, val;
+	int rc = mdb_get(t->txn, t->ix->meta, &key, &val);
+
+	if (rc)
+		return xerr(rc);
+	if (val.mv_size >= n)
+		return -ENAMETOOLONG;
+	memcpy(buf, val.mv_data, val.mv_size);
+	buf[val.mv_size] = '\0';
+	return 0;
+}
+
+struct check {
+	struct index_txn *t;
+	uint64_t *bad;
+	char *why;
+	size_t whylen;
+};
+
+static void fault(struct check *ck, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fault(struct check *ck, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!(*ck->bad)++) {
+		va_start(ap, fmt);
+		vsnprintf(ck->why, ck->whylen, fmt, ap);
+		va_end(ap);
+	}
+}
+
+/* The state of task @uid (0 when there is no such task), cached for runs of one uid. */
+static int task_state(struct index_txn *t, uint64_t uid, uint64_t *last_uid, int *last_state)
+{
+	struct index_task task;
+	int rc;
+
+	if (uid == *last_uid)
+		return 0;
+	rc = index_task_by_uid(t, uid, &task);
+	if (rc && rc != -ENOENT)
+		return rc;
+	*last_uid = uid;
+	*last_state = rc ? 0 : task.state;
+	return 0;
+}
+
+/* kt/tt rows and the kty runs of type @tid: counts, and cum values without gaps. */
+static int check_kty(struct check *ck, uint32_t tid, uint64_t *live_rows)
+{
+	struct index_txn *t = ck->t;
+	MDB_cursor *tc = NULL, *kc = NULL;
+	unsigned char k[20];
+	MDB_val key = { 12, k }, val;
+	uint64_t last_uid = 0;
+	int state = 0, rc;
+
+	*live_rows = 0;
+	rc = xerr(mdb_cursor_open(t->txn, t->ix->tt, &tc));
+	if (!rc)
+		rc = xerr(mdb_cursor_open(t->txn, t->ix->kty, &kc));
+	tt_key(k, tid, 0);
+	for (rc = rc ? rc : mdb_cursor_get(tc, &key, &val, MDB_SET_RANGE);
+	     rc == 0 && rd32(key.mv_data) == tid;
+	     rc = mdb_cursor_get(tc, &key, &val, MDB_NEXT)) {
+		uint64_t uid = rd64((unsigned char *)key.mv_data + 4), n = 0, bytes = 0, cum;
+		struct cnt_val tcnt, kcnt;
+		unsigned char kk[20];
+		MDB_val kkey = { 20, kk }, kval;
+
+		memset(&tcnt, 0, sizeof(tcnt));
+		memcpy(&tcnt, val.mv_data, val.mv_size < sizeof(tcnt) ? val.mv_size : sizeof(tcnt));
+		kt_key(kk, uid, tid);
+		rc = get_cnt(t, t->ix->kt, kk, &kcnt);
+		if (rc == -ENOENT) {
+			fault(ck, "task %" PRIu64 " has a tt row but no kt row", uid);
+			kcnt = tcnt;
+		} else if (rc) {
+			break;
+		} else if (memcmp(&kcnt, &tcnt, sizeof(kcnt))) {
+			fault(ck, "task %" PRIu64 ": kt and tt rows differ", uid);
+		}
+		rc = task_state(t, uid, &last_uid, &state);
+		if (rc)
+			break;
+		cum = kcnt.base;
+		kty_key(kk, uid, tid, 0);
+		for (rc = mdb_cursor_get(kc, &kkey, &kval, MDB_SET_RANGE);
+		     rc == 0 && rd64(kkey.mv_data) == uid &&
+		     rd32((unsigned char *)kkey.mv_data + 8) == tid;
+		     rc = mdb_cursor_get(kc, &kkey, &kval, MDB_NEXT)) {
+			uint64_t gseq = rd64((unsigned char *)kkey.mv_data + 12);
+			unsigned char gk[12];
+			struct tgs_val tv;
+			struct kty_val kv;
+
+			memcpy(&kv, kval.mv_data, sizeof(kv));
+			if (kv.cum != cum)
+				fault(ck, "task %" PRIu64 " gseq %" PRIu64
+				      ": cumulative bytes %" PRIu64 ", expected %" PRIu64,
+				      uid, gseq, kv.cum, cum);
+			cum = kv.cum + kv.len;
+			n++;
+			bytes += kv.len;
+			be32(gk, tid);
+			be64(gk + 4, gseq);
+			rc = get_val(t, t->ix->tgs, gk, 12, &tv, sizeof(tv));
+			if (rc == -ENOENT)
+				fault(ck, "task %" PRIu64 " gseq %" PRIu64
+				      ": kty row without a tgs row", uid, gseq);
+			else if (rc)
+				break;
+			rc = 0;
+		}
+		rc = loop_rc(rc);
+		if (rc)
+			break;
+		if (state == TASK_LIVE) {
+			*live_rows += n;
+			if (n != kcnt.count || bytes != kcnt.bytes)
+				fault(ck, "task %" PRIu64 " counts %" PRIu64 " events, %"
+				      PRIu64 " bytes; its rows hold %" PRIu64 ", %" PRIu64,
+				      uid, kcnt.count, kcnt.bytes, n, bytes);
+		}
+	}
+	if (kc)
+		mdb_cursor_close(kc);
+	if (tc)
+		mdb_cursor_close(tc);
+	return loop_rc(rc);
+}
+
+int index_type_check(struct index_txn *t, const char *name, size_t len,
+		     int (*cb)(void *arg, const struct index_entry *e), void *arg,
+		     uint64_t *bad, char *why, size_t whylen)
+{
+	struct check ck = { .t = t, .bad = bad, .why = why, .whylen = whylen };
+	struct type_rec r;
+	uint64_t *tree = NULL, n, total = 0, live = 0, live_bytes = 0, prev_ord = 0;
+	uint64_t last_uid = 0, kty_live;
+	int state = 0, rc;
+	bool first = true;
+	MDB_cursor *c = NULL;
+	unsigned char k[20];
+	MDB_val key = { 12, k }, val;
+
+	*bad = 0;
+	if (why && whylen)
+		why[0] = '\0';
+	rc = get_val(t, t->ix->types, name, len, &r, sizeof(r));
+	if (rc)
+		return rc;
+	n = r.next_ord;
+	tree = calloc(n + 1, sizeof(*tree));
+	if (!tree)
+		return -ENOMEM;
+
+	/* tgs: rows in gseq order, ordinals rising, each with its kty row */
+	rc = xerr(mdb_cursor_open(t->txn, t->ix->tgs, &c));
+	be32(k, r.tid);
+	be64(k + 4, 0);
+	for (rc = rc ? rc : mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+	     rc == 0 && rd32(key.mv_data) == r.tid; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		struct index_entry e;
+		struct tgs_val tv;
+		struct kty_val kv;
+
+		memcpy(&tv, val.mv_data, sizeof(tv));
+		e.gseq = rd64((unsigned char *)key.mv_data + 4);
+		e.uid = tv.uid;
+		e.off = tv.off;
+		e.len = tv.len;
+		if (tv.ord >= n || (!first && tv.ord <= prev_ord))
+			fault(&ck, "gseq %" PRIu64 " has ordinal %" PRIu64
+			      " (previous %" PRIu64 ", %" PRIu64 " allotted)",
+			      e.gseq, tv.ord, prev_ord, n);
+		else
+			tree[tv.ord + 1] = tv.len;
+		first = false;
+		prev_ord = tv.ord;
+		total += tv.len;
+		rc = task_state(t, tv.uid, &last_uid, &state);
+		if (rc)
+			break;
+		e.state = state;
+		if (state == TASK_LIVE) {
+			live++;
+			live_bytes += tv.len;
+		}
+		kty_key(k, tv.uid, r.tid, e.gseq);
+		rc = get_val(t, t->ix->kty, k, 20, &kv, sizeof(kv));
+		if (rc == -ENOENT)
+			fault(&ck, "gseq %" PRIu64 " (task %" PRIu64 ") has no kty row",
+			      e.gseq, tv.uid);
+		else if (rc)
+			break;
+		else if (kv.off != tv.off || kv.len != tv.len || kv.ord != tv.ord)
+			fault(&ck, "gseq %" PRIu64 ": tgs and kty rows differ",
+			      e.gseq);
+		if (cb) {
+			rc = cb(arg, &e);
+			if (rc)
+				break;
+		}
+	}
+	if (c)
+		mdb_cursor_close(c);
+	rc = loop_rc(rc);
+	if (rc)
+		goto out;
+	if (total != r.fen_total || live != r.live_count || live_bytes != r.live_bytes)
+		fault(&ck, "counters say %" PRIu64 " bytes in the tree, %" PRIu64
+		      " live events of %" PRIu64 " bytes; the rows hold %" PRIu64 ", %" PRIu64
+		      ", %" PRIu64, r.fen_total, r.live_count, r.live_bytes,
+		      total, live, live_bytes);
+
+	/* Fenwick nodes: built from the rows' lengths, node i covers i - lowbit(i) .. i - 1 */
+	for (uint64_t i = 1; i <= n; i++)
+		if (i + lowbit(i) <= n)
+			tree[i + lowbit(i)] += tree[i];
+	for (uint64_t i = 1; i <= n; i++) {
+		struct fen_val v;
+
+		rc = fen_get(t, r.tid, i, &v);
+		if (rc == -ENOENT) {
+			fault(&ck, "Fenwick node %" PRIu64 " is missing", i);
+			rc = 0;
+			continue;
+		}
+		if (rc)
+			goto out;
+		if (v.sum != tree[i]) {
+			fault(&ck, "Fenwick node %" PRIu64 " holds %" PRIu64
+			      " bytes, the rows %" PRIu64, i, v.sum, tree[i]);
+		}
+	}
+	rc = check_kty(&ck, r.tid, &kty_live);
+	if (!rc && kty_live != live)
+		fault(&ck, "live tasks' kty rows hold %" PRIu64 " events, tgs %" PRIu64,
+		      kty_live, live);
+out:
+	free(tree);
+	return rc;
+}
+
+/* Delete every row of the range of @dbi whose keys start with the @plen bytes @prefix. */
+static int del_range(struct index_txn *t, MDB_dbi dbi, const unsigned char *prefix, size_t plen)
+{
+	MDB_cursor *c;
+	MDB_val key = { plen, (void *)prefix }, val;
+	int rc;
+
+	rc = mdb_cursor_open(t->txn, dbi, &c);
+	if (rc)
+		return xerr(rc);
+	for (;;) {
+		key.mv_data = (void *)prefix;
+		key.mv_size = plen;
+		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+		if (rc || key.mv_size < plen || memcmp(key.mv_data, prefix, plen))
+			break;
+		rc = mdb_cursor_del(c, 0);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return loop_rc(rc);
+}
+
+int index_type_drop(struct index_txn *t, const char *name, size_t len)
+{
+	struct type_ent *e;
+	unsigned char k[12];
+	MDB_cursor *c;
+	MDB_val key = { 12, k }, val;
+	int rc;
+
+	rc = type_get(t, name, len, false, &e);
+	if (rc)
+		return rc;
+	/* kty rows named by tgs rows, then those named by tt rows */
+	rc = xerr(mdb_cursor_open(t->txn, t->ix->tgs, &c));
+	if (rc)
+		return rc;
+	be32(k, e->rec.tid);
+	be64(k + 4, 0);
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+	     rc == 0 && rd32(key.mv_data) == e->rec.tid;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		struct tgs_val tv;
+		unsigned char kk[20];
+
+		memcpy(&tv, val.mv_data, sizeof(tv));
+		kty_key(kk, tv.uid, e->rec.tid, rd64((unsigned char *)key.mv_data + 4));
+		rc = del_key(t, t->ix->kty, kk, 20);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	rc = loop_rc(rc);
+	while (!rc) {
+		unsigned char kk[12];
+		uint64_t uid;
+
+		rc = xerr(mdb_cursor_open(t->txn, t->ix->tt, &c));
+		if (rc)
+			break;
+		tt_key(k, e->rec.tid, 0);
+		key.mv_data = k;
+		key.mv_size = 12;
+		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+		if (rc == 0 && rd32(key.mv_data) != e->rec.tid)
+			rc = MDB_NOTFOUND;
+		uid = rc ? 0 : rd64((unsigned char *)key.mv_data + 4);
+		mdb_cursor_close(c);
+		if (rc) {
+			rc = loop_rc(rc);
+			break;
+		}
+		kt_key(kk, uid, e->rec.tid);
+		rc = del_range(t, t->ix->kty, kk, 12);
+		if (!rc)
+			rc = del_key(t, t->ix->kt, kk, 12);
+		tt_key(kk, e->rec.tid, uid);
+		if (!rc)
+			rc = del_key(t, t->ix->tt, kk, 12);
+	}
+	be32(k, e->rec.tid);
+	if (!rc)
+		rc = del_range(t, t->ix->tgs, k, 4);
+	if (!rc)
+		rc = del_range(t, t->ix->fen, k, 4);
+	if (rc)
+		return rc;
+	e->rec.next_ord = 0;
+	e->rec.fen_total = 0;
+	e->rec.live_count = 0;
+	e->rec.live_bytes = 0;
+	e->dirty = true;
+	return 0;
+}
+
+/* ---- snapshots (backup) ---- */
+
+int index_snapshot(const char *src, const char *dest)
+{
+	MDB_env *env;
+	char path[4200];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", src);
+	if (access(path, R_OK))
+		return -errno;
+	if (mkdir(dest, 0755) && errno != EEXIST)
+		return -errno;
+	rc = mdb_env_create(&env);
+	if (rc)
+		return xerr(rc);
+	mdb_env_set_maxdbs(env, 16);
+	/* a reader beside the daemon: the lock file is shared, the map follows the file */
+	rc = mdb_env_open(env, src, MDB_RDONLY | MDB_NOTLS, 0644);
+	if (!rc)
+		rc = mdb_env_copy2(env, dest, MDB_CP_COMPACT);
+	if (rc)
+		evl_log(LOG_ERR, "index snapshot %s -> %s: %s", src, dest, mdb_strerror(rc));
+	mdb_env_close(env);
+	return xerr(rc);
 }

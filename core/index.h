@@ -52,7 +52,8 @@ struct index_task {
 /*
  * Open (creating) the environment in directory @dir.  @type_field is
  * recorded on creation; opening with another gives -EINVAL (the views were
- * built with the first).  0, -EINVAL, -ENOMEM or -errno.
+ * built with the first); NULL accepts the recorded one ("type" when new).
+ * 0, -EINVAL, -ENOMEM or -errno.
  */
 int index_open(const char *dir, const char *type_field, struct index **out);
 void index_close(struct index *ix);
@@ -218,5 +219,48 @@ bool index_prefix_exists(struct index_txn *t, const char *prefix, size_t len);
  */
 int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64_t after_uid,
 		     int (*cb)(void *arg, uint64_t uid), void *arg);
+
+/* ---- checking and rebuilding (fsck, reindex) ---- */
+
+/* The type_field the index was built with, into @buf.  0, -ENAMETOOLONG or -errno. */
+int index_get_type_field(struct index_txn *t, char *buf, size_t n);
+
+/* Call @cb for every type the index has a record of, live events or not. */
+int index_type_names(struct index_txn *t, int (*cb)(void *arg, const char *name, size_t len),
+		     void *arg);
+
+/* One entry of a type as index_type_check hands it out. */
+struct index_entry {
+	uint64_t gseq, uid, off;	/* off: logical, as index_add_event got it */
+	uint32_t len;
+	int state;		/* its task's: TASK_LIVE, TASK_DELETED, 0 (no such task) */
+};
+
+/*
+ * Check type @name's structure and hand out its entries (every task's) in
+ * gseq order.  Structure: each entry has its rows in both orders with the
+ * same offset, length and ordinal; ordinals rise with gseq; every Fenwick
+ * node sums what the rows hold; the type's, task+type's counters agree
+ * with the rows of live tasks; per task, cumulative bytes run without gaps.
+ * *@bad counts the faults, the first described in @why.  Returns 0, -ENOENT
+ * (no such type), @cb's non-zero value, or -errno.
+ */
+int index_type_check(struct index_txn *t, const char *name, size_t len,
+		     int (*cb)(void *arg, const struct index_entry *e), void *arg,
+		     uint64_t *bad, char *why, size_t whylen);
+
+/*
+ * Remove every entry of type @name (of every task, live or deleted) and
+ * zero its counters; index_add_event then rebuilds it, in gseq order.
+ * 0, -ENOENT, -EAGAIN (map full) or -errno.
+ */
+int index_type_drop(struct index_txn *t, const char *name, size_t len);
+
+/*
+ * Copy the environment in directory @src (which another process may be
+ * writing) into directory @dest (created; it must hold no data.mdb) as one
+ * consistent snapshot, without free pages.  0 or -errno.
+ */
+int index_snapshot(const char *src, const char *dest);
 
 #endif

@@ -456,6 +456,49 @@ fail:
 }
 
 /* Called with j->lock held: make the syncer sync now. */
+int journal_scan(const char *dir, journal_replay_cb cb, void *arg, struct journal_scan *out)
+{
+	struct journal j = { .dir = (char *)dir };
+	uint64_t expect = 0;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	rc = scan_dir(&j);
+	if (rc == -ENOENT)
+		return 0;
+	out->segments = j.nsegs;
+	for (size_t i = 0; i < j.nsegs && !rc; i++) {
+		uint64_t stop_off = 0, size = 0;
+
+		rc = seg_replay(&j, j.segs[i], 0, &expect, cb, arg, &stop_off, &size);
+		if (expect) {
+			if (!out->first_lsn)
+				out->first_lsn = j.segs[i] > 0 ? j.segs[i] : 1;
+			out->last_lsn = expect - 1;
+		}
+		if (rc == 1) {
+			out->bad_bytes = size - stop_off;
+			out->bad_segment = j.segs[i];
+			out->bad_off = stop_off;
+			for (size_t k = i + 1; k < j.nsegs; k++) {
+				char path[4200];
+				struct stat sb;
+
+				seg_path(&j, j.segs[k], path, sizeof(path));
+				if (!stat(path, &sb))
+					out->bad_bytes += sb.st_size;
+				out->bad_later++;
+			}
+			rc = 0;
+			break;
+		}
+	}
+	free(j.segs);
+	if (out->first_lsn && out->last_lsn >= out->first_lsn)
+		out->records = out->last_lsn - out->first_lsn + 1;
+	return rc;
+}
+
 static void request_sync(struct journal *j)
 {
 	j->sync_req = true;

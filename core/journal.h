@@ -81,4 +81,19 @@ struct journal_stats {
 };
 void journal_get_stats(struct journal *j, struct journal_stats *st);
 
+struct journal_scan {
+	uint64_t segments;
+	uint64_t first_lsn, last_lsn, records;	/* intact records */
+	uint64_t bad_bytes;	/* bytes after them: a torn tail or corruption */
+	uint64_t bad_segment, bad_off;	/* where they start */
+	uint64_t bad_later;	/* whole segments after that point */
+};
+
+/*
+ * Read the journal in @dir without changing it (fsck, reindex): call @cb
+ * for every intact record, in order, and describe what was found in @out.
+ * A missing directory is an empty journal.  0, @cb's error, or -errno.
+ */
+int journal_scan(const char *dir, journal_replay_cb cb, void *arg, struct journal_scan *out);
+
 #endif

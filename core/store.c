@@ -389,6 +389,39 @@ bad:
 	return NULL;
 }
 
+int store_rec_decode(unsigned kind, const void *payload, size_t len,
+		     int (*cb)(void *arg, const struct store_rec *r), void *arg)
+{
+	unsigned char *buf = malloc(len ? len : 1);
+	struct store_rec r;
+	struct pend *p;
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, payload, len);
+	p = pend_parse(kind, buf, len);
+	if (!p)
+		return -EILSEQ;
+	r = (struct store_rec){
+		.kind = kind == REC_CREATE ? STORE_REC_CREATE :
+			kind == REC_DELETE ? STORE_REC_DELETE : STORE_REC_APPEND,
+		.uid = p->uid, .gseq = p->gseq, .time_ns = p->time_ns, .n = p->n,
+		.name = p->name, .name_len = p->name_len,
+	};
+	rc = 0;
+	for (uint32_t i = 0; i < p->n && !rc; i++) {
+		r.ev = p->data + p->ev[i].off;
+		r.ev_len = p->ev[i].len;
+		r.ev_index = i;
+		rc = cb(arg, &r);
+	}
+	if (!p->n)
+		rc = cb(arg, &r);
+	pend_free(p);
+	return rc;
+}
+
 static struct tmem **tmem_slot(struct evl_store *st, uint64_t uid)
 {
 	struct tmem **pp = &st->tmem[(uid * 0x9e3779b97f4a7c15ull) >> 54];
@@ -1340,12 +1373,12 @@ static int trim_recover_dropping(struct evl_store *st)
 
 /* ---- open, recovery, close ---- */
 
-static int take_lock(struct evl_store *st)
+int store_lock(const char *dir, const char *holder, int *fdp)
 {
 	char path[4200], buf[512];
 	int fd, n;
 
-	snprintf(path, sizeof(path), "%s/lock", st->dir);
+	snprintf(path, sizeof(path), "%s/lock", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -1359,19 +1392,18 @@ static int take_lock(struct evl_store *st)
 				*p = ' ';
 		close(fd);
 		if (e == EWOULDBLOCK) {
-			evl_log(LOG_ERR, "store %s is in use by pid %s", st->dir, buf);
+			evl_log(LOG_ERR, "store %s is in use by pid %s", dir, buf);
 			return -EBUSY;
 		}
 		return -e;
 	}
-	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(),
-		     st->opt.holder ? st->opt.holder : "");
+	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), holder ? holder : "");
 	if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n) {
 		n = -errno;
 		close(fd);
 		return n;
 	}
-	st->lock_fd = fd;
+	*fdp = fd;
 	return 0;
 }
 
@@ -1755,7 +1787,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		rc = -errno;
 		goto fail;
 	}
-	rc = take_lock(st);
+	rc = store_lock(dir, st->opt.holder, &st->lock_fd);
 	st->opt.holder = NULL;	/* the caller's string: not kept */
 	if (rc)
 		goto fail;

@@ -8,6 +8,8 @@
 #define EVL_STORE_I_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "evlog.h"
 
@@ -35,6 +37,40 @@ void store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_
  */
 int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_t min_ns,
 		 uint64_t *events, uint64_t *bytes);
+
+/*
+ * Take DATA_DIR/lock (@holder is written into it) for an offline tool or a
+ * store.  0 with the descriptor in *@fd (closing it releases the lock),
+ * -EBUSY (the holder is logged), or -errno.
+ */
+int store_lock(const char *dir, const char *holder, int *fd);
+
+/* A journal record, as store_rec_decode hands it out (one call per event of an append). */
+enum { STORE_REC_CREATE = 1, STORE_REC_APPEND, STORE_REC_DELETE };
+struct store_rec {
+	int kind;
+	uint64_t uid, gseq, time_ns;	/* gseq of the first event */
+	uint32_t n;			/* events */
+	const char *name;		/* create */
+	size_t name_len;
+	const char *ev;			/* append: event ev_index (gseq + ev_index) */
+	size_t ev_len;
+	uint32_t ev_index;
+};
+
+/*
+ * Decode journal payload @payload of record type @kind and call @cb once
+ * per event of an append, once for a create or delete.  0, -EILSEQ
+ * (malformed), -ENOMEM, or @cb's value.
+ */
+int store_rec_decode(unsigned kind, const void *payload, size_t len,
+		     int (*cb)(void *arg, const struct store_rec *r), void *arg);
+
+/*
+ * Open store @dir (recovering it) and close it again (a checkpoint), with
+ * @type_field (NULL: the one its index records).  0 or -errno.
+ */
+int store_cycle(const char *dir, const char *type_field, const char *holder);
 
 /* compact.c */
 int compactor_new(struct evl_store *st, struct compactor **out);

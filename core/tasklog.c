@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -232,9 +233,31 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name)
 	if (rc)
 		return rc;
 	snprintf(path, sizeof(path), "%s/%s", tl->dir, name);
+	{
+		/* the uid, for reindex without an index: best effort (some file systems refuse) */
+		unsigned char le[8];
+
+		for (int i = 0; i < 8; i++)
+			le[i] = uid >> (8 * i);
+		setxattr(path, TASKLOG_UID_XATTR, le, sizeof(le), 0);
+	}
 	if (io_fsync_dir(path) || io_fsync_dir(tl->dir))
 		return -errno;
 	return 0;
+}
+
+uint64_t tasklog_uid_of(const char *dir, const char *name)
+{
+	char path[4400];
+	unsigned char le[8];
+	uint64_t uid = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (getxattr(path, TASKLOG_UID_XATTR, le, sizeof(le)) != sizeof(le))
+		return 0;
+	for (int i = 7; i >= 0; i--)
+		uid = uid << 8 | le[i];
+	return uid;
 }
 
 void tasklog_encode(const struct tasklog_rec *r, unsigned char out[TASKLOG_REC])

@@ -52,6 +52,14 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 		  const void *data, size_t len, uint64_t idx,
 		  const struct tasklog_rec *recs, size_t n);
 
+/*
+ * A task directory carries its uid in an extended attribute (where the file
+ * system allows), so reindex can name journal records without the index.
+ * tasklog_uid_of: the uid of task directory @dir/@name, or 0 if unknown.
+ */
+#define TASKLOG_UID_XATTR "user.evlogfs.uid"
+uint64_t tasklog_uid_of(const char *dir, const char *name);
+
 /* Read up to @len log bytes at @off.  Bytes read, or -errno. */
 ssize_t tasklog_read(struct tasklog *tl, uint64_t uid, const char *name,
 		     uint64_t off, void *buf, size_t len);

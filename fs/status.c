@@ -55,6 +55,7 @@ char *status_json(struct fs *fs, size_t *len)
 	add_u64(c, "journal_bytes", s.journal_bytes);
 	add_u64(c, "pending_bytes", s.pending_bytes);
 	json_object_object_add(o, "counts", c);
+	json_object_object_add(o, "data_dir", json_object_new_string(fs->cfg->data_dir));
 	json_object_object_add(o, "commit", json_object_new_string(s.commit_sync ? "sync" : "group"));
 	add_u64(o, "commit_ms", s.commit_ms);
 	json_object_object_add(o, "read_only", json_object_new_boolean(fs->cfg->ro));
@@ -64,6 +65,7 @@ char *status_json(struct fs *fs, size_t *len)
 	comp = json_object_new_object();
 	evl_compact_status(fs->st, &cs);
 	json_object_object_add(comp, "state", json_object_new_string(cs.running ? "running" : "idle"));
+	add_u64(comp, "runs", cs.runs_ok + cs.runs_failed);
 	if (cs.running) {
 		json_object_object_add(comp, "phase", json_object_new_string(cs.phase));
 		add_u64(comp, "done", cs.done);

@@ -4,9 +4,14 @@
  *   evlogctl status MOUNT [--json]
  *   evlogctl checkpoint MOUNT
  *   evlogctl compact MOUNT [--task ID] [--expire-idle D] [--max-age D] [--keep-last N]
+ *   evlogctl fsck DATA_DIR [--repair]
+ *   evlogctl reindex DATA_DIR [--type-field F]
+ *   evlogctl backup SOURCE DEST
+ *   evlogctl import DATA_DIR SOURCE [--skip-bad] [--type-field F]
  *
  * The commands on a mount talk to the daemon through MOUNT/.control: a
- * command is one write(), the status is a read of the JSON.  Exit codes:
+ * command is one write(), the status is a read of the JSON.  The commands
+ * on a data directory (offline.c) call the core and hold the store's lock.  Exit codes:
  * 0 done, 1 done but something was found or left partial, 2 error.
  * Progress goes to stderr: a bar on a terminal, one line per phase
  * otherwise.
@@ -25,12 +30,11 @@
 #include <json-c/json.h>
 
 #include "config.h"
+#include "evlogctl.h"
 
-enum { EXIT_OK = 0, EXIT_FOUND = 1, EXIT_ERROR = 2 };
+const char *prog = "evlogctl";
 
-static const char *prog = "evlogctl";
-
-static int fail(const char *fmt, ...)
+int fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -50,7 +54,7 @@ static void control_path(const char *mnt, char *buf, size_t n)
 }
 
 /* The status JSON of @mnt, or NULL (the reason printed). */
-static struct json_object *read_status(const char *mnt)
+struct json_object *read_status(const char *mnt)
 {
 	char path[4200], buf[1 << 16];
 	struct json_object *o;
@@ -81,7 +85,7 @@ static struct json_object *read_status(const char *mnt)
 }
 
 /* Write @cmd to @mnt's control file.  0, or the errno (the daemon's reason printed). */
-static int send_command(const char *mnt, const char *cmd)
+int send_command(const char *mnt, const char *cmd)
 {
 	char path[4200];
 	int fd, err = 0;
@@ -104,7 +108,7 @@ static int send_command(const char *mnt, const char *cmd)
 	return err;
 }
 
-static struct json_object *get(struct json_object *o, const char *path)
+struct json_object *get(struct json_object *o, const char *path)
 {
 	char key[64];
 
@@ -119,12 +123,12 @@ static struct json_object *get(struct json_object *o, const char *path)
 	return o;
 }
 
-static uint64_t get_u64(struct json_object *o, const char *path)
+uint64_t get_u64(struct json_object *o, const char *path)
 {
 	return (uint64_t)json_object_get_int64(get(o, path));
 }
 
-static const char *get_str(struct json_object *o, const char *path, const char *dflt)
+const char *get_str(struct json_object *o, const char *path, const char *dflt)
 {
 	struct json_object *v = get(o, path);
 
@@ -133,7 +137,7 @@ static const char *get_str(struct json_object *o, const char *path, const char *
 
 /* ---- human output ---- */
 
-static const char *human(uint64_t n, char *buf, size_t len)
+const char *human(uint64_t n, char *buf, size_t len)
 {
 	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	double v = n;
@@ -234,25 +238,35 @@ static int cmd_checkpoint(const char *mnt)
 }
 
 /* Progress on stderr: a bar on a terminal, a line per phase otherwise. */
-static void progress(const char *phase, uint64_t done, uint64_t total, bool tty, char *shown,
-		     size_t shown_len)
+void progress_show(struct progress *p, const char *phase, uint64_t done, uint64_t total)
 {
-	if (tty) {
+	if (p->tty) {
 		int width = 30, fill = total ? (int)(done * width / total) : 0;
 
+		if (fill > width)
+			fill = width;
 		fprintf(stderr, "\r%-10s [%.*s%*s] %llu/%llu", phase, fill,
 			"##############################", width - fill, "",
 			(unsigned long long)done, (unsigned long long)total);
-	} else if (strcmp(shown, phase)) {
-		fprintf(stderr, "%s: compaction: %s\n", prog, phase);
+		p->shown_bar = true;
+	} else if (strcmp(p->shown, phase)) {
+		fprintf(stderr, "%s: %s: %s\n", prog, p->what, phase);
 	}
-	snprintf(shown, shown_len, "%s", phase);
+	snprintf(p->shown, sizeof(p->shown), "%s", phase);
+}
+
+/* End the bar's line before other output. */
+void progress_end(struct progress *p)
+{
+	if (p->tty && p->shown_bar)
+		fputc('\n', stderr);
+	p->shown_bar = false;
 }
 
 static int cmd_compact(const char *mnt, const char *args)
 {
-	char cmd[1200], shown[32] = "";
-	bool tty = isatty(2);
+	struct progress pr = { .tty = isatty(2), .what = "compaction" };
+	char cmd[1200];
 	struct json_object *st, *last;
 	int err, rc;
 
@@ -268,13 +282,12 @@ static int cmd_compact(const char *mnt, const char *args)
 			return EXIT_ERROR;
 		if (strcmp(get_str(st, "compaction.state", ""), "running"))
 			break;
-		progress(get_str(st, "compaction.phase", "?"), get_u64(st, "compaction.done"),
-			 get_u64(st, "compaction.total"), tty, shown, sizeof(shown));
+		progress_show(&pr, get_str(st, "compaction.phase", "?"),
+			      get_u64(st, "compaction.done"), get_u64(st, "compaction.total"));
 		json_object_put(st);
 		usleep(100000);	/* the daemon reports; we look ten times a second */
 	}
-	if (tty && shown[0])
-		fputc('\n', stderr);
+	progress_end(&pr);
 	last = get(st, "compaction.last");
 	if (!last) {
 		json_object_put(st);
@@ -291,10 +304,18 @@ static int cmd_compact(const char *mnt, const char *args)
 static const char usage[] =
 	"usage: evlogctl COMMAND ARGS...\n"
 	"\n"
+	"On a mounted store:\n"
 	"  status MOUNT [--json]        the store's counts, sizes, commit mode, compaction\n"
 	"  checkpoint MOUNT             apply the journal, sync logs and index, trim the journal\n"
 	"  compact MOUNT [--task ID] [--expire-idle D] [--max-age D] [--keep-last N]\n"
 	"                               compact in the background and wait for the result\n"
+	"On a data directory (not mounted):\n"
+	"  fsck DATA_DIR [--repair]     check journal, logs and index; repair the index\n"
+	"  reindex DATA_DIR             build the index anew from the task logs\n"
+	"  import DATA_DIR SOURCE [--skip-bad]\n"
+	"                               load JSONL task logs as tasks\n"
+	"Either:\n"
+	"  backup SOURCE DEST           a consistent copy that mounts as is (incremental)\n"
 	"\n"
 	"Durations: 90s, 15m, 12h, 30d.  Exit: 0 done, 1 found or partial, 2 error.\n"
 	"evlogctl COMMAND --help for one command; evlogctl --version.\n";
@@ -313,6 +334,27 @@ static const char *const helps[][2] = {
 	  "each task's newest N (--keep-last), reclaim deleted tasks, shrink the index.\n"
 	  "--task ID limits expiry and retention to one task.  Exit 2 if it fails or\n"
 	  "one is already running.\n" },
+	{ "fsck", "usage: evlogctl fsck DATA_DIR [--repair]\n"
+	  "Check an unmounted store: journal checksums; every logged event indexed once,\n"
+	  "under its type; every index entry pointing at a real event; the index's\n"
+	  "structure and counters.  --repair recovers an uncleanly closed store, then\n"
+	  "adds what the index lacks and removes what is stale, reporting each fix.\n"
+	  "Exit 0 clean, 1 problems found (or repaired), 2 error (e.g. mounted).\n" },
+	{ "reindex", "usage: evlogctl reindex DATA_DIR [--type-field F]\n"
+	  "Build the index of an unmounted store anew from its task logs, also when the\n"
+	  "index is missing or corrupt; views afterwards hold the same bytes.  Journaled\n"
+	  "events the logs lack are written to them first.  --type-field names the type\n"
+	  "member when no index records it (default: type).\n" },
+	{ "backup", "usage: evlogctl backup SOURCE DEST\n"
+	  "Copy the store at SOURCE (a mountpoint, or a data directory, mounted or not)\n"
+	  "into the data directory DEST, consistently: DEST mounts as is.  A second run\n"
+	  "copies only what is new (logs are append-only); tasks gone from SOURCE go\n"
+	  "from DEST.  Prints what it copied.\n" },
+	{ "import", "usage: evlogctl import DATA_DIR SOURCE [--skip-bad] [--type-field F]\n"
+	  "Load JSONL task logs into the unmounted store DATA_DIR: SOURCE holds\n"
+	  "<id>.jsonl files or <id>/events or <id>/events.jsonl, one task each.  Every\n"
+	  "line is validated first; malformed lines are listed as FILE:LINE and nothing\n"
+	  "is imported unless --skip-bad (then exit 1).  Existing tasks are refused.\n" },
 };
 
 static int help(const char *cmd, FILE *to)
@@ -336,10 +378,15 @@ int main(int argc, char **argv)
 		{ "max-age", required_argument, NULL, 'a' },
 		{ "keep-last", required_argument, NULL, 'k' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "repair", no_argument, NULL, 'r' },
+		{ "skip-bad", no_argument, NULL, 's' },
+		{ "type-field", required_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char args[1024] = "";
-	bool as_json = false;
+	bool as_json = false, repair = false, skip_bad = false;
+	const char *type_field = NULL;
+	int nargs;
 	const char *cmd;
 	int c;
 
@@ -365,6 +412,15 @@ int main(int argc, char **argv)
 		case 'j':
 			as_json = true;
 			break;
+		case 'r':
+			repair = true;
+			break;
+		case 's':
+			skip_bad = true;
+			break;
+		case 'f':
+			type_field = optarg;
+			break;
 		case 't':
 		case 'e':
 		case 'a':
@@ -385,10 +441,25 @@ int main(int argc, char **argv)
 			return EXIT_ERROR;
 		}
 	}
-	if (optind != argc - 1) {
+	nargs = !strcmp(cmd, "backup") || !strcmp(cmd, "import") ? 2 : 1;
+	if (optind != argc - nargs) {
 		help(cmd, stderr);
 		return EXIT_ERROR;
 	}
+	if (repair && strcmp(cmd, "fsck"))
+		return fail("%s: --repair is for fsck", cmd);
+	if (skip_bad && strcmp(cmd, "import"))
+		return fail("%s: --skip-bad is for import", cmd);
+	if (type_field && strcmp(cmd, "import") && strcmp(cmd, "reindex"))
+		return fail("%s: --type-field is for import and reindex", cmd);
+	if (!strcmp(cmd, "fsck"))
+		return cmd_fsck(argv[optind], repair);
+	if (!strcmp(cmd, "reindex"))
+		return cmd_reindex(argv[optind], type_field);
+	if (!strcmp(cmd, "backup"))
+		return cmd_backup(argv[optind], argv[optind + 1]);
+	if (!strcmp(cmd, "import"))
+		return cmd_import(argv[optind], argv[optind + 1], skip_bad, type_field);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(argv[optind], as_json);
 	if (as_json)

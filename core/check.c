@@ -1,0 +1,1652 @@
+/*
+ * check.c - the offline tools: fsck (compare the index with the logs,
+ * repair it) and reindex (build a new index from the logs).
+ *
+ * THE TRUTH.  Task logs and sidecars hold everything the index knows
+ * (tasklog.h).  A scan reads every task directory: sidecar records (their
+ * checksums, gseqs rising), the event each one describes (its bytes end in
+ * a newline, it is a valid event; its type comes from the store's
+ * type_field).  The first record that fails ends the task's consistent
+ * prefix.  The events found are sorted by (type, gseq): each type's run is
+ * what its view must hand out.
+ *
+ * FSCK compares, per type, the index's entries (index_type_check, which
+ * also checks the type's own structure: Fenwick nodes, both row orders,
+ * counters) with that run, and each live task record with its files.
+ * Entries of deleted tasks awaiting purge are not findings.  If the store
+ * was not closed cleanly (journal records past the index, tasks changed
+ * since the last checkpoint, retention under way), tasks changed since the
+ * checkpoint are compared up to the index's lengths only, as recovery would
+ * cut them; --repair runs recovery first.
+ *
+ * REPAIR works in the index's own transactions: a task directory the index
+ * lacks gets a task record, a task whose directory is gone is deleted, task
+ * counters are set from the files, and every type with a finding is
+ * dropped and rebuilt from its run (index_type_drop + index_add_event), one
+ * transaction per type.  Meta counters are recomputed last.
+ *
+ * REINDEX runs recovery through the old index when it still opens (so the
+ * journal is applied and the task uids kept), builds a new index in
+ * DATA_DIR/index.new from the scan and renames it into place.  Without a
+ * usable old index, the journal's appends that the logs lack are written
+ * to the logs first: a record's task is found by the uid its directory
+ * carries (an extended attribute), by another record of the same task whose
+ * events a log holds (gseq match), or by its create record; records whose
+ * task cannot be found are reported as lost.
+ *
+ * Both hold DATA_DIR/lock for their whole run (released only while the
+ * store itself is opened for recovery).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <search.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "evlog.h"
+#include "index.h"
+#include "io.h"
+#include "journal.h"
+#include "log.h"
+#include "store_i.h"
+#include "tasklog.h"
+
+#define CHECK_MAX_EVENT (64u << 20)
+#define REPORT_PER_TYPE 10
+#define BATCH_EVENTS 50000
+
+struct ck_task {
+	char name[256];
+	size_t name_len;
+	uint64_t uid;			/* in the index (0: none) */
+	bool in_index, on_disk, dirty, skip;
+	bool have_times;		/* created_ns, last_ns from the index */
+	uint64_t idx_n, idx_len;	/* what the index says the files hold */
+	uint64_t base_len, base_n;
+	uint64_t created_ns, last_ns;	/* index, or the files' */
+	uint64_t n, bytes;		/* consistent prefix of the files */
+	uint64_t last_gseq;
+	uint64_t file_len, file_recs;
+	bool torn;			/* a bad record is the last one */
+};
+
+struct ck_ev {
+	uint64_t gseq, off;
+	uint32_t len, type, task;
+};
+
+struct ck_type {
+	char *name;
+	size_t len;
+	size_t first, count;		/* run in the sorted events */
+	bool differs;
+	uint64_t reported;
+};
+
+/* A journal append event, kept by reindex for a store without a usable index. */
+struct ck_jev {
+	uint64_t lsn, uid, gseq, time_ns;
+	char *data;
+	size_t len;
+};
+
+struct ck_jcreate {
+	uint64_t uid, lsn;
+	char name[256];
+};
+
+struct ck {
+	const char *dir;
+	const struct evl_check_opts *o;
+	struct evl_check_result *r;
+	char type_field[256];
+	struct event_validator *val;
+	struct ck_task *tasks;
+	size_t ntasks, tcap;
+	struct ck_ev *evs;
+	size_t nevs, ecap;
+	struct ck_type *types;
+	size_t ntypes, tycap;
+	struct hsearch_data htab;
+	bool htab_made;
+	struct index *ix;
+	int lock_fd;
+	bool needs_recovery;
+	uint64_t max_gseq;
+	/* the journal, for reindex */
+	struct ck_jev *jev;
+	size_t njev, jcap;
+	struct ck_jcreate *jcr;
+	size_t njcr, jcrcap;
+	uint64_t j_last_lsn, j_max_uid, j_max_gseq, j_unapplied, applied_lsn;
+};
+
+static void report(struct ck *ck, char level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void report(struct ck *ck, char level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (level == 'E')
+		ck->r->problems++;
+	else if (level == 'F')
+		ck->r->fixed++;
+	if (ck->o->report)
+		ck->o->report(ck->o->arg, level, line);
+}
+
+static void progress(struct ck *ck, const char *phase, uint64_t done, uint64_t total)
+{
+	if (ck->o->progress)
+		ck->o->progress(ck->o->arg, phase, done, total);
+}
+
+/* Make room for one more element of @size bytes in *@pp (capacity *@cap). */
+static int more(void *pp, size_t *cap, size_t n, size_t size)
+{
+	void **p = pp;
+	size_t c;
+	void *np;
+
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : 64;
+	np = realloc(*p, c * size);
+	if (!np)
+		return -ENOMEM;
+	*p = np;
+	*cap = c;
+	return 0;
+}
+
+/* ---- the lock ---- */
+
+int evl_store_holder(const char *dir, char *buf, size_t n)
+{
+	char path[4200], holder[512] = "";
+	const char *h;
+	ssize_t len;
+	long pid;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		close(fd);
+		return 0;
+	}
+	len = read(fd, holder, sizeof(holder) - 1);
+	close(fd);
+	holder[len > 0 ? len : 0] = '\0';
+	holder[strcspn(holder, "\n")] = '\0';
+	pid = strtol(holder, NULL, 10);
+	h = strchr(holder, ' ');
+	h = h && h[1] ? h + 1 : NULL;
+	snprintf(buf, n, "pid %ld%s%s%s", pid, h ? " (" : "", h ? h : "", h ? ")" : "");
+	return 1;
+}
+
+static int lock_store(struct ck *ck, const char *what)
+{
+	char holder[600];
+	int rc;
+
+	rc = store_lock(ck->dir, what, &ck->lock_fd);
+	if (rc == -EBUSY && evl_store_holder(ck->dir, holder, sizeof(holder)) == 1)
+		report(ck, 'X', "%s is in use by %s: unmount it first", ck->dir, holder);
+	return rc;
+}
+
+static void unlock_store(struct ck *ck)
+{
+	if (ck->lock_fd >= 0)
+		close(ck->lock_fd);
+	ck->lock_fd = -1;
+}
+
+int store_cycle(const char *dir, const char *type_field, const char *holder)
+{
+	struct evl_options opts;
+	struct evl_store *st;
+	char tf[256] = "type";
+	int rc;
+
+	if (!type_field) {
+		struct index_txn *t;
+		struct index *ix;
+		char path[4200];
+
+		snprintf(path, sizeof(path), "%s/index", dir);
+		if (index_open(path, NULL, &ix) == 0) {
+			if (index_begin(ix, false, &t) == 0) {
+				index_get_type_field(t, tf, sizeof(tf));
+				index_abort(t);
+			}
+			index_close(ix);
+		}
+		type_field = tf;
+	}
+	evl_options_default(&opts);
+	opts.type_field = type_field;
+	opts.holder = holder;
+	rc = evl_store_open(dir, &opts, &st);
+	if (!rc)
+		rc = evl_store_close(st);
+	return rc;
+}
+
+/* Open the store through the normal path (recovery, checkpoint) and close it. */
+static int recover(struct ck *ck, const char *what)
+{
+	int rc, lr;
+
+	if (ck->ix) {
+		index_close(ck->ix);
+		ck->ix = NULL;
+	}
+	unlock_store(ck);
+	rc = store_cycle(ck->dir, ck->type_field, what);
+	lr = lock_store(ck, what);
+	return rc ? rc : lr;
+}
+
+/* ---- the scan ---- */
+
+static int type_id(struct ck *ck, const char *name, size_t len, uint32_t *id)
+{
+	ENTRY e = { .key = (char *)name }, *found;
+	int rc;
+
+	if (hsearch_r(e, FIND, &found, &ck->htab)) {
+		*id = (uint32_t)(uintptr_t)found->data;
+		return 0;
+	}
+	rc = more(&ck->types, &ck->tycap, ck->ntypes, sizeof(*ck->types));
+	if (rc)
+		return rc;
+	e.key = strndup(name, len);
+	if (!e.key)
+		return -ENOMEM;
+	e.data = (void *)(uintptr_t)ck->ntypes;
+	if (!hsearch_r(e, ENTER, &found, &ck->htab)) {
+		free(e.key);
+		return -ENOMEM;
+	}
+	ck->types[ck->ntypes] = (struct ck_type){ .name = e.key, .len = len };
+	*id = ck->ntypes++;
+	return 0;
+}
+
+static int add_event(struct ck *ck, size_t task, uint64_t gseq, uint64_t off, uint32_t len,
+		     const char *type, size_t tlen)
+{
+	uint32_t tid;
+	int rc = type_id(ck, type, tlen, &tid);
+
+	if (!rc)
+		rc = more(&ck->evs, &ck->ecap, ck->nevs, sizeof(*ck->evs));
+	if (rc)
+		return rc;
+	ck->evs[ck->nevs++] = (struct ck_ev){ .gseq = gseq, .off = off, .len = len,
+					       .type = tid, .task = task };
+	if (gseq > ck->max_gseq)
+		ck->max_gseq = gseq;
+	return 0;
+}
+
+static void *map_file(const char *path, uint64_t *size, int *err)
+{
+	struct stat sb;
+	void *p;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*size = 0;
+	*err = 0;
+	if (fd < 0) {
+		*err = -errno;
+		return NULL;
+	}
+	if (fstat(fd, &sb)) {
+		*err = -errno;
+		close(fd);
+		return NULL;
+	}
+	*size = sb.st_size;
+	if (!sb.st_size) {
+		close(fd);
+		return NULL;
+	}
+	p = mmap(NULL, sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		*err = -errno;
+		return NULL;
+	}
+	madvise(p, sb.st_size, MADV_SEQUENTIAL);
+	return p;
+}
+
+/*
+ * Read task @i's files: its consistent prefix (at most @limit events) goes
+ * to the events; what breaks it is reported.  *@done advances by the bytes read.
+ */
+static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, uint64_t total)
+{
+	struct ck_task *tk = &ck->tasks[i];
+	char path[4500], type[EVENT_TYPE_MAX + 1];
+	unsigned char *log, *meta;
+	uint64_t log_size, meta_size, off = 0, prev = 0, n;
+	int err, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	log = map_file(path, &log_size, &err);
+	if (err) {
+		report(ck, 'E', "task %s: cannot read its log: %s", tk->name, strerror(-err));
+		tk->skip = true;
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+	meta = map_file(path, &meta_size, &err);
+	if (err) {
+		report(ck, 'E', "task %s: cannot read its sidecar: %s", tk->name, strerror(-err));
+		tk->skip = true;
+		goto out;
+	}
+	tk->file_len = log_size;
+	tk->file_recs = meta_size / TASKLOG_REC;
+	n = tk->file_recs < limit ? tk->file_recs : limit;
+	for (uint64_t k = 0; k < n; k++) {
+		struct tasklog_rec rec;
+		struct event_error ee;
+		size_t tlen;
+		const char *why = NULL;
+
+		if (tasklog_decode(meta + k * TASKLOG_REC, &rec))
+			why = "bad checksum";
+		else if (rec.gseq <= prev)
+			why = "gseq out of order";
+		else if (rec.len == 0 || off + rec.len > log_size)
+			why = "event runs past the end of the log";
+		else if (log[off + rec.len - 1] != '\n')
+			why = "event does not end with a newline";
+		else if (event_validate(ck->val, (const char *)log + off, rec.len - 1, type, &tlen,
+					&ee))
+			why = ee.reason;
+		if (why) {
+			tk->torn = k + 1 == tk->file_recs;
+			report(ck, 'E', "task %s: event %" PRIu64 " (log byte %" PRIu64 "): %s%s",
+			       tk->name, k + 1, off, why,
+			       tk->torn ? " (a torn last write)" : "");
+			tk->skip = !tk->torn;
+			break;
+		}
+		rc = add_event(ck, i, rec.gseq, off, rec.len, type, tlen);
+		if (rc)
+			goto out;
+		if (!tk->have_times) {
+			if (!tk->n)
+				tk->created_ns = rec.time_ns;
+			tk->last_ns = rec.time_ns;
+		}
+		tk->n++;
+		tk->bytes = off += rec.len;
+		tk->last_gseq = prev = rec.gseq;
+		if ((k & 4095) == 0)
+			progress(ck, "scan", *done + off, total);
+	}
+	if (tk->n == tk->file_recs && limit >= tk->file_recs && meta_size % TASKLOG_REC) {
+		tk->torn = true;
+		report(ck, 'E', "task %s: sidecar ends in a partial record (a torn last write)",
+		       tk->name);
+	}
+	if (tk->n == tk->file_recs && limit >= tk->file_recs && log_size > tk->bytes) {
+		tk->torn = true;
+		report(ck, 'E', "task %s: %" PRIu64 " log bytes after its last event"
+		       " (a torn last write)", tk->name, log_size - tk->bytes);
+	}
+out:
+	*done += log_size;
+	if (log)
+		munmap(log, log_size);
+	if (meta)
+		munmap(meta, meta_size);
+	return rc;
+}
+
+static struct ck_task *task_named(struct ck *ck, const char *name)
+{
+	for (size_t i = 0; i < ck->ntasks; i++)
+		if (!strcmp(ck->tasks[i].name, name))
+			return &ck->tasks[i];
+	return NULL;
+}
+
+static int cmp_task(const void *a, const void *b)
+{
+	return strcmp(((const struct ck_task *)a)->name, ((const struct ck_task *)b)->name);
+}
+
+/* Add the task directories of DATA_DIR/tasks not known yet. */
+static int list_dirs(struct ck *ck)
+{
+	char path[4200];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d)) && !rc) {
+		struct ck_task *tk;
+		struct stat sb;
+		char p[4500];
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || evl_task_check_name(de->d_name, len))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+		if (stat(p, &sb) || !S_ISDIR(sb.st_mode))
+			continue;
+		tk = task_named(ck, de->d_name);
+		if (!tk) {
+			rc = more(&ck->tasks, &ck->tcap, ck->ntasks, sizeof(*ck->tasks));
+			if (rc)
+				break;
+			tk = &ck->tasks[ck->ntasks++];
+			memset(tk, 0, sizeof(*tk));
+			memcpy(tk->name, de->d_name, len + 1);
+			tk->name_len = len;
+			tk->created_ns = tk->last_ns =
+				sb.st_mtim.tv_sec * 1000000000ull + sb.st_mtim.tv_nsec;
+		}
+		tk->on_disk = true;
+	}
+	closedir(d);
+	return rc;
+}
+
+static uint64_t file_size(const char *dir, const char *name, const char *file)
+{
+	char path[4500];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/tasks/%s/%s", dir, name, file);
+	return stat(path, &sb) ? 0 : sb.st_size;
+}
+
+static int cmp_ev(const void *a, const void *b)
+{
+	const struct ck_ev *x = a, *y = b;
+
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	return x->gseq < y->gseq ? -1 : x->gseq > y->gseq;
+}
+
+/* Scan every task on disk (the index's tasks are listed already), then sort. */
+static int scan_all(struct ck *ck)
+{
+	uint64_t total = 0, done = 0;
+	int rc;
+
+	rc = list_dirs(ck);
+	if (rc)
+		return rc;
+	qsort(ck->tasks, ck->ntasks, sizeof(*ck->tasks), cmp_task);
+	for (size_t i = 0; i < ck->ntasks; i++)
+		if (ck->tasks[i].on_disk)
+			total += file_size(ck->dir, ck->tasks[i].name, "events");
+	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
+		struct ck_task *tk = &ck->tasks[i];
+		uint64_t limit = UINT64_MAX;
+
+		if (!tk->on_disk)
+			continue;
+		if (tk->dirty && ck->needs_recovery)
+			limit = tk->idx_n;	/* recovery cuts the rest */
+		rc = scan_task(ck, i, limit, &done, total);
+		if (tk->dirty && ck->needs_recovery && tk->n < tk->idx_n)
+			tk->skip = true;	/* recovery rewrites it from the journal */
+	}
+	progress(ck, "scan", total, total);
+	if (rc)
+		return rc;
+	qsort(ck->evs, ck->nevs, sizeof(*ck->evs), cmp_ev);
+	for (size_t i = 0; i < ck->nevs; i++) {
+		struct ck_type *ty = &ck->types[ck->evs[i].type];
+
+		if (!ty->count)
+			ty->first = i;
+		ty->count++;
+		if (i && ck->evs[i - 1].gseq == ck->evs[i].gseq &&
+		    ck->evs[i - 1].type == ck->evs[i].type)
+			report(ck, 'E', "gseq %" PRIu64 " is in the logs of tasks %s and %s",
+			       ck->evs[i].gseq, ck->tasks[ck->evs[i - 1].task].name,
+			       ck->tasks[ck->evs[i].task].name);
+	}
+	for (size_t i = 0; i < ck->ntasks; i++)
+		if (ck->tasks[i].on_disk) {
+			ck->r->tasks++;
+			ck->r->events += ck->tasks[i].n;
+			ck->r->bytes += ck->tasks[i].bytes;
+		}
+	ck->r->types = ck->ntypes;
+	return 0;
+}
+
+/* ---- the journal ---- */
+
+static int jrec_cb(void *arg, const struct store_rec *r)
+{
+	struct ck *ck = arg;
+	int rc;
+
+	if (r->uid > ck->j_max_uid)
+		ck->j_max_uid = r->uid;
+	if (r->kind == STORE_REC_CREATE) {
+		rc = more(&ck->jcr, &ck->jcrcap, ck->njcr, sizeof(*ck->jcr));
+		if (rc)
+			return rc;
+		ck->jcr[ck->njcr] = (struct ck_jcreate){ .uid = r->uid, .lsn = ck->j_last_lsn };
+		memcpy(ck->jcr[ck->njcr].name, r->name, r->name_len);
+		ck->njcr++;
+	} else if (r->kind == STORE_REC_APPEND) {
+		struct ck_jev *e;
+
+		if (r->gseq + r->ev_index > ck->j_max_gseq)
+			ck->j_max_gseq = r->gseq + r->ev_index;
+		rc = more(&ck->jev, &ck->jcap, ck->njev, sizeof(*ck->jev));
+		if (rc)
+			return rc;
+		e = &ck->jev[ck->njev];
+		*e = (struct ck_jev){ .lsn = ck->j_last_lsn, .uid = r->uid,
+				      .gseq = r->gseq + r->ev_index, .time_ns = r->time_ns,
+				      .len = r->ev_len };
+		e->data = malloc(r->ev_len);
+		if (!e->data)
+			return -ENOMEM;
+		memcpy(e->data, r->ev, r->ev_len);
+		ck->njev++;
+	}
+	return 0;
+}
+
+static int journal_cb(void *arg, uint64_t lsn, unsigned type, const void *payload, size_t len)
+{
+	struct ck *ck = arg;
+	int rc;
+
+	ck->j_last_lsn = lsn;
+	if (lsn > ck->applied_lsn)
+		ck->j_unapplied++;
+	rc = store_rec_decode(type, payload, len, jrec_cb, ck);
+	if (rc == -EILSEQ) {
+		report(ck, 'E', "journal record %" PRIu64 ": malformed payload", lsn);
+		rc = 0;
+	}
+	return rc;
+}
+
+/* Check the journal; report what recovery would do with it. */
+static int check_journal(struct ck *ck)
+{
+	struct journal_scan js;
+	char path[4200];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/journal", ck->dir);
+	rc = journal_scan(path, journal_cb, ck, &js);
+	if (rc)
+		return rc;
+	ck->r->journal_records = js.records;
+	if (js.bad_bytes && js.bad_later) {
+		report(ck, 'E', "journal: %" PRIu64 " bytes from byte %" PRIu64 " of segment %016"
+		       PRIx64 " on (%" PRIu64 " later segments) are corrupt: records after lsn %"
+		       PRIu64 " are unreadable", js.bad_bytes, js.bad_off, js.bad_segment,
+		       js.bad_later, js.last_lsn);
+		ck->needs_recovery = true;
+	} else if (js.bad_bytes) {
+		report(ck, 'E', "journal: a torn last record (%" PRIu64 " bytes at byte %" PRIu64
+		       " of segment %016" PRIx64 "): the next mount cuts it",
+		       js.bad_bytes, js.bad_off, js.bad_segment);
+		ck->needs_recovery = true;
+	}
+	return 0;
+}
+
+/* ---- the index ---- */
+
+static int open_index(struct ck *ck, bool must_exist)
+{
+	char path[4200];
+	struct index_txn *t;
+	struct stat sb;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/index/data.mdb", ck->dir);
+	if (must_exist && stat(path, &sb))
+		return -errno;
+	snprintf(path, sizeof(path), "%s/index", ck->dir);
+	rc = index_open(path, NULL, &ck->ix);
+	if (rc)
+		return rc;
+	rc = index_begin(ck->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_get_type_field(t, ck->type_field, sizeof(ck->type_field));
+	index_abort(t);
+	return rc;
+}
+
+struct load {
+	struct ck *ck;
+	struct index_txn *t;
+	int rc;
+};
+
+static int load_task(void *arg, const struct index_task *it)
+{
+	struct load *l = arg;
+	struct ck *ck = l->ck;
+	struct ck_task *tk;
+	int rc = more(&ck->tasks, &ck->tcap, ck->ntasks, sizeof(*ck->tasks));
+
+	if (rc)
+		return rc;
+	tk = &ck->tasks[ck->ntasks++];
+	memset(tk, 0, sizeof(*tk));
+	memcpy(tk->name, it->name, it->name_len);
+	tk->name_len = it->name_len;
+	tk->uid = it->uid;
+	tk->in_index = true;
+	tk->idx_n = it->nevents - it->base_n;
+	tk->idx_len = it->log_len - it->base_len;
+	tk->base_len = it->base_len;
+	tk->base_n = it->base_n;
+	tk->created_ns = it->created_ns;
+	tk->last_ns = it->last_ns;
+	tk->have_times = true;
+	tk->dirty = index_dirty_has(l->t, it->uid);
+	return 0;
+}
+
+static int count_cb(void *arg, uint64_t uid, uint64_t a, uint64_t b, uint64_t c)
+{
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int count_trim(void *arg, const struct index_trim *tr)
+{
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* The index's live tasks into ck->tasks; what recovery has left to do. */
+static int load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *trims)
+{
+	struct load l = { .ck = ck };
+	int rc;
+
+	*dirty = *trims = 0;
+	rc = index_begin(ck->ix, false, &l.t);
+	if (rc)
+		return rc;
+	rc = index_get_meta(l.t, m);
+	if (!rc)
+		rc = index_task_list(l.t, NULL, 0, load_task, &l);
+	if (!rc)
+		rc = index_dirty_list(l.t, count_cb, dirty);
+	if (!rc)
+		rc = index_trim_list(l.t, count_trim, trims);
+	index_abort(l.t);
+	return rc;
+}
+
+struct cmp_ctx {
+	struct ck *ck;
+	struct ck_type *ty;
+	size_t pos;			/* next event of the run */
+	struct ck_task **by_uid;	/* sorted by uid, for lookups */
+	size_t nby;
+};
+
+static int cmp_uid(const void *a, const void *b)
+{
+	uint64_t x = (*(struct ck_task *const *)a)->uid, y = (*(struct ck_task *const *)b)->uid;
+
+	return x < y ? -1 : x > y;
+}
+
+static struct ck_task *find_uid(struct cmp_ctx *c, uint64_t uid)
+{
+	size_t lo = 0, hi = c->nby;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (c->by_uid[mid]->uid < uid)
+			lo = mid + 1;
+		else if (c->by_uid[mid]->uid > uid)
+			hi = mid;
+		else
+			return c->by_uid[mid];
+	}
+	return NULL;
+}
+
+static void finding(struct cmp_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void finding(struct cmp_ctx *c, const char *fmt, ...)
+{
+	char line[900];
+	va_list ap;
+
+	c->ty->differs = true;
+	if (c->ty->reported++ >= REPORT_PER_TYPE) {
+		c->ck->r->problems++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	report(c->ck, 'E', "type %s: %s", c->ty->name, line);
+}
+
+/* A logged event the index lacks (or has elsewhere). */
+static void missing(struct cmp_ctx *c, const struct ck_ev *e)
+{
+	struct ck_task *tk = &c->ck->tasks[e->task];
+
+	if (tk->skip)
+		return;
+	finding(c, "event gseq %" PRIu64 " of task %s (log byte %" PRIu64 ") is not indexed",
+		e->gseq, tk->name, e->off);
+}
+
+static int compare_entry(void *arg, const struct index_entry *ie)
+{
+	struct cmp_ctx *c = arg;
+	struct ck_type *ty = c->ty;
+	struct ck_task *tk;
+	const struct ck_ev *e;
+
+	if (ie->state == TASK_DELETED)
+		return 0;	/* awaiting purge */
+	tk = ie->state == TASK_LIVE ? find_uid(c, ie->uid) : NULL;
+	while (c->pos < ty->count && c->ck->evs[ty->first + c->pos].gseq < ie->gseq)
+		missing(c, &c->ck->evs[ty->first + c->pos++]);
+	e = c->pos < ty->count ? &c->ck->evs[ty->first + c->pos] : NULL;
+	if (tk && tk->skip) {
+		if (e && e->gseq == ie->gseq)
+			c->pos++;
+		return 0;
+	}
+	if (!tk) {
+		finding(c, "entry gseq %" PRIu64 " names task uid %" PRIu64 ", which %s",
+			ie->gseq, ie->uid, ie->state ? "is not live" : "does not exist");
+		return 0;
+	}
+	if (!e || e->gseq != ie->gseq) {
+		finding(c, "entry gseq %" PRIu64 " of task %s (log byte %" PRIu64
+			") has no such event in the log", ie->gseq, tk->name,
+			ie->off - tk->base_len);
+		return 0;
+	}
+	c->pos++;
+	if (&c->ck->tasks[e->task] != tk || ie->off - tk->base_len != e->off || ie->len != e->len)
+		finding(c, "entry gseq %" PRIu64 " says task %s byte %" PRIu64 " (%" PRIu32
+			" bytes); the log has it in task %s at byte %" PRIu64 " (%" PRIu32 " bytes)",
+			ie->gseq, tk->name, ie->off - tk->base_len, ie->len,
+			c->ck->tasks[e->task].name, e->off, e->len);
+	return 0;
+}
+
+static int index_type_cb(void *arg, const char *name, size_t len)
+{
+	struct ck *ck = arg;
+	char buf[256];
+	uint32_t id;
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)len, name);
+	return type_id(ck, buf, len, &id);
+}
+
+/* Compare every type of the index and of the logs. */
+static int compare_types(struct ck *ck)
+{
+	struct cmp_ctx c = { .ck = ck };
+	struct index_txn *t;
+	int rc;
+
+	c.by_uid = calloc(ck->ntasks + 1, sizeof(*c.by_uid));
+	if (!c.by_uid)
+		return -ENOMEM;
+	for (size_t i = 0; i < ck->ntasks; i++)
+		if (ck->tasks[i].in_index)
+			c.by_uid[c.nby++] = &ck->tasks[i];
+	qsort(c.by_uid, c.nby, sizeof(*c.by_uid), cmp_uid);
+	rc = index_begin(ck->ix, false, &t);
+	if (rc)
+		goto out;
+	rc = index_type_names(t, index_type_cb, ck);
+	for (size_t i = 0; i < ck->ntypes && !rc; i++) {
+		struct ck_type *ty = &ck->types[i];
+		uint64_t bad = 0;
+		char why[300];
+
+		c.ty = ty;
+		c.pos = 0;
+		rc = index_type_check(t, ty->name, ty->len, compare_entry, &c, &bad, why,
+				      sizeof(why));
+		if (rc == -ENOENT) {
+			rc = 0;	/* the index has no such type */
+		} else if (rc) {
+			break;
+		} else if (bad) {
+			ty->differs = true;
+			if (bad > 1)
+				report(ck, 'E', "type %s: %s (%" PRIu64 " faults of its structure"
+				       " in all)", ty->name, why, bad);
+			else
+				report(ck, 'E', "type %s: %s", ty->name, why);
+		}
+		while (c.pos < ty->count)
+			missing(&c, &ck->evs[ty->first + c.pos++]);
+		if (ty->reported > REPORT_PER_TYPE)
+			report(ck, 'I', "type %s: %" PRIu64 " more findings not shown", ty->name,
+			       ty->reported - REPORT_PER_TYPE);
+		progress(ck, "check", i + 1, ck->ntypes);
+	}
+	index_abort(t);
+out:
+	free(c.by_uid);
+	return rc;
+}
+
+/* Task records against the files. */
+static void compare_tasks(struct ck *ck)
+{
+	for (size_t i = 0; i < ck->ntasks; i++) {
+		struct ck_task *tk = &ck->tasks[i];
+
+		if (tk->in_index && !tk->on_disk) {
+			report(ck, 'E', "task %s: in the index but its directory is missing",
+			       tk->name);
+		} else if (!tk->in_index) {
+			report(ck, 'E', "task %s: its directory (%" PRIu64 " events) is not in the"
+			       " index", tk->name, tk->n);
+		} else if (tk->skip) {
+			continue;
+		} else if (tk->n != tk->idx_n || tk->bytes != tk->idx_len) {
+			report(ck, 'E', "task %s: the index counts %" PRIu64 " events, %" PRIu64
+			       " bytes; its files hold %" PRIu64 ", %" PRIu64, tk->name,
+			       tk->idx_n, tk->idx_len, tk->n, tk->bytes);
+		}
+	}
+}
+
+/* ---- repair ---- */
+
+/* Run @fn in a write transaction, growing the map and redoing it when full. */
+static int in_txn(struct ck *ck, int (*fn)(struct ck *ck, struct index_txn *t, void *arg),
+		  void *arg)
+{
+	for (;;) {
+		struct index_txn *t;
+		int rc = index_begin(ck->ix, true, &t);
+
+		if (rc)
+			return rc;
+		rc = fn(ck, t, arg);
+		if (rc) {
+			index_abort(t);
+		} else {
+			rc = index_commit(t);
+		}
+		if (rc != -EAGAIN)
+			return rc;
+		rc = index_grow(ck->ix);
+		if (rc)
+			return rc;
+	}
+}
+
+static int fix_tasks(struct ck *ck, struct index_txn *t, void *arg)
+{
+	struct index_meta m;
+	int rc = index_get_meta(t, &m);
+
+	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
+		struct ck_task *tk = &ck->tasks[i];
+		struct index_task it;
+
+		if (tk->in_index && !tk->on_disk) {
+			rc = index_task_delete(t, tk->uid);
+			tk->in_index = false;
+			continue;
+		}
+		if (tk->skip)
+			continue;
+		if (!tk->in_index) {
+			it = (struct index_task){ .uid = tk->uid ? tk->uid : m.next_uid++,
+						  .state = TASK_LIVE };
+			tk->uid = it.uid;
+			tk->in_index = true;
+			if (m.next_uid <= it.uid)
+				m.next_uid = it.uid + 1;
+		} else if (tk->n == tk->idx_n && tk->bytes == tk->idx_len) {
+			continue;
+		} else {
+			rc = index_task_by_uid(t, tk->uid, &it);
+			if (rc)
+				break;
+		}
+		it.nevents = it.base_n + tk->n;
+		it.log_len = it.base_len + tk->bytes;
+		it.created_ns = it.created_ns ? it.created_ns : tk->created_ns;
+		it.last_ns = tk->last_ns > it.last_ns ? tk->last_ns : it.last_ns;
+		it.name_len = tk->name_len;
+		memcpy(it.name, tk->name, tk->name_len + 1);
+		tk->base_len = it.base_len;
+		tk->base_n = it.base_n;
+		rc = index_task_put(t, &it);
+	}
+	if (!rc)
+		rc = index_put_meta(t, &m);
+	return rc;
+}
+
+/* Drop type @arg's entries and add its run again, in gseq order. */
+static int rebuild_type(struct ck *ck, struct index_txn *t, void *arg)
+{
+	struct ck_type *ty = arg;
+	int rc = index_type_drop(t, ty->name, ty->len);
+
+	if (rc == -ENOENT)
+		rc = 0;
+	for (size_t k = 0; k < ty->count && !rc; k++) {
+		const struct ck_ev *e = &ck->evs[ty->first + k];
+		const struct ck_task *tk = &ck->tasks[e->task];
+
+		if (!tk->in_index || tk->skip)
+			continue;
+		rc = index_add_event(t, tk->uid, e->gseq, ty->name, ty->len, e->off + tk->base_len,
+				     e->len);
+	}
+	return rc;
+}
+
+struct meta_sum {
+	uint64_t tasks, events, bytes, max_uid;
+};
+
+static int sum_task(void *arg, const struct index_task *it)
+{
+	struct meta_sum *s = arg;
+
+	s->tasks++;
+	s->events += it->nevents - it->base_n;
+	s->bytes += it->log_len - it->base_len;
+	if (it->uid > s->max_uid)
+		s->max_uid = it->uid;
+	return 0;
+}
+
+/* Meta counters from the task records; fix them when @fix. */
+static int check_meta(struct ck *ck, struct index_txn *t, void *arg)
+{
+	bool fix = arg != NULL;
+	struct meta_sum s = { 0 };
+	struct index_meta m;
+	int rc = index_get_meta(t, &m);
+
+	if (!rc)
+		rc = index_task_list(t, NULL, 0, sum_task, &s);
+	if (rc)
+		return rc;
+	if (m.tasks == s.tasks && m.events == s.events && m.log_bytes == s.bytes &&
+	    m.next_gseq > ck->max_gseq && m.next_uid > s.max_uid)
+		return 0;
+	if (!fix) {
+		report(ck, 'E', "index totals: %" PRIu64 " tasks, %" PRIu64 " events, %" PRIu64
+		       " bytes, next gseq %" PRIu64 "; the task records add up to %" PRIu64
+		       ", %" PRIu64 ", %" PRIu64 " and the logs reach gseq %" PRIu64,
+		       m.tasks, m.events, m.log_bytes, m.next_gseq, s.tasks, s.events, s.bytes,
+		       ck->max_gseq);
+		return 0;
+	}
+	m.tasks = s.tasks;
+	m.events = s.events;
+	m.log_bytes = s.bytes;
+	if (m.next_gseq <= ck->max_gseq)
+		m.next_gseq = ck->max_gseq + 1;
+	if (m.next_uid <= s.max_uid)
+		m.next_uid = s.max_uid + 1;
+	report(ck, 'F', "index totals set to %" PRIu64 " tasks, %" PRIu64 " events, %" PRIu64
+	       " bytes", s.tasks, s.events, s.bytes);
+	return index_put_meta(t, &m);
+}
+
+static int check_meta_ro(struct ck *ck)
+{
+	struct index_txn *t;
+	int rc = index_begin(ck->ix, false, &t);
+
+	if (rc)
+		return rc;
+	rc = check_meta(ck, t, NULL);
+	index_abort(t);
+	return rc;
+}
+
+/* Make the index agree with the scan: task records, differing types, totals. */
+static int repair(struct ck *ck, bool all_types)
+{
+	uint64_t ntypes = 0, done = 0;
+	int rc;
+
+	for (size_t i = 0; i < ck->ntasks; i++) {
+		struct ck_task *tk = &ck->tasks[i];
+
+		if (tk->in_index && !tk->on_disk)
+			report(ck, all_types ? 'I' : 'F', "task %s: deleted from the index",
+			       tk->name);
+		else if (tk->skip)
+			;
+		else if (!tk->in_index && !all_types)
+			report(ck, 'F', "task %s: added to the index", tk->name);
+		else if (tk->in_index && (tk->n != tk->idx_n || tk->bytes != tk->idx_len))
+			report(ck, 'F', "task %s: counters set to %" PRIu64 " events, %" PRIu64
+			       " bytes", tk->name, tk->n, tk->bytes);
+	}
+	rc = in_txn(ck, fix_tasks, NULL);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < ck->ntypes; i++)
+		ntypes += all_types || ck->types[i].differs;
+	for (size_t i = 0; i < ck->ntypes && !rc; i++) {
+		struct ck_type *ty = &ck->types[i];
+
+		if (!all_types && !ty->differs)
+			continue;
+		rc = in_txn(ck, rebuild_type, ty);
+		if (!rc && !all_types)
+			report(ck, 'F', "type %s: entries rebuilt from the logs (%zu events)",
+			       ty->name, ty->count);
+		progress(ck, all_types ? "index" : "repair", ++done, ntypes);
+	}
+	if (!rc)
+		rc = in_txn(ck, check_meta, (void *)1);
+	if (!rc)
+		rc = index_sync(ck->ix);
+	return rc;
+}
+
+/* ---- fsck ---- */
+
+static void ck_free(struct ck *ck)
+{
+	if (ck->ix)
+		index_close(ck->ix);
+	unlock_store(ck);
+	if (ck->val)
+		event_validator_free(ck->val);
+	if (ck->htab_made)
+		hdestroy_r(&ck->htab);
+	for (size_t i = 0; i < ck->ntypes; i++)
+		free(ck->types[i].name);
+	for (size_t i = 0; i < ck->njev; i++)
+		free(ck->jev[i].data);
+	free(ck->jev);
+	free(ck->jcr);
+	free(ck->types);
+	free(ck->tasks);
+	free(ck->evs);
+}
+
+static int ck_init(struct ck *ck, const char *dir, const struct evl_check_opts *o,
+		   struct evl_check_result *r)
+{
+	memset(ck, 0, sizeof(*ck));
+	memset(r, 0, sizeof(*r));
+	ck->dir = dir;
+	ck->o = o;
+	ck->r = r;
+	ck->lock_fd = -1;
+	if (!hcreate_r(4096, &ck->htab))
+		return -ENOMEM;
+	ck->htab_made = true;
+	return 0;
+}
+
+/* Forget the scan (to scan again after recovery). */
+static void ck_forget(struct ck *ck)
+{
+	hdestroy_r(&ck->htab);
+	ck->htab_made = false;
+	for (size_t i = 0; i < ck->ntypes; i++)
+		free(ck->types[i].name);
+	ck->ntypes = ck->ntasks = ck->nevs = 0;
+	ck->max_gseq = 0;
+	memset(&ck->htab, 0, sizeof(ck->htab));
+	if (hcreate_r(4096, &ck->htab))
+		ck->htab_made = true;
+}
+
+/* Cut torn tails off the files (the consistent prefix stays). */
+static int cut_tails(struct ck *ck)
+{
+	char path[4200];
+	struct tasklog *tl;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	rc = tasklog_open(path, 64, &tl);
+	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
+		struct ck_task *tk = &ck->tasks[i];
+
+		if (!tk->torn || tk->skip || !tk->on_disk || !tk->uid)
+			continue;
+		rc = tasklog_truncate(tl, tk->uid, tk->name, tk->bytes, tk->n);
+		if (!rc)
+			rc = tasklog_sync(tl, tk->uid, tk->name);
+		if (!rc)
+			report(ck, 'F', "task %s: torn tail cut (%" PRIu64 " events kept)", tk->name,
+			       tk->n);
+	}
+	if (tl)
+		tasklog_close(tl);
+	return rc;
+}
+
+int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
+{
+	struct index_meta m;
+	uint64_t dirty, trims, p0;
+	struct ck ck;
+	int rc;
+
+	rc = ck_init(&ck, dir, o, r);
+	if (!rc)
+		rc = lock_store(&ck, "evlogctl fsck");
+	if (rc)
+		goto out;
+	rc = open_index(&ck, true);
+	if (rc == -ENOENT) {
+		report(&ck, 'X', "%s has no index (%s/index/data.mdb): evlogctl reindex builds one",
+		       dir, dir);
+		goto out;
+	}
+	if (rc) {
+		report(&ck, 'X', "cannot open the index of %s: %s (evlogctl reindex rebuilds it)",
+		       dir, strerror(-rc));
+		goto out;
+	}
+	rc = event_validator_new(ck.type_field, CHECK_MAX_EVENT, &ck.val);
+	if (!rc)
+		rc = load_index(&ck, &m, &dirty, &trims);
+	if (rc)
+		goto out;
+	ck.applied_lsn = m.applied_lsn;
+	rc = check_journal(&ck);
+	if (rc)
+		goto out;
+	if (ck.j_unapplied || dirty || trims)
+		ck.needs_recovery = true;
+	if (ck.needs_recovery && o->repair) {
+		uint64_t unapplied = ck.j_unapplied;
+
+		rc = recover(&ck, "evlogctl fsck");
+		if (rc) {
+			report(&ck, 'X', "recovery failed: %s", strerror(-rc));
+			goto out;
+		}
+		report(&ck, 'F', "recovered: %" PRIu64 " journal records applied, %" PRIu64
+		       " tasks changed since the last checkpoint made durable%s", unapplied, dirty,
+		       trims ? ", retention finished" : "");
+		ck.needs_recovery = false;
+		ck_forget(&ck);
+		rc = open_index(&ck, true);
+		if (!rc)
+			rc = load_index(&ck, &m, &dirty, &trims);
+		if (rc)
+			goto out;
+	} else if (ck.needs_recovery) {
+		report(&ck, 'E', "the store was not closed cleanly: %" PRIu64 " journal records not"
+		       " applied, %" PRIu64 " tasks changed since the last checkpoint%s; the next"
+		       " mount (or fsck --repair) recovers them", ck.j_unapplied, dirty,
+		       trims ? ", retention under way" : "");
+	}
+	p0 = r->problems;
+	rc = scan_all(&ck);
+	if (!rc) {
+		compare_tasks(&ck);
+		rc = compare_types(&ck);
+	}
+	if (!rc)
+		rc = check_meta_ro(&ck);
+	if (!rc && o->repair && r->problems > p0) {
+		rc = repair(&ck, false);
+		if (!rc)
+			rc = cut_tails(&ck);
+	}
+out:
+	ck_free(&ck);
+	return rc;
+}
+
+/* ---- reindex ---- */
+
+struct gseq_task {
+	uint64_t gseq;
+	size_t task;
+};
+
+static int cmp_gt(const void *a, const void *b)
+{
+	uint64_t x = ((const struct gseq_task *)a)->gseq, y = ((const struct gseq_task *)b)->gseq;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Without a usable index: name the journal's tasks.  A task directory takes
+ * the uid of a record whose events its log holds, else of a create record
+ * of its name.
+ */
+static int map_journal(struct ck *ck)
+{
+	struct gseq_task *gt = calloc(ck->nevs + 1, sizeof(*gt));
+
+	if (!gt)
+		return -ENOMEM;
+	for (size_t i = 0; i < ck->nevs; i++)
+		gt[i] = (struct gseq_task){ ck->evs[i].gseq, ck->evs[i].task };
+	qsort(gt, ck->nevs, sizeof(*gt), cmp_gt);
+	for (size_t i = 0; i < ck->ntasks; i++) {
+		char path[4200];
+
+		snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+		if (!ck->tasks[i].uid)
+			ck->tasks[i].uid = tasklog_uid_of(path, ck->tasks[i].name);
+	}
+	for (size_t i = 0; i < ck->njev; i++) {
+		struct gseq_task key = { ck->jev[i].gseq, 0 }, *hit;
+
+		hit = bsearch(&key, gt, ck->nevs, sizeof(*gt), cmp_gt);
+		if (hit && !ck->tasks[hit->task].uid)
+			ck->tasks[hit->task].uid = ck->jev[i].uid;
+	}
+	for (size_t i = 0; i < ck->njcr; i++) {
+		struct ck_task *tk = task_named(ck, ck->jcr[i].name);
+
+		if (tk && !tk->uid)
+			tk->uid = ck->jcr[i].uid;
+	}
+	free(gt);
+	return 0;
+}
+
+/* Write the journaled events the logs lack (after map_journal).  0 or -errno. */
+static int replay_journal(struct ck *ck, struct tasklog *tl)
+{
+	struct ck_task *tk = NULL;
+	uint64_t applied = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < ck->njev && !rc; i++) {
+		struct ck_jev *je = &ck->jev[i];
+		char type[EVENT_TYPE_MAX + 1];
+		struct event_error ee;
+		struct tasklog_rec rec;
+		size_t tlen;
+
+		if (!tk || tk->uid != je->uid) {
+			tk = NULL;
+			for (size_t k = 0; k < ck->ntasks; k++)
+				if (ck->tasks[k].uid == je->uid)
+					tk = &ck->tasks[k];
+		}
+		if (!tk) {
+			ck->r->lost++;
+			if (i + 1 == ck->njev || ck->jev[i + 1].lsn != je->lsn)
+				report(ck, 'E', "journal record %" PRIu64 ": events to gseq %" PRIu64
+				       " of task uid %" PRIu64 ", which no task directory, log or"
+				       " create record names: not placed", je->lsn, je->gseq, je->uid);
+			continue;
+		}
+		if (je->gseq <= tk->last_gseq)
+			continue;	/* in the log already */
+		if (event_validate(ck->val, je->data, je->len - 1, type, &tlen, &ee)) {
+			ck->r->lost++;
+			report(ck, 'E', "journal record %" PRIu64 ": event gseq %" PRIu64
+			       " of task %s is not valid: not placed", je->lsn, je->gseq, tk->name);
+			continue;
+		}
+		rec = (struct tasklog_rec){ .gseq = je->gseq, .time_ns = je->time_ns,
+					    .len = je->len };
+		rc = tasklog_write(tl, tk->uid, tk->name, tk->bytes, je->data, je->len, tk->n,
+				   &rec, 1);
+		if (!rc)
+			rc = add_event(ck, tk - ck->tasks, je->gseq, tk->bytes, je->len, type, tlen);
+		if (rc)
+			break;
+		tk->bytes += je->len;
+		tk->n++;
+		tk->last_gseq = je->gseq;
+		tk->last_ns = je->time_ns;
+		applied++;
+	}
+	for (size_t i = 0; i < ck->ntasks && !rc && applied; i++)
+		rc = tasklog_sync(tl, ck->tasks[i].uid, ck->tasks[i].name);
+	if (applied)
+		report(ck, 'F', "%" PRIu64 " journaled events the logs lacked written to them",
+		       applied);
+	return rc;
+}
+
+static int rm_rf(const char *path)
+{
+	char sub[4300];
+	struct stat sb;
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+
+	if (lstat(path, &sb))
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(sb.st_mode))
+		return unlink(path) ? -errno : 0;
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) && !rc) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		rc = rm_rf(sub);
+	}
+	closedir(d);
+	if (!rc && rmdir(path))
+		rc = -errno;
+	return rc;
+}
+
+/* Remove what belongs to no task any more: .trash-* (deleted tasks) and .rewrite. */
+static int clean_leftovers(struct ck *ck)
+{
+	char path[4200];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && !rc) {
+		char p[4500];
+
+		if (strncmp(de->d_name, ".trash-", 7) && strcmp(de->d_name, ".rewrite"))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+		rc = rm_rf(p);
+		if (!rc)
+			report(ck, 'I', "removed tasks/%s (a deleted task or an unfinished rewrite)",
+			       de->d_name);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int put_tasks(struct ck *ck, struct index_txn *t, void *arg)
+{
+	struct index_meta *m = arg;
+	int rc;
+
+	m->tasks = m->events = m->log_bytes = 0;
+	for (size_t i = 0; i < ck->ntasks; i++) {
+		if (!ck->tasks[i].on_disk)
+			continue;
+		m->tasks++;
+		m->events += ck->tasks[i].n;
+		m->log_bytes += ck->tasks[i].bytes;
+	}
+	rc = index_put_meta(t, m);
+	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
+		struct ck_task *tk = &ck->tasks[i];
+		struct index_task it = {
+			.uid = tk->uid, .state = TASK_LIVE, .log_len = tk->bytes, .nevents = tk->n,
+			.created_ns = tk->created_ns, .last_ns = tk->last_ns,
+			.name_len = tk->name_len,
+		};
+
+		if (!tk->on_disk)
+			continue;
+		memcpy(it.name, tk->name, tk->name_len + 1);
+		tk->in_index = true;
+		tk->idx_n = tk->n;
+		tk->idx_len = tk->bytes;
+		tk->base_len = tk->base_n = 0;
+		rc = index_task_put(t, &it);
+	}
+	return rc;
+}
+
+/* Sort the events again (after replay_journal added some) and redo the runs. */
+static void resort(struct ck *ck)
+{
+	for (size_t i = 0; i < ck->ntypes; i++)
+		ck->types[i].count = 0;
+	qsort(ck->evs, ck->nevs, sizeof(*ck->evs), cmp_ev);
+	for (size_t i = 0; i < ck->nevs; i++) {
+		struct ck_type *ty = &ck->types[ck->evs[i].type];
+
+		if (!ty->count)
+			ty->first = i;
+		ty->count++;
+	}
+	ck->r->events = 0;
+	ck->r->bytes = 0;
+	for (size_t i = 0; i < ck->ntasks; i++) {
+		if (!ck->tasks[i].on_disk)
+			continue;
+		ck->r->events += ck->tasks[i].n;
+		ck->r->bytes += ck->tasks[i].bytes;
+	}
+	ck->r->types = ck->ntypes;
+}
+
+/* Rename DATA_DIR/index.new over DATA_DIR/index. */
+static int swap_index(struct ck *ck)
+{
+	char path[4200], newpath[4200], oldpath[4200];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/index", ck->dir);
+	snprintf(newpath, sizeof(newpath), "%s/index.new", ck->dir);
+	snprintf(oldpath, sizeof(oldpath), "%s/index.old", ck->dir);
+	rc = rm_rf(oldpath);
+	if (!rc && rename(path, oldpath) && errno != ENOENT)
+		rc = -errno;
+	if (!rc && rename(newpath, path))
+		rc = -errno;
+	if (!rc && io_fsync_dir(ck->dir))
+		rc = -errno;
+	return rc ? rc : rm_rf(oldpath);
+}
+
+int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
+{
+	struct index_meta m = { .next_gseq = 1, .next_uid = 1 }, old = { 0 };
+	char path[4200];
+	uint64_t dirty, trims;
+	struct tasklog *tl = NULL;
+	bool usable = false;
+	struct ck ck;
+	int rc;
+
+	rc = ck_init(&ck, dir, o, r);
+	if (!rc)
+		rc = lock_store(&ck, "evlogctl reindex");
+	if (rc)
+		goto out;
+	snprintf(ck.type_field, sizeof(ck.type_field), "%s", o->type_field ? o->type_field : "type");
+
+	/* the old index, if it opens: recovery through it, and its task uids */
+	rc = open_index(&ck, true);
+	if (rc == -ENOENT) {
+		report(&ck, 'I', "%s has no index: building one", dir);
+	} else if (rc) {
+		report(&ck, 'I', "the old index does not open (%s): building a new one",
+		       strerror(-rc));
+	} else {
+		rc = recover(&ck, "evlogctl reindex");
+		if (rc == -EBUSY)
+			goto out;
+		if (!rc)
+			rc = open_index(&ck, true);
+		if (!rc)
+			rc = load_index(&ck, &old, &dirty, &trims);
+		if (rc) {
+			report(&ck, 'I', "the old index is unusable (%s): task uids are assigned anew",
+			       strerror(-rc));
+			ck_forget(&ck);
+		} else {
+			usable = true;
+			ck.applied_lsn = old.applied_lsn;
+			for (size_t i = 0; i < ck.ntasks; i++)
+				ck.tasks[i].in_index = false;	/* uids and times only */
+		}
+	}
+	if (ck.ix) {
+		index_close(ck.ix);
+		ck.ix = NULL;
+	}
+	rc = event_validator_new(ck.type_field, CHECK_MAX_EVENT, &ck.val);
+	if (!rc)
+		rc = check_journal(&ck);
+	if (!rc)
+		rc = scan_all(&ck);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < ck.ntasks; i++) {
+		if (ck.tasks[i].skip) {
+			report(&ck, 'X', "task %s is corrupt before its last event: reindex stops;"
+			       " move the task aside or repair its files first", ck.tasks[i].name);
+			rc = -EILSEQ;
+			goto out;
+		}
+		if (!ck.tasks[i].on_disk)
+			report(&ck, 'I', "task %s: in the old index, but its directory is gone",
+			       ck.tasks[i].name);
+	}
+
+	/* uids: the old index's, the journal's, then fresh ones */
+	if (!usable)
+		rc = map_journal(&ck);
+	m.next_uid = old.next_uid > 1 ? old.next_uid : 1;
+	if (m.next_uid <= ck.j_max_uid)
+		m.next_uid = ck.j_max_uid + 1;
+	for (size_t i = 0; i < ck.ntasks; i++)
+		if (ck.tasks[i].uid >= m.next_uid)
+			m.next_uid = ck.tasks[i].uid + 1;
+	for (size_t i = 0; i < ck.ntasks; i++)
+		if (!ck.tasks[i].uid)
+			ck.tasks[i].uid = m.next_uid++;
+	if (!rc)
+		rc = cut_tails(&ck);
+	snprintf(path, sizeof(path), "%s/tasks", dir);
+	if (!rc && !usable)
+		rc = tasklog_open(path, 64, &tl);
+	if (!rc && !usable)
+		rc = replay_journal(&ck, tl);
+	if (rc)
+		goto out;
+	resort(&ck);
+
+	/* build DATA_DIR/index.new, then rename it into place */
+	snprintf(path, sizeof(path), "%s/index.new", dir);
+	rc = rm_rf(path);
+	if (!rc)
+		rc = index_open(path, ck.type_field, &ck.ix);
+	if (rc)
+		goto out;
+	m.next_gseq = ck.max_gseq + 1;
+	if (m.next_gseq <= old.next_gseq)
+		m.next_gseq = old.next_gseq;
+	if (m.next_gseq <= ck.j_max_gseq)
+		m.next_gseq = ck.j_max_gseq + 1;
+	m.applied_lsn = m.ckpt_lsn = ck.j_last_lsn > old.applied_lsn ? ck.j_last_lsn
+								      : old.applied_lsn;
+	rc = in_txn(&ck, put_tasks, &m);
+	if (!rc)
+		rc = repair(&ck, true);
+	if (rc)
+		goto out;
+	index_close(ck.ix);
+	ck.ix = NULL;
+	rc = swap_index(&ck);
+	if (!rc)
+		rc = clean_leftovers(&ck);
+	if (rc)
+		goto out;
+	report(&ck, 'I', "index rebuilt: %" PRIu64 " tasks, %" PRIu64 " events, %" PRIu64 " types",
+	       r->tasks, r->events, r->types);
+	if (tl)
+		tasklog_close(tl);
+	tl = NULL;
+	/* it must open as a store: recovery and a checkpoint over the new index */
+	rc = recover(&ck, "evlogctl reindex");
+	if (rc)
+		report(&ck, 'X', "the rebuilt store does not open: %s", strerror(-rc));
+out:
+	if (tl)
+		tasklog_close(tl);
+	ck_free(&ck);
+	return rc;
+}
+
+/* ---- validation for tools (import) ---- */
+
+int evl_validator_new(const char *type_field, size_t max_event, struct evl_validator **out)
+{
+	return event_validator_new(type_field, max_event, (struct event_validator **)out);
+}
+
+void evl_validator_free(struct evl_validator *v)
+{
+	event_validator_free((struct event_validator *)v);
+}
+
+int evl_validate(struct evl_validator *v, const char *line, size_t len, char *why, size_t n)
+{
+	char type[EVENT_TYPE_MAX + 1];
+	struct event_error ee;
+	size_t tlen;
+	int rc;
+
+	if (event_is_blank(line, len))
+		return 1;
+	rc = event_validate((struct event_validator *)v, line, len, type, &tlen, &ee);
+	if (rc)
+		snprintf(why, n, "col %zu: %s", ee.col, ee.reason);
+	return rc;
+}
