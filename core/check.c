@@ -1210,6 +1210,11 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		goto out;
 	if (ck.j_unapplied || dirty || trims)
 		ck.needs_recovery = true;
+	if (ck.needs_recovery)
+		report(&ck, 'E', "the store was not closed cleanly: %" PRIu64 " journal records not"
+		       " applied, %" PRIu64 " tasks changed since the last checkpoint%s; the next"
+		       " mount (or fsck --repair) recovers them", ck.j_unapplied, dirty,
+		       trims ? ", retention under way" : "");
 	if (ck.needs_recovery && o->repair) {
 		uint64_t unapplied = ck.j_unapplied;
 
@@ -1228,11 +1233,6 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 			rc = load_index(&ck, &m, &dirty, &trims);
 		if (rc)
 			goto out;
-	} else if (ck.needs_recovery) {
-		report(&ck, 'E', "the store was not closed cleanly: %" PRIu64 " journal records not"
-		       " applied, %" PRIu64 " tasks changed since the last checkpoint%s; the next"
-		       " mount (or fsck --repair) recovers them", ck.j_unapplied, dirty,
-		       trims ? ", retention under way" : "");
 	}
 	p0 = r->problems;
 	rc = scan_all(&ck);

@@ -73,7 +73,7 @@ int cmd_fsck(const char *dir, bool repair)
 	printf("%s: %llu tasks, %llu events, %llu types, %llu journal records: ", dir,
 	       (unsigned long long)r.tasks, (unsigned long long)r.events,
 	       (unsigned long long)r.types, (unsigned long long)r.journal_records);
-	if (!r.problems)
+	if (!r.problems && !r.fixed)
 		printf("clean\n");
 	else if (repair)
 		printf("%llu problems, %llu fixes\n", (unsigned long long)r.problems,
@@ -81,7 +81,7 @@ int cmd_fsck(const char *dir, bool repair)
 	else
 		printf("%llu problems (evlogctl fsck --repair fixes the index)\n",
 		       (unsigned long long)r.problems);
-	return r.problems ? EXIT_FOUND : EXIT_OK;
+	return r.problems || r.fixed ? EXIT_FOUND : EXIT_OK;
 }
 
 int cmd_reindex(const char *dir, const char *type_field)

@@ -792,6 +792,195 @@ def test_control(root):
         m.stop()
 
 
+# ---- the offline tools ----
+
+def tool(name):
+    return os.path.join(os.path.dirname(os.path.dirname(EVLOGFS)), "tests", "tools", name)
+
+
+PREFIXES = ("tool", "tool.call", "error", "note", "n", "e")
+
+
+def snapshot(m):
+    """Every view (and per-task view) and task log, as bytes."""
+    out = {}
+    for prefix in PREFIXES:
+        out[prefix] = read(m.p("by-type", prefix, "events"))
+        for t in os.listdir(m.p("by-type", prefix, "tasks")):
+            out[prefix, t] = read(m.p("by-type", prefix, "tasks", t))
+    for t in os.listdir(m.p("tasks")):
+        out[t] = read(m.p("tasks", t, "events"))
+    return out
+
+
+def test_fsck(root):
+    m = Mount(root).start()
+    try:
+        load_mixed(m, tasks=("a", "b", "c", "d"), n=400)
+        sh("rm -r %s" % m.p("tasks", "d"))      # a deleted task awaiting purge is no finding
+        before = snapshot(m)
+        r = evlogctl("fsck", m.data, expect=2)  # mounted: refused, the holder named
+        assert "in use by pid %d (%s)" % (m.proc.pid, m.mnt) in r.stderr, r.stderr
+    finally:
+        m.stop()
+    r = evlogctl("fsck", m.data)
+    assert r.stdout.strip().endswith("3 tasks, 300 events, 5 types, 0 journal records: clean"), \
+        r.stdout
+    # an index entry removed by hand, and one added for an event that does not exist
+    sh("%s %s drop tool.call 7" % (tool("index_tamper"), m.data))
+    sh("%s %s stale note" % (tool("index_tamper"), m.data))
+    r = evlogctl("fsck", m.data, expect=1)
+    assert re.search(r"problem: type tool.call: event gseq \d+ of task \w .* is not indexed",
+                     r.stdout), r.stdout
+    assert re.search(r"problem: type note: entry gseq \d+ of task \w .*no such event",
+                     r.stdout), r.stdout
+    assert "fsck --repair" in r.stdout
+    assert evlogctl("fsck", m.data, expect=1).stdout == r.stdout    # fsck changes nothing
+    r = evlogctl("fsck", "--repair", m.data, expect=1)
+    assert "fixed: type tool.call: entries rebuilt" in r.stdout, r.stdout
+    assert "fixed: type note: entries rebuilt" in r.stdout, r.stdout
+    assert "type error" not in r.stdout                # only what differed
+    assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
+    m.start()
+    try:
+        assert snapshot(m) == before
+        # a crash: fsck says recovery is due; --repair recovers
+        append(m.p("tasks/a/events"), event("tool.call", g=1000))
+        m.kill9()
+        r = evlogctl("fsck", m.data, expect=1)
+        assert "not closed cleanly" in r.stdout, r.stdout
+        r = evlogctl("fsck", "--repair", m.data, expect=1)
+        assert "fixed: recovered" in r.stdout, r.stdout
+        assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
+        m.start()
+        assert read(m.p("tasks/a/events")).endswith(event("tool.call", g=1000).encode())
+    finally:
+        m.stop()
+
+
+def test_reindex(root):
+    m = Mount(root).start()
+    try:
+        load_mixed(m, n=600)
+        sh("rm -r %s" % m.p("tasks", "b"))
+        os.mkdir(m.p("tasks", "e"))              # an empty task survives too
+        before = snapshot(m)
+        uid_a = os.stat(m.p("tasks", "a")).st_ino
+    finally:
+        m.stop()
+    # the index as it is (its uids kept), then deleted, then garbage
+    r = evlogctl("reindex", m.data)
+    assert "index rebuilt: 3 tasks, 400 events, 5 types" in r.stdout, r.stdout
+    m.start()
+    try:
+        assert snapshot(m) == before
+        assert os.stat(m.p("tasks", "a")).st_ino == uid_a
+    finally:
+        m.stop()
+    shutil.rmtree(os.path.join(m.data, "index"))
+    evlogctl("fsck", m.data, expect=2)           # no index: fsck points at reindex
+    r = evlogctl("reindex", m.data)
+    assert "has no index" in r.stdout and "3 tasks, 400 events" in r.stdout, r.stdout
+    assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
+    with open(os.path.join(m.data, "index", "data.mdb"), "r+b") as f:
+        f.write(b"\xff" * 8192)                  # both meta pages gone
+    r = evlogctl("reindex", m.data)
+    assert "does not open" in r.stdout or "unusable" in r.stdout, r.stdout
+    m.start()
+    try:
+        assert snapshot(m) == before
+        append(m.p("tasks/a/events"), event("note", g=5000))   # and it takes appends
+        before = snapshot(m)
+        m.kill9()
+        shutil.rmtree(os.path.join(m.data, "index"))
+        # journaled but perhaps unapplied: reindex writes what the logs lack
+        evlogctl("reindex", m.data)
+        m.start()
+        assert snapshot(m) == before
+    finally:
+        m.stop()
+
+
+def test_backup(root):
+    m = Mount(root).start()
+    dest = os.path.join(root, "copy")
+    try:
+        load_mixed(m, n=600)
+        r = evlogctl("backup", m.mnt, dest)
+        assert "3 tasks, 600 events: 3 new" in r.stdout, r.stdout
+        # new events and a new task: only those bytes are copied
+        for i in range(30):
+            append(m.p("tasks/a/events"), event("tool.call", g=1000 + i))
+        os.mkdir(m.p("tasks", "d"))
+        append(m.p("tasks/d/events"), event("note", g=2000))
+        added = len(event("note", g=2000)) + sum(len(event("tool.call", g=1000 + i))
+                                                   for i in range(30))
+        r = evlogctl("backup", m.mnt, dest)
+        assert "1 new, 1 appended, 0 replaced, 2 unchanged" in r.stdout, r.stdout
+        assert "%d B of logs copied" % added in r.stdout or \
+            "%.1f KiB of logs copied" % (added / 1024) in r.stdout, (added, r.stdout)
+        # by data directory while mounted: the copy goes through the daemon's mount
+        sh("rm -r %s" % m.p("tasks", "c"))
+        r = evlogctl("backup", m.data, dest)
+        assert "1 removed" in r.stdout and "0 B of logs copied" in r.stdout, r.stdout
+        before = snapshot(m)
+    finally:
+        m.stop()
+    r = evlogctl("backup", m.data, dest)          # unmounted source: nothing new
+    assert "3 unchanged" in r.stdout, r.stdout
+    assert evlogctl("fsck", dest).stdout.strip().endswith("clean")
+    c = Mount(os.path.join(root, "c"), data=dest)
+    c.start()
+    try:
+        assert snapshot(c) == before
+        append(c.p("tasks/a/events"), event("note", g=9999))   # the copy is a store
+    finally:
+        c.stop()
+    # the copy diverged: the next backup replaces that task
+    r = evlogctl("backup", m.data, dest)
+    assert "1 replaced" in r.stdout, r.stdout
+    c.start()
+    try:
+        assert snapshot(c) == before
+    finally:
+        c.stop()
+
+
+def test_import(root):
+    src = os.path.join(root, "src")
+    os.makedirs(os.path.join(src, "t2"))
+    os.makedirs(os.path.join(src, "t3"))
+    os.makedirs(os.path.join(src, "ignored"))
+    good1 = event("tool.call", g=1) + event("note", g=2)
+    with open(os.path.join(src, "t1.jsonl"), "w") as f:
+        f.write(good1)
+    with open(os.path.join(src, "t2", "events"), "w") as f:
+        f.write(event("tool.result", g=3) + "not json\n\n" + '{"type":"error.x","g":4}')
+    with open(os.path.join(src, "t3", "events.jsonl"), "w") as f:
+        f.write(event("note", g=5) + '{"g":6}\n')
+    data = os.path.join(root, "data")
+    r = evlogctl("import", data, src, expect=2)
+    assert "%s/t2/events:2: " % src in r.stdout, r.stdout
+    assert "%s/t3/events.jsonl:2: " % src in r.stdout and "type" in r.stdout, r.stdout
+    assert "nothing imported" in r.stderr, r.stderr
+    r = evlogctl("import", "--skip-bad", data, src, expect=1)
+    assert "imported 3 tasks, 5 events" in r.stdout and "2 malformed lines" in r.stdout, r.stdout
+    assert evlogctl("fsck", data).stdout.strip().endswith("clean")
+    m = Mount(root).start()
+    try:
+        assert read(m.p("tasks/t1/events")) == good1.encode()
+        assert read(m.p("tasks/t2/events")) == (event("tool.result", g=3) +
+                                                '{"type":"error.x","g":4}\n').encode()
+        assert read(m.p("by-type/note/events")) == (event("note", g=2) +
+                                                    event("note", g=5)).encode()
+        r = evlogctl("import", data, src, expect=2)   # mounted: refused, the holder named
+        assert "in use by pid %d" % m.proc.pid in r.stderr, r.stderr
+    finally:
+        m.stop()
+    r = evlogctl("import", "--skip-bad", data, src, expect=1)   # tasks exist: refused
+    assert "task t1 exists" in r.stdout and "imported 0 tasks" in r.stdout, r.stdout
+
+
 def main():
     global EVLOGFS
     if len(sys.argv) != 3:
