@@ -70,6 +70,8 @@ struct ck_task {
 	uint64_t uid;			/* in the index (0: none) */
 	bool in_index, on_disk, dirty, skip;
 	bool have_times;		/* created_ns, last_ns from the index */
+	bool has_owner;			/* owner and mode, from the index */
+	uint32_t owner_uid, owner_gid, mode;
 	uint64_t idx_n, idx_len;	/* what the index says the files hold */
 	uint64_t base_len, base_n;
 	uint64_t created_ns, last_ns;	/* index, or the files' */
@@ -683,6 +685,10 @@ static int load_task(void *arg, const struct index_task *it)
 	tk->created_ns = it->created_ns;
 	tk->last_ns = it->last_ns;
 	tk->have_times = true;
+	tk->has_owner = it->has_owner;
+	tk->owner_uid = it->owner_uid;
+	tk->owner_gid = it->owner_gid;
+	tk->mode = it->mode;
 	tk->dirty = index_dirty_has(l->t, it->uid);
 	return 0;
 }
@@ -1435,7 +1441,8 @@ static int put_tasks(struct ck *ck, struct index_txn *t, void *arg)
 		struct index_task it = {
 			.uid = tk->uid, .state = TASK_LIVE, .log_len = tk->bytes, .nevents = tk->n,
 			.created_ns = tk->created_ns, .last_ns = tk->last_ns,
-			.name_len = tk->name_len,
+			.has_owner = tk->has_owner, .owner_uid = tk->owner_uid,
+			.owner_gid = tk->owner_gid, .mode = tk->mode, .name_len = tk->name_len,
 		};
 
 		if (!tk->on_disk)

@@ -84,7 +84,14 @@ struct evl_task_info {
 	uint64_t size;		/* log bytes, pending included */
 	uint64_t events;	/* events, pending included */
 	uint64_t created_ns, last_ns;	/* wall clock, ns since the epoch */
+	bool has_owner;		/* created with an owner (evl_task_create_as) */
+	uint32_t owner_uid, owner_gid, mode;	/* mode: permission bits of mkdir */
 	char name[256];
+};
+
+/* Who created a task, and the permission bits it asked for (mkdir's mode & ~umask). */
+struct evl_owner {
+	uint32_t uid, gid, mode;
 };
 
 /*
@@ -95,6 +102,8 @@ int evl_task_check_name(const char *name, size_t len);
 
 /* Create task @name (durable on return).  -EEXIST, -EINVAL, -ENAMETOOLONG, -EROFS, -ENOSPC, -EIO. */
 int evl_task_create(struct evl_store *st, const char *name);
+/* The same, recording @owner (NULL: none) with the task. */
+int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_owner *owner);
 
 /*
  * Delete task @name: it leaves every view at once; its files and index

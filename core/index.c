@@ -6,7 +6,9 @@
  * from logs and sidecars, never copied between machines)
  *
  *   meta   "meta" -> struct index_meta; "type_field"; "version"; "next_tid"
- *   tasks  uid(8)                 -> task_val (state, lengths, times, name)
+ *   tasks  uid(8)                 -> task_val (state, lengths, times, name),
+ *                                    then base_len, base_n, then owner uid,
+ *                                    gid, mode (each part optional)
  *   names  name                   -> uid            (live tasks only)
  *   types  name                   -> type_rec (tid, next_ord, fen_total, live)
  *   tids   tid(4)                 -> name
@@ -596,11 +598,21 @@ static int task_decode(const MDB_val *val, uint64_t uid, struct index_task *out)
 	memcpy(out->name, (char *)val->mv_data + sizeof(tv), tv.name_len);
 	out->name[tv.name_len] = '\0';
 	out->base_len = out->base_n = 0;
+	out->has_owner = false;
+	out->owner_uid = out->owner_gid = out->mode = 0;
 	if (val->mv_size >= sizeof(tv) + tv.name_len + 16) {
 		const char *b = (const char *)val->mv_data + sizeof(tv) + tv.name_len;
 
 		memcpy(&out->base_len, b, 8);
 		memcpy(&out->base_n, b + 8, 8);
+	}
+	if (val->mv_size >= sizeof(tv) + tv.name_len + 28) {
+		const char *b = (const char *)val->mv_data + sizeof(tv) + tv.name_len + 16;
+
+		out->has_owner = true;
+		memcpy(&out->owner_uid, b, 4);
+		memcpy(&out->owner_gid, b + 4, 4);
+		memcpy(&out->mode, b + 8, 4);
 	}
 	return 0;
 }
@@ -634,7 +646,7 @@ int index_task_by_name(struct index_txn *t, const char *name, size_t len,
 
 int index_task_put(struct index_txn *t, const struct index_task *task)
 {
-	unsigned char buf[sizeof(struct task_val) + 256 + 16], k[8];
+	unsigned char buf[sizeof(struct task_val) + 256 + 28], k[8];
 	size_t n = sizeof(struct task_val) + task->name_len;
 	struct task_val tv = {
 		.state = task->state,
@@ -648,11 +660,17 @@ int index_task_put(struct index_txn *t, const struct index_task *task)
 
 	memcpy(buf, &tv, sizeof(tv));
 	memcpy(buf + sizeof(tv), task->name, task->name_len);
-	if (task->base_len || task->base_n) {
-		/* after the name: older stores have no such field */
+	if (task->base_len || task->base_n || task->has_owner) {
+		/* after the name: older stores have no such fields */
 		memcpy(buf + n, &task->base_len, 8);
 		memcpy(buf + n + 8, &task->base_n, 8);
 		n += 16;
+	}
+	if (task->has_owner) {
+		memcpy(buf + n, &task->owner_uid, 4);
+		memcpy(buf + n + 4, &task->owner_gid, 4);
+		memcpy(buf + n + 8, &task->mode, 4);
+		n += 12;
 	}
 	be64(k, task->uid);
 	rc = put_val(t, t->ix->tasks, k, 8, buf, n);

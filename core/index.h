@@ -45,6 +45,8 @@ struct index_task {
 	uint64_t log_len, nevents;
 	uint64_t base_len, base_n;
 	uint64_t created_ns, last_ns;	/* wall clock, ns since the epoch */
+	bool has_owner;			/* else: the mounting user's, 0755 */
+	uint32_t owner_uid, owner_gid, mode;
 	size_t name_len;
 	char name[256];
 };

@@ -11,7 +11,8 @@
  * pending event sorts after every applied one.
  *
  * JOURNAL RECORDS (payloads, little-endian)
- *   REC_CREATE 0 8 uid, 8 8 time, 16 2 name length, name
+ *   REC_CREATE 0 8 uid, 8 8 time, 16 2 name length, name, then optionally
+ *              4 owner uid, 4 owner gid, 4 mode
  *   REC_DELETE 0 8 uid, 8 8 time
  *   REC_APPEND 0 8 uid, 8 8 first gseq, 16 8 time, 24 4 n, 28 4 data length,
  *              n x (4 event length, 1 type length, type), event bytes
@@ -112,6 +113,8 @@ struct pend {
 	const char *data;
 	const char *name;
 	size_t name_len;
+	bool has_owner;
+	uint32_t owner_uid, owner_gid, mode;
 	size_t len;		/* payload bytes */
 	struct pend_ev *ev;
 	unsigned char *buf;	/* payload */
@@ -330,9 +333,16 @@ static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 		p->uid = r64(buf);
 		p->time_ns = r64(buf + 8);
 		p->name_len = r16(buf + 16);
-		if (p->name_len == 0 || p->name_len > 255 || 18 + p->name_len != len)
+		if (p->name_len == 0 || p->name_len > 255 ||
+		    (18 + p->name_len != len && 18 + p->name_len + 12 != len))
 			goto bad;
 		p->name = (const char *)buf + 18;
+		if (len > 18 + p->name_len) {
+			p->has_owner = true;
+			p->owner_uid = r32(buf + 18 + p->name_len);
+			p->owner_gid = r32(buf + 22 + p->name_len);
+			p->mode = r32(buf + 26 + p->name_len) & 07777;
+		}
 		break;
 	case REC_DELETE:
 		if (len != 16)
@@ -508,6 +518,10 @@ static int apply_create(struct evl_store *st, struct index_txn *t, struct index_
 	task.uid = p->uid;
 	task.state = TASK_LIVE;
 	task.created_ns = task.last_ns = p->time_ns;
+	task.has_owner = p->has_owner;
+	task.owner_uid = p->owner_uid;
+	task.owner_gid = p->owner_gid;
+	task.mode = p->mode;
 	task.name_len = p->name_len;
 	memcpy(task.name, name, p->name_len + 1);
 	rc = index_task_put(t, &task);
@@ -1892,6 +1906,10 @@ static void fill_info(struct evl_store *st, const struct index_task *t, struct e
 	o->events = t->nevents - t->base_n;
 	o->created_ns = t->created_ns;
 	o->last_ns = t->last_ns;
+	o->has_owner = t->has_owner;
+	o->owner_uid = t->owner_uid;
+	o->owner_gid = t->owner_gid;
+	o->mode = t->mode;
 	memcpy(o->name, t->name, t->name_len + 1);
 	pthread_mutex_lock(&st->tmem_lock);
 	tm = *tmem_slot(st, t->uid);
@@ -2019,6 +2037,11 @@ static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, 
 
 int evl_task_create(struct evl_store *st, const char *name)
 {
+	return evl_task_create_as(st, name, NULL);
+}
+
+int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_owner *owner)
+{
 	size_t len = strlen(name);
 	struct evl_task_info info;
 	unsigned char *buf;
@@ -2036,7 +2059,7 @@ int evl_task_create(struct evl_store *st, const char *name)
 		rc = rc ? rc : -EEXIST;
 		goto out;
 	}
-	buf = malloc(18 + len);
+	buf = malloc(18 + len + 12);
 	if (!buf) {
 		rc = -ENOMEM;
 		goto out;
@@ -2048,7 +2071,12 @@ int evl_task_create(struct evl_store *st, const char *name)
 	w64(buf + 8, wall_ns());
 	w16(buf + 16, len);
 	memcpy(buf + 18, name, len);
-	rc = submit_meta(st, REC_CREATE, buf, 18 + len);
+	if (owner) {
+		w32(buf + 18 + len, owner->uid);
+		w32(buf + 22 + len, owner->gid);
+		w32(buf + 26 + len, owner->mode & 07777);
+	}
+	rc = submit_meta(st, REC_CREATE, buf, 18 + len + (owner ? 12 : 0));
 	if (!rc)
 		evl_log(LOG_DEBUG, "task %s created", name);
 out:

@@ -239,6 +239,9 @@ int main(int argc, char **argv)
 	}
 	if (validate(&cfg))
 		return 2;
+	/* modes mean what they say: the kernel checks them (tasks have owners) */
+	if (fuse_opt_add_arg(&args, "-odefault_permissions"))
+		return 2;
 	if (fuse_parse_cmdline(&args, &copts))
 		return 2;
 	if (copts.show_help || copts.show_version)

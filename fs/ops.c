@@ -143,6 +143,9 @@ static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct
 		st->st_mode = S_IFDIR | (n->kind == N_VDIR || n->kind == N_VTASKS ? 0555 : 0755);
 		if (n->kind == N_BYTYPE)
 			st->st_mode = S_IFDIR | 0555;
+		/* like /tmp: anyone may create a task, only its owner remove it */
+		if (n->kind == N_TASKS)
+			st->st_mode = S_IFDIR | 01777;
 		st->st_nlink = 2;
 		return 0;
 	case N_CONTROL:
@@ -164,6 +167,11 @@ static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct
 			return 0;
 		if (rc)
 			return rc;
+		if (info.has_owner) {
+			st->st_uid = info.owner_uid;
+			st->st_gid = info.owner_gid;
+			st->st_mode = S_IFDIR | (info.mode & 07777);
+		}
 		set_time(&st->st_mtim, info.last_ns);
 		set_time(&st->st_ctim, info.created_ns);
 		set_time(&st->st_atim, info.last_ns);
@@ -173,6 +181,12 @@ static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct
 		if (rc)
 			return rc;
 		st->st_mode = S_IFREG | 0644;
+		if (info.has_owner) {
+			/* the task's permissions, without execute */
+			st->st_uid = info.owner_uid;
+			st->st_gid = info.owner_gid;
+			st->st_mode = S_IFREG | (info.mode & 0666);
+		}
 		st->st_size = info.size;
 		st->st_blocks = (info.size + 511) / 512;
 		st->st_blksize = 4096;
@@ -580,8 +594,15 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	rc = evl_task_check_name(name, strlen(name));
 	if (!rc && tomb_find(name, 0, NULL))
 		tomb_remove(name);	/* a new task of a deleted one's name */
-	if (!rc)
-		rc = evl_task_create(fs->st, name);
+	if (!rc) {
+		/* the task belongs to its creator, with mkdir's mode (umask applied) */
+		const struct fuse_ctx *ctx = fuse_req_ctx(req);
+		struct evl_owner owner = {
+			.uid = ctx->uid, .gid = ctx->gid, .mode = mode & ~ctx->umask & 07777,
+		};
+
+		rc = evl_task_create_as(fs->st, name, &owner);
+	}
 	if (!rc)
 		rc = evl_task_lookup(fs->st, name, &info);
 	if (rc) {

@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -979,6 +980,157 @@ def test_import(root):
         m.stop()
     r = evlogctl("import", "--skip-bad", data, src, expect=1)   # tasks exist: refused
     assert "task t1 exists" in r.stdout and "imported 0 tasks" in r.stdout, r.stdout
+
+
+def test_permissions(root):
+    """Several users on one allow_other mount: tasks belong to their creators."""
+    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"):
+        print("skip: needs root, useradd and setpriv")
+        return
+    users = []
+    os.chmod(root, 0o755)                         # the other users must reach the mount
+    try:
+        for name in ("evlt-a%d" % os.getpid(), "evlt-b%d" % os.getpid()):
+            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                            name], check=True, capture_output=True)
+            users.append(name)
+        import pwd
+        a, b = (pwd.getpwnam(u) for u in users)
+
+        def as_user(u, cmd, umask="022", gid=None, expect=0):
+            r = subprocess.run(["setpriv", "--reuid=%d" % u.pw_uid,
+                                "--regid=%d" % (gid if gid is not None else u.pw_gid),
+                                "--clear-groups", "sh", "-c", "umask %s; %s" % (umask, cmd)],
+                               capture_output=True, text=True, cwd="/")
+            assert (r.returncode != 0) if expect else r.returncode == 0, "%s as %s: exit %d: %s" % (
+                cmd, u.pw_name, r.returncode, r.stderr)
+            return r
+
+        m = Mount(root, opts="allow_other").start()
+        try:
+            ta, tb, tc = m.p("tasks", "ta"), m.p("tasks", "tb"), m.p("tasks", "tc")
+            as_user(a, "mkdir %s && echo '%s' >> %s/events" % (ta, event("x.a").strip(), ta))
+            st = os.stat(ta)
+            assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (a.pw_uid, a.pw_gid, 0o755)
+            st = os.stat(os.path.join(ta, "events"))
+            assert (st.st_uid, st.st_mode & 0o7777) == (a.pw_uid, 0o644)
+            # another user reads it, but cannot append to it or remove it
+            assert as_user(b, "cat %s/events" % ta).stdout == event("x.a")
+            r = as_user(b, "echo '%s' >> %s/events" % (event("x.b").strip(), ta), expect=1)
+            assert "Permission denied" in r.stderr, r.stderr
+            r = as_user(b, "rm -r %s" % ta, expect=1)
+            assert "Permission denied" in r.stderr or "not permitted" in r.stderr, r.stderr
+            # umask 077: a private task
+            as_user(b, "mkdir %s && echo '%s' >> %s/events" % (tb, event("x.b").strip(), tb),
+                    umask="077")
+            assert os.stat(tb).st_mode & 0o7777 == 0o700
+            as_user(a, "cat %s/events" % tb, expect=1)
+            # umask 002: the group may append too
+            as_user(a, "mkdir %s" % tc, umask="002")
+            assert os.stat(os.path.join(tc, "events")).st_mode & 0o7777 == 0o664
+            as_user(b, "echo '%s' >> %s/events" % (event("x.g").strip(), tc), gid=a.pw_gid)
+            # .control is the mounting user's alone; views are everyone's
+            for u in (a, b):
+                as_user(u, "cat %s" % m.p(".control"), expect=1)
+                as_user(u, "echo checkpoint > %s" % m.p(".control"), expect=1)
+            json.loads(read(m.p(".control")))
+            assert as_user(a, "cat %s" % m.p("by-type", "x", "events")).stdout == \
+                event("x.a") + event("x.b") + event("x.g")
+            # owners survive a remount and a reindex
+            m.stop()
+            evlogctl("reindex", m.data)
+            m.start()
+            assert os.stat(tb).st_uid == b.pw_uid and os.stat(tb).st_mode & 0o777 == 0o700
+            as_user(b, "rm -r %s" % tb)           # its owner may
+            assert not os.path.exists(tb)
+        finally:
+            m.stop()
+    finally:
+        for u in users:
+            subprocess.run(["userdel", u], check=False, capture_output=True)
+
+
+def test_systemd_unit(root):
+    """evlogfs@.service: systemd accepts it; its commands mount, stop cleanly on
+    SIGTERM (flush and checkpoint) and start again after a crash.  No systemd
+    runs here, so the test runs the unit's command lines as systemd would."""
+    unit_src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                            "mount-tools", "evlogfs@.service")
+    with open(unit_src) as f:
+        text = f.read().replace("/usr/sbin/evlogfs", os.path.abspath(EVLOGFS))
+    mnt = os.path.join(root, "mnt")
+    data = os.path.join(root, "data")
+    if shutil.which("systemd-escape"):
+        inst = sh("systemd-escape --path %s" % mnt).strip()
+    else:
+        inst = mnt.strip("/").replace("-", "\\x2d").replace("/", "-")
+    if shutil.which("systemd-analyze"):
+        d = os.path.join(root, "units")
+        os.makedirs(d)
+        for name in ("evlogfs@.service", "evlogfs@%s.service" % inst):
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+        r = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                            os.path.join(d, "evlogfs@%s.service" % inst)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    svc = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            svc.setdefault(k, []).append(v)
+    env = {}
+    for assign in shlex.split(svc["Environment"][0]):
+        k, v = assign.split("=", 1)
+        env[k] = v
+    env["DATA_DIR"] = data                  # as /etc/default/evlogfs-<instance> would
+
+    def expand(cmd):
+        cmd = cmd.replace("%I", mnt.lstrip("/")).replace("%i", inst)
+        cmd = re.sub(r"\$\{(\w+)\}", lambda mo: env.get(mo.group(1), ""), cmd)
+        return shlex.split(cmd.lstrip("-"))
+
+    assert svc["KillSignal"] == ["SIGTERM"] and svc["Restart"] == ["on-failure"]
+
+    def start():
+        for pre in svc.get("ExecStartPre", []):
+            subprocess.run(expand(pre), check=True)
+        err = open(os.path.join(root, "unit.err"), "a")
+        proc = subprocess.Popen(expand(svc["ExecStart"][0]), stderr=err,
+                                stdin=subprocess.DEVNULL)
+        deadline_poll(lambda: is_mounted(mnt) or proc.poll() is not None, "the mount")
+        assert is_mounted(mnt), "the unit's ExecStart did not mount"
+        return proc
+
+    def stop_post():
+        for post in svc.get("ExecStopPost", []):
+            subprocess.run(expand(post), check=False, capture_output=True)
+
+    proc = start()
+    try:
+        os.mkdir(os.path.join(mnt, "tasks", "u"))
+        append(os.path.join(mnt, "tasks", "u", "events"), event("unit.one"))
+        proc.send_signal(signal.SIGTERM)        # systemctl stop
+        assert proc.wait(timeout=60) == 0, "the daemon did not stop cleanly"
+        stop_post()
+        assert not is_mounted(mnt)
+        assert evlogctl("fsck", data).stdout.strip().endswith("clean")   # checkpointed
+        proc = start()                          # systemctl start
+        append(os.path.join(mnt, "tasks", "u", "events"), event("unit.two"))
+        proc.kill()                             # a crash: Restart=on-failure starts it again
+        proc.wait()
+        stop_post()
+        proc = start()
+        assert read(os.path.join(mnt, "tasks", "u", "events")) == \
+            (event("unit.one") + event("unit.two")).encode()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        stop_post()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        stop_post()
 
 
 def main():
