@@ -276,31 +276,6 @@ out:
 	return rc;
 }
 
-static int rm_tree(const char *path)
-{
-	char sub[4500];
-	struct dirent *de;
-	struct stat sb;
-	DIR *d;
-	int rc = 0;
-
-	if (lstat(path, &sb))
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(sb.st_mode))
-		return unlink(path) ? -errno : 0;
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d)) && !rc) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-		rc = rm_tree(sub);
-	}
-	closedir(d);
-	return rc ? rc : rmdir(path) ? -errno : 0;
-}
-
 static int cmp_name(const void *a, const void *b)
 {
 	return strcmp(((const struct index_task *)a)->name, ((const struct index_task *)b)->name);
@@ -328,7 +303,7 @@ static int prune(struct bk *b)
 		if (bsearch(&key, b->tasks, b->ntasks, sizeof(*b->tasks), cmp_name))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
-		rc = rm_tree(p);
+		rc = store_rmrf(p);
 		if (!rc && de->d_name[0] != '.') {
 			b->r->tasks_removed++;
 			say(b, 'I', "task %s: no longer in the source, removed", de->d_name);
@@ -362,7 +337,7 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	}
 	snprintf(from, sizeof(from), "%s/index", src);
 	snprintf(snap, sizeof(snap), "%s/index.new", dest);
-	rc = rm_tree(snap);
+	rc = store_rmrf(snap);
 	if (!rc)
 		rc = index_snapshot(from, snap);
 	if (!rc)
@@ -390,16 +365,16 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	/* the snapshot replaces DEST's index; DEST's journal is older than both */
 	snprintf(path, sizeof(path), "%s/index", dest);
 	snprintf(from, sizeof(from), "%s/index.old", dest);
-	rc = rm_tree(from);
+	rc = store_rmrf(from);
 	if (!rc && rename(path, from) && errno != ENOENT)
 		rc = -errno;
 	if (!rc && rename(snap, path))
 		rc = -errno;
 	if (!rc)
-		rc = rm_tree(from);
+		rc = store_rmrf(from);
 	snprintf(path, sizeof(path), "%s/journal", dest);
 	if (!rc)
-		rc = rm_tree(path);
+		rc = store_rmrf(path);
 	if (!rc && io_fsync_dir(dest))
 		rc = -errno;
 	if (rc)

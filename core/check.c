@@ -1368,7 +1368,7 @@ static int replay_journal(struct ck *ck, struct tasklog *tl)
 	return rc;
 }
 
-static int rm_rf(const char *path)
+int store_rmrf(const char *path)
 {
 	char sub[4300];
 	struct stat sb;
@@ -1387,7 +1387,7 @@ static int rm_rf(const char *path)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-		rc = rm_rf(sub);
+		rc = store_rmrf(sub);
 	}
 	closedir(d);
 	if (!rc && rmdir(path))
@@ -1413,7 +1413,7 @@ static int clean_leftovers(struct ck *ck)
 		if (strncmp(de->d_name, ".trash-", 7) && strcmp(de->d_name, ".rewrite"))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
-		rc = rm_rf(p);
+		rc = store_rmrf(p);
 		if (!rc)
 			report(ck, 'I', "removed tasks/%s (a deleted task or an unfinished rewrite)",
 			       de->d_name);
@@ -1490,14 +1490,14 @@ static int swap_index(struct ck *ck)
 	snprintf(path, sizeof(path), "%s/index", ck->dir);
 	snprintf(newpath, sizeof(newpath), "%s/index.new", ck->dir);
 	snprintf(oldpath, sizeof(oldpath), "%s/index.old", ck->dir);
-	rc = rm_rf(oldpath);
+	rc = store_rmrf(oldpath);
 	if (!rc && rename(path, oldpath) && errno != ENOENT)
 		rc = -errno;
 	if (!rc && rename(newpath, path))
 		rc = -errno;
 	if (!rc && io_fsync_dir(ck->dir))
 		rc = -errno;
-	return rc ? rc : rm_rf(oldpath);
+	return rc ? rc : store_rmrf(oldpath);
 }
 
 int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
@@ -1591,7 +1591,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 
 	/* build DATA_DIR/index.new, then rename it into place */
 	snprintf(path, sizeof(path), "%s/index.new", dir);
-	rc = rm_rf(path);
+	rc = store_rmrf(path);
 	if (!rc)
 		rc = index_open(path, ck.type_field, &ck.ix);
 	if (rc)

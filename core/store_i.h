@@ -72,6 +72,9 @@ int store_rec_decode(unsigned kind, const void *payload, size_t len,
  */
 int store_cycle(const char *dir, const char *type_field, const char *holder);
 
+/* Remove @path and, if it is a directory, everything below it.  Missing is fine.  0 or -errno. */
+int store_rmrf(const char *path);
+
 /* compact.c */
 int compactor_new(struct evl_store *st, struct compactor **out);
 /* Wait for a running compaction and free. */
