@@ -32,6 +32,9 @@
  *  I4 Journal segments are deleted only up to ckpt_lsn.
  *
  * RECOVERY (store_recover), idempotent: a crash during it recovers again.
+ *   0. A task the index has live whose directory is in the trash had its
+ *      delete applied in a batch the crash lost: its directory goes back
+ *      (the replay deletes it again).
  *   1. For each dirty task: files at least as long as the index says -> cut
  *      them to the index's lengths (kill -9 left an unapplied batch).  Files
  *      shorter (power loss took unsynced log bytes) -> cut them to their
@@ -1558,6 +1561,32 @@ static int replay_cb(void *arg, uint64_t lsn, unsigned kind, const void *payload
 	return rc;
 }
 
+/*
+ * A trash directory of a task the index still has live: the batch that
+ * applied its delete (rename first, index commit after) was lost in a
+ * crash.  Put the directory back; the journal replays the delete.
+ */
+static int undo_delete(void *arg, uint64_t uid)
+{
+	struct evl_store *st = arg;
+	struct index_task task;
+	struct index_txn *t;
+	int rc;
+
+	rc = index_begin(st->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_task_by_uid(t, uid, &task);
+	index_abort(t);
+	if (rc == -ENOENT || (!rc && task.state != TASK_LIVE))
+		return 0;
+	if (rc)
+		return rc;
+	evl_log(LOG_INFO, "recovery: task %s: its delete was not committed; the journal redoes it",
+		task.name);
+	return tasklog_unremove(st->tl, uid, task.name);
+}
+
 static int store_recover(struct evl_store *st)
 {
 	struct recover r = { .st = st };
@@ -1573,8 +1602,10 @@ static int store_recover(struct evl_store *st)
 	char path[4200];
 	int rc;
 
-	/* log rewrites first: the repair below expects the files the index names */
-	rc = trim_recover_files(st);
+	/* deletes and log rewrites first: the repair below expects the files the index names */
+	rc = tasklog_trash_list(st->tl, undo_delete, st);
+	if (!rc)
+		rc = trim_recover_files(st);
 	if (rc)
 		return rc;
 	rc = index_begin(st->ix, false, &t);

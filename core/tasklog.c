@@ -468,6 +468,50 @@ int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name)
 	return 0;
 }
 
+int tasklog_unremove(struct tasklog *tl, uint64_t uid, const char *name)
+{
+	static const char *const files[] = { "events", "events.meta" };
+	char from[4400], to[4400], path[4500];
+
+	forget_fds(tl, uid);
+	snprintf(from, sizeof(from), "%s/.trash-%016" PRIx64, tl->dir, uid);
+	snprintf(to, sizeof(to), "%s/%s", tl->dir, name);
+	/* a task of the same name created after the delete: not committed either */
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", to, files[i]);
+		if (io->unlink(path) && errno != ENOENT)
+			return -errno;
+	}
+	if (io->rmdir(to) && errno != ENOENT)
+		return -errno;
+	if (io->rename(from, to))
+		return -errno;
+	return io_fsync_dir(tl->dir) ? -errno : 0;
+}
+
+int tasklog_trash_list(struct tasklog *tl, int (*cb)(void *arg, uint64_t uid), void *arg)
+{
+	struct dirent *de;
+	DIR *d = opendir(tl->dir);
+	int rc = 0;
+
+	if (!d)
+		return -errno;
+	while (!rc && (de = readdir(d))) {
+		char *end;
+		uint64_t uid;
+
+		if (strncmp(de->d_name, ".trash-", 7))
+			continue;
+		uid = strtoull(de->d_name + 7, &end, 16);
+		if (*end || end == de->d_name + 7)
+			continue;
+		rc = cb(arg, uid);
+	}
+	closedir(d);
+	return rc;
+}
+
 int tasklog_purge(struct tasklog *tl, uint64_t uid)
 {
 	static const char *const files[] = { "events", "events.meta" };

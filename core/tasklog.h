@@ -95,6 +95,17 @@ int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,
  */
 int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name);
 
+/*
+ * Undo tasklog_remove: rename .trash-<uid> back to @name, first removing a
+ * directory of that name (a newer task created after the delete, which
+ * recovery creates again from the journal).  For a delete whose index
+ * commit a crash undid.  0 or -errno.
+ */
+int tasklog_unremove(struct tasklog *tl, uint64_t uid, const char *name);
+
+/* Call @cb with the uid of every .trash-<uid> directory. */
+int tasklog_trash_list(struct tasklog *tl, int (*cb)(void *arg, uint64_t uid), void *arg);
+
 /* Delete .trash-<uid> and its files.  Missing is fine.  0 or -errno. */
 int tasklog_purge(struct tasklog *tl, uint64_t uid);
 

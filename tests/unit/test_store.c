@@ -1492,6 +1492,99 @@ static void retention_survives_a_crash_at_every_step(void **state)
 		free(before[i]);
 }
 
+/* Append @n events "ty01" numbered from @from to task @name. */
+static void append_n(struct evl_store *st, const char *name, int from, int n)
+{
+	struct evl_writer *w;
+	char buf[128];
+
+	assert_int_equal(evl_writer_open(st, task_uid(st, name), &w), 0);
+	for (int i = from; i < from + n; i++) {
+		event_line(buf, sizeof(buf), 1, 0, i, 3);
+		assert_int_equal(write_str(w, buf), 0);
+	}
+	assert_int_equal(evl_writer_close(w), 0);
+}
+
+/*
+ * A delete moves the task's directory aside before the index commits it; a
+ * crash between the two must not leave a store that cannot open (found by
+ * the crash torture: replaying an append to the moved task failed).  Each
+ * step: append to "a", delete it and create "a" anew, crash at the k-th
+ * I/O call; the store must open with "a" old, deleted, or new.
+ */
+static void delete_survives_a_crash_at_every_step(void **state)
+{
+	const char *dir = *state;
+	char pristine[4200], work[4200], cmd[9000 + 4200];
+	struct evl_store *st;
+	long k;
+	int seen[3] = { 0, 0, 0 };
+
+	snprintf(pristine, sizeof(pristine), "%s/pristine", dir);
+	snprintf(work, sizeof(work), "%s/work", dir);
+	st = open_store(pristine, false, 2);
+	create(st, "a");
+	append_n(st, "a", 0, 20);
+	assert_int_equal(evl_store_close(st), 0);
+
+	for (k = 0;; k++) {
+		struct evl_task_info info;
+		int status;
+		pid_t pid;
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", work, pristine, work);
+		assert_int_equal(system(cmd), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct evl_options o;
+
+			evl_options_default(&o);
+			fio_install();
+			if (evl_store_open(work, &o, &st))
+				_exit(2);
+			fio_crash_at(k, 42);
+			append_n(st, "a", 20, 5);
+			if (evl_task_delete(st, "a") || evl_task_create(st, "a"))
+				_exit(3);
+			append_n(st, "a", 100, 2);
+			fio_crash_at(-1, 0);
+			_exit(evl_store_close(st) ? 4 : 0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_true(WEXITSTATUS(status) == 42 || WEXITSTATUS(status) == 0);
+
+		st = open_store(work, false, 2);	/* the regression: this failed */
+		if (evl_task_lookup(st, "a", &info)) {
+			seen[1]++;
+		} else {
+			size_t len;
+			char *got = read_all(st, info.uid, NULL, &len), first[128];
+
+			event_line(first, sizeof(first), 1, 0, 100, 3);
+			if (info.events <= 2 && (!len || !strncmp(got, first, strlen(first))))
+				seen[2]++;	/* the new task, with a prefix of its events */
+			else if (info.events >= 20 && info.events <= 25)
+				seen[0]++;	/* the old one, before the delete */
+			else
+				fail_msg("crash at step %ld: task a has %llu events", k,
+					 (unsigned long long)info.events);
+			free(got);
+		}
+		check_views(st, work);
+		check_tasks(st, work);
+		assert_int_equal(evl_store_close(st), 0);
+		if (WEXITSTATUS(status) == 0)
+			break;
+	}
+	print_message("%ld crash points: old task %d, deleted %d, new task %d times\n", k,
+		      seen[0], seen[1], seen[2]);
+	assert_true(k > 10);
+	assert_true(seen[0] > 0 && seen[2] > 0);
+}
+
 static void second_open_is_refused(void **state)
 {
 	const char *dir = *state;
@@ -1526,6 +1619,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(retention_keeps_the_newest, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(retention_by_age, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(retention_survives_a_crash_at_every_step, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(delete_survives_a_crash_at_every_step, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(full_pending_after_failed_fsync_fails_fast, tu_setup,
 						tu_teardown),
