@@ -455,7 +455,6 @@ fail:
 	return rc;
 }
 
-/* Called with j->lock held: make the syncer sync now. */
 int journal_scan(const char *dir, journal_replay_cb cb, void *arg, struct journal_scan *out)
 {
 	struct journal j = { .dir = (char *)dir };
@@ -499,6 +498,7 @@ int journal_scan(const char *dir, journal_replay_cb cb, void *arg, struct journa
 	return rc;
 }
 
+/* Called with j->lock held: make the syncer sync now. */
 static void request_sync(struct journal *j)
 {
 	j->sync_req = true;

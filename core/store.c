@@ -1408,10 +1408,8 @@ int store_lock(const char *dir, const char *holder, int *fdp)
 			if (*p == '\n')
 				*p = ' ';
 		close(fd);
-		if (e == EWOULDBLOCK) {
-			evl_log(LOG_ERR, "store %s is in use by pid %s", dir, buf);
-			return -EBUSY;
-		}
+		if (e == EWOULDBLOCK)
+			return -EBUSY;	/* the caller names the holder (evl_store_holder) */
 		return -e;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), holder ? holder : "");
@@ -1834,6 +1832,8 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	}
 	rc = store_lock(dir, st->opt.holder, &st->lock_fd);
 	st->opt.holder = NULL;	/* the caller's string: not kept */
+	if (rc == -EBUSY && evl_store_holder(dir, path, sizeof(path)) == 1)
+		evl_log(LOG_ERR, "store %s is in use by %s", dir, path);
 	if (rc)
 		goto fail;
 	raise_fd_limit(2 * (rlim_t)st->opt.max_fds + 256);

@@ -31,6 +31,7 @@
 
 #include "config.h"
 #include "evlogctl.h"
+#include "log.h"
 
 const char *prog = "evlogctl";
 
@@ -299,6 +300,12 @@ static int cmd_compact(const char *mnt, const char *args)
 	return rc;
 }
 
+/* The core's messages (offline commands), under our name. */
+static void log_sink(int prio, const char *msg)
+{
+	fprintf(stderr, "%s: %s\n", prog, msg);
+}
+
 /* ---- command line ---- */
 
 static const char usage[] =
@@ -394,6 +401,7 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return EXIT_ERROR;
 	}
+	evl_log_set(log_sink, LOG_ERR);
 	if (!strcmp(argv[1], "--version")) {
 		printf("evlogctl %s\n", EVL_VERSION);
 		return EXIT_OK;
