@@ -206,7 +206,8 @@ static void rescan(const char *dir, struct disk *d)
 		free(meta);
 	}
 	closedir(td);
-	qsort(d->ev, d->n, sizeof(*d->ev), cmp_gseq);
+	if (d->n)
+		qsort(d->ev, d->n, sizeof(*d->ev), cmp_gseq);
 	for (size_t i = 1; i < d->n; i++)
 		assert_true(d->ev[i].gseq > d->ev[i - 1].gseq);	/* no duplicate gseq */
 }
