@@ -41,7 +41,7 @@ struct bk {
 	const struct evl_backup_opts *o;
 	struct evl_backup_result *r;
 	struct index_task *tasks;
-	size_t ntasks, cap;
+	size_t ntasks, cap;		/* cap in bytes (store_grow) */
 	uint64_t next_gseq;
 	uint64_t total, done;
 };
@@ -63,15 +63,8 @@ static int collect(void *arg, const struct index_task *t)
 {
 	struct bk *b = arg;
 
-	if (b->ntasks == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		struct index_task *p = realloc(b->tasks, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		b->tasks = p;
-		b->cap = cap;
-	}
+	if (store_grow(&b->tasks, &b->cap, (b->ntasks + 1) * sizeof(*b->tasks)))
+		return -ENOMEM;
 	b->tasks[b->ntasks++] = *t;
 	b->total += t->log_len - t->base_len;
 	return 0;

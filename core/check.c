@@ -77,7 +77,7 @@ struct ck_task {
 	uint64_t created_ns, last_ns;	/* index, or the files' */
 	uint64_t n, bytes;		/* consistent prefix of the files */
 	uint64_t last_gseq;
-	uint64_t file_len, file_recs;
+	uint64_t file_recs;
 	bool torn;			/* a bad record is the last one */
 };
 
@@ -113,7 +113,7 @@ struct ck {
 	char type_field[256];
 	struct event_validator *val;
 	struct ck_task *tasks;
-	size_t ntasks, tcap;
+	size_t ntasks, tcap;		/* capacities in bytes (store_grow) */
 	struct ck_ev *evs;
 	size_t nevs, ecap;
 	struct ck_type *types;
@@ -154,24 +154,6 @@ static void progress(struct ck *ck, const char *phase, uint64_t done, uint64_t t
 {
 	if (ck->o->progress)
 		ck->o->progress(ck->o->arg, phase, done, total);
-}
-
-/* Make room for one more element of @size bytes in *@pp (capacity *@cap). */
-static int more(void *pp, size_t *cap, size_t n, size_t size)
-{
-	void **p = pp;
-	size_t c;
-	void *np;
-
-	if (n < *cap)
-		return 0;
-	c = *cap ? *cap * 2 : 64;
-	np = realloc(*p, c * size);
-	if (!np)
-		return -ENOMEM;
-	*p = np;
-	*cap = c;
-	return 0;
 }
 
 /* ---- the lock ---- */
@@ -278,7 +260,7 @@ static int type_id(struct ck *ck, const char *name, size_t len, uint32_t *id)
 		*id = (uint32_t)(uintptr_t)found->data;
 		return 0;
 	}
-	rc = more(&ck->types, &ck->tycap, ck->ntypes, sizeof(*ck->types));
+	rc = store_grow(&ck->types, &ck->tycap, (ck->ntypes + 1) * sizeof(*ck->types));
 	if (rc)
 		return rc;
 	e.key = strndup(name, len);
@@ -301,7 +283,7 @@ static int add_event(struct ck *ck, size_t task, uint64_t gseq, uint64_t off, ui
 	int rc = type_id(ck, type, tlen, &tid);
 
 	if (!rc)
-		rc = more(&ck->evs, &ck->ecap, ck->nevs, sizeof(*ck->evs));
+		rc = store_grow(&ck->evs, &ck->ecap, (ck->nevs + 1) * sizeof(*ck->evs));
 	if (rc)
 		return rc;
 	ck->evs[ck->nevs++] = (struct ck_ev){ .gseq = gseq, .off = off, .len = len,
@@ -369,7 +351,6 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		tk->skip = true;
 		goto out;
 	}
-	tk->file_len = log_size;
 	tk->file_recs = meta_size / TASKLOG_REC;
 	n = tk->file_recs < limit ? tk->file_recs : limit;
 	for (uint64_t k = 0; k < n; k++) {
@@ -430,17 +411,20 @@ out:
 	return rc;
 }
 
-static struct ck_task *task_named(struct ck *ck, const char *name)
-{
-	for (size_t i = 0; i < ck->ntasks; i++)
-		if (!strcmp(ck->tasks[i].name, name))
-			return &ck->tasks[i];
-	return NULL;
-}
-
 static int cmp_task(const void *a, const void *b)
 {
 	return strcmp(((const struct ck_task *)a)->name, ((const struct ck_task *)b)->name);
+}
+
+/* The task named @name among the first @n, which are in name order. */
+static struct ck_task *task_named(struct ck *ck, size_t n, const char *name)
+{
+	struct ck_task key;
+
+	if (!n)
+		return NULL;	/* ck->tasks may still be NULL */
+	snprintf(key.name, sizeof(key.name), "%s", name);
+	return bsearch(&key, ck->tasks, n, sizeof(*ck->tasks), cmp_task);
 }
 
 /* Add the task directories of DATA_DIR/tasks not known yet. */
@@ -455,6 +439,9 @@ static int list_dirs(struct ck *ck)
 	d = opendir(path);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
+	/* the index's tasks come in name order; directories it lacks are appended */
+	size_t nindex = ck->ntasks;
+
 	while ((de = readdir(d)) && !rc) {
 		struct ck_task *tk;
 		struct stat sb;
@@ -466,9 +453,9 @@ static int list_dirs(struct ck *ck)
 		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
 		if (stat(p, &sb) || !S_ISDIR(sb.st_mode))
 			continue;
-		tk = task_named(ck, de->d_name);
+		tk = task_named(ck, nindex, de->d_name);
 		if (!tk) {
-			rc = more(&ck->tasks, &ck->tcap, ck->ntasks, sizeof(*ck->tasks));
+			rc = store_grow(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
 			if (rc)
 				break;
 			tk = &ck->tasks[ck->ntasks++];
@@ -563,7 +550,7 @@ static int jrec_cb(void *arg, const struct store_rec *r)
 	if (r->uid > ck->j_max_uid)
 		ck->j_max_uid = r->uid;
 	if (r->kind == STORE_REC_CREATE) {
-		rc = more(&ck->jcr, &ck->jcrcap, ck->njcr, sizeof(*ck->jcr));
+		rc = store_grow(&ck->jcr, &ck->jcrcap, (ck->njcr + 1) * sizeof(*ck->jcr));
 		if (rc)
 			return rc;
 		ck->jcr[ck->njcr] = (struct ck_jcreate){ .uid = r->uid, .lsn = ck->j_last_lsn };
@@ -574,7 +561,7 @@ static int jrec_cb(void *arg, const struct store_rec *r)
 
 		if (r->gseq + r->ev_index > ck->j_max_gseq)
 			ck->j_max_gseq = r->gseq + r->ev_index;
-		rc = more(&ck->jev, &ck->jcap, ck->njev, sizeof(*ck->jev));
+		rc = store_grow(&ck->jev, &ck->jcap, (ck->njev + 1) * sizeof(*ck->jev));
 		if (rc)
 			return rc;
 		e = &ck->jev[ck->njev];
@@ -668,7 +655,7 @@ static int load_task(void *arg, const struct index_task *it)
 	struct load *l = arg;
 	struct ck *ck = l->ck;
 	struct ck_task *tk;
-	int rc = more(&ck->tasks, &ck->tcap, ck->ntasks, sizeof(*ck->tasks));
+	int rc = store_grow(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
 
 	if (rc)
 		return rc;
@@ -1301,7 +1288,7 @@ static int map_journal(struct ck *ck)
 			ck->tasks[hit->task].uid = ck->jev[i].uid;
 	}
 	for (size_t i = 0; i < ck->njcr; i++) {
-		struct ck_task *tk = task_named(ck, ck->jcr[i].name);
+		struct ck_task *tk = task_named(ck, ck->ntasks, ck->jcr[i].name);
 
 		if (tk && !tk->uid)
 			tk->uid = ck->jcr[i].uid;

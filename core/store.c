@@ -272,7 +272,7 @@ static uint64_t r64(const unsigned char *p)
 }
 
 /* Make *@pp (a malloc'ed buffer of *@cap bytes) hold at least @need bytes, doubling. */
-static int grow(void *pp, size_t *cap, size_t need)
+int store_grow(void *pp, size_t *cap, size_t need)
 {
 	void **p = pp;
 	size_t c = *cap ? *cap : 1024;
@@ -288,6 +288,22 @@ static int grow(void *pp, size_t *cap, size_t need)
 	*p = n;
 	*cap = c;
 	return 0;
+}
+
+/*
+ * Live task @uid from a read transaction of its own (recovery, retention:
+ * no st->lock needed).  0, -ENOENT (none, or deleted) or -errno.
+ */
+static int live_task(struct evl_store *st, uint64_t uid, struct index_task *task)
+{
+	struct index_txn *t;
+	int rc = index_begin(st->ix, false, &t);
+
+	if (rc)
+		return rc;
+	rc = index_task_by_uid(t, uid, task);
+	index_abort(t);
+	return !rc && task->state != TASK_LIVE ? -ENOENT : rc;
 }
 
 void evl_options_default(struct evl_options *o)
@@ -1298,17 +1314,12 @@ static int trim_recover_switched(const struct index_trim *tr, void *arg)
 {
 	struct evl_store *st = arg;
 	struct index_task task;
-	struct index_txn *t;
 	int rc;
 
 	if (tr->phase != TRIM_SWITCHED)
 		return 0;
-	rc = index_begin(st->ix, false, &t);
-	if (rc)
-		return rc;
-	rc = index_task_by_uid(t, tr->uid, &task);
-	index_abort(t);
-	if (!rc && task.state == TASK_LIVE) {
+	rc = live_task(st, tr->uid, &task);
+	if (!rc) {
 		evl_log(LOG_NOTICE, "recovery: task %s: finishing its log rewrite", task.name);
 		rc = tasklog_rw_finish(st->tl, tr->uid, task.name);
 	}
@@ -1326,7 +1337,7 @@ static int trim_collect(void *arg, const struct index_trim *tr)
 {
 	struct trim_list *l = arg;
 
-	if (grow(&l->v, &l->cap, (l->n + 1) * sizeof(*l->v)))
+	if (store_grow(&l->v, &l->cap, (l->n + 1) * sizeof(*l->v)))
 		return -ENOMEM;
 	l->v[l->n++] = *tr;
 	return 0;
@@ -1365,14 +1376,9 @@ static int trim_recover_dropping(struct evl_store *st)
 	for (size_t i = 0; i < l.n && !rc; i++) {
 		struct trim_job j = { .st = st, .tr = l.v[i] };
 		struct index_task task;
-		struct index_txn *t;
 
-		rc = index_begin(st->ix, false, &t);
-		if (rc)
-			break;
-		rc = index_task_by_uid(t, j.tr.uid, &task);
-		index_abort(t);
-		if (rc == -ENOENT || (!rc && task.state != TASK_LIVE)) {
+		rc = live_task(st, j.tr.uid, &task);
+		if (rc == -ENOENT) {
 			rc = write_txn(st, trim_done_txn, &j.tr.uid);
 			continue;
 		}
@@ -1443,20 +1449,13 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 {
 	struct recover *r = arg;
 	struct evl_store *st = r->st;
-	struct index_txn *t;
 	struct index_task task;
 	uint64_t len, n;
 	int rc;
 
-	rc = index_begin(st->ix, false, &t);
+	rc = live_task(st, uid, &task);
 	if (rc)
-		return rc;
-	rc = index_task_by_uid(t, uid, &task);
-	index_abort(t);
-	if (rc == -ENOENT || (!rc && task.state != TASK_LIVE))
-		return 0;
-	if (rc)
-		return rc;
+		return rc == -ENOENT ? 0 : rc;
 	if (ck_len < task.base_len || ck_n < task.base_n) {
 		evl_log(LOG_ERR, "recovery: task %s: checkpoint length %" PRIu64 " before its "
 			"retained head %" PRIu64, task.name, ck_len, task.base_len);
@@ -1568,18 +1567,11 @@ static int undo_delete(void *arg, uint64_t uid)
 {
 	struct evl_store *st = arg;
 	struct index_task task;
-	struct index_txn *t;
 	int rc;
 
-	rc = index_begin(st->ix, false, &t);
+	rc = live_task(st, uid, &task);
 	if (rc)
-		return rc;
-	rc = index_task_by_uid(t, uid, &task);
-	index_abort(t);
-	if (rc == -ENOENT || (!rc && task.state != TASK_LIVE))
-		return 0;
-	if (rc)
-		return rc;
+		return rc == -ENOENT ? 0 : rc;
 	evl_log(LOG_INFO, "recovery: task %s: its delete was not committed; the journal redoes it",
 		task.name);
 	return tasklog_unremove(st->tl, uid, task.name);
@@ -2315,8 +2307,8 @@ static int take_line(void *arg, const char *line, size_t len, size_t index)
 		w->err_line = index + 1;
 		return rc;
 	}
-	if (grow(&w->dir, &w->dir_cap, w->dir_len + 5 + tlen) ||
-	    grow(&w->data, &w->data_cap, w->data_len + len + 1))
+	if (store_grow(&w->dir, &w->dir_cap, w->dir_len + 5 + tlen) ||
+	    store_grow(&w->data, &w->data_cap, w->data_len + len + 1))
 		return -ENOMEM;
 	w32(w->dir + w->dir_len, len + 1);
 	w->dir[w->dir_len + 4] = tlen;

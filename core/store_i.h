@@ -75,6 +75,12 @@ int store_cycle(const char *dir, const char *type_field, const char *holder);
 /* Remove @path and, if it is a directory, everything below it.  Missing is fine.  0 or -errno. */
 int store_rmrf(const char *path);
 
+/*
+ * Make the buffer *@pp (capacity *@cap bytes) hold at least @need bytes,
+ * doubling.  0 or -ENOMEM (the buffer is kept).
+ */
+int store_grow(void *pp, size_t *cap, size_t need);
+
 /* compact.c */
 int compactor_new(struct evl_store *st, struct compactor **out);
 /* Wait for a running compaction and free. */
