@@ -7,11 +7,15 @@ One store lives through every cycle.  A cycle mounts it, starts writers
 (own tasks, one task shared by two writers, one writer that splits each
 event over several write() calls, sizes from 30 bytes to 8 KiB), a thread
 that creates, fills and deletes scratch tasks, and one that asks for
-compactions; after a random delay it kills the daemon with SIGKILL.  Then
+compactions (every third cycle) or compactions with retention
+(`keep-last=KEEP`, every fifth, which also keeps the store bounded over
+a long run); after a random delay it kills the daemon with SIGKILL.  Then
 it mounts again and checks:
 
   - every event whose write() returned is there, exactly once, in order
     (per writer); nothing torn, every line parses;
+  - only retention may drop events: from the head of a task, never more
+    than down to its newest KEEP, never in a cycle without it;
   - a scratch task whose rmdir returned is gone;
   - every view, and every per-task view, equals the filter of the logs;
 and unmounts cleanly, after which `evlogctl fsck` must find the store clean.
@@ -33,6 +37,7 @@ import mount_test  # noqa: E402  (Mount, deadline_poll, read)
 
 EVLOGCTL = None
 PREFIXES = ("w", "w0", "s", "sp", "x", "tmp")
+KEEP = 1500             # keep-last=KEEP in retention cycles
 
 
 class Writer:
@@ -40,8 +45,10 @@ class Writer:
 
     def __init__(self, name, task, typ, split=False):
         self.name, self.task, self.typ, self.split = name, task, typ, split
+        self.lo = 0         # no event below this i may be found (retention moves it)
         self.next = 0       # the next i to write (events found after the last crash)
         self.acked = 0
+        self.had = 0        # events found at the last check
 
     def line(self, rng, i):
         pad = "p" * rng.choice((0, 0, 10, 100, 1000, 8000))
@@ -93,18 +100,19 @@ def scratch(m, stop, rng, gone, cycle):
             return
 
 
-def compactor(m, stop, rng):
+def compactor(m, stop, rng, command):
     while not stop.is_set():
         try:
             with open(m.p(".control"), "w") as f:
-                f.write("compact\n")
+                f.write(command)
         except OSError as e:
             if e.errno not in (16,):        # EBUSY: one runs already
                 return
         stop.wait(rng.uniform(0.05, 0.3))
 
 
-def check(m, writers, gone):
+def check(m, writers, gone, counts, retained):
+    """Check the remounted store; @counts: events per task at the last check (updated)."""
     logs = {}
     for t in os.listdir(m.p("tasks")):
         logs[t] = mount_test.read(m.p("tasks", t, "events"))
@@ -114,12 +122,34 @@ def check(m, writers, gone):
             d = json.loads(line)                    # nothing torn
             if "w" in d:
                 found[d["w"]].append(d["i"])
+    for t, before in counts.items():
+        n = len(logs[t].splitlines())
+        # retention keeps a task's newest KEEP of what it held; appends only add
+        least = min(before, KEEP) if retained else before
+        assert n >= least, "task %s: %d events before, %d now" % (t, before, n)
+        counts[t] = n
     for w in writers:
         got = found[w.name]
-        assert got == list(range(len(got))), "writer %s: gap, duplicate or reorder" % w.name
-        assert len(got) >= w.acked, "writer %s: %d acknowledged, %d found" % (
-            w.name, w.acked, len(got))
-        w.next = w.acked = len(got)
+        if not got:
+            # none yet, or all dropped by retention (the other writer of a
+            # shared task wrote KEEP since); the one in flight may be gone too
+            assert (w.had == 0 and w.acked <= w.lo) or retained, \
+                "writer %s: events up to %d acknowledged, none found" % (w.name, w.acked)
+            if retained:
+                w.lo = w.next + 1
+            w.next = w.acked = w.lo
+            w.had = 0
+            continue
+        head = got[0]
+        assert got == list(range(head, head + len(got))), \
+            "writer %s: gap, duplicate or reorder" % w.name
+        assert head >= w.lo and (retained or head == w.lo), \
+            "writer %s: events from %d on expected, found from %d" % (w.name, w.lo, head)
+        assert head + len(got) >= w.acked, "writer %s: acknowledged up to %d, found up to %d" % (
+            w.name, w.acked, head + len(got))
+        w.lo = head
+        w.next = w.acked = head + len(got)
+        w.had = len(got)
     for name in gone:
         assert name not in logs, "deleted task %s came back" % name
     for prefix in PREFIXES:
@@ -165,8 +195,10 @@ def main():
     m = mount_test.Mount(root)
     try:
         m.start()
+        counts = {}
         for t in ("w0", "w1", "w2", "w3", "shared", "split"):
             os.mkdir(m.p("tasks", t))
+            counts[t] = 0
         m.stop()
         for cycle in range(a.cycles):
             m.expect = [r"."]                       # a killed daemon's stderr is not judged
@@ -177,9 +209,12 @@ def main():
             threads.append(threading.Thread(target=scratch,
                                             args=(m, stop, random.Random(rng.random()), gone,
                                                   cycle)))
-            if cycle % 3 == 2:
+            retained = cycle % 5 == 4
+            if retained or cycle % 3 == 2:
+                command = "compact keep-last=%d\n" % KEEP if retained else "compact\n"
                 threads.append(threading.Thread(target=compactor,
-                                                args=(m, stop, random.Random(rng.random()))))
+                                                args=(m, stop, random.Random(rng.random()),
+                                                      command)))
             for t in threads:
                 t.start()
             # the crash moment is random: this wait picks it, it synchronises nothing
@@ -190,13 +225,14 @@ def main():
                 t.join()
             acked = sum(w.acked for w in writers)
             m.start()
-            check(m, writers, gone)
+            check(m, writers, gone, counts, retained)
             m.stop(check=False)
             r = subprocess.run([EVLOGCTL, "fsck", m.data], capture_output=True, text=True)
             assert r.returncode == 0, "cycle %d: fsck: %s%s" % (cycle, r.stdout, r.stderr)
             acked_total = acked
-            print("cycle %d: %d events acknowledged so far, %d scratch tasks deleted: ok"
-                  % (cycle + 1, acked, len(gone)), flush=True)
+            print("cycle %d: %d events acknowledged so far, %d held, %d scratch tasks "
+                  "deleted%s: ok" % (cycle + 1, acked, sum(counts.values()), len(gone),
+                                     ", retention" if retained else ""), flush=True)
     except BaseException:
         print("FAILED (seed %d, store kept in %s)" % (seed, root), flush=True)
         a.keep = True
