@@ -183,6 +183,38 @@ int evl_compact_parse(const char *words, struct evl_compact_args *out, char *why
 	return 0;
 }
 
+int evl_control_parse(const char *buf, size_t size, struct evl_control *out,
+		      char *why, size_t whylen)
+{
+	char *cmd = out->text;
+	size_t n = size;
+
+	memset(out, 0, sizeof(*out));
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	for (size_t i = 0; i < n && i < sizeof(out->text) - 1; i++)
+		cmd[i] = buf[i] >= ' ' && buf[i] != 0x7f ? buf[i] : '?';
+	if (n >= sizeof(out->text)) {
+		snprintf(why, whylen, "command longer than %zu bytes", sizeof(out->text) - 1);
+		return -EINVAL;
+	}
+	if (memchr(buf, '\0', n) || memchr(buf, '\n', n)) {
+		snprintf(why, whylen, "one command per write, with no NUL or newline inside");
+		return -EINVAL;
+	}
+	memcpy(cmd, buf, n);
+	if (!strcmp(cmd, "checkpoint")) {
+		out->cmd = EVL_CONTROL_CHECKPOINT;
+		return 0;
+	}
+	if (!strncmp(cmd, "compact", 7) && (!cmd[7] || cmd[7] == ' ' || cmd[7] == '\t')) {
+		out->cmd = EVL_CONTROL_COMPACT;
+		return evl_compact_parse(cmd + 7, &out->compact, why, whylen);
+	}
+	snprintf(why, whylen, "unknown command (known: checkpoint, compact)");
+	return -EINVAL;
+}
+
 /* ---- the run ---- */
 
 static void set_phase(struct compactor *c, const char *phase, uint64_t total)

@@ -212,6 +212,23 @@ struct evl_compact_args {
  */
 int evl_compact_parse(const char *words, struct evl_compact_args *out, char *why, size_t whylen);
 
+/* One write to .control, parsed. */
+enum evl_control_cmd { EVL_CONTROL_CHECKPOINT = 1, EVL_CONTROL_COMPACT };
+struct evl_control {
+	enum evl_control_cmd cmd;
+	struct evl_compact_args compact;	/* EVL_CONTROL_COMPACT */
+	char text[512];		/* the command, blanks trimmed (for the status) */
+};
+
+/*
+ * Parse the @size bytes written to .control: one command with its words,
+ * at most 511 bytes after trailing blanks and newlines are trimmed, no NUL
+ * and no second line.  0, or -EINVAL with the reason in @why (and as much
+ * of the command as is printable in out->text).
+ */
+int evl_control_parse(const char *buf, size_t size, struct evl_control *out,
+		      char *why, size_t whylen);
+
 /*
  * Start one compaction in the background: checkpoint; expire idle tasks;
  * reclaim deleted tasks; shrink the index file when most of it is free;

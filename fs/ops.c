@@ -789,37 +789,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 /* Run one .control command.  0 or -errno (the reason goes to the status). */
 static int control_command(struct fs *fs, const char *buf, size_t size)
 {
-	char cmd[512];
-	size_t n = size < sizeof(cmd) - 1 ? size : sizeof(cmd) - 1;
+	struct evl_control c;
+	char why[200];
 	int rc;
 
-	memcpy(cmd, buf, n);
-	cmd[n] = '\0';
-	while (n && (cmd[n - 1] == '\n' || cmd[n - 1] == ' ' || cmd[n - 1] == '\t'))
-		cmd[--n] = '\0';
-	if (!strcmp(cmd, "checkpoint")) {
+	rc = evl_control_parse(buf, size, &c, why, sizeof(why));
+	if (!rc && c.cmd == EVL_CONTROL_CHECKPOINT) {
 		rc = evl_store_checkpoint(fs->st);
-		status_note_command(cmd, rc, rc ? strerror(-rc) : NULL);
-		return rc;
+		snprintf(why, sizeof(why), "%s", rc ? strerror(-rc) : "");
+	} else if (!rc) {
+		rc = evl_compact_start(fs->st, &c.compact);
+		snprintf(why, sizeof(why), "%s", rc == -EBUSY ? "a compaction is running" :
+			 rc == -EPERM ? "deleting is off (nodelete)" : rc ? strerror(-rc) : "");
 	}
-	if (!strcmp(cmd, "compact") || !strncmp(cmd, "compact ", 8) || !strncmp(cmd, "compact\t", 8)) {
-		struct evl_compact_args args;
-		char why[200];
-
-		rc = evl_compact_parse(cmd + 7, &args, why, sizeof(why));
-		if (!rc) {
-			rc = evl_compact_start(fs->st, &args);
-			snprintf(why, sizeof(why), "%s", rc == -EBUSY ? "a compaction is running" :
-				 rc == -EPERM ? "deleting is off (nodelete)" : rc ? strerror(-rc) : "");
-		}
-		status_note_command(cmd, rc, rc ? why : NULL);
-		if (rc)
-			evl_log(LOG_WARNING, "control: %s: %s", cmd, why);
-		return rc;
-	}
-	status_note_command(cmd, -EINVAL, "unknown command (known: checkpoint, compact)");
-	evl_log(LOG_WARNING, "control: unknown command '%s'", cmd);
-	return -EINVAL;
+	status_note_command(c.text, rc, rc ? why : NULL);
+	if (rc)
+		evl_log(LOG_WARNING, "control: %s: %s", c.text, why);
+	return rc;
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

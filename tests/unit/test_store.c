@@ -1015,6 +1015,31 @@ static void compact_arguments(void **state)
 	assert_int_equal(evl_compact_parse("keep-last=-3", &a, why, sizeof(why)), -EINVAL);
 	assert_int_equal(evl_compact_parse("keep-last=3x", &a, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "keep-last"));
+
+	/* whole .control writes */
+	struct evl_control c;
+	char big[600];
+
+	assert_int_equal(evl_control_parse("checkpoint\n", 11, &c, why, sizeof(why)), 0);
+	assert_int_equal(c.cmd, EVL_CONTROL_CHECKPOINT);
+	assert_int_equal(evl_control_parse("compact keep-last=5 \n", 21, &c, why, sizeof(why)), 0);
+	assert_int_equal(c.cmd, EVL_CONTROL_COMPACT);
+	assert_int_equal(c.compact.keep_last, 5);
+	assert_string_equal(c.text, "compact keep-last=5");
+	assert_int_equal(evl_control_parse("compact", 7, &c, why, sizeof(why)), 0);
+	assert_int_equal(evl_control_parse("compactx", 8, &c, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "unknown command"));
+	/* a NUL or a second line is not ignored: "checkpoint\0rm" is no checkpoint */
+	assert_int_equal(evl_control_parse("checkpoint\0rm", 13, &c, why, sizeof(why)), -EINVAL);
+	assert_string_equal(c.text, "checkpoint?rm");
+	assert_int_equal(evl_control_parse("compact\ncheckpoint\n", 19, &c, why, sizeof(why)),
+			 -EINVAL);
+	/* too long is refused, not cut (a cut task= would name another task) */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "compact task=", 13);
+	assert_int_equal(evl_control_parse(big, sizeof(big), &c, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "longer"));
+	assert_int_equal(evl_control_parse("", 0, &c, why, sizeof(why)), -EINVAL);
 }
 
 static void wait_compaction(struct evl_store *st, struct evl_compact_status *cs)
