@@ -192,8 +192,12 @@ int evl_control_parse(const char *buf, size_t size, struct evl_control *out,
 	memset(out, 0, sizeof(*out));
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
 		n--;
-	for (size_t i = 0; i < n && i < sizeof(out->text) - 1; i++)
-		cmd[i] = buf[i] >= ' ' && buf[i] != 0x7f ? buf[i] : '?';
+	/* the status shows the command: control bytes but the tab as '?' */
+	for (size_t i = 0; i < n && i < sizeof(out->text) - 1; i++) {
+		unsigned char c = buf[i];
+
+		cmd[i] = (c < ' ' && c != '\t') || c == 0x7f ? '?' : c;
+	}
 	if (n >= sizeof(out->text)) {
 		snprintf(why, whylen, "command longer than %zu bytes", sizeof(out->text) - 1);
 		return -EINVAL;
@@ -202,7 +206,6 @@ int evl_control_parse(const char *buf, size_t size, struct evl_control *out,
 		snprintf(why, whylen, "one command per write, with no NUL or newline inside");
 		return -EINVAL;
 	}
-	memcpy(cmd, buf, n);
 	if (!strcmp(cmd, "checkpoint")) {
 		out->cmd = EVL_CONTROL_CHECKPOINT;
 		return 0;
