@@ -49,7 +49,9 @@ int linebuf_feed(struct linebuf *lb, const char *data, size_t n,
 	lb->more = NULL;
 	lb->more_len = 0;
 
-	last = n ? memrchr(data, '\n', n) : NULL;
+	if (!n)
+		return 0;	/* a write of nothing: commit and rollback have nothing to do */
+	last = memrchr(data, '\n', n);
 	if (!last) {
 		if (lb->len + n + 1 > lb->max)
 			return -EFBIG;

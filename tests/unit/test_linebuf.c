@@ -57,6 +57,22 @@ static void splits_and_joins(void **state)
 	linebuf_release(&lb);
 }
 
+/* write(fd, buf, 0) onto a handle that never held bytes (found by fuzz_event: UBSan) */
+static void empty_writes(void **state)
+{
+	struct linebuf lb;
+	struct seen s = { .fail_at = -1 };
+
+	linebuf_init(&lb, 100);
+	assert_int_equal(feed(&lb, &s, ""), 0);
+	assert_int_equal(linebuf_pending(&lb), 0);
+	assert_int_equal(feed(&lb, &s, "a"), 0);
+	assert_int_equal(feed(&lb, &s, ""), 0);
+	assert_int_equal(feed(&lb, &s, "\n"), 0);
+	assert_string_equal(s.out, "a|");
+	linebuf_release(&lb);
+}
+
 static void refusal_rolls_back(void **state)
 {
 	struct linebuf lb;
@@ -131,6 +147,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(splits_and_joins),
+		cmocka_unit_test(empty_writes),
 		cmocka_unit_test(refusal_rolls_back),
 		cmocka_unit_test(long_lines_are_refused),
 		cmocka_unit_test(random_splits_give_the_same_lines),
