@@ -293,7 +293,7 @@ static int prune(struct bk *b)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(key.name, sizeof(key.name), "%s", de->d_name);
-		if (bsearch(&key, b->tasks, b->ntasks, sizeof(*b->tasks), cmp_name))
+		if (b->ntasks && bsearch(&key, b->tasks, b->ntasks, sizeof(*b->tasks), cmp_name))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
 		rc = store_rmrf(p);
@@ -344,7 +344,8 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 		rc = -errno;
 		goto out;
 	}
-	qsort(b.tasks, b.ntasks, sizeof(*b.tasks), cmp_name);
+	if (b.ntasks)
+		qsort(b.tasks, b.ntasks, sizeof(*b.tasks), cmp_name);
 	for (size_t i = 0; i < b.ntasks && !rc; i++)
 		rc = copy_task(&b, &b.tasks[i]);
 	r->tasks = b.ntasks;

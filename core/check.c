@@ -498,7 +498,8 @@ static int scan_all(struct ck *ck)
 	rc = list_dirs(ck);
 	if (rc)
 		return rc;
-	qsort(ck->tasks, ck->ntasks, sizeof(*ck->tasks), cmp_task);
+	if (ck->ntasks)
+		qsort(ck->tasks, ck->ntasks, sizeof(*ck->tasks), cmp_task);
 	for (size_t i = 0; i < ck->ntasks; i++)
 		if (ck->tasks[i].on_disk)
 			total += file_size(ck->dir, ck->tasks[i].name, "events");
@@ -517,7 +518,8 @@ static int scan_all(struct ck *ck)
 	progress(ck, "scan", total, total);
 	if (rc)
 		return rc;
-	qsort(ck->evs, ck->nevs, sizeof(*ck->evs), cmp_ev);
+	if (ck->nevs)
+		qsort(ck->evs, ck->nevs, sizeof(*ck->evs), cmp_ev);
 	for (size_t i = 0; i < ck->nevs; i++) {
 		struct ck_type *ty = &ck->types[ck->evs[i].type];
 
@@ -834,7 +836,8 @@ static int compare_types(struct ck *ck)
 	for (size_t i = 0; i < ck->ntasks; i++)
 		if (ck->tasks[i].in_index)
 			c.by_uid[c.nby++] = &ck->tasks[i];
-	qsort(c.by_uid, c.nby, sizeof(*c.by_uid), cmp_uid);
+	if (c.nby)
+		qsort(c.by_uid, c.nby, sizeof(*c.by_uid), cmp_uid);
 	rc = index_begin(ck->ix, false, &t);
 	if (rc)
 		goto out;
@@ -1272,7 +1275,8 @@ static int map_journal(struct ck *ck)
 		return -ENOMEM;
 	for (size_t i = 0; i < ck->nevs; i++)
 		gt[i] = (struct gseq_task){ ck->evs[i].gseq, ck->evs[i].task };
-	qsort(gt, ck->nevs, sizeof(*gt), cmp_gt);
+	if (ck->nevs)
+		qsort(gt, ck->nevs, sizeof(*gt), cmp_gt);
 	for (size_t i = 0; i < ck->ntasks; i++) {
 		char path[4200];
 
@@ -1283,7 +1287,7 @@ static int map_journal(struct ck *ck)
 	for (size_t i = 0; i < ck->njev; i++) {
 		struct gseq_task key = { ck->jev[i].gseq, 0 }, *hit;
 
-		hit = bsearch(&key, gt, ck->nevs, sizeof(*gt), cmp_gt);
+		hit = ck->nevs ? bsearch(&key, gt, ck->nevs, sizeof(*gt), cmp_gt) : NULL;
 		if (hit && !ck->tasks[hit->task].uid)
 			ck->tasks[hit->task].uid = ck->jev[i].uid;
 	}
@@ -1449,7 +1453,8 @@ static void resort(struct ck *ck)
 {
 	for (size_t i = 0; i < ck->ntypes; i++)
 		ck->types[i].count = 0;
-	qsort(ck->evs, ck->nevs, sizeof(*ck->evs), cmp_ev);
+	if (ck->nevs)
+		qsort(ck->evs, ck->nevs, sizeof(*ck->evs), cmp_ev);
 	for (size_t i = 0; i < ck->nevs; i++) {
 		struct ck_type *ty = &ck->types[ck->evs[i].type];
 
