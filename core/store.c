@@ -356,6 +356,8 @@ static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 		    (18 + p->name_len != len && 18 + p->name_len + 12 != len))
 			goto bad;
 		p->name = (const char *)buf + 18;
+		if (evl_task_check_name(p->name, p->name_len))
+			goto bad;	/* never a path outside tasks/ */
 		if (len > 18 + p->name_len) {
 			p->has_owner = true;
 			p->owner_uid = r32(buf + 18 + p->name_len);
@@ -529,6 +531,17 @@ static int apply_create(struct evl_store *st, struct index_txn *t, struct index_
 		return 0;	/* applied before a crash: nothing to do */
 	if (rc != -ENOENT)
 		return rc;
+	rc = index_task_by_name(t, name, p->name_len, &task);
+	if (rc == 0) {
+		/* creates are journaled only for free names: this record was not */
+		evl_log(LOG_ERR, "journal record %" PRIu64 ": creates task %s as uid %" PRIu64
+			", which is live as uid %" PRIu64 "; run evlogctl reindex",
+			p->lsn, name, p->uid, task.uid);
+		return -EIO;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	memset(&task, 0, sizeof(task));
 	rc = tasklog_create(st->tl, p->uid, name);
 	if (rc) {
 		evl_log(LOG_ERR, "cannot create task %s: %s", name, strerror(-rc));
@@ -1438,6 +1451,7 @@ struct repair {
 
 struct recover {
 	struct evl_store *st;
+	struct event_validator *val;	/* replayed events are checked again */
 	uint64_t applied;
 	struct repair *rep;
 	size_t nrep, cap;
@@ -1523,6 +1537,31 @@ static int rewrite(struct evl_store *st, struct repair *rp, const struct pend *p
 	return rc;
 }
 
+/*
+ * Check the events of replayed append @p as a writer's were: its checksum
+ * proves only that the bytes are what was written, and what was written is
+ * applied without a second look.  0 or -EIO (logged).
+ */
+static int replay_check(struct recover *r, const struct pend *p)
+{
+	char type[EVENT_TYPE_MAX + 1];
+	size_t tlen;
+
+	for (uint32_t i = 0; p->kind == REC_APPEND && i < p->n; i++) {
+		const struct pend_ev *e = &p->ev[i];
+		struct event_error err = { 0 };
+
+		if (event_validate(r->val, p->data + e->off, e->len - 1, type, &tlen, &err) ||
+		    tlen != e->tlen || memcmp(type, e->type, tlen)) {
+			evl_log(LOG_ERR, "journal record %" PRIu64 ": event %u is not what its "
+				"writer validated (%s); run evlogctl reindex", p->lsn, i,
+				err.err ? err.reason : "its type differs");
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
 static int replay_cb(void *arg, uint64_t lsn, unsigned kind, const void *payload, size_t len)
 {
 	struct recover *r = arg;
@@ -1541,6 +1580,11 @@ static int replay_cb(void *arg, uint64_t lsn, unsigned kind, const void *payload
 		return -EIO;
 	}
 	p->lsn = lsn;
+	rc = replay_check(r, p);
+	if (rc) {
+		pend_free(p);
+		return rc;
+	}
 	if (lsn <= r->applied) {
 		for (size_t i = 0; i < r->nrep && kind == REC_APPEND; i++)
 			if (r->rep[i].uid == p->uid && p->gseq >= r->rep[i].gseq_from)
@@ -1613,6 +1657,10 @@ static int store_recover(struct evl_store *st)
 	st->applied_lsn = m.applied_lsn;
 	jo.min_lsn = m.applied_lsn;
 
+	/* any size: the limit in force may be lower than the one they were written under */
+	rc = event_validator_new(st->opt.type_field, (size_t)1 << 30, &r.val);
+	if (rc)
+		goto out;
 	snprintf(path, sizeof(path), "%s/journal", st->dir);
 	rc = journal_open(path, r.nrep ? m.ckpt_lsn : m.applied_lsn, &jo, replay_cb, &r, &st->jn);
 	if (rc)
@@ -1645,6 +1693,7 @@ static int store_recover(struct evl_store *st)
 	/* a deletion whose purge was cut short goes on in the background */
 	st->purge_more = true;
 out:
+	event_validator_free(r.val);
 	free(r.rep);
 	return rc;
 }
