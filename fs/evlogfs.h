@@ -88,5 +88,11 @@ void status_note_command(const char *cmd, int rc, const char *reason);
 
 /* ---- ops.c ---- */
 extern const struct fuse_lowlevel_ops evlogfs_ops;
+/*
+ * Close the handles the kernel did not release (the session ended on a
+ * signal before their RELEASE came): before the store closes, after the
+ * session loop.  A partial line a writer held is dropped, as at close.
+ */
+void ops_close_handles(void);
 
 #endif

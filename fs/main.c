@@ -216,7 +216,7 @@ int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct config cfg = { .commit_ms = 10, .max_event = 1 << 20, .max_pending = 64u << 20 };
-	struct fuse_cmdline_opts copts;
+	struct fuse_cmdline_opts copts = { 0 };
 	struct fuse_loop_config *lcfg = NULL;
 	struct evl_options eo;
 	struct fs fs = { .cfg = &cfg };
@@ -225,36 +225,42 @@ int main(int argc, char **argv)
 
 	cfg.commit = strdup("group");
 	cfg.type_field = strdup("type");
+	rc = 2;
 	if (fuse_opt_parse(&args, &cfg, opt_table, opt_proc))
-		return 2;
+		goto out_args;
 	if (cfg.show_help) {
 		usage(argv[0]);
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
-		return 0;
+		rc = 0;
+		goto out_args;
 	}
 	if (cfg.show_version) {
 		printf("evlogfs %s (libfuse %s)\n", EVL_VERSION, fuse_pkgversion());
-		return 0;
+		rc = 0;
+		goto out_args;
 	}
 	if (validate(&cfg))
-		return 2;
+		goto out_args;
 	/* modes mean what they say: the kernel checks them (tasks have owners) */
 	if (fuse_opt_add_arg(&args, "-odefault_permissions"))
-		return 2;
+		goto out_args;
 	if (fuse_parse_cmdline(&args, &copts))
-		return 2;
-	if (copts.show_help || copts.show_version)
-		return 0;
+		goto out_args;
+	if (copts.show_help || copts.show_version) {
+		rc = 0;
+		goto out_args;
+	}
 
+	rc = 1;
 	if (mkdir(cfg.data_dir, 0755) && errno != EEXIST) {
 		fprintf(stderr, "evlogfs: cannot create %s: %s\n", cfg.data_dir, strerror(errno));
-		return 1;
+		goto out_args;
 	}
 	/* after daemonizing the working directory is /: keep absolute paths */
 	if (!realpath(cfg.data_dir, real)) {
 		fprintf(stderr, "evlogfs: %s: %s\n", cfg.data_dir, strerror(errno));
-		return 1;
+		goto out_args;
 	}
 	free(cfg.data_dir);
 	cfg.data_dir = strdup(real);
@@ -280,7 +286,8 @@ int main(int argc, char **argv)
 	rc = evl_store_open(cfg.data_dir, &eo, &fs.st);
 	if (rc) {
 		fprintf(stderr, "evlogfs: cannot open %s: %s\n", cfg.data_dir, strerror(-rc));
-		return 1;
+		rc = 1;
+		goto out_args;
 	}
 	fs.uid = getuid();
 	fs.gid = getgid();
@@ -318,6 +325,7 @@ int main(int argc, char **argv)
 	}
 	rc = loop_rc < 0 ? 1 : 0;
 	fuse_session_unmount(fs.se);
+	ops_close_handles();
 out_signals:
 	fuse_remove_signal_handlers(fs.se);
 out_session:
@@ -331,6 +339,7 @@ out_store:
 		evl_log(LOG_INFO, "unmounted %s cleanly", cfg.data_dir);
 	}
 	nodes_fini();
+out_args:
 	fuse_opt_free_args(&args);
 	free(copts.mountpoint);
 	free(cfg.data_dir);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,18 @@ struct handle {
 	struct evl_view *v;	/* N_VEV, N_VTASK */
 	char *buf;		/* .control/.metrics snapshot, directory listing */
 	size_t len;
+	/*
+	 * The opener's reference, plus one per reply that sends from buf: the
+	 * reader may close, and release run on another thread, as soon as the
+	 * kernel has the bytes, before fuse_reply_buf has returned.
+	 */
+	atomic_int refs;
+	struct handle *prev, *next;	/* in the list of open handles */
 };
+
+/* Open handles, so that what the kernel never released is closed at exit. */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle *handles;
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -476,6 +488,13 @@ static struct handle *handle_new(fuse_req_t req, fuse_ino_t ino, struct node *n)
 	}
 	h->kind = n->kind;
 	h->uid = n->uid;
+	atomic_init(&h->refs, 1);
+	pthread_mutex_lock(&handles_lock);
+	h->next = handles;
+	if (handles)
+		handles->prev = h;
+	handles = h;
+	pthread_mutex_unlock(&handles_lock);
 	return h;
 }
 
@@ -484,10 +503,42 @@ static int handle_free(struct handle *h)
 {
 	int rc = h->w ? evl_writer_close(h->w) : 0;
 
+	pthread_mutex_lock(&handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&handles_lock);
 	evl_view_close(h->v);
 	free(h->buf);
 	free(h);
 	return rc;
+}
+
+/* Drop a reference to @h; the last one frees it. */
+static void handle_put(struct handle *h)
+{
+	if (atomic_fetch_sub(&h->refs, 1) == 1)
+		handle_free(h);
+}
+
+/* Reply with bytes of h->buf, holding @h until the reply is sent. */
+static void reply_from(fuse_req_t req, struct handle *h, off_t off, size_t size)
+{
+	atomic_fetch_add(&h->refs, 1);
+	if ((size_t)off >= h->len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, h->buf + off, h->len - off < size ? h->len - off : size);
+	handle_put(h);
+}
+
+void ops_close_handles(void)
+{
+	while (handles)
+		handle_free(handles);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -554,25 +605,17 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
-static void reply_slice(fuse_req_t req, const char *buf, size_t len, off_t off, size_t size)
-{
-	if ((size_t)off >= len)
-		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, buf + off, len - off < size ? len - off : size);
-}
-
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
-	reply_slice(req, h->buf, h->len, off, size);
+	reply_from(req, h, off, size);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	handle_free((struct handle *)(uintptr_t)fi->fh);
+	handle_put((struct handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -767,7 +810,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	char *buf;
 
 	if (h->kind == N_CONTROL || h->kind == N_METRICS) {
-		reply_slice(req, h->buf, h->len, off, size);
+		reply_from(req, h, off, size);
 		return;
 	}
 	buf = malloc(size ? size : 1);
@@ -853,7 +896,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	/* flush already reported any error of the last line */
-	handle_free((struct handle *)(uintptr_t)fi->fh);
+	handle_put((struct handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

@@ -1111,7 +1111,9 @@ def test_systemd_unit(root):
         os.mkdir(os.path.join(mnt, "tasks", "u"))
         append(os.path.join(mnt, "tasks", "u", "events"), event("unit.one"))
         proc.send_signal(signal.SIGTERM)        # systemctl stop
-        assert proc.wait(timeout=60) == 0, "the daemon did not stop cleanly"
+        if proc.wait(timeout=60) != 0:
+            with open(os.path.join(root, "unit.err")) as f:
+                raise AssertionError("the daemon did not stop cleanly: " + f.read())
         stop_post()
         assert not is_mounted(mnt)
         assert evlogctl("fsck", data).stdout.strip().endswith("clean")   # checkpointed
