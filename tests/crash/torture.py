@@ -8,8 +8,9 @@ One store lives through every cycle.  A cycle mounts it, starts writers
 event over several write() calls, sizes from 30 bytes to 8 KiB), a thread
 that creates, fills and deletes scratch tasks, and one that asks for
 compactions (every third cycle) or compactions with retention
-(`keep-last=KEEP`, every fifth, which also keeps the store bounded over
-a long run); after a random delay it kills the daemon with SIGKILL.  Then
+(`keep-last=KEEP`, every fifth; and every tenth cycle one the kill does
+not cut short, after the check, so that the store stays bounded over a
+long run); after a random delay it kills the daemon with SIGKILL.  Then
 it mounts again and checks:
 
   - every event whose write() returned is there, exactly once, in order
@@ -226,6 +227,12 @@ def main():
             acked = sum(w.acked for w in writers)
             m.start()
             check(m, writers, gone, counts, retained)
+            if cycle % 10 == 9:
+                # a retention the kill cannot cut short, so that the store stays bounded
+                with open(m.p(".control"), "w") as f:
+                    f.write("compact keep-last=%d\n" % KEEP)
+                mount_test.wait_compaction(m)
+                check(m, writers, gone, counts, True)
             m.stop(check=False)
             r = subprocess.run([EVLOGCTL, "fsck", m.data], capture_output=True, text=True)
             assert r.returncode == 0, "cycle %d: fsck: %s%s" % (cycle, r.stdout, r.stderr)
