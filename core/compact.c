@@ -399,7 +399,9 @@ static void *compact_main(void *arg)
 	int rc;
 
 	set_phase(c, "checkpoint", 1);
-	rc = evl_store_checkpoint(st);
+	rc = store_finish_switches(st);	/* an earlier run's rewrite that failed late */
+	if (!rc)
+		rc = evl_store_checkpoint(st);
 	if (!rc && c->args.expire_idle_s)
 		rc = expire_idle(c, &expired);
 	if (!rc)

@@ -166,6 +166,16 @@ struct evl_store {
 	uint64_t view_gen;		/* ... and by retention steps: view offsets moved */
 	struct tmem *tmem[TMEM_BUCKETS];
 	bool purge_more;
+	/*
+	 * Log rewrites committed to the index but not finished on disk (a
+	 * failed rename or directory sync): retried by the applier and at
+	 * each compaction.  Of those, the tasks whose files were not renamed
+	 * are unreadable (EIO) meanwhile: their old files do not match the
+	 * offsets the index now has.  broken[] is guarded by swap_lock.
+	 */
+	bool switch_unfinished;
+	uint64_t broken[8];
+	unsigned nbroken;
 	struct applier_job ckpt, shrink;	/* work others ask the applier for */
 	struct applier_job call;	/* any function, for compaction (one caller) */
 	/*
@@ -430,7 +440,8 @@ int store_rec_decode(unsigned kind, const void *payload, size_t len,
 
 	if (!buf)
 		return -ENOMEM;
-	memcpy(buf, payload, len);
+	if (len)
+		memcpy(buf, payload, len);	/* an empty record has no buffer */
 	p = pend_parse(kind, buf, len);
 	if (!p)
 		return -EILSEQ;
@@ -516,6 +527,9 @@ static void enqueue(struct evl_store *st, struct pend *p)
 }
 
 /* ---- applying ---- */
+
+static int undo_delete(void *arg, uint64_t uid);
+static int finish_switches(struct evl_store *st, void *arg);
 
 static int apply_create(struct evl_store *st, struct index_txn *t, struct index_meta *m,
 			const struct pend *p)
@@ -710,6 +724,13 @@ static int apply_batch(struct evl_store *st, struct pend *first, struct pend *la
 	int rc = write_txn(st, apply_batch_txn, &b);
 
 	*purge |= b.purge;
+	/*
+	 * The index is as it was, but a delete in the batch may have moved its
+	 * task to the trash already: put it back, or the retry could not
+	 * write the task's appends before the delete (recovery does the same).
+	 */
+	if (rc && b.purge)
+		tasklog_trash_list(st->tl, undo_delete, st);
 	return rc;
 }
 
@@ -970,6 +991,16 @@ static void *applier_main(void *arg)
 			backoff_ms = 0;
 			continue;
 		}
+		if (st->switch_unfinished) {
+			int rc;
+
+			pthread_mutex_unlock(&st->lock);
+			rc = finish_switches(st, NULL);
+			pthread_mutex_lock(&st->lock);
+			if (rc)
+				backoff_ms = 1000;
+			continue;
+		}
 		if (st->purge_more) {
 			bool more = false;
 			int rc;
@@ -1158,12 +1189,15 @@ static int trim_switch(struct evl_store *st, void *arg)
 		return rc;
 	}
 	/* committed: from here on a crash finishes the renames at the next open */
+	tasklog_rw_keep(j->rw);
 	io_mark("trim switch");
 	rc = index_sync(st->ix);
 	if (!rc) {
 		io_mark("trim switch synced");
 		rc = tasklog_rw_install(j->rw);
 	}
+	if (rc && st->nbroken < sizeof(st->broken) / sizeof(*st->broken))
+		st->broken[st->nbroken++] = task.uid;
 	pthread_mutex_lock(&st->lock);
 	st->view_gen++;
 	pthread_mutex_unlock(&st->lock);
@@ -1172,12 +1206,23 @@ static int trim_switch(struct evl_store *st, void *arg)
 		rc = tasklog_rw_finish(st->tl, task.uid, task.name);
 	if (rc) {
 		evl_log(LOG_CRIT, "task %s: log rewrite switched in the index but not on disk (%s); "
-			"reads of it may fail until the next mount finishes it", task.name,
-			strerror(-rc));
+			"retrying (reads of it fail with EIO meanwhile)", task.name, strerror(-rc));
+		pthread_mutex_lock(&st->lock);
+		st->switch_unfinished = true;
+		pthread_mutex_unlock(&st->lock);
 		return rc;
 	}
 	io_mark("trim renamed");
 	return write_txn(st, trim_done_txn, &j->tr.uid);
+}
+
+/* With swap_lock held: is @uid's rewrite switched in the index but its files not renamed? */
+static bool switch_broken(const struct evl_store *st, uint64_t uid)
+{
+	for (unsigned i = 0; i < st->nbroken; i++)
+		if (st->broken[i] == uid)
+			return true;
+	return false;
 }
 
 /* Ask the applier to run @fn(st, @arg) and wait for it.  One caller at a time. */
@@ -1341,6 +1386,30 @@ static int trim_recover_switched(const struct index_trim *tr, void *arg)
 	return write_txn(st, trim_done_txn, (void *)&tr->uid);
 }
 
+/* Running: the same, under swap_lock, and the task readable again once renamed. */
+static int finish_switch(const struct index_trim *tr, void *arg)
+{
+	struct evl_store *st = arg;
+	struct index_task task;
+	int rc;
+
+	if (tr->phase != TRIM_SWITCHED)
+		return 0;
+	rc = live_task(st, tr->uid, &task);
+	if (!rc) {
+		pthread_rwlock_wrlock(&st->swap_lock);
+		rc = tasklog_rw_finish(st->tl, tr->uid, task.name);
+		for (unsigned i = 0; !rc && i < st->nbroken; i++)
+			if (st->broken[i] == tr->uid)
+				st->broken[i--] = st->broken[--st->nbroken];
+		st->view_gen++;
+		pthread_rwlock_unlock(&st->swap_lock);
+	}
+	if (rc && rc != -ENOENT)
+		return rc;
+	return write_txn(st, trim_done_txn, (void *)&tr->uid);
+}
+
 struct trim_list {
 	struct index_trim *v;
 	size_t n, cap;		/* cap in bytes (grow) */
@@ -1367,6 +1436,37 @@ static int trim_list_all(struct evl_store *st, struct trim_list *l)
 	index_abort(t);
 	return rc;
 }
+
+/*
+ * On the applier: finish the rewrites a failed rename or directory sync
+ * left switched in the index only (as the next open would).  0 or -errno.
+ */
+static int finish_switches(struct evl_store *st, void *arg)
+{
+	struct trim_list l = { 0 };
+	int rc = trim_list_all(st, &l);
+
+	for (size_t i = 0; i < l.n && !rc; i++)
+		rc = finish_switch(&l.v[i], st);
+	free(l.v);
+	pthread_mutex_lock(&st->lock);
+	st->switch_unfinished = rc != 0;
+	pthread_mutex_unlock(&st->lock);
+	if (!rc)
+		evl_log(LOG_NOTICE, "log rewrites finished");
+	return rc;
+}
+
+int store_finish_switches(struct evl_store *st)
+{
+	bool todo;
+
+	pthread_mutex_lock(&st->lock);
+	todo = st->switch_unfinished;
+	pthread_mutex_unlock(&st->lock);
+	return todo ? on_applier(st, finish_switches, NULL) : 0;
+}
+
 
 /* At open, before the repair: switched rewrites are finished, others' files dropped. */
 static int trim_recover_files(struct evl_store *st)
@@ -1572,7 +1672,8 @@ static int replay_cb(void *arg, uint64_t lsn, unsigned kind, const void *payload
 
 	if (!copy)
 		return -ENOMEM;
-	memcpy(copy, payload, len);
+	if (len)
+		memcpy(copy, payload, len);	/* an empty record has no buffer */
 	p = pend_parse(kind, copy, len);
 	if (!p) {
 		evl_log(LOG_ERR, "journal record %" PRIu64 " is malformed (kind %u, %zu bytes)",
@@ -1616,8 +1717,7 @@ static int undo_delete(void *arg, uint64_t uid)
 	rc = live_task(st, uid, &task);
 	if (rc)
 		return rc == -ENOENT ? 0 : rc;
-	evl_log(LOG_INFO, "recovery: task %s: its delete was not committed; the journal redoes it",
-		task.name);
+	evl_log(LOG_INFO, "task %s: its delete was not committed; it is redone", task.name);
 	return tasklog_unremove(st->tl, uid, task.name);
 }
 
@@ -2285,6 +2385,8 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	if (off < flen) {
 		size_t want = flen - off < len ? flen - off : len;
 
+		if (switch_broken(st, uid))
+			return -EIO;
 		n = tasklog_read(st->tl, uid, task.name, off, buf, want);
 		if (n < 0)
 			return n;
@@ -2768,6 +2870,8 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->pin = NULL;
 		c->pin_uid = 0;
 		c->rc = index_task_by_uid(c->t, ev->uid, &task);
+		if (!c->rc && switch_broken(c->st, ev->uid))
+			c->rc = -EIO;
 		if (!c->rc)
 			c->rc = tasklog_pin(c->st->tl, ev->uid, task.name, &c->pin);
 		if (!c->rc) {

@@ -72,6 +72,12 @@ int store_rec_decode(unsigned kind, const void *payload, size_t len,
  */
 int store_cycle(const char *dir, const char *type_field, const char *holder);
 
+/*
+ * Finish the log rewrites a failed rename or directory sync left switched
+ * in the index only (the applier retries them too).  0 or -errno.
+ */
+int store_finish_switches(struct evl_store *st);
+
 /* Remove @path and, if it is a directory, everything below it.  Missing is fine.  0 or -errno. */
 int store_rmrf(const char *path);
 

@@ -640,6 +640,11 @@ int tasklog_rw_install(struct tasklog_rw *rw)
 	return 0;
 }
 
+void tasklog_rw_keep(struct tasklog_rw *rw)
+{
+	rw->installed = true;	/* installed or to be: the files are no longer ours to drop */
+}
+
 void tasklog_rw_free(struct tasklog_rw *rw)
 {
 	char path[4400];

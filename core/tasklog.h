@@ -129,6 +129,8 @@ int tasklog_rw_sync(struct tasklog_rw *rw);
  * caller keeps readers out meanwhile).  Durable after tasklog_rw_finish.
  */
 int tasklog_rw_install(struct tasklog_rw *rw);
+/* The rewrite is committed: tasklog_rw_free must keep its files even if not installed. */
+void tasklog_rw_keep(struct tasklog_rw *rw);
 /* Close; new files not installed are removed. */
 void tasklog_rw_free(struct tasklog_rw *rw);
 /*

@@ -3,6 +3,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -130,8 +131,36 @@ static void f_mark(const char *what)
 	pthread_mutex_unlock(&fio_lock);
 }
 
+#define MAX_SITES 1024
+#define SITE_DEPTH 3
+
+struct site {
+	enum fio_op op;
+	void *pc[SITE_DEPTH];
+};
+
+static struct site sites[MAX_SITES];
+static long nsites;
+
+/* With fio_lock: note the place of a failed call (frames above the f_* wrapper). */
+static void note_site(enum fio_op op)
+{
+	void *bt[SITE_DEPTH + 3];
+	struct site s = { op, { 0 } };
+	int n = backtrace(bt, SITE_DEPTH + 3);
+
+	/* bt[0] note_site, bt[1] should_fail, bt[2] the f_* wrapper */
+	for (int i = 0; i < SITE_DEPTH && i + 3 < n; i++)
+		s.pc[i] = bt[i + 3];
+	for (long i = 0; i < nsites; i++)
+		if (!memcmp(&sites[i], &s, sizeof(s)))
+			return;
+	if (nsites < MAX_SITES)
+		sites[nsites++] = s;
+}
+
 /* With fio_lock: should this call of @op fail?  Sets errno. */
-static bool should_fail(enum fio_op op)
+static __attribute__((noinline)) bool should_fail(enum fio_op op)
 {
 	long n = counts[op]++;
 
@@ -142,7 +171,33 @@ static bool should_fail(enum fio_op op)
 		return false;
 	errno = fail_err[op];
 	nfailed++;
+	note_site(op);
 	return true;
+}
+
+long fio_sites(const char *dump)
+{
+	static const char *const names[FIO_NOPS] = {
+		"write", "sync", "truncate", "open", "rename", "read", "unlink", "mkdir", "rmdir"
+	};
+	FILE *f = dump ? fopen(dump, "a") : NULL;
+	long n;
+
+	pthread_mutex_lock(&fio_lock);
+	n = nsites;
+	for (long i = 0; f && i < nsites; i++) {
+		char **sym = backtrace_symbols(sites[i].pc, SITE_DEPTH);
+
+		fprintf(f, "%s", names[sites[i].op]);
+		for (int k = 0; k < SITE_DEPTH; k++)
+			fprintf(f, " %s", sym && sites[i].pc[k] ? sym[k] : "-");
+		fprintf(f, "\n");
+		free(sym);
+	}
+	pthread_mutex_unlock(&fio_lock);
+	if (f)
+		fclose(f);
+	return n;
 }
 
 static int f_open(const char *path, int flags, mode_t mode)
@@ -299,14 +354,56 @@ static int f_rename(const char *from, const char *to)
 static int f_unlink(const char *path)
 {
 	pthread_mutex_lock(&fio_lock);	/* blocks for ever once frozen */
-	crash_point();
+	if (should_fail(FIO_UNLINK)) {
+		pthread_mutex_unlock(&fio_lock);
+		return -1;
+	}
 	pthread_mutex_unlock(&fio_lock);
 	return unlink(path);
 }
 
 static ssize_t f_pread(int fd, void *buf, size_t n, off_t off)
 {
+	bool fail;
+	int err;
+
+	/* reads are no crash points (they change nothing): counted apart */
+	pthread_mutex_lock(&fio_lock);
+	fail = fail_at[FIO_READ] >= 0 && counts[FIO_READ] >= fail_at[FIO_READ] &&
+	       (fail_persist[FIO_READ] || counts[FIO_READ] == fail_at[FIO_READ]);
+	counts[FIO_READ]++;
+	if (fail) {
+		nfailed++;
+		note_site(FIO_READ);
+	}
+	err = fail_err[FIO_READ];
+	pthread_mutex_unlock(&fio_lock);
+	if (fail) {
+		errno = err;
+		return -1;
+	}
 	return pread(fd, buf, n, off);
+}
+
+static int f_dirop(enum fio_op op, const char *path, mode_t mode)
+{
+	pthread_mutex_lock(&fio_lock);
+	if (should_fail(op)) {
+		pthread_mutex_unlock(&fio_lock);
+		return -1;
+	}
+	pthread_mutex_unlock(&fio_lock);
+	return op == FIO_MKDIR ? mkdir(path, mode) : rmdir(path);
+}
+
+static int f_mkdir(const char *path, mode_t mode)
+{
+	return f_dirop(FIO_MKDIR, path, mode);
+}
+
+static int f_rmdir(const char *path)
+{
+	return f_dirop(FIO_RMDIR, path, 0);
 }
 
 static const struct io_ops fault_ops = {
@@ -319,8 +416,8 @@ static const struct io_ops fault_ops = {
 	.ftruncate = f_ftruncate,
 	.rename = f_rename,
 	.unlink = f_unlink,
-	.mkdir = mkdir,
-	.rmdir = rmdir,
+	.mkdir = f_mkdir,
+	.rmdir = f_rmdir,
 	.mark = f_mark,
 };
 

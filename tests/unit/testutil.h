@@ -22,7 +22,10 @@ int tu_teardown(void **state);
 uint64_t tu_now_ms(void);
 
 /* Which calls a fault hits. */
-enum fio_op { FIO_WRITE, FIO_SYNC, FIO_TRUNC, FIO_OPEN, FIO_RENAME, FIO_NOPS };
+enum fio_op {
+	FIO_WRITE, FIO_SYNC, FIO_TRUNC, FIO_OPEN, FIO_RENAME,
+	FIO_READ, FIO_UNLINK, FIO_MKDIR, FIO_RMDIR, FIO_NOPS
+};
 
 /* Install (or remove) the fault seam.  Counts calls; injects nothing yet. */
 void fio_install(void);
@@ -36,10 +39,18 @@ void fio_fail(enum fio_op op, long nth, int err, bool persist);
 void fio_clear(void);
 long fio_count(enum fio_op op);
 long fio_failed(void);
+/*
+ * Distinct places faults were injected at in this process: a place is the
+ * call stack's three frames above the seam (a helper such as io_pwrite_all
+ * counts once per caller).  With @dump, each is appended to it as
+ * "op frame frame frame" (backtrace_symbols: binary(+offset), for addr2line).
+ */
+long fio_sites(const char *dump);
 
 /*
  * A crash: with the seam installed, the process _exit()s with @code before
- * the @nth (0: the next) write, sync, truncate, rename, unlink or step mark
+ * the @nth (0: the next) open, write, sync, truncate, rename, unlink, mkdir,
+ * rmdir or step mark
  * (io_mark) from now; -1 disarms.  fio_steps: such calls since arming.
  */
 void fio_crash_at(long nth, int code);
