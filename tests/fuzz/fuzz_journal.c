@@ -53,6 +53,13 @@ static void quiet(int prio, const char *msg)
 {
 }
 
+static char top[4096];
+
+static void cleanup(void)
+{
+	store_rmrf(top);
+}
+
 static void setup(void)
 {
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
@@ -60,6 +67,8 @@ static void setup(void)
 
 	snprintf(tmpl, sizeof(tmpl), "%s/evl-fuzz-journal-XXXXXX", base);
 	check(mkdtemp(tmpl));
+	snprintf(top, sizeof(top), "%s", tmpl);
+	atexit(cleanup);
 	snprintf(store, sizeof(store), "%s/store", tmpl);
 	snprintf(jdir, sizeof(jdir), "%s/journal", store);
 	snprintf(seg, sizeof(seg), "%s/%016llx.jnl", jdir, 1ull);
