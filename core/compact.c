@@ -416,6 +416,7 @@ static void *compact_main(void *arg)
 		set_phase(c, "checkpoint", 1);
 		rc = evl_store_checkpoint(st);
 	}
+	store_reserve(st);	/* given up by a delete on a full disk: room again now? */
 	after = reclaimable(store_dir(st));
 
 	pthread_mutex_lock(&c->lock);

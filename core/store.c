@@ -118,6 +118,7 @@ struct pend {
 	size_t name_len;
 	bool has_owner;
 	uint32_t owner_uid, owner_gid, mode;
+	bool dead;		/* an append to a task whose delete follows: not written */
 	size_t len;		/* payload bytes */
 	struct pend_ev *ev;
 	unsigned char *buf;	/* payload */
@@ -505,6 +506,14 @@ out:
 /* With st->lock held: put @p at the tail. */
 static void enqueue(struct evl_store *st, struct pend *p)
 {
+	/*
+	 * The appends a delete follows need not reach the task's log: it goes
+	 * before anyone can read them.  Not writing them is what lets a delete
+	 * free a full disk whose appends could not be applied.
+	 */
+	for (struct pend *q = st->head; p->kind == REC_DELETE && q; q = q->next)
+		if (q->kind == REC_APPEND && q->uid == p->uid)
+			q->dead = true;
 	p->next = NULL;
 	if (st->tail)
 		st->tail->next = p;
@@ -613,6 +622,8 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 
 	if (m->next_gseq < p->gseq + p->n)
 		m->next_gseq = p->gseq + p->n;
+	if (p->dead)
+		return 0;	/* its task's delete follows */
 	rc = index_task_by_uid(t, p->uid, &task);
 	if (rc == -ENOENT || (!rc && task.state != TASK_LIVE))
 		return 0;	/* written to a task deleted meanwhile */
@@ -731,6 +742,18 @@ static int apply_batch(struct evl_store *st, struct pend *first, struct pend *la
 	 */
 	if (rc && b.purge)
 		tasklog_trash_list(st->tl, undo_delete, st);
+	/*
+	 * Committed: the deleted tasks' files are nobody's now.  Removing them
+	 * at once, not after their index entries are purged, is what frees a
+	 * full disk (the purge needs room in the index).  The purge retries
+	 * what fails here.
+	 */
+	for (struct pend *p = first; !rc && b.purge; p = p->next) {
+		if (p->kind == REC_DELETE)
+			tasklog_purge(st->tl, p->uid);
+		if (p == last)
+			break;
+	}
 	return rc;
 }
 
@@ -968,6 +991,8 @@ static void *applier_main(void *arg)
 					evl_log(LOG_ERR, "applying the journal failed: %s; retrying",
 						strerror(-rc));
 				st->apply_err = rc;
+				if (st->stop)
+					break;	/* closing: the journal keeps the rest */
 				backoff_ms = 100;
 				continue;
 			}
@@ -1987,8 +2012,10 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	if (rc)
 		goto fail;
 	rc = store_recover(st);
-	if (!rc)
+	if (!rc) {
+		store_reserve(st);
 		rc = compactor_new(st, &st->cp);
+	}
 	if (rc)
 		goto fail;
 	rc = -pthread_create(&st->applier, NULL, applier_main, st);
@@ -2040,6 +2067,54 @@ int evl_store_sync(struct evl_store *st)
 	return journal_barrier(st->jn);
 }
 
+/*
+ * The checkpoint of close.  If applying has failed for CLOSE_GIVE_UP_MS
+ * (a full disk), everything acknowledged is still in the journal, synced:
+ * close leaves it there for the next open to apply, and returns 0.
+ */
+#define CLOSE_GIVE_UP_MS 5000
+
+static int close_checkpoint(struct evl_store *st)
+{
+	uint64_t lsn, failing_since = 0;
+	int rc;
+
+	rc = journal_barrier(st->jn);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&st->lock);
+	lsn = st->enqueued_lsn;
+	pthread_cond_signal(&st->applier_cv);
+	while (st->applied_lsn < lsn) {
+		uint64_t now = mono_ns();
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);	/* applied_cv's clock */
+		ts.tv_nsec += 100 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+
+		if (!st->apply_err)
+			failing_since = 0;
+		else if (!failing_since)
+			failing_since = now;
+		else if (now - failing_since > CLOSE_GIVE_UP_MS * 1000000ull)
+			break;
+		pthread_cond_timedwait(&st->applied_cv, &st->lock, &ts);
+	}
+	rc = st->applied_lsn < lsn ? st->apply_err : 0;
+	pthread_mutex_unlock(&st->lock);
+	if (rc) {
+		evl_log(LOG_WARNING, "closing with journal records %" PRIu64 "-%" PRIu64 " not "
+			"applied (%s): the journal keeps them, the next open applies them",
+			st->applied_lsn + 1, lsn, strerror(-rc));
+		return 0;
+	}
+	return ask_applier(st, &st->ckpt);
+}
+
 int evl_store_close(struct evl_store *st)
 {
 	int rc = 0, rc2;
@@ -2053,7 +2128,7 @@ int evl_store_close(struct evl_store *st)
 
 		journal_get_stats(st->jn, &js);
 		if (!js.error)
-			rc = evl_store_checkpoint(st);
+			rc = close_checkpoint(st);
 		else
 			rc = -js.error;
 	}
@@ -2177,6 +2252,44 @@ int evl_task_list(struct evl_store *st, const char *after,
 }
 
 /* Submit a create or delete record and wait until it is applied. */
+/*
+ * DATA_DIR/reserve: space held back so that a task can still be deleted on
+ * a full disk (its journal record needs room).  Made at open and after
+ * each compaction, best effort; given up by the first delete that meets
+ * ENOSPC.
+ */
+#define RESERVE_BYTES (256u << 10)
+
+void store_reserve(struct evl_store *st)
+{
+	char path[4200];
+	int fd, err;
+
+	if (st->opt.read_only)
+		return;
+	snprintf(path, sizeof(path), "%s/reserve", st->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	err = posix_fallocate(fd, 0, RESERVE_BYTES);
+	close(fd);
+	if (err)
+		unlink(path);	/* no room for it now: the next try */
+}
+
+static bool release_reserve(struct evl_store *st)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/reserve", st->dir);
+	if (unlink(path))
+		return false;
+	evl_log(LOG_WARNING, "disk full: the reserve of %u KiB is given up so that a task "
+		"can be deleted; a compaction after the delete makes it again",
+		RESERVE_BYTES >> 10);
+	return true;
+}
+
 static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, size_t len)
 {
 	struct iovec iov = { buf, len };
@@ -2189,6 +2302,8 @@ static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, 
 		return -ENOMEM;
 	pthread_mutex_lock(&st->append_lock);
 	rc = journal_append(st->jn, kind, &iov, 1, &lsn);
+	if (rc == -ENOSPC && kind == REC_DELETE && release_reserve(st))
+		rc = journal_append(st->jn, kind, &iov, 1, &lsn);
 	if (!rc) {
 		p->lsn = lsn;
 		pthread_mutex_lock(&st->lock);

@@ -1137,6 +1137,70 @@ def test_systemd_unit(root):
         stop_post()
 
 
+def test_disk_full(root):
+    """A real full disk: the store on an 8 MiB tmpfs.  Appends get ENOSPC and
+    store nothing partial; deleting a task and compacting frees the space,
+    and writes resume without a remount."""
+    fs = os.path.join(root, "fs")
+    os.mkdir(fs)
+    sh("mount -t tmpfs -o size=8m evl-test-tmpfs %s" % fs)
+    try:
+        m = Mount(root, data=os.path.join(fs, "data"),
+                  expect_stderr=[r"No space left", r"applying the journal", r"works again",
+                                 r"cannot write task", r"checkpoint failed", r"reserve",
+                                 r"purging deleted tasks failed"])
+        m.start()
+        try:
+            for t in ("big", "other"):
+                os.mkdir(m.p("tasks", t))
+            append(m.p("tasks", "other", "events"), event("o", i=0))
+            pad = "x" * 4000
+            acked, err = 0, None
+            fd = os.open(m.p("tasks", "big", "events"), os.O_WRONLY | os.O_APPEND)
+            try:
+                for i in range(10000):              # 40 MB: far more than fits
+                    os.write(fd, event("b", i=i, pad=pad).encode())
+                    acked += 1
+            except OSError as e:
+                err = e.errno
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            assert err == errno.ENOSPC, "expected ENOSPC, got %s after %d" % (err, acked)
+            assert acked > 100, acked
+            # what is stored is whole events, every acknowledged one, none after
+            lines = read(m.p("tasks", "big", "events")).splitlines()
+            assert [json.loads(l)["i"] for l in lines] == list(range(acked)), \
+                (len(lines), acked)
+            expect_errno(errno.ENOSPC, append, m.p("tasks", "other", "events"),
+                         event("o", pad=pad * 4))
+            # make room: delete the big task, compact; writes go on, no remount
+            shutil.rmtree(m.p("tasks", "big"))
+            with open(m.p(".control"), "w") as f:
+                f.write("compact\n")
+            last = wait_compaction(m)
+            assert last["result"] == "ok", (last, m.stderr())
+            for i in range(1, 200):
+                append(m.p("tasks", "other", "events"), event("o", i=i, pad=pad[:100]))
+            os.mkdir(m.p("tasks", "new"))
+            append(m.p("tasks", "new", "events"), event("n"))
+            want = read(m.p("tasks", "other", "events"))
+            assert [json.loads(l)["i"] for l in want.splitlines()] == list(range(200))
+            m.stop()
+            r = subprocess.run([os.path.join(os.path.dirname(EVLOGFS), "..", "mount-tools",
+                                             "evlogctl"), "fsck", m.data],
+                               capture_output=True, text=True)
+            assert r.returncode == 0, r.stdout + r.stderr
+            m.start()
+            assert read(m.p("tasks", "other", "events")) == want
+            assert sorted(os.listdir(m.p("tasks"))) == ["new", "other"]
+        finally:
+            m.stop(check=False)
+    finally:
+        subprocess.run(["umount", fs], check=False)
+
+
 def test_valgrind(root):
     """One mount under valgrind memcheck, through writes (split and whole),
     reads, views, .control and .metrics, a compaction with retention, a
