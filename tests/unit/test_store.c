@@ -852,6 +852,11 @@ static void power_loss_keeps_what_was_durable(void **state)
 		waitpid(pid, &status, 0);
 		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 		cut += fio_apply_powerloss(dump, seed + c);
+		if (getenv("EVL_POWERLOSS_VERBOSE"))
+			print_message("power loss: cycle %d, commit=%s, after %ld acks, durable %d %d "
+				      "%d %d, acked %d %d %d %d\n", c, sync ? "sync" : "group", after,
+				      durable[0], durable[1], durable[2], durable[3], acked[0],
+				      acked[1], acked[2], acked[3]);
 		verify_acked(dir, sync ? acked : durable);
 		tu_rmrf(dir);
 		mkdir(dir, 0700);
