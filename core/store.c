@@ -60,6 +60,7 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +119,12 @@ struct pend {
 	size_t name_len;
 	bool has_owner;
 	uint32_t owner_uid, owner_gid, mode;
-	bool dead;		/* an append to a task whose delete follows: not written */
+	/*
+	 * An append to a task whose delete follows: not written.  Set by
+	 * enqueue under st->lock, read by the applier without it (a record in
+	 * a batch being applied may be marked: either way is right).
+	 */
+	atomic_bool dead;
 	size_t len;		/* payload bytes */
 	struct pend_ev *ev;
 	unsigned char *buf;	/* payload */
@@ -513,7 +519,7 @@ static void enqueue(struct evl_store *st, struct pend *p)
 	 */
 	for (struct pend *q = st->head; p->kind == REC_DELETE && q; q = q->next)
 		if (q->kind == REC_APPEND && q->uid == p->uid)
-			q->dead = true;
+			atomic_store_explicit(&q->dead, true, memory_order_relaxed);
 	p->next = NULL;
 	if (st->tail)
 		st->tail->next = p;
@@ -622,7 +628,7 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 
 	if (m->next_gseq < p->gseq + p->n)
 		m->next_gseq = p->gseq + p->n;
-	if (p->dead)
+	if (atomic_load_explicit(&p->dead, memory_order_relaxed))
 		return 0;	/* its task's delete follows */
 	rc = index_task_by_uid(t, p->uid, &task);
 	if (rc == -ENOENT || (!rc && task.state != TASK_LIVE))
@@ -1392,26 +1398,11 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 	return rc;
 }
 
-/* At open: the renames of switched rewrites, stray rewrite files. */
-static int trim_recover_switched(const struct index_trim *tr, void *arg)
-{
-	struct evl_store *st = arg;
-	struct index_task task;
-	int rc;
-
-	if (tr->phase != TRIM_SWITCHED)
-		return 0;
-	rc = live_task(st, tr->uid, &task);
-	if (!rc) {
-		evl_log(LOG_NOTICE, "recovery: task %s: finishing its log rewrite", task.name);
-		rc = tasklog_rw_finish(st->tl, tr->uid, task.name);
-	}
-	if (rc && rc != -ENOENT)
-		return rc;
-	return write_txn(st, trim_done_txn, (void *)&tr->uid);
-}
-
-/* Running: the same, under swap_lock, and the task readable again once renamed. */
+/*
+ * A rewrite switched in the index but not (known to be) on disk: redo its
+ * renames, make the task readable again, drop the intent.  At open (after
+ * a crash) and while running (after a failed rename or directory sync).
+ */
 static int finish_switch(const struct index_trim *tr, void *arg)
 {
 	struct evl_store *st = arg;
@@ -1422,12 +1413,15 @@ static int finish_switch(const struct index_trim *tr, void *arg)
 		return 0;
 	rc = live_task(st, tr->uid, &task);
 	if (!rc) {
+		evl_log(LOG_NOTICE, "task %s: finishing its log rewrite", task.name);
 		pthread_rwlock_wrlock(&st->swap_lock);
 		rc = tasklog_rw_finish(st->tl, tr->uid, task.name);
 		for (unsigned i = 0; !rc && i < st->nbroken; i++)
 			if (st->broken[i] == tr->uid)
 				st->broken[i--] = st->broken[--st->nbroken];
+		pthread_mutex_lock(&st->lock);
 		st->view_gen++;
+		pthread_mutex_unlock(&st->lock);
 		pthread_rwlock_unlock(&st->swap_lock);
 	}
 	if (rc && rc != -ENOENT)
@@ -1500,7 +1494,7 @@ static int trim_recover_files(struct evl_store *st)
 	int rc = trim_list_all(st, &l);
 
 	for (size_t i = 0; i < l.n && !rc; i++)
-		rc = trim_recover_switched(&l.v[i], st);
+		rc = finish_switch(&l.v[i], st);
 	free(l.v);
 	return rc ? rc : tasklog_rw_clean(st->tl);
 }
