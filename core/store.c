@@ -1486,7 +1486,6 @@ int store_finish_switches(struct evl_store *st)
 	return todo ? on_applier(st, finish_switches, NULL) : 0;
 }
 
-
 /* At open, before the repair: switched rewrites are finished, others' files dropped. */
 static int trim_recover_files(struct evl_store *st)
 {
@@ -1700,15 +1699,16 @@ static int replay_cb(void *arg, uint64_t lsn, unsigned kind, const void *payload
 		return -EIO;
 	}
 	p->lsn = lsn;
-	rc = replay_check(r, p);
-	if (rc) {
+	if (lsn <= r->applied) {
+		/* applied before: used only to rewrite what the disk lost */
+		for (size_t i = 0; i < r->nrep && kind == REC_APPEND && !rc; i++)
+			if (r->rep[i].uid == p->uid && p->gseq >= r->rep[i].gseq_from)
+				rc = replay_check(r, p) ?: rewrite(st, &r->rep[i], p);
 		pend_free(p);
 		return rc;
 	}
-	if (lsn <= r->applied) {
-		for (size_t i = 0; i < r->nrep && kind == REC_APPEND; i++)
-			if (r->rep[i].uid == p->uid && p->gseq >= r->rep[i].gseq_from)
-				rc = rewrite(st, &r->rep[i], p);
+	rc = replay_check(r, p);
+	if (rc) {
 		pend_free(p);
 		return rc;
 	}

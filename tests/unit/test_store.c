@@ -868,6 +868,15 @@ static void power_loss_keeps_what_was_durable(void **state)
 
 /* ---- injected faults ---- */
 
+/* Make @work a fresh copy of store @pristine (each crash or fault run starts from one). */
+static void copy_store(const char *pristine, const char *work)
+{
+	char cmd[3 * 4200 + 64];	/* three paths of up to 4200 */
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", work, pristine, work);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* ---- faults at every I/O call ---- */
 
 static void wait_compaction(struct evl_store *st, struct evl_compact_status *cs);
@@ -913,13 +922,12 @@ static long fault_run(const char *pristine, const char *work, enum fio_op op, lo
 	struct evl_store *st;
 	struct evl_stats stats;
 	bool acked[64] = { false }, g_deleted = false;
-	char cmd[9000], buf[8192];
+	char buf[8192];
 	enum fio_op count_op;
 	long base, calls;
 	int rc;
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", work, pristine, work);
-	assert_int_equal(system(cmd), 0);
+	copy_store(pristine, work);
 	fio_install();
 	st = open_store(work, false, 2);
 	/* a truncate runs only to cut a failed write back: fail the write, then the cut */
@@ -1639,7 +1647,7 @@ static void retention_by_age(void **state)
 static void retention_survives_a_crash_at_every_step(void **state)
 {
 	const char *dir = *state;
-	char pristine[4200], work[4200], cmd[9000 + 4200];
+	char pristine[4200], work[4200];
 	char *before[2], *after[2];
 	size_t blen[2], alen[2];
 	struct evl_store *st;
@@ -1668,8 +1676,7 @@ static void retention_survives_a_crash_at_every_step(void **state)
 		int status;
 		pid_t pid;
 
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", work, pristine, work);
-		assert_int_equal(system(cmd), 0);
+		copy_store(pristine, work);
 		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
@@ -1747,7 +1754,7 @@ static void append_n(struct evl_store *st, const char *name, int from, int n)
 static void delete_survives_a_crash_at_every_step(void **state)
 {
 	const char *dir = *state;
-	char pristine[4200], work[4200], cmd[9000 + 4200];
+	char pristine[4200], work[4200];
 	struct evl_store *st;
 	long k;
 	int seen[3] = { 0, 0, 0 };
@@ -1769,8 +1776,7 @@ static void delete_survives_a_crash_at_every_step(void **state)
 		int status;
 		pid_t pid;
 
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", work, pristine, work);
-		assert_int_equal(system(cmd), 0);
+		copy_store(pristine, work);
 		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
