@@ -261,20 +261,34 @@ static ssize_t f_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 	return pwritev(fd, iov, cnt, off);
 }
 
-static void mark_synced(int fd)
+/* With fio_lock: the size of regular file @fd, or -1. */
+static off_t reg_size(int fd)
 {
 	struct stat st;
 
-	if (fd < 0 || fd >= MAX_FD || !fd_path[fd] || fstat(fd, &st))
-		return;
-	struct file_state *f = file_find(fd_path[fd], S_ISREG(st.st_mode));
+	if (fd < 0 || fd >= MAX_FD || !fd_path[fd] || fstat(fd, &st) || !S_ISREG(st.st_mode))
+		return -1;
+	return st.st_size;
+}
 
-	if (f && S_ISREG(st.st_mode))
-		f->synced = st.st_size;
+/*
+ * With fio_lock: @fd was synced, and it was @before bytes long when the
+ * sync began.  Only those are sure: what was written during the sync may
+ * or may not be on the disk.  A cut since is honoured (the smaller size).
+ */
+static void mark_synced(int fd, off_t before)
+{
+	off_t now = reg_size(fd);
+	struct file_state *f;
+
+	if (before < 0 || now < 0 || !(f = file_find(fd_path[fd], true)))
+		return;
+	f->synced = before < now ? before : now;
 }
 
 static int f_sync(int fd, int (*real)(int))
 {
+	off_t before;
 	int rc;
 
 	pthread_mutex_lock(&fio_lock);
@@ -282,11 +296,12 @@ static int f_sync(int fd, int (*real)(int))
 		pthread_mutex_unlock(&fio_lock);
 		return -1;
 	}
+	before = reg_size(fd);
 	pthread_mutex_unlock(&fio_lock);
 	rc = real(fd);
 	if (rc == 0) {
 		pthread_mutex_lock(&fio_lock);
-		mark_synced(fd);
+		mark_synced(fd, before);
 		pthread_mutex_unlock(&fio_lock);
 	}
 	return rc;
@@ -322,6 +337,26 @@ static int f_ftruncate(int fd, off_t len)
 	return rc;
 }
 
+/* Is @path the file @top or under directory @top? */
+static bool under(const char *path, const char *top)
+{
+	size_t l = strlen(top);
+
+	return !strncmp(path, top, l) && (path[l] == '\0' || path[l] == '/');
+}
+
+/* With fio_lock: @top and what was under it are gone; a new file there starts unsynced. */
+static void forget_files(const char *top)
+{
+	for (size_t i = 0; i < nfiles;)
+		if (under(files[i].path, top)) {
+			free(files[i].path);
+			files[i] = files[--nfiles];
+		} else {
+			i++;
+		}
+}
+
 static int f_rename(const char *from, const char *to)
 {
 	int rc;
@@ -335,10 +370,10 @@ static int f_rename(const char *from, const char *to)
 	if (rc == 0) {
 		size_t l = strlen(from);
 
+		forget_files(to);	/* what @to was is gone */
 		/* files under a renamed directory move with it */
 		for (size_t i = 0; i < nfiles; i++)
-			if (!strncmp(files[i].path, from, l) &&
-			    (files[i].path[l] == '\0' || files[i].path[l] == '/')) {
+			if (under(files[i].path, from)) {
 				char *np;
 
 				if (asprintf(&np, "%s%s", to, files[i].path + l) > 0) {
@@ -353,13 +388,18 @@ static int f_rename(const char *from, const char *to)
 
 static int f_unlink(const char *path)
 {
+	int rc;
+
 	pthread_mutex_lock(&fio_lock);	/* blocks for ever once frozen */
 	if (should_fail(FIO_UNLINK)) {
 		pthread_mutex_unlock(&fio_lock);
 		return -1;
 	}
+	rc = unlink(path);
+	if (rc == 0)
+		forget_files(path);
 	pthread_mutex_unlock(&fio_lock);
-	return unlink(path);
+	return rc;
 }
 
 static ssize_t f_pread(int fd, void *buf, size_t n, off_t off)
