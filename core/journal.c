@@ -185,6 +185,7 @@ static int seg_replay(struct journal *j, uint64_t first, uint64_t from_lsn,
 	char path[4096];
 	struct stat st;
 	uint64_t off;
+	ssize_t n;
 	int fd, rc = 0;
 
 	seg_path(j, first, path, sizeof(path));
@@ -197,7 +198,12 @@ static int seg_replay(struct journal *j, uint64_t first, uint64_t from_lsn,
 	}
 	*size = st.st_size;
 	*stop_off = SEG_HDR;
-	if (io_pread_all(fd, hdr, SEG_HDR, 0) != SEG_HDR || memcmp(hdr, SEG_MAGIC, 8) ||
+	/* a read error is not a bad segment: fail, and leave the journal as it is */
+	off = 0;
+	n = io_pread_all(fd, hdr, SEG_HDR, off);
+	if (n < 0)
+		goto read_error;
+	if (n != SEG_HDR || memcmp(hdr, SEG_MAGIC, 8) ||
 	    get32(hdr + 8) != SEG_VERSION || get64(hdr + 24) != XXH64(hdr, 24, 0) ||
 	    get64(hdr + 16) != first || (*expect && first < *expect)) {
 		evl_log(LOG_WARNING, "journal segment %s: bad header, replay stops", path);
@@ -212,15 +218,12 @@ static int seg_replay(struct journal *j, uint64_t first, uint64_t from_lsn,
 	for (off = SEG_HDR;;) {
 		uint32_t len;
 		uint64_t lsn;
-		ssize_t n;
 		XXH3_state_t xs;
 		bool good;
 
 		n = io_pread_all(fd, hdr, REC_HDR, off);
-		if (n < 0) {
-			rc = -errno;
-			goto out;
-		}
+		if (n < 0)
+			goto read_error;
 		if (n == 0)
 			break;
 		len = get32(hdr + 8);
@@ -241,10 +244,8 @@ static int seg_replay(struct journal *j, uint64_t first, uint64_t from_lsn,
 			cap = len;
 		}
 		n = io_pread_all(fd, buf, len, off + REC_HDR);
-		if (n < 0) {
-			rc = -errno;
-			goto out;
-		}
+		if (n < 0)
+			goto read_error;
 		if ((size_t)n < len) {
 			rc = 1;
 			break;
@@ -277,6 +278,11 @@ static int seg_replay(struct journal *j, uint64_t first, uint64_t from_lsn,
 	if (rc == 1 && *stop_off < *size)
 		evl_log(LOG_WARNING, "journal segment %s: torn or corrupt record at byte %" PRIu64
 			" of %" PRIu64 ", replay stops there", path, *stop_off, *size);
+	goto out;
+read_error:
+	rc = -errno;
+	evl_log(LOG_ERR, "journal segment %s: cannot read at byte %" PRIu64 ": %s", path, off,
+		strerror(errno));
 out:
 	free(buf);
 	io->close(fd);

@@ -698,8 +698,11 @@ static void child_run(const char *dir, int ack_fd, bool sync, long freeze_after,
 		pause();
 }
 
-/* Every acknowledged event present exactly once; nothing else, nothing torn. */
-static void verify_acked(const char *dir, int acked[4])
+/*
+ * Every acknowledged event present exactly once; nothing else, nothing torn.
+ * @what and @cycle name the run in a failure.
+ */
+static void verify_acked(const char *dir, int acked[4], const char *what, int cycle)
 {
 	static const char *const names[] = { "x", "y", "z" };
 	struct evl_store *st = open_store(dir, false, 2);
@@ -729,10 +732,13 @@ static void verify_acked(const char *dir, int acked[4])
 		}
 		free(log);
 	}
-	assert_int_equal(dup, 0);	/* in order, no duplicate, no gap */
+	if (dup)	/* in order, no duplicate, no gap */
+		fail_msg("%s, cycle %d: %d events out of order, duplicated or after a gap", what,
+			 cycle, dup);
 	for (int w = 0; w < 4; w++)
 		if (found[w] < acked[w])
-			fail_msg("writer %d: %d events acknowledged, %d present", w, acked[w], found[w]);
+			fail_msg("%s, cycle %d: writer %d: %d events acknowledged, %d present", what,
+				 cycle, w, acked[w], found[w]);
 	check_views(st, dir);
 	assert_int_equal(evl_store_close(st), 0);
 }
@@ -809,64 +815,13 @@ static void kill9_loses_nothing_acknowledged(void **state)
 		close(fds[0]);
 		waitpid(pid, &status, 0);
 		assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-		verify_acked(dir, acked);
+		verify_acked(dir, acked, "kill -9", c);
 		/* writers start over at i = 0 in the next cycle's log: reset */
 		tu_rmrf(dir);
 		mkdir(dir, 0700);
 		memset(acked, 0, sizeof(acked));
 	}
 }
-
-/*
- * Power loss at a random moment: every file loses a random part of what
- * was not fsynced (a torn tail).  With commit=sync everything acknowledged
- * survives; with group commit (every other cycle) what a barrier or a
- * checkpoint made durable does.  Nothing torn or duplicated is visible.
- * EVL_POWERLOSS_CYCLES=N for the long run, EVL_POWERLOSS_SEED=S to vary.
- */
-static void power_loss_keeps_what_was_durable(void **state)
-{
-	const char *dir = *state;
-	int cycles = iterations("EVL_POWERLOSS_CYCLES", 12);
-	unsigned seed = iterations("EVL_POWERLOSS_SEED", 99);
-	long cut = 0;
-	char dump[4400];
-
-	snprintf(dump, sizeof(dump), "%s.dump", dir);
-	for (int c = 0; c < cycles; c++) {
-		int fds[2], status, acked[4] = { 0 };
-		long after = 100 + rand_r(&seed) % 1200;
-		bool sync = c % 2 == 0;
-		pid_t pid;
-
-		memset(durable, 0, sizeof(durable));
-		assert_int_equal(pipe(fds), 0);
-		pid = fork();
-		if (pid == 0) {
-			close(fds[0]);
-			child_run(dir, fds[1], sync, after, dump);
-		}
-		close(fds[1]);
-		read_acks(fds[0], acked, 0, 0);
-		close(fds[0]);
-		waitpid(pid, &status, 0);
-		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-		cut += fio_apply_powerloss(dump, seed + c);
-		if (getenv("EVL_POWERLOSS_VERBOSE"))
-			print_message("power loss: cycle %d, commit=%s, after %ld acks, durable %d %d "
-				      "%d %d, acked %d %d %d %d\n", c, sync ? "sync" : "group", after,
-				      durable[0], durable[1], durable[2], durable[3], acked[0],
-				      acked[1], acked[2], acked[3]);
-		verify_acked(dir, sync ? acked : durable);
-		tu_rmrf(dir);
-		mkdir(dir, 0700);
-	}
-	print_message("power loss: %d cycles (half commit=sync, half group with barriers), "
-		      "%ld files cut short\n", cycles, cut);
-	unlink(dump);
-}
-
-/* ---- injected faults ---- */
 
 /* Make @work a fresh copy of store @pristine (each crash or fault run starts from one). */
 static void copy_store(const char *pristine, const char *work)
@@ -876,6 +831,95 @@ static void copy_store(const char *pristine, const char *work)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", work, pristine, work);
 	assert_int_equal(system(cmd), 0);
 }
+
+/* Copy store @dir and the synced lengths in @dump to @keep/@name, for a look after a failure. */
+static void keep_copy(const char *keep, const char *dir, const char *dump, const char *name)
+{
+	char to[4200], cmd[2 * 4200 + 64];
+
+	snprintf(to, sizeof(to), "%s/%s", keep, name);
+	mkdir(keep, 0700);
+	copy_store(dir, to);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s.dump'", dump, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+/*
+ * Power loss at a random moment: every file loses a random part of what
+ * was not fsynced (a torn tail).  With commit=sync everything acknowledged
+ * survives; with group commit (every other cycle) what a barrier or a
+ * checkpoint made durable does.  Nothing torn or duplicated is visible.
+ * EVL_POWERLOSS_CYCLES=N for the long run, EVL_POWERLOSS_SEED=S to vary;
+ * EVL_POWERLOSS_KEEP=DIR keeps the last cycle's store before and after the
+ * cut: DIR/before and DIR/after, each with the synced lengths in a .dump.
+ */
+/*
+ * Run the crash workload on store @dir (@sync: commit=sync) until @after
+ * acknowledgements, then lose power: every file keeps what was fsynced and
+ * a random part of the rest (@seed).  @acked gets the acknowledged counts,
+ * durable[] what was made durable.  With @keep, the store is copied there
+ * before and after the cut (keep_copy).  Returns the files cut short.
+ */
+static long power_cut(const char *dir, bool sync, long after, unsigned seed, const char *keep,
+		      int acked[4])
+{
+	char dump[4400];
+	int fds[2], status;
+	pid_t pid;
+	long cut;
+
+	snprintf(dump, sizeof(dump), "%s.dump", dir);
+	memset(durable, 0, sizeof(durable));
+	memset(acked, 0, 4 * sizeof(*acked));
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		child_run(dir, fds[1], sync, after, dump);
+	}
+	close(fds[1]);
+	read_acks(fds[0], acked, 0, 0);
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (keep)
+		keep_copy(keep, dir, dump, "before");
+	cut = fio_apply_powerloss(dump, seed);
+	if (keep)
+		keep_copy(keep, dir, dump, "after");
+	unlink(dump);
+	return cut;
+}
+
+static void power_loss_keeps_what_was_durable(void **state)
+{
+	const char *dir = *state;
+	int cycles = iterations("EVL_POWERLOSS_CYCLES", 12);
+	unsigned seed = iterations("EVL_POWERLOSS_SEED", 99);
+	const char *keep = getenv("EVL_POWERLOSS_KEEP");
+	long cut = 0;
+
+	for (int c = 0; c < cycles; c++) {
+		int acked[4];
+		long after = 100 + rand_r(&seed) % 1200;
+		bool sync = c % 2 == 0;
+
+		cut += power_cut(dir, sync, after, seed + c, keep, acked);
+		if (getenv("EVL_POWERLOSS_VERBOSE"))
+			print_message("power loss: cycle %d, commit=%s, after %ld acks, durable %d %d "
+				      "%d %d, acked %d %d %d %d\n", c, sync ? "sync" : "group", after,
+				      durable[0], durable[1], durable[2], durable[3], acked[0],
+				      acked[1], acked[2], acked[3]);
+		verify_acked(dir, sync ? acked : durable, sync ? "power loss, commit=sync" :
+			     "power loss, group commit", c);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+	print_message("power loss: %d cycles (half commit=sync, half group with barriers), "
+		      "%ld files cut short\n", cycles, cut);
+}
+
+/* ---- injected faults ---- */
 
 /* ---- faults at every I/O call ---- */
 
@@ -1101,6 +1145,89 @@ static void faults_at_every_site(void **state)
 		      fio_sites(getenv("EVL_FAULT_SITES_DUMP")));
 	if (shm[0])
 		tu_rmrf(shm);
+}
+
+/*
+ * One open of a fresh copy of @crashed, a store a power loss left for
+ * recovery, with call @nth of @op failing (-1: none).  The open fails with
+ * the errno (or EIO) or succeeds; either way, the next open without the
+ * fault finds every event in @acked, once and in order.  Returns the calls
+ * of @op the open made.
+ */
+static long recovery_fault_run(const char *crashed, const char *work, enum fio_op op, long nth,
+			       int err, int acked[4])
+{
+	struct evl_options o;
+	struct evl_store *st = NULL;
+	long base, calls;
+	int rc;
+
+	copy_store(crashed, work);
+	fio_install();
+	base = fio_count(op);
+	if (nth >= 0)
+		fio_fail(op, nth, err, false);
+	evl_options_default(&o);
+	o.commit_ms = 2;
+	o.segment_bytes = 64 << 10;
+	o.max_fds = 4;
+	rc = evl_store_open(work, &o, &st);
+	calls = fio_count(op) - base;
+	fio_clear();
+	if (rc && rc != -err && rc != -EIO)
+		fail_msg("recovery with call %ld failing: %d (%s)", nth, rc, strerror(-rc));
+	assert_true(rc == 0 || nth >= 0);
+	if (rc == 0)
+		evl_store_close(st);	/* may fail: a sticky error */
+	fio_uninstall();
+	verify_acked(work, acked, "recovery fault", (int)nth);
+	return calls;
+}
+
+/*
+ * Faults during recovery: a store a power loss left with cut logs and a
+ * torn journal is opened with each I/O call of the open failing in turn.
+ */
+static void faults_in_recovery(void **state)
+{
+	static const struct { enum fio_op op; int err; const char *name; } kinds[] = {
+		{ FIO_WRITE, ENOSPC, "write ENOSPC" }, { FIO_WRITE, EIO, "write EIO" },
+		{ FIO_SYNC, EIO, "fsync EIO" }, { FIO_TRUNC, EIO, "truncate EIO" },
+		{ FIO_OPEN, EMFILE, "open EMFILE" }, { FIO_RENAME, EIO, "rename EIO" },
+		{ FIO_READ, EIO, "read EIO" }, { FIO_UNLINK, EIO, "unlink EIO" },
+		{ FIO_MKDIR, ENOSPC, "mkdir ENOSPC" }, { FIO_RMDIR, EIO, "rmdir EIO" },
+	};
+	const char *dir = *state, *only = getenv("EVL_FAULT_KINDS");
+	char crashed[4200], work[4200];
+	long runs = 0, stride = 1, total = 0;
+	int acked[4];
+
+#if defined(__SANITIZE_THREAD__)
+	stride = 8;
+#elif defined(__SANITIZE_ADDRESS__)
+	stride = 3;
+#endif
+	stride = iterations("EVL_FAULT_STRIDE", stride);
+	snprintf(crashed, sizeof(crashed), "%s/crashed", dir);
+	snprintf(work, sizeof(work), "%s/work", dir);
+	/* past writer 0's checkpoint at its 300th event: a trimmed journal, a dirty set */
+	power_cut(crashed, true, 1600, 4321, NULL, acked);
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(*kinds); k++) {
+		long calls, step;
+
+		if (only && !strstr(kinds[k].name, only))
+			continue;
+		calls = recovery_fault_run(crashed, work, kinds[k].op, -1, kinds[k].err, acked);
+		/* the repair writes record by record: at most about 40 runs of a kind */
+		step = calls / 40 > stride ? calls / 40 : stride;
+		for (long nth = 0; nth < calls + 1; nth += step, runs++)
+			recovery_fault_run(crashed, work, kinds[k].op, nth, kinds[k].err, acked);
+		total += calls;
+		print_message("recovery faults: %-12s %3ld calls, every %ld failed in turn\n",
+			      kinds[k].name, calls, step);
+	}
+	print_message("recovery faults: %ld runs over %ld calls; every acknowledged event "
+		      "found after each\n", runs, total);
 }
 
 static void writers_wait_on_max_pending(void **state)
@@ -1879,6 +2006,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(power_loss_keeps_what_was_durable, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(faults_at_every_site, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(faults_in_recovery, tu_setup, tu_teardown),
 	};
 
 	if (getenv("EVL_TEST_FILTER"))
