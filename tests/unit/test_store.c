@@ -5,6 +5,7 @@
  * index must equal.
  */
 #include <dirent.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1184,9 +1185,64 @@ static long recovery_fault_run(const char *crashed, const char *work, enum fio_o
 	return calls;
 }
 
+/* Write @n bytes of junk to a new file @path. */
+static void junk_file(const char *path, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+
+	assert_true(fd >= 0);
+	while (n--)
+		assert_int_equal(write(fd, "?", 1), 1);
+	close(fd);
+}
+
+/*
+ * Leave in store @dir what crashes at other moments leave: the delete of
+ * live task y applied to the files but not the index (its directory in the
+ * trash), a log rewrite that never took effect, and a journal segment
+ * whose creation stopped inside its header.
+ */
+static void leave_unfinished_work(const char *dir)
+{
+	char peek[4200], from[4200], to[4400];
+	uint64_t uid, last = 0;
+	struct evl_store *st;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(peek, sizeof(peek), "%.4100s.peek", dir);
+	copy_store(dir, peek);
+	st = open_store(peek, false, 2);
+	uid = task_uid(st, "y");
+	assert_int_equal(evl_store_close(st), 0);
+	tu_rmrf(peek);
+	assert_true(uid != 0);
+
+	snprintf(from, sizeof(from), "%.4100s/tasks/y", dir);
+	snprintf(to, sizeof(to), "%s/tasks/.trash-%016" PRIx64, dir, uid);
+	assert_int_equal(rename(from, to), 0);
+
+	snprintf(to, sizeof(to), "%s/tasks/.rewrite", dir);
+	assert_int_equal(mkdir(to, 0755), 0);
+	snprintf(to, sizeof(to), "%s/tasks/.rewrite/%016" PRIx64 ".events", dir, uid);
+	junk_file(to, 100);
+	snprintf(to, sizeof(to), "%s/tasks/.rewrite/%016" PRIx64 ".meta", dir, uid);
+	junk_file(to, 48);
+
+	snprintf(from, sizeof(from), "%.4100s/journal", dir);
+	assert_non_null(d = opendir(from));
+	while ((de = readdir(d)))
+		if (strlen(de->d_name) == 20 && strtoull(de->d_name, NULL, 16) > last)
+			last = strtoull(de->d_name, NULL, 16);
+	closedir(d);
+	snprintf(to, sizeof(to), "%s/%016" PRIx64 ".jnl", from, last + 4096);
+	junk_file(to, 10);
+}
+
 /*
  * Faults during recovery: a store a power loss left with cut logs and a
- * torn journal is opened with each I/O call of the open failing in turn.
+ * torn journal, plus what other crashes leave (leave_unfinished_work), is
+ * opened with each I/O call of the open failing in turn.
  */
 static void faults_in_recovery(void **state)
 {
@@ -1212,6 +1268,7 @@ static void faults_in_recovery(void **state)
 	snprintf(work, sizeof(work), "%s/work", dir);
 	/* past writer 0's checkpoint at its 300th event: a trimmed journal, a dirty set */
 	power_cut(crashed, true, 1600, 4321, NULL, acked);
+	leave_unfinished_work(crashed);
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(*kinds); k++) {
 		long calls, step;
 
