@@ -1079,16 +1079,38 @@ static long fault_run(const char *pristine, const char *work, enum fio_op op, lo
 	return calls;
 }
 
+/* A kind of fault: calls of @op fail with @err. */
+struct fault_kind {
+	enum fio_op op;
+	int err;
+	const char *name;
+};
+
+/*
+ * Which calls a sweep fails: every one, or every third (ASan) or eighth
+ * (TSan), the sanitizer builds being slower; EVL_FAULT_STRIDE=N sets it.
+ */
+static long fault_stride(void)
+{
+	long stride = 1;
+
+#if defined(__SANITIZE_THREAD__)
+	stride = 8;
+#elif defined(__SANITIZE_ADDRESS__)
+	stride = 3;
+#endif
+	return iterations("EVL_FAULT_STRIDE", stride);
+}
+
 /*
  * Every call of each kind the workload makes fails in turn (a census run
  * counts them first), with the errno a full or failing disk gives; a
  * truncate, which runs only to cut back a failed journal write, fails
- * after one.  The sanitizer builds, slower, take every third (ASan) or
- * eighth (TSan) call; EVL_FAULT_STRIDE=N sets it.
+ * after one.  The sanitizer builds take fewer (fault_stride).
  */
 static void faults_at_every_site(void **state)
 {
-	static const struct { enum fio_op op; int err; const char *name; } kinds[] = {
+	static const struct fault_kind kinds[] = {
 		{ FIO_WRITE, ENOSPC, "write ENOSPC" }, { FIO_WRITE, EIO, "write EIO" },
 		{ FIO_SYNC, EIO, "fsync EIO" }, { FIO_TRUNC, EIO, "write+cut EIO" },
 		{ FIO_OPEN, EMFILE, "open EMFILE" }, { FIO_OPEN, ENOSPC, "open ENOSPC" },
@@ -1100,15 +1122,9 @@ static void faults_at_every_site(void **state)
 	char pristine[4200], work[4200], shm[64] = "";
 	struct evl_store *st;
 	struct evl_writer *w;
-	long runs = 0, stride = 1;
+	long runs = 0, stride = fault_stride();
 	char line[200];
 
-#if defined(__SANITIZE_THREAD__)
-	stride = 8;
-#elif defined(__SANITIZE_ADDRESS__)
-	stride = 3;
-#endif
-	stride = iterations("EVL_FAULT_STRIDE", stride);
 	/* on tmpfs when there is one: a run is a dozen fsyncs, and there are a thousand runs */
 	if (access("/dev/shm", W_OK) == 0) {
 		snprintf(shm, sizeof(shm), "/dev/shm/evl-faults-XXXXXX");
@@ -1246,7 +1262,7 @@ static void leave_unfinished_work(const char *dir)
  */
 static void faults_in_recovery(void **state)
 {
-	static const struct { enum fio_op op; int err; const char *name; } kinds[] = {
+	static const struct fault_kind kinds[] = {
 		{ FIO_WRITE, ENOSPC, "write ENOSPC" }, { FIO_WRITE, EIO, "write EIO" },
 		{ FIO_SYNC, EIO, "fsync EIO" }, { FIO_TRUNC, EIO, "truncate EIO" },
 		{ FIO_OPEN, EMFILE, "open EMFILE" }, { FIO_RENAME, EIO, "rename EIO" },
@@ -1255,15 +1271,9 @@ static void faults_in_recovery(void **state)
 	};
 	const char *dir = *state, *only = getenv("EVL_FAULT_KINDS");
 	char crashed[4200], work[4200];
-	long runs = 0, stride = 1, total = 0;
+	long runs = 0, stride = fault_stride(), total = 0;
 	int acked[4];
 
-#if defined(__SANITIZE_THREAD__)
-	stride = 8;
-#elif defined(__SANITIZE_ADDRESS__)
-	stride = 3;
-#endif
-	stride = iterations("EVL_FAULT_STRIDE", stride);
 	snprintf(crashed, sizeof(crashed), "%s/crashed", dir);
 	snprintf(work, sizeof(work), "%s/work", dir);
 	/* past writer 0's checkpoint at its 300th event: a trimmed journal, a dirty set */
