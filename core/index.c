@@ -464,7 +464,11 @@ void index_close(struct index *ix)
 
 int index_sync(struct index *ix)
 {
-	return xerr(mdb_env_sync(ix->env, 1));
+	int rc = xerr(mdb_env_sync(ix->env, 1));
+
+	if (!rc)
+		io_mark("index synced");	/* the power-loss seam: nothing of it can be lost */
+	return rc;
 }
 
 int index_grow(struct index *ix)
@@ -543,6 +547,7 @@ void index_abort(struct index_txn *t)
 
 int index_commit(struct index_txn *t)
 {
+	size_t id;
 	int rc = 0;
 
 	if (!t->write) {
@@ -562,7 +567,18 @@ int index_commit(struct index_txn *t)
 		index_abort(t);
 		return rc;
 	}
+	id = mdb_txn_id(t->txn);
 	rc = xerr(mdb_txn_commit(t->txn));
+	if (!rc && io->mark) {
+		MDB_envinfo info;
+
+		/*
+		 * For the power-loss seam, a commit that wrote (an empty one
+		 * does not): with MDB_NOMETASYNC a power loss may undo it.
+		 */
+		if (!mdb_env_info(t->ix->env, &info) && info.me_last_txnid == id)
+			io_mark("index commit");
+	}
 	txn_free(t);
 	return rc;
 }

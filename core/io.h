@@ -26,6 +26,8 @@ struct io_ops {
 	/*
 	 * A step of a multi-step change is done (an index commit between file
 	 * operations).  NULL in libc's ops; tests crash here as at any call.
+	 * "index commit" and "index synced" tell the power-loss seam whether
+	 * the index's last commit could still be undone; they are no steps.
 	 */
 	void (*mark)(const char *what);
 };

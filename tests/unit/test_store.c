@@ -854,10 +854,14 @@ static void keep_copy(const char *keep, const char *dir, const char *dump, const
  * EVL_POWERLOSS_KEEP=DIR keeps the last cycle's store before and after the
  * cut: DIR/before and DIR/after, each with the synced lengths in a .dump.
  */
+/* Power cuts that undid the index's last commit (fio_undo_index_commit). */
+static long index_undone;
+
 /*
  * Run the crash workload on store @dir (@sync: commit=sync) until @after
  * acknowledgements, then lose power: every file keeps what was fsynced and
- * a random part of the rest (@seed).  @acked gets the acknowledged counts,
+ * a random part of the rest (@seed), and half the time the index loses its
+ * last commit if it was not synced.  @acked gets the acknowledged counts,
  * durable[] what was made durable.  With @keep, the store is copied there
  * before and after the cut (keep_copy).  Returns the files cut short.
  */
@@ -886,6 +890,13 @@ static long power_cut(const char *dir, bool sync, long after, unsigned seed, con
 	if (keep)
 		keep_copy(keep, dir, dump, "before");
 	cut = fio_apply_powerloss(dump, seed);
+	if (rand_r(&seed) % 2) {
+		char mdb[4400];
+
+		snprintf(mdb, sizeof(mdb), "%s/index/data.mdb", dir);
+		if (fio_undo_index_commit(dump, mdb) == 1)
+			index_undone++;
+	}
 	if (keep)
 		keep_copy(keep, dir, dump, "after");
 	unlink(dump);
@@ -905,19 +916,23 @@ static void power_loss_keeps_what_was_durable(void **state)
 		long after = 100 + rand_r(&seed) % 1200;
 		bool sync = c % 2 == 0;
 
+		long undone = index_undone;
+
 		cut += power_cut(dir, sync, after, seed + c, keep, acked);
 		if (getenv("EVL_POWERLOSS_VERBOSE"))
 			print_message("power loss: cycle %d, commit=%s, after %ld acks, durable %d %d "
-				      "%d %d, acked %d %d %d %d\n", c, sync ? "sync" : "group", after,
-				      durable[0], durable[1], durable[2], durable[3], acked[0],
-				      acked[1], acked[2], acked[3]);
+				      "%d %d, acked %d %d %d %d%s\n", c, sync ? "sync" : "group",
+				      after, durable[0], durable[1], durable[2], durable[3],
+				      acked[0], acked[1], acked[2], acked[3],
+				      index_undone > undone ? ", index commit undone" : "");
 		verify_acked(dir, sync ? acked : durable, sync ? "power loss, commit=sync" :
 			     "power loss, group commit", c);
 		tu_rmrf(dir);
 		mkdir(dir, 0700);
 	}
 	print_message("power loss: %d cycles (half commit=sync, half group with barriers), "
-		      "%ld files cut short\n", cycles, cut);
+		      "%ld files cut short, %ld index commits undone\n", cycles, cut,
+		      index_undone);
 }
 
 /* ---- injected faults ---- */

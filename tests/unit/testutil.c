@@ -124,10 +124,18 @@ long fio_steps(void)
 	return n;
 }
 
+/* An index commit since its last sync: a power loss may undo it (MDB_NOMETASYNC). */
+static bool index_unsynced;
+
 static void f_mark(const char *what)
 {
-	pthread_mutex_lock(&fio_lock);
-	crash_point();
+	pthread_mutex_lock(&fio_lock);	/* blocks for ever once frozen */
+	if (!strcmp(what, "index commit"))
+		index_unsynced = true;
+	else if (!strcmp(what, "index synced"))
+		index_unsynced = false;
+	else
+		crash_point();
 	pthread_mutex_unlock(&fio_lock);
 }
 
@@ -477,6 +485,7 @@ void fio_install(void)
 	memset(counts, 0, sizeof(counts));
 	nfailed = 0;
 	frozen = false;
+	index_unsynced = false;
 	crash_at = -1;
 	pthread_mutex_unlock(&fio_lock);
 	fio_clear();
@@ -534,6 +543,7 @@ void fio_freeze_and_dump(const char *dump)
 	frozen = true;
 	f = fopen(dump, "w");
 	if (f) {
+		fprintf(f, "# index unsynced %d\n", index_unsynced);
 		for (size_t i = 0; i < nfiles; i++)
 			fprintf(f, "%lld %s\n", (long long)files[i].synced, files[i].path);
 		fclose(f);
@@ -565,4 +575,54 @@ int fio_apply_powerloss(const char *dump, unsigned seed)
 	}
 	fclose(f);
 	return cut;
+}
+
+/* LMDB 0.9's meta pages: page 0 and 1, the meta after a 16-byte page header. */
+#define MDB_META_MAGIC 0xBEEFC0DEu
+#define META_MAGIC_OFF 16
+#define META_TXNID_OFF 144
+
+int fio_undo_index_commit(const char *dump, const char *data_mdb)
+{
+	char line[64];
+	FILE *f = fopen(dump, "r");
+	int unsynced = 0, fd, rc = -1;
+	long psize = sysconf(_SC_PAGESIZE);
+	unsigned char *meta[2] = { malloc(psize), malloc(psize) };
+
+	if (f) {
+		if (!fgets(line, sizeof(line), f) ||
+		    sscanf(line, "# index unsynced %d", &unsynced) != 1)
+			unsynced = -1;
+		fclose(f);
+	}
+	fd = open(data_mdb, O_RDWR);
+	if (unsynced != 1 || fd < 0 || !meta[0] || !meta[1]) {
+		rc = unsynced == 0 ? 0 : -1;
+		goto out;
+	}
+	if (pread(fd, meta[0], psize, 0) == psize && pread(fd, meta[1], psize, psize) == psize) {
+		uint32_t magic[2];
+		uint64_t txn[2];
+
+		for (int i = 0; i < 2; i++) {
+			memcpy(&magic[i], meta[i] + META_MAGIC_OFF, 4);
+			memcpy(&txn[i], meta[i] + META_TXNID_OFF, 8);
+		}
+		/* the newer meta takes the older's body: the last commit never happened */
+		if (magic[0] == MDB_META_MAGIC && magic[1] == MDB_META_MAGIC &&
+		    (txn[0] == txn[1] + 1 || txn[1] == txn[0] + 1)) {
+			int newer = txn[1] > txn[0];
+
+			if (pwrite(fd, meta[!newer] + META_MAGIC_OFF, psize - META_MAGIC_OFF,
+				   (off_t)newer * psize + META_MAGIC_OFF) == psize - META_MAGIC_OFF)
+				rc = 1;
+		}
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(meta[0]);
+	free(meta[1]);
+	return rc;
 }

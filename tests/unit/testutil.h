@@ -66,5 +66,12 @@ long fio_steps(void);
  */
 void fio_freeze_and_dump(const char *dump);
 int fio_apply_powerloss(const char *dump, unsigned seed);
+/*
+ * The index's meta page is not synced at commit (MDB_NOMETASYNC): if the
+ * dump says a commit came after the last index sync, undo the last commit
+ * of LMDB file @data_mdb as a power loss could (its older meta page wins).
+ * Returns 1 if undone, 0 if the index was synced, -1 if it cannot tell.
+ */
+int fio_undo_index_commit(const char *dump, const char *data_mdb);
 
 #endif
