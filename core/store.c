@@ -431,6 +431,8 @@ static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 	default:
 		goto bad;
 	}
+	if (p->uid == 0)
+		goto bad;	/* uids start at 1: 0 names no task (and marks free fd slots) */
 	return p;
 bad:
 	pend_free(p);

@@ -97,6 +97,8 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 	char path[4400];
 	int lfd;
 
+	if (!uid)
+		return -EINVAL;	/* 0 marks a free slot */
 	pthread_mutex_lock(&tl->lock);
 	for (unsigned i = 0; i < tl->nents && !e; i++)
 		if (tl->ents[i].uid == uid && !tl->ents[i].stale)
@@ -220,6 +222,8 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name)
 	char path[4400];
 	int rc;
 
+	if (!uid)
+		return -EINVAL;	/* 0 marks a free descriptor slot: forget_fds(0) would close those */
 	forget_fds(tl, uid);
 	snprintf(path, sizeof(path), "%s/%s", tl->dir, name);
 	if (io->mkdir(path, 0755) && errno != EEXIST)

@@ -49,8 +49,11 @@ static void put64(unsigned char *p, uint64_t v)
 		p[i] = v >> (8 * i);
 }
 
+/* The store's log: silent, unless EVL_FUZZ_LOG is set (to replay a failing input). */
 static void quiet(int prio, const char *msg)
 {
+	if (getenv("EVL_FUZZ_LOG"))
+		fprintf(stderr, "evlogfs: %s\n", msg);
 }
 
 static char top[4096];
