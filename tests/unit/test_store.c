@@ -1300,8 +1300,8 @@ static void faults_in_recovery(void **state)
 		if (only && !strstr(kinds[k].name, only))
 			continue;
 		calls = recovery_fault_run(crashed, work, kinds[k].op, -1, kinds[k].err, acked);
-		/* the repair writes record by record: at most about 40 runs of a kind */
-		step = calls / 40 > stride ? calls / 40 : stride;
+		/* the repair writes record by record: about 40 runs of a kind at most (fewer: stride) */
+		step = calls * stride / 40 > stride ? calls * stride / 40 : stride;
 		for (long nth = 0; nth < calls + 1; nth += step, runs++)
 			recovery_fault_run(crashed, work, kinds[k].op, nth, kinds[k].err, acked);
 		total += calls;
