@@ -1287,7 +1287,7 @@ static void faults_in_recovery(void **state)
 	};
 	const char *dir = *state, *only = getenv("EVL_FAULT_KINDS");
 	char crashed[4200], work[4200];
-	long runs = 0, stride = fault_stride(), total = 0;
+	long runs = 0, stride = fault_stride(), total = 0, sites = fio_sites(NULL);
 	int acked[4];
 
 	snprintf(crashed, sizeof(crashed), "%s/crashed", dir);
@@ -1309,8 +1309,9 @@ static void faults_in_recovery(void **state)
 		print_message("recovery faults: %-12s %3ld calls, every %ld failed in turn\n",
 			      kinds[k].name, calls, step);
 	}
-	print_message("recovery faults: %ld runs over %ld calls; every acknowledged event "
-		      "found after each\n", runs, total);
+	print_message("recovery faults: %ld runs over %ld calls, %ld new places failed (call "
+		      "stacks); every acknowledged event found after each\n", runs, total,
+		      fio_sites(NULL) - sites);
 }
 
 static void writers_wait_on_max_pending(void **state)
