@@ -9,6 +9,7 @@ The daemon's stderr must hold nothing but info lines and the warnings a
 test expects.
 """
 import errno
+import fcntl
 import json
 import os
 import re
@@ -31,6 +32,19 @@ def deadline_poll(pred, what, timeout=10.0):
             return
         time.sleep(0.01)
     raise AssertionError("timed out waiting for " + what)
+
+
+def wait_store_released(data):
+    """Wait until no daemon holds store @data (umount returns before it has closed it)."""
+    def released():
+        with open(os.path.join(data, "lock")) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return f.read() == ""   # and it said so
+    deadline_poll(released, "the daemon to exit")
 
 
 def is_mounted(path):
@@ -463,7 +477,7 @@ def test_background(root):
     finally:
         subprocess.run(["fusermount3", "-u", mnt], check=False)
     # the daemon flushed and released the store: it mounts again at once, whole
-    deadline_poll(lambda: open(os.path.join(data, "lock")).read() == "", "the daemon to exit")
+    wait_store_released(data)
     m = Mount(root).start()
     try:
         assert len(read(m.p("tasks", "bg", "events")).splitlines()) == 100
@@ -746,6 +760,7 @@ def test_mount_helper(root):
         append(os.path.join(mnt, "tasks", "h", "events"), event("helper.one"))
         subprocess.run(["umount", mnt], check=True)
         deadline_poll(lambda: not is_mounted(mnt), "the unmount")
+        wait_store_released(data)   # umount returns before the daemon has closed the store
         # the same from an fstab line (a private fstab: mount -T)
         tab = os.path.join(root, "fstab")
         with open(tab, "w") as f:
@@ -754,6 +769,7 @@ def test_mount_helper(root):
         assert read(os.path.join(mnt, "tasks", "h", "events")) == event("helper.one").encode()
         subprocess.run(["umount", mnt], check=True)
         deadline_poll(lambda: not is_mounted(mnt), "the unmount")
+        wait_store_released(data)
         # a bad option still fails, with the daemon's message
         r = subprocess.run(["mount", "-t", "fuse.evlogfs", data, mnt, "-o", "commit=never"],
                            env=env, capture_output=True, text=True)
