@@ -1458,11 +1458,8 @@ static int trim_list_all(struct evl_store *st, struct trim_list *l)
 	return rc;
 }
 
-/*
- * On the applier: finish the rewrites a failed rename or directory sync
- * left switched in the index only (as the next open would).  0 or -errno.
- */
-static int finish_switches(struct evl_store *st, void *arg)
+/* finish_switch() every rewrite the index has.  0 or -errno. */
+static int finish_all_switches(struct evl_store *st)
 {
 	struct trim_list l = { 0 };
 	int rc = trim_list_all(st, &l);
@@ -1470,6 +1467,17 @@ static int finish_switches(struct evl_store *st, void *arg)
 	for (size_t i = 0; i < l.n && !rc; i++)
 		rc = finish_switch(&l.v[i], st);
 	free(l.v);
+	return rc;
+}
+
+/*
+ * On the applier: finish the rewrites a failed rename or directory sync
+ * left switched in the index only (as the next open would).  0 or -errno.
+ */
+static int finish_switches(struct evl_store *st, void *arg)
+{
+	int rc = finish_all_switches(st);
+
 	pthread_mutex_lock(&st->lock);
 	st->switch_unfinished = rc != 0;
 	pthread_mutex_unlock(&st->lock);
@@ -1491,12 +1499,8 @@ int store_finish_switches(struct evl_store *st)
 /* At open, before the repair: switched rewrites are finished, others' files dropped. */
 static int trim_recover_files(struct evl_store *st)
 {
-	struct trim_list l = { 0 };
-	int rc = trim_list_all(st, &l);
+	int rc = finish_all_switches(st);
 
-	for (size_t i = 0; i < l.n && !rc; i++)
-		rc = finish_switch(&l.v[i], st);
-	free(l.v);
 	return rc ? rc : tasklog_rw_clean(st->tl);
 }
 
