@@ -388,11 +388,24 @@ int cmd_import(const char *dir, const char *src, bool skip_bad, const char *type
 		goto out_free;
 	}
 
-	/* pass 1: every line of every file, and names free in the store */
+	/* pass 1: every line of every file, and names free in the store and unique */
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && !strcmp(s[i].id, s[j].id); j++)
+			;
+		for (size_t k = i; j > i + 1 && k < j; k++)
+			printf("%s: task %s comes from %zu files; import one of them\n", s[k].path,
+			       s[k].id, j - i);
+		for (size_t k = i; j > i + 1 && k < j; k++) {
+			s[k].id[0] = '\0';
+			skipped_ids++;
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct evl_task_info info;
 
 		im.bytes_total += s[i].size;
+		if (!s[i].id[0])
+			continue;
 		if (evl_task_check_name(s[i].id, strlen(s[i].id))) {
 			printf("%s: '%s' is not a valid task id\n", s[i].path, s[i].id);
 			s[i].id[0] = '\0';
