@@ -11,8 +11,9 @@
  *   functions are thread-safe, except that one writer or view handle must
  *   not be used by two threads at once.
  * - Every function may block briefly on disk I/O; evl_writer_write may also
- *   wait while max_pending bytes are unapplied, evl_task_create/delete and
- *   evl_store_checkpoint wait for the applier.  None waits for a reader.
+ *   wait while max_pending bytes are unapplied, evl_task_delete and
+ *   evl_store_checkpoint wait for the applier (evl_task_create does not: a
+ *   task exists once its create is journaled).  None waits for a reader.
  * - Names and buffers passed in are copied or only read during the call.
  * - Callbacks (evl_task_list, evl_type_list, evl_view_tasks) run while the
  *   store holds a read snapshot: they must not call back into the store.
@@ -32,7 +33,8 @@ struct evl_view;
 struct evl_options {
 	const char *type_field;	/* member holding the type ("type") */
 	size_t max_event;	/* largest event, newline included (1 MiB) */
-	size_t max_pending;	/* unapplied bytes before writers wait (64 MiB) */
+	size_t max_pending;	/* memory of unapplied records, bookkeeping
+				   included, before writers wait (64 MiB) */
 	bool commit_sync;	/* acknowledge after the covering fsync */
 	unsigned commit_ms;	/* group commit: fsync at least this often (10) */
 	bool read_only;		/* refuse every change with -EROFS */
@@ -41,9 +43,10 @@ struct evl_options {
 				   raises RLIMIT_NOFILE's soft limit to fit */
 	uint64_t segment_bytes;	/* journal segment size (64 MiB) */
 	const char *holder;	/* what the lock file names (e.g. the mountpoint) */
-	bool hold_apply;	/* leave appends unapplied, journaled and in memory
-				   (up to max_pending), until close: for benchmarks
-				   and tests of recovery */
+	bool hold_apply;	/* leave records unapplied, journaled and in memory
+				   (up to max_pending), until a checkpoint, a delete
+				   or close waits for them: for benchmarks and tests
+				   of recovery */
 };
 
 /* Fill @o with the defaults above. */
@@ -73,7 +76,8 @@ int evl_store_sync(struct evl_store *st);
 
 /*
  * Checkpoint: apply the journal, fsync logs and index, delete journal
- * segments no longer needed.  0, -EROFS, -EIO or -errno.
+ * segments no longer needed.  0, -EROFS, -EIO or -errno; if the applier
+ * fails meanwhile (a full disk), its error (-ENOSPC) instead of waiting.
  */
 int evl_store_checkpoint(struct evl_store *st);
 
@@ -100,14 +104,19 @@ struct evl_owner {
  */
 int evl_task_check_name(const char *name, size_t len);
 
-/* Create task @name (durable on return).  -EEXIST, -EINVAL, -ENAMETOOLONG, -EROFS, -ENOSPC, -EIO. */
+/*
+ * Create task @name: it exists (lookups, writers, readers see it) and its
+ * record is durable on return; the applier makes its files later.
+ * -EEXIST, -EINVAL, -ENAMETOOLONG, -EROFS, -ENOSPC, -EIO.
+ */
 int evl_task_create(struct evl_store *st, const char *name);
 /* The same, recording @owner (NULL: none) with the task. */
 int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_owner *owner);
 
 /*
- * Delete task @name: it leaves every view at once; its files and index
- * entries are reclaimed in the background.  -ENOENT, -EROFS, -EIO.
+ * Delete task @name: it has left every view on return (the applier applied
+ * the delete, ahead of records it cannot apply if need be); its files and
+ * index entries are reclaimed in the background.  -ENOENT, -EROFS, -EIO.
  */
 int evl_task_delete(struct evl_store *st, const char *name);
 
@@ -118,6 +127,8 @@ int evl_task_stat(struct evl_store *st, uint64_t uid, struct evl_task_info *out)
 /*
  * Call @cb for each live task in name order, starting after @after (NULL:
  * the first).  Stops early, returning @cb's value, if it returns non-zero.
+ * Sizes are a snapshot's: appends racing with the listing may be missing
+ * from them (evl_task_stat is exact).
  */
 int evl_task_list(struct evl_store *st, const char *after,
 		  int (*cb)(void *arg, const struct evl_task_info *task), void *arg);
@@ -266,6 +277,7 @@ struct evl_stats {
 	uint64_t rejected_invalid, rejected_too_big;
 	uint64_t written_lsn, durable_lsn, applied_lsn, ckpt_lsn;
 	uint64_t fsyncs, checkpoints;
+	uint64_t apply_failures;	/* batches the applier failed to apply (retried) */
 	uint64_t lat_count[EVL_LAT_BUCKETS];	/* append latency histogram */
 	double lat_sum;
 	int error;			/* sticky journal error (EIO), or 0 */

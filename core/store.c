@@ -8,7 +8,11 @@
  * memory on the pending list until the applier has written it to the task
  * log, the sidecar and the index.  Readers see "applied part from disk and
  * index" followed by "pending part from memory" (DESIGN-NOTES 2): every
- * pending event sorts after every applied one.
+ * pending event sorts after every applied one.  Creates work the same way:
+ * a task exists once its create record is journaled (the pending creates
+ * table answers lookups the index cannot yet), so mkdir never waits for
+ * the applier.  A delete waits until it is applied: only then has the task
+ * left the views, whose applied part comes from the index.
  *
  * JOURNAL RECORDS (payloads, little-endian)
  *   REC_CREATE 0 8 uid, 8 8 time, 16 2 name length, name, then optionally
@@ -30,6 +34,21 @@
  *     with its length at that checkpoint (durable then: checkpoint fsyncs
  *     logs before the index records ckpt_lsn).
  *  I4 Journal segments are deleted only up to ckpt_lsn.
+ *  I5 A create is journaled only for a name free in the index and the
+ *     pending creates, under meta_lock; a task's records before its delete
+ *     are dead (enqueue marks them) and never applied.  So when the applier
+ *     cannot apply a batch (a full disk), it may apply the durable deletes
+ *     behind it at once, out of order, without changing applied_lsn: the
+ *     in-order application finds those tasks deleted and does nothing, and
+ *     so does a replay.  Readers stop seeing the tasks' pending records
+ *     ("gone") when that happens.
+ *  I6 A batch that deletes a task, which moves its files to the trash,
+ *     runs with swap_lock held exclusive: a reader of a snapshot that still
+ *     has the task (views, logs: they hold swap_lock shared) reads its files
+ *     first.
+ *  I7 A task's pending bytes (tmem) are split while the applier commits a
+ *     batch: the batch's share counts for readers whose snapshot predates
+ *     the commit only, so a size is never counted twice nor missed.
  *
  * RECOVERY (store_recover), idempotent: a crash during it recovers again.
  *   0. A task the index has live whose directory is in the trash had its
@@ -80,6 +99,8 @@
 #include "store_i.h"
 #include "tasklog.h"
 
+#include <xxhash.h>
+
 enum { REC_CREATE = 1, REC_APPEND = 2, REC_DELETE = 3 };
 
 #define APPEND_HDR 32
@@ -94,6 +115,9 @@ enum { REC_CREATE = 1, REC_APPEND = 2, REC_DELETE = 3 };
 #define APPLY_DELAY_NS (5 * 1000000ull)
 #define APPLY_BYTES (1u << 20)
 #define TMEM_BUCKETS 1024
+#define PC_BUCKETS 4096
+/* what malloc keeps beside each block it hands out (glibc: one size_t, rounded up) */
+#define MALLOC_OVERHEAD 16
 
 const double evl_lat_bounds[EVL_LAT_BUCKETS] = {
 	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
@@ -102,13 +126,19 @@ const double evl_lat_bounds[EVL_LAT_BUCKETS] = {
 
 struct pend_ev {
 	uint32_t off, len;	/* in data */
+	uint32_t toff;		/* the type, in buf */
 	uint8_t tlen;
-	const char *type;
 };
 
-/* One journaled record, in memory until applied. */
+/*
+ * One journaled record, in memory until applied.  A record is freed only
+ * by dequeue(), on the applier's thread, under st->lock: whoever holds
+ * st->lock may read a record that is still on the list.
+ */
 struct pend {
 	struct pend *next;
+	struct pend *by_name, *by_uid;	/* REC_CREATE: chains of pc_name[], pc_uid[] */
+	uint64_t name_hash;
 	uint64_t lsn;
 	uint64_t enq_ns;	/* when it joined the list (CLOCK_MONOTONIC) */
 	unsigned kind;
@@ -120,20 +150,41 @@ struct pend {
 	bool has_owner;
 	uint32_t owner_uid, owner_gid, mode;
 	/*
-	 * An append to a task whose delete follows: not written.  Set by
-	 * enqueue under st->lock, read by the applier without it (a record in
-	 * a batch being applied may be marked: either way is right).
+	 * An append or create of a task whose delete follows: not applied.
+	 * Set by enqueue under st->lock, read by the applier without it (a
+	 * record in a batch being applied may be marked: either way is right).
 	 */
 	atomic_bool dead;
+	/*
+	 * Under st->lock.  early: a delete the applier applied ahead of the
+	 * records before it, which it could not apply (a full disk); gone:
+	 * a record of a task deleted so, which readers no longer see.
+	 */
+	bool early, gone;
+	bool early_failed;	/* ... tried, in vain: not again (in order only) */
 	size_t len;		/* payload bytes */
-	struct pend_ev *ev;
+	size_t mem;		/* what the record holds in memory, bookkeeping included */
 	unsigned char *buf;	/* payload */
+	struct pend_ev ev[];	/* REC_APPEND: n */
 };
 
-/* Pending bytes of one task (only tasks with pending events have one). */
+static inline const char *ev_type(const struct pend *p, const struct pend_ev *e)
+{
+	return (const char *)p->buf + e->toff;
+}
+
+/*
+ * Pending bytes of one task (only tasks with pending events have one).
+ * While the applier commits a batch, its records' share is in cbytes and
+ * cevents, with clsn its last record: a reader whose index snapshot has
+ * applied_lsn >= clsn sees them in the index already, one with an older
+ * snapshot must add them (else a size would count them twice, or not at
+ * all).  dequeue() subtracts them once the commit is done.
+ */
 struct tmem {
 	struct tmem *next;
 	uint64_t uid, bytes, events;
+	uint64_t cbytes, cevents, clsn;
 };
 
 /*
@@ -166,7 +217,16 @@ struct evl_store {
 	bool applier_running, stop;
 
 	struct pend *head, *tail;	/* pending records, lsn order */
-	uint64_t pending_bytes, pending_events;
+	uint64_t pending_mem, pending_events;	/* pending_mem: of pend.mem */
+	/*
+	 * Pending creates by name and uid: a task exists once its create is
+	 * journaled (a mkdir does not wait for the applier).  pending_tasks
+	 * counts those not gone.
+	 */
+	struct pend *pc_name[PC_BUCKETS], *pc_uid[PC_BUCKETS];
+	uint64_t pending_tasks;
+	uint64_t want_lsn;		/* someone waits for this much to be applied */
+	uint64_t apply_failures;	/* failed batches, ever */
 	uint64_t enqueued_lsn, durable_lsn, applied_lsn;
 	uint64_t next_gseq, next_uid;
 	uint64_t delete_gen;		/* bumped by every delete: writers look again */
@@ -339,7 +399,6 @@ void evl_options_default(struct evl_options *o)
 static void pend_free(struct pend *p)
 {
 	if (p) {
-		free(p->ev);
 		free(p->buf);
 		free(p);
 	}
@@ -352,9 +411,15 @@ static void pend_free(struct pend *p)
  */
 static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 {
-	struct pend *p = calloc(1, sizeof(*p));
+	uint32_t n = kind == REC_APPEND && len >= APPEND_HDR ? r32(buf + 24) : 0;
+	struct pend *p;
 	size_t pos;
 
+	if (n > len) {
+		free(buf);	/* malformed: no more events than bytes */
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p) + n * sizeof(*p->ev));
 	if (!p) {
 		free(buf);
 		return NULL;
@@ -362,6 +427,7 @@ static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 	p->kind = kind;
 	p->buf = buf;
 	p->len = len;
+	p->mem = malloc_usable_size(p) + malloc_usable_size(buf) + 2 * MALLOC_OVERHEAD;
 	switch (kind) {
 	case REC_CREATE:
 		if (len < 18)
@@ -381,6 +447,7 @@ static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 			p->owner_gid = r32(buf + 22 + p->name_len);
 			p->mode = r32(buf + 26 + p->name_len) & 07777;
 		}
+		p->name_hash = XXH3_64bits(p->name, p->name_len);
 		break;
 	case REC_DELETE:
 		if (len != 16)
@@ -394,12 +461,9 @@ static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 		p->uid = r64(buf);
 		p->gseq = r64(buf + 8);
 		p->time_ns = r64(buf + 16);
-		p->n = r32(buf + 24);
+		p->n = n;
 		p->data_len = r32(buf + 28);
 		if (p->n == 0 || p->data_len > len || p->n > p->data_len)
-			goto bad;
-		p->ev = calloc(p->n, sizeof(*p->ev));
-		if (!p->ev)
 			goto bad;
 		pos = APPEND_HDR;
 		{
@@ -413,7 +477,7 @@ static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 					goto bad;
 				e->len = r32(buf + pos);
 				e->tlen = buf[pos + 4];
-				e->type = (const char *)buf + pos + 5;
+				e->toff = pos + 5;
 				pos += 5 + e->tlen;
 				if (pos > data_at || e->tlen == 0 || e->len == 0 ||
 				    off + e->len > p->data_len)
@@ -482,8 +546,8 @@ static struct tmem **tmem_slot(struct evl_store *st, uint64_t uid)
 	return pp;
 }
 
-/* Account @p's events to its task (+1) or back (-1). */
-static void tmem_account(struct evl_store *st, const struct pend *p, int sign)
+/* With st->lock: account append @p to its task's pending bytes. */
+static void tmem_add(struct evl_store *st, const struct pend *p)
 {
 	struct tmem **pp, *t;
 
@@ -493,34 +557,160 @@ static void tmem_account(struct evl_store *st, const struct pend *p, int sign)
 	pp = tmem_slot(st, p->uid);
 	t = *pp;
 	if (!t) {
-		if (sign < 0)
-			goto out;
 		t = calloc(1, sizeof(*t));
 		if (!t)
 			goto out;	/* stat then under-reports until applied */
 		t->uid = p->uid;
 		*pp = t;
+		st->pending_mem += sizeof(*t) + MALLOC_OVERHEAD;
 	}
-	t->bytes += sign * (int64_t)p->data_len;
-	t->events += sign * (int64_t)p->n;
-	if (t->events == 0) {
-		*pp = t->next;
-		free(t);
-	}
+	t->bytes += p->data_len;
+	t->events += p->n;
 out:
 	pthread_mutex_unlock(&st->tmem_lock);
+}
+
+/*
+ * With st->lock: records @first .. @last are about to be committed
+ * (@sign +1) or were not after all (-1): move their share of their
+ * tasks' pending bytes to the committing part and back.
+ */
+static void tmem_committing(struct evl_store *st, struct pend *first, struct pend *last, int sign)
+{
+	pthread_mutex_lock(&st->tmem_lock);
+	for (struct pend *p = first; p; p = p->next) {
+		struct tmem *t = p->kind == REC_APPEND ? *tmem_slot(st, p->uid) : NULL;
+
+		if (t) {
+			t->bytes -= sign * (int64_t)p->data_len;
+			t->events -= sign * (int64_t)p->n;
+			t->cbytes += sign * (int64_t)p->data_len;
+			t->cevents += sign * (int64_t)p->n;
+			t->clsn = last->lsn;
+		}
+		if (p == last)
+			break;
+	}
+	pthread_mutex_unlock(&st->tmem_lock);
+}
+
+/* With st->lock: committed append @p leaves its task's pending bytes. */
+static void tmem_applied(struct evl_store *st, const struct pend *p)
+{
+	struct tmem **pp, *t;
+
+	if (p->kind != REC_APPEND)
+		return;
+	pthread_mutex_lock(&st->tmem_lock);
+	pp = tmem_slot(st, p->uid);
+	t = *pp;
+	if (t) {
+		t->cbytes -= p->data_len;
+		t->cevents -= p->n;
+		if (!t->events && !t->cevents) {
+			*pp = t->next;
+			free(t);
+			st->pending_mem -= sizeof(*t) + MALLOC_OVERHEAD;
+		}
+	}
+	pthread_mutex_unlock(&st->tmem_lock);
+}
+
+/*
+ * Task @uid's pending bytes and events as seen by an index snapshot that
+ * has applied up to @applied.  With tmem_lock.
+ */
+static void tmem_get(struct evl_store *st, uint64_t uid, uint64_t applied, uint64_t *bytes,
+		     uint64_t *events)
+{
+	struct tmem *t = *tmem_slot(st, uid);
+
+	*bytes = *events = 0;
+	if (t) {
+		*bytes = t->bytes;
+		*events = t->events;
+		if (applied < t->clsn) {
+			*bytes += t->cbytes;
+			*events += t->cevents;
+		}
+	}
+}
+
+/* ---- pending creates ---- */
+
+static struct pend **pc_name_slot(struct evl_store *st, uint64_t hash)
+{
+	return &st->pc_name[hash % PC_BUCKETS];
+}
+
+static struct pend **pc_uid_slot(struct evl_store *st, uint64_t uid)
+{
+	return &st->pc_uid[(uid * 0x9e3779b97f4a7c15ull) >> 52];
+}
+
+/* With st->lock: create @p joins the tables. */
+static void pc_add(struct evl_store *st, struct pend *p)
+{
+	struct pend **pp = pc_name_slot(st, p->name_hash);
+
+	p->by_name = *pp;
+	*pp = p;
+	pp = pc_uid_slot(st, p->uid);
+	p->by_uid = *pp;
+	*pp = p;
+	st->pending_tasks++;
+}
+
+/* With st->lock: applied create @p leaves the tables. */
+static void pc_del(struct evl_store *st, struct pend *p)
+{
+	struct pend **pp;
+
+	for (pp = pc_name_slot(st, p->name_hash); *pp && *pp != p; pp = &(*pp)->by_name)
+		;
+	if (*pp)
+		*pp = p->by_name;
+	for (pp = pc_uid_slot(st, p->uid); *pp && *pp != p; pp = &(*pp)->by_uid)
+		;
+	if (*pp)
+		*pp = p->by_uid;
+	if (!p->gone)
+		st->pending_tasks--;
+}
+
+/*
+ * With st->lock: the pending create of task @name (@len bytes), or of
+ * @uid when @name is NULL, that an index snapshot applied up to @applied
+ * does not hold yet; NULL if none.
+ */
+static const struct pend *pc_find(struct evl_store *st, const char *name, size_t len,
+				  uint64_t uid, uint64_t applied)
+{
+	if (name) {
+		uint64_t h = XXH3_64bits(name, len);
+
+		for (const struct pend *p = *pc_name_slot(st, h); p; p = p->by_name)
+			if (p->name_hash == h && p->name_len == len && !memcmp(p->name, name, len) &&
+			    p->lsn > applied && !p->gone)
+				return p;
+	} else {
+		for (const struct pend *p = *pc_uid_slot(st, uid); p; p = p->by_uid)
+			if (p->uid == uid && p->lsn > applied && !p->gone)
+				return p;
+	}
+	return NULL;
 }
 
 /* With st->lock held: put @p at the tail. */
 static void enqueue(struct evl_store *st, struct pend *p)
 {
 	/*
-	 * The appends a delete follows need not reach the task's log: it goes
-	 * before anyone can read them.  Not writing them is what lets a delete
-	 * free a full disk whose appends could not be applied.
+	 * The appends (and the create) a delete follows need not be applied:
+	 * the task goes before anyone can read them.  Not writing them is what
+	 * lets a delete free a full disk whose appends could not be applied.
 	 */
 	for (struct pend *q = st->head; p->kind == REC_DELETE && q; q = q->next)
-		if (q->kind == REC_APPEND && q->uid == p->uid)
+		if (q->kind != REC_DELETE && q->uid == p->uid)
 			atomic_store_explicit(&q->dead, true, memory_order_relaxed);
 	p->next = NULL;
 	if (st->tail)
@@ -529,11 +719,13 @@ static void enqueue(struct evl_store *st, struct pend *p)
 		st->head = p;
 	st->tail = p;
 	p->enq_ns = mono_ns();
-	st->pending_bytes += p->len;
+	st->pending_mem += p->mem;
 	if (p->kind == REC_APPEND)
 		st->pending_events += p->n;
+	if (p->kind == REC_CREATE)
+		pc_add(st, p);
 	st->enqueued_lsn = p->lsn;
-	tmem_account(st, p, +1);
+	tmem_add(st, p);
 	/*
 	 * The applier takes only durable records and on_durable() wakes it
 	 * when they become so; wake it here only if the syncer already passed
@@ -555,8 +747,23 @@ static int apply_create(struct evl_store *st, struct index_txn *t, struct index_
 	char name[256];
 	int rc;
 
+	if (m->next_uid <= p->uid)
+		m->next_uid = p->uid + 1;
 	memcpy(name, p->name, p->name_len);
 	name[p->name_len] = '\0';
+	if (atomic_load_explicit(&p->dead, memory_order_relaxed)) {
+		/*
+		 * Its delete follows: not made.  What a failed try (or one a
+		 * crash cut short) left of its directory goes to the trash, which
+		 * its delete empties.  The name was free when the create was
+		 * journaled, so nobody else's directory has it.
+		 */
+		rc = tasklog_remove(st->tl, p->uid, name);
+		if (rc)
+			evl_log(LOG_ERR, "cannot remove what is left of task %s: %s", name,
+				strerror(-rc));
+		return rc;
+	}
 	rc = index_task_by_uid(t, p->uid, &task);
 	if (rc == 0)
 		return 0;	/* applied before a crash: nothing to do */
@@ -591,8 +798,6 @@ static int apply_create(struct evl_store *st, struct index_txn *t, struct index_
 	if (rc)
 		return rc;
 	m->tasks++;
-	if (m->next_uid <= p->uid)
-		m->next_uid = p->uid + 1;
 	return 0;
 }
 
@@ -658,7 +863,7 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 		return rc;
 	}
 	for (uint32_t i = 0; i < p->n && !rc; i++)
-		rc = index_add_event(t, p->uid, p->gseq + i, p->ev[i].type, p->ev[i].tlen,
+		rc = index_add_event(t, p->uid, p->gseq + i, ev_type(p, &p->ev[i]), p->ev[i].tlen,
 				     task.log_len + p->ev[i].off, p->ev[i].len);
 	if (rc)
 		return rc;
@@ -772,10 +977,12 @@ static void dequeue(struct evl_store *st, struct pend *last)
 
 	for (p = st->head; p; p = next) {
 		next = p->next;
-		st->pending_bytes -= p->len;
-		if (p->kind == REC_APPEND)
+		st->pending_mem -= p->mem;
+		if (p->kind == REC_APPEND && !p->gone)
 			st->pending_events -= p->n;
-		tmem_account(st, p, -1);
+		if (p->kind == REC_CREATE)
+			pc_del(st, p);
+		tmem_applied(st, p);
 		st->applied_lsn = p->lsn;
 		if (p == last)
 			break;
@@ -795,9 +1002,12 @@ static int apply_all(struct evl_store *st)
 
 	if (!st->head)
 		return 0;
+	tmem_committing(st, st->head, st->tail, +1);
 	rc = apply_batch(st, st->head, st->tail, &purge);
-	if (rc)
+	if (rc) {
+		tmem_committing(st, st->head, st->tail, -1);
 		return rc;
+	}
 	dequeue(st, st->tail);
 	st->purge_more |= purge;
 	return 0;
@@ -945,6 +1155,84 @@ static int maybe_shrink(struct evl_store *st, void *unused)
 	return rc;
 }
 
+struct early {
+	struct evl_store *st;
+	struct pend *p;
+};
+
+static int early_delete_txn(struct index_txn *t, void *arg)
+{
+	struct early *e = arg;
+	struct index_meta m;
+	int rc = index_get_meta(t, &m);
+
+	if (!rc)
+		rc = apply_delete(e->st, t, &m, e->p);
+	return rc ? rc : index_put_meta(t, &m);
+}
+
+/*
+ * With st->lock held, on the applier, after a batch failed: apply the
+ * durable deletes waiting behind it now, out of order, each in its own
+ * transaction (which leaves applied_lsn alone).  A delete is what frees a
+ * full disk, and a task's records before its delete are dead anyway: the
+ * in-order application later finds the task deleted and does nothing.
+ * Returns true if one was applied (the lock was dropped meanwhile).
+ */
+static bool apply_early_deletes(struct evl_store *st)
+{
+	bool any = false;
+
+	for (struct pend *p = st->head; p && p->lsn <= st->durable_lsn; p = p->next) {
+		struct early e = { st, p };
+		int rc;
+
+		if (p->kind != REC_DELETE || p->early || p->early_failed)
+			continue;
+		/* only the applier dequeues: p stays while the lock is dropped */
+		pthread_mutex_unlock(&st->lock);
+		pthread_rwlock_wrlock(&st->swap_lock);
+		rc = write_txn(st, early_delete_txn, &e);
+		pthread_rwlock_unlock(&st->swap_lock);
+		if (!rc)
+			tasklog_purge(st->tl, p->uid);
+		pthread_mutex_lock(&st->lock);
+		if (rc) {
+			evl_log(LOG_ERR, "cannot apply the delete of task uid %" PRIu64 " ahead of "
+				"the journal: %s", p->uid, strerror(-rc));
+			p->early_failed = true;
+			continue;
+		}
+		p->early = true;
+		for (struct pend *q = st->head; q != p; q = q->next)
+			if (q->uid == p->uid && !q->gone) {
+				q->gone = true;
+				if (q->kind == REC_CREATE)
+					st->pending_tasks--;
+				if (q->kind == REC_APPEND)
+					st->pending_events -= q->n;
+			}
+		st->purge_more = true;
+		st->view_gen++;
+		any = true;
+	}
+	if (any)
+		pthread_cond_broadcast(&st->applied_cv);
+	return any;
+}
+
+/* Does the batch @first .. @last delete a task (not already deleted ahead)? */
+static bool batch_deletes(const struct pend *first, const struct pend *last)
+{
+	for (const struct pend *p = first; p; p = p->next) {
+		if (p->kind == REC_DELETE && !p->early)
+			return true;
+		if (p == last)
+			break;
+	}
+	return false;
+}
+
 /*
  * The applier: the only writer of task logs and index.  Order of work:
  * checkpoint and shrink requests first (rare, and someone waits for them),
@@ -959,17 +1247,19 @@ static void *applier_main(void *arg)
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
 		bool work = st->head && st->head->lsn <= st->durable_lsn;
+		/* with hold_apply, only what someone waits for */
+		uint64_t upto = st->opt.hold_apply && !st->stop ? st->want_lsn : UINT64_MAX;
 		uint64_t due = 0;
 
 		if (serve_job(st, &st->ckpt) || serve_job(st, &st->shrink) ||
 		    serve_job(st, &st->call))
 			continue;
 
-		if (work && st->opt.hold_apply && !st->stop)
+		if (work && st->head->lsn > upto)
 			work = false;
 		/* let appends gather, unless someone waits for them */
-		if (work && st->head->kind == REC_APPEND && !st->stop &&
-		    st->pending_bytes < APPLY_BYTES && st->pending_bytes * 2 < st->opt.max_pending) {
+		if (work && st->head->kind == REC_APPEND && !st->stop && st->head->lsn > st->want_lsn &&
+		    st->pending_mem < APPLY_BYTES && st->pending_mem * 2 < st->opt.max_pending) {
 			due = st->head->enq_ns + APPLY_DELAY_NS;
 			for (struct pend *p = st->head; p && p->lsn <= st->durable_lsn; p = p->next)
 				if (p->kind != REC_APPEND)
@@ -982,25 +1272,41 @@ static void *applier_main(void *arg)
 		if (work && !backoff_ms) {
 			struct pend *first = st->head, *last = first;
 			size_t bytes = first->len, recs = 1;
-			bool purge = false;
+			bool purge = false, deletes;
 			int rc;
 
 			while (last->next && last->next->lsn <= st->durable_lsn &&
-			       bytes < BATCH_MAX_BYTES && recs < BATCH_MAX_RECS) {
+			       last->next->lsn <= upto && bytes < BATCH_MAX_BYTES &&
+			       recs < BATCH_MAX_RECS) {
 				last = last->next;
 				bytes += last->len;
 				recs++;
 			}
+			tmem_committing(st, first, last, +1);
+			deletes = batch_deletes(first, last);
 			pthread_mutex_unlock(&st->lock);
+			/*
+			 * A delete moves the task's files away: readers of a
+			 * snapshot that still has the task read them first.
+			 */
+			if (deletes)
+				pthread_rwlock_wrlock(&st->swap_lock);
 			rc = apply_batch(st, first, last, &purge);
+			if (deletes)
+				pthread_rwlock_unlock(&st->swap_lock);
 			pthread_mutex_lock(&st->lock);
 			if (rc) {
+				tmem_committing(st, first, last, -1);
 				if (rc != st->apply_err)
 					evl_log(LOG_ERR, "applying the journal failed: %s; retrying",
 						strerror(-rc));
 				st->apply_err = rc;
+				st->apply_failures++;
+				pthread_cond_broadcast(&st->applied_cv);
 				if (st->stop)
 					break;	/* closing: the journal keeps the rest */
+				if (apply_early_deletes(st))
+					continue;	/* room again, maybe */
 				backoff_ms = 100;
 				continue;
 			}
@@ -1015,12 +1321,18 @@ static void *applier_main(void *arg)
 			/* else one purge step before the next batch */
 		}
 		if (backoff_ms) {
-			struct timespec ts;
+			/*
+			 * Every append signals applier_cv: wait out the whole
+			 * backoff (a retry per append would spin), unless closing
+			 * or someone asks for a job.
+			 */
 			uint64_t at = mono_ns() + backoff_ms * 1000000ull;
+			struct timespec ts = { at / 1000000000ull, at % 1000000000ull };
 
-			ts.tv_sec = at / 1000000000ull;
-			ts.tv_nsec = at % 1000000000ull;
-			pthread_cond_timedwait(&st->applier_cv, &st->lock, &ts);
+			while (!st->stop && st->ckpt.req == st->ckpt.done &&
+			       st->shrink.req == st->shrink.done && st->call.req == st->call.done &&
+			       mono_ns() < at)
+				pthread_cond_timedwait(&st->applier_cv, &st->lock, &ts);
 			backoff_ms = 0;
 			continue;
 		}
@@ -1676,7 +1988,7 @@ static int replay_check(struct recover *r, const struct pend *p)
 		struct event_error err = { 0 };
 
 		if (event_validate(r->val, p->data + e->off, e->len - 1, type, &tlen, &err) ||
-		    tlen != e->tlen || memcmp(type, e->type, tlen)) {
+		    tlen != e->tlen || memcmp(type, ev_type(p, e), tlen)) {
 			evl_log(LOG_ERR, "journal record %" PRIu64 ": event %u is not what its "
 				"writer validated (%s); run evlogctl reindex", p->lsn, i,
 				err.err ? err.reason : "its type differs");
@@ -1723,7 +2035,7 @@ static int replay_cb(void *arg, uint64_t lsn, unsigned kind, const void *payload
 	if (kind == REC_CREATE && st->next_uid <= p->uid)
 		st->next_uid = p->uid + 1;
 	enqueue(st, p);
-	if (st->pending_bytes > st->opt.max_pending)
+	if (st->pending_mem > st->opt.max_pending)
 		rc = apply_all(st);
 	return rc;
 }
@@ -1966,14 +2278,15 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->tmem_lock, NULL);
 	{
+		/* every timed wait here takes its deadline from mono_ns() */
 		pthread_condattr_t ca;
 
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&st->applier_cv, &ca);
+		pthread_cond_init(&st->applied_cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	pthread_cond_init(&st->applied_cv, NULL);
 	{
 		pthread_rwlockattr_t a;
 
@@ -2031,19 +2344,36 @@ fail:
 }
 
 /* Wait until the applier has applied everything up to @lsn. */
-static int wait_applied(struct evl_store *st, uint64_t lsn)
+/*
+ * Wait until the applier has applied everything up to @lsn (appends held
+ * by hold_apply too), or, for delete @p, until it applied @p ahead of the
+ * rest.  With @give_up, return the applier's error once a batch failed
+ * after the wait began (a full disk) instead of waiting for the cause to
+ * go.  0, -EIO from the journal, or that error.
+ */
+static int wait_applied(struct evl_store *st, uint64_t lsn, const struct pend *p, bool give_up)
 {
+	uint64_t failures;
 	int rc;
 
 	rc = journal_wait(st->jn, lsn);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&st->lock);
+	if (st->want_lsn < lsn)
+		st->want_lsn = lsn;
+	failures = st->apply_failures;
 	pthread_cond_signal(&st->applier_cv);
-	while (st->applied_lsn < lsn)
+	/* p is on the list while it is not applied: only the applier frees it, under the lock */
+	while (st->applied_lsn < lsn && !(p && p->early)) {
+		if (give_up && st->apply_failures != failures && st->apply_err) {
+			rc = st->apply_err;
+			break;
+		}
 		pthread_cond_wait(&st->applied_cv, &st->lock);
+	}
 	pthread_mutex_unlock(&st->lock);
-	return 0;
+	return rc;
 }
 
 int evl_store_checkpoint(struct evl_store *st)
@@ -2056,7 +2386,7 @@ int evl_store_checkpoint(struct evl_store *st)
 	pthread_mutex_lock(&st->lock);
 	lsn = st->enqueued_lsn;
 	pthread_mutex_unlock(&st->lock);
-	rc = wait_applied(st, lsn);
+	rc = wait_applied(st, lsn, NULL, true);
 	if (rc)
 		return rc;
 	return ask_applier(st, &st->ckpt);
@@ -2084,17 +2414,11 @@ static int close_checkpoint(struct evl_store *st)
 		return rc;
 	pthread_mutex_lock(&st->lock);
 	lsn = st->enqueued_lsn;
+	st->want_lsn = lsn;
 	pthread_cond_signal(&st->applier_cv);
 	while (st->applied_lsn < lsn) {
-		uint64_t now = mono_ns();
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);	/* applied_cv's clock */
-		ts.tv_nsec += 100 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		uint64_t now = mono_ns(), at = now + 100 * 1000000ull;
+		struct timespec ts = { at / 1000000000ull, at % 1000000000ull };
 
 		if (!st->apply_err)
 			failing_since = 0;
@@ -2144,10 +2468,29 @@ int evl_store_close(struct evl_store *st)
 
 /* ---- tasks ---- */
 
-static void fill_info(struct evl_store *st, const struct index_task *t, struct evl_task_info *o)
+static uint64_t txn_applied(struct index_txn *t)
 {
-	struct tmem *tm;
+	struct index_meta m;
 
+	return index_get_meta(t, &m) ? 0 : m.applied_lsn;
+}
+
+/* Add task @uid's pending part, as a snapshot applied up to @applied sees it, to @o. */
+static void add_pending(struct evl_store *st, uint64_t uid, uint64_t applied,
+			struct evl_task_info *o)
+{
+	uint64_t bytes, events;
+
+	pthread_mutex_lock(&st->tmem_lock);
+	tmem_get(st, uid, applied, &bytes, &events);
+	pthread_mutex_unlock(&st->tmem_lock);
+	o->size += bytes;
+	o->events += events;
+}
+
+static void fill_info(struct evl_store *st, const struct index_task *t, uint64_t applied,
+		      struct evl_task_info *o)
+{
 	o->uid = t->uid;
 	o->size = t->log_len - t->base_len;
 	o->events = t->nevents - t->base_n;
@@ -2158,13 +2501,23 @@ static void fill_info(struct evl_store *st, const struct index_task *t, struct e
 	o->owner_gid = t->owner_gid;
 	o->mode = t->mode;
 	memcpy(o->name, t->name, t->name_len + 1);
-	pthread_mutex_lock(&st->tmem_lock);
-	tm = *tmem_slot(st, t->uid);
-	if (tm) {
-		o->size += tm->bytes;
-		o->events += tm->events;
-	}
-	pthread_mutex_unlock(&st->tmem_lock);
+	add_pending(st, t->uid, applied, o);
+}
+
+/* A task whose create @p is not applied yet. */
+static void fill_pending_info(struct evl_store *st, const struct pend *p, uint64_t applied,
+			      struct evl_task_info *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->uid = p->uid;
+	o->created_ns = o->last_ns = p->time_ns;
+	o->has_owner = p->has_owner;
+	o->owner_uid = p->owner_uid;
+	o->owner_gid = p->owner_gid;
+	o->mode = p->mode;
+	memcpy(o->name, p->name, p->name_len);
+	o->name[p->name_len] = '\0';
+	add_pending(st, p->uid, applied, o);
 }
 
 /*
@@ -2183,20 +2536,47 @@ static int begin_read(struct evl_store *st, struct index_txn **t)
 	return rc;
 }
 
+/*
+ * With st->lock and snapshot @t begun under it: the live task @name (or
+ * @uid, when @name is NULL), from the index, or from its create record if
+ * that is not applied yet (then *@task is NULL-like: uid 0).  0, -ENOENT
+ * or -errno.
+ */
+static int find_task(struct evl_store *st, struct index_txn *t, const char *name, uint64_t uid,
+		     struct index_task *task, struct evl_task_info *out)
+{
+	uint64_t applied = txn_applied(t);
+	size_t len = name ? strlen(name) : 0;
+	const struct pend *p;
+	int rc;
+
+	rc = name ? index_task_by_name(t, name, len, task) : index_task_by_uid(t, uid, task);
+	if (!rc && task->state == TASK_LIVE) {
+		if (out)
+			fill_info(st, task, applied, out);
+		return 0;
+	}
+	if (rc && rc != -ENOENT)
+		return rc;
+	p = pc_find(st, name, len, uid, applied);
+	if (!p)
+		return -ENOENT;
+	memset(task, 0, sizeof(*task));
+	if (out)
+		fill_pending_info(st, p, applied, out);
+	return 0;
+}
+
 int evl_task_lookup(struct evl_store *st, const char *name, struct evl_task_info *out)
 {
-	struct index_txn *t;
 	struct index_task task;
+	struct index_txn *t;
 	int rc;
 
 	rc = begin_read(st, &t);
 	if (rc)
 		return rc;
-	rc = index_task_by_name(t, name, strlen(name), &task);
-	if (!rc && task.state != TASK_LIVE)
-		rc = -ENOENT;
-	if (!rc)
-		fill_info(st, &task, out);
+	rc = find_task(st, t, name, 0, &task, out);
 	pthread_mutex_unlock(&st->lock);
 	index_abort(t);
 	return rc;
@@ -2204,50 +2584,95 @@ int evl_task_lookup(struct evl_store *st, const char *name, struct evl_task_info
 
 int evl_task_stat(struct evl_store *st, uint64_t uid, struct evl_task_info *out)
 {
-	struct index_txn *t;
 	struct index_task task;
+	struct index_txn *t;
 	int rc;
 
 	rc = begin_read(st, &t);
 	if (rc)
 		return rc;
-	rc = index_task_by_uid(t, uid, &task);
-	if (!rc && task.state != TASK_LIVE)
-		rc = -ENOENT;
-	if (!rc)
-		fill_info(st, &task, out);
+	rc = find_task(st, t, NULL, uid, &task, out);
 	pthread_mutex_unlock(&st->lock);
 	index_abort(t);
 	return rc;
 }
 
+/* Names in the index's order: bytes, then length. */
+static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int info_cmp(const void *a, const void *b)
+{
+	const struct evl_task_info *x = a, *y = b;
+
+	return name_cmp(x->name, strlen(x->name), y->name, strlen(y->name));
+}
+
 struct list_ctx {
 	struct evl_store *st;
+	uint64_t applied;
 	int (*cb)(void *arg, const struct evl_task_info *task);
 	void *arg;
+	struct evl_task_info *pend;	/* tasks whose create is pending, by name */
+	size_t npend, next, cap;	/* cap in bytes */
 };
 
 static int list_cb(void *arg, const struct index_task *task)
 {
 	struct list_ctx *c = arg;
 	struct evl_task_info info;
+	int rc = 0;
 
-	fill_info(c->st, task, &info);	/* tmem_lock only: a transaction is open */
+	/* the pending tasks that sort before this one first */
+	while (!rc && c->next < c->npend &&
+	       name_cmp(c->pend[c->next].name, strlen(c->pend[c->next].name), task->name,
+			task->name_len) < 0)
+		rc = c->cb(c->arg, &c->pend[c->next++]);
+	if (rc)
+		return rc;
+	/*
+	 * tmem_lock only: a transaction is open.  Appends the applier commits
+	 * and drops meanwhile may be missing from the size: a listing's sizes
+	 * are a snapshot's, evl_task_stat's are exact.
+	 */
+	fill_info(c->st, task, c->applied, &info);
 	return c->cb(c->arg, &info);
 }
 
 int evl_task_list(struct evl_store *st, const char *after,
 		  int (*cb)(void *arg, const struct evl_task_info *task), void *arg)
 {
-	struct list_ctx c = { st, cb, arg };
+	struct list_ctx c = { .st = st, .cb = cb, .arg = arg };
+	size_t alen = after ? strlen(after) : 0;
 	struct index_txn *t;
 	int rc;
 
-	rc = index_begin(st->ix, false, &t);
+	rc = begin_read(st, &t);
 	if (rc)
 		return rc;
-	rc = index_task_list(t, after, after ? strlen(after) : 0, list_cb, &c);
+	c.applied = txn_applied(t);
+	for (size_t b = 0; b < PC_BUCKETS && !rc; b++)
+		for (const struct pend *p = st->pc_uid[b]; p && !rc; p = p->by_uid) {
+			if (p->lsn <= c.applied || p->gone ||
+			    (after && name_cmp(p->name, p->name_len, after, alen) <= 0))
+				continue;
+			rc = store_grow(&c.pend, &c.cap, (c.npend + 1) * sizeof(*c.pend));
+			if (!rc)
+				fill_pending_info(st, p, c.applied, &c.pend[c.npend++]);
+		}
+	pthread_mutex_unlock(&st->lock);
+	if (c.npend)
+		qsort(c.pend, c.npend, sizeof(*c.pend), info_cmp);
+	if (!rc)
+		rc = index_task_list(t, after, alen, list_cb, &c);
 	index_abort(t);
+	while (!rc && c.next < c.npend)
+		rc = cb(arg, &c.pend[c.next++]);
+	free(c.pend);
 	return rc;
 }
 
@@ -2290,7 +2715,13 @@ static bool release_reserve(struct evl_store *st)
 	return true;
 }
 
-static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, size_t len)
+/*
+ * Journal a create or delete record (payload @buf, taken over) and put it
+ * on the pending list; *@pp is the record (valid while it is not applied:
+ * see wait_applied) and *@lsn its lsn.  With meta_lock.
+ */
+static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, size_t len,
+		       struct pend **pp, uint64_t *lsnp)
 {
 	struct iovec iov = { buf, len };
 	struct pend *p;
@@ -2319,7 +2750,9 @@ static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, 
 		pend_free(p);
 		return rc;
 	}
-	return wait_applied(st, lsn);
+	*pp = p;
+	*lsnp = lsn;
+	return 0;
 }
 
 int evl_task_create(struct evl_store *st, const char *name)
@@ -2332,7 +2765,8 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 	size_t len = strlen(name);
 	struct evl_task_info info;
 	unsigned char *buf;
-	uint64_t uid;
+	struct pend *p;
+	uint64_t uid, lsn;
 	int rc;
 
 	rc = evl_task_check_name(name, len);
@@ -2363,9 +2797,18 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 		w32(buf + 22 + len, owner->gid);
 		w32(buf + 26 + len, owner->mode & 07777);
 	}
-	rc = submit_meta(st, REC_CREATE, buf, 18 + len + (owner ? 12 : 0));
+	rc = submit_meta(st, REC_CREATE, buf, 18 + len + (owner ? 12 : 0), &p, &lsn);
+	pthread_mutex_unlock(&st->meta_lock);
+	/*
+	 * The task exists now (the pending part shows it): what is left is to
+	 * make the record durable, not to wait for the applier, which may be
+	 * busy with other tasks' appends (or unable to apply: a full disk).
+	 */
+	if (!rc)
+		rc = journal_wait(st->jn, lsn);
 	if (!rc)
 		evl_log(LOG_DEBUG, "task %s created", name);
+	return rc;
 out:
 	pthread_mutex_unlock(&st->meta_lock);
 	return rc;
@@ -2375,6 +2818,8 @@ int evl_task_delete(struct evl_store *st, const char *name)
 {
 	struct evl_task_info info;
 	unsigned char *buf;
+	struct pend *p;
+	uint64_t lsn;
 	int rc;
 
 	if (st->opt.read_only)
@@ -2392,9 +2837,14 @@ int evl_task_delete(struct evl_store *st, const char *name)
 	}
 	w64(buf, info.uid);
 	w64(buf + 8, wall_ns());
-	rc = submit_meta(st, REC_DELETE, buf, 16);
+	rc = submit_meta(st, REC_DELETE, buf, 16, &p, &lsn);
+	pthread_mutex_unlock(&st->meta_lock);
+	/* the task leaves the views when the delete is applied, in order or ahead */
+	if (!rc)
+		rc = wait_applied(st, lsn, p, false);
 	if (!rc)
 		evl_log(LOG_INFO, "task %s deleted", name);
+	return rc;
 out:
 	pthread_mutex_unlock(&st->meta_lock);
 	return rc;
@@ -2412,13 +2862,14 @@ static int each_pending(struct evl_store *st, uint64_t applied_lsn, uint64_t uid
 			void *arg)
 {
 	for (struct pend *p = st->head; p; p = p->next) {
-		if (p->kind != REC_APPEND || p->lsn <= applied_lsn || (uid && p->uid != uid))
+		if (p->kind != REC_APPEND || p->lsn <= applied_lsn || (uid && p->uid != uid) ||
+		    p->gone)
 			continue;
 		for (uint32_t i = 0; i < p->n; i++) {
 			const struct pend_ev *e = &p->ev[i];
 			int rc;
 
-			if (e->tlen < plen || memcmp(e->type, prefix, plen))
+			if (e->tlen < plen || memcmp(ev_type(p, e), prefix, plen))
 				continue;
 			rc = fn(arg, p, e);
 			if (rc)
@@ -2461,13 +2912,6 @@ static uint64_t copy_pending(struct evl_store *st, uint64_t applied_lsn, uint64_
 	return c.pos - base;
 }
 
-static uint64_t txn_applied(struct index_txn *t)
-{
-	struct index_meta m;
-
-	return index_get_meta(t, &m) ? 0 : m.applied_lsn;
-}
-
 static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *buf, size_t len)
 {
 	struct index_txn *t;
@@ -2479,15 +2923,14 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	rc = begin_read(st, &t);
 	if (rc)
 		return rc;
-	rc = index_task_by_uid(t, uid, &task);
-	if (!rc && task.state != TASK_LIVE)
-		rc = -ENOENT;
+	rc = find_task(st, t, NULL, uid, &task, NULL);
 	if (rc) {
 		pthread_mutex_unlock(&st->lock);
 		index_abort(t);
 		return rc;
 	}
-	flen = task.log_len - task.base_len;	/* the file's applied bytes */
+	/* the file's applied bytes (none while the task's create is pending) */
+	flen = task.log_len - task.base_len;
 	pend = copy_pending(st, txn_applied(t), uid, "", 0, flen, off, buf, len);
 	pthread_mutex_unlock(&st->lock);
 	index_abort(t);
@@ -2642,7 +3085,7 @@ static int submit(struct evl_writer *w)
 		return -ENOMEM;
 
 	pthread_mutex_lock(&st->lock);
-	while (st->pending_bytes && st->pending_bytes + len > st->opt.max_pending) {
+	while (st->pending_mem && st->pending_mem + p->mem > st->opt.max_pending) {
 		/* wait for the applier; nothing drains after a failed fsync */
 		uint64_t at = mono_ns() + 100000000ull;
 		struct timespec ts = { at / 1000000000ull, at % 1000000000ull };
@@ -2829,9 +3272,9 @@ static int extra_type(void *arg, const struct pend *p, const struct pend_ev *e)
 	struct extra_types *x = arg;
 
 	for (size_t k = 0; k < x->n; k++)
-		if (x->v[k].len == e->tlen && !memcmp(x->v[k].name, e->type, e->tlen))
+		if (x->v[k].len == e->tlen && !memcmp(x->v[k].name, ev_type(p, e), e->tlen))
 			return 0;
-	if (index_prefix_exists(x->t, e->type, e->tlen))
+	if (index_prefix_exists(x->t, ev_type(p, e), e->tlen))
 		return 0;
 	if (x->n == x->cap) {
 		size_t cap = x->cap ? x->cap * 2 : 8;
@@ -2842,7 +3285,7 @@ static int extra_type(void *arg, const struct pend *p, const struct pend_ev *e)
 		x->v = np;
 		x->cap = cap;
 	}
-	memcpy(x->v[x->n].name, e->type, e->tlen);
+	memcpy(x->v[x->n].name, ev_type(p, e), e->tlen);
 	x->v[x->n++].len = e->tlen;
 	return 0;
 }
@@ -3154,25 +3597,36 @@ int evl_view_tasks(struct evl_store *st, const char *prefix, size_t len,
 
 void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 {
+	uint64_t pending_events, pending_tasks;
 	struct journal_stats js;
 	struct index_txn *t;
 	struct index_meta m = { 0 };
 
 	memset(o, 0, sizeof(*o));
-	if (index_begin(st->ix, false, &t) == 0) {
+	journal_get_stats(st->jn, &js);
+	if (begin_read(st, &t) == 0) {
 		index_get_meta(t, &m);
 		o->types = index_type_count(t);
 		index_abort(t);
+	} else {
+		pthread_mutex_lock(&st->lock);
 	}
-	journal_get_stats(st->jn, &js);
-	pthread_mutex_lock(&st->lock);
-	o->tasks = m.tasks;
-	o->events = m.events + st->pending_events;
+	/* the records the snapshot has applied are counted there, not here */
+	pending_events = st->pending_events;
+	pending_tasks = st->pending_tasks;
+	for (const struct pend *p = st->head; p && p->lsn <= m.applied_lsn; p = p->next) {
+		if (p->kind == REC_APPEND && !p->gone)
+			pending_events -= p->n;
+		if (p->kind == REC_CREATE && !p->gone)
+			pending_tasks--;
+	}
+	o->tasks = m.tasks + pending_tasks;
+	o->events = m.events + pending_events;
 	o->log_bytes = m.log_bytes;
 	o->index_bytes = index_file_bytes(st->ix);
 	o->journal_bytes = js.bytes;
-	o->pending_bytes = st->pending_bytes;
-	o->pending_events = st->pending_events;
+	o->pending_bytes = st->pending_mem;
+	o->pending_events = pending_events;
 	o->appended_events = st->appended_events;
 	o->appended_bytes = st->appended_bytes;
 	o->rejected_invalid = st->rejected_invalid;
@@ -3183,6 +3637,7 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	o->ckpt_lsn = m.ckpt_lsn;
 	o->fsyncs = js.fsyncs;
 	o->checkpoints = st->checkpoints;
+	o->apply_failures = st->apply_failures;
 	memcpy(o->lat_count, st->lat_count, sizeof(o->lat_count));
 	o->lat_sum = st->lat_sum;
 	o->error = js.error;

@@ -194,6 +194,9 @@ char *metrics_text(struct fs *fs, size_t *len)
 	metric(&b, "index_bytes", "gauge", "Bytes of the index file.", s.index_bytes);
 	metric(&b, "journal_fsyncs_total", "counter", "Journal fsyncs.", s.fsyncs);
 	metric(&b, "checkpoints_total", "counter", "Checkpoints done.", s.checkpoints);
+	metric(&b, "apply_failures_total", "counter",
+	       "Journal batches the applier failed to apply (a full disk), retried.",
+	       s.apply_failures);
 	evl_compact_status(fs->st, &cs);
 	mprintf(&b, "# HELP evlogfs_compaction_runs_total Compactions finished, by result.\n"
 		"# TYPE evlogfs_compaction_runs_total counter\n"

@@ -998,6 +998,25 @@ def test_import(root):
         m.stop()
     r = evlogctl("import", "--skip-bad", data, src, expect=1)   # tasks exist: refused
     assert "task t1 exists" in r.stdout and "imported 0 tasks" in r.stdout, r.stdout
+    # one id from two files (t4.jsonl and t4/events): refused before anything is imported
+    src2 = os.path.join(root, "src2")
+    os.makedirs(os.path.join(src2, "t4"))
+    with open(os.path.join(src2, "t0.jsonl"), "w") as f:
+        f.write(event("x", g=7))
+    with open(os.path.join(src2, "t4.jsonl"), "w") as f:
+        f.write(event("x", g=8))
+    with open(os.path.join(src2, "t4", "events"), "w") as f:
+        f.write(event("x", g=9))
+    data2 = os.path.join(root, "data2")
+    r = evlogctl("import", data2, src2, expect=2)
+    assert "t4" in r.stdout and "nothing imported" in r.stderr, (r.stdout, r.stderr)
+    r = evlogctl("import", "--skip-bad", data2, src2, expect=1)
+    assert "imported 1 tasks, 1 events" in r.stdout, r.stdout
+    m = Mount(root, data=data2).start()
+    try:
+        assert os.listdir(m.p("tasks")) == ["t0"]
+    finally:
+        m.stop()
 
 
 def test_permissions(root):
@@ -1212,6 +1231,91 @@ def test_disk_full(root):
             m.stop(check=False)
     finally:
         subprocess.run(["umount", fs], check=False)
+
+
+def test_disk_full_meta(root):
+    """On a full disk, mkdir and rm -r of another task finish (mkdir with
+    ENOSPC or made, rm through the reserve) and do not wait for each other
+    or for the applier; a checkpoint reports ENOSPC instead of hanging."""
+    fs = os.path.join(root, "fs")
+    os.mkdir(fs)
+    sh("mount -t tmpfs -o size=8m evl-test-tmpfs %s" % fs)
+    try:
+        m = Mount(root, data=os.path.join(fs, "data"),
+                  expect_stderr=[r"No space left", r"applying the journal", r"works again",
+                                 r"cannot write task", r"cannot create task", r"checkpoint",
+                                 r"reserve", r"purging deleted tasks failed", r"ahead of"])
+        m.start()
+        try:
+            for t in ("a", "b"):
+                os.mkdir(m.p("tasks", t))
+            append(m.p("tasks", "a", "events"), event("a", i=0))
+            pad = "x" * 4000
+            fd = os.open(m.p("tasks", "b", "events"), os.O_WRONLY | os.O_APPEND)
+            try:
+                with pytest_raises(errno.ENOSPC):
+                    for i in range(10000):                  # 40 MB: far more than fits
+                        os.write(fd, event("b", i=i, pad=pad).encode())
+            finally:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            mk = subprocess.Popen(["mkdir", m.p("tasks", "c")], stderr=subprocess.PIPE, text=True)
+            rm = subprocess.Popen(["rm", "-r", m.p("tasks", "b")], stderr=subprocess.PIPE,
+                                  text=True)
+            hung, err = [], {}
+            for name, p in (("mkdir", mk), ("rm", rm)):
+                try:
+                    err[name] = p.communicate(timeout=60)[1]
+                except subprocess.TimeoutExpired:
+                    hung.append(name)
+            if hung:
+                m.kill9()           # what hangs in the daemon gets ENOTCONN now
+                raise AssertionError("%s still running after 60 s" % " and ".join(hung))
+            assert rm.returncode == 0, err["rm"]
+            assert mk.returncode == 0 or "No space left" in err["mkdir"], err["mkdir"]
+            assert sorted(os.listdir(m.p("tasks"))) == (["a", "c"] if mk.returncode == 0
+                                                        else ["a"])
+            # a checkpoint answers: done, or the disk is still full
+            try:
+                control(m, "checkpoint")
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+            control(m, "compact")
+            last = wait_compaction(m)
+            assert last["result"] == "ok", (last, m.stderr())
+            append(m.p("tasks", "a", "events"), event("a", i=1))
+            os.makedirs(m.p("tasks", "c"), exist_ok=True)
+            append(m.p("tasks", "c", "events"), event("c"))
+            want = read(m.p("tasks", "a", "events"))
+            m.stop()
+            evlogctl("fsck", m.data)
+            m.start()
+            assert read(m.p("tasks", "a", "events")) == want
+            assert read(m.p("tasks", "c", "events")) == event("c").encode()
+            assert sorted(os.listdir(m.p("tasks"))) == ["a", "c"]
+        finally:
+            m.stop(check=False)
+    finally:
+        subprocess.run(["umount", fs], check=False)
+
+
+class pytest_raises:
+    """with pytest_raises(errno.X): the block must fail with OSError X."""
+
+    def __init__(self, err):
+        self.err = err
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, val, tb):
+        if typ is None:
+            raise AssertionError("no %s" % errno.errorcode[self.err])
+        if not issubclass(typ, OSError) or val.errno != self.err:
+            return False
+        return True
 
 
 def test_valgrind(root):

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -53,6 +54,14 @@ static uint64_t task_uid(struct evl_store *st, const char *name)
 	if (evl_task_lookup(st, name, &info))
 		return 0;
 	return info.uid;
+}
+
+static uint64_t task_events(struct evl_store *st, const char *name)
+{
+	struct evl_task_info info;
+
+	assert_int_equal(evl_task_lookup(st, name, &info), 0);
+	return info.events;
 }
 
 static uint64_t create(struct evl_store *st, const char *name)
@@ -2048,6 +2057,488 @@ static void delete_survives_a_crash_at_every_step(void **state)
 	assert_true(seen[0] > 0 && seen[2] > 0);
 }
 
+
+/* ---- the applier and its readers ---- */
+
+#define FIXED_LEN 35	/* strlen of fixed_line()'s lines */
+
+static void fixed_line(char *buf, int i)
+{
+	snprintf(buf, FIXED_LEN + 1, "{\"type\":\"ty01\",\"i\":\"%012d\"}\n", i);
+}
+
+struct size_race {
+	struct evl_store *st;
+	uint64_t uid;
+	int n;
+	_Atomic uint64_t started, acked;	/* events */
+	atomic_bool done;
+};
+
+static void *size_race_writer(void *arg)
+{
+	struct size_race *r = arg;
+	struct evl_writer *w;
+	char line[FIXED_LEN + 1];
+	void *ret = NULL;
+
+	if (evl_writer_open(r->st, r->uid, &w))
+		ret = (void *)1;
+	for (int i = 0; i < r->n && !ret; i++) {
+		fixed_line(line, i);
+		atomic_store(&r->started, i + 1);
+		if (evl_writer_write(w, line, FIXED_LEN))
+			ret = (void *)2;
+		atomic_store(&r->acked, i + 1);
+	}
+	if (!ret && evl_writer_close(w))
+		ret = (void *)3;
+	atomic_store(&r->done, true);
+	return ret;
+}
+
+/*
+ * st_size is exact at every moment: never more than was written, never
+ * less than was acknowledged, whatever the applier is doing (it once
+ * counted a batch twice between its index commit and dropping it from the
+ * pending list).
+ */
+static void task_size_is_exact_while_applying(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 1);
+	struct size_race r = { .st = st, .n = 60000 };
+	long stats = 0, bad = 0;
+	uint64_t worst = 0;
+	pthread_t th;
+	void *ret;
+
+	r.uid = create(st, "sz");
+	pthread_create(&th, NULL, size_race_writer, &r);
+	while (!atomic_load(&r.done)) {
+		struct evl_task_info info;
+		uint64_t lo = atomic_load(&r.acked), hi;
+
+		assert_int_equal(evl_task_stat(st, r.uid, &info), 0);
+		hi = atomic_load(&r.started);
+		stats++;
+		if (info.size < lo * FIXED_LEN || info.size > hi * FIXED_LEN ||
+		    info.size != info.events * FIXED_LEN) {
+			bad++;
+			if (info.size > hi * FIXED_LEN && info.size - hi * FIXED_LEN > worst)
+				worst = info.size - hi * FIXED_LEN;
+		}
+	}
+	pthread_join(th, &ret);
+	assert_null(ret);
+	if (bad)
+		fail_msg("%ld of %ld stats out of bounds (up to %" PRIu64 " bytes too many)", bad,
+			 stats, worst);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+struct view_race {
+	struct evl_store *st;
+	atomic_bool stop;
+	long reads, errors;
+	ssize_t first_error;
+};
+
+static void *view_race_reader(void *arg)
+{
+	struct view_race *r = arg;
+	unsigned seed = 7;
+	char buf[4096];
+
+	while (!atomic_load(&r->stop)) {
+		struct evl_view *v;
+		uint64_t size;
+
+		if (evl_view_open(r->st, "ty", 2, 0, &v))
+			continue;
+		if (evl_view_size(v, &size) == 0 && size) {
+			for (int k = 0; k < 20; k++) {
+				ssize_t n = evl_view_read(v, rand_r(&seed) % size, buf, sizeof(buf));
+
+				r->reads++;
+				if (n < 0 && !r->errors++)
+					r->first_error = n;
+			}
+		}
+		evl_view_close(v);
+	}
+	return NULL;
+}
+
+/*
+ * A view read whose snapshot still holds a task being deleted reads it
+ * whole: the delete renames the task's files away only once no such
+ * reader is left.
+ */
+static void view_reads_survive_deletes(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 1);
+	struct view_race r[2] = { { .st = st }, { .st = st } };
+	struct evl_writer *w;
+	char line[FIXED_LEN + 1];
+	pthread_t th[2];
+
+	create(st, "keep");
+	append_n(st, "keep", 0, 50);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, view_race_reader, &r[i]);
+	for (int round = 0; round < 1000; round++) {
+		uint64_t uid = create(st, "tmp");
+
+		assert_int_equal(evl_writer_open(st, uid, &w), 0);
+		for (int i = 0; i < 20; i++) {
+			fixed_line(line, i);
+			assert_int_equal(evl_writer_write(w, line, FIXED_LEN), 0);
+		}
+		assert_int_equal(evl_writer_close(w), 0);
+		assert_int_equal(evl_store_checkpoint(st), 0);	/* tmp is in every snapshot */
+		assert_int_equal(evl_task_delete(st, "tmp"), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		atomic_store(&r[i].stop, true);
+		pthread_join(th[i], NULL);
+		if (r[i].errors)
+			fail_msg("%ld of %ld view reads failed, the first with %s", r[i].errors,
+				 r[i].reads, strerror((int)-r[i].first_error));
+		assert_true(r[i].reads > 0);
+	}
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+struct named {
+	struct evl_store *st;
+	const char *name;
+};
+
+static int within(unsigned secs, const char *what, int (*fn)(void *arg), void *arg);
+static int do_checkpoint(void *arg);
+static int do_create(void *arg);
+
+static double cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct held_writer {
+	struct evl_store *st;
+	uint64_t uid;
+	int n;
+	atomic_int written;
+};
+
+static void *held_writer_main(void *arg)
+{
+	struct held_writer *h = arg;
+	struct evl_writer *w;
+	char line[FIXED_LEN + 1];
+
+	if (evl_writer_open(h->st, h->uid, &w))
+		return (void *)1;
+	for (int i = 0; i < h->n; i++) {
+		fixed_line(line, i);
+		if (evl_writer_write(w, line, FIXED_LEN))
+			return (void *)2;
+		atomic_store(&h->written, i + 1);
+	}
+	return evl_writer_close(w) ? (void *)3 : NULL;
+}
+
+/*
+ * A writer held back by max_pending sleeps: it once woke at once, again
+ * and again (its deadline was on another clock than the condition
+ * variable's), burning a core for as long as it waited.  Held appends are
+ * applied by a checkpoint (or a delete, or close).
+ */
+static void held_back_writer_sleeps(void **state)
+{
+	const char *dir = *state;
+	struct held_writer h = { .n = 5000 };
+	struct evl_options o;
+	struct evl_stats s;
+	struct evl_store *st;
+	double cpu;
+	pthread_t th;
+	void *ret;
+	int last;
+
+	evl_options_default(&o);
+	o.hold_apply = true;
+	o.max_pending = 64 << 10;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	h.st = st;
+	assert_int_equal(within(30, "create", do_create, &(struct named){ st, "held" }), 0);
+	h.uid = task_uid(st, "held");
+	pthread_create(&th, NULL, held_writer_main, &h);
+	/* until the writer waits: the pending list is full */
+	do {
+		usleep(1000);
+		evl_store_stats(st, &s);
+	} while (s.pending_bytes + 1024 < o.max_pending);
+	last = atomic_load(&h.written);
+	cpu = cpu_s();
+	sleep(2);
+	cpu = cpu_s() - cpu;
+	assert_int_equal(atomic_load(&h.written), last);	/* it did wait */
+	if (cpu > 0.2)
+		fail_msg("a waiting writer cost %.2f s of CPU in 2 s", cpu);
+	while (atomic_load(&h.written) < h.n) {
+		assert_int_equal(within(60, "a checkpoint", do_checkpoint, st), 0);
+		usleep(1000);
+	}
+	pthread_join(th, &ret);
+	assert_null(ret);
+	assert_int_equal(evl_store_close(st), 0);
+	st = open_store(dir, false, 2);
+	check_tasks(st, dir);
+	assert_int_equal(task_events(st, "held"), h.n);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+struct tiny_writer {
+	struct evl_store *st;
+	uint64_t uid;
+	atomic_bool stop;
+	atomic_long written;
+};
+
+static void *tiny_writer_main(void *arg)
+{
+	struct tiny_writer *tw = arg;
+	struct evl_writer *w;
+
+	if (evl_writer_open(tw->st, tw->uid, &w))
+		return (void *)1;
+	while (!atomic_load(&tw->stop)) {
+		if (write_str(w, "{\"type\":\"a\"}\n"))
+			return (void *)2;
+		atomic_fetch_add(&tw->written, 1);
+	}
+	return evl_writer_close(w) ? (void *)3 : NULL;
+}
+
+/*
+ * max_pending bounds the memory the pending list takes, bookkeeping
+ * included: 13-byte events, one per write, once took 3.6 times as much as
+ * the payloads max_pending counted.
+ */
+static void pending_memory_is_bounded(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	skip();		/* a sanitizer's allocator keeps no malloc statistics */
+#else
+	const char *dir = *state;
+	struct tiny_writer tw = { 0 };
+	struct evl_options o;
+	struct evl_stats s;
+	struct evl_store *st;
+	size_t before, held;
+	pthread_t th;
+	void *ret;
+
+	evl_options_default(&o);
+	o.hold_apply = true;
+	o.max_pending = 8 << 20;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	tw.st = st;
+	assert_int_equal(within(30, "create", do_create, &(struct named){ st, "tiny" }), 0);
+	tw.uid = task_uid(st, "tiny");
+	malloc_trim(0);
+	before = mallinfo2().uordblks;
+	pthread_create(&th, NULL, tiny_writer_main, &tw);
+	do {
+		usleep(1000);
+		evl_store_stats(st, &s);
+	} while (s.pending_bytes + 4096 < o.max_pending);
+	held = mallinfo2().uordblks - before;
+	print_message("%ld events pending: %zu bytes allocated for max_pending=%zu\n",
+		      atomic_load(&tw.written), held, o.max_pending);
+	if (held > o.max_pending + o.max_pending / 8 + (256 << 10))
+		fail_msg("%zu bytes held for max_pending=%zu", held, o.max_pending);
+	atomic_store(&tw.stop, true);
+	assert_int_equal(within(60, "a checkpoint", do_checkpoint, st), 0);
+	pthread_join(th, &ret);
+	assert_null(ret);
+	assert_int_equal(evl_store_close(st), 0);
+#endif
+}
+
+static int do_close(void *arg)
+{
+	return evl_store_close(arg);
+}
+
+/* hold_apply holds appends until someone waits for them: close does. */
+static void held_appends_are_applied_at_close(void **state)
+{
+	const char *dir = *state;
+	struct evl_options o;
+	struct evl_store *st;
+
+	evl_options_default(&o);
+	o.hold_apply = true;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	assert_int_equal(within(30, "create", do_create, &(struct named){ st, "h" }), 0);
+	append_n(st, "h", 0, 100);
+	assert_int_equal(task_events(st, "h"), 100);
+	assert_int_equal(within(60, "close", do_close, st), 0);
+	st = open_store(dir, false, 2);
+	check_tasks(st, dir);
+	assert_int_equal(task_events(st, "h"), 100);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/* A call that must return: run on a thread, given up on (the test fails) after a deadline. */
+struct bounded {
+	int (*fn)(void *arg);
+	void *arg;
+	atomic_bool done;
+	int rc;
+};
+
+static void *bounded_main(void *arg)
+{
+	struct bounded *b = arg;
+
+	b->rc = b->fn(b->arg);
+	atomic_store(&b->done, true);
+	return NULL;
+}
+
+/* @fn(@arg)'s result; fails the test if it has not returned within @secs. */
+static int within(unsigned secs, const char *what, int (*fn)(void *arg), void *arg)
+{
+	struct bounded *b = calloc(1, sizeof(*b));	/* leaked if it hangs */
+	uint64_t end = tu_now_ms() + secs * 1000ull;
+	pthread_t th;
+	int rc;
+
+	b->fn = fn;
+	b->arg = arg;
+	pthread_create(&th, NULL, bounded_main, b);
+	while (!atomic_load(&b->done) && tu_now_ms() < end)
+		usleep(1000);
+	if (!atomic_load(&b->done))
+		fail_msg("%s did not return within %u s", what, secs);
+	pthread_join(th, NULL);
+	rc = b->rc;
+	free(b);
+	return rc;
+}
+
+static int do_create(void *arg)
+{
+	struct named *n = arg;
+
+	return evl_task_create(n->st, n->name);
+}
+
+static int do_delete(void *arg)
+{
+	struct named *n = arg;
+
+	return evl_task_delete(n->st, n->name);
+}
+
+static int do_checkpoint(void *arg)
+{
+	return evl_store_checkpoint(arg);
+}
+
+/*
+ * While the applier cannot apply (a full disk), creating a task does not
+ * wait for it (a task is there once its record is journaled), deleting
+ * one still works (a delete is what frees a full disk) and a checkpoint
+ * reports the error instead of waiting for ever.  Once the cause is gone,
+ * everything is applied in order.
+ */
+static void creates_and_deletes_while_applying_fails(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st;
+	struct named a, b, c;
+	struct evl_task_info info;
+	size_t len;
+	char *log;
+
+	fio_install();
+	st = open_store(dir, false, 1);
+	a = (struct named){ st, "a" };
+	b = (struct named){ st, "b" };
+	c = (struct named){ st, "c" };
+	create(st, "a");
+	append_n(st, "a", 0, 10);
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	/* applying a create needs a directory: none can be made now */
+	fio_fail(FIO_MKDIR, 0, ENOSPC, true);
+	assert_int_equal(within(30, "create b", do_create, &b), 0);
+	assert_int_equal(evl_task_lookup(st, "b", &info), 0);
+	assert_int_equal(info.size, 0);
+	append_n(st, "b", 0, 5);
+	assert_int_equal(evl_task_lookup(st, "b", &info), 0);
+	assert_int_equal(info.events, 5);
+	log = read_all(st, info.uid, NULL, &len);
+	assert_int_equal(len, info.size);
+	free(log);
+	{
+		/* the applier retries every 100 ms, not at every append (it once spun) */
+		struct evl_stats s0, s1;
+		uint64_t t0 = tu_now_ms(), ms;
+
+		evl_store_stats(st, &s0);
+		for (int i = 10; (ms = tu_now_ms() - t0) < 1000; i += 20)
+			append_n(st, "a", i, 20);	/* each write's fsync wakes the applier */
+		evl_store_stats(st, &s1);
+		print_message("%" PRIu64 " tries to apply in %" PRIu64 " ms\n",
+			      s1.apply_failures - s0.apply_failures, ms);
+		if (s1.apply_failures - s0.apply_failures > ms / 100 * 2 + 10)
+			fail_msg("%" PRIu64 " tries to apply in %" PRIu64 " ms",
+				 s1.apply_failures - s0.apply_failures, ms);
+	}
+	assert_int_equal(within(30, "create c", do_create, &c), 0);
+	assert_int_equal(within(30, "a checkpoint", do_checkpoint, st), -ENOSPC);
+	/* a delete gets past the stuck create of b, and so does one of a pending task */
+	assert_int_equal(within(30, "delete a", do_delete, &a), 0);
+	assert_int_equal(evl_task_lookup(st, "a", &info), -ENOENT);
+	{
+		/* a's events left the views; b's (pending) are there */
+		struct evl_view *v;
+		uint64_t size;
+
+		assert_int_equal(evl_task_lookup(st, "b", &info), 0);
+		assert_int_equal(evl_view_open(st, "ty01", 4, 0, &v), 0);
+		assert_int_equal(evl_view_size(v, &size), 0);
+		assert_int_equal(size, info.size);
+		evl_view_close(v);
+	}
+	assert_int_equal(within(30, "delete c", do_delete, &c), 0);
+	assert_int_equal(evl_task_lookup(st, "c", &info), -ENOENT);
+	assert_int_equal(evl_task_create(st, "c"), 0);	/* the name is free again */
+	fio_clear();
+	check_tasks(st, dir);
+	assert_int_equal(task_events(st, "b"), 5);
+	assert_int_equal(task_events(st, "c"), 0);
+	assert_int_equal(task_uid(st, "a"), 0);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+	fio_uninstall();
+	st = open_store(dir, false, 2);
+	check_tasks(st, dir);
+	assert_int_equal(task_events(st, "b"), 5);
+	assert_int_equal(task_uid(st, "a"), 0);
+	assert_true(task_uid(st, "c") != 0);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
 static void second_open_is_refused(void **state)
 {
 	const char *dir = *state;
@@ -2071,6 +2562,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(delete_leaves_views_at_once, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(writers_wait_on_max_pending, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(second_open_is_refused, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(task_size_is_exact_while_applying, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(view_reads_survive_deletes, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(held_back_writer_sleeps, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(creates_and_deletes_while_applying_fails, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(pending_memory_is_bounded, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(held_appends_are_applied_at_close, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(index_map_grows_under_load, tu_setup, tu_teardown),
 		cmocka_unit_test(compact_arguments),
 		cmocka_unit_test_setup_teardown(compaction_reclaims_deleted_tasks, tu_setup,
