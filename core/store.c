@@ -1881,20 +1881,44 @@ int evl_task_check_name(const char *name, size_t len)
 	return event_check_name(name, len);
 }
 
+/* Fewer cached tasks than this and the applier and a compaction wait on each other. */
+#define FD_CACHE_MIN 8
+
 /*
- * Task logs need up to two descriptors each in the cache: raise the soft
- * RLIMIT_NOFILE toward @want (never above the hard limit).
+ * How many tasks' descriptors to cache (two each: log and sidecar).  First
+ * raise the soft RLIMIT_NOFILE toward what @max_fds needs plus the others'
+ * headroom (never above the hard limit), then size the cache from the limit
+ * actually in force, so that it never takes the descriptors FUSE, LMDB, the
+ * journal and readers need.  (The cache checks the limit again at each open,
+ * should it be lowered later, and sheds descriptors on EMFILE.)
  */
-static void raise_fd_limit(rlim_t want)
+static unsigned fd_cache_size(unsigned max_fds)
 {
 	struct rlimit rl;
+	unsigned room, n;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
-		return;
-	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-	if (setrlimit(RLIMIT_NOFILE, &rl))
-		evl_log(LOG_WARNING, "cannot raise the open file limit to %llu: %s",
-			(unsigned long long)want, strerror(errno));
+	if (!max_fds)
+		max_fds = 256;	/* tasklog_open's default */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < rl.rlim_max) {
+		/* 2 x max_fds plus the largest headroom tasklog_fd_room keeps */
+		rlim_t want = 2 * (rlim_t)max_fds + 256;
+
+		if (rl.rlim_cur < want) {
+			rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+			if (setrlimit(RLIMIT_NOFILE, &rl))
+				evl_log(LOG_WARNING, "cannot raise the open file limit to %llu: %s",
+					(unsigned long long)rl.rlim_cur, strerror(errno));
+		}
+	}
+	room = tasklog_fd_room() / 2;
+	n = room < max_fds ? room : max_fds;
+	if (n < FD_CACHE_MIN)
+		n = max_fds < FD_CACHE_MIN ? max_fds : FD_CACHE_MIN;
+	if (n < max_fds)
+		evl_log(LOG_NOTICE, "the open file limit keeps %u task logs open, not max_fds=%u",
+			n, max_fds);
+	return n;
 }
 
 /* Release what open made; the applier is stopped.  Returns journal_close's result. */
@@ -2002,9 +2026,8 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		evl_log(LOG_ERR, "store %s is in use by %s", dir, path);
 	if (rc)
 		goto fail;
-	raise_fd_limit(2 * (rlim_t)st->opt.max_fds + 256);
 	snprintf(path, sizeof(path), "%s/tasks", dir);
-	rc = tasklog_open(path, opts->max_fds, &st->tl);
+	rc = tasklog_open(path, fd_cache_size(st->opt.max_fds), &st->tl);
 	if (rc)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/index", dir);
