@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +208,34 @@ static void ready(int fd)
 	close(fd);
 }
 
+static void *wait_for_cancel(void *arg)
+{
+	for (;;)
+		pause();	/* a cancellation point */
+	return NULL;
+}
+
+/*
+ * When the session ends, libfuse's fuse_session_loop_mt cancels its worker
+ * threads.  glibc's first pthread_cancel loads libgcc_s.so.1 (the unwinder)
+ * and aborts the process if it cannot: at unmount, with every descriptor
+ * taken, that lost the exit status and the checkpoint.  Make that first
+ * cancel now, while descriptors are plentiful: glibc keeps the library for
+ * the life of the process.  (Without libgcc_s this aborts at once, before
+ * anything is mounted, instead of at the end.)
+ */
+static int prime_thread_cancel(void)
+{
+	pthread_t t;
+	int rc = pthread_create(&t, NULL, wait_for_cancel, NULL);
+
+	if (rc)
+		return -rc;
+	pthread_cancel(t);
+	pthread_join(t, NULL);
+	return 0;
+}
+
 static void syslog_sink(int prio, const char *msg)
 {
 	syslog(prio, "%s", msg);
@@ -253,6 +282,10 @@ int main(int argc, char **argv)
 	}
 
 	rc = 1;
+	if (prime_thread_cancel()) {
+		fprintf(stderr, "evlogfs: cannot start a thread\n");
+		goto out_args;
+	}
 	if (mkdir(cfg.data_dir, 0755) && errno != EEXIST) {
 		fprintf(stderr, "evlogfs: cannot create %s: %s\n", cfg.data_dir, strerror(errno));
 		goto out_args;
