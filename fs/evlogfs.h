@@ -35,6 +35,8 @@ struct config {
 	char *max_event_s, *max_pending_s;
 	int nodelete;
 	int ro;
+	char *views;		/* "private" (or NULL: the default) or "public" */
+	bool views_public;
 	int show_help, show_version, foreground, debug;
 };
 

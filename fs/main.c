@@ -35,6 +35,7 @@ static const struct fuse_opt opt_table[] = {
 	{ "max_event=%s", offsetof(struct config, max_event_s), 0 },
 	{ "max_pending=%s", offsetof(struct config, max_pending_s), 0 },
 	{ "max_fds=%u", offsetof(struct config, max_fds), 0 },
+	{ "views=%s", offsetof(struct config, views), 0 },
 	OPT("nodelete", nodelete),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -86,6 +87,9 @@ static void usage(const char *prog)
 	       "    -o max_pending=BYTES   unapplied bytes before writers wait (64M)\n"
 	       "    -o max_fds=N           task logs kept open (1024); raise it for\n"
 	       "                           queries that span more tasks\n"
+	       "    -o views=private|public  private (default): views are the mounting\n"
+	       "                           user's alone (a view holds every user's events);\n"
+	       "                           public: every view readable by everyone\n"
 	       "    -o nodelete            refuse every deletion (EPERM)\n"
 	       "    -o ro                  read-only mount (EROFS)\n"
 	       "    -f                     stay in the foreground\n"
@@ -128,6 +132,12 @@ static int validate(struct config *cfg)
 		fprintf(stderr, "evlogfs: commit_ms=%u: must be 1 to 60000\n", cfg->commit_ms);
 		return -1;
 	}
+	/* no default string: fuse_opt_parse would leak it when the option is given */
+	if (cfg->views && strcmp(cfg->views, "private") && strcmp(cfg->views, "public")) {
+		fprintf(stderr, "evlogfs: views=%s: must be private or public\n", cfg->views);
+		return -1;
+	}
+	cfg->views_public = cfg->views && !strcmp(cfg->views, "public");
 	if (!*cfg->type_field || strlen(cfg->type_field) > 255) {
 		fprintf(stderr, "evlogfs: type_field must be 1 to 255 bytes\n");
 		return -1;
@@ -379,6 +389,7 @@ out_args:
 	free(cfg.mountpoint);
 	free(cfg.commit);
 	free(cfg.type_field);
+	free(cfg.views);
 	free(cfg.max_event_s);
 	free(cfg.max_pending_s);
 	return rc;

@@ -132,6 +132,21 @@ static int view_size(struct evl_store *st, const struct node *n, uint64_t *size)
 	return rc;
 }
 
+/*
+ * The permission bits of everything under by-type/ (views=, SPEC 1 and 2).
+ * A view holds the events of every task, whatever their owners and modes,
+ * so a view must not be readable by a user who could not read those tasks'
+ * logs.  views=private (the default): the mounting user's alone (and
+ * root's), the by-type directory included, since the type names come from
+ * the events too; with allow_other the kernel then refuses everyone else
+ * (default_permissions is always on), and each user reads their own tasks'
+ * logs.  views=public: the operator opts in; everyone may read every view.
+ */
+static mode_t view_mode(const struct fs *fs, mode_t public_mode)
+{
+	return fs->cfg->views_public ? public_mode : public_mode & 0700;
+}
+
 /* Fill @st for node @n (inode @ino).  0 or -errno. */
 static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct stat *st)
 {
@@ -149,15 +164,15 @@ static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct
 	switch (n->kind) {
 	case N_ROOT:
 	case N_TASKS:
+		/* like /tmp: anyone may create a task, only its owner remove it */
+		st->st_mode = S_IFDIR | (n->kind == N_TASKS ? 01777 : 0755);
+		st->st_nlink = 2;
+		return 0;
 	case N_BYTYPE:
 	case N_VDIR:
 	case N_VTASKS:
-		st->st_mode = S_IFDIR | (n->kind == N_VDIR || n->kind == N_VTASKS ? 0555 : 0755);
-		if (n->kind == N_BYTYPE)
-			st->st_mode = S_IFDIR | 0555;
-		/* like /tmp: anyone may create a task, only its owner remove it */
-		if (n->kind == N_TASKS)
-			st->st_mode = S_IFDIR | 01777;
+		/* views: see view_mode() */
+		st->st_mode = S_IFDIR | view_mode(fs, 0555);
 		st->st_nlink = 2;
 		return 0;
 	case N_CONTROL:
@@ -211,7 +226,7 @@ static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct
 		rc = view_size(fs->st, n, &size);
 		if (rc)
 			return rc;
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | view_mode(fs, 0444);
 		st->st_size = size;
 		st->st_blocks = (size + 511) / 512;
 		st->st_blksize = 4096;

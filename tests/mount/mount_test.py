@@ -1000,29 +1000,53 @@ def test_import(root):
     assert "task t1 exists" in r.stdout and "imported 0 tasks" in r.stdout, r.stdout
 
 
+class Users:
+    """Throwaway users for a test, removed at the end: `with Users(root, 2) as us:`.
+    us.users are pwd entries; us.run(u, cmd) runs shell @cmd as @u."""
+
+    def __init__(self, root, n):
+        self.root, self.n, self.users = root, n, []
+
+    @staticmethod
+    def available():
+        return os.geteuid() == 0 and shutil.which("useradd") and shutil.which("setpriv")
+
+    def __enter__(self):
+        import pwd
+        os.chmod(self.root, 0o755)                # the other users must reach the mount
+        try:
+            for k in range(self.n):
+                name = "evlt-%s%d" % ("abcdefgh"[k], os.getpid())
+                subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                                name], check=True, capture_output=True)
+                self.users.append(pwd.getpwnam(name))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for u in self.users:
+            subprocess.run(["userdel", u.pw_name], check=False, capture_output=True)
+
+    def run(self, u, cmd, umask="022", gid=None, expect=0):
+        r = subprocess.run(["setpriv", "--reuid=%d" % u.pw_uid,
+                            "--regid=%d" % (gid if gid is not None else u.pw_gid),
+                            "--clear-groups", "sh", "-c", "umask %s; %s" % (umask, cmd)],
+                           capture_output=True, text=True, cwd="/")
+        assert (r.returncode != 0) if expect else r.returncode == 0, "%s as %s: exit %d: %s" % (
+            cmd, u.pw_name, r.returncode, r.stderr)
+        return r
+
+
 def test_permissions(root):
     """Several users on one allow_other mount: tasks belong to their creators."""
-    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"):
+    if not Users.available():
         print("skip: needs root, useradd and setpriv")
         return
-    users = []
-    os.chmod(root, 0o755)                         # the other users must reach the mount
-    try:
-        for name in ("evlt-a%d" % os.getpid(), "evlt-b%d" % os.getpid()):
-            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                            name], check=True, capture_output=True)
-            users.append(name)
-        import pwd
-        a, b = (pwd.getpwnam(u) for u in users)
-
-        def as_user(u, cmd, umask="022", gid=None, expect=0):
-            r = subprocess.run(["setpriv", "--reuid=%d" % u.pw_uid,
-                                "--regid=%d" % (gid if gid is not None else u.pw_gid),
-                                "--clear-groups", "sh", "-c", "umask %s; %s" % (umask, cmd)],
-                               capture_output=True, text=True, cwd="/")
-            assert (r.returncode != 0) if expect else r.returncode == 0, "%s as %s: exit %d: %s" % (
-                cmd, u.pw_name, r.returncode, r.stderr)
-            return r
+    with Users(root, 2) as us:
+        a, b = us.users
+        as_user = us.run
 
         m = Mount(root, opts="allow_other").start()
         try:
@@ -1047,13 +1071,14 @@ def test_permissions(root):
             as_user(a, "mkdir %s" % tc, umask="002")
             assert os.stat(os.path.join(tc, "events")).st_mode & 0o7777 == 0o664
             as_user(b, "echo '%s' >> %s/events" % (event("x.g").strip(), tc), gid=a.pw_gid)
-            # .control is the mounting user's alone; views are everyone's
+            # .control is the mounting user's alone, and so are views (views=private)
             for u in (a, b):
                 as_user(u, "cat %s" % m.p(".control"), expect=1)
                 as_user(u, "echo checkpoint > %s" % m.p(".control"), expect=1)
+                as_user(u, "cat %s" % m.p("by-type", "x", "events"), expect=1)
             json.loads(read(m.p(".control")))
-            assert as_user(a, "cat %s" % m.p("by-type", "x", "events")).stdout == \
-                event("x.a") + event("x.b") + event("x.g")
+            assert read(m.p("by-type", "x", "events")) == \
+                (event("x.a") + event("x.b") + event("x.g")).encode()
             # owners survive a remount and a reindex
             m.stop()
             evlogctl("reindex", m.data)
@@ -1063,9 +1088,70 @@ def test_permissions(root):
             assert not os.path.exists(tb)
         finally:
             m.stop()
-    finally:
-        for u in users:
-            subprocess.run(["userdel", u], check=False, capture_output=True)
+
+
+def test_view_permissions(root):
+    """Views and other users (views=, SPEC 1-2): a view holds every task's
+    events, so with allow_other and the default views=private only the
+    mounting user (root here) may read views, list types or reach
+    by-type/<p>/tasks/<id>; each user reads their own tasks' logs.
+    views=public is the operator's opt-in: every view readable by everyone."""
+    if not Users.available():
+        print("skip: needs root, useradd and setpriv")
+        return
+    with Users(root, 2) as us:
+        a, b = us.users
+        m = Mount(root, opts="allow_other").start()
+        try:
+            secret, mine = m.p("tasks", "secret"), m.p("tasks", "mine")
+            us.run(a, "mkdir %s && echo '%s' >> %s/events" % (secret, event("s.secret").strip(),
+                                                              secret), umask="077")
+            us.run(b, "mkdir %s && echo '%s' >> %s/events" % (mine, event("s.mine").strip(),
+                                                            mine))
+            both = (event("s.secret") + event("s.mine")).encode()
+            # the log itself: a 0700 task is its owner's
+            us.run(b, "cat %s/events" % secret, expect=1)
+            assert us.run(a, "cat %s/events" % secret).stdout == event("s.secret")
+            # no view, no type list, no per-task view reaches another user; not even
+            # the views of one's own events (they are the mounting user's)
+            for u in (a, b):
+                for cmd in ("cat %s" % m.p("by-type", "s", "events"),
+                            "cat %s" % m.p("by-type", "s", "tasks", "secret"),
+                            "cat %s" % m.p("by-type", "s.mine", "events"),
+                            "ls %s" % m.p("by-type"),
+                            "ls %s" % m.p("by-type", "s", "tasks"),
+                            "stat %s" % m.p("by-type", "s.secret")):
+                    r = us.run(u, cmd, expect=1)
+                    assert "Permission denied" in r.stderr, (cmd, r.stderr)
+            # the mounting user reads them all
+            assert read(m.p("by-type", "s", "events")) == both
+            assert read(m.p("by-type", "s", "tasks", "secret")) == event("s.secret").encode()
+            assert sorted(os.listdir(m.p("by-type"))) == ["s.mine", "s.secret"]
+            for path, mode in (("by-type", 0o500), ("by-type/s", 0o500),
+                               ("by-type/s/events", 0o400), ("by-type/s/tasks", 0o500),
+                               ("by-type/s/tasks/secret", 0o400)):
+                st = os.stat(m.p(path))
+                assert (st.st_uid, st.st_mode & 0o7777) == (0, mode), (path, oct(st.st_mode))
+            m.stop()
+            # views=public: the operator opts in; everyone reads every view
+            m.opts = "allow_other,views=public"
+            m.start()
+            for u in (a, b):
+                assert us.run(u, "cat %s" % m.p("by-type", "s", "events")).stdout.encode() == both
+                assert us.run(u, "cat %s" % m.p("by-type", "s", "tasks", "secret")).stdout == \
+                    event("s.secret")
+                assert us.run(u, "ls %s" % m.p("by-type")).stdout.split() == ["s.mine", "s.secret"]
+            us.run(b, "cat %s/events" % secret, expect=1)     # the log stays its owner's
+            for path, mode in (("by-type", 0o555), ("by-type/s/events", 0o444),
+                               ("by-type/s/tasks/secret", 0o444)):
+                assert os.stat(m.p(path)).st_mode & 0o7777 == mode, path
+            m.stop()
+            # a bad value fails the mount at once
+            r = subprocess.run([EVLOGFS, "-f", "-o", "views=everyone", m.data, m.mnt],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode != 0 and "views=everyone" in r.stderr, (r.returncode, r.stderr)
+        finally:
+            m.stop()
 
 
 def run_timed(cmd, timeout=120):
