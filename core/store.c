@@ -225,7 +225,12 @@ struct evl_view {
 	uint64_t uid;
 	size_t len;
 	char prefix[256];
-	/* where the last read ended, to continue without a search */
+	/*
+	 * Where the last read ended, to continue without a search.  Reads of
+	 * one open view may run at once (threads calling pread on one
+	 * descriptor), so the four are read and written together under mu.
+	 */
+	pthread_mutex_t mu;
 	uint64_t next_off, next_gseq, gen;
 	bool have_next;
 };
@@ -2918,12 +2923,16 @@ int evl_view_open(struct evl_store *st, const char *prefix, size_t len, uint64_t
 	v->uid = task_uid;
 	v->len = len;
 	memcpy(v->prefix, prefix, len);
+	pthread_mutex_init(&v->mu, NULL);
 	*out = v;
 	return 0;
 }
 
 void evl_view_close(struct evl_view *v)
 {
+	if (!v)
+		return;
+	pthread_mutex_destroy(&v->mu);
 	free(v);
 }
 
@@ -3040,7 +3049,8 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 	struct fill_ctx c = { .st = st, .buf = buf };
 	struct index_view *iv;
 	struct index_txn *t;
-	uint64_t applied, pend, gseq;
+	uint64_t applied, pend, gseq, gen;
+	bool cached;
 	int rc;
 
 	rc = begin_read(st, &t);
@@ -3055,10 +3065,12 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 	}
 	applied = iv ? index_view_size(iv) : 0;
 	pend = copy_pending(st, txn_applied(t), v->uid, v->prefix, v->len, applied, off, buf, len);
-	if (v->have_next && v->gen != st->view_gen)
-		v->have_next = false;
-	v->gen = st->view_gen;
+	gen = st->view_gen;
 	pthread_mutex_unlock(&st->lock);
+	pthread_mutex_lock(&v->mu);
+	cached = v->have_next && v->gen == gen && v->next_off == off;
+	gseq = v->next_gseq;
+	pthread_mutex_unlock(&v->mu);
 
 	if (off >= applied + pend) {
 		len = 0;
@@ -3068,9 +3080,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 		len = applied + pend - off;
 	if (off < applied) {
 		c.len = applied - off < len ? applied - off : len;
-		if (v->have_next && v->next_off == off) {
-			gseq = v->next_gseq;
-		} else {
+		if (!cached) {
 			rc = index_view_seek(iv, off, &gseq, &c.skip);
 			if (rc)
 				goto out;
@@ -3090,9 +3100,12 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 		}
 		if (rc)
 			goto out;
+		pthread_mutex_lock(&v->mu);
 		v->have_next = c.next_gseq != 0;
 		v->next_off = off + c.len;
 		v->next_gseq = c.next_gseq;
+		v->gen = gen;
+		pthread_mutex_unlock(&v->mu);
 	}
 out:
 	index_view_free(iv);
