@@ -26,6 +26,9 @@
 
 enum { KEY_HELP, KEY_VERSION, KEY_RO };
 
+/* Threads serving reads of logs and views (readpool.c). */
+#define READ_THREADS 4
+
 #define OPT(t, p) { t, offsetof(struct config, p), 1 }
 
 static const struct fuse_opt opt_table[] = {
@@ -357,6 +360,9 @@ int main(int argc, char **argv)
 	}
 	evl_log(LOG_INFO, "mounted %s at %s (commit=%s)", cfg.data_dir, cfg.mountpoint, cfg.commit);
 
+	/* reads go to their own threads: libfuse's workers stay free for appends */
+	if (!copts.singlethread && readpool_start(READ_THREADS))
+		evl_log(LOG_WARNING, "no reader threads: reads are served by the FUSE workers");
 	if (copts.singlethread) {
 		loop_rc = fuse_session_loop(fs.se);
 	} else {
@@ -367,6 +373,8 @@ int main(int argc, char **argv)
 		fuse_loop_cfg_destroy(lcfg);
 	}
 	rc = loop_rc < 0 ? 1 : 0;
+	/* replies to what is queued go out before the unmount closes the device */
+	readpool_stop();
 	fuse_session_unmount(fs.se);
 	ops_close_handles();
 out_signals:

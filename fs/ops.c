@@ -816,22 +816,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+/* A read of a log or a view, on a reader thread (readpool.c); drops a reference to @arg. */
+static void serve_read(fuse_req_t req, void *arg, size_t size, off_t off)
 {
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct handle *h = arg;
 	struct fs *fs = fs_of(req);
 	ssize_t n;
 	char *buf;
 
-	if (h->kind == N_CONTROL || h->kind == N_METRICS) {
-		reply_from(req, h, off, size);
-		return;
-	}
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
-		return;
+		goto out;
 	}
 	if (h->kind == N_TASKEV)
 		n = evl_task_read(fs->st, h->uid, off, buf, size);
@@ -842,6 +838,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_buf(req, buf, n);
 	free(buf);
+out:
+	handle_put(h);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	if (h->kind == N_CONTROL || h->kind == N_METRICS) {
+		reply_from(req, h, off, size);
+		return;
+	}
+	/* reads of logs and views may take milliseconds: not on a worker appends need */
+	atomic_fetch_add(&h->refs, 1);
+	if (!readpool_submit(req, serve_read, h, size, off))
+		serve_read(req, h, size, off);
 }
 
 /* Run one .control command.  0 or -errno (the reason goes to the status). */

@@ -315,6 +315,74 @@ def test_views(root):
         m.stop()
 
 
+def test_view_readers(root):
+    """Reads are served by their own threads (fs/readpool.c): many threads
+    reading one open view at random offsets get the right bytes, appends go
+    on beside processes looping `cat` on a view, and stopping the daemon
+    while they read exits 0 (queued reads are served, no thread cancelled)."""
+    m = Mount(root).start()
+    readers = []
+    try:
+        for t in ("a", "b", "c"):
+            os.mkdir(m.p("tasks", t))
+        g = 0
+        for i in range(3000):
+            append(m.p("tasks", "abc"[i % 3], "events"), event("r.%d" % (i % 4), g=g, pad="p" * (i % 50)))
+            g += 1
+        view = m.p("by-type", "r", "events")
+        whole = read(view)
+        assert whole == filter_view(m, "r")
+        # one descriptor, 16 threads, random offsets and sizes
+        fd = os.open(view, os.O_RDONLY)
+        errors = []
+
+        def preader(seed):
+            import random
+            rnd = random.Random(seed)
+            try:
+                for _ in range(200):
+                    off = rnd.randrange(len(whole))
+                    size = rnd.choice((1, 100, 4096, 70000))
+                    got = os.pread(fd, size, off)
+                    if got != whole[off:off + size]:
+                        errors.append((off, size))
+                        return
+            except OSError as e:
+                errors.append(e)
+        threads = [threading.Thread(target=preader, args=(k,)) for k in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        os.close(fd)
+        assert not errors, errors[:5]
+        # appends beside readers looping cat
+        readers = [subprocess.Popen(["sh", "-c", 'while :; do cat "$0" > /dev/null || exit 1; done',
+                                     view], start_new_session=True) for _ in range(8)]
+        for i in range(300):
+            append(m.p("tasks", "abc"[i % 3], "events"), event("r.x", g=g))
+            g += 1
+        assert [p.poll() for p in readers] == [None] * len(readers), "a reader failed"
+        assert read(view) == filter_view(m, "r")
+        # stop the daemon while they read (SIGTERM: fusermount3 -u would say busy)
+        m.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = m.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the daemon did not exit on SIGTERM beside readers")
+        m.proc = None
+        assert rc == 0, "daemon exit %d: %s" % (rc, m.stderr())
+        m.check_stderr()
+    finally:
+        for p in readers:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+        m.stop()
+
+
 def test_errnos(root):
     m = Mount(root, expect_stderr=[r"rejected event", r"unknown command"]).start()
     ev = m.p("tasks", "t", "events")
