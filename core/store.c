@@ -285,7 +285,12 @@ struct evl_view {
 	uint64_t uid;
 	size_t len;
 	char prefix[256];
-	/* where the last read ended, to continue without a search */
+	/*
+	 * Where the last read ended, to continue without a search.  Reads of
+	 * one open view may run at once (threads calling pread on one
+	 * descriptor), so the four are read and written together under mu.
+	 */
+	pthread_mutex_t mu;
 	uint64_t next_off, next_gseq, gen;
 	bool have_next;
 };
@@ -2193,20 +2198,44 @@ int evl_task_check_name(const char *name, size_t len)
 	return event_check_name(name, len);
 }
 
+/* Fewer cached tasks than this and the applier and a compaction wait on each other. */
+#define FD_CACHE_MIN 8
+
 /*
- * Task logs need up to two descriptors each in the cache: raise the soft
- * RLIMIT_NOFILE toward @want (never above the hard limit).
+ * How many tasks' descriptors to cache (two each: log and sidecar).  First
+ * raise the soft RLIMIT_NOFILE toward what @max_fds needs plus the others'
+ * headroom (never above the hard limit), then size the cache from the limit
+ * actually in force, so that it never takes the descriptors FUSE, LMDB, the
+ * journal and readers need.  (The cache checks the limit again at each open,
+ * should it be lowered later, and sheds descriptors on EMFILE.)
  */
-static void raise_fd_limit(rlim_t want)
+static unsigned fd_cache_size(unsigned max_fds)
 {
 	struct rlimit rl;
+	unsigned room, n;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
-		return;
-	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-	if (setrlimit(RLIMIT_NOFILE, &rl))
-		evl_log(LOG_WARNING, "cannot raise the open file limit to %llu: %s",
-			(unsigned long long)want, strerror(errno));
+	if (!max_fds)
+		max_fds = 256;	/* tasklog_open's default */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < rl.rlim_max) {
+		/* 2 x max_fds plus the largest headroom tasklog_fd_room keeps */
+		rlim_t want = 2 * (rlim_t)max_fds + 256;
+
+		if (rl.rlim_cur < want) {
+			rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+			if (setrlimit(RLIMIT_NOFILE, &rl))
+				evl_log(LOG_WARNING, "cannot raise the open file limit to %llu: %s",
+					(unsigned long long)rl.rlim_cur, strerror(errno));
+		}
+	}
+	room = tasklog_fd_room() / 2;
+	n = room < max_fds ? room : max_fds;
+	if (n < FD_CACHE_MIN)
+		n = max_fds < FD_CACHE_MIN ? max_fds : FD_CACHE_MIN;
+	if (n < max_fds)
+		evl_log(LOG_NOTICE, "the open file limit keeps %u task logs open, not max_fds=%u",
+			n, max_fds);
+	return n;
 }
 
 /* Release what open made; the applier is stopped.  Returns journal_close's result. */
@@ -2315,9 +2344,8 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		evl_log(LOG_ERR, "store %s is in use by %s", dir, path);
 	if (rc)
 		goto fail;
-	raise_fd_limit(2 * (rlim_t)st->opt.max_fds + 256);
 	snprintf(path, sizeof(path), "%s/tasks", dir);
-	rc = tasklog_open(path, opts->max_fds, &st->tl);
+	rc = tasklog_open(path, fd_cache_size(st->opt.max_fds), &st->tl);
 	if (rc)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/index", dir);
@@ -3338,12 +3366,16 @@ int evl_view_open(struct evl_store *st, const char *prefix, size_t len, uint64_t
 	v->uid = task_uid;
 	v->len = len;
 	memcpy(v->prefix, prefix, len);
+	pthread_mutex_init(&v->mu, NULL);
 	*out = v;
 	return 0;
 }
 
 void evl_view_close(struct evl_view *v)
 {
+	if (!v)
+		return;
+	pthread_mutex_destroy(&v->mu);
 	free(v);
 }
 
@@ -3460,7 +3492,8 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 	struct fill_ctx c = { .st = st, .buf = buf };
 	struct index_view *iv;
 	struct index_txn *t;
-	uint64_t applied, pend, gseq;
+	uint64_t applied, pend, gseq, gen;
+	bool cached;
 	int rc;
 
 	rc = begin_read(st, &t);
@@ -3475,10 +3508,12 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 	}
 	applied = iv ? index_view_size(iv) : 0;
 	pend = copy_pending(st, txn_applied(t), v->uid, v->prefix, v->len, applied, off, buf, len);
-	if (v->have_next && v->gen != st->view_gen)
-		v->have_next = false;
-	v->gen = st->view_gen;
+	gen = st->view_gen;
 	pthread_mutex_unlock(&st->lock);
+	pthread_mutex_lock(&v->mu);
+	cached = v->have_next && v->gen == gen && v->next_off == off;
+	gseq = v->next_gseq;
+	pthread_mutex_unlock(&v->mu);
 
 	if (off >= applied + pend) {
 		len = 0;
@@ -3488,9 +3523,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 		len = applied + pend - off;
 	if (off < applied) {
 		c.len = applied - off < len ? applied - off : len;
-		if (v->have_next && v->next_off == off) {
-			gseq = v->next_gseq;
-		} else {
+		if (!cached) {
 			rc = index_view_seek(iv, off, &gseq, &c.skip);
 			if (rc)
 				goto out;
@@ -3510,9 +3543,12 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 		}
 		if (rc)
 			goto out;
+		pthread_mutex_lock(&v->mu);
 		v->have_next = c.next_gseq != 0;
 		v->next_off = off + c.len;
 		v->next_gseq = c.next_gseq;
+		v->gen = gen;
+		pthread_mutex_unlock(&v->mu);
 	}
 out:
 	index_view_free(iv);

@@ -5,13 +5,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -35,7 +38,40 @@ struct tasklog {
 	struct fd_entry *ents;
 	unsigned nents;
 	uint64_t clock;
+	unsigned nfds;		/* descriptors the entries hold */
+	unsigned room;		/* tasklog_fd_room() at room_ns */
+	uint64_t room_ns;
+	uint64_t shed;		/* entries closed to stay under the open-file limit */
 };
+
+/* How often the cache looks at the open-file limit again. */
+#define ROOM_RECHECK_NS (100 * 1000000ull)
+
+/*
+ * Descriptors the process needs besides this cache: stdio, the FUSE device
+ * (one per worker with clone_fd), the lock and reserve files, LMDB's files,
+ * the journal's segments and directory, syslog, and the short-lived ones
+ * (directory fsyncs, a log rewrite's new files, a listing, a library that
+ * loads late).  An eighth of the limit, at least 32 and at most 256.
+ */
+#define FD_HEADROOM_MIN 32
+#define FD_HEADROOM_MAX 256
+
+unsigned tasklog_fd_room(void)
+{
+	struct rlimit rl;
+	rlim_t headroom;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= UINT_MAX)
+		return UINT_MAX;
+	headroom = rl.rlim_cur / 8;
+	if (headroom < FD_HEADROOM_MIN)
+		headroom = FD_HEADROOM_MIN;
+	if (headroom > FD_HEADROOM_MAX)
+		headroom = FD_HEADROOM_MAX;
+	return rl.rlim_cur > headroom ? rl.rlim_cur - headroom : 0;
+}
 
 int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out)
 {
@@ -61,13 +97,110 @@ int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out)
 	return 0;
 }
 
-static void ent_close(struct fd_entry *e)
+/* With the lock: close @e's descriptors and free its slot. */
+static void ent_close(struct tasklog *tl, struct fd_entry *e)
 {
 	io->close(e->log_fd);
-	if (e->meta_fd >= 0)
+	tl->nfds--;
+	if (e->meta_fd >= 0) {
 		io->close(e->meta_fd);
+		tl->nfds--;
+	}
 	e->uid = 0;
 	e->stale = false;
+}
+
+/*
+ * With the lock: close the least recently used entry nobody holds, to give
+ * its descriptors back.  False if every entry is in use (or none is open).
+ */
+static bool shed_lru(struct tasklog *tl)
+{
+	struct fd_entry *victim = NULL;
+
+	for (unsigned i = 0; i < tl->nents; i++) {
+		struct fd_entry *c = &tl->ents[i];
+
+		if (c->uid && !c->refs && (!victim || c->used < victim->used))
+			victim = c;
+	}
+	if (!victim)
+		return false;
+	ent_close(tl, victim);
+	tl->shed++;
+	pthread_cond_broadcast(&tl->cv);	/* a free slot */
+	return true;
+}
+
+/*
+ * With the lock: keep what the cache holds, plus the @more descriptors it is
+ * about to open, under the open-file limit (less the others' headroom),
+ * closing idle entries as needed.  The limit is looked at again every
+ * ROOM_RECHECK_NS: it may be lowered under a running process.
+ */
+static void make_room(struct tasklog *tl, unsigned more)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	now = ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	if (!tl->room_ns || now - tl->room_ns >= ROOM_RECHECK_NS) {
+		tl->room = tasklog_fd_room();
+		tl->room_ns = now ? now : 1;
+	}
+	while (tl->nfds + more > tl->room && shed_lru(tl))
+		;
+}
+
+/*
+ * An open failed with @err.  If it is EMFILE or ENFILE (the open-file limit,
+ * ours or the system's: something else took descriptors) close an idle
+ * entry, so that the caller can retry.  Returns true if it closed one;
+ * false (errno = @err) if the caller should give up: another error, or
+ * every cached descriptor is in use.
+ */
+static bool shed(struct tasklog *tl, int err)
+{
+	bool done = false;
+
+	if (err == EMFILE || err == ENFILE) {
+		pthread_mutex_lock(&tl->lock);
+		done = shed_lru(tl);
+		pthread_mutex_unlock(&tl->lock);
+	}
+	errno = err;
+	return done;
+}
+
+/* io->open, shedding cached descriptors while the limit refuses it. */
+static int open_shed(struct tasklog *tl, const char *path, int flags, mode_t mode)
+{
+	int fd;
+
+	while ((fd = io->open(path, flags, mode)) < 0 && shed(tl, errno))
+		;
+	return fd;
+}
+
+/* io_fsync_dir, likewise (it opens the directory). */
+static int fsync_dir_shed(struct tasklog *tl, const char *path)
+{
+	int rc;
+
+	while ((rc = io_fsync_dir(path)) && shed(tl, errno))
+		;
+	return rc;
+}
+
+uint64_t tasklog_shed_count(struct tasklog *tl)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&tl->lock);
+	n = tl->shed;
+	pthread_mutex_unlock(&tl->lock);
+	return n;
 }
 
 void tasklog_close(struct tasklog *tl)
@@ -76,7 +209,7 @@ void tasklog_close(struct tasklog *tl)
 		return;
 	for (unsigned i = 0; i < tl->nents; i++)
 		if (tl->ents[i].uid)
-			ent_close(&tl->ents[i]);
+			ent_close(tl, &tl->ents[i]);
 	pthread_mutex_destroy(&tl->lock);
 	pthread_cond_destroy(&tl->cv);
 	free(tl->ents);
@@ -106,14 +239,16 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 	if (e) {
 		e->refs++;
 		e->used = ++tl->clock;
+		make_room(tl, 0);	/* @e is held: never the one closed */
 		pthread_mutex_unlock(&tl->lock);
 		*out = e;
 		return 0;
 	}
+	make_room(tl, 1);
 	pthread_mutex_unlock(&tl->lock);
 
 	file_path(tl, name, "events", path, sizeof(path));
-	lfd = io->open(path, O_RDWR, 0);
+	lfd = open_shed(tl, path, O_RDWR, 0);
 	if (lfd < 0)
 		return -errno;
 
@@ -146,9 +281,10 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 				victim = &tl->ents[i];
 	}
 	if (victim->uid)
-		ent_close(victim);
+		ent_close(tl, victim);
 	victim->uid = uid;
 	victim->log_fd = lfd;
+	tl->nfds++;
 	victim->meta_fd = -1;	/* opened when first needed: readers never need it */
 	victim->refs = 1;
 	victim->used = ++tl->clock;
@@ -157,23 +293,37 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 	return 0;
 }
 
-/* Open @e's sidecar if it is not yet.  0 or -errno. */
+/*
+ * Open @e's sidecar if it is not yet (the caller holds @e).  Opened without
+ * the cache lock, which shedding takes; of two threads racing here the
+ * first one's descriptor is kept.  0 or -errno.
+ */
 static int need_meta(struct tasklog *tl, struct fd_entry *e, const char *name)
 {
 	char path[4400];
-	int fd, rc = 0;
+	int fd;
 
 	pthread_mutex_lock(&tl->lock);
+	fd = e->meta_fd;
+	if (fd < 0)
+		make_room(tl, 1);
+	pthread_mutex_unlock(&tl->lock);
+	if (fd >= 0)
+		return 0;
+	file_path(tl, name, "events.meta", path, sizeof(path));
+	fd = open_shed(tl, path, O_RDWR, 0);
+	if (fd < 0)
+		return -errno;
+	pthread_mutex_lock(&tl->lock);
 	if (e->meta_fd < 0) {
-		file_path(tl, name, "events.meta", path, sizeof(path));
-		fd = io->open(path, O_RDWR, 0);
-		if (fd < 0)
-			rc = -errno;
-		else
-			e->meta_fd = fd;
+		e->meta_fd = fd;
+		tl->nfds++;
+		fd = -1;
 	}
 	pthread_mutex_unlock(&tl->lock);
-	return rc;
+	if (fd >= 0)
+		io->close(fd);
+	return 0;
 }
 
 static void put_fds(struct tasklog *tl, struct fd_entry *e)
@@ -181,7 +331,7 @@ static void put_fds(struct tasklog *tl, struct fd_entry *e)
 	pthread_mutex_lock(&tl->lock);
 	if (--e->refs == 0) {
 		if (e->stale)
-			ent_close(e);
+			ent_close(tl, e);
 		pthread_cond_broadcast(&tl->cv);
 	}
 	pthread_mutex_unlock(&tl->lock);
@@ -199,14 +349,14 @@ static void forget_fds(struct tasklog *tl, uint64_t uid)
 		if (c->refs)
 			c->stale = true;
 		else
-			ent_close(c);
+			ent_close(tl, c);
 	}
 	pthread_mutex_unlock(&tl->lock);
 }
 
-static int create_empty(const char *path)
+static int create_empty(struct tasklog *tl, const char *path)
 {
-	int fd = io->open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	int fd = open_shed(tl, path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	int rc = 0;
 
 	if (fd < 0)
@@ -229,11 +379,11 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name)
 	if (io->mkdir(path, 0755) && errno != EEXIST)
 		return -errno;
 	file_path(tl, name, "events", path, sizeof(path));
-	rc = create_empty(path);
+	rc = create_empty(tl, path);
 	if (rc)
 		return rc;
 	file_path(tl, name, "events.meta", path, sizeof(path));
-	rc = create_empty(path);
+	rc = create_empty(tl, path);
 	if (rc)
 		return rc;
 	snprintf(path, sizeof(path), "%s/%s", tl->dir, name);
@@ -245,7 +395,7 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name)
 			le[i] = uid >> (8 * i);
 		setxattr(path, TASKLOG_UID_XATTR, le, sizeof(le), 0);
 	}
-	if (io_fsync_dir(path) || io_fsync_dir(tl->dir))
+	if (fsync_dir_shed(tl, path) || fsync_dir_shed(tl, tl->dir))
 		return -errno;
 	return 0;
 }
@@ -467,7 +617,7 @@ int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name)
 	snprintf(to, sizeof(to), "%s/.trash-%016" PRIx64, tl->dir, uid);
 	if (io->rename(from, to) && errno != ENOENT)
 		return -errno;
-	if (io_fsync_dir(tl->dir))
+	if (fsync_dir_shed(tl, tl->dir))
 		return -errno;
 	return 0;
 }
@@ -490,7 +640,7 @@ int tasklog_unremove(struct tasklog *tl, uint64_t uid, const char *name)
 		return -errno;
 	if (io->rename(from, to))
 		return -errno;
-	return io_fsync_dir(tl->dir) ? -errno : 0;
+	return fsync_dir_shed(tl, tl->dir) ? -errno : 0;
 }
 
 int tasklog_trash_list(struct tasklog *tl, int (*cb)(void *arg, uint64_t uid), void *arg)
@@ -581,7 +731,7 @@ int tasklog_rw_open(struct tasklog *tl, uint64_t uid, const char *name, uint64_t
 		rc = -errno;
 	for (int i = 0; i < 2 && !rc; i++) {
 		rw_path(tl, uid, i, path, sizeof(path));
-		rw->fd[i] = io->open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+		rw->fd[i] = open_shed(tl, path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 		if (rw->fd[i] < 0)
 			rc = -errno;
 	}
@@ -683,7 +833,7 @@ int tasklog_rw_finish(struct tasklog *tl, uint64_t uid, const char *name)
 	forget_fds(tl, uid);
 	snprintf(to, sizeof(to), "%s/%s", tl->dir, name);
 	snprintf(from, sizeof(from), "%s/" RW_DIR, tl->dir);
-	if (io_fsync_dir(to) || (io_fsync_dir(from) && errno != ENOENT))
+	if (fsync_dir_shed(tl, to) || (fsync_dir_shed(tl, from) && errno != ENOENT))
 		return -errno;
 	return 0;
 }

@@ -13,7 +13,12 @@
  *
  * Caveats: thread-safe.  Descriptors are cached per task uid, at most
  * max_fds tasks at a time (least recently used closed first); a descriptor
- * in use is never closed under its user.  The caller keeps names and uids
+ * in use is never closed under its user.  An entry holds up to two
+ * descriptors; whatever max_fds says, the cache holds no more than
+ * tasklog_fd_room() allows under the open-file limit in force at each open,
+ * closing idle entries first.  When an open still fails with EMFILE or
+ * ENFILE (something else took descriptors) it closes idle entries and
+ * retries; the error reaches the caller only if none is left to close.  The caller keeps names and uids
  * consistent (the index is the authority).  A task's sidecar descriptor
  * is opened only when it is written, synced or cut: readers use one
  * descriptor per task.
@@ -34,9 +39,23 @@ struct tasklog_rec {
 	uint32_t len;
 };
 
-/* Open the task area DATA_DIR/tasks (@dir), created if missing. 0 or -errno. */
+/*
+ * Open the task area DATA_DIR/tasks (@dir), created if missing, caching the
+ * descriptors of up to @max_fds tasks (up to 2 x @max_fds descriptors).
+ * 0 or -errno.
+ */
 int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out);
 void tasklog_close(struct tasklog *tl);
+
+/*
+ * Descriptors the cache may hold under the RLIMIT_NOFILE in force now: the
+ * soft limit less a headroom for everything else the process opens
+ * (UINT_MAX if unlimited).  The cache checks it before each open.
+ */
+unsigned tasklog_fd_room(void);
+
+/* How many cached entries were closed so far to stay under the open-file limit. */
+uint64_t tasklog_shed_count(struct tasklog *tl);
 
 /*
  * Create task @name's directory and empty files (emptied if they exist:

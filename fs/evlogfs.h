@@ -35,6 +35,8 @@ struct config {
 	char *max_event_s, *max_pending_s;
 	int nodelete;
 	int ro;
+	char *views;		/* "private" (or NULL: the default) or "public" */
+	bool views_public;
 	int show_help, show_version, foreground, debug;
 };
 
@@ -85,6 +87,19 @@ char *status_json(struct fs *fs, size_t *len);
 char *metrics_text(struct fs *fs, size_t *len);
 /* Note a command's outcome for the status. */
 void status_note_command(const char *cmd, int rc, const char *reason);
+
+/* ---- readpool.c ---- */
+/* Serve a read: reply to @req (with at most @size bytes at @off of @arg's file). */
+typedef void readpool_fn(fuse_req_t req, void *arg, size_t size, off_t off);
+/* Start @n reader threads.  0 or -errno (then reads are served where they arrive). */
+int readpool_start(unsigned n);
+/*
+ * Have a reader thread run @fn(@req, @arg, @size, @off).  False if it
+ * cannot (no thread, no memory, stopping): the caller runs it itself.
+ */
+bool readpool_submit(fuse_req_t req, readpool_fn *fn, void *arg, size_t size, off_t off);
+/* Run what is queued, then end the threads (joined, never cancelled). */
+void readpool_stop(void);
 
 /* ---- ops.c ---- */
 extern const struct fuse_lowlevel_ops evlogfs_ops;

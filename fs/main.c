@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,9 @@
 
 enum { KEY_HELP, KEY_VERSION, KEY_RO };
 
+/* Threads serving reads of logs and views (readpool.c). */
+#define READ_THREADS 4
+
 #define OPT(t, p) { t, offsetof(struct config, p), 1 }
 
 static const struct fuse_opt opt_table[] = {
@@ -34,6 +38,7 @@ static const struct fuse_opt opt_table[] = {
 	{ "max_event=%s", offsetof(struct config, max_event_s), 0 },
 	{ "max_pending=%s", offsetof(struct config, max_pending_s), 0 },
 	{ "max_fds=%u", offsetof(struct config, max_fds), 0 },
+	{ "views=%s", offsetof(struct config, views), 0 },
 	OPT("nodelete", nodelete),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -84,7 +89,12 @@ static void usage(const char *prog)
 	       "    -o max_event=BYTES     largest event, newline included (1M)\n"
 	       "    -o max_pending=BYTES   unapplied bytes before writers wait (64M)\n"
 	       "    -o max_fds=N           task logs kept open (1024); raise it for\n"
-	       "                           queries that span more tasks\n"
+	       "                           queries that span more tasks (fewer if the\n"
+	       "                           open-file limit allows fewer)\n"
+	       "    -o views=private|public\n"
+	       "                           private (default): only the mounting user (and\n"
+	       "                           root) reads views, which hold every user's events;\n"
+	       "                           public: every view readable by everyone\n"
 	       "    -o nodelete            refuse every deletion (EPERM)\n"
 	       "    -o ro                  read-only mount (EROFS)\n"
 	       "    -f                     stay in the foreground\n"
@@ -127,6 +137,12 @@ static int validate(struct config *cfg)
 		fprintf(stderr, "evlogfs: commit_ms=%u: must be 1 to 60000\n", cfg->commit_ms);
 		return -1;
 	}
+	/* no default string: fuse_opt_parse would leak it when the option is given */
+	if (cfg->views && strcmp(cfg->views, "private") && strcmp(cfg->views, "public")) {
+		fprintf(stderr, "evlogfs: views=%s: must be private or public\n", cfg->views);
+		return -1;
+	}
+	cfg->views_public = cfg->views && !strcmp(cfg->views, "public");
 	if (!*cfg->type_field || strlen(cfg->type_field) > 255) {
 		fprintf(stderr, "evlogfs: type_field must be 1 to 255 bytes\n");
 		return -1;
@@ -207,6 +223,34 @@ static void ready(int fd)
 	close(fd);
 }
 
+static void *wait_for_cancel(void *arg)
+{
+	for (;;)
+		pause();	/* a cancellation point */
+	return NULL;
+}
+
+/*
+ * When the session ends, libfuse's fuse_session_loop_mt cancels its worker
+ * threads.  glibc's first pthread_cancel loads libgcc_s.so.1 (the unwinder)
+ * and aborts the process if it cannot: at unmount, with every descriptor
+ * taken, that lost the exit status and the checkpoint.  Make that first
+ * cancel now, while descriptors are plentiful: glibc keeps the library for
+ * the life of the process.  (Without libgcc_s this aborts at once, before
+ * anything is mounted, instead of at the end.)
+ */
+static int prime_thread_cancel(void)
+{
+	pthread_t t;
+	int rc = pthread_create(&t, NULL, wait_for_cancel, NULL);
+
+	if (rc)
+		return -rc;
+	pthread_cancel(t);
+	pthread_join(t, NULL);
+	return 0;
+}
+
 static void syslog_sink(int prio, const char *msg)
 {
 	syslog(prio, "%s", msg);
@@ -253,6 +297,10 @@ int main(int argc, char **argv)
 	}
 
 	rc = 1;
+	if (prime_thread_cancel()) {
+		fprintf(stderr, "evlogfs: cannot start a thread\n");
+		goto out_args;
+	}
 	if (mkdir(cfg.data_dir, 0755) && errno != EEXIST) {
 		fprintf(stderr, "evlogfs: cannot create %s: %s\n", cfg.data_dir, strerror(errno));
 		goto out_args;
@@ -314,6 +362,9 @@ int main(int argc, char **argv)
 	}
 	evl_log(LOG_INFO, "mounted %s at %s (commit=%s)", cfg.data_dir, cfg.mountpoint, cfg.commit);
 
+	/* reads go to their own threads: libfuse's workers stay free for appends */
+	if (!copts.singlethread && readpool_start(READ_THREADS))
+		evl_log(LOG_WARNING, "no reader threads: reads are served by the FUSE workers");
 	if (copts.singlethread) {
 		loop_rc = fuse_session_loop(fs.se);
 	} else {
@@ -324,6 +375,8 @@ int main(int argc, char **argv)
 		fuse_loop_cfg_destroy(lcfg);
 	}
 	rc = loop_rc < 0 ? 1 : 0;
+	/* replies to what is queued go out before the unmount closes the device */
+	readpool_stop();
 	fuse_session_unmount(fs.se);
 	ops_close_handles();
 out_signals:
@@ -346,6 +399,7 @@ out_args:
 	free(cfg.mountpoint);
 	free(cfg.commit);
 	free(cfg.type_field);
+	free(cfg.views);
 	free(cfg.max_event_s);
 	free(cfg.max_pending_s);
 	return rc;

@@ -132,6 +132,21 @@ static int view_size(struct evl_store *st, const struct node *n, uint64_t *size)
 	return rc;
 }
 
+/*
+ * The permission bits of everything under by-type/ (views=, SPEC 1 and 2).
+ * A view holds the events of every task, whatever their owners and modes,
+ * so a view must not be readable by a user who could not read those tasks'
+ * logs.  views=private (the default): the mounting user's alone (and
+ * root's), the by-type directory included, since the type names come from
+ * the events too; with allow_other the kernel then refuses everyone else
+ * (default_permissions is always on), and each user reads their own tasks'
+ * logs.  views=public: the operator opts in; everyone may read every view.
+ */
+static mode_t view_mode(const struct fs *fs, mode_t public_mode)
+{
+	return fs->cfg->views_public ? public_mode : public_mode & 0700;
+}
+
 /* Fill @st for node @n (inode @ino).  0 or -errno. */
 static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct stat *st)
 {
@@ -149,15 +164,15 @@ static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct
 	switch (n->kind) {
 	case N_ROOT:
 	case N_TASKS:
+		/* like /tmp: anyone may create a task, only its owner remove it */
+		st->st_mode = S_IFDIR | (n->kind == N_TASKS ? 01777 : 0755);
+		st->st_nlink = 2;
+		return 0;
 	case N_BYTYPE:
 	case N_VDIR:
 	case N_VTASKS:
-		st->st_mode = S_IFDIR | (n->kind == N_VDIR || n->kind == N_VTASKS ? 0555 : 0755);
-		if (n->kind == N_BYTYPE)
-			st->st_mode = S_IFDIR | 0555;
-		/* like /tmp: anyone may create a task, only its owner remove it */
-		if (n->kind == N_TASKS)
-			st->st_mode = S_IFDIR | 01777;
+		/* views: see view_mode() */
+		st->st_mode = S_IFDIR | view_mode(fs, 0555);
 		st->st_nlink = 2;
 		return 0;
 	case N_CONTROL:
@@ -211,7 +226,7 @@ static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct
 		rc = view_size(fs->st, n, &size);
 		if (rc)
 			return rc;
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | view_mode(fs, 0444);
 		st->st_size = size;
 		st->st_blocks = (size + 511) / 512;
 		st->st_blksize = 4096;
@@ -801,22 +816,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+/* A read of a log or a view, on a reader thread (readpool.c); drops a reference to @arg. */
+static void serve_read(fuse_req_t req, void *arg, size_t size, off_t off)
 {
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct handle *h = arg;
 	struct fs *fs = fs_of(req);
 	ssize_t n;
 	char *buf;
 
-	if (h->kind == N_CONTROL || h->kind == N_METRICS) {
-		reply_from(req, h, off, size);
-		return;
-	}
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
-		return;
+		goto out;
 	}
 	if (h->kind == N_TASKEV)
 		n = evl_task_read(fs->st, h->uid, off, buf, size);
@@ -827,6 +838,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_buf(req, buf, n);
 	free(buf);
+out:
+	handle_put(h);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	if (h->kind == N_CONTROL || h->kind == N_METRICS) {
+		reply_from(req, h, off, size);
+		return;
+	}
+	/* reads of logs and views may take milliseconds: not on a worker appends need */
+	atomic_fetch_add(&h->refs, 1);
+	if (!readpool_submit(req, serve_read, h, size, off))
+		serve_read(req, h, size, off);
 }
 
 /* Run one .control command.  0 or -errno (the reason goes to the status). */

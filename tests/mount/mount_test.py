@@ -315,6 +315,74 @@ def test_views(root):
         m.stop()
 
 
+def test_view_readers(root):
+    """Reads are served by their own threads (fs/readpool.c): many threads
+    reading one open view at random offsets get the right bytes, appends go
+    on beside processes looping `cat` on a view, and stopping the daemon
+    while they read exits 0 (queued reads are served, no thread cancelled)."""
+    m = Mount(root).start()
+    readers = []
+    try:
+        for t in ("a", "b", "c"):
+            os.mkdir(m.p("tasks", t))
+        g = 0
+        for i in range(3000):
+            append(m.p("tasks", "abc"[i % 3], "events"), event("r.%d" % (i % 4), g=g, pad="p" * (i % 50)))
+            g += 1
+        view = m.p("by-type", "r", "events")
+        whole = read(view)
+        assert whole == filter_view(m, "r")
+        # one descriptor, 16 threads, random offsets and sizes
+        fd = os.open(view, os.O_RDONLY)
+        errors = []
+
+        def preader(seed):
+            import random
+            rnd = random.Random(seed)
+            try:
+                for _ in range(200):
+                    off = rnd.randrange(len(whole))
+                    size = rnd.choice((1, 100, 4096, 70000))
+                    got = os.pread(fd, size, off)
+                    if got != whole[off:off + size]:
+                        errors.append((off, size))
+                        return
+            except OSError as e:
+                errors.append(e)
+        threads = [threading.Thread(target=preader, args=(k,)) for k in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        os.close(fd)
+        assert not errors, errors[:5]
+        # appends beside readers looping cat
+        readers = [subprocess.Popen(["sh", "-c", 'while :; do cat "$0" > /dev/null || exit 1; done',
+                                     view], start_new_session=True) for _ in range(8)]
+        for i in range(300):
+            append(m.p("tasks", "abc"[i % 3], "events"), event("r.x", g=g))
+            g += 1
+        assert [p.poll() for p in readers] == [None] * len(readers), "a reader failed"
+        assert read(view) == filter_view(m, "r")
+        # stop the daemon while they read (SIGTERM: fusermount3 -u would say busy)
+        m.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = m.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the daemon did not exit on SIGTERM beside readers")
+        m.proc = None
+        assert rc == 0, "daemon exit %d: %s" % (rc, m.stderr())
+        m.check_stderr()
+    finally:
+        for p in readers:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+        m.stop()
+
+
 def test_errnos(root):
     m = Mount(root, expect_stderr=[r"rejected event", r"unknown command"]).start()
     ev = m.p("tasks", "t", "events")
@@ -1019,29 +1087,53 @@ def test_import(root):
         m.stop()
 
 
+class Users:
+    """Throwaway users for a test, removed at the end: `with Users(root, 2) as us:`.
+    us.users are pwd entries; us.run(u, cmd) runs shell @cmd as @u."""
+
+    def __init__(self, root, n):
+        self.root, self.n, self.users = root, n, []
+
+    @staticmethod
+    def available():
+        return os.geteuid() == 0 and shutil.which("useradd") and shutil.which("setpriv")
+
+    def __enter__(self):
+        import pwd
+        os.chmod(self.root, 0o755)                # the other users must reach the mount
+        try:
+            for k in range(self.n):
+                name = "evlt-%s%d" % ("abcdefgh"[k], os.getpid())
+                subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                                name], check=True, capture_output=True)
+                self.users.append(pwd.getpwnam(name))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for u in self.users:
+            subprocess.run(["userdel", u.pw_name], check=False, capture_output=True)
+
+    def run(self, u, cmd, umask="022", gid=None, expect=0):
+        r = subprocess.run(["setpriv", "--reuid=%d" % u.pw_uid,
+                            "--regid=%d" % (gid if gid is not None else u.pw_gid),
+                            "--clear-groups", "sh", "-c", "umask %s; %s" % (umask, cmd)],
+                           capture_output=True, text=True, cwd="/")
+        assert (r.returncode != 0) if expect else r.returncode == 0, "%s as %s: exit %d: %s" % (
+            cmd, u.pw_name, r.returncode, r.stderr)
+        return r
+
+
 def test_permissions(root):
     """Several users on one allow_other mount: tasks belong to their creators."""
-    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"):
+    if not Users.available():
         print("skip: needs root, useradd and setpriv")
         return
-    users = []
-    os.chmod(root, 0o755)                         # the other users must reach the mount
-    try:
-        for name in ("evlt-a%d" % os.getpid(), "evlt-b%d" % os.getpid()):
-            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                            name], check=True, capture_output=True)
-            users.append(name)
-        import pwd
-        a, b = (pwd.getpwnam(u) for u in users)
-
-        def as_user(u, cmd, umask="022", gid=None, expect=0):
-            r = subprocess.run(["setpriv", "--reuid=%d" % u.pw_uid,
-                                "--regid=%d" % (gid if gid is not None else u.pw_gid),
-                                "--clear-groups", "sh", "-c", "umask %s; %s" % (umask, cmd)],
-                               capture_output=True, text=True, cwd="/")
-            assert (r.returncode != 0) if expect else r.returncode == 0, "%s as %s: exit %d: %s" % (
-                cmd, u.pw_name, r.returncode, r.stderr)
-            return r
+    with Users(root, 2) as us:
+        a, b = us.users
+        as_user = us.run
 
         m = Mount(root, opts="allow_other").start()
         try:
@@ -1066,13 +1158,14 @@ def test_permissions(root):
             as_user(a, "mkdir %s" % tc, umask="002")
             assert os.stat(os.path.join(tc, "events")).st_mode & 0o7777 == 0o664
             as_user(b, "echo '%s' >> %s/events" % (event("x.g").strip(), tc), gid=a.pw_gid)
-            # .control is the mounting user's alone; views are everyone's
+            # .control is the mounting user's alone, and so are views (views=private)
             for u in (a, b):
                 as_user(u, "cat %s" % m.p(".control"), expect=1)
                 as_user(u, "echo checkpoint > %s" % m.p(".control"), expect=1)
+                as_user(u, "cat %s" % m.p("by-type", "x", "events"), expect=1)
             json.loads(read(m.p(".control")))
-            assert as_user(a, "cat %s" % m.p("by-type", "x", "events")).stdout == \
-                event("x.a") + event("x.b") + event("x.g")
+            assert read(m.p("by-type", "x", "events")) == \
+                (event("x.a") + event("x.b") + event("x.g")).encode()
             # owners survive a remount and a reindex
             m.stop()
             evlogctl("reindex", m.data)
@@ -1082,9 +1175,140 @@ def test_permissions(root):
             assert not os.path.exists(tb)
         finally:
             m.stop()
+
+
+def test_view_permissions(root):
+    """Views and other users (views=, SPEC 1-2): a view holds every task's
+    events, so with allow_other and the default views=private only the
+    mounting user (root here) may read views, list types or reach
+    by-type/<p>/tasks/<id>; each user reads their own tasks' logs.
+    views=public is the operator's opt-in: every view readable by everyone."""
+    if not Users.available():
+        print("skip: needs root, useradd and setpriv")
+        return
+    with Users(root, 2) as us:
+        a, b = us.users
+        m = Mount(root, opts="allow_other").start()
+        try:
+            secret, mine = m.p("tasks", "secret"), m.p("tasks", "mine")
+            us.run(a, "mkdir %s && echo '%s' >> %s/events" % (secret, event("s.secret").strip(),
+                                                              secret), umask="077")
+            us.run(b, "mkdir %s && echo '%s' >> %s/events" % (mine, event("s.mine").strip(),
+                                                            mine))
+            both = (event("s.secret") + event("s.mine")).encode()
+            # the log itself: a 0700 task is its owner's
+            us.run(b, "cat %s/events" % secret, expect=1)
+            assert us.run(a, "cat %s/events" % secret).stdout == event("s.secret")
+            # no view, no type list, no per-task view reaches another user; not even
+            # the views of one's own events (they are the mounting user's)
+            for u in (a, b):
+                for cmd in ("cat %s" % m.p("by-type", "s", "events"),
+                            "cat %s" % m.p("by-type", "s", "tasks", "secret"),
+                            "cat %s" % m.p("by-type", "s.mine", "events"),
+                            "ls %s" % m.p("by-type"),
+                            "ls %s" % m.p("by-type", "s", "tasks"),
+                            "stat %s" % m.p("by-type", "s.secret")):
+                    r = us.run(u, cmd, expect=1)
+                    assert "Permission denied" in r.stderr, (cmd, r.stderr)
+            # the mounting user reads them all
+            assert read(m.p("by-type", "s", "events")) == both
+            assert read(m.p("by-type", "s", "tasks", "secret")) == event("s.secret").encode()
+            assert sorted(os.listdir(m.p("by-type"))) == ["s.mine", "s.secret"]
+            for path, mode in (("by-type", 0o500), ("by-type/s", 0o500),
+                               ("by-type/s/events", 0o400), ("by-type/s/tasks", 0o500),
+                               ("by-type/s/tasks/secret", 0o400)):
+                st = os.stat(m.p(path))
+                assert (st.st_uid, st.st_mode & 0o7777) == (0, mode), (path, oct(st.st_mode))
+            m.stop()
+            # views=public: the operator opts in; everyone reads every view
+            m.opts = "allow_other,views=public"
+            m.start()
+            for u in (a, b):
+                assert us.run(u, "cat %s" % m.p("by-type", "s", "events")).stdout.encode() == both
+                assert us.run(u, "cat %s" % m.p("by-type", "s", "tasks", "secret")).stdout == \
+                    event("s.secret")
+                assert us.run(u, "ls %s" % m.p("by-type")).stdout.split() == ["s.mine", "s.secret"]
+            us.run(b, "cat %s/events" % secret, expect=1)     # the log stays its owner's
+            for path, mode in (("by-type", 0o555), ("by-type/s/events", 0o444),
+                               ("by-type/s/tasks/secret", 0o444)):
+                assert os.stat(m.p(path)).st_mode & 0o7777 == mode, path
+            m.stop()
+            # a bad value fails the mount at once
+            r = subprocess.run([EVLOGFS, "-f", "-o", "views=everyone", m.data, m.mnt],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode != 0 and "views=everyone" in r.stderr, (r.returncode, r.stderr)
+        finally:
+            m.stop()
+
+
+def run_timed(cmd, timeout=120):
+    """Run shell @cmd in a child we can give up on (a request stuck in the
+    daemon must fail the test, not hang it).  Returns (exit code, stdout, stderr)."""
+    try:
+        r = subprocess.run(cmd, shell=True, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("hung for %d s: %s" % (timeout, cmd))
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_fd_limit(root):
+    """A daemon under a small open-file limit: the descriptor cache sizes
+    itself from RLIMIT_NOFILE and sheds descriptors on EMFILE, so writes,
+    reads, views, mkdir and the unmount all work, and the exit is clean."""
+    if not shutil.which("prlimit"):
+        print("skip: needs prlimit")
+        return
+    m = Mount(root, wrap=["prlimit", "--nofile=64"]).start()
+    try:
+        n = 200
+        ev = lambda i: event("fd.x", i=i)
+        rc, _, err = run_timed(
+            "cd %s && for i in $(seq 0 %d); do mkdir t$i && "
+            "echo '{\"type\":\"fd.x\",\"i\":'$i'}' >> t$i/events || exit 1; done"
+            % (m.p("tasks"), n - 1))
+        assert rc == 0, "writing %d tasks: %s" % (n, err)
+        # every log, one after another, then all at once
+        for i in range(n):
+            rc, out, err = run_timed("cat %s" % m.p("tasks", "t%d" % i, "events"))
+            assert rc == 0 and out == ev(i).encode(), "task t%d: %r %r" % (i, out, err)
+        rc, out, err = run_timed(
+            "cd %s && for i in $(seq 0 %d); do cat t$i/events > /dev/null 2>>%s/cat.err & done; "
+            "wait; ! test -s %s/cat.err" % (m.p("tasks"), n - 1, root, root))
+        assert rc == 0, "parallel cats: %s" % read(os.path.join(root, "cat.err"))[:500]
+        # a view spans every task
+        want = "".join(ev(i) for i in range(n)).encode()
+        rc, out, err = run_timed("cat %s" % m.p("by-type", "fd", "events"))
+        assert rc == 0 and out == want, (rc, len(out), err)
+        for i in (0, n // 2, n - 1):
+            assert read(m.p("by-type", "fd", "tasks", "t%d" % i)) == ev(i).encode()
+        # more tasks and events, and a checkpoint, still work
+        rc, _, err = run_timed("mkdir %s && echo '%s' >> %s/events && echo checkpoint > %s"
+                               % (m.p("tasks", "late"), ev(n).strip(), m.p("tasks", "late"),
+                                  m.p(".control")), timeout=60)
+        assert rc == 0, err
+        assert read(m.p("tasks", "late", "events")) == ev(n).encode()
+        # The limit lowered under the running daemon, below what it holds: the
+        # cache gives descriptors back (it looks at the limit every 100 ms).
+        pid = m.proc.pid                    # prlimit exec'd the daemon
+        lower = lambda k: subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%d" % (
+            len(os.listdir("/proc/%d/fd" % pid)) - k)], check=True)
+        lower(8)
+        time.sleep(0.3)
+        rc, _, err = run_timed("for i in $(seq 0 %d); do echo '%s' >> %s/t$i/events || exit 1; "
+                               "done; echo checkpoint > %s" % (n - 1, ev(n + 1).strip(),
+                                                               m.p("tasks"), m.p(".control")))
+        assert rc == 0, err
+        # Unmount with no descriptor free: libfuse cancels its workers at exit,
+        # and glibc's first pthread_cancel loads libgcc_s.  It aborted (exit
+        # 134, "libgcc_s.so.1 must be installed") unless loaded at start.
+        lower(4)
+        m.stop()        # exit 0: no abort, everything on disk
+        m.wrap = []
+        m.start()
+        assert read(m.p("by-type", "fd", "events")) == \
+            want + ev(n).encode() + ev(n + 1).encode() * n
     finally:
-        for u in users:
-            subprocess.run(["userdel", u], check=False, capture_output=True)
+        m.stop()
 
 
 def test_systemd_unit(root):

@@ -557,6 +557,72 @@ static void concurrent_writers(void **state)
 
 /* ---- deletion ---- */
 
+/* Threads reading one open view (pread on one descriptor) in the same chunks. */
+struct vreader_arg {
+	struct evl_view *v;
+	const char *whole;
+	size_t len, chunk;
+	int id, bad;
+};
+
+static void *vreader_main(void *arg)
+{
+	struct vreader_arg *a = arg;
+	char *buf = malloc(a->chunk);
+
+	for (int round = 0; round < 40 && !a->bad; round++)
+		for (size_t off = (a->id * a->chunk) % a->len; off < a->len && !a->bad;
+		     off += a->chunk) {
+			size_t want = a->len - off < a->chunk ? a->len - off : a->chunk;
+			ssize_t n = evl_view_read(a->v, off, buf, a->chunk);
+
+			if (n != (ssize_t)want || memcmp(buf, a->whole + off, want))
+				a->bad = 1;
+		}
+	free(buf);
+	return NULL;
+}
+
+static void one_view_read_by_many_threads(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 10);
+	struct vreader_arg a[8];
+	pthread_t th[8];
+	struct evl_writer *w;
+	struct evl_view *v;
+	char line[200], *whole;
+	size_t len;
+
+	for (int t = 0; t < 3; t++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "v%d", t);
+		assert_int_equal(evl_writer_open(st, create(st, name), &w), 0);
+		for (int i = 0; i < 400; i++) {
+			/* events of different lengths: a continuation from the wrong event shows */
+			int n = event_line(line, sizeof(line), i % 4, t, i, (i * 7 + t) % 60);
+
+			assert_int_equal(evl_writer_write(w, line, n), 0);
+		}
+		assert_int_equal(evl_writer_close(w), 0);
+	}
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	whole = read_view(st, "ty0", 0, &len);
+	assert_int_equal(evl_view_open(st, "ty0", 3, 0, &v), 0);
+	for (int i = 0; i < 8; i++) {
+		a[i] = (struct vreader_arg){ v, whole, len, 997, i, 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, vreader_main, &a[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(a[i].bad, 0);
+	}
+	evl_view_close(v);
+	free(whole);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
 static void delete_leaves_views_at_once(void **state)
 {
 	const char *dir = *state;
@@ -2560,6 +2626,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(read_your_writes_before_apply, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(concurrent_writers, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(delete_leaves_views_at_once, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(one_view_read_by_many_threads, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(writers_wait_on_max_pending, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(second_open_is_refused, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(task_size_is_exact_while_applying, tu_setup,

@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -93,11 +96,175 @@ static void sidecar_records_are_checked(void **state)
 	assert_int_equal(tasklog_decode(enc, &back), -EILSEQ);
 }
 
+/* ---- the descriptor cache under the open-file limit ---- */
+
+/*
+ * Make tasks 1..@n named "t<uid>", each holding one event "{\"u\":<uid>}\n",
+ * and return a task area with @slots cache slots, none of them in use yet.
+ */
+static struct tasklog *open_tasks(void **state, unsigned slots, unsigned n)
+{
+	char dir[4200], name[16], ev[32];
+	struct tasklog *tl;
+
+	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
+	assert_int_equal(tasklog_open(dir, slots, &tl), 0);
+	for (uint64_t u = 1; u <= n; u++) {
+		struct tasklog_rec r = { u, 1, 0 };
+
+		snprintf(name, sizeof(name), "t%d", (int)u);
+		r.len = snprintf(ev, sizeof(ev), "{\"u\":%d}\n", (int)u);
+		assert_int_equal(tasklog_create(tl, u, name), 0);
+		assert_int_equal(tasklog_write(tl, u, name, 0, ev, r.len, 0, &r, 1), 0);
+	}
+	tasklog_close(tl);
+	assert_int_equal(tasklog_open(dir, slots, &tl), 0);
+	return tl;
+}
+
+/* Read task @u's event back: 0 if right, else the read's result. */
+static ssize_t read_task(struct tasklog *tl, uint64_t u)
+{
+	char name[16], want[32], got[32];
+	int len = snprintf(want, sizeof(want), "{\"u\":%d}\n", (int)u);
+	ssize_t n;
+
+	snprintf(name, sizeof(name), "t%d", (int)u);
+	n = tasklog_read(tl, u, name, 0, got, sizeof(got));
+	if (n < 0)
+		return n;
+	return n == len && !memcmp(got, want, len) ? 0 : -EILSEQ;
+}
+
+static long open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	long n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3;	/* ".", ".." and the listing's own */
+}
+
+static void emfile_sheds_the_least_recently_used(void **state)
+{
+	struct tasklog *tl = open_tasks(state, 8, 5);
+	long opens;
+
+	fio_install();
+	for (uint64_t u = 1; u <= 4; u++)
+		assert_int_equal(read_task(tl, u), 0);	/* 1..4 cached, 1 the oldest */
+	assert_int_equal(tasklog_shed_count(tl), 0);
+	/* the open of task 5's log hits the limit once: task 1's descriptor goes */
+	fio_fail(FIO_OPEN, 0, EMFILE, false);
+	assert_int_equal(read_task(tl, 5), 0);
+	assert_int_equal(fio_failed(), 1);
+	assert_int_equal(tasklog_shed_count(tl), 1);
+	opens = fio_count(FIO_OPEN);
+	for (uint64_t u = 2; u <= 5; u++)
+		assert_int_equal(read_task(tl, u), 0);
+	assert_int_equal(fio_count(FIO_OPEN), opens);	/* still cached */
+	assert_int_equal(read_task(tl, 1), 0);
+	assert_int_equal(fio_count(FIO_OPEN), opens + 1);	/* opened again */
+	/* ENFILE (the system's table) is treated alike; the sidecar's open too */
+	fio_fail(FIO_OPEN, 0, ENFILE, false);
+	{
+		struct tasklog_rec r = { 99, 1, 8 };
+
+		assert_int_equal(tasklog_write(tl, 2, "t2", 8, "{\"x\":1}\n", 8, 1, &r, 1), 0);
+	}
+	assert_int_equal(tasklog_shed_count(tl), 2);
+	/* other errors are not the limit: nothing is shed, the error is told */
+	fio_fail(FIO_OPEN, 0, EACCES, false);
+	tasklog_close(tl);
+	tl = open_tasks(state, 8, 0);
+	assert_int_equal(read_task(tl, 3), -EACCES);
+	assert_int_equal(tasklog_shed_count(tl), 0);
+	tasklog_close(tl);
+}
+
+static void emfile_with_nothing_to_shed_fails_at_once(void **state)
+{
+	struct tasklog *tl = open_tasks(state, 4, 6);
+	struct tasklog_file *pins[4];
+	char name[16], buf[32];
+
+	fio_install();
+	for (uint64_t u = 1; u <= 4; u++)
+		assert_int_equal(read_task(tl, u), 0);
+	/* the limit for good: every idle descriptor goes, then the error is told */
+	fio_fail(FIO_OPEN, 0, EMFILE, true);
+	assert_int_equal(read_task(tl, 5), -EMFILE);
+	assert_int_equal(tasklog_shed_count(tl), 4);
+	fio_clear();
+	/* every slot pinned: nothing may be closed under a reader; no wait for a slot */
+	for (uint64_t u = 1; u <= 4; u++) {
+		snprintf(name, sizeof(name), "t%d", (int)u);
+		assert_int_equal(tasklog_pin(tl, u, name, &pins[u - 1]), 0);
+	}
+	fio_fail(FIO_OPEN, 0, EMFILE, true);
+	assert_int_equal(read_task(tl, 6), -EMFILE);
+	assert_int_equal(tasklog_shed_count(tl), 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(tasklog_pread(pins[i], 0, buf, sizeof(buf)), 8);
+		tasklog_unpin(tl, pins[i]);
+	}
+	fio_clear();
+	assert_int_equal(read_task(tl, 6), 0);	/* the limit lifted: works again */
+	tasklog_close(tl);
+}
+
+static void the_cache_stays_under_the_open_file_limit(void **state)
+{
+	struct rlimit saved, rl;
+	struct tasklog *tl;
+	long base = open_fds();
+
+	/*
+	 * 200 slots (up to 400 descriptors) for 150 tasks, under a soft limit of
+	 * base + 64: the cache may hold the limit less the headroom (32 here).
+	 */
+	tl = open_tasks(state, 200, 150);
+	tasklog_close(tl);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	rl = saved;
+	rl.rlim_cur = base + 64;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_int_equal(tasklog_fd_room(), base + 64 - 32);
+	tl = open_tasks(state, 200, 0);
+	for (int round = 0; round < 2; round++)
+		for (uint64_t u = 1; u <= 150; u++) {
+			ssize_t rc = read_task(tl, u);
+
+			if (rc) {
+				setrlimit(RLIMIT_NOFILE, &saved);
+				fail_msg("round %d task %d: %s", round, (int)u, strerror((int)-rc));
+			}
+			/* the others keep their headroom */
+			if (open_fds() - base > (long)rl.rlim_cur - 32) {
+				setrlimit(RLIMIT_NOFILE, &saved);
+				fail_msg("%ld descriptors open, limit %ld", open_fds(),
+					 (long)rl.rlim_cur);
+			}
+		}
+	assert_true(tasklog_shed_count(tl) > 0);
+	tasklog_close(tl);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(write_read_with_a_small_cache, tu_setup, tu_teardown),
 		cmocka_unit_test(sidecar_records_are_checked),
+		cmocka_unit_test_setup_teardown(emfile_sheds_the_least_recently_used, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(emfile_with_nothing_to_shed_fails_at_once, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(the_cache_stays_under_the_open_file_limit, tu_setup,
+						tu_teardown),
 	};
 
 	return cmocka_run_group_tests_name("tasklog", tests, NULL, NULL);
