@@ -27,7 +27,7 @@ int main(int argc, char **argv)
 	struct event_validator *v;
 	unsigned char hdr[4];
 	size_t cap = 1 << 20;
-	char *buf = malloc(cap);
+	char *buf;
 
 	if (argc > 1 && !strcmp(argv[1], "--cases")) {
 		for (size_t i = 0; i < sizeof(event_cases) / sizeof(*event_cases); i++) {
@@ -36,6 +36,7 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
+	buf = malloc(cap);
 	if (!buf || event_validator_new("type", cap + 1, &v))
 		return 2;
 	while (fread(hdr, 1, 4, stdin) == 4) {
