@@ -369,15 +369,14 @@ bool too_deep(const dom::document &doc)
  * and skips what follows: {"n":1\0{"x"}... passes.  So an accepted line
  * with a NUL is refused here, at the NUL.
  */
-bool nul_at(const char *s, size_t len, struct jsimd_result *r)
+void nul_at(const char *s, size_t len, struct jsimd_result *r)
 {
 	const char *nul = static_cast<const char *>(memchr(s, 0, len));
 
-	if (!nul)
-		return false;
-	r->code = JSIMD_STRUCTURE;
-	r->off = nul - s;
-	return true;
+	if (nul) {
+		r->code = JSIMD_STRUCTURE;
+		r->off = nul - s;
+	}
 }
 
 /* Judge @s with @p; on success fill @r's members. */
@@ -460,10 +459,10 @@ enum jsimd_code refused(const char *s, size_t len, error_code e, const char *fie
 		if (p.allocate(len, PARSER_DEPTH))
 			return r->code = JSIMD_NOMEM;
 		e = judge(p, t.data(), len, field, flen, out, cap, r);
-		if (!e && !nul_at(s, len, r))
+		if (!e) {
+			nul_at(s, len, r);
 			return r->code;
-		if (!e)
-			return r->code;
+		}
 		r->code = map_error(e);
 	}
 	/* the parser refused what the walk and the scan found fine: no column */
@@ -495,10 +494,10 @@ extern "C" enum jsimd_code jsimd_check(const char *line, size_t len, const char 
 	} catch (const std::bad_alloc &) {
 		return r->code = JSIMD_NOMEM;
 	}
-	if (!e && !nul_at(line, len, r))
+	if (!e) {
+		nul_at(line, len, r);
 		return r->code;
-	if (!e)
-		return r->code;
+	}
 	return refused(line, len, e, field, flen, out, cap, r);
 }
 
