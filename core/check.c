@@ -1195,7 +1195,7 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		       dir, strerror(-rc));
 		goto out;
 	}
-	rc = event_validator_new(ck.type_field, CHECK_MAX_EVENT, &ck.val);
+	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
 		rc = load_index(&ck, &m, &dirty, &trims);
 	if (rc)
@@ -1539,7 +1539,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		index_close(ck.ix);
 		ck.ix = NULL;
 	}
-	rc = event_validator_new(ck.type_field, CHECK_MAX_EVENT, &ck.val);
+	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
 		rc = check_journal(&ck);
 	if (!rc)

@@ -2099,8 +2099,12 @@ static int store_recover(struct evl_store *st)
 	st->applied_lsn = m.applied_lsn;
 	jo.min_lsn = m.applied_lsn;
 
-	/* any size: the limit in force may be lower than the one they were written under */
-	rc = event_validator_new(st->opt.type_field, (size_t)1 << 30, &r.val);
+	/*
+	 * Any size: the limit in force may be lower than the one they were
+	 * written under.  EVENT_STORED: records journaled by an earlier
+	 * version, whose validator was laxer, must still replay.
+	 */
+	rc = event_validator_new_ex(st->opt.type_field, (size_t)1 << 30, EVENT_STORED, &r.val);
 	if (rc)
 		goto out;
 	snprintf(path, sizeof(path), "%s/journal", st->dir);
@@ -3285,6 +3289,9 @@ static int type_cb(void *arg, const char *name, size_t len, uint64_t ev, uint64_
 {
 	struct type_ctx *c = arg;
 
+	/* a type of a store written before types had to be names ("." or ".."): no view */
+	if (event_check_name(name, len))
+		return 0;
 	return c->cb(c->arg, name, len);
 }
 
@@ -3336,7 +3343,8 @@ int evl_type_list(struct evl_store *st,
 		rc = index_type_list(t, type_cb, &c);
 	index_abort(t);
 	for (size_t k = 0; k < x.n && !rc; k++)
-		rc = cb(arg, x.v[k].name, x.v[k].len);
+		if (!event_check_name(x.v[k].name, x.v[k].len))
+			rc = cb(arg, x.v[k].name, x.v[k].len);
 	free(x.v);
 	return rc;
 }

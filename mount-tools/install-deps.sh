@@ -17,5 +17,5 @@ install_missing() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" </dev/null
 }
 
-EVLOGFS_BUILD_DEPS=(libfuse3-dev fuse3 liblmdb-dev libcmocka-dev libjson-c-dev
+EVLOGFS_BUILD_DEPS=(libfuse3-dev fuse3 liblmdb-dev libcmocka-dev libjson-c-dev libsimdjson-dev g++
                     libxxhash-dev meson ninja-build pkg-config)

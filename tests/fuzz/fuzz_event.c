@@ -10,9 +10,14 @@
  *     equal a plain model of "held bytes + this write, split at newlines";
  *   - a write fails with EFBIG exactly when the model has a line or held
  *     tail longer than max_event, and otherwise only if the validator refused;
- *   - the reused tokener agrees with a fresh one on every line (reset must
- *     leave nothing behind), and an accepted event's type is the member's
- *     string, checked again with a fresh parse.
+ *   - judging a line twice gives the same verdict, column and reason (the
+ *     thread's reused parser keeps nothing of the line before);
+ *   - a refusal has a column within the line (or just past its end);
+ *   - what the strict validator accepts, the EVENT_STORED one (recovery's)
+ *     accepts with the same type, so a journal never fails to replay;
+ *   - an accepted event's type is the member's string, checked again with
+ *     json-c when json-c parses the line too (it refuses some valid lines:
+ *     128 levels deep).
  */
 #include <assert.h>
 #include <errno.h>
@@ -30,13 +35,13 @@
 	__FILE__, __LINE__, #c); abort(); } } while (0)
 
 struct feed {
-	struct event_validator *v;
+	struct event_validator *v, *stored;
 	const char *model_lines[256];	/* the model's lines of this write */
 	size_t model_len[256], nmodel;
 	size_t seen;
 };
 
-/* A fresh strict tokener's verdict on @line: 1 valid object with a string type member. */
+/* json-c's verdict on @line: 1 if an object with a string type member. */
 static int fresh_verdict(const char *line, size_t len, char *type, size_t *tlen)
 {
 	struct json_tokener *tok = json_tokener_new_ex(128);
@@ -74,11 +79,24 @@ static int take(void *arg, const char *line, size_t len, size_t index)
 	rc = event_validate(f->v, line, len, type, &tlen, &err);
 	check(rc == 0 || rc == -EINVAL || rc == -EFBIG);
 	check(rc == 0 || (err.err == -rc && err.reason[0] && memchr(err.reason, 0, sizeof(err.reason))));
+	check(rc != -EINVAL || (err.col >= 1 && err.col <= len + 1));
+	{
+		struct event_error again = { 0 };
+		char atype[EVENT_TYPE_MAX + 1];
+		size_t alen = 0;
+		int arc = event_validate(f->v, line, len, atype, &alen, &again);
+
+		check(arc == rc);
+		check(rc ? again.col == err.col && !strcmp(again.reason, err.reason) :
+			   alen == tlen && !memcmp(atype, type, tlen));
+	}
 	if (rc == 0) {
-		check(fresh_verdict(line, len, ftype, &flen));
-		check(tlen == flen && tlen >= 1 && tlen <= EVENT_TYPE_MAX &&
-		      !memcmp(type, ftype, tlen) && type[tlen] == '\0');
+		check(tlen >= 1 && tlen <= EVENT_TYPE_MAX && type[tlen] == '\0');
 		check(event_check_name(type, tlen) == 0);
+		if (fresh_verdict(line, len, ftype, &flen))
+			check(tlen == flen && !memcmp(type, ftype, tlen));
+		check(event_validate(f->stored, line, len, ftype, &flen, &err) == 0);
+		check(flen == tlen && !memcmp(type, ftype, tlen));
 	}
 	return rc;
 }
@@ -87,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct event_validator *v[4];
+	static struct event_validator *v[4], *stored;
 	static const size_t maxes[4] = { 16, 64, 300, 4096 };
 	struct linebuf lb;
 	char *held = NULL;	/* the model's held bytes */
@@ -99,7 +117,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	max = maxes[data[0] & 3];
 	if (!v[data[0] & 3])
 		check(event_validator_new("type", max, &v[data[0] & 3]) == 0);
+	if (!stored)
+		check(event_validator_new_ex("type", 8192, EVENT_STORED, &stored) == 0);
 	f.v = v[data[0] & 3];
+	f.stored = stored;
 	linebuf_init(&lb, max);
 	held = malloc(size + 1);
 	check(held);

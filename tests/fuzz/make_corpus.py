@@ -28,7 +28,8 @@ def writes(*chunks, max_sel=3):
     """fuzz_event's input: the max_event selector, then (length, bytes) per write()."""
     out = bytes([max_sel])
     for c in chunks:
-        out += bytes([len(c)]) + c
+        for k in range(0, len(c), 255):     # a longer line: several writes
+            out += bytes([len(c[k:k + 255])]) + c[k:k + 255]
     return out
 
 
@@ -42,6 +43,60 @@ EVENTS = {
     "long": writes(b'{"type":"small","pad":"' + b"p" * 40 + b'"}\n', max_sel=1),
     "tail": writes(b'{"type":"t","pad":"' + b"q" * 200, b'"}\n', max_sel=2),
     "dup": writes(b'{"type":"a","type":"b"}\n{"type":"x"} {}\n'),
+}
+
+
+def in_strings(frag):
+    """@frag in a value, in a key and as the type: one write each."""
+    return [b'{"type":"a","k":"' + frag + b'"}\n', b'{"type":"a","' + frag + b'":1}\n',
+            b'{"type":"' + frag + b'"}\n']
+
+
+def in_numbers(num):
+    """@num in a value, in an array and as the type: one write each."""
+    return [b'{"type":"a","n":' + num + b'}\n', b'{"type":"a","n":[true,' + num + b']}\n',
+            b'{"type":' + num + b'}\n']
+
+
+# The conformance set of tests/unit/event_cases.h, grouped: what RFC 8259 +
+# RFC 3629 refuse (and json-c accepted), the valid edges beside them.
+STRICT = {
+    "utf8-overlong": [b"\xc0\xaf", b"\xc1\xbf", b"\xe0\x80\xaf", b"\xe0\x9f\xbf",
+                      b"\xf0\x80\x80\xaf", b"\xf0\x8f\xbf\xbf"],
+    "utf8-surrogate": [b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xed\xa0\xbd\xed\xb8\x80"],
+    "utf8-past-10ffff": [b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xf8\x88\x80\x80\x80"],
+    "utf8-bad-bytes": [b"\xfe", b"\xff", b"\x80", b"\xbf", b"\xe2\x82", b"\xf0\x9f\x98", b"\xc3"],
+    "utf8-edges": [b"\xc2\x80", b"\xdf\xbf", b"\xe0\xa0\x80", b"\xed\x9f\xbf", b"\xee\x80\x80",
+                   b"\xef\xbf\xbf", b"\xef\xbb\xbf", b"\xf0\x90\x80\x80", b"\xf4\x8f\xbf\xbf"],
+    "escape-surrogate": [b"\\ud800", b"\\udbff", b"\\udc00", b"\\udfff", b"\\ud800\\u0041",
+                         b"\\ud800\\ud800", b"\\ude00\\ud83d", b"\\ud800x"],
+    "escape-bad": [b"\\x", b"\\u12", b"\\uZZZZ", b"\\U0041", b"\\'", b"\\a"],
+    "escape-good": [b"\\ud83d\\ude00", b"\\uDBFF\\uDFFF", b"\\u00e9\\\\\\\"", b"\\/",
+                    b"\\b\\f\\n\\r\\t", b"\\u0000", b"\\u001f", b"\\u007f", b"\\u002e"],
+    "control": [b"\x01", b"x\x1f", b"x\ty", b"x\ry", b"x\x00y", b"a\x7f"],
+}
+NUMBERS = {
+    "number-leading-zero": [b"00", b"-01", b"00.5", b"01", b"-00", b"0123456789012345678901234567890"],
+    "number-bad": [b"1.", b"1.e5", b"1e", b"1e+", b"-", b"--1", b"-.5", b".5", b"+1", b"0x10",
+                   b"1_000", b"-Infinity", b"NaN", b"Infinity"],
+    "number-good": [b"0", b"-0", b"0.5", b"-0.0", b"1e5", b"1E+5", b"1e-5", b"-123.456e-07",
+                    b"18446744073709551615", b"-9223372036854775808", b"1e-999"],
+    "number-big": [b"18446744073709551616", b"-9223372036854775809",
+                   b"123456789012345678901234567890", b"1e999", b"-1E+400", b"2e308"],
+}
+OTHER = {
+    "array-leading-zero": [b'{"type":"a","n":[00]}\n', b'{"type":"a","n":[1e999,00]}\n'],
+    "nul-after-number": [b'{"type":"a","n":123\x00456}\n', b'{"type":"a","n":1e999\x007}\n'],
+    "type-dot": [b'{"type":"."}\n', b'{"type":".."}\n', b'{"type":".hidden"}\n',
+                 b'{"type":"\\u002e"}\n', b'{"type":"a."}\n'],
+    "type-dup": [b'{"type":"a","type":"b"}\n', b'{"type":"a","\\u0074ype":"b"}\n',
+                 b'{"type":1,"type":"a"}\n', b'{"\\u0074ype":"a"}\n', b'{"type":"a","k":1,"k":2}\n'],
+    "structure": [b'{"type":"a"} {}\n', b'{"type":"a"}}\n', b'\xef\xbb\xbf{"type":"a"}\n',
+                  b'{"type":"a",}\n', b'{"type":"a","b":[1 2]}\n', b'{"type":"a"}\x0c\n',
+                  b'{"type":"a","v":tru}\n', b'{"type":"a","v":NaN}\n'],
+    "deep-128": [b'{"type":"d","x":' + b"[" * 127 + b"]" * 127 + b"}\n"],
+    "deep-129": [b'{"type":"d","x":' + b"[" * 128 + b"]" * 128 + b"}\n",
+                 b'{"type":"d","x":' + b"[" * 128 + b"1" + b"]" * 128 + b"}\n"],
 }
 
 CONTROL = {
@@ -70,6 +125,12 @@ def records(segment):
 def main():
     for name, data in EVENTS.items():
         put("event", name, data)
+    for name, frags in STRICT.items():
+        put("event", name, writes(*[w for f in frags for w in in_strings(f)]))
+    for name, nums in NUMBERS.items():
+        put("event", name, writes(*[w for n in nums for w in in_numbers(n)]))
+    for name, lines in OTHER.items():
+        put("event", name, writes(*lines))
     for name, data in CONTROL.items():
         put("control", name, data)
     for k, d in enumerate(sys.argv[1:]):

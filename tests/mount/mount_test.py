@@ -446,6 +446,50 @@ def test_errnos(root):
         m.stop()
 
 
+def test_strict_json(root):
+    """RFC 8259 + RFC 3629 exactly, in values, keys and types (issue 14 A14), and
+    no type starting with '.' (A15): json-c took all of these."""
+    m = Mount(root, expect_stderr=[r"rejected event"]).start()
+    ev = m.p("tasks", "t", "events")
+    try:
+        os.mkdir(m.p("tasks", "t"))
+        append(ev, event("ok", i=0))
+        good = read(ev)
+        bad_strings = [b"\xc0\xaf", b"\xe0\x80\xaf", b"\xf0\x80\x80\xaf", b"\xed\xa0\x80",
+                       b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\\ud800", b"\\udc00"]
+        for frag in bad_strings:
+            for line in (b'{"type":"a","v":"' + frag + b'"}\n', b'{"type":"a","' + frag + b'":1}\n',
+                         b'{"type":"' + frag + b'"}\n'):
+                expect_errno(errno.EINVAL, append, ev, line)
+        for num in (b"00", b"-01", b"00.5", b"[00]"):
+            for line in (b'{"type":"a","n":' + num + b'}\n', b'{"type":' + num + b'}\n'):
+                expect_errno(errno.EINVAL, append, ev, line)
+        for typ in (".", "..", ".x"):
+            expect_errno(errno.EINVAL, append, ev, event(typ))
+        expect_errno(errno.EINVAL, append, ev, '{"type":"a","type":"b"}\n')
+        assert read(ev) == good
+        status = json.loads(read(m.p(".control")))
+        assert 'duplicate "type"' in status["last_rejection"], status["last_rejection"]
+        # what is valid goes through, and a strict reader can read every view
+        valid = [b'{"type":"edge","n":1e999,"big":123456789012345678901234567890}\n',
+                 b'{"type":"edge","s":"\\ud83d\\ude00 \xf4\x8f\xbf\xbf \xef\xbf\xbf","k":1,"k":2}\n',
+                 b'{"type":"a.","deep":' + b"[" * 127 + b"]" * 127 + b'}\n']
+        for line in valid:
+            append(ev, line)
+        for prefix in ("edge", "a", "o"):
+            for line in read(m.p("by-type", prefix, "events")).splitlines():
+                json.loads(line.decode("utf-8", "strict"),
+                           parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+        # "." and ".." under by-type are the kernel's, once each
+        names = sh("ls -a %s" % m.p("by-type")).split()
+        assert names.count(".") == 1 and names.count("..") == 1, names
+        assert sorted(os.listdir(m.p("by-type"))) == ["a.", "edge", "ok"]
+        assert os.stat(m.p("by-type", ".")).st_ino == os.stat(m.p("by-type")).st_ino
+        assert os.stat(m.p("by-type", "..")).st_ino == os.stat(m.p("")).st_ino
+    finally:
+        m.stop()
+
+
 def test_kill9(root):
     m = Mount(root).start()
     acked = {}
