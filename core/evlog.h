@@ -107,9 +107,23 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 
 /*
  * Delete task @name: it leaves every view at once; its files and index
- * entries are reclaimed in the background.  -ENOENT, -EROFS, -EIO.
+ * entries are reclaimed in the background.  -ENOENT, -EROFS, -EPERM
+ * (nodelete), -ENOSPC, -EIO.
  */
 int evl_task_delete(struct evl_store *st, const char *name);
+
+/*
+ * Delete task @uid, the one a caller looked at: a task made meanwhile under
+ * the same name has another uid and is left alone.  With @idle_before_ns
+ * (wall clock, ns; 0: any) only if its last append, applied or not, was
+ * before it: checked in the step that journals the delete, so an append
+ * acknowledged before that step saves the task, and one after it fails
+ * with ENOENT (never acknowledged and lost).  The task as deleted (its
+ * name) goes to *@out unless NULL.  -ENOENT (no live task @uid), -EBUSY
+ * (written since @idle_before_ns), -EROFS, -EPERM, -ENOSPC, -EIO.
+ */
+int evl_task_delete_uid(struct evl_store *st, uint64_t uid, uint64_t idle_before_ns,
+			struct evl_task_info *out);
 
 /* Look a live task up by name or uid.  -ENOENT. */
 int evl_task_lookup(struct evl_store *st, const char *name, struct evl_task_info *out);

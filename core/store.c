@@ -173,6 +173,8 @@ struct evl_store {
 	uint64_t view_gen;		/* ... and by retention steps: view offsets moved */
 	struct tmem *tmem[TMEM_BUCKETS];
 	bool purge_more;
+	uint64_t purged;		/* deleted tasks whose entries are all purged */
+	atomic_bool closing;		/* evl_store_close began: compaction stops */
 	/*
 	 * Log rewrites committed to the index but not finished on disk (a
 	 * failed rename or directory sync): retried by the applier and at
@@ -181,8 +183,9 @@ struct evl_store {
 	 * offsets the index now has.  broken[] is guarded by swap_lock.
 	 */
 	bool switch_unfinished;
-	uint64_t broken[8];
-	unsigned nbroken;
+	uint64_t *broken;
+	size_t nbroken, broken_cap;	/* broken_cap in bytes (store_grow) */
+	bool broken_unknown;		/* one could not be recorded: every task is suspect */
 	struct applier_job ckpt, shrink;	/* work others ask the applier for */
 	struct applier_job call;	/* any function, for compaction (one caller) */
 	/*
@@ -821,8 +824,12 @@ static int purge_step(struct evl_store *st, bool *more)
 	int rc = write_txn(st, purge_txn, &p);
 
 	*more = p.more;
-	if (!rc && p.done)
+	if (!rc && p.done) {
+		pthread_mutex_lock(&st->lock);
+		st->purged++;
+		pthread_mutex_unlock(&st->lock);
 		rc = tasklog_purge(st->tl, p.done);
+	}
 	return rc;
 }
 
@@ -1229,8 +1236,13 @@ static int trim_switch(struct evl_store *st, void *arg)
 		io_mark("trim switch synced");
 		rc = tasklog_rw_install(j->rw);
 	}
-	if (rc && st->nbroken < sizeof(st->broken) / sizeof(*st->broken))
-		st->broken[st->nbroken++] = task.uid;
+	if (rc) {
+		/* never drop one: its old files do not match what the index now says */
+		if (store_grow(&st->broken, &st->broken_cap, (st->nbroken + 1) * sizeof(*st->broken)))
+			st->broken_unknown = true;
+		else
+			st->broken[st->nbroken++] = task.uid;
+	}
 	pthread_mutex_lock(&st->lock);
 	st->view_gen++;
 	pthread_mutex_unlock(&st->lock);
@@ -1252,7 +1264,9 @@ static int trim_switch(struct evl_store *st, void *arg)
 /* With swap_lock held: is @uid's rewrite switched in the index but its files not renamed? */
 static bool switch_broken(const struct evl_store *st, uint64_t uid)
 {
-	for (unsigned i = 0; i < st->nbroken; i++)
+	if (st->broken_unknown)
+		return true;
+	for (size_t i = 0; i < st->nbroken; i++)
 		if (st->broken[i] == uid)
 			return true;
 	return false;
@@ -1277,9 +1291,12 @@ static int trim_run(struct evl_store *st, struct trim_job *j, const char *name)
 	struct index_task task;
 	int rc;
 
-	do
+	do {
+		/* closing: stop between steps; the intent is durable, open finishes it */
+		if (st->applier_running && atomic_load(&st->closing))
+			return -EINTR;
 		rc = on_applier(st, trim_step, j);
-	while (!rc && j->more);
+	} while (!rc && j->more);
 	if (rc)
 		return rc;
 	rc = tasklog_rw_open(st->tl, j->tr.uid, name, j->tr.cut_len - j->base_len,
@@ -1303,17 +1320,51 @@ static int trim_run(struct evl_store *st, struct trim_job *j, const char *name)
 }
 
 /*
- * Choose the cut: the first event kept is the first one that is among the
- * newest @keep_last (0: any) and committed at or after @min_ns (0: any).
+ * How many of @task's events (from its head) were committed before gseq
+ * @horizon (0: all of them).  A binary search of the sidecar.
+ */
+static int count_before(struct evl_store *st, const struct index_task *task, uint64_t horizon,
+			uint64_t *out)
+{
+	uint64_t lo = 0, hi = task->nevents - task->base_n;
+
+	while (horizon && lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		struct tasklog_rec rec;
+		ssize_t got = tasklog_read_recs(st->tl, task->uid, task->name, mid, &rec, 1);
+
+		if (got < 0)
+			return got;
+		if (got < 1) {
+			evl_log(LOG_ERR, "task %s: sidecar shorter than indexed", task->name);
+			return -EIO;
+		}
+		if (rec.gseq < horizon)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*out = hi;
+	return 0;
+}
+
+/*
+ * Choose the cut among the events committed before gseq @horizon (0: all):
+ * the first event kept is the first one that is among the newest
+ * @keep_last of those (0: any) and committed at or after @min_ns (0: any).
  * Reads the sidecar from the head.  *@k = events dropped (0: none).
  */
 static int trim_plan(struct evl_store *st, const struct index_task *task, uint64_t keep_last,
-		     uint64_t min_ns, struct trim_job *j, uint64_t *k)
+		     uint64_t min_ns, uint64_t horizon, struct trim_job *j, uint64_t *k)
 {
-	uint64_t n = task->nevents - task->base_n, i = 0, bytes = 0, gseq = 0;
+	uint64_t n = 0, i = 0, bytes = 0, gseq = 0;
 	struct tasklog_rec recs[1024];
+	int rc;
 
 	*k = 0;
+	rc = count_before(st, task, horizon, &n);
+	if (rc)
+		return rc;
 	while (i < n) {
 		size_t want = n - i < 1024 ? n - i : 1024;
 		ssize_t got = tasklog_read_recs(st->tl, task->uid, task->name, i, recs, want);
@@ -1349,7 +1400,7 @@ static int trim_plan(struct evl_store *st, const struct index_task *task, uint64
 }
 
 int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_t min_ns,
-		 uint64_t *events, uint64_t *bytes)
+		 uint64_t horizon, uint64_t *events, uint64_t *bytes)
 {
 	struct trim_job j = { .st = st };
 	struct index_task task;
@@ -1383,7 +1434,7 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 	}
 	index_abort(t);
 	if (!rc)
-		rc = trim_plan(st, &task, keep_last, min_ns, &j, &k);
+		rc = trim_plan(st, &task, keep_last, min_ns, horizon, &j, &k);
 	if (rc || !k)
 		return rc == -ENOENT ? 0 : rc;
 	rc = on_applier(st, trim_begin, &j);
@@ -1394,7 +1445,7 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 	if (!rc) {
 		*events = j.tr.cut_n - j.base_n;
 		*bytes = j.tr.cut_len - j.base_len;
-		evl_log(LOG_INFO, "task %s: dropped its oldest %" PRIu64 " events (%" PRIu64
+		evl_log(LOG_DEBUG, "task %s: dropped its oldest %" PRIu64 " events (%" PRIu64
 			" bytes)", task.name, *events, *bytes);
 	}
 	return rc;
@@ -1418,7 +1469,7 @@ static int finish_switch(const struct index_trim *tr, void *arg)
 		evl_log(LOG_NOTICE, "task %s: finishing its log rewrite", task.name);
 		pthread_rwlock_wrlock(&st->swap_lock);
 		rc = tasklog_rw_finish(st->tl, tr->uid, task.name);
-		for (unsigned i = 0; !rc && i < st->nbroken; i++)
+		for (size_t i = 0; !rc && i < st->nbroken; i++)
 			if (st->broken[i] == tr->uid)
 				st->broken[i--] = st->broken[--st->nbroken];
 		pthread_mutex_lock(&st->lock);
@@ -1478,6 +1529,13 @@ static int finish_switches(struct evl_store *st, void *arg)
 {
 	int rc = finish_all_switches(st);
 
+	if (!rc) {
+		/* every rewrite the index has is finished: none is broken */
+		pthread_rwlock_wrlock(&st->swap_lock);
+		st->broken_unknown = false;
+		st->nbroken = 0;
+		pthread_rwlock_unlock(&st->swap_lock);
+	}
 	pthread_mutex_lock(&st->lock);
 	st->switch_unfinished = rc != 0;
 	pthread_mutex_unlock(&st->lock);
@@ -1848,18 +1906,29 @@ int store_shrink_index(struct evl_store *st)
 	return ask_applier(st, &st->shrink);
 }
 
-void store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_t left),
-		       void *arg)
+int store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_t left),
+		      void *arg)
 {
+	uint64_t left = index_purge_count(st->ix), target;
+
+	/*
+	 * As many purges as tasks await one now: tasks deleted meanwhile
+	 * (their uids may come first) do not make the wait longer.
+	 */
+	pthread_mutex_lock(&st->lock);
+	target = st->purged + left;
+	pthread_mutex_unlock(&st->lock);
 	for (;;) {
-		uint64_t left = index_purge_count(st->ix), at;
+		uint64_t at;
 		struct timespec ts;
 
 		progress(arg, left);
+		if (atomic_load(&st->closing))
+			return -EINTR;
 		pthread_mutex_lock(&st->lock);
-		if (!left && !st->purge_more) {
+		if ((!left && !st->purge_more) || st->purged >= target) {
 			pthread_mutex_unlock(&st->lock);
-			return;
+			return 0;
 		}
 		/* purge steps signal nobody: look again shortly */
 		st->purge_more = true;
@@ -1869,7 +1938,30 @@ void store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_
 		ts.tv_nsec = at % 1000000000ull;
 		pthread_cond_timedwait(&st->applied_cv, &st->lock, &ts);
 		pthread_mutex_unlock(&st->lock);
+		left = index_purge_count(st->ix);
 	}
+}
+
+bool store_closing(struct evl_store *st)
+{
+	return atomic_load(&st->closing);
+}
+
+uint64_t store_next_gseq(struct evl_store *st)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&st->lock);
+	g = st->next_gseq;
+	pthread_mutex_unlock(&st->lock);
+	return g;
+}
+
+int store_checkpoint_applied(struct evl_store *st)
+{
+	if (st->opt.read_only)
+		return -EROFS;
+	return ask_applier(st, &st->ckpt);
 }
 
 int evl_task_check_name(const char *name, size_t len)
@@ -1933,6 +2025,7 @@ static int store_free(struct evl_store *st)
 	pthread_cond_destroy(&st->applier_cv);
 	pthread_cond_destroy(&st->applied_cv);
 	pthread_rwlock_destroy(&st->swap_lock);
+	free(st->broken);
 	free(st->type_field);
 	free(st->dir);
 	free(st);
@@ -2121,7 +2214,8 @@ int evl_store_close(struct evl_store *st)
 
 	if (!st)
 		return 0;
-	compactor_free(st->cp);		/* waits for a running compaction */
+	atomic_store(&st->closing, true);	/* a compaction stops at its next step */
+	compactor_free(st->cp);		/* waits for it */
 	st->cp = NULL;
 	if (!st->opt.read_only) {
 		struct journal_stats js;
@@ -2251,7 +2345,6 @@ int evl_task_list(struct evl_store *st, const char *after,
 	return rc;
 }
 
-/* Submit a create or delete record and wait until it is applied. */
 /*
  * DATA_DIR/reserve: space held back so that a task can still be deleted on
  * a full disk (its journal record needs room).  Made at open and after
@@ -2290,7 +2383,13 @@ static bool release_reserve(struct evl_store *st)
 	return true;
 }
 
-static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, size_t len)
+/*
+ * Journal a create or delete record and wait until it is applied.  With
+ * @check, it runs first with append_lock held (no append can be journaled
+ * between it and the record); a non-zero result is returned instead.
+ */
+static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, size_t len,
+		       int (*check)(struct evl_store *st, void *arg), void *arg)
 {
 	struct iovec iov = { buf, len };
 	struct pend *p;
@@ -2301,7 +2400,9 @@ static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, 
 	if (!p)
 		return -ENOMEM;
 	pthread_mutex_lock(&st->append_lock);
-	rc = journal_append(st->jn, kind, &iov, 1, &lsn);
+	rc = check ? check(st, arg) : 0;
+	if (!rc)
+		rc = journal_append(st->jn, kind, &iov, 1, &lsn);
 	if (rc == -ENOSPC && kind == REC_DELETE && release_reserve(st))
 		rc = journal_append(st->jn, kind, &iov, 1, &lsn);
 	if (!rc) {
@@ -2363,7 +2464,7 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 		w32(buf + 22 + len, owner->gid);
 		w32(buf + 26 + len, owner->mode & 07777);
 	}
-	rc = submit_meta(st, REC_CREATE, buf, 18 + len + (owner ? 12 : 0));
+	rc = submit_meta(st, REC_CREATE, buf, 18 + len + (owner ? 12 : 0), NULL, NULL);
 	if (!rc)
 		evl_log(LOG_DEBUG, "task %s created", name);
 out:
@@ -2371,9 +2472,71 @@ out:
 	return rc;
 }
 
-int evl_task_delete(struct evl_store *st, const char *name)
+static uint64_t txn_applied(struct index_txn *t);
+
+struct delete_check {
+	uint64_t uid, idle_before;
+	struct evl_task_info info;	/* the task, as it is deleted */
+};
+
+/*
+ * The newest commit time of task @uid's appends in the pending list past
+ * @applied_lsn, or 0.  With st->lock held.
+ */
+static uint64_t pending_last_ns(struct evl_store *st, uint64_t applied_lsn, uint64_t uid)
 {
-	struct evl_task_info info;
+	uint64_t last = 0;
+	bool any;
+
+	pthread_mutex_lock(&st->tmem_lock);
+	any = *tmem_slot(st, uid) != NULL;	/* the common case: none, no walk */
+	pthread_mutex_unlock(&st->tmem_lock);
+	for (struct pend *p = any ? st->head : NULL; p; p = p->next)
+		if (p->kind == REC_APPEND && p->uid == uid && p->lsn > applied_lsn &&
+		    p->time_ns > last)
+			last = p->time_ns;
+	return last;
+}
+
+/*
+ * With append_lock held: is task @uid live with no delete journaled, and
+ * (idle_before) last written before it, counting appends not applied yet?
+ * 0, -ENOENT or -EBUSY (written since).
+ */
+static int delete_check(struct evl_store *st, void *arg)
+{
+	struct delete_check *d = arg;
+	struct index_task task;
+	struct index_txn *t;
+	uint64_t last;
+	int rc;
+
+	rc = begin_read(st, &t);
+	if (rc)
+		return rc;
+	rc = index_task_by_uid(t, d->uid, &task);
+	if (!rc && task.state != TASK_LIVE)
+		rc = -ENOENT;
+	for (struct pend *p = st->head; !rc && p; p = p->next)
+		if (p->kind == REC_DELETE && p->uid == d->uid)
+			rc = -ENOENT;	/* journaled, not applied yet */
+	if (!rc) {
+		fill_info(st, &task, &d->info);
+		last = pending_last_ns(st, txn_applied(t), d->uid);
+		if (last < task.last_ns)
+			last = task.last_ns;
+		if (d->idle_before && last >= d->idle_before)
+			rc = -EBUSY;
+	}
+	pthread_mutex_unlock(&st->lock);
+	index_abort(t);
+	return rc;
+}
+
+int evl_task_delete_uid(struct evl_store *st, uint64_t uid, uint64_t idle_before_ns,
+			struct evl_task_info *out)
+{
+	struct delete_check d = { .uid = uid, .idle_before = idle_before_ns };
 	unsigned char *buf;
 	int rc;
 
@@ -2381,23 +2544,36 @@ int evl_task_delete(struct evl_store *st, const char *name)
 		return -EROFS;
 	if (st->opt.nodelete)
 		return -EPERM;
-	pthread_mutex_lock(&st->meta_lock);
-	rc = evl_task_lookup(st, name, &info);
-	if (rc)
-		goto out;
+	if (!uid)
+		return -ENOENT;	/* uids start at 1 */
 	buf = malloc(16);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	w64(buf, info.uid);
+	if (!buf)
+		return -ENOMEM;
+	w64(buf, uid);
 	w64(buf + 8, wall_ns());
-	rc = submit_meta(st, REC_DELETE, buf, 16);
-	if (!rc)
-		evl_log(LOG_INFO, "task %s deleted", name);
-out:
+	pthread_mutex_lock(&st->meta_lock);
+	rc = submit_meta(st, REC_DELETE, buf, 16, delete_check, &d);
 	pthread_mutex_unlock(&st->meta_lock);
+	if (!rc && out)
+		*out = d.info;
+	/* an explicit delete is worth a line; an expiry run logs one summary */
+	if (!rc)
+		evl_log(idle_before_ns ? LOG_DEBUG : LOG_INFO, "task %s deleted", d.info.name);
 	return rc;
+}
+
+int evl_task_delete(struct evl_store *st, const char *name)
+{
+	struct evl_task_info info;
+	int rc;
+
+	if (st->opt.read_only)
+		return -EROFS;
+	if (st->opt.nodelete)
+		return -EPERM;
+	rc = evl_task_lookup(st, name, &info);
+	/* a task of that name made meanwhile has another uid: not deleted */
+	return rc ? rc : evl_task_delete_uid(st, info.uid, 0, NULL);
 }
 
 /*
@@ -2656,20 +2832,28 @@ static int submit(struct evl_writer *w)
 			return -js.error;
 		}
 	}
+	pthread_mutex_unlock(&st->lock);
+
+	pthread_mutex_lock(&st->append_lock);
+	/*
+	 * Deletes are journaled under append_lock too: looked at here, the
+	 * task cannot be deleted before this record, whose events would then
+	 * be acknowledged and never written.
+	 */
+	pthread_mutex_lock(&st->lock);
 	gen = st->delete_gen;
 	pthread_mutex_unlock(&st->lock);
 	if (gen != w->gen) {
-		struct evl_task_info info;
+		struct delete_check d = { .uid = w->uid };
 
-		rc = evl_task_stat(st, w->uid, &info);
+		rc = delete_check(st, &d);
 		if (rc) {
+			pthread_mutex_unlock(&st->append_lock);
 			pend_free(p);
 			return rc;
 		}
 		w->gen = gen;
 	}
-
-	pthread_mutex_lock(&st->append_lock);
 	pthread_mutex_lock(&st->lock);
 	p->gseq = st->next_gseq;
 	st->next_gseq += p->n;

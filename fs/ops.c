@@ -677,9 +677,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, fs->cfg->ro ? EROFS : EPERM);
 		return;
 	}
-	rc = evl_task_stat(fs->st, p.uid, &info);
-	if (!rc)
-		rc = evl_task_delete(fs->st, info.name);
+	/* by uid: the task this directory is, not one made since under its name */
+	rc = evl_task_delete_uid(fs->st, p.uid, 0, &info);
 	if (!rc)
 		tomb_add(info.name, info.uid);
 	fuse_reply_err(req, -rc);
@@ -842,8 +841,12 @@ static int control_command(struct fs *fs, const char *buf, size_t size)
 		snprintf(why, sizeof(why), "%s", rc ? strerror(-rc) : "");
 	} else if (!rc) {
 		rc = evl_compact_start(fs->st, &c.compact);
-		snprintf(why, sizeof(why), "%s", rc == -EBUSY ? "a compaction is running" :
-			 rc == -EPERM ? "deleting is off (nodelete)" : rc ? strerror(-rc) : "");
+		if (rc == -ENOENT)
+			snprintf(why, sizeof(why), "compact: no task %.60s", c.compact.task);
+		else
+			snprintf(why, sizeof(why), "%s", rc == -EBUSY ? "a compaction is running" :
+				 rc == -EPERM ? "deleting is off (nodelete)" :
+				 rc ? strerror(-rc) : "");
 	}
 	status_note_command(c.text, rc, rc ? why : NULL);
 	if (rc)
