@@ -222,7 +222,9 @@ struct evl_compact_args {
 
 /*
  * Parse @words ("task=ID expire-idle=30d ...", durations as 90s, 15m, 12h,
- * 30d).  0, or -EINVAL with the reason in @why.
+ * 30d, at most 2^63 ns; counts in decimal digits).  A value may be quoted
+ * as in evl_control_parse.  0, or -EINVAL with the reason in @why (also for
+ * a key given twice).
  */
 int evl_compact_parse(const char *words, struct evl_compact_args *out, char *why, size_t whylen);
 
@@ -231,14 +233,16 @@ enum evl_control_cmd { EVL_CONTROL_CHECKPOINT = 1, EVL_CONTROL_COMPACT };
 struct evl_control {
 	enum evl_control_cmd cmd;
 	struct evl_compact_args compact;	/* EVL_CONTROL_COMPACT */
-	char text[512];		/* the command, blanks trimmed (for the status) */
+	char text[1024];	/* the command, blanks trimmed (for the status) */
 };
 
 /*
  * Parse the @size bytes written to .control: one command with its words,
- * at most 511 bytes after trailing blanks and newlines are trimmed, no NUL
- * and no second line.  0, or -EINVAL with the reason in @why (and as much
- * of the command as is printable in out->text).
+ * at most 1023 bytes once blanks, CRs and newlines around it are trimmed,
+ * with no control byte (NUL, CR, a second line) inside.  A word's value
+ * may be double-quoted (task="a b"), with \" and \\ for a quote and a
+ * backslash inside.  0, or -EINVAL with the reason in @why (and as much of
+ * the command as is printable in out->text).
  */
 int evl_control_parse(const char *buf, size_t size, struct evl_control *out,
 		      char *why, size_t whylen);
@@ -246,8 +250,10 @@ int evl_control_parse(const char *buf, size_t size, struct evl_control *out,
 /*
  * Start one compaction in the background: checkpoint; expire idle tasks;
  * reclaim deleted tasks; shrink the index file when most of it is free;
- * checkpoint.  Returns at once: 0, -EBUSY (one is running), -EPERM
- * (deleting with nodelete), -EROFS, -ENOMEM.
+ * checkpoint.  Each phase works up to a point fixed when it starts, and
+ * evl_store_close stops a run at its next step.  Returns at once: 0,
+ * -EBUSY (one is running), -EPERM (deleting with nodelete), -ENOENT
+ * (task= names no live task), -EROFS, -ENOMEM.
  */
 int evl_compact_start(struct evl_store *st, const struct evl_compact_args *args);
 

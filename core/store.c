@@ -3336,23 +3336,62 @@ int evl_view_tasks(struct evl_store *st, const char *prefix, size_t len,
 
 /* ---- status ---- */
 
+/* What the pending records past a snapshot add to its counts. */
+struct stat_pend {
+	struct index_txn *t;
+	uint64_t events, bytes;
+	struct { const char *name; size_t len; } *types;	/* not in the snapshot; under st->lock */
+	size_t ntypes, cap;
+};
+
+static int stat_pending(void *arg, const struct pend *p, const struct pend_ev *e)
+{
+	struct stat_pend *s = arg;
+
+	if (atomic_load_explicit(&p->dead, memory_order_relaxed))
+		return 0;	/* its task's delete follows: never written */
+	s->events++;
+	s->bytes += e->len;
+	for (size_t k = 0; k < s->ntypes; k++)
+		if (s->types[k].len == e->tlen && !memcmp(s->types[k].name, e->type, e->tlen))
+			return 0;
+	if (index_prefix_exists(s->t, e->type, e->tlen))
+		return 0;
+	if (store_grow(&s->types, &s->cap, (s->ntypes + 1) * sizeof(*s->types)))
+		return 0;	/* the type count is short by one */
+	s->types[s->ntypes].name = e->type;
+	s->types[s->ntypes++].len = e->tlen;
+	return 0;
+}
+
+/*
+ * Counts include what is journaled and not applied yet, as every reader
+ * sees it (sizes, views): the index snapshot plus the pending records past
+ * it, taken together under st->lock so nothing is counted twice or missed.
+ */
 void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 {
+	struct stat_pend sp = { 0 };
 	struct journal_stats js;
 	struct index_txn *t;
 	struct index_meta m = { 0 };
 
 	memset(o, 0, sizeof(*o));
-	if (index_begin(st->ix, false, &t) == 0) {
+	journal_get_stats(st->jn, &js);
+	if (begin_read(st, &t) == 0) {
 		index_get_meta(t, &m);
 		o->types = index_type_count(t);
+		sp.t = t;
+		each_pending(st, m.applied_lsn, 0, "", 0, stat_pending, &sp);
 		index_abort(t);
+	} else {
+		pthread_mutex_lock(&st->lock);
 	}
-	journal_get_stats(st->jn, &js);
-	pthread_mutex_lock(&st->lock);
+	free(sp.types);
 	o->tasks = m.tasks;
-	o->events = m.events + st->pending_events;
-	o->log_bytes = m.log_bytes;
+	o->events = m.events + sp.events;
+	o->log_bytes = m.log_bytes + sp.bytes;
+	o->types += sp.ntypes;
 	o->index_bytes = index_file_bytes(st->ix);
 	o->journal_bytes = js.bytes;
 	o->pending_bytes = st->pending_bytes;

@@ -800,6 +800,45 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/*
+ * .control: a read at offset 0 takes the status anew (so a command written
+ * through the same O_RDWR descriptor, then a pread at 0, shows its
+ * outcome); reads further on continue that snapshot, so a reader taking
+ * it in pieces gets one JSON object.  control_lock keeps a read that
+ * replaces the snapshot from freeing it under another one on the handle.
+ */
+static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void read_control(fuse_req_t req, struct handle *h, off_t off, size_t size)
+{
+	char *copy = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&control_lock);
+	if (off == 0) {
+		size_t len;
+		char *text = status_json(fs_of(req), &len);
+
+		if (text) {
+			free(h->buf);
+			h->buf = text;
+			h->len = len;
+		}
+	}
+	if ((size_t)off < h->len) {
+		n = h->len - off < size ? h->len - off : size;
+		copy = malloc(n);
+		if (copy)
+			memcpy(copy, h->buf + off, n);
+	}
+	pthread_mutex_unlock(&control_lock);
+	if (n && !copy)
+		fuse_reply_err(req, ENOMEM);
+	else
+		fuse_reply_buf(req, copy, n);
+	free(copy);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -808,7 +847,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	ssize_t n;
 	char *buf;
 
-	if (h->kind == N_CONTROL || h->kind == N_METRICS) {
+	if (h->kind == N_CONTROL) {
+		read_control(req, h, off, size);
+		return;
+	}
+	if (h->kind == N_METRICS) {
 		reply_from(req, h, off, size);
 		return;
 	}

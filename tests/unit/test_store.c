@@ -1442,7 +1442,7 @@ static void compact_arguments(void **state)
 
 	/* whole .control writes */
 	struct evl_control c;
-	char big[600];
+	char big[1100];
 
 	assert_int_equal(evl_control_parse("checkpoint\n", 11, &c, why, sizeof(why)), 0);
 	assert_int_equal(c.cmd, EVL_CONTROL_CHECKPOINT);
