@@ -4,16 +4,29 @@
  * One run at a time, on its own thread; it never holds a lock across a
  * phase, so appends and reads go on.  Phases, in order:
  *
- *   checkpoint  evl_store_checkpoint: apply, sync, trim the journal
- *   expire      expire-idle=D: delete (evl_task_delete) each task whose last
- *               append is older than D; each leaves every view at once
+ *   checkpoint  evl_store_checkpoint: apply what was journaled before the
+ *               run began, sync, trim the journal
+ *   expire      expire-idle=D: list the tasks whose last append is older
+ *               than D, then delete each by uid (evl_task_delete_uid), which
+ *               checks again, with appends held off, that it is still idle
+ *               and still that task; each leaves every view at once
  *   retain      max-age=D, keep-last=N: drop each task's head (store_retain,
- *               one task at a time; the mechanics are in store.c)
- *   reclaim     wait until every deleted task's index entries and files are
- *               purged (the applier does it in bounded steps)
+ *               one task at a time; the mechanics are in store.c), counting
+ *               only events committed before the phase began (a gseq horizon)
+ *   reclaim     wait until as many deleted tasks as awaited it when the phase
+ *               began have their index entries and files purged (the applier
+ *               does it in bounded steps)
  *   shrink      if more than half of the index file is free, the applier
  *               rewrites it compactly and swaps it in (index_shrink)
- *   checkpoint  again, so the journal of the deletions is trimmed too
+ *   checkpoint  again, of what is applied, so the journal of the deletions is
+ *               trimmed too
+ *
+ * BOUNDED.  Each phase works up to a point fixed when it starts (a record,
+ * a listing, a gseq, a count), so a compaction ends whatever the append
+ * rate: it never chases writers.  evl_store_close stops a run between
+ * tasks and between retention steps (-EINTR); every step is whole (C1), and
+ * the next run, or the next open for a retention intent, goes on.  A run
+ * logs one line, whatever it did to how many tasks.
  *
  * DROPPING A TASK'S HEAD (retention).  Index offsets of a task are logical:
  * they count every byte ever appended.  The task record's base_len/base_n
@@ -512,15 +525,17 @@ static void *compact_main(void *arg)
 	int rc;
 
 	/*
-	 * Checkpoints here cover what is applied when they run; they do not
-	 * wait for the backlog writers keep adding (a `checkpoint` command
-	 * does).  Between steps, a closing store stops the run (-EINTR): each
-	 * step is whole, and the next run or open goes on from there.
+	 * The first checkpoint applies what was journaled before the run
+	 * began (retention then sees every event acknowledged before it), a
+	 * bounded backlog; the last covers what is applied when it runs, not
+	 * what writers keep adding.  Between steps, a closing store stops the
+	 * run (-EINTR): each step is whole, and the next run or open goes on
+	 * from there.
 	 */
 	set_phase(c, "checkpoint", 1);
 	rc = store_finish_switches(st);	/* an earlier run's rewrite that failed late */
 	if (!rc)
-		rc = store_checkpoint_applied(st);
+		rc = evl_store_checkpoint(st);
 	if (!rc && c->args.expire_idle_s)
 		rc = expire_idle(c, &expired, &freed);
 	if (!rc)
