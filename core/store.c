@@ -170,6 +170,8 @@ struct evl_store {
 	uint64_t enqueued_lsn, durable_lsn, applied_lsn;
 	uint64_t next_gseq, next_uid;
 	uint64_t delete_gen;		/* bumped by every delete: writers look again */
+	uint64_t deleting;		/* the task whose delete is journaled, not applied
+					   (deletes are one at a time: meta_lock) */
 	uint64_t view_gen;		/* ... and by retention steps: view offsets moved */
 	struct tmem *tmem[TMEM_BUCKETS];
 	bool purge_more;
@@ -2412,6 +2414,7 @@ static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, 
 		if (kind == REC_DELETE) {
 			st->delete_gen++;
 			st->view_gen++;
+			st->deleting = p->uid;
 		}
 		pthread_mutex_unlock(&st->lock);
 	}
@@ -2517,12 +2520,11 @@ static int delete_check(struct evl_store *st, void *arg)
 	rc = index_task_by_uid(t, d->uid, &task);
 	if (!rc && task.state != TASK_LIVE)
 		rc = -ENOENT;
-	for (struct pend *p = st->head; !rc && p; p = p->next)
-		if (p->kind == REC_DELETE && p->uid == d->uid)
-			rc = -ENOENT;	/* journaled, not applied yet */
+	if (!rc && st->deleting == d->uid)
+		rc = -ENOENT;	/* journaled, not applied yet */
 	if (!rc) {
 		fill_info(st, &task, &d->info);
-		last = pending_last_ns(st, txn_applied(t), d->uid);
+		last = d->idle_before ? pending_last_ns(st, txn_applied(t), d->uid) : 0;
 		if (last < task.last_ns)
 			last = task.last_ns;
 		if (d->idle_before && last >= d->idle_before)
@@ -2553,6 +2555,9 @@ int evl_task_delete_uid(struct evl_store *st, uint64_t uid, uint64_t idle_before
 	w64(buf + 8, wall_ns());
 	pthread_mutex_lock(&st->meta_lock);
 	rc = submit_meta(st, REC_DELETE, buf, 16, delete_check, &d);
+	pthread_mutex_lock(&st->lock);
+	st->deleting = 0;	/* applied (or the journal failed: nothing is written then) */
+	pthread_mutex_unlock(&st->lock);
 	pthread_mutex_unlock(&st->meta_lock);
 	if (!rc && out)
 		*out = d.info;
