@@ -242,6 +242,11 @@ static void wait_closing_holder(const char *dir)
 
 		if (evl_store_holder(dir, holder, sizeof(holder)) != 1)
 			return;
+		if (!strcmp(holder, "pid 0")) {
+			/* the lock file is emptied just before the lock goes: releasing */
+			usleep(50000);
+			continue;
+		}
 		/* "pid N (/mount/point)" */
 		mnt = strchr(holder, '(');
 		end = strrchr(holder, ')');
