@@ -2073,6 +2073,39 @@ static void delete_by_uid_checks_idleness(void **state)
 }
 
 /*
+ * Status counts include what is journaled and not applied yet, all of
+ * them alike (events were counted with it, log bytes and types without).
+ */
+static void stats_count_the_backlog(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 5000);	/* apply after a 5 s fsync */
+	struct evl_stats s;
+	struct writer_arg a;
+	size_t len;
+	char *log;
+
+	a = (struct writer_arg){ st, create(st, "b"), 0, 30, 0 };
+	assert_null(writer_main(&a));
+	evl_store_stats(st, &s);
+	log = read_all(st, a.uid, NULL, &len);
+	if (!s.pending_events)
+		print_message("applied already: the backlog case was not tried\n");
+	assert_int_equal(s.tasks, 1);
+	assert_int_equal(s.events, 30);
+	assert_int_equal(s.log_bytes, len);
+	assert_int_equal(s.types, 11);	/* event_line's ty00..ty10 */
+	free(log);
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.pending_events, 0);
+	assert_int_equal(s.events, 30);
+	assert_int_equal(s.log_bytes, len);
+	assert_int_equal(s.types, 11);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
  * Closing the store stops a running compaction at its next step instead of
  * waiting for all of it; what it did holds, and the next run goes on.  The
  * verdict is what was done, not how long it took: a run allowed to finish
@@ -2484,6 +2517,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(expire_deletes_what_it_listed, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(delete_by_uid_checks_idleness, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(close_stops_a_compaction, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(stats_count_the_backlog, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(retention_keeps_the_newest, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(retention_by_age, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(retention_survives_a_crash_at_every_step, tu_setup,
