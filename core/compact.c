@@ -80,6 +80,7 @@
  *
  * STATES
  *   idle --evl_compact_start--> running(phase) --done--> idle + last result
+ *   running --evl_store_close--> idle + last result -EINTR (at the next step)
  *   a second start while running: -EBUSY.
  */
 #include <dirent.h>
