@@ -116,9 +116,23 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 /*
  * Delete task @name: it has left every view on return (the applier applied
  * the delete, ahead of records it cannot apply if need be); its files and
- * index entries are reclaimed in the background.  -ENOENT, -EROFS, -EIO.
+ * index entries are reclaimed in the background.  -ENOENT, -EROFS, -EPERM
+ * (nodelete), -ENOSPC, -EIO.
  */
 int evl_task_delete(struct evl_store *st, const char *name);
+
+/*
+ * Delete task @uid, the one a caller looked at: a task made meanwhile under
+ * the same name has another uid and is left alone.  With @idle_before_ns
+ * (wall clock, ns; 0: any) only if its last append, applied or not, was
+ * before it: checked in the step that journals the delete, so an append
+ * acknowledged before that step saves the task, and one after it fails
+ * with ENOENT (never acknowledged and lost).  The task as deleted (its
+ * name) goes to *@out unless NULL.  -ENOENT (no live task @uid), -EBUSY
+ * (written since @idle_before_ns), -EROFS, -EPERM, -ENOSPC, -EIO.
+ */
+int evl_task_delete_uid(struct evl_store *st, uint64_t uid, uint64_t idle_before_ns,
+			struct evl_task_info *out);
 
 /* Look a live task up by name or uid.  -ENOENT. */
 int evl_task_lookup(struct evl_store *st, const char *name, struct evl_task_info *out);
@@ -219,7 +233,9 @@ struct evl_compact_args {
 
 /*
  * Parse @words ("task=ID expire-idle=30d ...", durations as 90s, 15m, 12h,
- * 30d).  0, or -EINVAL with the reason in @why.
+ * 30d, at most 2^63 ns; counts in decimal digits).  A value may be quoted
+ * as in evl_control_parse.  0, or -EINVAL with the reason in @why (also for
+ * a key given twice).
  */
 int evl_compact_parse(const char *words, struct evl_compact_args *out, char *why, size_t whylen);
 
@@ -228,14 +244,16 @@ enum evl_control_cmd { EVL_CONTROL_CHECKPOINT = 1, EVL_CONTROL_COMPACT };
 struct evl_control {
 	enum evl_control_cmd cmd;
 	struct evl_compact_args compact;	/* EVL_CONTROL_COMPACT */
-	char text[512];		/* the command, blanks trimmed (for the status) */
+	char text[1024];	/* the command, blanks trimmed (for the status) */
 };
 
 /*
  * Parse the @size bytes written to .control: one command with its words,
- * at most 511 bytes after trailing blanks and newlines are trimmed, no NUL
- * and no second line.  0, or -EINVAL with the reason in @why (and as much
- * of the command as is printable in out->text).
+ * at most 1023 bytes once blanks, CRs and newlines around it are trimmed,
+ * with no control byte (NUL, CR, a second line) inside.  A word's value
+ * may be double-quoted (task="a b"), with \" and \\ for a quote and a
+ * backslash inside.  0, or -EINVAL with the reason in @why (and as much of
+ * the command as is printable in out->text).
  */
 int evl_control_parse(const char *buf, size_t size, struct evl_control *out,
 		      char *why, size_t whylen);
@@ -243,8 +261,10 @@ int evl_control_parse(const char *buf, size_t size, struct evl_control *out,
 /*
  * Start one compaction in the background: checkpoint; expire idle tasks;
  * reclaim deleted tasks; shrink the index file when most of it is free;
- * checkpoint.  Returns at once: 0, -EBUSY (one is running), -EPERM
- * (deleting with nodelete), -EROFS, -ENOMEM.
+ * checkpoint.  Each phase works up to a point fixed when it starts, and
+ * evl_store_close stops a run at its next step.  Returns at once: 0,
+ * -EBUSY (one is running), -EPERM (deleting with nodelete), -ENOENT
+ * (task= names no live task), -EROFS, -ENOMEM.
  */
 int evl_compact_start(struct evl_store *st, const struct evl_compact_args *args);
 

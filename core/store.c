@@ -137,7 +137,7 @@ struct pend_ev {
  */
 struct pend {
 	struct pend *next;
-	struct pend *by_name, *by_uid;	/* REC_CREATE: chains of pc_name[], pc_uid[] */
+	struct pend *by_name, *by_uid;	/* creates: in pc_name[], pc_uid[]; deletes: pc_uid[] */
 	uint64_t name_hash;
 	uint64_t lsn;
 	uint64_t enq_ns;	/* when it joined the list (CLOCK_MONOTONIC) */
@@ -185,6 +185,7 @@ struct tmem {
 	struct tmem *next;
 	uint64_t uid, bytes, events;
 	uint64_t cbytes, cevents, clsn;
+	uint64_t last_ns;	/* the newest pending append's commit time */
 };
 
 /*
@@ -218,10 +219,11 @@ struct evl_store {
 
 	struct pend *head, *tail;	/* pending records, lsn order */
 	uint64_t pending_mem, pending_events;	/* pending_mem: of pend.mem */
+	uint64_t pending_data;		/* event bytes of the pending appends */
 	/*
 	 * Pending creates by name and uid: a task exists once its create is
 	 * journaled (a mkdir does not wait for the applier).  pending_tasks
-	 * counts those not gone.
+	 * counts those not gone.  Pending deletes are in pc_uid[] too.
 	 */
 	struct pend *pc_name[PC_BUCKETS], *pc_uid[PC_BUCKETS];
 	uint64_t pending_tasks;
@@ -233,6 +235,8 @@ struct evl_store {
 	uint64_t view_gen;		/* ... and by retention steps: view offsets moved */
 	struct tmem *tmem[TMEM_BUCKETS];
 	bool purge_more;
+	uint64_t purged;		/* deleted tasks whose entries are all purged */
+	atomic_bool closing;		/* evl_store_close began: compaction stops */
 	/*
 	 * Log rewrites committed to the index but not finished on disk (a
 	 * failed rename or directory sync): retried by the applier and at
@@ -241,8 +245,9 @@ struct evl_store {
 	 * offsets the index now has.  broken[] is guarded by swap_lock.
 	 */
 	bool switch_unfinished;
-	uint64_t broken[8];
-	unsigned nbroken;
+	uint64_t *broken;
+	size_t nbroken, broken_cap;	/* broken_cap in bytes (store_grow) */
+	bool broken_unknown;		/* one could not be recorded: every task is suspect */
 	struct applier_job ckpt, shrink;	/* work others ask the applier for */
 	struct applier_job call;	/* any function, for compaction (one caller) */
 	/*
@@ -571,6 +576,8 @@ static void tmem_add(struct evl_store *st, const struct pend *p)
 	}
 	t->bytes += p->data_len;
 	t->events += p->n;
+	if (t->last_ns < p->time_ns)
+		t->last_ns = p->time_ns;
 out:
 	pthread_mutex_unlock(&st->tmem_lock);
 }
@@ -626,14 +633,15 @@ static void tmem_applied(struct evl_store *st, const struct pend *p)
  * has applied up to @applied.  With tmem_lock.
  */
 static void tmem_get(struct evl_store *st, uint64_t uid, uint64_t applied, uint64_t *bytes,
-		     uint64_t *events)
+		     uint64_t *events, uint64_t *last_ns)
 {
 	struct tmem *t = *tmem_slot(st, uid);
 
-	*bytes = *events = 0;
+	*bytes = *events = *last_ns = 0;
 	if (t) {
 		*bytes = t->bytes;
 		*events = t->events;
+		*last_ns = t->last_ns;
 		if (applied < t->clsn) {
 			*bytes += t->cbytes;
 			*events += t->cevents;
@@ -653,34 +661,39 @@ static struct pend **pc_uid_slot(struct evl_store *st, uint64_t uid)
 	return &st->pc_uid[(uid * 0x9e3779b97f4a7c15ull) >> 52];
 }
 
-/* With st->lock: create @p joins the tables. */
+/* With st->lock: create or delete @p joins the tables. */
 static void pc_add(struct evl_store *st, struct pend *p)
 {
-	struct pend **pp = pc_name_slot(st, p->name_hash);
+	struct pend **pp;
 
-	p->by_name = *pp;
-	*pp = p;
+	if (p->kind == REC_CREATE) {
+		pp = pc_name_slot(st, p->name_hash);
+		p->by_name = *pp;
+		*pp = p;
+		st->pending_tasks++;
+	}
 	pp = pc_uid_slot(st, p->uid);
 	p->by_uid = *pp;
 	*pp = p;
-	st->pending_tasks++;
 }
 
-/* With st->lock: applied create @p leaves the tables. */
+/* With st->lock: applied create or delete @p leaves the tables. */
 static void pc_del(struct evl_store *st, struct pend *p)
 {
 	struct pend **pp;
 
-	for (pp = pc_name_slot(st, p->name_hash); *pp && *pp != p; pp = &(*pp)->by_name)
-		;
-	if (*pp)
-		*pp = p->by_name;
+	if (p->kind == REC_CREATE) {
+		for (pp = pc_name_slot(st, p->name_hash); *pp && *pp != p; pp = &(*pp)->by_name)
+			;
+		if (*pp)
+			*pp = p->by_name;
+		if (!p->gone)
+			st->pending_tasks--;
+	}
 	for (pp = pc_uid_slot(st, p->uid); *pp && *pp != p; pp = &(*pp)->by_uid)
 		;
 	if (*pp)
 		*pp = p->by_uid;
-	if (!p->gone)
-		st->pending_tasks--;
 }
 
 /*
@@ -700,10 +713,19 @@ static const struct pend *pc_find(struct evl_store *st, const char *name, size_t
 				return p;
 	} else {
 		for (const struct pend *p = *pc_uid_slot(st, uid); p; p = p->by_uid)
-			if (p->uid == uid && p->lsn > applied && !p->gone)
+			if (p->uid == uid && p->kind == REC_CREATE && p->lsn > applied && !p->gone)
 				return p;
 	}
 	return NULL;
+}
+
+/* With st->lock: is a delete of task @uid journaled and not dropped from the list yet? */
+static bool pd_find(struct evl_store *st, uint64_t uid)
+{
+	for (const struct pend *p = *pc_uid_slot(st, uid); p; p = p->by_uid)
+		if (p->uid == uid && p->kind == REC_DELETE)
+			return true;
+	return false;
 }
 
 /* With st->lock held: put @p at the tail. */
@@ -725,9 +747,11 @@ static void enqueue(struct evl_store *st, struct pend *p)
 	st->tail = p;
 	p->enq_ns = mono_ns();
 	st->pending_mem += p->mem;
-	if (p->kind == REC_APPEND)
+	if (p->kind == REC_APPEND) {
 		st->pending_events += p->n;
-	if (p->kind == REC_CREATE)
+		st->pending_data += p->data_len;
+	}
+	if (p->kind != REC_APPEND)
 		pc_add(st, p);
 	st->enqueued_lsn = p->lsn;
 	tmem_add(st, p);
@@ -983,9 +1007,11 @@ static void dequeue(struct evl_store *st, struct pend *last)
 	for (p = st->head; p; p = next) {
 		next = p->next;
 		st->pending_mem -= p->mem;
-		if (p->kind == REC_APPEND && !p->gone)
+		if (p->kind == REC_APPEND && !p->gone) {
 			st->pending_events -= p->n;
-		if (p->kind == REC_CREATE)
+			st->pending_data -= p->data_len;
+		}
+		if (p->kind != REC_APPEND)
 			pc_del(st, p);
 		tmem_applied(st, p);
 		st->applied_lsn = p->lsn;
@@ -1036,8 +1062,12 @@ static int purge_step(struct evl_store *st, bool *more)
 	int rc = write_txn(st, purge_txn, &p);
 
 	*more = p.more;
-	if (!rc && p.done)
+	if (!rc && p.done) {
+		pthread_mutex_lock(&st->lock);
+		st->purged++;
+		pthread_mutex_unlock(&st->lock);
 		rc = tasklog_purge(st->tl, p.done);
+	}
 	return rc;
 }
 
@@ -1214,8 +1244,10 @@ static bool apply_early_deletes(struct evl_store *st)
 				q->gone = true;
 				if (q->kind == REC_CREATE)
 					st->pending_tasks--;
-				if (q->kind == REC_APPEND)
+				if (q->kind == REC_APPEND) {
 					st->pending_events -= q->n;
+					st->pending_data -= q->data_len;
+				}
 			}
 		st->purge_more = true;
 		st->view_gen++;
@@ -1546,8 +1578,13 @@ static int trim_switch(struct evl_store *st, void *arg)
 		io_mark("trim switch synced");
 		rc = tasklog_rw_install(j->rw);
 	}
-	if (rc && st->nbroken < sizeof(st->broken) / sizeof(*st->broken))
-		st->broken[st->nbroken++] = task.uid;
+	if (rc) {
+		/* never drop one: its old files do not match what the index now says */
+		if (store_grow(&st->broken, &st->broken_cap, (st->nbroken + 1) * sizeof(*st->broken)))
+			st->broken_unknown = true;
+		else
+			st->broken[st->nbroken++] = task.uid;
+	}
 	pthread_mutex_lock(&st->lock);
 	st->view_gen++;
 	pthread_mutex_unlock(&st->lock);
@@ -1569,7 +1606,9 @@ static int trim_switch(struct evl_store *st, void *arg)
 /* With swap_lock held: is @uid's rewrite switched in the index but its files not renamed? */
 static bool switch_broken(const struct evl_store *st, uint64_t uid)
 {
-	for (unsigned i = 0; i < st->nbroken; i++)
+	if (st->broken_unknown)
+		return true;
+	for (size_t i = 0; i < st->nbroken; i++)
 		if (st->broken[i] == uid)
 			return true;
 	return false;
@@ -1594,9 +1633,12 @@ static int trim_run(struct evl_store *st, struct trim_job *j, const char *name)
 	struct index_task task;
 	int rc;
 
-	do
+	do {
+		/* closing: stop between steps; the intent is durable, open finishes it */
+		if (st->applier_running && atomic_load(&st->closing))
+			return -EINTR;
 		rc = on_applier(st, trim_step, j);
-	while (!rc && j->more);
+	} while (!rc && j->more);
 	if (rc)
 		return rc;
 	rc = tasklog_rw_open(st->tl, j->tr.uid, name, j->tr.cut_len - j->base_len,
@@ -1620,17 +1662,51 @@ static int trim_run(struct evl_store *st, struct trim_job *j, const char *name)
 }
 
 /*
- * Choose the cut: the first event kept is the first one that is among the
- * newest @keep_last (0: any) and committed at or after @min_ns (0: any).
+ * How many of @task's events (from its head) were committed before gseq
+ * @horizon (0: all of them).  A binary search of the sidecar.
+ */
+static int count_before(struct evl_store *st, const struct index_task *task, uint64_t horizon,
+			uint64_t *out)
+{
+	uint64_t lo = 0, hi = task->nevents - task->base_n;
+
+	while (horizon && lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		struct tasklog_rec rec;
+		ssize_t got = tasklog_read_recs(st->tl, task->uid, task->name, mid, &rec, 1);
+
+		if (got < 0)
+			return got;
+		if (got < 1) {
+			evl_log(LOG_ERR, "task %s: sidecar shorter than indexed", task->name);
+			return -EIO;
+		}
+		if (rec.gseq < horizon)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*out = hi;
+	return 0;
+}
+
+/*
+ * Choose the cut among the events committed before gseq @horizon (0: all):
+ * the first event kept is the first one that is among the newest
+ * @keep_last of those (0: any) and committed at or after @min_ns (0: any).
  * Reads the sidecar from the head.  *@k = events dropped (0: none).
  */
 static int trim_plan(struct evl_store *st, const struct index_task *task, uint64_t keep_last,
-		     uint64_t min_ns, struct trim_job *j, uint64_t *k)
+		     uint64_t min_ns, uint64_t horizon, struct trim_job *j, uint64_t *k)
 {
-	uint64_t n = task->nevents - task->base_n, i = 0, bytes = 0, gseq = 0;
+	uint64_t n = 0, i = 0, bytes = 0, gseq = 0;
 	struct tasklog_rec recs[1024];
+	int rc;
 
 	*k = 0;
+	rc = count_before(st, task, horizon, &n);
+	if (rc)
+		return rc;
 	while (i < n) {
 		size_t want = n - i < 1024 ? n - i : 1024;
 		ssize_t got = tasklog_read_recs(st->tl, task->uid, task->name, i, recs, want);
@@ -1666,7 +1742,7 @@ static int trim_plan(struct evl_store *st, const struct index_task *task, uint64
 }
 
 int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_t min_ns,
-		 uint64_t *events, uint64_t *bytes)
+		 uint64_t horizon, uint64_t *events, uint64_t *bytes)
 {
 	struct trim_job j = { .st = st };
 	struct index_task task;
@@ -1700,7 +1776,7 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 	}
 	index_abort(t);
 	if (!rc)
-		rc = trim_plan(st, &task, keep_last, min_ns, &j, &k);
+		rc = trim_plan(st, &task, keep_last, min_ns, horizon, &j, &k);
 	if (rc || !k)
 		return rc == -ENOENT ? 0 : rc;
 	rc = on_applier(st, trim_begin, &j);
@@ -1711,7 +1787,7 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 	if (!rc) {
 		*events = j.tr.cut_n - j.base_n;
 		*bytes = j.tr.cut_len - j.base_len;
-		evl_log(LOG_INFO, "task %s: dropped its oldest %" PRIu64 " events (%" PRIu64
+		evl_log(LOG_DEBUG, "task %s: dropped its oldest %" PRIu64 " events (%" PRIu64
 			" bytes)", task.name, *events, *bytes);
 	}
 	return rc;
@@ -1735,7 +1811,7 @@ static int finish_switch(const struct index_trim *tr, void *arg)
 		evl_log(LOG_NOTICE, "task %s: finishing its log rewrite", task.name);
 		pthread_rwlock_wrlock(&st->swap_lock);
 		rc = tasklog_rw_finish(st->tl, tr->uid, task.name);
-		for (unsigned i = 0; !rc && i < st->nbroken; i++)
+		for (size_t i = 0; !rc && i < st->nbroken; i++)
 			if (st->broken[i] == tr->uid)
 				st->broken[i--] = st->broken[--st->nbroken];
 		pthread_mutex_lock(&st->lock);
@@ -1795,6 +1871,13 @@ static int finish_switches(struct evl_store *st, void *arg)
 {
 	int rc = finish_all_switches(st);
 
+	if (!rc) {
+		/* every rewrite the index has is finished: none is broken */
+		pthread_rwlock_wrlock(&st->swap_lock);
+		st->broken_unknown = false;
+		st->nbroken = 0;
+		pthread_rwlock_unlock(&st->swap_lock);
+	}
 	pthread_mutex_lock(&st->lock);
 	st->switch_unfinished = rc != 0;
 	pthread_mutex_unlock(&st->lock);
@@ -2169,18 +2252,29 @@ int store_shrink_index(struct evl_store *st)
 	return ask_applier(st, &st->shrink);
 }
 
-void store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_t left),
-		       void *arg)
+int store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_t left),
+		      void *arg)
 {
+	uint64_t left = index_purge_count(st->ix), target;
+
+	/*
+	 * As many purges as tasks await one now: tasks deleted meanwhile
+	 * (their uids may come first) do not make the wait longer.
+	 */
+	pthread_mutex_lock(&st->lock);
+	target = st->purged + left;
+	pthread_mutex_unlock(&st->lock);
 	for (;;) {
-		uint64_t left = index_purge_count(st->ix), at;
+		uint64_t at;
 		struct timespec ts;
 
 		progress(arg, left);
+		if (atomic_load(&st->closing))
+			return -EINTR;
 		pthread_mutex_lock(&st->lock);
-		if (!left && !st->purge_more) {
+		if ((!left && !st->purge_more) || st->purged >= target) {
 			pthread_mutex_unlock(&st->lock);
-			return;
+			return 0;
 		}
 		/* purge steps signal nobody: look again shortly */
 		st->purge_more = true;
@@ -2190,7 +2284,30 @@ void store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_
 		ts.tv_nsec = at % 1000000000ull;
 		pthread_cond_timedwait(&st->applied_cv, &st->lock, &ts);
 		pthread_mutex_unlock(&st->lock);
+		left = index_purge_count(st->ix);
 	}
+}
+
+bool store_closing(struct evl_store *st)
+{
+	return atomic_load(&st->closing);
+}
+
+uint64_t store_next_gseq(struct evl_store *st)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&st->lock);
+	g = st->next_gseq;
+	pthread_mutex_unlock(&st->lock);
+	return g;
+}
+
+int store_checkpoint_applied(struct evl_store *st)
+{
+	if (st->opt.read_only)
+		return -EROFS;
+	return ask_applier(st, &st->ckpt);
 }
 
 int evl_task_check_name(const char *name, size_t len)
@@ -2278,6 +2395,7 @@ static int store_free(struct evl_store *st)
 	pthread_cond_destroy(&st->applier_cv);
 	pthread_cond_destroy(&st->applied_cv);
 	pthread_rwlock_destroy(&st->swap_lock);
+	free(st->broken);
 	free(st->type_field);
 	free(st->dir);
 	free(st);
@@ -2477,7 +2595,8 @@ int evl_store_close(struct evl_store *st)
 
 	if (!st)
 		return 0;
-	compactor_free(st->cp);		/* waits for a running compaction */
+	atomic_store(&st->closing, true);	/* a compaction stops at its next step */
+	compactor_free(st->cp);		/* waits for it */
 	st->cp = NULL;
 	if (!st->opt.read_only) {
 		struct journal_stats js;
@@ -2511,13 +2630,16 @@ static uint64_t txn_applied(struct index_txn *t)
 static void add_pending(struct evl_store *st, uint64_t uid, uint64_t applied,
 			struct evl_task_info *o)
 {
-	uint64_t bytes, events;
+	uint64_t bytes, events, last_ns;
 
 	pthread_mutex_lock(&st->tmem_lock);
-	tmem_get(st, uid, applied, &bytes, &events);
+	tmem_get(st, uid, applied, &bytes, &events, &last_ns);
 	pthread_mutex_unlock(&st->tmem_lock);
 	o->size += bytes;
 	o->events += events;
+	/* the last append, applied or not (the index has the applied ones') */
+	if (o->last_ns < last_ns)
+		o->last_ns = last_ns;
 }
 
 static void fill_info(struct evl_store *st, const struct index_task *t, uint64_t applied,
@@ -2708,7 +2830,6 @@ int evl_task_list(struct evl_store *st, const char *after,
 	return rc;
 }
 
-/* Submit a create or delete record and wait until it is applied. */
 /*
  * DATA_DIR/reserve: space held back so that a task can still be deleted on
  * a full disk (its journal record needs room).  Made at open and after
@@ -2750,9 +2871,12 @@ static bool release_reserve(struct evl_store *st)
 /*
  * Journal a create or delete record (payload @buf, taken over) and put it
  * on the pending list; *@pp is the record (valid while it is not applied:
- * see wait_applied) and *@lsn its lsn.  With meta_lock.
+ * see wait_applied) and *@lsnp its lsn.  With meta_lock.  With @check, it
+ * runs first with append_lock held (no append can be journaled between it
+ * and the record); a non-zero result is returned instead.
  */
 static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, size_t len,
+		       int (*check)(struct evl_store *st, void *arg), void *arg,
 		       struct pend **pp, uint64_t *lsnp)
 {
 	struct iovec iov = { buf, len };
@@ -2764,7 +2888,9 @@ static int submit_meta(struct evl_store *st, unsigned kind, unsigned char *buf, 
 	if (!p)
 		return -ENOMEM;
 	pthread_mutex_lock(&st->append_lock);
-	rc = journal_append(st->jn, kind, &iov, 1, &lsn);
+	rc = check ? check(st, arg) : 0;
+	if (!rc)
+		rc = journal_append(st->jn, kind, &iov, 1, &lsn);
 	if (rc == -ENOSPC && kind == REC_DELETE && release_reserve(st))
 		rc = journal_append(st->jn, kind, &iov, 1, &lsn);
 	if (!rc) {
@@ -2829,7 +2955,7 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 		w32(buf + 22 + len, owner->gid);
 		w32(buf + 26 + len, owner->mode & 07777);
 	}
-	rc = submit_meta(st, REC_CREATE, buf, 18 + len + (owner ? 12 : 0), &p, &lsn);
+	rc = submit_meta(st, REC_CREATE, buf, 18 + len + (owner ? 12 : 0), NULL, NULL, &p, &lsn);
 	pthread_mutex_unlock(&st->meta_lock);
 	/*
 	 * The task exists now (the pending part shows it): what is left is to
@@ -2846,9 +2972,40 @@ out:
 	return rc;
 }
 
-int evl_task_delete(struct evl_store *st, const char *name)
+struct delete_check {
+	uint64_t uid, idle_before;
+	struct evl_task_info info;	/* the task, as it is deleted */
+};
+
+/*
+ * With append_lock held: is task @uid live (applied or pending) with no
+ * delete journaled, and (idle_before) last written before it, counting
+ * appends not applied yet?  0, -ENOENT or -EBUSY (written since).
+ */
+static int delete_check(struct evl_store *st, void *arg)
 {
-	struct evl_task_info info;
+	struct delete_check *d = arg;
+	struct index_task task;
+	struct index_txn *t;
+	int rc;
+
+	rc = begin_read(st, &t);
+	if (rc)
+		return rc;
+	rc = find_task(st, t, NULL, d->uid, &task, &d->info);
+	if (!rc && pd_find(st, d->uid))
+		rc = -ENOENT;	/* journaled, not applied yet */
+	if (!rc && d->idle_before && d->info.last_ns >= d->idle_before)
+		rc = -EBUSY;
+	pthread_mutex_unlock(&st->lock);
+	index_abort(t);
+	return rc;
+}
+
+int evl_task_delete_uid(struct evl_store *st, uint64_t uid, uint64_t idle_before_ns,
+			struct evl_task_info *out)
+{
+	struct delete_check d = { .uid = uid, .idle_before = idle_before_ns };
 	unsigned char *buf;
 	struct pend *p;
 	uint64_t lsn;
@@ -2858,28 +3015,39 @@ int evl_task_delete(struct evl_store *st, const char *name)
 		return -EROFS;
 	if (st->opt.nodelete)
 		return -EPERM;
-	pthread_mutex_lock(&st->meta_lock);
-	rc = evl_task_lookup(st, name, &info);
-	if (rc)
-		goto out;
+	if (!uid)
+		return -ENOENT;	/* uids start at 1 */
 	buf = malloc(16);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	w64(buf, info.uid);
+	if (!buf)
+		return -ENOMEM;
+	w64(buf, uid);
 	w64(buf + 8, wall_ns());
-	rc = submit_meta(st, REC_DELETE, buf, 16, &p, &lsn);
+	pthread_mutex_lock(&st->meta_lock);
+	rc = submit_meta(st, REC_DELETE, buf, 16, delete_check, &d, &p, &lsn);
 	pthread_mutex_unlock(&st->meta_lock);
 	/* the task leaves the views when the delete is applied, in order or ahead */
 	if (!rc)
 		rc = wait_applied(st, lsn, p, false);
+	if (!rc && out)
+		*out = d.info;
+	/* an explicit delete is worth a line; an expiry run logs one summary */
 	if (!rc)
-		evl_log(LOG_INFO, "task %s deleted", name);
+		evl_log(idle_before_ns ? LOG_DEBUG : LOG_INFO, "task %s deleted", d.info.name);
 	return rc;
-out:
-	pthread_mutex_unlock(&st->meta_lock);
-	return rc;
+}
+
+int evl_task_delete(struct evl_store *st, const char *name)
+{
+	struct evl_task_info info;
+	int rc;
+
+	if (st->opt.read_only)
+		return -EROFS;
+	if (st->opt.nodelete)
+		return -EPERM;
+	rc = evl_task_lookup(st, name, &info);
+	/* a task of that name made meanwhile has another uid: not deleted */
+	return rc ? rc : evl_task_delete_uid(st, info.uid, 0, NULL);
 }
 
 /*
@@ -3131,20 +3299,28 @@ static int submit(struct evl_writer *w)
 			return -js.error;
 		}
 	}
+	pthread_mutex_unlock(&st->lock);
+
+	pthread_mutex_lock(&st->append_lock);
+	/*
+	 * Deletes are journaled under append_lock too: looked at here, the
+	 * task cannot be deleted before this record, whose events would then
+	 * be acknowledged and never written.
+	 */
+	pthread_mutex_lock(&st->lock);
 	gen = st->delete_gen;
 	pthread_mutex_unlock(&st->lock);
 	if (gen != w->gen) {
-		struct evl_task_info info;
+		struct delete_check d = { .uid = w->uid };
 
-		rc = evl_task_stat(st, w->uid, &info);
+		rc = delete_check(st, &d);
 		if (rc) {
+			pthread_mutex_unlock(&st->append_lock);
 			pend_free(p);
 			return rc;
 		}
 		w->gen = gen;
 	}
-
-	pthread_mutex_lock(&st->append_lock);
 	pthread_mutex_lock(&st->lock);
 	p->gseq = st->next_gseq;
 	st->next_gseq += p->n;
@@ -3639,9 +3815,69 @@ int evl_view_tasks(struct evl_store *st, const char *prefix, size_t len,
 
 /* ---- status ---- */
 
+/*
+ * The distinct types of the pending events past a snapshot that the
+ * snapshot does not have: an open-addressing set of type names (borrowed
+ * from the records: valid under st->lock), each looked up in the index
+ * once.
+ */
+struct stat_types {
+	struct index_txn *t;
+	struct { const char *name; size_t len; bool in_index; } *v;
+	size_t cap, n;		/* cap: a power of two, or 0 */
+	uint64_t extra;		/* types not in the snapshot */
+	int rc;
+};
+
+static int stat_type(void *arg, const struct pend *p, const struct pend_ev *e)
+{
+	struct stat_types *s = arg;
+	const char *name = ev_type(p, e);
+	size_t i;
+
+	if (2 * (s->n + 1) > s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		void *nv = calloc(cap, sizeof(*s->v));
+
+		if (!nv) {
+			s->rc = -ENOMEM;
+			return 1;	/* the type count stays the index's */
+		}
+		for (size_t k = 0; k < s->cap; k++) {
+			if (!s->v[k].name)
+				continue;
+			i = XXH3_64bits(s->v[k].name, s->v[k].len) & (cap - 1);
+			while (((typeof(s->v))nv)[i].name)
+				i = (i + 1) & (cap - 1);
+			((typeof(s->v))nv)[i] = s->v[k];
+		}
+		free(s->v);
+		s->v = nv;
+		s->cap = cap;
+	}
+	for (i = XXH3_64bits(name, e->tlen) & (s->cap - 1); s->v[i].name; i = (i + 1) & (s->cap - 1))
+		if (s->v[i].len == e->tlen && !memcmp(s->v[i].name, name, e->tlen))
+			return 0;
+	s->v[i].name = name;
+	s->v[i].len = e->tlen;
+	s->v[i].in_index = index_prefix_exists(s->t, name, e->tlen);
+	s->extra += !s->v[i].in_index;
+	s->n++;
+	return 0;
+}
+
+/*
+ * Counts include what is journaled and not applied yet, as every reader
+ * sees it (sizes, views): the index snapshot plus the pending records past
+ * it, taken together under st->lock so nothing is counted twice or missed.
+ * The events, bytes and tasks come from counters (less the records the
+ * snapshot has already applied, a batch at most); the types need a walk of
+ * the pending events.
+ */
 void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 {
-	uint64_t pending_events, pending_tasks;
+	uint64_t pending_events, pending_data, pending_tasks;
+	struct stat_types sty = { 0 };
 	struct journal_stats js;
 	struct index_txn *t;
 	struct index_meta m = { 0 };
@@ -3651,22 +3887,29 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	if (begin_read(st, &t) == 0) {
 		index_get_meta(t, &m);
 		o->types = index_type_count(t);
+		sty.t = t;
+		each_pending(st, m.applied_lsn, 0, "", 0, stat_type, &sty);
 		index_abort(t);
 	} else {
 		pthread_mutex_lock(&st->lock);
 	}
+	free(sty.v);
 	/* the records the snapshot has applied are counted there, not here */
 	pending_events = st->pending_events;
+	pending_data = st->pending_data;
 	pending_tasks = st->pending_tasks;
 	for (const struct pend *p = st->head; p && p->lsn <= m.applied_lsn; p = p->next) {
-		if (p->kind == REC_APPEND && !p->gone)
+		if (p->kind == REC_APPEND && !p->gone) {
 			pending_events -= p->n;
+			pending_data -= p->data_len;
+		}
 		if (p->kind == REC_CREATE && !p->gone)
 			pending_tasks--;
 	}
 	o->tasks = m.tasks + pending_tasks;
 	o->events = m.events + pending_events;
-	o->log_bytes = m.log_bytes;
+	o->log_bytes = m.log_bytes + pending_data;
+	o->types += sty.extra;
 	o->index_bytes = index_file_bytes(st->ix);
 	o->journal_bytes = js.bytes;
 	o->pending_bytes = st->pending_mem;

@@ -24,19 +24,34 @@ struct compactor *store_compactor(struct evl_store *st);
 
 /* Have the applier shrink the index file if more than half of it is free.  0 or -errno. */
 int store_shrink_index(struct evl_store *st);
-/* Wait until no deleted task awaits the purge of its entries and files. */
-void store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_t left),
-		       void *arg);
+/*
+ * Wait until the tasks deleted before the call have their entries and files
+ * purged (as many purges as awaited one then: deletes meanwhile do not make
+ * it longer).  0, or -EINTR when the store starts closing.
+ */
+int store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_t left),
+		      void *arg);
+/* Has evl_store_close begun?  A compaction stops at its next step then. */
+bool store_closing(struct evl_store *st);
+/* The gseq the next event will get: every event committed so far has a lower one. */
+uint64_t store_next_gseq(struct evl_store *st);
+/*
+ * Checkpoint what is applied now (sync logs and index, trim the journal up
+ * to it), without waiting for the records not applied yet.  0 or -errno.
+ */
+int store_checkpoint_applied(struct evl_store *st);
 
 /*
- * Drop the head of live task @uid: its events that are not among its
- * newest @keep_last (0: no such rule) or were committed before @min_ns
- * (wall clock; 0: no such rule).  The log is rewritten crash-safely (see
- * compact.c).  Events and bytes dropped go to *@events, *@bytes.
- * 0 (also when the task is gone) or -errno.
+ * Drop the head of live task @uid, among its events committed before gseq
+ * @horizon (0: all; later ones are kept and not counted): those that are
+ * not among the newest @keep_last of them (0: no such rule) or were
+ * committed before @min_ns (wall clock; 0: no such rule).  The log is
+ * rewritten crash-safely (see compact.c).  Events and bytes dropped go to
+ * *@events, *@bytes.  0 (also when the task is gone), -EINTR (the store is
+ * closing: the drop is durable and finished at the next open), or -errno.
  */
 int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_t min_ns,
-		 uint64_t *events, uint64_t *bytes);
+		 uint64_t horizon, uint64_t *events, uint64_t *bytes);
 
 /*
  * Take DATA_DIR/lock (@holder is written into it) for an offline tool or a

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <mntent.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -251,6 +252,64 @@ static int prime_thread_cancel(void)
 	return 0;
 }
 
+/* Is @path a mount point now (per /proc/mounts)? */
+static bool mounted(const char *path)
+{
+	FILE *f = setmntent("/proc/mounts", "r");
+	struct mntent *m;
+	bool found = false;
+
+	if (!f)
+		return true;	/* cannot tell: do not wait */
+	while (!found && (m = getmntent(f)))
+		found = !strcmp(m->mnt_dir, path);
+	endmntent(f);
+	return found;
+}
+
+#define HOLDER_WAIT_MS 10000
+
+/*
+ * Before opening: if the store is held by a daemon whose mount is gone, it
+ * is closing (fusermount3 -u returns before the daemon has checkpointed and
+ * released the store): wait for it, up to HOLDER_WAIT_MS, saying so once.
+ * A holder still mounted, or an offline tool, is not waited for: the open
+ * then fails at once, naming it.
+ */
+static void wait_closing_holder(const char *dir)
+{
+	char holder[600];
+	bool said = false;
+
+	for (int ms = 0; ms < HOLDER_WAIT_MS; ms += 50) {
+		char *mnt, *end;
+
+		if (evl_store_holder(dir, holder, sizeof(holder)) != 1)
+			return;
+		if (!strcmp(holder, "pid 0")) {
+			/* the lock file is emptied just before the lock goes: releasing */
+			usleep(50000);
+			continue;
+		}
+		/* "pid N (/mount/point)" */
+		mnt = strchr(holder, '(');
+		end = strrchr(holder, ')');
+		if (!mnt || !end || end < mnt || mnt[1] != '/')
+			return;
+		*end = '\0';
+		if (mounted(mnt + 1))
+			return;
+		if (!said) {
+			*(mnt - 1) = '\0';
+			evl_log(LOG_NOTICE, "store %s is held by %s, whose mount %s is gone: waiting "
+				"up to %d s for it to exit", dir, holder, mnt + 1,
+				HOLDER_WAIT_MS / 1000);
+			said = true;
+		}
+		usleep(50000);
+	}
+}
+
 static void syslog_sink(int prio, const char *msg)
 {
 	syslog(prio, "%s", msg);
@@ -331,6 +390,7 @@ int main(int argc, char **argv)
 	eo.holder = cfg.mountpoint;
 	if (copts.debug)
 		evl_log_set(NULL, LOG_DEBUG);
+	wait_closing_holder(cfg.data_dir);
 	rc = evl_store_open(cfg.data_dir, &eo, &fs.st);
 	if (rc) {
 		fprintf(stderr, "evlogfs: cannot open %s: %s\n", cfg.data_dir, strerror(-rc));

@@ -692,9 +692,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, fs->cfg->ro ? EROFS : EPERM);
 		return;
 	}
-	rc = evl_task_stat(fs->st, p.uid, &info);
-	if (!rc)
-		rc = evl_task_delete(fs->st, info.name);
+	/* by uid: the task this directory is, not one made since under its name */
+	rc = evl_task_delete_uid(fs->st, p.uid, 0, &info);
 	if (!rc)
 		tomb_add(info.name, info.uid);
 	fuse_reply_err(req, -rc);
@@ -816,6 +815,45 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/*
+ * .control: a read at offset 0 takes the status anew (so a command written
+ * through the same O_RDWR descriptor, then a pread at 0, shows its
+ * outcome); reads further on continue that snapshot, so a reader taking
+ * it in pieces gets one JSON object.  control_lock keeps a read that
+ * replaces the snapshot from freeing it under another one on the handle.
+ */
+static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void read_control(fuse_req_t req, struct handle *h, off_t off, size_t size)
+{
+	char *copy = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&control_lock);
+	if (off == 0) {
+		size_t len;
+		char *text = status_json(fs_of(req), &len);
+
+		if (text) {
+			free(h->buf);
+			h->buf = text;
+			h->len = len;
+		}
+	}
+	if ((size_t)off < h->len) {
+		n = h->len - off < size ? h->len - off : size;
+		copy = malloc(n);
+		if (copy)
+			memcpy(copy, h->buf + off, n);
+	}
+	pthread_mutex_unlock(&control_lock);
+	if (n && !copy)
+		fuse_reply_err(req, ENOMEM);
+	else
+		fuse_reply_buf(req, copy, n);
+	free(copy);
+}
+
 /* A read of a log or a view, on a reader thread (readpool.c); drops a reference to @arg. */
 static void serve_read(fuse_req_t req, void *arg, size_t size, off_t off)
 {
@@ -847,7 +885,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
-	if (h->kind == N_CONTROL || h->kind == N_METRICS) {
+	if (h->kind == N_CONTROL) {
+		read_control(req, h, off, size);
+		return;
+	}
+	if (h->kind == N_METRICS) {
 		reply_from(req, h, off, size);
 		return;
 	}
@@ -870,8 +912,12 @@ static int control_command(struct fs *fs, const char *buf, size_t size)
 		snprintf(why, sizeof(why), "%s", rc ? strerror(-rc) : "");
 	} else if (!rc) {
 		rc = evl_compact_start(fs->st, &c.compact);
-		snprintf(why, sizeof(why), "%s", rc == -EBUSY ? "a compaction is running" :
-			 rc == -EPERM ? "deleting is off (nodelete)" : rc ? strerror(-rc) : "");
+		if (rc == -ENOENT)
+			snprintf(why, sizeof(why), "compact: no task %.60s", c.compact.task);
+		else
+			snprintf(why, sizeof(why), "%s", rc == -EBUSY ? "a compaction is running" :
+				 rc == -EPERM ? "deleting is off (nodelete)" :
+				 rc ? strerror(-rc) : "");
 	}
 	status_note_command(c.text, rc, rc ? why : NULL);
 	if (rc)

@@ -2,7 +2,10 @@
  * status.c - what reading .control and .metrics returns.
  *
  * .control: one JSON object (built with json-c): counts, commit mode,
- * compaction state, rejections and the last command's outcome.
+ * compaction state, rejections and the last command's outcome.  Counts
+ * (tasks, events, types, log bytes) include what is journaled and not yet
+ * applied, as readers see it; pending_* say how much of it that is.  Every
+ * string is valid UTF-8 (jstr), whatever bytes a task id or command held.
  * .metrics: Prometheus text exposition format 0.0.4.
  */
 #include <errno.h>
@@ -14,11 +17,12 @@
 #include <time.h>
 
 #include <json-c/json.h>
+#include <utf8proc.h>
 
 #include "evlogfs.h"
 
 static pthread_mutex_t cmd_lock = PTHREAD_MUTEX_INITIALIZER;
-static char last_cmd[512], last_reason[256];
+static char last_cmd[1024], last_reason[256];
 static int last_rc;
 static time_t last_at;
 
@@ -30,6 +34,40 @@ void status_note_command(const char *cmd, int rc, const char *reason)
 	last_rc = rc;
 	last_at = time(NULL);
 	pthread_mutex_unlock(&cmd_lock);
+}
+
+/*
+ * @s as a JSON string that is valid UTF-8 whatever bytes it holds: a task
+ * id, a command or a path may hold any byte but NUL and '/', and a strict
+ * reader (Python's json) refuses the whole status over one bad byte.  Each
+ * byte that does not start a well-formed sequence (RFC 3629: no overlong
+ * form, surrogate or code point past U+10FFFF) becomes U+FFFD.
+ */
+static struct json_object *jstr(const char *s)
+{
+	size_t len = strlen(s), n = 0;
+	struct json_object *o;
+	char *buf = malloc(3 * len + 1);
+
+	if (!buf)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		utf8proc_int32_t cp;
+		utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, len - i, &cp);
+
+		if (k > 0) {
+			memcpy(buf + n, s + i, k);
+			n += k;
+			i += k;
+		} else {
+			memcpy(buf + n, "\xef\xbf\xbd", 3);
+			n += 3;
+			i++;
+		}
+	}
+	o = json_object_new_string_len(buf, n);
+	free(buf);
+	return o;
 }
 
 static void add_u64(struct json_object *o, const char *k, uint64_t v)
@@ -54,29 +92,30 @@ char *status_json(struct fs *fs, size_t *len)
 	add_u64(c, "index_bytes", s.index_bytes);
 	add_u64(c, "journal_bytes", s.journal_bytes);
 	add_u64(c, "pending_bytes", s.pending_bytes);
+	add_u64(c, "pending_events", s.pending_events);
 	json_object_object_add(o, "counts", c);
-	json_object_object_add(o, "data_dir", json_object_new_string(fs->cfg->data_dir));
-	json_object_object_add(o, "commit", json_object_new_string(s.commit_sync ? "sync" : "group"));
+	json_object_object_add(o, "data_dir", jstr(fs->cfg->data_dir));
+	json_object_object_add(o, "commit", jstr(s.commit_sync ? "sync" : "group"));
 	add_u64(o, "commit_ms", s.commit_ms);
 	json_object_object_add(o, "read_only", json_object_new_boolean(fs->cfg->ro));
 	json_object_object_add(o, "nodelete", json_object_new_boolean(fs->cfg->nodelete));
 	json_object_object_add(o, "journal_error",
-			       s.error ? json_object_new_string(strerror(s.error)) : NULL);
+			       s.error ? jstr(strerror(s.error)) : NULL);
 	comp = json_object_new_object();
 	evl_compact_status(fs->st, &cs);
-	json_object_object_add(comp, "state", json_object_new_string(cs.running ? "running" : "idle"));
+	json_object_object_add(comp, "state", jstr(cs.running ? "running" : "idle"));
 	add_u64(comp, "runs", cs.runs_ok + cs.runs_failed);
 	if (cs.running) {
-		json_object_object_add(comp, "phase", json_object_new_string(cs.phase));
+		json_object_object_add(comp, "phase", jstr(cs.phase));
 		add_u64(comp, "done", cs.done);
 		add_u64(comp, "total", cs.total);
 	}
 	if (cs.have_last) {
 		struct json_object *last = json_object_new_object();
 
-		json_object_object_add(last, "result", json_object_new_string(cs.last_rc ? "error" : "ok"));
+		json_object_object_add(last, "result", jstr(cs.last_rc ? "error" : "ok"));
 		if (cs.last_rc)
-			json_object_object_add(last, "error", json_object_new_string(strerror(-cs.last_rc)));
+			json_object_object_add(last, "error", jstr(strerror(-cs.last_rc)));
 		add_u64(last, "time", cs.last_time_s);
 		json_object_object_add(last, "duration_s", json_object_new_double(cs.last_duration_s));
 		add_u64(last, "tasks_expired", cs.last_tasks_expired);
@@ -87,16 +126,16 @@ char *status_json(struct fs *fs, size_t *len)
 	json_object_object_add(o, "compaction", comp);
 	add_u64(o, "rejected_writes", s.rejected_invalid + s.rejected_too_big);
 	json_object_object_add(o, "last_rejection", s.last_rejection[0] ?
-			       json_object_new_string(s.last_rejection) : NULL);
+			       jstr(s.last_rejection) : NULL);
 	pthread_mutex_lock(&cmd_lock);
 	if (last_cmd[0]) {
 		struct json_object *lc = json_object_new_object();
 
-		json_object_object_add(lc, "command", json_object_new_string(last_cmd));
-		json_object_object_add(lc, "result", json_object_new_string(
+		json_object_object_add(lc, "command", jstr(last_cmd));
+		json_object_object_add(lc, "result", jstr(
 			last_rc ? "error" : "ok"));
 		if (last_rc)
-			json_object_object_add(lc, "error", json_object_new_string(last_reason));
+			json_object_object_add(lc, "error", jstr(last_reason));
 		add_u64(lc, "time", last_at);
 		json_object_object_add(o, "last_command", lc);
 	}

@@ -439,6 +439,19 @@ int main(int argc, char **argv)
 
 			if (strcmp(cmd, "compact"))
 				return fail("%s: --%s is for compact", cmd, key);
+			if (c == 't') {
+				/* any task id: quoted, with \" and \\ escaped (the control file's rule) */
+				char q[600], *o = q;
+
+				for (const char *p = optarg; *p && o < q + sizeof(q) - 3; p++) {
+					if (*p == '"' || *p == '\\')
+						*o++ = '\\';
+					*o++ = *p;
+				}
+				*o = '\0';
+				snprintf(args + n, sizeof(args) - n, " task=\"%s\"", q);
+				break;
+			}
 			if (strpbrk(optarg, " \t\n"))
 				return fail("compact: --%s '%s' has blanks", key, optarg);
 			snprintf(args + n, sizeof(args) - n, " %s=%s", key, optarg);

@@ -105,6 +105,11 @@ CONTROL = {
     "retain": b"compact task=t1 keep-last=10 max-age=12h\n",
     "expire": b"compact expire-idle=30d\n",
     "bad": b"compact keep-last=0\n",
+    "crlf": b" checkpoint\r\n",
+    "quoted": b'compact task="a \\"b\\\\c" keep-last=3\n',
+    "twice": b"compact keep-last=3 keep-last=4\n",
+    "huge": b"compact max-age=99999999999999999999999s expire-idle=9223372036s\n",
+    "bytes": b"compact task=\x80\xff\n",
     "unknown": b"frobnicate\n",
 }
 

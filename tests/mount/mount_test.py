@@ -65,9 +65,10 @@ class Mount:
         self.opts = opts
         self.expect = list(expect_stderr)
         self.proc = None
+        self.err_name = "daemon.err"
 
     def start(self):
-        self.err = open(os.path.join(self.root, "daemon.err"), "w+")
+        self.err = open(os.path.join(self.root, self.err_name), "w+")
         args = [EVLOGFS, "-f", self.data, self.mnt]
         if self.opts:
             args[2:2] = ["-o", self.opts]
@@ -80,7 +81,7 @@ class Mount:
 
     def stderr(self):
         self.err.flush()
-        with open(self.err.name) as f:
+        with open(self.err.name, errors="replace") as f:   # task ids may hold any byte
             return f.read()
 
     def stop(self, check=True):
@@ -611,7 +612,7 @@ def du(path):
 def control(m, cmd):
     fd = os.open(m.p(".control"), os.O_WRONLY)
     try:
-        os.write(fd, cmd.encode())
+        os.write(fd, cmd if isinstance(cmd, bytes) else cmd.encode())
     finally:
         os.close(fd)
 
@@ -807,6 +808,178 @@ def test_compact_writers(root):
             last["duration_s"]))
     finally:
         stop.set()
+        m.stop()
+
+
+def status(m):
+    """The status, parsed strictly (bytes decoded as UTF-8, invalid ones refused)."""
+    return json.loads(read(m.p(".control")).decode("utf-8"))
+
+
+def test_control_strict(root):
+    """.control: blanks and CRLF around a command, quoting, keys given once, numbers
+    that fit, task= naming a task; a status that is always valid UTF-8 JSON, read
+    anew at offset 0, with counts that agree during a backlog."""
+    # a 5 s group commit: appends stay journaled and unapplied that long
+    m = Mount(root, opts="commit_ms=5000",
+              expect_stderr=[r"control: ", r"rejected event"]).start()
+    try:
+        os.mkdir(m.p("tasks", "t"))
+        lines = "".join(event("bl.%d" % (i % 2), i=i) for i in range(10))
+        append(m.p("tasks/t/events"), lines)
+        st = status(m)
+        c = st["counts"]
+        if c.get("pending_events", 1):   # still unapplied: the counts must include it all
+            assert c["events"] == 10 and c["log_bytes"] == len(lines) and c["types"] == 2, c
+        control(m, "checkpoint\r\n")
+        control(m, "  checkpoint")
+        c = status(m)["counts"]
+        assert c["events"] == 10 and c["log_bytes"] == len(lines) and c["types"] == 2, c
+
+        # invalid UTF-8 in a command and in a task id: the status stays valid JSON
+        expect_errno(errno.EINVAL, control, m, b"\x80\x81")
+        st = status(m)
+        assert st["last_command"]["result"] == "error", st
+        bad = m.p("tasks").encode() + b"/bad\xff\xfeid"
+        os.mkdir(bad)
+        try:
+            append(bad + b"/events", b"not json\n")
+        except OSError as e:
+            assert e.errno == errno.EINVAL
+        st = status(m)
+        assert "bad\ufffd\ufffdid" in st["last_rejection"], st["last_rejection"]
+        assert "bad" in json.loads(evlogctl("status", "--json", m.mnt).stdout)["last_rejection"]
+
+        # task ids with a blank and a quote, quoted; evlogctl quotes for you
+        for name in ("a b", 'q"x'):
+            os.mkdir(m.p("tasks", name))
+            append(m.p("tasks", name, "events"), "".join(event("n", i=i) for i in range(5)))
+        control(m, 'compact task="a b" keep-last=2')
+        last = wait_compaction(m)
+        assert last["result"] == "ok" and last["events_dropped"] == 3, last
+        assert read(m.p("tasks", "a b", "events")).count(b"\n") == 2
+        assert read(m.p("tasks", 'q"x', "events")).count(b"\n") == 5
+        r = evlogctl("compact", m.mnt, "--task", 'q"x', "--keep-last", "1")
+        assert "4 events dropped" in r.stdout, r.stdout
+        assert read(m.p("tasks", 'q"x', "events")).count(b"\n") == 1
+        assert read(m.p("tasks", "t", "events")) == lines.encode()
+
+        # refused: a task that is not there, a key twice, numbers that do not fit
+        expect_errno(errno.ENOENT, control, m, "compact task=nonexistent keep-last=1")
+        assert "no task nonexistent" in status(m)["last_command"]["error"]
+        expect_errno(errno.EINVAL, control, m, "compact keep-last=5 keep-last=6")
+        assert "twice" in status(m)["last_command"]["error"]
+        expect_errno(errno.EINVAL, control, m, "compact max-age=99999999999999999999999s")
+        expect_errno(errno.EINVAL, control, m, 'compact task="a b')
+        assert status(m)["compaction"]["runs"] == 2
+
+        # one O_RDWR descriptor: write a command, read at offset 0, see its outcome
+        fd = os.open(m.p(".control"), os.O_RDWR)
+        try:
+            assert json.loads(os.pread(fd, 1 << 16, 0))["last_command"]["result"] == "error"
+            os.write(fd, b"checkpoint")
+            st = json.loads(os.pread(fd, 1 << 16, 0).decode("utf-8"))
+            assert st["last_command"]["command"] == "checkpoint", st["last_command"]
+            assert st["last_command"]["result"] == "ok"
+        finally:
+            os.close(fd)
+    finally:
+        m.stop()
+
+
+def test_reclaimed_bytes(root):
+    """bytes_reclaimed counts what compaction freed, not the journal a checkpoint trims."""
+    m = Mount(root, expect_stderr=[r"control: "]).start()
+    try:
+        os.mkdir(m.p("tasks", "big"))
+        os.mkdir(m.p("tasks", "few"))
+        with open(m.p("tasks/big/events"), "a", buffering=1 << 16) as f:
+            for i in range(20000):
+                f.write(event("bulk", i=i, pad="z" * 100))
+        few = "".join(event("few", i=i) for i in range(20))
+        append(m.p("tasks/few/events"), few)
+        assert status(m)["counts"]["journal_bytes"] > 2 << 20
+        control(m, "compact task=few keep-last=5")
+        last = wait_compaction(m)
+        assert last["result"] == "ok" and last["events_dropped"] == 15, last
+        dropped = len(few) - len(last_lines(few.encode(), 5))
+        # the dropped bytes and their sidecar records, and what the index gave back
+        assert dropped <= last["bytes_reclaimed"] < dropped + (1 << 20), (dropped, last)
+    finally:
+        m.stop()
+
+
+def test_expire_by_identity(root):
+    """expire-idle deletes the tasks it listed, by identity: a task removed and made
+    anew meanwhile (rm, mkdir, echo) keeps its new event; one line per run in the log."""
+    m = Mount(root, opts="commit_ms=2", expect_stderr=[r"control: "]).start()
+    try:
+        for i in range(600):
+            os.mkdir(m.p("tasks", "idle%04d" % i))
+        os.mkdir(m.p("tasks", "zz"))
+        append(m.p("tasks/zz/events"), event("old"))
+        t0 = time.monotonic()
+        deadline_poll(lambda: time.monotonic() > t0 + 1.5, "the tasks to idle", 5)
+        control(m, "compact expire-idle=1s")
+        deadline_poll(lambda: status(m)["compaction"].get("phase") == "expire",
+                      "the expire phase", 60)
+        sh("rm -r %s; mkdir %s; echo '{\"type\":\"fresh\"}' >> %s" % (
+            shlex.quote(m.p("tasks", "zz")), shlex.quote(m.p("tasks", "zz")),
+            shlex.quote(m.p("tasks", "zz", "events"))))
+        comp = status(m)["compaction"]
+        assert comp["state"] == "running" and comp["done"] + 1 < comp["total"], comp
+        last = wait_compaction(m)
+        assert last["result"] == "ok" and last["tasks_expired"] == 600, last
+        assert os.listdir(m.p("tasks")) == ["zz"]
+        assert read(m.p("tasks/zz/events")) == b'{"type":"fresh"}\n'
+        assert read(m.p("by-type/fresh/events")) == b'{"type":"fresh"}\n'
+        log = m.stderr()
+        assert not re.search(r"task idle\d+ deleted", log), log[-2000:]
+        assert len(re.findall(r"compaction done", log)) == 1, log[-2000:]
+    finally:
+        m.stop()
+
+
+def test_stop_during_compaction(root):
+    """SIGTERM during a long compaction: the daemon stops it at its next step and
+    exits, releasing the store; a mount started as soon as the old one is gone
+    waits for that and succeeds; the next run goes on where this one stopped."""
+    NTASKS = 150
+    src = os.path.join(root, "src")
+    os.makedirs(src)
+    for i in range(NTASKS):
+        with open(os.path.join(src, "t%04d.jsonl" % i), "w") as f:
+            f.write("".join(event("n", i=k, g=3 * i + k) for k in range(3)))
+    data = os.path.join(root, "data")
+    evlogctl("import", data, src)
+    m = Mount(root, data=data).start()
+    m2 = None
+    try:
+        control(m, "compact keep-last=1")
+        deadline_poll(lambda: status(m)["compaction"].get("phase") == "retain" and
+                      status(m)["compaction"]["done"] >= 1, "the retain phase", 120)
+        old = m.proc
+        old.send_signal(signal.SIGTERM)
+        deadline_poll(lambda: not is_mounted(m.mnt), "the mount to go", 60)
+        # at once, as a service restart would: the new daemon waits for the old
+        m2 = Mount(root, data=data, mount_timeout=120)
+        m2.err_name = "daemon2.err"
+        m2.start()
+        rc = old.wait(timeout=120)
+        m.proc = None
+        assert rc == 0, "daemon exit %d: %s" % (rc, m.stderr())
+        m.check_stderr()
+        assert "compaction stopped" in m.stderr(), m.stderr()[-2000:]
+        counts = [read(m2.p("tasks", "t%04d" % i, "events")).count(b"\n") for i in range(NTASKS)]
+        assert set(counts) <= {1, 3}, set(counts)
+        assert counts.count(3) > 0, "the whole compaction ran before the daemon exited"
+        control(m2, "compact keep-last=1")
+        last = wait_compaction(m2)
+        assert last["result"] == "ok" and last["events_dropped"] == 2 * counts.count(3), last
+        check_views(m2, prefixes=("n",))
+    finally:
+        if m2:
+            m2.stop()
         m.stop()
 
 

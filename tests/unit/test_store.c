@@ -1517,7 +1517,7 @@ static void compact_arguments(void **state)
 
 	/* whole .control writes */
 	struct evl_control c;
-	char big[600];
+	char big[1100];
 
 	assert_int_equal(evl_control_parse("checkpoint\n", 11, &c, why, sizeof(why)), 0);
 	assert_int_equal(c.cmd, EVL_CONTROL_CHECKPOINT);
@@ -1539,6 +1539,56 @@ static void compact_arguments(void **state)
 	assert_int_equal(evl_control_parse(big, sizeof(big), &c, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "longer"));
 	assert_int_equal(evl_control_parse("", 0, &c, why, sizeof(why)), -EINVAL);
+
+	/* blanks and line ends around a command are fine: CRLF, a leading blank */
+	assert_int_equal(evl_control_parse("checkpoint\r\n", 12, &c, why, sizeof(why)), 0);
+	assert_int_equal(c.cmd, EVL_CONTROL_CHECKPOINT);
+	assert_int_equal(evl_control_parse(" \tcompact keep-last=2\r\n", 23, &c, why, sizeof(why)),
+			 0);
+	assert_int_equal(c.compact.keep_last, 2);
+	assert_string_equal(c.text, "compact keep-last=2");
+	/* ... but not a control byte inside */
+	assert_int_equal(evl_control_parse("compact\rkeep-last=2", 19, &c, why, sizeof(why)),
+			 -EINVAL);
+	assert_non_null(strstr(why, "control byte"));
+
+	/* a task id with blanks, quotes or backslashes, quoted */
+	assert_int_equal(evl_compact_parse("task=\"a b\" keep-last=1", &a, why, sizeof(why)), 0);
+	assert_string_equal(a.task, "a b");
+	assert_int_equal(a.keep_last, 1);
+	assert_int_equal(evl_compact_parse("task=\"q\\\"x\\\\y\"", &a, why, sizeof(why)), 0);
+	assert_string_equal(a.task, "q\"x\\y");
+	assert_int_equal(evl_compact_parse("\"task=a  b\"", &a, why, sizeof(why)), 0);
+	assert_string_equal(a.task, "a  b");
+	assert_int_equal(evl_compact_parse("task=plain\\", &a, why, sizeof(why)), 0);
+	assert_string_equal(a.task, "plain\\");	/* unquoted: a backslash is itself */
+	assert_int_equal(evl_compact_parse("task=\"a b", &a, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "quote"));
+	assert_int_equal(evl_compact_parse("task=\"a\\zb\"", &a, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "backslash"));
+
+	/* a key given twice is refused, not "the last one wins" */
+	assert_int_equal(evl_compact_parse("keep-last=5 keep-last=6", &a, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "twice"));
+	assert_int_equal(evl_compact_parse("task=a task=b", &a, why, sizeof(why)), -EINVAL);
+
+	/* numbers: digits only, nothing that wraps */
+	assert_int_equal(evl_compact_parse("max-age=99999999999999999999999s", &a, why,
+					   sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("expire-idle=18446744073709551615s", &a, why,
+					   sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("expire-idle=213503982334601d", &a, why, sizeof(why)),
+			 -EINVAL);
+	assert_int_equal(evl_compact_parse("max-age=9223372036s", &a, why, sizeof(why)), 0);
+	assert_int_equal(evl_compact_parse("max-age=9223372037s", &a, why, sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("expire-idle=30000d", &a, why, sizeof(why)), 0);
+	assert_int_equal(a.expire_idle_s, 30000ull * 86400);
+	assert_int_equal(evl_compact_parse("max-age=+5s", &a, why, sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("keep-last=+5", &a, why, sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("keep-last=99999999999999999999999", &a, why,
+					   sizeof(why)), -EINVAL);
+	assert_int_equal(evl_compact_parse("keep-last=18446744073709551615", &a, why, sizeof(why)),
+			 0);
 }
 
 static void wait_compaction(struct evl_store *st, struct evl_compact_status *cs)
@@ -1663,6 +1713,134 @@ static void appends_go_on_during_compaction(void **state)
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(counts[i], (int)tw[i].writes);
 	free(log);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+struct endless_writer {
+	struct evl_store *st;
+	uint64_t uid;
+	int id;
+	atomic_bool *stop;
+	atomic_long writes;
+};
+
+/* Append as fast as possible until told to stop. */
+static void *endless_writer_main(void *arg)
+{
+	struct endless_writer *a = arg;
+	struct evl_writer *w;
+	char line[200];
+
+	if (evl_writer_open(a->st, a->uid, &w))
+		return (void *)1;
+	for (int i = 0; !atomic_load(a->stop); i++) {
+		int n = event_line(line, sizeof(line), (a->id + i) % 11, a->id, i, i % 50);
+
+		if (evl_writer_write(w, line, n))
+			return (void *)2;
+		atomic_store(&a->writes, i + 1);
+	}
+	return evl_writer_close(w) ? (void *)3 : NULL;
+}
+
+/*
+ * Every phase of a compaction works up to a point fixed when it starts, so
+ * it ends however fast appends come: here writers never pause, from before
+ * the compaction starts until after it has ended.  The verdict: retention
+ * drops no event committed after its phase began (keep-last counts the
+ * events there were then), so its work does not grow while it runs.  The
+ * deadline is only a liveness bound, generous for a sanitizer build on a
+ * loaded machine.
+ */
+static void compaction_finishes_while_writers_never_stop(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_compact_args args;
+	struct evl_compact_status cs;
+	struct endless_writer ew[4];
+	pthread_t th[4];
+	atomic_bool stop = false;
+	struct writer_arg a;
+	uint64_t deadline;
+	char why[100], phase[16] = "";
+	long at_retain[4] = { -1, -1, -1, -1 };
+
+	a = (struct writer_arg){ st, create(st, "doomed"), 9, 20000, 0 };
+	assert_null(writer_main(&a));
+	for (int i = 0; i < 4; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "w%d", i);
+		ew[i] = (struct endless_writer){ st, create(st, name), i, &stop, 0 };
+		pthread_create(&th[i], NULL, endless_writer_main, &ew[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		while (atomic_load(&ew[i].writes) < 2000)
+			usleep(1000);
+	assert_int_equal(evl_task_delete(st, "doomed"), 0);
+	assert_int_equal(evl_compact_parse("keep-last=500", &args, why, sizeof(why)), 0);
+	assert_int_equal(evl_compact_start(st, &args), 0);
+	deadline = tu_now_ms() + 120000;
+	for (evl_compact_status(st, &cs); cs.running && tu_now_ms() < deadline;
+	     evl_compact_status(st, &cs)) {
+		if (strcmp(cs.phase, phase)) {
+			/* writes seen once retention began: at least those it counted */
+			if (!strcmp(cs.phase, "retain") && at_retain[0] < 0)
+				for (int i = 0; i < 4; i++)
+					at_retain[i] = atomic_load(&ew[i].writes);
+			print_message("%6.2f s: phase %s (writes %ld)\n",
+				      (tu_now_ms() + 120000 - deadline) / 1000.0, cs.phase,
+				      atomic_load(&ew[0].writes));
+			snprintf(phase, sizeof(phase), "%s", cs.phase);
+		}
+		usleep(500);
+	}
+	/* the writers ran all along */
+	for (int i = 0; i < 4; i++)
+		assert_true(atomic_load(&ew[i].writes) > 2000);
+	atomic_store(&stop, true);
+	for (int i = 0; i < 4; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		assert_null(r);
+	}
+	assert_true(at_retain[0] >= 0);
+	if (cs.running)
+		fail_msg("compaction still in phase %s (%llu/%llu) after 120 s of appends",
+			 cs.phase, (unsigned long long)cs.done, (unsigned long long)cs.total);
+	print_message("compaction done in %.2f s, %llu events dropped, writes %ld %ld %ld %ld\n",
+		      cs.last_duration_s, (unsigned long long)cs.last_events_dropped,
+		      atomic_load(&ew[0].writes), atomic_load(&ew[1].writes),
+		      atomic_load(&ew[2].writes), atomic_load(&ew[3].writes));
+	assert_int_equal(cs.last_rc, 0);
+	assert_true(cs.last_events_dropped >= 4 * 1500);
+	for (int i = 0; i < 4; i++) {
+		size_t len;
+		char *log = read_all(st, ew[i].uid, NULL, &len);
+		const char *p = log;
+		int w, n = 0, first = -1, ty, idx;
+
+		/* a contiguous run ending at the last write: nothing lost after the cut */
+		while (p < log + len) {
+			assert_int_equal(sscanf(p, "{\"type\":\"ty%d\",\"w\":%d,\"i\":%d", &ty, &w,
+						&idx), 3);
+			if (first < 0)
+				first = idx;
+			assert_int_equal(idx, first + n);
+			n++;
+			p = memchr(p, '\n', log + len - p) + 1;
+		}
+		assert_int_equal(first + n, (int)atomic_load(&ew[i].writes));
+		assert_true(first > 0);
+		/* one write may have been committed, not yet counted, when retention began */
+		if (first > at_retain[i] + 1 - 500)
+			fail_msg("task w%d: its first %d events dropped, but only %ld were written "
+				 "when retention began (keep-last=500)", i, first, at_retain[i]);
+		free(log);
+	}
 	check_views(st, dir);
 	assert_int_equal(evl_store_close(st), 0);
 }
@@ -1817,6 +1995,260 @@ static void expect_task(struct evl_store *st, const char *name, const char *want
 	if (glen != len || memcmp(got, want, len))
 		fail_msg("task %s: %zu bytes, expected %zu", name, glen, len);
 	free(got);
+}
+
+/* Create tasks @prefix0000.. @prefix(n-1), each with one event. */
+static void make_tasks(struct evl_store *st, const char *prefix, int n)
+{
+	char name[64];
+
+	for (int i = 0; i < n; i++) {
+		struct writer_arg a;
+
+		snprintf(name, sizeof(name), "%s%04d", prefix, i);
+		a = (struct writer_arg){ st, create(st, name), 0, 1, 0 };
+		assert_null(writer_main(&a));
+	}
+}
+
+static int count_cb(void *arg, const struct evl_task_info *t)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int count_tasks(struct evl_store *st)
+{
+	int n = 0;
+
+	assert_int_equal(evl_task_list(st, NULL, count_cb, &n), 0);
+	return n;
+}
+
+/* Wait (by the clock, not as a verdict) until the store's events are older than @ms. */
+static void age(uint64_t since_ms, uint64_t ms)
+{
+	while (tu_now_ms() < since_ms + ms)
+		usleep(10000);
+}
+
+/*
+ * A duration longer than the clock's age means "nothing is that old": it
+ * never wraps into "everything" (expire-idle=30000d deleted every task).
+ */
+static void huge_durations_expire_nothing(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_compact_status cs;
+
+	make_tasks(st, "t", 3);
+	compact_and_wait(st, "expire-idle=30000d", &cs);
+	assert_int_equal(cs.last_tasks_expired, 0);
+	compact_and_wait(st, "expire-idle=106751d max-age=106751d", &cs);
+	assert_int_equal(cs.last_tasks_expired, 0);
+	assert_int_equal(cs.last_events_dropped, 0);
+	assert_int_equal(count_tasks(st), 3);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
+ * expire-idle deletes the tasks it listed, by identity, and only if still
+ * idle when it deletes each: a task removed and made anew under the same
+ * name, or one appended to after the listing, stays with its events.
+ * Tasks "zy" and "zz" sort last, so the run reaches them long after the
+ * listing (600 deletes come first).
+ */
+static void expire_deletes_what_it_listed(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_compact_args args;
+	struct evl_compact_status cs;
+	struct writer_arg a;
+	uint64_t t0 = tu_now_ms(), deadline;
+	size_t len;
+	char why[100], *log;
+
+	make_tasks(st, "idle", 600);
+	create(st, "zy");
+	create(st, "zz");
+	age(t0, 1500);
+	assert_int_equal(evl_compact_parse("expire-idle=1s", &args, why, sizeof(why)), 0);
+	assert_int_equal(evl_compact_start(st, &args), 0);
+	deadline = tu_now_ms() + 60000;
+	for (evl_compact_status(st, &cs); cs.running && strcmp(cs.phase, "expire") &&
+	     tu_now_ms() < deadline; evl_compact_status(st, &cs))
+		usleep(200);
+	assert_true(cs.running);
+	/* listed: now zz is removed and made anew, and zy gets an event */
+	assert_int_equal(evl_task_delete(st, "zz"), 0);
+	a = (struct writer_arg){ st, create(st, "zz"), 1, 1, 0 };
+	assert_null(writer_main(&a));
+	a = (struct writer_arg){ st, task_uid(st, "zy"), 2, 1, 0 };
+	assert_null(writer_main(&a));
+	evl_compact_status(st, &cs);
+	assert_true(cs.running && cs.done + 2 < cs.total);	/* the run had not got there */
+	wait_compaction(st, &cs);
+	assert_int_equal(cs.last_rc, 0);
+	assert_int_equal(cs.last_tasks_expired, 600);
+	assert_int_equal(count_tasks(st), 2);
+	log = read_all(st, task_uid(st, "zz"), NULL, &len);
+	assert_true(len > 0 && memchr(log, '\n', len) == log + len - 1);	/* its one event */
+	free(log);
+	log = read_all(st, task_uid(st, "zy"), NULL, &len);
+	assert_true(len > 0);
+	free(log);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
+ * evl_task_delete_uid: by identity, and "idle" counts appends that are
+ * journaled but not applied yet (a long group commit keeps one pending:
+ * the applier takes only durable records).
+ */
+static void delete_by_uid_checks_idleness(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_task_info info;
+	struct writer_arg a;
+	uint64_t old_uid, now_ns;
+	struct evl_stats stats;
+	struct timespec ts;
+
+	old_uid = create(st, "x");
+	assert_int_equal(evl_task_delete(st, "x"), 0);
+	a = (struct writer_arg){ st, create(st, "x"), 0, 3, 0 };
+	assert_null(writer_main(&a));
+	assert_int_equal(evl_task_delete_uid(st, old_uid, 0, NULL), -ENOENT);
+	assert_int_equal(evl_task_lookup(st, "x", &info), 0);
+	assert_int_equal(info.events, 3);
+	create(st, "held");
+	assert_int_equal(evl_store_close(st), 0);
+
+	st = open_store(dir, false, 5000);	/* fsync (and so apply) every 5 s */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ns = ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	a = (struct writer_arg){ st, task_uid(st, "held"), 1, 1, 0 };
+	assert_null(writer_main(&a));	/* journaled, acknowledged */
+	assert_int_equal(evl_task_delete_uid(st, a.uid, now_ns, NULL), -EBUSY);
+	evl_store_stats(st, &stats);
+	if (!stats.pending_events)
+		print_message("the append was applied already: the pending case was not tried\n");
+	assert_int_equal(evl_task_stat(st, a.uid, &info), 0);
+	assert_int_equal(info.events, 1);
+	assert_int_equal(evl_task_delete_uid(st, info.uid, 0, &info), 0);
+	assert_string_equal(info.name, "held");
+	assert_int_equal(evl_task_lookup(st, "held", &info), -ENOENT);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
+ * Status counts include what is journaled and not applied yet, all of
+ * them alike (events were counted with it, log bytes and types without).
+ */
+static void stats_count_the_backlog(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 5000);	/* apply after a 5 s fsync */
+	struct evl_stats s;
+	struct writer_arg a;
+	size_t len;
+	char *log;
+
+	a = (struct writer_arg){ st, create(st, "b"), 0, 30, 0 };
+	assert_null(writer_main(&a));
+	evl_store_stats(st, &s);
+	log = read_all(st, a.uid, NULL, &len);
+	if (!s.pending_events)
+		print_message("applied already: the backlog case was not tried\n");
+	assert_int_equal(s.tasks, 1);
+	assert_int_equal(s.events, 30);
+	assert_int_equal(s.log_bytes, len);
+	assert_int_equal(s.types, 11);	/* event_line's ty00..ty10 */
+	free(log);
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.pending_events, 0);
+	assert_int_equal(s.events, 30);
+	assert_int_equal(s.log_bytes, len);
+	assert_int_equal(s.types, 11);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
+ * Closing the store stops a running compaction at its next step instead of
+ * waiting for all of it; what it did holds, and the next run goes on.  The
+ * verdict is what was done, not how long it took: a run allowed to finish
+ * would have expired (or trimmed) every task.
+ */
+static void close_stops_a_compaction(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_compact_args args;
+	struct evl_compact_status cs;
+	uint64_t t0 = tu_now_ms(), deadline;
+	int left;
+	char why[100];
+
+	make_tasks(st, "e", 600);
+	age(t0, 1500);
+	assert_int_equal(evl_compact_parse("expire-idle=1s", &args, why, sizeof(why)), 0);
+	assert_int_equal(evl_compact_start(st, &args), 0);
+	deadline = tu_now_ms() + 60000;
+	for (evl_compact_status(st, &cs); cs.running && (strcmp(cs.phase, "expire") || !cs.done) &&
+	     tu_now_ms() < deadline; evl_compact_status(st, &cs))
+		usleep(200);
+	assert_true(cs.running);
+	assert_int_equal(evl_store_close(st), 0);
+	st = open_store(dir, false, 2);
+	left = count_tasks(st);
+	print_message("expire stopped with %d of 600 tasks left\n", left);
+	assert_true(left > 0 && left < 600);
+	check_views(st, dir);
+	compact_and_wait(st, "expire-idle=1s", &cs);	/* the next run goes on */
+	assert_int_equal(cs.last_tasks_expired, (uint64_t)left);
+	assert_int_equal(count_tasks(st), 0);
+
+	/* retention: each task keeps 1 of 3 events; stopped early, the rest still have 3 */
+	for (int i = 0; i < 300; i++) {
+		char name[16];
+		struct writer_arg a;
+
+		snprintf(name, sizeof(name), "r%04d", i);
+		a = (struct writer_arg){ st, create(st, name), 0, 3, 0 };
+		assert_null(writer_main(&a));
+	}
+	assert_int_equal(evl_compact_parse("keep-last=1", &args, why, sizeof(why)), 0);
+	assert_int_equal(evl_compact_start(st, &args), 0);
+	for (evl_compact_status(st, &cs); cs.running && (strcmp(cs.phase, "retain") || !cs.done) &&
+	     tu_now_ms() < deadline + 60000; evl_compact_status(st, &cs))
+		usleep(200);
+	assert_true(cs.running);
+	assert_int_equal(evl_store_close(st), 0);
+	st = open_store(dir, false, 2);
+	{
+		struct task_check_ctx c = { 0 };
+		int trimmed = 0;
+
+		assert_int_equal(evl_task_list(st, NULL, task_collect_cb, &c), 0);
+		assert_int_equal(c.n, 300);
+		for (size_t i = 0; i < c.n; i++) {
+			assert_true(c.t[i].events == 1 || c.t[i].events == 3);
+			trimmed += c.t[i].events == 1;
+		}
+		print_message("retention stopped with %d of 300 tasks trimmed\n", trimmed);
+		assert_true(trimmed > 0 && trimmed < 300);
+		free(c.t);
+	}
+	check_views(st, dir);
+	check_tasks(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
 }
 
 static void retention_keeps_the_newest(void **state)
@@ -2646,7 +3078,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(compaction_expires_idle_tasks, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(appends_go_on_during_compaction, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(compaction_finishes_while_writers_never_stop, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(nodelete_refuses_deletion, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(huge_durations_expire_nothing, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(expire_deletes_what_it_listed, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(delete_by_uid_checks_idleness, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(close_stops_a_compaction, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(stats_count_the_backlog, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(retention_keeps_the_newest, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(retention_by_age, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(retention_survives_a_crash_at_every_step, tu_setup,
