@@ -161,7 +161,7 @@ struct pend {
 	 * a record of a task deleted so, which readers no longer see.
 	 */
 	bool early, gone;
-	bool early_failed;	/* ... tried, in vain: not again (in order only) */
+	bool early_failed;	/* ... tried, in vain (said once) */
 	size_t len;		/* payload bytes */
 	size_t mem;		/* what the record holds in memory, bookkeeping included */
 	unsigned char *buf;	/* payload */
@@ -988,8 +988,12 @@ static int apply_batch(struct evl_store *st, struct pend *first, struct pend *la
 	 * Committed: the deleted tasks' files are nobody's now.  Removing them
 	 * at once, not after their index entries are purged, is what frees a
 	 * full disk (the purge needs room in the index).  The purge retries
-	 * what fails here.
+	 * what fails here.  The commit is synced first: a power loss could
+	 * undo an unsynced one (MDB_NOMETASYNC) and bring back a live task
+	 * whose files are gone.
 	 */
+	if (!rc && b.purge && index_sync(st->ix))
+		b.purge = false;	/* the purge step removes them later */
 	for (struct pend *p = first; !rc && b.purge; p = p->next) {
 		if (p->kind == REC_DELETE)
 			tasklog_purge(st->tl, p->uid);
@@ -1222,25 +1226,37 @@ static bool apply_early_deletes(struct evl_store *st)
 		struct early e = { st, p };
 		int rc;
 
-		if (p->kind != REC_DELETE || p->early || p->early_failed)
+		if (p->kind != REC_DELETE || p->early)
 			continue;
 		/* only the applier dequeues: p stays while the lock is dropped */
 		pthread_mutex_unlock(&st->lock);
 		pthread_rwlock_wrlock(&st->swap_lock);
 		rc = write_txn(st, early_delete_txn, &e);
+		/* not committed: the task's directory comes back from the trash */
+		if (rc)
+			undo_delete(st, p->uid);
 		pthread_rwlock_unlock(&st->swap_lock);
-		if (!rc)
+		/*
+		 * The commit must be durable before the files go: it may stay
+		 * the index's last one for a while (nothing else commits while
+		 * the applier is stuck), and a power loss could undo an unsynced
+		 * one (MDB_NOMETASYNC), leaving a live task without files.
+		 */
+		if (!rc && !index_sync(st->ix))
 			tasklog_purge(st->tl, p->uid);
 		pthread_mutex_lock(&st->lock);
 		if (rc) {
-			evl_log(LOG_ERR, "cannot apply the delete of task uid %" PRIu64 " ahead of "
-				"the journal: %s", p->uid, strerror(-rc));
+			/* tried again after the next failed batch; said once */
+			if (!p->early_failed)
+				evl_log(LOG_ERR, "cannot apply the delete of task uid %" PRIu64
+					" ahead of the journal: %s", p->uid, strerror(-rc));
 			p->early_failed = true;
 			continue;
 		}
 		p->early = true;
-		for (struct pend *q = st->head; q != p; q = q->next)
-			if (q->uid == p->uid && !q->gone) {
+		/* a task's records after its delete are refused (submit), but to be sure */
+		for (struct pend *q = st->head; q; q = q->next)
+			if (q->uid == p->uid && q->kind != REC_DELETE && !q->gone) {
 				q->gone = true;
 				if (q->kind == REC_CREATE)
 					st->pending_tasks--;

@@ -611,12 +611,25 @@ int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,
 int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name)
 {
 	char from[4400], to[4400];
+	int rc;
 
 	forget_fds(tl, uid);
 	snprintf(from, sizeof(from), "%s/%s", tl->dir, name);
 	snprintf(to, sizeof(to), "%s/.trash-%016" PRIx64, tl->dir, uid);
-	if (io->rename(from, to) && errno != ENOENT)
-		return -errno;
+	rc = io->rename(from, to) ? -errno : 0;
+	if (rc == -ENOTEMPTY || rc == -EEXIST) {
+		/*
+		 * A trash of this uid already: what a create that was not to be
+		 * applied left of a failed try, moved there by a batch that then
+		 * failed itself.  Nobody's (a live task's would have been moved
+		 * back by the batch's undo, or by recovery): empty it first.
+		 */
+		rc = tasklog_purge(tl, uid);
+		if (!rc)
+			rc = io->rename(from, to) ? -errno : 0;
+	}
+	if (rc && rc != -ENOENT)
+		return rc;
 	if (fsync_dir_shed(tl, tl->dir))
 		return -errno;
 	return 0;

@@ -3037,6 +3037,296 @@ static void creates_and_deletes_while_applying_fails(void **state)
 	assert_int_equal(evl_store_close(st), 0);
 }
 
+/* ---- deletes while the applier is stuck (found in review) ---- */
+
+
+/* Make the applier fail every batch from now on (a create it cannot apply), and wait for a failure. */
+static void stuck_applier(struct evl_store *st)
+{
+	struct named b = { st, "b" };
+
+	/* applying a create needs a directory: none can be made now (a full disk) */
+	fio_fail(FIO_MKDIR, 0, ENOSPC, true);
+	assert_int_equal(within(30, "create b", do_create, &b), 0);
+	usleep(300 * 1000);	/* the applier has failed once: it is in its backoff */
+}
+
+struct del_thread {
+	struct evl_store *st;
+	const char *name;
+	int rc;
+};
+
+static void *del_main(void *arg)
+{
+	struct del_thread *d = arg;
+
+	d->rc = evl_task_delete(d->st, d->name);
+	return NULL;
+}
+
+/*
+ * An append to a task whose delete is journaled is refused (ENOENT): it
+ * once got journaled behind the delete and stayed in the views after rm
+ * returned, for as long as the in-order applier was stuck.
+ */
+static void append_after_early_delete_stays_in_views(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st;
+	struct evl_writer *w;
+	struct evl_task_info info;
+	struct del_thread d;
+	pthread_t th;
+	char line[128];
+	int wrc;
+
+	fio_install();
+	st = open_store(dir, false, 1);
+	create(st, "a");
+	append_n(st, "a", 0, 10);
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	assert_int_equal(evl_writer_open(st, task_uid(st, "a"), &w), 0);
+	stuck_applier(st);
+	d = (struct del_thread){ st, "a", 1 };
+	pthread_create(&th, NULL, del_main, &d);
+	usleep(20 * 1000);	/* the delete is journaled; the applier sleeps out its backoff */
+	snprintf(line, sizeof(line), "{\"type\":\"zz_only_a\",\"i\":1}\n");
+	wrc = evl_writer_write(w, line, strlen(line));
+	pthread_join(th, NULL);
+	assert_int_equal(d.rc, 0);
+	assert_int_equal(evl_task_lookup(st, "a", &info), -ENOENT);
+	/* refused (the task's delete was journaled first), or gone with the task */
+	assert_true(wrc == 0 || wrc == -ENOENT);
+	if (evl_prefix_exists(st, "zz", 2))
+		fail_msg("the deleted task's event is in a view after rm returned");
+	fio_clear();
+	evl_writer_close(w);
+	assert_int_equal(evl_store_close(st), 0);
+	fio_uninstall();
+}
+
+/*
+ * An early delete whose transaction fails puts the task's directory back
+ * (reads of the live task go on) and is tried again: it once left the
+ * files in the trash with the index saying "live", and rm waiting for ever.
+ */
+static void failed_early_delete_leaves_files_in_trash(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st;
+	struct evl_task_info info;
+	struct del_thread d;
+	uint64_t uid, end;
+	pthread_t th;
+
+	fio_install();
+	st = open_store(dir, false, 1);
+	uid = create(st, "a");
+	append_n(st, "a", 0, 10);
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	stuck_applier(st);
+	/* sync #0: the journal's, for the delete record; #1: tasklog_remove's directory sync */
+	fio_fail(FIO_SYNC, 1, EIO, false);
+	d = (struct del_thread){ st, "a", 1 };
+	pthread_create(&th, NULL, del_main, &d);
+	/* the early delete failed once, is undone, and is tried again: rm returns */
+	end = tu_now_ms() + 30000;
+	while (__atomic_load_n(&d.rc, __ATOMIC_SEQ_CST) == 1 && tu_now_ms() < end) {
+		char buf[64];
+		struct evl_view *v;
+		ssize_t n = evl_task_read(st, uid, 0, buf, sizeof(buf));
+
+		/* a (not yet deleted) reads whole meanwhile, and so does a view of it */
+		if (n < 0 && evl_task_lookup(st, "a", &info) == 0)
+			fail_msg("read of a: %zd while it is live", n);
+		if (evl_view_open(st, "ty", 2, 0, &v) == 0) {
+			n = evl_view_read(v, 0, buf, sizeof(buf));
+			if (n < 0)
+				fail_msg("read of view ty: %zd", n);
+			evl_view_close(v);
+		}
+		usleep(10000);
+	}
+	if (__atomic_load_n(&d.rc, __ATOMIC_SEQ_CST) == 1)
+		fail_msg("the delete still waits after 30 s");
+	pthread_join(th, NULL);
+	assert_int_equal(d.rc, 0);
+	assert_int_equal(evl_task_lookup(st, "a", &info), -ENOENT);
+	fio_clear();
+	check_tasks(st, dir);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+	fio_uninstall();
+}
+
+/*
+ * Power loss after an early delete: its commit is the index's last (the
+ * stuck batch never commits), which MDB_NOMETASYNC may undo; the files go
+ * only once it is synced, so the store opens (it once did not: a live
+ * task without files).  The same after an in-order delete.
+ */
+static void power_loss_after_early_delete(void **state)
+{
+	const char *dir = *state;
+	char dump[4400], mdb[4400];
+	int status, rc;
+	pid_t pid;
+	struct evl_store *st;
+	struct evl_options o;
+
+	snprintf(dump, sizeof(dump), "%s.dump", dir);
+	pid = fork();
+	if (pid == 0) {
+		fio_install();
+		st = open_store(dir, false, 1);
+		create(st, "a");
+		append_n(st, "a", 0, 10);
+		if (evl_store_checkpoint(st))
+			_exit(2);
+		append_n(st, "a", 10, 5);	/* a is dirty: changed since the checkpoint */
+		usleep(200 * 1000);		/* ... and applied */
+		stuck_applier(st);
+		if (evl_task_delete(st, "a"))
+			_exit(3);
+		usleep(300 * 1000);
+		fio_freeze_and_dump(dump);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	fio_apply_powerloss(dump, 1);
+	snprintf(mdb, sizeof(mdb), "%s/index/data.mdb", dir);
+	rc = fio_undo_index_commit(dump, mdb);
+	print_message("index commit undone: %d\n", rc);
+	evl_options_default(&o);
+	rc = evl_store_open(dir, &o, &st);
+	print_message("open after the power loss: %d (%s)\n", rc, rc ? strerror(-rc) : "ok");
+	if (!rc) {
+		struct evl_task_info info;
+		print_message("lookup a: %d\n", evl_task_lookup(st, "a", &info));
+		evl_store_close(st);
+	}
+	assert_int_equal(rc, 0);
+}
+
+static void power_loss_after_inorder_delete(void **state)
+{
+	const char *dir = *state;
+	char dump[4400], mdb[4400];
+	int status, rc;
+	pid_t pid;
+	struct evl_store *st;
+	struct evl_options o;
+
+	snprintf(dump, sizeof(dump), "%s.dump", dir);
+	pid = fork();
+	if (pid == 0) {
+		fio_install();
+		st = open_store(dir, false, 1);
+		create(st, "a");
+		append_n(st, "a", 0, 10);
+		if (evl_store_checkpoint(st))
+			_exit(2);
+		append_n(st, "a", 10, 5);	/* a is dirty: changed since the checkpoint */
+		usleep(200 * 1000);		/* ... and applied */
+		if (evl_task_delete(st, "a"))
+			_exit(3);
+		usleep(300 * 1000);
+		fio_freeze_and_dump(dump);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	fio_apply_powerloss(dump, 1);
+	snprintf(mdb, sizeof(mdb), "%s/index/data.mdb", dir);
+	rc = fio_undo_index_commit(dump, mdb);
+	print_message("index commit undone: %d\n", rc);
+	evl_options_default(&o);
+	rc = evl_store_open(dir, &o, &st);
+	print_message("open after the power loss: %d (%s)\n", rc, rc ? strerror(-rc) : "ok");
+	if (!rc) {
+		struct evl_task_info info;
+		print_message("lookup a: %d\n", evl_task_lookup(st, "a", &info));
+		evl_store_close(st);
+	}
+	assert_int_equal(rc, 0);
+}
+
+/* kill -9 after early deletes and re-creates of the same names */
+static void crash_after_early_deletes_and_recreates(void **state)
+{
+	const char *dir = *state;
+	int status, rc;
+	pid_t pid;
+	struct evl_store *st;
+	struct evl_options o;
+
+	pid = fork();
+	if (pid == 0) {
+		fio_install();
+		st = open_store(dir, false, 1);
+		create(st, "a");
+		append_n(st, "a", 0, 10);
+		if (evl_store_checkpoint(st))
+			_exit(2);
+		stuck_applier(st);
+		create(st, "c");
+		append_n(st, "c", 0, 3);
+		if (evl_task_delete(st, "c"))
+			_exit(3);
+		create(st, "c");
+		append_n(st, "c", 0, 4);
+		if (evl_task_delete(st, "a"))
+			_exit(3);
+		create(st, "a");
+		append_n(st, "a", 0, 2);
+		if (evl_store_sync(st))
+			_exit(4);
+		usleep(300 * 1000);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	print_message("child status %d\n", WEXITSTATUS(status));
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	evl_options_default(&o);
+	rc = evl_store_open(dir, &o, &st);
+	assert_int_equal(rc, 0);
+	print_message("a %" PRIu64 " b %" PRIu64 " c %" PRIu64 "\n", task_events(st, "a"),
+		      task_events(st, "b"), task_events(st, "c"));
+	check_tasks(st, dir);
+	check_views(st, dir);
+	assert_int_equal(task_events(st, "a"), 2);
+	assert_int_equal(task_events(st, "c"), 4);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+
+
+/* Two concurrent deletes of one task: one deletes it, the other finds it gone. */
+static void two_deletes_both_succeed(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 1);
+	struct del_thread d1, d2;
+	pthread_t t1, t2;
+
+	create(st, "a");
+	append_n(st, "a", 0, 10);
+	d1 = (struct del_thread){ st, "a", 1 };
+	d2 = (struct del_thread){ st, "a", 1 };
+	pthread_create(&t1, NULL, del_main, &d1);
+	usleep(200);
+	pthread_create(&t2, NULL, del_main, &d2);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	print_message("delete 1: %d, delete 2: %d\n", d1.rc, d2.rc);
+	assert_false(d1.rc == 0 && d2.rc == 0);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+
+
 static void second_open_is_refused(void **state)
 {
 	const char *dir = *state;
@@ -3062,6 +3352,15 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(writers_wait_on_max_pending, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(second_open_is_refused, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(append_after_early_delete_stays_in_views, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(failed_early_delete_leaves_files_in_trash, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(power_loss_after_early_delete, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(power_loss_after_inorder_delete, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(crash_after_early_deletes_and_recreates, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(two_deletes_both_succeed, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(task_size_is_exact_while_applying, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(view_reads_survive_deletes, tu_setup, tu_teardown),

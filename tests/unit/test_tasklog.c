@@ -254,10 +254,44 @@ static void the_cache_stays_under_the_open_file_limit(void **state)
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
 }
 
+/*
+ * A trash of the uid left by an earlier try (a create that was not to be
+ * applied, moved aside by a batch that then failed) does not stop a
+ * remove: it is emptied first.  Once made the open after a crash fail
+ * with ENOTEMPTY.
+ */
+static void remove_over_a_stale_trash(void **state)
+{
+	char dir[4200], path[4400];
+	struct tasklog *tl;
+	struct stat sb;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
+	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
+	assert_int_equal(tasklog_create(tl, 3, "x"), 0);
+	snprintf(path, sizeof(path), "%s/.trash-%016x", dir, 3);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/.trash-%016x/events", dir, 3);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("stale\n", f);
+	fclose(f);
+	assert_int_equal(tasklog_remove(tl, 3, "x"), 0);
+	snprintf(path, sizeof(path), "%s/x", dir);
+	assert_int_equal(stat(path, &sb), -1);
+	snprintf(path, sizeof(path), "%s/.trash-%016x/events", dir, 3);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 0);	/* the task's (empty) log, not the stale one */
+	assert_int_equal(tasklog_purge(tl, 3), 0);
+	tasklog_close(tl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(write_read_with_a_small_cache, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(remove_over_a_stale_trash, tu_setup, tu_teardown),
 		cmocka_unit_test(sidecar_records_are_checked),
 		cmocka_unit_test_setup_teardown(emfile_sheds_the_least_recently_used, tu_setup,
 						tu_teardown),
