@@ -9,6 +9,31 @@
  * Deleting a task is `rm -r`: unlink(events) deletes the task in the store
  * (it leaves every view at once); the emptied directory stays visible until
  * rmdir, as on a disk file system.  Those directories are "tombstones".
+ *
+ * WRITERS AND CLOSE.  One open file (struct handle) may be shared by many
+ * descriptors and processes: dup, fork, exec.  The kernel sends FLUSH for
+ * every close(2) of any of them, concurrently with WRITEs and other FLUSHes
+ * of the same open file (it holds no lock for FLUSH), and RELEASE once,
+ * after the last close, asynchronously.  So:
+ *  - h->lock serialises write, flush and release on one handle.
+ *  - A FLUSH commits the held unterminated line only if it comes from a
+ *    process that wrote part of that line: its lock_owner is one of the
+ *    writes' (the kernel derives both from the caller's descriptor table,
+ *    current->files, which a process's threads share and fork and
+ *    CLONE_VM-without-CLONE_FILES copy; the request's pid would be the
+ *    thread id, and a reused pid would pass for the writer).  A close by any
+ *    other process (a child that inherited the descriptor, exited or
+ *    exec'd) neither commits nor drops the line, and returns 0.
+ *  - Even the writer's own close may not be its last descriptor: a shell
+ *    running `printf half >&3` dups the file onto stdout and closes that
+ *    after the builtin, then writes the rest of the line through fd 3.  So
+ *    a writer's FLUSH stores the held line only if it is a valid event as
+ *    it stands; otherwise close() fails with EINVAL and the line stays held
+ *    (evl_writer_flush_valid).  A valid object cannot be continued into
+ *    another, so storing it early changes nothing a reader sees.
+ *  - RELEASE commits whatever is still held; no one can be told an errno
+ *    then, so a bad line is logged and counted, and a failure to store one
+ *    is logged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,11 +53,24 @@
 #define TIMEOUT_STABLE 1.0	/* names and attributes that do not change */
 #define INO_UNKNOWN 0xffffffffu	/* d_ino of entries numbered at lookup */
 
+/* Lock owners remembered per held line; past this, any FLUSH counts as the writer's. */
+#define HELD_OWNERS 8
+
 struct handle {
+	struct fs *fs;
 	enum node_kind kind;
 	uint64_t uid;
 	bool append;
 	struct evl_writer *w;	/* N_TASKEV opened for writing */
+	/*
+	 * Writers: protected by lock.  owners[] are the lock owners of the
+	 * writes that built the held line (see WRITERS AND CLOSE); any_owner
+	 * when they did not fit or one was unknown (0).
+	 */
+	pthread_mutex_t lock;
+	uint64_t owners[HELD_OWNERS];
+	unsigned nowners;
+	bool any_owner;
 	struct evl_view *v;	/* N_VEV, N_VTASK */
 	char *buf;		/* .control/.metrics snapshot, directory listing */
 	size_t len;
@@ -486,8 +524,10 @@ static struct handle *handle_new(fuse_req_t req, fuse_ino_t ino, struct node *n)
 		fuse_reply_err(req, ENOMEM);
 		return NULL;
 	}
+	h->fs = fs_of(req);
 	h->kind = n->kind;
 	h->uid = n->uid;
+	pthread_mutex_init(&h->lock, NULL);
 	atomic_init(&h->refs, 1);
 	pthread_mutex_lock(&handles_lock);
 	h->next = handles;
@@ -498,10 +538,23 @@ static struct handle *handle_new(fuse_req_t req, fuse_ino_t ino, struct node *n)
 	return h;
 }
 
-/* Close what @h holds and free it.  Returns the writer's close result. */
-static int handle_free(struct handle *h)
+/*
+ * Close what @h holds and free it: a writer stores the line it still holds
+ * (RELEASE: nobody can be told an errno any more, so a line that cannot be
+ * stored is logged; a refused one is logged by the store).
+ */
+static void handle_free(struct handle *h)
 {
 	int rc = h->w ? evl_writer_close(h->w) : 0;
+
+	/* refused lines are logged by the store; a deleted task takes no more */
+	if (rc && rc != -EINVAL && rc != -EFBIG && rc != -ENOENT) {
+		struct evl_task_info info;
+
+		if (evl_task_stat(h->fs->st, h->uid, &info) == 0)
+			evl_log(LOG_ERR, "task %s: the unterminated last line of a closed file "
+				"is lost: %s", info.name, strerror(-rc));
+	}
 
 	pthread_mutex_lock(&handles_lock);
 	if (h->prev)
@@ -512,9 +565,9 @@ static int handle_free(struct handle *h)
 		h->next->prev = h->prev;
 	pthread_mutex_unlock(&handles_lock);
 	evl_view_close(h->v);
+	pthread_mutex_destroy(&h->lock);
 	free(h->buf);
 	free(h);
-	return rc;
 }
 
 /* Drop a reference to @h; the last one frees it. */
@@ -851,6 +904,36 @@ static int control_command(struct fs *fs, const char *buf, size_t size)
 	return rc;
 }
 
+/* Did lock owner @owner write part of the line @h holds?  Under h->lock. */
+static bool held_by(const struct handle *h, uint64_t owner)
+{
+	if (h->any_owner)
+		return true;
+	for (unsigned i = 0; i < h->nowners; i++)
+		if (h->owners[i] == owner)
+			return true;
+	return false;
+}
+
+/*
+ * After a write by @owner of @size bytes (@nl: they hold a newline) that
+ * returned @rc: who wrote the line now held.  Under h->lock.
+ */
+static void note_writer(struct handle *h, uint64_t owner, bool nl, int rc)
+{
+	if (!evl_writer_held(h->w) || (!rc && nl)) {
+		/* nothing held, or a new line begun by this write alone */
+		h->nowners = 0;
+		h->any_owner = false;
+	}
+	if (rc || !evl_writer_held(h->w) || held_by(h, owner))
+		return;	/* a refused write added nothing to the held line */
+	if (!owner || h->nowners == HELD_OWNERS)
+		h->any_owner = true;
+	else
+		h->owners[h->nowners++] = owner;
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
@@ -868,6 +951,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		rc = -EPERM;
 	} else {
 		rc = 0;
+		pthread_mutex_lock(&h->lock);
 		if (!h->append) {
 			/* a write must land at the end: what is stored plus what this handle holds */
 			struct evl_task_info info;
@@ -878,6 +962,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		}
 		if (!rc)
 			rc = evl_writer_write(h->w, buf, size);
+		/* the kernel passes the writer's lock owner with every direct-io write */
+		note_writer(h, fi->lock_owner, memchr(buf, '\n', size) != NULL, rc);
+		pthread_mutex_unlock(&h->lock);
 	}
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -885,17 +972,28 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, size);
 }
 
+/* close(2) of one descriptor of the open file (see WRITERS AND CLOSE). */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int rc = 0;
 
-	/* close(): an unterminated last line is stored now, or refused */
-	fuse_reply_err(req, h->w ? -evl_writer_flush(h->w) : 0);
+	if (h->w) {
+		pthread_mutex_lock(&h->lock);
+		if (evl_writer_held(h->w) && held_by(h, fi->lock_owner))
+			rc = evl_writer_flush_valid(h->w);
+		if (!evl_writer_held(h->w)) {
+			h->nowners = 0;
+			h->any_owner = false;
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	fuse_reply_err(req, -rc);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	/* flush already reported any error of the last line */
+	/* the last close: a line still held is stored now, or logged (handle_free) */
 	handle_put((struct handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -919,9 +1017,23 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* one write() of up to 1 MiB is one request: all-or-nothing */
+	/*
+	 * Each write request is all-or-nothing.  The kernel cuts a write()
+	 * into requests of at most max_write bytes and max_pages pages of the
+	 * writer's buffer; libfuse 3.14 caps max_write at its 1 MiB receive
+	 * buffer and sets max_pages = 256 from it, so a write() of up to
+	 * 1 MiB - 4095 bytes is always one request (1 MiB from a page-aligned
+	 * buffer), and a larger one ends at the first refused request with
+	 * the count before it (README, "Writing").
+	 */
 	conn->max_write = 1 << 20;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/*
+	 * Asynchronous direct I/O (io_submit on an O_DIRECT descriptor)
+	 * would send a write's requests all at once, to run on any worker in
+	 * any order: without it they come one after the other, as for write().
+	 */
+	conn->want &= ~FUSE_CAP_ASYNC_DIO;
 }
 
 const struct fuse_lowlevel_ops evlogfs_ops = {

@@ -1214,6 +1214,102 @@ def test_disk_full(root):
         subprocess.run(["umount", fs], check=False)
 
 
+def status(m):
+    return json.loads(read(m.p(".control")))
+
+
+def test_flush_race(root):
+    """close(2) of many descriptors of one open file, racing each other and writes
+    (issue 14 A1: the daemon aborted or double-freed, events were duplicated)."""
+    m = Mount(root).start()
+    try:
+        os.mkdir(m.p("tasks", "f"))
+        ev = m.p("tasks", "f", "events")
+        r = subprocess.run([tool("flush_race"), "fork", ev, "300"], capture_output=True,
+                           text=True, timeout=600)
+        assert r.returncode == 0, "flush_race fork: %s" % r.stderr
+        assert read(ev) == b"".join(b'{"type":"d","r":%d}\n' % i for i in range(300))
+        for mode, line in (("dup-halves", b'{"type":"h","r":%d,"x":1}\n'),
+                           ("dup-valid", b'{"type":"v","r":%d}\n')):
+            os.mkdir(m.p("tasks", mode))
+            ev = m.p("tasks", mode, "events")
+            r = subprocess.run([tool("flush_race"), mode, ev, "3000"], capture_output=True,
+                               text=True, timeout=600)
+            assert r.returncode == 0, "flush_race %s: %s" % (mode, r.stderr)
+            got = read(ev)
+            assert got == b"".join(line % i for i in range(3000)), \
+                "%s: %d lines, first difference at byte %d" % (
+                    mode, got.count(b"\n"), next((i for i, (a, b) in enumerate(
+                        zip(got, b"".join(line % i for i in range(3000)))) if a != b), -1))
+    finally:
+        m.stop()
+
+
+def test_close_partial_line(root):
+    """A held line is committed by its writer's close, never by another process's
+    (issue 14 A2: a child's exit, or a shell's redirection, dropped the parent's line)."""
+    m = Mount(root, expect_stderr=[r"rejected event: task c event 8 "]).start()
+    try:
+        os.mkdir(m.p("tasks", "c"))
+        ev = m.p("tasks", "c", "events")
+        # the issue's repro: bash closes its dup of fd 3 after each builtin printf,
+        # and /bin/true inherits fd 3 and exits
+        r = subprocess.run(["bash", "-c", "exec 3>>events; printf '{\"type\":' >&3; /bin/true; "
+                            "printf '\"a\"}\\n' >&3; exec 3>&-"], cwd=m.p("tasks", "c"),
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stderr, r.stderr
+        assert read(ev) == b'{"type":"a"}\n'
+
+        fd = os.open(ev, os.O_WRONLY | os.O_APPEND)
+        os.write(fd, b'{"type":"b",')
+        # a child closes the inherited descriptor: no error, the line stays held
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(fd)
+                os._exit(0)
+            except OSError:
+                os._exit(1)
+        assert os.waitpid(pid, 0)[1] == 0, "the child's close failed"
+        # a child exits holding it
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        os.write(fd, b'"x":1}\n')
+        # exec closes the (close-on-exec) descriptor in a child
+        os.write(fd, b'{"type":"c",')
+        subprocess.run(["/bin/true"], close_fds=False, check=True)
+        os.write(fd, b'"y":2}\n')
+        # a child's own line through the shared open file: stored at its exit
+        pid = os.fork()
+        if pid == 0:
+            os.write(fd, b'{"type":"k"}')
+            os._exit(0)
+        os.waitpid(pid, 0)
+        # ... and a thread's close of a dup is the writing process's close
+        os.write(fd, b'{"type":"t"}')
+        closer = threading.Thread(target=lambda: os.close(os.dup(fd)))
+        closer.start()
+        closer.join()
+        # the writer's last close stores a valid held line, with a newline
+        os.write(fd, b'{"type":"d"}')
+        os.close(fd)
+        assert read(ev) == b'{"type":"a"}\n{"type":"b","x":1}\n{"type":"c","y":2}\n' \
+            b'{"type":"k"}\n{"type":"t"}\n{"type":"d"}\n'
+        assert status(m)["rejected_writes"] == 0
+        # a writer's close of an incomplete line fails; the last close refuses it,
+        # logged and counted as the 8th event (6 stored, then "e")
+        fd = os.open(ev, os.O_WRONLY | os.O_APPEND)
+        os.write(fd, b'{"type":"e"}\n{"type":"half')
+        expect_errno(errno.EINVAL, os.close, fd)
+        deadline_poll(lambda: status(m)["rejected_writes"] == 1, "the rejection", 30)
+        assert "task c event 8 (byte 103)" in status(m)["last_rejection"]
+        assert read(ev).endswith(b'{"type":"d"}\n{"type":"e"}\n')
+    finally:
+        m.stop()
+
+
 def test_valgrind(root):
     """One mount under valgrind memcheck, through writes (split and whole),
     reads, views, .control and .metrics, a compaction with retention, a
