@@ -31,8 +31,9 @@ struct config {
 	char *type_field;
 	size_t max_event;
 	size_t max_pending;
+	size_t max_held;	/* unterminated-line bytes all handles may hold */
 	unsigned max_fds;	/* task logs kept open */
-	char *max_event_s, *max_pending_s;
+	char *max_event_s, *max_pending_s, *max_held_s;
 	int nodelete;
 	int ro;
 	int show_help, show_version, foreground, debug;
