@@ -37,6 +37,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -98,12 +99,15 @@ struct tomb {
 	struct tomb *next;
 	uint64_t uid;
 	char name[256];
+	struct evl_task_info info;	/* the task's last attributes: owner, mode, times */
 };
 
 static pthread_mutex_t tomb_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tomb *tombs;
 
-static bool tomb_find(const char *name, uint64_t uid, uint64_t *uid_out)
+/* Find a tombstone by @name, or by @uid if @name is NULL; its task's last attributes in @info. */
+static bool tomb_find(const char *name, uint64_t uid, uint64_t *uid_out,
+		      struct evl_task_info *info)
 {
 	bool found = false;
 
@@ -112,6 +116,8 @@ static bool tomb_find(const char *name, uint64_t uid, uint64_t *uid_out)
 		if (name ? !strcmp(t->name, name) : t->uid == uid) {
 			if (uid_out)
 				*uid_out = t->uid;
+			if (info)
+				*info = t->info;
 			found = true;
 			break;
 		}
@@ -119,14 +125,19 @@ static bool tomb_find(const char *name, uint64_t uid, uint64_t *uid_out)
 	return found;
 }
 
-static void tomb_add(const char *name, uint64_t uid)
+/*
+ * The directory of deleted task @info stays until rmdir, with its owner and
+ * mode: in sticky tasks/ only its owner (or tasks/' owner) may remove it.
+ */
+static void tomb_add(const struct evl_task_info *info)
 {
 	struct tomb *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return;	/* the directory just vanishes early */
-	t->uid = uid;
-	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->uid = info->uid;
+	t->info = *info;
+	snprintf(t->name, sizeof(t->name), "%s", info->name);
 	pthread_mutex_lock(&tomb_lock);
 	t->next = tombs;
 	tombs = t;
@@ -213,8 +224,8 @@ static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		rc = evl_task_stat(fs->st, n->uid, &info);
-		if (rc == -ENOENT && tomb_find(NULL, n->uid, NULL))
-			return 0;
+		if (rc == -ENOENT && tomb_find(NULL, n->uid, NULL, &info))
+			rc = 0;
 		if (rc)
 			return rc;
 		if (info.has_owner) {
@@ -301,6 +312,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	if (len > NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
 	memset(&n, 0, sizeof(n));
 	switch (p.kind) {
 	case N_ROOT:
@@ -319,7 +334,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = evl_task_lookup(fs->st, name, &info);
 		if (rc == 0)
 			n.uid = info.uid;
-		else if (!tomb_find(name, 0, &n.uid))
+		else if (!tomb_find(name, 0, &n.uid, NULL))
 			goto noent;
 		n.kind = N_TASKDIR;
 		break;
@@ -330,7 +345,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		n.uid = p.uid;
 		break;
 	case N_BYTYPE:
-		if (len > 255 || !evl_prefix_exists(fs->st, name, len))
+		if (!evl_prefix_exists(fs->st, name, len))
 			goto noent;
 		n.kind = N_VDIR;
 		n.plen = len;
@@ -421,7 +436,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (n.kind != N_TASKEV && n.kind != N_CONTROL) {
-			fuse_reply_err(req, n.kind >= N_VDIR ? EPERM : EISDIR);
+			/* the kernel refuses directories itself; files here are read-only */
+			fuse_reply_err(req, S_ISDIR(st.st_mode) ? EISDIR : EPERM);
 			return;
 		}
 		/* .control: O_TRUNC of `echo cmd > .control` is fine */
@@ -625,7 +641,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pthread_mutex_unlock(&tomb_lock);
 		break;
 	case N_TASKDIR:
-		if (!tomb_find(NULL, n.uid, NULL))
+		if (!tomb_find(NULL, n.uid, NULL, NULL))
 			rc = rc ?: buf_add(req, h, &cap, "events", INO_TASK_BASE + 2 * n.uid + 1,
 					   S_IFREG);
 		break;
@@ -679,6 +695,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct node p, n;
 	int rc = node_get(parent, &p);
 
+	if (!rc && strlen(name) > NAME_MAX)
+		rc = -ENAMETOOLONG;
 	if (rc || p.kind != N_TASKS) {
 		fuse_reply_err(req, rc ? -rc : EPERM);
 		return;
@@ -688,7 +706,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return;
 	}
 	rc = evl_task_check_name(name, strlen(name));
-	if (!rc && tomb_find(name, 0, NULL))
+	if (!rc && tomb_find(name, 0, NULL, NULL))
 		tomb_remove(name);	/* a new task of a deleted one's name */
 	if (!rc) {
 		/* the task belongs to its creator, with mkdir's mode (umask applied) */
@@ -734,7 +752,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!rc)
 		rc = evl_task_delete(fs->st, info.name);
 	if (!rc)
-		tomb_add(info.name, info.uid);
+		tomb_add(&info);
 	fuse_reply_err(req, -rc);
 }
 
@@ -762,36 +780,40 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -rc);
 }
 
-static void op_refuse(fuse_req_t req)
+/* Refuse a change that makes @name (NULL: none), the name over 255 bytes first. */
+static void op_refuse(fuse_req_t req, const char *name)
 {
-	fuse_reply_err(req, fs_of(req)->cfg->ro ? EROFS : EPERM);
+	if (name && strlen(name) > NAME_MAX)
+		fuse_reply_err(req, ENAMETOOLONG);
+	else
+		fuse_reply_err(req, fs_of(req)->cfg->ro ? EROFS : EPERM);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	op_refuse(req);
+	op_refuse(req, name);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	op_refuse(req);
+	op_refuse(req, name);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
-	op_refuse(req);
+	op_refuse(req, strlen(name) > NAME_MAX ? name : newname);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	op_refuse(req);
+	op_refuse(req, newname);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	op_refuse(req);
+	op_refuse(req, name);
 }
 
 /* ---- files ---- */

@@ -1359,6 +1359,57 @@ def test_max_held(root):
         m.stop()
 
 
+def test_names_and_modes(root):
+    """Names over 255 bytes get ENAMETOOLONG everywhere; .metrics cannot be
+    truncated; a task directory keeps its owner after rm events (issue 14 A15)."""
+    m = Mount(root).start()
+    try:
+        os.mkdir(m.p("tasks", "t"))
+        append(m.p("tasks", "t", "events"), event("ok"))
+        for d in (m.mnt, m.p("tasks"), m.p("tasks", "t"), m.p("by-type"), m.p("by-type", "ok"),
+                  m.p("by-type", "ok", "tasks")):
+            for name in ("n" * 256, "n" * 1000):
+                p = os.path.join(d, name)
+                expect_errno(errno.ENAMETOOLONG, os.stat, p)
+                expect_errno(errno.ENAMETOOLONG, os.open, p, os.O_CREAT | os.O_WRONLY)
+                expect_errno(errno.ENAMETOOLONG, os.mkdir, p)
+                expect_errno(errno.ENAMETOOLONG, os.rename, m.p("tasks", "t", "events"), p)
+        expect_errno(errno.ENOENT, os.stat, m.p("tasks", "n" * 255))
+        # .metrics is read-only (0444) for root too; .control's O_TRUNC still works
+        expect_errno(errno.EPERM, os.truncate, m.p(".metrics"), 0)
+        os.truncate(m.p(".control"), 0)
+        if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"):
+            print("skip: the owner of a tombstone needs root, useradd and setpriv")
+            return
+        m.stop()
+        os.chmod(root, 0o755)
+        user = "evlt-n%d" % os.getpid()
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                       check=True, capture_output=True)
+        try:
+            import pwd
+            u = pwd.getpwnam(user)
+            m = Mount(root, opts="allow_other").start()
+
+            def as_user(cmd):
+                r = subprocess.run(["setpriv", "--reuid=%d" % u.pw_uid, "--regid=%d" % u.pw_gid,
+                                    "--clear-groups", "sh", "-c", "umask 027; " + cmd],
+                                   capture_output=True, text=True, cwd="/")
+                assert r.returncode == 0, "%s: %s" % (cmd, r.stderr)
+
+            ta = m.p("tasks", "mine")
+            as_user("mkdir %s && rm %s/events" % (ta, ta))
+            st = os.stat(ta)
+            assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (u.pw_uid, u.pw_gid, 0o750), st
+            as_user("rmdir %s" % ta)     # in sticky tasks/, as its owner
+            assert not os.path.exists(ta)
+        finally:
+            m.stop()
+            subprocess.run(["userdel", user], check=False, capture_output=True)
+    finally:
+        m.stop()
+
+
 def test_valgrind(root):
     """One mount under valgrind memcheck, through writes (split and whole),
     reads, views, .control and .metrics, a compaction with retention, a
