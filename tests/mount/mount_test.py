@@ -1310,6 +1310,109 @@ def test_close_partial_line(root):
         m.stop()
 
 
+def test_rejection_resets(root):
+    """After a refused line the handle holds nothing of it (issue 14 A9: 600 KB
+    held, then 600 KB and a newline: EFBIG, then EINVAL for every later line)."""
+    m = Mount(root, expect_stderr=[r"rejected event"]).start()
+    try:
+        os.mkdir(m.p("tasks", "r"))
+        ev = m.p("tasks", "r", "events")
+        fd = os.open(ev, os.O_WRONLY | os.O_APPEND)
+        head = b'{"type":"big","p":"'
+        assert os.write(fd, head + b"x" * (600 * 1024 - len(head))) == 600 * 1024
+        expect_errno(errno.EFBIG, os.write, fd, b"x" * (600 * 1024) + b'"}\n')
+        assert os.write(fd, b'{"type":"ok"}\n') == 14
+        # EINVAL of a line that continues the held one: it goes
+        os.write(fd, b'{"type":')
+        expect_errno(errno.EINVAL, os.write, fd, b'oops}\n')
+        os.write(fd, b'{"type":"ok2"}\n')
+        # EINVAL of a later line in the write: the held start was not refused
+        os.write(fd, b'{"type":')
+        expect_errno(errno.EINVAL, os.write, fd, b'"e"}\nbad\n')
+        os.write(fd, b'"e"}\n')
+        os.close(fd)
+        assert read(ev) == b'{"type":"ok"}\n{"type":"ok2"}\n{"type":"e"}\n'
+        m.stop()
+        # an unterminated tail longer than max_event, in one request
+        m = Mount(root, opts="max_event=64K", expect_stderr=[r"rejected event"]).start()
+        fd = os.open(ev, os.O_WRONLY | os.O_APPEND)
+        os.write(fd, b'{"type":')
+        expect_errno(errno.EFBIG, os.write, fd, b'"f"}\n' + b"x" * (70 << 10))
+        os.write(fd, b'"f"}\n')
+        os.write(fd, b"x" * (40 << 10))
+        expect_errno(errno.EFBIG, os.write, fd, b"x" * (40 << 10))
+        os.write(fd, b'{"type":"g"}\n')
+        os.close(fd)
+        assert read(ev) == b'{"type":"ok"}\n{"type":"ok2"}\n{"type":"e"}\n{"type":"f"}\n' \
+            b'{"type":"g"}\n'
+        st = status(m)
+        assert st["rejected_writes"] == 2 and st["counts"]["held_bytes"] == 0, st
+    finally:
+        m.stop()
+
+
+def test_split_writes(root):
+    """A write() over 1 MiB is cut into requests; each is all-or-nothing and a
+    refused one ends the call with the count before it (issue 14 A10)."""
+    import mmap
+    m = Mount(root, expect_stderr=[r"rejected event"]).start()
+    try:
+        os.mkdir(m.p("tasks", "s"))
+        ev = m.p("tasks", "s", "events")
+
+        def lines(start, nbytes):
+            out, i = [], start
+            while nbytes > 0:
+                out.append(b'{"type":"s","i":%d,"pad":"%s"}\n' % (i, b"y" * (i % 97)))
+                nbytes -= len(out[-1])
+                i += 1
+            return b"".join(out)
+
+        data = lines(0, 3 << 20)
+        fd = os.open(ev, os.O_WRONLY | os.O_APPEND)
+        # valid lines, some straddling the request boundaries: all stored, full count
+        assert os.write(fd, data) == len(data)
+        assert read(ev) == data
+        # an invalid line in the first MiB: the whole call fails, nothing stored
+        cut = data.index(b"\n", 500 << 10) + 1
+        expect_errno(errno.EINVAL, os.write, fd, data[:cut] + b'{"type":1}\n' + data[cut:])
+        assert read(ev) == data
+        # an invalid last line: the requests before it are stored, the count says where
+        bad = data + b'{"type":1}\n'
+        n = os.write(fd, bad)
+        assert 2 << 20 <= n < len(bad), n
+        assert read(ev) == data + bad[:bad.rindex(b"\n", 0, n) + 1]
+        # the rest again gets the errno; without the bad line it completes the held line
+        expect_errno(errno.EINVAL, os.write, fd, bad[n:])
+        assert os.write(fd, bad[n:-11]) == len(bad) - 11 - n
+        assert read(ev) == data + data
+        # a line over max_event across the boundary: refused, and forgotten
+        pre = lines(10 ** 6, 700 << 10)
+        big = pre + b'{"type":"big","p":"' + b"z" * (1200 << 10) + b'"}\n' + \
+            lines(2 * 10 ** 6, 600 << 10)
+        n = os.write(fd, big)
+        assert len(pre) < n <= 1 << 20, n
+        assert read(ev) == data + data + pre
+        # the rest sent again (as a careful writer does) gets the errno, then a new line starts
+        expect_errno(errno.EFBIG, os.write, fd, big[n:])
+        assert os.write(fd, b'{"type":"after"}\n') == 17
+        size = os.stat(ev).st_size
+        # one request, hence all-or-nothing: up to 1 MiB - 4095 bytes at any
+        # alignment of the writer's buffer, 1 MiB from a page-aligned one
+        mm = mmap.mmap(-1, 2 << 20)
+        for off, length in ((4095, (1 << 20) - 4095), (0, 1 << 20)):
+            body = lines(3 * 10 ** 6, length - 200)
+            body = body[:body.rindex(b"\n", 0, length - 200) + 1]
+            chunk = body + b" " * (length - len(body) - 12) + b"\n" + b'{"type":1}\n'
+            assert len(chunk) == length
+            mm[off:off + length] = chunk
+            expect_errno(errno.EINVAL, os.write, fd, memoryview(mm)[off:off + length])
+            assert os.stat(ev).st_size == size
+        os.close(fd)
+    finally:
+        m.stop()
+
+
 def test_max_held(root):
     """max_held bounds the unterminated-line bytes of all open files (issue 14 A12:
     300 descriptors holding 1 MiB each took the daemon to 315 MB)."""
