@@ -92,7 +92,8 @@ extern const struct fuse_lowlevel_ops evlogfs_ops;
 /*
  * Close the handles the kernel did not release (the session ended on a
  * signal before their RELEASE came): before the store closes, after the
- * session loop.  A partial line a writer held is dropped, as at close.
+ * session loop.  A partial line a writer held is stored (or refused and
+ * logged), as at the last close.
  */
 void ops_close_handles(void);
 
