@@ -178,6 +178,7 @@ void linebuf_rollback(struct linebuf *lb)
 {
 	lb->len = lb->next_len = lb->saved_len;
 	lb->more = lb->tail = NULL;
+	shrink(lb);	/* feed grew the buffer for what is not held after all */
 }
 
 void linebuf_clear(struct linebuf *lb)

@@ -184,6 +184,11 @@ static void long_line_memory_is_given_back(void **state)
 	assert_true(lb.cap >= n);
 	linebuf_clear(&lb);
 	assert_true(lb.cap <= 4096);
+	/* and when a feed that grew it is undone (refused, or not stored) */
+	assert_int_equal(linebuf_feed(&lb, big + 3, n - 3, collect_none, &s), 0);
+	assert_true(lb.cap >= n);
+	linebuf_rollback(&lb);
+	assert_true(lb.cap <= 4096);
 	linebuf_release(&lb);
 	free(big);
 }
