@@ -15,7 +15,10 @@
  * every close(2) of any of them, concurrently with WRITEs and other FLUSHes
  * of the same open file (it holds no lock for FLUSH), and RELEASE once,
  * after the last close, asynchronously.  So:
- *  - h->lock serialises write, flush and release on one handle.
+ *  - h->lock serialises write, flush and release on one handle.  A FLUSH
+ *    from a process that wrote none of the held line does not wait for it
+ *    (a write may wait long for max_pending): it looks at the line's
+ *    writers under h->owner_lock only.
  *  - A FLUSH commits the held unterminated line only if it comes from a
  *    process that wrote part of that line: its lock_owner is one of the
  *    writes' (the kernel derives both from the caller's descriptor table,
@@ -64,11 +67,12 @@ struct handle {
 	bool append;
 	struct evl_writer *w;	/* N_TASKEV opened for writing */
 	/*
-	 * Writers: protected by lock.  owners[] are the lock owners of the
-	 * writes that built the held line (see WRITERS AND CLOSE); any_owner
-	 * when they did not fit or one was unknown (0).
+	 * Writers.  lock: the writer.  owner_lock (taken inside lock when
+	 * both are): owners[], the lock owners of the writes that built the
+	 * held line (see WRITERS AND CLOSE), empty when nothing is held;
+	 * any_owner when they did not fit or one was unknown (0).
 	 */
-	pthread_mutex_t lock;
+	pthread_mutex_t lock, owner_lock;
 	uint64_t owners[HELD_OWNERS];
 	unsigned nowners;
 	bool any_owner;
@@ -544,6 +548,7 @@ static struct handle *handle_new(fuse_req_t req, fuse_ino_t ino, struct node *n)
 	h->kind = n->kind;
 	h->uid = n->uid;
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->owner_lock, NULL);
 	atomic_init(&h->refs, 1);
 	pthread_mutex_lock(&handles_lock);
 	h->next = handles;
@@ -582,6 +587,7 @@ static void handle_free(struct handle *h)
 	pthread_mutex_unlock(&handles_lock);
 	evl_view_close(h->v);
 	pthread_mutex_destroy(&h->lock);
+	pthread_mutex_destroy(&h->owner_lock);
 	free(h->buf);
 	free(h);
 }
@@ -926,8 +932,8 @@ static int control_command(struct fs *fs, const char *buf, size_t size)
 	return rc;
 }
 
-/* Did lock owner @owner write part of the line @h holds?  Under h->lock. */
-static bool held_by(const struct handle *h, uint64_t owner)
+/* Did lock owner @owner write part of the line @h holds?  Under h->owner_lock. */
+static bool held_by_locked(const struct handle *h, uint64_t owner)
 {
 	if (h->any_owner)
 		return true;
@@ -937,23 +943,38 @@ static bool held_by(const struct handle *h, uint64_t owner)
 	return false;
 }
 
+static bool held_by(struct handle *h, uint64_t owner)
+{
+	bool mine;
+
+	pthread_mutex_lock(&h->owner_lock);
+	mine = held_by_locked(h, owner);
+	pthread_mutex_unlock(&h->owner_lock);
+	return mine;
+}
+
 /*
- * After a write by @owner of @size bytes (@nl: they hold a newline) that
- * returned @rc: who wrote the line now held.  Under h->lock.
+ * After a write by @owner (@nl: its bytes hold a newline) that returned
+ * @rc: who wrote the line now held.  Under h->lock.
  */
 static void note_writer(struct handle *h, uint64_t owner, bool nl, int rc)
 {
-	if (!evl_writer_held(h->w) || (!rc && nl)) {
+	bool held = evl_writer_held(h->w) > 0;
+
+	pthread_mutex_lock(&h->owner_lock);
+	if (!held || (!rc && nl)) {
 		/* nothing held, or a new line begun by this write alone */
 		h->nowners = 0;
 		h->any_owner = false;
 	}
-	if (rc || !evl_writer_held(h->w) || held_by(h, owner))
-		return;	/* a refused write added nothing to the held line */
-	if (!owner || h->nowners == HELD_OWNERS)
-		h->any_owner = true;
-	else
-		h->owners[h->nowners++] = owner;
+	/* a refused write added nothing to the held line */
+	if (!rc && held && !held_by_locked(h, owner)) {
+		if (!owner || h->nowners == HELD_OWNERS)
+			h->any_owner = true;
+		else
+			h->owners[h->nowners++] = owner;
+	}
+	pthread_mutex_unlock(&h->owner_lock);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -1000,14 +1021,14 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	int rc = 0;
 
-	if (h->w) {
+	/* a process that wrote none of the held line: nothing to do, nor to wait for */
+	if (h->w && held_by(h, fi->lock_owner)) {
 		pthread_mutex_lock(&h->lock);
+		/* look again: the line may have ended, and another begun, meanwhile */
 		if (evl_writer_held(h->w) && held_by(h, fi->lock_owner))
 			rc = evl_writer_flush_valid(h->w);
-		if (!evl_writer_held(h->w)) {
-			h->nowners = 0;
-			h->any_owner = false;
-		}
+		if (!evl_writer_held(h->w))
+			note_writer(h, 0, false, 0);	/* nothing held: nobody's */
 		pthread_mutex_unlock(&h->lock);
 	}
 	fuse_reply_err(req, -rc);
