@@ -35,6 +35,8 @@ struct evl_options {
 	size_t max_event;	/* largest event, newline included (1 MiB) */
 	size_t max_pending;	/* memory of unapplied records, bookkeeping
 				   included, before writers wait (64 MiB) */
+	size_t max_held;	/* unterminated-line bytes all writers may hold
+				   (64 MiB; 0: no limit) */
 	bool commit_sync;	/* acknowledge after the covering fsync */
 	unsigned commit_ms;	/* group commit: fsync at least this often (10) */
 	bool read_only;		/* refuse every change with -EROFS */
@@ -163,22 +165,45 @@ ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *bu
 int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out);
 
 /*
- * Append @n bytes.  Every complete line is validated; if any is invalid
- * nothing of this call is stored and the handle is as before.  Returns 0
- * when every complete line is journaled (and, with commit_sync, durable).
- * Errors: -EINVAL (invalid event), -EFBIG (line longer than max_event),
- * -ENOENT (task deleted), -EROFS, -ENOSPC, -EIO.  When an unterminated
- * line outgrows max_event, the handle drops it and refuses (EFBIG) every
- * write up to and including the one holding that line's newline: nothing
- * of the line is stored, and close() does not fail on it.
+ * Append @n bytes: all or nothing.  Every complete line is validated; the
+ * bytes after the last newline are held for the next call.  Returns 0 when
+ * every complete line is journaled (and, with commit_sync, durable) and the
+ * rest is held.  On any error nothing of this call is stored or held.
+ * Errors:
+ * -EINVAL (an invalid event), -EFBIG (a line, or the held unterminated
+ *   line, longer than max_event): the refused line is logged and counted,
+ *   and the handle forgets it.  A refused line that began in this call
+ *   leaves the handle as it was (a line held from earlier calls that it
+ *   did not continue stays held).  One that continued the held line drops
+ *   it, and the next call starts a new line; except that after an EFBIG,
+ *   a next call that begins with the same bytes (the rest of a write() the
+ *   kernel cut into requests, sent again after the short count) fails with
+ *   EFBIG too, without being counted again.
+ * -ENOBUFS (holding the new tail would put all writers' held bytes over
+ *   max_held; counted), -ENOENT (task deleted), -EROFS, -ENOSPC, -EIO,
+ *   -ENOMEM: the handle is as before the call, which may be tried again.
+ * -EFBIG also when the call's events together make a journal record over
+ *   128 MiB (only through this API: FUSE writes are at most 1 MiB).
  */
 int evl_writer_write(struct evl_writer *w, const void *data, size_t n);
 
 /*
- * Store the held unterminated line, if any (with a newline appended).
- * Errors as evl_writer_write; on error the line is dropped.
+ * Store the held unterminated line, if any (with a newline appended): what
+ * the last close of a handle does.  Errors as evl_writer_write; the line is
+ * dropped in any case (an invalid one is logged and counted).
  */
 int evl_writer_flush(struct evl_writer *w);
+
+/*
+ * Store the held line only if it is a valid event as it stands: what a
+ * close(2) by the process that wrote it does, when other descriptors of the
+ * open file may still complete the line.  Returns 0 (stored, or nothing or
+ * only blanks held), -EINVAL (not a valid event yet: it stays held, and
+ * nothing is logged or counted), -ENOMEM (still held), or the errors of
+ * storing (-ENOSPC, -EIO, -ENOENT, ...: the line is dropped; the caller
+ * tells its writer).
+ */
+int evl_writer_flush_valid(struct evl_writer *w);
 
 /* Bytes held from an unterminated line (not yet in the task log). */
 size_t evl_writer_held(const struct evl_writer *w);
@@ -295,6 +320,8 @@ struct evl_stats {
 	uint64_t pending_bytes, pending_events;
 	uint64_t appended_events, appended_bytes;
 	uint64_t rejected_invalid, rejected_too_big;
+	uint64_t rejected_held;		/* writes refused by max_held (ENOBUFS) */
+	uint64_t held_bytes;		/* unterminated-line bytes writers hold */
 	uint64_t written_lsn, durable_lsn, applied_lsn, ckpt_lsn;
 	uint64_t fsyncs, checkpoints;
 	uint64_t apply_failures;	/* batches the applier failed to apply (retried) */

@@ -10,7 +10,7 @@
  *   0  8  magic "EVLJRNL\0"   0  4  magic 0x524a5645 ("EVJR")
  *   8  4  version = 1         4  1  type (store-defined, 1..255)
  *   12 4  header size = 32    5  3  zero
- *   16 8  first lsn           8  4  len: payload bytes, at most 64 MiB
+ *   16 8  first lsn           8  4  len: payload bytes, at most 128 MiB
  *   24 8  XXH64 of bytes 0-23 12 4  zero
  *                             16 8  lsn: previous record's lsn + 1
  *                             24 8  XXH3-64 of header bytes 0-23 + payload
@@ -62,7 +62,12 @@
 #define SEG_HDR 32
 #define REC_MAGIC 0x524a5645u
 #define REC_HDR 32
-#define REC_MAX (64u << 20)
+/*
+ * Room for the largest append: an event of max_event (64 MiB at most) held
+ * across writes, completed by a 1 MiB request of further events, plus the
+ * record's header and per-event directory.
+ */
+#define REC_MAX (128u << 20)
 
 struct journal {
 	char *dir;

@@ -56,7 +56,7 @@ int journal_close(struct journal *j);
  * is written (not yet durable), with its lsn in *@lsn.
  * Errors: -EIO (sticky state, or the record could not be cut back),
  * -ENOSPC, -EIO or another -errno from the write (nothing of the record
- * remains; later appends may succeed), -EFBIG (record over 64 MiB).
+ * remains; later appends may succeed), -EFBIG (record over 128 MiB).
  */
 int journal_append(struct journal *j, unsigned type, const struct iovec *iov,
 		   int cnt, uint64_t *lsn);

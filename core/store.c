@@ -89,6 +89,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "event.h"
 #include "evlog.h"
 #include "index.h"
@@ -261,20 +263,33 @@ struct evl_store {
 
 	/* counters */
 	uint64_t appended_events, appended_bytes, rejected_invalid, rejected_too_big;
+	uint64_t rejected_held;		/* writes refused for max_held (ENOBUFS) */
+	/* unterminated-line bytes all writers hold, against opt.max_held (no lock) */
+	atomic_uint_fast64_t held_bytes;
 	uint64_t checkpoints;
 	uint64_t lat_count[EVL_LAT_BUCKETS];
 	double lat_sum;
 	char last_rejection[512];
 };
 
+/*
+ * The line held in lb is counted in st->held_bytes (lb.len bytes) from the
+ * commit that makes it held to the one that drops it.
+ */
 struct evl_writer {
 	struct evl_store *st;
 	uint64_t uid;
 	uint64_t gen;			/* delete_gen when last checked */
 	char name[256];
 	struct linebuf lb;
-	bool discarding;		/* inside a line already refused as too long */
-	struct event_validator *val;
+	struct event_validator *val;	/* NULL until needed */
+	/*
+	 * After an EFBIG that dropped the held line: the refused write's first
+	 * resend_len bytes, hashed, to know the write a writer sends again
+	 * after the kernel's short count (evl_writer_write).
+	 */
+	size_t resend_len;
+	uint64_t resend_hash;
 	/* the record being built */
 	unsigned char *dir;
 	size_t dir_len, dir_cap;
@@ -282,7 +297,6 @@ struct evl_writer {
 	size_t data_len, data_cap;
 	uint32_t n;
 	struct event_error err;
-	size_t err_line;
 };
 
 struct evl_view {
@@ -399,6 +413,7 @@ void evl_options_default(struct evl_options *o)
 	o->type_field = "type";
 	o->max_event = 1 << 20;
 	o->max_pending = 64 << 20;
+	o->max_held = 64u << 20;
 	o->commit_ms = 10;
 	o->max_fds = 1024;
 	o->segment_bytes = 64u << 20;
@@ -3185,6 +3200,9 @@ ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *bu
 
 /* ---- writing ---- */
 
+/* Record buffers larger than this are given back after each write. */
+#define RECORD_KEEP (64u << 10)
+
 int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 {
 	struct evl_task_info info;
@@ -3217,6 +3235,56 @@ int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 	return 0;
 }
 
+/* Count @more held bytes against max_held.  0 or -ENOBUFS. */
+static int held_take(struct evl_store *st, size_t more)
+{
+	uint_fast64_t cur = atomic_load(&st->held_bytes);
+
+	do {
+		if (st->opt.max_held && cur + more > st->opt.max_held)
+			return -ENOBUFS;
+	} while (!atomic_compare_exchange_weak(&st->held_bytes, &cur, cur + more));
+	return 0;
+}
+
+static void held_give(struct evl_store *st, size_t less)
+{
+	atomic_fetch_sub(&st->held_bytes, less);
+}
+
+/* Forget the held line (stored, refused, or lost). */
+static void drop_held(struct evl_writer *w)
+{
+	held_give(w->st, linebuf_pending(&w->lb));
+	linebuf_clear(&w->lb);
+}
+
+/* Start a new record (one write(), or the held line at close). */
+static int record_reset(struct evl_writer *w)
+{
+	w->dir_len = w->data_len = 0;
+	w->n = 0;
+	memset(&w->err, 0, sizeof(w->err));
+	if (!w->val)
+		return event_validator_new(w->st->opt.type_field, w->st->opt.max_event, &w->val);
+	return 0;
+}
+
+/* After a write: give back memory only a long line needed. */
+static void record_trim(struct evl_writer *w)
+{
+	if (w->dir_cap > RECORD_KEEP) {
+		free(w->dir);
+		w->dir = NULL;
+		w->dir_cap = 0;
+	}
+	if (w->data_cap > RECORD_KEEP) {
+		free(w->data);
+		w->data = NULL;
+		w->data_cap = 0;
+	}
+}
+
 /* linebuf callback: validate one line and add it to the record. */
 static int take_line(void *arg, const char *line, size_t len, size_t index)
 {
@@ -3228,10 +3296,8 @@ static int take_line(void *arg, const char *line, size_t len, size_t index)
 	if (event_is_blank(line, len))
 		return 0;
 	rc = event_validate(w->val, line, len, type, &tlen, &w->err);
-	if (rc) {
-		w->err_line = index + 1;
+	if (rc)
 		return rc;
-	}
 	if (store_grow(&w->dir, &w->dir_cap, w->dir_len + 5 + tlen) ||
 	    store_grow(&w->data, &w->data_cap, w->data_len + len + 1))
 		return -ENOMEM;
@@ -3246,24 +3312,41 @@ static int take_line(void *arg, const char *line, size_t len, size_t index)
 	return 0;
 }
 
+/*
+ * Log, count and show a refused write (-EINVAL, -EFBIG or -ENOBUFS).  The
+ * refused event is named by the place it would have had in the task log:
+ * its ordinal (1 = the first event) and its byte offset, counting what is
+ * stored now plus the events of the same write() before it.
+ */
 static void reject(struct evl_writer *w, int rc)
 {
 	struct evl_store *st = w->st;
+	struct evl_task_info info = { 0 };
+	char where[96], col[32] = "";
 
 	if (rc == -EFBIG && !w->err.err)
 		snprintf(w->err.reason, sizeof(w->err.reason),
 			 "line longer than max_event=%zu", st->opt.max_event);
+	if (rc == -ENOBUFS)
+		snprintf(w->err.reason, sizeof(w->err.reason),
+			 "unterminated lines over max_held=%zu", st->opt.max_held);
+	if (w->err.col && rc == -EINVAL)
+		snprintf(col, sizeof(col), " col %zu", w->err.col);
+	evl_task_stat(st, w->uid, &info);	/* a deleted task: counted from 0 */
+	snprintf(where, sizeof(where), "event %" PRIu64 " (byte %" PRIu64 ")%s",
+		 info.events + w->n + 1, info.size + w->data_len, col);
 	pthread_mutex_lock(&st->lock);
 	if (rc == -EFBIG)
 		st->rejected_too_big++;
+	else if (rc == -ENOBUFS)
+		st->rejected_held++;
 	else
 		st->rejected_invalid++;
-	snprintf(st->last_rejection, sizeof(st->last_rejection),
-		 "task %s line %zu col %zu: %s", w->name, w->err_line ? w->err_line : 1,
-		 w->err.col ? w->err.col : 1, w->err.reason);
+	snprintf(st->last_rejection, sizeof(st->last_rejection), "task %s %s: %s", w->name,
+		 where, w->err.reason);
 	pthread_mutex_unlock(&st->lock);
-	evl_log(LOG_WARNING, "rejected event: task %s line %zu col %zu: %s", w->name,
-		w->err_line ? w->err_line : 1, w->err.col ? w->err.col : 1, w->err.reason);
+	evl_log(LOG_WARNING, "rejected %s: task %s %s: %s", rc == -ENOBUFS ? "write" : "event",
+		w->name, where, w->err.reason);
 }
 
 static void record_latency(struct evl_store *st, uint64_t start)
@@ -3370,41 +3453,90 @@ static int submit(struct evl_writer *w)
 	return rc;
 }
 
+/*
+ * A line over max_event that began in earlier writes is refused, and
+ * dropped, when a write continues it past the limit.  The kernel cuts a big
+ * write() into requests and returns a short count when one is refused; a
+ * careful writer then sends the rest again, which begins with the refused
+ * request's bytes: that must fail with EFBIG again (the caller's write()
+ * gets the errno), not start a new line with the refused line's middle.
+ * Any other write starts a new line.
+ */
+#define RESEND_PREFIX 4096
+
+static void remember_refused(struct evl_writer *w, const void *data, size_t n)
+{
+	w->resend_len = n < RESEND_PREFIX ? n : RESEND_PREFIX;
+	w->resend_hash = XXH3_64bits(data, w->resend_len);
+}
+
+static bool resends_refused(struct evl_writer *w, const void *data, size_t n)
+{
+	size_t len = w->resend_len;
+
+	w->resend_len = 0;	/* only the next write may be the resend */
+	return len && n >= len && XXH3_64bits(data, len) == w->resend_hash;
+}
+
 int evl_writer_write(struct evl_writer *w, const void *data, size_t n)
 {
+	size_t held = linebuf_pending(&w->lb), next;
 	int rc;
 
-	if (w->discarding) {
-		/* the rest of a line refused as too long, up to its newline */
-		if (memchr(data, '\n', n))
-			w->discarding = false;
-		return -EFBIG;
-	}
-	w->dir_len = w->data_len = 0;
-	w->n = 0;
-	memset(&w->err, 0, sizeof(w->err));
-	w->err_line = 0;
-	rc = linebuf_feed(&w->lb, data, n, take_line, w);
-	if (rc == -EFBIG && !memchr(data, '\n', n)) {
-		/*
-		 * An unterminated line outgrew max_event: it can never be stored.
-		 * Drop what is held and refuse the rest of it too (the kernel
-		 * splits a long write() into requests, so its tail follows).
-		 */
-		linebuf_clear(&w->lb);
-		w->discarding = true;
-	}
-	if (rc) {
-		if (rc == -EINVAL || rc == -EFBIG)
-			reject(w, rc);
+	if (resends_refused(w, data, n))
+		return -EFBIG;	/* the same refusal, not counted again */
+	rc = record_reset(w);
+	if (rc)
 		return rc;
+	rc = linebuf_feed(&w->lb, data, n, take_line, w);
+	if (rc == -EINVAL || rc == -EFBIG) {
+		/*
+		 * The handle forgets the refused line.  A refused line begun
+		 * in this write leaves the handle as it was (a line held from
+		 * earlier writes stays); one that continued the held line
+		 * drops it, and the next write starts a new line.
+		 */
+		reject(w, rc);
+		if (linebuf_refused_held(&w->lb)) {
+			drop_held(w);
+			if (rc == -EFBIG)
+				remember_refused(w, data, n);
+		}
+		goto out;
+	}
+	if (rc)
+		goto out;
+	next = linebuf_next_pending(&w->lb);
+	if (next > held) {
+		/* nothing of the write is stored or held: it may be tried again */
+		rc = held_take(w->st, next - held);
+		if (rc) {
+			linebuf_rollback(&w->lb);
+			reject(w, rc);
+			goto out;
+		}
 	}
 	rc = w->n ? submit(w) : 0;
-	if (rc)
+	if (rc) {
 		linebuf_rollback(&w->lb);
-	else
+		if (next > held)
+			held_give(w->st, next - held);
+	} else {
 		linebuf_commit(&w->lb);
+		if (next < held)
+			held_give(w->st, held - next);
+	}
+out:
+	record_trim(w);
 	return rc;
+}
+
+/* Validate the held line as a whole event: 0 (or blank) or -EINVAL/-EFBIG/-ENOMEM. */
+static int take_held(struct evl_writer *w)
+{
+	int rc = record_reset(w);
+
+	return rc ? rc : take_line(w, w->lb.buf, linebuf_pending(&w->lb), 0);
 }
 
 int evl_writer_flush(struct evl_writer *w)
@@ -3413,18 +3545,32 @@ int evl_writer_flush(struct evl_writer *w)
 
 	if (!linebuf_pending(&w->lb))
 		return 0;
-	w->dir_len = w->data_len = 0;
-	w->n = 0;
-	memset(&w->err, 0, sizeof(w->err));
-	w->err_line = 1;
-	rc = take_line(w, w->lb.buf, w->lb.len, 0);
-	if (rc) {
-		if (rc == -EINVAL || rc == -EFBIG)
-			reject(w, rc);
-	} else if (w->n) {
+	rc = take_held(w);
+	if (rc == -EINVAL || rc == -EFBIG)
+		reject(w, rc);
+	else if (!rc && w->n)
 		rc = submit(w);
-	}
-	linebuf_clear(&w->lb);
+	drop_held(w);
+	record_trim(w);
+	return rc;
+}
+
+int evl_writer_flush_valid(struct evl_writer *w)
+{
+	int rc;
+
+	if (!linebuf_pending(&w->lb))
+		return 0;
+	rc = take_held(w);
+	if (rc == -EFBIG)
+		rc = -EINVAL;	/* cannot happen: feed holds less than max_event */
+	if (rc == -EINVAL || rc == -ENOMEM)
+		goto out;	/* still held, nothing logged: more may come */
+	if (w->n)
+		rc = submit(w);
+	drop_held(w);	/* stored, or its writer is told it was not */
+out:
+	record_trim(w);
 	return rc;
 }
 
@@ -3934,6 +4080,8 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	o->appended_bytes = st->appended_bytes;
 	o->rejected_invalid = st->rejected_invalid;
 	o->rejected_too_big = st->rejected_too_big;
+	o->rejected_held = st->rejected_held;
+	o->held_bytes = atomic_load(&st->held_bytes);
 	o->written_lsn = js.written_lsn;
 	o->durable_lsn = js.durable_lsn;
 	o->applied_lsn = st->applied_lsn;

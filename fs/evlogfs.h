@@ -31,8 +31,9 @@ struct config {
 	char *type_field;
 	size_t max_event;
 	size_t max_pending;
+	size_t max_held;	/* unterminated-line bytes all handles may hold */
 	unsigned max_fds;	/* task logs kept open */
-	char *max_event_s, *max_pending_s;
+	char *max_event_s, *max_pending_s, *max_held_s;
 	int nodelete;
 	int ro;
 	char *views;		/* "private" (or NULL: the default) or "public" */
@@ -106,7 +107,8 @@ extern const struct fuse_lowlevel_ops evlogfs_ops;
 /*
  * Close the handles the kernel did not release (the session ended on a
  * signal before their RELEASE came): before the store closes, after the
- * session loop.  A partial line a writer held is dropped, as at close.
+ * session loop.  A partial line a writer held is stored (or refused and
+ * logged), as at the last close.
  */
 void ops_close_handles(void);
 

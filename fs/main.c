@@ -38,6 +38,7 @@ static const struct fuse_opt opt_table[] = {
 	{ "type_field=%s", offsetof(struct config, type_field), 0 },
 	{ "max_event=%s", offsetof(struct config, max_event_s), 0 },
 	{ "max_pending=%s", offsetof(struct config, max_pending_s), 0 },
+	{ "max_held=%s", offsetof(struct config, max_held_s), 0 },
 	{ "max_fds=%u", offsetof(struct config, max_fds), 0 },
 	{ "views=%s", offsetof(struct config, views), 0 },
 	OPT("nodelete", nodelete),
@@ -89,6 +90,8 @@ static void usage(const char *prog)
 	       "    -o type_field=NAME     JSON member holding the event type (type)\n"
 	       "    -o max_event=BYTES     largest event, newline included (1M)\n"
 	       "    -o max_pending=BYTES   unapplied bytes before writers wait (64M)\n"
+	       "    -o max_held=BYTES      unterminated-line bytes all open files may hold;\n"
+	       "                           a write that would hold more gets ENOBUFS (64M)\n"
 	       "    -o max_fds=N           task logs kept open (1024); raise it for\n"
 	       "                           queries that span more tasks (fewer if the\n"
 	       "                           open-file limit allows fewer)\n"
@@ -153,6 +156,14 @@ static int validate(struct config *cfg)
 		if (cfg->max_event < 16 || cfg->max_event > (64u << 20)) {
 			fprintf(stderr, "evlogfs: max_event=%s: must be 16 bytes to 64M\n",
 				cfg->max_event_s);
+			return -1;
+		}
+	}
+	if (cfg->max_held_s) {
+		cfg->max_held = parse_size(cfg->max_held_s);
+		if (cfg->max_held < (4u << 10)) {
+			fprintf(stderr, "evlogfs: max_held=%s: must be at least 4K\n",
+				cfg->max_held_s);
 			return -1;
 		}
 	}
@@ -318,7 +329,10 @@ static void syslog_sink(int prio, const char *msg)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct config cfg = { .commit_ms = 10, .max_event = 1 << 20, .max_pending = 64u << 20 };
+	struct config cfg = {
+		.commit_ms = 10, .max_event = 1 << 20, .max_pending = 64u << 20,
+		.max_held = 64u << 20,
+	};
 	struct fuse_cmdline_opts copts = { 0 };
 	struct fuse_loop_config *lcfg = NULL;
 	struct evl_options eo;
@@ -381,6 +395,7 @@ int main(int argc, char **argv)
 	eo.type_field = cfg.type_field;
 	eo.max_event = cfg.max_event;
 	eo.max_pending = cfg.max_pending;
+	eo.max_held = cfg.max_held;
 	if (cfg.max_fds)
 		eo.max_fds = cfg.max_fds;
 	eo.commit_sync = !strcmp(cfg.commit, "sync");
@@ -462,5 +477,6 @@ out_args:
 	free(cfg.views);
 	free(cfg.max_event_s);
 	free(cfg.max_pending_s);
+	free(cfg.max_held_s);
 	return rc;
 }

@@ -9,9 +9,38 @@
  * Deleting a task is `rm -r`: unlink(events) deletes the task in the store
  * (it leaves every view at once); the emptied directory stays visible until
  * rmdir, as on a disk file system.  Those directories are "tombstones".
+ *
+ * WRITERS AND CLOSE.  One open file (struct handle) may be shared by many
+ * descriptors and processes: dup, fork, exec.  The kernel sends FLUSH for
+ * every close(2) of any of them, concurrently with WRITEs and other FLUSHes
+ * of the same open file (it holds no lock for FLUSH), and RELEASE once,
+ * after the last close, asynchronously.  So:
+ *  - h->lock serialises write, flush and release on one handle.  A FLUSH
+ *    from a process that wrote none of the held line does not wait for it
+ *    (a write may wait long for max_pending): it looks at the line's
+ *    writers under h->owner_lock only.
+ *  - A FLUSH commits the held unterminated line only if it comes from a
+ *    process that wrote part of that line: its lock_owner is one of the
+ *    writes' (the kernel derives both from the caller's descriptor table,
+ *    current->files, which a process's threads share and fork and
+ *    CLONE_VM-without-CLONE_FILES copy; the request's pid would be the
+ *    thread id, and a reused pid would pass for the writer).  A close by any
+ *    other process (a child that inherited the descriptor, exited or
+ *    exec'd) neither commits nor drops the line, and returns 0.
+ *  - Even the writer's own close may not be its last descriptor: a shell
+ *    running `printf half >&3` dups the file onto stdout and closes that
+ *    after the builtin, then writes the rest of the line through fd 3.  So
+ *    a writer's FLUSH stores the held line only if it is a valid event as
+ *    it stands; otherwise close() fails with EINVAL and the line stays held
+ *    (evl_writer_flush_valid).  A valid object cannot be continued into
+ *    another, so storing it early changes nothing a reader sees.
+ *  - RELEASE commits whatever is still held; no one can be told an errno
+ *    then, so a bad line is logged and counted, and a failure to store one
+ *    is logged.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,11 +57,25 @@
 #define TIMEOUT_STABLE 1.0	/* names and attributes that do not change */
 #define INO_UNKNOWN 0xffffffffu	/* d_ino of entries numbered at lookup */
 
+/* Lock owners remembered per held line; past this, any FLUSH counts as the writer's. */
+#define HELD_OWNERS 8
+
 struct handle {
+	struct fs *fs;
 	enum node_kind kind;
 	uint64_t uid;
 	bool append;
 	struct evl_writer *w;	/* N_TASKEV opened for writing */
+	/*
+	 * Writers.  lock: the writer.  owner_lock (taken inside lock when
+	 * both are): owners[], the lock owners of the writes that built the
+	 * held line (see WRITERS AND CLOSE), empty when nothing is held;
+	 * any_owner when they did not fit or one was unknown (0).
+	 */
+	pthread_mutex_t lock, owner_lock;
+	uint64_t owners[HELD_OWNERS];
+	unsigned nowners;
+	bool any_owner;
 	struct evl_view *v;	/* N_VEV, N_VTASK */
 	char *buf;		/* .control/.metrics snapshot, directory listing */
 	size_t len;
@@ -60,12 +103,15 @@ struct tomb {
 	struct tomb *next;
 	uint64_t uid;
 	char name[256];
+	struct evl_task_info info;	/* the task's last attributes: owner, mode, times */
 };
 
 static pthread_mutex_t tomb_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tomb *tombs;
 
-static bool tomb_find(const char *name, uint64_t uid, uint64_t *uid_out)
+/* Find a tombstone by @name, or by @uid if @name is NULL; its task's last attributes in @info. */
+static bool tomb_find(const char *name, uint64_t uid, uint64_t *uid_out,
+		      struct evl_task_info *info)
 {
 	bool found = false;
 
@@ -74,6 +120,8 @@ static bool tomb_find(const char *name, uint64_t uid, uint64_t *uid_out)
 		if (name ? !strcmp(t->name, name) : t->uid == uid) {
 			if (uid_out)
 				*uid_out = t->uid;
+			if (info)
+				*info = t->info;
 			found = true;
 			break;
 		}
@@ -81,14 +129,19 @@ static bool tomb_find(const char *name, uint64_t uid, uint64_t *uid_out)
 	return found;
 }
 
-static void tomb_add(const char *name, uint64_t uid)
+/*
+ * The directory of deleted task @info stays until rmdir, with its owner and
+ * mode: in sticky tasks/ only its owner (or tasks/' owner) may remove it.
+ */
+static void tomb_add(const struct evl_task_info *info)
 {
 	struct tomb *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return;	/* the directory just vanishes early */
-	t->uid = uid;
-	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->uid = info->uid;
+	t->info = *info;
+	snprintf(t->name, sizeof(t->name), "%s", info->name);
 	pthread_mutex_lock(&tomb_lock);
 	t->next = tombs;
 	tombs = t;
@@ -190,8 +243,8 @@ static int node_attr(struct fs *fs, const struct node *n, fuse_ino_t ino, struct
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		rc = evl_task_stat(fs->st, n->uid, &info);
-		if (rc == -ENOENT && tomb_find(NULL, n->uid, NULL))
-			return 0;
+		if (rc == -ENOENT && tomb_find(NULL, n->uid, NULL, &info))
+			rc = 0;
 		if (rc)
 			return rc;
 		if (info.has_owner) {
@@ -278,6 +331,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	if (len > NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
 	memset(&n, 0, sizeof(n));
 	switch (p.kind) {
 	case N_ROOT:
@@ -296,7 +353,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = evl_task_lookup(fs->st, name, &info);
 		if (rc == 0)
 			n.uid = info.uid;
-		else if (!tomb_find(name, 0, &n.uid))
+		else if (!tomb_find(name, 0, &n.uid, NULL))
 			goto noent;
 		n.kind = N_TASKDIR;
 		break;
@@ -307,7 +364,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		n.uid = p.uid;
 		break;
 	case N_BYTYPE:
-		if (len > 255 || !evl_prefix_exists(fs->st, name, len))
+		if (!evl_prefix_exists(fs->st, name, len))
 			goto noent;
 		n.kind = N_VDIR;
 		n.plen = len;
@@ -398,7 +455,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (n.kind != N_TASKEV && n.kind != N_CONTROL) {
-			fuse_reply_err(req, n.kind >= N_VDIR ? EPERM : EISDIR);
+			/* the kernel refuses directories itself; files here are read-only */
+			fuse_reply_err(req, S_ISDIR(st.st_mode) ? EISDIR : EPERM);
 			return;
 		}
 		/* .control: O_TRUNC of `echo cmd > .control` is fine */
@@ -501,8 +559,11 @@ static struct handle *handle_new(fuse_req_t req, fuse_ino_t ino, struct node *n)
 		fuse_reply_err(req, ENOMEM);
 		return NULL;
 	}
+	h->fs = fs_of(req);
 	h->kind = n->kind;
 	h->uid = n->uid;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->owner_lock, NULL);
 	atomic_init(&h->refs, 1);
 	pthread_mutex_lock(&handles_lock);
 	h->next = handles;
@@ -513,10 +574,23 @@ static struct handle *handle_new(fuse_req_t req, fuse_ino_t ino, struct node *n)
 	return h;
 }
 
-/* Close what @h holds and free it.  Returns the writer's close result. */
-static int handle_free(struct handle *h)
+/*
+ * Close what @h holds and free it: a writer stores the line it still holds
+ * (RELEASE: nobody can be told an errno any more, so a line that cannot be
+ * stored is logged; a refused one is logged by the store).
+ */
+static void handle_free(struct handle *h)
 {
 	int rc = h->w ? evl_writer_close(h->w) : 0;
+
+	/* refused lines are logged by the store; a deleted task takes no more */
+	if (rc && rc != -EINVAL && rc != -EFBIG && rc != -ENOENT) {
+		struct evl_task_info info;
+
+		if (evl_task_stat(h->fs->st, h->uid, &info) == 0)
+			evl_log(LOG_ERR, "task %s: the unterminated last line of a closed file "
+				"is lost: %s", info.name, strerror(-rc));
+	}
 
 	pthread_mutex_lock(&handles_lock);
 	if (h->prev)
@@ -527,9 +601,10 @@ static int handle_free(struct handle *h)
 		h->next->prev = h->prev;
 	pthread_mutex_unlock(&handles_lock);
 	evl_view_close(h->v);
+	pthread_mutex_destroy(&h->lock);
+	pthread_mutex_destroy(&h->owner_lock);
 	free(h->buf);
 	free(h);
-	return rc;
 }
 
 /* Drop a reference to @h; the last one frees it. */
@@ -587,7 +662,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pthread_mutex_unlock(&tomb_lock);
 		break;
 	case N_TASKDIR:
-		if (!tomb_find(NULL, n.uid, NULL))
+		if (!tomb_find(NULL, n.uid, NULL, NULL))
 			rc = rc ?: buf_add(req, h, &cap, "events", INO_TASK_BASE + 2 * n.uid + 1,
 					   S_IFREG);
 		break;
@@ -641,6 +716,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct node p, n;
 	int rc = node_get(parent, &p);
 
+	if (!rc && strlen(name) > NAME_MAX)
+		rc = -ENAMETOOLONG;
 	if (rc || p.kind != N_TASKS) {
 		fuse_reply_err(req, rc ? -rc : EPERM);
 		return;
@@ -650,7 +727,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return;
 	}
 	rc = evl_task_check_name(name, strlen(name));
-	if (!rc && tomb_find(name, 0, NULL))
+	if (!rc && tomb_find(name, 0, NULL, NULL))
 		tomb_remove(name);	/* a new task of a deleted one's name */
 	if (!rc) {
 		/* the task belongs to its creator, with mkdir's mode (umask applied) */
@@ -695,7 +772,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	/* by uid: the task this directory is, not one made since under its name */
 	rc = evl_task_delete_uid(fs->st, p.uid, 0, &info);
 	if (!rc)
-		tomb_add(info.name, info.uid);
+		tomb_add(&info);
 	fuse_reply_err(req, -rc);
 }
 
@@ -723,36 +800,40 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -rc);
 }
 
-static void op_refuse(fuse_req_t req)
+/* Refuse a change that makes @name (NULL: none), the name over 255 bytes first. */
+static void op_refuse(fuse_req_t req, const char *name)
 {
-	fuse_reply_err(req, fs_of(req)->cfg->ro ? EROFS : EPERM);
+	if (name && strlen(name) > NAME_MAX)
+		fuse_reply_err(req, ENAMETOOLONG);
+	else
+		fuse_reply_err(req, fs_of(req)->cfg->ro ? EROFS : EPERM);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	op_refuse(req);
+	op_refuse(req, name);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	op_refuse(req);
+	op_refuse(req, name);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
-	op_refuse(req);
+	op_refuse(req, strlen(name) > NAME_MAX ? name : newname);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	op_refuse(req);
+	op_refuse(req, newname);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	op_refuse(req);
+	op_refuse(req, name);
 }
 
 /* ---- files ---- */
@@ -925,6 +1006,51 @@ static int control_command(struct fs *fs, const char *buf, size_t size)
 	return rc;
 }
 
+/* Did lock owner @owner write part of the line @h holds?  Under h->owner_lock. */
+static bool held_by_locked(const struct handle *h, uint64_t owner)
+{
+	if (h->any_owner)
+		return true;
+	for (unsigned i = 0; i < h->nowners; i++)
+		if (h->owners[i] == owner)
+			return true;
+	return false;
+}
+
+static bool held_by(struct handle *h, uint64_t owner)
+{
+	bool mine;
+
+	pthread_mutex_lock(&h->owner_lock);
+	mine = held_by_locked(h, owner);
+	pthread_mutex_unlock(&h->owner_lock);
+	return mine;
+}
+
+/*
+ * After a write by @owner (@nl: its bytes hold a newline) that returned
+ * @rc: who wrote the line now held.  Under h->lock.
+ */
+static void note_writer(struct handle *h, uint64_t owner, bool nl, int rc)
+{
+	bool held = evl_writer_held(h->w) > 0;
+
+	pthread_mutex_lock(&h->owner_lock);
+	if (!held || (!rc && nl)) {
+		/* nothing held, or a new line begun by this write alone */
+		h->nowners = 0;
+		h->any_owner = false;
+	}
+	/* a refused write added nothing to the held line */
+	if (!rc && held && !held_by_locked(h, owner)) {
+		if (!owner || h->nowners == HELD_OWNERS)
+			h->any_owner = true;
+		else
+			h->owners[h->nowners++] = owner;
+	}
+	pthread_mutex_unlock(&h->owner_lock);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
@@ -942,6 +1068,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		rc = -EPERM;
 	} else {
 		rc = 0;
+		pthread_mutex_lock(&h->lock);
 		if (!h->append) {
 			/* a write must land at the end: what is stored plus what this handle holds */
 			struct evl_task_info info;
@@ -952,6 +1079,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		}
 		if (!rc)
 			rc = evl_writer_write(h->w, buf, size);
+		/* the kernel passes the writer's lock owner with every direct-io write */
+		note_writer(h, fi->lock_owner, memchr(buf, '\n', size) != NULL, rc);
+		pthread_mutex_unlock(&h->lock);
 	}
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -959,17 +1089,28 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, size);
 }
 
+/* close(2) of one descriptor of the open file (see WRITERS AND CLOSE). */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int rc = 0;
 
-	/* close(): an unterminated last line is stored now, or refused */
-	fuse_reply_err(req, h->w ? -evl_writer_flush(h->w) : 0);
+	/* a process that wrote none of the held line: nothing to do, nor to wait for */
+	if (h->w && held_by(h, fi->lock_owner)) {
+		pthread_mutex_lock(&h->lock);
+		/* look again: the line may have ended, and another begun, meanwhile */
+		if (evl_writer_held(h->w) && held_by(h, fi->lock_owner))
+			rc = evl_writer_flush_valid(h->w);
+		if (!evl_writer_held(h->w))
+			note_writer(h, 0, false, 0);	/* nothing held: nobody's */
+		pthread_mutex_unlock(&h->lock);
+	}
+	fuse_reply_err(req, -rc);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	/* flush already reported any error of the last line */
+	/* the last close: a line still held is stored now, or logged (handle_free) */
 	handle_put((struct handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -993,9 +1134,23 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* one write() of up to 1 MiB is one request: all-or-nothing */
+	/*
+	 * Each write request is all-or-nothing.  The kernel cuts a write()
+	 * into requests of at most max_write bytes and max_pages pages of the
+	 * writer's buffer; libfuse 3.14 caps max_write at its 1 MiB receive
+	 * buffer and sets max_pages = 256 from it, so a write() of up to
+	 * 1 MiB - 4095 bytes is always one request (1 MiB from a page-aligned
+	 * buffer), and a larger one ends at the first refused request with
+	 * the count before it (README, "Writing").
+	 */
 	conn->max_write = 1 << 20;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/*
+	 * Asynchronous direct I/O (io_submit on an O_DIRECT descriptor)
+	 * would send a write's requests all at once, to run on any worker in
+	 * any order: without it they come one after the other, as for write().
+	 */
+	conn->want &= ~FUSE_CAP_ASYNC_DIO;
 }
 
 const struct fuse_lowlevel_ops evlogfs_ops = {

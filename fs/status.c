@@ -93,6 +93,7 @@ char *status_json(struct fs *fs, size_t *len)
 	add_u64(c, "journal_bytes", s.journal_bytes);
 	add_u64(c, "pending_bytes", s.pending_bytes);
 	add_u64(c, "pending_events", s.pending_events);
+	add_u64(c, "held_bytes", s.held_bytes);
 	json_object_object_add(o, "counts", c);
 	json_object_object_add(o, "data_dir", jstr(fs->cfg->data_dir));
 	json_object_object_add(o, "commit", jstr(s.commit_sync ? "sync" : "group"));
@@ -124,7 +125,7 @@ char *status_json(struct fs *fs, size_t *len)
 		json_object_object_add(comp, "last", last);
 	}
 	json_object_object_add(o, "compaction", comp);
-	add_u64(o, "rejected_writes", s.rejected_invalid + s.rejected_too_big);
+	add_u64(o, "rejected_writes", s.rejected_invalid + s.rejected_too_big + s.rejected_held);
 	json_object_object_add(o, "last_rejection", s.last_rejection[0] ?
 			       jstr(s.last_rejection) : NULL);
 	pthread_mutex_lock(&cmd_lock);
@@ -209,8 +210,10 @@ char *metrics_text(struct fs *fs, size_t *len)
 	mprintf(&b, "# HELP evlogfs_rejected_writes_total Writes refused, by reason.\n"
 		"# TYPE evlogfs_rejected_writes_total counter\n"
 		"evlogfs_rejected_writes_total{reason=\"invalid\"} %llu\n"
-		"evlogfs_rejected_writes_total{reason=\"too_big\"} %llu\n",
-		(unsigned long long)s.rejected_invalid, (unsigned long long)s.rejected_too_big);
+		"evlogfs_rejected_writes_total{reason=\"too_big\"} %llu\n"
+		"evlogfs_rejected_writes_total{reason=\"max_held\"} %llu\n",
+		(unsigned long long)s.rejected_invalid, (unsigned long long)s.rejected_too_big,
+		(unsigned long long)s.rejected_held);
 	mprintf(&b, "# HELP evlogfs_commit_latency_seconds Time for a write to be journaled "
 		"(and synced with commit=sync).\n# TYPE evlogfs_commit_latency_seconds histogram\n");
 	for (int i = 0; i < EVL_LAT_BUCKETS; i++) {
@@ -226,6 +229,8 @@ char *metrics_text(struct fs *fs, size_t *len)
 		"evlogfs_commit_latency_seconds_count %llu\n", s.lat_sum, (unsigned long long)cum);
 	metric(&b, "journal_bytes", "gauge", "Bytes in journal segments.", s.journal_bytes);
 	metric(&b, "pending_bytes", "gauge", "Journaled bytes not yet applied.", s.pending_bytes);
+	metric(&b, "held_bytes", "gauge", "Bytes of unterminated lines open files hold.",
+	       s.held_bytes);
 	metric(&b, "tasks", "gauge", "Live tasks.", s.tasks);
 	metric(&b, "types", "gauge", "Types with live events.", s.types);
 	metric(&b, "events", "gauge", "Live events.", s.events);

@@ -8,8 +8,12 @@
  * whole write, which is rolled back, as the store does.  Checked:
  *   - the lines the buffer hands out, and what it holds after each write,
  *     equal a plain model of "held bytes + this write, split at newlines";
- *   - a write fails with EFBIG exactly when the model has a line or held
- *     tail longer than max_event, and otherwise only if the validator refused;
+ *   - lines are shown in order and the first bad one is refused: a write
+ *     fails with EFBIG exactly when the model's first line longer than
+ *     max_event (or a held tail that long) comes before any line the
+ *     validator refuses, with EINVAL when a refused line comes first;
+ *   - the buffer says whether the refused line is the held one, and, as the
+ *     store does, that line is then dropped (the next line starts clean);
  *   - judging a line twice gives the same verdict, column and reason (the
  *     thread's reused parser keeps nothing of the line before);
  *   - a refusal has a column within the line (or just past its end);
@@ -125,10 +129,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	held = malloc(size + 1);
 	check(held);
 	for (size_t pos = 1; pos < size;) {
-		size_t n = data[pos++], all_len, start, i;
+		size_t n = data[pos++], all_len, start, i, big_at = SIZE_MAX, refused;
 		const char *w = (const char *)data + pos;
 		char *all;
-		bool efbig = false;
 		int rc;
 
 		if (n > size - pos)
@@ -144,8 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (start = 0, i = 0; i < all_len; i++) {
 			if (all[i] != '\n')
 				continue;
-			if (i - start + 1 > max)
-				efbig = true;
+			if (i - start + 1 > max && big_at == SIZE_MAX)
+				big_at = f.nmodel;
 			if (f.nmodel < 256) {
 				f.model_lines[f.nmodel] = all + start;
 				f.model_len[f.nmodel] = i - start;
@@ -153,20 +156,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			f.nmodel++;
 			start = i + 1;
 		}
-		if (all_len - start + 1 > max)
-			efbig = true;	/* the tail could never become a line */
+		if (all_len - start + 1 > max && big_at == SIZE_MAX)
+			big_at = f.nmodel;	/* the tail could never become a line */
 		check(f.nmodel <= 256);
 
 		rc = linebuf_feed(&lb, w, n, take, &f);
 		if (rc == 0) {
-			check(!efbig && f.seen == f.nmodel);
+			check(big_at == SIZE_MAX && f.seen == f.nmodel);
+			check(linebuf_next_pending(&lb) == all_len - start);
 			linebuf_commit(&lb);
 			held_len = all_len - start;
 			memmove(held, all + start, held_len);
 		} else {
 			check(rc == -EFBIG || rc == -EINVAL);
-			check(rc == -EINVAL || efbig);
-			check(rc == -EFBIG || f.seen > 0);
+			check(rc == -EINVAL || f.seen == big_at);
+			check(rc == -EFBIG || (f.seen > 0 && f.seen - 1 < big_at));
+			refused = rc == -EFBIG ? big_at : f.seen - 1;
+			check(linebuf_refused_held(&lb) == (held_len > 0 && refused == 0));
+			check(linebuf_pending(&lb) == held_len);
+			if (linebuf_refused_held(&lb)) {
+				linebuf_clear(&lb);
+				held_len = 0;
+			}
 		}
 		check(linebuf_pending(&lb) == held_len && (!held_len || !memcmp(lb.buf, held, held_len)));
 		free(all);

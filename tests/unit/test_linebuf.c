@@ -31,6 +31,11 @@ static int collect(void *arg, const char *line, size_t len, size_t index)
 	return 0;
 }
 
+static int collect_none(void *arg, const char *line, size_t len, size_t index)
+{
+	return 0;
+}
+
 static int feed(struct linebuf *lb, struct seen *s, const char *data)
 {
 	int rc = linebuf_feed(lb, data, strlen(data), collect, s);
@@ -107,11 +112,85 @@ static void long_lines_are_refused(void **state)
 	/* 9 bytes + newline fit in 10 */
 	assert_int_equal(feed(&lb, &s, "123456789\n"), 0);
 	assert_int_equal(feed(&lb, &s, "1234567890\n"), -EFBIG);
+	assert_false(linebuf_refused_held(&lb));
 	assert_int_equal(feed(&lb, &s, "12345"), 0);
 	assert_int_equal(feed(&lb, &s, "67890"), -EFBIG);	/* held part would pass 9 */
 	assert_int_equal(linebuf_pending(&lb), 5);
+	assert_true(linebuf_refused_held(&lb));
+	assert_int_equal(feed(&lb, &s, "67890\n"), -EFBIG);	/* and with its newline */
+	assert_true(linebuf_refused_held(&lb));
 	assert_int_equal(feed(&lb, &s, big), -EFBIG);
+	assert_true(linebuf_refused_held(&lb));
+	/* a long tail after the held line's end is a line of its own */
+	assert_int_equal(feed(&lb, &s, "6\n1234567890"), -EFBIG);
+	assert_false(linebuf_refused_held(&lb));
+	assert_int_equal(linebuf_pending(&lb), 5);
 	linebuf_release(&lb);
+}
+
+/*
+ * Lines are shown in order, a long tail only after them: the first bad
+ * line in the data is the one refused, and whether it is the held one.
+ */
+static void first_bad_line_is_refused(void **state)
+{
+	struct linebuf lb;
+	struct seen s = { .fail_at = 0 };
+
+	linebuf_init(&lb, 10);
+	assert_int_equal(feed(&lb, &s, "ab"), 0);
+	/* an invalid held line before a long tail: the held line is refused */
+	assert_int_equal(feed(&lb, &s, "c\n12345678901"), -EINVAL);
+	assert_true(linebuf_refused_held(&lb));
+	assert_int_equal(linebuf_pending(&lb), 2);
+	/* valid lines, then a long tail: EFBIG, after the lines were shown */
+	s.fail_at = -1;
+	assert_int_equal(feed(&lb, &s, "c\nd\n12345678901"), -EFBIG);
+	assert_string_equal(s.out, "abc|d|");
+	assert_false(linebuf_refused_held(&lb));
+	/* the second line refused: not the held one */
+	s.fail_at = 1;
+	s.len = 0;
+	assert_int_equal(feed(&lb, &s, "c\nd\n"), -EINVAL);
+	assert_false(linebuf_refused_held(&lb));
+	assert_int_equal(linebuf_pending(&lb), 2);
+	linebuf_clear(&lb);
+	assert_int_equal(linebuf_pending(&lb), 0);
+	linebuf_release(&lb);
+}
+
+/* A buffer that grew for a long line is given back once the line is done. */
+static void long_line_memory_is_given_back(void **state)
+{
+	size_t n = 1 << 20;
+	char *big = malloc(n + 2);
+	struct linebuf lb;
+	struct seen s = { .fail_at = -1 };
+
+	memset(big, 'x', n);
+	linebuf_init(&lb, n + 16);
+	assert_int_equal(linebuf_feed(&lb, big, n, collect_none, &s), 0);
+	linebuf_commit(&lb);
+	assert_true(lb.cap >= n);
+	memcpy(big, "\nab", 3);
+	assert_int_equal(linebuf_feed(&lb, big, 3, collect_none, &s), 0);
+	assert_int_equal(linebuf_next_pending(&lb), 2);
+	linebuf_commit(&lb);
+	assert_int_equal(linebuf_pending(&lb), 2);
+	assert_memory_equal(lb.buf, "ab", 2);
+	assert_true(lb.cap <= 4096);
+	assert_int_equal(linebuf_feed(&lb, big + 3, n - 3, collect_none, &s), 0);
+	linebuf_commit(&lb);
+	assert_true(lb.cap >= n);
+	linebuf_clear(&lb);
+	assert_true(lb.cap <= 4096);
+	/* and when a feed that grew it is undone (refused, or not stored) */
+	assert_int_equal(linebuf_feed(&lb, big + 3, n - 3, collect_none, &s), 0);
+	assert_true(lb.cap >= n);
+	linebuf_rollback(&lb);
+	assert_true(lb.cap <= 4096);
+	linebuf_release(&lb);
+	free(big);
 }
 
 static void random_splits_give_the_same_lines(void **state)
@@ -150,6 +229,8 @@ int main(void)
 		cmocka_unit_test(empty_writes),
 		cmocka_unit_test(refusal_rolls_back),
 		cmocka_unit_test(long_lines_are_refused),
+		cmocka_unit_test(first_bad_line_is_refused),
+		cmocka_unit_test(long_line_memory_is_given_back),
 		cmocka_unit_test(random_splits_give_the_same_lines),
 	};
 

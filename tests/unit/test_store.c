@@ -385,7 +385,8 @@ static void bad_writes_store_nothing(void **state)
 	assert_int_equal(write_str(w, "{\"type\":\"a\"}\n{\"type\":\"x/y\"}\n"), -EINVAL);
 	evl_store_stats(st, &s);
 	assert_int_equal(s.rejected_invalid, 2);
-	assert_non_null(strstr(s.last_rejection, "task t1 line 2"));
+	/* named by the place it would have had: after the stored event and the call's first */
+	assert_non_null(strstr(s.last_rejection, "task t1 event 3 (byte 26) col "));
 	assert_int_equal(write_str(w, "{\"type\":\"d\"}\n{\"type\":\"partial"), 0);
 	assert_int_equal(evl_writer_close(w), -EINVAL);	/* invalid at close */
 
@@ -409,16 +410,22 @@ static void bad_writes_store_nothing(void **state)
 		assert_int_equal(evl_store_open(dir, &o, &small), 0);
 		assert_int_equal(evl_writer_open(small, uid, &w), 0);
 		assert_int_equal(evl_writer_write(w, big, sizeof(big)), -EFBIG);
-		/* 256 bytes without a newline can never fit: the line is dropped, */
+		/* 256 bytes without a newline can never fit: refused, nothing held */
 		assert_int_equal(evl_writer_write(w, big, 256), -EFBIG);
-		/* and so is the rest of it, up to its newline */
-		assert_int_equal(evl_writer_write(w, "  ", 2), -EFBIG);
-		assert_int_equal(evl_writer_write(w, " \n", 2), -EFBIG);
+		assert_int_equal(evl_writer_held(w), 0);
+		/* and the next line starts clean */
+		assert_int_equal(write_str(w, "{\"type\":\"e\"}\n"), 0);
 		assert_int_equal(evl_writer_write(w, big, 255), 0);	/* held: fits */
 		assert_int_equal(evl_writer_write(w, "x\n", 2), -EFBIG);
+		assert_int_equal(evl_writer_held(w), 0);	/* the refused line is forgotten */
 		evl_store_stats(small, &s);
-		assert_int_equal(s.rejected_too_big, 3);	/* the discarded tail is not counted again */
-		assert_int_equal(evl_writer_close(w), 0);	/* the held line is stored */
+		assert_int_equal(s.rejected_too_big, 3);
+		assert_int_equal(s.held_bytes, 0);
+		assert_int_equal(evl_writer_close(w), 0);
+		got = read_all(small, uid, NULL, &len);
+		assert_int_equal(len, 39);
+		assert_memory_equal(got + 26, "{\"type\":\"e\"}\n", 13);
+		free(got);
 		assert_int_equal(evl_store_close(small), 0);
 	}
 	/* another type_field on the same store is refused */
@@ -430,6 +437,230 @@ static void bad_writes_store_nothing(void **state)
 		o.type_field = "event_type";
 		assert_int_equal(evl_store_open(dir, &o, &other), -EINVAL);
 	}
+}
+
+/*
+ * After any refusal the handle holds nothing of the refused line, and its
+ * next line starts clean; a held line the refused one did not continue
+ * stays held (the write is all-or-nothing).  Issue 14 A9: 600 KB held, then
+ * 600 KB more and a newline got EFBIG, and every later line EINVAL.
+ */
+static void refused_lines_are_forgotten(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	size_t half = 600 << 10, len;
+	struct evl_writer *w;
+	struct evl_stats s;
+	uint64_t uid = create(st, "t");
+	char *big = malloc(2 * half + 8), *got;
+	const char *want;
+
+	memset(big, 'x', half);
+	memcpy(big, "{\"type\":\"big\",\"p\":\"", 19);
+	memcpy(big + half, "\"}\n", 3);
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	/* EFBIG of a line that continues the held one */
+	assert_int_equal(evl_writer_write(w, big, half), 0);
+	assert_int_equal(evl_writer_held(w), half);
+	memset(big, 'x', 19);
+	assert_int_equal(evl_writer_write(w, big, half + 3), -EFBIG);
+	assert_int_equal(evl_writer_held(w), 0);
+	/* the same bytes again (a writer resending after a short count): EFBIG again */
+	assert_int_equal(evl_writer_write(w, big, half + 3), -EFBIG);
+	assert_int_equal(evl_writer_write(w, big, half + 3), -EINVAL);	/* then a line */
+	assert_int_equal(write_str(w, "{\"type\":\"ok\"}\n"), 0);
+	/* EINVAL of a line that continues the held one: the call's other lines go too */
+	assert_int_equal(write_str(w, "{\"type\":"), 0);
+	assert_int_equal(write_str(w, "oops}\n{\"type\":\"lost\"}\n"), -EINVAL);
+	assert_int_equal(evl_writer_held(w), 0);
+	assert_int_equal(write_str(w, "{\"type\":\"d\"}\n"), 0);
+	/* EINVAL of a later line: the held line was not refused, it stays */
+	assert_int_equal(write_str(w, "{\"type\":"), 0);
+	assert_int_equal(write_str(w, "\"e\"}\nbad\n"), -EINVAL);
+	assert_int_equal(evl_writer_held(w), 8);
+	assert_int_equal(write_str(w, "\"e\"}\n"), 0);
+	/* EFBIG of an unterminated tail: likewise */
+	assert_int_equal(write_str(w, "{\"type\":"), 0);
+	memcpy(big, "\"f\"}\n", 5);
+	memset(big + 5, 'x', half);
+	assert_int_equal(evl_writer_write(w, big, half * 2), -EFBIG);	/* the tail: 1.2 MB */
+	assert_int_equal(evl_writer_held(w), 8);
+	assert_int_equal(write_str(w, "\"f\"}\n"), 0);
+	/* the held line is always counted against max_held, and given back */
+	evl_store_stats(st, &s);
+	assert_int_equal(s.held_bytes, 0);
+	assert_int_equal(s.rejected_too_big, 2);
+	assert_int_equal(s.rejected_invalid, 3);
+	assert_int_equal(evl_writer_close(w), 0);	/* nothing held: nothing refused */
+	want = "{\"type\":\"ok\"}\n{\"type\":\"d\"}\n{\"type\":\"e\"}\n{\"type\":\"f\"}\n";
+	got = read_all(st, uid, NULL, &len);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(got, want, len);
+	free(got);
+	free(big);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
+ * What a close(2) by the writer does while other descriptors of the open
+ * file may still complete the line: store a valid held line, keep an
+ * incomplete one without logging or counting it.
+ */
+static void flush_valid_keeps_an_incomplete_line(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	struct evl_writer *w;
+	struct evl_stats s;
+	uint64_t uid = create(st, "t");
+	const char *want = "{\"type\":\"a\"}\n{\"type\":\"b\"}\n";
+	size_t len;
+	char *got;
+
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	assert_int_equal(evl_writer_flush_valid(w), 0);	/* nothing held */
+	assert_int_equal(write_str(w, "{\"type\":"), 0);
+	assert_int_equal(evl_writer_flush_valid(w), -EINVAL);
+	assert_int_equal(evl_writer_held(w), 8);
+	assert_int_equal(write_str(w, "\"a\"}\n{\"type\":\"b\"}"), 0);
+	assert_int_equal(evl_writer_flush_valid(w), 0);	/* valid: stored, newline added */
+	assert_int_equal(evl_writer_held(w), 0);
+	assert_int_equal(write_str(w, "  "), 0);
+	assert_int_equal(evl_writer_flush_valid(w), 0);	/* blanks: nothing to store */
+	assert_int_equal(evl_writer_held(w), 0);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.rejected_invalid, 0);
+	assert_int_equal(write_str(w, "{\"type\":"), 0);
+	assert_int_equal(evl_writer_close(w), -EINVAL);	/* the last close refuses it */
+	evl_store_stats(st, &s);
+	assert_int_equal(s.rejected_invalid, 1);
+	assert_int_equal(s.held_bytes, 0);
+	got = read_all(st, uid, NULL, &len);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(got, want, len);
+	free(got);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/* max_held bounds what all writers hold together; ENOBUFS leaves the handle as it was. */
+static void max_held_bounds_all_writers(void **state)
+{
+	const char *dir = *state;
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_writer *a, *b;
+	struct evl_stats s;
+	uint64_t uid;
+	char part[600];
+	size_t len;
+	char *got;
+
+	evl_options_default(&o);
+	o.max_held = 1000;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	uid = create(st, "t");
+	memset(part, ' ', sizeof(part));
+	memcpy(part, "{\"type\":\"a\"", 11);
+	assert_int_equal(evl_writer_open(st, uid, &a), 0);
+	assert_int_equal(evl_writer_open(st, uid, &b), 0);
+	assert_int_equal(evl_writer_write(a, part, sizeof(part)), 0);
+	part[0] = ' ';
+	assert_int_equal(evl_writer_write(b, part, sizeof(part)), -ENOBUFS);
+	assert_int_equal(evl_writer_held(b), 0);
+	/* complete lines in the same call are not stored either */
+	assert_int_equal(write_str(b, "{\"type\":\"x\"}\n"), 0);
+	assert_int_equal(evl_writer_write(b, "{\"type\":\"y\"}\n{", 14), 0);
+	assert_int_equal(evl_writer_write(a, part, sizeof(part)), -ENOBUFS);
+	assert_int_equal(evl_writer_held(a), 600);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.held_bytes, 601);
+	assert_int_equal(s.rejected_held, 2);
+	assert_non_null(strstr(s.last_rejection, "max_held=1000"));
+	/* ending a line gives its bytes back; the retry then fits */
+	assert_int_equal(write_str(a, "}\n"), 0);
+	assert_int_equal(evl_writer_write(b, part, sizeof(part)), 0);
+	assert_int_equal(write_str(b, ",\"z\":1}\n"), 0);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.held_bytes, 0);
+	assert_int_equal(evl_writer_close(a), 0);
+	assert_int_equal(evl_writer_close(b), 0);
+	got = read_all(st, uid, NULL, &len);
+	assert_int_equal(len, 13 + 13 + 600 + 2 + 1 + 600 + 8);
+	free(got);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
+ * The largest event max_event allows (64 MiB, newline included) is stored,
+ * and so is the largest record a FUSE write can make: that event held
+ * across writes, completed by a 1 MiB request of more events.  Recovery
+ * replays it from the journal.  Issue 14 A15: the journal's record limit
+ * was smaller than such a payload (EFBIG).
+ */
+static void largest_event_is_storable(void **state)
+{
+	const char *dir = *state;
+	size_t max = 64u << 20, small = 1u << 20, m = 0, off = 0;
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_writer *w;
+	struct evl_task_info info;
+	char *ev = malloc(max), *more = malloc(small), *got = malloc(max + small);
+	uint64_t uid;
+	pid_t pid;
+	int status;
+
+	assert_non_null(ev);
+	assert_non_null(more);
+	assert_non_null(got);
+	memset(ev, 'x', max);
+	memcpy(ev, "{\"type\":\"big\",\"p\":\"", 19);
+	memcpy(ev + max - 3, "\"}\n", 3);
+	more[m++] = '\n';	/* ends the held event */
+	while (m + 13 <= small) {
+		memcpy(more + m, "{\"type\":\"s\"}\n", 13);
+		m += 13;
+	}
+	evl_options_default(&o);
+	o.max_event = max;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	uid = create(st, "big");
+	assert_int_equal(evl_store_close(st), 0);
+
+	/* in a child that dies without closing: the parent's open replays the journal */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (evl_store_open(dir, &o, &st) || evl_writer_open(st, uid, &w))
+			_exit(2);
+		if (evl_writer_write(w, ev, max - 1) || evl_writer_write(w, more, m))
+			_exit(3);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	assert_int_equal(evl_task_stat(st, uid, &info), 0);
+	assert_int_equal(info.size, max + m - 1);
+	assert_int_equal(info.events, 1 + (m - 1) / 13);
+	for (;;) {
+		ssize_t r = evl_task_read(st, uid, off, got + off, max + small - off);
+
+		assert_true(r >= 0);
+		if (r == 0)
+			break;
+		off += r;
+	}
+	assert_int_equal(off, max + m - 1);
+	assert_true(memcmp(got, ev, max) == 0);
+	assert_true(memcmp(got + max, more + 1, m - 1) == 0);
+	assert_int_equal(evl_store_close(st), 0);
+	free(got);
+	free(ev);
+	free(more);
 }
 
 static void read_your_writes_before_apply(void **state)
@@ -3345,6 +3576,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(round_trip, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(bad_writes_store_nothing, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(refused_lines_are_forgotten, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(flush_valid_keeps_an_incomplete_line, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(max_held_bounds_all_writers, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(largest_event_is_storable, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(read_your_writes_before_apply, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(concurrent_writers, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(delete_leaves_views_at_once, tu_setup, tu_teardown),
