@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "event.h"
+#include "evlog.h"
 #include "json_simd.h"
 
 struct event_validator {
@@ -280,4 +281,9 @@ int event_validate(struct event_validator *v, const char *line, size_t len,
 	    !legacy_validate(v, line, len, type, type_len))
 		return 0;
 	return rc;
+}
+
+size_t evl_utf8_prefix(const char *s, size_t len)
+{
+	return jsimd_utf8_prefix(s, len);
 }

@@ -407,6 +407,12 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
  */
 int evl_store_holder(const char *dir, char *buf, size_t n);
 
+/*
+ * Bytes of the longest prefix of @s (@len bytes) that is valid UTF-8 (RFC
+ * 3629: no overlong form, surrogate or code point past U+10FFFF).
+ */
+size_t evl_utf8_prefix(const char *s, size_t len);
+
 /* Event validation as writers do it (for tools that check files first). */
 struct evl_validator;
 int evl_validator_new(const char *type_field, size_t max_event, struct evl_validator **out);

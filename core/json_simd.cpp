@@ -501,6 +501,11 @@ extern "C" enum jsimd_code jsimd_check(const char *line, size_t len, const char 
 	return refused(line, len, e, field, flen, out, cap, r);
 }
 
+extern "C" size_t jsimd_utf8_prefix(const char *s, size_t len)
+{
+	return validate_utf8(s, len) ? len : utf8_at(s, len);
+}
+
 extern "C" const char *jsimd_kernel(void)
 {
 	static const std::string name = get_active_implementation()->name();

@@ -58,6 +58,9 @@ struct jsimd_result {
 enum jsimd_code jsimd_check(const char *line, size_t len, const char *field, size_t flen,
 			    char *out, size_t cap, struct jsimd_result *r);
 
+/* Bytes of the longest prefix of @s (@len bytes) that is valid UTF-8 (RFC 3629). */
+size_t jsimd_utf8_prefix(const char *s, size_t len);
+
 /* The simdjson kernel in use on this machine (for benchmarks and logs). */
 const char *jsimd_kernel(void);
 

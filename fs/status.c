@@ -17,7 +17,6 @@
 #include <time.h>
 
 #include <json-c/json.h>
-#include <utf8proc.h>
 
 #include "evlogfs.h"
 
@@ -52,14 +51,12 @@ static struct json_object *jstr(const char *s)
 	if (!buf)
 		return NULL;
 	for (size_t i = 0; i < len;) {
-		utf8proc_int32_t cp;
-		utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, len - i, &cp);
+		size_t k = evl_utf8_prefix(s + i, len - i);
 
-		if (k > 0) {
-			memcpy(buf + n, s + i, k);
-			n += k;
-			i += k;
-		} else {
+		memcpy(buf + n, s + i, k);
+		n += k;
+		i += k;
+		if (i < len) {
 			memcpy(buf + n, "\xef\xbf\xbd", 3);
 			n += 3;
 			i++;

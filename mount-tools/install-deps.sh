@@ -18,4 +18,4 @@ install_missing() {
 }
 
 EVLOGFS_BUILD_DEPS=(libfuse3-dev fuse3 liblmdb-dev libcmocka-dev libjson-c-dev libsimdjson-dev g++
-                    libxxhash-dev libutf8proc-dev meson ninja-build pkg-config)
+                    libxxhash-dev meson ninja-build pkg-config)

@@ -528,10 +528,36 @@ static void upgrade_replays_what_earlier_versions_accepted(void **state)
 	assert_int_equal(cr.events, 3);
 }
 
+/* The longest valid UTF-8 prefix (the status shows the rest as U+FFFD). */
+static void utf8_prefix(void **state)
+{
+	static const struct {
+		const char *s;
+		size_t len, want;
+	} cases[] = {
+		{ "plain", 5, 5 },
+		{ "\xc3\xa9t\xc3\xa9", 6, 6 },
+		{ "ab\xc0\xaf", 4, 2 },			/* overlong */
+		{ "a\xe0\x80\xaf", 4, 1 },		/* overlong, 3 bytes */
+		{ "\xed\xa0\x80x", 4, 0 },		/* a surrogate */
+		{ "x\xf4\x90\x80\x80", 5, 1 },		/* past U+10FFFF */
+		{ "\xf4\x8f\xbf\xbfz", 5, 5 },		/* U+10FFFF itself */
+		{ "ok\xf5", 3, 2 },			/* F5 lead byte */
+		{ "ok\xe2\x82", 4, 2 },			/* cut short */
+		{ "\x80\x81", 2, 0 },			/* continuation bytes */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+		if (evl_utf8_prefix(cases[i].s, cases[i].len) != cases[i].want)
+			fail_msg("case %zu: %zu, want %zu", i,
+				 evl_utf8_prefix(cases[i].s, cases[i].len), cases[i].want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(conformance_set),
+		cmocka_unit_test(utf8_prefix),
 		cmocka_unit_test(nul_bytes),
 		cmocka_unit_test(nesting_limit),
 		cmocka_unit_test(refuses_oversized_events),
