@@ -169,6 +169,7 @@ struct evl_store {
 	uint64_t pending_bytes, pending_events;
 	uint64_t enqueued_lsn, durable_lsn, applied_lsn;
 	uint64_t next_gseq, next_uid;
+	unsigned apply_waiters;		/* threads waiting for records to be applied */
 	uint64_t delete_gen;		/* bumped by every delete: writers look again */
 	uint64_t view_gen;		/* ... and by retention steps: view offsets moved */
 	struct tmem *tmem[TMEM_BUCKETS];
@@ -965,7 +966,8 @@ static void *applier_main(void *arg)
 		    serve_job(st, &st->call))
 			continue;
 
-		if (work && st->opt.hold_apply && !st->stop)
+		/* hold_apply holds appends until someone waits for the applier */
+		if (work && st->opt.hold_apply && !st->stop && !st->apply_waiters)
 			work = false;
 		/* let appends gather, unless someone waits for them */
 		if (work && st->head->kind == REC_APPEND && !st->stop &&
@@ -2039,9 +2041,11 @@ static int wait_applied(struct evl_store *st, uint64_t lsn)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&st->lock);
+	st->apply_waiters++;
 	pthread_cond_signal(&st->applier_cv);
 	while (st->applied_lsn < lsn)
 		pthread_cond_wait(&st->applied_cv, &st->lock);
+	st->apply_waiters--;
 	pthread_mutex_unlock(&st->lock);
 	return 0;
 }
@@ -2084,6 +2088,7 @@ static int close_checkpoint(struct evl_store *st)
 		return rc;
 	pthread_mutex_lock(&st->lock);
 	lsn = st->enqueued_lsn;
+	st->apply_waiters++;
 	pthread_cond_signal(&st->applier_cv);
 	while (st->applied_lsn < lsn) {
 		uint64_t now = mono_ns();
@@ -2104,6 +2109,7 @@ static int close_checkpoint(struct evl_store *st)
 			break;
 		pthread_cond_timedwait(&st->applied_cv, &st->lock, &ts);
 	}
+	st->apply_waiters--;
 	rc = st->applied_lsn < lsn ? st->apply_err : 0;
 	pthread_mutex_unlock(&st->lock);
 	if (rc) {
