@@ -1538,30 +1538,24 @@ static int trim_recover_dropping(struct evl_store *st)
 int store_lock(const char *dir, const char *holder, int *fdp)
 {
 	char path[4200], buf[512];
-	int fd, n;
+	int fd, n, err;
 
 	snprintf(path, sizeof(path), "%s/lock", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = io->open(path, O_RDWR | O_CREAT, 0644);
 	if (fd < 0)
 		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		int e = errno;
-
-		n = pread(fd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		for (char *p = buf; *p; p++)
-			if (*p == '\n')
-				*p = ' ';
-		close(fd);
-		if (e == EWOULDBLOCK)
-			return -EBUSY;	/* the caller names the holder (evl_store_holder) */
-		return -e;
+	if (io->flock(fd, LOCK_EX | LOCK_NB)) {
+		err = errno;
+		io->close(fd);
+		/* EBUSY: the caller names the holder (evl_store_holder) */
+		return err == EWOULDBLOCK ? -EBUSY : -err;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), holder ? holder : "");
-	if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n) {
-		n = -errno;
-		close(fd);
-		return n;
+	/* a short write is retried, and one that cannot go on is an error (ENOSPC) */
+	if (io->ftruncate(fd, 0) || io_pwrite_all(fd, buf, n, 0)) {
+		err = errno;
+		io->close(fd);
+		return -err;
 	}
 	*fdp = fd;
 	return 0;
@@ -1924,9 +1918,9 @@ static int store_free(struct evl_store *st)
 		}
 	if (st->lock_fd >= 0) {
 		/* an empty lock file says nobody holds the store */
-		if (ftruncate(st->lock_fd, 0) && !rc)
+		if (io->ftruncate(st->lock_fd, 0) && !rc)
 			rc = -errno;
-		close(st->lock_fd);
+		io->close(st->lock_fd);
 	}
 	pthread_mutex_destroy(&st->meta_lock);
 	pthread_mutex_destroy(&st->append_lock);
@@ -2274,13 +2268,13 @@ void store_reserve(struct evl_store *st)
 	if (st->opt.read_only)
 		return;
 	snprintf(path, sizeof(path), "%s/reserve", st->dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	fd = io->open(path, O_WRONLY | O_CREAT, 0600);
 	if (fd < 0)
 		return;
-	err = posix_fallocate(fd, 0, RESERVE_BYTES);
-	close(fd);
+	err = io->fallocate(fd, 0, RESERVE_BYTES);
+	io->close(fd);
 	if (err)
-		unlink(path);	/* no room for it now: the next try */
+		io->unlink(path);	/* no room for it now: the next try */
 }
 
 static bool release_reserve(struct evl_store *st)
@@ -2288,7 +2282,7 @@ static bool release_reserve(struct evl_store *st)
 	char path[4200];
 
 	snprintf(path, sizeof(path), "%s/reserve", st->dir);
-	if (unlink(path))
+	if (io->unlink(path))
 		return false;
 	evl_log(LOG_WARNING, "disk full: the reserve of %u KiB is given up so that a task "
 		"can be deleted; a compaction after the delete makes it again",
