@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,13 +36,21 @@ struct tasklog {
 	struct fd_entry *ents;
 	unsigned nents;
 	uint64_t clock;
+	/*
+	 * An fsync of a task file or directory failed: the kernel may have
+	 * dropped what it was to write and marked it clean, so a later fsync
+	 * that succeeds proves nothing.  Sticky (see tasklog_sync_failed).
+	 */
+	atomic_bool sync_failed;
+	void (*failed_fn)(void *arg);
+	void *failed_arg;
 };
 
 int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out)
 {
 	struct tasklog *tl;
 
-	if (io->mkdir(dir, 0755) && errno != EEXIST)
+	if (io_mkdir_durable(dir, 0755))
 		return -errno;
 	tl = calloc(1, sizeof(*tl));
 	if (!tl)
@@ -59,6 +68,36 @@ int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out)
 	pthread_cond_init(&tl->cv, NULL);
 	*out = tl;
 	return 0;
+}
+
+/* fsync @fd (@fd >= 0) or directory @dir; a failure is remembered for good.  0 or -1, errno. */
+static int sync_one(struct tasklog *tl, int fd, const char *dir)
+{
+	int rc = fd >= 0 ? io->fdatasync(fd) : io_fsync_dir(dir);
+
+	if (rc) {
+		int saved = errno;
+
+		if (!atomic_exchange(&tl->sync_failed, true)) {
+			evl_log(LOG_CRIT, "fsync of %s failed: %s", fd >= 0 ? "a task file" : dir,
+				strerror(saved));
+			if (tl->failed_fn)
+				tl->failed_fn(tl->failed_arg);
+		}
+		errno = saved;
+	}
+	return rc;
+}
+
+bool tasklog_sync_failed(struct tasklog *tl)
+{
+	return atomic_load(&tl->sync_failed);
+}
+
+void tasklog_on_sync_failed(struct tasklog *tl, void (*fn)(void *arg), void *arg)
+{
+	tl->failed_fn = fn;
+	tl->failed_arg = arg;
 }
 
 static void ent_close(struct fd_entry *e)
@@ -204,14 +243,14 @@ static void forget_fds(struct tasklog *tl, uint64_t uid)
 	pthread_mutex_unlock(&tl->lock);
 }
 
-static int create_empty(const char *path)
+static int create_empty(struct tasklog *tl, const char *path)
 {
 	int fd = io->open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	int rc = 0;
 
 	if (fd < 0)
 		return -errno;
-	if (io->fdatasync(fd))
+	if (sync_one(tl, fd, NULL))
 		rc = -errno;
 	io->close(fd);
 	return rc;
@@ -229,11 +268,11 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name)
 	if (io->mkdir(path, 0755) && errno != EEXIST)
 		return -errno;
 	file_path(tl, name, "events", path, sizeof(path));
-	rc = create_empty(path);
+	rc = create_empty(tl, path);
 	if (rc)
 		return rc;
 	file_path(tl, name, "events.meta", path, sizeof(path));
-	rc = create_empty(path);
+	rc = create_empty(tl, path);
 	if (rc)
 		return rc;
 	snprintf(path, sizeof(path), "%s/%s", tl->dir, name);
@@ -245,7 +284,7 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name)
 			le[i] = uid >> (8 * i);
 		setxattr(path, TASKLOG_UID_XATTR, le, sizeof(le), 0);
 	}
-	if (io_fsync_dir(path) || io_fsync_dir(tl->dir))
+	if (sync_one(tl, -1, path) || sync_one(tl, -1, tl->dir))
 		return -errno;
 	return 0;
 }
@@ -415,11 +454,13 @@ int tasklog_sync(struct tasklog *tl, uint64_t uid, const char *name)
 	struct fd_entry *e;
 	int rc;
 
+	if (tasklog_sync_failed(tl))
+		return -EIO;	/* a success now would vouch for dropped pages */
 	rc = get_fds(tl, uid, name, &e);
 	if (rc)
 		return rc;
 	rc = need_meta(tl, e, name);
-	if (!rc && (io->fdatasync(e->log_fd) || io->fdatasync(e->meta_fd)))
+	if (!rc && (sync_one(tl, e->log_fd, NULL) || sync_one(tl, e->meta_fd, NULL)))
 		rc = -errno;
 	put_fds(tl, e);
 	return rc;
@@ -467,7 +508,7 @@ int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name)
 	snprintf(to, sizeof(to), "%s/.trash-%016" PRIx64, tl->dir, uid);
 	if (io->rename(from, to) && errno != ENOENT)
 		return -errno;
-	if (io_fsync_dir(tl->dir))
+	if (sync_one(tl, -1, tl->dir))
 		return -errno;
 	return 0;
 }
@@ -490,7 +531,7 @@ int tasklog_unremove(struct tasklog *tl, uint64_t uid, const char *name)
 		return -errno;
 	if (io->rename(from, to))
 		return -errno;
-	return io_fsync_dir(tl->dir) ? -errno : 0;
+	return sync_one(tl, -1, tl->dir) ? -errno : 0;
 }
 
 int tasklog_trash_list(struct tasklog *tl, int (*cb)(void *arg, uint64_t uid), void *arg)
@@ -577,7 +618,7 @@ int tasklog_rw_open(struct tasklog *tl, uint64_t uid, const char *name, uint64_t
 	if (!rc)
 		rc = need_meta(tl, rw->old, name);
 	snprintf(path, sizeof(path), "%s/" RW_DIR, tl->dir);
-	if (!rc && io->mkdir(path, 0755) && errno != EEXIST)
+	if (!rc && io_mkdir_durable(path, 0755))
 		rc = -errno;
 	for (int i = 0; i < 2 && !rc; i++) {
 		rw_path(tl, uid, i, path, sizeof(path));
@@ -623,7 +664,15 @@ int tasklog_rw_copy(struct tasklog_rw *rw, uint64_t end_off, uint64_t end_idx)
 
 int tasklog_rw_sync(struct tasklog_rw *rw)
 {
-	if (io->fdatasync(rw->fd[0]) || io->fdatasync(rw->fd[1]))
+	char path[4400];
+
+	/*
+	 * The files' entries too: once the index has switched, recovery renames
+	 * them into place, and a lost entry would leave the old log under the
+	 * new offsets.  A failure here is not sticky: the files are dropped.
+	 */
+	snprintf(path, sizeof(path), "%s/" RW_DIR, rw->tl->dir);
+	if (io->fdatasync(rw->fd[0]) || io->fdatasync(rw->fd[1]) || io_fsync_dir(path))
 		return -errno;
 	return 0;
 }
@@ -683,7 +732,7 @@ int tasklog_rw_finish(struct tasklog *tl, uint64_t uid, const char *name)
 	forget_fds(tl, uid);
 	snprintf(to, sizeof(to), "%s/%s", tl->dir, name);
 	snprintf(from, sizeof(from), "%s/" RW_DIR, tl->dir);
-	if (io_fsync_dir(to) || (io_fsync_dir(from) && errno != ENOENT))
+	if (sync_one(tl, -1, to) || (sync_one(tl, -1, from) && errno != ENOENT))
 		return -errno;
 	return 0;
 }
