@@ -2362,16 +2362,31 @@ int index_type_drop(struct index_txn *t, const char *name, size_t len)
 
 /* ---- snapshots (backup) ---- */
 
+int index_install(const char *from, const char *to)
+{
+	char src[4200], dst[4200];
+
+	snprintf(src, sizeof(src), "%s/data.mdb", from);
+	snprintf(dst, sizeof(dst), "%s/data.mdb", to);
+	/* the lock file stays: the first process to open the environment resets it */
+	if (io_mkdir_durable(to, 0755) || io->rename(src, dst) || io_fsync_dir(to))
+		return -errno;
+	snprintf(src, sizeof(src), "%s/lock.mdb", from);
+	if (io->unlink(src) && errno != ENOENT)
+		return -errno;
+	return io->rmdir(from) && errno != ENOENT ? -errno : 0;
+}
+
 int index_snapshot(const char *src, const char *dest)
 {
 	MDB_env *env;
 	char path[4200];
-	int rc;
+	int rc, fd;
 
 	snprintf(path, sizeof(path), "%s/data.mdb", src);
 	if (access(path, R_OK))
 		return -errno;
-	if (mkdir(dest, 0755) && errno != EEXIST)
+	if (io_mkdir_durable(dest, 0755))
 		return -errno;
 	rc = mdb_env_create(&env);
 	if (rc)
@@ -2384,5 +2399,14 @@ int index_snapshot(const char *src, const char *dest)
 	if (rc)
 		evl_log(LOG_ERR, "index snapshot %s -> %s: %s", src, dest, mdb_strerror(rc));
 	mdb_env_close(env);
-	return xerr(rc);
+	if (rc)
+		return xerr(rc);
+	/* LMDB's copy is not synced: the caller renames it into place next */
+	snprintf(path, sizeof(path), "%s/data.mdb", dest);
+	fd = io->open(path, O_RDONLY, 0);
+	if (fd < 0 || io->fsync(fd) || io_fsync_dir(dest))
+		rc = -errno;
+	if (fd >= 0)
+		io->close(fd);
+	return rc;
 }

@@ -286,4 +286,12 @@ int index_type_drop(struct index_txn *t, const char *name, size_t len);
  */
 int index_snapshot(const char *src, const char *dest);
 
+/*
+ * Put the environment in directory @from (closed, synced) in place of the
+ * one in @to, which nobody has open: its data file is renamed over @to's
+ * (made if missing) in one step, so a crash leaves one or the other, never
+ * neither; then @from is removed.  0 or -errno.
+ */
+int index_install(const char *from, const char *to);
+
 #endif
