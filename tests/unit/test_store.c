@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +28,7 @@
 
 #include "evlog.h"
 #include "index.h"
+#include "store_i.h"
 #include "tasklog.h"
 #include "testutil.h"
 
@@ -669,23 +671,112 @@ static void *crash_writer(void *arg)
 	return NULL;
 }
 
+/* What the churn thread reports (read_acks), and what the checks expect. */
+struct churn {
+	int created;	/* d0 .. d<created - 1> were created */
+	int filled;	/* d0 .. d<filled - 1> got their CHURN_EVENTS, made durable */
+	int deleted;	/* d0 .. d<deleted - 1> were deleted */
+	int kept;	/* events of r made durable */
+};
+#define CHURN_EVENTS 3
+#define CHURN_KEEP 5	/* r's retention: keep-last */
+static struct churn churn;
+
+/* Tell the parent "@tag @n" (a churn step that is durable now). */
+static void churn_say(int fd, char tag, int n)
+{
+	if (dprintf(fd, "%c %d\n", tag, n) < 0)
+		_exit(5);
+}
+
+/*
+ * The churn thread: tasks d<k> are created, get a few events and are
+ * deleted again (directory entries made and removed, unlinks of the
+ * trash), and task r grows and has its head dropped now and then (log
+ * rewrites renamed into place).  Every step it reports is durable: its
+ * events are followed by a barrier, creates and deletes are durable on
+ * return.
+ */
+static void *churn_main(void *arg)
+{
+	struct crash_arg *a = arg;
+	struct evl_compact_args keep = { .task = "r", .keep_last = CHURN_KEEP };
+	struct evl_writer *rw;
+	int ri = 0;
+
+	if (evl_writer_open(a->st, task_uid(a->st, "r"), &rw))
+		_exit(3);
+	for (int k = 0;; k++) {
+		char name[32], line[200];
+		struct evl_writer *w;
+
+		snprintf(name, sizeof(name), "d%d", k);
+		if (evl_task_create(a->st, name))
+			_exit(7);
+		churn_say(a->ack_fd, 'C', k + 1);
+		if (evl_writer_open(a->st, task_uid(a->st, name), &w))
+			_exit(3);
+		for (int i = 0; i < CHURN_EVENTS; i++) {
+			int n = event_line(line, sizeof(line), i, 4, i, i * 7);
+
+			if (evl_writer_write(w, line, n))
+				_exit(4);
+		}
+		evl_writer_close(w);
+		for (int i = 0; i < 2; i++, ri++) {
+			int n = event_line(line, sizeof(line), ri % 3, 5, ri, ri % 50);
+
+			if (evl_writer_write(rw, line, n))
+				_exit(4);
+		}
+		if (evl_store_sync(a->st))
+			_exit(6);
+		churn_say(a->ack_fd, 'E', k + 1);
+		churn_say(a->ack_fd, 'R', ri);
+		if (k > 0) {
+			snprintf(name, sizeof(name), "d%d", k - 1);
+			if (evl_task_delete(a->st, name))
+				_exit(7);
+			churn_say(a->ack_fd, 'X', k);
+		}
+		if (k % 4 == 3) {
+			struct evl_compact_status cs;
+
+			if (evl_compact_start(a->st, &keep))
+				_exit(8);
+			do {
+				usleep(1000);
+				evl_compact_status(a->st, &cs);
+			} while (cs.running);
+			if (cs.last_rc)
+				_exit(8);
+		}
+	}
+	return NULL;
+}
+
 static void child_run(const char *dir, int ack_fd, bool sync, long freeze_after, const char *dump)
 {
-	static const char *const names[] = { "x", "y", "z" };
+	static const char *const names[] = { "x", "y", "z", "r" };
 	struct evl_options o;
 	struct evl_store *st;
-	struct crash_arg a[4];
-	pthread_t th[4];
+	struct crash_arg a[5];
+	pthread_t th[5];
 
-	if (freeze_after)
+	if (freeze_after) {
+		char stash[4400];
+
 		fio_install();
+		snprintf(stash, sizeof(stash), "%s.stash", dir);
+		fio_track_dirs(stash);
+	}
 	evl_options_default(&o);
 	o.commit_sync = sync;
 	o.commit_ms = 3;
 	o.segment_bytes = 32 << 10;
 	if (evl_store_open(dir, &o, &st))
 		_exit(2);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (evl_task_create(st, names[i]) && evl_task_create(st, names[i]) != -EEXIST)
 			_exit(2);
 	for (int i = 0; i < 4; i++) {
@@ -695,13 +786,103 @@ static void child_run(const char *dir, int ack_fd, bool sync, long freeze_after,
 		a[i] = (struct crash_arg){ st, info.uid, i, ack_fd, freeze_after, dump };
 		pthread_create(&th[i], NULL, crash_writer, &a[i]);
 	}
+	if (freeze_after) {	/* power loss: directory changes too (kill -9 has torture.py) */
+		a[4] = (struct crash_arg){ st, 0, 4, ack_fd, freeze_after, dump };
+		pthread_create(&th[4], NULL, churn_main, &a[4]);
+	}
 	for (;;)
 		pause();
 }
 
 /*
+ * Task @name's events, all of writer @w, numbered from *@first (-1: none)
+ * up without a gap; returns how many.  Fails on anything else.
+ */
+static int task_run(struct evl_store *st, uint64_t uid, int w, int *first, const char *what,
+		    long n)
+{
+	size_t len;
+	char *log = read_all(st, uid, NULL, &len), *p, *end;
+	int count = 0, next = -1;
+
+	*first = -1;
+	for (p = log, end = log + len; p < end;) {
+		char *nl = memchr(p, '\n', end - p);
+		int ty, ww, i;
+
+		if (!nl || sscanf(p, "{\"type\":\"ty%d\",\"w\":%d,\"i\":%d", &ty, &ww, &i) != 3 ||
+		    ww != w || (next >= 0 && i != next))
+			fail_msg("%s %ld: writer %d's task: event %d is wrong: %.60s", what, n, w,
+				 count, p);
+		if (*first < 0)
+			*first = i;
+		next = i + 1;
+		count++;
+		p = nl + 1;
+	}
+	free(log);
+	return count;
+}
+
+/* The churn thread's steps that were durable are there (see churn_main). */
+static void verify_churn(struct evl_store *st, const char *what, long n)
+{
+	uint64_t uid;
+	int first, got;
+
+	for (int k = 0; k <= churn.created; k++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "d%d", k);
+		uid = task_uid(st, name);
+		if (k < churn.deleted && uid)
+			fail_msg("%s %ld: task %s was deleted, and is back", what, n, name);
+		/* d<deleted> may be gone: its delete may have been journaled, not acknowledged */
+		if (k > churn.deleted && k < churn.created && !uid)
+			fail_msg("%s %ld: task %s was created, and is gone", what, n, name);
+		if (!uid)
+			continue;
+		got = task_run(st, uid, 4, &first, what, n);
+		if ((got && first != 0) || (k < churn.filled && got != CHURN_EVENTS))
+			fail_msg("%s %ld: task %s: %d events from %d", what, n, name, got, first);
+	}
+	uid = task_uid(st, "r");
+	if (!uid)
+		return;	/* a kill -9 before the workload made it */
+	/* retention drops a head only, and never below the newest CHURN_KEEP */
+	got = task_run(st, uid, 5, &first, what, n);
+	if ((got ? first + got : 0) < churn.kept || (first > 0 && got < CHURN_KEEP))
+		fail_msg("%s %ld: task r: events %d to %d, %d were durable", what, n, first,
+			 first + got - 1, churn.kept);
+}
+
+/* After a reopen, nothing of a deleted task or an unfinished rewrite is left. */
+static void check_no_leftovers(const char *dir, const char *what, long n)
+{
+	char path[4400];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tasks", dir);
+	assert_non_null(d = opendir(path));
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, ".trash-", 7))
+			fail_msg("%s %ld: tasks/%s left behind", what, n, de->d_name);
+	closedir(d);
+	snprintf(path, sizeof(path), "%s/tasks/.rewrite", dir);
+	if ((d = opendir(path))) {
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				fail_msg("%s %ld: tasks/.rewrite/%s left behind", what, n,
+					 de->d_name);
+		closedir(d);
+	}
+}
+
+/*
  * Every acknowledged event present exactly once; nothing else, nothing torn.
- * @what and @n name the run in a failure ("kill -9, cycle" 3).
+ * The churn's durable steps too, and no leftovers.  @what and @n name the
+ * run in a failure ("kill -9, cycle" 3).
  */
 static void verify_acked(const char *dir, int acked[4], const char *what, long n)
 {
@@ -740,8 +921,10 @@ static void verify_acked(const char *dir, int acked[4], const char *what, long n
 		if (found[w] < acked[w])
 			fail_msg("%s %ld: writer %d: %d events acknowledged, %d present", what, n,
 				 w, acked[w], found[w]);
+	verify_churn(st, what, n);
 	check_views(st, dir);
 	assert_int_equal(evl_store_close(st), 0);
+	check_no_leftovers(dir, what, n);
 }
 
 /* Durable marks seen by read_acks: durable[w] = events of writer w made durable. */
@@ -754,6 +937,7 @@ static void read_acks(int fd, int acked[4], long stop_after, pid_t kill_pid)
 	long seen = 0;
 	ssize_t n;
 
+	memset(&churn, 0, sizeof(churn));
 	while ((n = read(fd, buf, sizeof(buf) - 1)) > 0) {
 		char *p;
 
@@ -776,6 +960,11 @@ static void read_acks(int fd, int acked[4], long stop_after, pid_t kill_pid)
 				if (sscanf(line, "D %d %d %d %d", &d[0], &d[1], &d[2], &d[3]) == 4)
 					for (int k = 0; k < 4; k++)
 						durable[k] = d[k] > durable[k] ? d[k] : durable[k];
+			} else if (line[0] && strchr("CERX", line[0]) && sscanf(line + 1, "%d", &i) == 1) {
+				int *c = line[0] == 'C' ? &churn.created : line[0] == 'E' ?
+					 &churn.filled : line[0] == 'R' ? &churn.kept : &churn.deleted;
+
+				*c = i > *c ? i : *c;
 			} else if (sscanf(line, "%d %d", &w, &i) == 2 && w >= 0 && w < 4 &&
 				   i + 1 > acked[w]) {
 				acked[w] = i + 1;
@@ -852,19 +1041,21 @@ static long index_undone;
  * Run the crash workload on store @dir (@sync: commit=sync) until @after
  * acknowledgements, then lose power: every file keeps what was fsynced and
  * a random part of the rest (@seed), and half the time the index loses its
- * last commit if it was not synced.  @acked gets the acknowledged counts,
- * durable[] what was made durable.  With @keep, the store is copied there
- * before and after the cut (keep_copy).  Returns the files cut short.
+ * last commit if it was not synced; @how says what else the cut may do
+ * (fio_apply_powerloss: holes in unsynced tails, directory changes
+ * undone).  @acked gets the acknowledged counts, durable[] what was made
+ * durable, *@loss what the cut did (added).  With @keep, the store is
+ * copied there before and after the cut (keep_copy).
  */
-static long power_cut(const char *dir, bool sync, long after, unsigned seed, const char *keep,
-		      int acked[4])
+static void power_cut(const char *dir, bool sync, long after, unsigned seed, unsigned how,
+		      const char *keep, int acked[4], struct fio_loss *loss)
 {
-	char dump[4400];
+	char dump[4400], stash[4400];
 	int fds[2], status;
 	pid_t pid;
-	long cut;
 
 	snprintf(dump, sizeof(dump), "%s.dump", dir);
+	snprintf(stash, sizeof(stash), "%s.stash", dir);
 	memset(durable, 0, sizeof(durable));
 	memset(acked, 0, 4 * sizeof(*acked));
 	assert_int_equal(pipe(fds), 0);
@@ -880,7 +1071,7 @@ static long power_cut(const char *dir, bool sync, long after, unsigned seed, con
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	if (keep)
 		keep_copy(keep, dir, dump, "before");
-	cut = fio_apply_powerloss(dump, seed);
+	assert_int_equal(fio_apply_powerloss(dump, seed, how, loss), 0);
 	if (rand_r(&seed) % 2) {
 		char mdb[4400];
 		int rc;
@@ -893,7 +1084,7 @@ static long power_cut(const char *dir, bool sync, long after, unsigned seed, con
 	if (keep)
 		keep_copy(keep, dir, dump, "after");
 	unlink(dump);
-	return cut;
+	tu_rmrf(stash);
 }
 
 /*
@@ -911,31 +1102,152 @@ static void power_loss_keeps_what_was_durable(void **state)
 	int cycles = iterations("EVL_POWERLOSS_CYCLES", 12);
 	unsigned seed = iterations("EVL_POWERLOSS_SEED", 99);
 	const char *keep = getenv("EVL_POWERLOSS_KEEP");
-	long cut = 0;
+	struct fio_loss loss = { 0 };
 
 	for (int c = 0; c < cycles; c++) {
 		int acked[4];
 		long after = 100 + rand_r(&seed) % 1200, undone = index_undone;
 		bool sync = c % 2 == 0;
+		/* a torn tail or pages in any order; directory entries kept or not */
+		unsigned how = (c / 2) % 4;
 
-		cut += power_cut(dir, sync, after, seed + c, keep, acked);
+		power_cut(dir, sync, after, seed + c, how, keep, acked, &loss);
 		if (getenv("EVL_POWERLOSS_VERBOSE"))
-			print_message("power loss: cycle %d, commit=%s, after %ld acks, durable %d %d "
-				      "%d %d, acked %d %d %d %d%s\n", c, sync ? "sync" : "group",
-				      after, durable[0], durable[1], durable[2], durable[3],
-				      acked[0], acked[1], acked[2], acked[3],
-				      index_undone > undone ? ", index commit undone" : "");
+			print_message("power loss: cycle %d, commit=%s, %s%s, after %ld acks, durable "
+				      "%d %d %d %d, acked %d %d %d %d, churn %d/%d/%d/%d%s\n", c,
+				      sync ? "sync" : "group",
+				      how & FIO_LOSS_HOLES ? "holes" : "torn tails",
+				      how & FIO_LOSS_DIRS ? ", entries lost" : "", after, durable[0],
+				      durable[1], durable[2], durable[3], acked[0], acked[1],
+				      acked[2], acked[3], churn.created, churn.filled, churn.deleted,
+				      churn.kept, index_undone > undone ? ", index commit undone" : "");
 		verify_acked(dir, sync ? acked : durable, sync ? "power loss, commit=sync, cycle" :
 			     "power loss, group commit, cycle", c);
 		tu_rmrf(dir);
 		mkdir(dir, 0700);
 	}
 	print_message("power loss: %d cycles (half commit=sync, half group with barriers), "
-		      "%ld files cut short, %ld index commits undone\n", cycles, cut,
-		      index_undone);
+		      "%ld files cut short, %ld unsynced pages zeroed, %ld directory changes "
+		      "undone, %ld index commits undone\n", cycles, loss.files_cut,
+		      loss.pages_holed, loss.dir_undone, index_undone);
 }
 
 /* ---- injected faults ---- */
+
+/* Write event i of writer 0 to @w and report it on @fd when acknowledged.  Returns the write's result. */
+static int sticky_write(struct evl_writer *w, int i, int fd)
+{
+	char line[200];
+	int n = event_line(line, sizeof(line), i % 5, 0, i, i % 70), rc;
+
+	rc = evl_writer_write(w, line, n);
+	if (rc == 0 && dprintf(fd, "0 %d\n", i) < 0)
+		_exit(5);
+	return rc;
+}
+
+/*
+ * The child of failed_fsync_keeps_the_journal: task x gets 120 events
+ * and a checkpoint, then 150 more; the next fsync of a path ending in
+ * @fail fails (at the checkpoint, or at task n's creation).  From then on
+ * writes must get EIO and no checkpoint may succeed.  Then the power goes.
+ * Exit codes: 0 as expected, 10 + step where it was not.
+ */
+static void sticky_child(const char *dir, const char *fail, int fd, const char *dump)
+{
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_writer *w;
+	struct evl_stats s0, s1;
+	char stash[4400];
+	int i = 0, rc;
+
+	fio_install();
+	snprintf(stash, sizeof(stash), "%s.stash", dir);
+	fio_track_dirs(stash);
+	evl_options_default(&o);
+	o.commit_sync = true;
+	o.segment_bytes = 8 << 10;	/* the checkpoint's trim would drop segments */
+	if (evl_store_open(dir, &o, &st) || evl_task_create(st, "x") ||
+	    evl_writer_open(st, task_uid(st, "x"), &w))
+		_exit(2);
+	for (; i < 120; i++)
+		if (sticky_write(w, i, fd))
+			_exit(3);
+	if (evl_store_checkpoint(st))
+		_exit(4);
+	for (; i < 270; i++)
+		if (sticky_write(w, i, fd))
+			_exit(3);
+	evl_store_stats(st, &s0);
+	fio_fail_path(FIO_SYNC, fail, EIO);
+	if (!strcmp(fail, "/tasks/n"))
+		rc = evl_task_create(st, "n") == 0 ? evl_store_checkpoint(st) : -EIO;
+	else
+		rc = evl_store_checkpoint(st);
+	if (rc != -EIO)
+		_exit(10);
+	/* refused until remounted, however healthy the disk looks now */
+	if (sticky_write(w, i++, fd) != -EIO)
+		_exit(11);
+	if (evl_store_checkpoint(st) != -EIO)
+		_exit(12);
+	evl_store_stats(st, &s1);
+	if (!s1.error || s1.ckpt_lsn != s0.ckpt_lsn)
+		_exit(13);
+	fio_freeze_and_dump(dump);
+	_exit(0);
+}
+
+/*
+ * A5: an fsync that fails in a checkpoint (task log, sidecar, index) or
+ * when a task is created is sticky.  The kernel may have dropped the pages
+ * it could not write and marked them clean, so a later fsync would succeed
+ * without writing them: the store must refuse writes, never trim the
+ * journal or record a checkpoint again, and the next open must rewrite the
+ * task files past their checkpoint from the journal rather than trust
+ * them.  The seam zeroes the dropped bytes at the power cut.
+ */
+static void failed_fsync_keeps_the_journal(void **state)
+{
+	static const char *const fails[] = {
+		"/tasks/x/events", "/tasks/x/events.meta", "/index/data.mdb", "/tasks/n",
+	};
+	const char *dir = *state;
+	struct fio_loss loss = { 0 };
+	char dump[4400], stash[4400];
+
+	snprintf(dump, sizeof(dump), "%s.dump", dir);
+	snprintf(stash, sizeof(stash), "%s.stash", dir);
+	for (size_t k = 0; k < sizeof(fails) / sizeof(*fails); k++) {
+		int fds[2], status, acked[4] = { 0 };
+		long dropped = loss.dropped;
+		pid_t pid;
+
+		assert_int_equal(pipe(fds), 0);
+		pid = fork();
+		if (pid == 0) {
+			close(fds[0]);
+			sticky_child(dir, fails[k], fds[1], dump);
+		}
+		close(fds[1]);
+		read_acks(fds[0], acked, 0, 0);
+		close(fds[0]);
+		waitpid(pid, &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			fail_msg("fsync of %s failing: the child ended with status %d", fails[k],
+				 status);
+		assert_int_equal(acked[0], 270);
+		assert_int_equal(fio_apply_powerloss(dump, 7 + k, 0, &loss), 0);
+		if (k < 2)	/* task files: the pages the checkpoint wrote were dropped */
+			assert_true(loss.dropped > dropped);
+		verify_acked(dir, acked, fails[k], 0);
+		unlink(dump);
+		tu_rmrf(stash);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+}
 
 /* ---- faults at every I/O call ---- */
 
@@ -1131,7 +1443,7 @@ static void faults_at_every_site(void **state)
 		{ FIO_OPEN, EMFILE, "open EMFILE" }, { FIO_OPEN, ENOSPC, "open ENOSPC" },
 		{ FIO_RENAME, EIO, "rename EIO" }, { FIO_READ, EIO, "read EIO" },
 		{ FIO_UNLINK, EIO, "unlink EIO" }, { FIO_MKDIR, ENOSPC, "mkdir ENOSPC" },
-		{ FIO_RMDIR, EIO, "rmdir EIO" },
+		{ FIO_RMDIR, EIO, "rmdir EIO" }, { FIO_ALLOC, ENOSPC, "fallocate ENOSPC" },
 	};
 	const char *dir = *state, *only = getenv("EVL_FAULT_KINDS");
 	char pristine[4200], work[4200], shm[64] = "";
@@ -1255,7 +1567,7 @@ static void leave_unfinished_work(const char *dir)
 	assert_int_equal(rename(from, to), 0);
 
 	snprintf(to, sizeof(to), "%s/tasks/.rewrite", dir);
-	assert_int_equal(mkdir(to, 0755), 0);
+	assert_true(mkdir(to, 0755) == 0 || errno == EEXIST);	/* r's retention made it */
 	snprintf(to, sizeof(to), "%s/tasks/.rewrite/%016" PRIx64 ".events", dir, uid);
 	junk_file(to, 100);
 	snprintf(to, sizeof(to), "%s/tasks/.rewrite/%016" PRIx64 ".meta", dir, uid);
@@ -1284,16 +1596,18 @@ static void faults_in_recovery(void **state)
 		{ FIO_OPEN, EMFILE, "open EMFILE" }, { FIO_RENAME, EIO, "rename EIO" },
 		{ FIO_READ, EIO, "read EIO" }, { FIO_UNLINK, EIO, "unlink EIO" },
 		{ FIO_MKDIR, ENOSPC, "mkdir ENOSPC" }, { FIO_RMDIR, EIO, "rmdir EIO" },
+		{ FIO_ALLOC, ENOSPC, "fallocate ENOSPC" }, { FIO_LOCK, ENOLCK, "flock ENOLCK" },
 	};
 	const char *dir = *state, *only = getenv("EVL_FAULT_KINDS");
 	char crashed[4200], work[4200];
 	long runs = 0, stride = fault_stride(), total = 0, sites = fio_sites(NULL);
+	struct fio_loss loss = { 0 };
 	int acked[4];
 
 	snprintf(crashed, sizeof(crashed), "%s/crashed", dir);
 	snprintf(work, sizeof(work), "%s/work", dir);
 	/* past writer 0's checkpoint at its 300th event: a trimmed journal, a dirty set */
-	power_cut(crashed, true, 1600, 4321, NULL, acked);
+	power_cut(crashed, true, 1600, 4321, FIO_LOSS_HOLES | FIO_LOSS_DIRS, NULL, acked, &loss);
 	leave_unfinished_work(crashed);
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(*kinds); k++) {
 		long calls, step;
@@ -2048,6 +2362,153 @@ static void delete_survives_a_crash_at_every_step(void **state)
 	assert_true(seen[0] > 0 && seen[2] > 0);
 }
 
+/* A call that may hang, run on a thread with a deadline (the verdict waits 60 s). */
+struct bounded {
+	int (*fn)(struct bounded *b);
+	struct evl_store *st;
+	const char *name;
+	atomic_int rc;
+	atomic_bool done;
+};
+
+static void *bounded_main(void *arg)
+{
+	struct bounded *b = arg;
+
+	atomic_store(&b->rc, b->fn(b));
+	atomic_store(&b->done, true);
+	return NULL;
+}
+
+/* Run @b->fn on a thread; its result, or a failure if it does not end within 60 s. */
+static int bounded(struct bounded *b, const char *what)
+{
+	uint64_t t0 = tu_now_ms();
+	pthread_t th;
+
+	atomic_store(&b->done, false);
+	assert_int_equal(pthread_create(&th, NULL, bounded_main, b), 0);
+	while (!atomic_load(&b->done)) {
+		if (tu_now_ms() - t0 > 60000)
+			fail_msg("%s: still waiting after 60 s", what);	/* the thread stays */
+		usleep(2000);
+	}
+	pthread_join(th, NULL);
+	return atomic_load(&b->rc);
+}
+
+static int do_create(struct bounded *b)
+{
+	return evl_task_create(b->st, b->name);
+}
+
+static int do_checkpoint_call(struct bounded *b)
+{
+	return evl_store_checkpoint(b->st);
+}
+
+static int do_close(struct bounded *b)
+{
+	return evl_store_close(b->st);
+}
+
+/*
+ * hold_apply holds appends only until something waits for the applier: a
+ * create (or delete) behind held appends applies them first, since records
+ * apply in journal order; a checkpoint and close apply everything.  They
+ * used to wait for ever.
+ */
+static void hold_apply_holds_only_appends(void **state)
+{
+	const char *dir = *state;
+	struct evl_options o;
+	struct evl_stats s;
+	struct evl_writer *w;
+	struct bounded b = { 0 };
+	uint64_t uid;
+	char line[200];
+
+	evl_options_default(&o);
+	o.hold_apply = true;
+	assert_int_equal(evl_store_open(dir, &o, &b.st), 0);
+	b.fn = do_create;
+	b.name = "a";
+	assert_int_equal(bounded(&b, "create with nothing held"), 0);
+	uid = task_uid(b.st, "a");
+	assert_int_equal(evl_writer_open(b.st, uid, &w), 0);
+	for (int i = 0; i < 20; i++) {
+		int n = event_line(line, sizeof(line), 1, 0, i, i);
+
+		assert_int_equal(evl_writer_write(w, line, n), 0);
+	}
+	assert_int_equal(evl_store_sync(b.st), 0);
+	usleep(50000);	/* the applier had its chance: it holds them */
+	evl_store_stats(b.st, &s);
+	assert_true(s.applied_lsn < s.durable_lsn);
+	assert_int_equal(s.pending_events, 20);
+
+	b.fn = do_create;
+	b.name = "b";
+	assert_int_equal(bounded(&b, "create behind held appends"), 0);
+	evl_store_stats(b.st, &s);
+	assert_int_equal(s.pending_events, 0);	/* applied in journal order, before b */
+	assert_true(task_uid(b.st, "b") != 0);
+
+	for (int i = 20; i < 30; i++) {
+		int n = event_line(line, sizeof(line), 1, 0, i, i);
+
+		assert_int_equal(evl_writer_write(w, line, n), 0);
+	}
+	b.fn = do_checkpoint_call;
+	assert_int_equal(bounded(&b, "checkpoint"), 0);
+	evl_store_stats(b.st, &s);
+	assert_int_equal(s.pending_events, 0);
+	for (int i = 30; i < 40; i++) {
+		int n = event_line(line, sizeof(line), 1, 0, i, i);
+
+		assert_int_equal(evl_writer_write(w, line, n), 0);
+	}
+	evl_writer_close(w);
+	b.fn = do_close;
+	assert_int_equal(bounded(&b, "close"), 0);
+
+	b.st = open_store(dir, false, 2);
+	{
+		int first;
+
+		assert_int_equal(task_run(b.st, task_uid(b.st, "a"), 0, &first, "hold", 0), 40);
+	}
+	assert_int_equal(evl_store_close(b.st), 0);
+}
+
+/*
+ * A short write of the lock file is retried, and one that cannot go on
+ * fails the lock: it used to be taken for a success with errno 0 (the
+ * store then ran without holding its lock, its descriptor closed).  The
+ * file size limit makes the write short.
+ */
+static void lock_file_short_write_fails(void **state)
+{
+	const char *dir = *state;
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct rlimit rl = { 4, 4 };
+		int fd = -1, rc;
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(2);
+		rc = store_lock(dir, "a holder name longer than four bytes", &fd);
+		_exit(rc == -EFBIG && fd == -1 ? 0 : 10 + (rc == 0));
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		fail_msg("store_lock under a 4-byte file size limit: child status %d (11: it "
+			 "returned success)", status);
+}
+
 static void second_open_is_refused(void **state)
 {
 	const char *dir = *state;
@@ -2071,6 +2532,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(delete_leaves_views_at_once, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(writers_wait_on_max_pending, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(second_open_is_refused, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(lock_file_short_write_fails, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(hold_apply_holds_only_appends, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(index_map_grows_under_load, tu_setup, tu_teardown),
 		cmocka_unit_test(compact_arguments),
 		cmocka_unit_test_setup_teardown(compaction_reclaims_deleted_tasks, tu_setup,
@@ -2089,6 +2552,7 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(power_loss_keeps_what_was_durable, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(failed_fsync_keeps_the_journal, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(faults_at_every_site, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(faults_in_recovery, tu_setup, tu_teardown),
 	};
