@@ -16,7 +16,10 @@
  *    renamed into place; the store is opened once (recovery cuts nothing:
  *    files and index agree) and checkpointed.
  * DEST is locked for the run.  An interrupted run leaves DEST for the next
- * run to finish.  Every file and directory entry DEST gains is synced
+ * run to finish: DEST/backup-unfinished, made durable before anything is
+ * copied and removed at the end, makes the next run copy every task whole
+ * (files the broken run wrote have their length but, after a power loss or
+ * a failed fsync, maybe not their pages).  Every file and directory entry DEST gains is synced
  * before the index that names it is renamed into place.  All I/O goes
  * through the seam (io.h), so the fault tests reach it.
  */
@@ -46,6 +49,7 @@ struct bk {
 	size_t ntasks, cap;		/* cap in bytes (store_grow) */
 	uint64_t next_gseq;
 	uint64_t total, done;
+	bool whole;		/* an earlier run did not finish: copy every task whole */
 };
 
 static void say(struct bk *b, char level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -243,7 +247,7 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	have_n = st.st_size / TASKLOG_REC;
 	fresh = !have_n && !have_len;
 	/* DEST continues the source if the first and its last records are the source's */
-	if (have_n && have_n <= want_n && have_len <= want_len) {
+	if (!b->whole && have_n && have_n <= want_n && have_len <= want_len) {
 		unsigned char x[TASKLOG_REC], y[TASKLOG_REC];
 
 		rc = read_rec(dm, 0, x);
@@ -340,8 +344,8 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	       struct evl_backup_result *r)
 {
 	struct bk b = { .src = src, .dest = dest, .o = o, .r = r };
-	char path[4500], from[4200], snap[4200];
-	int src_lock = -1, dest_lock = -1, rc;
+	char path[4500], from[4200], snap[4200], mark[4200];
+	int src_lock = -1, dest_lock = -1, rc, fd;
 	struct stat sb;
 
 	memset(r, 0, sizeof(*r));
@@ -350,6 +354,18 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	rc = store_lock(dest, "evlogctl backup", &dest_lock);
 	if (rc)
 		return rc;
+	snprintf(mark, sizeof(mark), "%s/backup-unfinished", dest);
+	b.whole = access(mark, F_OK) == 0;
+	if (b.whole)
+		say(&b, 'I', "an earlier run did not finish: every task is copied whole");
+	fd = io->open(mark, O_WRONLY | O_CREAT, 0644);
+	if (fd < 0 || io_fsync_dir(dest)) {
+		rc = -errno;
+		if (fd >= 0)
+			io->close(fd);
+		goto out;
+	}
+	io->close(fd);
 	if (!o->live) {
 		/* recover and checkpoint the source first, then keep it still */
 		rc = store_cycle(src, NULL, "evlogctl backup");
@@ -405,6 +421,9 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	rc = store_cycle(dest, NULL, "evlogctl backup");
 	if (rc)
 		say(&b, 'X', "the copy in %s does not open: %s", dest, strerror(-rc));
+	/* finished, unless another run has DEST now (its mark stays) */
+	if (!rc && store_lock(dest, "evlogctl backup", &dest_lock) == 0)
+		io->unlink(mark);
 out:
 	if (src_lock >= 0)
 		io->close(src_lock);

@@ -406,7 +406,8 @@ static void tool_dirs(const char *base, char *shm, char *pristine, char *work, c
 
 /*
  * Backup, reindex, the index shrink and the reserve through the I/O seam:
- * each call of a kind fails in turn (about TOOL_RUNS runs of a kind at most).
+ * each call of a kind fails in turn (about TOOL_RUNS runs of a big kind;
+ * EVL_TOOL_RUNS=N sets it, EVL_FAULT_KINDS=fsync picks kinds).
  */
 static void tools_survive_faults(void **state)
 {
@@ -423,7 +424,8 @@ static void tools_survive_faults(void **state)
 		{ FIO_ALLOC, ENOSPC, "fallocate ENOSPC" }, { FIO_LOCK, ENOLCK, "flock ENOLCK" },
 	};
 	char shm[64] = "", pristine[4200], work[4200], copy[4200], *want;
-	long runs = 0, sites = fio_sites(NULL);
+	const char *only = getenv("EVL_FAULT_KINDS"), *per = getenv("EVL_TOOL_RUNS");
+	long runs = 0, sites = fio_sites(NULL), per_kind = per && atol(per) > 0 ? atol(per) : TOOL_RUNS;
 	uint64_t big;
 
 	tool_dirs(*state, shm, pristine, work, copy);
@@ -437,13 +439,16 @@ static void tools_survive_faults(void **state)
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(*kinds); k++) {
 		long calls, step;
 
+		if (only && !strstr(kinds[k].name, only))
+			continue;
 		copy_store(pristine, work);
 		tu_rmrf(copy);
 		fio_install();
 		tool_steps(work, copy, 0);
 		calls = fio_count(kinds[k].op);
 		fio_uninstall();
-		step = calls / TOOL_RUNS > 1 ? calls / TOOL_RUNS : 1;
+		/* a kind of up to 3 * per_kind calls fails at every one */
+		step = calls > 3 * per_kind ? calls / per_kind : 1;
 		for (long nth = 0; nth < calls + 1; nth += step, runs++) {
 			copy_store(pristine, work);
 			tu_rmrf(copy);
