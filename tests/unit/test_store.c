@@ -700,8 +700,8 @@ static void churn_say(int fd, char tag, int n)
 static void *churn_main(void *arg)
 {
 	struct crash_arg *a = arg;
-	struct evl_compact_args keep = { .task = "r", .keep_last = CHURN_KEEP };
 	struct evl_writer *rw;
+	uint64_t ev, by;
 	int ri = 0;
 
 	if (evl_writer_open(a->st, task_uid(a->st, "r"), &rw))
@@ -739,18 +739,9 @@ static void *churn_main(void *arg)
 				_exit(7);
 			churn_say(a->ack_fd, 'X', k);
 		}
-		if (k % 4 == 3) {
-			struct evl_compact_status cs;
-
-			if (evl_compact_start(a->st, &keep))
-				_exit(8);
-			do {
-				usleep(1000);
-				evl_compact_status(a->st, &cs);
-			} while (cs.running);
-			if (cs.last_rc)
-				_exit(8);
-		}
+		/* the retention of a compaction, on this thread (no compactor to join at the cut) */
+		if (k % 4 == 3 && store_retain(a->st, task_uid(a->st, "r"), CHURN_KEEP, 0, &ev, &by))
+			_exit(8);
 	}
 	return NULL;
 }
