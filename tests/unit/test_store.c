@@ -2160,14 +2160,58 @@ static void retention_by_age(void **state)
  * holds exactly its events before or after retention, views agree, and
  * the next compaction finishes the job.
  */
-static void retention_survives_a_crash_at_every_step(void **state)
+/*
+ * In the child of a step test, before the step: with @power, step @k is a
+ * power loss (dumped to @work.dump, directory changes tracked), else a
+ * crash; either way the process ends there with @code.
+ */
+static void step_arm(const char *work, bool power, long k, int code)
 {
-	const char *dir = *state;
+	char dump[4400], stash[4400];
+
+	if (!power) {
+		fio_crash_at(k, code);
+		return;
+	}
+	snprintf(dump, sizeof(dump), "%s.dump", work);
+	snprintf(stash, sizeof(stash), "%s.stash", work);
+	fio_track_dirs(stash);
+	fio_powerloss_at(k, code, dump);
+}
+
+/*
+ * In the parent, after a step test's child ended: with @power, cut @work as
+ * the worst power loss at that moment could (nothing unsynced kept, every
+ * unsynced directory change lost, the index's unsynced commit undone).
+ */
+static void step_cut(const char *work, bool power, int status, struct fio_loss *loss)
+{
+	char dump[4400], stash[4400], mdb[4400];
+
+	snprintf(dump, sizeof(dump), "%s.dump", work);
+	snprintf(stash, sizeof(stash), "%s.stash", work);
+	snprintf(mdb, sizeof(mdb), "%s/index/data.mdb", work);
+	if (power && WEXITSTATUS(status) == 42) {
+		assert_int_equal(fio_apply_powerloss(dump, 0, FIO_LOSS_ALL, loss), 0);
+		index_undone += fio_undo_index_commit(dump, mdb) > 0;
+	}
+	unlink(dump);
+	tu_rmrf(stash);
+}
+
+/*
+ * Retention (a log rewrite) stopped at every step that changes the disk:
+ * by a crash (@power false), or by a power loss that keeps nothing the
+ * store did not sync.  The task is the one before or the one after.
+ */
+static void retention_steps(const char *dir, bool power)
+{
 	char pristine[4200], work[4200];
 	char *before[2], *after[2];
 	size_t blen[2], alen[2];
 	struct evl_store *st;
 	struct writer_arg a;
+	struct fio_loss loss = { 0 };
 	long k, after_seen = 0;
 
 	snprintf(pristine, sizeof(pristine), "%s/pristine", dir);
@@ -2203,7 +2247,7 @@ static void retention_survives_a_crash_at_every_step(void **state)
 			fio_install();
 			if (evl_store_open(work, &o, &st))
 				_exit(2);
-			fio_crash_at(k, 42);
+			step_arm(work, power, k, 42);
 			if (evl_compact_start(st, &args))
 				_exit(3);
 			do
@@ -2215,6 +2259,7 @@ static void retention_survives_a_crash_at_every_step(void **state)
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		assert_true(WIFEXITED(status));
 		assert_true(WEXITSTATUS(status) == 42 || WEXITSTATUS(status) == 0);
+		step_cut(work, power, status, &loss);
 
 		st = open_store(work, false, 2);
 		for (int i = 0; i < 2; i++) {
@@ -2225,8 +2270,9 @@ static void retention_survives_a_crash_at_every_step(void **state)
 			if (glen == alen[i] && !memcmp(got, after[i], glen))
 				after_seen++;
 			else if (glen != blen[i] || memcmp(got, before[i], glen))
-				fail_msg("crash at step %ld: task %s is neither before nor after "
-					 "retention (%zu bytes)", k, name, glen);
+				fail_msg("%s at step %ld: task %s is neither before nor after "
+					 "retention (%zu bytes)", power ? "power loss" : "crash", k,
+					 name, glen);
 			free(got);
 		}
 		check_views(st, work);
@@ -2239,11 +2285,26 @@ static void retention_survives_a_crash_at_every_step(void **state)
 		if (WEXITSTATUS(status) == 0)
 			break;		/* the run reached its end before step k */
 	}
-	print_message("%ld crash points, tasks found after retention %ld times\n", k, after_seen);
+	print_message("%ld %s points, tasks found after retention %ld times%s\n", k,
+		      power ? "power-loss" : "crash", after_seen,
+		      power ? " (nothing unsynced kept)" : "");
+	if (power)
+		print_message("  %ld files cut, %ld directory changes undone\n", loss.files_cut,
+			      loss.dir_undone);
 	assert_true(k > 10);
 	assert_true(after_seen > 0);
 	for (int i = 0; i < 2; i++)
 		free(before[i]);
+}
+
+static void retention_survives_a_crash_at_every_step(void **state)
+{
+	retention_steps(*state, false);
+}
+
+static void retention_survives_power_loss_at_every_step(void **state)
+{
+	retention_steps(*state, true);
 }
 
 /* Append @n events "ty01" numbered from @from to task @name. */
@@ -2267,11 +2328,12 @@ static void append_n(struct evl_store *st, const char *name, int from, int n)
  * step: append to "a", delete it and create "a" anew, crash at the k-th
  * I/O call; the store must open with "a" old, deleted, or new.
  */
-static void delete_survives_a_crash_at_every_step(void **state)
+/* A delete and a create of the same name, stopped at every step: by a crash or a power loss. */
+static void delete_steps(const char *dir, bool power)
 {
-	const char *dir = *state;
 	char pristine[4200], work[4200];
 	struct evl_store *st;
+	struct fio_loss loss = { 0 };
 	long k;
 	int seen[3] = { 0, 0, 0 };
 
@@ -2302,7 +2364,7 @@ static void delete_survives_a_crash_at_every_step(void **state)
 			fio_install();
 			if (evl_store_open(work, &o, &st))
 				_exit(2);
-			fio_crash_at(k, 42);
+			step_arm(work, power, k, 42);
 			append_n(st, "a", 20, 5);
 			if (evl_task_delete(st, "a") || evl_task_create(st, "a"))
 				_exit(3);
@@ -2313,6 +2375,7 @@ static void delete_survives_a_crash_at_every_step(void **state)
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		assert_true(WIFEXITED(status));
 		assert_true(WEXITSTATUS(status) == 42 || WEXITSTATUS(status) == 0);
+		step_cut(work, power, status, &loss);
 
 		{
 			/* the regression: this open failed */
@@ -2347,10 +2410,23 @@ static void delete_survives_a_crash_at_every_step(void **state)
 		if (WEXITSTATUS(status) == 0)
 			break;
 	}
-	print_message("%ld crash points: old task %d, deleted %d, new task %d times\n", k,
-		      seen[0], seen[1], seen[2]);
+	print_message("%ld %s points: old task %d, deleted %d, new task %d times\n", k,
+		      power ? "power-loss" : "crash", seen[0], seen[1], seen[2]);
+	if (power)
+		print_message("  %ld files cut, %ld directory changes undone\n", loss.files_cut,
+			      loss.dir_undone);
 	assert_true(k > 10);
 	assert_true(seen[0] > 0 && seen[2] > 0);
+}
+
+static void delete_survives_a_crash_at_every_step(void **state)
+{
+	delete_steps(*state, false);
+}
+
+static void delete_survives_power_loss_at_every_step(void **state)
+{
+	delete_steps(*state, true);
 }
 
 /* A call that may hang, run on a thread with a deadline (the verdict waits 60 s). */
@@ -2538,6 +2614,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(retention_survives_a_crash_at_every_step, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(delete_survives_a_crash_at_every_step, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(retention_survives_power_loss_at_every_step, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(delete_survives_power_loss_at_every_step, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(full_pending_after_failed_fsync_fails_fast, tu_setup,
 						tu_teardown),

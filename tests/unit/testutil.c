@@ -186,12 +186,18 @@ static void drop_sub(struct file_state *f, off_t lo, off_t hi)
 
 static long crash_at = -1, crash_steps;
 static int crash_code;
+static char *crash_dump;		/* fio_powerloss_at */
+
+static void dump_locked(const char *dump);
 
 /* With fio_lock: one more mutating call or step; the process ends at the chosen one. */
 static void crash_point(void)
 {
-	if (crash_at >= 0 && crash_steps == crash_at)
+	if (crash_at >= 0 && crash_steps == crash_at) {
+		if (crash_dump)
+			dump_locked(crash_dump);
 		_exit(crash_code);
+	}
 	crash_steps++;
 }
 
@@ -201,6 +207,16 @@ void fio_crash_at(long nth, int code)
 	crash_at = nth;
 	crash_code = code;
 	crash_steps = 0;
+	free(crash_dump);
+	crash_dump = NULL;
+	pthread_mutex_unlock(&fio_lock);
+}
+
+void fio_powerloss_at(long nth, int code, const char *dump)
+{
+	fio_crash_at(nth, code);
+	pthread_mutex_lock(&fio_lock);
+	crash_dump = strdup(dump);
 	pthread_mutex_unlock(&fio_lock);
 }
 
@@ -948,9 +964,16 @@ long fio_failed(void)
 
 void fio_freeze_and_dump(const char *dump)
 {
+	pthread_mutex_lock(&fio_lock);
+	dump_locked(dump);
+	/* the lock stays held: every other I/O call now blocks until _exit */
+}
+
+/* With fio_lock: stop all I/O and write what is durable to @dump. */
+static void dump_locked(const char *dump)
+{
 	FILE *f;
 
-	pthread_mutex_lock(&fio_lock);
 	frozen = true;
 	f = fopen(dump, "w");
 	if (f) {
@@ -968,7 +991,6 @@ void fio_freeze_and_dump(const char *dump)
 				ops[i].stash ? ops[i].stash : "-");
 		fclose(f);
 	}
-	/* the lock stays held: every other I/O call now blocks until _exit */
 }
 
 /* Cut file @path as a power loss could: a size in [synced, size], holes with HOLES. */
@@ -981,7 +1003,7 @@ static void lose_tail(const char *path, off_t synced, unsigned *seed, unsigned h
 
 	if (stat(path, &st) || st.st_size <= synced)
 		return;
-	keep = synced + rand_r(seed) % (st.st_size - synced + 1);
+	keep = how & FIO_LOSS_ALL ? synced : synced + rand_r(seed) % (st.st_size - synced + 1);
 	if (how & FIO_LOSS_HOLES)
 		for (off_t p = synced / page * page; p < keep; p += page)
 			if (rand_r(seed) % 2) {
@@ -1067,7 +1089,7 @@ int fio_apply_powerloss(const char *dump, unsigned seed, unsigned how, struct fi
 		} else if (sscanf(line, "D %lld %lld %4399[^\n]", &a, &b, path) == 3) {
 			if (zero_range(path, a, b) == 0)
 				out->dropped++;
-		} else if (line[0] == 'O' && (how & FIO_LOSS_DIRS)) {
+		} else if (line[0] == 'O' && (how & (FIO_LOSS_DIRS | FIO_LOSS_ALL))) {
 			char *fld[5], *save, *head = strtok_r(line, "\t\n", &save);
 			long seq;
 			char kind;
@@ -1109,7 +1131,8 @@ int fio_apply_powerloss(const char *dump, unsigned seed, unsigned how, struct fi
 		for (size_t j = i; j < ndops; j++)
 			if (!dops[j].o.durable && !strcmp(dops[j].o.dir, dops[i].o.dir))
 				pending++;
-		k = rand_r(&seed) % (pending + 1);	/* the last k are lost */
+		/* the last k are lost */
+		k = how & FIO_LOSS_ALL ? pending : rand_r(&seed) % (pending + 1);
 		for (size_t j = i, seen = 0; j < ndops; j++)
 			if (!dops[j].o.durable && !strcmp(dops[j].o.dir, dops[i].o.dir)) {
 				dops[j].lose = seen++ >= pending - k;

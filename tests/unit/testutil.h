@@ -66,6 +66,8 @@ long fio_sites(const char *dump);
  */
 void fio_crash_at(long nth, int code);
 long fio_steps(void);
+/* The same, but a power loss: the crash first dumps as fio_freeze_and_dump(@dump) does. */
+void fio_powerloss_at(long nth, int code, const char *dump);
 
 /*
  * The seam's boot id (io->boot_id): "fio-boot-N", never the real one, so
@@ -101,6 +103,7 @@ void fio_track_dirs(const char *stash);
  */
 #define FIO_LOSS_HOLES 1
 #define FIO_LOSS_DIRS 2
+#define FIO_LOSS_ALL 4	/* the worst case: nothing unsynced is kept, every such change lost */
 struct fio_loss {
 	long files_cut;		/* files shorter than before */
 	long pages_holed;	/* unsynced pages zeroed (FIO_LOSS_HOLES) */
