@@ -469,13 +469,15 @@ static void tools_survive_faults(void **state)
 }
 
 /*
- * The tools killed at steps that change the disk (about 2.5 * TOOL_RUNS):
+ * The tools killed at steps that change the disk (about 2.5 * TOOL_RUNS, or
+ * 2.5 * EVL_TOOL_RUNS):
  * the store opens with everything, and running them again finishes.
  */
 static void tools_survive_a_crash_at_every_step(void **state)
 {
 	char shm[64] = "", pristine[4200], work[4200], copy[4200], *want;
-	long steps, step, runs = 0;
+	const char *per = getenv("EVL_TOOL_RUNS");
+	long steps, step, runs = 0, n_runs = 5 * (per && atol(per) > 0 ? atol(per) : TOOL_RUNS) / 2;
 
 	tool_dirs(*state, shm, pristine, work, copy);
 	make_tool_store(pristine);
@@ -489,7 +491,7 @@ static void tools_survive_a_crash_at_every_step(void **state)
 	tool_steps(work, copy, 0);
 	steps = fio_steps();
 	fio_uninstall();
-	step = steps / (5 * TOOL_RUNS / 2) > 1 ? steps / (5 * TOOL_RUNS / 2) : 1;
+	step = steps / n_runs > 1 ? steps / n_runs : 1;
 	for (long n = 0; n < steps; n += step, runs++) {
 		int status;
 		pid_t pid;
