@@ -384,7 +384,7 @@ static void tools_check(const char *work, const char *copy, const char *want, co
 
 /* Runs of each kind of fault, and crashes: fewer in the slower sanitizer builds. */
 #if defined(__SANITIZE_THREAD__)
-#define TOOL_RUNS 6
+#define TOOL_RUNS 3
 #elif defined(__SANITIZE_ADDRESS__)
 #define TOOL_RUNS 12
 #else
