@@ -386,7 +386,7 @@ static void tools_check(const char *work, const char *copy, const char *want, co
 #if defined(__SANITIZE_THREAD__)
 #define TOOL_RUNS 3
 #elif defined(__SANITIZE_ADDRESS__)
-#define TOOL_RUNS 12
+#define TOOL_RUNS 8
 #else
 #define TOOL_RUNS 25
 #endif
