@@ -16,7 +16,12 @@
  *    renamed into place; the store is opened once (recovery cuts nothing:
  *    files and index agree) and checkpointed.
  * DEST is locked for the run.  An interrupted run leaves DEST for the next
- * run to finish.
+ * run to finish: DEST/backup-unfinished, made durable before anything is
+ * copied and removed at the end, makes the next run copy every task whole
+ * (files the broken run wrote have their length but, after a power loss or
+ * a failed fsync, maybe not their pages).  Every file and directory entry DEST gains is synced
+ * before the index that names it is renamed into place.  All I/O goes
+ * through the seam (io.h), so the fault tests reach it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,6 +49,7 @@ struct bk {
 	size_t ntasks, cap;		/* cap in bytes (store_grow) */
 	uint64_t next_gseq;
 	uint64_t total, done;
+	bool whole;		/* an earlier run did not finish: copy every task whole */
 };
 
 static void say(struct bk *b, char level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -76,7 +82,12 @@ static int count_trim(void *arg, const struct index_trim *tr)
 	return 0;
 }
 
-/* Read the snapshot: its live tasks, and whether retention is under way. */
+/*
+ * Read the snapshot: its live tasks, and whether retention is under way.
+ * The copy's files will be synced up to its lengths before it is renamed
+ * into place, and DEST has no journal: it is made a checkpoint (no dirty
+ * set), so that recovery never looks for journal records (see store.c I6).
+ */
 static int read_snapshot(struct bk *b, const char *path)
 {
 	struct index_txn *t;
@@ -88,15 +99,26 @@ static int read_snapshot(struct bk *b, const char *path)
 	rc = index_open(path, NULL, &ix);
 	if (rc)
 		return rc;
-	rc = index_begin(ix, false, &t);
+	rc = index_begin(ix, true, &t);
 	if (!rc) {
 		rc = index_get_meta(t, &m);
 		if (!rc)
 			rc = index_task_list(t, NULL, 0, collect, b);
 		if (!rc)
 			rc = index_trim_list(t, count_trim, &trims);
-		index_abort(t);
+		if (!rc) {
+			m.ckpt_lsn = m.applied_lsn;
+			rc = index_put_meta(t, &m);
+		}
+		if (!rc)
+			rc = index_dirty_clear(t);
+		if (!rc)
+			rc = index_commit(t);
+		else
+			index_abort(t);
 	}
+	if (!rc)
+		rc = index_sync(ix);
 	index_close(ix);
 	b->next_gseq = m.next_gseq;
 	if (!rc && trims) {
@@ -112,11 +134,11 @@ static int open_src(struct bk *b, const struct index_task *t, const char *file)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/tasks/%s/%s", b->src, t->name, file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = io->open(path, O_RDONLY, 0);
 	if (fd < 0 && errno == ENOENT) {
 		/* deleted since the snapshot: its files wait in the trash */
 		snprintf(path, sizeof(path), "%s/tasks/.trash-%016" PRIx64 "/%s", b->src, t->uid, file);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = io->open(path, O_RDONLY, 0);
 	}
 	return fd < 0 ? -errno : fd;
 }
@@ -128,11 +150,11 @@ static int copy_range(struct bk *b, int in, int out, uint64_t off, uint64_t len,
 
 	while (len) {
 		loff_t io_in = off, io_out = off;
-		ssize_t n = copy_file_range(in, &io_in, out, &io_out, len, 0);
+		ssize_t n = io->copy_range(in, &io_in, out, &io_out, len);
 
 		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
 			      errno == EOPNOTSUPP)) {
-			n = pread(in, buf, len < sizeof(buf) ? len : sizeof(buf), off);
+			n = io->pread(in, buf, len < sizeof(buf) ? len : sizeof(buf), off);
 			if (n > 0 && io_pwrite_all(out, buf, n, off))
 				return -errno;
 		}
@@ -154,7 +176,7 @@ static int copy_range(struct bk *b, int in, int out, uint64_t off, uint64_t len,
 
 static int read_rec(int fd, uint64_t i, unsigned char rec[TASKLOG_REC])
 {
-	ssize_t n = pread(fd, rec, TASKLOG_REC, i * TASKLOG_REC);
+	ssize_t n = io_pread_all(fd, rec, TASKLOG_REC, i * TASKLOG_REC);
 
 	if (n < 0)
 		return -errno;
@@ -201,15 +223,19 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	}
 
 	snprintf(path, sizeof(path), "%s/tasks/%s", b->dest, t->name);
-	if (mkdir(path, 0755) && errno != EEXIST) {
+	if (io_mkdir_durable(path, 0755)) {
 		rc = -errno;
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", b->dest, t->name);
-	dl = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	dl = io->open(path, O_RDWR | O_CREAT, 0644);
+	if (dl < 0) {
+		rc = -errno;
+		goto out;
+	}
 	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", b->dest, t->name);
-	dm = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (dl < 0 || dm < 0 || fstat(dl, &st)) {
+	dm = io->open(path, O_RDWR | O_CREAT, 0644);
+	if (dm < 0 || fstat(dl, &st)) {
 		rc = -errno;
 		goto out;
 	}
@@ -221,7 +247,7 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	have_n = st.st_size / TASKLOG_REC;
 	fresh = !have_n && !have_len;
 	/* DEST continues the source if the first and its last records are the source's */
-	if (have_n && have_n <= want_n && have_len <= want_len) {
+	if (!b->whole && have_n && have_n <= want_n && have_len <= want_len) {
 		unsigned char x[TASKLOG_REC], y[TASKLOG_REC];
 
 		rc = read_rec(dm, 0, x);
@@ -258,14 +284,22 @@ static int copy_task(struct bk *b, const struct index_task *t)
 		if (rc)
 			goto out;
 	}
-	if (ftruncate(dl, want_len) || ftruncate(dm, want_n * TASKLOG_REC) ||
-	    fdatasync(dl) || fdatasync(dm))
+	if (io->ftruncate(dl, want_len) || io->ftruncate(dm, want_n * TASKLOG_REC) ||
+	    io->fdatasync(dl) || io->fdatasync(dm)) {
 		rc = -errno;
+		goto out;
+	}
+	/* new files: their entries too (the snapshot's index will name them) */
+	snprintf(path, sizeof(path), "%s/tasks/%s", b->dest, t->name);
+	if (fresh && io_fsync_dir(path)) {
+		rc = -errno;
+		goto out;
+	}
 	b->r->events += want_n;
 out:
 	for (int *fd = (int[]){ sl, sm, dl, dm }, i = 0; i < 4; i++)
 		if (fd[i] >= 0)
-			close(fd[i]);
+			io->close(fd[i]);
 	return rc;
 }
 
@@ -310,16 +344,28 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	       struct evl_backup_result *r)
 {
 	struct bk b = { .src = src, .dest = dest, .o = o, .r = r };
-	char path[4500], from[4200], snap[4200];
-	int src_lock = -1, dest_lock = -1, rc;
+	char path[4500], from[4200], snap[4200], mark[4200];
+	int src_lock = -1, dest_lock = -1, rc, fd;
 	struct stat sb;
 
 	memset(r, 0, sizeof(*r));
-	if (mkdir(dest, 0755) && errno != EEXIST)
+	if (io_mkdir_durable(dest, 0755))
 		return -errno;
 	rc = store_lock(dest, "evlogctl backup", &dest_lock);
 	if (rc)
 		return rc;
+	snprintf(mark, sizeof(mark), "%s/backup-unfinished", dest);
+	b.whole = access(mark, F_OK) == 0;
+	if (b.whole)
+		say(&b, 'I', "an earlier run did not finish: every task is copied whole");
+	fd = io->open(mark, O_WRONLY | O_CREAT, 0644);
+	if (fd < 0 || io_fsync_dir(dest)) {
+		rc = -errno;
+		if (fd >= 0)
+			io->close(fd);
+		goto out;
+	}
+	io->close(fd);
 	if (!o->live) {
 		/* recover and checkpoint the source first, then keep it still */
 		rc = store_cycle(src, NULL, "evlogctl backup");
@@ -340,7 +386,7 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	snprintf(path, sizeof(path), "%s/data.mdb", snap);
 	r->index_bytes = stat(path, &sb) ? 0 : sb.st_size;
 	snprintf(path, sizeof(path), "%s/tasks", dest);
-	if (mkdir(path, 0755) && errno != EEXIST) {
+	if (io_mkdir_durable(path, 0755)) {
 		rc = -errno;
 		goto out;
 	}
@@ -359,13 +405,9 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	/* the snapshot replaces DEST's index; DEST's journal is older than both */
 	snprintf(path, sizeof(path), "%s/index", dest);
 	snprintf(from, sizeof(from), "%s/index.old", dest);
-	rc = store_rmrf(from);
-	if (!rc && rename(path, from) && errno != ENOENT)
-		rc = -errno;
-	if (!rc && rename(snap, path))
-		rc = -errno;
+	rc = index_install(snap, path);
 	if (!rc)
-		rc = store_rmrf(from);
+		rc = store_rmrf(from);	/* left by an older version */
 	snprintf(path, sizeof(path), "%s/journal", dest);
 	if (!rc)
 		rc = store_rmrf(path);
@@ -373,17 +415,20 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 		rc = -errno;
 	if (rc)
 		goto out;
-	close(dest_lock);
+	io->close(dest_lock);
 	dest_lock = -1;
 	/* DEST must open as a store: this also checkpoints it */
 	rc = store_cycle(dest, NULL, "evlogctl backup");
 	if (rc)
 		say(&b, 'X', "the copy in %s does not open: %s", dest, strerror(-rc));
+	/* finished, unless another run has DEST now (its mark stays) */
+	if (!rc && store_lock(dest, "evlogctl backup", &dest_lock) == 0)
+		io->unlink(mark);
 out:
 	if (src_lock >= 0)
-		close(src_lock);
+		io->close(src_lock);
 	if (dest_lock >= 0)
-		close(dest_lock);
+		io->close(dest_lock);
 	free(b.tasks);
 	return rc;
 }

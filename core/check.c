@@ -199,7 +199,7 @@ static int lock_store(struct ck *ck, const char *what)
 static void unlock_store(struct ck *ck)
 {
 	if (ck->lock_fd >= 0)
-		close(ck->lock_fd);
+		io->close(ck->lock_fd);
 	ck->lock_fd = -1;
 }
 
@@ -297,7 +297,7 @@ static void *map_file(const char *path, uint64_t *size, int *err)
 {
 	struct stat sb;
 	void *p;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = io->open(path, O_RDONLY, 0);
 
 	*size = 0;
 	*err = 0;
@@ -307,20 +307,20 @@ static void *map_file(const char *path, uint64_t *size, int *err)
 	}
 	if (fstat(fd, &sb)) {
 		*err = -errno;
-		close(fd);
+		io->close(fd);
 		return NULL;
 	}
 	*size = sb.st_size;
 	if (!sb.st_size) {
-		close(fd);
+		io->close(fd);
 		return NULL;
 	}
 	p = mmap(NULL, sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED) {
-		*err = -errno;
+	if (p == MAP_FAILED)
+		*err = -errno;	/* before close can change it */
+	io->close(fd);
+	if (p == MAP_FAILED)
 		return NULL;
-	}
 	madvise(p, sb.st_size, MADV_SEQUENTIAL);
 	return p;
 }
@@ -338,7 +338,10 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 	int err, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	/* a missing file is a finding; a failing read (EIO, EMFILE) fails the run */
 	log = map_file(path, &log_size, &err);
+	if (err && err != -ENOENT)
+		return err;
 	if (err) {
 		report(ck, 'E', "task %s: cannot read its log: %s", tk->name, strerror(-err));
 		tk->skip = true;
@@ -346,6 +349,10 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 	}
 	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
 	meta = map_file(path, &meta_size, &err);
+	if (err && err != -ENOENT) {
+		rc = err;
+		goto out;
+	}
 	if (err) {
 		report(ck, 'E', "task %s: cannot read its sidecar: %s", tk->name, strerror(-err));
 		tk->skip = true;
@@ -1150,7 +1157,7 @@ static void ck_forget(struct ck *ck)
 static int cut_tails(struct ck *ck)
 {
 	char path[4200];
-	struct tasklog *tl;
+	struct tasklog *tl = NULL;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
@@ -1370,7 +1377,7 @@ int store_rmrf(const char *path)
 	if (lstat(path, &sb))
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISDIR(sb.st_mode))
-		return unlink(path) ? -errno : 0;
+		return io->unlink(path) && errno != ENOENT ? -errno : 0;
 	d = opendir(path);
 	if (!d)
 		return -errno;
@@ -1381,7 +1388,7 @@ int store_rmrf(const char *path)
 		rc = store_rmrf(sub);
 	}
 	closedir(d);
-	if (!rc && rmdir(path))
+	if (!rc && io->rmdir(path) && errno != ENOENT)
 		rc = -errno;
 	return rc;
 }
@@ -1473,7 +1480,10 @@ static void resort(struct ck *ck)
 	ck->r->types = ck->ntypes;
 }
 
-/* Rename DATA_DIR/index.new over DATA_DIR/index. */
+/*
+ * Put DATA_DIR/index.new in place of DATA_DIR/index (a crash leaves one or
+ * the other); index.old is what an older version left behind.
+ */
 static int swap_index(struct ck *ck)
 {
 	char path[4200], newpath[4200], oldpath[4200];
@@ -1482,13 +1492,7 @@ static int swap_index(struct ck *ck)
 	snprintf(path, sizeof(path), "%s/index", ck->dir);
 	snprintf(newpath, sizeof(newpath), "%s/index.new", ck->dir);
 	snprintf(oldpath, sizeof(oldpath), "%s/index.old", ck->dir);
-	rc = store_rmrf(oldpath);
-	if (!rc && rename(path, oldpath) && errno != ENOENT)
-		rc = -errno;
-	if (!rc && rename(newpath, path))
-		rc = -errno;
-	if (!rc && io_fsync_dir(ck->dir))
-		rc = -errno;
+	rc = index_install(newpath, path);
 	return rc ? rc : store_rmrf(oldpath);
 }
 
@@ -1598,6 +1602,9 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	rc = in_txn(&ck, put_tasks, &m);
 	if (!rc)
 		rc = repair(&ck, true);
+	/* its last commit's meta page is not synced (MDB_NOMETASYNC): before it replaces the old */
+	if (!rc)
+		rc = index_sync(ck.ix);
 	if (rc)
 		goto out;
 	index_close(ck.ix);

@@ -5,7 +5,8 @@
  * values are packed host-order structs: the index is derived data, rebuilt
  * from logs and sidecars, never copied between machines)
  *
- *   meta   "meta" -> struct index_meta; "type_field"; "version"; "next_tid"
+ *   meta   "meta" -> struct index_meta; "type_field"; "version"; "next_tid";
+ *          "boot" -> the boot id the task files were last written under"
  *   tasks  uid(8)                 -> task_val (state, lengths, times, name),
  *                                    then base_len, base_n, then owner uid,
  *                                    gid, mode (each part optional)
@@ -52,6 +53,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,9 @@ struct index {
 	pthread_rwlock_t resize;	/* read: any txn open; write: set_mapsize */
 	size_t mapsize;
 	char *path;
+	atomic_bool sync_failed;	/* see index_sync_failed */
+	void (*failed_fn)(void *arg);
+	void *failed_arg;
 };
 
 struct type_rec {
@@ -296,9 +301,10 @@ int index_open(const char *dir, const char *type_field, struct index **out)
 	char path[4200];
 	MDB_txn *txn = NULL;
 	MDB_val key, val;
+	bool created;
 	int rc;
 
-	if (mkdir(dir, 0755) && errno != EEXIST)
+	if (io_mkdir_durable(dir, 0755))
 		return -errno;
 	ix = calloc(1, sizeof(*ix));
 	if (!ix)
@@ -310,15 +316,21 @@ int index_open(const char *dir, const char *type_field, struct index **out)
 	}
 	/* a shrink cut short by a crash: its copy was never swapped in */
 	snprintf(path, sizeof(path), "%s/data.mdb.compact", dir);
-	unlink(path);
+	io->unlink(path);
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	ix->mapsize = map_initial;
-	if (stat(path, &st) == 0)
+	created = stat(path, &st) != 0;
+	if (!created)
 		while (ix->mapsize < (size_t)st.st_size * 2)
 			ix->mapsize *= 2;
 	rc = env_open(ix);
 	if (rc)
 		goto fail_mdb;
+	/* LMDB syncs its files, never their directory: a power loss could lose a new one */
+	if (created && io_fsync_dir(dir)) {
+		rc = -errno;
+		goto fail;
+	}
 	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
 	if (rc)
 		goto fail_mdb;
@@ -409,32 +421,41 @@ int index_usage(struct index *ix, uint64_t *used, uint64_t *file)
 	return xerr(rc);
 }
 
+/* A sync of the index failed: a later one proves nothing (index_sync_failed). */
+static void sync_failed(struct index *ix)
+{
+	if (!atomic_exchange(&ix->sync_failed, true) && ix->failed_fn)
+		ix->failed_fn(ix->failed_arg);
+}
+
 int index_shrink(struct index *ix)
 {
 	char tmp[4200], path[4200];
 	int fd, rc;
 
+	if (atomic_load(&ix->sync_failed))
+		return -EIO;	/* the file on disk may lack what a failed sync dropped */
 	snprintf(path, sizeof(path), "%s/data.mdb", ix->path);
 	snprintf(tmp, sizeof(tmp), "%s/data.mdb.compact", ix->path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return -errno;
 	/* the caller is the only writer and writes nothing meanwhile */
 	pthread_rwlock_rdlock(&ix->resize);
 	rc = xerr(mdb_env_copyfd2(ix->env, fd, MDB_CP_COMPACT));
 	pthread_rwlock_unlock(&ix->resize);
-	if (!rc && fsync(fd))
+	if (!rc && io->fsync(fd))
 		rc = -errno;
-	close(fd);
+	io->close(fd);
 	if (rc) {
-		unlink(tmp);
+		io->unlink(tmp);
 		return rc;
 	}
 	/* swap it in while no transaction is open anywhere */
 	pthread_rwlock_wrlock(&ix->resize);
 	mdb_env_close(ix->env);
 	ix->env = NULL;
-	if (rename(tmp, path))
+	if (io->rename(tmp, path))
 		rc = -errno;
 	{
 		int orc = env_open(ix);	/* the old file if the rename failed */
@@ -446,9 +467,17 @@ int index_shrink(struct index *ix)
 		}
 	}
 	pthread_rwlock_unlock(&ix->resize);
-	/* readers go on meanwhile: either file holds the same index */
-	if (!rc && io_fsync_dir(ix->path))
+	/*
+	 * Readers go on meanwhile: either file holds the same index.  But the
+	 * commits go to the new one from now on: if its entry could be lost,
+	 * so could they, whatever later syncs say.
+	 */
+	if (!rc && io_fsync_dir(ix->path)) {
 		rc = -errno;
+		evl_log(LOG_CRIT, "index %s: cannot sync the directory after shrinking: %s",
+			ix->path, strerror(-rc));
+		sync_failed(ix);
+	}
 	return rc;
 }
 
@@ -464,11 +493,38 @@ void index_close(struct index *ix)
 
 int index_sync(struct index *ix)
 {
-	int rc = xerr(mdb_env_sync(ix->env, 1));
+	mdb_filehandle_t fd;
+	int rc, failed = 0;
 
+	if (atomic_load(&ix->sync_failed))
+		return -EIO;
+	/*
+	 * What mdb_env_sync(env, 1) does for this environment (no WRITEMAP):
+	 * an fsync of the data file, here through the I/O seam.
+	 */
+	pthread_rwlock_rdlock(&ix->resize);
+	rc = xerr(mdb_env_get_fd(ix->env, &fd));
+	if (!rc && io->fsync(fd))
+		rc = failed = -errno;
+	pthread_rwlock_unlock(&ix->resize);
+	if (failed) {
+		evl_log(LOG_CRIT, "index %s: sync failed: %s", ix->path, strerror(-rc));
+		sync_failed(ix);
+	}
 	if (!rc)
 		io_mark("index synced");	/* the power-loss seam: nothing of it can be lost */
 	return rc;
+}
+
+bool index_sync_failed(struct index *ix)
+{
+	return atomic_load(&ix->sync_failed);
+}
+
+void index_on_sync_failed(struct index *ix, void (*fn)(void *arg), void *arg)
+{
+	ix->failed_fn = fn;
+	ix->failed_arg = arg;
 }
 
 int index_grow(struct index *ix)
@@ -591,6 +647,28 @@ int index_get_meta(struct index_txn *t, struct index_meta *m)
 int index_put_meta(struct index_txn *t, const struct index_meta *m)
 {
 	return put_val(t, t->ix->meta, "meta", 4, m, sizeof(*m));
+}
+
+int index_get_boot(struct index_txn *t, char *buf, size_t n)
+{
+	MDB_val key = { 4, "boot" }, val;
+	int rc = mdb_get(t->txn, t->ix->meta, &key, &val);
+
+	buf[0] = '\0';
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return xerr(rc);
+	if (val.mv_size < n) {
+		memcpy(buf, val.mv_data, val.mv_size);
+		buf[val.mv_size] = '\0';
+	}
+	return 0;
+}
+
+int index_put_boot(struct index_txn *t, const char *boot)
+{
+	return put_val(t, t->ix->meta, "boot", 4, boot, strlen(boot));
 }
 
 /* ---- tasks ---- */
@@ -2284,16 +2362,31 @@ int index_type_drop(struct index_txn *t, const char *name, size_t len)
 
 /* ---- snapshots (backup) ---- */
 
+int index_install(const char *from, const char *to)
+{
+	char src[4200], dst[4200];
+
+	snprintf(src, sizeof(src), "%s/data.mdb", from);
+	snprintf(dst, sizeof(dst), "%s/data.mdb", to);
+	/* the lock file stays: the first process to open the environment resets it */
+	if (io_mkdir_durable(to, 0755) || io->rename(src, dst) || io_fsync_dir(to))
+		return -errno;
+	snprintf(src, sizeof(src), "%s/lock.mdb", from);
+	if (io->unlink(src) && errno != ENOENT)
+		return -errno;
+	return io->rmdir(from) && errno != ENOENT ? -errno : 0;
+}
+
 int index_snapshot(const char *src, const char *dest)
 {
 	MDB_env *env;
 	char path[4200];
-	int rc;
+	int rc, fd;
 
 	snprintf(path, sizeof(path), "%s/data.mdb", src);
 	if (access(path, R_OK))
 		return -errno;
-	if (mkdir(dest, 0755) && errno != EEXIST)
+	if (io_mkdir_durable(dest, 0755))
 		return -errno;
 	rc = mdb_env_create(&env);
 	if (rc)
@@ -2306,5 +2399,14 @@ int index_snapshot(const char *src, const char *dest)
 	if (rc)
 		evl_log(LOG_ERR, "index snapshot %s -> %s: %s", src, dest, mdb_strerror(rc));
 	mdb_env_close(env);
-	return xerr(rc);
+	if (rc)
+		return xerr(rc);
+	/* LMDB's copy is not synced: the caller renames it into place next */
+	snprintf(path, sizeof(path), "%s/data.mdb", dest);
+	fd = io->open(path, O_RDONLY, 0);
+	if (fd < 0 || io->fsync(fd) || io_fsync_dir(dest))
+		rc = -errno;
+	if (fd >= 0)
+		io->close(fd);
+	return rc;
 }

@@ -66,8 +66,19 @@ void index_close(struct index *ix);
  */
 void index_set_map_initial(size_t bytes);
 
-/* Flush everything committed to disk (checkpoint).  0 or -errno. */
+/*
+ * Flush everything committed to disk (checkpoint).  0 or -errno; -EIO
+ * without trying once a sync of this index has failed (index_sync_failed).
+ */
 int index_sync(struct index *ix);
+/*
+ * Has a sync of the index file or directory failed since index_open?  Then
+ * a later sync that succeeds proves nothing (the kernel may have dropped
+ * the pages): the journal must keep covering what the index holds.
+ */
+bool index_sync_failed(struct index *ix);
+/* Call @fn(@arg) at the first such failure (from the failing thread, any locks held). */
+void index_on_sync_failed(struct index *ix, void (*fn)(void *arg), void *arg);
 /* Double the map size; no transaction may be open in the calling thread. */
 int index_grow(struct index *ix);
 /* Size of the index file in bytes. */
@@ -92,6 +103,16 @@ void index_abort(struct index_txn *t);
 
 int index_get_meta(struct index_txn *t, struct index_meta *m);
 int index_put_meta(struct index_txn *t, const struct index_meta *m);
+
+/*
+ * The boot id (io->boot_id) under which the task files were last written,
+ * into @buf (size @n, NUL-terminated; "" if none is recorded).  Task-file
+ * bytes past the last checkpoint are trusted at recovery only if it is the
+ * running boot's: a reboot or a failed fsync (which records "") may have
+ * lost pages of them whatever their length.  0 or -errno.
+ */
+int index_get_boot(struct index_txn *t, char *buf, size_t n);
+int index_put_boot(struct index_txn *t, const char *boot);
 
 /* Look a task up.  0 or -ENOENT. */
 int index_task_by_name(struct index_txn *t, const char *name, size_t len, struct index_task *out);
@@ -264,5 +285,13 @@ int index_type_drop(struct index_txn *t, const char *name, size_t len);
  * consistent snapshot, without free pages.  0 or -errno.
  */
 int index_snapshot(const char *src, const char *dest);
+
+/*
+ * Put the environment in directory @from (closed, synced) in place of the
+ * one in @to, which nobody has open: its data file is renamed over @to's
+ * (made if missing) in one step, so a crash leaves one or the other, never
+ * neither; then @from is removed.  0 or -errno.
+ */
+int index_install(const char *from, const char *to);
 
 #endif

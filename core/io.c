@@ -3,6 +3,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -12,6 +15,43 @@
 static int libc_open(const char *path, int flags, mode_t mode)
 {
 	return open(path, flags | O_CLOEXEC, mode);
+}
+
+static int libc_fallocate(int fd, off_t off, off_t len)
+{
+	int err = posix_fallocate(fd, off, len);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+static int libc_boot_id(char *buf, size_t n)
+{
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t got;
+	int saved;
+
+	if (fd < 0)
+		return -1;
+	got = read(fd, buf, n - 1);
+	saved = errno;
+	close(fd);
+	if (got <= 0) {
+		errno = got < 0 ? saved : ENODATA;
+		return -1;
+	}
+	while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == ' '))
+		got--;
+	buf[got] = '\0';
+	return 0;
+}
+
+static ssize_t libc_copy_range(int in, loff_t *in_off, int out, loff_t *out_off, size_t len)
+{
+	return copy_file_range(in, in_off, out, out_off, len, 0);
 }
 
 const struct io_ops io_libc = {
@@ -26,6 +66,10 @@ const struct io_ops io_libc = {
 	.unlink = unlink,
 	.mkdir = mkdir,
 	.rmdir = rmdir,
+	.copy_range = libc_copy_range,
+	.flock = flock,
+	.fallocate = libc_fallocate,
+	.boot_id = libc_boot_id,
 };
 
 const struct io_ops *io = &io_libc;
@@ -107,4 +151,21 @@ int io_fsync_dir(const char *path)
 	io->close(fd);
 	errno = saved;
 	return rc;
+}
+
+int io_mkdir_durable(const char *path, mode_t mode)
+{
+	char parent[4400];
+	struct stat sb;
+
+	if (io->mkdir(path, mode)) {
+		int saved = errno;
+
+		if (saved == EEXIST && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+			return 0;
+		errno = saved;
+		return -1;
+	}
+	snprintf(parent, sizeof(parent), "%s", path);
+	return io_fsync_dir(dirname(parent));
 }

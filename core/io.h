@@ -23,6 +23,18 @@ struct io_ops {
 	int (*unlink)(const char *path);
 	int (*mkdir)(const char *path, mode_t mode);
 	int (*rmdir)(const char *path);
+	/* copy_file_range(2) with no flags; a write as far as faults go */
+	ssize_t (*copy_range)(int in, loff_t *in_off, int out, loff_t *out_off, size_t len);
+	int (*flock)(int fd, int op);
+	/* posix_fallocate, but in libc's convention: -1 and errno */
+	int (*fallocate)(int fd, off_t off, off_t len);
+	/*
+	 * The running kernel's boot id (/proc/sys/kernel/random/boot_id), NUL
+	 * terminated in @buf: file bytes not fsynced survive a crash of the
+	 * process but not of the machine, so recovery trusts them only in the
+	 * boot that wrote them.  -1 and errno if unknown.
+	 */
+	int (*boot_id)(char *buf, size_t n);
 	/*
 	 * A step of a multi-step change is done (an index commit between file
 	 * operations).  NULL in libc's ops; tests crash here as at any call.
@@ -54,5 +66,12 @@ void io_mark(const char *what);
 
 /* fsync the directory @path (after creating, renaming or removing in it). */
 int io_fsync_dir(const char *path);
+
+/*
+ * mkdir @path, and if it was made, fsync its parent so that the new entry
+ * survives a power loss.  0 if made or already there (a directory), else
+ * -1 and errno.
+ */
+int io_mkdir_durable(const char *path, mode_t mode);
 
 #endif

@@ -346,7 +346,7 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if (io->mkdir(dir, 0755) && errno != EEXIST) {
+	if (io_mkdir_durable(dir, 0755)) {
 		rc = -errno;
 		goto fail;
 	}
@@ -696,6 +696,16 @@ int journal_barrier(struct journal *j)
 	return journal_wait(j, lsn);
 }
 
+void journal_fail(struct journal *j)
+{
+	pthread_mutex_lock(&j->lock);
+	if (!j->error) {
+		j->error = EIO;
+		pthread_cond_broadcast(&j->durable_cv);
+	}
+	pthread_mutex_unlock(&j->lock);
+}
+
 int journal_trim(struct journal *j, uint64_t upto)
 {
 	char path[4096];
@@ -703,8 +713,13 @@ int journal_trim(struct journal *j, uint64_t upto)
 	int rc = 0;
 
 	pthread_mutex_lock(&j->lock);
+	/* after a failed fsync (here or elsewhere) the segments are the only sure copy */
+	if (j->error) {
+		rc = -j->error;
+		goto out;
+	}
 	/* the current segment can go too once all of it is applied */
-	if (j->off > SEG_HDR && j->written_lsn <= upto && !j->error) {
+	if (j->off > SEG_HDR && j->written_lsn <= upto) {
 		rc = rotate(j);
 		if (rc)
 			goto out;

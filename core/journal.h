@@ -68,6 +68,13 @@ int journal_wait(struct journal *j, uint64_t lsn);
 int journal_barrier(struct journal *j);
 
 /*
+ * Enter the sticky error state from outside: another file's fsync failed
+ * and the journal must keep covering what it held (see the store's
+ * checkpoint).  Appends and waits return -EIO from now on.
+ */
+void journal_fail(struct journal *j);
+
+/*
  * Delete every segment all of whose records are <= @upto (they are applied
  * and synced elsewhere).  Returns 0 or -errno.
  */

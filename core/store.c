@@ -49,16 +49,25 @@
  *  I7 A task's pending bytes (tmem) are split while the applier commits a
  *     batch: the batch's share counts for readers whose snapshot predates
  *     the commit only, so a size is never counted twice nor missed.
+ *  I8 After any failed fsync of a task file, directory or the index, no
+ *     checkpoint completes and no segment is deleted until a reopen (the
+ *     kernel may have dropped the pages and marked them clean, so a later
+ *     fsync proves nothing); writes get EIO meanwhile.
+ *  I9 Task-file bytes past a task's checkpoint length are trusted at
+ *     recovery only if they were written under the running boot (the
+ *     index records the boot id at open, and "" after a failed fsync):
+ *     after a power loss they may have the right length and wrong pages.
  *
  * RECOVERY (store_recover), idempotent: a crash during it recovers again.
  *   0. A task the index has live whose directory is in the trash had its
  *      delete applied in a batch the crash lost: its directory goes back
  *      (the replay deletes it again).
- *   1. For each dirty task: files at least as long as the index says -> cut
- *      them to the index's lengths (kill -9 left an unapplied batch).  Files
- *      shorter (power loss took unsynced log bytes) -> cut them to their
- *      checkpoint lengths and rewrite from the journal records in
- *      (ckpt_lsn, applied_lsn] (present by I1 and I4).
+ *   1. For each dirty task: files at least as long as the index says, and
+ *      trusted (I6) -> cut them to the index's lengths (kill -9 left an
+ *      unapplied batch).  Files shorter (power loss took unsynced log
+ *      bytes), or not trusted -> cut them to their checkpoint lengths and
+ *      rewrite from the journal records in (ckpt_lsn, applied_lsn] (present
+ *      by I1, I4 and I5).  The running boot id is recorded once done.
  *   2. Replay the journal past applied_lsn onto the pending list, applying
  *      in batches when it exceeds max_pending, then apply the rest.
  * The index is never scanned as a whole and no log is read.
@@ -260,6 +269,8 @@ struct evl_store {
 	pthread_rwlock_t swap_lock;
 	struct compactor *cp;
 	int apply_err;			/* last apply failure, 0 once it works */
+	atomic_bool sync_failed;	/* I5: an fsync failed, until reopened */
+	atomic_bool sync_recorded;	/* ... and the index says so (I6) */
 
 	/* counters */
 	uint64_t appended_events, appended_bytes, rejected_invalid, rejected_too_big;
@@ -1126,6 +1137,51 @@ static int ckpt_txn(struct index_txn *t, void *arg)
 	return rc ? rc : index_dirty_clear(t);
 }
 
+static int boot_txn(struct index_txn *t, void *arg)
+{
+	return index_put_boot(t, arg);
+}
+
+/*
+ * I5: an fsync of a task file, a task directory or the index failed
+ * (tasklog and index hooks: any thread, any locks held).  Writes are
+ * refused from now on (the journal's sticky error), and no checkpoint
+ * completes again.
+ */
+static void sync_failed(void *arg)
+{
+	struct evl_store *st = arg;
+
+	if (atomic_exchange(&st->sync_failed, true))
+		return;
+	evl_log(LOG_CRIT, "an fsync failed: the kernel may have dropped data; refusing writes "
+		"until remounted (recovery restores every durable event from the journal)");
+	if (st->jn)
+		journal_fail(st->jn);
+}
+
+/*
+ * After sync_failed, on the applier or at close (no transaction open):
+ * tell the next open not to trust the task files past their checkpoints
+ * (I6), once.  0, or -EIO if an fsync failed.
+ */
+static int check_syncs(struct evl_store *st)
+{
+	int rc;
+
+	if (!atomic_load(&st->sync_failed))
+		return 0;
+	if (atomic_exchange(&st->sync_recorded, true))
+		return -EIO;
+	rc = write_txn(st, boot_txn, "");
+	if (!rc && !index_sync_failed(st->ix))
+		rc = index_sync(st->ix);
+	if (rc)
+		evl_log(LOG_CRIT, "cannot record the failed fsync in the index (%s): after "
+			"remounting, run evlogctl fsck", strerror(-rc));
+	return -EIO;
+}
+
 /* The applier's checkpoint: everything durable is applied when called. */
 static int do_checkpoint(struct evl_store *st, void *unused)
 {
@@ -1133,7 +1189,10 @@ static int do_checkpoint(struct evl_store *st, void *unused)
 	struct index_meta m;
 	int rc;
 
-	rc = index_begin(st->ix, false, &c.t);
+	/* I5: after a failed fsync nothing may vouch for the files */
+	rc = check_syncs(st);
+	if (!rc)
+		rc = index_begin(st->ix, false, &c.t);
 	if (rc)
 		return rc;
 	rc = index_dirty_list(c.t, sync_dirty_cb, &c);
@@ -1144,6 +1203,8 @@ static int do_checkpoint(struct evl_store *st, void *unused)
 		rc = write_txn(st, ckpt_txn, &m);
 	if (!rc)
 		rc = index_sync(st->ix);
+	if (check_syncs(st))
+		rc = -EIO;	/* the journal stays: the next open rewrites from it */
 	if (!rc && !st->opt.read_only)
 		rc = journal_trim(st->jn, m.ckpt_lsn);
 	if (rc)
@@ -1172,6 +1233,7 @@ static bool serve_job(struct evl_store *st, struct applier_job *job)
 		return false;
 	pthread_mutex_unlock(&st->lock);
 	rc = job->run(st, job->arg);
+	check_syncs(st);
 	pthread_mutex_lock(&st->lock);
 	job->rc = rc;
 	job->done = req;
@@ -1362,6 +1424,7 @@ static void *applier_main(void *arg)
 			rc = apply_batch(st, first, last, &purge);
 			if (deletes)
 				pthread_rwlock_unlock(&st->swap_lock);
+			check_syncs(st);	/* e.g. a task's creation failed to sync */
 			pthread_mutex_lock(&st->lock);
 			if (rc) {
 				tmem_committing(st, first, last, -1);
@@ -1967,30 +2030,24 @@ static int trim_recover_dropping(struct evl_store *st)
 int store_lock(const char *dir, const char *holder, int *fdp)
 {
 	char path[4200], buf[512];
-	int fd, n;
+	int fd, n, err;
 
 	snprintf(path, sizeof(path), "%s/lock", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = io->open(path, O_RDWR | O_CREAT, 0644);
 	if (fd < 0)
 		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		int e = errno;
-
-		n = pread(fd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		for (char *p = buf; *p; p++)
-			if (*p == '\n')
-				*p = ' ';
-		close(fd);
-		if (e == EWOULDBLOCK)
-			return -EBUSY;	/* the caller names the holder (evl_store_holder) */
-		return -e;
+	if (io->flock(fd, LOCK_EX | LOCK_NB)) {
+		err = errno;
+		io->close(fd);
+		/* EBUSY: the caller names the holder (evl_store_holder) */
+		return err == EWOULDBLOCK ? -EBUSY : -err;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), holder ? holder : "");
-	if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n) {
-		n = -errno;
-		close(fd);
-		return n;
+	/* a short write is retried, and one that cannot go on is an error (ENOSPC) */
+	if (io->ftruncate(fd, 0) || io_pwrite_all(fd, buf, n, 0)) {
+		err = errno;
+		io->close(fd);
+		return -err;
 	}
 	*fdp = fd;
 	return 0;
@@ -2007,6 +2064,7 @@ struct repair {
 struct recover {
 	struct evl_store *st;
 	struct event_validator *val;	/* replayed events are checked again */
+	bool trusted;			/* I6: files written under the running boot */
 	uint64_t applied;
 	struct repair *rep;
 	size_t nrep, cap;
@@ -2020,6 +2078,7 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	struct evl_store *st = r->st;
 	struct index_task task;
 	uint64_t len, n;
+	bool missing, trust;
 	int rc;
 
 	rc = live_task(st, uid, &task);
@@ -2036,11 +2095,14 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	task.log_len -= task.base_len;
 	task.nevents -= task.base_n;
 	rc = tasklog_sizes(st->tl, task.name, &len, &n);
-	if (rc == -ENOENT)
+	missing = rc == -ENOENT;
+	if (missing)
 		len = n = 0;
 	else if (rc)
 		return rc;
-	if (len >= task.log_len && n >= task.nevents) {
+	/* I6, or all its bytes are from the last checkpoint or before (synced then) */
+	trust = r->trusted || (task.log_len == ck_len && task.nevents == ck_n);
+	if (trust && len >= task.log_len && n >= task.nevents) {
 		if (len == task.log_len && n == task.nevents)
 			return 0;
 		evl_log(LOG_INFO, "recovery: task %s: cutting %" PRIu64 " unapplied bytes",
@@ -2054,8 +2116,16 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 			task.name, len, ck_len);
 		return -EIO;
 	}
-	evl_log(LOG_WARNING, "recovery: task %s: %" PRIu64 " bytes lost by the disk, "
-		"rewriting them from the journal", task.name, task.log_len - len);
+	if (!r->trusted)
+		evl_log(LOG_INFO, "recovery: task %s: rewriting its last %" PRIu64 " bytes from "
+			"the journal (written before a reboot or a failed fsync)", task.name,
+			task.log_len - ck_len);
+	else
+		evl_log(LOG_WARNING, "recovery: task %s: %" PRIu64 " bytes lost by the disk, "
+			"rewriting them from the journal", task.name, task.log_len - len);
+	/* created since the last checkpoint, and its entries lost with a failed fsync */
+	if (missing && (rc = tasklog_create(st->tl, uid, task.name)))
+		return rc;
 	rc = tasklog_truncate(st->tl, uid, task.name, ck_len, ck_n);
 	if (rc)
 		return rc;
@@ -2162,7 +2232,9 @@ static int replay_cb(void *arg, uint64_t lsn, unsigned kind, const void *payload
 /*
  * A trash directory of a task the index still has live: the batch that
  * applied its delete (rename first, index commit after) was lost in a
- * crash.  Put the directory back; the journal replays the delete.
+ * crash.  Put the directory back; the journal replays the delete.  The
+ * trash of a task whose delete is committed is nobody's: removed (a purge
+ * a crash cut short, or unlinks a power loss undid).
  */
 static int undo_delete(void *arg, uint64_t uid)
 {
@@ -2171,6 +2243,9 @@ static int undo_delete(void *arg, uint64_t uid)
 	int rc;
 
 	rc = live_task(st, uid, &task);
+	if (rc == -ENOENT && tasklog_purge(st->tl, uid))
+		evl_log(LOG_WARNING, "cannot remove the files of deleted task %016" PRIx64
+			": they stay in the trash until the next open", uid);
 	if (rc)
 		return rc == -ENOENT ? 0 : rc;
 	evl_log(LOG_INFO, "task %s: its delete was not committed; it is redone", task.name);
@@ -2189,7 +2264,7 @@ static int store_recover(struct evl_store *st)
 	};
 	struct index_txn *t;
 	struct index_meta m;
-	char path[4200];
+	char path[4200], boot[64], now[64];
 	int rc;
 
 	/* deletes and log rewrites first: the repair below expects the files the index names */
@@ -2198,10 +2273,15 @@ static int store_recover(struct evl_store *st)
 		rc = trim_recover_files(st);
 	if (rc)
 		return rc;
+	if (io->boot_id(now, sizeof(now)))
+		now[0] = '\0';	/* unknown: trust nothing past a checkpoint */
 	rc = index_begin(st->ix, false, &t);
 	if (rc)
 		return rc;
 	rc = index_get_meta(t, &m);
+	if (!rc)
+		rc = index_get_boot(t, boot, sizeof(boot));
+	r.trusted = !rc && now[0] && !strcmp(boot, now);
 	if (!rc)
 		rc = index_dirty_list(t, dirty_cb, &r);
 	index_abort(t);
@@ -2248,6 +2328,9 @@ static int store_recover(struct evl_store *st)
 	rc = apply_all(st);
 	if (!rc)
 		rc = trim_recover_dropping(st);
+	/* I6: what this boot writes from now on is trusted by a reopen in it */
+	if (!rc && !r.trusted && now[0])
+		rc = write_txn(st, boot_txn, now);
 	if (rc)
 		goto out;
 	/* a deletion whose purge was cut short goes on in the background */
@@ -2415,9 +2498,9 @@ static int store_free(struct evl_store *st)
 		}
 	if (st->lock_fd >= 0) {
 		/* an empty lock file says nobody holds the store */
-		if (ftruncate(st->lock_fd, 0) && !rc)
+		if (io->ftruncate(st->lock_fd, 0) && !rc)
 			rc = -errno;
-		close(st->lock_fd);
+		io->close(st->lock_fd);
 	}
 	pthread_mutex_destroy(&st->meta_lock);
 	pthread_mutex_destroy(&st->append_lock);
@@ -2487,7 +2570,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	}
 	st->opt.type_field = st->type_field;
 
-	if (mkdir(dir, 0755) && errno != EEXIST) {
+	if (io_mkdir_durable(dir, 0755)) {
 		rc = -errno;
 		goto fail;
 	}
@@ -2501,11 +2584,15 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	rc = tasklog_open(path, fd_cache_size(st->opt.max_fds), &st->tl);
 	if (rc)
 		goto fail;
+	tasklog_on_sync_failed(st->tl, sync_failed, st);
 	snprintf(path, sizeof(path), "%s/index", dir);
 	rc = index_open(path, opts->type_field, &st->ix);
 	if (rc)
 		goto fail;
+	index_on_sync_failed(st->ix, sync_failed, st);
 	rc = store_recover(st);
+	if (!rc && atomic_load(&st->sync_failed))
+		rc = -EIO;	/* the repair's syncs report their own failures; this is a net */
 	if (!rc) {
 		store_reserve(st);
 		rc = compactor_new(st, &st->cp);
@@ -2644,6 +2731,8 @@ int evl_store_close(struct evl_store *st)
 	pthread_mutex_unlock(&st->lock);
 	if (st->applier_running)
 		pthread_join(st->applier, NULL);
+	if (check_syncs(st) && !rc)
+		rc = -EIO;
 	rc2 = store_free(st);
 	return rc ? rc : rc2;
 }
@@ -2877,13 +2966,13 @@ void store_reserve(struct evl_store *st)
 	if (st->opt.read_only)
 		return;
 	snprintf(path, sizeof(path), "%s/reserve", st->dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	fd = io->open(path, O_WRONLY | O_CREAT, 0600);
 	if (fd < 0)
 		return;
-	err = posix_fallocate(fd, 0, RESERVE_BYTES);
-	close(fd);
+	err = io->fallocate(fd, 0, RESERVE_BYTES);
+	io->close(fd);
 	if (err)
-		unlink(path);	/* no room for it now: the next try */
+		io->unlink(path);	/* no room for it now: the next try */
 }
 
 static bool release_reserve(struct evl_store *st)
@@ -2891,7 +2980,7 @@ static bool release_reserve(struct evl_store *st)
 	char path[4200];
 
 	snprintf(path, sizeof(path), "%s/reserve", st->dir);
-	if (unlink(path))
+	if (io->unlink(path))
 		return false;
 	evl_log(LOG_WARNING, "disk full: the reserve of %u KiB is given up so that a task "
 		"can be deleted; a compaction after the delete makes it again",

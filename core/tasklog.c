@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,14 @@ struct tasklog {
 	unsigned room;		/* tasklog_fd_room() at room_ns */
 	uint64_t room_ns;
 	uint64_t shed;		/* entries closed to stay under the open-file limit */
+	/*
+	 * An fsync of a task file or directory failed: the kernel may have
+	 * dropped what it was to write and marked it clean, so a later fsync
+	 * that succeeds proves nothing.  Sticky (see tasklog_sync_failed).
+	 */
+	atomic_bool sync_failed;
+	void (*failed_fn)(void *arg);
+	void *failed_arg;
 };
 
 /* How often the cache looks at the open-file limit again. */
@@ -77,7 +86,7 @@ int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out)
 {
 	struct tasklog *tl;
 
-	if (io->mkdir(dir, 0755) && errno != EEXIST)
+	if (io_mkdir_durable(dir, 0755))
 		return -errno;
 	tl = calloc(1, sizeof(*tl));
 	if (!tl)
@@ -95,6 +104,44 @@ int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out)
 	pthread_cond_init(&tl->cv, NULL);
 	*out = tl;
 	return 0;
+}
+
+/* fsync @fd (@fd >= 0) or directory @dir; a failure is remembered for good.  0 or -1, errno. */
+static int open_shed(struct tasklog *tl, const char *path, int flags, mode_t mode);
+
+static int sync_one(struct tasklog *tl, int fd, const char *dir)
+{
+	int dfd = -1, rc, saved;
+
+	if (fd < 0) {
+		/* a directory that cannot be opened (EMFILE) had no fsync fail */
+		dfd = open_shed(tl, dir, O_RDONLY | O_DIRECTORY, 0);
+		if (dfd < 0)
+			return -1;
+	}
+	rc = dfd >= 0 ? io->fsync(dfd) : io->fdatasync(fd);
+	saved = errno;
+	if (dfd >= 0)
+		io->close(dfd);
+	if (rc && !atomic_exchange(&tl->sync_failed, true)) {
+		evl_log(LOG_CRIT, "fsync of %s failed: %s", fd >= 0 ? "a task file" : dir,
+			strerror(saved));
+		if (tl->failed_fn)
+			tl->failed_fn(tl->failed_arg);
+	}
+	errno = saved;
+	return rc;
+}
+
+bool tasklog_sync_failed(struct tasklog *tl)
+{
+	return atomic_load(&tl->sync_failed);
+}
+
+void tasklog_on_sync_failed(struct tasklog *tl, void (*fn)(void *arg), void *arg)
+{
+	tl->failed_fn = fn;
+	tl->failed_arg = arg;
 }
 
 /* With the lock: close @e's descriptors and free its slot. */
@@ -181,16 +228,6 @@ static int open_shed(struct tasklog *tl, const char *path, int flags, mode_t mod
 	while ((fd = io->open(path, flags, mode)) < 0 && shed(tl, errno))
 		;
 	return fd;
-}
-
-/* io_fsync_dir, likewise (it opens the directory). */
-static int fsync_dir_shed(struct tasklog *tl, const char *path)
-{
-	int rc;
-
-	while ((rc = io_fsync_dir(path)) && shed(tl, errno))
-		;
-	return rc;
 }
 
 uint64_t tasklog_shed_count(struct tasklog *tl)
@@ -361,7 +398,7 @@ static int create_empty(struct tasklog *tl, const char *path)
 
 	if (fd < 0)
 		return -errno;
-	if (io->fdatasync(fd))
+	if (sync_one(tl, fd, NULL))
 		rc = -errno;
 	io->close(fd);
 	return rc;
@@ -395,7 +432,7 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name)
 			le[i] = uid >> (8 * i);
 		setxattr(path, TASKLOG_UID_XATTR, le, sizeof(le), 0);
 	}
-	if (fsync_dir_shed(tl, path) || fsync_dir_shed(tl, tl->dir))
+	if (sync_one(tl, -1, path) || sync_one(tl, -1, tl->dir))
 		return -errno;
 	return 0;
 }
@@ -565,11 +602,13 @@ int tasklog_sync(struct tasklog *tl, uint64_t uid, const char *name)
 	struct fd_entry *e;
 	int rc;
 
+	if (tasklog_sync_failed(tl))
+		return -EIO;	/* a success now would vouch for dropped pages */
 	rc = get_fds(tl, uid, name, &e);
 	if (rc)
 		return rc;
 	rc = need_meta(tl, e, name);
-	if (!rc && (io->fdatasync(e->log_fd) || io->fdatasync(e->meta_fd)))
+	if (!rc && (sync_one(tl, e->log_fd, NULL) || sync_one(tl, e->meta_fd, NULL)))
 		rc = -errno;
 	put_fds(tl, e);
 	return rc;
@@ -630,7 +669,7 @@ int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name)
 	}
 	if (rc && rc != -ENOENT)
 		return rc;
-	if (fsync_dir_shed(tl, tl->dir))
+	if (sync_one(tl, -1, tl->dir))
 		return -errno;
 	return 0;
 }
@@ -653,7 +692,7 @@ int tasklog_unremove(struct tasklog *tl, uint64_t uid, const char *name)
 		return -errno;
 	if (io->rename(from, to))
 		return -errno;
-	return fsync_dir_shed(tl, tl->dir) ? -errno : 0;
+	return sync_one(tl, -1, tl->dir) ? -errno : 0;
 }
 
 int tasklog_trash_list(struct tasklog *tl, int (*cb)(void *arg, uint64_t uid), void *arg)
@@ -740,7 +779,7 @@ int tasklog_rw_open(struct tasklog *tl, uint64_t uid, const char *name, uint64_t
 	if (!rc)
 		rc = need_meta(tl, rw->old, name);
 	snprintf(path, sizeof(path), "%s/" RW_DIR, tl->dir);
-	if (!rc && io->mkdir(path, 0755) && errno != EEXIST)
+	if (!rc && io_mkdir_durable(path, 0755))
 		rc = -errno;
 	for (int i = 0; i < 2 && !rc; i++) {
 		rw_path(tl, uid, i, path, sizeof(path));
@@ -786,7 +825,15 @@ int tasklog_rw_copy(struct tasklog_rw *rw, uint64_t end_off, uint64_t end_idx)
 
 int tasklog_rw_sync(struct tasklog_rw *rw)
 {
-	if (io->fdatasync(rw->fd[0]) || io->fdatasync(rw->fd[1]))
+	char path[4400];
+
+	/*
+	 * The files' entries too: once the index has switched, recovery renames
+	 * them into place, and a lost entry would leave the old log under the
+	 * new offsets.  A failure here is not sticky: the files are dropped.
+	 */
+	snprintf(path, sizeof(path), "%s/" RW_DIR, rw->tl->dir);
+	if (io->fdatasync(rw->fd[0]) || io->fdatasync(rw->fd[1]) || io_fsync_dir(path))
 		return -errno;
 	return 0;
 }
@@ -846,7 +893,7 @@ int tasklog_rw_finish(struct tasklog *tl, uint64_t uid, const char *name)
 	forget_fds(tl, uid);
 	snprintf(to, sizeof(to), "%s/%s", tl->dir, name);
 	snprintf(from, sizeof(from), "%s/" RW_DIR, tl->dir);
-	if (fsync_dir_shed(tl, to) || (fsync_dir_shed(tl, from) && errno != ENOENT))
+	if (sync_one(tl, -1, to) || (sync_one(tl, -1, from) && errno != ENOENT))
 		return -errno;
 	return 0;
 }

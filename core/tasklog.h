@@ -26,6 +26,7 @@
 #ifndef EVL_TASKLOG_H
 #define EVL_TASKLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,8 +98,20 @@ void tasklog_unpin(struct tasklog *tl, struct tasklog_file *f);
 ssize_t tasklog_read_recs(struct tasklog *tl, uint64_t uid, const char *name,
 			  uint64_t idx, struct tasklog_rec *recs, size_t n);
 
-/* fdatasync the log and sidecar.  0 or -errno. */
+/*
+ * fdatasync the log and sidecar.  0 or -errno; -EIO without trying once
+ * any fsync of this tasklog has failed (tasklog_sync_failed).
+ */
 int tasklog_sync(struct tasklog *tl, uint64_t uid, const char *name);
+
+/*
+ * Has an fsync of a task file or directory failed since tasklog_open?  The
+ * kernel may then have dropped unwritten pages and marked them clean: the
+ * journal must keep covering every change since the last checkpoint.
+ */
+bool tasklog_sync_failed(struct tasklog *tl);
+/* Call @fn(@arg) at the first such failure (from the failing thread, any locks held). */
+void tasklog_on_sync_failed(struct tasklog *tl, void (*fn)(void *arg), void *arg);
 
 /* Current sizes on disk: log bytes and whole sidecar records. 0 or -errno. */
 int tasklog_sizes(struct tasklog *tl, const char *name, uint64_t *log_len, uint64_t *nrecs);

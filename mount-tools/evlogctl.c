@@ -60,7 +60,7 @@ struct json_object *read_status(const char *mnt)
 	char path[4200], buf[1 << 16];
 	struct json_object *o;
 	ssize_t n, len = 0;
-	int fd;
+	int fd, err;
 
 	control_path(mnt, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -70,9 +70,10 @@ struct json_object *read_status(const char *mnt)
 	}
 	while ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
 		len += n;
+	err = errno;	/* the read's, before close can change it */
 	close(fd);
 	if (n < 0) {
-		fail("%s: %s", path, strerror(errno));
+		fail("%s: %s", path, strerror(err));
 		return NULL;
 	}
 	buf[len] = '\0';

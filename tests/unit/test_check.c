@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -261,6 +263,258 @@ static void backup_copies_only_what_is_new(void **state)
 	assert_int_equal(cr.problems, 0);
 }
 
+/* ---- the tools under faults and crashes ---- */
+
+/* Make @work a fresh copy of store @pristine. */
+static void copy_store(const char *pristine, const char *work)
+{
+	char cmd[3 * 4200 + 64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", work, pristine, work);
+	assert_int_equal(system(cmd), 0);
+}
+
+static uint64_t file_size(const char *dir, const char *file)
+{
+	char path[4400];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return stat(path, &sb) ? 0 : sb.st_size;
+}
+
+/*
+ * The pristine store of the tool tests: 200 events in four tasks, and a
+ * deleted task whose 40,000 index entries still wait for the purge, so
+ * that a compaction reclaims most of the index file and shrinks it.
+ */
+static void make_tool_store(const char *dir)
+{
+	struct evl_store *st = open_store(dir);
+	struct evl_writer *w;
+	struct evl_task_info info;
+	size_t n = 40000, len = 0;
+	char *buf = malloc(n * 40);
+
+	fill(st, 0, 200);
+	assert_int_equal(evl_task_create(st, "big"), 0);
+	assert_int_equal(evl_task_lookup(st, "big", &info), 0);
+	assert_int_equal(evl_writer_open(st, info.uid, &w), 0);
+	for (size_t i = 0; i < n; i++)
+		len += sprintf(buf + len, "{\"type\":\"%s\",\"b\":%zu}\n", types[i % 4], i);
+	assert_int_equal(evl_writer_write(w, buf, len), 0);
+	assert_int_equal(evl_writer_close(w), 0);
+	free(buf);
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	assert_int_equal(evl_task_delete(st, "big"), 0);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
+ * The tools' workload on store @work: a backup to @copy (which recovers and
+ * checkpoints @work first), a reindex, a compaction (the purge, an index
+ * shrink, the reserve file).  With @err, each step returns 0, that errno,
+ * EIO or (backup) EAGAIN; without, each must succeed.  Returns the first
+ * failure, or 0.
+ */
+static int tool_steps(const char *work, const char *copy, int err)
+{
+	struct evl_backup_opts bo = { 0 };
+	struct evl_check_opts co = { 0 };
+	struct evl_backup_result br;
+	struct evl_check_result cr;
+	struct evl_compact_args ca = { .task = "" };
+	struct evl_compact_status cs;
+	struct evl_options o;
+	struct evl_store *st;
+	int rc, first = 0;
+
+	rc = evl_backup(work, copy, &bo, &br);
+	if (rc && rc != -err && rc != -EIO && rc != -EAGAIN)
+		fail_msg("backup: %d (%s)", rc, strerror(-rc));
+	first = first ? first : rc;
+	rc = evl_reindex(work, &co, &cr);
+	if (rc && rc != -err && rc != -EIO)
+		fail_msg("reindex: %d (%s)", rc, strerror(-rc));
+	first = first ? first : rc;
+	evl_options_default(&o);
+	rc = evl_store_open(work, &o, &st);
+	if (rc && rc != -err && rc != -EIO)
+		fail_msg("open: %d (%s)", rc, strerror(-rc));
+	if (!rc) {
+		assert_int_equal(evl_compact_start(st, &ca), 0);
+		do {
+			usleep(2000);
+			evl_compact_status(st, &cs);
+		} while (cs.running);
+		if (cs.last_rc && cs.last_rc != -err && cs.last_rc != -EIO)
+			fail_msg("compaction: %d (%s)", cs.last_rc, strerror(-cs.last_rc));
+		first = first ? first : cs.last_rc;
+		rc = evl_store_close(st);
+		if (rc && rc != -err && rc != -EIO)
+			fail_msg("close: %d (%s)", rc, strerror(-rc));
+	}
+	return first ? first : rc;
+}
+
+/*
+ * After a run that failed or crashed somewhere: the store and the copy hold
+ * @want (the views and logs of the pristine store) once the tools are run
+ * again, and the store holds it even before (a failed or cut reindex never
+ * leaves it without its index, or with a half-made one).
+ */
+static void tools_check(const char *work, const char *copy, const char *want, const char *what,
+			long n)
+{
+	char *got = dump(work);
+
+	if (strcmp(got, want))
+		fail_msg("%s %ld: the store changed before the tools ran again", what, n);
+	free(got);
+	assert_int_equal(tool_steps(work, copy, 0), 0);
+	got = dump(work);
+	if (strcmp(got, want))
+		fail_msg("%s %ld: the store changed", what, n);
+	free(got);
+	got = dump(copy);
+	if (strcmp(got, want))
+		fail_msg("%s %ld: the backup differs", what, n);
+	free(got);
+}
+
+/* Runs of each kind of fault, and crashes: fewer in the slower sanitizer builds. */
+#if defined(__SANITIZE_THREAD__)
+#define TOOL_RUNS 3
+#elif defined(__SANITIZE_ADDRESS__)
+#define TOOL_RUNS 8
+#else
+#define TOOL_RUNS 25
+#endif
+
+/* A place of its own on tmpfs when there is one (hundreds of runs of a dozen fsyncs). */
+static void tool_dirs(const char *base, char *shm, char *pristine, char *work, char *copy)
+{
+	if (access("/dev/shm", W_OK) == 0) {
+		strcpy(shm, "/dev/shm/evl-tools-XXXXXX");
+		assert_non_null(mkdtemp(shm));
+		base = shm;
+	}
+	sprintf(pristine, "%s/pristine", base);
+	sprintf(work, "%s/work", base);
+	sprintf(copy, "%s/copy", base);
+}
+
+/*
+ * Backup, reindex, the index shrink and the reserve through the I/O seam:
+ * each call of a kind fails in turn (about TOOL_RUNS runs of a big kind;
+ * EVL_TOOL_RUNS=N sets it, EVL_FAULT_KINDS=fsync picks kinds).
+ */
+static void tools_survive_faults(void **state)
+{
+	static const struct {
+		enum fio_op op;
+		int err;
+		const char *name;
+	} kinds[] = {
+		{ FIO_WRITE, ENOSPC, "write ENOSPC" }, { FIO_WRITE, EIO, "write EIO" },
+		{ FIO_SYNC, EIO, "fsync EIO" }, { FIO_TRUNC, EIO, "truncate EIO" },
+		{ FIO_OPEN, EMFILE, "open EMFILE" }, { FIO_RENAME, EIO, "rename EIO" },
+		{ FIO_READ, EIO, "read EIO" }, { FIO_UNLINK, EIO, "unlink EIO" },
+		{ FIO_MKDIR, ENOSPC, "mkdir ENOSPC" }, { FIO_RMDIR, EIO, "rmdir EIO" },
+		{ FIO_ALLOC, ENOSPC, "fallocate ENOSPC" }, { FIO_LOCK, ENOLCK, "flock ENOLCK" },
+	};
+	char shm[64] = "", pristine[4200], work[4200], copy[4200], *want;
+	const char *only = getenv("EVL_FAULT_KINDS"), *per = getenv("EVL_TOOL_RUNS");
+	long runs = 0, sites = fio_sites(NULL), per_kind = per && atol(per) > 0 ? atol(per) : TOOL_RUNS;
+	uint64_t big;
+
+	tool_dirs(*state, shm, pristine, work, copy);
+	make_tool_store(pristine);
+	copy_store(pristine, work);
+	assert_int_equal(tool_steps(work, copy, 0), 0);
+	want = dump(work);
+	/* the census run shrank the index: the sweep reaches index_shrink */
+	big = file_size(pristine, "index/data.mdb");
+	assert_true(file_size(work, "index/data.mdb") < big / 2);
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(*kinds); k++) {
+		long calls, step;
+
+		if (only && !strstr(kinds[k].name, only))
+			continue;
+		copy_store(pristine, work);
+		tu_rmrf(copy);
+		fio_install();
+		tool_steps(work, copy, 0);
+		calls = fio_count(kinds[k].op);
+		fio_uninstall();
+		/* a kind of up to 3 * per_kind calls fails at every one */
+		step = calls > 3 * per_kind ? calls / per_kind : 1;
+		for (long nth = 0; nth < calls + 1; nth += step, runs++) {
+			copy_store(pristine, work);
+			tu_rmrf(copy);
+			fio_install();
+			fio_fail(kinds[k].op, nth, kinds[k].err, false);
+			tool_steps(work, copy, kinds[k].err);
+			fio_uninstall();
+			tools_check(work, copy, want, kinds[k].name, nth);
+		}
+		print_message("tool faults: %-16s %4ld calls, every %ld failed in turn\n",
+			      kinds[k].name, calls, step);
+	}
+	print_message("tool faults: %ld runs, %ld new places failed (call stacks)\n", runs,
+		      fio_sites(getenv("EVL_FAULT_SITES_DUMP")) - sites);
+	free(want);
+	if (shm[0])
+		tu_rmrf(shm);
+}
+
+/*
+ * The tools killed at steps that change the disk (about 2.5 * TOOL_RUNS, or
+ * 2.5 * EVL_TOOL_RUNS):
+ * the store opens with everything, and running them again finishes.
+ */
+static void tools_survive_a_crash_at_every_step(void **state)
+{
+	char shm[64] = "", pristine[4200], work[4200], copy[4200], *want;
+	const char *per = getenv("EVL_TOOL_RUNS");
+	long steps, step, runs = 0, n_runs = 5 * (per && atol(per) > 0 ? atol(per) : TOOL_RUNS) / 2;
+
+	tool_dirs(*state, shm, pristine, work, copy);
+	make_tool_store(pristine);
+	copy_store(pristine, work);
+	assert_int_equal(tool_steps(work, copy, 0), 0);
+	want = dump(work);
+	copy_store(pristine, work);
+	tu_rmrf(copy);
+	fio_install();
+	fio_crash_at(-1, 0);
+	tool_steps(work, copy, 0);
+	steps = fio_steps();
+	fio_uninstall();
+	step = steps / n_runs > 1 ? steps / n_runs : 1;
+	for (long n = 0; n < steps; n += step, runs++) {
+		int status;
+		pid_t pid;
+
+		copy_store(pristine, work);
+		tu_rmrf(copy);
+		pid = fork();
+		if (pid == 0) {
+			fio_install();
+			fio_crash_at(n, 99);
+			tool_steps(work, copy, 0);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		tools_check(work, copy, want, "crash at step", n);
+	}
+	print_message("tool crashes: %ld of %ld steps\n", runs, steps);
+	free(want);
+	if (shm[0])
+		tu_rmrf(shm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +522,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(fsck_refuses_an_open_store, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(reindex_gives_the_same_views, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(backup_copies_only_what_is_new, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(tools_survive_faults, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(tools_survive_a_crash_at_every_step, tu_setup,
 						tu_teardown),
 	};
 

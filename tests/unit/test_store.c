@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +29,7 @@
 
 #include "evlog.h"
 #include "index.h"
+#include "store_i.h"
 #include "tasklog.h"
 #include "testutil.h"
 
@@ -975,23 +977,103 @@ static void *crash_writer(void *arg)
 	return NULL;
 }
 
+/* What the churn thread reports (read_acks), and what the checks expect. */
+struct churn {
+	int created;	/* d0 .. d<created - 1> were created */
+	int filled;	/* d0 .. d<filled - 1> got their CHURN_EVENTS, made durable */
+	int deleted;	/* d0 .. d<deleted - 1> were deleted */
+	int kept;	/* events of r made durable */
+};
+#define CHURN_EVENTS 3
+#define CHURN_KEEP 5	/* r's retention: keep-last */
+static struct churn churn;
+
+/* Tell the parent "@tag @n" (a churn step that is durable now). */
+static void churn_say(int fd, char tag, int n)
+{
+	if (dprintf(fd, "%c %d\n", tag, n) < 0)
+		_exit(5);
+}
+
+/*
+ * The churn thread: tasks d<k> are created, get a few events and are
+ * deleted again (directory entries made and removed, unlinks of the
+ * trash), and task r grows and has its head dropped now and then (log
+ * rewrites renamed into place).  Every step it reports is durable: its
+ * events are followed by a barrier, creates and deletes are durable on
+ * return.
+ */
+static void *churn_main(void *arg)
+{
+	struct crash_arg *a = arg;
+	struct evl_writer *rw;
+	uint64_t ev, by;
+	int ri = 0;
+
+	if (evl_writer_open(a->st, task_uid(a->st, "r"), &rw))
+		_exit(3);
+	for (int k = 0;; k++) {
+		char name[32], line[200];
+		struct evl_writer *w;
+
+		snprintf(name, sizeof(name), "d%d", k);
+		if (evl_task_create(a->st, name))
+			_exit(7);
+		churn_say(a->ack_fd, 'C', k + 1);
+		if (evl_writer_open(a->st, task_uid(a->st, name), &w))
+			_exit(3);
+		for (int i = 0; i < CHURN_EVENTS; i++) {
+			int n = event_line(line, sizeof(line), i, 4, i, i * 7);
+
+			if (evl_writer_write(w, line, n))
+				_exit(4);
+		}
+		evl_writer_close(w);
+		for (int i = 0; i < 2; i++, ri++) {
+			int n = event_line(line, sizeof(line), ri % 3, 5, ri, ri % 50);
+
+			if (evl_writer_write(rw, line, n))
+				_exit(4);
+		}
+		if (evl_store_sync(a->st))
+			_exit(6);
+		churn_say(a->ack_fd, 'E', k + 1);
+		churn_say(a->ack_fd, 'R', ri);
+		if (k > 0) {
+			snprintf(name, sizeof(name), "d%d", k - 1);
+			if (evl_task_delete(a->st, name))
+				_exit(7);
+			churn_say(a->ack_fd, 'X', k);
+		}
+		/* the retention of a compaction, on this thread (no compactor to join at the cut) */
+		if (k % 4 == 3 && store_retain(a->st, task_uid(a->st, "r"), CHURN_KEEP, 0, 0, &ev, &by))
+			_exit(8);
+	}
+	return NULL;
+}
+
 static void child_run(const char *dir, int ack_fd, bool sync, long freeze_after, const char *dump)
 {
-	static const char *const names[] = { "x", "y", "z" };
+	static const char *const names[] = { "x", "y", "z", "r" };
 	struct evl_options o;
 	struct evl_store *st;
-	struct crash_arg a[4];
-	pthread_t th[4];
+	struct crash_arg a[5];
+	pthread_t th[5];
 
-	if (freeze_after)
+	if (freeze_after) {
+		char stash[4400];
+
 		fio_install();
+		snprintf(stash, sizeof(stash), "%s.stash", dir);
+		fio_track_dirs(stash);
+	}
 	evl_options_default(&o);
 	o.commit_sync = sync;
 	o.commit_ms = 3;
 	o.segment_bytes = 32 << 10;
 	if (evl_store_open(dir, &o, &st))
 		_exit(2);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (evl_task_create(st, names[i]) && evl_task_create(st, names[i]) != -EEXIST)
 			_exit(2);
 	for (int i = 0; i < 4; i++) {
@@ -1001,13 +1083,103 @@ static void child_run(const char *dir, int ack_fd, bool sync, long freeze_after,
 		a[i] = (struct crash_arg){ st, info.uid, i, ack_fd, freeze_after, dump };
 		pthread_create(&th[i], NULL, crash_writer, &a[i]);
 	}
+	if (freeze_after) {	/* power loss: directory changes too (kill -9 has torture.py) */
+		a[4] = (struct crash_arg){ st, 0, 4, ack_fd, freeze_after, dump };
+		pthread_create(&th[4], NULL, churn_main, &a[4]);
+	}
 	for (;;)
 		pause();
 }
 
 /*
+ * Task @name's events, all of writer @w, numbered from *@first (-1: none)
+ * up without a gap; returns how many.  Fails on anything else.
+ */
+static int task_run(struct evl_store *st, uint64_t uid, int w, int *first, const char *what,
+		    long n)
+{
+	size_t len;
+	char *log = read_all(st, uid, NULL, &len), *p, *end;
+	int count = 0, next = -1;
+
+	*first = -1;
+	for (p = log, end = log + len; p < end;) {
+		char *nl = memchr(p, '\n', end - p);
+		int ty, ww, i;
+
+		if (!nl || sscanf(p, "{\"type\":\"ty%d\",\"w\":%d,\"i\":%d", &ty, &ww, &i) != 3 ||
+		    ww != w || (next >= 0 && i != next))
+			fail_msg("%s %ld: writer %d's task: event %d is wrong: %.60s", what, n, w,
+				 count, p);
+		if (*first < 0)
+			*first = i;
+		next = i + 1;
+		count++;
+		p = nl + 1;
+	}
+	free(log);
+	return count;
+}
+
+/* The churn thread's steps that were durable are there (see churn_main). */
+static void verify_churn(struct evl_store *st, const char *what, long n)
+{
+	uint64_t uid;
+	int first, got;
+
+	for (int k = 0; k <= churn.created; k++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "d%d", k);
+		uid = task_uid(st, name);
+		if (k < churn.deleted && uid)
+			fail_msg("%s %ld: task %s was deleted, and is back", what, n, name);
+		/* d<deleted> may be gone: its delete may have been journaled, not acknowledged */
+		if (k > churn.deleted && k < churn.created && !uid)
+			fail_msg("%s %ld: task %s was created, and is gone", what, n, name);
+		if (!uid)
+			continue;
+		got = task_run(st, uid, 4, &first, what, n);
+		if ((got && first != 0) || (k < churn.filled && got != CHURN_EVENTS))
+			fail_msg("%s %ld: task %s: %d events from %d", what, n, name, got, first);
+	}
+	uid = task_uid(st, "r");
+	if (!uid)
+		return;	/* a kill -9 before the workload made it */
+	/* retention drops a head only, and never below the newest CHURN_KEEP */
+	got = task_run(st, uid, 5, &first, what, n);
+	if ((got ? first + got : 0) < churn.kept || (first > 0 && got < CHURN_KEEP))
+		fail_msg("%s %ld: task r: events %d to %d, %d were durable", what, n, first,
+			 first + got - 1, churn.kept);
+}
+
+/* After a reopen, nothing of a deleted task or an unfinished rewrite is left. */
+static void check_no_leftovers(const char *dir, const char *what, long n)
+{
+	char path[4400];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tasks", dir);
+	assert_non_null(d = opendir(path));
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, ".trash-", 7))
+			fail_msg("%s %ld: tasks/%s left behind", what, n, de->d_name);
+	closedir(d);
+	snprintf(path, sizeof(path), "%s/tasks/.rewrite", dir);
+	if ((d = opendir(path))) {
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				fail_msg("%s %ld: tasks/.rewrite/%s left behind", what, n,
+					 de->d_name);
+		closedir(d);
+	}
+}
+
+/*
  * Every acknowledged event present exactly once; nothing else, nothing torn.
- * @what and @n name the run in a failure ("kill -9, cycle" 3).
+ * The churn's durable steps too, and no leftovers.  @what and @n name the
+ * run in a failure ("kill -9, cycle" 3).
  */
 static void verify_acked(const char *dir, int acked[4], const char *what, long n)
 {
@@ -1046,8 +1218,10 @@ static void verify_acked(const char *dir, int acked[4], const char *what, long n
 		if (found[w] < acked[w])
 			fail_msg("%s %ld: writer %d: %d events acknowledged, %d present", what, n,
 				 w, acked[w], found[w]);
+	verify_churn(st, what, n);
 	check_views(st, dir);
 	assert_int_equal(evl_store_close(st), 0);
+	check_no_leftovers(dir, what, n);
 }
 
 /* Durable marks seen by read_acks: durable[w] = events of writer w made durable. */
@@ -1060,6 +1234,7 @@ static void read_acks(int fd, int acked[4], long stop_after, pid_t kill_pid)
 	long seen = 0;
 	ssize_t n;
 
+	memset(&churn, 0, sizeof(churn));
 	while ((n = read(fd, buf, sizeof(buf) - 1)) > 0) {
 		char *p;
 
@@ -1082,6 +1257,11 @@ static void read_acks(int fd, int acked[4], long stop_after, pid_t kill_pid)
 				if (sscanf(line, "D %d %d %d %d", &d[0], &d[1], &d[2], &d[3]) == 4)
 					for (int k = 0; k < 4; k++)
 						durable[k] = d[k] > durable[k] ? d[k] : durable[k];
+			} else if (line[0] && strchr("CERX", line[0]) && sscanf(line + 1, "%d", &i) == 1) {
+				int *c = line[0] == 'C' ? &churn.created : line[0] == 'E' ?
+					 &churn.filled : line[0] == 'R' ? &churn.kept : &churn.deleted;
+
+				*c = i > *c ? i : *c;
 			} else if (sscanf(line, "%d %d", &w, &i) == 2 && w >= 0 && w < 4 &&
 				   i + 1 > acked[w]) {
 				acked[w] = i + 1;
@@ -1158,19 +1338,21 @@ static long index_undone;
  * Run the crash workload on store @dir (@sync: commit=sync) until @after
  * acknowledgements, then lose power: every file keeps what was fsynced and
  * a random part of the rest (@seed), and half the time the index loses its
- * last commit if it was not synced.  @acked gets the acknowledged counts,
- * durable[] what was made durable.  With @keep, the store is copied there
- * before and after the cut (keep_copy).  Returns the files cut short.
+ * last commit if it was not synced; @how says what else the cut may do
+ * (fio_apply_powerloss: holes in unsynced tails, directory changes
+ * undone).  @acked gets the acknowledged counts, durable[] what was made
+ * durable, *@loss what the cut did (added).  With @keep, the store is
+ * copied there before and after the cut (keep_copy).
  */
-static long power_cut(const char *dir, bool sync, long after, unsigned seed, const char *keep,
-		      int acked[4])
+static void power_cut(const char *dir, bool sync, long after, unsigned seed, unsigned how,
+		      const char *keep, int acked[4], struct fio_loss *loss)
 {
-	char dump[4400];
+	char dump[4400], stash[4400];
 	int fds[2], status;
 	pid_t pid;
-	long cut;
 
 	snprintf(dump, sizeof(dump), "%s.dump", dir);
+	snprintf(stash, sizeof(stash), "%s.stash", dir);
 	memset(durable, 0, sizeof(durable));
 	memset(acked, 0, 4 * sizeof(*acked));
 	assert_int_equal(pipe(fds), 0);
@@ -1186,7 +1368,7 @@ static long power_cut(const char *dir, bool sync, long after, unsigned seed, con
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	if (keep)
 		keep_copy(keep, dir, dump, "before");
-	cut = fio_apply_powerloss(dump, seed);
+	assert_int_equal(fio_apply_powerloss(dump, seed, how, loss), 0);
 	if (rand_r(&seed) % 2) {
 		char mdb[4400];
 		int rc;
@@ -1199,7 +1381,7 @@ static long power_cut(const char *dir, bool sync, long after, unsigned seed, con
 	if (keep)
 		keep_copy(keep, dir, dump, "after");
 	unlink(dump);
-	return cut;
+	tu_rmrf(stash);
 }
 
 /*
@@ -1217,31 +1399,152 @@ static void power_loss_keeps_what_was_durable(void **state)
 	int cycles = iterations("EVL_POWERLOSS_CYCLES", 12);
 	unsigned seed = iterations("EVL_POWERLOSS_SEED", 99);
 	const char *keep = getenv("EVL_POWERLOSS_KEEP");
-	long cut = 0;
+	struct fio_loss loss = { 0 };
 
 	for (int c = 0; c < cycles; c++) {
 		int acked[4];
 		long after = 100 + rand_r(&seed) % 1200, undone = index_undone;
 		bool sync = c % 2 == 0;
+		/* a torn tail or pages in any order; directory entries kept or not */
+		unsigned how = (c / 2) % 4;
 
-		cut += power_cut(dir, sync, after, seed + c, keep, acked);
+		power_cut(dir, sync, after, seed + c, how, keep, acked, &loss);
 		if (getenv("EVL_POWERLOSS_VERBOSE"))
-			print_message("power loss: cycle %d, commit=%s, after %ld acks, durable %d %d "
-				      "%d %d, acked %d %d %d %d%s\n", c, sync ? "sync" : "group",
-				      after, durable[0], durable[1], durable[2], durable[3],
-				      acked[0], acked[1], acked[2], acked[3],
-				      index_undone > undone ? ", index commit undone" : "");
+			print_message("power loss: cycle %d, commit=%s, %s%s, after %ld acks, durable "
+				      "%d %d %d %d, acked %d %d %d %d, churn %d/%d/%d/%d%s\n", c,
+				      sync ? "sync" : "group",
+				      how & FIO_LOSS_HOLES ? "holes" : "torn tails",
+				      how & FIO_LOSS_DIRS ? ", entries lost" : "", after, durable[0],
+				      durable[1], durable[2], durable[3], acked[0], acked[1],
+				      acked[2], acked[3], churn.created, churn.filled, churn.deleted,
+				      churn.kept, index_undone > undone ? ", index commit undone" : "");
 		verify_acked(dir, sync ? acked : durable, sync ? "power loss, commit=sync, cycle" :
 			     "power loss, group commit, cycle", c);
 		tu_rmrf(dir);
 		mkdir(dir, 0700);
 	}
 	print_message("power loss: %d cycles (half commit=sync, half group with barriers), "
-		      "%ld files cut short, %ld index commits undone\n", cycles, cut,
-		      index_undone);
+		      "%ld files cut short, %ld unsynced pages zeroed, %ld directory changes "
+		      "undone, %ld index commits undone\n", cycles, loss.files_cut,
+		      loss.pages_holed, loss.dir_undone, index_undone);
 }
 
 /* ---- injected faults ---- */
+
+/* Write event i of writer 0 to @w and report it on @fd when acknowledged.  Returns the write's result. */
+static int sticky_write(struct evl_writer *w, int i, int fd)
+{
+	char line[200];
+	int n = event_line(line, sizeof(line), i % 5, 0, i, i % 70), rc;
+
+	rc = evl_writer_write(w, line, n);
+	if (rc == 0 && dprintf(fd, "0 %d\n", i) < 0)
+		_exit(5);
+	return rc;
+}
+
+/*
+ * The child of failed_fsync_keeps_the_journal: task x gets 120 events
+ * and a checkpoint, then 150 more; the next fsync of a path ending in
+ * @fail fails (at the checkpoint, or at task n's creation).  From then on
+ * writes must get EIO and no checkpoint may succeed.  Then the power goes.
+ * Exit codes: 0 as expected, 10 + step where it was not.
+ */
+static void sticky_child(const char *dir, const char *fail, int fd, const char *dump)
+{
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_writer *w;
+	struct evl_stats s0, s1;
+	char stash[4400];
+	int i = 0, rc;
+
+	fio_install();
+	snprintf(stash, sizeof(stash), "%s.stash", dir);
+	fio_track_dirs(stash);
+	evl_options_default(&o);
+	o.commit_sync = true;
+	o.segment_bytes = 8 << 10;	/* the checkpoint's trim would drop segments */
+	if (evl_store_open(dir, &o, &st) || evl_task_create(st, "x") ||
+	    evl_writer_open(st, task_uid(st, "x"), &w))
+		_exit(2);
+	for (; i < 120; i++)
+		if (sticky_write(w, i, fd))
+			_exit(3);
+	if (evl_store_checkpoint(st))
+		_exit(4);
+	for (; i < 270; i++)
+		if (sticky_write(w, i, fd))
+			_exit(3);
+	evl_store_stats(st, &s0);
+	fio_fail_path(FIO_SYNC, fail, EIO);
+	if (!strcmp(fail, "/tasks/n"))
+		rc = evl_task_create(st, "n") == 0 ? evl_store_checkpoint(st) : -EIO;
+	else
+		rc = evl_store_checkpoint(st);
+	if (rc != -EIO)
+		_exit(10);
+	/* refused until remounted, however healthy the disk looks now */
+	if (sticky_write(w, i++, fd) != -EIO)
+		_exit(11);
+	if (evl_store_checkpoint(st) != -EIO)
+		_exit(12);
+	evl_store_stats(st, &s1);
+	if (!s1.error || s1.ckpt_lsn != s0.ckpt_lsn)
+		_exit(13);
+	fio_freeze_and_dump(dump);
+	_exit(0);
+}
+
+/*
+ * A5: an fsync that fails in a checkpoint (task log, sidecar, index) or
+ * when a task is created is sticky.  The kernel may have dropped the pages
+ * it could not write and marked them clean, so a later fsync would succeed
+ * without writing them: the store must refuse writes, never trim the
+ * journal or record a checkpoint again, and the next open must rewrite the
+ * task files past their checkpoint from the journal rather than trust
+ * them.  The seam zeroes the dropped bytes at the power cut.
+ */
+static void failed_fsync_keeps_the_journal(void **state)
+{
+	static const char *const fails[] = {
+		"/tasks/x/events", "/tasks/x/events.meta", "/index/data.mdb", "/tasks/n",
+	};
+	const char *dir = *state;
+	struct fio_loss loss = { 0 };
+	char dump[4400], stash[4400];
+
+	snprintf(dump, sizeof(dump), "%s.dump", dir);
+	snprintf(stash, sizeof(stash), "%s.stash", dir);
+	for (size_t k = 0; k < sizeof(fails) / sizeof(*fails); k++) {
+		int fds[2], status, acked[4] = { 0 };
+		long dropped = loss.dropped;
+		pid_t pid;
+
+		assert_int_equal(pipe(fds), 0);
+		pid = fork();
+		if (pid == 0) {
+			close(fds[0]);
+			sticky_child(dir, fails[k], fds[1], dump);
+		}
+		close(fds[1]);
+		read_acks(fds[0], acked, 0, 0);
+		close(fds[0]);
+		waitpid(pid, &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			fail_msg("fsync of %s failing: the child ended with status %d", fails[k],
+				 status);
+		assert_int_equal(acked[0], 270);
+		assert_int_equal(fio_apply_powerloss(dump, 7 + k, 0, &loss), 0);
+		if (k < 2)	/* task files: the pages the checkpoint wrote were dropped */
+			assert_true(loss.dropped > dropped);
+		verify_acked(dir, acked, fails[k], 0);
+		unlink(dump);
+		tu_rmrf(stash);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+}
 
 /* ---- faults at every I/O call ---- */
 
@@ -1437,7 +1740,7 @@ static void faults_at_every_site(void **state)
 		{ FIO_OPEN, EMFILE, "open EMFILE" }, { FIO_OPEN, ENOSPC, "open ENOSPC" },
 		{ FIO_RENAME, EIO, "rename EIO" }, { FIO_READ, EIO, "read EIO" },
 		{ FIO_UNLINK, EIO, "unlink EIO" }, { FIO_MKDIR, ENOSPC, "mkdir ENOSPC" },
-		{ FIO_RMDIR, EIO, "rmdir EIO" },
+		{ FIO_RMDIR, EIO, "rmdir EIO" }, { FIO_ALLOC, ENOSPC, "fallocate ENOSPC" },
 	};
 	const char *dir = *state, *only = getenv("EVL_FAULT_KINDS");
 	char pristine[4200], work[4200], shm[64] = "";
@@ -1561,7 +1864,7 @@ static void leave_unfinished_work(const char *dir)
 	assert_int_equal(rename(from, to), 0);
 
 	snprintf(to, sizeof(to), "%s/tasks/.rewrite", dir);
-	assert_int_equal(mkdir(to, 0755), 0);
+	assert_true(mkdir(to, 0755) == 0 || errno == EEXIST);	/* r's retention made it */
 	snprintf(to, sizeof(to), "%s/tasks/.rewrite/%016" PRIx64 ".events", dir, uid);
 	junk_file(to, 100);
 	snprintf(to, sizeof(to), "%s/tasks/.rewrite/%016" PRIx64 ".meta", dir, uid);
@@ -1590,16 +1893,18 @@ static void faults_in_recovery(void **state)
 		{ FIO_OPEN, EMFILE, "open EMFILE" }, { FIO_RENAME, EIO, "rename EIO" },
 		{ FIO_READ, EIO, "read EIO" }, { FIO_UNLINK, EIO, "unlink EIO" },
 		{ FIO_MKDIR, ENOSPC, "mkdir ENOSPC" }, { FIO_RMDIR, EIO, "rmdir EIO" },
+		{ FIO_ALLOC, ENOSPC, "fallocate ENOSPC" }, { FIO_LOCK, ENOLCK, "flock ENOLCK" },
 	};
 	const char *dir = *state, *only = getenv("EVL_FAULT_KINDS");
 	char crashed[4200], work[4200];
 	long runs = 0, stride = fault_stride(), total = 0, sites = fio_sites(NULL);
+	struct fio_loss loss = { 0 };
 	int acked[4];
 
 	snprintf(crashed, sizeof(crashed), "%s/crashed", dir);
 	snprintf(work, sizeof(work), "%s/work", dir);
 	/* past writer 0's checkpoint at its 300th event: a trimmed journal, a dirty set */
-	power_cut(crashed, true, 1600, 4321, NULL, acked);
+	power_cut(crashed, true, 1600, 4321, FIO_LOSS_HOLES | FIO_LOSS_DIRS, NULL, acked, &loss);
 	leave_unfinished_work(crashed);
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(*kinds); k++) {
 		long calls, step;
@@ -2593,14 +2898,58 @@ static void retention_by_age(void **state)
  * holds exactly its events before or after retention, views agree, and
  * the next compaction finishes the job.
  */
-static void retention_survives_a_crash_at_every_step(void **state)
+/*
+ * In the child of a step test, before the step: with @power, step @k is a
+ * power loss (dumped to @work.dump, directory changes tracked), else a
+ * crash; either way the process ends there with @code.
+ */
+static void step_arm(const char *work, bool power, long k, int code)
 {
-	const char *dir = *state;
+	char dump[4400], stash[4400];
+
+	if (!power) {
+		fio_crash_at(k, code);
+		return;
+	}
+	snprintf(dump, sizeof(dump), "%s.dump", work);
+	snprintf(stash, sizeof(stash), "%s.stash", work);
+	fio_track_dirs(stash);
+	fio_powerloss_at(k, code, dump);
+}
+
+/*
+ * In the parent, after a step test's child ended: with @power, cut @work as
+ * the worst power loss at that moment could (nothing unsynced kept, every
+ * unsynced directory change lost, the index's unsynced commit undone).
+ */
+static void step_cut(const char *work, bool power, int status, struct fio_loss *loss)
+{
+	char dump[4400], stash[4400], mdb[4400];
+
+	snprintf(dump, sizeof(dump), "%s.dump", work);
+	snprintf(stash, sizeof(stash), "%s.stash", work);
+	snprintf(mdb, sizeof(mdb), "%s/index/data.mdb", work);
+	if (power && WEXITSTATUS(status) == 42) {
+		assert_int_equal(fio_apply_powerloss(dump, 0, FIO_LOSS_ALL, loss), 0);
+		index_undone += fio_undo_index_commit(dump, mdb) > 0;
+	}
+	unlink(dump);
+	tu_rmrf(stash);
+}
+
+/*
+ * Retention (a log rewrite) stopped at every step that changes the disk:
+ * by a crash (@power false), or by a power loss that keeps nothing the
+ * store did not sync.  The task is the one before or the one after.
+ */
+static void retention_steps(const char *dir, bool power)
+{
 	char pristine[4200], work[4200];
 	char *before[2], *after[2];
 	size_t blen[2], alen[2];
 	struct evl_store *st;
 	struct writer_arg a;
+	struct fio_loss loss = { 0 };
 	long k, after_seen = 0;
 
 	snprintf(pristine, sizeof(pristine), "%s/pristine", dir);
@@ -2636,7 +2985,7 @@ static void retention_survives_a_crash_at_every_step(void **state)
 			fio_install();
 			if (evl_store_open(work, &o, &st))
 				_exit(2);
-			fio_crash_at(k, 42);
+			step_arm(work, power, k, 42);
 			if (evl_compact_start(st, &args))
 				_exit(3);
 			do
@@ -2648,6 +2997,7 @@ static void retention_survives_a_crash_at_every_step(void **state)
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		assert_true(WIFEXITED(status));
 		assert_true(WEXITSTATUS(status) == 42 || WEXITSTATUS(status) == 0);
+		step_cut(work, power, status, &loss);
 
 		st = open_store(work, false, 2);
 		for (int i = 0; i < 2; i++) {
@@ -2658,8 +3008,9 @@ static void retention_survives_a_crash_at_every_step(void **state)
 			if (glen == alen[i] && !memcmp(got, after[i], glen))
 				after_seen++;
 			else if (glen != blen[i] || memcmp(got, before[i], glen))
-				fail_msg("crash at step %ld: task %s is neither before nor after "
-					 "retention (%zu bytes)", k, name, glen);
+				fail_msg("%s at step %ld: task %s is neither before nor after "
+					 "retention (%zu bytes)", power ? "power loss" : "crash", k,
+					 name, glen);
 			free(got);
 		}
 		check_views(st, work);
@@ -2672,11 +3023,29 @@ static void retention_survives_a_crash_at_every_step(void **state)
 		if (WEXITSTATUS(status) == 0)
 			break;		/* the run reached its end before step k */
 	}
-	print_message("%ld crash points, tasks found after retention %ld times\n", k, after_seen);
+	print_message("%ld %s points, tasks found after retention %ld times%s\n", k,
+		      power ? "power-loss" : "crash", after_seen,
+		      power ? " (nothing unsynced kept)" : "");
+	if (power)
+		print_message("  %ld files cut, %ld directory changes undone\n", loss.files_cut,
+			      loss.dir_undone);
 	assert_true(k > 10);
 	assert_true(after_seen > 0);
 	for (int i = 0; i < 2; i++)
 		free(before[i]);
+}
+
+static void retention_survives_a_crash_at_every_step(void **state)
+{
+	retention_steps(*state, false);
+}
+
+static void retention_survives_power_loss_at_every_step(void **state)
+{
+#ifdef __SANITIZE_THREAD__
+	skip();	/* on-disk states, not races: the plain and ASan builds run it */
+#endif
+	retention_steps(*state, true);
 }
 
 /* Append @n events "ty01" numbered from @from to task @name. */
@@ -2700,11 +3069,12 @@ static void append_n(struct evl_store *st, const char *name, int from, int n)
  * step: append to "a", delete it and create "a" anew, crash at the k-th
  * I/O call; the store must open with "a" old, deleted, or new.
  */
-static void delete_survives_a_crash_at_every_step(void **state)
+/* A delete and a create of the same name, stopped at every step: by a crash or a power loss. */
+static void delete_steps(const char *dir, bool power)
 {
-	const char *dir = *state;
 	char pristine[4200], work[4200];
 	struct evl_store *st;
+	struct fio_loss loss = { 0 };
 	long k;
 	int seen[3] = { 0, 0, 0 };
 
@@ -2735,7 +3105,7 @@ static void delete_survives_a_crash_at_every_step(void **state)
 			fio_install();
 			if (evl_store_open(work, &o, &st))
 				_exit(2);
-			fio_crash_at(k, 42);
+			step_arm(work, power, k, 42);
 			append_n(st, "a", 20, 5);
 			if (evl_task_delete(st, "a") || evl_task_create(st, "a"))
 				_exit(3);
@@ -2746,6 +3116,7 @@ static void delete_survives_a_crash_at_every_step(void **state)
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		assert_true(WIFEXITED(status));
 		assert_true(WEXITSTATUS(status) == 42 || WEXITSTATUS(status) == 0);
+		step_cut(work, power, status, &loss);
 
 		{
 			/* the regression: this open failed */
@@ -2780,8 +3151,11 @@ static void delete_survives_a_crash_at_every_step(void **state)
 		if (WEXITSTATUS(status) == 0)
 			break;
 	}
-	print_message("%ld crash points: old task %d, deleted %d, new task %d times\n", k,
-		      seen[0], seen[1], seen[2]);
+	print_message("%ld %s points: old task %d, deleted %d, new task %d times\n", k,
+		      power ? "power-loss" : "crash", seen[0], seen[1], seen[2]);
+	if (power)
+		print_message("  %ld files cut, %ld directory changes undone\n", loss.files_cut,
+			      loss.dir_undone);
 	assert_true(k > 10);
 	assert_true(seen[0] > 0 && seen[2] > 0);
 }
@@ -3125,6 +3499,16 @@ static void held_appends_are_applied_at_close(void **state)
 	assert_int_equal(evl_store_close(st), 0);
 }
 
+static void delete_survives_a_crash_at_every_step(void **state)
+{
+	delete_steps(*state, false);
+}
+
+static void delete_survives_power_loss_at_every_step(void **state)
+{
+	delete_steps(*state, true);
+}
+
 /* A call that must return: run on a thread, given up on (the test fails) after a deadline. */
 struct bounded {
 	int (*fn)(void *arg);
@@ -3385,10 +3769,14 @@ static void failed_early_delete_leaves_files_in_trash(void **state)
 	assert_int_equal(d.rc, 0);
 	assert_int_equal(evl_task_lookup(st, "a", &info), -ENOENT);
 	fio_clear();
+	/* a failed fsync is sticky: writes are refused until the store is opened again */
+	assert_int_equal(evl_store_close(st), -EIO);
+	fio_uninstall();
+	st = open_store(dir, false, 2);
+	assert_int_equal(evl_task_lookup(st, "a", &info), -ENOENT);
 	check_tasks(st, dir);
 	check_views(st, dir);
 	assert_int_equal(evl_store_close(st), 0);
-	fio_uninstall();
 }
 
 /*
@@ -3426,7 +3814,12 @@ static void power_loss_after_early_delete(void **state)
 	}
 	waitpid(pid, &status, 0);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	fio_apply_powerloss(dump, 1);
+	{
+		struct fio_loss loss = { 0 };
+
+		/* the worst case: nothing unsynced survives */
+		assert_int_equal(fio_apply_powerloss(dump, 1, FIO_LOSS_ALL, &loss), 0);
+	}
 	snprintf(mdb, sizeof(mdb), "%s/index/data.mdb", dir);
 	rc = fio_undo_index_commit(dump, mdb);
 	print_message("index commit undone: %d\n", rc);
@@ -3469,7 +3862,12 @@ static void power_loss_after_inorder_delete(void **state)
 	}
 	waitpid(pid, &status, 0);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	fio_apply_powerloss(dump, 1);
+	{
+		struct fio_loss loss = { 0 };
+
+		/* the worst case: nothing unsynced survives */
+		assert_int_equal(fio_apply_powerloss(dump, 1, FIO_LOSS_ALL, &loss), 0);
+	}
 	snprintf(mdb, sizeof(mdb), "%s/index/data.mdb", dir);
 	rc = fio_undo_index_commit(dump, mdb);
 	print_message("index commit undone: %d\n", rc);
@@ -3558,6 +3956,99 @@ static void two_deletes_both_succeed(void **state)
 
 
 
+/*
+ * hold_apply holds appends only until something waits for the applier: a
+ * create never does (a task exists once its create is journaled), a
+ * checkpoint and close apply everything.  They used to wait for ever.
+ */
+static void hold_apply_holds_only_appends(void **state)
+{
+	const char *dir = *state;
+	struct evl_options o;
+	struct evl_stats s;
+	struct evl_writer *w;
+	struct evl_store *st;
+	uint64_t uid;
+	char line[200];
+
+	evl_options_default(&o);
+	o.hold_apply = true;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	assert_int_equal(within(60, "create with nothing held", do_create,
+				&(struct named){ st, "a" }), 0);
+	uid = task_uid(st, "a");
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	for (int i = 0; i < 20; i++) {
+		int n = event_line(line, sizeof(line), 1, 0, i, i);
+
+		assert_int_equal(evl_writer_write(w, line, n), 0);
+	}
+	assert_int_equal(evl_store_sync(st), 0);
+	usleep(50000);	/* the applier had its chance: it holds them */
+	evl_store_stats(st, &s);
+	assert_true(s.applied_lsn < s.durable_lsn);
+	assert_int_equal(s.pending_events, 20);
+
+	assert_int_equal(within(60, "create behind held appends", do_create,
+				&(struct named){ st, "b" }), 0);
+	assert_true(task_uid(st, "b") != 0);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.pending_events, 20);	/* still held: nobody waited */
+
+	for (int i = 20; i < 30; i++) {
+		int n = event_line(line, sizeof(line), 1, 0, i, i);
+
+		assert_int_equal(evl_writer_write(w, line, n), 0);
+	}
+	assert_int_equal(within(60, "checkpoint", do_checkpoint, st), 0);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.pending_events, 0);
+	for (int i = 30; i < 40; i++) {
+		int n = event_line(line, sizeof(line), 1, 0, i, i);
+
+		assert_int_equal(evl_writer_write(w, line, n), 0);
+	}
+	evl_writer_close(w);
+	assert_int_equal(within(60, "close", do_close, st), 0);
+
+	st = open_store(dir, false, 2);
+	{
+		int first;
+
+		assert_int_equal(task_run(st, task_uid(st, "a"), 0, &first, "hold", 0), 40);
+	}
+	assert_true(task_uid(st, "b") != 0);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
+ * A short write of the lock file is retried, and one that cannot go on
+ * fails the lock: it used to be taken for a success with errno 0 (the
+ * store then ran without holding its lock, its descriptor closed).  The
+ * file size limit makes the write short.
+ */
+static void lock_file_short_write_fails(void **state)
+{
+	const char *dir = *state;
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct rlimit rl = { 4, 4 };
+		int fd = -1, rc;
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(2);
+		rc = store_lock(dir, "a holder name longer than four bytes", &fd);
+		_exit(rc == -EFBIG && fd == -1 ? 0 : 10 + (rc == 0));
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		fail_msg("store_lock under a 4-byte file size limit: child status %d (11: it "
+			 "returned success)", status);
+}
+
 static void second_open_is_refused(void **state)
 {
 	const char *dir = *state;
@@ -3606,6 +4097,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(pending_memory_is_bounded, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(held_appends_are_applied_at_close, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(lock_file_short_write_fails, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(hold_apply_holds_only_appends, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(index_map_grows_under_load, tu_setup, tu_teardown),
 		cmocka_unit_test(compact_arguments),
 		cmocka_unit_test_setup_teardown(compaction_reclaims_deleted_tasks, tu_setup,
@@ -3627,10 +4120,15 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(delete_survives_a_crash_at_every_step, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(retention_survives_power_loss_at_every_step, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(delete_survives_power_loss_at_every_step, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(full_pending_after_failed_fsync_fails_fast, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(power_loss_keeps_what_was_durable, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(failed_fsync_keeps_the_journal, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(faults_at_every_site, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(faults_in_recovery, tu_setup, tu_teardown),
 	};
