@@ -3406,6 +3406,7 @@ static void held_back_writer_sleeps(void **state)
 	assert_int_equal(evl_store_close(st), 0);
 }
 
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 struct tiny_writer {
 	struct evl_store *st;
 	uint64_t uid;
@@ -3427,6 +3428,7 @@ static void *tiny_writer_main(void *arg)
 	}
 	return evl_writer_close(w) ? (void *)3 : NULL;
 }
+#endif
 
 /*
  * max_pending bounds the memory the pending list takes, bookkeeping
