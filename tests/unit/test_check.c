@@ -528,5 +528,5 @@ int main(void)
 						tu_teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_run_tests("check", tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -3,6 +3,10 @@
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <execinfo.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -14,6 +18,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "io.h"
 #include "testutil.h"
@@ -52,6 +58,32 @@ int tu_teardown(void **state)
 	tu_rmrf(*state);
 	free(*state);
 	return 0;
+}
+
+int tu_run_tests(const char *name, const struct CMUnitTest *tests, size_t n)
+{
+	const char *shard = getenv("EVL_TEST_SHARD");
+	struct CMUnitTest *some;
+	unsigned i, k;
+	size_t m = 0;
+	int rc;
+
+	if (getenv("EVL_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("EVL_TEST_FILTER"));
+	if (!shard)
+		return _cmocka_run_group_tests(name, tests, n, NULL, NULL);
+	if (sscanf(shard, "%u/%u", &i, &k) != 2 || i < 1 || i > k) {
+		fprintf(stderr, "EVL_TEST_SHARD=%s: want i/n with 1 <= i <= n\n", shard);
+		return 1;
+	}
+	some = calloc(n, sizeof(*some));
+	if (!some)
+		return 1;
+	for (size_t t = i - 1; t < n; t += k)
+		some[m++] = tests[t];
+	rc = _cmocka_run_group_tests(name, some, m, NULL, NULL);
+	free(some);
+	return rc;
 }
 
 uint64_t tu_now_ms(void)
