@@ -49,6 +49,7 @@ PAGE = 4096
 DEAD = (errno.ENOTCONN, errno.ECONNABORTED)   # the daemon is gone
 SHARED = ("s0", "s1", "s2")     # written by every thread, deleted by nobody
 SCRATCH = ("x0", "x1", "x2")    # written, deleted and made again by every thread
+NEVER = ("nosuch", "\xff\xfe")  # task ids no thread makes (.control task=)
 TYPES = [("a", 6), ("a.b", 4), ("a.c", 3), ("a.b.d", 2), ("ab", 2), ("b", 4),
          ("b.x", 3), ("c", 2), ("c.y", 2), ("d\u00e9", 1), ("e e", 1), ("z", 1)]
 TYPE_NAMES = [t for t, _ in TYPES]
@@ -159,6 +160,11 @@ def _ev_build(eid):
         fields.append(("o", '{"x":{"y":[{"z":"w"}]}}'))
     if r.random() < 0.15:
         fields.append(("esc", json.dumps('q"\\/\n\t\u0001\u007f')))
+    if r.random() < 0.05:
+        # README "Events", accepted: numbers of any size, a member other than
+        # the type given twice, containers 128 deep (the event counting as 1)
+        fields.append(r.choice([("big", "1e999"), ("big", "-123456789012345678901234567890.5e-400"),
+                                ("dup", '1,"dup":2'), ("deep", "[" * 127 + "]" * 127)]))
     if r.random() < 0.1:
         tt = '"' + "".join("\\u%04x" % ord(c) for c in typ) + '"'
     else:
@@ -239,10 +245,29 @@ BAD = {
     "leadingdot": b'{"type":"a","id":"%s","n":.5}',
     "badesc": b'{"type":"a","id":"%s","x":"\\q"}',
     "shortu": b'{"type":"a","id":"%s","x":"\\u12"}',
+    # README "Events": escaped lone surrogates, the type twice, a type
+    # starting with '.' however spelled, nesting past 128, a vertical tab
+    # after the object
+    "esc_lone_hi": b'{"type":"a","id":"%s","x":"\\ud800"}',
+    "esc_lone_lo": b'{"type":"a","id":"%s","x":"\\udc00"}',
+    "esc_hi_nolo": b'{"type":"a","id":"%s","x":"\\ud83dx"}',
+    "esc_hi_hi": b'{"type":"a","id":"%s","x":"\\ud83d\\ud83d"}',
+    "esc_lone_key": b'{"type":"a","id":"%s","\\udc00":1}',
+    "esc_lone_type": b'{"type":"a\\ud800","id":"%s"}',
+    "duptype": b'{"type":"a","id":"%s","type":"b"}',
+    "duptype_same": b'{"type":"a","id":"%s","type":"a"}',
+    "duptype_esc": b'{"type":"a","id":"%s","\\u0074ype":"b"}',
+    "typedot_esc": b'{"type":"\\u002e","id":"%s"}',
+    "typedotx_esc": b'{"type":"\\u002ex","id":"%s"}',
+    "deep": b'{"type":"a","id":"%s","x":' + b"[" * 128 + b"]" * 128 + b'}',
+    "deep_obj": b'{"type":"a","id":"%s","x":' + b'{"k":' * 128 + b'1' + b'}' * 128 + b'}',
+    "vtab": b'{"type":"a","id":"%s"}\x0b',
 }
 BAD_STRICT = ["above10ffff", "arrzero", "f5", "negzero", "overlong2", "overlong3", "overlong4",
               "surrogate", "typedot", "typedotdot", "typedotx", "utf8_key", "utf8_type", "zero",
-              "zerofrac"]
+              "zerofrac", "esc_lone_hi", "esc_lone_lo", "esc_hi_nolo", "esc_hi_hi", "esc_lone_key",
+              "esc_lone_type", "duptype", "duptype_same", "duptype_esc", "typedot_esc",
+              "typedotx_esc", "deep", "deep_obj", "vtab"]
 BAD_KINDS = sorted(BAD)
 
 
@@ -272,14 +297,45 @@ def _no_constant(name):
     raise ValueError(name)
 
 
+class _Obj(dict):
+    """A JSON object that remembers its member names in order, twice if twice."""
+    names = ()
+
+
+def _obj(pairs):
+    o = _Obj(pairs)
+    o.names = [k for k, _ in pairs]
+    return o
+
+
+def _scalar_values_ok(x, depth):
+    """README "Events": containers nested deeper than 128 (the event object
+    counting as 1) and escaped lone surrogates are refused."""
+    if isinstance(x, str):
+        return not any(0xd800 <= ord(ch) <= 0xdfff for ch in x)
+    if isinstance(x, (dict, list)):
+        if depth > 128:
+            return False
+        items = x.items() if isinstance(x, dict) else ((None, v) for v in x)
+        return all((k is None or _scalar_values_ok(k, depth)) and
+                   _scalar_values_ok(v, depth + 1) for k, v in items)
+    return True
+
+
 def valid_event(line):
-    """RFC 8259 + RFC 3629 + the SPEC's type rules, as strict as Python's json is."""
+    """RFC 8259 + RFC 3629 + the SPEC's type rules + README "Events" (the
+    verdict table), as strict as Python's json is: it refuses overlong and
+    surrogate UTF-8, leading zeros and the rest, and accepts numbers of any
+    size and repeated members, as the README says; lone escaped surrogates,
+    depth and a repeated type member are checked here."""
     try:
         s = line.decode("utf-8")
-        obj = json.loads(s, parse_constant=_no_constant)
-    except ValueError:
+        obj = json.loads(s, parse_constant=_no_constant, object_pairs_hook=_obj)
+    except (ValueError, RecursionError):
         return False
     if not isinstance(obj, dict):
+        return False
+    if obj.names.count(CFG.type_field) != 1 or not _scalar_values_ok(obj, 1):
         return False
     t = obj.get(CFG.type_field)
     if not isinstance(t, str):
@@ -309,6 +365,8 @@ def ev_meta(eid):
     """(length, crc32, type bytes) of event @eid."""
     m = _meta.get(eid)
     if m is None:
+        if "!" in eid:
+            raise Failure("model", "no stored line of refused line %s is known" % eid)
         b = ev_line(eid)
         t = json.loads(b)[CFG.type_field].encode()
         m = _meta[eid] = (len(b), zlib.crc32(b), t)
@@ -322,8 +380,19 @@ def line_id(line):
         raise Failure("garbage", "a line no writer wrote: %r" % line[:200])
     eid = m.group(1).decode("utf-8", "replace")
     if "!" in eid:
-        raise Failure("rejected_stored", "a line that had to be refused is stored: %r"
-                      % line[:300])
+        # A line that must be refused once whole may begin with a valid event
+        # (`{...} x`, `{...}{...}`): held as far as that and closed by its
+        # writer, it is stored (README "Writing", Close).  Any other line of
+        # it must never be stored.
+        part = line[:-1]
+        if not (line.endswith(b"\n") and bad_line(eid).startswith(part) and
+                classify(part) == "valid"):
+            raise Failure("rejected_stored", "a line that had to be refused is stored: %r"
+                          % line[:300])
+        if eid not in _meta:
+            _meta[eid] = (len(line), zlib.crc32(line),
+                          json.loads(part)[CFG.type_field].encode())
+        return eid
     if "~" not in eid or "/" not in eid:
         raise Failure("garbage", "a line no writer wrote: %r" % line[:200])
     n, crc, _ = ev_meta(eid)
@@ -353,13 +422,29 @@ def self_test():
 
 # ---- the model of one open file (a handle) ------------------------------
 #
-# A handle's state is a set of possible worlds (held bytes, owner, sticky
-# errno): where the SPEC leaves a choice open (does a refused write keep the
-# earlier part of the line the handle holds? does the next write() get the
-# errno of a request the kernel split off?) every answer is kept, and the
-# writer sends "x\n" until one world is left (each answer stores nothing).
+# A handle's state is a set of possible worlds (held bytes, the processes
+# that wrote part of them, the EFBIG resend prefix).  README "Writing"
+# decides every case this model meets, so one world is left after each call
+# whose result the writer sees; more than one only where a result is not
+# seen (a call cut by a kill) or a rule depends on what the kernel did.
 
-EMPTY = (b"", None, 0)
+EMPTY = (b"", frozenset(), b"")
+
+# README "Writing": "The kernel hands a write() to evlogfs in requests of at
+# most 1 MiB and 256 pages of the writer's buffer ..., so a write() of up to
+# 1 MiB - 4095 bytes (1,044,481) is always one request, and up to 1 MiB from
+# a page-aligned buffer."  The first request of a larger write() is 1 MiB
+# less the buffer's offset in its page (0..4095; Python's buffer, so not
+# known here); the next ones start page-aligned and are 1 MiB.
+ONE_REQ = MAXW - (PAGE - 1)
+# core/store.c RESEND_PREFIX: how much of a refused request the resend rule compares
+RESEND = 4096
+
+
+def req_boundary(n):
+    """Can a request of a write() end @n bytes into its data?"""
+    r = n % MAXW
+    return r == 0 or r >= ONE_REQ
 
 
 def split_lines(held, data):
@@ -403,69 +488,108 @@ def valid_lines(lines):
     return [c + b"\n" for _, _, c in lines if classify(c) == "valid"]
 
 
+def stored_part(world, data, n, who):
+    """The first @n bytes of @data were stored (whole requests): (lines
+    stored, the world after).  The writers of the held line (fs/ops.c
+    note_writer): whoever continued it; a request with a newline begins a
+    new one, written by @who alone."""
+    held, owners, _ = world
+    lines, tail, _ = split_lines(held, data[:n])
+    if not tail:
+        return valid_lines(lines), EMPTY
+    own = frozenset([who]) if b"\n" in data[:n] else owners | {who}
+    return valid_lines(lines), (tail, own, b"")
+
+
 def world_write(world, data, res, who, orphan):
     """Outcomes [(stored lines, new world)] of write(@data) returning @res
     (count or -errno) by process @who in @world; [] if @res is impossible."""
-    held, owner, sticky = world
-    if sticky:
-        return [([], (held, owner, 0))] if res == -sticky else []
+    held, owners, resend = world
+    if resend:
+        # README "Writing": "after EFBIG, a next write() that begins with the
+        # same bytes as the refused request ... gets EFBIG again" (only the
+        # next one; a pwrite refused with EPERM is not a write that counts)
+        if data.startswith(resend):
+            return [([], (held, owners, b""))] if res == -errno.EFBIG else []
+        if res == -errno.ENOENT and orphan is not False:
+            # deleted: refused before or after the store looked at the resend
+            return [([], world), ([], (held, owners, b""))]
+        world = (held, owners, b"")
     if res == -errno.ENOENT and orphan is not False:
         return [([], world)]                # the task is gone: nothing stored
     L = len(data)
     lines, tail, tail_ls = split_lines(held, data)
     trig = first_trigger(lines, tail, tail_ls)
     if trig is None:
-        good = valid_lines(lines)
-        if orphan and good:
-            return []       # a task known deleted must refuse (ENOENT, above)
         if res == L:
-            return [(good, (tail, who, 0) if tail else EMPTY)]
-        if orphan is None and L > MAXW and 0 < res < L:
+            good, w = stored_part(world, data, L, who)
+            return [] if orphan and good else [(good, w)]
+        if orphan is None and L >= ONE_REQ and 0 < res < L and req_boundary(res):
             # deleted between two of the requests the kernel split it into
-            lines_n, tail_n, _ = split_lines(held, data[:res])
-            return [(valid_lines(lines_n), (tail_n, who, 0) if tail_n else EMPTY)]
+            good, w = stored_part(world, data, res, who)
+            return [(good, w)]
         return []
     t, e, ls = trig
     if res < 0:
-        if res != -e or (L > MAXW and t >= MAXW):
+        # the first request is refused: nothing stored (all or nothing)
+        if res != -e or t >= MAXW:
             return []
-        if ls <= 0 or not held:
-            return [([], EMPTY)]
-        return [([], world), ([], EMPTY)]
-    if res == L or res == 0 or L <= MAXW:
-        return []           # a write of up to 1 MiB is all-or-nothing
+        if ls < 0:
+            # README: the refused line continued the held one: "what they
+            # left held is dropped"
+            return [([], (b"", frozenset(), data[:RESEND] if e == errno.EFBIG else b""))]
+        # "A refused line that began in the refused write() leaves the
+        # handle as before"
+        return [([], world)]
+    # a short count: the requests before @res stored, the one at @res refused
     n = res
-    if not n <= t < n + MAXW:
+    if not (L >= ONE_REQ and 0 < n < L and req_boundary(n) and n <= t < n + MAXW):
         return []
-    lines_n, tail_n, _ = split_lines(held, data[:n])
-    good = valid_lines(lines_n)
+    good, w = stored_part(world, data, n, who)
     if orphan and good:
         return []
-    kept = (tail_n, who if tail_n else None, 0)
-    worlds = [EMPTY, (b"", None, e)]
-    if ls > n and tail_n:
-        worlds += [kept, (tail_n, kept[1], e)]
-    return [(good, w) for w in worlds]
+    if ls < n:
+        w = (b"", frozenset(), data[n:n + RESEND] if e == errno.EFBIG else b"")
+    return [(good, w)]
 
 
 def world_close(world, res, who, orphan):
-    """Outcomes of close() by process @who returning @res (None: not seen)."""
-    held, owner, sticky = world
-    if sticky:
-        return [([], (held, owner, 0))] if res in (None, 0, -sticky) else []
-    if held and owner == who:
+    """Outcomes of close() by process @who returning @res (None: not seen).
+    README "Writing", Close: a held line is stored by a close of a process
+    that wrote part of it if it is a valid event as it stands; if not, that
+    close() fails with EINVAL and the line stays held; a close by any other
+    process neither stores nor drops it and succeeds."""
+    held, owners, resend = world
+    gone = (b"", frozenset(), resend)       # the resend rule outlives a close
+    if held and who in owners:
         c = classify(held)
         if c == "valid":
             if orphan:
-                return [([], EMPTY)] if res in (None, -errno.ENOENT) else []
+                return [([], gone)] if res in (None, -errno.ENOENT) else []
             if res in (None, 0):
-                return [([held + b"\n"], EMPTY)]
+                return [([held + b"\n"], gone)]
             if res == -errno.ENOENT and orphan is None:
-                return [([], EMPTY)]
+                return [([], gone)]
             return []
-        exp = 0 if c == "blank" else -errno.EFBIG if c == "big" else -errno.EINVAL
-        return [([], EMPTY)] if res in (None, exp) else []
+        if c == "blank":
+            # SPEC 3: "Lines of only whitespace are skipped": committing one
+            # stores nothing (core/store.c evl_writer_flush_valid drops it,
+            # tests/unit/test_store.c flush_valid_keeps_an_incomplete_line)
+            return [([], gone)] if res in (None, 0) else []
+        # "big" cannot be held: a write that would hold max_event bytes is refused
+        return [([], world)] if res in (None, -errno.EINVAL) else []
     return [([], world)] if res in (None, 0) else []
+
+
+def world_release(world, orphan):
+    """The last close is followed by the release (README: "is stored at the
+    release, after the last close, whatever is still held"; a refusal then is
+    only logged).  Nobody is told, and it runs after close() returned, so
+    what it stores is "maybe"."""
+    held = world[0]
+    if held and classify(held) == "valid" and not orphan:
+        return [([], EMPTY), ([held + b"\n"], EMPTY)]
+    return [([], EMPTY)]
 
 
 def combine(outs, what):
@@ -498,6 +622,7 @@ class Handle:
         self.k = 0
         self.hist = collections.deque(maxlen=8)     # for failure messages
         self.stream = []        # generator only: [bytes, tag, spec] not yet sent
+        self.desync = False     # generator only: what it holds is not the stream's
         self.soff = 0           # bytes of stream[0] already sent
 
     def held(self):
@@ -535,6 +660,15 @@ class Ctx:
     def cls_of(self, task):
         return "p" if task.startswith("p") else "s" if task in SHARED else "x"
 
+    def task_state(self, task):
+        """"live" or "absent" when this thread knows (its private task in an
+        exact phase, names no thread makes), else None."""
+        if task in NEVER:
+            return "absent"
+        if self.exact_priv(task):
+            return "live" if isinstance(self.priv_lines, list) else "absent"
+        return None
+
     def orphan_init(self, task):
         return False if self.exact_priv(task) else None
 
@@ -548,6 +682,14 @@ class Ctx:
         rec["t1"], rec["w1"] = now(), time.time()
         self.log.append(rec)
         return rec
+
+    def alive(self):
+        """Is the daemon still there (after a result only its death explains)?"""
+        try:
+            os.stat(self.p(".control"))
+        except OSError as e:
+            return e.errno not in DEAD
+        return True
 
     def died(self, res):
         if res is not None and -res in DEAD:
@@ -593,7 +735,8 @@ class Ctx:
             outs += world_write(w, data, res, who, h.orphan)
         desc = "%s of %d bytes to %s (handle %d, held %s) returned %s" % (
             what, len(data), h.task, h.hid,
-            "/".join(str(len(w[0])) + ("+%s" % ename(-w[2]) if w[2] else "") for w in h.worlds),
+            "/".join("%d by %s%s" % (len(w[0]), "+".join(sorted(w[1])) or "-",
+                                     "+resend" if w[2] else "") for w in h.worlds),
             ename(res))
         if not outs:
             self.fail("write_result", desc + ": the model allows none of that; data %r..%r; "
@@ -618,6 +761,15 @@ class Ctx:
             h.orphan = True
         h.worlds = worlds
         return lines, maybe
+
+    def step_release(self, h):
+        """The release after the last close: what it may store is "maybe"."""
+        outs = []
+        for w in h.worlds:
+            outs += world_release(w, h.orphan)
+        lines, maybe, worlds = combine(outs, "release of %s" % h.task)
+        h.worlds = worlds
+        return self.events(h, lines, maybe)
 
     # -- executing one operation (live or replayed) --
     def run_op(self, op):
@@ -701,6 +853,12 @@ class Ctx:
                 self.fail("errno", "write at offset %d (not the end) of %s returned %s, "
                           "want EPERM" % (offset, h.task, ename(res)))
             return self.record(rec, t0, w0)
+        if 0 < res < len(data) and not self.alive():
+            # killed between two of the requests the kernel split it into: the
+            # kernel returns the count of those before, and the ENOTCONN is lost
+            self.dead = True
+            rec["ev"] = self.dead_events(h, data)
+            return self.record(rec, t0, w0)
         lines, maybe = self.step_write(h, data, res, what="pwrite" if off else "write")
         rec["ev"] = self.events(h, lines, maybe)
         return self.record(rec, t0, w0)
@@ -727,6 +885,8 @@ class Ctx:
             return self.record(rec, t0, w0)
         lines, maybe = self.step_close(h, res)
         rec["ev"] = self.events(h, lines, maybe)
+        if not h.fds:
+            rec["ev"] += self.step_release(h)
         return self.record(rec, t0, w0)
 
     def x_close(self, op):
@@ -837,6 +997,9 @@ class Ctx:
                     finally:
                         os._exit(0)
                 pids.append(pid)
+            # a byte for each, not the end of the pipe: children that other
+            # threads fork meanwhile inherit gate_w and keep it open
+            os.write(gate_w, b"g" * len(pids))
             os.close(gate_r)
             os.close(gate_w)
             for pid in pids:
@@ -847,19 +1010,19 @@ class Ctx:
             close = op.get("close")
 
             def body():
-                out = []
+                out = {"w": [], "c": None}     # write() results, then close()'s
                 for c in chunks:
                     try:
-                        out.append(os.write(fds[0], c))
+                        out["w"].append(os.write(fds[0], c))
                     except OSError as e:
-                        out.append(-e.errno)
+                        out["w"].append(-e.errno)
                         break
                 if close:
                     try:
                         os.close(fds[0])
-                        out.append(0)
+                        out["c"] = 0
                     except OSError as e:
-                        out.append(-e.errno)
+                        out["c"] = -e.errno
                 return out
             pid, r = self.child(body)
             res = self.child_result(pid, r)
@@ -868,16 +1031,16 @@ class Ctx:
             self.nchild += 1
             who = "C%d" % self.nchild
             ev = []
-            if res and res[0] == "exception" or "no report" in res:
+            if not isinstance(res, dict):
                 self.fail("harness", "child failed: %r" % res)
-            for c, x in zip(chunks, res):
+            for c, x in zip(chunks, res["w"]):
                 if self.died(x):
                     ev += self.dead_events(h, c)
                     break
                 lines, maybe = self.step_write(h, c, x, who, "child's write")
                 ev += self.events(h, lines, maybe)
-            if close and len(res) == len(chunks) + 1 and not self.died(res[-1]):
-                lines, maybe = self.step_close(h, res[-1], who)
+            if res["c"] is not None and not self.dead and not self.died(res["c"]):
+                lines, maybe = self.step_close(h, res["c"], who)
                 ev += self.events(h, lines, maybe)
             if not self.dead:
                 # its exit closed the rest: a line it held is stored now (unseen result)
@@ -901,12 +1064,19 @@ class Ctx:
         return self.close_fd(h, 0, False)
 
     def x_race(self, op):
-        """Write lines in halves while other threads loop close(dup(fd)): a close
-        by the writing process stores (or refuses) the half it holds, so each
-        line is stored whole or refused at its second half, never torn."""
+        """Write lines in halves while other threads of this process loop
+        close(dup(fd)).  Those closes are the writer's own (README: threads of
+        a process count as one writer), and a half line is never a valid
+        event, so each gets EINVAL and the half stays held (README "Writing",
+        Close), or 0 when nothing is held: every second half completes its
+        line, stored whole, once."""
         h = self.handle(op)
         if h is None or h.worlds != [EMPTY]:
             return None
+        for eid, cut in op["lines"]:
+            c = classify(ev_line(eid)[:cut])
+            if c != "invalid":
+                self.fail("harness", "close_race: the first half of %s is %s" % (eid, c))
         t0, w0 = now(), time.time()
         fd = h.fds[0]
         stop = threading.Event()
@@ -930,35 +1100,25 @@ class Ctx:
             th.start()
         results = []
         ev = []
-        refused = 0
         try:
             for eid, cut in op["lines"]:
                 line = ev_line(eid)
-                try:
-                    r1 = os.write(fd, line[:cut])
-                except OSError as e:
-                    r1 = -e.errno
-                try:
-                    r2 = os.write(fd, line[cut:]) if r1 == cut else None
-                except OSError as e:
-                    r2 = -e.errno
-                results.append([r1, r2])
-                if self.died(r1) or self.died(r2):
-                    n, crc, typ = ev_meta(eid)
-                    ev.append([eid, "m", h.task, h.ino, n, crc, typ.decode(), None])
+                halves = [line[:cut], line[cut:]]
+                for half in halves:
+                    try:
+                        r = os.write(fd, half)
+                    except OSError as e:
+                        r = -e.errno
+                    results.append(r)
+                    if self.died(r):
+                        ev += self.dead_events(h, half)
+                        break
+                    lines, maybe = self.step_write(h, half, r)
+                    ev += self.events(h, lines, maybe)
+                    if r < 0:
+                        break
+                if self.dead or results[-1] < 0:
                     break
-                if r1 != cut:
-                    self.fail("race", "%s: first half (%d bytes, no newline) returned %s"
-                              % (h.task, cut, ename(r1)))
-                if r2 == len(line) - cut:
-                    ev += self.events(h, [line])
-                elif r2 == -errno.EINVAL:
-                    refused += 1
-                elif r2 == -errno.ENOENT and h.orphan is not False:
-                    h.orphan = True
-                    break
-                else:
-                    self.fail("race", "%s: second half returned %s" % (h.task, ename(r2)))
         finally:
             stop.set()
             for th in helpers:
@@ -973,11 +1133,6 @@ class Ctx:
                and not (isinstance(k, int) and -k in DEAD)}
         if bad:
             self.fail("race", "%s: close(dup(fd)) returned %r" % (h.task, bad))
-        if not h.orphan and counts[-errno.EINVAL] != refused:
-            self.fail("race", "%s: %d closes refused a held half line but %d second "
-                      "halves were refused (%r)" % (h.task, counts[-errno.EINVAL], refused,
-                                                     results))
-        h.worlds = [EMPTY]
         return rec
 
     # -- reads --
@@ -1180,9 +1335,14 @@ class Ctx:
         if self.died(res):
             return rec
         want = op["want"]
-        ok = {"ok": (0,), "einval": (-errno.EINVAL,),
+        if want == "compact_task":
+            # evlogfs(8): "task= must name a live task (else ENOENT)", looked
+            # up before a running compaction makes it EBUSY
+            state = self.task_state(op["comp"]["task"])
+            want = {"live": "compact", "absent": "enoent"}.get(state, "compact_task")
+        ok = {"ok": (0,), "einval": (-errno.EINVAL,), "enoent": (-errno.ENOENT,),
               "compact": (0, -errno.EBUSY),
-              "compact_task": (0, -errno.EBUSY, -errno.ENOENT, -errno.EINVAL)}[want]
+              "compact_task": (0, -errno.EBUSY, -errno.ENOENT)}[want]
         if res not in ok:
             self.fail("control", "%r returned %s, want %s" % (op["cmd"], ename(res),
                                                                "/".join(ename(x) for x in ok)))
@@ -1418,10 +1578,22 @@ class Gen:
     def after(self, op, rec):
         """Keep the stream in step with what the daemon holds: when it holds
         nothing (a line refused, or stored by a close), the rest of the line
-        the stream was in is never sent."""
+        the stream was in is never sent; when it holds something else (the
+        line a refused write() did not continue, a child's part of a line),
+        the next operation ends that line with "x\n" (refused, dropped) so
+        that no stream bytes are spliced onto it."""
         h = self.c.handles.get(op.get("h"))
-        if h is not None and h.worlds == [EMPTY]:
+        if h is None or len(h.worlds) != 1:
+            return
+        held = h.worlds[0][0]
+        sent = seg_bytes((h.stream[0][1], h.stream[0][2], 0, h.soff)) if h.soff else b""
+        if held == sent:
+            h.desync = False
+        elif not held:
             self.drop_partial(h)
+            h.desync = False
+        else:
+            h.desync = True
 
     # -- picking --
     def pick(self, pred=lambda h: True):
@@ -1434,7 +1606,7 @@ class Gen:
     def next(self):
         c = self.c
         for h in c.handles.values():
-            if len(h.worlds) > 1 or h.worlds[0][2]:
+            if len(h.worlds) > 1 or h.desync:
                 return {"op": "write", "h": h.hid, "segs": [["r", "x\n", 0, 2]], "resync": True}
             if h.orphan and h.fds:
                 return {"op": "close", "h": h.hid, "fd": 0}    # its task is gone
@@ -1640,7 +1812,12 @@ class Gen:
         lines = []
         for _ in range(self.r.randrange(3, 13)):
             eid = self.new_id(h)
-            lines.append([eid, self.r.randrange(1, len(ev_line(eid)) - 2)])
+            line = ev_line(eid)
+            # never inside a leading blank: a writer's close drops a held line
+            # of blanks (SPEC 3, skipped), so the concurrent closes would make
+            # the rest a line of its own (see README "Known failures")
+            lead = len(line) - len(line.lstrip(b" "))
+            lines.append([eid, self.r.randrange(1 + lead, len(line) - 2)])
         return {"op": "race", "h": h.hid, "lines": lines, "helpers": self.r.choice([1, 2])}
 
     def g_fsync(self):
@@ -1736,8 +1913,8 @@ class Gen:
             args["keep"] = 50
             words.append("keep-last=50")
         r.shuffle(words)
-        return {"op": "control", "cmd": "compact " + " ".join(words), "want": "compact",
-                "comp": args}
+        return {"op": "control", "cmd": "compact " + " ".join(words),
+                "want": "compact_task" if "task" in args else "compact", "comp": args}
 
     def g_control_bad(self):
         return {"op": "control", "cmd": self.r.choice(CONTROL_BAD), "want": "einval"}
@@ -2122,13 +2299,15 @@ class Checker:
         if any(t1 >= first for t1 in m.unlinks.get(task, ())):
             return None
         acts = [(m.events[e].w0, m.events[e].w1) for e in eids if m.events[e].st == "a"]
+        born = None
         if (task, ino) in m.created:
             acts.append(m.created[(task, ino)])
+            born = m.created[(task, ino)][0]
         for c in m.comps:
             a = c["args"]
             if "idle" not in a or a.get("task", task) != task:
                 continue
-            if expirable(acts, a["idle"], c["w0"], c["w1"]):
+            if expirable(acts, a["idle"], c["w0"], c["w1"], born):
                 return None
         return "no rm -r of it and no expire-idle could have deleted it (expire-idle: %s)" % [
             c["args"]["idle"] for c in m.comps if "idle" in c["args"]]
@@ -2225,15 +2404,27 @@ def where_task(eid):
     return eid.split("/", 1)[0]
 
 
-def expirable(acts, D, lo, hi):
-    """Could a task with activity @acts [(w0, w1)] be idle for @D seconds at some
-    moment of [lo, hi]?"""
+def expirable(acts, D, lo, hi, born=None):
+    """Could a task with activity @acts [(w0, w1)] (its acknowledged appends
+    and its mkdir) be deleted by an expire-idle of @D seconds at some moment t
+    of [lo, hi]?  README "Compaction is bounded": it deletes a task "checking
+    each is still idle (pending appends included) as its delete is
+    journaled": at t, no append in (t - D, t], and an append that begins
+    after t gets ENOENT, so none of @acts began after t.  A task's creation
+    counts as its first append (created_ns = last_ns): made at @born or
+    later, it is idle at t only if t >= born + D."""
     cands = {lo, hi}
     for a0, a1 in acts:
-        for t in (a1, a0 + D):
+        for t in (a0, a1, a0 + D):
             if lo <= t <= hi:
                 cands.add(t)
+    if born is not None and lo <= born + D <= hi:
+        cands.add(born + D)
     for t in cands:
+        if born is not None and t < born + D:
+            continue
+        if any(a0 > t for a0, _ in acts):
+            continue
         if all(not (a0 > t - D and a1 <= t) for a0, a1 in acts):
             return True
     return False
