@@ -108,6 +108,14 @@ struct tomb {
 
 static pthread_mutex_t tomb_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tomb *tombs;
+/*
+ * The entries of tasks/ are the live tasks plus the tombstones.  A listing
+ * holds this shared; an unlink (delete, then tombstone) and a mkdir
+ * (tombstone gone, then create) hold it exclusive, so a listing never sees
+ * a name twice: a task listed live and then its tombstone, or a new task of
+ * a tombstone's name and that tombstone.
+ */
+static pthread_rwlock_t names_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 /* Find a tombstone by @name, or by @uid if @name is NULL; its task's last attributes in @info. */
 static bool tomb_find(const char *name, uint64_t uid, uint64_t *uid_out,
@@ -655,11 +663,13 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = rc ?: buf_add(req, h, &cap, ".metrics", INO_METRICS, S_IFREG);
 		break;
 	case N_TASKS:
+		pthread_rwlock_rdlock(&names_lock);
 		rc = rc ?: evl_task_list(fs->st, NULL, list_task, &c);
 		pthread_mutex_lock(&tomb_lock);
 		for (struct tomb *t = tombs; t && !rc; t = t->next)
 			rc = buf_add(req, h, &cap, t->name, INO_TASK_BASE + 2 * t->uid, S_IFDIR);
 		pthread_mutex_unlock(&tomb_lock);
+		pthread_rwlock_unlock(&names_lock);
 		break;
 	case N_TASKDIR:
 		if (!tomb_find(NULL, n.uid, NULL, NULL))
@@ -727,6 +737,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return;
 	}
 	rc = evl_task_check_name(name, strlen(name));
+	pthread_rwlock_wrlock(&names_lock);
 	if (!rc && tomb_find(name, 0, NULL, NULL))
 		tomb_remove(name);	/* a new task of a deleted one's name */
 	if (!rc) {
@@ -738,6 +749,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 		rc = evl_task_create_as(fs->st, name, &owner);
 	}
+	pthread_rwlock_unlock(&names_lock);
 	if (!rc)
 		rc = evl_task_lookup(fs->st, name, &info);
 	if (rc) {
@@ -770,9 +782,11 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	/* by uid: the task this directory is, not one made since under its name */
+	pthread_rwlock_wrlock(&names_lock);
 	rc = evl_task_delete_uid(fs->st, p.uid, 0, &info);
 	if (!rc)
 		tomb_add(&info);
+	pthread_rwlock_unlock(&names_lock);
 	fuse_reply_err(req, -rc);
 }
 

@@ -2056,6 +2056,49 @@ def test_names_and_modes(root):
         m.stop()
 
 
+def test_names_once(root):
+    """tasks/ lists each name once while one name is unlinked, made anew and
+    removed in a loop by several threads (a listing once showed a new task
+    and the old one's emptied directory, or a task and then its tombstone)."""
+    m = Mount(root).start()
+    stop = threading.Event()
+    seen, listings = [], [0]
+
+    def churn():
+        while not stop.is_set():
+            for call in (lambda: os.mkdir(m.p("tasks", "x")),
+                         lambda: append(m.p("tasks", "x", "events"), event("n")),
+                         lambda: os.unlink(m.p("tasks", "x", "events")),
+                         lambda: os.rmdir(m.p("tasks", "x"))):
+                try:
+                    call()
+                except OSError:
+                    pass
+
+    def lister():
+        while not stop.is_set():
+            names = os.listdir(m.p("tasks"))
+            listings[0] += 1
+            if len(names) != len(set(names)):
+                seen.append(sorted(names))
+
+    threads = [threading.Thread(target=churn) for _ in range(3)] + \
+        [threading.Thread(target=lister)]
+    try:
+        for t in threads:
+            t.start()
+        end = time.monotonic() + 60      # or 3000 listings, whichever comes first
+        while time.monotonic() < end and listings[0] < 3000 and not seen:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        m.stop()
+    assert not seen, "%d listings showed a name twice, e.g. %s" % (len(seen), seen[0])
+    assert listings[0] > 0
+
+
 def test_valgrind(root):
     """One mount under valgrind memcheck, through writes (split and whole),
     reads, views, .control and .metrics, a compaction with retention, a

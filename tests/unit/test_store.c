@@ -3671,14 +3671,14 @@ static void stuck_applier(struct evl_store *st)
 struct del_thread {
 	struct evl_store *st;
 	const char *name;
-	int rc;
+	atomic_int rc;		/* 1 while the delete runs */
 };
 
 static void *del_main(void *arg)
 {
 	struct del_thread *d = arg;
 
-	d->rc = evl_task_delete(d->st, d->name);
+	atomic_store(&d->rc, evl_task_delete(d->st, d->name));
 	return NULL;
 }
 
@@ -3781,7 +3781,7 @@ static void failed_early_delete_leaves_files_in_trash(void **state)
 	pthread_create(&th, NULL, del_main, &d);
 	/* the early delete failed once, is undone, and is tried again: rm returns */
 	end = tu_now_ms() + 30000;
-	while (__atomic_load_n(&d.rc, __ATOMIC_SEQ_CST) == 1 && tu_now_ms() < end) {
+	while (atomic_load(&d.rc) == 1 && tu_now_ms() < end) {
 		char buf[64];
 		struct evl_view *v;
 		ssize_t n = evl_task_read(st, uid, 0, buf, sizeof(buf));
@@ -3797,7 +3797,7 @@ static void failed_early_delete_leaves_files_in_trash(void **state)
 		}
 		usleep(10000);
 	}
-	if (__atomic_load_n(&d.rc, __ATOMIC_SEQ_CST) == 1)
+	if (atomic_load(&d.rc) == 1)
 		fail_msg("the delete still waits after 30 s");
 	pthread_join(th, NULL);
 	assert_int_equal(d.rc, 0);
