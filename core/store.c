@@ -2931,7 +2931,8 @@ int evl_task_list(struct evl_store *st, const char *after,
 	c.applied = txn_applied(t);
 	for (size_t b = 0; b < PC_BUCKETS && !rc; b++)
 		for (const struct pend *p = st->pc_uid[b]; p && !rc; p = p->by_uid) {
-			if (p->lsn <= c.applied || p->gone ||
+			/* pending creates only: the table holds pending deletes too */
+			if (p->kind != REC_CREATE || p->lsn <= c.applied || p->gone ||
 			    (after && name_cmp(p->name, p->name_len, after, alen) <= 0))
 				continue;
 			rc = store_grow(&c.pend, &c.cap, (c.npend + 1) * sizeof(*c.pend));

@@ -3724,6 +3724,38 @@ static void append_after_early_delete_stays_in_views(void **state)
 }
 
 /*
+ * The listing of tasks while a delete is journaled and not applied in order
+ * (here: applied ahead of a create the applier cannot apply): the deleted
+ * task is gone and nothing else is listed.  The pending delete record, kept
+ * in the pending tasks' table, was listed as a task with an empty name: the
+ * kernel then fails the whole readdir of tasks/ with EIO (seen by the
+ * randomized test, ls during rm -r, in two of three listings).
+ */
+static void listing_skips_pending_deletes(void **state)
+{
+	const char *dir = *state;
+	struct task_check_ctx c = { NULL, 0 };
+	struct evl_store *st;
+
+	fio_install();
+	st = open_store(dir, false, 1);
+	create(st, "a");
+	append_n(st, "a", 0, 3);
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	stuck_applier(st);	/* b's create stays pending */
+	assert_int_equal(evl_task_delete(st, "a"), 0);
+	assert_int_equal(evl_task_list(st, NULL, task_collect_cb, &c), 0);
+	for (size_t i = 0; i < c.n; i++)
+		print_message("listed: '%s' (uid %" PRIu64 ")\n", c.t[i].name, c.t[i].uid);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.t[0].name, "b");
+	free(c.t);
+	fio_clear();
+	assert_int_equal(evl_store_close(st), 0);
+	fio_uninstall();
+}
+
+/*
  * An early delete whose transaction fails puts the task's directory back
  * (reads of the live task go on) and is tried again: it once left the
  * files in the trash with the index saying "live", and rm waiting for ever.
@@ -4083,6 +4115,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(second_open_is_refused, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(append_after_early_delete_stays_in_views, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(listing_skips_pending_deletes, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(failed_early_delete_leaves_files_in_trash, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(power_loss_after_early_delete, tu_setup, tu_teardown),
