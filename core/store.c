@@ -176,6 +176,7 @@ struct pend {
 	size_t len;		/* payload bytes */
 	size_t mem;		/* what the record holds in memory, bookkeeping included */
 	unsigned char *buf;	/* payload */
+	struct tmem *spare;	/* a writer's append: its task's entry, made before journaling */
 	struct pend_ev ev[];	/* REC_APPEND: n */
 };
 
@@ -436,6 +437,7 @@ static void pend_free(struct pend *p)
 {
 	if (p) {
 		free(p->buf);
+		free(p->spare);
 		free(p);
 	}
 }
@@ -582,8 +584,13 @@ static struct tmem **tmem_slot(struct evl_store *st, uint64_t uid)
 	return pp;
 }
 
-/* With st->lock: account append @p to its task's pending bytes. */
-static void tmem_add(struct evl_store *st, const struct pend *p)
+/*
+ * With st->lock: account append @p to its task's pending bytes.  A
+ * writer's append brings the entry along (p->spare): without it, a
+ * failed allocation here would leave the task's pending appends out of
+ * its size and of its idleness (expire-idle could then take it).
+ */
+static void tmem_add(struct evl_store *st, struct pend *p)
 {
 	struct tmem **pp, *t;
 
@@ -593,9 +600,10 @@ static void tmem_add(struct evl_store *st, const struct pend *p)
 	pp = tmem_slot(st, p->uid);
 	t = *pp;
 	if (!t) {
-		t = calloc(1, sizeof(*t));
+		t = p->spare ? p->spare : calloc(1, sizeof(*t));
+		p->spare = NULL;
 		if (!t)
-			goto out;	/* stat then under-reports until applied */
+			goto out;	/* replay only: stat under-reports until applied */
 		t->uid = p->uid;
 		*pp = t;
 		st->pending_mem += sizeof(*t) + MALLOC_OVERHEAD;
@@ -606,6 +614,8 @@ static void tmem_add(struct evl_store *st, const struct pend *p)
 		t->last_ns = p->time_ns;
 out:
 	pthread_mutex_unlock(&st->tmem_lock);
+	free(p->spare);		/* the task had its entry */
+	p->spare = NULL;
 }
 
 /*
@@ -3472,6 +3482,11 @@ static int submit(struct evl_writer *w)
 	p = pend_parse(REC_APPEND, buf, len);
 	if (!p)
 		return -ENOMEM;
+	p->spare = calloc(1, sizeof(*p->spare));
+	if (!p->spare) {
+		pend_free(p);
+		return -ENOMEM;
+	}
 
 	pthread_mutex_lock(&st->lock);
 	while (st->pending_mem && st->pending_mem + p->mem > st->opt.max_pending) {
