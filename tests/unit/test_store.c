@@ -2276,6 +2276,14 @@ static void *endless_writer_main(void *arg)
 		if (evl_writer_write(w, line, n))
 			return (void *)2;
 		atomic_store(&a->writes, i + 1);
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+		/*
+		 * Checking what they wrote takes minutes in a sanitizer build:
+		 * there, the writers write at a pace (still never pausing
+		 * for the compaction).
+		 */
+		usleep(1000);
+#endif
 	}
 	return evl_writer_close(w) ? (void *)3 : NULL;
 }
