@@ -67,6 +67,13 @@ struct handle {
 	bool append;
 	struct evl_writer *w;	/* N_TASKEV opened for writing */
 	/*
+	 * Without O_APPEND: where this open file's last write ended (under
+	 * lock; 0 before any).  The kernel's offset counts bytes the store
+	 * later dropped (a refused line) or added to (a close's newline), so
+	 * a write there continues this writer's stream: it appends too.
+	 */
+	uint64_t next_off;
+	/*
 	 * Writers.  lock: the writer.  owner_lock (taken inside lock when
 	 * both are): owners[], the lock owners of the writes that built the
 	 * held line (see WRITERS AND CLOSE), empty when nothing is held;
@@ -104,16 +111,19 @@ struct tomb {
 	uint64_t uid;
 	char name[256];
 	struct evl_task_info info;	/* the task's last attributes: owner, mode, times */
+	bool deleting;	/* its unlink has not returned: the task may still be live */
 };
 
 static pthread_mutex_t tomb_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tomb *tombs;
 /*
  * The entries of tasks/ are the live tasks plus the tombstones.  A listing
- * holds this shared; an unlink (delete, then tombstone) and a mkdir
- * (tombstone gone, then create) hold it exclusive, so a listing never sees
- * a name twice: a task listed live and then its tombstone, or a new task of
- * a tombstone's name and that tombstone.
+ * holds this shared; a mkdir (create, then the tombstone of its name gone)
+ * and an unlink's tombstone changes hold it exclusive, so a listing never
+ * sees a name twice: a new task of a tombstone's name and that tombstone.
+ * An unlink adds its tombstone (deleting) before the delete, which may wait
+ * for the applier, and holds nothing while it waits; a listing shows a
+ * deleting tombstone only if its task is no longer listed live.
  */
 static pthread_rwlock_t names_lock = PTHREAD_RWLOCK_INITIALIZER;
 
@@ -141,28 +151,58 @@ static bool tomb_find(const char *name, uint64_t uid, uint64_t *uid_out,
  * The directory of deleted task @info stays until rmdir, with its owner and
  * mode: in sticky tasks/ only its owner (or tasks/' owner) may remove it.
  */
-static void tomb_add(const struct evl_task_info *info)
+static struct tomb *tomb_add(const struct evl_task_info *info, bool deleting)
 {
-	struct tomb *t = calloc(1, sizeof(*t));
+	struct tomb *t;
 
-	if (!t)
-		return;	/* the directory just vanishes early */
-	t->uid = info->uid;
-	t->info = *info;
-	snprintf(t->name, sizeof(t->name), "%s", info->name);
 	pthread_mutex_lock(&tomb_lock);
-	t->next = tombs;
-	tombs = t;
+	for (t = tombs; t; t = t->next)
+		if (t->uid == info->uid)
+			break;		/* a second unlink of the task: one tombstone */
+	if (t) {
+		pthread_mutex_unlock(&tomb_lock);
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (t) {
+		t->uid = info->uid;
+		t->info = *info;
+		t->deleting = deleting;
+		snprintf(t->name, sizeof(t->name), "%s", info->name);
+		t->next = tombs;
+		tombs = t;
+	}
+	/* else the directory just vanishes early */
+	pthread_mutex_unlock(&tomb_lock);
+	return t;
+}
+
+/* Unlink's end: tombstone @t (if still there) stays with @info, or goes. */
+static void tomb_done(struct tomb *t, const struct evl_task_info *info, bool keep)
+{
+	struct tomb **pp;
+
+	pthread_mutex_lock(&tomb_lock);
+	for (pp = &tombs; *pp && *pp != t; pp = &(*pp)->next)
+		;
+	if (*pp && keep) {
+		t->info = *info;
+		t->deleting = false;
+	} else if (*pp) {
+		*pp = t->next;
+		free(t);
+	}
 	pthread_mutex_unlock(&tomb_lock);
 }
 
+/* Remove the tombstone named @name, not one whose unlink is under way. */
 static bool tomb_remove(const char *name)
 {
 	struct tomb **pp, *t = NULL;
 
 	pthread_mutex_lock(&tomb_lock);
 	for (pp = &tombs; *pp; pp = &(*pp)->next)
-		if (!strcmp((*pp)->name, name)) {
+		if (!(*pp)->deleting && !strcmp((*pp)->name, name)) {
 			t = *pp;
 			*pp = t->next;
 			break;
@@ -518,7 +558,25 @@ static int list_task(void *arg, const struct evl_task_info *t)
 {
 	struct list_ctx *c = arg;
 
+	if (c->nuids == c->ucap) {
+		size_t cap = c->ucap ? 2 * c->ucap : 256;
+		uint64_t *u = realloc(c->uids, cap * sizeof(*u));
+
+		if (!u)
+			return -ENOMEM;
+		c->uids = u;
+		c->ucap = cap;
+	}
+	c->uids[c->nuids++] = t->uid;
 	return buf_add(c->req, c->h, c->cap, t->name, INO_TASK_BASE + 2 * t->uid, S_IFDIR);
+}
+
+static bool listed(const struct list_ctx *c, uint64_t uid)
+{
+	for (size_t i = 0; i < c->nuids; i++)
+		if (c->uids[i] == uid)
+			return true;
+	return false;
 }
 
 static int list_type(void *arg, const char *type, size_t len)
@@ -642,6 +700,7 @@ void ops_close_handles(void)
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+	struct evl_task_info ti;
 	struct handle *h;
 	struct node n;
 	size_t cap = 0;
@@ -667,12 +726,15 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = rc ?: evl_task_list(fs->st, NULL, list_task, &c);
 		pthread_mutex_lock(&tomb_lock);
 		for (struct tomb *t = tombs; t && !rc; t = t->next)
-			rc = buf_add(req, h, &cap, t->name, INO_TASK_BASE + 2 * t->uid, S_IFDIR);
+			if (!t->deleting || !listed(&c, t->uid))
+				rc = buf_add(req, h, &cap, t->name, INO_TASK_BASE + 2 * t->uid,
+					     S_IFDIR);
 		pthread_mutex_unlock(&tomb_lock);
 		pthread_rwlock_unlock(&names_lock);
+		free(c.uids);
 		break;
 	case N_TASKDIR:
-		if (!tomb_find(NULL, n.uid, NULL, NULL))
+		if (evl_task_stat(fs->st, n.uid, &ti) == 0 || !tomb_find(NULL, n.uid, NULL, NULL))
 			rc = rc ?: buf_add(req, h, &cap, "events", INO_TASK_BASE + 2 * n.uid + 1,
 					   S_IFREG);
 		break;
@@ -738,8 +800,6 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	}
 	rc = evl_task_check_name(name, strlen(name));
 	pthread_rwlock_wrlock(&names_lock);
-	if (!rc && tomb_find(name, 0, NULL, NULL))
-		tomb_remove(name);	/* a new task of a deleted one's name */
 	if (!rc) {
 		/* the task belongs to its creator, with mkdir's mode (umask applied) */
 		const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -747,8 +807,11 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 			.uid = ctx->uid, .gid = ctx->gid, .mode = mode & ~ctx->umask & 07777,
 		};
 
+		/* a create never waits for the applier: fine to hold the lock */
 		rc = evl_task_create_as(fs->st, name, &owner);
 	}
+	if (!rc)
+		tomb_remove(name);	/* a new task of a deleted one's name */
 	pthread_rwlock_unlock(&names_lock);
 	if (!rc)
 		rc = evl_task_lookup(fs->st, name, &info);
@@ -781,12 +844,25 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, fs->cfg->ro ? EROFS : EPERM);
 		return;
 	}
-	/* by uid: the task this directory is, not one made since under its name */
-	pthread_rwlock_wrlock(&names_lock);
-	rc = evl_task_delete_uid(fs->st, p.uid, 0, &info);
-	if (!rc)
-		tomb_add(&info);
-	pthread_rwlock_unlock(&names_lock);
+	/*
+	 * By uid: the task this directory is, not one made since under its
+	 * name.  The directory stays (a tombstone): made before the delete,
+	 * which may wait for the applier while nothing else waits for it.
+	 */
+	rc = evl_task_stat(fs->st, p.uid, &info);
+	if (!rc) {
+		struct tomb *t;
+
+		pthread_rwlock_wrlock(&names_lock);
+		t = tomb_add(&info, true);
+		pthread_rwlock_unlock(&names_lock);
+		rc = evl_task_delete_uid(fs->st, p.uid, 0, &info);
+		if (t) {
+			pthread_rwlock_wrlock(&names_lock);
+			tomb_done(t, &info, rc == 0);
+			pthread_rwlock_unlock(&names_lock);
+		}
+	}
 	fuse_reply_err(req, -rc);
 }
 
@@ -1083,8 +1159,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	} else {
 		rc = 0;
 		pthread_mutex_lock(&h->lock);
-		if (!h->append) {
-			/* a write must land at the end: what is stored plus what this handle holds */
+		if (!h->append && (!h->next_off || (uint64_t)off != h->next_off)) {
+			/*
+			 * A write must land at the end (what is stored plus what
+			 * this handle holds) or where this open file's last write
+			 * ended (next_off).
+			 */
 			struct evl_task_info info;
 
 			rc = evl_task_stat(fs->st, h->uid, &info);
@@ -1093,6 +1173,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		}
 		if (!rc)
 			rc = evl_writer_write(h->w, buf, size);
+		if (!rc && !h->append)
+			h->next_off = off + size;
 		/* the kernel passes the writer's lock owner with every direct-io write */
 		note_writer(h, fi->lock_owner, memchr(buf, '\n', size) != NULL, rc);
 		pthread_mutex_unlock(&h->lock);

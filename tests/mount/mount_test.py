@@ -2056,6 +2056,77 @@ def test_names_and_modes(root):
         m.stop()
 
 
+def test_ls_during_slow_unlink(root):
+    """An unlink that waits for the applier (a backlog of creates) holds up
+    nobody: `ls tasks` returns while it waits, and lists the task once.  The
+    unlink held the lock of tasks/' names while it waited, so every `ls`
+    (and each FUSE worker it took) waited for it, then appends to other
+    tasks too (found in review: an append waited 14.8 s)."""
+    m = Mount(root).start()
+    try:
+        os.mkdir(m.p("tasks", "victim"))
+        for i in range(6000):                  # creates are applied slowly: a backlog
+            os.mkdir(m.p("tasks", "t%05d" % i))
+        if status(m)["counts"]["pending_bytes"] == 0:
+            print("skip: the creates were applied already, no backlog to wait for")
+            return
+        done = threading.Event()
+        rm = threading.Thread(target=lambda: (os.unlink(m.p("tasks", "victim", "events")),
+                                              done.set()))
+        rm.start()
+        lists = []
+        while not done.is_set():
+            names = os.listdir(m.p("tasks"))
+            if not done.is_set():
+                lists.append(names)    # returned while the unlink waited
+        rm.join()
+        for names in lists:
+            assert names.count("victim") == 1 and len(names) == 6001, \
+                "ls during rm: %d names, victim %d times" % (len(names), names.count("victim"))
+        assert os.listdir(m.p("tasks", "victim")) == []
+        # an ls takes milliseconds, the backlog seconds: several return while
+        # the unlink waits, unless each waits for it (then one may return
+        # between the unlink's reply and the flag)
+        assert len(lists) >= 3, "%d ls returned while the unlink waited for the applier" % len(lists)
+        print("%d listings while the unlink waited" % len(lists))
+        os.rmdir(m.p("tasks", "victim"))
+        assert "victim" not in os.listdir(m.p("tasks"))
+    finally:
+        m.stop()
+
+
+def test_nonappend_writer_continues(root):
+    """A writer without O_APPEND (exec 3<>events, open(..., "r+")) continues
+    where its last write ended, even when the store dropped bytes of it (a
+    refused line) or added one (the newline a close gives a held line): its
+    kernel offset is then not the log's size.  Every later write got EPERM
+    (found in review).  A write elsewhere still gets EPERM."""
+    m = Mount(root, expect_stderr=[r"rejected event"]).start()
+    try:
+        os.mkdir(m.p("tasks", "na"))
+        ev = m.p("tasks", "na", "events")
+        fd = os.open(ev, os.O_WRONLY)
+        try:
+            os.write(fd, b'{"type":')
+            expect_errno(errno.EINVAL, os.write, fd, b'xx}\n')
+            os.write(fd, b'{"type":"ok"}\n')          # at offset 8, size 0
+            expect_errno(errno.EPERM, os.pwrite, fd, b'{"type":"no"}\n', 3)
+        finally:
+            os.close(fd)
+        fd = os.open(ev, os.O_WRONLY)
+        try:
+            os.lseek(fd, 0, os.SEEK_END)
+            os.write(fd, b'{"type":"a"}')
+            os.close(os.dup(fd))                       # the writer's close stores it, + "\n"
+            os.write(fd, b'{"type":"b"}\n')           # at offset size - 1
+        finally:
+            os.close(fd)
+        with open(ev, "rb") as f:
+            assert f.read() == b'{"type":"ok"}\n{"type":"a"}\n{"type":"b"}\n'
+    finally:
+        m.stop()
+
+
 def test_names_once(root):
     """tasks/ lists each name once while one name is unlinked, made anew and
     removed in a loop by several threads (a listing once showed a new task
