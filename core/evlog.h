@@ -45,12 +45,14 @@ struct evl_options {
 				   raises RLIMIT_NOFILE's soft limit to fit */
 	uint64_t segment_bytes;	/* journal segment size (64 MiB) */
 	const char *holder;	/* what the lock file names (e.g. the mountpoint) */
-	bool hold_apply;	/* leave appends unapplied, journaled and in memory
-				   (up to max_pending), until something waits for
-				   the applier: a create, delete, checkpoint or close
-				   applies everything journaled before it (records
-				   apply in journal order).  For benchmarks and
-				   tests of recovery */
+	bool hold_apply;	/* leave appends unapplied, journaled and in memory,
+				   until something waits for the applier: a delete,
+				   checkpoint or close applies everything journaled
+				   before it (records apply in journal order; a
+				   create does not wait).  A writer past max_pending
+				   waits until then (tests/unit held_back_writer_sleeps
+				   measures that wait).  For benchmarks and tests of
+				   recovery */
 };
 
 /* Fill @o with the defaults above. */
