@@ -623,6 +623,7 @@ class Handle:
         self.hist = collections.deque(maxlen=8)     # for failure messages
         self.stream = []        # generator only: [bytes, tag, spec] not yet sent
         self.desync = False     # generator only: what it holds is not the stream's
+        self.next_off = None    # without O_APPEND: where the open file's last write ended
         self.soff = 0           # bytes of stream[0] already sent
 
     def held(self):
@@ -823,7 +824,9 @@ class Ctx:
         held = len(h.held() or b"")
         if how == "end":
             return size + held
-        return 0 if size + held else 7
+        # README: a write without O_APPEND is refused unless at the end or
+        # where the open file's last write ended
+        return next(o for o in (0, 7, 1, 3) if o != size + held and o != h.next_off)
 
     def x_write(self, op):
         h = self.handle(op)
@@ -853,6 +856,11 @@ class Ctx:
                 self.fail("errno", "write at offset %d (not the end) of %s returned %s, "
                           "want EPERM" % (offset, h.task, ename(res)))
             return self.record(rec, t0, w0)
+        if res > 0 and not h.append:
+            try:
+                h.next_off = offset + res if off else os.lseek(fd, 0, os.SEEK_CUR)
+            except OSError:
+                h.next_off = None
         if 0 < res < len(data) and not self.alive():
             # killed between two of the requests the kernel split it into: the
             # kernel returns the count of those before, and the ENOTCONN is lost
