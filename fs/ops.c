@@ -177,7 +177,7 @@ static struct tomb *tomb_add(const struct evl_task_info *info, bool deleting)
 	return t;
 }
 
-/* Unlink's end: tombstone @t (if still there) stays with @info, or goes. */
+/* Unlink's end: tombstone @t (if still there) stays (with @info if not NULL), or goes. */
 static void tomb_done(struct tomb *t, const struct evl_task_info *info, bool keep)
 {
 	struct tomb **pp;
@@ -186,7 +186,8 @@ static void tomb_done(struct tomb *t, const struct evl_task_info *info, bool kee
 	for (pp = &tombs; *pp && *pp != t; pp = &(*pp)->next)
 		;
 	if (*pp && keep) {
-		t->info = *info;
+		if (info)
+			t->info = *info;
 		t->deleting = false;
 	} else if (*pp) {
 		*pp = t->next;
@@ -858,8 +859,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		pthread_rwlock_unlock(&names_lock);
 		rc = evl_task_delete_uid(fs->st, p.uid, 0, &info);
 		if (t) {
+			/* ENOENT: a concurrent unlink deleted it (its tombstone is this one) */
 			pthread_rwlock_wrlock(&names_lock);
-			tomb_done(t, &info, rc == 0);
+			tomb_done(t, rc ? NULL : &info, rc == 0 || rc == -ENOENT);
 			pthread_rwlock_unlock(&names_lock);
 		}
 	}

@@ -2095,6 +2095,39 @@ def test_ls_during_slow_unlink(root):
         m.stop()
 
 
+def test_unlink_twice_at_once(root):
+    """Two unlinks of one events file at once: one gets 0, the other ENOENT,
+    and the directory stays (listed once, empty) until rmdir, whichever of
+    them reached the store first."""
+    m = Mount(root).start()
+    try:
+        for r in range(100):
+            os.mkdir(m.p("tasks", "u"))
+            append(m.p("tasks", "u", "events"), event("a", r=r))
+            res = []
+            go = threading.Barrier(2)
+
+            def rm():
+                go.wait()
+                try:
+                    os.unlink(m.p("tasks", "u", "events"))
+                    res.append(0)
+                except OSError as e:
+                    res.append(e.errno)
+            th = [threading.Thread(target=rm) for _ in range(2)]
+            for t in th:
+                t.start()
+            for t in th:
+                t.join()
+            assert sorted(res) == [0, errno.ENOENT], "round %d: %r" % (r, res)
+            names = os.listdir(m.p("tasks"))
+            assert names.count("u") == 1, "round %d: tasks/ lists %r" % (r, names)
+            assert os.listdir(m.p("tasks", "u")) == [], "round %d" % r
+            os.rmdir(m.p("tasks", "u"))
+    finally:
+        m.stop()
+
+
 def test_nonappend_writer_continues(root):
     """A writer without O_APPEND (exec 3<>events, open(..., "r+")) continues
     where its last write ended, even when the store dropped bytes of it (a
