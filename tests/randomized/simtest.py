@@ -1050,6 +1050,16 @@ class Ctx:
             if res["c"] is not None and not self.dead and not self.died(res["c"]):
                 lines, maybe = self.step_close(h, res["c"], who)
                 ev += self.events(h, lines, maybe)
+            if not self.dead and not self.alive():
+                # Its exit closed the rest, and the FLUSH that commits a line
+                # it held returns to nobody.  The daemon died before that
+                # FLUSH or while it waited (seed 9003: kill_mid while every
+                # writer waited on a slow daemon), so nobody was told the
+                # line is stored: "maybe", as for a call cut by the kill.
+                # The mount cannot come back before the driver remounts, so
+                # alive now means alive through the exit.
+                self.dead = True
+                ev += self.dead_events(h, b"")
             if not self.dead:
                 # its exit closed the rest: a line it held is stored now (unseen result)
                 lines, maybe = self.step_close(h, None, who)
