@@ -693,7 +693,12 @@ class Ctx:
         return True
 
     def died(self, res):
-        if res is not None and -res in DEAD:
+        # EIO too, if the daemon is found gone right after: the kernel ends
+        # with EIO a request that a daemon thread was copying in, or whose
+        # reply it was copying out, when it died (fs/fuse/dev.c
+        # fuse_dev_do_read, fuse_dev_do_write).  An EIO of a live daemon
+        # still fails: the model expects none.
+        if res is not None and (-res in DEAD or res == -errno.EIO and not self.alive()):
             self.dead = True
             return True
         return False
