@@ -610,10 +610,25 @@ static int check_journal(struct ck *ck)
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/journal", ck->dir);
-	rc = journal_scan(path, journal_cb, ck, &js);
+	rc = journal_scan(path, ck->applied_lsn, journal_cb, ck, &js);
 	if (rc)
 		return rc;
 	ck->r->journal_records = js.records;
+	ck->r->journal_lost = js.damage.lost;
+	if (js.damage.lost) {
+		report(ck, 'E', "journal: %" PRIu64 " records (lsns %" PRIu64 "-%" PRIu64 ") are"
+		       " corrupt and lost, from segment %016" PRIx64 " on; the records after them"
+		       " check out: the next mount (or fsck --repair) replays those and keeps"
+		       " the damaged segment as %016" PRIx64 ".jnl.corrupt", js.damage.lost,
+		       js.damage.first_lsn, js.damage.last_lsn, js.damage.first_segment,
+		       js.damage.first_segment);
+		ck->needs_recovery = true;
+	} else if (js.damage.segments) {
+		report(ck, 'E', "journal: %" PRIu64 " damaged segments from %016" PRIx64 " on, but"
+		       " no record lost: the next mount (or fsck --repair) keeps a copy as"
+		       " .corrupt", js.damage.segments, js.damage.first_segment);
+		ck->needs_recovery = true;
+	}
 	if (js.bad_bytes && js.bad_later) {
 		report(ck, 'E', "journal: %" PRIu64 " bytes from byte %" PRIu64 " of segment %016"
 		       PRIx64 " on (%" PRIu64 " later segments) are corrupt: records after lsn %"

@@ -142,12 +142,21 @@ static void torn_tail_is_cut(void **state)
 	free(dir);
 }
 
-static void corrupt_byte_stops_replay(void **state)
+/*
+ * A corrupt record followed by a later segment (synced before the later
+ * one was created: it was durable) is damage, not a torn tail: it alone is
+ * lost, counted and kept as .corrupt; the records after it replay.  (It
+ * used to end replay and lose "cccc" and "dddd".)
+ */
+static void corrupt_byte_costs_only_its_record(void **state)
 {
-	char *dir = jdir(state), seg[4400];
+	char *dir = jdir(state), seg[4400], bad[4500];
 	struct journal_opts o = opts(false, 1 << 20);
+	struct journal_stats js;
+	struct journal_scan sc;
 	struct journal *j;
 	struct got g = { .n = 0 };
+	struct stat st;
 	uint64_t lsn;
 	int fd;
 
@@ -169,11 +178,142 @@ static void corrupt_byte_stops_replay(void **state)
 	close(fd);
 
 	g.n = 0;
+	assert_int_equal(journal_scan(dir, 0, collect, &g, &sc), 0);
+	assert_int_equal(g.n, 3);
+	assert_int_equal(sc.records, 3);
+	assert_int_equal(sc.damage.lost, 1);
+	assert_int_equal(sc.damage.first_lsn, 2);
+	assert_int_equal(sc.bad_bytes, 0);
+
+	g.n = 0;
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 3);
+	assert_string_equal(g.text[0], "aaaa");
+	assert_string_equal(g.text[1], "cccc");
+	assert_string_equal(g.text[2], "dddd");
+	journal_get_stats(j, &js);
+	assert_int_equal(js.damage.lost, 1);
+	assert_int_equal(js.damage.first_lsn, 2);
+	assert_int_equal(js.damage.last_lsn, 2);
+	assert_int_equal(js.damage.segments, 1);
+	snprintf(bad, sizeof(bad), "%s.corrupt", seg);
+	assert_int_equal(stat(bad, &st), 0);
+	assert_int_equal(stat(seg, &st), 0);	/* kept: "cccc" has no other copy */
+	append_text(j, "eeee", &lsn);
+	assert_int_equal(lsn, 5);
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+/*
+ * The same damage with no witness that it was ever durable (group mode,
+ * nothing synced between the records, no later segment) is what a power
+ * loss leaves when it keeps a later page and loses an earlier one: a torn
+ * tail.  Replaying "cccc" without "bbbb" would leave a gap no writer saw.
+ */
+static void unsynced_hole_is_a_torn_tail(void **state)
+{
+	char *dir = jdir(state), seg[4400];
+	struct journal_opts o = opts(false, 1 << 20);
+	struct journal_stats js;
+	struct journal *j;
+	struct got g = { .n = 0 };
+	uint64_t lsn;
+	int fd;
+
+	o.commit_ms = 600000;	/* nothing is synced before the close */
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	append_text(j, "aaaa", &lsn);
+	append_text(j, "bbbb", &lsn);
+	append_text(j, "cccc", &lsn);
+	assert_int_equal(journal_close(j), 0);
+	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, 32 + 36 + 32), 4);	/* a lost page */
+	close(fd);
+
+	g.n = 0;
 	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
 	assert_int_equal(g.n, 1);
 	assert_string_equal(g.text[0], "aaaa");
-	append_text(j, "eeee", &lsn);
+	journal_get_stats(j, &js);
+	assert_int_equal(js.damage.lost, 0);
+	append_text(j, "dddd", &lsn);
 	assert_int_equal(lsn, 2);
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+/* Records written after an fsync carry its mark: damage before it is proven durable. */
+static void durable_mark_proves_damage(void **state)
+{
+	char *dir = jdir(state), seg[4400];
+	struct journal_opts o = opts(true, 1 << 20);
+	struct journal_stats js;
+	struct journal *j;
+	struct got g = { .n = 0 };
+	uint64_t lsn;
+	int fd;
+
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	append_text(j, "aaaa", &lsn);
+	append_text(j, "bbbb", &lsn);
+	assert_int_equal(journal_wait(j, lsn), 0);
+	append_text(j, "cccc", &lsn);
+	assert_int_equal(journal_close(j), 0);
+	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, 32 + 36 + 32), 4);	/* bbbb's payload */
+	close(fd);
+
+	g.n = 0;
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 2);
+	assert_string_equal(g.text[1], "cccc");
+	journal_get_stats(j, &js);
+	assert_int_equal(js.damage.lost, 1);
+	append_text(j, "dddd", &lsn);
+	assert_int_equal(lsn, 4);
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+/* A bad record header (its length gone) is skipped by finding the next record's frame. */
+static void bad_record_header_resyncs(void **state)
+{
+	char *dir = jdir(state), seg[4400];
+	struct journal_opts o = opts(true, 1 << 20);
+	struct journal *j;
+	struct got g = { .n = 0 };
+	uint64_t lsn;
+	int fd;
+
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	/* each waited for: the next one carries its durable mark */
+	for (const char *const *t = (const char *const[]){ "aaaa", "bbbb", "cccc", "dddd", NULL };
+	     *t; t++) {
+		append_text(j, *t, &lsn);
+		assert_int_equal(journal_wait(j, lsn), 0);
+	}
+	assert_int_equal(journal_close(j), 0);
+	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\xff\xff\xff\x7f", 4, 32 + 36 + 8), 4);	/* bbbb's len */
+	close(fd);
+
+	g.n = 0;
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 3);
+	assert_string_equal(g.text[1], "cccc");
+	assert_string_equal(g.text[2], "dddd");
+	assert_int_equal(journal_close(j), 0);
+	/* and again: the damaged segment is still there until a trim */
+	g.n = 0;
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 3);
 	assert_int_equal(journal_close(j), 0);
 	free(dir);
 }
@@ -391,7 +531,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(replays_in_order, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(torn_tail_is_cut, tu_setup, tu_teardown),
-		cmocka_unit_test_setup_teardown(corrupt_byte_stops_replay, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(corrupt_byte_costs_only_its_record, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(unsynced_hole_is_a_torn_tail, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(durable_mark_proves_damage, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(bad_record_header_resyncs, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(group_commit_shares_fsyncs, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(group_mode_syncs_within_commit_ms, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(failed_write_is_cut_back, tu_setup, tu_teardown),
