@@ -5,6 +5,7 @@
  * before.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -178,6 +179,102 @@ static void fsck_finds_and_repairs(void **state)
 	free(before);
 }
 
+static uint64_t file_size(const char *dir, const char *file)
+{
+	char path[4400];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return stat(path, &sb) ? 0 : sb.st_size;
+}
+
+/*
+ * Issue 15 item 4: damage to a sidecar's records must not cost an event
+ * the log and the index both hold.  @how: "cut" drops the last record
+ * (truncate -s -24), "flip" flips a bit in the last record, "mid" flips a
+ * bit in the third.  fsck --repair and reindex rebuild the records from
+ * the log and the index and keep every event.
+ */
+static void sidecar_damage_case(const char *dir, const char *how, bool use_reindex)
+{
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char meta[4400], *before, *after;
+	uint64_t log_size, meta_size;
+	unsigned char c;
+	int fd;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	before = dump(dir);
+	log_size = file_size(dir, "tasks/t1/events");
+	meta_size = file_size(dir, "tasks/t1/events.meta");
+	assert_int_equal(meta_size, 6 * 24);
+
+	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", dir);
+	if (!strcmp(how, "cut")) {
+		assert_int_equal(truncate(meta, meta_size - 24), 0);
+	} else {
+		off_t at = !strcmp(how, "mid") ? 2 * 24 + 9 : 5 * 24 + 9;	/* its time */
+
+		fd = open(meta, O_RDWR);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, &c, 1, at), 1);
+		c ^= 4;
+		assert_int_equal(pwrite(fd, &c, 1, at), 1);
+		close(fd);
+	}
+
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_true(r.problems > 0);
+	if (use_reindex) {
+		nlines = 0;
+		assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	} else {
+		assert_int_equal(fsck(dir, true, &r), 0);
+	}
+	for (int i = 0; i < nlines; i++)
+		print_message("%s %s: %s\n", how, use_reindex ? "reindex" : "repair", lines[i]);
+	assert_false(reported("torn tail cut"));
+	assert_int_equal(file_size(dir, "tasks/t1/events"), log_size);
+	assert_int_equal(file_size(dir, "tasks/t1/events.meta"), meta_size);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("after: %s\n", lines[i]);
+	assert_int_equal(r.problems, 0);
+	assert_int_equal(r.events, 24);
+	after = dump(dir);
+	assert_string_equal(after, before);
+	free(after);
+	free(before);
+}
+
+static void repair_keeps_events_a_cut_sidecar_lost(void **state)
+{
+	sidecar_damage_case(*state, "cut", false);
+}
+
+static void repair_keeps_events_a_flipped_sidecar_record_names(void **state)
+{
+	sidecar_damage_case(*state, "flip", false);
+}
+
+static void repair_mends_a_sidecar_record_in_the_middle(void **state)
+{
+	sidecar_damage_case(*state, "mid", false);
+}
+
+static void reindex_keeps_events_a_cut_sidecar_lost(void **state)
+{
+	sidecar_damage_case(*state, "cut", true);
+}
+
+static void reindex_keeps_events_a_flipped_sidecar_record_names(void **state)
+{
+	sidecar_damage_case(*state, "flip", true);
+}
+
 static void fsck_refuses_an_open_store(void **state)
 {
 	const char *dir = *state;
@@ -272,15 +369,6 @@ static void copy_store(const char *pristine, const char *work)
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", work, pristine, work);
 	assert_int_equal(system(cmd), 0);
-}
-
-static uint64_t file_size(const char *dir, const char *file)
-{
-	char path[4400];
-	struct stat sb;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	return stat(path, &sb) ? 0 : sb.st_size;
 }
 
 /*
@@ -519,6 +607,16 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fsck_finds_and_repairs, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(repair_keeps_events_a_cut_sidecar_lost, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(repair_keeps_events_a_flipped_sidecar_record_names,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(repair_mends_a_sidecar_record_in_the_middle, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(reindex_keeps_events_a_cut_sidecar_lost, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(reindex_keeps_events_a_flipped_sidecar_record_names,
+						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(fsck_refuses_an_open_store, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(reindex_gives_the_same_views, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(backup_copies_only_what_is_new, tu_setup,
