@@ -275,6 +275,76 @@ static void reindex_keeps_events_a_flipped_sidecar_record_names(void **state)
 	sidecar_damage_case(*state, "flip", true);
 }
 
+/*
+ * Issue 15 item 5, the tools' side: fsck names a corrupt journal record
+ * in the middle as lost (not "a torn last record"), and fsck --repair
+ * replays every record after it.
+ */
+static void fsck_names_a_corrupt_journal_record(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_task_info info;
+	char seg[4400], buf[256];
+	unsigned char c;
+	int status, fd;
+	pid_t pid;
+
+	evl_options_default(&o);
+	o.commit_sync = true;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	assert_int_equal(evl_task_create(st, "t"), 0);
+	assert_int_equal(evl_task_lookup(st, "t", &info), 0);
+	assert_int_equal(evl_store_close(st), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_writer *w;
+
+		o.hold_apply = true;
+		if (evl_store_open(dir, &o, &st) || evl_writer_open(st, info.uid, &w))
+			_exit(2);
+		for (int i = 0; i < 10; i++) {
+			int len = snprintf(buf, sizeof(buf), "{\"type\":\"note\",\"i\":%d}\n", i);
+
+			if (evl_writer_write(w, buf, len))
+				_exit(3);
+		}
+		_exit(0);	/* unapplied: only the journal holds them */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the create was lsn 1 (trimmed at close); the child's segment starts at 2 */
+	snprintf(seg, sizeof(seg), "%s/journal/0000000000000002.jnl", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, 32 + 3 * 32 + 40), 1);	/* in a record's payload */
+	c ^= 1;
+	assert_int_equal(pwrite(fd, &c, 1, 32 + 3 * 32 + 40), 1);
+	close(fd);
+
+	assert_int_equal(fsck(dir, false, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("fsck: %s\n", lines[i]);
+	assert_true(reported("corrupt and lost"));
+	assert_false(reported("torn last record"));
+	assert_int_equal(r.journal_lost, 1);
+	assert_true(r.problems > 0);
+
+	assert_int_equal(fsck(dir, true, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("fsck --repair: %s\n", lines[i]);
+	assert_true(reported("corrupt and lost"));
+	assert_int_equal(r.events, 9);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	assert_int_equal(r.events, 9);
+	strcat(seg, ".corrupt");
+	assert_int_equal(access(seg, F_OK), 0);
+}
+
 static void fsck_refuses_an_open_store(void **state)
 {
 	const char *dir = *state;
@@ -617,6 +687,8 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(reindex_keeps_events_a_flipped_sidecar_record_names,
 						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(fsck_names_a_corrupt_journal_record, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(fsck_refuses_an_open_store, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(reindex_gives_the_same_views, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(backup_copies_only_what_is_new, tu_setup,
