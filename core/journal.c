@@ -327,6 +327,7 @@ struct seg_res {
 	uint64_t size;
 	uint64_t stop_off;	/* where the records replay may keep end */
 	uint64_t records;	/* records that checked out */
+	uint64_t needed;	/* records up to this one are applied: no loss */
 	uint64_t lost;		/* records set aside as corrupt (lsns skipped) */
 	uint64_t lost_first, lost_last;
 	bool bad_header;	/* set aside if no record in it checks out */
@@ -334,8 +335,11 @@ struct seg_res {
 	bool torn;		/* bad bytes at stop_off: cut them and what follows */
 };
 
+/* Lsns @from..@to are skipped; those at or below res->needed were applied already. */
 static void res_lost(struct seg_res *res, uint64_t from, uint64_t to)
 {
+	if (from <= res->needed)
+		from = res->needed + 1;
 	if (to < from)
 		return;
 	if (!res->lost)
@@ -349,12 +353,13 @@ static void res_lost(struct seg_res *res, uint64_t from, uint64_t to)
  * followed by records that check out is skipped when the damaged records
  * are proven durable (lsn <= @durable, the index has applied them, or
  * proven_durable): the lsns skipped are counted as lost and replay goes on
- * with the next good record.  Anything else that fails ends the segment's
+ * with the next good record (lsns at or below @needed were applied: their
+ * loss costs nothing and is not counted).  Anything else that fails ends the segment's
  * records: a torn tail (*@res says where).  Returns 0, or a negative errno
  * / callback error (a read error is not damage: the journal stays as it is).
  */
 static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t durable,
-		      uint64_t *expect, journal_replay_cb cb, void *arg, struct seg_res *res)
+		      uint64_t needed, uint64_t *expect, journal_replay_cb cb, void *arg, struct seg_res *res)
 {
 	uint64_t first = j->segs[i];
 	unsigned char hdr[REC_HDR];
@@ -367,6 +372,7 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 	int fd, rc = 0;
 
 	memset(res, 0, sizeof(*res));
+	res->needed = needed;
 	seg_path(j, first, path, sizeof(path));
 	fd = io->open(path, O_RDONLY, 0);
 	if (fd < 0)
@@ -429,14 +435,19 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 					break;
 				}
 			}
-			evl_log(LOG_ERR, "journal segment %s: %" PRIu64 " corrupt bytes at byte %"
-				PRIu64 "%s; replay goes on with record %" PRIu64, path, at - off, off,
-				lsn > lo ? "" : " (no record lost)", lsn);
-			if (lsn > lo)
-				evl_log(LOG_ERR, "journal: %" PRIu64 " records (lsns %" PRIu64 "-%"
-					PRIu64 ") are lost: corrupt in %s", lsn - lo, lo, lsn - 1,
-					path);
-			res_lost(res, lo, lsn - 1);
+			{
+				uint64_t lost = res->lost;
+
+				res_lost(res, lo, lsn - 1);
+				lost = res->lost - lost;
+				evl_log(LOG_ERR, "journal segment %s: %" PRIu64 " corrupt bytes at byte %"
+					PRIu64 "%s; replay goes on with record %" PRIu64, path,
+					at - off, off, lost ? "" : " (no unapplied record lost)", lsn);
+				if (lost)
+					evl_log(LOG_ERR, "journal: %" PRIu64 " records (lsns %" PRIu64
+						"-%" PRIu64 ") are lost: corrupt in %s", lost,
+						lsn - lost, lsn - 1, path);
+			}
 			res->damaged = true;
 			*expect = lsn;
 			rc = rec_read(fd, at, res->size, hdr, &buf, &cap);
@@ -618,7 +629,7 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 		bool later = false;
 		int fd;
 
-		rc = seg_replay(j, i, from_lsn, durable, &expect, cb, arg, &res);
+		rc = seg_replay(j, i, from_lsn, durable, from_lsn, &expect, cb, arg, &res);
 		if (rc < 0)
 			goto fail;
 		j->bytes += res.size;
@@ -778,7 +789,7 @@ int journal_scan(const char *dir, uint64_t durable, journal_replay_cb cb, void *
 		struct seg_res res;
 		bool later = false;
 
-		rc = seg_replay(&j, i, 0, durable, &expect, cb, arg, &res);
+		rc = seg_replay(&j, i, 0, durable, durable, &expect, cb, arg, &res);
 		if (rc)
 			break;
 		out->records += res.records;

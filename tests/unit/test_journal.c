@@ -202,6 +202,16 @@ static void corrupt_byte_costs_only_its_record(void **state)
 	append_text(j, "eeee", &lsn);
 	assert_int_equal(lsn, 5);
 	assert_int_equal(journal_close(j), 0);
+
+	/* once the index has applied the corrupt record, losing it costs nothing */
+	g.n = 0;
+	assert_int_equal(journal_open(dir, 2, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 3);
+	assert_string_equal(g.text[0], "cccc");
+	journal_get_stats(j, &js);
+	assert_int_equal(js.damage.lost, 0);
+	assert_int_equal(js.damage.segments, 1);
+	assert_int_equal(journal_close(j), 0);
 	free(dir);
 }
 
