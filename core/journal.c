@@ -354,12 +354,13 @@ static void res_lost(struct seg_res *res, uint64_t from, uint64_t to)
  * are proven durable (lsn <= @durable, the index has applied them, or
  * proven_durable): the lsns skipped are counted as lost and replay goes on
  * with the next good record (lsns at or below @needed were applied: their
- * loss costs nothing and is not counted).  Anything else that fails ends the segment's
- * records: a torn tail (*@res says where).  Returns 0, or a negative errno
+ * loss costs nothing and is not counted).  Anything else that fails ends
+ * the segment's records: a torn tail (*@res says where).  Returns 0, or a negative errno
  * / callback error (a read error is not damage: the journal stays as it is).
  */
 static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t durable,
-		      uint64_t needed, uint64_t *expect, journal_replay_cb cb, void *arg, struct seg_res *res)
+		      uint64_t needed, uint64_t *expect, journal_replay_cb cb, void *arg,
+		      struct seg_res *res)
 {
 	uint64_t first = j->segs[i];
 	unsigned char hdr[REC_HDR];
@@ -414,7 +415,8 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 			/* the records after this point, if any check out */
 			if (off >= res->size)
 				break;
-			rc = rec_find(fd, off + 1, res->size, *expect, &at, hdr, &buf, &cap);
+			/* from @off itself: a whole record with an lsn past the one expected counts */
+			rc = rec_find(fd, off, res->size, *expect, &at, hdr, &buf, &cap);
 			if (rc < 0)
 				goto out;
 			if (rc == 0) {
@@ -636,7 +638,7 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 		if (expect)
 			last = expect - 1;
 		dmg_add(&j->dmg, &res, j->segs[i]);
-		for (size_t k = i + 1; k < j->nsegs && !later; k++)
+		for (size_t k = i + 1; k < j->nsegs && !later && (res.torn || res.bad_header); k++)
 			later = seg_header_ok(j, j->segs[k]);
 		seg_path(j, j->segs[i], path, sizeof(path));
 		snprintf(bad, sizeof(bad), "%s.corrupt", path);
@@ -799,7 +801,7 @@ int journal_scan(const char *dir, uint64_t durable, journal_replay_cb cb, void *
 			out->last_lsn = expect - 1;
 		}
 		dmg_add(&out->damage, &res, j.segs[i]);
-		for (size_t k = i + 1; k < j.nsegs && !later; k++)
+		for (size_t k = i + 1; k < j.nsegs && !later && (res.torn || res.bad_header); k++)
 			later = seg_header_ok(&j, j.segs[k]);
 		if (res.bad_header && !res.records) {
 			if (later) {
