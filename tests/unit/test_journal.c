@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -328,6 +329,125 @@ static void bad_record_header_resyncs(void **state)
 	free(dir);
 }
 
+/*
+ * Random damage to a segment of 30 records, each synced before the next
+ * was written: whatever the damage (bits flipped, a range zeroed, a cut),
+ * replay hands out only what was written, at its lsn, and every record
+ * whose bytes are untouched, except those after a damaged last record
+ * (a torn tail).  EVL_JOURNAL_DAMAGE_RUNS=N for a longer run.
+ */
+static void random_damage_costs_only_damaged_records(void **state)
+{
+	char *dir = jdir(state), seg[4400], text[32];
+	struct journal_opts o = opts(true, 1 << 20);
+	struct journal *j;
+	struct got g = { .n = 0 };
+	unsigned char *pristine;
+	uint64_t lsn, start[31];
+	const char *env = getenv("EVL_JOURNAL_DAMAGE_RUNS");
+	long runs = env ? atol(env) : 300;
+	unsigned seed = env ? (unsigned)time(NULL) : 15;
+	struct stat st;
+	size_t size;
+	int fd;
+
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	for (int i = 0; i < 30; i++) {
+		snprintf(text, sizeof(text), "record-%03d-%.*s", i, i % 7, "xxxxxxx");
+		append_text(j, text, &lsn);
+		assert_int_equal(journal_wait(j, lsn), 0);
+	}
+	assert_int_equal(journal_close(j), 0);
+	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
+	assert_int_equal(stat(seg, &st), 0);
+	size = st.st_size;
+	pristine = malloc(size);
+	fd = open(seg, O_RDONLY);
+	assert_int_equal(read(fd, pristine, size), (ssize_t)size);
+	close(fd);
+	start[0] = 32;
+	for (int i = 0; i < 30; i++)
+		start[i + 1] = start[i] + 32 + strlen("record-000-") + i % 7;
+	assert_int_equal(start[30], size);
+	print_message("seed %u, %ld runs\n", seed, runs);
+
+	for (long run = 0; run < runs; run++) {
+		unsigned char *b = malloc(size);
+		size_t lo = rand_r(&seed) % size, hi = lo + 1, len = size;
+		int kind = rand_r(&seed) % 3;
+		bool untouched[30];
+		struct dirent *de;
+		DIR *d;
+
+		memcpy(b, pristine, size);
+		if (kind == 0) {	/* flip bits in a few bytes close together */
+			hi = lo + 1 + rand_r(&seed) % 8;
+			hi = hi > size ? size : hi;
+			for (size_t k = lo; k < hi; k++)
+				b[k] ^= 1 << (rand_r(&seed) % 8);
+		} else if (kind == 1) {	/* zero a range */
+			hi = lo + 1 + rand_r(&seed) % 200;
+			hi = hi > size ? size : hi;
+			memset(b + lo, 0, hi - lo);
+		} else {		/* cut */
+			len = lo;
+			hi = size;
+		}
+		for (int i = 0; i < 30; i++)
+			untouched[i] = start[i + 1] <= lo || start[i] >= hi;
+		/* a fresh journal directory holding only the damaged segment */
+		d = opendir(dir);
+		assert_non_null(d);
+		while ((de = readdir(d))) {
+			char p[4500];
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+			unlink(p);
+		}
+		closedir(d);
+		fd = open(seg, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, b, len), (ssize_t)len);
+		close(fd);
+		free(b);
+
+		g.n = 0;
+		assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+		assert_int_equal(journal_close(j), 0);
+		for (size_t k = 0; k < g.n; k++) {
+			int i = (int)g.lsn[k] - 1;
+
+			assert_true(i >= 0 && i < 30);
+			assert_true(k == 0 || g.lsn[k] > g.lsn[k - 1]);
+			snprintf(text, sizeof(text), "record-%03d-%.*s", i, i % 7, "xxxxxxx");
+			assert_string_equal(g.text[k], text);
+		}
+		{
+			int last_bad = -1;
+			size_t k = 0;
+
+			for (int i = 0; i < 30; i++)
+				if (!untouched[i])
+					last_bad = i;
+			for (int i = 0; i < 30; i++) {
+				while (k < g.n && g.lsn[k] < (uint64_t)i + 1)
+					k++;
+				if (!untouched[i])
+					continue;
+				if (kind == 2 && i >= last_bad)
+					continue;	/* cut off */
+				if (k >= g.n || g.lsn[k] != (uint64_t)i + 1)
+					fail_msg("run %ld: damage %d at bytes %zu-%zu: record %d is"
+						 " untouched but was not replayed", run, kind, lo, hi, i);
+			}
+		}
+	}
+	free(pristine);
+	free(dir);
+}
+
 struct worker {
 	struct journal *j;
 	int id, n;
@@ -546,6 +666,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(unsynced_hole_is_a_torn_tail, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(durable_mark_proves_damage, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(bad_record_header_resyncs, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(random_damage_costs_only_damaged_records, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(group_commit_shares_fsyncs, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(group_mode_syncs_within_commit_ms, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(failed_write_is_cut_back, tu_setup, tu_teardown),
