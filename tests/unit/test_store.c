@@ -3964,6 +3964,69 @@ static void journal_damage_case(const char *dir, const char *what)
 	assert_int_equal(evl_store_close(st), 0);
 }
 
+/*
+ * A corrupt create record: the appends after it name a task no record
+ * creates.  The store still opens, serves every other task, and counts the
+ * loss; the task is not made up.
+ */
+static void journal_lost_create_leaves_other_tasks(void **state)
+{
+	const char *dir = *state;
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_writer *w;
+	struct evl_stats s;
+	char seg[4800], buf[128];
+	unsigned char c;
+	uint64_t uid;
+	int status, fd;
+	pid_t pid;
+
+	evl_options_default(&o);
+	o.commit_sync = true;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	uid = create(st, "keep");
+	assert_int_equal(evl_store_close(st), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_writer *w2;
+		uint64_t nuid;
+
+		o.hold_apply = true;
+		if (evl_store_open(dir, &o, &st) || evl_task_create(st, "gone"))
+			_exit(2);
+		nuid = task_uid(st, "gone");
+		if (evl_writer_open(st, nuid, &w2) || evl_writer_open(st, uid, &w))
+			_exit(3);
+		for (int i = 0; i < 10; i++) {
+			event_line(buf, sizeof(buf), 1, 0, i, 3);
+			if (write_str(w2, buf) || write_str(w, buf))
+				_exit(4);
+		}
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* the child's segment starts at lsn 2 with the create of "gone" */
+	snprintf(seg, sizeof(seg), "%.4000s/journal/0000000000000002.jnl", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, 32 + 32 + 3), 1);	/* the create's uid */
+	c ^= 1;
+	assert_int_equal(pwrite(fd, &c, 1, 32 + 32 + 3), 1);
+	close(fd);
+
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	assert_int_equal(task_uid(st, "gone"), 0);
+	assert_int_equal(task_events(st, "keep"), 10);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.journal_lost, 1);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
 static void journal_bad_record_costs_only_itself(void **state)
 {
 	journal_damage_case(*state, "payload");
@@ -4274,6 +4337,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(failed_early_delete_leaves_files_in_trash, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(journal_bad_record_costs_only_itself, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(journal_lost_create_leaves_other_tasks, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(journal_bad_segment_header_keeps_its_records,
 						tu_setup, tu_teardown),
