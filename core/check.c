@@ -78,6 +78,7 @@ struct ck_task {
 	uint64_t n, bytes;		/* consistent prefix of the files */
 	uint64_t last_gseq;
 	uint64_t file_recs;
+	uint64_t mended;		/* sidecar records rebuilt (ck->mends) */
 	bool torn;			/* a bad record is the last one */
 };
 
@@ -92,6 +93,13 @@ struct ck_type {
 	size_t first, count;		/* run in the sorted events */
 	bool differs;
 	uint64_t reported;
+};
+
+/* A sidecar record rebuilt from the log and the index, to be written by a repair. */
+struct ck_mend {
+	size_t task;
+	uint64_t idx;
+	struct tasklog_rec rec;
 };
 
 /* A journal append event, kept by reindex for a store without a usable index. */
@@ -130,6 +138,8 @@ struct ck {
 	struct ck_jcreate *jcr;
 	size_t njcr, jcrcap;
 	uint64_t j_last_lsn, j_max_uid, j_max_gseq, j_unapplied, applied_lsn;
+	struct ck_mend *mends;
+	size_t nmends, mcap;
 };
 
 static void report(struct ck *ck, char level, const char *fmt, ...)
@@ -325,6 +335,78 @@ static void *map_file(const char *path, uint64_t *size, int *err)
 	return p;
 }
 
+struct first_ev {
+	struct index_event ev;
+	bool got;
+};
+
+static int first_cb(void *arg, const struct index_event *ev)
+{
+	struct first_ev *f = arg;
+
+	f->ev = *ev;
+	f->got = true;
+	return 1;
+}
+
+/*
+ * Sidecar record @k of task @i is damaged or missing: rebuild it if the
+ * log and the index agree on its event.  The log's bytes from @off to the
+ * next newline must be a valid event, and the index must hold, for this
+ * task and under that type, its next event after gseq @prev at exactly
+ * that byte and length (below gseq @next, the following record's, if
+ * known).  Its commit time: the journal's if it still holds the event,
+ * else @next_ns (a later time only makes retention keep it longer).
+ * 0 with *@rec (and its type), -ENOENT if they do not agree, or -errno.
+ */
+static int mend_rec(struct ck *ck, size_t i, const unsigned char *log, uint64_t log_size,
+		    uint64_t off, uint64_t prev, uint64_t next, uint64_t next_ns,
+		    struct tasklog_rec *rec, char *type, size_t *tlen)
+{
+	struct ck_task *tk = &ck->tasks[i];
+	struct first_ev f = { .got = false };
+	struct event_error ee;
+	struct index_view *v;
+	struct index_txn *t;
+	const unsigned char *nl;
+	uint64_t len;
+	int rc;
+
+	if (!ck->ix || !tk->uid || off >= log_size)
+		return -ENOENT;
+	nl = memchr(log + off, '\n', log_size - off);
+	if (!nl)
+		return -ENOENT;
+	len = nl - (log + off) + 1;
+	if (len > CHECK_MAX_EVENT ||
+	    event_validate(ck->val, (const char *)log + off, len - 1, type, tlen, &ee))
+		return -ENOENT;
+	rc = index_begin(ck->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_view_open(t, type, *tlen, tk->uid, &v);
+	if (!rc) {
+		rc = index_view_iter(v, prev + 1, first_cb, &f);
+		index_view_free(v);
+	}
+	index_abort(t);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if (!f.got || f.ev.off != tk->base_len + off || f.ev.len != len ||
+	    (next && f.ev.gseq >= next))
+		return -ENOENT;
+	*rec = (struct tasklog_rec){ .gseq = f.ev.gseq, .time_ns = next_ns, .len = len };
+	for (size_t k = 0; k < ck->njev; k++)
+		if (ck->jev[k].uid == tk->uid && ck->jev[k].gseq == f.ev.gseq) {
+			rec->time_ns = ck->jev[k].time_ns;
+			break;
+		}
+	rc = store_grow(&ck->mends, &ck->mcap, (ck->nmends + 1) * sizeof(*ck->mends));
+	if (rc)
+		return rc;
+	return 0;
+}
+
 /*
  * Read task @i's files: its consistent prefix (at most @limit events) goes
  * to the events; what breaks it is reported.  *@done advances by the bytes read.
@@ -334,7 +416,7 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 	struct ck_task *tk = &ck->tasks[i];
 	char path[4500], type[EVENT_TYPE_MAX + 1];
 	unsigned char *log, *meta;
-	uint64_t log_size, meta_size, off = 0, prev = 0, n;
+	uint64_t log_size, meta_size, off = 0, prev = 0, prev_ns = 0, n;
 	int err, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
@@ -360,14 +442,49 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 	}
 	tk->file_recs = meta_size / TASKLOG_REC;
 	n = tk->file_recs < limit ? tk->file_recs : limit;
-	for (uint64_t k = 0; k < n; k++) {
-		struct tasklog_rec rec;
+	for (uint64_t k = 0; k < limit; k++) {
+		struct tasklog_rec rec, nrec = { 0 };
 		struct event_error ee;
 		size_t tlen;
-		const char *why = NULL;
+		const char *why = NULL, *bad = NULL;
 
-		if (tasklog_decode(meta + k * TASKLOG_REC, &rec))
-			why = "bad checksum";
+		if (k >= n && (k < tk->file_recs || off >= log_size))
+			break;
+		if (k >= n)
+			bad = "is missing";	/* the sidecar is short of the log */
+		else if (tasklog_decode(meta + k * TASKLOG_REC, &rec))
+			bad = "is damaged (bad checksum)";
+		if (bad) {
+			/* never cut an event the log and the index agree on: rebuild its record */
+			if (k + 1 < tk->file_recs &&
+			    tasklog_decode(meta + (k + 1) * TASKLOG_REC, &nrec))
+				nrec = (struct tasklog_rec){ 0 };
+			if (!nrec.time_ns)
+				nrec.time_ns = tk->have_times && tk->last_ns ? tk->last_ns : prev_ns;
+			rc = mend_rec(ck, i, log, log_size, off, prev, nrec.gseq, nrec.time_ns,
+				      &rec, type, &tlen);
+			if (rc && rc != -ENOENT)
+				goto out;
+			if (!rc) {
+				ck->mends[ck->nmends++] = (struct ck_mend){ .task = i, .idx = k,
+									    .rec = rec };
+				if (tk->mended++ < REPORT_PER_TYPE)
+					report(ck, 'E', "task %s: sidecar record %" PRIu64 " %s; the log"
+					       " and the index agree on its event (gseq %" PRIu64
+					       ", log byte %" PRIu64 "): a repair rewrites the record",
+					       tk->name, k + 1, bad, rec.gseq, off);
+				else
+					ck->r->problems++;
+			} else if (k >= n) {
+				rc = 0;
+				break;	/* bytes past the last event: reported below */
+			} else {
+				why = "bad checksum";
+			}
+			rc = 0;
+		}
+		if (why)
+			;
 		else if (rec.gseq <= prev)
 			why = "gseq out of order";
 		else if (rec.len == 0 || off + rec.len > log_size)
@@ -396,15 +513,19 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		tk->n++;
 		tk->bytes = off += rec.len;
 		tk->last_gseq = prev = rec.gseq;
+		prev_ns = rec.time_ns;
 		if ((k & 4095) == 0)
 			progress(ck, "scan", *done + off, total);
 	}
+	if (tk->mended > REPORT_PER_TYPE)
+		report(ck, 'I', "task %s: %" PRIu64 " more sidecar records to rewrite not shown",
+		       tk->name, tk->mended - REPORT_PER_TYPE);
 	if (tk->n == tk->file_recs && limit >= tk->file_recs && meta_size % TASKLOG_REC) {
 		tk->torn = true;
 		report(ck, 'E', "task %s: sidecar ends in a partial record (a torn last write)",
 		       tk->name);
 	}
-	if (tk->n == tk->file_recs && limit >= tk->file_recs && log_size > tk->bytes) {
+	if (tk->n >= tk->file_recs && limit >= tk->file_recs && log_size > tk->bytes) {
 		tk->torn = true;
 		report(ck, 'E', "task %s: %" PRIu64 " log bytes after its last event"
 		       " (a torn last write)", tk->name, log_size - tk->bytes);
@@ -610,10 +731,25 @@ static int check_journal(struct ck *ck)
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/journal", ck->dir);
-	rc = journal_scan(path, journal_cb, ck, &js);
+	rc = journal_scan(path, ck->applied_lsn, journal_cb, ck, &js);
 	if (rc)
 		return rc;
 	ck->r->journal_records = js.records;
+	ck->r->journal_lost = js.damage.lost;
+	if (js.damage.lost) {
+		report(ck, 'E', "journal: %" PRIu64 " records (lsns %" PRIu64 "-%" PRIu64 ") are"
+		       " corrupt and lost, from segment %016" PRIx64 " on; the records after them"
+		       " check out: the next mount (or fsck --repair) replays those and keeps"
+		       " the damaged segment as %016" PRIx64 ".jnl.corrupt", js.damage.lost,
+		       js.damage.first_lsn, js.damage.last_lsn, js.damage.first_segment,
+		       js.damage.first_segment);
+		ck->needs_recovery = true;
+	} else if (js.damage.segments) {
+		report(ck, 'E', "journal: %" PRIu64 " damaged segments from %016" PRIx64 " on, but"
+		       " no record lost: the next mount (or fsck --repair) keeps a copy as"
+		       " .corrupt", js.damage.segments, js.damage.first_segment);
+		ck->needs_recovery = true;
+	}
 	if (js.bad_bytes && js.bad_later) {
 		report(ck, 'E', "journal: %" PRIu64 " bytes from byte %" PRIu64 " of segment %016"
 		       PRIx64 " on (%" PRIu64 " later segments) are corrupt: records after lsn %"
@@ -1119,6 +1255,7 @@ static void ck_free(struct ck *ck)
 		free(ck->jev[i].data);
 	free(ck->jev);
 	free(ck->jcr);
+	free(ck->mends);
 	free(ck->types);
 	free(ck->tasks);
 	free(ck->evs);
@@ -1146,11 +1283,39 @@ static void ck_forget(struct ck *ck)
 	ck->htab_made = false;
 	for (size_t i = 0; i < ck->ntypes; i++)
 		free(ck->types[i].name);
-	ck->ntypes = ck->ntasks = ck->nevs = 0;
+	ck->ntypes = ck->ntasks = ck->nevs = ck->nmends = 0;
 	ck->max_gseq = 0;
 	memset(&ck->htab, 0, sizeof(ck->htab));
 	if (hcreate_r(4096, &ck->htab))
 		ck->htab_made = true;
+}
+
+/* Write the sidecar records rebuilt by the scan (mend_rec), synced. */
+static int write_mends(struct ck *ck)
+{
+	char path[4200];
+	struct tasklog *tl = NULL;
+	int rc;
+
+	if (!ck->nmends)
+		return 0;
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	rc = tasklog_open(path, 64, &tl);
+	for (size_t k = 0; k < ck->nmends && !rc; k++) {
+		struct ck_task *tk = &ck->tasks[ck->mends[k].task];
+
+		rc = tasklog_write_recs(tl, tk->uid, tk->name, ck->mends[k].idx, &ck->mends[k].rec,
+					1);
+		if (!rc && (k + 1 == ck->nmends || ck->mends[k + 1].task != ck->mends[k].task)) {
+			rc = tasklog_sync(tl, tk->uid, tk->name);
+			if (!rc)
+				report(ck, 'F', "task %s: %" PRIu64 " sidecar records rewritten from the"
+				       " log and the index", tk->name, tk->mended);
+		}
+	}
+	if (tl)
+		tasklog_close(tl);
+	return rc;
 }
 
 /* Cut torn tails off the files (the consistent prefix stays). */
@@ -1246,7 +1411,9 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	if (!rc)
 		rc = check_meta_ro(&ck);
 	if (!rc && o->repair && r->problems > p0) {
-		rc = repair(&ck, false);
+		rc = write_mends(&ck);
+		if (!rc)
+			rc = repair(&ck, false);
 		if (!rc)
 			rc = cut_tails(&ck);
 	}
@@ -1539,15 +1706,20 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 				ck.tasks[i].in_index = false;	/* uids and times only */
 		}
 	}
-	if (ck.ix) {
+	if (ck.ix && !usable) {
 		index_close(ck.ix);
 		ck.ix = NULL;
 	}
 	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
 		rc = check_journal(&ck);
+	/* the old index stays open for the scan: sidecar records are rebuilt from it */
 	if (!rc)
 		rc = scan_all(&ck);
+	if (ck.ix) {
+		index_close(ck.ix);
+		ck.ix = NULL;
+	}
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < ck.ntasks; i++) {
@@ -1574,6 +1746,8 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	for (size_t i = 0; i < ck.ntasks; i++)
 		if (!ck.tasks[i].uid)
 			ck.tasks[i].uid = m.next_uid++;
+	if (!rc)
+		rc = write_mends(&ck);
 	if (!rc)
 		rc = cut_tails(&ck);
 	snprintf(path, sizeof(path), "%s/tasks", dir);

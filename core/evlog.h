@@ -332,6 +332,12 @@ struct evl_stats {
 	uint64_t lat_count[EVL_LAT_BUCKETS];	/* append latency histogram */
 	double lat_sum;
 	int error;			/* sticky journal error (EIO), or 0 */
+	/*
+	 * Journal damage the open set aside (issue 15): records lost (their
+	 * lsns, first to last), damaged segments (kept as <first>.jnl.corrupt).
+	 */
+	uint64_t journal_lost, journal_lost_first, journal_lost_last;
+	uint64_t journal_damaged_segments, journal_damaged_first;
 	bool commit_sync;
 	unsigned commit_ms;
 	char last_rejection[512];	/* "" if none */
@@ -360,6 +366,7 @@ struct evl_check_result {
 	uint64_t problems;	/* findings ('E' lines, and those not shown) */
 	uint64_t fixed;		/* fixes made ('F' lines) */
 	uint64_t lost;		/* reindex: journaled events no task could take */
+	uint64_t journal_lost;	/* journal records corrupt and set aside */
 };
 
 /*

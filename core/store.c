@@ -4197,6 +4197,11 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	memcpy(o->lat_count, st->lat_count, sizeof(o->lat_count));
 	o->lat_sum = st->lat_sum;
 	o->error = js.error;
+	o->journal_lost = js.damage.lost;
+	o->journal_lost_first = js.damage.first_lsn;
+	o->journal_lost_last = js.damage.last_lsn;
+	o->journal_damaged_segments = js.damage.segments;
+	o->journal_damaged_first = js.damage.first_segment;
 	o->commit_sync = st->opt.commit_sync;
 	o->commit_ms = st->opt.commit_ms;
 	memcpy(o->last_rejection, st->last_rejection, sizeof(o->last_rejection));

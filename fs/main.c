@@ -5,7 +5,8 @@
  * at once; standard FUSE options pass through to libfuse.  Unmounting
  * (fusermount3 -u) or SIGTERM/SIGINT ends the session loop; the store is
  * then flushed and checkpointed, and the exit status is 0 only if
- * everything acknowledged is on disk.
+ * everything acknowledged is on disk and the open lost no journal record
+ * to damage.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -459,6 +460,21 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs.se);
 out_store:
+	{
+		struct evl_stats s;
+
+		/* records the mount found corrupt are lost: not a clean run */
+		evl_store_stats(fs.st, &s);
+		if (s.journal_lost) {
+			evl_log(LOG_ERR, "%s: %llu journal records (lsns %llu-%llu) were corrupt and"
+				" are lost; the damaged segment is kept as journal/%016llx.jnl.corrupt",
+				cfg.data_dir, (unsigned long long)s.journal_lost,
+				(unsigned long long)s.journal_lost_first,
+				(unsigned long long)s.journal_lost_last,
+				(unsigned long long)s.journal_damaged_first);
+			rc = 1;
+		}
+	}
 	/* flush and checkpoint: 0 only if everything acknowledged is on disk */
 	if (evl_store_close(fs.st)) {
 		evl_log(LOG_ERR, "unmounted %s, but not everything reached the disk", cfg.data_dir);

@@ -5,6 +5,7 @@
  * before.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -178,6 +179,172 @@ static void fsck_finds_and_repairs(void **state)
 	free(before);
 }
 
+static uint64_t file_size(const char *dir, const char *file)
+{
+	char path[4400];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return stat(path, &sb) ? 0 : sb.st_size;
+}
+
+/*
+ * Issue 15 item 4: damage to a sidecar's records must not cost an event
+ * the log and the index both hold.  @how: "cut" drops the last record
+ * (truncate -s -24), "flip" flips a bit in the last record, "mid" flips a
+ * bit in the third.  fsck --repair and reindex rebuild the records from
+ * the log and the index and keep every event.
+ */
+static void sidecar_damage_case(const char *dir, const char *how, bool use_reindex)
+{
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char meta[4400], *before, *after;
+	uint64_t log_size, meta_size;
+	unsigned char c;
+	int fd;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	before = dump(dir);
+	log_size = file_size(dir, "tasks/t1/events");
+	meta_size = file_size(dir, "tasks/t1/events.meta");
+	assert_int_equal(meta_size, 6 * 24);
+
+	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", dir);
+	if (!strcmp(how, "cut")) {
+		assert_int_equal(truncate(meta, meta_size - 24), 0);
+	} else {
+		off_t at = !strcmp(how, "mid") ? 2 * 24 + 9 : 5 * 24 + 9;	/* its time */
+
+		fd = open(meta, O_RDWR);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, &c, 1, at), 1);
+		c ^= 4;
+		assert_int_equal(pwrite(fd, &c, 1, at), 1);
+		close(fd);
+	}
+
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_true(r.problems > 0);
+	if (use_reindex) {
+		nlines = 0;
+		assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	} else {
+		assert_int_equal(fsck(dir, true, &r), 0);
+	}
+	for (int i = 0; i < nlines; i++)
+		print_message("%s %s: %s\n", how, use_reindex ? "reindex" : "repair", lines[i]);
+	assert_false(reported("torn tail cut"));
+	assert_int_equal(file_size(dir, "tasks/t1/events"), log_size);
+	assert_int_equal(file_size(dir, "tasks/t1/events.meta"), meta_size);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("after: %s\n", lines[i]);
+	assert_int_equal(r.problems, 0);
+	assert_int_equal(r.events, 24);
+	after = dump(dir);
+	assert_string_equal(after, before);
+	free(after);
+	free(before);
+}
+
+static void repair_keeps_events_a_cut_sidecar_lost(void **state)
+{
+	sidecar_damage_case(*state, "cut", false);
+}
+
+static void repair_keeps_events_a_flipped_sidecar_record_names(void **state)
+{
+	sidecar_damage_case(*state, "flip", false);
+}
+
+static void repair_mends_a_sidecar_record_in_the_middle(void **state)
+{
+	sidecar_damage_case(*state, "mid", false);
+}
+
+static void reindex_keeps_events_a_cut_sidecar_lost(void **state)
+{
+	sidecar_damage_case(*state, "cut", true);
+}
+
+static void reindex_keeps_events_a_flipped_sidecar_record_names(void **state)
+{
+	sidecar_damage_case(*state, "flip", true);
+}
+
+/*
+ * Issue 15 item 5, the tools' side: fsck names a corrupt journal record
+ * in the middle as lost (not "a torn last record"), and fsck --repair
+ * replays every record after it.
+ */
+static void fsck_names_a_corrupt_journal_record(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_task_info info;
+	char seg[4400], buf[256];
+	unsigned char c;
+	int status, fd;
+	pid_t pid;
+
+	evl_options_default(&o);
+	o.commit_sync = true;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	assert_int_equal(evl_task_create(st, "t"), 0);
+	assert_int_equal(evl_task_lookup(st, "t", &info), 0);
+	assert_int_equal(evl_store_close(st), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_writer *w;
+
+		o.hold_apply = true;
+		if (evl_store_open(dir, &o, &st) || evl_writer_open(st, info.uid, &w))
+			_exit(2);
+		for (int i = 0; i < 10; i++) {
+			int len = snprintf(buf, sizeof(buf), "{\"type\":\"note\",\"i\":%d}\n", i);
+
+			if (evl_writer_write(w, buf, len))
+				_exit(3);
+		}
+		_exit(0);	/* unapplied: only the journal holds them */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the create was lsn 1 (trimmed at close); the child's segment starts at 2 */
+	snprintf(seg, sizeof(seg), "%s/journal/0000000000000002.jnl", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, 32 + 3 * 32 + 40), 1);	/* in a record's payload */
+	c ^= 1;
+	assert_int_equal(pwrite(fd, &c, 1, 32 + 3 * 32 + 40), 1);
+	close(fd);
+
+	assert_int_equal(fsck(dir, false, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("fsck: %s\n", lines[i]);
+	assert_true(reported("corrupt and lost"));
+	assert_false(reported("torn last record"));
+	assert_int_equal(r.journal_lost, 1);
+	assert_true(r.problems > 0);
+
+	assert_int_equal(fsck(dir, true, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("fsck --repair: %s\n", lines[i]);
+	assert_true(reported("corrupt and lost"));
+	assert_int_equal(r.events, 9);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	assert_int_equal(r.events, 9);
+	strcat(seg, ".corrupt");
+	assert_int_equal(access(seg, F_OK), 0);
+}
+
 static void fsck_refuses_an_open_store(void **state)
 {
 	const char *dir = *state;
@@ -272,15 +439,6 @@ static void copy_store(const char *pristine, const char *work)
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", work, pristine, work);
 	assert_int_equal(system(cmd), 0);
-}
-
-static uint64_t file_size(const char *dir, const char *file)
-{
-	char path[4400];
-	struct stat sb;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	return stat(path, &sb) ? 0 : sb.st_size;
 }
 
 /*
@@ -519,6 +677,18 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fsck_finds_and_repairs, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(repair_keeps_events_a_cut_sidecar_lost, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(repair_keeps_events_a_flipped_sidecar_record_names,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(repair_mends_a_sidecar_record_in_the_middle, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(reindex_keeps_events_a_cut_sidecar_lost, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(reindex_keeps_events_a_flipped_sidecar_record_names,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(fsck_names_a_corrupt_journal_record, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(fsck_refuses_an_open_store, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(reindex_gives_the_same_views, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(backup_copies_only_what_is_new, tu_setup,
