@@ -693,7 +693,12 @@ class Ctx:
         return True
 
     def died(self, res):
-        if res is not None and -res in DEAD:
+        # EIO too, if the daemon is found gone right after: the kernel ends
+        # with EIO a request that a daemon thread was copying in, or whose
+        # reply it was copying out, when it died (fs/fuse/dev.c
+        # fuse_dev_do_read, fuse_dev_do_write).  An EIO of a live daemon
+        # still fails: the model expects none.
+        if res is not None and (-res in DEAD or res == -errno.EIO and not self.alive()):
             self.dead = True
             return True
         return False
@@ -1050,6 +1055,16 @@ class Ctx:
             if res["c"] is not None and not self.dead and not self.died(res["c"]):
                 lines, maybe = self.step_close(h, res["c"], who)
                 ev += self.events(h, lines, maybe)
+            if not self.dead and not self.alive():
+                # Its exit closed the rest, and the FLUSH that commits a line
+                # it held returns to nobody.  The daemon died before that
+                # FLUSH or while it waited (seed 9003: kill_mid while every
+                # writer waited on a slow daemon), so nobody was told the
+                # line is stored: "maybe", as for a call cut by the kill.
+                # The mount cannot come back before the driver remounts, so
+                # alive now means alive through the exit.
+                self.dead = True
+                ev += self.dead_events(h, b"")
             if not self.dead:
                 # its exit closed the rest: a line it held is stored now (unseen result)
                 lines, maybe = self.step_close(h, None, who)
