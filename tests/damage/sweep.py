@@ -601,7 +601,7 @@ class Failure:
         self.cls, self.step, self.what = cls, step, what
 
     def __repr__(self):
-        return "%s at %s: %s" % (self.cls, self.step, self.what)
+        return "%s at %s: %s" % (self.cls, self.step, self.what.replace("\n", " | "))
 
 
 def lines_of(data):
@@ -940,7 +940,8 @@ def run_case(ctx, seed, case, sroot, out, args, counts, kept, replay_from=None):
             seed, case, SEVERITY[w] + (" [known]" if knownfail else ""), dmg["kind"],
             dmg["class"], dmg["path"], rec["shell"],
             "".join("  %r\n" % f for f in fails[:6]),
-            "".join("  note: %s\n" % n for n in notes[:3]), rec["replay"]), flush=True)
+            "".join("  note: %s\n" % n.replace("\n", " | ") for n in notes[:3]), rec["replay"]),
+            flush=True)
         rec["known"] = knownfail
         return rec
     finally:
