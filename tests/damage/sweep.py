@@ -278,16 +278,20 @@ def reader_main(mnt):
     for t in ls(os.path.join(mnt, "tasks")):
         out["logs"][t] = rd(os.path.join(mnt, "tasks", t, "events"))
     prefixes = set()
-    for typ in ls(os.path.join(mnt, "by-type")):
+    out["types"] = ls(os.path.join(mnt, "by-type"))
+    for typ in out["types"]:
         prefixes.add(typ)
         prefixes.add(typ[:1])
         parts = typ.split(".")
         for k in range(1, len(parts)):
             prefixes.add(".".join(parts[:k]))
+    if not req.get("full", True):
+        # a quick look: the full types and their first bytes, no per-task files
+        prefixes = set(p for p in prefixes if p in out["types"] or len(p) == 1)
     for p in sorted(prefixes):
         out["views"][p] = rd(os.path.join(mnt, "by-type", p, "events"))
         vt = {}
-        for t in ls(os.path.join(mnt, "by-type", p, "tasks")):
+        for t in ls(os.path.join(mnt, "by-type", p, "tasks")) if req.get("full", True) else ():
             vt[t] = rd(os.path.join(mnt, "by-type", p, "tasks", t))
         out["vtasks"][p] = vt
     out["status"] = rd(os.path.join(mnt, ".control"))
@@ -311,11 +315,15 @@ def reader_main(mnt):
     return 0
 
 
-def read_mount(mnt, appends=None):
-    """(snapshot dict, None) or (None, (class, detail))."""
+def read_mount(mnt, appends=None, full=True):
+    """(snapshot dict, None) or (None, (class, detail)).
+
+    @full: also every dotted prefix and every per-task view file (each FUSE round
+    trip is slow on a loaded machine, so the first mount takes a quicker look)."""
     try:
         r = subprocess.run([sys.executable, os.path.abspath(__file__), "--reader", mnt],
-                           input=json.dumps({"appends": appends or {}}), capture_output=True,
+                           input=json.dumps({"appends": appends or {}, "full": full}),
+                           capture_output=True,
                            text=True, timeout=STEP_TIMEOUT * 2)
     except subprocess.TimeoutExpired:
         return None, ("hang", "reading the mount took over %ds" % (STEP_TIMEOUT * 2))
@@ -806,7 +814,7 @@ def run_steps(ctx, dmg, work, known):
                 args[0], rc, tail(out))))
         return rc, out
 
-    def mount(step, appends=None):
+    def mount(step, appends=None, full=True):
         d = Daemon(data, mnt, os.path.join(work, "daemon-%s.err" % step))
         e = d.start()
         if e:
@@ -817,7 +825,7 @@ def run_steps(ctx, dmg, work, known):
                 return None, "refused"
             fails.append(Failure(e[0], step, e[1]))
             return None, e[0]
-        snap, err = read_mount(mnt, appends)
+        snap, err = read_mount(mnt, appends, full)
         if err:
             d.kill()
             cls = "crash" if (d.proc is None and False) else err[0]
@@ -842,7 +850,7 @@ def run_steps(ctx, dmg, work, known):
                        3)
         appends[t] = line
         known.add(line, t, 1 if t == "t5" else 0)
-    snap, how = mount("mount", appends)
+    snap, how = mount("mount", appends, full=False)
     acked = {}
     if snap is not None:
         fs = check_snapshot(snap, known, "mount", whole, appends, alias=alias)
@@ -1056,15 +1064,17 @@ def main():
             case += 1
             if case % 50 == 0:
                 print("%d cases, %d failing" % (case, len(recs)), flush=True)
-        report(counts, recs, case, t0)
-        if a.json:
-            with open(a.json, "w") as f:
-                json.dump({"counts": [[k[0], k[1], v] for k, v in counts.items()],
-                           "failures": recs}, f, indent=1)
         bad = [r for r in recs if not r.get("known")]
         print("seed %d: %s" % (seed, "FAILED (%d cases)" % len(bad) if bad else "ok"))
         return 1 if bad else 0
     finally:
+        if not a.replay:
+            # also when stopped by SIGTERM: what ran is counted
+            report(counts, recs, sum(sum(c.values()) for c in counts.values()), t0)
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump({"counts": [[k[0], k[1], v] for k, v in counts.items()],
+                               "failures": recs}, f, indent=1)
         for d in list(LIVE):
             d.kill()
         shutil.rmtree(top, ignore_errors=True)
