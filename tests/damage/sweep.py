@@ -998,7 +998,9 @@ def main():
                     help="build a new store (next seed) after this many cases")
     ap.add_argument("--replay", default=None, help="SEED:CASE")
     ap.add_argument("--out", default=None, help="where failing cases are kept (default .)")
-    ap.add_argument("--step-timeout", type=float, default=30.0)
+    ap.add_argument("--step-timeout", type=float, default=60.0,
+                    help="seconds a step may take (reading a mount: twice that); "
+                    "a loaded machine needs the margin: 20 s made false hangs")
     ap.add_argument("--known", default="", help="triage only: PAT,... globs of "
                     "damage:fileclass:failclass counted as known")
     ap.add_argument("--keep-max", type=int, default=3,
