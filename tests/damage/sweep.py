@@ -11,7 +11,9 @@ checked here): seven tasks of events of several types; retention done
 (`compact task=t0 keep-last=`, `compact task=t1 max-age=`); one task deleted
 and not yet purged (then made again: a second incarnation of the same id);
 and an unapplied journal tail (commit=sync writes, then kill -9 at once).
-An older snapshot of the same store is kept for "restore an older copy".
+An older snapshot of the same store is kept for "restore an older copy";
+a share of the cases (--clean-share, 0.25) damages that snapshot instead,
+a cleanly unmounted store with nothing for recovery to replay.
 The pristine store is mounted once to record what it serves (the reference).
 
 Each case copies the store (cp -a) and applies ONE damage, chosen by
@@ -418,16 +420,26 @@ def build_base(seed, root):
             write(t, rng.randint(3, 12))
     finally:
         d.kill9()
+    ctx = {"seed": seed, "known": known.to_json()}
+    # the references: what each undamaged store serves (the one with the
+    # journal tail, and the cleanly closed older one)
+    for key, store in (("", data), ("_clean", os.path.join(root, "old"))):
+        ref, raw = reference(store, root, mnt, known)
+        ctx["ref" + key], ctx["raw" + key] = ref, raw
+    return ctx
+
+
+def reference(store, root, mnt, known):
+    """({task: log served}, {task: log on disk}) of the undamaged STORE."""
     raw = {}
-    for t in os.listdir(os.path.join(data, "tasks")):
+    for t in os.listdir(os.path.join(store, "tasks")):
         try:
-            with open(os.path.join(data, "tasks", t, "events"), "rb") as f:
+            with open(os.path.join(store, "tasks", t, "events"), "rb") as f:
                 raw[t] = f.read().decode(errors="replace")
         except OSError:
             pass
-    # the reference: what the undamaged store serves
     ref = os.path.join(root, "ref")
-    subprocess.run(["cp", "-a", data, ref], check=True)
+    subprocess.run(["cp", "-a", store, ref], check=True)
     d = Daemon(ref, mnt, os.path.join(root, "ref.err"))
     e = d.start()
     if e:
@@ -438,14 +450,11 @@ def build_base(seed, root):
         rc = d.stop()
     if err or rc != 0:
         raise RuntimeError("reference: %r rc %s %s" % (err, rc, tail(d.stderr())))
-    ctx = {"seed": seed, "known": known.to_json(),
-           "ref": {t: v.decode(errors="replace") for t, v in snap["logs"].items()},
-           "raw": raw}
     fails = check_snapshot(snap, known, "reference", None)
     if fails:
         raise RuntimeError("the undamaged store fails the checks: %r" % fails[:5])
     shutil.rmtree(ref, ignore_errors=True)
-    return ctx
+    return {t: v.decode(errors="replace") for t, v in snap["logs"].items()}, raw
 
 
 # ---------------------------------------------------------------- damage
@@ -480,8 +489,15 @@ def inventory(data):
     return out
 
 
-def choose_damage(seed, case, base, old):
-    """The damage of case CASE, chosen from the files of BASE: a dict."""
+def choose_damage(seed, case, base, old, clean_share):
+    """The damage of case CASE: a dict.
+
+    A share @clean_share of the cases damages the cleanly closed older store
+    OLD instead of BASE (with its journal tail), so that recovery does not
+    hide what a damaged log does to the next append (no restore_old there)."""
+    clean = random.Random("%d:%d:store" % (seed, case)).random() < clean_share
+    if clean:
+        base = old
     rng = random.Random("%d:%d" % (seed, case))
     inv = inventory(base)
     by = {}
@@ -490,8 +506,13 @@ def choose_damage(seed, case, base, old):
     cls = rng.choice(sorted(by))
     rel = rng.choice(by[cls])
     path = os.path.join(base, rel)
-    kind = rng.choice(DIR_KINDS if cls == "dir" else FILE_KINDS)
+    kinds = DIR_KINDS if cls == "dir" else FILE_KINDS
+    if clean:
+        kinds = tuple(k for k in kinds if k != "restore_old")
+    kind = rng.choice(kinds)
     dmg = {"kind": kind, "class": cls, "path": rel}
+    if clean:
+        dmg["store"] = "clean"
     size = 0 if cls == "dir" else os.path.getsize(path)
     if kind == "trunc_rand":
         dmg["size"] = rng.randrange(size) if size else 0
@@ -772,8 +793,11 @@ def check_snapshot(snap, known, step, whole, acked=None, final=False, alias=None
 
 def whole_sets(ctx, dmg, data, known):
     """{task: lines that must be served} for the damaged store at DATA."""
-    ref = {t: set(l.encode() for l in v.splitlines(keepends=True)) for t, v in ctx["ref"].items()}
-    raw = {t: set(l.encode() for l in v.splitlines(keepends=True)) for t, v in ctx["raw"].items()}
+    key = "_clean" if dmg.get("store") == "clean" else ""
+    ref = {t: set(l.encode() for l in v.splitlines(keepends=True))
+           for t, v in ctx["ref" + key].items()}
+    raw = {t: set(l.encode() for l in v.splitlines(keepends=True))
+           for t, v in ctx["raw" + key].items()}
     hit = damaged_tasks(dmg)
     out = {}
     for t, lines in ref.items():
@@ -908,14 +932,15 @@ def run_case(ctx, seed, case, sroot, out, args, counts, kept, replay_from=None):
             dmg = json.load(open(os.path.join(replay_from, "case.json")))["damage"]
             subprocess.run(["cp", "-a", os.path.join(replay_from, "damaged"), data], check=True)
         else:
-            dmg = choose_damage(seed, case, base, old)
-            subprocess.run(["cp", "-a", base, data], check=True)
+            dmg = choose_damage(seed, case, base, old, args.clean_share)
+            src = old if dmg.get("store") == "clean" else base
+            subprocess.run(["cp", "-a", src, data], check=True)
             apply_damage(dmg, data, old)
         keep_src = os.path.join(work, "damaged")
         subprocess.run(["cp", "-a", data, keep_src], check=True)
         log("case %d:%d %s %s %s" % (seed, case, dmg["kind"], dmg["class"], dmg["path"]))
         fails, notes = run_steps(ctx, dmg, work, known)
-        key = (dmg["kind"], dmg["class"])
+        key = (dmg["kind"], dmg["class"] + ("/clean" if dmg.get("store") == "clean" else ""))
         w = worst(fails)
         counts.setdefault(key, {})
         cls = SEVERITY[w] if w is not None else "ok"
@@ -927,12 +952,15 @@ def run_case(ctx, seed, case, sroot, out, args, counts, kept, replay_from=None):
         counts[key][cls] = counts[key].get(cls, 0) + 1
         if w is None:
             return None
-        rec = {"seed": seed, "case": case, "damage": dmg, "shell": damage_shell(dmg),
+        shell = damage_shell(dmg)
+        if dmg.get("store") == "clean":
+            shell += "  # on a cleanly unmounted store"
+        rec = {"seed": seed, "case": case, "damage": dmg, "shell": shell,
                "class": SEVERITY[w], "failures": [repr(f) for f in fails], "notes": notes,
                "replay": "%s %s %s --replay %d:%d --out %s" % (
                    "python3 " + os.path.abspath(__file__), EVLOGFS, EVLOGCTL, seed, case,
                    out)}
-        kk = (dmg["kind"], dmg["class"], SEVERITY[w])
+        kk = key + (SEVERITY[w],)
         if not replay_from and kept.get(kk, 0) < args.keep_max:
             kept[kk] = kept.get(kk, 0) + 1
             dest = os.path.join(out, "damage-%d-%d" % (seed, case))
@@ -946,7 +974,7 @@ def run_case(ctx, seed, case, sroot, out, args, counts, kept, replay_from=None):
             rec["kept"] = dest
         print("FAIL seed %d case %d: %s (%s %s %s)\n  damage: %s\n%s%s\n  replay: %s" % (
             seed, case, SEVERITY[w] + (" [known]" if knownfail else ""), dmg["kind"],
-            dmg["class"], dmg["path"], rec["shell"],
+            key[1], dmg["path"], rec["shell"],
             "".join("  %r\n" % f for f in fails[:6]),
             "".join("  note: %s\n" % n.replace("\n", " | ") for n in notes[:3]), rec["replay"]),
             flush=True)
@@ -996,6 +1024,8 @@ def main():
     ap.add_argument("--time", type=float, default=None, help="run cases for S seconds")
     ap.add_argument("--cases-per-seed", type=int, default=200,
                     help="build a new store (next seed) after this many cases")
+    ap.add_argument("--clean-share", type=float, default=0.25,
+                    help="share of cases that damage the cleanly closed store")
     ap.add_argument("--replay", default=None, help="SEED:CASE")
     ap.add_argument("--out", default=None, help="where failing cases are kept (default .)")
     ap.add_argument("--step-timeout", type=float, default=60.0,
