@@ -42,6 +42,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <search.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "event.h"
@@ -158,30 +160,91 @@ static void progress(struct ck *ck, const char *phase, uint64_t done, uint64_t t
 
 /* ---- the lock ---- */
 
-int evl_store_holder(const char *dir, char *buf, size_t n)
+/* The pid holding a flock on the inode @sb, as /proc/locks says (0: not found). */
+static long lock_owner(const struct stat *sb)
 {
-	char path[4200], holder[512] = "";
-	const char *h;
-	ssize_t len;
-	long pid;
-	int fd;
+	char line[256], type[16];
+	unsigned int maj, min;
+	unsigned long long ino;
+	long pid, found = 0;
+	FILE *f = fopen("/proc/locks", "re");
 
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!f)
+		return 0;
+	/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters say "1: -> FLOCK" */
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", type, &pid, &maj, &min,
+			   &ino) == 5 && !strcmp(type, "FLOCK") && ino == sb->st_ino &&
+		    maj == major(sb->st_dev) && min == minor(sb->st_dev))
+			found = pid;
+	fclose(f);
+	return found;
+}
+
+/* Is store @dir locked?  1 (its inode in *@sb), 0, or -errno. */
+static int store_held(const char *dir, struct stat *sb)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
 		close(fd);
 		return 0;
 	}
-	len = read(fd, holder, sizeof(holder) - 1);
+	if (errno != EWOULDBLOCK || fstat(fd, sb))
+		err = errno;
 	close(fd);
-	holder[len > 0 ? len : 0] = '\0';
-	holder[strcspn(holder, "\n")] = '\0';
-	pid = strtol(holder, NULL, 10);
-	h = strchr(holder, ' ');
-	h = h && h[1] ? h + 1 : NULL;
-	snprintf(buf, n, "pid %ld%s%s%s", pid, h ? " (" : "", h ? h : "", h ? ")" : "");
+	return err ? -err : 1;
+}
+
+int evl_store_holder(const char *dir, char *buf, size_t n)
+{
+	char path[4200], holder[512];
+	const char *h = NULL;
+	struct stat sb;
+	long owner = 0, pid = 0;
+	int rc;
+
+	/*
+	 * DATA_DIR/lock names the holder once it has written it: until then
+	 * it is empty or names an earlier holder, and it may be gone (rm).
+	 * Wait a little for the pid that holds the lock (/proc/locks); a file
+	 * that never names it is not trusted (nor a pid that is not running).
+	 */
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	for (int tries = 0; tries < 20; tries++) {
+		ssize_t len = -1;
+		int fd;
+
+		if (tries)
+			usleep(50000);
+		rc = store_held(dir, &sb);
+		if (rc <= 0)
+			return rc;	/* released meanwhile, or -errno */
+		owner = lock_owner(&sb);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			len = read(fd, holder, sizeof(holder) - 1);
+			close(fd);
+		}
+		holder[len > 0 ? len : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		pid = strtol(holder, NULL, 10);
+		if (pid > 0 && (owner ? pid == owner : kill(pid, 0) == 0 || errno == EPERM))
+			break;
+		pid = 0;
+	}
+	if (pid) {
+		h = strchr(holder, ' ');
+		h = h && h[1] ? h + 1 : NULL;
+	} else {
+		pid = owner;
+	}
+	if (pid)
+		snprintf(buf, n, "pid %ld%s%s%s", pid, h ? " (" : "", h ? h : "", h ? ")" : "");
+	else
+		snprintf(buf, n, "another process (%s does not name it)", path);
 	return 1;
 }
 
@@ -198,8 +261,7 @@ static int lock_store(struct ck *ck, const char *what)
 
 static void unlock_store(struct ck *ck)
 {
-	if (ck->lock_fd >= 0)
-		io->close(ck->lock_fd);
+	store_unlock(ck->dir, ck->lock_fd);
 	ck->lock_fd = -1;
 }
 

@@ -295,13 +295,9 @@ static void wait_closing_holder(const char *dir)
 	for (int ms = 0; ms < HOLDER_WAIT_MS; ms += 50) {
 		char *mnt, *end;
 
+		/* (it waits a little for a holder that has not named itself yet) */
 		if (evl_store_holder(dir, holder, sizeof(holder)) != 1)
 			return;
-		if (!strcmp(holder, "pid 0")) {
-			/* the lock file is emptied just before the lock goes: releasing */
-			usleep(50000);
-			continue;
-		}
 		/* "pid N (/mount/point)" */
 		mnt = strchr(holder, '(');
 		end = strrchr(holder, ')');

@@ -37,13 +37,14 @@ def deadline_poll(pred, what, timeout=10.0):
 def wait_store_released(data):
     """Wait until no daemon holds store @data (umount returns before it has closed it)."""
     def released():
-        with open(os.path.join(data, "lock")) as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            fcntl.flock(f, fcntl.LOCK_UN)
-            return f.read() == ""   # and it said so
+        fd = os.open(data, os.O_RDONLY | os.O_DIRECTORY)    # the lock is on the directory
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+        return read(os.path.join(data, "lock")) == b""   # and it said so
     deadline_poll(released, "the daemon to exit")
 
 
@@ -568,6 +569,35 @@ def test_lock(root):
     m.proc = None
     deadline_poll(lambda: not is_mounted(m.mnt), "the unmount after SIGTERM")
     assert read(os.path.join(m.data, "tasks", "s", "events")) == event("s").encode()
+
+
+def test_lock_rm(root):
+    """rm DATA/lock while mounted must not let a second daemon or a tool in."""
+    m = Mount(root).start()
+    try:
+        os.mkdir(m.p("tasks", "a"))
+        append(m.p("tasks/a/events"), event("x", g=1))
+        os.unlink(os.path.join(m.data, "lock"))
+        other = os.path.join(root, "mnt2")
+        os.mkdir(other)
+        second = subprocess.Popen([EVLOGFS, "-f", m.data, other], stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL, text=True)
+        try:
+            deadline_poll(lambda: second.poll() is not None or is_mounted(other),
+                          "the second daemon to give up", 60)
+        finally:
+            if is_mounted(other):
+                subprocess.run(["fusermount3", "-u", other], check=False)
+            err = second.communicate(timeout=60)[1]
+        assert second.returncode != 0, "a second daemon mounted the store: " + err
+        assert "in use by pid %d" % m.proc.pid in err, err
+        for cmd in (["fsck"], ["fsck", "--repair"], ["reindex"]):
+            r = evlogctl(*cmd, m.data, expect=2)
+            assert "in use by pid %d" % m.proc.pid in r.stderr, r.stderr
+        append(m.p("tasks/a/events"), event("x", g=2))
+    finally:
+        m.stop()
+    assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
 
 
 def test_background(root):
