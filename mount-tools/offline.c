@@ -162,6 +162,7 @@ int cmd_backup(const char *src, const char *dest)
 		}
 	}
 	opts.live = data != NULL;
+	opts.mount = mnt;
 	if (mnt && send_command(mnt, "checkpoint"))
 		fprintf(stderr, "%s: backup: the checkpoint before the copy failed; copying anyway\n",
 			prog);
@@ -189,6 +190,8 @@ int cmd_backup(const char *src, const char *dest)
 	free(data);
 	if (rc == -EAGAIN)
 		return fail("backup: the source kept changing under the copy (5 tries)");
+	if (rc == -ECANCELED)
+		return EXIT_ERROR;	/* refused: reported */
 	if (rc)
 		return offline_error("backup", src, rc);
 	printf("%s -> %s: %llu tasks, %llu events: %llu new, %llu appended, %llu replaced, "

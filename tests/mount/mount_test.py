@@ -1280,6 +1280,59 @@ def test_backup(root):
         c.stop()
 
 
+def test_backup_refuses(root):
+    """backup never writes into what is not a backup of its source, nor from a non-store."""
+    m = Mount(root).start()
+    try:
+        load_mixed(m, n=60)
+        before = snapshot(m)
+        # a directory of the user's, with a tasks/ of its own: refused, untouched
+        proj = os.path.join(root, "proj")
+        os.makedirs(os.path.join(proj, "tasks"))
+        with open(os.path.join(proj, "tasks", "todo.txt"), "w") as f:
+            f.write("mine\n")
+        r = evlogctl("backup", m.mnt, proj, expect=2)
+        assert "not empty" in r.stderr, r.stderr
+        assert sorted(os.listdir(proj)) == ["tasks"], os.listdir(proj)
+        assert read(os.path.join(proj, "tasks", "todo.txt")) == b"mine\n"
+        # the source's own data directory, inside it, or inside it through a symlink
+        r = evlogctl("backup", m.mnt, m.data, expect=2)
+        assert "inside" in r.stderr, r.stderr
+        r = evlogctl("backup", m.mnt, os.path.join(m.data, "tasks", "bk"), expect=2)
+        assert "inside" in r.stderr, r.stderr
+        os.symlink(os.path.join(m.data, "tasks"), os.path.join(root, "link"))
+        r = evlogctl("backup", m.mnt, os.path.join(root, "link", "bk", "deeper"), expect=2)
+        assert "inside" in r.stderr, r.stderr
+        assert not os.path.exists(os.path.join(m.data, "tasks", "bk"))
+        assert snapshot(m) == before
+        # a good copy, then a copy of another store into it: refused
+        dest = os.path.join(root, "copy")
+        evlogctl("backup", m.mnt, dest)
+    finally:
+        m.stop()
+    assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
+    other = Mount(os.path.join(root, "o"))
+    other.start()
+    try:
+        os.mkdir(other.p("tasks", "z"))
+        append(other.p("tasks/z/events"), event("note", g=1))
+        r = evlogctl("backup", other.mnt, dest, expect=2)
+        assert "backup of another store" in r.stderr, r.stderr
+    finally:
+        other.stop()
+    r = evlogctl("backup", m.data, dest)          # its own source: accepted
+    assert "3 unchanged" in r.stdout, r.stdout
+    # a source that is not a store: refused, and nothing created there
+    typo = os.path.join(root, "typo")
+    r = evlogctl("backup", typo, os.path.join(root, "copy2"), expect=2)
+    assert typo in r.stderr and r.stderr.strip(), r.stderr
+    assert not os.path.exists(typo) and not os.path.exists(os.path.join(root, "copy2"))
+    os.mkdir(typo)
+    r = evlogctl("backup", typo, os.path.join(root, "copy2"), expect=2)
+    assert "not an evlogfs store" in r.stderr, r.stderr
+    assert os.listdir(typo) == []
+
+
 def test_import(root):
     src = os.path.join(root, "src")
     os.makedirs(os.path.join(src, "t2"))
