@@ -600,6 +600,44 @@ def test_lock_rm(root):
     assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
 
 
+def run_refused(root, args, mnt):
+    """evlogfs ARGS must refuse to start: its exit status and stderr (a mount is undone)."""
+    p = subprocess.Popen([EVLOGFS, "-f"] + args, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, text=True)
+    try:
+        deadline_poll(lambda: p.poll() is not None or is_mounted(mnt), "evlogfs to give up", 60)
+    finally:
+        mounted = is_mounted(mnt)
+        if mounted:
+            subprocess.run(["fusermount3", "-u", mnt], check=False)
+        err = p.communicate(timeout=60)[1]
+    assert not mounted and p.returncode != 0, "evlogfs %s: mounted: %s" % (args, err)
+    return p.returncode, err
+
+
+def test_options_strict(root):
+    """Option values are parsed strictly; a bad one is refused and named."""
+    data, mnt = os.path.join(root, "data"), os.path.join(root, "mnt")
+    os.mkdir(mnt)
+    for opt in ("commit_ms=5x", "commit_ms=", "commit_ms=-1", "commit_ms=4294967297",
+                "max_event=17592186044417M", "max_event=1MB", "max_event=-1",
+                "max_pending=99999999999999G", "max_pending=18446744073709551616",
+                "max_held=4K4", "max_fds=-1", "max_fds=0", "max_fds=12a",
+                "max_fds=99999999999"):
+        rc, err = run_refused(root, ["-o", opt, data, mnt], mnt)
+        assert rc == 2 and opt.split("=")[0] + "=" in err, (opt, rc, err)
+    # good values still work, with their suffixes
+    m = Mount(root, opts="commit_ms=5,max_event=2M,max_pending=1G,max_held=64k,max_fds=64")
+    m.start()
+    m.stop()
+    # a MOUNTPOINT that is a regular file: refused before anything is mounted
+    f = os.path.join(root, "file")
+    with open(f, "w") as fh:
+        fh.write("x")
+    rc, err = run_refused(root, [data, f], f)
+    assert "not a directory" in err.lower() and "mounted" not in err, err
+
+
 def test_background(root):
     """Without -f: the command returns once mounted, and the daemon works."""
     data, mnt = os.path.join(root, "data"), os.path.join(root, "mnt")
