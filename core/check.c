@@ -144,8 +144,10 @@ static void report(struct ck *ck, char level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (level == 'E')
+	if (level == 'E' || level == 'U')
 		ck->r->problems++;
+	if (level == 'U')
+		ck->r->unfixable++;
 	else if (level == 'F')
 		ck->r->fixed++;
 	if (ck->o->report)
@@ -405,7 +407,7 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 	if (err && err != -ENOENT)
 		return err;
 	if (err) {
-		report(ck, 'E', "task %s: cannot read its log: %s", tk->name, strerror(-err));
+		report(ck, 'U', "task %s: cannot read its log: %s", tk->name, strerror(-err));
 		tk->skip = true;
 		return 0;
 	}
@@ -416,7 +418,7 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		goto out;
 	}
 	if (err) {
-		report(ck, 'E', "task %s: cannot read its sidecar: %s", tk->name, strerror(-err));
+		report(ck, 'U', "task %s: cannot read its sidecar: %s", tk->name, strerror(-err));
 		tk->skip = true;
 		goto out;
 	}
@@ -441,7 +443,9 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 			why = ee.reason;
 		if (why) {
 			tk->torn = k + 1 == tk->file_recs;
-			report(ck, 'E', "task %s: event %" PRIu64 " (log byte %" PRIu64 "): %s%s",
+			/* a torn tail is cut by recovery; damage before it is not repairable */
+			report(ck, tk->torn ? 'E' : 'U', "task %s: event %" PRIu64 " (log byte %"
+			       PRIu64 "): %s%s",
 			       tk->name, k + 1, off, why,
 			       tk->torn ? " (a torn last write)" : "");
 			tk->skip = !tk->torn;
@@ -497,6 +501,16 @@ static struct ck_task *task_named(struct ck *ck, size_t n, const char *name)
 }
 
 /* Add the task directories of DATA_DIR/tasks not known yet. */
+/* Does @dir/@file exist (as anything)? */
+static bool has_file(const char *dir, const char *file)
+{
+	char path[4800];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return lstat(path, &sb) == 0 || errno != ENOENT;
+}
+
 static int list_dirs(struct ck *ck)
 {
 	char path[4200];
@@ -523,6 +537,12 @@ static int list_dirs(struct ck *ck)
 		if (stat(p, &sb) || !S_ISDIR(sb.st_mode))
 			continue;
 		tk = task_named(ck, nindex, de->d_name);
+		if (!tk && !has_file(p, "events") && !has_file(p, "events.meta")) {
+			/* no task's files (lost+found, a stray mkdir): not a task, left alone */
+			report(ck, 'I', "tasks/%s holds no task log: not a task, ignored",
+			       de->d_name);
+			continue;
+		}
 		if (!tk) {
 			rc = store_grow(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
 			if (rc)

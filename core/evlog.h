@@ -359,6 +359,7 @@ struct evl_check_result {
 	uint64_t journal_records;
 	uint64_t problems;	/* findings ('E' lines, and those not shown) */
 	uint64_t fixed;		/* fixes made ('F' lines) */
+	uint64_t unfixable;	/* problems repair cannot fix ('U' lines, also in problems) */
 	uint64_t lost;		/* reindex: journaled events no task could take */
 };
 

@@ -1371,6 +1371,45 @@ def test_backup_refuses(root):
     assert os.listdir(typo) == []
 
 
+def test_tool_messages(root):
+    """The offline tools say what is wrong, and only promise what --repair can do."""
+    r = evlogctl("fsck", os.path.join(root, "nonexistent"), expect=2)
+    assert "nonexistent" in r.stderr, r.stderr
+    m = Mount(root).start()
+    try:
+        load_mixed(m, n=60)
+        r = evlogctl("backup", m.mnt, m.data, expect=2)
+        assert r.stderr.strip(), "backup MOUNT DATA_DIR said nothing"
+    finally:
+        m.stop()
+    # a stray empty directory in tasks/ is no task: not a problem, reindex goes on
+    os.mkdir(os.path.join(m.data, "tasks", "lost+found"))
+    r = evlogctl("fsck", m.data)
+    assert r.stdout.strip().endswith("clean") and "lost+found" in r.stdout, r.stdout
+    evlogctl("fsck", "--repair", m.data)
+    r = evlogctl("reindex", m.data)
+    assert "index rebuilt: 3 tasks" in r.stdout, r.stdout
+    # a finding --repair cannot fix is not promised a fix
+    with open(os.path.join(m.data, "tasks", "a", "events"), "r+b") as f:
+        f.write(b"\0")
+    r = evlogctl("fsck", m.data, expect=1)
+    assert "fixes the index" not in r.stdout, r.stdout
+    r = evlogctl("fsck", "--repair", m.data, expect=1)
+    with open(os.path.join(m.data, "tasks", "a", "events"), "r+b") as f:
+        f.write(b"{")
+    evlogctl("fsck", m.data)
+    # the store held by a tool: its holder named whole, not cut at its ')'
+    fd = os.open(m.data, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with open(os.path.join(m.data, "lock"), "w") as f:
+            f.write("%d evlogctl fsck\n" % os.getpid())
+        r = evlogctl("backup", m.data, os.path.join(root, "copy"), expect=2)
+        assert "in use by pid %d (evlogctl fsck)" % os.getpid() in r.stderr, r.stderr
+    finally:
+        os.close(fd)
+
+
 def test_import(root):
     src = os.path.join(root, "src")
     os.makedirs(os.path.join(src, "t2"))
