@@ -550,8 +550,10 @@ static int check_paths(struct bk *b, char id[ID_LEN + 1])
 			say(b, 'X', "%s: %s", b->dest, strerror(errno));
 			return -ECANCELED;
 		}
+		/* (a BACKUP_OF.tmp.* is a first run's, cut short before its rename) */
 		while (dir && empty && (de = readdir(dir)))
-			empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+			empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+				!strncmp(de->d_name, BACKUP_OF ".tmp.", strlen(BACKUP_OF) + 5);
 		if (dir)
 			closedir(dir);
 		if (!empty) {
@@ -599,7 +601,7 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	       struct evl_backup_result *r)
 {
 	struct bk b = { .src = src, .dest = dest, .o = o, .r = r };
-	char path[4500], from[4200], snap[4200], mark[4200], id[ID_LEN + 1] = "";
+	char path[4500], from[4200], snap[4200], mark[4200], id[ID_LEN + 1] = "", have[ID_LEN + 1];
 	int src_lock = -1, dest_lock = -1, rc, fd;
 	struct stat sb;
 
@@ -609,16 +611,31 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 		return rc;
 	if (io_mkdir_durable(dest, 0755))
 		return -errno;
+	/*
+	 * Before anything else is made in DEST (the lock file too): a run cut
+	 * short anywhere after this is still known as this store's copy.
+	 */
+	rc = id[0] ? read_id(dest, BACKUP_OF, have) : 0;
+	if (rc && rc != -ENOENT && rc != -EINVAL)
+		return rc;
+	if (id[0] && (rc || strcmp(have, id))) {
+		rc = write_id(dest, BACKUP_OF, id, false);
+		if (rc)
+			return rc;
+	}
 	rc = store_lock(dest, "evlogctl backup", &dest_lock);
 	if (rc == -EBUSY && evl_store_holder(dest, path, sizeof(path)) == 1)
 		say(&b, 'X', "%s is in use by %s", dest, path);
 	if (rc)
 		return rc;
-	/* before anything is copied: a run cut short is still known as this store's copy */
-	if (id[0]) {
-		rc = write_id(dest, BACKUP_OF, id, false);
-		if (rc)
-			goto out;
+	/* a backup of another store into the same new DEST at once: one of them stops */
+	rc = id[0] ? read_id(dest, BACKUP_OF, have) : 0;
+	if (rc && rc != -ENOENT && rc != -EINVAL)
+		goto out;
+	if (id[0] && (rc || strcmp(have, id))) {
+		say(&b, 'X', "%s was taken by a backup of another store meanwhile", dest);
+		rc = -ECANCELED;
+		goto out;
 	}
 	snprintf(mark, sizeof(mark), "%s/backup-unfinished", dest);
 	b.whole = access(mark, F_OK) == 0;
