@@ -42,6 +42,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <search.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "event.h"
@@ -152,8 +154,10 @@ static void report(struct ck *ck, char level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (level == 'E')
+	if (level == 'E' || level == 'U')
 		ck->r->problems++;
+	if (level == 'U')
+		ck->r->unfixable++;
 	else if (level == 'F')
 		ck->r->fixed++;
 	if (ck->o->report)
@@ -168,30 +172,91 @@ static void progress(struct ck *ck, const char *phase, uint64_t done, uint64_t t
 
 /* ---- the lock ---- */
 
-int evl_store_holder(const char *dir, char *buf, size_t n)
+/* The pid holding a flock on the inode @sb, as /proc/locks says (0: not found). */
+static long lock_owner(const struct stat *sb)
 {
-	char path[4200], holder[512] = "";
-	const char *h;
-	ssize_t len;
-	long pid;
-	int fd;
+	char line[256], type[16];
+	unsigned int maj, min;
+	unsigned long long ino;
+	long pid, found = 0;
+	FILE *f = fopen("/proc/locks", "re");
 
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!f)
+		return 0;
+	/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters say "1: -> FLOCK" */
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", type, &pid, &maj, &min,
+			   &ino) == 5 && !strcmp(type, "FLOCK") && ino == sb->st_ino &&
+		    maj == major(sb->st_dev) && min == minor(sb->st_dev))
+			found = pid;
+	fclose(f);
+	return found;
+}
+
+/* Is store @dir locked?  1 (its inode in *@sb), 0, or -errno. */
+static int store_held(const char *dir, struct stat *sb)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
 		close(fd);
 		return 0;
 	}
-	len = read(fd, holder, sizeof(holder) - 1);
+	if (errno != EWOULDBLOCK || fstat(fd, sb))
+		err = errno;
 	close(fd);
-	holder[len > 0 ? len : 0] = '\0';
-	holder[strcspn(holder, "\n")] = '\0';
-	pid = strtol(holder, NULL, 10);
-	h = strchr(holder, ' ');
-	h = h && h[1] ? h + 1 : NULL;
-	snprintf(buf, n, "pid %ld%s%s%s", pid, h ? " (" : "", h ? h : "", h ? ")" : "");
+	return err ? -err : 1;
+}
+
+int evl_store_holder(const char *dir, char *buf, size_t n)
+{
+	char path[4200], holder[512];
+	const char *h = NULL;
+	struct stat sb;
+	long owner = 0, pid = 0;
+	int rc;
+
+	/*
+	 * DATA_DIR/lock names the holder once it has written it: until then
+	 * it is empty or names an earlier holder, and it may be gone (rm).
+	 * Wait a little for the pid that holds the lock (/proc/locks); a file
+	 * that never names it is not trusted (nor a pid that is not running).
+	 */
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	for (int tries = 0; tries < 20; tries++) {
+		ssize_t len = -1;
+		int fd;
+
+		if (tries)
+			usleep(50000);
+		rc = store_held(dir, &sb);
+		if (rc <= 0)
+			return rc;	/* released meanwhile, or -errno */
+		owner = lock_owner(&sb);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			len = read(fd, holder, sizeof(holder) - 1);
+			close(fd);
+		}
+		holder[len > 0 ? len : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		pid = strtol(holder, NULL, 10);
+		if (pid > 0 && (owner ? pid == owner : kill(pid, 0) == 0 || errno == EPERM))
+			break;
+		pid = 0;
+	}
+	if (pid) {
+		h = strchr(holder, ' ');
+		h = h && h[1] ? h + 1 : NULL;
+	} else {
+		pid = owner;
+	}
+	if (pid)
+		snprintf(buf, n, "pid %ld%s%s%s", pid, h ? " (" : "", h ? h : "", h ? ")" : "");
+	else
+		snprintf(buf, n, "another process (%s does not name it)", path);
 	return 1;
 }
 
@@ -208,8 +273,7 @@ static int lock_store(struct ck *ck, const char *what)
 
 static void unlock_store(struct ck *ck)
 {
-	if (ck->lock_fd >= 0)
-		io->close(ck->lock_fd);
+	store_unlock(ck->dir, ck->lock_fd);
 	ck->lock_fd = -1;
 }
 
@@ -425,7 +489,7 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 	if (err && err != -ENOENT)
 		return err;
 	if (err) {
-		report(ck, 'E', "task %s: cannot read its log: %s", tk->name, strerror(-err));
+		report(ck, 'U', "task %s: cannot read its log: %s", tk->name, strerror(-err));
 		tk->skip = true;
 		return 0;
 	}
@@ -436,7 +500,7 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		goto out;
 	}
 	if (err) {
-		report(ck, 'E', "task %s: cannot read its sidecar: %s", tk->name, strerror(-err));
+		report(ck, 'U', "task %s: cannot read its sidecar: %s", tk->name, strerror(-err));
 		tk->skip = true;
 		goto out;
 	}
@@ -496,7 +560,9 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 			why = ee.reason;
 		if (why) {
 			tk->torn = k + 1 == tk->file_recs;
-			report(ck, 'E', "task %s: event %" PRIu64 " (log byte %" PRIu64 "): %s%s",
+			/* a torn tail is cut by recovery; damage before it is not repairable */
+			report(ck, tk->torn ? 'E' : 'U', "task %s: event %" PRIu64 " (log byte %"
+			       PRIu64 "): %s%s",
 			       tk->name, k + 1, off, why,
 			       tk->torn ? " (a torn last write)" : "");
 			tk->skip = !tk->torn;
@@ -556,6 +622,16 @@ static struct ck_task *task_named(struct ck *ck, size_t n, const char *name)
 }
 
 /* Add the task directories of DATA_DIR/tasks not known yet. */
+/* Does @dir/@file exist (as anything)? */
+static bool has_file(const char *dir, const char *file)
+{
+	char path[4800];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return lstat(path, &sb) == 0 || errno != ENOENT;
+}
+
 static int list_dirs(struct ck *ck)
 {
 	char path[4200];
@@ -582,6 +658,12 @@ static int list_dirs(struct ck *ck)
 		if (stat(p, &sb) || !S_ISDIR(sb.st_mode))
 			continue;
 		tk = task_named(ck, nindex, de->d_name);
+		if (!tk && !has_file(p, "events") && !has_file(p, "events.meta")) {
+			/* no task's files (lost+found, a stray mkdir): not a task, left alone */
+			report(ck, 'I', "tasks/%s holds no task log: not a task, ignored",
+			       de->d_name);
+			continue;
+		}
 		if (!tk) {
 			rc = store_grow(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
 			if (rc)

@@ -365,6 +365,7 @@ struct evl_check_result {
 	uint64_t journal_records;
 	uint64_t problems;	/* findings ('E' lines, and those not shown) */
 	uint64_t fixed;		/* fixes made ('F' lines) */
+	uint64_t unfixable;	/* problems repair cannot fix ('U' lines, also in problems) */
 	uint64_t lost;		/* reindex: journaled events no task could take */
 	uint64_t journal_lost;	/* journal records corrupt and set aside */
 };
@@ -390,6 +391,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *opts, struct evl_c
 
 struct evl_backup_opts {
 	bool live;		/* a daemon has the source open: copy beside it */
+	const char *mount;	/* its mountpoint, if live (DEST must not be inside it) */
 	void (*report)(void *arg, char level, const char *line);	/* as evl_check_opts */
 	void (*progress)(void *arg, const char *phase, uint64_t done, uint64_t total);
 	void *arg;
@@ -405,16 +407,21 @@ struct evl_backup_result {
 /*
  * Copy store @src (its data directory) into @dest, which then mounts as
  * is.  Without opts->live, @src is recovered and locked first.  A second
- * run copies only what is new.  Returns 0, -EAGAIN (the source's logs were
- * rewritten or replaced during the copy: run again once its compaction is
- * over), -EBUSY (@dest or an offline @src is open), or -errno.
+ * run copies only what is new.  @src must be a store; @dest must be missing,
+ * empty or a copy of @src (DEST/backup-of), and neither may be inside the
+ * other.  Returns 0, -ECANCELED (refused, why is reported: nothing was
+ * changed), -EAGAIN (the source's logs were rewritten or replaced during
+ * the copy: run again once its compaction is over), -EBUSY (@dest or an
+ * offline @src is open; reported), or -errno.
  */
 int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *opts,
 	       struct evl_backup_result *r);
 
 /*
- * Who holds store @dir open: 1 with "pid N (holder)" in @buf, 0 if nobody,
- * or -errno.
+ * Who holds store @dir open: 1 with "pid N (holder)" in @buf ("pid N" or
+ * "another process (...)" when DATA_DIR/lock does not name it), 0 if
+ * nobody, or -errno.  It may wait up to a second for a new holder to name
+ * itself.
  */
 int evl_store_holder(const char *dir, char *buf, size_t n);
 

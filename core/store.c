@@ -2037,30 +2037,67 @@ static int trim_recover_dropping(struct evl_store *st)
 
 /* ---- open, recovery, close ---- */
 
+/*
+ * The lock is a flock on DATA_DIR itself, not on DATA_DIR/lock: deleting
+ * or replacing a file (rm, a restore, a cleanup script) cannot release it,
+ * and it needs no write access (a store on read-only media can be checked
+ * and mounted read-only).  DATA_DIR/lock only tells who holds it, for the
+ * messages (evl_store_holder checks it against the lock's real owner).
+ */
 int store_lock(const char *dir, const char *holder, int *fdp)
 {
 	char path[4200], buf[512];
-	int fd, n, err;
+	int dfd, fd, n, err;
 
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	fd = io->open(path, O_RDWR | O_CREAT, 0644);
-	if (fd < 0)
+	dfd = io->open(dir, O_RDONLY | O_DIRECTORY, 0);
+	if (dfd < 0)
 		return -errno;
-	if (io->flock(fd, LOCK_EX | LOCK_NB)) {
+	if (io->flock(dfd, LOCK_EX | LOCK_NB)) {
 		err = errno;
-		io->close(fd);
+		io->close(dfd);
 		/* EBUSY: the caller names the holder (evl_store_holder) */
 		return err == EWOULDBLOCK ? -EBUSY : -err;
+	}
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	fd = io->open(path, O_RDWR | O_CREAT, 0644);
+	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+		/* read-only media or no write access: held, just not named */
+		*fdp = dfd;
+		return 0;
+	}
+	if (fd < 0) {
+		err = errno;
+		io->close(dfd);
+		return -err;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), holder ? holder : "");
 	/* a short write is retried, and one that cannot go on is an error (ENOSPC) */
 	if (io->ftruncate(fd, 0) || io_pwrite_all(fd, buf, n, 0)) {
 		err = errno;
 		io->close(fd);
+		io->close(dfd);
 		return -err;
 	}
-	*fdp = fd;
+	io->close(fd);
+	*fdp = dfd;
 	return 0;
+}
+
+void store_unlock(const char *dir, int fd)
+{
+	char path[4200];
+	int lf;
+
+	if (fd < 0)
+		return;
+	/* an empty lock file says nobody holds the store (read-only media: it stays) */
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	lf = io->open(path, O_WRONLY, 0);
+	if (lf >= 0) {
+		io->ftruncate(lf, 0);
+		io->close(lf);
+	}
+	io->close(fd);
 }
 
 struct repair {
@@ -2506,12 +2543,7 @@ static int store_free(struct evl_store *st)
 			st->tmem[i] = t->next;
 			free(t);
 		}
-	if (st->lock_fd >= 0) {
-		/* an empty lock file says nobody holds the store */
-		if (io->ftruncate(st->lock_fd, 0) && !rc)
-			rc = -errno;
-		io->close(st->lock_fd);
-	}
+	store_unlock(st->dir, st->lock_fd);
 	pthread_mutex_destroy(&st->meta_lock);
 	pthread_mutex_destroy(&st->append_lock);
 	pthread_mutex_destroy(&st->lock);

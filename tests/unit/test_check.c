@@ -403,9 +403,14 @@ static void backup_copies_only_what_is_new(void **state)
 	char dest[4200], *a, *b;
 	struct evl_store *st = open_store(dir);
 
-	snprintf(dest, sizeof(dest), "%s/copy", dir);
 	fill(st, 0, 200);
 	assert_int_equal(evl_store_close(st), 0);
+	/* never into the source itself */
+	snprintf(dest, sizeof(dest), "%s/copy", dir);
+	assert_int_equal(evl_backup(dir, dest, &o, &r), -ECANCELED);
+	assert_true(reported("inside the store"));
+	assert_int_equal(access(dest, F_OK), -1);
+	snprintf(dest, sizeof(dest), "%s.copy", dir);
 	assert_int_equal(evl_backup(dir, dest, &o, &r), 0);
 	assert_int_equal(r.tasks, 4);
 	assert_int_equal(r.tasks_new, 4);
@@ -428,6 +433,7 @@ static void backup_copies_only_what_is_new(void **state)
 	free(b);
 	assert_int_equal(fsck(dest, false, &cr), 0);
 	assert_int_equal(cr.problems, 0);
+	tu_rmrf(dest);
 }
 
 /* ---- the tools under faults and crashes ---- */

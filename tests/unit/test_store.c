@@ -4319,10 +4319,53 @@ static void second_open_is_refused(void **state)
 	assert_int_equal(evl_store_close(again), 0);
 }
 
+/* Deleting DATA_DIR/lock (by hand, a cleanup script) must not release the store. */
+static void lock_survives_rm_of_the_lock_file(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2), *again;
+	struct evl_options o;
+	char path[4200], holder[600], want[64];
+
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	assert_int_equal(unlink(path), 0);
+	evl_options_default(&o);
+	assert_int_equal(evl_store_open(dir, &o, &again), -EBUSY);
+	/* the holder is still named: not "pid 0" from a missing or empty file */
+	assert_int_equal(evl_store_holder(dir, holder, sizeof(holder)), 1);
+	snprintf(want, sizeof(want), "pid %ld", (long)getpid());
+	if (strncmp(holder, want, strlen(want)))
+		fail_msg("holder '%s', expected '%s'", holder, want);
+	assert_int_equal(evl_store_close(st), 0);
+	assert_int_equal(evl_store_holder(dir, holder, sizeof(holder)), 0);
+	assert_int_equal(evl_store_open(dir, &o, &again), 0);
+	assert_int_equal(evl_store_close(again), 0);
+}
+
+/* A holder that has the lock but has not written its pid yet is not "pid 0". */
+static void holder_before_its_pid_is_written(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	char path[4200], holder[600], want[64];
+
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	assert_int_equal(truncate(path, 0), 0);
+	assert_int_equal(evl_store_holder(dir, holder, sizeof(holder)), 1);
+	snprintf(want, sizeof(want), "pid %ld", (long)getpid());
+	if (strncmp(holder, want, strlen(want)))
+		fail_msg("holder '%s', expected '%s'", holder, want);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(round_trip, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(lock_survives_rm_of_the_lock_file, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(holder_before_its_pid_is_written, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(bad_writes_store_nothing, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(refused_lines_are_forgotten, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(flush_valid_keeps_an_incomplete_line, tu_setup,
