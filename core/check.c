@@ -216,7 +216,7 @@ int store_cycle(const char *dir, const char *type_field, const char *holder)
 		char path[4200];
 
 		snprintf(path, sizeof(path), "%s/index", dir);
-		if (index_open(path, NULL, &ix) == 0) {
+		if (index_open_ex(path, NULL, INDEX_RDONLY, &ix) == 0) {
 			if (index_begin(ix, false, &t) == 0) {
 				index_get_type_field(t, tf, sizeof(tf));
 				index_abort(t);
@@ -631,7 +631,11 @@ static int check_journal(struct ck *ck)
 
 /* ---- the index ---- */
 
-static int open_index(struct ck *ck, bool must_exist)
+/*
+ * Open the store's index (read-only unless @write), checked for damage
+ * first: -EUCLEAN if it is damaged (index_open_ex logged how).
+ */
+static int open_index(struct ck *ck, bool must_exist, bool write)
 {
 	char path[4200];
 	struct index_txn *t;
@@ -642,7 +646,7 @@ static int open_index(struct ck *ck, bool must_exist)
 	if (must_exist && stat(path, &sb))
 		return -errno;
 	snprintf(path, sizeof(path), "%s/index", ck->dir);
-	rc = index_open(path, NULL, &ck->ix);
+	rc = index_open_ex(path, NULL, write ? 0 : INDEX_RDONLY, &ck->ix);
 	if (rc)
 		return rc;
 	rc = index_begin(ck->ix, false, &t);
@@ -1191,10 +1195,17 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		rc = lock_store(&ck, "evlogctl fsck");
 	if (rc)
 		goto out;
-	rc = open_index(&ck, true);
+	/* read-only: a check writes nothing, least of all into a damaged file */
+	rc = open_index(&ck, true, o->repair);
 	if (rc == -ENOENT) {
 		report(&ck, 'X', "%s has no index (%s/index/data.mdb): evlogctl reindex builds one",
 		       dir, dir);
+		goto out;
+	}
+	if (rc == -EUCLEAN) {
+		/* counted: fsck found it; --repair cannot fix it, reindex can */
+		report(&ck, 'E', "the index of %s is damaged (see above): evlogctl reindex %s"
+		       " builds a new one from the task logs", dir, dir);
 		goto out;
 	}
 	if (rc) {
@@ -1231,7 +1242,7 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		       trims ? ", retention finished" : "");
 		ck.needs_recovery = false;
 		ck_forget(&ck);
-		rc = open_index(&ck, true);
+		rc = open_index(&ck, true, true);
 		if (!rc)
 			rc = load_index(&ck, &m, &dirty, &trims);
 		if (rc)
@@ -1514,9 +1525,13 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	snprintf(ck.type_field, sizeof(ck.type_field), "%s", o->type_field ? o->type_field : "type");
 
 	/* the old index, if it opens: recovery through it, and its task uids */
-	rc = open_index(&ck, true);
+	rc = open_index(&ck, true, false);
 	if (rc == -ENOENT) {
 		report(&ck, 'I', "%s has no index: building one", dir);
+	} else if (rc == -EUCLEAN) {
+		/* never opened for writing: the new one is built beside it, then renamed over it */
+		report(&ck, 'I', "the old index is damaged (see above): building a new one beside"
+		       " it from the task logs and the journal");
 	} else if (rc) {
 		report(&ck, 'I', "the old index does not open (%s): building a new one",
 		       strerror(-rc));
@@ -1525,7 +1540,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		if (rc == -EBUSY)
 			goto out;
 		if (!rc)
-			rc = open_index(&ck, true);
+			rc = open_index(&ck, true, false);
 		if (!rc)
 			rc = load_index(&ck, &old, &dirty, &trims);
 		if (rc) {
