@@ -2884,12 +2884,19 @@ int index_install(const char *from, const char *to)
 int index_snapshot(const char *src, const char *dest)
 {
 	MDB_env *env;
-	char path[4200];
+	char path[4200], why[512] = "";
 	int rc, fd;
 
 	snprintf(path, sizeof(path), "%s/data.mdb", src);
 	if (access(path, R_OK))
 		return -errno;
+	/* the copy walks every page: a damaged page would kill this process */
+	rc = index_verify(src, true, why, sizeof(why));
+	if (rc) {
+		evl_log(LOG_ERR, "index %s: %s%s%s", src, rc == -EUCLEAN ? "damaged: " : "",
+			why, rc == -EUCLEAN ? "; evlogctl reindex (unmounted) rebuilds it" : "");
+		return rc;
+	}
 	if (io_mkdir_durable(dest, 0755))
 		return -errno;
 	rc = mdb_env_create(&env);

@@ -309,7 +309,8 @@ int index_type_drop(struct index_txn *t, const char *name, size_t len);
 /*
  * Copy the environment in directory @src (which another process may be
  * writing) into directory @dest (created; it must hold no data.mdb) as one
- * consistent snapshot, without free pages.  0 or -errno.
+ * consistent snapshot, without free pages.  Every page of @src is read in
+ * a child first (index_verify): 0, -EUCLEAN (damaged: logged) or -errno.
  */
 int index_snapshot(const char *src, const char *dest);
 
