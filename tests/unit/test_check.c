@@ -522,6 +522,41 @@ static void tools_survive_a_crash_at_every_step(void **state)
 
 
 /*
+ * An index entry whose offset is not an event's (a flipped bit in a value:
+ * the checks at open cannot see it) must not be served as a line spliced
+ * from two events: the read gets EIO and the log names fsck and reindex.
+ */
+static void view_never_serves_a_spliced_line(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir);
+	struct index_txn *t;
+	struct index *ix;
+	struct evl_view *v;
+	char path[4200], buf[65536];
+	ssize_t n = 0;
+	uint64_t off = 0;
+
+	fill(st, 0, 100);
+	assert_int_equal(evl_store_close(st), 0);
+	snprintf(path, sizeof(path), "%s/index", dir);
+	assert_int_equal(index_open(path, NULL, &ix), 0);
+	assert_int_equal(index_begin(ix, true, &t), 0);
+	/* task uid 1's log holds 25 events: 3 bytes in is inside the first */
+	assert_int_equal(index_add_event(t, 1, 1000000, "note", 4, 3, 20), 0);
+	assert_int_equal(index_commit(t), 0);
+	index_close(ix);
+
+	st = open_store(dir);
+	assert_int_equal(evl_view_open(st, "note", 4, 0, &v), 0);
+	while ((n = evl_view_read(v, off, buf, 7)) > 0)
+		off += n;
+	assert_int_equal(n, -EIO);
+	evl_view_close(v);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
  * Index damage: a truncated data.mdb (the 16 KiB of the issue, nothing,
  * half) and random bit flips and zeroed ranges, many seeds.  Each of the
  * store's open (what a mount does), fsck and reindex runs in a child, so a
@@ -530,9 +565,10 @@ static void tools_survive_a_crash_at_every_step(void **state)
  * reindex must rebuild the views byte for byte from the logs (they are
  * intact) and leave a store fsck finds clean.  The damaged index is never
  * written: fsck opens it read-only, reindex builds the new one beside it.
- * EVL_INDEX_DAMAGE_SEEDS=N (default 32), EVL_INDEX_DAMAGE_SEED=S (first).
+ * EVL_INDEX_DAMAGE_SEEDS=N (default 32), EVL_INDEX_DAMAGE_SEED=S (first),
+ * EVL_INDEX_DAMAGE_VERBOSE=1 (the children's logs).
  */
-enum { DMG_OK = 0, DMG_REFUSED = 1, DMG_SERVED_OTHER = 2, DMG_FAILED = 3 };
+enum { DMG_OK = 0, DMG_REFUSED = 1, DMG_SERVED_OTHER = 2, DMG_FAILED = 3, DMG_READ_EIO = 4 };
 
 static void quiet(int prio, const char *msg)
 {
@@ -552,7 +588,8 @@ static int in_child(int (*fn)(const char *dir, const char *before), const char *
 
 		for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++)
 			signal(sigs[i], SIG_DFL);
-		evl_log_set(quiet, LOG_DEBUG);
+		if (!getenv("EVL_INDEX_DAMAGE_VERBOSE"))
+			evl_log_set(quiet, LOG_DEBUG);
 		_exit(fn(dir, before));
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -565,6 +602,7 @@ static char *dump_or_null(const char *dir, int *err)
 	struct evl_options o;
 	struct evl_store *st;
 	size_t cap = 1 << 20, len = 0;
+	int read_err = 0;
 	char *out;
 
 	evl_options_default(&o);
@@ -582,6 +620,8 @@ static char *dump_or_null(const char *dir, int *err)
 		for (uint64_t off = 0; (n = evl_view_read(v, off, out + len, cap - len - 1)) > 0;
 		     off += n)
 			len += n;
+		if (n < 0)
+			read_err = (int)n;
 		evl_view_close(v);
 	}
 	for (int t = 0; t < 4; t++) {
@@ -598,9 +638,13 @@ static char *dump_or_null(const char *dir, int *err)
 			off += n;
 			len += n;
 		}
+		if (n < 0)
+			read_err = (int)n;
 	}
 	out[len] = '\0';
 	*err = evl_store_close(st);
+	if (!*err)
+		*err = read_err;
 	return out;
 }
 
@@ -608,7 +652,10 @@ static int dmg_open(const char *dir, const char *before)
 {
 	int err;
 	char *got = dump_or_null(dir, &err);
+	if (getenv("EVL_INDEX_DAMAGE_VERBOSE"))
+		fprintf(stderr, "open: %s\n", strerror(-err));
 	int rc = !got ? (err == -EUCLEAN ? DMG_REFUSED : DMG_FAILED) :
+		 err == -EIO ? DMG_READ_EIO : err ? DMG_FAILED :
 		 strcmp(got, before) ? DMG_SERVED_OTHER : DMG_OK;
 
 	free(got);
@@ -693,7 +740,7 @@ static void index_damage_never_crashes(void **state)
 {
 	const char *dir = *state, *env = getenv("EVL_INDEX_DAMAGE_SEEDS");
 	unsigned seeds = env ? strtoul(env, NULL, 10) : 32, first = 0, crashes = 0;
-	unsigned refused = 0, served_other = 0, unnoticed = 0;
+	unsigned refused = 0, read_eio = 0, served_other = 0, unnoticed = 0;
 	char tmpl[4200], work[4200], path[4300], cmd[9000], what[128], *before;
 	struct evl_store *st;
 
@@ -730,12 +777,13 @@ static void index_damage_never_crashes(void **state)
 				      " fsck %s\n", seed, what, f == DMG_OK ? "found nothing" :
 				      "found it");
 		refused += o == DMG_REFUSED;
+		read_eio += o == DMG_READ_EIO;
 		served_other += o == DMG_SERVED_OTHER;
 		unnoticed += o == DMG_SERVED_OTHER && f == DMG_OK;
 	}
-	print_message("index damage: %u seeds from %u: %u refused at open, %u served other"
-		      " bytes (%u of them fsck-clean), %u failed\n", seeds, first, refused,
-		      served_other, unnoticed, crashes);
+	print_message("index damage: %u seeds from %u: %u refused at open, %u opened but a read"
+		      " got EIO, %u served other bytes (%u of them fsck-clean), %u failed\n", seeds,
+		      first, refused, read_eio, served_other, unnoticed, crashes);
 	free(before);
 	assert_int_equal(crashes, 0);
 }
@@ -750,6 +798,8 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(tools_survive_faults, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(tools_survive_a_crash_at_every_step, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(view_never_serves_a_spliced_line, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(index_damage_never_crashes, tu_setup, tu_teardown),
 	};
