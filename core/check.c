@@ -1183,6 +1183,20 @@ static int cut_tails(struct ck *ck)
 	return rc;
 }
 
+/*
+ * An error reading an index that passed the checks at open (a value of the
+ * wrong size, an entry naming what the index lacks, LMDB's MDB_CORRUPTED)
+ * is damage too: a finding for reindex, not an error of fsck.
+ */
+static int index_unreadable(struct ck *ck, int rc)
+{
+	if (rc != -EIO && rc != -ENOENT && rc != -EUCLEAN && rc != -EINVAL)
+		return rc;
+	report(ck, 'E', "the index of %s is damaged (reading it gave: %s): evlogctl reindex %s"
+	       " builds a new one from the task logs", ck->dir, strerror(-rc), ck->dir);
+	return -EUCLEAN;
+}
+
 int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
 {
 	struct index_meta m;
@@ -1215,7 +1229,7 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	}
 	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
-		rc = load_index(&ck, &m, &dirty, &trims);
+		rc = index_unreadable(&ck, load_index(&ck, &m, &dirty, &trims));
 	if (rc)
 		goto out;
 	ck.applied_lsn = m.applied_lsn;
@@ -1252,10 +1266,10 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	rc = scan_all(&ck);
 	if (!rc) {
 		compare_tasks(&ck);
-		rc = compare_types(&ck);
+		rc = index_unreadable(&ck, compare_types(&ck));
 	}
 	if (!rc)
-		rc = check_meta_ro(&ck);
+		rc = index_unreadable(&ck, check_meta_ro(&ck));
 	if (!rc && o->repair && r->problems > p0) {
 		rc = repair(&ck, false);
 		if (!rc)

@@ -668,6 +668,8 @@ static int dmg_fsck(const char *dir, const char *before)
 	struct evl_check_result r;
 	int rc = evl_fsck(dir, &o, &r);
 
+	if (getenv("EVL_INDEX_DAMAGE_VERBOSE"))
+		fprintf(stderr, "fsck: %s, %" PRIu64 " problems\n", strerror(-rc), r.problems);
 	return rc == -EUCLEAN ? DMG_REFUSED : rc ? DMG_FAILED : r.problems ? DMG_REFUSED : DMG_OK;
 }
 
