@@ -465,15 +465,20 @@ static int walk_db(MDB_txn *txn, MDB_dbi dbi, const char *what, uint64_t last_pg
 		touch(w, &val);
 		count++;
 		if (dbi == 0) {
-			uint64_t id, pn, *ids = val.mv_data;
+			uint64_t id, prev_id = 0, pn;
+			const unsigned char *ids = val.mv_data;
 
+			if (key.mv_size == 8)
+				memcpy(&id, key.mv_data, 8);
+			if (prev.mv_data)
+				memcpy(&prev_id, prev.mv_data, 8);
 			if (key.mv_size != 8 || val.mv_size < 8 || val.mv_size % 8 ||
-			    (memcpy(&id, key.mv_data, 8), prev.mv_data && id <= *(uint64_t *)prev.mv_data)) {
+			    (prev.mv_data && id <= prev_id)) {
 				rc = damaged(w->why, w->n, "the free-page list's record %" PRIu64
 					     " is malformed", count);
 				break;
 			}
-			memcpy(&pn, &ids[0], 8);
+			memcpy(&pn, ids, 8);
 			if (pn != val.mv_size / 8 - 1) {
 				rc = damaged(w->why, w->n, "the free-page list's record %" PRIu64
 					     " counts %" PRIu64 " pages in %zu bytes", count, pn,
@@ -483,7 +488,7 @@ static int walk_db(MDB_txn *txn, MDB_dbi dbi, const char *what, uint64_t last_pg
 			for (uint64_t i = 1; i <= pn && !rc; i++) {
 				uint64_t pg;
 
-				memcpy(&pg, &ids[i], 8);
+				memcpy(&pg, ids + 8 * i, 8);
 				if (pg < LMDB_METAS || pg > last_pg)
 					rc = damaged(w->why, w->n, "the free-page list holds page %"
 						     PRIu64 ", not in 2..%" PRIu64, pg, last_pg);
