@@ -290,7 +290,7 @@ int store_cycle(const char *dir, const char *type_field, const char *holder)
 		char path[4200];
 
 		snprintf(path, sizeof(path), "%s/index", dir);
-		if (index_open(path, NULL, &ix) == 0) {
+		if (index_open_ex(path, NULL, INDEX_RDONLY, &ix) == 0) {
 			if (index_begin(ix, false, &t) == 0) {
 				index_get_type_field(t, tf, sizeof(tf));
 				index_abort(t);
@@ -849,7 +849,11 @@ static int check_journal(struct ck *ck)
 
 /* ---- the index ---- */
 
-static int open_index(struct ck *ck, bool must_exist)
+/*
+ * Open the store's index (read-only unless @write), checked for damage
+ * first: -EUCLEAN if it is damaged (index_open_ex logged how).
+ */
+static int open_index(struct ck *ck, bool must_exist, bool write)
 {
 	char path[4200];
 	struct index_txn *t;
@@ -860,7 +864,7 @@ static int open_index(struct ck *ck, bool must_exist)
 	if (must_exist && stat(path, &sb))
 		return -errno;
 	snprintf(path, sizeof(path), "%s/index", ck->dir);
-	rc = index_open(path, NULL, &ck->ix);
+	rc = index_open_ex(path, NULL, write ? 0 : INDEX_RDONLY, &ck->ix);
 	if (rc)
 		return rc;
 	rc = index_begin(ck->ix, false, &t);
@@ -1426,6 +1430,20 @@ static int cut_tails(struct ck *ck)
 	return rc;
 }
 
+/*
+ * An error reading an index that passed the checks at open (a value of the
+ * wrong size, an entry naming what the index lacks, LMDB's MDB_CORRUPTED)
+ * is damage too: a finding for reindex, not an error of fsck.
+ */
+static int index_unreadable(struct ck *ck, int rc)
+{
+	if (rc != -EIO && rc != -ENOENT && rc != -EUCLEAN && rc != -EINVAL)
+		return rc;
+	report(ck, 'E', "the index of %s is damaged (reading it gave: %s): evlogctl reindex %s"
+	       " builds a new one from the task logs", ck->dir, strerror(-rc), ck->dir);
+	return -EUCLEAN;
+}
+
 int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
 {
 	struct index_meta m;
@@ -1438,10 +1456,17 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		rc = lock_store(&ck, "evlogctl fsck");
 	if (rc)
 		goto out;
-	rc = open_index(&ck, true);
+	/* read-only: a check writes nothing, least of all into a damaged file */
+	rc = open_index(&ck, true, o->repair);
 	if (rc == -ENOENT) {
 		report(&ck, 'X', "%s has no index (%s/index/data.mdb): evlogctl reindex builds one",
 		       dir, dir);
+		goto out;
+	}
+	if (rc == -EUCLEAN) {
+		/* counted: fsck found it; --repair cannot fix it, reindex can */
+		report(&ck, 'E', "the index of %s is damaged (see above): evlogctl reindex %s"
+		       " builds a new one from the task logs", dir, dir);
 		goto out;
 	}
 	if (rc) {
@@ -1451,7 +1476,7 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	}
 	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
-		rc = load_index(&ck, &m, &dirty, &trims);
+		rc = index_unreadable(&ck, load_index(&ck, &m, &dirty, &trims));
 	if (rc)
 		goto out;
 	ck.applied_lsn = m.applied_lsn;
@@ -1478,7 +1503,7 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		       trims ? ", retention finished" : "");
 		ck.needs_recovery = false;
 		ck_forget(&ck);
-		rc = open_index(&ck, true);
+		rc = open_index(&ck, true, true);
 		if (!rc)
 			rc = load_index(&ck, &m, &dirty, &trims);
 		if (rc)
@@ -1488,10 +1513,10 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	rc = scan_all(&ck);
 	if (!rc) {
 		compare_tasks(&ck);
-		rc = compare_types(&ck);
+		rc = index_unreadable(&ck, compare_types(&ck));
 	}
 	if (!rc)
-		rc = check_meta_ro(&ck);
+		rc = index_unreadable(&ck, check_meta_ro(&ck));
 	if (!rc && o->repair && r->problems > p0) {
 		rc = write_mends(&ck);
 		if (!rc)
@@ -1763,9 +1788,13 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	snprintf(ck.type_field, sizeof(ck.type_field), "%s", o->type_field ? o->type_field : "type");
 
 	/* the old index, if it opens: recovery through it, and its task uids */
-	rc = open_index(&ck, true);
+	rc = open_index(&ck, true, false);
 	if (rc == -ENOENT) {
 		report(&ck, 'I', "%s has no index: building one", dir);
+	} else if (rc == -EUCLEAN) {
+		/* never opened for writing: the new one is built beside it, then renamed over it */
+		report(&ck, 'I', "the old index is damaged (see above): building a new one beside"
+		       " it from the task logs and the journal");
 	} else if (rc) {
 		report(&ck, 'I', "the old index does not open (%s): building a new one",
 		       strerror(-rc));
@@ -1774,7 +1803,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		if (rc == -EBUSY)
 			goto out;
 		if (!rc)
-			rc = open_index(&ck, true);
+			rc = open_index(&ck, true, false);
 		if (!rc)
 			rc = load_index(&ck, &old, &dirty, &trims);
 		if (rc) {

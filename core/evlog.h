@@ -377,7 +377,9 @@ struct evl_check_result {
  * recover first if the store was not closed cleanly, then make the index
  * agree with the logs (in its own transactions).  Returns 0 (see
  * r->problems and r->fixed), -EBUSY (the store is open: the holder is
- * reported), -ENOENT (no index), or -errno.
+ * reported), -ENOENT (no index), -EUCLEAN (the index is damaged: reported,
+ * counted in r->problems; reindex builds a new one; without opts->repair
+ * nothing is written to it), or -errno.
  */
 int evl_fsck(const char *dir, const struct evl_check_opts *opts, struct evl_check_result *r);
 

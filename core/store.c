@@ -3909,6 +3909,7 @@ struct fill_ctx {
 	/* a run of adjacent bytes of one log, read with one pread */
 	uint64_t run_off;
 	size_t run_at, run_len;
+	uint64_t ends;		/* events whose last byte (a newline) is in buf */
 	int rc;
 };
 
@@ -3943,6 +3944,8 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->pin = NULL;
 		c->pin_uid = 0;
 		c->rc = index_task_by_uid(c->t, ev->uid, &task);
+		if (c->rc == -ENOENT)
+			c->rc = -EUCLEAN;	/* an entry of a task the index lacks: damage */
 		if (!c->rc && switch_broken(c->st, ev->uid))
 			c->rc = -EIO;
 		if (!c->rc)
@@ -3965,8 +3968,26 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->next_gseq = 0;	/* stopped inside this event */
 		return 1;
 	}
+	c->ends++;
 	c->next_gseq = ev->gseq + 1;
 	return c->done == c->len;
+}
+
+/*
+ * Each event is one line: the newlines in what fill_cb read are exactly
+ * the ends of the events it completed, the last byte one if it completed
+ * the last.
+ */
+static bool view_lines_whole(const struct fill_ctx *c)
+{
+	const char *p = c->buf, *end = c->buf + c->done;
+	uint64_t n = 0;
+
+	while (p < end && (p = memchr(p, '\n', end - p))) {
+		n++;
+		p++;
+	}
+	return n == c->ends && (!c->done || (c->next_gseq != 0) == (c->buf[c->done - 1] == '\n'));
 }
 
 static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len)
@@ -4016,12 +4037,29 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 			rc = 0;		/* fill_cb stopped it: the buffer is full */
 		if (!rc)
 			rc = c.rc;
+		if (rc == -EUCLEAN) {
+			evl_log(LOG_ERR, "view %.*s: an index entry names a task the index lacks at"
+				" offset %" PRIu64 " (a damaged index? evlogctl fsck finds it,"
+				" evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off);
+			rc = -EIO;
+		}
 		if (!rc)
 			rc = flush_run(&c);
 		tasklog_unpin(st->tl, c.pin);
 		if (!rc && c.done < c.len) {
 			evl_log(LOG_ERR, "view %.*s: index ends before its size", (int)v->len,
 				v->prefix);
+			rc = -EIO;
+		}
+		if (!rc && !view_lines_whole(&c)) {
+			/*
+			 * An entry's offset or length is not an event's: damage in
+			 * the index that its checks at open cannot see.  Never
+			 * serve a spliced line.
+			 */
+			evl_log(LOG_ERR, "view %.*s: an index entry does not match its log at"
+				" offset %" PRIu64 " (a damaged index? evlogctl fsck finds it,"
+				" evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off);
 			rc = -EIO;
 		}
 		if (rc)

@@ -436,6 +436,14 @@ int main(int argc, char **argv)
 		evl_log_set(NULL, LOG_DEBUG);
 	wait_closing_holder(cfg.data_dir);
 	rc = evl_store_open(cfg.data_dir, &eo, &fs.st);
+	if (rc == -EUCLEAN) {
+		/* nothing is served from a damaged index: the logs rebuild it */
+		fprintf(stderr, "evlogfs: cannot open %s: its index is damaged (see above);"
+			" nothing is mounted: run evlogctl reindex %s\n", cfg.data_dir,
+			cfg.data_dir);
+		rc = 1;
+		goto out_args;
+	}
 	if (rc) {
 		fprintf(stderr, "evlogfs: cannot open %s: %s\n", cfg.data_dir, strerror(-rc));
 		rc = 1;

@@ -89,6 +89,8 @@ int cmd_fsck(const char *dir, bool repair)
 	progress_end(&o.pr);
 	if (rc == -ENOENT)
 		return EXIT_ERROR;	/* reported: no index */
+	if (rc == -EUCLEAN)
+		return EXIT_FOUND;	/* reported: a damaged index, for reindex */
 	if (rc)
 		return offline_error("fsck", dir, rc);
 	printf("%s: %llu tasks, %llu events, %llu types, %llu journal records: ", dir,
