@@ -854,7 +854,8 @@ class Ctx:
             res = -e.errno
         rec["res"] = res
         if self.died(res):
-            rec["ev"] = self.dead_events(h, data)
+            # a write at a bad offset is refused whole, by a live daemon too
+            rec["ev"] = [] if off == "bad" else self.dead_events(h, data)
             return self.record(rec, t0, w0)
         if off == "bad":
             if res != -errno.EPERM:
