@@ -15,6 +15,13 @@
  * 3. DEST's other tasks, its old index and journal go; the snapshot is
  *    renamed into place; the store is opened once (recovery cuts nothing:
  *    files and index agree) and checkpointed.
+ * SOURCE must be a store (tasks/ and index/data.mdb), and DEST must be
+ * missing, empty, or a backup of that same store: a store is named by
+ * DATA_DIR/store-id (random, made by its first backup), which DEST keeps in
+ * DEST/backup-of from its first run on.  DEST is never inside SOURCE (nor
+ * SOURCE inside DEST, nor DEST inside the mount): that is checked on the
+ * directories themselves (dev/ino, walking up by ".."), so symlinks and bind
+ * mounts do not hide it.  A refusal changes nothing and says why.
  * DEST is locked for the run.  An interrupted run leaves DEST for the next
  * run to finish: DEST/backup-unfinished, made durable before anything is
  * copied and removed at the end, makes the next run copy every task whole
@@ -31,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -308,6 +316,255 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(((const struct index_task *)a)->name, ((const struct index_task *)b)->name);
 }
 
+#define STORE_ID "store-id"	/* in a store: its identity, made by its first backup */
+#define BACKUP_OF "backup-of"	/* in a copy: the identity of the store it copies */
+#define ID_LEN 32
+
+struct dirs {
+	struct stat *v;
+	size_t n, cap;		/* cap in bytes (store_grow) */
+};
+
+static int dirs_add(struct dirs *d, const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) || !S_ISDIR(sb.st_mode))
+		return 0;	/* not there: nothing can be inside it */
+	if (store_grow(&d->v, &d->cap, (d->n + 1) * sizeof(*d->v)))
+		return -ENOMEM;
+	d->v[d->n++] = sb;
+	return 0;
+}
+
+/* @dir and the directories in it (and in its tasks/): where a bind mount may show them. */
+static int dirs_of_store(struct dirs *d, const char *dir)
+{
+	static const char *const sub[] = { "", "/tasks" };
+	int rc = dirs_add(d, dir);
+
+	for (size_t i = 0; i < 2 && !rc; i++) {
+		char path[4500];
+		struct dirent *de;
+		DIR *dd;
+
+		snprintf(path, sizeof(path), "%s%s", dir, sub[i]);
+		dd = opendir(path);
+		if (!dd)
+			continue;
+		while (!rc && (de = readdir(dd))) {
+			char p[4800];
+
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+			rc = dirs_add(d, p);
+		}
+		closedir(dd);
+	}
+	return rc;
+}
+
+/*
+ * Is @path (or, if it does not exist yet, the directory it would be made in)
+ * one of @d's directories or below one?  1, 0 or -errno.  The walk goes up by
+ * "..", on the directories themselves: a symlink or a bind mount on the way
+ * does not hide SOURCE.
+ */
+static int is_inside(const char *path, const struct dirs *d)
+{
+	char p[4200];
+	struct stat sb, up;
+	int fd, rc = 0;
+
+	snprintf(p, sizeof(p), "%s", path);
+	while (stat(p, &sb)) {
+		char *slash = strrchr(p, '/');
+
+		if (errno != ENOENT && errno != ENOTDIR)
+			return -errno;
+		if (!slash)
+			snprintf(p, sizeof(p), ".");
+		else if (slash == p)
+			p[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOTDIR ? 0 : -errno;
+	for (int depth = 0; depth < 4096 && !rc; depth++) {
+		int parent;
+
+		if (fstat(fd, &sb)) {
+			rc = -errno;
+			break;
+		}
+		for (size_t i = 0; i < d->n && !rc; i++)
+			rc = sb.st_dev == d->v[i].st_dev && sb.st_ino == d->v[i].st_ino;
+		parent = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (parent < 0) {
+			rc = rc ? rc : -errno;
+			break;
+		}
+		close(fd);
+		fd = parent;
+		if (!fstat(fd, &up) && up.st_dev == sb.st_dev && up.st_ino == sb.st_ino)
+			break;	/* the root */
+	}
+	close(fd);
+	return rc;
+}
+
+/* Read DIR/@name, an identity (ID_LEN hex digits).  0, -ENOENT, -EINVAL or -errno. */
+static int read_id(const char *dir, const char *name, char id[ID_LEN + 1])
+{
+	char path[4200];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = io->open(path, O_RDONLY, 0);
+	if (fd < 0)
+		return -errno;
+	n = io->pread(fd, id, ID_LEN + 1, 0);
+	io->close(fd);
+	if (n < 0)
+		return -errno;
+	if (n < ID_LEN || (n == ID_LEN + 1 && id[ID_LEN] != '\n') ||
+	    strspn(id, "0123456789abcdef") < ID_LEN)
+		return -EINVAL;
+	id[ID_LEN] = '\0';
+	return 0;
+}
+
+/* Write DIR/@name, the identity @id, crash-safely (and at most once, if @once). */
+static int write_id(const char *dir, const char *name, const char *id, bool once)
+{
+	char path[4200], tmp[4300], buf[ID_LEN + 1];
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return -errno;
+	memcpy(buf, id, ID_LEN);
+	buf[ID_LEN] = '\n';
+	if (io_pwrite_all(fd, buf, sizeof(buf), 0) || io->fdatasync(fd))
+		rc = -errno;
+	io->close(fd);
+	/* once: two first backups at once agree on the one that got there first */
+	if (!rc && (once ? link(tmp, path) && errno != EEXIST : io->rename(tmp, path) != 0))
+		rc = -errno;
+	if (once || rc)
+		io->unlink(tmp);
+	if (!rc && io_fsync_dir(dir))
+		rc = -errno;
+	return rc;
+}
+
+/* The identity of store @src, made now if it has none yet.  0 or -errno. */
+static int source_id(const char *src, char id[ID_LEN + 1])
+{
+	unsigned char raw[ID_LEN / 2];
+	int rc = read_id(src, STORE_ID, id);
+
+	if (rc != -ENOENT && rc != -EINVAL)
+		return rc;
+	if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+		return -errno;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(id + 2 * i, 3, "%02x", raw[i]);
+	/* a damaged one is replaced: copies made under it no longer match (refused) */
+	rc = write_id(src, STORE_ID, id, rc == -ENOENT);
+	return rc ? rc : read_id(src, STORE_ID, id);
+}
+
+/*
+ * May @b->src be copied into @b->dest?  0 (DEST's identity to write in
+ * @id, or "" if the source has none: read-only media), -ECANCELED
+ * (refused: said why), or -errno.
+ */
+static int check_paths(struct bk *b, char id[ID_LEN + 1])
+{
+	struct dirs d = { 0 }, dd = { 0 };
+	char path[4200], have[ID_LEN + 1];
+	struct stat sb;
+	int rc, in;
+
+	if (stat(b->src, &sb)) {
+		say(b, 'X', "%s: %s", b->src, strerror(errno));
+		return -ECANCELED;
+	}
+	snprintf(path, sizeof(path), "%s/index/data.mdb", b->src);
+	if (!S_ISDIR(sb.st_mode) || access(path, F_OK)) {
+		snprintf(path, sizeof(path), "%s/tasks", b->src);
+		say(b, 'X', "%s is not an evlogfs store%s", b->src,
+		    !stat(path, &sb) && S_ISDIR(sb.st_mode) ?
+		    " with an index (evlogctl reindex rebuilds it)" : "");
+		return -ECANCELED;
+	}
+	rc = dirs_of_store(&d, b->src);
+	if (!rc && b->o->mount)
+		rc = dirs_add(&d, b->o->mount);
+	if (!rc)
+		rc = dirs_add(&dd, b->dest);
+	in = rc ? rc : is_inside(b->dest, &d);
+	if (in == 0)
+		in = is_inside(b->src, &dd);
+	free(d.v);
+	free(dd.v);
+	if (in < 0)
+		return in;
+	if (in) {
+		say(b, 'X', "%s is inside the store %s (or it inside it): choose a DEST outside it",
+		    b->dest, b->src);
+		return -ECANCELED;
+	}
+	rc = source_id(b->src, id);
+	if (rc == -EROFS || rc == -EACCES || rc == -EPERM) {
+		say(b, 'I', "%s cannot be given an identity (%s): %s will not take a later backup",
+		    b->src, strerror(-rc), b->dest);
+		id[0] = '\0';
+	} else if (rc) {
+		return rc;
+	}
+	/* DEST: missing, empty, or a copy of this store */
+	rc = read_id(b->dest, BACKUP_OF, have);
+	if (!rc && id[0] && !strcmp(have, id))
+		return 0;
+	if (!rc || rc == -EINVAL) {
+		say(b, 'X', "%s is a backup of another store than %s (%s says so): choose "
+		    "another DEST", b->dest, b->src, BACKUP_OF);
+		return -ECANCELED;
+	}
+	if (rc != -ENOENT && rc != -ENOTDIR)
+		return rc;
+	{
+		DIR *dir = opendir(b->dest);
+		struct dirent *de;
+		bool empty = true;
+
+		if (!dir && errno != ENOENT) {
+			say(b, 'X', "%s: %s", b->dest, strerror(errno));
+			return -ECANCELED;
+		}
+		/* (a BACKUP_OF.tmp.* is a first run's, cut short before its rename) */
+		while (dir && empty && (de = readdir(dir)))
+			empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+				!strncmp(de->d_name, BACKUP_OF ".tmp.", strlen(BACKUP_OF) + 5);
+		if (dir)
+			closedir(dir);
+		if (!empty) {
+			say(b, 'X', "%s is not empty and not a backup of %s: nothing in it is "
+			    "touched (choose a new or empty DEST)", b->dest, b->src);
+			return -ECANCELED;
+		}
+	}
+	return 0;
+}
+
 /* Remove DEST's tasks the snapshot does not name. */
 static int prune(struct bk *b)
 {
@@ -344,16 +601,42 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	       struct evl_backup_result *r)
 {
 	struct bk b = { .src = src, .dest = dest, .o = o, .r = r };
-	char path[4500], from[4200], snap[4200], mark[4200];
+	char path[4500], from[4200], snap[4200], mark[4200], id[ID_LEN + 1] = "", have[ID_LEN + 1];
 	int src_lock = -1, dest_lock = -1, rc, fd;
 	struct stat sb;
 
 	memset(r, 0, sizeof(*r));
-	if (io_mkdir_durable(dest, 0755))
-		return -errno;
-	rc = store_lock(dest, "evlogctl backup", &dest_lock);
+	rc = check_paths(&b, id);
 	if (rc)
 		return rc;
+	if (io_mkdir_durable(dest, 0755))
+		return -errno;
+	/*
+	 * Before anything else is made in DEST (the lock file too): a run cut
+	 * short anywhere after this is still known as this store's copy.
+	 */
+	rc = id[0] ? read_id(dest, BACKUP_OF, have) : 0;
+	if (rc && rc != -ENOENT && rc != -EINVAL)
+		return rc;
+	if (id[0] && (rc || strcmp(have, id))) {
+		rc = write_id(dest, BACKUP_OF, id, false);
+		if (rc)
+			return rc;
+	}
+	rc = store_lock(dest, "evlogctl backup", &dest_lock);
+	if (rc == -EBUSY && evl_store_holder(dest, path, sizeof(path)) == 1)
+		say(&b, 'X', "%s is in use by %s", dest, path);
+	if (rc)
+		return rc;
+	/* a backup of another store into the same new DEST at once: one of them stops */
+	rc = id[0] ? read_id(dest, BACKUP_OF, have) : 0;
+	if (rc && rc != -ENOENT && rc != -EINVAL)
+		goto out;
+	if (id[0] && (rc || strcmp(have, id))) {
+		say(&b, 'X', "%s was taken by a backup of another store meanwhile", dest);
+		rc = -ECANCELED;
+		goto out;
+	}
 	snprintf(mark, sizeof(mark), "%s/backup-unfinished", dest);
 	b.whole = access(mark, F_OK) == 0;
 	if (b.whole)
@@ -415,7 +698,7 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 		rc = -errno;
 	if (rc)
 		goto out;
-	io->close(dest_lock);
+	store_unlock(dest, dest_lock);
 	dest_lock = -1;
 	/* DEST must open as a store: this also checkpoints it */
 	rc = store_cycle(dest, NULL, "evlogctl backup");
@@ -425,10 +708,8 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	if (!rc && store_lock(dest, "evlogctl backup", &dest_lock) == 0)
 		io->unlink(mark);
 out:
-	if (src_lock >= 0)
-		io->close(src_lock);
-	if (dest_lock >= 0)
-		io->close(dest_lock);
+	store_unlock(src, src_lock);
+	store_unlock(dest, dest_lock);
 	free(b.tasks);
 	return rc;
 }

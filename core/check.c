@@ -42,6 +42,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <search.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "event.h"
@@ -78,6 +80,7 @@ struct ck_task {
 	uint64_t n, bytes;		/* consistent prefix of the files */
 	uint64_t last_gseq;
 	uint64_t file_recs;
+	uint64_t mended;		/* sidecar records rebuilt (ck->mends) */
 	bool torn;			/* a bad record is the last one */
 };
 
@@ -92,6 +95,13 @@ struct ck_type {
 	size_t first, count;		/* run in the sorted events */
 	bool differs;
 	uint64_t reported;
+};
+
+/* A sidecar record rebuilt from the log and the index, to be written by a repair. */
+struct ck_mend {
+	size_t task;
+	uint64_t idx;
+	struct tasklog_rec rec;
 };
 
 /* A journal append event, kept by reindex for a store without a usable index. */
@@ -130,6 +140,8 @@ struct ck {
 	struct ck_jcreate *jcr;
 	size_t njcr, jcrcap;
 	uint64_t j_last_lsn, j_max_uid, j_max_gseq, j_unapplied, applied_lsn;
+	struct ck_mend *mends;
+	size_t nmends, mcap;
 };
 
 static void report(struct ck *ck, char level, const char *fmt, ...)
@@ -142,8 +154,10 @@ static void report(struct ck *ck, char level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (level == 'E')
+	if (level == 'E' || level == 'U')
 		ck->r->problems++;
+	if (level == 'U')
+		ck->r->unfixable++;
 	else if (level == 'F')
 		ck->r->fixed++;
 	if (ck->o->report)
@@ -158,30 +172,91 @@ static void progress(struct ck *ck, const char *phase, uint64_t done, uint64_t t
 
 /* ---- the lock ---- */
 
-int evl_store_holder(const char *dir, char *buf, size_t n)
+/* The pid holding a flock on the inode @sb, as /proc/locks says (0: not found). */
+static long lock_owner(const struct stat *sb)
 {
-	char path[4200], holder[512] = "";
-	const char *h;
-	ssize_t len;
-	long pid;
-	int fd;
+	char line[256], type[16];
+	unsigned int maj, min;
+	unsigned long long ino;
+	long pid, found = 0;
+	FILE *f = fopen("/proc/locks", "re");
 
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!f)
+		return 0;
+	/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters say "1: -> FLOCK" */
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", type, &pid, &maj, &min,
+			   &ino) == 5 && !strcmp(type, "FLOCK") && ino == sb->st_ino &&
+		    maj == major(sb->st_dev) && min == minor(sb->st_dev))
+			found = pid;
+	fclose(f);
+	return found;
+}
+
+/* Is store @dir locked?  1 (its inode in *@sb), 0, or -errno. */
+static int store_held(const char *dir, struct stat *sb)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
 		close(fd);
 		return 0;
 	}
-	len = read(fd, holder, sizeof(holder) - 1);
+	if (errno != EWOULDBLOCK || fstat(fd, sb))
+		err = errno;
 	close(fd);
-	holder[len > 0 ? len : 0] = '\0';
-	holder[strcspn(holder, "\n")] = '\0';
-	pid = strtol(holder, NULL, 10);
-	h = strchr(holder, ' ');
-	h = h && h[1] ? h + 1 : NULL;
-	snprintf(buf, n, "pid %ld%s%s%s", pid, h ? " (" : "", h ? h : "", h ? ")" : "");
+	return err ? -err : 1;
+}
+
+int evl_store_holder(const char *dir, char *buf, size_t n)
+{
+	char path[4200], holder[512];
+	const char *h = NULL;
+	struct stat sb;
+	long owner = 0, pid = 0;
+	int rc;
+
+	/*
+	 * DATA_DIR/lock names the holder once it has written it: until then
+	 * it is empty or names an earlier holder, and it may be gone (rm).
+	 * Wait a little for the pid that holds the lock (/proc/locks); a file
+	 * that never names it is not trusted (nor a pid that is not running).
+	 */
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	for (int tries = 0; tries < 20; tries++) {
+		ssize_t len = -1;
+		int fd;
+
+		if (tries)
+			usleep(50000);
+		rc = store_held(dir, &sb);
+		if (rc <= 0)
+			return rc;	/* released meanwhile, or -errno */
+		owner = lock_owner(&sb);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			len = read(fd, holder, sizeof(holder) - 1);
+			close(fd);
+		}
+		holder[len > 0 ? len : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		pid = strtol(holder, NULL, 10);
+		if (pid > 0 && (owner ? pid == owner : kill(pid, 0) == 0 || errno == EPERM))
+			break;
+		pid = 0;
+	}
+	if (pid) {
+		h = strchr(holder, ' ');
+		h = h && h[1] ? h + 1 : NULL;
+	} else {
+		pid = owner;
+	}
+	if (pid)
+		snprintf(buf, n, "pid %ld%s%s%s", pid, h ? " (" : "", h ? h : "", h ? ")" : "");
+	else
+		snprintf(buf, n, "another process (%s does not name it)", path);
 	return 1;
 }
 
@@ -198,8 +273,7 @@ static int lock_store(struct ck *ck, const char *what)
 
 static void unlock_store(struct ck *ck)
 {
-	if (ck->lock_fd >= 0)
-		io->close(ck->lock_fd);
+	store_unlock(ck->dir, ck->lock_fd);
 	ck->lock_fd = -1;
 }
 
@@ -216,7 +290,7 @@ int store_cycle(const char *dir, const char *type_field, const char *holder)
 		char path[4200];
 
 		snprintf(path, sizeof(path), "%s/index", dir);
-		if (index_open(path, NULL, &ix) == 0) {
+		if (index_open_ex(path, NULL, INDEX_RDONLY, &ix) == 0) {
 			if (index_begin(ix, false, &t) == 0) {
 				index_get_type_field(t, tf, sizeof(tf));
 				index_abort(t);
@@ -325,6 +399,78 @@ static void *map_file(const char *path, uint64_t *size, int *err)
 	return p;
 }
 
+struct first_ev {
+	struct index_event ev;
+	bool got;
+};
+
+static int first_cb(void *arg, const struct index_event *ev)
+{
+	struct first_ev *f = arg;
+
+	f->ev = *ev;
+	f->got = true;
+	return 1;
+}
+
+/*
+ * Sidecar record @k of task @i is damaged or missing: rebuild it if the
+ * log and the index agree on its event.  The log's bytes from @off to the
+ * next newline must be a valid event, and the index must hold, for this
+ * task and under that type, its next event after gseq @prev at exactly
+ * that byte and length (below gseq @next, the following record's, if
+ * known).  Its commit time: the journal's if it still holds the event,
+ * else @next_ns (a later time only makes retention keep it longer).
+ * 0 with *@rec (and its type), -ENOENT if they do not agree, or -errno.
+ */
+static int mend_rec(struct ck *ck, size_t i, const unsigned char *log, uint64_t log_size,
+		    uint64_t off, uint64_t prev, uint64_t next, uint64_t next_ns,
+		    struct tasklog_rec *rec, char *type, size_t *tlen)
+{
+	struct ck_task *tk = &ck->tasks[i];
+	struct first_ev f = { .got = false };
+	struct event_error ee;
+	struct index_view *v;
+	struct index_txn *t;
+	const unsigned char *nl;
+	uint64_t len;
+	int rc;
+
+	if (!ck->ix || !tk->uid || off >= log_size)
+		return -ENOENT;
+	nl = memchr(log + off, '\n', log_size - off);
+	if (!nl)
+		return -ENOENT;
+	len = nl - (log + off) + 1;
+	if (len > CHECK_MAX_EVENT ||
+	    event_validate(ck->val, (const char *)log + off, len - 1, type, tlen, &ee))
+		return -ENOENT;
+	rc = index_begin(ck->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_view_open(t, type, *tlen, tk->uid, &v);
+	if (!rc) {
+		rc = index_view_iter(v, prev + 1, first_cb, &f);
+		index_view_free(v);
+	}
+	index_abort(t);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if (!f.got || f.ev.off != tk->base_len + off || f.ev.len != len ||
+	    (next && f.ev.gseq >= next))
+		return -ENOENT;
+	*rec = (struct tasklog_rec){ .gseq = f.ev.gseq, .time_ns = next_ns, .len = len };
+	for (size_t k = 0; k < ck->njev; k++)
+		if (ck->jev[k].uid == tk->uid && ck->jev[k].gseq == f.ev.gseq) {
+			rec->time_ns = ck->jev[k].time_ns;
+			break;
+		}
+	rc = store_grow(&ck->mends, &ck->mcap, (ck->nmends + 1) * sizeof(*ck->mends));
+	if (rc)
+		return rc;
+	return 0;
+}
+
 /*
  * Read task @i's files: its consistent prefix (at most @limit events) goes
  * to the events; what breaks it is reported.  *@done advances by the bytes read.
@@ -334,7 +480,7 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 	struct ck_task *tk = &ck->tasks[i];
 	char path[4500], type[EVENT_TYPE_MAX + 1];
 	unsigned char *log, *meta;
-	uint64_t log_size, meta_size, off = 0, prev = 0, n;
+	uint64_t log_size, meta_size, off = 0, prev = 0, prev_ns = 0, n;
 	int err, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
@@ -343,7 +489,7 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 	if (err && err != -ENOENT)
 		return err;
 	if (err) {
-		report(ck, 'E', "task %s: cannot read its log: %s", tk->name, strerror(-err));
+		report(ck, 'U', "task %s: cannot read its log: %s", tk->name, strerror(-err));
 		tk->skip = true;
 		return 0;
 	}
@@ -354,20 +500,55 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		goto out;
 	}
 	if (err) {
-		report(ck, 'E', "task %s: cannot read its sidecar: %s", tk->name, strerror(-err));
+		report(ck, 'U', "task %s: cannot read its sidecar: %s", tk->name, strerror(-err));
 		tk->skip = true;
 		goto out;
 	}
 	tk->file_recs = meta_size / TASKLOG_REC;
 	n = tk->file_recs < limit ? tk->file_recs : limit;
-	for (uint64_t k = 0; k < n; k++) {
-		struct tasklog_rec rec;
+	for (uint64_t k = 0; k < limit; k++) {
+		struct tasklog_rec rec, nrec = { 0 };
 		struct event_error ee;
 		size_t tlen;
-		const char *why = NULL;
+		const char *why = NULL, *bad = NULL;
 
-		if (tasklog_decode(meta + k * TASKLOG_REC, &rec))
-			why = "bad checksum";
+		if (k >= n && (k < tk->file_recs || off >= log_size))
+			break;
+		if (k >= n)
+			bad = "is missing";	/* the sidecar is short of the log */
+		else if (tasklog_decode(meta + k * TASKLOG_REC, &rec))
+			bad = "is damaged (bad checksum)";
+		if (bad) {
+			/* never cut an event the log and the index agree on: rebuild its record */
+			if (k + 1 < tk->file_recs &&
+			    tasklog_decode(meta + (k + 1) * TASKLOG_REC, &nrec))
+				nrec = (struct tasklog_rec){ 0 };
+			if (!nrec.time_ns)
+				nrec.time_ns = tk->have_times && tk->last_ns ? tk->last_ns : prev_ns;
+			rc = mend_rec(ck, i, log, log_size, off, prev, nrec.gseq, nrec.time_ns,
+				      &rec, type, &tlen);
+			if (rc && rc != -ENOENT)
+				goto out;
+			if (!rc) {
+				ck->mends[ck->nmends++] = (struct ck_mend){ .task = i, .idx = k,
+									    .rec = rec };
+				if (tk->mended++ < REPORT_PER_TYPE)
+					report(ck, 'E', "task %s: sidecar record %" PRIu64 " %s; the log"
+					       " and the index agree on its event (gseq %" PRIu64
+					       ", log byte %" PRIu64 "): a repair rewrites the record",
+					       tk->name, k + 1, bad, rec.gseq, off);
+				else
+					ck->r->problems++;
+			} else if (k >= n) {
+				rc = 0;
+				break;	/* bytes past the last event: reported below */
+			} else {
+				why = "bad checksum";
+			}
+			rc = 0;
+		}
+		if (why)
+			;
 		else if (rec.gseq <= prev)
 			why = "gseq out of order";
 		else if (rec.len == 0 || off + rec.len > log_size)
@@ -379,7 +560,9 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 			why = ee.reason;
 		if (why) {
 			tk->torn = k + 1 == tk->file_recs;
-			report(ck, 'E', "task %s: event %" PRIu64 " (log byte %" PRIu64 "): %s%s",
+			/* a torn tail is cut by recovery; damage before it is not repairable */
+			report(ck, tk->torn ? 'E' : 'U', "task %s: event %" PRIu64 " (log byte %"
+			       PRIu64 "): %s%s",
 			       tk->name, k + 1, off, why,
 			       tk->torn ? " (a torn last write)" : "");
 			tk->skip = !tk->torn;
@@ -396,15 +579,19 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		tk->n++;
 		tk->bytes = off += rec.len;
 		tk->last_gseq = prev = rec.gseq;
+		prev_ns = rec.time_ns;
 		if ((k & 4095) == 0)
 			progress(ck, "scan", *done + off, total);
 	}
+	if (tk->mended > REPORT_PER_TYPE)
+		report(ck, 'I', "task %s: %" PRIu64 " more sidecar records to rewrite not shown",
+		       tk->name, tk->mended - REPORT_PER_TYPE);
 	if (tk->n == tk->file_recs && limit >= tk->file_recs && meta_size % TASKLOG_REC) {
 		tk->torn = true;
 		report(ck, 'E', "task %s: sidecar ends in a partial record (a torn last write)",
 		       tk->name);
 	}
-	if (tk->n == tk->file_recs && limit >= tk->file_recs && log_size > tk->bytes) {
+	if (tk->n >= tk->file_recs && limit >= tk->file_recs && log_size > tk->bytes) {
 		tk->torn = true;
 		report(ck, 'E', "task %s: %" PRIu64 " log bytes after its last event"
 		       " (a torn last write)", tk->name, log_size - tk->bytes);
@@ -435,6 +622,16 @@ static struct ck_task *task_named(struct ck *ck, size_t n, const char *name)
 }
 
 /* Add the task directories of DATA_DIR/tasks not known yet. */
+/* Does @dir/@file exist (as anything)? */
+static bool has_file(const char *dir, const char *file)
+{
+	char path[4800];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return lstat(path, &sb) == 0 || errno != ENOENT;
+}
+
 static int list_dirs(struct ck *ck)
 {
 	char path[4200];
@@ -461,6 +658,12 @@ static int list_dirs(struct ck *ck)
 		if (stat(p, &sb) || !S_ISDIR(sb.st_mode))
 			continue;
 		tk = task_named(ck, nindex, de->d_name);
+		if (!tk && !has_file(p, "events") && !has_file(p, "events.meta")) {
+			/* no task's files (lost+found, a stray mkdir): not a task, left alone */
+			report(ck, 'I', "tasks/%s holds no task log: not a task, ignored",
+			       de->d_name);
+			continue;
+		}
 		if (!tk) {
 			rc = store_grow(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
 			if (rc)
@@ -610,10 +813,25 @@ static int check_journal(struct ck *ck)
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/journal", ck->dir);
-	rc = journal_scan(path, journal_cb, ck, &js);
+	rc = journal_scan(path, ck->applied_lsn, journal_cb, ck, &js);
 	if (rc)
 		return rc;
 	ck->r->journal_records = js.records;
+	ck->r->journal_lost = js.damage.lost;
+	if (js.damage.lost) {
+		report(ck, 'E', "journal: %" PRIu64 " records (lsns %" PRIu64 "-%" PRIu64 ") are"
+		       " corrupt and lost, from segment %016" PRIx64 " on; the records after them"
+		       " check out: the next mount (or fsck --repair) replays those and keeps"
+		       " the damaged segment as %016" PRIx64 ".jnl.corrupt", js.damage.lost,
+		       js.damage.first_lsn, js.damage.last_lsn, js.damage.first_segment,
+		       js.damage.first_segment);
+		ck->needs_recovery = true;
+	} else if (js.damage.segments) {
+		report(ck, 'E', "journal: %" PRIu64 " damaged segments from %016" PRIx64 " on, but"
+		       " no record lost: the next mount (or fsck --repair) keeps a copy as"
+		       " .corrupt", js.damage.segments, js.damage.first_segment);
+		ck->needs_recovery = true;
+	}
 	if (js.bad_bytes && js.bad_later) {
 		report(ck, 'E', "journal: %" PRIu64 " bytes from byte %" PRIu64 " of segment %016"
 		       PRIx64 " on (%" PRIu64 " later segments) are corrupt: records after lsn %"
@@ -631,7 +849,11 @@ static int check_journal(struct ck *ck)
 
 /* ---- the index ---- */
 
-static int open_index(struct ck *ck, bool must_exist)
+/*
+ * Open the store's index (read-only unless @write), checked for damage
+ * first: -EUCLEAN if it is damaged (index_open_ex logged how).
+ */
+static int open_index(struct ck *ck, bool must_exist, bool write)
 {
 	char path[4200];
 	struct index_txn *t;
@@ -642,7 +864,7 @@ static int open_index(struct ck *ck, bool must_exist)
 	if (must_exist && stat(path, &sb))
 		return -errno;
 	snprintf(path, sizeof(path), "%s/index", ck->dir);
-	rc = index_open(path, NULL, &ck->ix);
+	rc = index_open_ex(path, NULL, write ? 0 : INDEX_RDONLY, &ck->ix);
 	if (rc)
 		return rc;
 	rc = index_begin(ck->ix, false, &t);
@@ -1119,6 +1341,7 @@ static void ck_free(struct ck *ck)
 		free(ck->jev[i].data);
 	free(ck->jev);
 	free(ck->jcr);
+	free(ck->mends);
 	free(ck->types);
 	free(ck->tasks);
 	free(ck->evs);
@@ -1146,11 +1369,39 @@ static void ck_forget(struct ck *ck)
 	ck->htab_made = false;
 	for (size_t i = 0; i < ck->ntypes; i++)
 		free(ck->types[i].name);
-	ck->ntypes = ck->ntasks = ck->nevs = 0;
+	ck->ntypes = ck->ntasks = ck->nevs = ck->nmends = 0;
 	ck->max_gseq = 0;
 	memset(&ck->htab, 0, sizeof(ck->htab));
 	if (hcreate_r(4096, &ck->htab))
 		ck->htab_made = true;
+}
+
+/* Write the sidecar records rebuilt by the scan (mend_rec), synced. */
+static int write_mends(struct ck *ck)
+{
+	char path[4200];
+	struct tasklog *tl = NULL;
+	int rc;
+
+	if (!ck->nmends)
+		return 0;
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	rc = tasklog_open(path, 64, &tl);
+	for (size_t k = 0; k < ck->nmends && !rc; k++) {
+		struct ck_task *tk = &ck->tasks[ck->mends[k].task];
+
+		rc = tasklog_write_recs(tl, tk->uid, tk->name, ck->mends[k].idx, &ck->mends[k].rec,
+					1);
+		if (!rc && (k + 1 == ck->nmends || ck->mends[k + 1].task != ck->mends[k].task)) {
+			rc = tasklog_sync(tl, tk->uid, tk->name);
+			if (!rc)
+				report(ck, 'F', "task %s: %" PRIu64 " sidecar records rewritten from the"
+				       " log and the index", tk->name, tk->mended);
+		}
+	}
+	if (tl)
+		tasklog_close(tl);
+	return rc;
 }
 
 /* Cut torn tails off the files (the consistent prefix stays). */
@@ -1179,6 +1430,20 @@ static int cut_tails(struct ck *ck)
 	return rc;
 }
 
+/*
+ * An error reading an index that passed the checks at open (a value of the
+ * wrong size, an entry naming what the index lacks, LMDB's MDB_CORRUPTED)
+ * is damage too: a finding for reindex, not an error of fsck.
+ */
+static int index_unreadable(struct ck *ck, int rc)
+{
+	if (rc != -EIO && rc != -ENOENT && rc != -EUCLEAN && rc != -EINVAL)
+		return rc;
+	report(ck, 'E', "the index of %s is damaged (reading it gave: %s): evlogctl reindex %s"
+	       " builds a new one from the task logs", ck->dir, strerror(-rc), ck->dir);
+	return -EUCLEAN;
+}
+
 int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
 {
 	struct index_meta m;
@@ -1191,10 +1456,17 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		rc = lock_store(&ck, "evlogctl fsck");
 	if (rc)
 		goto out;
-	rc = open_index(&ck, true);
+	/* read-only: a check writes nothing, least of all into a damaged file */
+	rc = open_index(&ck, true, o->repair);
 	if (rc == -ENOENT) {
 		report(&ck, 'X', "%s has no index (%s/index/data.mdb): evlogctl reindex builds one",
 		       dir, dir);
+		goto out;
+	}
+	if (rc == -EUCLEAN) {
+		/* counted: fsck found it; --repair cannot fix it, reindex can */
+		report(&ck, 'E', "the index of %s is damaged (see above): evlogctl reindex %s"
+		       " builds a new one from the task logs", dir, dir);
 		goto out;
 	}
 	if (rc) {
@@ -1204,7 +1476,7 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	}
 	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
-		rc = load_index(&ck, &m, &dirty, &trims);
+		rc = index_unreadable(&ck, load_index(&ck, &m, &dirty, &trims));
 	if (rc)
 		goto out;
 	ck.applied_lsn = m.applied_lsn;
@@ -1231,7 +1503,7 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		       trims ? ", retention finished" : "");
 		ck.needs_recovery = false;
 		ck_forget(&ck);
-		rc = open_index(&ck, true);
+		rc = open_index(&ck, true, true);
 		if (!rc)
 			rc = load_index(&ck, &m, &dirty, &trims);
 		if (rc)
@@ -1241,12 +1513,14 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	rc = scan_all(&ck);
 	if (!rc) {
 		compare_tasks(&ck);
-		rc = compare_types(&ck);
+		rc = index_unreadable(&ck, compare_types(&ck));
 	}
 	if (!rc)
-		rc = check_meta_ro(&ck);
+		rc = index_unreadable(&ck, check_meta_ro(&ck));
 	if (!rc && o->repair && r->problems > p0) {
-		rc = repair(&ck, false);
+		rc = write_mends(&ck);
+		if (!rc)
+			rc = repair(&ck, false);
 		if (!rc)
 			rc = cut_tails(&ck);
 	}
@@ -1514,9 +1788,13 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	snprintf(ck.type_field, sizeof(ck.type_field), "%s", o->type_field ? o->type_field : "type");
 
 	/* the old index, if it opens: recovery through it, and its task uids */
-	rc = open_index(&ck, true);
+	rc = open_index(&ck, true, false);
 	if (rc == -ENOENT) {
 		report(&ck, 'I', "%s has no index: building one", dir);
+	} else if (rc == -EUCLEAN) {
+		/* never opened for writing: the new one is built beside it, then renamed over it */
+		report(&ck, 'I', "the old index is damaged (see above): building a new one beside"
+		       " it from the task logs and the journal");
 	} else if (rc) {
 		report(&ck, 'I', "the old index does not open (%s): building a new one",
 		       strerror(-rc));
@@ -1525,7 +1803,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		if (rc == -EBUSY)
 			goto out;
 		if (!rc)
-			rc = open_index(&ck, true);
+			rc = open_index(&ck, true, false);
 		if (!rc)
 			rc = load_index(&ck, &old, &dirty, &trims);
 		if (rc) {
@@ -1539,15 +1817,20 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 				ck.tasks[i].in_index = false;	/* uids and times only */
 		}
 	}
-	if (ck.ix) {
+	if (ck.ix && !usable) {
 		index_close(ck.ix);
 		ck.ix = NULL;
 	}
 	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
 		rc = check_journal(&ck);
+	/* the old index stays open for the scan: sidecar records are rebuilt from it */
 	if (!rc)
 		rc = scan_all(&ck);
+	if (ck.ix) {
+		index_close(ck.ix);
+		ck.ix = NULL;
+	}
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < ck.ntasks; i++) {
@@ -1574,6 +1857,8 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	for (size_t i = 0; i < ck.ntasks; i++)
 		if (!ck.tasks[i].uid)
 			ck.tasks[i].uid = m.next_uid++;
+	if (!rc)
+		rc = write_mends(&ck);
 	if (!rc)
 		rc = cut_tails(&ck);
 	snprintf(path, sizeof(path), "%s/tasks", dir);

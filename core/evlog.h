@@ -332,6 +332,12 @@ struct evl_stats {
 	uint64_t lat_count[EVL_LAT_BUCKETS];	/* append latency histogram */
 	double lat_sum;
 	int error;			/* sticky journal error (EIO), or 0 */
+	/*
+	 * Journal damage the open set aside (issue 15): records lost (their
+	 * lsns, first to last), damaged segments (kept as <first>.jnl.corrupt).
+	 */
+	uint64_t journal_lost, journal_lost_first, journal_lost_last;
+	uint64_t journal_damaged_segments, journal_damaged_first;
 	bool commit_sync;
 	unsigned commit_ms;
 	char last_rejection[512];	/* "" if none */
@@ -359,7 +365,9 @@ struct evl_check_result {
 	uint64_t journal_records;
 	uint64_t problems;	/* findings ('E' lines, and those not shown) */
 	uint64_t fixed;		/* fixes made ('F' lines) */
+	uint64_t unfixable;	/* problems repair cannot fix ('U' lines, also in problems) */
 	uint64_t lost;		/* reindex: journaled events no task could take */
+	uint64_t journal_lost;	/* journal records corrupt and set aside */
 };
 
 /*
@@ -369,7 +377,9 @@ struct evl_check_result {
  * recover first if the store was not closed cleanly, then make the index
  * agree with the logs (in its own transactions).  Returns 0 (see
  * r->problems and r->fixed), -EBUSY (the store is open: the holder is
- * reported), -ENOENT (no index), or -errno.
+ * reported), -ENOENT (no index), -EUCLEAN (the index is damaged: reported,
+ * counted in r->problems; reindex builds a new one; without opts->repair
+ * nothing is written to it), or -errno.
  */
 int evl_fsck(const char *dir, const struct evl_check_opts *opts, struct evl_check_result *r);
 
@@ -383,6 +393,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *opts, struct evl_c
 
 struct evl_backup_opts {
 	bool live;		/* a daemon has the source open: copy beside it */
+	const char *mount;	/* its mountpoint, if live (DEST must not be inside it) */
 	void (*report)(void *arg, char level, const char *line);	/* as evl_check_opts */
 	void (*progress)(void *arg, const char *phase, uint64_t done, uint64_t total);
 	void *arg;
@@ -398,16 +409,21 @@ struct evl_backup_result {
 /*
  * Copy store @src (its data directory) into @dest, which then mounts as
  * is.  Without opts->live, @src is recovered and locked first.  A second
- * run copies only what is new.  Returns 0, -EAGAIN (the source's logs were
- * rewritten or replaced during the copy: run again once its compaction is
- * over), -EBUSY (@dest or an offline @src is open), or -errno.
+ * run copies only what is new.  @src must be a store; @dest must be missing,
+ * empty or a copy of @src (DEST/backup-of), and neither may be inside the
+ * other.  Returns 0, -ECANCELED (refused, why is reported: nothing was
+ * changed), -EAGAIN (the source's logs were rewritten or replaced during
+ * the copy: run again once its compaction is over), -EBUSY (@dest or an
+ * offline @src is open; reported), or -errno.
  */
 int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *opts,
 	       struct evl_backup_result *r);
 
 /*
- * Who holds store @dir open: 1 with "pid N (holder)" in @buf, 0 if nobody,
- * or -errno.
+ * Who holds store @dir open: 1 with "pid N (holder)" in @buf ("pid N" or
+ * "another process (...)" when DATA_DIR/lock does not name it), 0 if
+ * nobody, or -errno.  It may wait up to a second for a new holder to name
+ * itself.
  */
 int evl_store_holder(const char *dir, char *buf, size_t n);
 

@@ -57,7 +57,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -82,6 +84,7 @@ struct index {
 	pthread_rwlock_t resize;	/* read: any txn open; write: set_mapsize */
 	size_t mapsize;
 	char *path;
+	bool rdonly;		/* INDEX_RDONLY: nothing written, not even the lock file */
 	atomic_bool sync_failed;	/* see index_sync_failed */
 	void (*failed_fn)(void *arg);
 	void *failed_arg;
@@ -248,7 +251,477 @@ static int del_key(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen)
 	return rc == MDB_NOTFOUND ? 0 : xerr(rc);
 }
 
+/* ---- damage checks ---- */
+
+/*
+ * LMDB trusts its file.  A file cut short is mapped anyway and the first
+ * read of a page past its end is a SIGBUS; a damaged page number or node
+ * sends it off the map (SIGSEGV), or into an assertion (abort).  So before
+ * LMDB maps an index, its meta pages are read with pread() and checked
+ * (index_check_file), and every page of every database is read once in a
+ * child process (index_verify): a crash there is a damaged index, not a
+ * dead daemon or tool.
+ *
+ * The meta page, as LMDB's mdb.c lays it out (data version 1, 64-bit):
+ * a 16-byte page header (page number 8, pad 2, flags 2, lower/upper 4),
+ * then magic, version, fixed-map address, map size, the records of the
+ * free-page and main databases, the last page used and the txnid that
+ * wrote it.  Pages 0 and 1 are the two metas; LMDB uses the one with the
+ * higher txnid (page 0 on a tie).  The file may end before the last page
+ * when the free list holds the pages at its end (they were never
+ * written), so only the roots must lie within it; what the trees point
+ * to is for the walk.
+ */
+#define LMDB_MAGIC 0xBEEFC0DEu
+#define LMDB_DATA_VERSION 1
+#define LMDB_P_META 0x08
+#define LMDB_NO_PAGE UINT64_MAX
+#define LMDB_MAX_DEPTH 32	/* LMDB's cursor stack */
+#define LMDB_METAS 2
+
+struct lmdb_db_rec {
+	uint32_t pad;		/* the free database's: the page size */
+	uint16_t flags, depth;
+	uint64_t branch_pages, leaf_pages, overflow_pages, entries, root;
+};
+
+struct lmdb_meta {
+	uint32_t magic, version;
+	uint64_t address, mapsize;
+	struct lmdb_db_rec dbs[2];	/* free pages, main */
+	uint64_t last_pg, txnid;
+};
+
+struct lmdb_meta_page {
+	uint64_t pgno;
+	uint16_t pad, flags;
+	uint32_t bounds;
+	struct lmdb_meta m;
+};
+
+_Static_assert(sizeof(struct lmdb_meta_page) == 16 + 136, "LMDB's meta page layout");
+
+static int damaged(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int damaged(char *why, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, n, fmt, ap);
+	va_end(ap);
+	return -EUCLEAN;
+}
+
+/* A database record of meta @i: its root lies within the file, its depth fits. */
+static int check_db_rec(const struct lmdb_db_rec *db, const char *what, uint64_t last_pg,
+			uint64_t pages, char *why, size_t n)
+{
+	if (db->root == LMDB_NO_PAGE) {
+		if (db->depth || db->entries)
+			return damaged(why, n, "the %s database has %" PRIu64 " entries but no root",
+				       what, db->entries);
+		return 0;
+	}
+	if (db->root < LMDB_METAS || db->root > last_pg)
+		return damaged(why, n, "the %s database's root is page %" PRIu64 ", not in 2..%"
+			       PRIu64, what, db->root, last_pg);
+	if (db->root >= pages)
+		return damaged(why, n, "the %s database's root, page %" PRIu64 ", is past the end"
+			       " of the file (%" PRIu64 " pages)", what, db->root, pages);
+	if (!db->depth || db->depth > LMDB_MAX_DEPTH)
+		return damaged(why, n, "the %s database's depth is %u", what, db->depth);
+	return 0;
+}
+
+int index_check_file(const char *dir, char *why, size_t n)
+{
+	struct lmdb_meta_page mp[LMDB_METAS];
+	const struct lmdb_meta *m;
+	char path[4200];
+	struct stat st;
+	uint64_t psize, pages;
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		goto out;
+	}
+	if ((uint64_t)st.st_size < sizeof(mp[0])) {
+		rc = damaged(why, n, "the file has %jd bytes, too few for LMDB's meta pages",
+			     (intmax_t)st.st_size);
+		goto out;
+	}
+	if (pread(fd, &mp[0], sizeof(mp[0]), 0) != (ssize_t)sizeof(mp[0])) {
+		rc = errno ? -errno : -EIO;
+		goto out;
+	}
+	psize = mp[0].m.dbs[0].pad;
+	if (mp[0].m.magic != LMDB_MAGIC || mp[0].m.version != LMDB_DATA_VERSION ||
+	    !(mp[0].flags & LMDB_P_META)) {
+		rc = damaged(why, n, "meta page 0 is not an LMDB meta page of data version %d",
+			     LMDB_DATA_VERSION);
+		goto out;
+	}
+	if (psize < 512 || psize > 65536 || (psize & (psize - 1))) {
+		rc = damaged(why, n, "meta page 0 gives a page size of %" PRIu64, psize);
+		goto out;
+	}
+	pages = (uint64_t)st.st_size / psize;
+	if (pages < LMDB_METAS) {
+		rc = damaged(why, n, "the file has %jd bytes, fewer than two %" PRIu64 "-byte"
+			     " meta pages", (intmax_t)st.st_size, psize);
+		goto out;
+	}
+	if (pread(fd, &mp[1], sizeof(mp[1]), psize) != (ssize_t)sizeof(mp[1])) {
+		rc = errno ? -errno : -EIO;
+		goto out;
+	}
+	if (mp[1].m.magic != LMDB_MAGIC || mp[1].m.version != LMDB_DATA_VERSION ||
+	    !(mp[1].flags & LMDB_P_META) || mp[1].m.dbs[0].pad != psize) {
+		rc = damaged(why, n, "meta page 1 is not an LMDB meta page like page 0");
+		goto out;
+	}
+	m = &mp[mp[1].m.txnid > mp[0].m.txnid].m;	/* the one LMDB will use */
+	/* ours: no fixed map, default key order; the free database's keys are txnids */
+	if (m->address || m->dbs[0].flags != MDB_INTEGERKEY || m->dbs[1].flags) {
+		rc = damaged(why, n, "meta page %d has flags LMDB never wrote for this index",
+			     m == &mp[1].m);
+		goto out;
+	}
+	if (m->last_pg < LMDB_METAS - 1 || m->last_pg > (UINT64_MAX >> 17)) {
+		rc = damaged(why, n, "meta page %d gives %" PRIu64 " as the last page",
+			     m == &mp[1].m, m->last_pg);
+		goto out;
+	}
+	rc = check_db_rec(&m->dbs[0], "free-page", m->last_pg, pages, why, n);
+	if (!rc)
+		rc = check_db_rec(&m->dbs[1], "main", m->last_pg, pages, why, n);
+out:
+	close(fd);
+	return rc;
+}
+
+/* What the walk found: how many pages, and where it stopped. */
+struct walk {
+	char *why;
+	size_t n;
+	uint64_t pages;		/* branch, leaf and overflow pages of every tree */
+	volatile unsigned sink;	/* what touch() read ends up here */
+};
+
+/*
+ * Read a byte of each page @v spans (its last one too): a page past the end
+ * of the file faults here, in the child, not later in the daemon.
+ */
+static void touch(struct walk *w, const MDB_val *v)
+{
+	const unsigned char *p = v->mv_data;
+	unsigned sum = 0;
+
+	for (size_t i = 0; i < v->mv_size; i += 4096)
+		sum += p[i];
+	if (v->mv_size)
+		sum += p[v->mv_size - 1];
+	w->sink += sum;
+}
+
+/* LMDB's default key order: bytes, then length. */
+static int key_cmp(const MDB_val *a, const MDB_val *b)
+{
+	size_t len = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+	int c = len ? memcmp(a->mv_data, b->mv_data, len) : 0;
+
+	if (c)
+		return c;
+	return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+}
+
+/*
+ * Read every key and value of database @dbi (@what names it), checking
+ * their order and count; the free-page database's values are page lists,
+ * each page a real one.  0, -EUCLEAN (w->why) or an MDB code.
+ */
+static int walk_db(MDB_txn *txn, MDB_dbi dbi, const char *what, uint64_t last_pg,
+		   struct walk *w)
+{
+	MDB_cursor *c;
+	MDB_val key, val, prev = { 0, NULL };
+	MDB_stat ms;
+	uint64_t count = 0;
+	int rc;
+
+	rc = mdb_stat(txn, dbi, &ms);
+	if (!rc)
+		rc = mdb_cursor_open(txn, dbi, &c);
+	if (rc)
+		return rc;
+	w->pages += (uint64_t)ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
+	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
+		touch(w, &key);
+		touch(w, &val);
+		count++;
+		if (dbi == 0) {
+			uint64_t id, prev_id = 0, pn;
+			const unsigned char *ids = val.mv_data;
+
+			if (key.mv_size == 8)
+				memcpy(&id, key.mv_data, 8);
+			if (prev.mv_data)
+				memcpy(&prev_id, prev.mv_data, 8);
+			if (key.mv_size != 8 || val.mv_size < 8 || val.mv_size % 8 ||
+			    (prev.mv_data && id <= prev_id)) {
+				rc = damaged(w->why, w->n, "the free-page list's record %" PRIu64
+					     " is malformed", count);
+				break;
+			}
+			/*
+			 * LMDB reserves the free list's records before it fills
+			 * them, lowest first, and may leave the last ones with
+			 * fewer ids than room (mdb_freelist_save): its readers
+			 * use the count, so do we.
+			 */
+			memcpy(&pn, ids, 8);
+			if (pn > val.mv_size / 8 - 1) {
+				rc = damaged(w->why, w->n, "the free-page list's record %" PRIu64
+					     " counts %" PRIu64 " pages in %zu bytes", count, pn,
+					     val.mv_size);
+				break;
+			}
+			for (uint64_t i = 1; i <= pn && !rc; i++) {
+				uint64_t pg;
+
+				memcpy(&pg, ids + 8 * i, 8);
+				if (pg < LMDB_METAS || pg > last_pg)
+					rc = damaged(w->why, w->n, "the free-page list holds page %"
+						     PRIu64 ", not in 2..%" PRIu64, pg, last_pg);
+			}
+			if (rc)
+				break;
+			w->pages += pn;		/* free pages count as used here */
+		} else if (prev.mv_data && key_cmp(&prev, &key) >= 0) {
+			rc = damaged(w->why, w->n, "the %s database's keys are out of order", what);
+			break;
+		}
+		prev = key;
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		rc = count == ms.ms_entries ? 0 :
+		     damaged(w->why, w->n, "the %s database holds %" PRIu64 " entries, its record"
+			     " says %zu", what, count, ms.ms_entries);
+	return rc;
+}
+
+/* The walk's child: say why, and exit with its verdict. */
+enum { WALK_OK = 0, WALK_DAMAGED = 10, WALK_ERROR = 11, WALK_CRASHED = 12 };
+static int walk_pipe = -1;
+
+static void walk_say(const char *msg)
+{
+	if (write(walk_pipe, msg, strlen(msg)) < 0)
+		_exit(WALK_ERROR);
+}
+
+static void walk_crashed(int sig)
+{
+	walk_say(sig == SIGBUS ? "reading it crashed (SIGBUS: a page past the end of the file)" :
+		 sig == SIGSEGV ? "reading it crashed (SIGSEGV: a page number off the map)" :
+		 "reading it crashed");
+	_exit(WALK_CRASHED);
+}
+
+static void walk_assert(MDB_env *env, const char *msg)
+{
+	walk_say("LMDB's own check failed reading it: ");
+	walk_say(msg);
+	_exit(WALK_CRASHED);
+}
+
+static const char *const db_names[] = {
+	"meta", "tasks", "names", "types", "tids", "fen", "tgs", "kty", "kt", "tt",
+	"dirty", "purge", "trim",
+};
+
+/*
+ * Open the environment in @dir read-only and read all of it: every
+ * database (only ours may be there, "meta" must be, with its records), and
+ * every page accounted for (trees, free list and metas add up to the last
+ * page, as LMDB's own audit counts them) unless @live (another process
+ * may write meanwhile).  0, -EUCLEAN (@why) or an MDB code.
+ */
+static int walk_index(const char *dir, bool live, char *why, size_t n)
+{
+	struct walk w = { .why = why, .n = n };
+	MDB_env *env;
+	MDB_txn *txn = NULL;
+	MDB_cursor *c = NULL;
+	MDB_envinfo info;
+	MDB_dbi main_dbi;
+	MDB_val key, val;
+	bool seen[sizeof(db_names) / sizeof(*db_names)] = { false };
+	size_t mapsize = map_initial;
+	char path[4200];
+	struct stat st;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (stat(path, &st))
+		return errno;
+	while (mapsize < (size_t)st.st_size * 2)
+		mapsize *= 2;
+	rc = mdb_env_create(&env);
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(env, 16);
+	mdb_env_set_mapsize(env, mapsize);
+	if (walk_pipe >= 0)
+		mdb_env_set_assert(env, walk_assert);
+	/* the caller holds the store's lock: no reader table, the lock file untouched */
+	rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | (live ? 0 : MDB_NOLOCK), 0644);
+	if (!rc)
+		rc = mdb_env_info(env, &info);
+	if (!rc)
+		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (!rc)
+		rc = walk_db(txn, 0, "free-page", info.me_last_pgno, &w);
+	if (!rc)
+		rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+	if (!rc)
+		rc = walk_db(txn, main_dbi, "main", info.me_last_pgno, &w);
+	if (!rc)
+		rc = mdb_cursor_open(txn, main_dbi, &c);
+	while (!rc && (rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
+		char name[64];
+		MDB_dbi dbi;
+		size_t i;
+
+		for (i = 0; i < sizeof(db_names) / sizeof(*db_names); i++)
+			if (key.mv_size == strlen(db_names[i]) &&
+			    !memcmp(key.mv_data, db_names[i], key.mv_size))
+				break;
+		if (i == sizeof(db_names) / sizeof(*db_names)) {
+			rc = damaged(why, n, "the main database holds an unknown name (%zu bytes)",
+				     key.mv_size);
+			break;
+		}
+		seen[i] = true;
+		snprintf(name, sizeof(name), "%s", db_names[i]);
+		rc = mdb_dbi_open(txn, name, 0, &dbi);
+		if (!rc)
+			rc = walk_db(txn, dbi, name, info.me_last_pgno, &w);
+		if (!rc && i == 0) {
+			const char *need[] = { "meta", "type_field", "version" };
+
+			for (size_t j = 0; j < 3 && !rc; j++) {
+				MDB_val k = { strlen(need[j]), (void *)need[j] }, v;
+
+				rc = mdb_get(txn, dbi, &k, &v);
+				if (rc == MDB_NOTFOUND ||
+				    (!rc && j == 0 && v.mv_size < sizeof(struct index_meta)))
+					rc = damaged(why, n, "the meta database lacks its %s record",
+						     need[j]);
+			}
+		}
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = seen[0] ? 0 : damaged(why, n, "the meta database is gone");
+	if (!rc && !live && w.pages + LMDB_METAS != info.me_last_pgno + 1)
+		rc = damaged(why, n, "%" PRIu64 " pages in use or free, but the last page is %zu",
+			     w.pages + LMDB_METAS, info.me_last_pgno);
+	if (c)
+		mdb_cursor_close(c);
+	if (txn)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+static void walk_child(const char *dir, bool live)
+{
+	struct sigaction sa = { .sa_handler = walk_crashed };
+	char why[256] = "";
+	int rc;
+
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGABRT, &sa, NULL);
+	rc = walk_index(dir, live, why, sizeof(why));
+	if (!rc)
+		_exit(WALK_OK);
+	if (rc == -EUCLEAN) {
+		walk_say(why);
+		_exit(WALK_DAMAGED);
+	}
+	if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE && rc != MDB_MAP_RESIZED &&
+	    rc != MDB_READERS_FULL) {
+		walk_say(mdb_strerror(rc));	/* MDB_CORRUPTED, MDB_PAGE_NOTFOUND, ... */
+		_exit(WALK_DAMAGED);
+	}
+	walk_say(rc > 0 ? strerror(rc) : "cannot read it");
+	_exit(WALK_ERROR);
+}
+
+int index_verify(const char *dir, bool live, char *why, size_t n)
+{
+	char msg[512];
+	size_t got = 0;
+	ssize_t r;
+	int fds[2], status, rc;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		rc = -errno;
+		close(fds[0]);
+		close(fds[1]);
+		return rc;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		walk_pipe = fds[1];
+		walk_child(dir, live);
+		_exit(WALK_ERROR);
+	}
+	close(fds[1]);
+	while (got < sizeof(msg) - 1 &&
+	       ((r = read(fds[0], msg + got, sizeof(msg) - 1 - got)) > 0 || (r < 0 && errno == EINTR)))
+		got += r > 0 ? r : 0;
+	msg[got] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WALK_OK)
+		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WALK_ERROR) {
+		snprintf(why, n, "%s", msg);
+		return -EIO;
+	}
+	if (WIFSIGNALED(status))
+		return damaged(why, n, "reading it crashed (%s)", strsignal(WTERMSIG(status)));
+	return damaged(why, n, "%s", got ? msg : "reading it crashed");
+}
+
 /* ---- open / close / transactions ---- */
+
+/*
+ * An LMDB assertion is about to abort the process: the index is damaged in
+ * a way the checks at open did not see.  Say what cures it.
+ */
+static void lmdb_assert(MDB_env *env, const char *msg)
+{
+	const char *path = NULL;
+
+	mdb_env_get_path(env, &path);
+	evl_log(LOG_CRIT, "index %s is damaged (%s): the process stops; evlogctl reindex"
+		" rebuilds the index from the task logs", path ? path : "?", msg);
+}
 
 /* Create and open ix->env at ix->path with ix->mapsize, and open every database. */
 static int env_open(struct index *ix)
@@ -271,20 +744,28 @@ static int env_open(struct index *ix)
 	mdb_env_set_maxdbs(ix->env, 16);
 	mdb_env_set_maxreaders(ix->env, 1024);
 	mdb_env_set_mapsize(ix->env, ix->mapsize);
+	mdb_env_set_assert(ix->env, lmdb_assert);
 	/*
 	 * NOMETASYNC: data pages are synced at each commit, the meta page at
 	 * the next one, so a power loss can undo the last commit but never
 	 * corrupts the environment.  The journal covers what an undo loses.
+	 * Read-only (fsck): the caller holds the store's lock, so no reader
+	 * table either, and nothing of the index is written.
 	 */
-	rc = mdb_env_open(ix->env, ix->path, MDB_NOTLS | MDB_NOMETASYNC, 0644);
-	if (!rc)
+	rc = mdb_env_open(ix->env, ix->path, ix->rdonly ? MDB_NOTLS | MDB_RDONLY | MDB_NOLOCK :
+			  MDB_NOTLS | MDB_NOMETASYNC, 0644);
+	if (!rc && !ix->rdonly)
 		rc = mdb_reader_check(ix->env, &dead);
 	if (!rc)
-		rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
-	for (size_t i = 0; !rc && i < sizeof(dbs) / sizeof(*dbs); i++)
-		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+		rc = mdb_txn_begin(ix->env, NULL, ix->rdonly ? MDB_RDONLY : 0, &txn);
+	for (size_t i = 0; !rc && i < sizeof(dbs) / sizeof(*dbs); i++) {
+		rc = mdb_dbi_open(txn, dbs[i].name, ix->rdonly ? 0 : MDB_CREATE, dbs[i].dbi);
+		if (rc == MDB_NOTFOUND)
+			evl_log(LOG_ERR, "index %s lacks its %s database (made by an older evlogfs,"
+				" or damaged)", ix->path, dbs[i].name);
+	}
 	if (!rc)
-		rc = mdb_txn_commit(txn);
+		rc = mdb_txn_commit(txn);	/* read-only too: keeps the handles */
 	else if (txn)
 		mdb_txn_abort(txn);
 	if (rc) {
@@ -294,34 +775,71 @@ static int env_open(struct index *ix)
 	return rc;
 }
 
+/*
+ * A damaged index is refused before LMDB maps it (see "damage checks"):
+ * the caller reports it, and evlogctl reindex builds a new one beside it.
+ */
+static int check_damage(const char *dir)
+{
+	char why[512] = "", data[4200];
+	size_t len = strlen(dir);
+	int rc;
+
+	rc = index_check_file(dir, why, sizeof(why));
+	if (!rc)
+		rc = index_verify(dir, false, why, sizeof(why));
+	if (rc == -EUCLEAN) {
+		/* the data directory, for the command to run */
+		if (len > 6 && !strcmp(dir + len - 6, "/index"))
+			len -= 6;
+		snprintf(data, sizeof(data), "%.*s", (int)len, dir);
+		evl_log(LOG_ERR, "index %s/data.mdb is damaged: %s; nothing is served from it:"
+			" evlogctl reindex %s builds a new one from the task logs", dir, why, data);
+	} else if (rc && rc != -ENOENT) {
+		evl_log(LOG_ERR, "index %s: cannot check it: %s%s%s", dir, strerror(-rc),
+			*why ? ": " : "", why);
+	}
+	return rc;
+}
+
 int index_open(const char *dir, const char *type_field, struct index **out)
 {
+	return index_open_ex(dir, type_field, 0, out);
+}
+
+int index_open_ex(const char *dir, const char *type_field, unsigned flags, struct index **out)
+{
 	struct index *ix;
-	struct stat st;
 	char path[4200];
 	MDB_txn *txn = NULL;
 	MDB_val key, val;
-	bool created;
+	bool created = false;
 	int rc;
 
-	if (io_mkdir_durable(dir, 0755))
+	if (!(flags & INDEX_RDONLY) && io_mkdir_durable(dir, 0755))
 		return -errno;
+	if (!(flags & INDEX_RDONLY)) {
+		/* a shrink cut short by a crash: its copy was never swapped in */
+		snprintf(path, sizeof(path), "%s/data.mdb.compact", dir);
+		io->unlink(path);
+	}
+	rc = check_damage(dir);
+	if (rc == -ENOENT && !(flags & INDEX_RDONLY))
+		created = true;
+	else if (rc)
+		return rc;
 	ix = calloc(1, sizeof(*ix));
 	if (!ix)
 		return -ENOMEM;
+	ix->rdonly = flags & INDEX_RDONLY;
 	ix->path = strdup(dir);
 	if (!ix->path) {
 		free(ix);
 		return -ENOMEM;
 	}
-	/* a shrink cut short by a crash: its copy was never swapped in */
-	snprintf(path, sizeof(path), "%s/data.mdb.compact", dir);
-	io->unlink(path);
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	ix->mapsize = map_initial;
-	created = stat(path, &st) != 0;
 	if (!created)
-		while (ix->mapsize < (size_t)st.st_size * 2)
+		while (ix->mapsize < index_file_bytes(ix) * 2)
 			ix->mapsize *= 2;
 	rc = env_open(ix);
 	if (rc)
@@ -331,6 +849,8 @@ int index_open(const char *dir, const char *type_field, struct index **out)
 		rc = -errno;
 		goto fail;
 	}
+	if (ix->rdonly)
+		goto done;
 	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
 	if (rc)
 		goto fail_mdb;
@@ -371,6 +891,7 @@ int index_open(const char *dir, const char *type_field, struct index **out)
 	rc = mdb_txn_commit(txn);
 	if (rc)
 		goto fail_mdb;
+done:
 	{
 		pthread_rwlockattr_t a;
 
@@ -2380,12 +2901,19 @@ int index_install(const char *from, const char *to)
 int index_snapshot(const char *src, const char *dest)
 {
 	MDB_env *env;
-	char path[4200];
+	char path[4200], why[512] = "";
 	int rc, fd;
 
 	snprintf(path, sizeof(path), "%s/data.mdb", src);
 	if (access(path, R_OK))
 		return -errno;
+	/* the copy walks every page: a damaged page would kill this process */
+	rc = index_verify(src, true, why, sizeof(why));
+	if (rc) {
+		evl_log(LOG_ERR, "index %s: %s%s%s", src, rc == -EUCLEAN ? "damaged: " : "",
+			why, rc == -EUCLEAN ? "; evlogctl reindex (unmounted) rebuilds it" : "");
+		return rc;
+	}
 	if (io_mkdir_durable(dest, 0755))
 		return -errno;
 	rc = mdb_env_create(&env);

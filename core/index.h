@@ -58,7 +58,34 @@ struct index_task {
  * 0, -EINVAL, -ENOMEM or -errno.
  */
 int index_open(const char *dir, const char *type_field, struct index **out);
+/*
+ * index_open with @flags: INDEX_RDONLY opens an existing index for reading
+ * only (no write transaction; its file and lock file are left as they
+ * are; the caller holds the store's lock).  Either way an existing index
+ * is checked first (index_check_file, index_verify): -EUCLEAN if it is
+ * damaged (logged, naming evlogctl reindex).  With INDEX_RDONLY, -ENOENT
+ * if there is none.
+ */
+enum { INDEX_RDONLY = 1 };
+int index_open_ex(const char *dir, const char *type_field, unsigned flags, struct index **out);
 void index_close(struct index *ix);
+
+/*
+ * Check index file @dir/data.mdb before LMDB maps it: both meta pages are
+ * LMDB's, and the one in use names roots within the file.  Reads with
+ * pread() only.  0, -ENOENT (no file), -EUCLEAN (damaged: @why, size @n,
+ * says how) or -errno.
+ */
+int index_check_file(const char *dir, char *why, size_t n);
+/*
+ * Read every page of the index in @dir, in a child process: keys in
+ * order, counts as recorded, free pages and trees adding up (unless @live:
+ * another process may be writing), only this index's databases.  A crash
+ * of the child (SIGBUS, SIGSEGV, an LMDB assertion) is damage.  Call
+ * index_check_file first.  0, -EUCLEAN (@why says how), -EIO (@why) or
+ * -errno.
+ */
+int index_verify(const char *dir, bool live, char *why, size_t n);
 
 /*
  * The map size a new environment starts with (default 256 MiB; it doubles
@@ -282,7 +309,8 @@ int index_type_drop(struct index_txn *t, const char *name, size_t len);
 /*
  * Copy the environment in directory @src (which another process may be
  * writing) into directory @dest (created; it must hold no data.mdb) as one
- * consistent snapshot, without free pages.  0 or -errno.
+ * consistent snapshot, without free pages.  Every page of @src is read in
+ * a child first (index_verify): 0, -EUCLEAN (damaged: logged) or -errno.
  */
 int index_snapshot(const char *src, const char *dest);
 

@@ -11,17 +11,33 @@
  *   8  4  version = 1         4  1  type (store-defined, 1..255)
  *   12 4  header size = 32    5  3  zero
  *   16 8  first lsn           8  4  len: payload bytes, at most 128 MiB
- *   24 8  XXH64 of bytes 0-23 12 4  zero
+ *   24 8  XXH64 of bytes 0-23 12 4  durable mark: lsn minus the last lsn
+ *                                   known durable when it was written
+ *                                   (capped; 0 = not recorded)
  *                             16 8  lsn: previous record's lsn + 1
  *                             24 8  XXH3-64 of header bytes 0-23 + payload
  *
  * REPLAY RULE.  Segments are read in name order.  A record is accepted if
  * its magic, length, lsn (exactly one past the previous record's, or the
  * segment's first lsn) and checksum are right and all its bytes are there.
- * The first record that fails any test ends replay: it is a torn tail (a
- * crash during its write) or corruption, and neither it nor anything after
- * it is used.  journal_open cuts the file at that point and renames later
- * segments to *.corrupt, so no torn bytes are ever re-read as records.
+ * When one fails, replay looks for the next record that checks out (any
+ * byte holding the record magic, lsn not below the one expected; in this
+ * segment or, past its end, in the next) and asks whether the bad bytes
+ * were ever known durable:
+ *   - yes (the index applied them, a record after them carries a durable
+ *     mark at or past them, or a later segment exists: a segment is
+ *     synced before the next is created): it is damage, not a crash.  The
+ *     lsns skipped are lost, counted and named (journal_damage), the
+ *     segment is copied to *.corrupt and kept in place, and replay goes on
+ *     with the next good record.
+ *   - no: it is a torn tail (a crash before the fsync that covers it;
+ *     a power loss may keep later pages and lose earlier ones, so records
+ *     after it that check out were never durable either).  journal_open
+ *     cuts the file there and renames later segments to *.corrupt, so no
+ *     torn bytes are ever re-read as records.
+ * A segment whose header is bad but whose records check out is replayed
+ * (its header was synced before any record was written); one with no
+ * record that checks out is renamed *.corrupt.
  *
  * GROUP COMMIT.  Appends write() under j->lock; a syncer thread fdatasyncs
  * the current segment when asked (sync mode, barriers) or commit_ms after
@@ -90,6 +106,7 @@ struct journal {
 	uint64_t fsyncs;
 	bool sync_req, syncing, stop;
 	int error;			/* sticky: EIO after a failed fsync */
+	struct journal_damage dmg;	/* what journal_open set aside; fixed after it */
 };
 
 static uint64_t now_ns(void)
@@ -176,23 +193,187 @@ static int seg_create(struct journal *j, uint64_t first, int *fdp)
 }
 
 /*
- * Replay one segment.  Returns 1 if replay must stop here (*@stop_off is
- * where the good records end), 0 if the whole segment was good, or a
- * negative errno / callback error.
+ * Read the record at @off of segment @fd (@size bytes): 1 if it is whole
+ * and its checksum is right (header in @hdr, payload in *@buf), 0 if not,
+ * -errno if the read failed.
  */
-static int seg_replay(struct journal *j, uint64_t first, uint64_t from_lsn,
-		      uint64_t *expect, journal_replay_cb cb, void *arg,
-		      uint64_t *stop_off, uint64_t *size)
+static int rec_read(int fd, uint64_t off, uint64_t size, unsigned char hdr[REC_HDR],
+		    unsigned char **buf, size_t *cap)
 {
+	XXH3_state_t xs;
+	uint32_t len;
+	ssize_t n;
+
+	if (off + REC_HDR > size)
+		return 0;
+	n = io_pread_all(fd, hdr, REC_HDR, off);
+	if (n < 0)
+		return -errno;
+	len = get32(hdr + 8);
+	if (n < REC_HDR || get32(hdr) != REC_MAGIC || len > REC_MAX || hdr[4] == 0 ||
+	    off + REC_HDR + len > size)
+		return 0;
+	if (len > *cap) {
+		unsigned char *p = realloc(*buf, len);
+
+		if (!p)
+			return -ENOMEM;
+		*buf = p;
+		*cap = len;
+	}
+	n = io_pread_all(fd, *buf, len, off + REC_HDR);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n < len)
+		return 0;
+	XXH3_64bits_reset(&xs);
+	XXH3_64bits_update(&xs, hdr, 24);
+	XXH3_64bits_update(&xs, *buf, len);
+	return XXH3_64bits_digest(&xs) == get64(hdr + 24);
+}
+
+/* The lsn known durable when the record with header @hdr was written (0: unknown). */
+static uint64_t rec_durable(const unsigned char hdr[REC_HDR])
+{
+	uint64_t lsn = get64(hdr + 16), gap = get32(hdr + 12);
+
+	return gap && gap <= lsn ? lsn - gap : 0;
+}
+
+/*
+ * Find the first record at or after byte @from of segment @fd that checks
+ * out and has an lsn >= @min_lsn (a resync after damage: every position
+ * holding the record magic is tried).  1 with its offset in *@at (header
+ * and payload read as by rec_read), 0 if there is none, or -errno.
+ */
+static int rec_find(int fd, uint64_t from, uint64_t size, uint64_t min_lsn, uint64_t *at,
+		    unsigned char hdr[REC_HDR], unsigned char **buf, size_t *cap)
+{
+	static const unsigned char magic[4] = { 0x45, 0x56, 0x4a, 0x52 };	/* REC_MAGIC */
+	unsigned char chunk[65536];
+	uint64_t pos = from;
+
+	while (pos + REC_HDR <= size) {
+		ssize_t n = io_pread_all(fd, chunk, sizeof(chunk), pos);
+		unsigned char *p, *end;
+
+		if (n < 0)
+			return -errno;
+		if (n < 4)
+			break;
+		end = chunk + n;
+		for (p = chunk; (p = memmem(p, end - p, magic, 4)); p++) {
+			int rc = rec_read(fd, pos + (p - chunk), size, hdr, buf, cap);
+
+			if (rc < 0)
+				return rc;
+			if (rc && get64(hdr + 16) >= min_lsn) {
+				*at = pos + (p - chunk);
+				return 1;
+			}
+		}
+		pos += n - 3;	/* a magic cut by the chunk's end is found in the next */
+	}
+	return 0;
+}
+
+/* Does segment @first start with a header that checks out? */
+static bool seg_header_ok(const struct journal *j, uint64_t first)
+{
+	unsigned char hdr[SEG_HDR];
+	char path[4096];
+	bool ok;
+	int fd;
+
+	seg_path(j, first, path, sizeof(path));
+	fd = io->open(path, O_RDONLY, 0);
+	if (fd < 0)
+		return false;
+	ok = io_pread_all(fd, hdr, SEG_HDR, 0) == SEG_HDR && !memcmp(hdr, SEG_MAGIC, 8) &&
+	     get32(hdr + 8) == SEG_VERSION && get64(hdr + 24) == XXH64(hdr, 24, 0) &&
+	     get64(hdr + 16) == first;
+	io->close(fd);
+	return ok;
+}
+
+/*
+ * Was record @lsn durable before the record at byte @off of segment
+ * @segs[@i] (or any later one) was written?  Yes if a record from there on
+ * says so (its durable mark reaches @lsn), or if a later segment has a
+ * good header: a segment is synced before the next one is created.  A
+ * torn write (a crash before the fsync that covers it) never has such a
+ * witness, so damage with one is not a torn tail.
+ */
+static int proven_durable(const struct journal *j, size_t i, int fd, uint64_t off,
+			  uint64_t size, uint64_t lsn, unsigned char **buf, size_t *cap)
+{
+	unsigned char hdr[REC_HDR];
+	uint64_t at;
+	int rc;
+
+	for (size_t k = i + 1; k < j->nsegs; k++)
+		if (seg_header_ok(j, j->segs[k]))
+			return 1;
+	while ((rc = rec_find(fd, off, size, lsn, &at, hdr, buf, cap)) == 1) {
+		if (rec_durable(hdr) >= lsn)
+			return 1;
+		off = at + REC_HDR + get32(hdr + 8);
+	}
+	return rc;
+}
+
+/* What replay found in one segment. */
+struct seg_res {
+	uint64_t size;
+	uint64_t stop_off;	/* where the records replay may keep end */
+	uint64_t records;	/* records that checked out */
+	uint64_t needed;	/* records up to this one are applied: no loss */
+	uint64_t lost;		/* records set aside as corrupt (lsns skipped) */
+	uint64_t lost_first, lost_last;
+	bool bad_header;	/* set aside if no record in it checks out */
+	bool damaged;		/* corrupt bytes before records that check out */
+	bool torn;		/* bad bytes at stop_off: cut them and what follows */
+};
+
+/* Lsns @from..@to are skipped; those at or below res->needed were applied already. */
+static void res_lost(struct seg_res *res, uint64_t from, uint64_t to)
+{
+	if (from <= res->needed)
+		from = res->needed + 1;
+	if (to < from)
+		return;
+	if (!res->lost)
+		res->lost_first = from;
+	res->lost_last = to;
+	res->lost += to - from + 1;
+}
+
+/*
+ * Replay segment @j->segs[@i].  Damage (a bad header, a corrupt record)
+ * followed by records that check out is skipped when the damaged records
+ * are proven durable (lsn <= @durable, the index has applied them, or
+ * proven_durable): the lsns skipped are counted as lost and replay goes on
+ * with the next good record (lsns at or below @needed were applied: their
+ * loss costs nothing and is not counted).  Anything else that fails ends
+ * the segment's records: a torn tail (*@res says where).  Returns 0, or a negative errno
+ * / callback error (a read error is not damage: the journal stays as it is).
+ */
+static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t durable,
+		      uint64_t needed, uint64_t *expect, journal_replay_cb cb, void *arg,
+		      struct seg_res *res)
+{
+	uint64_t first = j->segs[i];
 	unsigned char hdr[REC_HDR];
 	unsigned char *buf = NULL;
 	size_t cap = 0;
 	char path[4096];
 	struct stat st;
-	uint64_t off;
+	uint64_t off, at;
 	ssize_t n;
 	int fd, rc = 0;
 
+	memset(res, 0, sizeof(*res));
+	res->needed = needed;
 	seg_path(j, first, path, sizeof(path));
 	fd = io->open(path, O_RDONLY, 0);
 	if (fd < 0)
@@ -201,9 +382,8 @@ static int seg_replay(struct journal *j, uint64_t first, uint64_t from_lsn,
 		rc = -errno;
 		goto out;
 	}
-	*size = st.st_size;
-	*stop_off = SEG_HDR;
-	/* a read error is not a bad segment: fail, and leave the journal as it is */
+	res->size = st.st_size;
+	res->stop_off = SEG_HDR;
 	off = 0;
 	n = io_pread_all(fd, hdr, SEG_HDR, off);
 	if (n < 0)
@@ -211,78 +391,96 @@ static int seg_replay(struct journal *j, uint64_t first, uint64_t from_lsn,
 	if (n != SEG_HDR || memcmp(hdr, SEG_MAGIC, 8) ||
 	    get32(hdr + 8) != SEG_VERSION || get64(hdr + 24) != XXH64(hdr, 24, 0) ||
 	    get64(hdr + 16) != first || (*expect && first < *expect)) {
-		evl_log(LOG_WARNING, "journal segment %s: bad header, replay stops", path);
-		*stop_off = 0;
-		rc = 1;
-		goto out;
+		/* its records may still be whole: look for them */
+		res->bad_header = true;
+		res->stop_off = 0;
 	}
-	if (*expect && first > *expect && first > from_lsn + 1)
-		evl_log(LOG_WARNING, "journal: records %" PRIu64 "-%" PRIu64 " missing before %s",
-			*expect > from_lsn ? *expect : from_lsn + 1, first - 1, path);
-	*expect = first;
+	if (*expect && first > *expect && first > from_lsn + 1) {
+		uint64_t lo = *expect > from_lsn ? *expect : from_lsn + 1;
+
+		evl_log(LOG_ERR, "journal: records %" PRIu64 "-%" PRIu64 " missing before %s",
+			lo, first - 1, path);
+		res_lost(res, lo, first - 1);
+	}
+	if (!*expect || first > *expect)
+		*expect = first;
 	for (off = SEG_HDR;;) {
-		uint32_t len;
-		uint64_t lsn;
-		XXH3_state_t xs;
-		bool good;
+		uint64_t lsn, lo;
 
-		n = io_pread_all(fd, hdr, REC_HDR, off);
-		if (n < 0)
-			goto read_error;
-		if (n == 0)
-			break;
-		len = get32(hdr + 8);
+		rc = rec_read(fd, off, res->size, hdr, &buf, &cap);
+		if (rc < 0)
+			goto out;
 		lsn = get64(hdr + 16);
-		if (n < REC_HDR || get32(hdr) != REC_MAGIC || len > REC_MAX || hdr[4] == 0 ||
-		    lsn != *expect) {
-			rc = 1;
-			break;
-		}
-		if (len > cap) {
-			unsigned char *p = realloc(buf, len);
-
-			if (!p) {
-				rc = -ENOMEM;
+		if (rc == 0 || lsn != *expect) {
+			/* the records after this point, if any check out */
+			if (off >= res->size)
+				break;
+			/* from @off itself: a whole record with an lsn past the one expected counts */
+			rc = rec_find(fd, off, res->size, *expect, &at, hdr, &buf, &cap);
+			if (rc < 0)
 				goto out;
+			if (rc == 0) {
+				res->torn = true;	/* the caller decides what it is */
+				break;
 			}
-			buf = p;
-			cap = len;
-		}
-		n = io_pread_all(fd, buf, len, off + REC_HDR);
-		if (n < 0)
-			goto read_error;
-		if ((size_t)n < len) {
-			rc = 1;
-			break;
-		}
-		XXH3_64bits_reset(&xs);
-		XXH3_64bits_update(&xs, hdr, 24);
-		XXH3_64bits_update(&xs, buf, len);
-		good = XXH3_64bits_digest(&xs) == get64(hdr + 24);
-		if (!good) {
-			rc = 1;
-			break;
+			lsn = get64(hdr + 16);
+			lo = *expect;
+			if (lo > durable) {
+				rc = proven_durable(j, i, fd, at, res->size, lo, &buf, &cap);
+				if (rc < 0)
+					goto out;
+				if (!rc) {
+					evl_log(LOG_WARNING, "journal segment %s: bad record at byte %"
+						PRIu64 " that was never known durable, and records"
+						" after it: a torn tail", path, off);
+					res->torn = true;
+					break;
+				}
+			}
+			{
+				uint64_t lost = res->lost;
+
+				res_lost(res, lo, lsn - 1);
+				lost = res->lost - lost;
+				evl_log(LOG_ERR, "journal segment %s: %" PRIu64 " corrupt bytes at byte %"
+					PRIu64 "%s; replay goes on with record %" PRIu64, path,
+					at - off, off, lost ? "" : " (no unapplied record lost)", lsn);
+				if (lost)
+					evl_log(LOG_ERR, "journal: %" PRIu64 " records (lsns %" PRIu64
+						"-%" PRIu64 ") are lost: corrupt in %s", lost,
+						lsn - lost, lsn - 1, path);
+			}
+			res->damaged = true;
+			*expect = lsn;
+			rc = rec_read(fd, at, res->size, hdr, &buf, &cap);
+			if (rc < 0)
+				goto out;
+			off = at;
 		}
 		if (lsn > from_lsn && cb) {
-			rc = cb(arg, lsn, hdr[4], buf, len);
+			rc = cb(arg, lsn, hdr[4], buf, get32(hdr + 8));
 			if (rc) {
 				if (rc > 0)
 					rc = -EIO;
 				goto out;
 			}
 		}
+		res->records++;
 		*expect = lsn + 1;
-		off += REC_HDR + len;
-		*stop_off = off;
+		off += REC_HDR + get32(hdr + 8);
+		res->stop_off = off;
 	}
+	rc = 0;
+	if (res->bad_header && res->records)
+		res->damaged = true;
+	if (res->bad_header && res->records)
+		evl_log(LOG_ERR, "journal segment %s: bad header, but %" PRIu64 " records in it"
+			" check out and are replayed", path, res->records);
 	/* what is replayed must be durable before anything is applied from it */
-	if (rc >= 0 && io->fdatasync(fd)) {
+	if (io->fdatasync(fd)) {
 		rc = -errno;
 		goto out;
 	}
-	if (rc == 1 && *stop_off < *size)
-		evl_log(LOG_WARNING, "journal segment %s: torn or corrupt record at byte %" PRIu64
-			" of %" PRIu64 ", replay stops there", path, *stop_off, *size);
 	goto out;
 read_error:
 	rc = -errno;
@@ -291,6 +489,68 @@ read_error:
 out:
 	free(buf);
 	io->close(fd);
+	return rc;
+}
+
+static void dmg_seg(struct journal_damage *d, uint64_t seg)
+{
+	if (!d->segments++)
+		d->first_segment = seg;
+}
+
+/* Add what replay of segment @seg found to @d. */
+static void dmg_add(struct journal_damage *d, const struct seg_res *res, uint64_t seg)
+{
+	if (res->lost) {
+		if (!d->lost || res->lost_first < d->first_lsn)
+			d->first_lsn = res->lost_first;
+		if (res->lost_last > d->last_lsn)
+			d->last_lsn = res->lost_last;
+		d->lost += res->lost;
+	}
+	if (res->damaged)
+		dmg_seg(d, seg);
+}
+
+/*
+ * Keep a copy of damaged segment @first as <name>.corrupt (what the
+ * records set aside held), synced.  The segment itself stays: its good
+ * records are the only copy until a checkpoint trims it.
+ */
+static int seg_keep_copy(struct journal *j, uint64_t first)
+{
+	char path[4096], bad[4200];
+	loff_t in_off = 0, out_off = 0;
+	int in, out, rc = 0;
+	struct stat st;
+
+	seg_path(j, first, path, sizeof(path));
+	snprintf(bad, sizeof(bad), "%s.corrupt", path);
+	in = io->open(path, O_RDONLY, 0);
+	if (in < 0)
+		return -errno;
+	out = io->open(bad, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (out < 0) {
+		rc = -errno;
+		io->close(in);
+		return rc;
+	}
+	if (fstat(in, &st))
+		rc = -errno;
+	while (!rc && in_off < st.st_size) {
+		ssize_t n = io->copy_range(in, &in_off, out, &out_off, st.st_size - in_off);
+
+		if (n < 0)
+			rc = -errno;
+		else if (n == 0)
+			rc = -EIO;
+	}
+	if (!rc && io->fdatasync(out))
+		rc = -errno;
+	io->close(in);
+	io->close(out);
+	if (!rc && io_fsync_dir(j->dir))
+		rc = -errno;
 	return rc;
 }
 
@@ -328,7 +588,8 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 		 journal_replay_cb cb, void *arg, struct journal **out)
 {
 	struct journal *j;
-	uint64_t expect = 0, last = from_lsn;
+	uint64_t expect = 0, last = from_lsn, durable;
+	bool *gone = NULL;
 	size_t i, keep;
 	int rc;
 
@@ -357,50 +618,87 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 	/* Skip whole segments that end at or before from_lsn. */
 	for (i = 0; i + 1 < j->nsegs && j->segs[i + 1] <= from_lsn + 1; i++)
 		;
+	durable = from_lsn > opts->min_lsn ? from_lsn : opts->min_lsn;
+	gone = calloc(j->nsegs + 1, sizeof(*gone));
+	if (!gone) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	keep = j->nsegs;
 	for (; i < j->nsegs; i++) {
-		uint64_t stop_off = 0, size = 0;
-		char path[4096];
+		struct seg_res res;
+		char path[4096], bad[4200];
+		bool later = false;
 		int fd;
 
-		rc = seg_replay(j, j->segs[i], from_lsn, &expect, cb, arg, &stop_off, &size);
+		rc = seg_replay(j, i, from_lsn, durable, from_lsn, &expect, cb, arg, &res);
 		if (rc < 0)
 			goto fail;
-		j->bytes += size;
+		j->bytes += res.size;
 		if (expect)
 			last = expect - 1;
-		if (rc == 0)
-			continue;
-		/* Cut this segment at the last good record; set later ones aside. */
+		dmg_add(&j->dmg, &res, j->segs[i]);
+		for (size_t k = i + 1; k < j->nsegs && !later && (res.torn || res.bad_header); k++)
+			later = seg_header_ok(j, j->segs[k]);
 		seg_path(j, j->segs[i], path, sizeof(path));
-		if (stop_off < SEG_HDR) {
-			char bad[4200];
-
-			snprintf(bad, sizeof(bad), "%s.corrupt", path);
+		snprintf(bad, sizeof(bad), "%s.corrupt", path);
+		if (res.bad_header && !res.records) {
+			/* nothing in it checks out: set it aside */
+			evl_log(later ? LOG_ERR : LOG_WARNING, "journal segment %s: bad header and"
+				" no record that checks out: kept as %s", path, bad);
 			if (io->rename(path, bad)) {
 				rc = -errno;
 				goto fail;
 			}
-			j->bytes -= size;
+			j->bytes -= res.size;
+			gone[i] = true;
+			if (later) {
+				dmg_seg(&j->dmg, j->segs[i]);
+				continue;	/* what it held is counted as missing at the next */
+			}
 			keep = i;
 		} else {
+			bool proven = res.torn && (expect <= durable || later);
+
+			if (res.damaged || proven) {
+				int err = seg_keep_copy(j, j->segs[i]);
+
+				if (!res.damaged)
+					dmg_seg(&j->dmg, j->segs[i]);
+				if (err)
+					evl_log(LOG_ERR, "journal segment %s: cannot keep a copy as %s: %s",
+						path, bad, strerror(-err));
+				else
+					evl_log(LOG_ERR, "journal segment %s is damaged: a copy is kept"
+						" as %s", path, bad);
+			}
+			if (!res.torn || (proven && later)) {
+				if (res.torn)
+					evl_log(LOG_ERR, "journal segment %s: corrupt from byte %" PRIu64
+						" to its end; replay goes on with the next segment",
+						path, res.stop_off);
+				continue;
+			}
+			/* a torn tail: cut it, and set later segments aside */
+			if (res.stop_off < res.size)
+				evl_log(LOG_WARNING, "journal segment %s: torn or corrupt record at"
+					" byte %" PRIu64 " of %" PRIu64 ", cut there", path,
+					res.stop_off, res.size);
 			fd = io->open(path, O_RDWR, 0);
-			if (fd < 0 || io->ftruncate(fd, stop_off) || io->fdatasync(fd)) {
+			if (fd < 0 || io->ftruncate(fd, res.stop_off) || io->fdatasync(fd)) {
 				rc = -errno;
 				if (fd >= 0)
 					io->close(fd);
 				goto fail;
 			}
 			io->close(fd);
-			j->bytes -= size - stop_off;
+			j->bytes -= res.size - res.stop_off;
 			keep = i + 1;
 		}
 		for (size_t k = i + 1; k < j->nsegs; k++) {
-			char bad[4200];
-
 			seg_path(j, j->segs[k], path, sizeof(path));
 			snprintf(bad, sizeof(bad), "%s.corrupt", path);
-			evl_log(LOG_ERR, "journal segment %s follows a corrupt record: kept as %s",
+			evl_log(LOG_ERR, "journal segment %s follows a torn record: kept as %s",
 				path, bad);
 			if (io->rename(path, bad)) {
 				rc = -errno;
@@ -410,6 +708,16 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 		rc = 0;
 		break;
 	}
+	{
+		size_t n = 0;
+
+		for (size_t k = 0; k < keep; k++)
+			if (!gone[k])
+				j->segs[n++] = j->segs[k];
+		keep = n;
+	}
+	free(gone);
+	gone = NULL;
 	j->nsegs = keep;
 	if (io_fsync_dir(dir)) {
 		rc = -errno;
@@ -458,6 +766,7 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 	*out = j;
 	return 0;
 fail:
+	free(gone);
 	if (j->fd >= 0)
 		io->close(j->fd);
 	free(j->segs);
@@ -466,7 +775,8 @@ fail:
 	return rc;
 }
 
-int journal_scan(const char *dir, journal_replay_cb cb, void *arg, struct journal_scan *out)
+int journal_scan(const char *dir, uint64_t durable, journal_replay_cb cb, void *arg,
+		 struct journal_scan *out)
 {
 	struct journal j = { .dir = (char *)dir };
 	uint64_t expect = 0;
@@ -478,34 +788,50 @@ int journal_scan(const char *dir, journal_replay_cb cb, void *arg, struct journa
 		return 0;
 	out->segments = j.nsegs;
 	for (size_t i = 0; i < j.nsegs && !rc; i++) {
-		uint64_t stop_off = 0, size = 0;
+		struct seg_res res;
+		bool later = false;
 
-		rc = seg_replay(&j, j.segs[i], 0, &expect, cb, arg, &stop_off, &size);
+		rc = seg_replay(&j, i, 0, durable, durable, &expect, cb, arg, &res);
+		if (rc)
+			break;
+		out->records += res.records;
 		if (expect) {
 			if (!out->first_lsn)
 				out->first_lsn = j.segs[i] > 0 ? j.segs[i] : 1;
 			out->last_lsn = expect - 1;
 		}
-		if (rc == 1) {
-			out->bad_bytes = size - stop_off;
-			out->bad_segment = j.segs[i];
-			out->bad_off = stop_off;
-			for (size_t k = i + 1; k < j.nsegs; k++) {
-				char path[4200];
-				struct stat sb;
-
-				seg_path(&j, j.segs[k], path, sizeof(path));
-				if (!stat(path, &sb))
-					out->bad_bytes += sb.st_size;
-				out->bad_later++;
+		dmg_add(&out->damage, &res, j.segs[i]);
+		for (size_t k = i + 1; k < j.nsegs && !later && (res.torn || res.bad_header); k++)
+			later = seg_header_ok(&j, j.segs[k]);
+		if (res.bad_header && !res.records) {
+			if (later) {
+				dmg_seg(&out->damage, j.segs[i]);
+				continue;
 			}
-			rc = 0;
-			break;
+		} else if (!res.torn) {
+			continue;
+		} else if (expect <= durable || later) {
+			if (!res.damaged)
+				dmg_seg(&out->damage, j.segs[i]);
+			if (later)
+				continue;
 		}
+		/* a torn tail: this and what follows is cut at the next open */
+		out->bad_bytes = res.size - res.stop_off;
+		out->bad_segment = j.segs[i];
+		out->bad_off = res.stop_off;
+		for (size_t k = i + 1; k < j.nsegs; k++) {
+			char path[4200];
+			struct stat sb;
+
+			seg_path(&j, j.segs[k], path, sizeof(path));
+			if (!stat(path, &sb))
+				out->bad_bytes += sb.st_size;
+			out->bad_later++;
+		}
+		break;
 	}
 	free(j.segs);
-	if (out->first_lsn && out->last_lsn >= out->first_lsn)
-		out->records = out->last_lsn - out->first_lsn + 1;
 	return rc;
 }
 
@@ -636,6 +962,8 @@ int journal_append(struct journal *j, unsigned type, const struct iovec *iov,
 	put32(hdr, REC_MAGIC);
 	hdr[4] = type;
 	put32(hdr + 8, len);
+	/* the durable mark: how far behind this record the last fsync was */
+	put32(hdr + 12, lsn - j->durable_lsn > UINT32_MAX ? UINT32_MAX : lsn - j->durable_lsn);
 	put64(hdr + 16, lsn);
 	XXH3_64bits_reset(&xs);
 	XXH3_64bits_update(&xs, hdr, 24);
@@ -754,6 +1082,7 @@ void journal_get_stats(struct journal *j, struct journal_stats *st)
 	st->bytes = j->bytes;
 	st->fsyncs = j->fsyncs;
 	st->error = j->error;
+	st->damage = j->dmg;
 	pthread_mutex_unlock(&j->lock);
 }
 

@@ -80,27 +80,47 @@ void journal_fail(struct journal *j);
  */
 int journal_trim(struct journal *j, uint64_t upto);
 
+/*
+ * Damage replay set aside: records that did not check out but were proven
+ * durable (a later record or segment was written after their fsync, or
+ * the index had applied them), so they are not a torn tail.  Replay skips
+ * them and goes on with the next record that checks out; each damaged
+ * segment stays in place (its good records may be the only copy until a
+ * checkpoint trims it) and a copy is kept as <name>.corrupt.
+ */
+struct journal_damage {
+	uint64_t lost;			/* records whose lsns were skipped */
+	uint64_t first_lsn, last_lsn;	/* the lowest and highest of them */
+	uint64_t segments;		/* damaged segments */
+	uint64_t first_segment;		/* the first one's first lsn (its name) */
+};
+
 struct journal_stats {
 	uint64_t written_lsn, durable_lsn;
 	uint64_t bytes;		/* bytes in segment files on disk */
 	uint64_t fsyncs;
 	int error;		/* sticky error, 0 if none */
+	struct journal_damage damage;	/* found by journal_open */
 };
 void journal_get_stats(struct journal *j, struct journal_stats *st);
 
 struct journal_scan {
 	uint64_t segments;
-	uint64_t first_lsn, last_lsn, records;	/* intact records */
-	uint64_t bad_bytes;	/* bytes after them: a torn tail or corruption */
+	uint64_t first_lsn, last_lsn, records;	/* records that check out */
+	struct journal_damage damage;	/* what the next open sets aside */
+	uint64_t bad_bytes;	/* a torn tail: bytes the next open cuts */
 	uint64_t bad_segment, bad_off;	/* where they start */
 	uint64_t bad_later;	/* whole segments after that point */
 };
 
 /*
  * Read the journal in @dir without changing it (fsck, reindex): call @cb
- * for every intact record, in order, and describe what was found in @out.
- * A missing directory is an empty journal.  0, @cb's error, or -errno.
+ * for every record that checks out, in order (as journal_open would replay
+ * them, @durable being the lsn the index has applied), and describe what
+ * was found in @out.  A missing directory is an empty journal.  0, @cb's
+ * error, or -errno.
  */
-int journal_scan(const char *dir, journal_replay_cb cb, void *arg, struct journal_scan *out);
+int journal_scan(const char *dir, uint64_t durable, journal_replay_cb cb, void *arg,
+		 struct journal_scan *out);
 
 #endif

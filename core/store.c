@@ -2037,30 +2037,67 @@ static int trim_recover_dropping(struct evl_store *st)
 
 /* ---- open, recovery, close ---- */
 
+/*
+ * The lock is a flock on DATA_DIR itself, not on DATA_DIR/lock: deleting
+ * or replacing a file (rm, a restore, a cleanup script) cannot release it,
+ * and it needs no write access (a store on read-only media can be checked
+ * and mounted read-only).  DATA_DIR/lock only tells who holds it, for the
+ * messages (evl_store_holder checks it against the lock's real owner).
+ */
 int store_lock(const char *dir, const char *holder, int *fdp)
 {
 	char path[4200], buf[512];
-	int fd, n, err;
+	int dfd, fd, n, err;
 
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	fd = io->open(path, O_RDWR | O_CREAT, 0644);
-	if (fd < 0)
+	dfd = io->open(dir, O_RDONLY | O_DIRECTORY, 0);
+	if (dfd < 0)
 		return -errno;
-	if (io->flock(fd, LOCK_EX | LOCK_NB)) {
+	if (io->flock(dfd, LOCK_EX | LOCK_NB)) {
 		err = errno;
-		io->close(fd);
+		io->close(dfd);
 		/* EBUSY: the caller names the holder (evl_store_holder) */
 		return err == EWOULDBLOCK ? -EBUSY : -err;
+	}
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	fd = io->open(path, O_RDWR | O_CREAT, 0644);
+	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+		/* read-only media or no write access: held, just not named */
+		*fdp = dfd;
+		return 0;
+	}
+	if (fd < 0) {
+		err = errno;
+		io->close(dfd);
+		return -err;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), holder ? holder : "");
 	/* a short write is retried, and one that cannot go on is an error (ENOSPC) */
 	if (io->ftruncate(fd, 0) || io_pwrite_all(fd, buf, n, 0)) {
 		err = errno;
 		io->close(fd);
+		io->close(dfd);
 		return -err;
 	}
-	*fdp = fd;
+	io->close(fd);
+	*fdp = dfd;
 	return 0;
+}
+
+void store_unlock(const char *dir, int fd)
+{
+	char path[4200];
+	int lf;
+
+	if (fd < 0)
+		return;
+	/* an empty lock file says nobody holds the store (read-only media: it stays) */
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	lf = io->open(path, O_WRONLY, 0);
+	if (lf >= 0) {
+		io->ftruncate(lf, 0);
+		io->close(lf);
+	}
+	io->close(fd);
 }
 
 struct repair {
@@ -2506,12 +2543,7 @@ static int store_free(struct evl_store *st)
 			st->tmem[i] = t->next;
 			free(t);
 		}
-	if (st->lock_fd >= 0) {
-		/* an empty lock file says nobody holds the store */
-		if (io->ftruncate(st->lock_fd, 0) && !rc)
-			rc = -errno;
-		io->close(st->lock_fd);
-	}
+	store_unlock(st->dir, st->lock_fd);
 	pthread_mutex_destroy(&st->meta_lock);
 	pthread_mutex_destroy(&st->append_lock);
 	pthread_mutex_destroy(&st->lock);
@@ -3877,6 +3909,7 @@ struct fill_ctx {
 	/* a run of adjacent bytes of one log, read with one pread */
 	uint64_t run_off;
 	size_t run_at, run_len;
+	uint64_t ends;		/* events whose last byte (a newline) is in buf */
 	int rc;
 };
 
@@ -3911,6 +3944,8 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->pin = NULL;
 		c->pin_uid = 0;
 		c->rc = index_task_by_uid(c->t, ev->uid, &task);
+		if (c->rc == -ENOENT)
+			c->rc = -EUCLEAN;	/* an entry of a task the index lacks: damage */
 		if (!c->rc && switch_broken(c->st, ev->uid))
 			c->rc = -EIO;
 		if (!c->rc)
@@ -3933,8 +3968,26 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->next_gseq = 0;	/* stopped inside this event */
 		return 1;
 	}
+	c->ends++;
 	c->next_gseq = ev->gseq + 1;
 	return c->done == c->len;
+}
+
+/*
+ * Each event is one line: the newlines in what fill_cb read are exactly
+ * the ends of the events it completed, the last byte one if it completed
+ * the last.
+ */
+static bool view_lines_whole(const struct fill_ctx *c)
+{
+	const char *p = c->buf, *end = c->buf + c->done;
+	uint64_t n = 0;
+
+	while (p < end && (p = memchr(p, '\n', end - p))) {
+		n++;
+		p++;
+	}
+	return n == c->ends && (!c->done || (c->next_gseq != 0) == (c->buf[c->done - 1] == '\n'));
 }
 
 static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len)
@@ -3984,12 +4037,29 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 			rc = 0;		/* fill_cb stopped it: the buffer is full */
 		if (!rc)
 			rc = c.rc;
+		if (rc == -EUCLEAN) {
+			evl_log(LOG_ERR, "view %.*s: an index entry names a task the index lacks at"
+				" offset %" PRIu64 " (a damaged index? evlogctl fsck finds it,"
+				" evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off);
+			rc = -EIO;
+		}
 		if (!rc)
 			rc = flush_run(&c);
 		tasklog_unpin(st->tl, c.pin);
 		if (!rc && c.done < c.len) {
 			evl_log(LOG_ERR, "view %.*s: index ends before its size", (int)v->len,
 				v->prefix);
+			rc = -EIO;
+		}
+		if (!rc && !view_lines_whole(&c)) {
+			/*
+			 * An entry's offset or length is not an event's: damage in
+			 * the index that its checks at open cannot see.  Never
+			 * serve a spliced line.
+			 */
+			evl_log(LOG_ERR, "view %.*s: an index entry does not match its log at"
+				" offset %" PRIu64 " (a damaged index? evlogctl fsck finds it,"
+				" evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off);
 			rc = -EIO;
 		}
 		if (rc)
@@ -4197,6 +4267,11 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	memcpy(o->lat_count, st->lat_count, sizeof(o->lat_count));
 	o->lat_sum = st->lat_sum;
 	o->error = js.error;
+	o->journal_lost = js.damage.lost;
+	o->journal_lost_first = js.damage.first_lsn;
+	o->journal_lost_last = js.damage.last_lsn;
+	o->journal_damaged_segments = js.damage.segments;
+	o->journal_damaged_first = js.damage.first_segment;
 	o->commit_sync = st->opt.commit_sync;
 	o->commit_ms = st->opt.commit_ms;
 	memcpy(o->last_rejection, st->last_rejection, sizeof(o->last_rejection));

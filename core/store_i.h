@@ -54,11 +54,14 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 		 uint64_t horizon, uint64_t *events, uint64_t *bytes);
 
 /*
- * Take DATA_DIR/lock (@holder is written into it) for an offline tool or a
- * store.  0 with the descriptor in *@fd (closing it releases the lock),
- * -EBUSY (the holder is logged), or -errno.
+ * Lock store @dir (a flock on the directory itself; "<pid> @holder" is
+ * written into DATA_DIR/lock for the messages, unless the store is
+ * read-only) for an offline tool or a store.  0 with the descriptor in *@fd
+ * (closing it releases the lock; store_unlock also clears DATA_DIR/lock),
+ * -EBUSY (the caller names the holder: evl_store_holder), or -errno.
  */
 int store_lock(const char *dir, const char *holder, int *fd);
+void store_unlock(const char *dir, int fd);
 
 /* A journal record, as store_rec_decode hands it out (one call per event of an append). */
 enum { STORE_REC_CREATE = 1, STORE_REC_APPEND, STORE_REC_DELETE };

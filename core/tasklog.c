@@ -515,6 +515,29 @@ out:
 	return rc;
 }
 
+int tasklog_write_recs(struct tasklog *tl, uint64_t uid, const char *name, uint64_t idx,
+		       const struct tasklog_rec *recs, size_t n)
+{
+	unsigned char mb[64 * TASKLOG_REC];
+	struct fd_entry *e;
+	int rc;
+
+	if (n > 64)
+		return -EINVAL;
+	rc = get_fds(tl, uid, name, &e);
+	if (rc)
+		return rc;
+	rc = need_meta(tl, e, name);
+	if (!rc) {
+		for (size_t i = 0; i < n; i++)
+			tasklog_encode(&recs[i], mb + i * TASKLOG_REC);
+		if (io_pwrite_all(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC))
+			rc = -errno;
+	}
+	put_fds(tl, e);
+	return rc;
+}
+
 ssize_t tasklog_read(struct tasklog *tl, uint64_t uid, const char *name,
 		     uint64_t off, void *buf, size_t len)
 {

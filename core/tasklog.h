@@ -73,6 +73,13 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 		  const struct tasklog_rec *recs, size_t n);
 
 /*
+ * Write @n (at most 64) sidecar records from record @idx, and nothing to
+ * the log (fsck rewriting damaged records).  0, -EINVAL or -errno.
+ */
+int tasklog_write_recs(struct tasklog *tl, uint64_t uid, const char *name, uint64_t idx,
+		       const struct tasklog_rec *recs, size_t n);
+
+/*
  * A task directory carries its uid in an extended attribute (where the file
  * system allows), so reindex can name journal records without the index.
  * tasklog_uid_of: the uid of task directory @dir/@name, or 0 if unknown.

@@ -5,7 +5,8 @@
  * at once; standard FUSE options pass through to libfuse.  Unmounting
  * (fusermount3 -u) or SIGTERM/SIGINT ends the session loop; the store is
  * then flushed and checkpointed, and the exit status is 0 only if
- * everything acknowledged is on disk.
+ * everything acknowledged is on disk and the open lost no journal record
+ * to damage.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,12 +35,12 @@ enum { KEY_HELP, KEY_VERSION, KEY_RO };
 
 static const struct fuse_opt opt_table[] = {
 	{ "commit=%s", offsetof(struct config, commit), 0 },
-	{ "commit_ms=%u", offsetof(struct config, commit_ms), 0 },
+	{ "commit_ms=%s", offsetof(struct config, commit_ms_s), 0 },
 	{ "type_field=%s", offsetof(struct config, type_field), 0 },
 	{ "max_event=%s", offsetof(struct config, max_event_s), 0 },
 	{ "max_pending=%s", offsetof(struct config, max_pending_s), 0 },
 	{ "max_held=%s", offsetof(struct config, max_held_s), 0 },
-	{ "max_fds=%u", offsetof(struct config, max_fds), 0 },
+	{ "max_fds=%s", offsetof(struct config, max_fds_s), 0 },
 	{ "views=%s", offsetof(struct config, views), 0 },
 	OPT("nodelete", nodelete),
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -109,26 +110,47 @@ static void usage(const char *prog)
 }
 
 /* "64M" -> bytes; 0 on a bad value. */
-static size_t parse_size(const char *s)
+/*
+ * Option values are taken as strings and parsed here, strictly: digits only
+ * (no sign, blank or trailing junk), no overflow, within [@min, @max], else
+ * the option is refused by name.  A size may end in K, M or G.
+ */
+static int parse_num(const char *name, const char *s, bool size, unsigned long long min,
+		     unsigned long long max, const char *range, unsigned long long *out)
 {
-	char *end;
-	unsigned long long v;
+	unsigned long long v = 0;
+	unsigned shift = 0;
+	char *end = NULL;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return 0;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
+	if (*s >= '0' && *s <= '9') {
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		if (errno)
+			end = NULL;
 	}
-	return *end ? 0 : v;
+	if (end && size) {
+		switch (*end) {
+		case 'k': case 'K': shift = 10; end++; break;
+		case 'm': case 'M': shift = 20; end++; break;
+		case 'g': case 'G': shift = 30; end++; break;
+		}
+		if (v > (ULLONG_MAX >> shift))
+			end = NULL;	/* the multiply would wrap */
+		else
+			v <<= shift;
+	}
+	if (!end || *end || v < min || v > max) {
+		fprintf(stderr, "evlogfs: %s=%s: must be %s\n", name, s, range);
+		return -1;
+	}
+	*out = v;
+	return 0;
 }
 
-/* Check the options together.  Prints what is wrong; 0 or -1. */
 static int validate(struct config *cfg)
 {
+	unsigned long long v;
+
 	if (!cfg->data_dir || !cfg->mountpoint) {
 		fprintf(stderr, "evlogfs: need DATA_DIR and MOUNTPOINT (see --help)\n");
 		return -1;
@@ -137,9 +159,15 @@ static int validate(struct config *cfg)
 		fprintf(stderr, "evlogfs: commit=%s: must be group or sync\n", cfg->commit);
 		return -1;
 	}
-	if (cfg->commit_ms < 1 || cfg->commit_ms > 60000) {
-		fprintf(stderr, "evlogfs: commit_ms=%u: must be 1 to 60000\n", cfg->commit_ms);
-		return -1;
+	if (cfg->commit_ms_s) {
+		if (parse_num("commit_ms", cfg->commit_ms_s, false, 1, 60000, "1 to 60000", &v))
+			return -1;
+		cfg->commit_ms = v;
+	}
+	if (cfg->max_fds_s) {
+		if (parse_num("max_fds", cfg->max_fds_s, false, 1, 1u << 20, "1 to 1048576", &v))
+			return -1;
+		cfg->max_fds = v;
 	}
 	/* no default string: fuse_opt_parse would leak it when the option is given */
 	if (cfg->views && strcmp(cfg->views, "private") && strcmp(cfg->views, "public")) {
@@ -152,28 +180,22 @@ static int validate(struct config *cfg)
 		return -1;
 	}
 	if (cfg->max_event_s) {
-		cfg->max_event = parse_size(cfg->max_event_s);
-		if (cfg->max_event < 16 || cfg->max_event > (64u << 20)) {
-			fprintf(stderr, "evlogfs: max_event=%s: must be 16 bytes to 64M\n",
-				cfg->max_event_s);
+		if (parse_num("max_event", cfg->max_event_s, true, 16, 64u << 20,
+			      "16 bytes to 64M", &v))
 			return -1;
-		}
+		cfg->max_event = v;
 	}
 	if (cfg->max_held_s) {
-		cfg->max_held = parse_size(cfg->max_held_s);
-		if (cfg->max_held < (4u << 10)) {
-			fprintf(stderr, "evlogfs: max_held=%s: must be at least 4K\n",
-				cfg->max_held_s);
+		if (parse_num("max_held", cfg->max_held_s, true, 4u << 10, SIZE_MAX,
+			      "at least 4K (digits and K, M or G)", &v))
 			return -1;
-		}
+		cfg->max_held = v;
 	}
 	if (cfg->max_pending_s) {
-		cfg->max_pending = parse_size(cfg->max_pending_s);
-		if (cfg->max_pending < (64u << 10)) {
-			fprintf(stderr, "evlogfs: max_pending=%s: must be at least 64K\n",
-				cfg->max_pending_s);
+		if (parse_num("max_pending", cfg->max_pending_s, true, 64u << 10, SIZE_MAX,
+			      "at least 64K (digits and K, M or G)", &v))
 			return -1;
-		}
+		cfg->max_pending = v;
 	}
 	return 0;
 }
@@ -295,13 +317,9 @@ static void wait_closing_holder(const char *dir)
 	for (int ms = 0; ms < HOLDER_WAIT_MS; ms += 50) {
 		char *mnt, *end;
 
+		/* (it waits a little for a holder that has not named itself yet) */
 		if (evl_store_holder(dir, holder, sizeof(holder)) != 1)
 			return;
-		if (!strcmp(holder, "pid 0")) {
-			/* the lock file is emptied just before the lock goes: releasing */
-			usleep(50000);
-			continue;
-		}
 		/* "pid N (/mount/point)" */
 		mnt = strchr(holder, '(');
 		end = strrchr(holder, ')');
@@ -389,6 +407,17 @@ int main(int argc, char **argv)
 		free(cfg.mountpoint);
 		cfg.mountpoint = strdup(real);
 	}
+	{
+		struct stat sb;
+		int err = stat(cfg.mountpoint, &sb) ? errno : 0;
+
+		/* FUSE would mount on a file too, and then every access gets EIO */
+		if (err || !S_ISDIR(sb.st_mode)) {
+			fprintf(stderr, "evlogfs: %s: %s\n", cfg.mountpoint, err ? strerror(err) :
+				"not a directory (MOUNTPOINT must be one)");
+			goto out_args;
+		}
+	}
 
 	ready_fd = background(copts.foreground);
 	evl_options_default(&eo);
@@ -407,6 +436,14 @@ int main(int argc, char **argv)
 		evl_log_set(NULL, LOG_DEBUG);
 	wait_closing_holder(cfg.data_dir);
 	rc = evl_store_open(cfg.data_dir, &eo, &fs.st);
+	if (rc == -EUCLEAN) {
+		/* nothing is served from a damaged index: the logs rebuild it */
+		fprintf(stderr, "evlogfs: cannot open %s: its index is damaged (see above);"
+			" nothing is mounted: run evlogctl reindex %s\n", cfg.data_dir,
+			cfg.data_dir);
+		rc = 1;
+		goto out_args;
+	}
 	if (rc) {
 		fprintf(stderr, "evlogfs: cannot open %s: %s\n", cfg.data_dir, strerror(-rc));
 		rc = 1;
@@ -459,6 +496,21 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs.se);
 out_store:
+	{
+		struct evl_stats s;
+
+		/* records the mount found corrupt are lost: not a clean run */
+		evl_store_stats(fs.st, &s);
+		if (s.journal_lost) {
+			evl_log(LOG_ERR, "%s: %llu journal records (lsns %llu-%llu) were corrupt and"
+				" are lost; the damaged segment is kept as journal/%016llx.jnl.corrupt",
+				cfg.data_dir, (unsigned long long)s.journal_lost,
+				(unsigned long long)s.journal_lost_first,
+				(unsigned long long)s.journal_lost_last,
+				(unsigned long long)s.journal_damaged_first);
+			rc = 1;
+		}
+	}
 	/* flush and checkpoint: 0 only if everything acknowledged is on disk */
 	if (evl_store_close(fs.st)) {
 		evl_log(LOG_ERR, "unmounted %s, but not everything reached the disk", cfg.data_dir);
@@ -475,6 +527,8 @@ out_args:
 	free(cfg.commit);
 	free(cfg.type_field);
 	free(cfg.views);
+	free(cfg.commit_ms_s);
+	free(cfg.max_fds_s);
 	free(cfg.max_event_s);
 	free(cfg.max_pending_s);
 	free(cfg.max_held_s);

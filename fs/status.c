@@ -99,6 +99,23 @@ char *status_json(struct fs *fs, size_t *len)
 	json_object_object_add(o, "nodelete", json_object_new_boolean(fs->cfg->nodelete));
 	json_object_object_add(o, "journal_error",
 			       s.error ? jstr(strerror(s.error)) : NULL);
+	if (s.journal_lost || s.journal_damaged_segments) {
+		struct json_object *d = json_object_new_object();
+		char kept[64];
+
+		add_u64(d, "lost_records", s.journal_lost);
+		if (s.journal_lost) {
+			add_u64(d, "first_lost_lsn", s.journal_lost_first);
+			add_u64(d, "last_lost_lsn", s.journal_lost_last);
+		}
+		add_u64(d, "damaged_segments", s.journal_damaged_segments);
+		snprintf(kept, sizeof(kept), "journal/%016llx.jnl.corrupt",
+			 (unsigned long long)s.journal_damaged_first);
+		json_object_object_add(d, "kept_as", jstr(kept));
+		json_object_object_add(o, "journal_damage", d);
+	} else {
+		json_object_object_add(o, "journal_damage", NULL);
+	}
 	comp = json_object_new_object();
 	evl_compact_status(fs->st, &cs);
 	json_object_object_add(comp, "state", jstr(cs.running ? "running" : "idle"));
@@ -234,6 +251,11 @@ char *metrics_text(struct fs *fs, size_t *len)
 	metric(&b, "log_bytes", "gauge", "Bytes in task logs.", s.log_bytes);
 	metric(&b, "index_bytes", "gauge", "Bytes of the index file.", s.index_bytes);
 	metric(&b, "journal_fsyncs_total", "counter", "Journal fsyncs.", s.fsyncs);
+	metric(&b, "journal_lost_records", "gauge",
+	       "Journal records found corrupt at mount and set aside (lost).", s.journal_lost);
+	metric(&b, "journal_damaged_segments", "gauge",
+	       "Journal segments found damaged at mount (kept as .corrupt).",
+	       s.journal_damaged_segments);
 	metric(&b, "checkpoints_total", "counter", "Checkpoints done.", s.checkpoints);
 	metric(&b, "apply_failures_total", "counter",
 	       "Journal batches the applier failed to apply (a full disk), retried.",

@@ -27,6 +27,7 @@ static void on_report(void *arg, char level, const char *line)
 	progress_end(&o->pr);
 	switch (level) {
 	case 'E':
+	case 'U':
 		printf("problem: %s\n", line);
 		break;
 	case 'F':
@@ -48,6 +49,22 @@ static void on_progress(void *arg, const char *phase, uint64_t done, uint64_t to
 	progress_show(&o->pr, phase, done, total);
 }
 
+/* A data directory the command can work on: it exists (else said, and false). */
+static bool is_dir(const char *cmd, const char *dir)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb)) {
+		fail("%s: %s: %s", cmd, dir, strerror(errno));
+		return false;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		fail("%s: %s: %s", cmd, dir, strerror(ENOTDIR));
+		return false;
+	}
+	return true;
+}
+
 /* The errors every offline command shares, as an exit code. */
 static int offline_error(const char *cmd, const char *dir, int rc)
 {
@@ -63,11 +80,17 @@ int cmd_fsck(const char *dir, bool repair)
 		.repair = repair, .report = on_report, .progress = on_progress, .arg = &o,
 	};
 	struct evl_check_result r;
-	int rc = evl_fsck(dir, &opts, &r);
+	int rc;
+
+	if (!is_dir("fsck", dir))
+		return EXIT_ERROR;
+	rc = evl_fsck(dir, &opts, &r);
 
 	progress_end(&o.pr);
 	if (rc == -ENOENT)
 		return EXIT_ERROR;	/* reported: no index */
+	if (rc == -EUCLEAN)
+		return EXIT_FOUND;	/* reported: a damaged index, for reindex */
 	if (rc)
 		return offline_error("fsck", dir, rc);
 	printf("%s: %llu tasks, %llu events, %llu types, %llu journal records: ", dir,
@@ -78,8 +101,13 @@ int cmd_fsck(const char *dir, bool repair)
 	else if (repair)
 		printf("%llu problems, %llu fixes\n", (unsigned long long)r.problems,
 		       (unsigned long long)r.fixed);
+	else if (r.problems > r.unfixable)
+		printf("%llu problems (evlogctl fsck --repair fixes the index%s)\n",
+		       (unsigned long long)r.problems,
+		       r.unfixable ? "; not the damaged task files" : "");
 	else
-		printf("%llu problems (evlogctl fsck --repair fixes the index)\n",
+		printf("%llu problems, in task files evlogctl fsck --repair cannot fix"
+		       " (see \"Damage and recovery\" in the README)\n",
 		       (unsigned long long)r.problems);
 	return r.problems || r.fixed ? EXIT_FOUND : EXIT_OK;
 }
@@ -91,7 +119,11 @@ int cmd_reindex(const char *dir, const char *type_field)
 		.type_field = type_field, .report = on_report, .progress = on_progress, .arg = &o,
 	};
 	struct evl_check_result r;
-	int rc = evl_reindex(dir, &opts, &r);
+	int rc;
+
+	if (!is_dir("reindex", dir))
+		return EXIT_ERROR;
+	rc = evl_reindex(dir, &opts, &r);
 
 	progress_end(&o.pr);
 	if (rc == -EILSEQ)
@@ -150,10 +182,9 @@ int cmd_backup(const char *src, const char *dest)
 		/* a data directory in use: copy beside the daemon, through its mountpoint */
 		char *open = strchr(holder, '('), *close = strrchr(holder, ')');
 
-		if (open && close && close > open + 1) {
-			*close = '\0';
-			mnt = strdup(open + 1);
-			data = mounted_data_dir(mnt);
+		if (open && close && close > open + 1 && open[1] == '/') {
+			mnt = strndup(open + 1, close - open - 1);
+			data = mnt ? mounted_data_dir(mnt) : NULL;
 		}
 		if (!data) {
 			free(mnt);
@@ -162,6 +193,7 @@ int cmd_backup(const char *src, const char *dest)
 		}
 	}
 	opts.live = data != NULL;
+	opts.mount = mnt;
 	if (mnt && send_command(mnt, "checkpoint"))
 		fprintf(stderr, "%s: backup: the checkpoint before the copy failed; copying anyway\n",
 			prog);
@@ -189,6 +221,8 @@ int cmd_backup(const char *src, const char *dest)
 	free(data);
 	if (rc == -EAGAIN)
 		return fail("backup: the source kept changing under the copy (5 tries)");
+	if (rc == -ECANCELED)
+		return EXIT_ERROR;	/* refused: reported */
 	if (rc)
 		return offline_error("backup", src, rc);
 	printf("%s -> %s: %llu tasks, %llu events: %llu new, %llu appended, %llu replaced, "

@@ -158,7 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(fd >= 0 && write(fd, buf, len) == (ssize_t)len && close(fd) == 0);
 	free(buf);
 
-	rc = journal_scan(jdir, count, &seen, &scan);
+	rc = journal_scan(jdir, 0, count, &seen, &scan);
 	check(rc <= 0);
 	check(rc < 0 || (seen == scan.records && seen <= framed));
 

@@ -38,13 +38,14 @@ def deadline_poll(pred, what, timeout=120.0):
 def wait_store_released(data):
     """Wait until no daemon holds store @data (umount returns before it has closed it)."""
     def released():
-        with open(os.path.join(data, "lock")) as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            fcntl.flock(f, fcntl.LOCK_UN)
-            return f.read() == ""   # and it said so
+        fd = os.open(data, os.O_RDONLY | os.O_DIRECTORY)    # the lock is on the directory
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+        return read(os.path.join(data, "lock")) == b""   # and it said so
     deadline_poll(released, "the daemon to exit")
 
 
@@ -569,6 +570,73 @@ def test_lock(root):
     m.proc = None
     deadline_poll(lambda: not is_mounted(m.mnt), "the unmount after SIGTERM")
     assert read(os.path.join(m.data, "tasks", "s", "events")) == event("s").encode()
+
+
+def test_lock_rm(root):
+    """rm DATA/lock while mounted must not let a second daemon or a tool in."""
+    m = Mount(root).start()
+    try:
+        os.mkdir(m.p("tasks", "a"))
+        append(m.p("tasks/a/events"), event("x", g=1))
+        os.unlink(os.path.join(m.data, "lock"))
+        other = os.path.join(root, "mnt2")
+        os.mkdir(other)
+        second = subprocess.Popen([EVLOGFS, "-f", m.data, other], stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL, text=True)
+        try:
+            deadline_poll(lambda: second.poll() is not None or is_mounted(other),
+                          "the second daemon to give up", 60)
+        finally:
+            if is_mounted(other):
+                subprocess.run(["fusermount3", "-u", other], check=False)
+            err = second.communicate(timeout=60)[1]
+        assert second.returncode != 0, "a second daemon mounted the store: " + err
+        assert "in use by pid %d" % m.proc.pid in err, err
+        for cmd in (["fsck"], ["fsck", "--repair"], ["reindex"]):
+            r = evlogctl(*cmd, m.data, expect=2)
+            assert "in use by pid %d" % m.proc.pid in r.stderr, r.stderr
+        append(m.p("tasks/a/events"), event("x", g=2))
+    finally:
+        m.stop()
+    assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
+
+
+def run_refused(root, args, mnt):
+    """evlogfs ARGS must refuse to start: its exit status and stderr (a mount is undone)."""
+    p = subprocess.Popen([EVLOGFS, "-f"] + args, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, text=True)
+    try:
+        deadline_poll(lambda: p.poll() is not None or is_mounted(mnt), "evlogfs to give up", 60)
+    finally:
+        mounted = is_mounted(mnt)
+        if mounted:
+            subprocess.run(["fusermount3", "-u", mnt], check=False)
+        err = p.communicate(timeout=60)[1]
+    assert not mounted and p.returncode != 0, "evlogfs %s: mounted: %s" % (args, err)
+    return p.returncode, err
+
+
+def test_options_strict(root):
+    """Option values are parsed strictly; a bad one is refused and named."""
+    data, mnt = os.path.join(root, "data"), os.path.join(root, "mnt")
+    os.mkdir(mnt)
+    for opt in ("commit_ms=5x", "commit_ms=", "commit_ms=-1", "commit_ms=4294967297",
+                "max_event=17592186044417M", "max_event=1MB", "max_event=-1",
+                "max_pending=99999999999999G", "max_pending=18446744073709551616",
+                "max_held=4K4", "max_fds=-1", "max_fds=0", "max_fds=12a",
+                "max_fds=99999999999"):
+        rc, err = run_refused(root, ["-o", opt, data, mnt], mnt)
+        assert rc == 2 and opt.split("=")[0] + "=" in err, (opt, rc, err)
+    # good values still work, with their suffixes
+    m = Mount(root, opts="commit_ms=5,max_event=2M,max_pending=1G,max_held=64k,max_fds=64")
+    m.start()
+    m.stop()
+    # a MOUNTPOINT that is a regular file: refused before anything is mounted
+    f = os.path.join(root, "file")
+    with open(f, "w") as fh:
+        fh.write("x")
+    rc, err = run_refused(root, [data, f], f)
+    assert "not a directory" in err.lower() and "mounted" not in err, err
 
 
 def test_background(root):
@@ -1193,7 +1261,7 @@ def test_reindex(root):
     with open(os.path.join(m.data, "index", "data.mdb"), "r+b") as f:
         f.write(b"\xff" * 8192)                  # both meta pages gone
     r = evlogctl("reindex", m.data)
-    assert "does not open" in r.stdout or "unusable" in r.stdout, r.stdout
+    assert "the old index is damaged" in r.stdout, r.stdout
     m.start()
     try:
         assert snapshot(m) == before
@@ -1207,6 +1275,54 @@ def test_reindex(root):
         assert snapshot(m) == before
     finally:
         m.stop()
+
+
+def test_damaged_index(root):
+    """A damaged index: the mount refuses (naming reindex), the tools never crash."""
+    m = Mount(root).start()
+    try:
+        load_mixed(m, n=600)
+        before = snapshot(m)
+    finally:
+        m.stop()
+    path = os.path.join(m.data, "index", "data.mdb")
+    size = os.path.getsize(path)
+    for damage in ("truncate", "zero", "flip"):
+        if damage == "truncate":
+            os.truncate(path, 16384)
+        elif damage == "zero":
+            os.truncate(path, 0)
+        else:
+            with open(path, "r+b") as f:       # the main database's root page number
+                f.seek(16 + 24 + 48 + 40)
+                b = f.read(1)
+                f.seek(16 + 24 + 48 + 40)
+                f.write(bytes([b[0] ^ 0x40]))
+                f.seek(4096 + 16 + 24 + 48 + 40)
+                b = f.read(1)
+                f.seek(4096 + 16 + 24 + 48 + 40)
+                f.write(bytes([b[0] ^ 0x40]))
+        r = subprocess.run([EVLOGFS, "-f", m.data, m.mnt], capture_output=True, text=True,
+                           timeout=120, stdin=subprocess.DEVNULL)
+        assert r.returncode == 1, (damage, r.returncode, r.stderr)
+        assert not is_mounted(m.mnt)
+        assert "is damaged" in r.stderr and "evlogctl reindex %s" % m.data in r.stderr, \
+            (damage, r.stderr)
+        r = evlogctl("fsck", m.data, expect=1)     # found, counted, not "an error"
+        assert "damaged" in r.stderr + r.stdout and "evlogctl reindex" in r.stdout, r.stdout
+        r = evlogctl("fsck", "--repair", m.data, expect=1)
+        assert "evlogctl reindex" in r.stdout, r.stdout
+        r = evlogctl("reindex", m.data)
+        assert "the old index is damaged" in r.stdout, r.stdout
+        assert "3 tasks, 600 events" in r.stdout, r.stdout
+        assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
+        assert os.path.getsize(path) > 0
+        m.start()
+        try:
+            assert snapshot(m) == before
+        finally:
+            m.stop()
+    assert size > 16384
 
 
 def test_backup(root):
@@ -1252,6 +1368,98 @@ def test_backup(root):
         assert snapshot(c) == before
     finally:
         c.stop()
+
+
+def test_backup_refuses(root):
+    """backup never writes into what is not a backup of its source, nor from a non-store."""
+    m = Mount(root).start()
+    try:
+        load_mixed(m, n=60)
+        before = snapshot(m)
+        # a directory of the user's, with a tasks/ of its own: refused, untouched
+        proj = os.path.join(root, "proj")
+        os.makedirs(os.path.join(proj, "tasks"))
+        with open(os.path.join(proj, "tasks", "todo.txt"), "w") as f:
+            f.write("mine\n")
+        r = evlogctl("backup", m.mnt, proj, expect=2)
+        assert "not empty" in r.stderr, r.stderr
+        assert sorted(os.listdir(proj)) == ["tasks"], os.listdir(proj)
+        assert read(os.path.join(proj, "tasks", "todo.txt")) == b"mine\n"
+        # the source's own data directory, inside it, or inside it through a symlink
+        r = evlogctl("backup", m.mnt, m.data, expect=2)
+        assert "inside" in r.stderr, r.stderr
+        r = evlogctl("backup", m.mnt, os.path.join(m.data, "tasks", "bk"), expect=2)
+        assert "inside" in r.stderr, r.stderr
+        os.symlink(os.path.join(m.data, "tasks"), os.path.join(root, "link"))
+        r = evlogctl("backup", m.mnt, os.path.join(root, "link", "bk", "deeper"), expect=2)
+        assert "inside" in r.stderr, r.stderr
+        assert not os.path.exists(os.path.join(m.data, "tasks", "bk"))
+        assert snapshot(m) == before
+        # a good copy, then a copy of another store into it: refused
+        dest = os.path.join(root, "copy")
+        evlogctl("backup", m.mnt, dest)
+    finally:
+        m.stop()
+    assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
+    other = Mount(os.path.join(root, "o"))
+    other.start()
+    try:
+        os.mkdir(other.p("tasks", "z"))
+        append(other.p("tasks/z/events"), event("note", g=1))
+        r = evlogctl("backup", other.mnt, dest, expect=2)
+        assert "backup of another store" in r.stderr, r.stderr
+    finally:
+        other.stop()
+    r = evlogctl("backup", m.data, dest)          # its own source: accepted
+    assert "3 unchanged" in r.stdout, r.stdout
+    # a source that is not a store: refused, and nothing created there
+    typo = os.path.join(root, "typo")
+    r = evlogctl("backup", typo, os.path.join(root, "copy2"), expect=2)
+    assert typo in r.stderr and r.stderr.strip(), r.stderr
+    assert not os.path.exists(typo) and not os.path.exists(os.path.join(root, "copy2"))
+    os.mkdir(typo)
+    r = evlogctl("backup", typo, os.path.join(root, "copy2"), expect=2)
+    assert "not an evlogfs store" in r.stderr, r.stderr
+    assert os.listdir(typo) == []
+
+
+def test_tool_messages(root):
+    """The offline tools say what is wrong, and only promise what --repair can do."""
+    r = evlogctl("fsck", os.path.join(root, "nonexistent"), expect=2)
+    assert "nonexistent" in r.stderr, r.stderr
+    m = Mount(root).start()
+    try:
+        load_mixed(m, n=60)
+        r = evlogctl("backup", m.mnt, m.data, expect=2)
+        assert r.stderr.strip(), "backup MOUNT DATA_DIR said nothing"
+    finally:
+        m.stop()
+    # a stray empty directory in tasks/ is no task: not a problem, reindex goes on
+    os.mkdir(os.path.join(m.data, "tasks", "lost+found"))
+    r = evlogctl("fsck", m.data)
+    assert r.stdout.strip().endswith("clean") and "lost+found" in r.stdout, r.stdout
+    evlogctl("fsck", "--repair", m.data)
+    r = evlogctl("reindex", m.data)
+    assert "index rebuilt: 3 tasks" in r.stdout, r.stdout
+    # a finding --repair cannot fix is not promised a fix
+    with open(os.path.join(m.data, "tasks", "a", "events"), "r+b") as f:
+        f.write(b"\0")
+    r = evlogctl("fsck", m.data, expect=1)
+    assert "fixes the index" not in r.stdout, r.stdout
+    r = evlogctl("fsck", "--repair", m.data, expect=1)
+    with open(os.path.join(m.data, "tasks", "a", "events"), "r+b") as f:
+        f.write(b"{")
+    evlogctl("fsck", m.data)
+    # the store held by a tool: its holder named whole, not cut at its ')'
+    fd = os.open(m.data, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with open(os.path.join(m.data, "lock"), "w") as f:
+            f.write("%d evlogctl fsck\n" % os.getpid())
+        r = evlogctl("backup", m.data, os.path.join(root, "copy"), expect=2)
+        assert "in use by pid %d (evlogctl fsck)" % os.getpid() in r.stderr, r.stderr
+    finally:
+        os.close(fd)
 
 
 def test_import(root):

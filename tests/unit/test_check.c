@@ -5,7 +5,10 @@
  * before.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,12 +17,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "evlog.h"
 #include "index.h"
+#include "log.h"
 #include "testutil.h"
 
 static const char *const types[] = { "tool.call", "tool.result", "note", "error.io" };
@@ -178,6 +183,172 @@ static void fsck_finds_and_repairs(void **state)
 	free(before);
 }
 
+static uint64_t file_size(const char *dir, const char *file)
+{
+	char path[4400];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return stat(path, &sb) ? 0 : sb.st_size;
+}
+
+/*
+ * Issue 15 item 4: damage to a sidecar's records must not cost an event
+ * the log and the index both hold.  @how: "cut" drops the last record
+ * (truncate -s -24), "flip" flips a bit in the last record, "mid" flips a
+ * bit in the third.  fsck --repair and reindex rebuild the records from
+ * the log and the index and keep every event.
+ */
+static void sidecar_damage_case(const char *dir, const char *how, bool use_reindex)
+{
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char meta[4400], *before, *after;
+	uint64_t log_size, meta_size;
+	unsigned char c;
+	int fd;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	before = dump(dir);
+	log_size = file_size(dir, "tasks/t1/events");
+	meta_size = file_size(dir, "tasks/t1/events.meta");
+	assert_int_equal(meta_size, 6 * 24);
+
+	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", dir);
+	if (!strcmp(how, "cut")) {
+		assert_int_equal(truncate(meta, meta_size - 24), 0);
+	} else {
+		off_t at = !strcmp(how, "mid") ? 2 * 24 + 9 : 5 * 24 + 9;	/* its time */
+
+		fd = open(meta, O_RDWR);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, &c, 1, at), 1);
+		c ^= 4;
+		assert_int_equal(pwrite(fd, &c, 1, at), 1);
+		close(fd);
+	}
+
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_true(r.problems > 0);
+	if (use_reindex) {
+		nlines = 0;
+		assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	} else {
+		assert_int_equal(fsck(dir, true, &r), 0);
+	}
+	for (int i = 0; i < nlines; i++)
+		print_message("%s %s: %s\n", how, use_reindex ? "reindex" : "repair", lines[i]);
+	assert_false(reported("torn tail cut"));
+	assert_int_equal(file_size(dir, "tasks/t1/events"), log_size);
+	assert_int_equal(file_size(dir, "tasks/t1/events.meta"), meta_size);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("after: %s\n", lines[i]);
+	assert_int_equal(r.problems, 0);
+	assert_int_equal(r.events, 24);
+	after = dump(dir);
+	assert_string_equal(after, before);
+	free(after);
+	free(before);
+}
+
+static void repair_keeps_events_a_cut_sidecar_lost(void **state)
+{
+	sidecar_damage_case(*state, "cut", false);
+}
+
+static void repair_keeps_events_a_flipped_sidecar_record_names(void **state)
+{
+	sidecar_damage_case(*state, "flip", false);
+}
+
+static void repair_mends_a_sidecar_record_in_the_middle(void **state)
+{
+	sidecar_damage_case(*state, "mid", false);
+}
+
+static void reindex_keeps_events_a_cut_sidecar_lost(void **state)
+{
+	sidecar_damage_case(*state, "cut", true);
+}
+
+static void reindex_keeps_events_a_flipped_sidecar_record_names(void **state)
+{
+	sidecar_damage_case(*state, "flip", true);
+}
+
+/*
+ * Issue 15 item 5, the tools' side: fsck names a corrupt journal record
+ * in the middle as lost (not "a torn last record"), and fsck --repair
+ * replays every record after it.
+ */
+static void fsck_names_a_corrupt_journal_record(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_task_info info;
+	char seg[4400], buf[256];
+	unsigned char c;
+	int status, fd;
+	pid_t pid;
+
+	evl_options_default(&o);
+	o.commit_sync = true;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	assert_int_equal(evl_task_create(st, "t"), 0);
+	assert_int_equal(evl_task_lookup(st, "t", &info), 0);
+	assert_int_equal(evl_store_close(st), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_writer *w;
+
+		o.hold_apply = true;
+		if (evl_store_open(dir, &o, &st) || evl_writer_open(st, info.uid, &w))
+			_exit(2);
+		for (int i = 0; i < 10; i++) {
+			int len = snprintf(buf, sizeof(buf), "{\"type\":\"note\",\"i\":%d}\n", i);
+
+			if (evl_writer_write(w, buf, len))
+				_exit(3);
+		}
+		_exit(0);	/* unapplied: only the journal holds them */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the create was lsn 1 (trimmed at close); the child's segment starts at 2 */
+	snprintf(seg, sizeof(seg), "%s/journal/0000000000000002.jnl", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, 32 + 3 * 32 + 40), 1);	/* in a record's payload */
+	c ^= 1;
+	assert_int_equal(pwrite(fd, &c, 1, 32 + 3 * 32 + 40), 1);
+	close(fd);
+
+	assert_int_equal(fsck(dir, false, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("fsck: %s\n", lines[i]);
+	assert_true(reported("corrupt and lost"));
+	assert_false(reported("torn last record"));
+	assert_int_equal(r.journal_lost, 1);
+	assert_true(r.problems > 0);
+
+	assert_int_equal(fsck(dir, true, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("fsck --repair: %s\n", lines[i]);
+	assert_true(reported("corrupt and lost"));
+	assert_int_equal(r.events, 9);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	assert_int_equal(r.events, 9);
+	strcat(seg, ".corrupt");
+	assert_int_equal(access(seg, F_OK), 0);
+}
+
 static void fsck_refuses_an_open_store(void **state)
 {
 	const char *dir = *state;
@@ -236,9 +407,14 @@ static void backup_copies_only_what_is_new(void **state)
 	char dest[4200], *a, *b;
 	struct evl_store *st = open_store(dir);
 
-	snprintf(dest, sizeof(dest), "%s/copy", dir);
 	fill(st, 0, 200);
 	assert_int_equal(evl_store_close(st), 0);
+	/* never into the source itself */
+	snprintf(dest, sizeof(dest), "%s/copy", dir);
+	assert_int_equal(evl_backup(dir, dest, &o, &r), -ECANCELED);
+	assert_true(reported("inside the store"));
+	assert_int_equal(access(dest, F_OK), -1);
+	snprintf(dest, sizeof(dest), "%s.copy", dir);
 	assert_int_equal(evl_backup(dir, dest, &o, &r), 0);
 	assert_int_equal(r.tasks, 4);
 	assert_int_equal(r.tasks_new, 4);
@@ -261,6 +437,7 @@ static void backup_copies_only_what_is_new(void **state)
 	free(b);
 	assert_int_equal(fsck(dest, false, &cr), 0);
 	assert_int_equal(cr.problems, 0);
+	tu_rmrf(dest);
 }
 
 /* ---- the tools under faults and crashes ---- */
@@ -272,15 +449,6 @@ static void copy_store(const char *pristine, const char *work)
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", work, pristine, work);
 	assert_int_equal(system(cmd), 0);
-}
-
-static uint64_t file_size(const char *dir, const char *file)
-{
-	char path[4400];
-	struct stat sb;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	return stat(path, &sb) ? 0 : sb.st_size;
 }
 
 /*
@@ -515,10 +683,292 @@ static void tools_survive_a_crash_at_every_step(void **state)
 		tu_rmrf(shm);
 }
 
+
+/*
+ * An index entry whose offset is not an event's (a flipped bit in a value:
+ * the checks at open cannot see it) must not be served as a line spliced
+ * from two events: the read gets EIO and the log names fsck and reindex.
+ */
+static void view_never_serves_a_spliced_line(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir);
+	struct index_txn *t;
+	struct index *ix;
+	struct evl_view *v;
+	char path[4200], buf[65536];
+	ssize_t n = 0;
+	uint64_t off = 0;
+
+	fill(st, 0, 100);
+	assert_int_equal(evl_store_close(st), 0);
+	snprintf(path, sizeof(path), "%s/index", dir);
+	assert_int_equal(index_open(path, NULL, &ix), 0);
+	assert_int_equal(index_begin(ix, true, &t), 0);
+	/* task uid 1's log holds 25 events: 3 bytes in is inside the first */
+	assert_int_equal(index_add_event(t, 1, 1000000, "note", 4, 3, 20), 0);
+	assert_int_equal(index_commit(t), 0);
+	index_close(ix);
+
+	st = open_store(dir);
+	assert_int_equal(evl_view_open(st, "note", 4, 0, &v), 0);
+	while ((n = evl_view_read(v, off, buf, 7)) > 0)
+		off += n;
+	assert_int_equal(n, -EIO);
+	evl_view_close(v);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
+ * Index damage: a truncated data.mdb (the 16 KiB of the issue, nothing,
+ * half) and random bit flips and zeroed ranges, many seeds.  Each of the
+ * store's open (what a mount does), fsck and reindex runs in a child, so a
+ * SIGBUS, SIGSEGV or LMDB assertion is a failure of that seed, not the end
+ * of the run.  The open must refuse (-EUCLEAN) or serve; fsck must report;
+ * reindex must rebuild the views byte for byte from the logs (they are
+ * intact) and leave a store fsck finds clean.  The damaged index is never
+ * written: fsck opens it read-only, reindex builds the new one beside it.
+ * EVL_INDEX_DAMAGE_SEEDS=N (default 32), EVL_INDEX_DAMAGE_SEED=S (first),
+ * EVL_INDEX_DAMAGE_VERBOSE=1 (the children's logs).
+ */
+enum { DMG_OK = 0, DMG_REFUSED = 1, DMG_SERVED_OTHER = 2, DMG_FAILED = 3, DMG_READ_EIO = 4 };
+
+static void quiet(int prio, const char *msg)
+{
+}
+
+/* Run @fn(@dir) in a child; its exit code, or 128 + the signal that killed it. */
+static int in_child(int (*fn)(const char *dir, const char *before), const char *dir,
+		    const char *before)
+{
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* cmocka's handlers would turn a crash into a test failure in the child */
+		static const int sigs[] = { SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE };
+
+		for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++)
+			signal(sigs[i], SIG_DFL);
+		if (!getenv("EVL_INDEX_DAMAGE_VERBOSE"))
+			evl_log_set(quiet, LOG_DEBUG);
+		_exit(fn(dir, before));
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+/* dump() without cmocka's asserts (it runs in a child); NULL if it does not open. */
+static char *dump_or_null(const char *dir, int *err)
+{
+	struct evl_options o;
+	struct evl_store *st;
+	size_t cap = 1 << 20, len = 0;
+	int read_err = 0;
+	char *out;
+
+	evl_options_default(&o);
+	*err = evl_store_open(dir, &o, &st);
+	if (*err)
+		return NULL;
+	out = malloc(cap);
+	for (size_t p = 0; p < sizeof(prefixes) / sizeof(*prefixes); p++) {
+		struct evl_view *v;
+		ssize_t n;
+
+		len += snprintf(out + len, cap - len, "== %s\n", prefixes[p]);
+		if (evl_view_open(st, prefixes[p], strlen(prefixes[p]), 0, &v))
+			continue;
+		for (uint64_t off = 0; (n = evl_view_read(v, off, out + len, cap - len - 1)) > 0;
+		     off += n)
+			len += n;
+		if (n < 0)
+			read_err = (int)n;
+		evl_view_close(v);
+	}
+	for (int t = 0; t < 4; t++) {
+		struct evl_task_info info;
+		char name[8];
+		ssize_t n;
+		uint64_t off = 0;
+
+		snprintf(name, sizeof(name), "t%d", t);
+		len += snprintf(out + len, cap - len, "== task %s\n", name);
+		if (evl_task_lookup(st, name, &info))
+			continue;
+		while ((n = evl_task_read(st, info.uid, off, out + len, cap - len - 1)) > 0) {
+			off += n;
+			len += n;
+		}
+		if (n < 0)
+			read_err = (int)n;
+	}
+	out[len] = '\0';
+	*err = evl_store_close(st);
+	if (!*err)
+		*err = read_err;
+	return out;
+}
+
+static int dmg_open(const char *dir, const char *before)
+{
+	int err;
+	char *got = dump_or_null(dir, &err);
+	if (getenv("EVL_INDEX_DAMAGE_VERBOSE"))
+		fprintf(stderr, "open: %s\n", strerror(-err));
+	int rc = !got ? (err == -EUCLEAN ? DMG_REFUSED : DMG_FAILED) :
+		 err == -EIO ? DMG_READ_EIO : err ? DMG_FAILED :
+		 strcmp(got, before) ? DMG_SERVED_OTHER : DMG_OK;
+
+	free(got);
+	return rc;
+}
+
+static int dmg_fsck(const char *dir, const char *before)
+{
+	struct evl_check_opts o = { 0 };
+	struct evl_check_result r;
+	int rc = evl_fsck(dir, &o, &r);
+
+	if (getenv("EVL_INDEX_DAMAGE_VERBOSE"))
+		fprintf(stderr, "fsck: %s, %" PRIu64 " problems\n", strerror(-rc), r.problems);
+	return rc == -EUCLEAN ? DMG_REFUSED : rc ? DMG_FAILED : r.problems ? DMG_REFUSED : DMG_OK;
+}
+
+static int dmg_reindex(const char *dir, const char *before)
+{
+	struct evl_check_opts o = { 0 };
+	struct evl_check_result r;
+	char *got;
+	int err;
+
+	if (evl_reindex(dir, &o, &r) || r.events != 500)
+		return DMG_FAILED;
+	got = dump_or_null(dir, &err);
+	err = !got || err || strcmp(got, before);
+	free(got);
+	if (err || evl_fsck(dir, &o, &r) || r.problems)
+		return DMG_FAILED;
+	return DMG_OK;
+}
+
+/* Damage @path as seed @seed says; a description into @what. */
+static void damage_index(const char *path, unsigned seed, char *what, size_t n)
+{
+	struct stat sb;
+	unsigned r = seed * 2654435761u + 12345;
+	off_t size;
+	FILE *f;
+
+#define RND() (r = r * 1103515245u + 12345u, (r >> 8) & 0xffffff)
+	assert_int_equal(stat(path, &sb), 0);
+	size = sb.st_size;
+	if (seed % 8 == 0 || seed % 8 == 1) {
+		off_t to = seed == 0 ? 16384 : seed == 1 ? 0 : seed % 8 == 0 ? size / 2 :
+			   (off_t)(RND() % (unsigned)size);
+
+		snprintf(what, n, "truncated to %jd of %jd bytes", (intmax_t)to, (intmax_t)size);
+		assert_int_equal(truncate(path, to), 0);
+		return;
+	}
+	f = fopen(path, "r+b");
+	assert_non_null(f);
+	if (seed % 8 == 2) {
+		/* a zeroed range: a lost write, a page of the map */
+		off_t at = RND() % (unsigned)size, len = 1 + RND() % 8192;
+		static const char zero[8192];
+
+		snprintf(what, n, "%jd bytes zeroed at %jd", (intmax_t)len, (intmax_t)at);
+		fseeko(f, at, SEEK_SET);
+		fwrite(zero, 1, len, f);
+	} else {
+		int bits = 1 + RND() % (seed % 3 ? 2 : 16);
+
+		snprintf(what, n, "%d bits flipped", bits);
+		for (int b = 0; b < bits; b++) {
+			/* a third in the meta pages, the rest anywhere */
+			off_t at = RND() % 3 == 0 ? RND() % 8192 : RND() % (unsigned)size;
+			int c;
+
+			fseeko(f, at, SEEK_SET);
+			c = fgetc(f);
+			fseeko(f, at, SEEK_SET);
+			fputc(c ^ (1 << (RND() % 8)), f);
+		}
+	}
+	assert_int_equal(fclose(f), 0);
+#undef RND
+}
+
+static void index_damage_never_crashes(void **state)
+{
+	const char *dir = *state, *env = getenv("EVL_INDEX_DAMAGE_SEEDS");
+	unsigned seeds = env ? strtoul(env, NULL, 10) : 32, first = 0, crashes = 0;
+	unsigned refused = 0, read_eio = 0, served_other = 0, unnoticed = 0;
+	char tmpl[4200], work[4200], path[4300], cmd[9000], what[128], *before;
+	struct evl_store *st;
+
+	if (getenv("EVL_INDEX_DAMAGE_SEED"))
+		first = strtoul(getenv("EVL_INDEX_DAMAGE_SEED"), NULL, 10);
+	snprintf(tmpl, sizeof(tmpl), "%s/tmpl", dir);
+	snprintf(work, sizeof(work), "%s/work", dir);
+	/* several opens, so the index has a history: free pages, both metas used */
+	for (int i = 0; i < 5; i++) {
+		st = open_store(tmpl);
+		fill(st, i * 100, 100);
+		assert_int_equal(evl_store_close(st), 0);
+	}
+	before = dump(tmpl);
+	for (unsigned seed = first; seed < first + seeds; seed++) {
+		int o, f, x;
+
+		tu_rmrf(work);
+		snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", tmpl, work);
+		assert_int_equal(system(cmd), 0);
+		snprintf(path, sizeof(path), "%s/index/data.mdb", work);
+		damage_index(path, seed, what, sizeof(what));
+		o = in_child(dmg_open, work, before);
+		f = in_child(dmg_fsck, work, before);
+		x = in_child(dmg_reindex, work, before);
+		if (o >= 128 || f >= 128 || x >= 128 || o == DMG_FAILED || f == DMG_FAILED ||
+		    x != DMG_OK) {
+			print_message("seed %u (%s): open %d, fsck %d, reindex %d (128+: a signal;"
+				      " %d: failed)\n", seed, what, o, f, x, DMG_FAILED);
+			crashes++;
+		}
+		if (o == DMG_SERVED_OTHER)
+			print_message("seed %u (%s): the store opened and served other bytes;"
+				      " fsck %s\n", seed, what, f == DMG_OK ? "found nothing" :
+				      "found it");
+		refused += o == DMG_REFUSED;
+		read_eio += o == DMG_READ_EIO;
+		served_other += o == DMG_SERVED_OTHER;
+		unnoticed += o == DMG_SERVED_OTHER && f == DMG_OK;
+	}
+	print_message("index damage: %u seeds from %u: %u refused at open, %u opened but a read"
+		      " got EIO, %u served other bytes (%u of them fsck-clean), %u failed\n", seeds,
+		      first, refused, read_eio, served_other, unnoticed, crashes);
+	free(before);
+	assert_int_equal(crashes, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fsck_finds_and_repairs, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(repair_keeps_events_a_cut_sidecar_lost, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(repair_keeps_events_a_flipped_sidecar_record_names,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(repair_mends_a_sidecar_record_in_the_middle, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(reindex_keeps_events_a_cut_sidecar_lost, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(reindex_keeps_events_a_flipped_sidecar_record_names,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(fsck_names_a_corrupt_journal_record, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(fsck_refuses_an_open_store, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(reindex_gives_the_same_views, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(backup_copies_only_what_is_new, tu_setup,
@@ -526,6 +976,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(tools_survive_faults, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(tools_survive_a_crash_at_every_step, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(view_never_serves_a_spliced_line, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(index_damage_never_crashes, tu_setup, tu_teardown),
 	};
 
 	return tu_run_tests("check", tests, sizeof(tests) / sizeof(tests[0]));

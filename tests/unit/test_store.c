@@ -3845,6 +3845,203 @@ static void failed_early_delete_leaves_files_in_trash(void **state)
  * only once it is synced, so the store opens (it once did not: a live
  * task without files).  The same after an in-order delete.
  */
+/*
+ * Issue 15 item 5: one bad journal record must cost that record only.  Ten
+ * durable records of 64 events each (commit=sync, unapplied: the writer
+ * dies before the applier runs), then damage: @what is "payload" (one byte
+ * of record 2's payload flipped) or "header" (the segment header's).  The
+ * next open replays every record that checks out, counts what is lost and
+ * keeps the damaged segment as .corrupt.
+ */
+static void journal_damage_case(const char *dir, const char *what)
+{
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_writer *w;
+	struct evl_stats s;
+	char seg[4800], path[4800], buf[64 * 128];
+	uint64_t uid, off, lens[16];
+	size_t n = 0, len;
+	int status, fd, nrec = 0;
+	unsigned char hdr[32], c;
+	struct stat sb;
+	char *log;
+	pid_t pid;
+
+	evl_options_default(&o);
+	o.commit_sync = true;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	uid = create(st, "t1");
+	assert_int_equal(evl_store_close(st), 0);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		o.hold_apply = true;
+		if (evl_store_open(dir, &o, &st) || evl_writer_open(st, uid, &w))
+			_exit(2);
+		for (int r = 0; r < 10; r++) {
+			n = 0;
+			for (int i = 0; i < 64; i++)
+				n += event_line(buf + n, sizeof(buf) - n, 1, 0, r * 64 + i, 3);
+			if (write_str(w, buf))
+				_exit(3);
+		}
+		_exit(0);	/* no close: the records stay unapplied */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	/* the segment holding the ten records: the largest one */
+	{
+		DIR *d;
+		struct dirent *de;
+		off_t best = -1;
+
+		snprintf(path, sizeof(path), "%s/journal", dir);
+		d = opendir(path);
+		assert_non_null(d);
+		while ((de = readdir(d))) {
+			char p[4700];
+
+			if (!strstr(de->d_name, ".jnl"))
+				continue;
+			snprintf(p, sizeof(p), "%.4000s/%s", path, de->d_name);
+			if (stat(p, &sb) == 0 && sb.st_size > best) {
+				best = sb.st_size;
+				snprintf(seg, sizeof(seg), "%s", p);
+			}
+		}
+		closedir(d);
+	}
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	for (off = 32; off + 32 <= (uint64_t)sb.st_size; off += 32 + lens[nrec++]) {
+		assert_int_equal(pread(fd, hdr, 32, off), 32);
+		assert_true(nrec < 16);
+		lens[nrec] = hdr[8] | hdr[9] << 8 | hdr[10] << 16 | (uint64_t)hdr[11] << 24;
+	}
+	assert_int_equal(nrec, 10);
+	off = !strcmp(what, "header") ? 20 : 32 + lens[0] + 32 + 100;	/* record 2's payload */
+	assert_int_equal(pread(fd, &c, 1, off), 1);
+	c ^= 0x10;
+	assert_int_equal(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	log = read_all(st, uid, NULL, &len);
+	{
+		int want = 0, got = 0;
+
+		for (char *p = log, *end = log + len; p < end; got++) {
+			char *nl = memchr(p, '\n', end - p);
+			int ty, wr, i;
+
+			assert_non_null(nl);
+			assert_int_equal(sscanf(p, "{\"type\":\"ty%d\",\"w\":%d,\"i\":%d", &ty, &wr,
+						&i), 3);
+			if (!strcmp(what, "payload") && want == 64)
+				want = 128;	/* record 2 is lost, and only it */
+			assert_int_equal(i, want);
+			want++;
+			p = nl + 1;
+		}
+		print_message("%s damage: %d of 640 events kept\n", what, got);
+		assert_int_equal(got, !strcmp(what, "header") ? 640 : 576);
+	}
+	free(log);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.journal_lost, !strcmp(what, "header") ? 0 : 1);
+	assert_true(s.journal_damaged_segments >= 1);
+	snprintf(path, sizeof(path), "%.4700s.corrupt", seg);
+	assert_int_equal(stat(path, &sb), 0);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+
+	/* the damage was set aside: the next open finds none, and keeps everything */
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	assert_int_equal(task_events(st, "t1"), !strcmp(what, "header") ? 640 : 576);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.journal_lost, 0);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
+ * A corrupt create record: the appends after it name a task no record
+ * creates.  The store still opens, serves every other task, and counts the
+ * loss; the task is not made up.
+ */
+static void journal_lost_create_leaves_other_tasks(void **state)
+{
+	const char *dir = *state;
+	struct evl_options o;
+	struct evl_store *st;
+	struct evl_writer *w;
+	struct evl_stats s;
+	char seg[4800], buf[128];
+	unsigned char c;
+	uint64_t uid;
+	int status, fd;
+	pid_t pid;
+
+	evl_options_default(&o);
+	o.commit_sync = true;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	uid = create(st, "keep");
+	assert_int_equal(evl_store_close(st), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_writer *w2;
+		uint64_t nuid;
+
+		o.hold_apply = true;
+		if (evl_store_open(dir, &o, &st) || evl_task_create(st, "gone"))
+			_exit(2);
+		nuid = task_uid(st, "gone");
+		if (evl_writer_open(st, nuid, &w2) || evl_writer_open(st, uid, &w))
+			_exit(3);
+		for (int i = 0; i < 10; i++) {
+			event_line(buf, sizeof(buf), 1, 0, i, 3);
+			if (write_str(w2, buf) || write_str(w, buf))
+				_exit(4);
+		}
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* the child's segment starts at lsn 2 with the create of "gone" */
+	snprintf(seg, sizeof(seg), "%.4000s/journal/0000000000000002.jnl", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, 32 + 32 + 3), 1);	/* the create's uid */
+	c ^= 1;
+	assert_int_equal(pwrite(fd, &c, 1, 32 + 32 + 3), 1);
+	close(fd);
+
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	assert_int_equal(task_uid(st, "gone"), 0);
+	assert_int_equal(task_events(st, "keep"), 10);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.journal_lost, 1);
+	check_views(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+static void journal_bad_record_costs_only_itself(void **state)
+{
+	journal_damage_case(*state, "payload");
+}
+
+static void journal_bad_segment_header_keeps_its_records(void **state)
+{
+	journal_damage_case(*state, "header");
+}
+
 static void power_loss_after_early_delete(void **state)
 {
 	const char *dir = *state;
@@ -4122,10 +4319,53 @@ static void second_open_is_refused(void **state)
 	assert_int_equal(evl_store_close(again), 0);
 }
 
+/* Deleting DATA_DIR/lock (by hand, a cleanup script) must not release the store. */
+static void lock_survives_rm_of_the_lock_file(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2), *again;
+	struct evl_options o;
+	char path[4200], holder[600], want[64];
+
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	assert_int_equal(unlink(path), 0);
+	evl_options_default(&o);
+	assert_int_equal(evl_store_open(dir, &o, &again), -EBUSY);
+	/* the holder is still named: not "pid 0" from a missing or empty file */
+	assert_int_equal(evl_store_holder(dir, holder, sizeof(holder)), 1);
+	snprintf(want, sizeof(want), "pid %ld", (long)getpid());
+	if (strncmp(holder, want, strlen(want)))
+		fail_msg("holder '%s', expected '%s'", holder, want);
+	assert_int_equal(evl_store_close(st), 0);
+	assert_int_equal(evl_store_holder(dir, holder, sizeof(holder)), 0);
+	assert_int_equal(evl_store_open(dir, &o, &again), 0);
+	assert_int_equal(evl_store_close(again), 0);
+}
+
+/* A holder that has the lock but has not written its pid yet is not "pid 0". */
+static void holder_before_its_pid_is_written(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2);
+	char path[4200], holder[600], want[64];
+
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	assert_int_equal(truncate(path, 0), 0);
+	assert_int_equal(evl_store_holder(dir, holder, sizeof(holder)), 1);
+	snprintf(want, sizeof(want), "pid %ld", (long)getpid());
+	if (strncmp(holder, want, strlen(want)))
+		fail_msg("holder '%s', expected '%s'", holder, want);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(round_trip, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(lock_survives_rm_of_the_lock_file, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(holder_before_its_pid_is_written, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(bad_writes_store_nothing, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(refused_lines_are_forgotten, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(flush_valid_keeps_an_incomplete_line, tu_setup,
@@ -4144,6 +4384,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(listing_skips_pending_deletes, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(failed_early_delete_leaves_files_in_trash, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(journal_bad_record_costs_only_itself, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(journal_lost_create_leaves_other_tasks, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(journal_bad_segment_header_keeps_its_records,
+						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(power_loss_after_early_delete, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(power_loss_after_inorder_delete, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(crash_after_early_deletes_and_recreates, tu_setup,
