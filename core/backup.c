@@ -602,7 +602,8 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 {
 	struct bk b = { .src = src, .dest = dest, .o = o, .r = r };
 	char path[4500], from[4200], snap[4200], mark[4200], id[ID_LEN + 1] = "", have[ID_LEN + 1];
-	int src_lock = -1, dest_lock = -1, rc, fd;
+	struct store_lock src_lock = STORE_LOCK_NONE, dest_lock = STORE_LOCK_NONE;
+	int rc, fd;
 	struct stat sb;
 
 	memset(r, 0, sizeof(*r));
@@ -698,8 +699,7 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 		rc = -errno;
 	if (rc)
 		goto out;
-	store_unlock(dest, dest_lock);
-	dest_lock = -1;
+	store_unlock(dest, &dest_lock);
 	/* DEST must open as a store: this also checkpoints it */
 	rc = store_cycle(dest, NULL, "evlogctl backup");
 	if (rc)
@@ -708,8 +708,8 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	if (!rc && store_lock(dest, "evlogctl backup", &dest_lock) == 0)
 		io->unlink(mark);
 out:
-	store_unlock(src, src_lock);
-	store_unlock(dest, dest_lock);
+	store_unlock(src, &src_lock);
+	store_unlock(dest, &dest_lock);
 	free(b.tasks);
 	return rc;
 }

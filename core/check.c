@@ -131,7 +131,7 @@ struct ck {
 	struct hsearch_data htab;
 	bool htab_made;
 	struct index *ix;
-	int lock_fd;
+	struct store_lock lock;
 	bool needs_recovery;
 	uint64_t max_gseq;
 	/* the journal, for reindex */
@@ -194,9 +194,9 @@ static long lock_owner(const struct stat *sb)
 }
 
 /* Is store @dir locked?  1 (its inode in *@sb), 0, or -errno. */
-static int store_held(const char *dir, struct stat *sb)
+static int held_at(const char *path, int flags, struct stat *sb)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | flags), err = 0;
 
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
@@ -208,6 +208,18 @@ static int store_held(const char *dir, struct stat *sb)
 		err = errno;
 	close(fd);
 	return err ? -err : 1;
+}
+
+/* The directory's flock, or DATA_DIR/lock's (all a daemon before the directory lock took). */
+static int store_held(const char *dir, struct stat *sb)
+{
+	char path[4200];
+	int rc = held_at(dir, O_DIRECTORY, sb);
+
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	return held_at(path, 0, sb);
 }
 
 int evl_store_holder(const char *dir, char *buf, size_t n)
@@ -265,7 +277,7 @@ static int lock_store(struct ck *ck, const char *what)
 	char holder[600];
 	int rc;
 
-	rc = store_lock(ck->dir, what, &ck->lock_fd);
+	rc = store_lock(ck->dir, what, &ck->lock);
 	if (rc == -EBUSY && evl_store_holder(ck->dir, holder, sizeof(holder)) == 1)
 		report(ck, 'X', "%s is in use by %s: unmount it first", ck->dir, holder);
 	return rc;
@@ -273,8 +285,7 @@ static int lock_store(struct ck *ck, const char *what)
 
 static void unlock_store(struct ck *ck)
 {
-	store_unlock(ck->dir, ck->lock_fd);
-	ck->lock_fd = -1;
+	store_unlock(ck->dir, &ck->lock);
 }
 
 int store_cycle(const char *dir, const char *type_field, const char *holder)
@@ -1355,7 +1366,7 @@ static int ck_init(struct ck *ck, const char *dir, const struct evl_check_opts *
 	ck->dir = dir;
 	ck->o = o;
 	ck->r = r;
-	ck->lock_fd = -1;
+	ck->lock = STORE_LOCK_NONE;
 	if (!hcreate_r(4096, &ck->htab))
 		return -ENOMEM;
 	ck->htab_made = true;

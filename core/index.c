@@ -526,19 +526,33 @@ static void walk_say(const char *msg)
 		_exit(WALK_ERROR);
 }
 
+/*
+ * The verdict goes down the pipe too, after a NUL: a parent that inherited
+ * SIGCHLD ignored (it survives exec) reaps no status (ECHILD), and a child
+ * that ends without it crashed.
+ */
+static void walk_exit(int verdict)
+{
+	char end[2] = { '\0', (char)verdict };
+
+	if (write(walk_pipe, end, 2) < 0)
+		_exit(WALK_ERROR);
+	_exit(verdict);
+}
+
 static void walk_crashed(int sig)
 {
 	walk_say(sig == SIGBUS ? "reading it crashed (SIGBUS: a page past the end of the file)" :
 		 sig == SIGSEGV ? "reading it crashed (SIGSEGV: a page number off the map)" :
 		 "reading it crashed");
-	_exit(WALK_CRASHED);
+	walk_exit(WALK_CRASHED);
 }
 
 static void walk_assert(MDB_env *env, const char *msg)
 {
 	walk_say("LMDB's own check failed reading it: ");
 	walk_say(msg);
-	_exit(WALK_CRASHED);
+	walk_exit(WALK_CRASHED);
 }
 
 static const char *const db_names[] = {
@@ -651,26 +665,26 @@ static void walk_child(const char *dir, bool live)
 	sigaction(SIGABRT, &sa, NULL);
 	rc = walk_index(dir, live, why, sizeof(why));
 	if (!rc)
-		_exit(WALK_OK);
+		walk_exit(WALK_OK);
 	if (rc == -EUCLEAN) {
 		walk_say(why);
-		_exit(WALK_DAMAGED);
+		walk_exit(WALK_DAMAGED);
 	}
 	if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE && rc != MDB_MAP_RESIZED &&
 	    rc != MDB_READERS_FULL) {
 		walk_say(mdb_strerror(rc));	/* MDB_CORRUPTED, MDB_PAGE_NOTFOUND, ... */
-		_exit(WALK_DAMAGED);
+		walk_exit(WALK_DAMAGED);
 	}
 	walk_say(rc > 0 ? strerror(rc) : "cannot read it");
-	_exit(WALK_ERROR);
+	walk_exit(WALK_ERROR);
 }
 
 int index_verify(const char *dir, bool live, char *why, size_t n)
 {
-	char msg[512];
-	size_t got = 0;
+	char msg[512], buf[256], tail[2] = { 1, 0 };
+	size_t got = 0, seen = 0;
 	ssize_t r;
-	int fds[2], status, rc;
+	int fds[2], status, rc, verdict = -1;
 	pid_t pid;
 
 	if (pipe2(fds, O_CLOEXEC))
@@ -683,27 +697,56 @@ int index_verify(const char *dir, bool live, char *why, size_t n)
 		return rc;
 	}
 	if (pid == 0) {
-		close(fds[0]);
+		/*
+		 * Only the pipe: the store's lock (a flock shared with the
+		 * parent) must not outlive a parent killed during the walk.
+		 */
+		if (fds[1] > 3)
+			close_range(3, fds[1] - 1, 0);
+		close_range(fds[1] + 1, ~0U, 0);
 		walk_pipe = fds[1];
 		walk_child(dir, live);
 		_exit(WALK_ERROR);
 	}
 	close(fds[1]);
-	while (got < sizeof(msg) - 1 &&
-	       ((r = read(fds[0], msg + got, sizeof(msg) - 1 - got)) > 0 || (r < 0 && errno == EINTR)))
-		got += r > 0 ? r : 0;
-	msg[got] = '\0';
+	for (;;) {
+		r = read(fds[0], buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		for (ssize_t i = 0; i < r; i++) {
+			if (got < sizeof(msg) - 1)
+				msg[got++] = buf[i];
+			tail[0] = tail[1];
+			tail[1] = buf[i];
+			seen++;
+		}
+	}
 	close(fds[0]);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
+	if (seen >= 2 && tail[0] == '\0') {
+		verdict = (unsigned char)tail[1];
+		got = got >= seen ? got - 2 : got;	/* the message without the verdict */
+	}
+	msg[got] = '\0';
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno != ECHILD)
 			return -errno;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == WALK_OK)
+		/* reaped by the kernel (SIGCHLD ignored): the pipe's verdict only */
+		status = verdict >= 0 ? verdict << 8 : SIGKILL;
+		break;
+	}
+	if (verdict < 0 && WIFEXITED(status))
+		verdict = WALK_CRASHED;	/* it ended without a verdict */
+	if (verdict == WALK_OK)
 		return 0;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == WALK_ERROR) {
+	if (verdict == WALK_ERROR) {
 		snprintf(why, n, "%s", msg);
 		return -EIO;
 	}
-	if (WIFSIGNALED(status))
+	if (verdict < 0 && WIFSIGNALED(status))
 		return damaged(why, n, "reading it crashed (%s)", strsignal(WTERMSIG(status)));
 	return damaged(why, n, "%s", got ? msg : "reading it crashed");
 }

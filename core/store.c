@@ -215,7 +215,7 @@ struct evl_store {
 	char *dir;
 	struct evl_options opt;
 	char *type_field;
-	int lock_fd;
+	struct store_lock dlock;
 	struct index *ix;
 	struct journal *jn;
 	struct tasklog *tl;
@@ -2044,11 +2044,12 @@ static int trim_recover_dropping(struct evl_store *st)
  * and mounted read-only).  DATA_DIR/lock only tells who holds it, for the
  * messages (evl_store_holder checks it against the lock's real owner).
  */
-int store_lock(const char *dir, const char *holder, int *fdp)
+int store_lock(const char *dir, const char *holder, struct store_lock *l)
 {
 	char path[4200], buf[512];
 	int dfd, fd, n, err;
 
+	*l = STORE_LOCK_NONE;
 	dfd = io->open(dir, O_RDONLY | O_DIRECTORY, 0);
 	if (dfd < 0)
 		return -errno;
@@ -2062,13 +2063,28 @@ int store_lock(const char *dir, const char *holder, int *fdp)
 	fd = io->open(path, O_RDWR | O_CREAT, 0644);
 	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
 		/* read-only media or no write access: held, just not named */
-		*fdp = dfd;
+		fd = io->open(path, O_RDONLY, 0);
+		if (fd >= 0 && io->flock(fd, LOCK_EX | LOCK_NB)) {
+			err = errno;
+			io->close(fd);
+			io->close(dfd);
+			return err == EWOULDBLOCK ? -EBUSY : -err;
+		}
+		l->dir_fd = dfd;
+		l->file_fd = fd;	/* -1 if there is no lock file */
 		return 0;
 	}
 	if (fd < 0) {
 		err = errno;
 		io->close(dfd);
 		return -err;
+	}
+	/* an older daemon holds only this one */
+	if (io->flock(fd, LOCK_EX | LOCK_NB)) {
+		err = errno;
+		io->close(fd);
+		io->close(dfd);
+		return err == EWOULDBLOCK ? -EBUSY : -err;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), holder ? holder : "");
 	/* a short write is retried, and one that cannot go on is an error (ENOSPC) */
@@ -2078,26 +2094,22 @@ int store_lock(const char *dir, const char *holder, int *fdp)
 		io->close(dfd);
 		return -err;
 	}
-	io->close(fd);
-	*fdp = dfd;
+	l->dir_fd = dfd;
+	l->file_fd = fd;
 	return 0;
 }
 
-void store_unlock(const char *dir, int fd)
+void store_unlock(const char *dir, struct store_lock *l)
 {
-	char path[4200];
-	int lf;
-
-	if (fd < 0)
+	if (l->dir_fd < 0)
 		return;
 	/* an empty lock file says nobody holds the store (read-only media: it stays) */
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	lf = io->open(path, O_WRONLY, 0);
-	if (lf >= 0) {
-		io->ftruncate(lf, 0);
-		io->close(lf);
+	if (l->file_fd >= 0) {
+		io->ftruncate(l->file_fd, 0);
+		io->close(l->file_fd);
 	}
-	io->close(fd);
+	io->close(l->dir_fd);
+	*l = STORE_LOCK_NONE;
 }
 
 struct repair {
@@ -2543,7 +2555,7 @@ static int store_free(struct evl_store *st)
 			st->tmem[i] = t->next;
 			free(t);
 		}
-	store_unlock(st->dir, st->lock_fd);
+	store_unlock(st->dir, &st->dlock);
 	pthread_mutex_destroy(&st->meta_lock);
 	pthread_mutex_destroy(&st->append_lock);
 	pthread_mutex_destroy(&st->lock);
@@ -2578,7 +2590,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
-	st->lock_fd = -1;
+	st->dlock = STORE_LOCK_NONE;
 	st->opt = *opts;
 	pthread_mutex_init(&st->meta_lock, NULL);
 	pthread_mutex_init(&st->append_lock, NULL);
@@ -2616,7 +2628,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		rc = -errno;
 		goto fail;
 	}
-	rc = store_lock(dir, st->opt.holder, &st->lock_fd);
+	rc = store_lock(dir, st->opt.holder, &st->dlock);
 	st->opt.holder = NULL;	/* the caller's string: not kept */
 	if (rc == -EBUSY && evl_store_holder(dir, path, sizeof(path)) == 1)
 		evl_log(LOG_ERR, "store %s is in use by %s", dir, path);

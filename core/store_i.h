@@ -56,12 +56,18 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 /*
  * Lock store @dir (a flock on the directory itself; "<pid> @holder" is
  * written into DATA_DIR/lock for the messages, unless the store is
- * read-only) for an offline tool or a store.  0 with the descriptor in *@fd
- * (closing it releases the lock; store_unlock also clears DATA_DIR/lock),
+ * read-only) for an offline tool or a store.  0 with the descriptors in *@l
+ * (closing them releases the lock; store_unlock also clears DATA_DIR/lock),
  * -EBUSY (the caller names the holder: evl_store_holder), or -errno.
+ * DATA_DIR/lock is flocked too: daemons before the directory lock took
+ * only that, and must keep seeing the store as held (and be seen).
  */
-int store_lock(const char *dir, const char *holder, int *fd);
-void store_unlock(const char *dir, int fd);
+struct store_lock {
+	int dir_fd, file_fd;	/* -1: not held */
+};
+#define STORE_LOCK_NONE ((struct store_lock){ -1, -1 })
+int store_lock(const char *dir, const char *holder, struct store_lock *l);
+void store_unlock(const char *dir, struct store_lock *l);
 
 /* A journal record, as store_rec_decode hands it out (one call per event of an append). */
 enum { STORE_REC_CREATE = 1, STORE_REC_APPEND, STORE_REC_DELETE };

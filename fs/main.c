@@ -320,7 +320,9 @@ static void wait_closing_holder(const char *dir)
 		/* (it waits a little for a holder that has not named itself yet) */
 		if (evl_store_holder(dir, holder, sizeof(holder)) != 1)
 			return;
-		/* "pid N (/mount/point)" */
+		/* "pid N (/mount/point)"; not "another process (DIR/lock does not name it)" */
+		if (strncmp(holder, "pid ", 4))
+			return;
 		mnt = strchr(holder, '(');
 		end = strrchr(holder, ')');
 		if (!mnt || !end || end < mnt || mnt[1] != '/')

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -4292,18 +4293,50 @@ static void lock_file_short_write_fails(void **state)
 
 	if (pid == 0) {
 		struct rlimit rl = { 4, 4 };
-		int fd = -1, rc;
+		struct store_lock l;
+		int rc;
 
 		signal(SIGXFSZ, SIG_IGN);
 		if (setrlimit(RLIMIT_FSIZE, &rl))
 			_exit(2);
-		rc = store_lock(dir, "a holder name longer than four bytes", &fd);
-		_exit(rc == -EFBIG && fd == -1 ? 0 : 10 + (rc == 0));
+		rc = store_lock(dir, "a holder name longer than four bytes", &l);
+		_exit(rc == -EFBIG && l.dir_fd == -1 ? 0 : 10 + (rc == 0));
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
 		fail_msg("store_lock under a 4-byte file size limit: child status %d (11: it "
 			 "returned success)", status);
+}
+
+/*
+ * Daemons before the directory lock flock only DATA_DIR/lock: during an
+ * upgrade one may still serve the store.  Each must see the other.
+ */
+static void lock_excludes_an_older_daemon(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir, false, 2), *again;
+	struct evl_options o;
+	char path[4200];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	/* the older daemon comes second: refused */
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), -1);
+	assert_int_equal(errno, EWOULDBLOCK);
+	close(fd);
+	assert_int_equal(evl_store_close(st), 0);
+	/* the older daemon comes first: we are refused */
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+	evl_options_default(&o);
+	assert_int_equal(evl_store_open(dir, &o, &again), -EBUSY);
+	close(fd);
+	assert_int_equal(evl_store_open(dir, &o, &again), 0);
+	assert_int_equal(evl_store_close(again), 0);
 }
 
 static void second_open_is_refused(void **state)
@@ -4378,6 +4411,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(one_view_read_by_many_threads, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(writers_wait_on_max_pending, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(lock_excludes_an_older_daemon, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(second_open_is_refused, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(append_after_early_delete_stays_in_views, tu_setup,
 						tu_teardown),
