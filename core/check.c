@@ -48,6 +48,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -653,6 +654,24 @@ static int open_index(struct ck *ck, bool must_exist)
 	return rc;
 }
 
+/*
+ * I7 (store.c): is the index this store's, as new as its logs?  0, or
+ * -ESTALE (reported at @level) or -errno.
+ */
+static int check_stamp(struct ck *ck, char level)
+{
+	struct store_stamp s;
+	char why[512];
+	int rc;
+
+	rc = store_stamp_check(ck->dir, ck->ix, &s, why, sizeof(why));
+	if (rc == -ESTALE)
+		report(ck, level, "the index does not describe the logs of %s: %s%s", ck->dir, why,
+		       level == 'X' ? "; evlogctl reindex rebuilds it from them" :
+		       ": building a new one");
+	return rc;
+}
+
 struct load {
 	struct ck *ck;
 	struct index_txn *t;
@@ -1202,7 +1221,10 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		       dir, strerror(-rc));
 		goto out;
 	}
-	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
+	/* nothing to compare with: --repair would "fix" the logs to an older index */
+	rc = check_stamp(&ck, 'X');
+	if (!rc)
+		rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
 		rc = load_index(&ck, &m, &dirty, &trims);
 	if (rc)
@@ -1455,6 +1477,14 @@ static int put_tasks(struct ck *ck, struct index_txn *t, void *arg)
 	return rc;
 }
 
+static int put_stamp(struct ck *ck, struct index_txn *t, void *arg)
+{
+	const uint64_t *v = arg;
+
+	(void)ck;
+	return index_put_stamp(t, v[0], v[1]);
+}
+
 /* Sort the events again (after replay_journal added some) and redo the runs. */
 static void resort(struct ck *ck)
 {
@@ -1499,6 +1529,7 @@ static int swap_index(struct ck *ck)
 int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
 {
 	struct index_meta m = { .next_gseq = 1, .next_uid = 1 }, old = { 0 };
+	uint64_t stamp_id, stamp_gen;
 	char path[4200];
 	uint64_t dirty, trims;
 	struct tasklog *tl = NULL;
@@ -1520,6 +1551,8 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	} else if (rc) {
 		report(&ck, 'I', "the old index does not open (%s): building a new one",
 		       strerror(-rc));
+	} else if ((rc = check_stamp(&ck, 'I'))) {
+		/* recovery through it would cut the logs back to it: not used at all */
 	} else {
 		rc = recover(&ck, "evlogctl reindex");
 		if (rc == -EBUSY)
@@ -1599,7 +1632,17 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		m.next_gseq = ck.j_max_gseq + 1;
 	m.applied_lsn = m.ckpt_lsn = ck.j_last_lsn > old.applied_lsn ? ck.j_last_lsn
 								      : old.applied_lsn;
+	if (store_stamp_read(dir, &stamp_id, &stamp_gen)) {
+		stamp_gen = 0;
+		if (getrandom(&stamp_id, sizeof(stamp_id), 0) != sizeof(stamp_id)) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	stamp_gen++;	/* ahead of every index made before */
 	rc = in_txn(&ck, put_tasks, &m);
+	if (!rc)
+		rc = in_txn(&ck, put_stamp, (uint64_t[]){ stamp_id, stamp_gen });
 	if (!rc)
 		rc = repair(&ck, true);
 	/* its last commit's meta page is not synced (MDB_NOMETASYNC): before it replaces the old */
@@ -1610,6 +1653,9 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	index_close(ck.ix);
 	ck.ix = NULL;
 	rc = swap_index(&ck);
+	/* the index is one generation ahead of the file: the open would accept it too */
+	if (!rc)
+		rc = store_stamp_write(dir, stamp_id, stamp_gen);
 	if (!rc)
 		rc = clean_leftovers(&ck);
 	if (rc)

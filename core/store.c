@@ -92,7 +92,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -260,6 +262,8 @@ struct evl_store {
 	uint64_t *broken;
 	size_t nbroken, broken_cap;	/* broken_cap in bytes (store_grow) */
 	bool broken_unknown;		/* one could not be recorded: every task is suspect */
+	/* I7: the stamp; gen is the index's, file_gen DATA_DIR/stamp's (applier only) */
+	uint64_t stamp_id, stamp_gen, stamp_file_gen;
 	struct applier_job ckpt, shrink;	/* work others ask the applier for */
 	struct applier_job call;	/* any function, for compaction (one caller) */
 	/*
@@ -1134,16 +1138,50 @@ static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nev
 	return 0;
 }
 
-/* Record ckpt_lsn = applied_lsn (*@arg: the meta written) and clear the dirty set. */
+/*
+ * I7: bring DATA_DIR/stamp up to the index's generation (the index is
+ * synced).  A failure is logged and redone at the next checkpoint, which
+ * meanwhile does not advance the index.
+ */
+static void stamp_follow(struct evl_store *st)
+{
+	int rc;
+
+	if (st->opt.read_only || st->stamp_file_gen == st->stamp_gen)
+		return;
+	rc = store_stamp_write(st->dir, st->stamp_id, st->stamp_gen);
+	if (rc)
+		evl_log(LOG_WARNING, "cannot write %s/stamp: %s (retried at the next checkpoint)",
+			st->dir, strerror(-rc));
+	else
+		st->stamp_file_gen = st->stamp_gen;
+}
+
+struct ckpt_ctx {
+	struct evl_store *st;
+	struct index_meta m;	/* the meta written */
+	uint64_t gen;		/* the index's generation after it */
+};
+
+/*
+ * Record ckpt_lsn = applied_lsn and clear the dirty set.  I7: the index
+ * moves one generation ahead of DATA_DIR/stamp, which follows once the
+ * index is synced; never two ahead (a stamp write that failed is redone
+ * first), so an index copied before this checkpoint is older than the
+ * stamp after it.
+ */
 static int ckpt_txn(struct index_txn *t, void *arg)
 {
-	struct index_meta *m = arg;
-	int rc = index_get_meta(t, m);
+	struct ckpt_ctx *c = arg;
+	int rc = index_get_meta(t, &c->m);
 
 	if (!rc) {
-		m->ckpt_lsn = m->applied_lsn;
-		rc = index_put_meta(t, m);
+		c->m.ckpt_lsn = c->m.applied_lsn;
+		rc = index_put_meta(t, &c->m);
 	}
+	c->gen = c->st->stamp_gen;
+	if (!rc && c->st->stamp_file_gen == c->gen && !c->st->opt.read_only)
+		rc = index_put_stamp(t, c->st->stamp_id, ++c->gen);
 	return rc ? rc : index_dirty_clear(t);
 }
 
@@ -1192,11 +1230,232 @@ static int check_syncs(struct evl_store *st)
 	return -EIO;
 }
 
+/*
+ * ---- the stamp ----
+ *
+ * I7: DATA_DIR/stamp ("evlogfs-stamp <id> <generation>") and the index's
+ * "stamp" hold the store's random id and a generation that each checkpoint
+ * advances: the index first (committed and synced), the file after.  So
+ * the index is always at the file's generation or one ahead (a crash
+ * between the two), never behind.  An index that is missing or empty
+ * (while tasks/ holds tasks), from another store, or behind the file (a
+ * copy restored over newer logs) does not describe the logs: opening the
+ * store with it would hand out gseqs again and empty logs on mkdir, so the
+ * open refuses it and names evlogctl reindex, which builds one from the
+ * logs.  The check reads one small file and one index key: no log.
+ */
+#define STAMP_FILE "stamp"
+
+int store_stamp_read(const char *dir, uint64_t *id, uint64_t *gen)
+{
+	char path[4200], buf[96], tail;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
+	fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	n = io_pread_all(fd, buf, sizeof(buf) - 1, 0);
+	io->close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if (sscanf(buf, "evlogfs-stamp %16" SCNx64 " %20" SCNu64 "%c", id, gen, &tail) != 3 ||
+	    tail != '\n' || strchr(buf, '\n') != buf + n - 1)
+		return -EILSEQ;
+	return 0;
+}
+
+int store_stamp_write(const char *dir, uint64_t id, uint64_t gen)
+{
+	char path[4200], tmp[4200], buf[96];
+	int fd, n, err = 0;
+
+	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
+	snprintf(tmp, sizeof(tmp), "%s/" STAMP_FILE ".new", dir);
+	n = snprintf(buf, sizeof(buf), "evlogfs-stamp %016" PRIx64 " %" PRIu64 "\n", id, gen);
+	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (io_pwrite_all(fd, buf, n, 0) || io->fsync(fd))
+		err = errno;
+	io->close(fd);
+	if (!err && io->rename(tmp, path))
+		err = errno;
+	if (!err && io_fsync_dir(dir))
+		err = errno;
+	if (err)
+		io->unlink(tmp);
+	return -err;
+}
+
+/* Does DATA_DIR/tasks hold a task directory (a name without a leading dot)? */
+static bool has_tasks(const char *dir)
+{
+	char path[4200];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tasks", dir);
+	d = opendir(path);
+	if (!d)
+		return errno != ENOENT;		/* unknown: assume there are */
+	while (!found && (de = readdir(d)))
+		found = de->d_name[0] != '.';
+	closedir(d);
+	return found;
+}
+
+int store_stamp_check(const char *dir, struct index *ix, struct store_stamp *s,
+		      char *why, size_t n)
+{
+	struct index_txn *t;
+	struct index_meta m;
+	int rc, frc;
+	bool fresh;
+
+	memset(s, 0, sizeof(*s));
+	why[0] = '\0';
+	frc = store_stamp_read(dir, &s->id, &s->file_gen);
+	if (frc == -EILSEQ) {
+		snprintf(why, n, "%s/" STAMP_FILE " is garbled", dir);
+		return -ESTALE;
+	}
+	if (frc && frc != -ENOENT)
+		return frc;
+	s->file = !frc;
+	rc = index_begin(ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_get_meta(t, &m);
+	if (!rc) {
+		uint64_t id;
+
+		rc = index_get_stamp(t, &id, &s->ix_gen);
+		s->ix = !rc;
+		if (s->ix && s->file && id != s->id) {
+			snprintf(why, n, "the index belongs to another store (%016" PRIx64
+				 ", the logs' is %016" PRIx64 ")", id, s->id);
+			rc = -ESTALE;
+		} else if (s->ix) {
+			s->id = id;
+			rc = 0;
+		} else if (rc == -ENOENT) {
+			rc = 0;
+		}
+	}
+	index_abort(t);
+	if (rc)
+		return rc;
+	fresh = m.next_gseq <= 1 && m.next_uid <= 1 && m.applied_lsn == 0 && m.tasks == 0;
+	if (!s->ix) {
+		if (fresh && has_tasks(dir)) {
+			snprintf(why, n, "the index is empty but %s/tasks holds tasks (the index "
+				 "was removed or emptied)", dir);
+			return -ESTALE;
+		}
+		if (!fresh && s->file) {
+			snprintf(why, n, "the index has no stamp but the logs have one (generation "
+				 "%" PRIu64 "): an older index", s->file_gen);
+			return -ESTALE;
+		}
+		return 0;	/* a new store, or one made before stamps */
+	}
+	if (!s->file) {
+		if (s->ix_gen == 0)
+			return 0;	/* stamped, and the file not written yet */
+		snprintf(why, n, "%s/" STAMP_FILE " is missing (the index is at generation "
+			 "%" PRIu64 ")", dir, s->ix_gen);
+		return -ESTALE;
+	}
+	if (s->ix_gen < s->file_gen) {
+		snprintf(why, n, "the index is older than the logs (generation %" PRIu64
+			 ", the logs are at %" PRIu64 ")", s->ix_gen, s->file_gen);
+		return -ESTALE;
+	}
+	if (s->ix_gen > s->file_gen + 1) {
+		snprintf(why, n, "the logs are older than the index (generation %" PRIu64
+			 ", the index is at %" PRIu64 ")", s->file_gen, s->ix_gen);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+int store_stamp_adopt(const char *dir)
+{
+	struct index_txn *t;
+	struct index *ix;
+	char path[4200];
+	uint64_t id, gen;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/index", dir);
+	rc = index_open(path, NULL, &ix);
+	if (rc)
+		return rc;
+	rc = index_begin(ix, false, &t);
+	if (!rc) {
+		rc = index_get_stamp(t, &id, &gen);
+		index_abort(t);
+	}
+	index_close(ix);
+	if (!rc)
+		return store_stamp_write(dir, id, gen);
+	if (rc != -ENOENT)
+		return rc;
+	/* an index made before stamps: so is the copy */
+	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
+	if (io->unlink(path) && errno != ENOENT)
+		return -errno;
+	return io_fsync_dir(dir) ? -errno : 0;
+}
+
+static int stamp_txn(struct index_txn *t, void *arg)
+{
+	struct evl_store *st = arg;
+
+	return index_put_stamp(t, st->stamp_id, st->stamp_gen);
+}
+
+/* I7 at open: check the index against the stamp.  0, -ESTALE (logged) or -errno. */
+static int stamp_open(struct evl_store *st)
+{
+	struct store_stamp s;
+	char why[512];
+	int rc;
+
+	rc = store_stamp_check(st->dir, st->ix, &s, why, sizeof(why));
+	if (rc == -ESTALE)
+		evl_log(LOG_ERR, "store %s: %s; refusing to use it: run evlogctl reindex %s "
+			"(it rebuilds the index from the logs)", st->dir, why, st->dir);
+	if (rc)
+		return rc;
+	if (!s.ix && !s.file && getrandom(&s.id, sizeof(s.id), 0) != sizeof(s.id))
+		return -errno;
+	st->stamp_id = s.id;
+	st->stamp_gen = s.ix ? s.ix_gen : s.file_gen;
+	st->stamp_file_gen = s.file ? s.file_gen : UINT64_MAX;
+	if (st->opt.read_only)
+		return 0;
+	if (!s.ix) {
+		/* the index first: a crash before the file leaves generation 0, accepted */
+		rc = write_txn(st, stamp_txn, st);
+		if (!rc)
+			rc = index_sync(st->ix);
+		if (rc)
+			return rc;
+	}
+	stamp_follow(st);
+	return 0;
+}
+
 /* The applier's checkpoint: everything durable is applied when called. */
 static int do_checkpoint(struct evl_store *st, void *unused)
 {
 	struct sync_ctx c = { st, NULL, 0 };
-	struct index_meta m;
+	struct ckpt_ctx ck = { .st = st };
 	int rc;
 
 	/* I5: after a failed fsync nothing may vouch for the files */
@@ -1210,13 +1469,17 @@ static int do_checkpoint(struct evl_store *st, void *unused)
 	if (!rc)
 		rc = index_sync(st->ix);
 	if (!rc)
-		rc = write_txn(st, ckpt_txn, &m);
+		rc = write_txn(st, ckpt_txn, &ck);
+	if (!rc)
+		st->stamp_gen = ck.gen;
 	if (!rc)
 		rc = index_sync(st->ix);
 	if (check_syncs(st))
 		rc = -EIO;	/* the journal stays: the next open rewrites from it */
+	if (!rc)
+		stamp_follow(st);
 	if (!rc && !st->opt.read_only)
-		rc = journal_trim(st->jn, m.ckpt_lsn);
+		rc = journal_trim(st->jn, ck.m.ckpt_lsn);
 	if (rc)
 		evl_log(LOG_ERR, "checkpoint failed: %s", strerror(-rc));
 	pthread_mutex_lock(&st->lock);
@@ -2600,7 +2863,9 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	if (rc)
 		goto fail;
 	index_on_sync_failed(st->ix, sync_failed, st);
-	rc = store_recover(st);
+	rc = stamp_open(st);
+	if (!rc)
+		rc = store_recover(st);
 	if (!rc && atomic_load(&st->sync_failed))
 		rc = -EIO;	/* the repair's syncs report their own failures; this is a net */
 	if (!rc) {

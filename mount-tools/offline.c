@@ -66,8 +66,8 @@ int cmd_fsck(const char *dir, bool repair)
 	int rc = evl_fsck(dir, &opts, &r);
 
 	progress_end(&o.pr);
-	if (rc == -ENOENT)
-		return EXIT_ERROR;	/* reported: no index */
+	if (rc == -ENOENT || rc == -ESTALE)
+		return EXIT_ERROR;	/* reported: no index, or not this store's */
 	if (rc)
 		return offline_error("fsck", dir, rc);
 	printf("%s: %llu tasks, %llu events, %llu types, %llu journal records: ", dir,
