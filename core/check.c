@@ -80,6 +80,8 @@ struct ck_task {
 	uint64_t last_gseq;
 	uint64_t file_recs;
 	bool torn;			/* a bad record is the last one */
+	uint64_t lost;			/* records past the end of a log cut short */
+	uint64_t log_size;
 };
 
 struct ck_ev {
@@ -378,6 +380,20 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		else if (event_validate(ck->val, (const char *)log + off, rec.len - 1, type, &tlen,
 					&ee))
 			why = ee.reason;
+		if (why && rec.len && off + rec.len > log_size && !tasklog_decode(meta + k *
+									       TASKLOG_REC, &rec)) {
+			/*
+			 * The log was cut short (a partial restore, copytruncate):
+			 * this event and every later one (at higher offsets) are
+			 * not in it.  What precedes is whole: a torn tail.
+			 */
+			tk->torn = true;
+			tk->lost = tk->file_recs - k;
+			report(ck, 'E', "task %s: log shorter than its sidecar (%" PRIu64 " bytes): "
+			       "events %" PRIu64 "-%" PRIu64 " are not in it (%" PRIu64 " lost)",
+			       tk->name, log_size, k + 1, tk->file_recs, tk->lost);
+			break;
+		}
 		if (why) {
 			tk->torn = k + 1 == tk->file_recs;
 			report(ck, 'E', "task %s: event %" PRIu64 " (log byte %" PRIu64 "): %s%s",
@@ -405,6 +421,7 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		report(ck, 'E', "task %s: sidecar ends in a partial record (a torn last write)",
 		       tk->name);
 	}
+	tk->log_size = log_size;
 	if (tk->n == tk->file_recs && limit >= tk->file_recs && log_size > tk->bytes) {
 		tk->torn = true;
 		report(ck, 'E', "task %s: %" PRIu64 " log bytes after its last event"
@@ -1172,6 +1189,41 @@ static void ck_forget(struct ck *ck)
 		ck->htab_made = true;
 }
 
+/*
+ * Whole lines after a task's last event (appended to the log outside the
+ * store) are no torn write: they go to its events.unapplied, not away.
+ */
+static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
+{
+	char path[4200], *buf;
+	uint64_t len = tk->log_size > tk->bytes ? tk->log_size - tk->bytes : 0;
+	ssize_t n;
+	int fd, rc;
+
+	if (!len || len > CHECK_MAX_EVENT * 16ull)
+		return 0;
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		free(buf);
+		return -errno;
+	}
+	n = io_pread_all(fd, buf, len, tk->bytes);
+	rc = n < 0 ? -errno : 0;
+	io->close(fd);
+	if (!rc && (uint64_t)n == len && buf[len - 1] == '\n') {
+		rc = tasklog_rescue(tl, tk->name, buf, len);
+		if (!rc)
+			report(ck, 'F', "task %s: %" PRIu64 " bytes of whole lines after its last "
+			       "event moved to tasks/%s/events.unapplied", tk->name, len, tk->name);
+	}
+	free(buf);
+	return rc;
+}
+
 /* Cut torn tails off the files (the consistent prefix stays). */
 static int cut_tails(struct ck *ck)
 {
@@ -1186,12 +1238,14 @@ static int cut_tails(struct ck *ck)
 
 		if (!tk->torn || tk->skip || !tk->on_disk || !tk->uid)
 			continue;
-		rc = tasklog_truncate(tl, tk->uid, tk->name, tk->bytes, tk->n);
+		rc = keep_tail(ck, tl, tk);
+		if (!rc)
+			rc = tasklog_truncate(tl, tk->uid, tk->name, tk->bytes, tk->n);
 		if (!rc)
 			rc = tasklog_sync(tl, tk->uid, tk->name);
 		if (!rc)
-			report(ck, 'F', "task %s: torn tail cut (%" PRIu64 " events kept)", tk->name,
-			       tk->n);
+			report(ck, 'F', "task %s: torn tail cut (%" PRIu64 " events kept%s)", tk->name,
+			       tk->n, tk->lost ? ", the rest lost with the log's end" : "");
 	}
 	if (tl)
 		tasklog_close(tl);

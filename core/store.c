@@ -262,6 +262,13 @@ struct evl_store {
 	uint64_t *broken;
 	size_t nbroken, broken_cap;	/* broken_cap in bytes (store_grow) */
 	bool broken_unknown;		/* one could not be recorded: every task is suspect */
+	/*
+	 * Tasks set aside (I8): their files do not end where the index says.
+	 * Guarded by lock; the list only grows while the store is open.
+	 */
+	struct damaged { uint64_t uid; char name[256]; } *damaged;
+	size_t ndamaged, damaged_cap;	/* damaged_cap in bytes (store_grow) */
+	uint64_t unapplied_events;	/* events of damaged tasks put in events.unapplied */
 	/* I7: the stamp; gen is the index's, file_gen DATA_DIR/stamp's (applier only) */
 	uint64_t stamp_id, stamp_gen, stamp_file_gen;
 	struct applier_job ckpt, shrink;	/* work others ask the applier for */
@@ -804,6 +811,81 @@ static void enqueue(struct evl_store *st, struct pend *p)
 		pthread_cond_signal(&st->applier_cv);
 }
 
+/*
+ * ---- damaged tasks ----
+ *
+ * I8: a task's log and sidecar end where the index says (the applier
+ * writes them at the index's offsets, recovery cuts them back to it).  A
+ * log cut short on disk (a partial restore, copytruncate) or appended to
+ * outside the store does not: writing at the index's offset would leave a
+ * hole of zeros or overwrite the other lines.  Such a task is set aside
+ * until evlogctl fsck --repair or reindex rebuilds it from its files: its
+ * opens for writing, writes and reads fail with EIO; other tasks go on.
+ * It is found without a scan: writer_open compares the log's size with the
+ * index's length (shorter only: the applier may be past it), the applier
+ * checks both files before each write (tasklog_write), and a read that
+ * comes up short marks it.  Events the applier could not write to a task
+ * set aside go to its events.unapplied, counted and logged.
+ */
+static bool is_damaged(struct evl_store *st, uint64_t uid)
+{
+	for (size_t i = 0; i < st->ndamaged; i++)
+		if (st->damaged[i].uid == uid)
+			return true;
+	return false;
+}
+
+static bool task_damaged(struct evl_store *st, uint64_t uid)
+{
+	bool d;
+
+	pthread_mutex_lock(&st->lock);
+	d = is_damaged(st, uid);
+	pthread_mutex_unlock(&st->lock);
+	return d;
+}
+
+/* Set task @uid (@name) aside, saying why (once). */
+static void set_aside(struct evl_store *st, uint64_t uid, const char *name, const char *why)
+{
+	bool first = false;
+
+	pthread_mutex_lock(&st->lock);
+	if (!is_damaged(st, uid) &&
+	    !store_grow(&st->damaged, &st->damaged_cap, (st->ndamaged + 1) * sizeof(*st->damaged))) {
+		st->damaged[st->ndamaged].uid = uid;
+		snprintf(st->damaged[st->ndamaged].name, sizeof(st->damaged->name), "%s", name);
+		st->ndamaged++;
+		first = true;
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (first)
+		evl_log(LOG_ERR, "task %s: %s: set aside as damaged (its reads and writes fail "
+			"with EIO); evlogctl fsck --repair or reindex recovers its whole events",
+			name, why);
+}
+
+/* Are task @uid's files at least as long as the index says?  Else set it aside: -EIO. */
+static int check_files(struct evl_store *st, const struct index_task *task)
+{
+	uint64_t len, n;
+	char why[160];
+	int rc;
+
+	rc = tasklog_sizes(st->tl, task->name, &len, &n);
+	if (rc == -ENOENT)
+		len = n = 0;
+	else if (rc)
+		return rc;
+	if (len >= task->log_len - task->base_len && n >= task->nevents - task->base_n)
+		return 0;
+	snprintf(why, sizeof(why), "its files are shorter than indexed (%" PRIu64 " of %" PRIu64
+		 " bytes, %" PRIu64 " of %" PRIu64 " records)", len, task->log_len - task->base_len,
+		 n, task->nevents - task->base_n);
+	set_aside(st, task->uid, task->name, why);
+	return -EIO;
+}
+
 /* ---- applying ---- */
 
 static int undo_delete(void *arg, uint64_t uid);
@@ -923,10 +1005,35 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 	}
 	for (uint32_t i = 0; i < p->n; i++)
 		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
-	rc = tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
-			   p->data_len, task.nevents - task.base_n, recs, p->n);
+	rc = task_damaged(st, p->uid) ? -EUCLEAN :
+		tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
+			      p->data_len, task.nevents - task.base_n, recs, p->n);
 	if (recs != stackrecs)
 		free(recs);
+	if (rc == -EUCLEAN) {
+		/* I8: not written over what the files hold; kept beside them */
+		uint64_t len = 0, n = 0;
+		char why[160];
+
+		tasklog_sizes(st->tl, task.name, &len, &n);
+		snprintf(why, sizeof(why), "its files do not end where the index says (%" PRIu64
+			 " bytes, %" PRIu64 " records; indexed: %" PRIu64 ", %" PRIu64 ")", len, n,
+			 task.log_len - task.base_len, task.nevents - task.base_n);
+		set_aside(st, p->uid, task.name, why);
+		rc = tasklog_rescue(st->tl, task.name, p->data, p->data_len);
+		if (rc) {
+			evl_log(LOG_ERR, "task %s: cannot keep %u events in events.unapplied: %s",
+				task.name, p->n, strerror(-rc));
+			return rc;
+		}
+		evl_log(LOG_ERR, "task %s: %u events (gseq %" PRIu64 "-%" PRIu64 ") put in its "
+			"events.unapplied, not in its log", task.name, p->n, p->gseq,
+			p->gseq + p->n - 1);
+		pthread_mutex_lock(&st->lock);
+		st->unapplied_events += p->n;
+		pthread_mutex_unlock(&st->lock);
+		return 0;
+	}
 	if (rc) {
 		evl_log(LOG_ERR, "cannot write task %s: %s", task.name, strerror(-rc));
 		return rc;
@@ -2783,6 +2890,7 @@ static int store_free(struct evl_store *st)
 	pthread_cond_destroy(&st->applied_cv);
 	pthread_rwlock_destroy(&st->swap_lock);
 	free(st->broken);
+	free(st->damaged);
 	free(st->type_field);
 	free(st->dir);
 	free(st);
@@ -3532,6 +3640,8 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	index_abort(t);
 
 	end = flen + pend;
+	if (task_damaged(st, uid))
+		return -EIO;	/* I8: nothing of it, not even its size's worth of pending */
 	if (off >= end)
 		return 0;
 	if (len > end - off)
@@ -3539,14 +3649,17 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	if (off < flen) {
 		size_t want = flen - off < len ? flen - off : len;
 
-		if (switch_broken(st, uid))
+		if (switch_broken(st, uid) || task_damaged(st, uid))
 			return -EIO;
 		n = tasklog_read(st->tl, uid, task.name, off, buf, want);
 		if (n < 0)
 			return n;
 		if ((size_t)n < want) {
-			evl_log(LOG_ERR, "task %s: log shorter than indexed (%" PRIu64 " bytes)",
-				task.name, flen);
+			char why[96];
+
+			snprintf(why, sizeof(why), "log shorter than indexed (%" PRIu64 " bytes)",
+				 flen);
+			set_aside(st, uid, task.name, why);
 			return -EIO;
 		}
 	}
@@ -3568,6 +3681,33 @@ ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *bu
 /* Record buffers larger than this are given back after each write. */
 #define RECORD_KEEP (64u << 10)
 
+/* I8: may task @uid be written?  0, or -EIO (set aside), -ENOENT or -errno. */
+static int writer_check(struct evl_store *st, uint64_t uid)
+{
+	struct index_task task;
+	struct index_txn *t;
+	bool damaged;
+	int rc;
+
+	/* a log rewrite's switch is not half seen */
+	pthread_rwlock_rdlock(&st->swap_lock);
+	rc = begin_read(st, &t);
+	if (rc) {
+		pthread_rwlock_unlock(&st->swap_lock);
+		return rc;
+	}
+	rc = find_task(st, t, NULL, uid, &task, NULL);
+	damaged = is_damaged(st, uid);
+	pthread_mutex_unlock(&st->lock);
+	index_abort(t);
+	if (!rc && damaged)
+		rc = -EIO;
+	else if (!rc && task.uid)	/* else its create is pending: no files yet */
+		rc = check_files(st, &task);
+	pthread_rwlock_unlock(&st->swap_lock);
+	return rc;
+}
+
 int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 {
 	struct evl_task_info info;
@@ -3581,6 +3721,8 @@ int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 	gen = st->delete_gen;
 	pthread_mutex_unlock(&st->lock);
 	rc = evl_task_stat(st, uid, &info);
+	if (!rc)
+		rc = writer_check(st, uid);
 	if (rc)
 		return rc;
 	w = calloc(1, sizeof(*w));
@@ -3791,6 +3933,13 @@ static int submit(struct evl_writer *w)
 		w->gen = gen;
 	}
 	pthread_mutex_lock(&st->lock);
+	if (is_damaged(st, w->uid)) {
+		/* I8: set aside since this writer opened */
+		pthread_mutex_unlock(&st->lock);
+		pthread_mutex_unlock(&st->append_lock);
+		pend_free(p);
+		return -EIO;
+	}
 	p->gseq = st->next_gseq;
 	st->next_gseq += p->n;
 	pthread_mutex_unlock(&st->lock);
@@ -4176,7 +4325,7 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->pin = NULL;
 		c->pin_uid = 0;
 		c->rc = index_task_by_uid(c->t, ev->uid, &task);
-		if (!c->rc && switch_broken(c->st, ev->uid))
+		if (!c->rc && (switch_broken(c->st, ev->uid) || task_damaged(c->st, ev->uid)))
 			c->rc = -EIO;
 		if (!c->rc)
 			c->rc = tasklog_pin(c->st->tl, ev->uid, task.name, &c->pin);
@@ -4448,6 +4597,21 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	o->pending_events = pending_events;
 	o->appended_events = st->appended_events;
 	o->appended_bytes = st->appended_bytes;
+	o->damaged_tasks = st->ndamaged;
+	o->unapplied_events = st->unapplied_events;
+	{
+		size_t at = 0;
+
+		for (size_t i = 0; i < st->ndamaged; i++) {
+			size_t l = strlen(st->damaged[i].name) + 1;
+
+			if (at + l >= sizeof(o->damaged))
+				break;
+			memcpy(o->damaged + at, st->damaged[i].name, l);
+			at += l;
+		}
+		o->damaged[at] = '\0';
+	}
 	o->rejected_invalid = st->rejected_invalid;
 	o->rejected_too_big = st->rejected_too_big;
 	o->rejected_held = st->rejected_held;

@@ -505,9 +505,32 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 	}
 	for (size_t i = 0; i < n; i++)
 		tasklog_encode(&recs[i], mb + i * TASKLOG_REC);
+	/*
+	 * The files must end where the index says: a log cut short on disk
+	 * would get a hole of zeros, one appended to outside the store would
+	 * lose its lines under these.  Neither is written.
+	 */
+	{
+		struct stat ls, ms;
+
+		if (fstat(e->log_fd, &ls) || fstat(e->meta_fd, &ms)) {
+			rc = -errno;
+			goto out_free;
+		}
+		if ((uint64_t)ls.st_size != off || (uint64_t)ms.st_size != idx * TASKLOG_REC) {
+			rc = -EUCLEAN;
+			goto out_free;
+		}
+	}
 	if (io_pwrite_all(e->log_fd, data, len, off) ||
-	    io_pwrite_all(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC))
+	    io_pwrite_all(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC)) {
 		rc = -errno;
+		/* the retry writes the same bytes here: let the files end where it expects */
+		if (io->ftruncate(e->log_fd, off) || io->ftruncate(e->meta_fd, idx * TASKLOG_REC))
+			evl_log(LOG_WARNING, "task %s: cannot cut back a failed write (%s): the "
+				"task is set aside at its next write", name, strerror(errno));
+	}
+out_free:
 	if (mb != stackbuf)
 		free(mb);
 out:
@@ -530,6 +553,21 @@ ssize_t tasklog_read(struct tasklog *tl, uint64_t uid, const char *name,
 		n = -errno;
 	put_fds(tl, e);
 	return n;
+}
+
+int tasklog_rescue(struct tasklog *tl, const char *name, const void *data, size_t len)
+{
+	char path[4400];
+	int fd, rc = 0;
+
+	file_path(tl, name, "events.unapplied", path, sizeof(path));
+	fd = io->open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (io_pwrite_all(fd, data, len, 0) || io->fsync(fd))
+		rc = -errno;
+	io->close(fd);
+	return rc;
 }
 
 struct tasklog_file {

@@ -66,7 +66,10 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name);
 
 /*
  * Write @len event bytes at @off of the log and @n sidecar records starting
- * at record @idx.  0 or -errno (ENOSPC, EIO).
+ * at record @idx.  The files must end there: -EUCLEAN (nothing written) if
+ * either is shorter or longer (damaged, or written outside the store).  A
+ * failed write is cut back, so that its retry finds the files as before.
+ * 0 or -errno (ENOSPC, EIO, EUCLEAN).
  */
 int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
 		  const void *data, size_t len, uint64_t idx,
@@ -79,6 +82,12 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
  */
 #define TASKLOG_UID_XATTR "user.evlogfs.uid"
 uint64_t tasklog_uid_of(const char *dir, const char *name);
+
+/*
+ * Append @len event bytes to task @name's events.unapplied (made if
+ * missing) and fsync it: events a damaged task could not take.  0 or -errno.
+ */
+int tasklog_rescue(struct tasklog *tl, const char *name, const void *data, size_t len);
 
 /* Read up to @len log bytes at @off.  Bytes read, or -errno. */
 ssize_t tasklog_read(struct tasklog *tl, uint64_t uid, const char *name,
