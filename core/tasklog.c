@@ -482,6 +482,30 @@ int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r)
 	return h == XXH32(in, 20, 0) ? 0 : -EILSEQ;
 }
 
+/*
+ * Do the bytes of a file of @size at @off agree with @buf (@len) as far
+ * as both go?  Past the end there is nothing to agree with.  A batch whose
+ * index commit failed (a full disk) wrote them: its retry writes the same
+ * bytes again (with the same gseqs in the sidecar).  Anything else there
+ * was written outside the store.
+ */
+static bool same_bytes(int fd, const void *buf, size_t len, uint64_t off, uint64_t size)
+{
+	char tmp[4096];
+
+	if (size > off && size - off < len)
+		len = size - off;
+	for (size_t done = 0; size > off && done < len;) {
+		size_t k = len - done < sizeof(tmp) ? len - done : sizeof(tmp);
+		ssize_t got = io_pread_all(fd, tmp, k, off + done);
+
+		if (got != (ssize_t)k || memcmp(tmp, (const char *)buf + done, k))
+			return false;
+		done += k;
+	}
+	return true;
+}
+
 int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
 		  const void *data, size_t len, uint64_t idx,
 		  const struct tasklog_rec *recs, size_t n)
@@ -508,7 +532,8 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 	/*
 	 * The files must end where the index says: a log cut short on disk
 	 * would get a hole of zeros, one appended to outside the store would
-	 * lose its lines under these.  Neither is written.
+	 * lose its lines under these.  Neither is written.  Bytes past the end
+	 * are fine only if they are these (a retried batch).
 	 */
 	{
 		struct stat ls, ms;
@@ -517,7 +542,9 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 			rc = -errno;
 			goto out_free;
 		}
-		if ((uint64_t)ls.st_size != off || (uint64_t)ms.st_size != idx * TASKLOG_REC) {
+		if ((uint64_t)ls.st_size < off || (uint64_t)ms.st_size < idx * TASKLOG_REC ||
+		    !same_bytes(e->log_fd, data, len, off, ls.st_size) ||
+		    !same_bytes(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC, ms.st_size)) {
 			rc = -EUCLEAN;
 			goto out_free;
 		}

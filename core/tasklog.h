@@ -67,7 +67,8 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name);
 /*
  * Write @len event bytes at @off of the log and @n sidecar records starting
  * at record @idx.  The files must end there: -EUCLEAN (nothing written) if
- * either is shorter or longer (damaged, or written outside the store).  A
+ * either is shorter, or longer with other bytes than these (damaged, or
+ * written outside the store; the same bytes are a retry of a failed batch).  A
  * failed write is cut back, so that its retry finds the files as before.
  * 0 or -errno (ENOSPC, EIO, EUCLEAN).
  */
