@@ -1423,7 +1423,7 @@ static int replay_journal(struct ck *ck, struct tasklog *tl)
 		rec = (struct tasklog_rec){ .gseq = je->gseq, .time_ns = je->time_ns,
 					    .len = je->len };
 		rc = tasklog_write(tl, tk->uid, tk->name, tk->bytes, je->data, je->len, tk->n,
-				   &rec, 1);
+				   &rec, 1, 0);
 		if (!rc)
 			rc = add_event(ck, tk - ck->tasks, je->gseq, tk->bytes, je->len, type, tlen);
 		if (rc)

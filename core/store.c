@@ -269,6 +269,12 @@ struct evl_store {
 	struct damaged { uint64_t uid; char name[256]; } *damaged;
 	size_t ndamaged, damaged_cap;	/* damaged_cap in bytes (store_grow) */
 	uint64_t unapplied_events;	/* events of damaged tasks put in events.unapplied */
+	/*
+	 * The open's replay of the journal after a power loss (I9: files not
+	 * trusted): a task not dirty at the crash may hold a batch whose index
+	 * commit was lost, with holes where its pages were not kept.
+	 */
+	bool replay_after_loss;
 	/* I7: the stamp; gen is the index's, file_gen DATA_DIR/stamp's (applier only) */
 	uint64_t stamp_id, stamp_gen, stamp_file_gen;
 	struct applier_job ckpt, shrink;	/* work others ask the applier for */
@@ -1007,7 +1013,8 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
 	rc = task_damaged(st, p->uid) ? -EUCLEAN :
 		tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
-			      p->data_len, task.nevents - task.base_n, recs, p->n);
+			      p->data_len, task.nevents - task.base_n, recs, p->n,
+			      st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
 	if (recs != stackrecs)
 		free(recs);
 	if (rc == -EUCLEAN) {
@@ -2535,7 +2542,7 @@ static int rewrite(struct evl_store *st, struct repair *rp, const struct pend *p
 	for (uint32_t i = 0; i < p->n; i++)
 		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
 	rc = tasklog_write(st->tl, rp->uid, rp->name, rp->pos, p->data, p->data_len,
-			   rp->idx, recs, p->n);
+			   rp->idx, recs, p->n, 0);	/* cut to rp->pos before: nothing past it */
 	free(recs);
 	rp->pos += p->data_len;
 	rp->idx += p->n;
@@ -2681,6 +2688,15 @@ static int store_recover(struct evl_store *st)
 	rc = event_validator_new_ex(st->opt.type_field, (size_t)1 << 30, EVENT_STORED, &r.val);
 	if (rc)
 		goto out;
+	/*
+	 * I2 lets a crash leave, past the index's lengths, the bytes of a
+	 * batch whose commit it lost.  A task dirty at the crash was cut back
+	 * above; one the lost commit made dirty was not (its index entry is
+	 * the lost one): the replay of the same records writes them again.
+	 * After a kill -9 they are those very bytes; after a power loss any
+	 * part of them may be a hole instead.
+	 */
+	st->replay_after_loss = !r.trusted;
 	snprintf(path, sizeof(path), "%s/journal", st->dir);
 	rc = journal_open(path, r.nrep ? m.ckpt_lsn : m.applied_lsn, &jo, replay_cb, &r, &st->jn);
 	if (rc)
@@ -2706,6 +2722,7 @@ static int store_recover(struct evl_store *st)
 		st->durable_lsn = js.durable_lsn;
 	}
 	rc = apply_all(st);
+	st->replay_after_loss = false;	/* the replay is written: files as written from here */
 	if (!rc)
 		rc = trim_recover_dropping(st);
 	/* I6: what this boot writes from now on is trusted by a reopen in it */
@@ -2716,6 +2733,7 @@ static int store_recover(struct evl_store *st)
 	/* a deletion whose purge was cut short goes on in the background */
 	st->purge_more = true;
 out:
+	st->replay_after_loss = false;
 	event_validator_free(r.val);
 	free(r.rep);
 	return rc;

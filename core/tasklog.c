@@ -485,11 +485,14 @@ int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r)
 /*
  * Do the bytes of a file of @size at @off agree with @buf (@len) as far
  * as both go?  Past the end there is nothing to agree with.  A batch whose
- * index commit failed (a full disk) wrote them: its retry writes the same
- * bytes again (with the same gseqs in the sidecar).  Anything else there
- * was written outside the store.
+ * index commit failed (a full disk) or was lost (a crash) wrote them: its
+ * retry or replay writes the same bytes again (with the same gseqs in the
+ * sidecar).  With @zeros, a byte may also be 0: a power loss keeps any
+ * part of what was not synced and leaves the rest of a file's new length
+ * a hole.  Anything else there was written outside the store.
  */
-static bool same_bytes(int fd, const void *buf, size_t len, uint64_t off, uint64_t size)
+static bool same_bytes(int fd, const void *buf, size_t len, uint64_t off, uint64_t size,
+		       bool zeros)
 {
 	char tmp[4096];
 
@@ -497,10 +500,18 @@ static bool same_bytes(int fd, const void *buf, size_t len, uint64_t off, uint64
 		len = size - off;
 	for (size_t done = 0; size > off && done < len;) {
 		size_t k = len - done < sizeof(tmp) ? len - done : sizeof(tmp);
+		const char *want = (const char *)buf + done;
 		ssize_t got = io_pread_all(fd, tmp, k, off + done);
 
-		if (got != (ssize_t)k || memcmp(tmp, (const char *)buf + done, k))
+		if (got != (ssize_t)k)
 			return false;
+		if (memcmp(tmp, want, k)) {
+			if (!zeros)
+				return false;
+			for (size_t i = 0; i < k; i++)
+				if (tmp[i] && tmp[i] != want[i])
+					return false;
+		}
 		done += k;
 	}
 	return true;
@@ -508,8 +519,9 @@ static bool same_bytes(int fd, const void *buf, size_t len, uint64_t off, uint64
 
 int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
 		  const void *data, size_t len, uint64_t idx,
-		  const struct tasklog_rec *recs, size_t n)
+		  const struct tasklog_rec *recs, size_t n, unsigned flags)
 {
+	bool zeros = flags & TASKLOG_AFTER_LOSS;
 	unsigned char stackbuf[64 * TASKLOG_REC], *mb = stackbuf;
 	struct fd_entry *e;
 	int rc;
@@ -533,7 +545,8 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 	 * The files must end where the index says: a log cut short on disk
 	 * would get a hole of zeros, one appended to outside the store would
 	 * lose its lines under these.  Neither is written.  Bytes past the end
-	 * are fine only if they are these (a retried batch).
+	 * are fine only if they are these (a retried or replayed batch), or
+	 * after a power loss holes where they were not kept.
 	 */
 	{
 		struct stat ls, ms;
@@ -543,8 +556,9 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 			goto out_free;
 		}
 		if ((uint64_t)ls.st_size < off || (uint64_t)ms.st_size < idx * TASKLOG_REC ||
-		    !same_bytes(e->log_fd, data, len, off, ls.st_size) ||
-		    !same_bytes(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC, ms.st_size)) {
+		    !same_bytes(e->log_fd, data, len, off, ls.st_size, zeros) ||
+		    !same_bytes(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC, ms.st_size,
+				zeros)) {
 			rc = -EUCLEAN;
 			goto out_free;
 		}

@@ -70,11 +70,14 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name);
  * either is shorter, or longer with other bytes than these (damaged, or
  * written outside the store; the same bytes are a retry of a failed batch).  A
  * failed write is cut back, so that its retry finds the files as before.
- * 0 or -errno (ENOSPC, EIO, EUCLEAN).
+ * TASKLOG_AFTER_LOSS in @flags: the write replays the journal after a power
+ * loss, which may have left holes (zeros) where these bytes were written
+ * before; they count as these.  0 or -errno (ENOSPC, EIO, EUCLEAN).
  */
+#define TASKLOG_AFTER_LOSS 1u
 int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
 		  const void *data, size_t len, uint64_t idx,
-		  const struct tasklog_rec *recs, size_t n);
+		  const struct tasklog_rec *recs, size_t n, unsigned flags);
 
 /*
  * A task directory carries its uid in an extended attribute (where the file

@@ -33,12 +33,12 @@ static void write_only_at_the_files_end(void **state)
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
 	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
 	assert_int_equal(tasklog_create(tl, 1, "t"), 0);
-	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1), 0);
+	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
 	/* cut short on disk: the next write at the index's offset is refused */
 	snprintf(path, sizeof(path), "%s/t/events", dir);
 	assert_int_equal(truncate(path, 5), 0);
 	r.gseq = 2;
-	assert_int_equal(tasklog_write(tl, 1, "t", sizeof(ev) - 1, ev, sizeof(ev) - 1, 1, &r, 1),
+	assert_int_equal(tasklog_write(tl, 1, "t", sizeof(ev) - 1, ev, sizeof(ev) - 1, 1, &r, 1, 0),
 			 -EUCLEAN);
 	assert_int_equal(tasklog_sizes(tl, "t", &l, &c), 0);
 	assert_int_equal(l, 5);
@@ -50,7 +50,7 @@ static void write_only_at_the_files_end(void **state)
 	fputs(ev, f);
 	fputs(extra, f);
 	fclose(f);
-	assert_int_equal(tasklog_write(tl, 1, "t", sizeof(ev) - 1, ev, sizeof(ev) - 1, 1, &r, 1),
+	assert_int_equal(tasklog_write(tl, 1, "t", sizeof(ev) - 1, ev, sizeof(ev) - 1, 1, &r, 1, 0),
 			 -EUCLEAN);
 	assert_int_equal(tasklog_read(tl, 1, "t", sizeof(ev) - 1, got, sizeof(got)),
 			 sizeof(extra) - 1);
@@ -85,7 +85,7 @@ static void write_read_with_a_small_cache(void **state)
 
 			r.len = k;
 			snprintf(name, sizeof(name), "task%d", (int)u);
-			assert_int_equal(tasklog_write(tl, u, name, len[u], buf, k, n[u], &r, 1), 0);
+			assert_int_equal(tasklog_write(tl, u, name, len[u], buf, k, n[u], &r, 1, 0), 0);
 			len[u] += k;
 			n[u]++;
 		}
@@ -164,7 +164,7 @@ static struct tasklog *open_tasks(void **state, unsigned slots, unsigned n)
 		snprintf(name, sizeof(name), "t%d", (int)u);
 		r.len = snprintf(ev, sizeof(ev), "{\"u\":%d}\n", (int)u);
 		assert_int_equal(tasklog_create(tl, u, name), 0);
-		assert_int_equal(tasklog_write(tl, u, name, 0, ev, r.len, 0, &r, 1), 0);
+		assert_int_equal(tasklog_write(tl, u, name, 0, ev, r.len, 0, &r, 1, 0), 0);
 	}
 	tasklog_close(tl);
 	assert_int_equal(tasklog_open(dir, slots, &tl), 0);
@@ -222,7 +222,7 @@ static void emfile_sheds_the_least_recently_used(void **state)
 	{
 		struct tasklog_rec r = { 99, 1, 8 };
 
-		assert_int_equal(tasklog_write(tl, 2, "t2", 8, "{\"x\":1}\n", 8, 1, &r, 1), 0);
+		assert_int_equal(tasklog_write(tl, 2, "t2", 8, "{\"x\":1}\n", 8, 1, &r, 1, 0), 0);
 	}
 	assert_int_equal(tasklog_shed_count(tl), 2);
 	/* other errors are not the limit: nothing is shed, the error is told */
