@@ -895,6 +895,7 @@ static int check_files(struct evl_store *st, const struct index_task *task)
 /* ---- applying ---- */
 
 static int undo_delete(void *arg, uint64_t uid);
+static bool switch_broken(const struct evl_store *st, uint64_t uid);
 static int finish_switches(struct evl_store *st, void *arg);
 
 static int apply_create(struct evl_store *st, struct index_txn *t, struct index_meta *m,
@@ -999,6 +1000,15 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 		return 0;	/* written to a task deleted meanwhile */
 	if (rc)
 		return rc;
+	/*
+	 * A log rewrite switched in the index but not renamed on disk: the
+	 * task's files are still the old ones, which the index's offsets no
+	 * longer describe (nor does tasklog_write's check: it would set the
+	 * task aside).  The batch waits for the renames (the applier finishes
+	 * them before it retries; only the applier changes broken[]).
+	 */
+	if (switch_broken(st, p->uid))
+		return -EBUSY;
 	if (!index_dirty_has(t, p->uid)) {
 		rc = index_dirty_add(t, p->uid, task.log_len, task.nevents);
 		if (rc)
@@ -1773,6 +1783,12 @@ static void *applier_main(void *arg)
 			continue;
 
 		if (work && st->head->lsn > upto)
+			work = false;
+		/*
+		 * Unfinished rewrites first: a batch for their tasks cannot be
+		 * applied before (apply_append), and would be retried for ever.
+		 */
+		if (work && st->switch_unfinished && !backoff_ms)
 			work = false;
 		/* let appends gather, unless someone waits for them */
 		if (work && st->head->kind == REC_APPEND && !st->stop && st->head->lsn > st->want_lsn &&
