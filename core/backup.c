@@ -690,6 +690,9 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	snprintf(path, sizeof(path), "%s/index", dest);
 	snprintf(from, sizeof(from), "%s/index.old", dest);
 	rc = index_install(snap, path);
+	/* the snapshot's generation is the copy's (store.c, I7) */
+	if (!rc)
+		rc = store_stamp_adopt(dest);
 	if (!rc)
 		rc = store_rmrf(from);	/* left by an older version */
 	snprintf(path, sizeof(path), "%s/journal", dest);

@@ -49,6 +49,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -82,6 +83,8 @@ struct ck_task {
 	uint64_t file_recs;
 	uint64_t mended;		/* sidecar records rebuilt (ck->mends) */
 	bool torn;			/* a bad record is the last one */
+	uint64_t lost;			/* records past the end of a log cut short */
+	uint64_t log_size;
 };
 
 struct ck_ev {
@@ -569,6 +572,20 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		else if (event_validate(ck->val, (const char *)log + off, rec.len - 1, type, &tlen,
 					&ee))
 			why = ee.reason;
+		if (why && rec.len && off + rec.len > log_size && !tasklog_decode(meta + k *
+									       TASKLOG_REC, &rec)) {
+			/*
+			 * The log was cut short (a partial restore, copytruncate):
+			 * this event and every later one (at higher offsets) are
+			 * not in it.  What precedes is whole: a torn tail.
+			 */
+			tk->torn = true;
+			tk->lost = tk->file_recs - k;
+			report(ck, 'E', "task %s: log shorter than its sidecar (%" PRIu64 " bytes): "
+			       "events %" PRIu64 "-%" PRIu64 " are not in it (%" PRIu64 " lost)",
+			       tk->name, log_size, k + 1, tk->file_recs, tk->lost);
+			break;
+		}
 		if (why) {
 			tk->torn = k + 1 == tk->file_recs;
 			/* a torn tail is cut by recovery; damage before it is not repairable */
@@ -602,6 +619,7 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		report(ck, 'E', "task %s: sidecar ends in a partial record (a torn last write)",
 		       tk->name);
 	}
+	tk->log_size = log_size;
 	if (tk->n >= tk->file_recs && limit >= tk->file_recs && log_size > tk->bytes) {
 		tk->torn = true;
 		report(ck, 'E', "task %s: %" PRIu64 " log bytes after its last event"
@@ -883,6 +901,24 @@ static int open_index(struct ck *ck, bool must_exist, bool write)
 		return rc;
 	rc = index_get_type_field(t, ck->type_field, sizeof(ck->type_field));
 	index_abort(t);
+	return rc;
+}
+
+/*
+ * I7 (store.c): is the index this store's, as new as its logs?  0, or
+ * -ESTALE (reported at @level) or -errno.
+ */
+static int check_stamp(struct ck *ck, char level)
+{
+	struct store_stamp s;
+	char why[512];
+	int rc;
+
+	rc = store_stamp_check(ck->dir, ck->ix, &s, why, sizeof(why));
+	if (rc == -ESTALE)
+		report(ck, level, "the index does not describe the logs of %s: %s%s", ck->dir, why,
+		       level == 'X' ? "; evlogctl reindex rebuilds it from them" :
+		       ": building a new one");
 	return rc;
 }
 
@@ -1415,6 +1451,41 @@ static int write_mends(struct ck *ck)
 	return rc;
 }
 
+/*
+ * Whole lines after a task's last event (appended to the log outside the
+ * store) are no torn write: they go to its events.unapplied, not away.
+ */
+static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
+{
+	char path[4200], *buf;
+	uint64_t len = tk->log_size > tk->bytes ? tk->log_size - tk->bytes : 0;
+	ssize_t n;
+	int fd, rc;
+
+	if (!len || len > CHECK_MAX_EVENT * 16ull)
+		return 0;
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		free(buf);
+		return -errno;
+	}
+	n = io_pread_all(fd, buf, len, tk->bytes);
+	rc = n < 0 ? -errno : 0;
+	io->close(fd);
+	if (!rc && (uint64_t)n == len && buf[len - 1] == '\n') {
+		rc = tasklog_rescue(tl, tk->name, buf, len);
+		if (!rc)
+			report(ck, 'F', "task %s: %" PRIu64 " bytes of whole lines after its last "
+			       "event moved to tasks/%s/events.unapplied", tk->name, len, tk->name);
+	}
+	free(buf);
+	return rc;
+}
+
 /* Cut torn tails off the files (the consistent prefix stays). */
 static int cut_tails(struct ck *ck)
 {
@@ -1429,12 +1500,14 @@ static int cut_tails(struct ck *ck)
 
 		if (!tk->torn || tk->skip || !tk->on_disk || !tk->uid)
 			continue;
-		rc = tasklog_truncate(tl, tk->uid, tk->name, tk->bytes, tk->n);
+		rc = keep_tail(ck, tl, tk);
+		if (!rc)
+			rc = tasklog_truncate(tl, tk->uid, tk->name, tk->bytes, tk->n);
 		if (!rc)
 			rc = tasklog_sync(tl, tk->uid, tk->name);
 		if (!rc)
-			report(ck, 'F', "task %s: torn tail cut (%" PRIu64 " events kept)", tk->name,
-			       tk->n);
+			report(ck, 'F', "task %s: torn tail cut (%" PRIu64 " events kept%s)", tk->name,
+			       tk->n, tk->lost ? ", the rest lost with the log's end" : "");
 	}
 	if (tl)
 		tasklog_close(tl);
@@ -1485,7 +1558,10 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		       dir, strerror(-rc));
 		goto out;
 	}
-	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
+	/* nothing to compare with: --repair would "fix" the logs to an older index */
+	rc = check_stamp(&ck, 'X');
+	if (!rc)
+		rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
 		rc = index_unreadable(&ck, load_index(&ck, &m, &dirty, &trims));
 	if (rc)
@@ -1632,7 +1708,7 @@ static int replay_journal(struct ck *ck, struct tasklog *tl)
 		rec = (struct tasklog_rec){ .gseq = je->gseq, .time_ns = je->time_ns,
 					    .len = je->len };
 		rc = tasklog_write(tl, tk->uid, tk->name, tk->bytes, je->data, je->len, tk->n,
-				   &rec, 1);
+				   &rec, 1, 0);
 		if (!rc)
 			rc = add_event(ck, tk - ck->tasks, je->gseq, tk->bytes, je->len, type, tlen);
 		if (rc)
@@ -1740,6 +1816,14 @@ static int put_tasks(struct ck *ck, struct index_txn *t, void *arg)
 	return rc;
 }
 
+static int put_stamp(struct ck *ck, struct index_txn *t, void *arg)
+{
+	const uint64_t *v = arg;
+
+	(void)ck;
+	return index_put_stamp(t, v[0], v[1]);
+}
+
 /* Sort the events again (after replay_journal added some) and redo the runs. */
 static void resort(struct ck *ck)
 {
@@ -1784,6 +1868,7 @@ static int swap_index(struct ck *ck)
 int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
 {
 	struct index_meta m = { .next_gseq = 1, .next_uid = 1 }, old = { 0 };
+	uint64_t stamp_id, stamp_gen;
 	char path[4200];
 	uint64_t dirty, trims;
 	struct tasklog *tl = NULL;
@@ -1809,6 +1894,8 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	} else if (rc) {
 		report(&ck, 'I', "the old index does not open (%s): building a new one",
 		       strerror(-rc));
+	} else if ((rc = check_stamp(&ck, 'I'))) {
+		/* recovery through it would cut the logs back to it: not used at all */
 	} else {
 		rc = recover(&ck, "evlogctl reindex");
 		if (rc == -EBUSY)
@@ -1895,7 +1982,17 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		m.next_gseq = ck.j_max_gseq + 1;
 	m.applied_lsn = m.ckpt_lsn = ck.j_last_lsn > old.applied_lsn ? ck.j_last_lsn
 								      : old.applied_lsn;
+	if (store_stamp_read(dir, &stamp_id, &stamp_gen)) {
+		stamp_gen = 0;
+		if (getrandom(&stamp_id, sizeof(stamp_id), 0) != sizeof(stamp_id)) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	stamp_gen++;	/* ahead of every index made before */
 	rc = in_txn(&ck, put_tasks, &m);
+	if (!rc)
+		rc = in_txn(&ck, put_stamp, (uint64_t[]){ stamp_id, stamp_gen });
 	if (!rc)
 		rc = repair(&ck, true);
 	/* its last commit's meta page is not synced (MDB_NOMETASYNC): before it replaces the old */
@@ -1906,6 +2003,9 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	index_close(ck.ix);
 	ck.ix = NULL;
 	rc = swap_index(&ck);
+	/* the index is one generation ahead of the file: the open would accept it too */
+	if (!rc)
+		rc = store_stamp_write(dir, stamp_id, stamp_gen);
 	if (!rc)
 		rc = clean_leftovers(&ck);
 	if (rc)

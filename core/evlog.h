@@ -341,6 +341,10 @@ struct evl_stats {
 	bool commit_sync;
 	unsigned commit_ms;
 	char last_rejection[512];	/* "" if none */
+	/* tasks set aside as damaged: how many, and the first names (each NUL-ended, "" ends) */
+	uint64_t damaged_tasks;
+	char damaged[1024];
+	uint64_t unapplied_events;	/* events put in a damaged task's events.unapplied */
 };
 
 void evl_store_stats(struct evl_store *st, struct evl_stats *out);

@@ -6,7 +6,8 @@
  * from logs and sidecars, never copied between machines)
  *
  *   meta   "meta" -> struct index_meta; "type_field"; "version"; "next_tid";
- *          "boot" -> the boot id the task files were last written under"
+ *          "boot" -> the boot id the task files were last written under";
+ *          "stamp" -> store id(8), generation(8) (store.c: the stamp)
  *   tasks  uid(8)                 -> task_val (state, lengths, times, name),
  *                                    then base_len, base_n, then owner uid,
  *                                    gid, mode (each part optional)
@@ -1233,6 +1234,25 @@ int index_get_boot(struct index_txn *t, char *buf, size_t n)
 int index_put_boot(struct index_txn *t, const char *boot)
 {
 	return put_val(t, t->ix->meta, "boot", 4, boot, strlen(boot));
+}
+
+int index_get_stamp(struct index_txn *t, uint64_t *id, uint64_t *gen)
+{
+	uint64_t v[2];
+	int rc = get_val(t, t->ix->meta, "stamp", 5, v, sizeof(v));
+
+	if (rc)
+		return rc;
+	*id = v[0];
+	*gen = v[1];
+	return 0;
+}
+
+int index_put_stamp(struct index_txn *t, uint64_t id, uint64_t gen)
+{
+	uint64_t v[2] = { id, gen };
+
+	return put_val(t, t->ix->meta, "stamp", 5, v, sizeof(v));
 }
 
 /* ---- tasks ---- */

@@ -92,7 +92,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -260,6 +262,21 @@ struct evl_store {
 	uint64_t *broken;
 	size_t nbroken, broken_cap;	/* broken_cap in bytes (store_grow) */
 	bool broken_unknown;		/* one could not be recorded: every task is suspect */
+	/*
+	 * Tasks set aside (I8): their files do not end where the index says.
+	 * Guarded by lock; the list only grows while the store is open.
+	 */
+	struct damaged { uint64_t uid; char name[256]; } *damaged;
+	size_t ndamaged, damaged_cap;	/* damaged_cap in bytes (store_grow) */
+	uint64_t unapplied_events;	/* events of damaged tasks put in events.unapplied */
+	/*
+	 * The open's replay of the journal after a power loss (I9: files not
+	 * trusted): a task not dirty at the crash may hold a batch whose index
+	 * commit was lost, with holes where its pages were not kept.
+	 */
+	bool replay_after_loss;
+	/* I7: the stamp; gen is the index's, file_gen DATA_DIR/stamp's (applier only) */
+	uint64_t stamp_id, stamp_gen, stamp_file_gen;
 	struct applier_job ckpt, shrink;	/* work others ask the applier for */
 	struct applier_job call;	/* any function, for compaction (one caller) */
 	/*
@@ -800,9 +817,85 @@ static void enqueue(struct evl_store *st, struct pend *p)
 		pthread_cond_signal(&st->applier_cv);
 }
 
+/*
+ * ---- damaged tasks ----
+ *
+ * I8: a task's log and sidecar end where the index says (the applier
+ * writes them at the index's offsets, recovery cuts them back to it).  A
+ * log cut short on disk (a partial restore, copytruncate) or appended to
+ * outside the store does not: writing at the index's offset would leave a
+ * hole of zeros or overwrite the other lines.  Such a task is set aside
+ * until evlogctl fsck --repair or reindex rebuilds it from its files: its
+ * opens for writing, writes and reads fail with EIO; other tasks go on.
+ * It is found without a scan: writer_open compares the log's size with the
+ * index's length (shorter only: the applier may be past it), the applier
+ * checks both files before each write (tasklog_write), and a read that
+ * comes up short marks it.  Events the applier could not write to a task
+ * set aside go to its events.unapplied, counted and logged.
+ */
+static bool is_damaged(struct evl_store *st, uint64_t uid)
+{
+	for (size_t i = 0; i < st->ndamaged; i++)
+		if (st->damaged[i].uid == uid)
+			return true;
+	return false;
+}
+
+static bool task_damaged(struct evl_store *st, uint64_t uid)
+{
+	bool d;
+
+	pthread_mutex_lock(&st->lock);
+	d = is_damaged(st, uid);
+	pthread_mutex_unlock(&st->lock);
+	return d;
+}
+
+/* Set task @uid (@name) aside, saying why (once). */
+static void set_aside(struct evl_store *st, uint64_t uid, const char *name, const char *why)
+{
+	bool first = false;
+
+	pthread_mutex_lock(&st->lock);
+	if (!is_damaged(st, uid) &&
+	    !store_grow(&st->damaged, &st->damaged_cap, (st->ndamaged + 1) * sizeof(*st->damaged))) {
+		st->damaged[st->ndamaged].uid = uid;
+		snprintf(st->damaged[st->ndamaged].name, sizeof(st->damaged->name), "%s", name);
+		st->ndamaged++;
+		first = true;
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (first)
+		evl_log(LOG_ERR, "task %s: %s: set aside as damaged (its reads and writes fail "
+			"with EIO); evlogctl fsck --repair or reindex recovers its whole events",
+			name, why);
+}
+
+/* Are task @uid's files at least as long as the index says?  Else set it aside: -EIO. */
+static int check_files(struct evl_store *st, const struct index_task *task)
+{
+	uint64_t len, n;
+	char why[160];
+	int rc;
+
+	rc = tasklog_sizes(st->tl, task->name, &len, &n);
+	if (rc == -ENOENT)
+		len = n = 0;
+	else if (rc)
+		return rc;
+	if (len >= task->log_len - task->base_len && n >= task->nevents - task->base_n)
+		return 0;
+	snprintf(why, sizeof(why), "its files are shorter than indexed (%" PRIu64 " of %" PRIu64
+		 " bytes, %" PRIu64 " of %" PRIu64 " records)", len, task->log_len - task->base_len,
+		 n, task->nevents - task->base_n);
+	set_aside(st, task->uid, task->name, why);
+	return -EIO;
+}
+
 /* ---- applying ---- */
 
 static int undo_delete(void *arg, uint64_t uid);
+static bool switch_broken(const struct evl_store *st, uint64_t uid);
 static int finish_switches(struct evl_store *st, void *arg);
 
 static int apply_create(struct evl_store *st, struct index_txn *t, struct index_meta *m,
@@ -907,6 +1000,15 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 		return 0;	/* written to a task deleted meanwhile */
 	if (rc)
 		return rc;
+	/*
+	 * A log rewrite switched in the index but not renamed on disk: the
+	 * task's files are still the old ones, which the index's offsets no
+	 * longer describe (nor does tasklog_write's check: it would set the
+	 * task aside).  The batch waits for the renames (the applier finishes
+	 * them before it retries; only the applier changes broken[]).
+	 */
+	if (switch_broken(st, p->uid))
+		return -EBUSY;
 	if (!index_dirty_has(t, p->uid)) {
 		rc = index_dirty_add(t, p->uid, task.log_len, task.nevents);
 		if (rc)
@@ -919,10 +1021,36 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 	}
 	for (uint32_t i = 0; i < p->n; i++)
 		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
-	rc = tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
-			   p->data_len, task.nevents - task.base_n, recs, p->n);
+	rc = task_damaged(st, p->uid) ? -EUCLEAN :
+		tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
+			      p->data_len, task.nevents - task.base_n, recs, p->n,
+			      st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
 	if (recs != stackrecs)
 		free(recs);
+	if (rc == -EUCLEAN) {
+		/* I8: not written over what the files hold; kept beside them */
+		uint64_t len = 0, n = 0;
+		char why[160];
+
+		tasklog_sizes(st->tl, task.name, &len, &n);
+		snprintf(why, sizeof(why), "its files do not end where the index says (%" PRIu64
+			 " bytes, %" PRIu64 " records; indexed: %" PRIu64 ", %" PRIu64 ")", len, n,
+			 task.log_len - task.base_len, task.nevents - task.base_n);
+		set_aside(st, p->uid, task.name, why);
+		rc = tasklog_rescue(st->tl, task.name, p->data, p->data_len);
+		if (rc) {
+			evl_log(LOG_ERR, "task %s: cannot keep %u events in events.unapplied: %s",
+				task.name, p->n, strerror(-rc));
+			return rc;
+		}
+		evl_log(LOG_ERR, "task %s: %u events (gseq %" PRIu64 "-%" PRIu64 ") put in its "
+			"events.unapplied, not in its log", task.name, p->n, p->gseq,
+			p->gseq + p->n - 1);
+		pthread_mutex_lock(&st->lock);
+		st->unapplied_events += p->n;
+		pthread_mutex_unlock(&st->lock);
+		return 0;
+	}
 	if (rc) {
 		evl_log(LOG_ERR, "cannot write task %s: %s", task.name, strerror(-rc));
 		return rc;
@@ -1134,16 +1262,50 @@ static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nev
 	return 0;
 }
 
-/* Record ckpt_lsn = applied_lsn (*@arg: the meta written) and clear the dirty set. */
+/*
+ * I7: bring DATA_DIR/stamp up to the index's generation (the index is
+ * synced).  A failure is logged and redone at the next checkpoint, which
+ * meanwhile does not advance the index.
+ */
+static void stamp_follow(struct evl_store *st)
+{
+	int rc;
+
+	if (st->opt.read_only || st->stamp_file_gen == st->stamp_gen)
+		return;
+	rc = store_stamp_write(st->dir, st->stamp_id, st->stamp_gen);
+	if (rc)
+		evl_log(LOG_WARNING, "cannot write %s/stamp: %s (retried at the next checkpoint)",
+			st->dir, strerror(-rc));
+	else
+		st->stamp_file_gen = st->stamp_gen;
+}
+
+struct ckpt_ctx {
+	struct evl_store *st;
+	struct index_meta m;	/* the meta written */
+	uint64_t gen;		/* the index's generation after it */
+};
+
+/*
+ * Record ckpt_lsn = applied_lsn and clear the dirty set.  I7: the index
+ * moves one generation ahead of DATA_DIR/stamp, which follows once the
+ * index is synced; never two ahead (a stamp write that failed is redone
+ * first), so an index copied before this checkpoint is older than the
+ * stamp after it.
+ */
 static int ckpt_txn(struct index_txn *t, void *arg)
 {
-	struct index_meta *m = arg;
-	int rc = index_get_meta(t, m);
+	struct ckpt_ctx *c = arg;
+	int rc = index_get_meta(t, &c->m);
 
 	if (!rc) {
-		m->ckpt_lsn = m->applied_lsn;
-		rc = index_put_meta(t, m);
+		c->m.ckpt_lsn = c->m.applied_lsn;
+		rc = index_put_meta(t, &c->m);
 	}
+	c->gen = c->st->stamp_gen;
+	if (!rc && c->st->stamp_file_gen == c->gen && !c->st->opt.read_only)
+		rc = index_put_stamp(t, c->st->stamp_id, ++c->gen);
 	return rc ? rc : index_dirty_clear(t);
 }
 
@@ -1192,11 +1354,232 @@ static int check_syncs(struct evl_store *st)
 	return -EIO;
 }
 
+/*
+ * ---- the stamp ----
+ *
+ * I7: DATA_DIR/stamp ("evlogfs-stamp <id> <generation>") and the index's
+ * "stamp" hold the store's random id and a generation that each checkpoint
+ * advances: the index first (committed and synced), the file after.  So
+ * the index is always at the file's generation or one ahead (a crash
+ * between the two), never behind.  An index that is missing or empty
+ * (while tasks/ holds tasks), from another store, or behind the file (a
+ * copy restored over newer logs) does not describe the logs: opening the
+ * store with it would hand out gseqs again and empty logs on mkdir, so the
+ * open refuses it and names evlogctl reindex, which builds one from the
+ * logs.  The check reads one small file and one index key: no log.
+ */
+#define STAMP_FILE "stamp"
+
+int store_stamp_read(const char *dir, uint64_t *id, uint64_t *gen)
+{
+	char path[4200], buf[96], tail;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
+	fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	n = io_pread_all(fd, buf, sizeof(buf) - 1, 0);
+	io->close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if (sscanf(buf, "evlogfs-stamp %16" SCNx64 " %20" SCNu64 "%c", id, gen, &tail) != 3 ||
+	    tail != '\n' || strchr(buf, '\n') != buf + n - 1)
+		return -EILSEQ;
+	return 0;
+}
+
+int store_stamp_write(const char *dir, uint64_t id, uint64_t gen)
+{
+	char path[4200], tmp[4200], buf[96];
+	int fd, n, err = 0;
+
+	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
+	snprintf(tmp, sizeof(tmp), "%s/" STAMP_FILE ".new", dir);
+	n = snprintf(buf, sizeof(buf), "evlogfs-stamp %016" PRIx64 " %" PRIu64 "\n", id, gen);
+	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (io_pwrite_all(fd, buf, n, 0) || io->fsync(fd))
+		err = errno;
+	io->close(fd);
+	if (!err && io->rename(tmp, path))
+		err = errno;
+	if (!err && io_fsync_dir(dir))
+		err = errno;
+	if (err)
+		io->unlink(tmp);
+	return -err;
+}
+
+/* Does DATA_DIR/tasks hold a task directory (a name without a leading dot)? */
+static bool has_tasks(const char *dir)
+{
+	char path[4200];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tasks", dir);
+	d = opendir(path);
+	if (!d)
+		return errno != ENOENT;		/* unknown: assume there are */
+	while (!found && (de = readdir(d)))
+		found = de->d_name[0] != '.';
+	closedir(d);
+	return found;
+}
+
+int store_stamp_check(const char *dir, struct index *ix, struct store_stamp *s,
+		      char *why, size_t n)
+{
+	struct index_txn *t;
+	struct index_meta m;
+	int rc, frc;
+	bool fresh;
+
+	memset(s, 0, sizeof(*s));
+	why[0] = '\0';
+	frc = store_stamp_read(dir, &s->id, &s->file_gen);
+	if (frc == -EILSEQ) {
+		snprintf(why, n, "%s/" STAMP_FILE " is garbled", dir);
+		return -ESTALE;
+	}
+	if (frc && frc != -ENOENT)
+		return frc;
+	s->file = !frc;
+	rc = index_begin(ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_get_meta(t, &m);
+	if (!rc) {
+		uint64_t id;
+
+		rc = index_get_stamp(t, &id, &s->ix_gen);
+		s->ix = !rc;
+		if (s->ix && s->file && id != s->id) {
+			snprintf(why, n, "the index belongs to another store (%016" PRIx64
+				 ", the logs' is %016" PRIx64 ")", id, s->id);
+			rc = -ESTALE;
+		} else if (s->ix) {
+			s->id = id;
+			rc = 0;
+		} else if (rc == -ENOENT) {
+			rc = 0;
+		}
+	}
+	index_abort(t);
+	if (rc)
+		return rc;
+	fresh = m.next_gseq <= 1 && m.next_uid <= 1 && m.applied_lsn == 0 && m.tasks == 0;
+	if (!s->ix) {
+		if (fresh && has_tasks(dir)) {
+			snprintf(why, n, "the index is empty but %s/tasks holds tasks (the index "
+				 "was removed or emptied)", dir);
+			return -ESTALE;
+		}
+		if (!fresh && s->file) {
+			snprintf(why, n, "the index has no stamp but the logs have one (generation "
+				 "%" PRIu64 "): an older index", s->file_gen);
+			return -ESTALE;
+		}
+		return 0;	/* a new store, or one made before stamps */
+	}
+	if (!s->file) {
+		if (s->ix_gen == 0)
+			return 0;	/* stamped, and the file not written yet */
+		snprintf(why, n, "%s/" STAMP_FILE " is missing (the index is at generation "
+			 "%" PRIu64 ")", dir, s->ix_gen);
+		return -ESTALE;
+	}
+	if (s->ix_gen < s->file_gen) {
+		snprintf(why, n, "the index is older than the logs (generation %" PRIu64
+			 ", the logs are at %" PRIu64 ")", s->ix_gen, s->file_gen);
+		return -ESTALE;
+	}
+	if (s->ix_gen > s->file_gen + 1) {
+		snprintf(why, n, "the logs are older than the index (generation %" PRIu64
+			 ", the index is at %" PRIu64 ")", s->file_gen, s->ix_gen);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+int store_stamp_adopt(const char *dir)
+{
+	struct index_txn *t;
+	struct index *ix;
+	char path[4200];
+	uint64_t id, gen;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/index", dir);
+	rc = index_open(path, NULL, &ix);
+	if (rc)
+		return rc;
+	rc = index_begin(ix, false, &t);
+	if (!rc) {
+		rc = index_get_stamp(t, &id, &gen);
+		index_abort(t);
+	}
+	index_close(ix);
+	if (!rc)
+		return store_stamp_write(dir, id, gen);
+	if (rc != -ENOENT)
+		return rc;
+	/* an index made before stamps: so is the copy */
+	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
+	if (io->unlink(path) && errno != ENOENT)
+		return -errno;
+	return io_fsync_dir(dir) ? -errno : 0;
+}
+
+static int stamp_txn(struct index_txn *t, void *arg)
+{
+	struct evl_store *st = arg;
+
+	return index_put_stamp(t, st->stamp_id, st->stamp_gen);
+}
+
+/* I7 at open: check the index against the stamp.  0, -ESTALE (logged) or -errno. */
+static int stamp_open(struct evl_store *st)
+{
+	struct store_stamp s;
+	char why[512];
+	int rc;
+
+	rc = store_stamp_check(st->dir, st->ix, &s, why, sizeof(why));
+	if (rc == -ESTALE)
+		evl_log(LOG_ERR, "store %s: %s; refusing to use it: run evlogctl reindex %s "
+			"(it rebuilds the index from the logs)", st->dir, why, st->dir);
+	if (rc)
+		return rc;
+	if (!s.ix && !s.file && getrandom(&s.id, sizeof(s.id), 0) != sizeof(s.id))
+		return -errno;
+	st->stamp_id = s.id;
+	st->stamp_gen = s.ix ? s.ix_gen : s.file_gen;
+	st->stamp_file_gen = s.file ? s.file_gen : UINT64_MAX;
+	if (st->opt.read_only)
+		return 0;
+	if (!s.ix) {
+		/* the index first: a crash before the file leaves generation 0, accepted */
+		rc = write_txn(st, stamp_txn, st);
+		if (!rc)
+			rc = index_sync(st->ix);
+		if (rc)
+			return rc;
+	}
+	stamp_follow(st);
+	return 0;
+}
+
 /* The applier's checkpoint: everything durable is applied when called. */
 static int do_checkpoint(struct evl_store *st, void *unused)
 {
 	struct sync_ctx c = { st, NULL, 0 };
-	struct index_meta m;
+	struct ckpt_ctx ck = { .st = st };
 	int rc;
 
 	/* I5: after a failed fsync nothing may vouch for the files */
@@ -1210,13 +1593,17 @@ static int do_checkpoint(struct evl_store *st, void *unused)
 	if (!rc)
 		rc = index_sync(st->ix);
 	if (!rc)
-		rc = write_txn(st, ckpt_txn, &m);
+		rc = write_txn(st, ckpt_txn, &ck);
+	if (!rc)
+		st->stamp_gen = ck.gen;
 	if (!rc)
 		rc = index_sync(st->ix);
 	if (check_syncs(st))
 		rc = -EIO;	/* the journal stays: the next open rewrites from it */
+	if (!rc)
+		stamp_follow(st);
 	if (!rc && !st->opt.read_only)
-		rc = journal_trim(st->jn, m.ckpt_lsn);
+		rc = journal_trim(st->jn, ck.m.ckpt_lsn);
 	if (rc)
 		evl_log(LOG_ERR, "checkpoint failed: %s", strerror(-rc));
 	pthread_mutex_lock(&st->lock);
@@ -1396,6 +1783,12 @@ static void *applier_main(void *arg)
 			continue;
 
 		if (work && st->head->lsn > upto)
+			work = false;
+		/*
+		 * Unfinished rewrites first: a batch for their tasks cannot be
+		 * applied before (apply_append), and would be retried for ever.
+		 */
+		if (work && st->switch_unfinished && !backoff_ms)
 			work = false;
 		/* let appends gather, unless someone waits for them */
 		if (work && st->head->kind == REC_APPEND && !st->stop && st->head->lsn > st->want_lsn &&
@@ -2214,7 +2607,7 @@ static int rewrite(struct evl_store *st, struct repair *rp, const struct pend *p
 	for (uint32_t i = 0; i < p->n; i++)
 		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
 	rc = tasklog_write(st->tl, rp->uid, rp->name, rp->pos, p->data, p->data_len,
-			   rp->idx, recs, p->n);
+			   rp->idx, recs, p->n, 0);	/* cut to rp->pos before: nothing past it */
 	free(recs);
 	rp->pos += p->data_len;
 	rp->idx += p->n;
@@ -2360,6 +2753,15 @@ static int store_recover(struct evl_store *st)
 	rc = event_validator_new_ex(st->opt.type_field, (size_t)1 << 30, EVENT_STORED, &r.val);
 	if (rc)
 		goto out;
+	/*
+	 * I2 lets a crash leave, past the index's lengths, the bytes of a
+	 * batch whose commit it lost.  A task dirty at the crash was cut back
+	 * above; one the lost commit made dirty was not (its index entry is
+	 * the lost one): the replay of the same records writes them again.
+	 * After a kill -9 they are those very bytes; after a power loss any
+	 * part of them may be a hole instead.
+	 */
+	st->replay_after_loss = !r.trusted;
 	snprintf(path, sizeof(path), "%s/journal", st->dir);
 	rc = journal_open(path, r.nrep ? m.ckpt_lsn : m.applied_lsn, &jo, replay_cb, &r, &st->jn);
 	if (rc)
@@ -2385,6 +2787,7 @@ static int store_recover(struct evl_store *st)
 		st->durable_lsn = js.durable_lsn;
 	}
 	rc = apply_all(st);
+	st->replay_after_loss = false;	/* the replay is written: files as written from here */
 	if (!rc)
 		rc = trim_recover_dropping(st);
 	/* I6: what this boot writes from now on is trusted by a reopen in it */
@@ -2395,6 +2798,7 @@ static int store_recover(struct evl_store *st)
 	/* a deletion whose purge was cut short goes on in the background */
 	st->purge_more = true;
 out:
+	st->replay_after_loss = false;
 	event_validator_free(r.val);
 	free(r.rep);
 	return rc;
@@ -2564,6 +2968,7 @@ static int store_free(struct evl_store *st)
 	pthread_cond_destroy(&st->applied_cv);
 	pthread_rwlock_destroy(&st->swap_lock);
 	free(st->broken);
+	free(st->damaged);
 	free(st->type_field);
 	free(st->dir);
 	free(st);
@@ -2644,7 +3049,9 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	if (rc)
 		goto fail;
 	index_on_sync_failed(st->ix, sync_failed, st);
-	rc = store_recover(st);
+	rc = stamp_open(st);
+	if (!rc)
+		rc = store_recover(st);
 	if (!rc && atomic_load(&st->sync_failed))
 		rc = -EIO;	/* the repair's syncs report their own failures; this is a net */
 	if (!rc) {
@@ -3311,6 +3718,8 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	index_abort(t);
 
 	end = flen + pend;
+	if (task_damaged(st, uid))
+		return -EIO;	/* I8: nothing of it, not even its size's worth of pending */
 	if (off >= end)
 		return 0;
 	if (len > end - off)
@@ -3318,14 +3727,17 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	if (off < flen) {
 		size_t want = flen - off < len ? flen - off : len;
 
-		if (switch_broken(st, uid))
+		if (switch_broken(st, uid) || task_damaged(st, uid))
 			return -EIO;
 		n = tasklog_read(st->tl, uid, task.name, off, buf, want);
 		if (n < 0)
 			return n;
 		if ((size_t)n < want) {
-			evl_log(LOG_ERR, "task %s: log shorter than indexed (%" PRIu64 " bytes)",
-				task.name, flen);
+			char why[96];
+
+			snprintf(why, sizeof(why), "log shorter than indexed (%" PRIu64 " bytes)",
+				 flen);
+			set_aside(st, uid, task.name, why);
 			return -EIO;
 		}
 	}
@@ -3347,6 +3759,33 @@ ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *bu
 /* Record buffers larger than this are given back after each write. */
 #define RECORD_KEEP (64u << 10)
 
+/* I8: may task @uid be written?  0, or -EIO (set aside), -ENOENT or -errno. */
+static int writer_check(struct evl_store *st, uint64_t uid)
+{
+	struct index_task task;
+	struct index_txn *t;
+	bool damaged;
+	int rc;
+
+	/* a log rewrite's switch is not half seen */
+	pthread_rwlock_rdlock(&st->swap_lock);
+	rc = begin_read(st, &t);
+	if (rc) {
+		pthread_rwlock_unlock(&st->swap_lock);
+		return rc;
+	}
+	rc = find_task(st, t, NULL, uid, &task, NULL);
+	damaged = is_damaged(st, uid);
+	pthread_mutex_unlock(&st->lock);
+	index_abort(t);
+	if (!rc && damaged)
+		rc = -EIO;
+	else if (!rc && task.uid)	/* else its create is pending: no files yet */
+		rc = check_files(st, &task);
+	pthread_rwlock_unlock(&st->swap_lock);
+	return rc;
+}
+
 int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 {
 	struct evl_task_info info;
@@ -3360,6 +3799,8 @@ int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 	gen = st->delete_gen;
 	pthread_mutex_unlock(&st->lock);
 	rc = evl_task_stat(st, uid, &info);
+	if (!rc)
+		rc = writer_check(st, uid);
 	if (rc)
 		return rc;
 	w = calloc(1, sizeof(*w));
@@ -3570,6 +4011,13 @@ static int submit(struct evl_writer *w)
 		w->gen = gen;
 	}
 	pthread_mutex_lock(&st->lock);
+	if (is_damaged(st, w->uid)) {
+		/* I8: set aside since this writer opened */
+		pthread_mutex_unlock(&st->lock);
+		pthread_mutex_unlock(&st->append_lock);
+		pend_free(p);
+		return -EIO;
+	}
 	p->gseq = st->next_gseq;
 	st->next_gseq += p->n;
 	pthread_mutex_unlock(&st->lock);
@@ -3958,7 +4406,7 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->rc = index_task_by_uid(c->t, ev->uid, &task);
 		if (c->rc == -ENOENT)
 			c->rc = -EUCLEAN;	/* an entry of a task the index lacks: damage */
-		if (!c->rc && switch_broken(c->st, ev->uid))
+		if (!c->rc && (switch_broken(c->st, ev->uid) || task_damaged(c->st, ev->uid)))
 			c->rc = -EIO;
 		if (!c->rc)
 			c->rc = tasklog_pin(c->st->tl, ev->uid, task.name, &c->pin);
@@ -4265,6 +4713,21 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	o->pending_events = pending_events;
 	o->appended_events = st->appended_events;
 	o->appended_bytes = st->appended_bytes;
+	o->damaged_tasks = st->ndamaged;
+	o->unapplied_events = st->unapplied_events;
+	{
+		size_t at = 0;
+
+		for (size_t i = 0; i < st->ndamaged; i++) {
+			size_t l = strlen(st->damaged[i].name) + 1;
+
+			if (at + l >= sizeof(o->damaged))
+				break;
+			memcpy(o->damaged + at, st->damaged[i].name, l);
+			at += l;
+		}
+		o->damaged[at] = '\0';
+	}
 	o->rejected_invalid = st->rejected_invalid;
 	o->rejected_too_big = st->rejected_too_big;
 	o->rejected_held = st->rejected_held;

@@ -482,10 +482,46 @@ int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r)
 	return h == XXH32(in, 20, 0) ? 0 : -EILSEQ;
 }
 
+/*
+ * Do the bytes of a file of @size at @off agree with @buf (@len) as far
+ * as both go?  Past the end there is nothing to agree with.  A batch whose
+ * index commit failed (a full disk) or was lost (a crash) wrote them: its
+ * retry or replay writes the same bytes again (with the same gseqs in the
+ * sidecar).  With @zeros, a byte may also be 0: a power loss keeps any
+ * part of what was not synced and leaves the rest of a file's new length
+ * a hole.  Anything else there was written outside the store.
+ */
+static bool same_bytes(int fd, const void *buf, size_t len, uint64_t off, uint64_t size,
+		       bool zeros)
+{
+	char tmp[4096];
+
+	if (size > off && size - off < len)
+		len = size - off;
+	for (size_t done = 0; size > off && done < len;) {
+		size_t k = len - done < sizeof(tmp) ? len - done : sizeof(tmp);
+		const char *want = (const char *)buf + done;
+		ssize_t got = io_pread_all(fd, tmp, k, off + done);
+
+		if (got != (ssize_t)k)
+			return false;
+		if (memcmp(tmp, want, k)) {
+			if (!zeros)
+				return false;
+			for (size_t i = 0; i < k; i++)
+				if (tmp[i] && tmp[i] != want[i])
+					return false;
+		}
+		done += k;
+	}
+	return true;
+}
+
 int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
 		  const void *data, size_t len, uint64_t idx,
-		  const struct tasklog_rec *recs, size_t n)
+		  const struct tasklog_rec *recs, size_t n, unsigned flags)
 {
+	bool zeros = flags & TASKLOG_AFTER_LOSS;
 	unsigned char stackbuf[64 * TASKLOG_REC], *mb = stackbuf;
 	struct fd_entry *e;
 	int rc;
@@ -505,9 +541,37 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 	}
 	for (size_t i = 0; i < n; i++)
 		tasklog_encode(&recs[i], mb + i * TASKLOG_REC);
+	/*
+	 * The files must end where the index says: a log cut short on disk
+	 * would get a hole of zeros, one appended to outside the store would
+	 * lose its lines under these.  Neither is written.  Bytes past the end
+	 * are fine only if they are these (a retried or replayed batch), or
+	 * after a power loss holes where they were not kept.
+	 */
+	{
+		struct stat ls, ms;
+
+		if (fstat(e->log_fd, &ls) || fstat(e->meta_fd, &ms)) {
+			rc = -errno;
+			goto out_free;
+		}
+		if ((uint64_t)ls.st_size < off || (uint64_t)ms.st_size < idx * TASKLOG_REC ||
+		    !same_bytes(e->log_fd, data, len, off, ls.st_size, zeros) ||
+		    !same_bytes(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC, ms.st_size,
+				zeros)) {
+			rc = -EUCLEAN;
+			goto out_free;
+		}
+	}
 	if (io_pwrite_all(e->log_fd, data, len, off) ||
-	    io_pwrite_all(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC))
+	    io_pwrite_all(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC)) {
 		rc = -errno;
+		/* the retry writes the same bytes here: let the files end where it expects */
+		if (io->ftruncate(e->log_fd, off) || io->ftruncate(e->meta_fd, idx * TASKLOG_REC))
+			evl_log(LOG_WARNING, "task %s: cannot cut back a failed write (%s): the "
+				"task is set aside at its next write", name, strerror(errno));
+	}
+out_free:
 	if (mb != stackbuf)
 		free(mb);
 out:
@@ -553,6 +617,21 @@ ssize_t tasklog_read(struct tasklog *tl, uint64_t uid, const char *name,
 		n = -errno;
 	put_fds(tl, e);
 	return n;
+}
+
+int tasklog_rescue(struct tasklog *tl, const char *name, const void *data, size_t len)
+{
+	char path[4400];
+	int fd, rc = 0;
+
+	file_path(tl, name, "events.unapplied", path, sizeof(path));
+	fd = io->open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (io_pwrite_all(fd, data, len, 0) || io->fsync(fd))
+		rc = -errno;
+	io->close(fd);
+	return rc;
 }
 
 struct tasklog_file {

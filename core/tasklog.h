@@ -66,11 +66,18 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name);
 
 /*
  * Write @len event bytes at @off of the log and @n sidecar records starting
- * at record @idx.  0 or -errno (ENOSPC, EIO).
+ * at record @idx.  The files must end there: -EUCLEAN (nothing written) if
+ * either is shorter, or longer with other bytes than these (damaged, or
+ * written outside the store; the same bytes are a retry of a failed batch).  A
+ * failed write is cut back, so that its retry finds the files as before.
+ * TASKLOG_AFTER_LOSS in @flags: the write replays the journal after a power
+ * loss, which may have left holes (zeros) where these bytes were written
+ * before; they count as these.  0 or -errno (ENOSPC, EIO, EUCLEAN).
  */
+#define TASKLOG_AFTER_LOSS 1u
 int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
 		  const void *data, size_t len, uint64_t idx,
-		  const struct tasklog_rec *recs, size_t n);
+		  const struct tasklog_rec *recs, size_t n, unsigned flags);
 
 /*
  * Write @n (at most 64) sidecar records from record @idx, and nothing to
@@ -86,6 +93,12 @@ int tasklog_write_recs(struct tasklog *tl, uint64_t uid, const char *name, uint6
  */
 #define TASKLOG_UID_XATTR "user.evlogfs.uid"
 uint64_t tasklog_uid_of(const char *dir, const char *name);
+
+/*
+ * Append @len event bytes to task @name's events.unapplied (made if
+ * missing) and fsync it: events a damaged task could not take.  0 or -errno.
+ */
+int tasklog_rescue(struct tasklog *tl, const char *name, const void *data, size_t len);
 
 /* Read up to @len log bytes at @off.  Bytes read, or -errno. */
 ssize_t tasklog_read(struct tasklog *tl, uint64_t uid, const char *name,

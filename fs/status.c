@@ -139,6 +139,15 @@ char *status_json(struct fs *fs, size_t *len)
 		json_object_object_add(comp, "last", last);
 	}
 	json_object_object_add(o, "compaction", comp);
+	{
+		struct json_object *d = json_object_new_array();
+
+		for (const char *n = s.damaged; *n; n += strlen(n) + 1)
+			json_object_array_add(d, jstr(n));
+		json_object_object_add(o, "damaged", d);
+		add_u64(o, "damaged_tasks", s.damaged_tasks);
+		add_u64(o, "unapplied_events", s.unapplied_events);
+	}
 	add_u64(o, "rejected_writes", s.rejected_invalid + s.rejected_too_big + s.rejected_held);
 	json_object_object_add(o, "last_rejection", s.last_rejection[0] ?
 			       jstr(s.last_rejection) : NULL);
@@ -246,6 +255,12 @@ char *metrics_text(struct fs *fs, size_t *len)
 	metric(&b, "held_bytes", "gauge", "Bytes of unterminated lines open files hold.",
 	       s.held_bytes);
 	metric(&b, "tasks", "gauge", "Live tasks.", s.tasks);
+	metric(&b, "damaged_tasks", "gauge",
+	       "Tasks set aside: their files do not match the index (reads and writes fail).",
+	       s.damaged_tasks);
+	metric(&b, "unapplied_events_total", "counter",
+	       "Events a damaged task could not take, kept in its events.unapplied.",
+	       s.unapplied_events);
 	metric(&b, "types", "gauge", "Types with live events.", s.types);
 	metric(&b, "events", "gauge", "Live events.", s.events);
 	metric(&b, "log_bytes", "gauge", "Bytes in task logs.", s.log_bytes);

@@ -87,8 +87,8 @@ int cmd_fsck(const char *dir, bool repair)
 	rc = evl_fsck(dir, &opts, &r);
 
 	progress_end(&o.pr);
-	if (rc == -ENOENT)
-		return EXIT_ERROR;	/* reported: no index */
+	if (rc == -ENOENT || rc == -ESTALE)
+		return EXIT_ERROR;	/* reported: no index, or not this store's */
 	if (rc == -EUCLEAN)
 		return EXIT_FOUND;	/* reported: a damaged index, for reindex */
 	if (rc)

@@ -17,6 +17,55 @@
 #include "tasklog.h"
 #include "testutil.h"
 
+/*
+ * A write lands only where the files end: a log cut short (or grown
+ * outside the store) gets no hole of zeros and loses no lines.
+ */
+static void write_only_at_the_files_end(void **state)
+{
+	const char ev[] = "{\"type\":\"a\"}\n", extra[] = "{\"type\":\"x\"}\n";
+	char dir[4200], path[4400], got[64];
+	struct tasklog_rec r = { 1, 7, sizeof(ev) - 1 };
+	struct tasklog *tl;
+	uint64_t l, c;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
+	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
+	assert_int_equal(tasklog_create(tl, 1, "t"), 0);
+	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
+	/* cut short on disk: the next write at the index's offset is refused */
+	snprintf(path, sizeof(path), "%s/t/events", dir);
+	assert_int_equal(truncate(path, 5), 0);
+	r.gseq = 2;
+	assert_int_equal(tasklog_write(tl, 1, "t", sizeof(ev) - 1, ev, sizeof(ev) - 1, 1, &r, 1, 0),
+			 -EUCLEAN);
+	assert_int_equal(tasklog_sizes(tl, "t", &l, &c), 0);
+	assert_int_equal(l, 5);
+	assert_int_equal(c, 1);
+	/* grown outside the store: refused, the line stays */
+	assert_int_equal(truncate(path, 0), 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(ev, f);
+	fputs(extra, f);
+	fclose(f);
+	assert_int_equal(tasklog_write(tl, 1, "t", sizeof(ev) - 1, ev, sizeof(ev) - 1, 1, &r, 1, 0),
+			 -EUCLEAN);
+	assert_int_equal(tasklog_read(tl, 1, "t", sizeof(ev) - 1, got, sizeof(got)),
+			 sizeof(extra) - 1);
+	assert_memory_equal(got, extra, sizeof(extra) - 1);
+	/* the rescue file takes what could not be written */
+	assert_int_equal(tasklog_rescue(tl, "t", ev, sizeof(ev) - 1), 0);
+	assert_int_equal(tasklog_rescue(tl, "t", ev, sizeof(ev) - 1), 0);
+	snprintf(path, sizeof(path), "%s/t/events.unapplied", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_int_equal(fread(got, 1, sizeof(got), f), 2 * (sizeof(ev) - 1));
+	fclose(f);
+	tasklog_close(tl);
+}
+
 static void write_read_with_a_small_cache(void **state)
 {
 	char dir[4200], name[16], buf[64];
@@ -36,7 +85,7 @@ static void write_read_with_a_small_cache(void **state)
 
 			r.len = k;
 			snprintf(name, sizeof(name), "task%d", (int)u);
-			assert_int_equal(tasklog_write(tl, u, name, len[u], buf, k, n[u], &r, 1), 0);
+			assert_int_equal(tasklog_write(tl, u, name, len[u], buf, k, n[u], &r, 1, 0), 0);
 			len[u] += k;
 			n[u]++;
 		}
@@ -115,7 +164,7 @@ static struct tasklog *open_tasks(void **state, unsigned slots, unsigned n)
 		snprintf(name, sizeof(name), "t%d", (int)u);
 		r.len = snprintf(ev, sizeof(ev), "{\"u\":%d}\n", (int)u);
 		assert_int_equal(tasklog_create(tl, u, name), 0);
-		assert_int_equal(tasklog_write(tl, u, name, 0, ev, r.len, 0, &r, 1), 0);
+		assert_int_equal(tasklog_write(tl, u, name, 0, ev, r.len, 0, &r, 1, 0), 0);
 	}
 	tasklog_close(tl);
 	assert_int_equal(tasklog_open(dir, slots, &tl), 0);
@@ -173,7 +222,7 @@ static void emfile_sheds_the_least_recently_used(void **state)
 	{
 		struct tasklog_rec r = { 99, 1, 8 };
 
-		assert_int_equal(tasklog_write(tl, 2, "t2", 8, "{\"x\":1}\n", 8, 1, &r, 1), 0);
+		assert_int_equal(tasklog_write(tl, 2, "t2", 8, "{\"x\":1}\n", 8, 1, &r, 1, 0), 0);
 	}
 	assert_int_equal(tasklog_shed_count(tl), 2);
 	/* other errors are not the limit: nothing is shed, the error is told */
@@ -291,6 +340,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(write_read_with_a_small_cache, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(write_only_at_the_files_end, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(remove_over_a_stale_trash, tu_setup, tu_teardown),
 		cmocka_unit_test(sidecar_records_are_checked),
 		cmocka_unit_test_setup_teardown(emfile_sheds_the_least_recently_used, tu_setup,
