@@ -329,6 +329,13 @@ struct evl_stats {
 	uint64_t written_lsn, durable_lsn, applied_lsn, ckpt_lsn;
 	uint64_t fsyncs, checkpoints;
 	uint64_t apply_failures;	/* batches the applier failed to apply (retried) */
+	/*
+	 * Tasks set aside this open (their files are not what the index says:
+	 * reads and appends get EIO), the acknowledged events of theirs the
+	 * applier could not write (lost), and the names of the first of them.
+	 */
+	uint64_t tasks_aside, events_lost;
+	char aside[256];		/* "a, b" ("" if none; cut short with "...") */
 	uint64_t lat_count[EVL_LAT_BUCKETS];	/* append latency histogram */
 	double lat_sum;
 	int error;			/* sticky journal error (EIO), or 0 */

@@ -125,6 +125,8 @@ enum { REC_CREATE = 1, REC_APPEND = 2, REC_DELETE = 3 };
  */
 #define APPLY_DELAY_NS (5 * 1000000ull)
 #define APPLY_BYTES (1u << 20)
+/* A writer held by max_pending gets the applier's errno once it has failed this long. */
+#define WRITER_GIVE_UP_NS (2000 * 1000000ull)
 #define TMEM_BUCKETS 1024
 #define PC_BUCKETS 4096
 /* what malloc keeps beside each block it hands out (glibc: one size_t, rounded up) */
@@ -173,6 +175,11 @@ struct pend {
 	 */
 	bool early, gone;
 	bool early_failed;	/* ... tried, in vain (said once) */
+	/*
+	 * An append of a task set aside: not written, its events lost.  Set by
+	 * the applier while it owns the record (a batch redone sets it again).
+	 */
+	bool lost;
 	size_t len;		/* payload bytes */
 	size_t mem;		/* what the record holds in memory, bookkeeping included */
 	unsigned char *buf;	/* payload */
@@ -270,6 +277,22 @@ struct evl_store {
 	pthread_rwlock_t swap_lock;
 	struct compactor *cp;
 	int apply_err;			/* last apply failure, 0 once it works */
+	uint64_t apply_failing_since;	/* when apply_err became nonzero (mono_ns), under lock */
+	/*
+	 * Tasks set aside (set_aside): their files are not what the index
+	 * says (removed, replaced behind the store's back), so nothing of them
+	 * can be served or written.  The applier skips their records, counted
+	 * in events_lost (under st->lock); their reads and appends get EIO.
+	 * Guarded by aside_lock, a leaf.  Only damage puts a task here, so the
+	 * list stays short; it is forgotten at close, and a reopen finds the
+	 * damage again at the task's first use.
+	 */
+	pthread_mutex_t aside_lock;
+	uint64_t *aside;
+	size_t naside, aside_cap;	/* aside_cap in bytes (store_grow) */
+	bool aside_unknown;		/* one could not be recorded: every task is suspect */
+	char aside_names[256];
+	uint64_t events_lost;
 	atomic_bool sync_failed;	/* I5: an fsync failed, until reopened */
 	atomic_bool sync_recorded;	/* ... and the index says so (I6) */
 
@@ -407,6 +430,69 @@ int store_grow(void *pp, size_t *cap, size_t need)
  * Live task @uid from a read transaction of its own (recovery, retention:
  * no st->lock needed).  0, -ENOENT (none, or deleted) or -errno.
  */
+/*
+ * Does @err, from a task's files, say that they are not what the index
+ * says (gone, replaced by something else, unreadable to us)?  No wait cures
+ * that; a full disk, a descriptor or memory shortage, an I/O error may pass.
+ */
+static bool task_damage(int err)
+{
+	switch (-err) {
+	case ENOENT: case ENOTDIR: case EISDIR: case ELOOP: case ESTALE: case EILSEQ:
+	case EACCES: case EPERM: case ENXIO: case ESPIPE:
+		return true;
+	}
+	return false;
+}
+
+/* With aside_lock held. */
+static bool aside_has(const struct evl_store *st, uint64_t uid)
+{
+	for (size_t i = 0; i < st->naside; i++)
+		if (st->aside[i] == uid)
+			return true;
+	return st->aside_unknown;
+}
+
+static bool is_aside(struct evl_store *st, uint64_t uid)
+{
+	bool found;
+
+	pthread_mutex_lock(&st->aside_lock);
+	found = aside_has(st, uid);
+	pthread_mutex_unlock(&st->aside_lock);
+	return found;
+}
+
+/*
+ * Set task @uid (@name) aside: @err said its files are damaged.  Any
+ * thread, any locks but aside_lock held.  Said once per task.
+ */
+static void set_aside(struct evl_store *st, uint64_t uid, const char *name, int err)
+{
+	size_t have;
+
+	pthread_mutex_lock(&st->aside_lock);
+	if (aside_has(st, uid)) {
+		pthread_mutex_unlock(&st->aside_lock);
+		return;
+	}
+	if (store_grow(&st->aside, &st->aside_cap, (st->naside + 1) * sizeof(*st->aside)))
+		st->aside_unknown = true;
+	else
+		st->aside[st->naside++] = uid;
+	have = strlen(st->aside_names);
+	if (have + strlen(name) + 6 < sizeof(st->aside_names))
+		snprintf(st->aside_names + have, sizeof(st->aside_names) - have, "%s%s",
+			 have ? ", " : "", name);
+	else if (have + 4 < sizeof(st->aside_names) && strcmp(st->aside_names + have - 3, "..."))
+		strcat(st->aside_names, ", ...");
+	pthread_mutex_unlock(&st->aside_lock);
+	evl_log(LOG_ERR, "task %s set aside: its files are not what the index says (%s); its "
+		"reads and appends get EIO, the other tasks go on; after unmounting, "
+		"evlogctl fsck --repair recovers what its files still hold", name, strerror(-err));
+}
+
 static int live_task(struct evl_store *st, uint64_t uid, struct index_task *task)
 {
 	struct index_txn *t;
@@ -846,8 +932,19 @@ static int apply_create(struct evl_store *st, struct index_txn *t, struct index_
 		return rc;
 	memset(&task, 0, sizeof(task));
 	rc = tasklog_create(st->tl, p->uid, name);
+	if (rc && task_damage(rc)) {
+		/*
+		 * Something in the way (a file of that name in tasks/): the task
+		 * is made in the index, set aside, so that its name stays taken
+		 * and the rest goes on.
+		 */
+		set_aside(st, p->uid, name, rc);
+		rc = 0;
+	}
 	if (rc) {
-		evl_log(LOG_ERR, "cannot create task %s: %s", name, strerror(-rc));
+		/* retried every 100 ms: said when the failure is new */
+		if (rc != st->apply_err)
+			evl_log(LOG_ERR, "cannot create task %s: %s", name, strerror(-rc));
 		return rc;
 	}
 	task.uid = p->uid;
@@ -892,7 +989,7 @@ static int apply_delete(struct evl_store *st, struct index_txn *t, struct index_
 }
 
 static int apply_append(struct evl_store *st, struct index_txn *t, struct index_meta *m,
-			const struct pend *p)
+			struct pend *p)
 {
 	struct tasklog_rec stackrecs[32], *recs = stackrecs;
 	struct index_task task;
@@ -907,6 +1004,8 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 		return 0;	/* written to a task deleted meanwhile */
 	if (rc)
 		return rc;
+	if (is_aside(st, p->uid))
+		goto lost;
 	if (!index_dirty_has(t, p->uid)) {
 		rc = index_dirty_add(t, p->uid, task.log_len, task.nevents);
 		if (rc)
@@ -923,8 +1022,14 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 			   p->data_len, task.nevents - task.base_n, recs, p->n);
 	if (recs != stackrecs)
 		free(recs);
+	if (rc && task_damage(rc)) {
+		set_aside(st, p->uid, task.name, rc);
+		goto lost;
+	}
 	if (rc) {
-		evl_log(LOG_ERR, "cannot write task %s: %s", task.name, strerror(-rc));
+		/* retried every 100 ms: said when the failure is new */
+		if (rc != st->apply_err)
+			evl_log(LOG_ERR, "cannot write task %s: %s", task.name, strerror(-rc));
 		return rc;
 	}
 	for (uint32_t i = 0; i < p->n && !rc; i++)
@@ -940,6 +1045,18 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 		return rc;
 	m->events += p->n;
 	m->log_bytes += p->data_len;
+	return 0;
+lost:
+	/*
+	 * The task is set aside: its files cannot take the events, and the
+	 * other tasks' records must not wait behind them for ever (nor the
+	 * journal's trim).  Counted (dequeue) and named, never silently.
+	 */
+	if (!p->lost)
+		evl_log(LOG_ERR, "task %s: %" PRIu32 " acknowledged events lost (gseq %" PRIu64
+			"-%" PRIu64 ", journal record %" PRIu64 "): the task is set aside",
+			task.name, p->n, p->gseq, p->gseq + p->n - 1, p->lsn);
+	p->lost = true;
 	return 0;
 }
 
@@ -1051,6 +1168,10 @@ static void dequeue(struct evl_store *st, struct pend *last)
 			st->pending_events -= p->n;
 			st->pending_data -= p->data_len;
 		}
+		if (p->lost) {
+			st->events_lost += p->n;
+			st->view_gen++;	/* its events left the views' pending part */
+		}
 		if (p->kind != REC_APPEND)
 			pc_del(st, p);
 		tmem_applied(st, p);
@@ -1126,7 +1247,14 @@ static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nev
 
 	if (index_task_by_uid(c->t, uid, &task) || task.state != TASK_LIVE)
 		return 0;
+	/* nothing of it can be vouched for: its lost events are counted */
+	if (is_aside(c->st, uid))
+		return 0;
 	rc = tasklog_sync(c->st->tl, uid, task.name);
+	if (rc && task_damage(rc)) {
+		set_aside(c->st, uid, task.name, rc);
+		return 0;
+	}
 	if (rc) {
 		evl_log(LOG_ERR, "checkpoint: cannot sync task %s: %s", task.name, strerror(-rc));
 		return rc;
@@ -1441,6 +1569,8 @@ static void *applier_main(void *arg)
 				if (rc != st->apply_err)
 					evl_log(LOG_ERR, "applying the journal failed: %s; retrying",
 						strerror(-rc));
+				if (!st->apply_err)
+					st->apply_failing_since = mono_ns();
 				st->apply_err = rc;
 				st->apply_failures++;
 				pthread_cond_broadcast(&st->applied_cv);
@@ -2105,6 +2235,15 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	task.log_len -= task.base_len;
 	task.nevents -= task.base_n;
 	rc = tasklog_sizes(st->tl, task.name, &len, &n);
+	if (rc && task_damage(rc) && (ck_len || ck_n)) {
+		/*
+		 * Files it had at its checkpoint are gone or unusable: only
+		 * fsck --repair can tell what they still hold.  The other tasks
+		 * open; its records are skipped, counted and named.
+		 */
+		set_aside(st, uid, task.name, rc);
+		return 0;
+	}
 	missing = rc == -ENOENT;
 	if (missing)
 		len = n = 0;
@@ -2117,7 +2256,12 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 			return 0;
 		evl_log(LOG_INFO, "recovery: task %s: cutting %" PRIu64 " unapplied bytes",
 			task.name, len - task.log_len);
-		return tasklog_truncate(st->tl, uid, task.name, task.log_len, task.nevents);
+		rc = tasklog_truncate(st->tl, uid, task.name, task.log_len, task.nevents);
+		if (rc && task_damage(rc)) {
+			set_aside(st, uid, task.name, rc);
+			rc = 0;
+		}
+		return rc;
 	}
 	/* power loss took log bytes the index covers: rewrite them from the journal */
 	if (len < ck_len || n < ck_n) {
@@ -2516,10 +2660,12 @@ static int store_free(struct evl_store *st)
 	pthread_mutex_destroy(&st->append_lock);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->tmem_lock);
+	pthread_mutex_destroy(&st->aside_lock);
 	pthread_cond_destroy(&st->applier_cv);
 	pthread_cond_destroy(&st->applied_cv);
 	pthread_rwlock_destroy(&st->swap_lock);
 	free(st->broken);
+	free(st->aside);
 	free(st->type_field);
 	free(st->dir);
 	free(st);
@@ -2552,6 +2698,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	pthread_mutex_init(&st->append_lock, NULL);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->tmem_lock, NULL);
+	pthread_mutex_init(&st->aside_lock, NULL);
 	{
 		/* every timed wait here takes its deadline from mono_ns() */
 		pthread_condattr_t ca;
@@ -2743,6 +2890,13 @@ int evl_store_close(struct evl_store *st)
 		pthread_join(st->applier, NULL);
 	if (check_syncs(st) && !rc)
 		rc = -EIO;
+	/* closed as it should be, but not everything acknowledged is on disk: say so */
+	if (st->events_lost) {
+		evl_log(LOG_ERR, "%" PRIu64 " acknowledged events were lost: their tasks were set "
+			"aside (%s)", st->events_lost, st->aside_names);
+		if (!rc)
+			rc = -EIO;
+	}
 	rc2 = store_free(st);
 	return rc ? rc : rc2;
 }
@@ -3274,9 +3428,13 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	if (off < flen) {
 		size_t want = flen - off < len ? flen - off : len;
 
-		if (switch_broken(st, uid))
+		if (switch_broken(st, uid) || is_aside(st, uid))
 			return -EIO;
 		n = tasklog_read(st->tl, uid, task.name, off, buf, want);
+		if (n < 0 && task_damage(n)) {
+			set_aside(st, uid, task.name, n);
+			n = -EIO;
+		}
 		if (n < 0)
 			return n;
 		if ((size_t)n < want) {
@@ -3303,6 +3461,37 @@ ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *bu
 /* Record buffers larger than this are given back after each write. */
 #define RECORD_KEEP (64u << 10)
 
+/*
+ * Before a task is written to: are its files there?  A reopen finds the
+ * damage that set a task aside here again, at the task's first use, rather
+ * than acknowledge appends its files cannot take.  0, or -EIO (set aside).
+ */
+static int task_files_check(struct evl_store *st, uint64_t uid)
+{
+	struct index_task task;
+	struct index_txn *t;
+	uint64_t len, n;
+	int rc;
+
+	if (is_aside(st, uid))
+		return -EIO;
+	/* a snapshot that has the task live sees its files in place (I6) */
+	pthread_rwlock_rdlock(&st->swap_lock);
+	rc = index_begin(st->ix, false, &t);
+	if (!rc) {
+		rc = index_task_by_uid(t, uid, &task);
+		index_abort(t);
+	}
+	/* a create not applied yet, or a task gone: no files to look at */
+	if (!rc && task.state == TASK_LIVE && !switch_broken(st, uid)) {
+		rc = tasklog_sizes(st->tl, task.name, &len, &n);
+		if (rc && task_damage(rc))
+			set_aside(st, uid, task.name, rc);
+	}
+	pthread_rwlock_unlock(&st->swap_lock);
+	return is_aside(st, uid) ? -EIO : 0;
+}
+
 int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 {
 	struct evl_task_info info;
@@ -3316,6 +3505,8 @@ int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 	gen = st->delete_gen;
 	pthread_mutex_unlock(&st->lock);
 	rc = evl_task_stat(st, uid, &info);
+	if (!rc)
+		rc = task_files_check(st, uid);
 	if (rc)
 		return rc;
 	w = calloc(1, sizeof(*w));
@@ -3465,12 +3656,15 @@ static int submit(struct evl_writer *w)
 {
 	struct evl_store *st = w->st;
 	size_t len = APPEND_HDR + w->dir_len + w->data_len;
-	uint64_t start = mono_ns(), lsn, gen;
+	uint64_t start = mono_ns(), lsn, gen, failures;
 	struct iovec iov;
 	unsigned char *buf;
 	struct pend *p;
 	int rc;
 
+	/* its files cannot take it: refused, not acknowledged and lost */
+	if (is_aside(st, w->uid))
+		return -EIO;
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
@@ -3489,6 +3683,7 @@ static int submit(struct evl_writer *w)
 	}
 
 	pthread_mutex_lock(&st->lock);
+	failures = st->apply_failures;
 	while (st->pending_mem && st->pending_mem + p->mem > st->opt.max_pending) {
 		/* wait for the applier; nothing drains after a failed fsync */
 		uint64_t at = mono_ns() + 100000000ull;
@@ -3497,10 +3692,21 @@ static int submit(struct evl_writer *w)
 
 		pthread_cond_timedwait(&st->applied_cv, &st->lock, &ts);
 		journal_get_stats(st->jn, &js);
-		if (js.error) {
+		rc = -js.error;
+		/*
+		 * Nor while the applier keeps failing (no descriptor, no room,
+		 * an I/O error): the writer gets its errno in bounded time, and
+		 * the FUSE workers it would hold stay free for everyone else.
+		 * It has failed since this wait began and for a while: one
+		 * failure the next try cures does not refuse anything.
+		 */
+		if (!rc && st->apply_err && st->apply_failures != failures &&
+		    mono_ns() - st->apply_failing_since >= WRITER_GIVE_UP_NS)
+			rc = st->apply_err;
+		if (rc) {
 			pthread_mutex_unlock(&st->lock);
 			pend_free(p);
-			return -js.error;
+			return rc;
 		}
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -3913,8 +4119,14 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->rc = index_task_by_uid(c->t, ev->uid, &task);
 		if (!c->rc && switch_broken(c->st, ev->uid))
 			c->rc = -EIO;
-		if (!c->rc)
+		if (!c->rc) {
 			c->rc = tasklog_pin(c->st->tl, ev->uid, task.name, &c->pin);
+			/* a view never serves what it cannot read: EIO */
+			if (c->rc && task_damage(c->rc)) {
+				set_aside(c->st, ev->uid, task.name, c->rc);
+				c->rc = -EIO;
+			}
+		}
 		if (!c->rc) {
 			c->pin_uid = ev->uid;
 			c->pin_base = task.base_len;
@@ -4194,6 +4406,11 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	o->fsyncs = js.fsyncs;
 	o->checkpoints = st->checkpoints;
 	o->apply_failures = st->apply_failures;
+	o->events_lost = st->events_lost;
+	pthread_mutex_lock(&st->aside_lock);
+	o->tasks_aside = st->naside;
+	memcpy(o->aside, st->aside_names, sizeof(o->aside));
+	pthread_mutex_unlock(&st->aside_lock);
 	memcpy(o->lat_count, st->lat_count, sizeof(o->lat_count));
 	o->lat_sum = st->lat_sum;
 	o->error = js.error;
