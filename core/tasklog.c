@@ -482,6 +482,14 @@ int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r)
 	return h == XXH32(in, 20, 0) ? 0 : -EILSEQ;
 }
 
+/* Is the file open at @fd no longer in any directory (removed while cached)? */
+static bool unlinked(int fd)
+{
+	struct stat sb;
+
+	return !fstat(fd, &sb) && sb.st_nlink == 0;
+}
+
 int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
 		  const void *data, size_t len, uint64_t idx,
 		  const struct tasklog_rec *recs, size_t n)
@@ -494,6 +502,17 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 	if (rc)
 		return rc;
 	rc = need_meta(tl, e, name);
+	if (!rc && (unlinked(e->log_fd) || unlinked(e->meta_fd))) {
+		/*
+		 * Removed behind our back while cached: what is written now would
+		 * vanish with the descriptor.  Reopened by the next user, which
+		 * finds the path as it is now.
+		 */
+		pthread_mutex_lock(&tl->lock);
+		e->stale = true;
+		pthread_mutex_unlock(&tl->lock);
+		rc = -ENOENT;
+	}
 	if (rc)
 		goto out;
 	if (n > 64) {

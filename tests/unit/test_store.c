@@ -4131,7 +4131,8 @@ static void a_broken_task_is_set_aside(void **state)
 {
 	const char *files[] = { "events.meta", "events" };
 
-	for (int k = 0; k < 2; k++) {
+	/* each file removed with the task's descriptors closed, then cached */
+	for (int k = 0; k < 4; k++) {
 		char dir[4200], path[4400], buf[128];
 		struct evl_store *st;
 		struct evl_writer *w, *w2;
@@ -4147,13 +4148,18 @@ static void a_broken_task_is_set_aside(void **state)
 		create(st, "b");
 		append_n(st, "a", 0, 5);
 		append_n(st, "b", 0, 5);
-		assert_int_equal(evl_store_close(st), 0);
-		st = open_store(dir, false, 2);		/* no descriptor cached */
+		if (k < 2) {
+			assert_int_equal(evl_store_close(st), 0);
+			st = open_store(dir, false, 2);		/* no descriptor cached */
+		} else {
+			/* cached: writes would go to a file no path reaches */
+			assert_int_equal(evl_store_checkpoint(st), 0);
+		}
 		ua = task_uid(st, "a");
 		/* a writer opened before the damage: its append is journaled, acknowledged */
 		assert_int_equal(evl_writer_open(st, ua, &w), 0);
 		assert_int_equal(evl_writer_open(st, ua, &w2), 0);
-		snprintf(path, sizeof(path), "%s/tasks/a/%s", dir, files[k]);
+		snprintf(path, sizeof(path), "%s/tasks/a/%s", dir, files[k % 2]);
 		assert_int_equal(unlink(path), 0);
 		event_line(buf, sizeof(buf), 1, 0, 5, 3);
 		assert_int_equal(write_str(w, buf), 0);
