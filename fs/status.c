@@ -99,6 +99,10 @@ char *status_json(struct fs *fs, size_t *len)
 	json_object_object_add(o, "nodelete", json_object_new_boolean(fs->cfg->nodelete));
 	json_object_object_add(o, "journal_error",
 			       s.error ? jstr(strerror(s.error)) : NULL);
+	/* damaged tasks this mount set aside (reads and appends EIO), and what it cost */
+	add_u64(o, "tasks_aside", s.tasks_aside);
+	json_object_object_add(o, "aside", s.aside[0] ? jstr(s.aside) : NULL);
+	add_u64(o, "events_lost", s.events_lost);
 	comp = json_object_new_object();
 	evl_compact_status(fs->st, &cs);
 	json_object_object_add(comp, "state", jstr(cs.running ? "running" : "idle"));
@@ -238,6 +242,12 @@ char *metrics_text(struct fs *fs, size_t *len)
 	metric(&b, "apply_failures_total", "counter",
 	       "Journal batches the applier failed to apply (a full disk), retried.",
 	       s.apply_failures);
+	metric(&b, "tasks_aside", "gauge",
+	       "Damaged tasks set aside (reads and appends get EIO) since the mount.",
+	       s.tasks_aside);
+	metric(&b, "events_lost_total", "counter",
+	       "Acknowledged events of set-aside tasks their files could not take.",
+	       s.events_lost);
 	evl_compact_status(fs->st, &cs);
 	mprintf(&b, "# HELP evlogfs_compaction_runs_total Compactions finished, by result.\n"
 		"# TYPE evlogfs_compaction_runs_total counter\n"

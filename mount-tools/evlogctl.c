@@ -213,6 +213,11 @@ static int cmd_status(const char *mnt, bool as_json)
 	if (get(st, "journal_error"))
 		printf("  JOURNAL     %s: writes refused until remount\n",
 		       get_str(st, "journal_error", "?"));
+	if (get_u64(st, "tasks_aside"))
+		printf("  SET ASIDE   %llu damaged tasks (%s): reads and appends EIO, %llu "
+		       "acknowledged events lost; unmount and run evlogctl fsck --repair\n",
+		       (unsigned long long)get_u64(st, "tasks_aside"), get_str(st, "aside", "?"),
+		       (unsigned long long)get_u64(st, "events_lost"));
 	if (!strcmp(get_str(st, "compaction.state", ""), "running"))
 		printf("  compaction  running: %s %llu/%llu\n", get_str(st, "compaction.phase", "?"),
 		       (unsigned long long)get_u64(st, "compaction.done"),
