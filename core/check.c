@@ -1528,6 +1528,234 @@ static int index_unreadable(struct ck *ck, int rc)
 	return -EUCLEAN;
 }
 
+/* ---- a sidecar rebuilt from its log ---- */
+
+struct rb_ev {
+	uint64_t off, gseq;
+	uint32_t len;
+};
+
+struct rb_list {
+	struct rb_ev *v;
+	size_t n, cap;		/* cap in bytes (store_grow) */
+	uint64_t base, uid;
+	struct index_txn *t;
+};
+
+static int rb_collect(void *arg, const struct index_event *ev)
+{
+	struct rb_list *l = arg;
+
+	if (ev->off < l->base)
+		return 0;
+	if (store_grow(&l->v, &l->cap, (l->n + 1) * sizeof(*l->v)))
+		return -ENOMEM;
+	l->v[l->n++] = (struct rb_ev){ ev->off - l->base, ev->gseq, ev->len };
+	return 0;
+}
+
+/* The task's events of one type (index_type_list callback). */
+static int rb_type(void *arg, const char *name, size_t len, uint64_t events, uint64_t bytes)
+{
+	struct rb_list *l = arg;
+	struct index_view *v;
+	int rc = index_view_open(l->t, name, len, l->uid, &v);
+
+	if (rc == -ENOENT)
+		return 0;	/* none of its events has this type */
+	if (rc)
+		return rc;
+	rc = index_view_iter(v, 0, rb_collect, l);
+	index_view_free(v);
+	return rc;
+}
+
+static int cmp_rb(const void *a, const void *b)
+{
+	const struct rb_ev *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/*
+ * Task @tk (in the index) has a log but no sidecar (removed, or never
+ * made): its whole lines are whole events, so the sidecar is rebuilt.
+ * Each event the index has at that offset keeps its gseq; a valid line the
+ * index lacks (appended before the damage was found) gets a new one from
+ * *@next.  The commit time of each is the task's last append (the index
+ * keeps no other): retention by age keeps them longer, never shorter.  The
+ * first line that is not a whole valid event ends the rebuild; what
+ * follows is left for the scan to report.  0 or -errno.
+ */
+static int rebuild_sidecar(struct ck *ck, struct ck_task *tk, uint64_t *next)
+{
+	char path[4500], tmp[4500], type[EVENT_TYPE_MAX + 1];
+	struct rb_list l = { .base = tk->base_len };
+	struct index_txn *t;
+	unsigned char *log, rec[TASKLOG_REC];
+	uint64_t size, off = 0, n = 0, fresh = 0;
+	size_t k = 0;
+	int err, fd = -1, rc;
+
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	log = map_file(path, &size, &err);
+	if (err)
+		return err == -ENOENT ? 0 : err;	/* no log either: nothing to rebuild from */
+	rc = index_begin(ck->ix, false, &t);
+	if (rc)
+		goto out;
+	l.t = t;
+	l.uid = tk->uid;
+	rc = index_type_list(t, rb_type, &l);
+	index_abort(t);
+	if (rc)
+		goto out;
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_rb);
+	snprintf(tmp, sizeof(tmp), "%s/tasks/%s/events.meta.rebuild", ck->dir, tk->name);
+	fd = io->open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while (off < size) {
+		const unsigned char *nl = memchr(log + off, '\n', size - off);
+		struct tasklog_rec r = { 0, tk->last_ns, 0 };
+		struct event_error ee;
+		size_t tlen;
+
+		if (!nl)
+			break;		/* an unterminated line is no event */
+		r.len = nl - (log + off) + 1;
+		if (event_validate(ck->val, (const char *)log + off, r.len - 1, type, &tlen, &ee))
+			break;
+		while (k < l.n && l.v[k].off < off)
+			k++;
+		if (k < l.n && l.v[k].off == off && l.v[k].len == r.len) {
+			r.gseq = l.v[k].gseq;
+		} else {
+			r.gseq = (*next)++;
+			fresh++;
+		}
+		tasklog_encode(&r, rec);
+		if (io_pwrite_all(fd, rec, sizeof(rec), n * TASKLOG_REC)) {
+			rc = -errno;
+			goto out;
+		}
+		n++;
+		off += r.len;
+	}
+	if (io->fsync(fd))
+		rc = -errno;
+	if (!rc) {
+		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+		if (io->rename(tmp, path))
+			rc = -errno;
+	}
+out:
+	if (fd >= 0)
+		io->close(fd);
+	if (rc) {
+		unlink(tmp);
+		report(ck, 'X', "task %s: cannot rebuild its sidecar: %s", tk->name, strerror(-rc));
+	} else {
+		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
+		io_fsync_dir(path);
+		report(ck, 'F', "task %s: sidecar rebuilt from its log: %" PRIu64 " events (%"
+		       PRIu64 " the index lacked, given new gseqs), %" PRIu64 " log bytes after "
+		       "them", tk->name, n, fresh, size - off);
+	}
+	free(l.v);
+	if (log)
+		munmap(log, size);
+	return rc;
+}
+
+/* Create @path empty and synced.  0 or -errno. */
+static int make_empty(const char *path)
+{
+	int fd = io->open(path, O_RDWR | O_CREAT | O_TRUNC, 0644), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (io->fsync(fd))
+		rc = -errno;
+	io->close(fd);
+	return rc;
+}
+
+/*
+ * Task @tk's directory is there but its log is gone: no byte of its events
+ * is left, so it becomes an empty task (its name kept, appends work again);
+ * the loss is reported with its count, and the old sidecar, which describes
+ * events nobody can read any more, is kept beside as events.meta.lost.
+ */
+static int empty_task(struct ck *ck, struct ck_task *tk)
+{
+	char path[4500], lost[4600];
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+	snprintf(lost, sizeof(lost), "%s/tasks/%s/events.meta.lost", ck->dir, tk->name);
+	if (io->rename(path, lost) && errno != ENOENT)
+		rc = -errno;
+	if (!rc)
+		rc = make_empty(path);
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	if (!rc)
+		rc = make_empty(path);
+	snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
+	if (!rc && io_fsync_dir(path))
+		rc = -errno;
+	if (rc)
+		report(ck, 'X', "task %s: its log is gone, and it cannot be made empty: %s",
+		       tk->name, strerror(-rc));
+	else
+		report(ck, 'F', "task %s: its log is gone: %" PRIu64 " events lost; it is an "
+		       "empty task now (its old sidecar kept as events.meta.lost)", tk->name,
+		       tk->idx_n);
+	return rc;
+}
+
+/*
+ * fsck --repair, reindex: rebuild the sidecar of every indexed task whose
+ * log has none, and make a task whose log is gone an empty one.
+ */
+static int rebuild_sidecars(struct ck *ck)
+{
+	struct index_meta m;
+	struct index_txn *t;
+	int rc;
+
+	rc = index_begin(ck->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_get_meta(t, &m);
+	index_abort(t);
+	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
+		struct ck_task *tk = &ck->tasks[i];
+		char path[4500];
+		struct stat sb;
+
+		if (!tk->uid)
+			continue;
+		snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+		if (stat(path, &sb) && errno == ENOENT) {
+			snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
+			/* a task whose directory is gone is deleted by the repair */
+			if (!stat(path, &sb) && S_ISDIR(sb.st_mode))
+				rc = empty_task(ck, tk);
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+		if (!stat(path, &sb) || errno != ENOENT)
+			continue;
+		/* fresh gseqs come after every gseq handed out; the scan sees them */
+		rc = rebuild_sidecar(ck, tk, &m.next_gseq);
+	}
+	return rc;
+}
+
 int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
 {
 	struct index_meta m;
@@ -1597,7 +1825,11 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 			goto out;
 	}
 	p0 = r->problems;
-	rc = scan_all(&ck);
+	/* a log without a sidecar: its whole lines are whole events */
+	if (o->repair)
+		rc = rebuild_sidecars(&ck);
+	if (!rc)
+		rc = scan_all(&ck);
 	if (!rc) {
 		compare_tasks(&ck);
 		rc = index_unreadable(&ck, compare_types(&ck));
@@ -1920,6 +2152,9 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		ck.ix = NULL;
 	}
 	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
+	/* a log without a sidecar: rebuilt with the gseqs the old index has */
+	if (!rc && usable)
+		rc = rebuild_sidecars(&ck);
 	if (!rc)
 		rc = check_journal(&ck);
 	/* the old index stays open for the scan: sidecar records are rebuilt from it */

@@ -329,6 +329,16 @@ struct evl_stats {
 	uint64_t written_lsn, durable_lsn, applied_lsn, ckpt_lsn;
 	uint64_t fsyncs, checkpoints;
 	uint64_t apply_failures;	/* batches the applier failed to apply (retried) */
+	/*
+	 * Tasks set aside this open (their files are not what the index says:
+	 * reads and appends get EIO) and the names of the first of them (each
+	 * NUL-ended, an empty name ends the list, "..." stands for the rest);
+	 * the acknowledged events of theirs the applier put in their
+	 * events.unapplied instead of their logs, and those it could not even
+	 * put there (lost).
+	 */
+	uint64_t tasks_aside, events_unapplied, events_lost;
+	char aside[1024];
 	uint64_t lat_count[EVL_LAT_BUCKETS];	/* append latency histogram */
 	double lat_sum;
 	int error;			/* sticky journal error (EIO), or 0 */
@@ -341,10 +351,6 @@ struct evl_stats {
 	bool commit_sync;
 	unsigned commit_ms;
 	char last_rejection[512];	/* "" if none */
-	/* tasks set aside as damaged: how many, and the first names (each NUL-ended, "" ends) */
-	uint64_t damaged_tasks;
-	char damaged[1024];
-	uint64_t unapplied_events;	/* events put in a damaged task's events.unapplied */
 };
 
 void evl_store_stats(struct evl_store *st, struct evl_stats *out);

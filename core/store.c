@@ -127,6 +127,8 @@ enum { REC_CREATE = 1, REC_APPEND = 2, REC_DELETE = 3 };
  */
 #define APPLY_DELAY_NS (5 * 1000000ull)
 #define APPLY_BYTES (1u << 20)
+/* A writer held by max_pending gets the applier's errno once it has failed this long. */
+#define WRITER_GIVE_UP_NS (2000 * 1000000ull)
 #define TMEM_BUCKETS 1024
 #define PC_BUCKETS 4096
 /* what malloc keeps beside each block it hands out (glibc: one size_t, rounded up) */
@@ -175,6 +177,12 @@ struct pend {
 	 */
 	bool early, gone;
 	bool early_failed;	/* ... tried, in vain (said once) */
+	/*
+	 * An append of a task set aside, not written to its log (put_aside):
+	 * its events kept in events.unapplied, or lost.  Set once by the
+	 * applier while it owns the record; a batch redone finds it set.
+	 */
+	enum { PEND_APPLIED, PEND_UNAPPLIED, PEND_LOST } fate;
 	size_t len;		/* payload bytes */
 	size_t mem;		/* what the record holds in memory, bookkeeping included */
 	unsigned char *buf;	/* payload */
@@ -263,13 +271,6 @@ struct evl_store {
 	size_t nbroken, broken_cap;	/* broken_cap in bytes (store_grow) */
 	bool broken_unknown;		/* one could not be recorded: every task is suspect */
 	/*
-	 * Tasks set aside (I8): their files do not end where the index says.
-	 * Guarded by lock; the list only grows while the store is open.
-	 */
-	struct damaged { uint64_t uid; char name[256]; } *damaged;
-	size_t ndamaged, damaged_cap;	/* damaged_cap in bytes (store_grow) */
-	uint64_t unapplied_events;	/* events of damaged tasks put in events.unapplied */
-	/*
 	 * The open's replay of the journal after a power loss (I9: files not
 	 * trusted): a task not dirty at the crash may hold a batch whose index
 	 * commit was lost, with holes where its pages were not kept.
@@ -287,6 +288,23 @@ struct evl_store {
 	pthread_rwlock_t swap_lock;
 	struct compactor *cp;
 	int apply_err;			/* last apply failure, 0 once it works */
+	uint64_t apply_failing_since;	/* when apply_err became nonzero (mono_ns), under lock */
+	/*
+	 * Tasks set aside (set_aside): their files are not what the index
+	 * says (removed, replaced, cut short or appended to behind the store's
+	 * back), so nothing of them can be served or written.  Their reads and
+	 * appends get EIO.  The applier does not write their records: it puts
+	 * the events in the task's events.unapplied (events_unapplied), or, if
+	 * even that fails, counts them lost (events_lost); both under st->lock.
+	 * The list is guarded by aside_lock, a leaf.  Only damage puts a task
+	 * here, so the list stays short; it is forgotten at close, and a reopen
+	 * finds the damage again at the task's first use.
+	 */
+	pthread_mutex_t aside_lock;
+	struct aside_task { uint64_t uid; char name[256]; } *aside;
+	size_t naside, aside_cap;	/* aside_cap in bytes (store_grow) */
+	bool aside_unknown;		/* one could not be recorded: every task is suspect */
+	uint64_t events_unapplied, events_lost;
 	atomic_bool sync_failed;	/* I5: an fsync failed, until reopened */
 	atomic_bool sync_recorded;	/* ... and the index says so (I6) */
 
@@ -421,9 +439,126 @@ int store_grow(void *pp, size_t *cap, size_t need)
 }
 
 /*
+ * ---- tasks set aside ----
+ *
+ * A task's log and sidecar end where the index says: the applier writes
+ * them at the index's offsets, recovery cuts them back to it.  Files removed
+ * or replaced behind the store's back, a log cut short on disk (a partial
+ * restore, copytruncate) or appended to outside the store break that:
+ * writing at the index's offset would fail for ever, leave a hole of zeros
+ * or overwrite other lines.  Such a task is set aside until evlogctl fsck
+ * --repair or reindex rebuilds it from its files: its opens for writing,
+ * writes and reads fail with EIO; the other tasks go on.  It is found
+ * without a scan: a writer's open compares the files' sizes with the
+ * index's (shorter only: the applier may be past it), the applier checks
+ * both files before each write (tasklog_write: -EUCLEAN) and sets the task
+ * aside on an error no wait cures (task_damage), and so does a read that
+ * fails so or comes up short.
+ */
+
+/*
+ * Does @err, from a task's files, say that they are not what the index
+ * says (gone, replaced by something else, unreadable to us)?  No wait cures
+ * that; a full disk, a descriptor or memory shortage, an I/O error may pass.
+ */
+static bool task_damage(int err)
+{
+	switch (-err) {
+	case ENOENT: case ENOTDIR: case EISDIR: case ELOOP: case ESTALE: case EILSEQ:
+	case EACCES: case EPERM: case ENXIO: case ESPIPE: case EUCLEAN:
+		return true;
+	}
+	return false;
+}
+
+/* With aside_lock held. */
+static bool aside_has(const struct evl_store *st, uint64_t uid)
+{
+	for (size_t i = 0; i < st->naside; i++)
+		if (st->aside[i].uid == uid)
+			return true;
+	return st->aside_unknown;
+}
+
+static bool is_aside(struct evl_store *st, uint64_t uid)
+{
+	bool found;
+
+	pthread_mutex_lock(&st->aside_lock);
+	found = aside_has(st, uid);
+	pthread_mutex_unlock(&st->aside_lock);
+	return found;
+}
+
+/*
+ * Set task @uid (@name) aside, saying @why its files are not what the
+ * index says.  Any thread, any locks but aside_lock held.  Said once.
+ */
+static void set_aside(struct evl_store *st, uint64_t uid, const char *name, const char *why)
+{
+	pthread_mutex_lock(&st->aside_lock);
+	if (aside_has(st, uid)) {
+		pthread_mutex_unlock(&st->aside_lock);
+		return;
+	}
+	if (store_grow(&st->aside, &st->aside_cap, (st->naside + 1) * sizeof(*st->aside))) {
+		st->aside_unknown = true;
+	} else {
+		st->aside[st->naside].uid = uid;
+		snprintf(st->aside[st->naside].name, sizeof(st->aside->name), "%s", name);
+		st->naside++;
+	}
+	pthread_mutex_unlock(&st->aside_lock);
+	evl_log(LOG_ERR, "task %s set aside: %s; its reads and appends get EIO, the other "
+		"tasks go on; after unmounting, evlogctl fsck --repair or reindex recovers "
+		"what its files still hold", name, why);
+}
+
+/*
+ * The names of the tasks set aside, as many as fit in @buf (@size > 0),
+ * each followed by @sep ('\0': and the list by another), "..." for the
+ * rest; returns how many tasks are set aside.
+ */
+static size_t aside_names(struct evl_store *st, char *buf, size_t size, char sep)
+{
+	size_t at = 0, n;
+
+	pthread_mutex_lock(&st->aside_lock);
+	for (size_t i = 0; i < st->naside; i++) {
+		size_t l = strlen(st->aside[i].name);
+
+		if (at + l + 6 > size) {
+			at += snprintf(buf + at, size - at, "...%c", sep);
+			break;
+		}
+		memcpy(buf + at, st->aside[i].name, l);
+		buf[at + l] = sep;
+		at += l + 1;
+	}
+	n = st->naside;
+	pthread_mutex_unlock(&st->aside_lock);
+	if (sep == '\0' || !at)
+		buf[at] = '\0';
+	else
+		buf[at - 1] = '\0';	/* no separator after the last */
+	return n;
+}
+
+/* set_aside() for an error @err from its files. */
+static void set_aside_err(struct evl_store *st, uint64_t uid, const char *name, int err)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "its files are not what the index says (%s)",
+		 err == -EUCLEAN ? "they do not end where it says" : strerror(-err));
+	set_aside(st, uid, name, why);
+}
+
+/*
  * Live task @uid from a read transaction of its own (recovery, retention:
  * no st->lock needed).  0, -ENOENT (none, or deleted) or -errno.
  */
+
 static int live_task(struct evl_store *st, uint64_t uid, struct index_task *task)
 {
 	struct index_txn *t;
@@ -818,60 +953,9 @@ static void enqueue(struct evl_store *st, struct pend *p)
 }
 
 /*
- * ---- damaged tasks ----
- *
- * I8: a task's log and sidecar end where the index says (the applier
- * writes them at the index's offsets, recovery cuts them back to it).  A
- * log cut short on disk (a partial restore, copytruncate) or appended to
- * outside the store does not: writing at the index's offset would leave a
- * hole of zeros or overwrite the other lines.  Such a task is set aside
- * until evlogctl fsck --repair or reindex rebuilds it from its files: its
- * opens for writing, writes and reads fail with EIO; other tasks go on.
- * It is found without a scan: writer_open compares the log's size with the
- * index's length (shorter only: the applier may be past it), the applier
- * checks both files before each write (tasklog_write), and a read that
- * comes up short marks it.  Events the applier could not write to a task
- * set aside go to its events.unapplied, counted and logged.
+ * Are @task's files there and at least as long as the index says (shorter
+ * only: the applier may be past it)?  Else set it aside: -EIO.
  */
-static bool is_damaged(struct evl_store *st, uint64_t uid)
-{
-	for (size_t i = 0; i < st->ndamaged; i++)
-		if (st->damaged[i].uid == uid)
-			return true;
-	return false;
-}
-
-static bool task_damaged(struct evl_store *st, uint64_t uid)
-{
-	bool d;
-
-	pthread_mutex_lock(&st->lock);
-	d = is_damaged(st, uid);
-	pthread_mutex_unlock(&st->lock);
-	return d;
-}
-
-/* Set task @uid (@name) aside, saying why (once). */
-static void set_aside(struct evl_store *st, uint64_t uid, const char *name, const char *why)
-{
-	bool first = false;
-
-	pthread_mutex_lock(&st->lock);
-	if (!is_damaged(st, uid) &&
-	    !store_grow(&st->damaged, &st->damaged_cap, (st->ndamaged + 1) * sizeof(*st->damaged))) {
-		st->damaged[st->ndamaged].uid = uid;
-		snprintf(st->damaged[st->ndamaged].name, sizeof(st->damaged->name), "%s", name);
-		st->ndamaged++;
-		first = true;
-	}
-	pthread_mutex_unlock(&st->lock);
-	if (first)
-		evl_log(LOG_ERR, "task %s: %s: set aside as damaged (its reads and writes fail "
-			"with EIO); evlogctl fsck --repair or reindex recovers its whole events",
-			name, why);
-}
-
-/* Are task @uid's files at least as long as the index says?  Else set it aside: -EIO. */
 static int check_files(struct evl_store *st, const struct index_task *task)
 {
 	uint64_t len, n;
@@ -879,9 +963,11 @@ static int check_files(struct evl_store *st, const struct index_task *task)
 	int rc;
 
 	rc = tasklog_sizes(st->tl, task->name, &len, &n);
-	if (rc == -ENOENT)
-		len = n = 0;
-	else if (rc)
+	if (rc && task_damage(rc)) {
+		set_aside_err(st, task->uid, task->name, rc);
+		return -EIO;
+	}
+	if (rc)
 		return rc;
 	if (len >= task->log_len - task->base_len && n >= task->nevents - task->base_n)
 		return 0;
@@ -893,6 +979,44 @@ static int check_files(struct evl_store *st, const struct index_task *task)
 }
 
 /* ---- applying ---- */
+
+/*
+ * An append to a task set aside: its events go to the task's
+ * events.unapplied rather than over or past what its files hold, or, if even
+ * that fails for good (its directory is gone), they are lost.  Either way
+ * the other tasks' records do not wait behind them for ever, nor does the
+ * journal's trim; counted at dequeue and named in the log, never silently.
+ * A full disk or an I/O error is retried like any failed write.  Once per
+ * record: a batch redone finds it done.  (After a crash before the batch's
+ * index commit the replay puts them there again: a line may be there twice.)
+ */
+static int put_aside(struct evl_store *st, struct pend *p, const char *name)
+{
+	int rc;
+
+	if (p->fate != PEND_APPLIED)
+		return 0;
+	rc = tasklog_rescue(st->tl, name, p->data, p->data_len);
+	if (rc && !task_damage(rc)) {
+		if (rc != st->apply_err)
+			evl_log(LOG_ERR, "task %s: cannot keep %" PRIu32 " events in "
+				"events.unapplied: %s; retrying", name, p->n, strerror(-rc));
+		return rc;
+	}
+	if (rc) {
+		evl_log(LOG_ERR, "task %s: %" PRIu32 " acknowledged events lost (gseq %" PRIu64
+			"-%" PRIu64 ", journal record %" PRIu64 "): the task is set aside and "
+			"events.unapplied cannot be written (%s)", name, p->n, p->gseq,
+			p->gseq + p->n - 1, p->lsn, strerror(-rc));
+		p->fate = PEND_LOST;
+	} else {
+		evl_log(LOG_ERR, "task %s: %" PRIu32 " events (gseq %" PRIu64 "-%" PRIu64 ") put "
+			"in tasks/%s/events.unapplied, not in its log: the task is set aside",
+			name, p->n, p->gseq, p->gseq + p->n - 1, name);
+		p->fate = PEND_UNAPPLIED;
+	}
+	return 0;
+}
 
 static int undo_delete(void *arg, uint64_t uid);
 static bool switch_broken(const struct evl_store *st, uint64_t uid);
@@ -939,8 +1063,19 @@ static int apply_create(struct evl_store *st, struct index_txn *t, struct index_
 		return rc;
 	memset(&task, 0, sizeof(task));
 	rc = tasklog_create(st->tl, p->uid, name);
+	if (rc && task_damage(rc)) {
+		/*
+		 * Something in the way (a file of that name in tasks/): the task
+		 * is made in the index, set aside, so that its name stays taken
+		 * and the rest goes on.
+		 */
+		set_aside_err(st, p->uid, name, rc);
+		rc = 0;
+	}
 	if (rc) {
-		evl_log(LOG_ERR, "cannot create task %s: %s", name, strerror(-rc));
+		/* retried every 100 ms: said when the failure is new */
+		if (rc != st->apply_err)
+			evl_log(LOG_ERR, "cannot create task %s: %s", name, strerror(-rc));
 		return rc;
 	}
 	task.uid = p->uid;
@@ -985,7 +1120,7 @@ static int apply_delete(struct evl_store *st, struct index_txn *t, struct index_
 }
 
 static int apply_append(struct evl_store *st, struct index_txn *t, struct index_meta *m,
-			const struct pend *p)
+			struct pend *p)
 {
 	struct tasklog_rec stackrecs[32], *recs = stackrecs;
 	struct index_task task;
@@ -1009,6 +1144,8 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 	 */
 	if (switch_broken(st, p->uid))
 		return -EBUSY;
+	if (is_aside(st, p->uid))
+		return put_aside(st, p, task.name);
 	if (!index_dirty_has(t, p->uid)) {
 		rc = index_dirty_add(t, p->uid, task.log_len, task.nevents);
 		if (rc)
@@ -1021,14 +1158,13 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 	}
 	for (uint32_t i = 0; i < p->n; i++)
 		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
-	rc = task_damaged(st, p->uid) ? -EUCLEAN :
-		tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
-			      p->data_len, task.nevents - task.base_n, recs, p->n,
-			      st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
+	rc = tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
+			   p->data_len, task.nevents - task.base_n, recs, p->n,
+			   st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
 	if (recs != stackrecs)
 		free(recs);
 	if (rc == -EUCLEAN) {
-		/* I8: not written over what the files hold; kept beside them */
+		/* not written over or past what the files hold: kept beside them */
 		uint64_t len = 0, n = 0;
 		char why[160];
 
@@ -1037,22 +1173,16 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 			 " bytes, %" PRIu64 " records; indexed: %" PRIu64 ", %" PRIu64 ")", len, n,
 			 task.log_len - task.base_len, task.nevents - task.base_n);
 		set_aside(st, p->uid, task.name, why);
-		rc = tasklog_rescue(st->tl, task.name, p->data, p->data_len);
-		if (rc) {
-			evl_log(LOG_ERR, "task %s: cannot keep %u events in events.unapplied: %s",
-				task.name, p->n, strerror(-rc));
-			return rc;
-		}
-		evl_log(LOG_ERR, "task %s: %u events (gseq %" PRIu64 "-%" PRIu64 ") put in its "
-			"events.unapplied, not in its log", task.name, p->n, p->gseq,
-			p->gseq + p->n - 1);
-		pthread_mutex_lock(&st->lock);
-		st->unapplied_events += p->n;
-		pthread_mutex_unlock(&st->lock);
-		return 0;
+		return put_aside(st, p, task.name);
+	}
+	if (rc && task_damage(rc)) {
+		set_aside_err(st, p->uid, task.name, rc);
+		return put_aside(st, p, task.name);
 	}
 	if (rc) {
-		evl_log(LOG_ERR, "cannot write task %s: %s", task.name, strerror(-rc));
+		/* retried every 100 ms: said when the failure is new */
+		if (rc != st->apply_err)
+			evl_log(LOG_ERR, "cannot write task %s: %s", task.name, strerror(-rc));
 		return rc;
 	}
 	for (uint32_t i = 0; i < p->n && !rc; i++)
@@ -1179,6 +1309,13 @@ static void dequeue(struct evl_store *st, struct pend *last)
 			st->pending_events -= p->n;
 			st->pending_data -= p->data_len;
 		}
+		if (p->fate != PEND_APPLIED) {
+			if (p->fate == PEND_LOST)
+				st->events_lost += p->n;
+			else
+				st->events_unapplied += p->n;
+			st->view_gen++;	/* its events left the views' pending part */
+		}
 		if (p->kind != REC_APPEND)
 			pc_del(st, p);
 		tmem_applied(st, p);
@@ -1254,7 +1391,14 @@ static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nev
 
 	if (index_task_by_uid(c->t, uid, &task) || task.state != TASK_LIVE)
 		return 0;
+	/* nothing of it can be vouched for: its lost events are counted */
+	if (is_aside(c->st, uid))
+		return 0;
 	rc = tasklog_sync(c->st->tl, uid, task.name);
+	if (rc && task_damage(rc)) {
+		set_aside_err(c->st, uid, task.name, rc);
+		return 0;
+	}
 	if (rc) {
 		evl_log(LOG_ERR, "checkpoint: cannot sync task %s: %s", task.name, strerror(-rc));
 		return rc;
@@ -1834,6 +1978,8 @@ static void *applier_main(void *arg)
 				if (rc != st->apply_err)
 					evl_log(LOG_ERR, "applying the journal failed: %s; retrying",
 						strerror(-rc));
+				if (!st->apply_err)
+					st->apply_failing_since = mono_ns();
 				st->apply_err = rc;
 				st->apply_failures++;
 				pthread_cond_broadcast(&st->applied_cv);
@@ -2547,6 +2693,15 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	task.log_len -= task.base_len;
 	task.nevents -= task.base_n;
 	rc = tasklog_sizes(st->tl, task.name, &len, &n);
+	if (rc && task_damage(rc) && (ck_len || ck_n)) {
+		/*
+		 * Files it had at its checkpoint are gone or unusable: only
+		 * fsck --repair can tell what they still hold.  The other tasks
+		 * open; its records are skipped, counted and named.
+		 */
+		set_aside_err(st, uid, task.name, rc);
+		return 0;
+	}
 	missing = rc == -ENOENT;
 	if (missing)
 		len = n = 0;
@@ -2559,7 +2714,12 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 			return 0;
 		evl_log(LOG_INFO, "recovery: task %s: cutting %" PRIu64 " unapplied bytes",
 			task.name, len - task.log_len);
-		return tasklog_truncate(st->tl, uid, task.name, task.log_len, task.nevents);
+		rc = tasklog_truncate(st->tl, uid, task.name, task.log_len, task.nevents);
+		if (rc && task_damage(rc)) {
+			set_aside_err(st, uid, task.name, rc);
+			rc = 0;
+		}
+		return rc;
 	}
 	/* power loss took log bytes the index covers: rewrite them from the journal */
 	if (len < ck_len || n < ck_n) {
@@ -2964,11 +3124,12 @@ static int store_free(struct evl_store *st)
 	pthread_mutex_destroy(&st->append_lock);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->tmem_lock);
+	pthread_mutex_destroy(&st->aside_lock);
 	pthread_cond_destroy(&st->applier_cv);
 	pthread_cond_destroy(&st->applied_cv);
 	pthread_rwlock_destroy(&st->swap_lock);
 	free(st->broken);
-	free(st->damaged);
+	free(st->aside);
 	free(st->type_field);
 	free(st->dir);
 	free(st);
@@ -3001,6 +3162,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	pthread_mutex_init(&st->append_lock, NULL);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->tmem_lock, NULL);
+	pthread_mutex_init(&st->aside_lock, NULL);
 	{
 		/* every timed wait here takes its deadline from mono_ns() */
 		pthread_condattr_t ca;
@@ -3194,6 +3356,16 @@ int evl_store_close(struct evl_store *st)
 		pthread_join(st->applier, NULL);
 	if (check_syncs(st) && !rc)
 		rc = -EIO;
+	/* closed as it should be, but not everything acknowledged is on disk: say so */
+	if (st->events_lost) {
+		char names[256];
+
+		aside_names(st, names, sizeof(names), ',');
+		evl_log(LOG_ERR, "%" PRIu64 " acknowledged events were lost: their tasks were set "
+			"aside (%s)", st->events_lost, names);
+		if (!rc)
+			rc = -EIO;
+	}
 	rc2 = store_free(st);
 	return rc ? rc : rc2;
 }
@@ -3718,8 +3890,8 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	index_abort(t);
 
 	end = flen + pend;
-	if (task_damaged(st, uid))
-		return -EIO;	/* I8: nothing of it, not even its size's worth of pending */
+	if (is_aside(st, uid))
+		return -EIO;	/* nothing of it, not even its size's worth of pending */
 	if (off >= end)
 		return 0;
 	if (len > end - off)
@@ -3727,9 +3899,13 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	if (off < flen) {
 		size_t want = flen - off < len ? flen - off : len;
 
-		if (switch_broken(st, uid) || task_damaged(st, uid))
+		if (switch_broken(st, uid) || is_aside(st, uid))
 			return -EIO;
 		n = tasklog_read(st->tl, uid, task.name, off, buf, want);
+		if (n < 0 && task_damage(n)) {
+			set_aside_err(st, uid, task.name, n);
+			n = -EIO;
+		}
 		if (n < 0)
 			return n;
 		if ((size_t)n < want) {
@@ -3759,29 +3935,32 @@ ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *bu
 /* Record buffers larger than this are given back after each write. */
 #define RECORD_KEEP (64u << 10)
 
-/* I8: may task @uid be written?  0, or -EIO (set aside), -ENOENT or -errno. */
+/*
+ * May task @uid be written?  Its files must be there and at least as long
+ * as the index says (check_files).  A reopen finds the damage that set a
+ * task aside here again, at the task's first write, rather than acknowledge
+ * appends its files cannot take.  0, -EIO (set aside) or -errno.
+ */
 static int writer_check(struct evl_store *st, uint64_t uid)
 {
 	struct index_task task;
 	struct index_txn *t;
-	bool damaged;
 	int rc;
 
-	/* a log rewrite's switch is not half seen */
+	if (is_aside(st, uid))
+		return -EIO;
+	/* a snapshot that has the task live sees its files in place (I6) */
 	pthread_rwlock_rdlock(&st->swap_lock);
-	rc = begin_read(st, &t);
-	if (rc) {
-		pthread_rwlock_unlock(&st->swap_lock);
-		return rc;
+	rc = index_begin(st->ix, false, &t);
+	if (!rc) {
+		rc = index_task_by_uid(t, uid, &task);
+		index_abort(t);
+		if (rc == -ENOENT)
+			rc = 0;		/* its create is pending: no files yet */
+		/* a rewrite's renames pending: the files are not the index's yet */
+		else if (!rc && task.state == TASK_LIVE && !switch_broken(st, uid))
+			rc = check_files(st, &task);
 	}
-	rc = find_task(st, t, NULL, uid, &task, NULL);
-	damaged = is_damaged(st, uid);
-	pthread_mutex_unlock(&st->lock);
-	index_abort(t);
-	if (!rc && damaged)
-		rc = -EIO;
-	else if (!rc && task.uid)	/* else its create is pending: no files yet */
-		rc = check_files(st, &task);
 	pthread_rwlock_unlock(&st->swap_lock);
 	return rc;
 }
@@ -3950,12 +4129,15 @@ static int submit(struct evl_writer *w)
 {
 	struct evl_store *st = w->st;
 	size_t len = APPEND_HDR + w->dir_len + w->data_len;
-	uint64_t start = mono_ns(), lsn, gen;
+	uint64_t start = mono_ns(), lsn, gen, failures;
 	struct iovec iov;
 	unsigned char *buf;
 	struct pend *p;
 	int rc;
 
+	/* its files cannot take it: refused, not acknowledged and lost */
+	if (is_aside(st, w->uid))
+		return -EIO;
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
@@ -3974,6 +4156,7 @@ static int submit(struct evl_writer *w)
 	}
 
 	pthread_mutex_lock(&st->lock);
+	failures = st->apply_failures;
 	while (st->pending_mem && st->pending_mem + p->mem > st->opt.max_pending) {
 		/* wait for the applier; nothing drains after a failed fsync */
 		uint64_t at = mono_ns() + 100000000ull;
@@ -3982,10 +4165,21 @@ static int submit(struct evl_writer *w)
 
 		pthread_cond_timedwait(&st->applied_cv, &st->lock, &ts);
 		journal_get_stats(st->jn, &js);
-		if (js.error) {
+		rc = -js.error;
+		/*
+		 * Nor while the applier keeps failing (no descriptor, no room,
+		 * an I/O error): the writer gets its errno in bounded time, and
+		 * the FUSE workers it would hold stay free for everyone else.
+		 * It has failed since this wait began and for a while: one
+		 * failure the next try cures does not refuse anything.
+		 */
+		if (!rc && st->apply_err && st->apply_failures != failures &&
+		    mono_ns() - st->apply_failing_since >= WRITER_GIVE_UP_NS)
+			rc = st->apply_err;
+		if (rc) {
 			pthread_mutex_unlock(&st->lock);
 			pend_free(p);
-			return -js.error;
+			return rc;
 		}
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -4011,13 +4205,6 @@ static int submit(struct evl_writer *w)
 		w->gen = gen;
 	}
 	pthread_mutex_lock(&st->lock);
-	if (is_damaged(st, w->uid)) {
-		/* I8: set aside since this writer opened */
-		pthread_mutex_unlock(&st->lock);
-		pthread_mutex_unlock(&st->append_lock);
-		pend_free(p);
-		return -EIO;
-	}
 	p->gseq = st->next_gseq;
 	st->next_gseq += p->n;
 	pthread_mutex_unlock(&st->lock);
@@ -4406,10 +4593,16 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->rc = index_task_by_uid(c->t, ev->uid, &task);
 		if (c->rc == -ENOENT)
 			c->rc = -EUCLEAN;	/* an entry of a task the index lacks: damage */
-		if (!c->rc && (switch_broken(c->st, ev->uid) || task_damaged(c->st, ev->uid)))
+		if (!c->rc && (switch_broken(c->st, ev->uid) || is_aside(c->st, ev->uid)))
 			c->rc = -EIO;
-		if (!c->rc)
+		if (!c->rc) {
 			c->rc = tasklog_pin(c->st->tl, ev->uid, task.name, &c->pin);
+			/* a view never serves what it cannot read: EIO */
+			if (c->rc && task_damage(c->rc)) {
+				set_aside_err(c->st, ev->uid, task.name, c->rc);
+				c->rc = -EIO;
+			}
+		}
 		if (!c->rc) {
 			c->pin_uid = ev->uid;
 			c->pin_base = task.base_len;
@@ -4713,21 +4906,6 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	o->pending_events = pending_events;
 	o->appended_events = st->appended_events;
 	o->appended_bytes = st->appended_bytes;
-	o->damaged_tasks = st->ndamaged;
-	o->unapplied_events = st->unapplied_events;
-	{
-		size_t at = 0;
-
-		for (size_t i = 0; i < st->ndamaged; i++) {
-			size_t l = strlen(st->damaged[i].name) + 1;
-
-			if (at + l >= sizeof(o->damaged))
-				break;
-			memcpy(o->damaged + at, st->damaged[i].name, l);
-			at += l;
-		}
-		o->damaged[at] = '\0';
-	}
 	o->rejected_invalid = st->rejected_invalid;
 	o->rejected_too_big = st->rejected_too_big;
 	o->rejected_held = st->rejected_held;
@@ -4739,6 +4917,9 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	o->fsyncs = js.fsyncs;
 	o->checkpoints = st->checkpoints;
 	o->apply_failures = st->apply_failures;
+	o->events_lost = st->events_lost;
+	o->events_unapplied = st->events_unapplied;
+	o->tasks_aside = aside_names(st, o->aside, sizeof(o->aside), '\0');
 	memcpy(o->lat_count, st->lat_count, sizeof(o->lat_count));
 	o->lat_sum = st->lat_sum;
 	o->error = js.error;

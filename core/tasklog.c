@@ -517,6 +517,14 @@ static bool same_bytes(int fd, const void *buf, size_t len, uint64_t off, uint64
 	return true;
 }
 
+/* Is the file open at @fd no longer in any directory (removed while cached)? */
+static bool unlinked(int fd)
+{
+	struct stat sb;
+
+	return !fstat(fd, &sb) && sb.st_nlink == 0;
+}
+
 int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
 		  const void *data, size_t len, uint64_t idx,
 		  const struct tasklog_rec *recs, size_t n, unsigned flags)
@@ -530,6 +538,17 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 	if (rc)
 		return rc;
 	rc = need_meta(tl, e, name);
+	if (!rc && (unlinked(e->log_fd) || unlinked(e->meta_fd))) {
+		/*
+		 * Removed behind our back while cached: what is written now would
+		 * vanish with the descriptor.  Reopened by the next user, which
+		 * finds the path as it is now.
+		 */
+		pthread_mutex_lock(&tl->lock);
+		e->stale = true;
+		pthread_mutex_unlock(&tl->lock);
+		rc = -ENOENT;
+	}
 	if (rc)
 		goto out;
 	if (n > 64) {
@@ -631,6 +650,10 @@ int tasklog_rescue(struct tasklog *tl, const char *name, const void *data, size_
 	if (io_pwrite_all(fd, data, len, 0) || io->fsync(fd))
 		rc = -errno;
 	io->close(fd);
+	/* the file may be new: its name must last as long as its bytes */
+	file_path(tl, name, "", path, sizeof(path));
+	if (!rc && io_fsync_dir(path))
+		rc = -errno;
 	return rc;
 }
 

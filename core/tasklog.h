@@ -96,7 +96,8 @@ uint64_t tasklog_uid_of(const char *dir, const char *name);
 
 /*
  * Append @len event bytes to task @name's events.unapplied (made if
- * missing) and fsync it: events a damaged task could not take.  0 or -errno.
+ * missing) and fsync it and its directory: events a damaged task could not
+ * take.  0 or -errno.
  */
 int tasklog_rescue(struct tasklog *tl, const char *name, const void *data, size_t len);
 

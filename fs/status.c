@@ -116,6 +116,17 @@ char *status_json(struct fs *fs, size_t *len)
 	} else {
 		json_object_object_add(o, "journal_damage", NULL);
 	}
+	{
+		/* damaged tasks this mount set aside (reads and appends EIO), and what it cost */
+		struct json_object *d = json_object_new_array();
+
+		for (const char *n = s.aside; *n; n += strlen(n) + 1)
+			json_object_array_add(d, jstr(n));
+		add_u64(o, "tasks_aside", s.tasks_aside);
+		json_object_object_add(o, "aside", d);
+		add_u64(o, "events_unapplied", s.events_unapplied);
+		add_u64(o, "events_lost", s.events_lost);
+	}
 	comp = json_object_new_object();
 	evl_compact_status(fs->st, &cs);
 	json_object_object_add(comp, "state", jstr(cs.running ? "running" : "idle"));
@@ -139,15 +150,6 @@ char *status_json(struct fs *fs, size_t *len)
 		json_object_object_add(comp, "last", last);
 	}
 	json_object_object_add(o, "compaction", comp);
-	{
-		struct json_object *d = json_object_new_array();
-
-		for (const char *n = s.damaged; *n; n += strlen(n) + 1)
-			json_object_array_add(d, jstr(n));
-		json_object_object_add(o, "damaged", d);
-		add_u64(o, "damaged_tasks", s.damaged_tasks);
-		add_u64(o, "unapplied_events", s.unapplied_events);
-	}
 	add_u64(o, "rejected_writes", s.rejected_invalid + s.rejected_too_big + s.rejected_held);
 	json_object_object_add(o, "last_rejection", s.last_rejection[0] ?
 			       jstr(s.last_rejection) : NULL);
@@ -255,12 +257,6 @@ char *metrics_text(struct fs *fs, size_t *len)
 	metric(&b, "held_bytes", "gauge", "Bytes of unterminated lines open files hold.",
 	       s.held_bytes);
 	metric(&b, "tasks", "gauge", "Live tasks.", s.tasks);
-	metric(&b, "damaged_tasks", "gauge",
-	       "Tasks set aside: their files do not match the index (reads and writes fail).",
-	       s.damaged_tasks);
-	metric(&b, "unapplied_events_total", "counter",
-	       "Events a damaged task could not take, kept in its events.unapplied.",
-	       s.unapplied_events);
 	metric(&b, "types", "gauge", "Types with live events.", s.types);
 	metric(&b, "events", "gauge", "Live events.", s.events);
 	metric(&b, "log_bytes", "gauge", "Bytes in task logs.", s.log_bytes);
@@ -275,6 +271,15 @@ char *metrics_text(struct fs *fs, size_t *len)
 	metric(&b, "apply_failures_total", "counter",
 	       "Journal batches the applier failed to apply (a full disk), retried.",
 	       s.apply_failures);
+	metric(&b, "tasks_aside", "gauge",
+	       "Damaged tasks set aside (reads and appends get EIO) since the mount.",
+	       s.tasks_aside);
+	metric(&b, "events_unapplied_total", "counter",
+	       "Acknowledged events of set-aside tasks put in their events.unapplied.",
+	       s.events_unapplied);
+	metric(&b, "events_lost_total", "counter",
+	       "Acknowledged events of set-aside tasks not even events.unapplied could take.",
+	       s.events_lost);
 	evl_compact_status(fs->st, &cs);
 	mprintf(&b, "# HELP evlogfs_compaction_runs_total Compactions finished, by result.\n"
 		"# TYPE evlogfs_compaction_runs_total counter\n"

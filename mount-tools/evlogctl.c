@@ -213,6 +213,19 @@ static int cmd_status(const char *mnt, bool as_json)
 	if (get(st, "journal_error"))
 		printf("  JOURNAL     %s: writes refused until remount\n",
 		       get_str(st, "journal_error", "?"));
+	if (get_u64(st, "tasks_aside")) {
+		struct json_object *names = get(st, "aside");
+		size_t n = names ? json_object_array_length(names) : 0;
+
+		printf("  SET ASIDE   %llu damaged tasks (", (unsigned long long)get_u64(st, "tasks_aside"));
+		for (size_t i = 0; i < n; i++)
+			printf("%s%s", i ? ", " : "",
+			       json_object_get_string(json_object_array_get_idx(names, i)));
+		printf("): reads and appends EIO; %llu acknowledged events in their "
+		       "events.unapplied, %llu lost; unmount and run evlogctl fsck --repair\n",
+		       (unsigned long long)get_u64(st, "events_unapplied"),
+		       (unsigned long long)get_u64(st, "events_lost"));
+	}
 	if (!strcmp(get_str(st, "compaction.state", ""), "running"))
 		printf("  compaction  running: %s %llu/%llu\n", get_str(st, "compaction.phase", "?"),
 		       (unsigned long long)get_u64(st, "compaction.done"),

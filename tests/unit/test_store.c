@@ -1515,8 +1515,8 @@ static void replay_after_power_loss_fills_holes(void **state)
 		evl_store_stats(st, &s);
 		snprintf(path, sizeof(path), "%s/tasks/x/events.unapplied", dir);
 		if (holes) {
-			assert_int_equal(s.damaged_tasks, 0);
-			assert_int_equal(s.unapplied_events, 0);
+			assert_int_equal(s.tasks_aside, 0);
+			assert_int_equal(s.events_unapplied, 0);
 			assert_int_equal(task_events(st, "x"), 4);
 			log = read_all(st, task_uid(st, "x"), NULL, &len);
 			assert_int_equal(len, 3 * (sizeof(ev) - 1) + sizeof(ev) - 1);
@@ -1525,8 +1525,8 @@ static void replay_after_power_loss_fills_holes(void **state)
 			check_views(st, dir);
 			assert_true(stat(path, &sb) && errno == ENOENT);
 		} else {
-			assert_int_equal(s.damaged_tasks, 1);
-			assert_int_equal(s.unapplied_events, 1);
+			assert_int_equal(s.tasks_aside, 1);
+			assert_int_equal(s.events_unapplied, 1);
 			assert_int_equal(stat(path, &sb), 0);
 			assert_int_equal(sb.st_size, sizeof(ev) - 1);
 		}
@@ -4497,6 +4497,193 @@ static void holder_before_its_pid_is_written(void **state)
 	assert_int_equal(evl_store_close(st), 0);
 }
 
+/* ---- one broken task, one failing resource (issue 15 items 6 and 9) ---- */
+
+/*
+ * A task whose files went away behind the store's back (an rm of its
+ * sidecar or of its log) is set aside: the append the applier cannot write
+ * is counted and named as lost, the task's reads and new appends get EIO,
+ * and every other task goes on: applied, checkpointed, closed and opened
+ * again (it once retried for ever and stopped every task; after that the
+ * store could not be opened).
+ */
+static void a_broken_task_is_set_aside(void **state)
+{
+	const char *files[] = { "events.meta", "events" };
+
+	/*
+	 * Each file removed with the task's descriptors closed, then cached;
+	 * then the whole directory (k 4, 5): events.unapplied cannot be made.
+	 */
+	for (int k = 0; k < 6; k++) {
+		bool gone = k >= 4;
+		char dir[4200], path[4400], buf[128];
+		struct evl_store *st;
+		struct evl_writer *w, *w2;
+		struct evl_stats s;
+		struct evl_task_info info;
+		uint64_t ua;
+		size_t len;
+		char *log;
+
+		snprintf(dir, sizeof(dir), "%s/s%d", (const char *)*state, k);
+		st = open_store(dir, false, 2);
+		create(st, "a");
+		create(st, "b");
+		append_n(st, "a", 0, 5);
+		append_n(st, "b", 0, 5);
+		if (k % 4 < 2) {
+			assert_int_equal(evl_store_close(st), 0);
+			st = open_store(dir, false, 2);		/* no descriptor cached */
+		} else {
+			/* cached: writes would go to a file no path reaches */
+			assert_int_equal(evl_store_checkpoint(st), 0);
+		}
+		ua = task_uid(st, "a");
+		/* a writer opened before the damage: its append is journaled, acknowledged */
+		assert_int_equal(evl_writer_open(st, ua, &w), 0);
+		assert_int_equal(evl_writer_open(st, ua, &w2), 0);
+		snprintf(path, sizeof(path), "%s/tasks/a/%s", dir, files[k % 2]);
+		assert_int_equal(unlink(path), 0);
+		if (gone) {
+			snprintf(path, sizeof(path), "%s/tasks/a/%s", dir, files[1 - k % 2]);
+			assert_int_equal(unlink(path), 0);
+			snprintf(path, sizeof(path), "%s/tasks/a", dir);
+			assert_int_equal(rmdir(path), 0);
+		}
+		event_line(buf, sizeof(buf), 1, 0, 5, 3);
+		assert_int_equal(write_str(w, buf), 0);
+		assert_int_equal(evl_writer_close(w), 0);
+		append_n(st, "b", 5, 3);
+		/* the applier cannot write a's event: the others are applied all the same */
+		assert_int_equal(within(30, "a checkpoint", do_checkpoint, st), 0);
+		assert_int_equal(task_events(st, "b"), 8);
+		assert_int_equal(evl_task_lookup(st, "b", &info), 0);
+		log = read_all(st, info.uid, NULL, &len);
+		assert_int_equal(len, info.size);
+		free(log);
+		evl_store_stats(st, &s);
+		assert_int_equal(s.tasks_aside, 1);
+		/* kept beside the log (durably: synced), or lost when even that fails */
+		assert_int_equal(s.events_unapplied, gone ? 0 : 1);
+		assert_int_equal(s.events_lost, gone ? 1 : 0);
+		assert_string_equal(s.aside, "a");
+		assert_int_equal(s.aside[2], '\0');	/* the list ends after it */
+		snprintf(path, sizeof(path), "%s/tasks/a/events.unapplied", dir);
+		if (gone) {
+			assert_int_equal(access(path, F_OK), -1);
+		} else {
+			int fd = open(path, O_RDONLY);
+			char got[128];
+			ssize_t n;
+
+			assert_true(fd >= 0);
+			n = read(fd, got, sizeof(got));
+			close(fd);
+			assert_int_equal(n, strlen(buf));
+			assert_memory_equal(got, buf, n);
+		}
+		assert_int_equal(s.pending_events, 0);
+		/* a is set aside: EIO, never bytes the index and the files disagree on */
+		assert_int_equal(evl_task_read(st, ua, 0, buf, sizeof(buf)), -EIO);
+		assert_int_equal(evl_writer_open(st, ua, &w), -EIO);
+		/* and so is a writer opened before: nothing more is acknowledged, then lost */
+		assert_int_equal(write_str(w2, buf), -EIO);
+		evl_writer_close(w2);
+		append_n(st, "b", 8, 2);
+		/* closing works, but says so when an acknowledged event was lost */
+		assert_int_equal(evl_store_close(st), gone ? -EIO : 0);
+		st = open_store(dir, false, 2);
+		assert_int_equal(task_events(st, "b"), 10);
+		/* a's files are still not what the index says: set aside again, at its first use */
+		assert_int_equal(evl_writer_open(st, ua, &w), -EIO);
+		evl_store_stats(st, &s);
+		assert_int_equal(s.tasks_aside, 1);
+		append_n(st, "b", 10, 1);
+		assert_int_equal(within(30, "a checkpoint", do_checkpoint, st), 0);
+		assert_int_equal(evl_store_close(st), 0);
+	}
+}
+
+static int do_close(void *arg);
+
+struct stuck_writer {
+	struct evl_store *st;
+	uint64_t uid;
+	int acked, rc;
+};
+
+static int write_until_refused(void *arg)
+{
+	struct stuck_writer *s = arg;
+	struct evl_writer *w;
+	char line[200];
+	int rc;
+
+	rc = evl_writer_open(s->st, s->uid, &w);
+	if (rc)
+		return rc;
+	for (s->acked = 0; s->acked < 100000; s->acked++) {
+		int n = event_line(line, sizeof(line), 1, 0, s->acked, 40);
+
+		rc = evl_writer_write(w, line, n);
+		if (rc)
+			break;
+	}
+	evl_writer_close(w);
+	return rc;
+}
+
+/*
+ * A failure the applier cannot cure by waiting (no descriptor left: EMFILE)
+ * reaches the writers that wait for it as their errno, within a bounded
+ * time, instead of holding them on max_pending for ever; what does not need
+ * the applier (listing, lookups) is served meanwhile; once the cause is
+ * gone everything acknowledged is applied, by itself.
+ */
+static void failing_applier_refuses_waiting_writers(void **state)
+{
+	const char *dir = *state;
+	struct evl_options o;
+	struct evl_store *st;
+	struct stuck_writer sw;
+	struct evl_task_info info;
+	uint64_t t0;
+	int rc;
+
+	evl_options_default(&o);
+	o.max_pending = 8192;
+	o.commit_ms = 2;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	create(st, "a");
+	create(st, "b");
+	append_n(st, "a", 0, 2);
+	assert_int_equal(evl_store_close(st), 0);
+	fio_install();
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	fio_fail(FIO_OPEN, 0, EMFILE, true);	/* every open from now on */
+	sw = (struct stuck_writer){ st, task_uid(st, "a"), 0, 0 };
+	t0 = tu_now_ms();
+	rc = within(60, "a writer held by max_pending", write_until_refused, &sw);
+	assert_int_equal(rc, -EMFILE);
+	print_message("EMFILE after %d events, %" PRIu64 " ms\n", sw.acked,
+		      tu_now_ms() - t0);
+	assert_true(sw.acked > 5);
+	assert_int_equal(within(30, "a checkpoint", do_checkpoint, st), -EMFILE);
+	assert_int_equal(evl_task_lookup(st, "b", &info), 0);
+	assert_int_equal(count_tasks(st), 2);
+	/* the cause goes: everything acknowledged is applied, with no remount */
+	fio_clear();
+	append_n(st, "b", 0, 3);
+	assert_int_equal(within(30, "a checkpoint", do_checkpoint, st), 0);
+	assert_int_equal(task_events(st, "a"), 2 + (uint64_t)sw.acked);
+	assert_int_equal(task_events(st, "b"), 3);
+	check_tasks(st, dir);
+	check_views(st, dir);
+	assert_int_equal(within(30, "close", do_close, st), 0);
+	fio_uninstall();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -4504,6 +4691,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(lock_survives_rm_of_the_lock_file, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(holder_before_its_pid_is_written, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_broken_task_is_set_aside, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(failing_applier_refuses_waiting_writers, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(bad_writes_store_nothing, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(refused_lines_are_forgotten, tu_setup, tu_teardown),
