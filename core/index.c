@@ -79,6 +79,9 @@ void index_set_map_initial(size_t bytes)
 	map_initial = bytes;
 }
 
+/* A database an index opened read-only lacks (made by an older version): read as empty. */
+#define NO_DBI ((MDB_dbi)~0u)
+
 struct index {
 	MDB_env *env;
 	MDB_dbi meta, tasks, names, types, tids, fen, tgs, kty, kt, tt, dirty, purge, trim;
@@ -767,8 +770,54 @@ static void lmdb_assert(MDB_env *env, const char *msg)
 		" rebuilds the index from the task logs", path ? path : "?", msg);
 }
 
-/* Create and open ix->env at ix->path with ix->mapsize, and open every database. */
-static int env_open(struct index *ix)
+/*
+ * The meta records of a new index (its type field, version and counters),
+ * or a check that an existing one was built with @type_field (NULL: any).
+ * In the transaction that creates the databases, so that no crash leaves
+ * an index with databases but without them (the walk calls that damage).
+ * 0, EINVAL (another type field: logged) or an LMDB error.
+ */
+static int meta_init(struct index *ix, MDB_txn *txn, const char *type_field)
+{
+	MDB_val key = { strlen("type_field"), "type_field" }, val;
+	int rc = mdb_get(txn, ix->meta, &key, &val);
+
+	if (rc == MDB_NOTFOUND) {
+		uint32_t version = INDEX_VERSION;
+		struct index_meta m = { .next_gseq = 1, .next_uid = 1 };
+
+		if (!type_field)
+			type_field = "type";
+		val.mv_data = (void *)type_field;
+		val.mv_size = strlen(type_field);
+		rc = mdb_put(txn, ix->meta, &key, &val, 0);
+		key.mv_data = "version";
+		key.mv_size = 7;
+		val.mv_data = &version;
+		val.mv_size = sizeof(version);
+		rc = rc ? rc : mdb_put(txn, ix->meta, &key, &val, 0);
+		key.mv_data = "meta";
+		key.mv_size = 4;
+		val.mv_data = &m;
+		val.mv_size = sizeof(m);
+		return rc ? rc : mdb_put(txn, ix->meta, &key, &val, 0);
+	}
+	if (rc)
+		return rc;
+	if (type_field && (val.mv_size != strlen(type_field) ||
+			   memcmp(val.mv_data, type_field, val.mv_size))) {
+		evl_log(LOG_ERR, "index %s: store was built with type_field=%.*s, not %s",
+			ix->path, (int)val.mv_size, (char *)val.mv_data, type_field);
+		return EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Create and open ix->env at ix->path with ix->mapsize, and open every
+ * database; writable, with its meta records (meta_init, @type_field).
+ */
+static int env_open(struct index *ix, const char *type_field)
 {
 	MDB_txn *txn = NULL;
 	int rc, dead;
@@ -804,10 +853,17 @@ static int env_open(struct index *ix)
 		rc = mdb_txn_begin(ix->env, NULL, ix->rdonly ? MDB_RDONLY : 0, &txn);
 	for (size_t i = 0; !rc && i < sizeof(dbs) / sizeof(*dbs); i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, ix->rdonly ? 0 : MDB_CREATE, dbs[i].dbi);
+		/* an index made before retention: nothing to trim (a writer adds it) */
+		if (rc == MDB_NOTFOUND && dbs[i].dbi == &ix->trim) {
+			ix->trim = NO_DBI;
+			rc = 0;
+		}
 		if (rc == MDB_NOTFOUND)
 			evl_log(LOG_ERR, "index %s lacks its %s database (made by an older evlogfs,"
 				" or damaged)", ix->path, dbs[i].name);
 	}
+	if (!rc && !ix->rdonly)
+		rc = meta_init(ix, txn, type_field);
 	if (!rc)
 		rc = mdb_txn_commit(txn);	/* read-only too: keeps the handles */
 	else if (txn)
@@ -855,8 +911,6 @@ int index_open_ex(const char *dir, const char *type_field, unsigned flags, struc
 {
 	struct index *ix;
 	char path[4200];
-	MDB_txn *txn = NULL;
-	MDB_val key, val;
 	bool created = false;
 	int rc;
 
@@ -885,7 +939,7 @@ int index_open_ex(const char *dir, const char *type_field, unsigned flags, struc
 	if (!created)
 		while (ix->mapsize < index_file_bytes(ix) * 2)
 			ix->mapsize *= 2;
-	rc = env_open(ix);
+	rc = env_open(ix, type_field);
 	if (rc)
 		goto fail_mdb;
 	/* LMDB syncs its files, never their directory: a power loss could lose a new one */
@@ -893,49 +947,6 @@ int index_open_ex(const char *dir, const char *type_field, unsigned flags, struc
 		rc = -errno;
 		goto fail;
 	}
-	if (ix->rdonly)
-		goto done;
-	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
-	if (rc)
-		goto fail_mdb;
-	key.mv_data = "type_field";
-	key.mv_size = strlen("type_field");
-	rc = mdb_get(txn, ix->meta, &key, &val);
-	if (rc == MDB_NOTFOUND && !type_field)
-		type_field = "type";
-	if (rc == MDB_NOTFOUND) {
-		uint32_t version = INDEX_VERSION;
-		struct index_meta m = { .next_gseq = 1, .next_uid = 1 };
-
-		val.mv_data = (void *)type_field;
-		val.mv_size = strlen(type_field);
-		rc = mdb_put(txn, ix->meta, &key, &val, 0);
-		key.mv_data = "version";
-		key.mv_size = 7;
-		val.mv_data = &version;
-		val.mv_size = sizeof(version);
-		rc = rc ? rc : mdb_put(txn, ix->meta, &key, &val, 0);
-		key.mv_data = "meta";
-		key.mv_size = 4;
-		val.mv_data = &m;
-		val.mv_size = sizeof(m);
-		rc = rc ? rc : mdb_put(txn, ix->meta, &key, &val, 0);
-		if (rc)
-			goto fail_txn;
-	} else if (rc) {
-		goto fail_txn;
-	} else if (type_field && (val.mv_size != strlen(type_field) ||
-		   memcmp(val.mv_data, type_field, val.mv_size))) {
-		evl_log(LOG_ERR, "index %s: store was built with type_field=%.*s, not %s",
-			dir, (int)val.mv_size, (char *)val.mv_data, type_field);
-		mdb_txn_abort(txn);
-		rc = -EINVAL;
-		goto fail;
-	}
-	rc = mdb_txn_commit(txn);
-	if (rc)
-		goto fail_mdb;
-done:
 	{
 		pthread_rwlockattr_t a;
 
@@ -946,9 +957,11 @@ done:
 	}
 	*out = ix;
 	return 0;
-fail_txn:
-	mdb_txn_abort(txn);
 fail_mdb:
+	if (rc == EINVAL) {
+		rc = -EINVAL;	/* another type_field (said), or a bad argument */
+		goto fail;
+	}
 	evl_log(LOG_ERR, "index %s: %s", dir, mdb_strerror(rc));
 	rc = xerr(rc);
 fail:
@@ -972,6 +985,8 @@ int index_usage(struct index *ix, uint64_t *used, uint64_t *file)
 	rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
 	*used = 0;
 	for (size_t i = 0; !rc && i < sizeof(dbis) / sizeof(*dbis); i++) {
+		if (dbis[i] == NO_DBI)
+			continue;
 		rc = mdb_stat(txn, dbis[i], &ms);
 		if (!rc)
 			*used += (ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) *
@@ -1023,7 +1038,7 @@ int index_shrink(struct index *ix)
 	if (io->rename(tmp, path))
 		rc = -errno;
 	{
-		int orc = env_open(ix);	/* the old file if the rename failed */
+		int orc = env_open(ix, NULL);	/* the old file if the rename failed */
 
 		if (orc) {
 			evl_log(LOG_CRIT, "index %s: cannot reopen after shrinking: %s", ix->path,
@@ -1914,6 +1929,8 @@ int index_trim_get(struct index_txn *t, uint64_t uid, struct index_trim *out)
 	struct trim_val v;
 	int rc;
 
+	if (t->ix->trim == NO_DBI)
+		return -ENOENT;
 	be64(k, uid);
 	rc = get_val(t, t->ix->trim, k, 8, &v, sizeof(v));
 	if (!rc)
@@ -1936,6 +1953,8 @@ int index_trim_list(struct index_txn *t, int (*cb)(void *arg, const struct index
 	MDB_val key, val;
 	int rc;
 
+	if (t->ix->trim == NO_DBI)
+		return 0;
 	rc = mdb_cursor_open(t->txn, t->ix->trim, &c);
 	if (rc)
 		return xerr(rc);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "index.h"
 #include "testutil.h"
@@ -346,12 +347,65 @@ static void verify_with_sigchld_ignored(void **state)
 	sigaction(SIGCHLD, &old, NULL);
 }
 
+static int count_trim(void *arg, const struct index_trim *tr)
+{
+	(void)tr;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/*
+ * An index made before retention has no "trim" database.  The daemon adds
+ * it at its first open; fsck, which opens read-only and writes nothing,
+ * must read it as empty rather than call the index damaged.
+ */
+static void rdonly_open_of_an_index_without_trim(void **state)
+{
+	struct index_trim tr;
+	struct index_txn *t;
+	struct index *ix;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	char why[256] = "";
+	int n = 0;
+
+	assert_int_equal(index_open(*state, "type", &ix), 0);
+	index_close(ix);
+	/* what an index of that version holds: every database but trim */
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_open(env, *state, MDB_NOTLS, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "trim", 0, &dbi), 0);
+	assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	assert_int_equal(index_verify(*state, false, why, sizeof(why)), 0);
+	assert_int_equal(index_open_ex(*state, NULL, INDEX_RDONLY, &ix), 0);
+	assert_int_equal(index_begin(ix, false, &t), 0);
+	assert_int_equal(index_trim_list(t, count_trim, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(index_trim_get(t, 1, &tr), -ENOENT);
+	index_abort(t);
+	index_close(ix);
+	/* a writable open (the daemon's) makes it */
+	assert_int_equal(index_open(*state, "type", &ix), 0);
+	assert_int_equal(index_begin(ix, false, &t), 0);
+	assert_int_equal(index_trim_list(t, count_trim, &n), 0);
+	index_abort(t);
+	index_close(ix);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(views_match_the_model, tu_setup, teardown),
 		cmocka_unit_test_setup_teardown(listings_and_dirty_set, tu_setup, teardown),
 		cmocka_unit_test_setup_teardown(verify_with_sigchld_ignored, tu_setup, teardown),
+		cmocka_unit_test_setup_teardown(rdonly_open_of_an_index_without_trim, tu_setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests_name("index", tests, NULL, NULL);
