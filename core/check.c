@@ -731,7 +731,7 @@ static int cmp_ev(const void *a, const void *b)
 /* Scan every task on disk (the index's tasks are listed already), then sort. */
 static int scan_all(struct ck *ck)
 {
-	uint64_t total = 0, done = 0;
+	uint64_t total = 0, done = 0, dups = 0;
 	int rc;
 
 	rc = list_dirs(ck);
@@ -766,11 +766,20 @@ static int scan_all(struct ck *ck)
 			ty->first = i;
 		ty->count++;
 		if (i && ck->evs[i - 1].gseq == ck->evs[i].gseq &&
-		    ck->evs[i - 1].type == ck->evs[i].type)
-			report(ck, 'E', "gseq %" PRIu64 " is in the logs of tasks %s and %s",
-			       ck->evs[i].gseq, ck->tasks[ck->evs[i - 1].task].name,
-			       ck->tasks[ck->evs[i].task].name);
+		    ck->evs[i - 1].type == ck->evs[i].type) {
+			/* no index repair fixes it: reindex renumbers (renumber_copies) */
+			if (dups++ < REPORT_PER_TYPE)
+				report(ck, 'U', "gseq %" PRIu64 " is in the logs of tasks %s and %s "
+				       "(a copy of a task's tree?): evlogctl reindex gives one of "
+				       "them new gseqs", ck->evs[i].gseq,
+				       ck->tasks[ck->evs[i - 1].task].name,
+				       ck->tasks[ck->evs[i].task].name);
+			else
+				ck->r->problems++, ck->r->unfixable++;
+		}
 	}
+	if (dups > REPORT_PER_TYPE)
+		report(ck, 'I', "%" PRIu64 " gseqs in all are in the logs of two tasks", dups);
 	for (size_t i = 0; i < ck->ntasks; i++)
 		if (ck->tasks[i].on_disk) {
 			ck->r->tasks++;
@@ -1862,6 +1871,114 @@ static int cmp_gt(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Events in task, then log order: a task's k-th is its k-th sidecar record. */
+static int cmp_task_off(const void *a, const void *b)
+{
+	const struct ck_ev *x = *(struct ck_ev *const *)a, *y = *(struct ck_ev *const *)b;
+
+	if (x->task != y->task)
+		return x->task < y->task ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int cmp_ev_gseq(const void *a, const void *b)
+{
+	const struct ck_ev *x = *(struct ck_ev *const *)a, *y = *(struct ck_ev *const *)b;
+
+	if (x->gseq != y->gseq)
+		return x->gseq < y->gseq ? -1 : 1;
+	return x->task < y->task ? -1 : x->task > y->task;
+}
+
+/*
+ * A task tree copied inside tasks/ (cp -a tasks/t1 tasks/t1-copy) holds the
+ * gseqs of its original: two events under one gseq, which no index can
+ * hold.  For reindex: in each set of events sharing a gseq, the event of a
+ * task @keep says (the old index's) keeps it, else the first task's by
+ * name; the others get fresh gseqs from *@next on, written to their
+ * sidecar records (their time kept) and synced before the index is built,
+ * so a crash leaves either the old records or the new ones.  Reported per
+ * task.  0 or -errno.
+ */
+static int renumber_copies(struct ck *ck, const bool *keep, uint64_t *next)
+{
+	struct ck_ev **by = NULL;
+	uint64_t *idx = NULL, *moved = NULL;
+	struct tasklog *tl = NULL;
+	size_t dups = 0;
+	char path[4200];
+	int rc = 0;
+
+	if (ck->nevs < 2)
+		return 0;
+	by = malloc(ck->nevs * sizeof(*by));
+	idx = malloc(ck->nevs * sizeof(*idx));
+	moved = calloc(ck->ntasks, sizeof(*moved));
+	if (!by || !idx || !moved) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ck->nevs; i++)
+		by[i] = &ck->evs[i];
+	qsort(by, ck->nevs, sizeof(*by), cmp_ev_gseq);
+	for (size_t i = 1; i < ck->nevs; i++)
+		dups += by[i]->gseq == by[i - 1]->gseq;
+	if (!dups)
+		goto out;
+	/* each event's sidecar record: its place in its task's log */
+	qsort(by, ck->nevs, sizeof(*by), cmp_task_off);
+	for (size_t i = 0; i < ck->nevs; i++)
+		idx[by[i] - ck->evs] = i && by[i - 1]->task == by[i]->task ?
+			idx[by[i - 1] - ck->evs] + 1 : 0;
+	qsort(by, ck->nevs, sizeof(*by), cmp_ev_gseq);
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	rc = tasklog_open(path, 64, &tl);
+	for (size_t i = 0; i < ck->nevs && !rc;) {
+		size_t j = i + 1, keeper = i;
+
+		while (j < ck->nevs && by[j]->gseq == by[i]->gseq)
+			j++;
+		for (size_t k = i; k < j; k++)
+			if (keep[by[k]->task] && !keep[by[keeper]->task])
+				keeper = k;
+		for (size_t k = i; k < j && !rc; k++) {
+			struct ck_ev *ev = by[k];
+			struct ck_task *tk = &ck->tasks[ev->task];
+			struct tasklog_rec rec;
+			ssize_t n;
+
+			if (k == keeper)
+				continue;
+			n = tasklog_read_recs(tl, tk->uid, tk->name, idx[ev - ck->evs], &rec, 1);
+			if (n != 1 || rec.gseq != ev->gseq) {
+				rc = n < 0 ? (int)n : -EIO;
+				break;
+			}
+			rec.gseq = ev->gseq = (*next)++;
+			rc = tasklog_write_recs(tl, tk->uid, tk->name, idx[ev - ck->evs], &rec, 1);
+			moved[ev->task]++;
+		}
+		i = j;
+	}
+	for (size_t t = 0; t < ck->ntasks && !rc; t++) {
+		if (!moved[t])
+			continue;
+		rc = tasklog_sync(tl, ck->tasks[t].uid, ck->tasks[t].name);
+		if (!rc)
+			report(ck, 'F', "task %s: %" PRIu64 " events had the gseqs of another task's "
+			       "(a copy of its tree?): given new ones", ck->tasks[t].name, moved[t]);
+	}
+	if (*next - 1 > ck->max_gseq)
+		ck->max_gseq = *next - 1;
+out:
+	if (tl)
+		tasklog_close(tl);
+	free(by);
+	free(idx);
+	free(moved);
+	return rc;
+}
+
 /*
  * Without a usable index: name the journal's tasks.  A task directory takes
  * the uid of a record whose events its log holds, else of a create record
@@ -1881,8 +1998,16 @@ static int map_journal(struct ck *ck)
 		char path[4200];
 
 		snprintf(path, sizeof(path), "%s/tasks", ck->dir);
-		if (!ck->tasks[i].uid)
-			ck->tasks[i].uid = tasklog_uid_of(path, ck->tasks[i].name);
+		if (ck->tasks[i].uid)
+			continue;
+		ck->tasks[i].uid = tasklog_uid_of(path, ck->tasks[i].name);
+		/* a tree copied with its xattrs (cp -a): the first by name keeps the uid */
+		for (size_t k = 0; k < i && ck->tasks[i].uid; k++)
+			if (ck->tasks[k].uid == ck->tasks[i].uid) {
+				report(ck, 'I', "task %s has the uid of task %s (a copy of it?): it gets "
+				       "a new one", ck->tasks[i].name, ck->tasks[k].name);
+				ck->tasks[i].uid = 0;
+			}
 	}
 	for (size_t i = 0; i < ck->njev; i++) {
 		struct gseq_task key = { ck->jev[i].gseq, 0 }, *hit;
@@ -2104,7 +2229,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	char path[4200];
 	uint64_t dirty, trims;
 	struct tasklog *tl = NULL;
-	bool usable = false;
+	bool usable = false, *keep = NULL;
 	struct ck ck;
 	int rc;
 
@@ -2179,6 +2304,13 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	}
 
 	/* uids: the old index's, the journal's, then fresh ones */
+	keep = calloc(ck.ntasks + 1, sizeof(*keep));
+	if (!keep) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ck.ntasks; i++)
+		keep[i] = ck.tasks[i].uid != 0;	/* the old index's */
 	if (!usable)
 		rc = map_journal(&ck);
 	m.next_uid = old.next_uid > 1 ? old.next_uid : 1;
@@ -2190,6 +2322,14 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	for (size_t i = 0; i < ck.ntasks; i++)
 		if (!ck.tasks[i].uid)
 			ck.tasks[i].uid = m.next_uid++;
+	/* fresh gseqs after every one handed out: in the logs, the old index, the journal */
+	m.next_gseq = ck.max_gseq + 1;
+	if (m.next_gseq <= old.next_gseq)
+		m.next_gseq = old.next_gseq;
+	if (m.next_gseq <= ck.j_max_gseq)
+		m.next_gseq = ck.j_max_gseq + 1;
+	if (!rc)
+		rc = renumber_copies(&ck, keep, &m.next_gseq);
 	if (!rc)
 		rc = write_mends(&ck);
 	if (!rc)
@@ -2210,11 +2350,8 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		rc = index_open(path, ck.type_field, &ck.ix);
 	if (rc)
 		goto out;
-	m.next_gseq = ck.max_gseq + 1;
-	if (m.next_gseq <= old.next_gseq)
-		m.next_gseq = old.next_gseq;
-	if (m.next_gseq <= ck.j_max_gseq)
-		m.next_gseq = ck.j_max_gseq + 1;
+	if (m.next_gseq <= ck.max_gseq)	/* the journal's replay may have added some */
+		m.next_gseq = ck.max_gseq + 1;
 	m.applied_lsn = m.ckpt_lsn = ck.j_last_lsn > old.applied_lsn ? ck.j_last_lsn
 								      : old.applied_lsn;
 	if (store_stamp_read(dir, &stamp_id, &stamp_gen)) {
@@ -2257,6 +2394,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 out:
 	if (tl)
 		tasklog_close(tl);
+	free(keep);
 	ck_free(&ck);
 	return rc;
 }

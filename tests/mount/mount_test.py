@@ -2628,6 +2628,48 @@ def test_log_longer_than_index(root):
         m.stop()
 
 
+def test_task_tree_copied(root):
+    """Issue 15 item 10 (sweep finding): a task tree copied inside tasks/ (cp -a,
+    which keeps the uid xattr too) holds its original's gseqs.  reindex, with
+    the old index and without it, must give the copy its own uid and gseqs
+    (written to its sidecar), so that fsck is clean and every view serves
+    both tasks' events, each once."""
+    for old_index in (True, False):
+        sub = os.path.join(root, "old" if old_index else "none")
+        os.mkdir(sub)
+        m = Mount(sub).start()
+        try:
+            for t in ("t1", "t2"):
+                os.mkdir(m.p("tasks", t))
+            for i in range(5):
+                append(m.p("tasks", "t1", "events"), event("a", t="t1", i=i))
+                append(m.p("tasks", "t2", "events"), event("b", t="t2", i=i))
+        finally:
+            m.stop()
+        subprocess.run(["cp", "-a", os.path.join(m.data, "tasks", "t1"),
+                        os.path.join(m.data, "tasks", "t1-copy")], check=True)
+        if not old_index:
+            shutil.rmtree(os.path.join(m.data, "index"))
+        r = evlogctl("reindex", m.data)
+        assert "t1-copy" in r.stdout, r.stdout
+        r = evlogctl("fsck", m.data)
+        assert r.stdout.strip().endswith("clean"), r.stdout
+        m.start()
+        try:
+            t1 = read(m.p("tasks", "t1", "events"))
+            assert read(m.p("tasks", "t1-copy", "events")) == t1
+            view = read(m.p("by-type", "a", "events"))
+            assert sorted(view.splitlines()) == sorted(t1.splitlines() * 2), view
+            append(m.p("tasks", "t1-copy", "events"), event("a", t="t1-copy", i=9))
+            view = read(m.p("by-type", "a", "events"))
+            assert len(view.splitlines()) == 11 and view.endswith(
+                event("a", t="t1-copy", i=9).encode()), view
+            assert read(m.p("tasks", "t1", "events")) == t1
+        finally:
+            m.stop()
+        assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
+
+
 def test_stale_index(root):
     """A missing, empty or older index is never mounted as the store: it is refused
     (naming evlogctl reindex), and reindex then rebuilds everything the logs hold."""
