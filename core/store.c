@@ -97,6 +97,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -238,6 +239,7 @@ struct evl_store {
 	pthread_cond_t applied_cv;	/* records applied, checkpoint done */
 	pthread_t applier;
 	bool applier_running, stop;
+	bool frozen;	/* on read-only media (open_frozen): no journal, no applier */
 
 	struct pend *head, *tail;	/* pending records, lsn order */
 	uint64_t pending_mem, pending_events;	/* pending_mem: of pend.mem */
@@ -2864,6 +2866,108 @@ static int undo_delete(void *arg, uint64_t uid)
 	return tasklog_unremove(st->tl, uid, task.name);
 }
 
+/* The journal's stats; none on read-only media. */
+static void store_journal_stats(struct evl_store *st, struct journal_stats *js)
+{
+	if (st->jn)
+		journal_get_stats(st->jn, js);
+	else
+		memset(js, 0, sizeof(*js));
+}
+
+/*
+ * ---- a store on read-only media ----
+ *
+ * -o ro on a file system mounted read-only (a backup on a DVD, a read-only
+ * bind mount): nothing can be written there, not even LMDB's lock file or
+ * the cut of a torn journal tail.  A store closed cleanly needs nothing
+ * written to be served: its index is opened read-only, no journal is kept
+ * and no applier runs.  One that needs recovery (journal records past the
+ * index, a delete or a retention rewrite cut short, a task written since
+ * the last checkpoint) is refused: its recovery must be written first.
+ */
+static bool on_read_only_media(const char *dir)
+{
+	struct statvfs sv;
+
+	return !statvfs(dir, &sv) && (sv.f_flag & ST_RDONLY);
+}
+
+static int count_dirty(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents,
+		       uint64_t gseq_from)
+{
+	(void)uid, (void)log_len, (void)nevents, (void)gseq_from;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int count_trims(void *arg, const struct index_trim *tr)
+{
+	(void)tr;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int count_trash(void *arg, uint64_t uid)
+{
+	(void)uid;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int count_records(void *arg, uint64_t lsn, unsigned type, const void *payload, size_t len)
+{
+	(void)lsn, (void)type, (void)payload, (void)len;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int open_frozen(struct evl_store *st)
+{
+	struct journal_scan js;
+	struct index_txn *t;
+	struct index_meta m;
+	uint64_t dirty = 0, trims = 0, trash = 0, records = 0;
+	char path[4200];
+	int rc;
+
+	rc = index_begin(st->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_get_meta(t, &m);
+	if (!rc)
+		rc = index_dirty_list(t, count_dirty, &dirty);
+	if (!rc)
+		rc = index_trim_list(t, count_trims, &trims);
+	index_abort(t);
+	if (!rc)
+		rc = tasklog_trash_list(st->tl, count_trash, &trash);
+	snprintf(path, sizeof(path), "%s/journal", st->dir);
+	if (!rc)
+		rc = journal_scan(path, m.applied_lsn, count_records, &records, &js);
+	if (rc)
+		return rc;
+	/* records at or before the index's applied lsn are in the logs already */
+	if (js.records && js.last_lsn <= m.applied_lsn)
+		records = 0;
+	if (dirty || trims || trash || records || js.bad_bytes || js.damage.lost) {
+		evl_log(LOG_ERR, "store %s is on read-only media and was not closed cleanly "
+			"(%" PRIu64 " tasks written since its last checkpoint, %" PRIu64 " journal "
+			"records to apply, %" PRIu64 " deletes and %" PRIu64 " retention rewrites "
+			"to finish): its recovery must be written first; mount it read-write once, "
+			"or copy it (cp -a) and mount the copy", st->dir, dirty, records, trash,
+			trims);
+		return -EROFS;
+	}
+	st->next_gseq = m.next_gseq;
+	st->next_uid = m.next_uid;
+	st->applied_lsn = st->durable_lsn = m.applied_lsn;
+	st->frozen = true;
+	evl_log(LOG_INFO, "store %s is on read-only media: served as it is, nothing written",
+		st->dir);
+	return 0;
+}
+
 static int store_recover(struct evl_store *st)
 {
 	struct recover r = { .st = st };
@@ -2943,7 +3047,7 @@ static int store_recover(struct evl_store *st)
 	{
 		struct journal_stats js;
 
-		journal_get_stats(st->jn, &js);
+		store_journal_stats(st, &js);
 		st->durable_lsn = js.durable_lsn;
 	}
 	rc = apply_all(st);
@@ -3207,25 +3311,32 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		goto fail;
 	tasklog_on_sync_failed(st->tl, sync_failed, st);
 	snprintf(path, sizeof(path), "%s/index", dir);
-	rc = index_open(path, opts->type_field, &st->ix);
+	st->frozen = st->opt.read_only && on_read_only_media(dir);
+	if (st->frozen)
+		tasklog_read_only(st->tl);
+	rc = index_open_ex(path, opts->type_field, st->frozen ? INDEX_RDONLY : 0, &st->ix);
 	if (rc)
 		goto fail;
 	index_on_sync_failed(st->ix, sync_failed, st);
 	rc = stamp_open(st);
 	if (!rc)
-		rc = store_recover(st);
+		rc = st->frozen ? open_frozen(st) : store_recover(st);
 	if (!rc && atomic_load(&st->sync_failed))
 		rc = -EIO;	/* the repair's syncs report their own failures; this is a net */
 	if (!rc) {
-		store_reserve(st);
+		if (!st->frozen)
+			store_reserve(st);
 		rc = compactor_new(st, &st->cp);
 	}
 	if (rc)
 		goto fail;
+	if (st->frozen)
+		goto done;
 	rc = -pthread_create(&st->applier, NULL, applier_main, st);
 	if (rc)
 		goto fail;
 	st->applier_running = true;
+done:
 	*out = st;
 	return 0;
 fail:
@@ -3285,7 +3396,7 @@ int evl_store_checkpoint(struct evl_store *st)
 
 int evl_store_sync(struct evl_store *st)
 {
-	return journal_barrier(st->jn);
+	return st->jn ? journal_barrier(st->jn) : 0;
 }
 
 /*
@@ -3342,7 +3453,7 @@ int evl_store_close(struct evl_store *st)
 	if (!st->opt.read_only) {
 		struct journal_stats js;
 
-		journal_get_stats(st->jn, &js);
+		store_journal_stats(st, &js);
 		if (!js.error)
 			rc = close_checkpoint(st);
 		else
@@ -4164,7 +4275,7 @@ static int submit(struct evl_writer *w)
 		struct journal_stats js;
 
 		pthread_cond_timedwait(&st->applied_cv, &st->lock, &ts);
-		journal_get_stats(st->jn, &js);
+		store_journal_stats(st, &js);
 		rc = -js.error;
 		/*
 		 * Nor while the applier keeps failing (no descriptor, no room,
@@ -4873,7 +4984,7 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	struct index_meta m = { 0 };
 
 	memset(o, 0, sizeof(*o));
-	journal_get_stats(st->jn, &js);
+	store_journal_stats(st, &js);
 	if (begin_read(st, &t) == 0) {
 		index_get_meta(t, &m);
 		o->types = index_type_count(t);

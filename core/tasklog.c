@@ -34,6 +34,7 @@ struct fd_entry {
 
 struct tasklog {
 	char *dir;
+	bool rdonly;		/* tasklog_read_only(): files opened for reading only */
 	pthread_mutex_t lock;	/* protects the cache */
 	pthread_cond_t cv;	/* an entry's refs dropped */
 	struct fd_entry *ents;
@@ -104,6 +105,11 @@ int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out)
 	pthread_cond_init(&tl->cv, NULL);
 	*out = tl;
 	return 0;
+}
+
+void tasklog_read_only(struct tasklog *tl)
+{
+	tl->rdonly = true;
 }
 
 /* fsync @fd (@fd >= 0) or directory @dir; a failure is remembered for good.  0 or -1, errno. */
@@ -285,7 +291,7 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 	pthread_mutex_unlock(&tl->lock);
 
 	file_path(tl, name, "events", path, sizeof(path));
-	lfd = open_shed(tl, path, O_RDWR, 0);
+	lfd = open_shed(tl, path, tl->rdonly ? O_RDONLY : O_RDWR, 0);
 	if (lfd < 0)
 		return -errno;
 
@@ -348,7 +354,7 @@ static int need_meta(struct tasklog *tl, struct fd_entry *e, const char *name)
 	if (fd >= 0)
 		return 0;
 	file_path(tl, name, "events.meta", path, sizeof(path));
-	fd = open_shed(tl, path, O_RDWR, 0);
+	fd = open_shed(tl, path, tl->rdonly ? O_RDONLY : O_RDWR, 0);
 	if (fd < 0)
 		return -errno;
 	pthread_mutex_lock(&tl->lock);

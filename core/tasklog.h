@@ -46,6 +46,8 @@ struct tasklog_rec {
  * 0 or -errno.
  */
 int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out);
+/* Open task files for reading only from now on (a store on read-only media). */
+void tasklog_read_only(struct tasklog *tl);
 void tasklog_close(struct tasklog *tl);
 
 /*

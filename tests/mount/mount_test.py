@@ -2670,6 +2670,76 @@ def test_task_tree_copied(root):
         assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
 
 
+def test_readonly_media(root):
+    """Issue 15 item 10: a store on read-only media (a backup on a DVD, a
+    read-only bind mount) can be inspected: fsck reads it, `-o ro` mounts it
+    and serves its logs and views (writes: EROFS) without writing a byte.
+    A store left uncleanly needs its recovery written: `-o ro` then refuses
+    with a message saying so, and the media stays untouched."""
+    ro = os.path.join(root, "ro")
+    os.mkdir(ro)
+    m = Mount(root).start()
+    try:
+        load_mixed(m, tasks=("a", "b"), n=30)
+        want = {t: read(m.p("tasks", t, "events")) for t in ("a", "b")}
+        view = read(m.p("by-type", "note", "events"))
+    finally:
+        m.stop()
+
+    def snapshot():
+        out = {}
+        for d, _, files in os.walk(m.data):
+            for f in files:
+                p = os.path.join(d, f)
+                st = os.lstat(p)
+                out[p] = (st.st_size, st.st_mtime_ns, read(p) if st.st_size < 1 << 20 else b"")
+        return out
+
+    before = snapshot()
+    subprocess.run(["mount", "--bind", m.data, ro], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", ro], check=True)
+        r = evlogctl("fsck", ro)
+        assert r.stdout.strip().endswith("clean"), r.stdout
+        mro = Mount(root, data=ro, opts="ro").start()
+        try:
+            for t in ("a", "b"):
+                assert read(mro.p("tasks", t, "events")) == want[t]
+            assert read(mro.p("by-type", "note", "events")) == view
+            expect_errno(errno.EROFS, append, mro.p("tasks", "a", "events"), event("note"))
+            expect_errno(errno.EROFS, os.mkdir, mro.p("tasks", "c"))
+            assert status(mro)["read_only"] is True
+        finally:
+            mro.stop()
+    finally:
+        subprocess.run(["umount", ro], check=False)
+    assert snapshot() == before
+
+    # left uncleanly: the recovery would write, so -o ro on read-only media refuses
+    m.start()
+    append(m.p("tasks", "a", "events"), event("note", g=999, i=999))
+    m.kill9()
+    before = snapshot()
+    subprocess.run(["mount", "--bind", m.data, ro], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", ro], check=True)
+        p = subprocess.run([EVLOGFS, "-f", "-o", "ro", ro, m.mnt], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=120)
+        assert p.returncode != 0 and not is_mounted(m.mnt), (p.returncode, p.stderr)
+        assert "read-only" in p.stderr and "recover" in p.stderr, p.stderr
+    finally:
+        if is_mounted(m.mnt):
+            subprocess.run(["fusermount3", "-u", m.mnt], check=False)
+        subprocess.run(["umount", ro], check=False)
+    assert snapshot() == before
+    # read-write, it recovers as ever
+    m.start()
+    try:
+        assert read(m.p("tasks", "a", "events")).endswith(event("note", g=999, i=999).encode())
+    finally:
+        m.stop()
+
+
 def test_stale_index(root):
     """A missing, empty or older index is never mounted as the store: it is refused
     (naming evlogctl reindex), and reindex then rebuilds everything the logs hold."""
