@@ -339,6 +339,8 @@ struct evl_stats {
 	 */
 	uint64_t tasks_aside, events_unapplied, events_lost;
 	char aside[1024];
+	/* lines past a task's index, vouched for by no record, put in its events.unapplied at open */
+	uint64_t lines_unapplied;
 	uint64_t lat_count[EVL_LAT_BUCKETS];	/* append latency histogram */
 	double lat_sum;
 	int error;			/* sticky journal error (EIO), or 0 */

@@ -307,6 +307,7 @@ struct evl_store {
 	size_t naside, aside_cap;	/* aside_cap in bytes (store_grow) */
 	bool aside_unknown;		/* one could not be recorded: every task is suspect */
 	uint64_t events_unapplied, events_lost;
+	uint64_t lines_moved;		/* settle_rest: lines past an index put aside at open */
 	atomic_bool sync_failed;	/* I5: an fsync failed, until reopened */
 	atomic_bool sync_recorded;	/* ... and the index says so (I6) */
 
@@ -2661,6 +2662,278 @@ struct repair {
 	uint64_t gseq_from;		/* records below are in the files (a log rewrite) */
 };
 
+/*
+ * ---- events past the index whose journal records are gone ----
+ *
+ * A crash can lose a batch's index commit after its bytes reached the
+ * task's files; the replay writes them again from the journal.  When the
+ * journal lost those records too (a damaged, emptied or restored journal),
+ * nothing does: the events stay past the index's lengths, unserved, and the
+ * next append finds the files longer than the index.  They are the store's
+ * own events, acknowledged: each has its sidecar record (checksum good,
+ * length ending a whole valid line).  After the replay, every live task's
+ * files are compared with the index (a stat of each), and such events are
+ * indexed where they are, with the gseqs and times their records hold
+ * (handed out once, by the run that wrote them; next_gseq goes past them).
+ * What no record vouches for is not cut away either: whole lines (appended
+ * outside the store while it was down, or a batch that lost both its journal
+ * and its sidecar records) go to the task's events.unapplied, counted
+ * (lines_unapplied); only a last line without its newline, a torn write,
+ * is cut.  Recovery leaves every such byte in place until the replay has
+ * written what the journal still holds (dirty_cb).
+ */
+struct tail {
+	struct index_task task;
+	uint64_t len, n;		/* the files' sizes */
+};
+
+struct tails {
+	struct evl_store *st;
+	struct tail *v;
+	size_t n, cap;			/* cap in bytes (store_grow) */
+	int rc;
+};
+
+static int find_tail(void *arg, const struct index_task *task)
+{
+	struct tails *c = arg;
+	uint64_t len, n;
+
+	/* no files, not the index's yet, or damage the replay found: not this pass's */
+	if (task->state != TASK_LIVE || switch_broken(c->st, task->uid) ||
+	    is_aside(c->st, task->uid) || tasklog_sizes(c->st->tl, task->name, &len, &n))
+		return 0;
+	if (len <= task->log_len - task->base_len && n <= task->nevents - task->base_n)
+		return 0;
+	if (len < task->log_len - task->base_len || n < task->nevents - task->base_n)
+		return 0;	/* shorter: damage, set aside at its first use */
+	if (store_grow(&c->v, &c->cap, (c->n + 1) * sizeof(*c->v)))
+		return -ENOMEM;
+	c->v[c->n++] = (struct tail){ *task, len, n };
+	return 0;
+}
+
+struct adopt {
+	struct evl_store *st;
+	struct tail *tl;
+	struct tasklog_rec *recs;
+	char *types;			/* EVENT_TYPE_MAX + 1 per event */
+	size_t *tlens;
+	uint64_t k, bytes, max_gseq;	/* the events adopted */
+};
+
+static int adopt_txn(struct index_txn *t, void *arg)
+{
+	struct adopt *a = arg;
+	struct index_task task = a->tl->task;
+	struct index_meta m;
+	uint64_t off = task.log_len;
+	int rc = index_get_meta(t, &m);
+
+	for (uint64_t i = 0; i < a->k && !rc; i++) {
+		rc = index_add_event(t, task.uid, a->recs[i].gseq, a->types + i * (EVENT_TYPE_MAX + 1),
+				     a->tlens[i], off, a->recs[i].len);
+		off += a->recs[i].len;
+		if (task.last_ns < a->recs[i].time_ns)
+			task.last_ns = a->recs[i].time_ns;
+	}
+	task.log_len += a->bytes;
+	task.nevents += a->k;
+	if (!rc)
+		rc = index_task_put(t, &task);
+	m.events += a->k;
+	m.log_bytes += a->bytes;
+	if (m.next_gseq <= a->max_gseq)
+		m.next_gseq = a->max_gseq + 1;
+	return rc ? rc : index_put_meta(t, &m);
+}
+
+static void adopt_free(struct adopt *a)
+{
+	free(a->recs);
+	free(a->tlens);
+	free(a->types);
+}
+
+/*
+ * The events of @task past the index that its files vouch for (@len log
+ * bytes, @n records on disk): each a sidecar record that checks out, a
+ * whole valid line where the last ended, gseqs rising.  Fills @a (recs,
+ * types, k, bytes, max_gseq; adopt_free() it).  0 or -ENOMEM.
+ */
+static int vouched(struct evl_store *st, struct event_validator *val,
+		   const struct index_task *task, uint64_t len, uint64_t n, struct adopt *a)
+{
+	uint64_t off = task->log_len - task->base_len, idx = task->nevents - task->base_n;
+	uint64_t want = n > idx ? n - idx : 0, last = 0;
+	char *line = NULL;
+
+	a->k = a->bytes = a->max_gseq = 0;
+	if (!want || len <= off)
+		return 0;
+	if (want > 1u << 20)
+		want = 1u << 20;	/* a bound on memory: the rest is not vouched for */
+	a->recs = calloc(want, sizeof(*a->recs));
+	a->tlens = calloc(want, sizeof(*a->tlens));
+	a->types = calloc(want, EVENT_TYPE_MAX + 1);
+	if (!a->recs || !a->tlens || !a->types)
+		return -ENOMEM;
+	for (uint64_t got = 0; got < want;) {
+		size_t chunk = want - got < 64 ? want - got : 64;
+		ssize_t r = tasklog_read_recs(st->tl, task->uid, task->name, idx + got,
+					      a->recs + got, chunk);
+
+		if (r <= 0)
+			break;		/* a bad record ends what is vouched for */
+		got += r;
+		a->k = got;
+	}
+	for (uint64_t i = 0; i < a->k; i++) {
+		struct tasklog_rec *rec = &a->recs[i];
+		struct event_error ee;
+		ssize_t got;
+
+		if (!rec->len || rec->len > (1u << 30) || rec->gseq <= last ||
+		    off + a->bytes + rec->len > len) {
+			a->k = i;
+			break;
+		}
+		free(line);
+		line = malloc(rec->len);
+		if (!line)
+			return -ENOMEM;
+		got = tasklog_read(st->tl, task->uid, task->name, off + a->bytes, line, rec->len);
+		if (got != (ssize_t)rec->len || line[rec->len - 1] != '\n' ||
+		    event_validate(val, line, rec->len - 1, a->types + i * (EVENT_TYPE_MAX + 1),
+				   &a->tlens[i], &ee)) {
+			a->k = i;
+			break;
+		}
+		last = rec->gseq;
+		a->bytes += rec->len;
+	}
+	free(line);
+	a->max_gseq = last;
+	return 0;
+}
+
+/* Largest rest past a task's index that is moved to events.unapplied at open. */
+#define TAIL_KEEP_MAX (16u << 20)
+
+/*
+ * What is past @tl's index after its vouched events: whole lines no record
+ * vouches for (appended outside the store, or a batch whose journal record
+ * and sidecar records are both gone) go to its events.unapplied, counted;
+ * a last line without its newline is a torn write.  Then the files are cut
+ * where the index ends.  0 or -errno.
+ */
+static int settle_rest(struct evl_store *st, struct tail *tl, uint64_t len, uint64_t n)
+{
+	const struct index_task *task = &tl->task;
+	uint64_t rest = tl->len - len, whole = 0;
+	char *buf = NULL;
+	int rc = 0;
+
+	if (rest > TAIL_KEEP_MAX) {
+		evl_log(LOG_ERR, "recovery: task %s: %" PRIu64 " bytes past its index that no "
+			"record vouches for, too many to move aside at open: left for evlogctl fsck "
+			"--repair (the task is set aside at its first use)", task->name, rest);
+		return 0;
+	}
+	if (rest) {
+		ssize_t got;
+
+		buf = malloc(rest);
+		if (!buf)
+			return -ENOMEM;
+		got = tasklog_read(st->tl, task->uid, task->name, len, buf, rest);
+		if (got != (ssize_t)rest) {
+			free(buf);
+			return got < 0 ? (int)got : -EIO;
+		}
+		for (uint64_t i = rest; i > 0 && !whole; i--)
+			if (buf[i - 1] == '\n')
+				whole = i;
+	}
+	if (whole) {
+		uint64_t lines = 0;
+
+		for (uint64_t i = 0; i < whole; i++)
+			lines += buf[i] == '\n';
+		rc = tasklog_rescue(st->tl, task->name, buf, whole);
+		if (rc) {
+			free(buf);
+			return rc;
+		}
+		evl_log(LOG_WARNING, "recovery: task %s: %" PRIu64 " lines past its index that "
+			"no record vouches for (appended outside the store?) moved to "
+			"tasks/%s/events.unapplied", task->name, lines, task->name);
+		pthread_mutex_lock(&st->lock);
+		st->lines_moved += lines;
+		pthread_mutex_unlock(&st->lock);
+	}
+	if (rest > whole)
+		evl_log(LOG_INFO, "recovery: task %s: cutting %" PRIu64 " bytes of a torn write",
+			task->name, rest - whole);
+	free(buf);
+	rc = tasklog_truncate(st->tl, task->uid, task->name, len, n);
+	if (!rc)
+		rc = tasklog_sync(st->tl, task->uid, task->name);
+	return rc;
+}
+
+/*
+ * Index the whole events of @tl past the index that its files vouch for;
+ * settle the rest (settle_rest).
+ */
+static int adopt_tail(struct evl_store *st, struct event_validator *val, struct tail *tl)
+{
+	struct adopt a = { .st = st, .tl = tl };
+	uint64_t len = tl->task.log_len - tl->task.base_len;
+	uint64_t n = tl->task.nevents - tl->task.base_n;
+	int rc = vouched(st, val, &tl->task, tl->len, tl->n, &a);
+
+	if (rc)
+		goto out;
+	if (!a.k)
+		goto rest;
+	/* the bytes are durable before the index vouches for them */
+	rc = tasklog_sync(st->tl, tl->task.uid, tl->task.name);
+	if (!rc)
+		rc = write_txn(st, adopt_txn, &a);
+	if (rc)
+		goto out;
+	if (st->next_gseq <= a.max_gseq)
+		st->next_gseq = a.max_gseq + 1;
+	evl_log(LOG_WARNING, "recovery: task %s: %" PRIu64 " events past its index (gseq %"
+		PRIu64 "-%" PRIu64 ") whose journal records are gone were indexed from its files",
+		tl->task.name, a.k, a.recs[0].gseq, a.max_gseq);
+	len += a.bytes;
+	n += a.k;
+rest:
+	if (tl->len > len || tl->n > n)
+		rc = settle_rest(st, tl, len, n);
+out:
+	adopt_free(&a);
+	return rc;
+}
+
+static int adopt_tails(struct evl_store *st, struct event_validator *val)
+{
+	struct tails c = { .st = st };
+	struct index_txn *t;
+	int rc = index_begin(st->ix, false, &t);
+
+	if (rc)
+		return rc;
+	rc = index_task_list(t, NULL, 0, find_tail, &c);
+	index_abort(t);
+	for (size_t i = 0; i < c.n && !rc; i++)
+		rc = adopt_tail(st, val, &c.v[i]);
+	free(c.v);
+	return rc;
+}
+
 struct recover {
 	struct evl_store *st;
 	struct event_validator *val;	/* replayed events are checked again */
@@ -2712,16 +2985,13 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	/* I6, or all its bytes are from the last checkpoint or before (synced then) */
 	trust = r->trusted || (task.log_len == ck_len && task.nevents == ck_n);
 	if (trust && len >= task.log_len && n >= task.nevents) {
-		if (len == task.log_len && n == task.nevents)
-			return 0;
-		evl_log(LOG_INFO, "recovery: task %s: cutting %" PRIu64 " unapplied bytes",
-			task.name, len - task.log_len);
-		rc = tasklog_truncate(st->tl, uid, task.name, task.log_len, task.nevents);
-		if (rc && task_damage(rc)) {
-			set_aside_err(st, uid, task.name, rc);
-			rc = 0;
-		}
-		return rc;
+		/*
+		 * Bytes past the index: a batch whose index commit the crash
+		 * lost (the replay finds them as it writes them again), or
+		 * what settle_tails sorts out after the replay.  Nothing here
+		 * may be cut before the replay has had its say.
+		 */
+		return 0;
 	}
 	/* power loss took log bytes the index covers: rewrite them from the journal */
 	if (len < ck_len || n < ck_n) {
@@ -2991,9 +3261,18 @@ static int store_recover(struct evl_store *st)
 		return rc;
 	if (io->boot_id(now, sizeof(now)))
 		now[0] = '\0';	/* unknown: trust nothing past a checkpoint */
-	rc = index_begin(st->ix, false, &t);
+	/*
+	 * Any size: the limit in force may be lower than the one they were
+	 * written under.  EVENT_STORED: records journaled by an earlier
+	 * version, whose validator was laxer, must still replay (and the
+	 * events a task's files vouch for, dirty_cb and adopt_tails, check).
+	 */
+	rc = event_validator_new_ex(st->opt.type_field, (size_t)1 << 30, EVENT_STORED, &r.val);
 	if (rc)
 		return rc;
+	rc = index_begin(st->ix, false, &t);
+	if (rc)
+		goto out;
 	rc = index_get_meta(t, &m);
 	if (!rc)
 		rc = index_get_boot(t, boot, sizeof(boot));
@@ -3009,14 +3288,6 @@ static int store_recover(struct evl_store *st)
 	st->applied_lsn = m.applied_lsn;
 	jo.min_lsn = m.applied_lsn;
 
-	/*
-	 * Any size: the limit in force may be lower than the one they were
-	 * written under.  EVENT_STORED: records journaled by an earlier
-	 * version, whose validator was laxer, must still replay.
-	 */
-	rc = event_validator_new_ex(st->opt.type_field, (size_t)1 << 30, EVENT_STORED, &r.val);
-	if (rc)
-		goto out;
 	/*
 	 * I2 lets a crash leave, past the index's lengths, the bytes of a
 	 * batch whose commit it lost.  A task dirty at the crash was cut back
@@ -3054,6 +3325,8 @@ static int store_recover(struct evl_store *st)
 	st->replay_after_loss = false;	/* the replay is written: files as written from here */
 	if (!rc)
 		rc = trim_recover_dropping(st);
+	if (!rc)
+		rc = adopt_tails(st, r.val);
 	/* I6: what this boot writes from now on is trusted by a reopen in it */
 	if (!rc && !r.trusted && now[0])
 		rc = write_txn(st, boot_txn, now);
@@ -5030,6 +5303,7 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	o->apply_failures = st->apply_failures;
 	o->events_lost = st->events_lost;
 	o->events_unapplied = st->events_unapplied;
+	o->lines_unapplied = st->lines_moved;
 	o->tasks_aside = aside_names(st, o->aside, sizeof(o->aside), '\0');
 	memcpy(o->lat_count, st->lat_count, sizeof(o->lat_count));
 	o->lat_sum = st->lat_sum;

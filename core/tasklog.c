@@ -650,11 +650,27 @@ int tasklog_rescue(struct tasklog *tl, const char *name, const void *data, size_
 	int fd, rc = 0;
 
 	file_path(tl, name, "events.unapplied", path, sizeof(path));
-	fd = io->open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	fd = io->open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	if (io_pwrite_all(fd, data, len, 0) || io->fsync(fd))
-		rc = -errno;
+	/*
+	 * At its end, and cut back there if the write or its fsync fails: the
+	 * retry writes the same bytes at the same place, never a second copy
+	 * or a torn line.  (A failed fsync may have dropped pages: they are
+	 * written again.)
+	 */
+	{
+		struct stat sb;
+
+		if (fstat(fd, &sb))
+			rc = -errno;
+		else if (io_pwrite_all(fd, data, len, sb.st_size) || io->fsync(fd)) {
+			rc = -errno;
+			if (io->ftruncate(fd, sb.st_size))
+				evl_log(LOG_WARNING, "%s: cannot cut back a failed write: %s", path,
+					strerror(errno));
+		}
+	}
 	io->close(fd);
 	/* the file may be new: its name must last as long as its bytes */
 	file_path(tl, name, "", path, sizeof(path));

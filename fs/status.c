@@ -126,6 +126,7 @@ char *status_json(struct fs *fs, size_t *len)
 		json_object_object_add(o, "aside", d);
 		add_u64(o, "events_unapplied", s.events_unapplied);
 		add_u64(o, "events_lost", s.events_lost);
+		add_u64(o, "lines_unapplied", s.lines_unapplied);
 	}
 	comp = json_object_new_object();
 	evl_compact_status(fs->st, &cs);
@@ -277,6 +278,9 @@ char *metrics_text(struct fs *fs, size_t *len)
 	metric(&b, "events_unapplied_total", "counter",
 	       "Acknowledged events of set-aside tasks put in their events.unapplied.",
 	       s.events_unapplied);
+	metric(&b, "lines_unapplied_total", "counter",
+	       "Lines past a task's index no record vouched for, put in its events.unapplied at mount.",
+	       s.lines_unapplied);
 	metric(&b, "events_lost_total", "counter",
 	       "Acknowledged events of set-aside tasks not even events.unapplied could take.",
 	       s.events_lost);

@@ -2573,8 +2573,14 @@ def test_log_shorter_than_index(root):
 
 
 def test_log_longer_than_index(root):
+    """Issue 15 item 1: lines appended to a task log outside the store are
+    never written over.  Appended while unmounted: the mount moves them to the
+    task's events.unapplied (no record vouches for them) and the task goes on.
+    Appended while mounted: the next append finds the file longer than the
+    index, the task is set aside and that append is kept in events.unapplied;
+    fsck --repair moves the line there too."""
     m = Mount(root, expect_stderr=[r"task [ab]:? .*(set aside|damaged|events.unapplied)",
-                                   r"damaged tasks were set aside \(a, b\)"]).start()
+                                   r"damaged tasks were set aside \(b\)"]).start()
     try:
         load_mixed(m, tasks=("a", "b"), n=10)
     finally:
@@ -2585,14 +2591,14 @@ def test_log_longer_than_index(root):
     m.start()
     try:
         logged = read(m.p("tasks", "a", "events"))
-        assert not logged.endswith(extra)        # not an event of the store (yet)
-        # an append never overwrites what the file holds
-        try:
-            append(m.p("tasks", "a", "events"), event("note", g=51, i=51))
-        except OSError as e:
-            assert e.errno == errno.EIO, e
+        assert not logged.endswith(extra)        # not an event of the store
+        # moved aside at the mount: the task goes on
+        assert read(os.path.join(m.data, "tasks", "a", "events.unapplied")) == extra
+        append(m.p("tasks", "a", "events"), event("note", g=51, i=51))
+        assert read(m.p("tasks", "a", "events")) == logged + event("note", g=51, i=51).encode()
+        assert status(m)["lines_unapplied"] == 1
         serve_all(m)
-        # appended on disk while mounted: the same
+        # appended on disk while mounted: the next append sets the task aside
         with open(os.path.join(m.data, "tasks", "b", "events"), "ab") as f:
             f.write(extra)
         try:
@@ -2602,28 +2608,27 @@ def test_log_longer_than_index(root):
         control(m, "checkpoint")
         serve_all(m)
         st = status(m)
-        assert st["aside"] == ["a", "b"] and st["events_lost"] == 0, st
+        assert st["aside"] == ["b"] and st["events_lost"] == 0, st
     finally:
         m.stop(want_rc=1)          # it found damage
-    for t in ("a", "b"):
-        raw = open(os.path.join(m.data, "tasks", t, "events"), "rb").read()
-        assert raw.endswith(extra), (t, raw)     # never written over
-        no_garbage(raw)
+    raw = open(os.path.join(m.data, "tasks", "b", "events"), "rb").read()
+    assert raw.endswith(extra), raw              # never written over
+    no_garbage(raw)
     # what the mount could not write there is kept beside the log
-    kept = read(os.path.join(m.data, "tasks", "a", "events.unapplied"))
-    assert kept == event("note", g=51, i=51).encode(), kept
+    kept = read(os.path.join(m.data, "tasks", "b", "events.unapplied"))
+    assert kept == event("note", g=52, i=52).encode(), kept
     r = evlogctl("fsck", m.data, expect=1)
     assert "after its last event" in r.stdout, r.stdout
     r = evlogctl("fsck", "--repair", m.data, expect=1)
-    assert "moved to tasks/a/events.unapplied" in r.stdout, r.stdout
+    assert "moved to tasks/b/events.unapplied" in r.stdout, r.stdout
     assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
     # no line is lost: the one appended outside the store is beside the log now
-    assert read(os.path.join(m.data, "tasks", "a", "events.unapplied")).endswith(extra)
+    assert read(os.path.join(m.data, "tasks", "b", "events.unapplied")).endswith(extra)
     m.start()
     try:
         assert serve_all(m) == 0
-        append(m.p("tasks", "a", "events"), event("note", g=60, i=60))    # usable again
-        assert read(m.p("tasks", "a", "events")).endswith(event("note", g=60, i=60).encode())
+        append(m.p("tasks", "b", "events"), event("note", g=60, i=60))    # usable again
+        assert read(m.p("tasks", "b", "events")).endswith(event("note", g=60, i=60).encode())
     finally:
         m.stop()
 

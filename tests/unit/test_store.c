@@ -4684,6 +4684,67 @@ static void failing_applier_refuses_waiting_writers(void **state)
 	fio_uninstall();
 }
 
+/*
+ * A crash lost a batch's index commit after its bytes reached the task's
+ * files, and the journal lost its record too (a damaged or emptied
+ * journal): nothing replays it.  The event is the store's own (its
+ * sidecar record checks out and ends a whole valid line): the open indexes
+ * it where it is, with its gseq and time, and gseqs go on past it.  It was
+ * once left past the index, unserved, and the next append set the task
+ * aside (the damage sweep: trunc0 and restore_old of journal/).
+ */
+static void events_past_the_index_are_indexed_without_their_journal(void **state)
+{
+	static const char ev[] = "{\"type\":\"ty1\",\"i\":3}\n";
+	const char *dir = *state;
+	/* later than the appends before it: the task's last append time */
+	struct tasklog_rec rec = { .gseq = 1000, .time_ns = (uint64_t)(time(NULL) + 1000) * 1000000000ull,
+				   .len = sizeof(ev) - 1 };
+	struct evl_task_info info;
+	struct evl_store *st;
+	struct evl_writer *w;
+	struct tasklog *tl;
+	char path[4400], *log;
+	uint64_t uid, off = 0;
+	size_t len;
+
+	st = open_store(dir, true, 2);
+	create(st, "x");
+	uid = task_uid(st, "x");
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	for (int i = 0; i < 3; i++) {
+		char line[64];
+
+		snprintf(line, sizeof(line), "{\"type\":\"ty1\",\"i\":%d}\n", i);
+		off += strlen(line);
+		assert_int_equal(write_str(w, line), 0);
+	}
+	assert_int_equal(evl_writer_close(w), 0);
+	assert_int_equal(evl_store_close(st), 0);
+
+	/* what the applier wrote before the crash; no journal record holds it */
+	snprintf(path, sizeof(path), "%s/tasks", dir);
+	assert_int_equal(tasklog_open(path, 8, &tl), 0);
+	assert_int_equal(tasklog_write(tl, uid, "x", off, ev, sizeof(ev) - 1, 3, &rec, 1, 0), 0);
+	assert_int_equal(tasklog_sync(tl, uid, "x"), 0);
+	tasklog_close(tl);
+
+	st = open_store(dir, true, 2);
+	assert_int_equal(task_events(st, "x"), 4);
+	log = read_all(st, uid, NULL, &len);
+	assert_int_equal(len, off + sizeof(ev) - 1);
+	assert_memory_equal(log + off, ev, sizeof(ev) - 1);
+	free(log);
+	assert_int_equal(evl_task_lookup(st, "x", &info), 0);
+	assert_int_equal(info.last_ns, rec.time_ns);
+	/* appends go on, past its gseq, and the task is not set aside */
+	append_n(st, "x", 10, 2);
+	assert_int_equal(task_events(st, "x"), 6);
+	check_views(st, dir);
+	check_tasks(st, dir);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -4765,6 +4826,8 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(power_loss_keeps_what_was_durable, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(events_past_the_index_are_indexed_without_their_journal,
+						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(replay_after_power_loss_fills_holes, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(failed_fsync_keeps_the_journal, tu_setup, tu_teardown),
