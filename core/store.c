@@ -1394,9 +1394,10 @@ static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nev
 
 	if (index_task_by_uid(c->t, uid, &task) || task.state != TASK_LIVE)
 		return 0;
-	/* nothing of it can be vouched for: its lost events are counted */
-	if (is_aside(c->st, uid))
-		return 0;
+	/*
+	 * A task set aside too: what it got before the damage was found is in
+	 * its files, and this checkpoint trims the journal that holds it.
+	 */
 	rc = tasklog_sync(c->st->tl, uid, task.name);
 	if (rc && task_damage(rc)) {
 		set_aside_err(c->st, uid, task.name, rc);

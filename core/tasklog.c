@@ -754,8 +754,12 @@ int tasklog_sync(struct tasklog *tl, uint64_t uid, const char *name)
 	rc = get_fds(tl, uid, name, &e);
 	if (rc)
 		return rc;
-	rc = need_meta(tl, e, name);
-	if (!rc && (sync_one(tl, e->log_fd, NULL) || sync_one(tl, e->meta_fd, NULL)))
+	/* the log first: a task whose sidecar is gone still keeps its events' bytes */
+	if (sync_one(tl, e->log_fd, NULL))
+		rc = -errno;
+	if (!rc)
+		rc = need_meta(tl, e, name);
+	if (!rc && sync_one(tl, e->meta_fd, NULL))
 		rc = -errno;
 	put_fds(tl, e);
 	return rc;
