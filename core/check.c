@@ -622,8 +622,9 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 	tk->log_size = log_size;
 	if (tk->n >= tk->file_recs && limit >= tk->file_recs && log_size > tk->bytes) {
 		tk->torn = true;
-		report(ck, 'E', "task %s: %" PRIu64 " log bytes after its last event"
-		       " (a torn last write)", tk->name, log_size - tk->bytes);
+		report(ck, 'E', "task %s: %" PRIu64 " log bytes after its last event (lines "
+		       "appended outside the store, or a torn last write): --repair moves whole "
+		       "lines to events.unapplied", tk->name, log_size - tk->bytes);
 	}
 out:
 	*done += log_size;
@@ -1466,15 +1467,15 @@ static int write_mends(struct ck *ck)
  */
 static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 {
+	enum { CHUNK = 1 << 20 };
 	char path[4200], *buf;
-	uint64_t len = tk->log_size > tk->bytes ? tk->log_size - tk->bytes : 0;
-	ssize_t n;
-	int fd, rc;
+	uint64_t len = tk->log_size > tk->bytes ? tk->log_size - tk->bytes : 0, whole = 0;
+	int fd, rc = 0;
 
-	if (!len || len > CHECK_MAX_EVENT * 16ull)
+	if (!len)
 		return 0;
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
-	buf = malloc(len);
+	buf = malloc(CHUNK);
 	if (!buf)
 		return -ENOMEM;
 	fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
@@ -1482,16 +1483,38 @@ static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 		free(buf);
 		return -errno;
 	}
-	n = io_pread_all(fd, buf, len, tk->bytes);
-	rc = n < 0 ? -errno : 0;
-	io->close(fd);
-	if (!rc && (uint64_t)n == len && buf[len - 1] == '\n') {
-		rc = tasklog_rescue(tl, tk->name, buf, len);
-		if (!rc)
-			report(ck, 'F', "task %s: %" PRIu64 " bytes of whole lines after its last "
-			       "event moved to tasks/%s/events.unapplied", tk->name, len, tk->name);
+	/* the whole lines: up to the last newline (what follows is a torn write) */
+	for (uint64_t end = len; end > 0 && !whole && !rc;) {
+		size_t k = end < CHUNK ? end : CHUNK;
+		ssize_t n = io_pread_all(fd, buf, k, tk->bytes + end - k);
+
+		if (n != (ssize_t)k) {
+			rc = n < 0 ? -errno : -EIO;
+			break;
+		}
+		for (size_t i = k; i > 0; i--)
+			if (buf[i - 1] == '\n') {
+				whole = end - k + i;
+				break;
+			}
+		end -= k;
 	}
+	/* copied in chunks: a tail of any size, in bounded memory */
+	for (uint64_t done = 0; done < whole && !rc;) {
+		size_t k = whole - done < CHUNK ? whole - done : CHUNK;
+		ssize_t n = io_pread_all(fd, buf, k, tk->bytes + done);
+
+		if (n != (ssize_t)k)
+			rc = n < 0 ? -errno : -EIO;
+		else
+			rc = tasklog_rescue(tl, tk->name, buf, k);
+		done += k;
+	}
+	io->close(fd);
 	free(buf);
+	if (!rc && whole)
+		report(ck, 'F', "task %s: %" PRIu64 " bytes of whole lines after its last event "
+		       "moved to tasks/%s/events.unapplied", tk->name, whole, tk->name);
 	return rc;
 }
 
