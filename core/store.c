@@ -2422,6 +2422,15 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 			rc = -ENOENT;
 	}
 	index_abort(t);
+	/*
+	 * A task set aside is not rewritten (its files are not what the index
+	 * says: the copy would cut or misplace them), nor one found so now;
+	 * the other tasks' retention goes on.
+	 */
+	if (!rc && is_aside(st, uid))
+		return 0;
+	if (!rc && check_files(st, &task) == -EIO)
+		return 0;
 	if (!rc)
 		rc = trim_plan(st, &task, keep_last, min_ns, horizon, &j, &k);
 	if (rc || !k)
@@ -4076,6 +4085,24 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 	if (rc != -ENOENT) {
 		rc = rc ? rc : -EEXIST;
 		goto out;
+	}
+	{
+		/*
+		 * A task directory the index does not know, with events in its
+		 * log (restored or copied back by hand): its create would empty
+		 * it.  Refused; reindex adopts it.
+		 */
+		char path[4400];
+		struct stat sb;
+
+		snprintf(path, sizeof(path), "%s/tasks/%s/events", st->dir, name);
+		if (!stat(path, &sb) && sb.st_size > 0) {
+			evl_log(LOG_ERR, "task %s: %s exists, with %lld bytes, but the index does not "
+				"know it (restored or copied back?): not made anew over it; "
+				"evlogctl reindex adopts it", name, path, (long long)sb.st_size);
+			rc = -EEXIST;
+			goto out;
+		}
 	}
 	buf = malloc(18 + len + 12);
 	if (!buf) {
