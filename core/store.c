@@ -308,6 +308,7 @@ struct evl_store {
 	bool aside_unknown;		/* one could not be recorded: every task is suspect */
 	uint64_t events_unapplied, events_lost;
 	uint64_t lines_moved;		/* settle_rest: lines past an index put aside at open */
+	uint64_t recover_gseq;		/* the index's next_gseq when the open began (vouched) */
 	atomic_bool sync_failed;	/* I5: an fsync failed, until reopened */
 	atomic_bool sync_recorded;	/* ... and the index says so (I6) */
 
@@ -2803,8 +2804,13 @@ static int vouched(struct evl_store *st, struct event_validator *val,
 		struct event_error ee;
 		ssize_t got;
 
+		/*
+		 * A batch whose index commit was lost came after every one the
+		 * index holds: its gseqs are at least the index's next_gseq at
+		 * the open (a record copied from elsewhere is not the store's).
+		 */
 		if (!rec->len || rec->len > (1u << 30) || rec->gseq <= last ||
-		    off + a->bytes + rec->len > len) {
+		    rec->gseq < st->recover_gseq || off + a->bytes + rec->len > len) {
 			a->k = i;
 			break;
 		}
@@ -3284,6 +3290,7 @@ static int store_recover(struct evl_store *st)
 	if (rc)
 		goto out;
 	rc = index_get_meta(t, &m);
+	st->recover_gseq = rc ? UINT64_MAX : m.next_gseq;
 	if (!rc)
 		rc = index_get_boot(t, boot, sizeof(boot));
 	r.trusted = !rc && now[0] && !strcmp(boot, now);
