@@ -183,6 +183,42 @@ static void fsck_finds_and_repairs(void **state)
 	free(before);
 }
 
+/*
+ * Review (rev-damage): README "whole lines after a log's last event are
+ * moved to events.unapplied, not deleted".  Two whole lines appended to a
+ * log outside the store, then an unterminated fragment (a writer killed
+ * mid-line, or a second copy cut short): keep_tail keeps nothing unless the
+ * whole tail ends in a newline, and cut_tails then deletes both whole lines.
+ */
+static void repair_keeps_whole_lines_before_a_fragment(void **state)
+{
+	static const char tail[] = "{\"type\":\"note\",\"x\":1}\n{\"type\":\"note\",\"x\":2}\n{\"typ";
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char path[4400], got[256] = "";
+	ssize_t n = 0;
+	int fd;
+
+	fill(st, 0, 40);
+	assert_int_equal(evl_store_close(st), 0);
+	snprintf(path, sizeof(path), "%s/tasks/t1/events", dir);
+	assert_true((fd = open(path, O_WRONLY | O_APPEND)) >= 0);
+	assert_int_equal(write(fd, tail, sizeof(tail) - 1), (ssize_t)sizeof(tail) - 1);
+	close(fd);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	snprintf(path, sizeof(path), "%s/tasks/t1/events.unapplied", dir);
+	fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		n = read(fd, got, sizeof(got) - 1);
+		close(fd);
+	}
+	got[n > 0 ? n : 0] = '\0';
+	assert_string_equal(got, "{\"type\":\"note\",\"x\":1}\n{\"type\":\"note\",\"x\":2}\n");
+}
+
 static uint64_t file_size(const char *dir, const char *file)
 {
 	char path[4400];
@@ -957,6 +993,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fsck_finds_and_repairs, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(repair_keeps_whole_lines_before_a_fragment, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(repair_keeps_events_a_cut_sidecar_lost, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(repair_keeps_events_a_flipped_sidecar_record_names,
