@@ -182,6 +182,38 @@ static int copy_range(struct bk *b, int in, int out, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/*
+ * A side file of a task (events.unapplied: accepted events its log could
+ * not take, or lines found past its index; events.meta.lost): copied whole,
+ * or removed from DEST when the source has none (the user removed it).
+ */
+static int copy_side(struct bk *b, const struct index_task *t, const char *file)
+{
+	char path[4500];
+	struct stat st;
+	int in, out, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks/%s/%s", b->dest, t->name, file);
+	in = open_src(b, t, file);
+	if (in == -ENOENT)
+		return io->unlink(path) && errno != ENOENT ? -errno : 0;
+	if (in < 0)
+		return in;
+	out = io->open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (out < 0)
+		rc = -errno;
+	else if (fstat(in, &st))
+		rc = -errno;
+	else
+		rc = copy_range(b, in, out, 0, st.st_size, false);
+	if (!rc && io->fdatasync(out))
+		rc = -errno;
+	if (out >= 0)
+		io->close(out);
+	io->close(in);
+	return rc;
+}
+
 static int read_rec(int fd, uint64_t i, unsigned char rec[TASKLOG_REC])
 {
 	ssize_t n = io_pread_all(fd, rec, TASKLOG_REC, i * TASKLOG_REC);
@@ -297,9 +329,14 @@ static int copy_task(struct bk *b, const struct index_task *t)
 		rc = -errno;
 		goto out;
 	}
+	rc = copy_side(b, t, "events.unapplied");
+	if (!rc)
+		rc = copy_side(b, t, "events.meta.lost");
+	if (rc)
+		goto out;
 	/* new files: their entries too (the snapshot's index will name them) */
 	snprintf(path, sizeof(path), "%s/tasks/%s", b->dest, t->name);
-	if (fresh && io_fsync_dir(path)) {
+	if (io_fsync_dir(path)) {
 		rc = -errno;
 		goto out;
 	}

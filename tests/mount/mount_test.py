@@ -2623,7 +2623,13 @@ def test_log_longer_than_index(root):
     assert "moved to tasks/b/events.unapplied" in r.stdout, r.stdout
     assert evlogctl("fsck", m.data).stdout.strip().endswith("clean")
     # no line is lost: the one appended outside the store is beside the log now
-    assert read(os.path.join(m.data, "tasks", "b", "events.unapplied")).endswith(extra)
+    kept = read(os.path.join(m.data, "tasks", "b", "events.unapplied"))
+    assert kept.endswith(extra)
+    # and a backup keeps it too
+    dest = os.path.join(root, "backup")
+    evlogctl("backup", m.data, dest)
+    assert read(os.path.join(dest, "tasks", "b", "events.unapplied")) == kept
+    assert read(os.path.join(dest, "tasks", "a", "events.unapplied")) == extra
     m.start()
     try:
         assert serve_all(m) == 0
