@@ -2389,6 +2389,8 @@ static int trim_plan(struct evl_store *st, const struct index_task *task, uint64
 	return 0;
 }
 
+static int writer_check(struct evl_store *st, uint64_t uid);
+
 int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_t min_ns,
 		 uint64_t horizon, uint64_t *events, uint64_t *bytes)
 {
@@ -2428,10 +2430,8 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 	 * says: the copy would cut or misplace them), nor one found so now;
 	 * the other tasks' retention goes on.
 	 */
-	if (!rc && is_aside(st, uid))
-		return 0;
-	if (!rc && check_files(st, &task) == -EIO)
-		return 0;
+	if (!rc && writer_check(st, uid) == -EIO)
+		return 0;	/* (checked under swap_lock: a delete is not damage) */
 	if (!rc)
 		rc = trim_plan(st, &task, keep_last, min_ns, horizon, &j, &k);
 	if (rc || !k)
