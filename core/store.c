@@ -548,6 +548,18 @@ static size_t aside_names(struct evl_store *st, char *buf, size_t size, char sep
 	return n;
 }
 
+/* Task @uid is deleted: it is no longer set aside (a new task of its name is not). */
+static void aside_forget(struct evl_store *st, uint64_t uid)
+{
+	pthread_mutex_lock(&st->aside_lock);
+	for (size_t i = 0; i < st->naside; i++)
+		if (st->aside[i].uid == uid) {
+			st->aside[i] = st->aside[--st->naside];
+			break;
+		}
+	pthread_mutex_unlock(&st->aside_lock);
+}
+
 /* set_aside() for an error @err from its files. */
 static void set_aside_err(struct evl_store *st, uint64_t uid, const char *name, int err)
 {
@@ -1117,6 +1129,7 @@ static int apply_delete(struct evl_store *st, struct index_txn *t, struct index_
 	rc = index_task_delete(t, p->uid);
 	if (rc)
 		return rc;
+	aside_forget(st, p->uid);	/* (a batch redone finds it gone: harmless) */
 	m->tasks--;
 	m->events -= task.nevents - task.base_n;
 	m->log_bytes -= task.log_len - task.base_len;

@@ -4766,6 +4766,12 @@ static void a_broken_task_is_set_aside(void **state)
 		assert_int_equal(s.tasks_aside, 1);
 		append_n(st, "b", 10, 1);
 		assert_int_equal(within(30, "a checkpoint", do_checkpoint, st), 0);
+		/* deleted, it is no longer named as set aside */
+		assert_int_equal(evl_task_delete(st, "a"), 0);
+		assert_int_equal(within(30, "a checkpoint", do_checkpoint, st), 0);
+		evl_store_stats(st, &s);
+		assert_int_equal(s.tasks_aside, 0);
+		assert_string_equal(s.aside, "");
 		assert_int_equal(evl_store_close(st), 0);
 	}
 }
