@@ -100,6 +100,15 @@ CLASSES = ("log", "sidecar", "journal", "index-data", "index-lock", "lock", "res
 SEVERITY = ("crash", "hang", "wrong-data", "silent-loss", "unrepaired", "unreported")
 SAN_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
                     r"ThreadSanitizer|Assertion .* failed|assertion failed")
+# the index walk's child reports an LMDB assertion it caught as damage, not a crash
+CAUGHT_RE = re.compile(r"[^\n]*LMDB's own check failed[^\n]*")
+
+
+def sanitizer_or_abort(text):
+    """A sanitizer report or an assertion that stopped a process (not one reported as damage)."""
+    return SAN_RE.search(CAUGHT_RE.sub("", text))
+
+
 NAMED_RE = re.compile(r"lost|loss|damage|corrupt|set_aside|set-aside|aside|quarantin|broken",
                       re.I)
 
@@ -187,7 +196,7 @@ class Daemon:
             return ("hang", "mount did not come up in %ds" % STEP_TIMEOUT)
         self.proc = None
         LIVE.discard(self)
-        if sig_of(rc) or SAN_RE.search(self.stderr()):
+        if sig_of(rc) or sanitizer_or_abort(self.stderr()):
             return ("crash", "daemon died at mount: rc %d: %s" % (rc, tail(self.stderr())))
         return ("refused", "rc %d: %s" % (rc, tail(self.stderr())))
 
@@ -834,7 +843,7 @@ def run_steps(ctx, dmg, work, known):
         if rc is None:
             fails.append(Failure("hang", step, "evlogctl %s: no exit in %ds: %s" % (
                 " ".join(args[:1]), STEP_TIMEOUT, tail(out))))
-        elif sig_of(rc) or SAN_RE.search(out):
+        elif sig_of(rc) or sanitizer_or_abort(out):
             fails.append(Failure("crash", step, "evlogctl %s: rc %d: %s" % (
                 args[0], rc, tail(out))))
         return rc, out
@@ -861,7 +870,7 @@ def run_steps(ctx, dmg, work, known):
         if rc is None:
             fails.append(Failure("hang", step + "-unmount", "the daemon did not exit in %ds" %
                                  STEP_TIMEOUT))
-        elif sig_of(rc) or SAN_RE.search(d.stderr()):
+        elif sig_of(rc) or sanitizer_or_abort(d.stderr()):
             fails.append(Failure("crash", step, "daemon rc %d: %s" % (rc, tail(d.stderr()))))
         snap["daemon_rc"] = rc
         return snap, None
