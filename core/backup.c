@@ -184,7 +184,9 @@ static int copy_range(struct bk *b, int in, int out, uint64_t off, uint64_t len,
 
 /*
  * A side file of a task (events.unapplied: accepted events its log could
- * not take, or lines found past its index; events.meta.lost): copied whole,
+ * not take, or lines found past its index; events.meta.lost;
+ * events.damaged, events.foreign, events.meta.foreign: what reindex set
+ * aside): copied whole,
  * or removed from DEST when the source has none (the user removed it).
  */
 static int copy_side(struct bk *b, const struct index_task *t, const char *file)
@@ -329,9 +331,15 @@ static int copy_task(struct bk *b, const struct index_task *t)
 		rc = -errno;
 		goto out;
 	}
-	rc = copy_side(b, t, "events.unapplied");
-	if (!rc)
-		rc = copy_side(b, t, "events.meta.lost");
+	{
+		static const char *const side[] = {
+			"events.unapplied", "events.meta.lost", "events.damaged", "events.foreign",
+			"events.meta.foreign",
+		};
+
+		for (size_t i = 0; i < sizeof(side) / sizeof(*side) && !rc; i++)
+			rc = copy_side(b, t, side[i]);
+	}
 	if (rc)
 		goto out;
 	/* new files: their entries too (the snapshot's index will name them) */
@@ -666,6 +674,17 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 		say(&b, 'X', "%s is in use by %s", dest, path);
 	if (rc)
 		return rc;
+	/* a backup an older evlogfs made: its sidecars upgraded before they are compared */
+	{
+		char why[600];
+
+		rc = tasklog_format_check(dest, true, why, sizeof(why));
+		if (rc) {
+			say(&b, 'X', "%s: %s", dest, rc == -EPROTO ? why : strerror(-rc));
+			store_unlock(dest, &dest_lock);
+			return rc;
+		}
+	}
 	/* a backup of another store into the same new DEST at once: one of them stops */
 	rc = id[0] ? read_id(dest, BACKUP_OF, have) : 0;
 	if (rc && rc != -ENOENT && rc != -EINVAL)

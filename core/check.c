@@ -286,6 +286,21 @@ static int lock_store(struct ck *ck, const char *what)
 	return rc;
 }
 
+/* The sidecars' format (tasklog_format_check): upgraded by a run that may write. */
+static int check_format(struct ck *ck, bool may_write)
+{
+	char why[600];
+	int rc;
+
+	rc = tasklog_format_check(ck->dir, may_write, why, sizeof(why));
+	if (rc == -EPROTO)
+		report(ck, 'X', "%s", why);
+	else if (rc)
+		report(ck, 'X', "cannot check or upgrade the task sidecars of %s: %s", ck->dir,
+		       strerror(-rc));
+	return rc;
+}
+
 static void unlock_store(struct ck *ck)
 {
 	store_unlock(ck->dir, &ck->lock);
@@ -473,7 +488,8 @@ static int mend_rec(struct ck *ck, size_t i, const unsigned char *log, uint64_t 
 	if (!f.got || f.ev.off != tk->base_len + off || f.ev.len != len ||
 	    (next && f.ev.gseq >= next))
 		return -ENOENT;
-	*rec = (struct tasklog_rec){ .gseq = f.ev.gseq, .time_ns = next_ns, .len = len };
+	*rec = (struct tasklog_rec){ .gseq = f.ev.gseq, .time_ns = next_ns, .len = len,
+				     .sum = tasklog_sum(log + off, len) };
 	for (size_t k = 0; k < ck->njev; k++)
 		if (ck->jev[k].uid == tk->uid && ck->jev[k].gseq == f.ev.gseq) {
 			rec->time_ns = ck->jev[k].time_ns;
@@ -572,6 +588,9 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		else if (event_validate(ck->val, (const char *)log + off, rec.len - 1, type, &tlen,
 					&ee))
 			why = ee.reason;
+		else if (tasklog_sum(log + off, rec.len) != rec.sum)
+			why = "its bytes are not the ones written (its checksum does not match;"
+			      " evlogctl reindex moves it to events.damaged)";
 		if (why && rec.len && off + rec.len > log_size && !tasklog_decode(meta + k *
 									       TASKLOG_REC, &rec)) {
 			/*
@@ -1652,7 +1671,7 @@ static int rebuild_sidecar(struct ck *ck, struct ck_task *tk, uint64_t *next)
 	}
 	while (off < size) {
 		const unsigned char *nl = memchr(log + off, '\n', size - off);
-		struct tasklog_rec r = { 0, tk->last_ns, 0 };
+		struct tasklog_rec r = { 0, tk->last_ns, 0, 0 };
 		struct event_error ee;
 		size_t tlen;
 
@@ -1669,6 +1688,7 @@ static int rebuild_sidecar(struct ck *ck, struct ck_task *tk, uint64_t *next)
 			r.gseq = (*next)++;
 			fresh++;
 		}
+		r.sum = tasklog_sum(log + off, r.len);
 		tasklog_encode(&r, rec);
 		if (io_pwrite_all(fd, rec, sizeof(rec), n * TASKLOG_REC)) {
 			rc = -errno;
@@ -1753,6 +1773,105 @@ static int empty_task(struct ck *ck, struct ck_task *tk)
  * fsck --repair, reindex: rebuild the sidecar of every indexed task whose
  * log has none, and make a task whose log is gone an empty one.
  */
+/*
+ * Task @tk (in the index) has a log and a sidecar, and none of the
+ * sidecar's events matches the log's bytes (their checksums): one of the
+ * two was copied from another task, or restored from another time.  The
+ * index says which: if its events are whole lines of the log (more of
+ * them than the sidecar's records it agrees with), the sidecar is the
+ * stranger: kept as events.meta.foreign, and rebuilt from the log.  If the
+ * sidecar and the index agree, the log is: kept as events.foreign, and the
+ * task's log starts empty (its events are lost: the scan reports them).
+ * 0 or -errno.
+ */
+static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
+{
+	char path[4500], to[4600];
+	struct rb_list l = { .base = tk->base_len };
+	struct index_txn *t;
+	unsigned char *log = NULL, *meta = NULL;
+	uint64_t lsize, msize, nrec, off = 0, good = 0, side = 0, lines = 0;
+	int err, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	log = map_file(path, &lsize, &err);
+	if (err)
+		return err == -ENOENT ? 0 : err;
+	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+	meta = map_file(path, &msize, &err);
+	if (err || !meta || !log) {
+		rc = err == -ENOENT ? 0 : err;
+		goto out;
+	}
+	nrec = msize / TASKLOG_REC;
+	for (uint64_t k = 0; k < nrec; k++) {
+		struct tasklog_rec r;
+
+		if (tasklog_decode(meta + k * TASKLOG_REC, &r))
+			goto out;	/* damaged records: the scan mends what it can */
+		if (r.len <= lsize - off && off <= lsize && tasklog_sum(log + off, r.len) == r.sum)
+			good++;
+		off += r.len;
+	}
+	if (good || !nrec)
+		goto out;
+	rc = index_begin(ck->ix, false, &t);
+	if (rc)
+		goto out;
+	l.t = t;
+	l.uid = tk->uid;
+	rc = index_type_list(t, rb_type, &l);
+	index_abort(t);
+	if (rc)
+		goto out;
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_rb);
+	for (size_t k = 0; k < l.n; k++) {
+		struct tasklog_rec r;
+
+		if (k < nrec && !tasklog_decode(meta + k * TASKLOG_REC, &r) &&
+		    r.gseq == l.v[k].gseq && r.len == l.v[k].len)
+			side++;
+		if (l.v[k].len && l.v[k].off + l.v[k].len <= lsize &&
+		    log[l.v[k].off + l.v[k].len - 1] == '\n' &&
+		    (l.v[k].off == 0 || log[l.v[k].off - 1] == '\n'))
+			lines++;
+	}
+	if (lines > side) {
+		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+		snprintf(to, sizeof(to), "%s.foreign", path);
+		if (io->rename(path, to)) {
+			rc = -errno;
+			goto out;
+		}
+		report(ck, 'F', "task %s: its sidecar describes another log (none of its %" PRIu64
+		       " records matches; the index agrees with the log): kept as "
+		       "events.meta.foreign, rebuilt from the log", tk->name, nrec);
+		munmap(log, lsize);
+		log = NULL;
+		rc = rebuild_sidecar(ck, tk, next);
+	} else if (side) {
+		snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+		snprintf(to, sizeof(to), "%s.foreign", path);
+		if (io->rename(path, to) || make_empty(path)) {
+			rc = -errno;
+			goto out;
+		}
+		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
+		io_fsync_dir(path);
+		report(ck, 'F', "task %s: its log is not the one its sidecar and the index describe "
+		       "(none of its %" PRIu64 " events matches): kept as events.foreign; the task's "
+		       "events are lost", tk->name, nrec);
+	}
+out:
+	free(l.v);
+	if (log)
+		munmap(log, lsize);
+	if (meta)
+		munmap(meta, msize);
+	return rc;
+}
+
 static int rebuild_sidecars(struct ck *ck)
 {
 	struct index_meta m;
@@ -1780,11 +1899,208 @@ static int rebuild_sidecars(struct ck *ck)
 			continue;
 		}
 		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
-		if (!stat(path, &sb) || errno != ENOENT)
+		if (!stat(path, &sb)) {
+			rc = foreign_files(ck, tk, &m.next_gseq);
+			continue;
+		}
+		if (errno != ENOENT)
 			continue;
 		/* fresh gseqs come after every gseq handed out; the scan sees them */
 		rc = rebuild_sidecar(ck, tk, &m.next_gseq);
 	}
+	return rc;
+}
+
+/*
+ * ---- salvage: events whose bytes are not the ones written ----
+ *
+ * A task whose sidecar records all check out, some of whose events do not
+ * match their checksums (a bad disk, a hand edit), is rewritten without
+ * them: the events that check out keep their bytes, gseqs and times; the
+ * others go, byte for byte, to the task's events.damaged (a newline added
+ * after one that lacks it), where a person can look at them.  Nothing that
+ * checks out is moved.  A sidecar none of whose events check out is not
+ * this log's (copied from another task): left to the scan, which rebuilds
+ * records where the log and the index agree.
+ *
+ * Crash-safe: events.salvage and events.meta.salvage are written and
+ * synced, then the sidecar renamed into place, then the log.  A run that
+ * finds events.salvage without events.meta.salvage finishes the renames;
+ * one that finds both starts over.
+ */
+static int salvage_finish(const char *tdir)
+{
+	char log[4600], meta[4600], slog[4600], smeta[4600];
+	struct stat sb;
+
+	snprintf(log, sizeof(log), "%s/events", tdir);
+	snprintf(meta, sizeof(meta), "%s/events.meta", tdir);
+	snprintf(slog, sizeof(slog), "%s/events.salvage", tdir);
+	snprintf(smeta, sizeof(smeta), "%s/events.meta.salvage", tdir);
+	if (stat(slog, &sb))
+		return errno == ENOENT ? 0 : -errno;
+	if (!stat(smeta, &sb)) {
+		/* nothing renamed yet: start over */
+		if (io->unlink(slog) || io->unlink(smeta))
+			return -errno;
+		return io_fsync_dir(tdir) ? -errno : 0;
+	}
+	if (io->rename(slog, log) || io_fsync_dir(tdir))
+		return -errno;
+	return 1;
+}
+
+static int write_synced(const char *path, const void *data, size_t len, bool append)
+{
+	int fd, rc = 0;
+	struct stat sb;
+
+	fd = io->open(path, O_WRONLY | O_CREAT | (append ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) || io_pwrite_all(fd, data, len, append ? (uint64_t)sb.st_size : 0) ||
+	    io->fsync(fd))
+		rc = -errno;
+	io->close(fd);
+	return rc;
+}
+
+static int salvage_task(struct ck *ck, const char *name)
+{
+	char tdir[4400], path[4600];
+	unsigned char *log = NULL, *meta = NULL, *nlog = NULL, *nmeta = NULL, *bad = NULL;
+	uint64_t lsize, msize, off = 0, nrec, k, good = 0, damaged = 0;
+	size_t nl = 0, nm = 0, nb = 0;
+	int err, rc = 0;
+
+	snprintf(tdir, sizeof(tdir), "%s/tasks/%s", ck->dir, name);
+	rc = salvage_finish(tdir);
+	if (rc > 0)
+		report(ck, 'F', "task %s: a salvage cut short by a crash finished", name);
+	if (rc < 0)
+		return rc;
+	rc = 0;
+	snprintf(path, sizeof(path), "%s/events", tdir);
+	log = map_file(path, &lsize, &err);
+	if (err)
+		return err == -ENOENT || err == -ENOTDIR ? 0 : err;
+	snprintf(path, sizeof(path), "%s/events.meta", tdir);
+	meta = map_file(path, &msize, &err);
+	if (err || !meta) {
+		rc = err == -ENOENT ? 0 : err;
+		goto out;
+	}
+	nrec = msize / TASKLOG_REC;
+	/* first: is there anything to salvage, and is the sidecar this log's? */
+	for (k = 0, off = 0; k < nrec; k++) {
+		struct tasklog_rec r;
+
+		if (tasklog_decode(meta + k * TASKLOG_REC, &r))
+			goto out;	/* a damaged record: the scan mends it if it can */
+		if (r.len > lsize - off || off > lsize)
+			break;		/* past the log's end: a torn tail, cut later */
+		if (tasklog_sum(log + off, r.len) == r.sum)
+			good++;
+		else
+			damaged++;
+		off += r.len;
+	}
+	if (!damaged || !good)
+		goto out;
+	nlog = malloc(lsize ? lsize : 1);
+	nmeta = malloc(msize ? msize : 1);
+	bad = malloc(lsize + damaged + 1);
+	if (!nlog || !nmeta || !bad) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (k = 0, off = 0; k < nrec; k++) {
+		struct tasklog_rec r;
+
+		tasklog_decode(meta + k * TASKLOG_REC, &r);
+		if (r.len > lsize - off || off > lsize)
+			break;
+		if (tasklog_sum(log + off, r.len) == r.sum) {
+			memcpy(nlog + nl, log + off, r.len);
+			nl += r.len;
+			memcpy(nmeta + nm, meta + k * TASKLOG_REC, TASKLOG_REC);
+			nm += TASKLOG_REC;
+		} else {
+			if (damaged <= REPORT_PER_TYPE)
+				report(ck, 'F', "task %s: event %" PRIu64 " (gseq %" PRIu64 ", log byte %"
+				       PRIu64 ", %" PRIu32 " bytes) is not what was written (its "
+				       "checksum does not match): moved to events.damaged",
+				       name, k + 1, r.gseq, off, r.len);
+			memcpy(bad + nb, log + off, r.len);
+			nb += r.len;
+			if (log[off + r.len - 1] != '\n')
+				bad[nb++] = '\n';
+		}
+		off += r.len;
+	}
+	/* what follows the records (a torn tail, lines from outside) stays, for the scan */
+	memcpy(nlog + nl, log + off, lsize - off);
+	nl += lsize - off;
+	memcpy(nmeta + nm, meta + k * TASKLOG_REC, msize - k * TASKLOG_REC);
+	nm += msize - k * TASKLOG_REC;
+
+	snprintf(path, sizeof(path), "%s/events.damaged", tdir);
+	rc = write_synced(path, bad, nb, true);
+	if (!rc) {
+		snprintf(path, sizeof(path), "%s/events.salvage", tdir);
+		rc = write_synced(path, nlog, nl, false);
+	}
+	if (!rc) {
+		snprintf(path, sizeof(path), "%s/events.meta.salvage", tdir);
+		rc = write_synced(path, nmeta, nm, false);
+	}
+	if (!rc && io_fsync_dir(tdir))
+		rc = -errno;
+	if (!rc) {
+		char to[4600];
+
+		snprintf(to, sizeof(to), "%s/events.meta", tdir);
+		if (io->rename(path, to))
+			rc = -errno;
+	}
+	if (!rc) {
+		int f = salvage_finish(tdir);
+
+		rc = f < 0 ? f : 0;
+	}
+	if (!rc) {
+		ck->r->damaged += damaged;
+		if (damaged > REPORT_PER_TYPE)
+			report(ck, 'I', "task %s: %" PRIu64 " more damaged events not shown", name,
+			       damaged - REPORT_PER_TYPE);
+	}
+out:
+	if (log)
+		munmap(log, lsize);
+	if (meta)
+		munmap(meta, msize);
+	free(nlog);
+	free(nmeta);
+	free(bad);
+	return rc;
+}
+
+/* salvage_task for every task directory of the store. */
+static int salvage_all(struct ck *ck)
+{
+	char path[4200];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while (!rc && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			rc = salvage_task(ck, de->d_name);
+	closedir(d);
 	return rc;
 }
 
@@ -1798,6 +2114,8 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	rc = ck_init(&ck, dir, o, r);
 	if (!rc)
 		rc = lock_store(&ck, "evlogctl fsck");
+	if (!rc)
+		rc = check_format(&ck, o->repair);
 	if (rc)
 		goto out;
 	/* read-only: a check writes nothing, least of all into a damaged file */
@@ -2259,6 +2577,8 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	rc = ck_init(&ck, dir, o, r);
 	if (!rc)
 		rc = lock_store(&ck, "evlogctl reindex");
+	if (!rc)
+		rc = check_format(&ck, true);
 	if (rc)
 		goto out;
 	snprintf(ck.type_field, sizeof(ck.type_field), "%s", o->type_field ? o->type_field : "type");
@@ -2303,6 +2623,9 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	/* a log without a sidecar: rebuilt with the gseqs the old index has */
 	if (!rc && usable)
 		rc = rebuild_sidecars(&ck);
+	/* events that are not what was written: moved to events.damaged */
+	if (!rc)
+		rc = salvage_all(&ck);
 	if (!rc)
 		rc = check_journal(&ck);
 	/* the old index stays open for the scan: sidecar records are rebuilt from it */

@@ -379,6 +379,7 @@ struct evl_check_result {
 	uint64_t fixed;		/* fixes made ('F' lines) */
 	uint64_t unfixable;	/* problems repair cannot fix ('U' lines, also in problems) */
 	uint64_t lost;		/* reindex: journaled events no task could take */
+	uint64_t damaged;	/* reindex: events not what was written, moved to events.damaged */
 	uint64_t journal_lost;	/* journal records corrupt and set aside */
 };
 

@@ -469,7 +469,7 @@ static bool task_damage(int err)
 {
 	switch (-err) {
 	case ENOENT: case ENOTDIR: case EISDIR: case ELOOP: case ESTALE: case EILSEQ:
-	case EACCES: case EPERM: case ENXIO: case ESPIPE: case EUCLEAN:
+	case EACCES: case EPERM: case ENXIO: case ESPIPE: case EUCLEAN: case EBADMSG:
 		return true;
 	}
 	return false;
@@ -1174,7 +1174,7 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 			return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < p->n; i++)
-		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
+		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len, 0 };
 	rc = tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
 			   p->data_len, task.nevents - task.base_n, recs, p->n,
 			   st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
@@ -3066,7 +3066,7 @@ static int rewrite(struct evl_store *st, struct repair *rp, const struct pend *p
 	if (!recs)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < p->n; i++)
-		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
+		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len, 0 };
 	rc = tasklog_write(st->tl, rp->uid, rp->name, rp->pos, p->data, p->data_len,
 			   rp->idx, recs, p->n, 0);	/* cut to rp->pos before: nothing past it */
 	free(recs);
@@ -3617,6 +3617,14 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	st->frozen = st->opt.read_only && on_read_only_media(dir);
 	if (st->frozen)
 		tasklog_read_only(st->tl);
+	rc = tasklog_format_check(dir, !st->frozen, path, sizeof(path));
+	if (rc == -EPROTO)
+		evl_log(LOG_ERR, "store %s: %s", dir, path);
+	else if (rc)
+		evl_log(LOG_ERR, "store %s: cannot check or upgrade its task sidecars: %s", dir,
+			strerror(-rc));
+	if (rc)
+		goto fail;
 	rc = index_open_ex(path, opts->type_field, st->frozen ? INDEX_RDONLY : 0, &st->ix);
 	if (rc)
 		goto fail;
@@ -4298,6 +4306,29 @@ static uint64_t copy_pending(struct evl_store *st, uint64_t applied_lsn, uint64_
 	return c.pos - base;
 }
 
+/*
+ * Serve nothing unproven: task @uid's log up to physical byte @upto must
+ * match its sidecar's checksums (tasklog_verify; each byte is hashed once
+ * a mount).  A task whose bytes do not is set aside.  0, -EIO or -errno.
+ */
+static int prove(struct evl_store *st, uint64_t uid, const struct index_task *task,
+		 uint64_t upto, uint64_t *proven)
+{
+	char why[256] = "";
+	int rc;
+
+	rc = tasklog_verify(st->tl, uid, task->name, task->base_len, task->base_n,
+			    task->log_len - task->base_len, upto, proven, why, sizeof(why));
+	if (rc && task_damage(rc)) {
+		if (why[0])
+			set_aside(st, uid, task->name, why);
+		else
+			set_aside_err(st, uid, task->name, rc);
+		rc = -EIO;
+	}
+	return rc;
+}
+
 static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *buf, size_t len)
 {
 	struct index_txn *t;
@@ -4348,6 +4379,9 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 			set_aside(st, uid, task.name, why);
 			return -EIO;
 		}
+		rc = prove(st, uid, &task, off + want, NULL);
+		if (rc)
+			return rc;
 	}
 	return len;
 }
@@ -4985,6 +5019,8 @@ struct fill_ctx {
 	uint64_t next_gseq;	/* the event after the last one copied */
 	struct tasklog_file *pin;	/* the log of pin_uid, held open */
 	uint64_t pin_uid, pin_base;	/* ... and its base_len (index offset - file offset) */
+	struct index_task pin_task;	/* ... as this transaction has it */
+	uint64_t pin_proven;		/* file bytes proven (prove()) */
 	/* a run of adjacent bytes of one log, read with one pread */
 	uint64_t run_off;
 	size_t run_at, run_len;
@@ -5038,8 +5074,13 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		if (!c->rc) {
 			c->pin_uid = ev->uid;
 			c->pin_base = task.base_len;
+			c->pin_task = task;
+			c->pin_proven = 0;
 		}
 	}
+	if (!c->rc && ev->off - c->pin_base + ev->len > c->pin_proven)
+		c->rc = prove(c->st, ev->uid, &c->pin_task, ev->off - c->pin_base + ev->len,
+			      &c->pin_proven);
 	if (c->rc)
 		return 1;
 	if (!c->run_len) {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -52,6 +53,16 @@ struct tasklog {
 	atomic_bool sync_failed;
 	void (*failed_fn)(void *arg);
 	void *failed_arg;
+	/*
+	 * How far each task's log is proven (tasklog_verify): uid -> logical
+	 * offset and event number up to which every event's bytes matched
+	 * their checksum.  Open addressing, linear probing; own lock (leaf).
+	 */
+	pthread_mutex_t vlock;
+	struct vent {
+		uint64_t uid, off, idx;
+	} *vents;
+	size_t nvents, vcap;
 };
 
 /* How often the cache looks at the open-file limit again. */
@@ -102,6 +113,7 @@ int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&tl->lock, NULL);
+	pthread_mutex_init(&tl->vlock, NULL);
 	pthread_cond_init(&tl->cv, NULL);
 	*out = tl;
 	return 0;
@@ -254,7 +266,9 @@ void tasklog_close(struct tasklog *tl)
 		if (tl->ents[i].uid)
 			ent_close(tl, &tl->ents[i]);
 	pthread_mutex_destroy(&tl->lock);
+	pthread_mutex_destroy(&tl->vlock);
 	pthread_cond_destroy(&tl->cv);
+	free(tl->vents);
 	free(tl->ents);
 	free(tl->dir);
 	free(tl);
@@ -457,35 +471,52 @@ uint64_t tasklog_uid_of(const char *dir, const char *name)
 	return uid;
 }
 
+static void put_le(unsigned char *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = v >> (8 * i);
+}
+
+static uint64_t get_le(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+uint32_t tasklog_sum(const void *event, size_t len)
+{
+	return XXH32(event, len, 0);
+}
+
 void tasklog_encode(const struct tasklog_rec *r, unsigned char out[TASKLOG_REC])
 {
-	for (int i = 0; i < 8; i++) {
-		out[i] = r->gseq >> (8 * i);
-		out[8 + i] = r->time_ns >> (8 * i);
-	}
-	for (int i = 0; i < 4; i++)
-		out[16 + i] = r->len >> (8 * i);
-	uint32_t h = XXH32(out, 20, 0);
-
-	for (int i = 0; i < 4; i++)
-		out[20 + i] = h >> (8 * i);
+	put_le(out, r->gseq, 8);
+	put_le(out + 8, r->time_ns, 8);
+	put_le(out + 16, r->len, 4);
+	put_le(out + 20, r->sum, 4);
+	put_le(out + 24, 0, 4);
+	put_le(out + 28, XXH32(out, 28, 2), 4);
 }
 
 int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r)
 {
-	uint32_t h = 0;
+	r->gseq = get_le(in, 8);
+	r->time_ns = get_le(in + 8, 8);
+	r->len = (uint32_t)get_le(in + 16, 4);
+	r->sum = (uint32_t)get_le(in + 20, 4);
+	return get_le(in + 28, 4) == XXH32(in, 28, 2) ? 0 : -EILSEQ;
+}
 
-	r->gseq = r->time_ns = 0;
-	r->len = 0;
-	for (int i = 7; i >= 0; i--) {
-		r->gseq = r->gseq << 8 | in[i];
-		r->time_ns = r->time_ns << 8 | in[8 + i];
-	}
-	for (int i = 3; i >= 0; i--) {
-		r->len = r->len << 8 | in[16 + i];
-		h = h << 8 | in[20 + i];
-	}
-	return h == XXH32(in, 20, 0) ? 0 : -EILSEQ;
+int tasklog_decode_v1(const unsigned char in[TASKLOG_REC_V1], struct tasklog_rec *r)
+{
+	r->gseq = get_le(in, 8);
+	r->time_ns = get_le(in + 8, 8);
+	r->len = (uint32_t)get_le(in + 16, 4);
+	r->sum = 0;
+	return get_le(in + 20, 4) == XXH32(in, 20, 0) ? 0 : -EILSEQ;
 }
 
 /*
@@ -564,8 +595,17 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 			goto out;
 		}
 	}
-	for (size_t i = 0; i < n; i++)
-		tasklog_encode(&recs[i], mb + i * TASKLOG_REC);
+	for (size_t i = 0, at = 0; i < n; i++) {
+		struct tasklog_rec r = recs[i];
+
+		if (r.len > len - at) {
+			rc = -EINVAL;	/* the caller's bug: records past the bytes */
+			goto out_free;
+		}
+		r.sum = tasklog_sum((const char *)data + at, r.len);
+		at += r.len;
+		tasklog_encode(&r, mb + i * TASKLOG_REC);
+	}
 	/*
 	 * The files must end where the index says: a log cut short on disk
 	 * would get a hole of zeros, one appended to outside the store would
@@ -795,6 +835,7 @@ int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,
 		    io->ftruncate(e->meta_fd, nrecs * TASKLOG_REC)))
 		rc = -errno;
 	put_fds(tl, e);
+	tasklog_verify_forget(tl, uid);
 	return rc;
 }
 
@@ -804,6 +845,7 @@ int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name)
 	int rc;
 
 	forget_fds(tl, uid);
+	tasklog_verify_forget(tl, uid);
 	snprintf(from, sizeof(from), "%s/%s", tl->dir, name);
 	snprintf(to, sizeof(to), "%s/.trash-%016" PRIx64, tl->dir, uid);
 	rc = io->rename(from, to) ? -errno : 0;
@@ -1068,5 +1110,466 @@ int tasklog_rw_clean(struct tasklog *tl)
 				rc = -errno;
 		}
 	closedir(d);
+	return rc;
+}
+
+/* ---- the sidecar format (format 1: 24-byte records without the event checksum) ---- */
+
+#define FORMAT_FILE "format"
+#define FORMAT_LINE "evlogfs-format 2\n"
+
+/* The format of a sidecar's @size bytes at @m: 2, 1, or 0 (empty, or no record checks out). */
+static int sidecar_format(const unsigned char *m, size_t size)
+{
+	struct tasklog_rec r;
+
+	for (size_t k = 0; k < 4; k++) {
+		if ((k + 1) * TASKLOG_REC <= size && !tasklog_decode(m + k * TASKLOG_REC, &r))
+			return 2;
+		if ((k + 1) * TASKLOG_REC_V1 <= size && !tasklog_decode_v1(m + k * TASKLOG_REC_V1, &r))
+			return 1;
+	}
+	return 0;
+}
+
+static void *map_ro(int fd, size_t *size)
+{
+	struct stat sb;
+	void *p;
+
+	*size = 0;
+	if (fstat(fd, &sb))
+		return NULL;
+	*size = sb.st_size;
+	if (!*size)
+		return "";
+	p = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * Rewrite format-1 sidecar @meta (of log @log) as format 2: each record
+ * with its event's checksum, computed from the log.  A record that does
+ * not check out becomes 32 zero bytes (it fails its check as before: fsck
+ * mends it from the log and the index), and the next event starts after
+ * the next newline.  A partial last record is dropped (a torn write).
+ * Crash-safe: a new file, synced, renamed over the old, directory synced.
+ * 0 (also: not format 1), or -errno.
+ */
+static int upgrade_sidecar(const char *meta, const char *log, bool *done)
+{
+	char tmp[4600];
+	const unsigned char *m = NULL, *l = NULL;
+	unsigned char out[64 * TASKLOG_REC];
+	size_t msize = 0, lsize = 0, k, nrec, off = 0, at = 0;
+	int mfd, lfd = -1, fd = -1, rc = 0;
+
+	*done = false;
+	mfd = io->open(meta, O_RDONLY | O_CLOEXEC, 0);
+	if (mfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	m = map_ro(mfd, &msize);
+	if (!m) {
+		rc = -errno;
+		goto out;
+	}
+	if (sidecar_format(m, msize) != 1)
+		goto out;
+	lfd = io->open(log, O_RDONLY | O_CLOEXEC, 0);
+	if (lfd >= 0)
+		l = map_ro(lfd, &lsize);
+	else if (errno != ENOENT)
+		rc = -errno;
+	if (rc || (lfd >= 0 && !l)) {
+		rc = rc ? rc : -errno;
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.upgrade", meta);
+	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	nrec = msize / TASKLOG_REC_V1;
+	for (k = 0; k < nrec && !rc; k++) {
+		struct tasklog_rec r;
+		unsigned char *o = out + (k % 64) * TASKLOG_REC;
+
+		if (tasklog_decode_v1(m + k * TASKLOG_REC_V1, &r)) {
+			const unsigned char *nl = off < lsize ? memchr(l + off, '\n', lsize - off) : NULL;
+
+			memset(o, 0, TASKLOG_REC);
+			off = nl ? (size_t)(nl - l) + 1 : lsize;
+		} else {
+			if (r.len <= lsize - off && off <= lsize)
+				r.sum = tasklog_sum(l + off, r.len);
+			off += r.len;
+			tasklog_encode(&r, o);
+		}
+		if (k % 64 == 63 || k + 1 == nrec) {
+			size_t n = k % 64 + 1;
+
+			if (io_pwrite_all(fd, out, n * TASKLOG_REC, at))
+				rc = -errno;
+			at += n * TASKLOG_REC;
+		}
+	}
+	if (!rc && io->fsync(fd))
+		rc = -errno;
+	if (!rc && io->rename(tmp, meta))
+		rc = -errno;
+	if (rc) {
+		io->unlink(tmp);
+	} else {
+		char dir[4600], *slash;
+
+		snprintf(dir, sizeof(dir), "%s", meta);
+		slash = strrchr(dir, '/');
+		if (slash)
+			*slash = '\0';
+		if (io_fsync_dir(dir))
+			rc = -errno;
+		*done = !rc;
+	}
+out:
+	if (fd >= 0)
+		io->close(fd);
+	if (l && lsize)
+		munmap((void *)l, lsize);
+	if (m && msize)
+		munmap((void *)m, msize);
+	if (lfd >= 0)
+		io->close(lfd);
+	io->close(mfd);
+	return rc;
+}
+
+/* Is sidecar @meta of format 1?  (A missing or unreadable one is not.) */
+static bool is_format1(const char *meta)
+{
+	unsigned char head[4 * TASKLOG_REC];
+	ssize_t n;
+	int fd;
+
+	fd = io->open(meta, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	n = io_pread_all(fd, head, sizeof(head), 0);
+	io->close(fd);
+	return n > 0 && sidecar_format(head, n) == 1;
+}
+
+/*
+ * Look at (or upgrade) every sidecar under @tasks: task directories,
+ * .trash-<uid> (a delete that recovery may undo), .rewrite/<uid>.meta.
+ * Counts format-1 ones in *@old, upgraded ones in *@upgraded.
+ */
+static int upgrade_all(const char *tasks, bool may_write, uint64_t *old, uint64_t *upgraded)
+{
+	char meta[4600], log[4600];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	d = opendir(tasks);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while (!rc && (de = readdir(d))) {
+		bool rewrite = !strcmp(de->d_name, ".rewrite");
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (rewrite) {
+			char sub[4400];
+			struct dirent *re;
+			DIR *rd;
+
+			snprintf(sub, sizeof(sub), "%s/.rewrite", tasks);
+			rd = opendir(sub);
+			while (rd && !rc && (re = readdir(rd))) {
+				size_t len = strlen(re->d_name);
+				bool done;
+
+				if (len < 6 || strcmp(re->d_name + len - 5, ".meta"))
+					continue;
+				snprintf(meta, sizeof(meta), "%s/%s", sub, re->d_name);
+				snprintf(log, sizeof(log), "%s/%.*s.events", sub, (int)(len - 5),
+					 re->d_name);
+				if (!is_format1(meta))
+					continue;
+				(*old)++;
+				if (may_write && !(rc = upgrade_sidecar(meta, log, &done)) && done)
+					(*upgraded)++;
+			}
+			if (rd)
+				closedir(rd);
+			continue;
+		}
+		{
+			bool done;
+
+			snprintf(meta, sizeof(meta), "%s/%s/events.meta", tasks, de->d_name);
+			snprintf(log, sizeof(log), "%s/%s/events", tasks, de->d_name);
+			if (!is_format1(meta))
+				continue;
+			(*old)++;
+			if (may_write && !(rc = upgrade_sidecar(meta, log, &done)) && done)
+				(*upgraded)++;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+int tasklog_format_check(const char *data_dir, bool may_write, char *why, size_t n)
+{
+	char path[4200], tasks[4200], buf[64], tmp[4300];
+	uint64_t old = 0, upgraded = 0;
+	ssize_t got;
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/" FORMAT_FILE, data_dir);
+	fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd >= 0) {
+		got = io_pread_all(fd, buf, sizeof(buf) - 1, 0);
+		io->close(fd);
+		if (got == (ssize_t)strlen(FORMAT_LINE) && !memcmp(buf, FORMAT_LINE, got))
+			return 0;
+		if (got > 0 && !memcmp(buf, "evlogfs-format ", 15) && atoi(buf + 15) > 2) {
+			snprintf(why, n, "%s says the store is of a newer format (%.*s): this "
+				 "evlogfs cannot read it", path, (int)strcspn(buf, "\n"), buf);
+			return -EPROTO;
+		}
+		/* damaged: look at the sidecars as if it were missing */
+	} else if (errno != ENOENT) {
+		return -errno;
+	}
+	snprintf(tasks, sizeof(tasks), "%s/tasks", data_dir);
+	rc = upgrade_all(tasks, may_write, &old, &upgraded);
+	if (rc)
+		return rc;
+	if (old && !may_write) {
+		snprintf(why, n, "%" PRIu64 " task sidecars are of format 1 (an older evlogfs): "
+			 "mount the store read-write once, or run evlogctl fsck --repair, to "
+			 "upgrade them", old);
+		return -EPROTO;
+	}
+	if (upgraded)
+		evl_log(LOG_NOTICE, "%s: %" PRIu64 " task sidecars upgraded to format 2 (each "
+			"event's checksum added)", data_dir, upgraded);
+	if (!may_write)
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	rc = io_pwrite_all(fd, FORMAT_LINE, strlen(FORMAT_LINE), 0) || io->fsync(fd) ? -errno : 0;
+	io->close(fd);
+	if (!rc && io->rename(tmp, path))
+		rc = -errno;
+	if (!rc && io_fsync_dir(data_dir))
+		rc = -errno;
+	if (rc)
+		io->unlink(tmp);
+	return rc;
+}
+
+/* ---- proving what a reader is served (each event's checksum) ---- */
+
+static size_t vslot(const struct tasklog *tl, uint64_t uid)
+{
+	return (size_t)(XXH64(&uid, sizeof(uid), 0) & (tl->vcap - 1));
+}
+
+/* The entry of @uid, or NULL.  With vlock held. */
+static struct vent *vfind(struct tasklog *tl, uint64_t uid)
+{
+	if (!tl->vcap)
+		return NULL;
+	for (size_t i = vslot(tl, uid);; i = (i + 1) & (tl->vcap - 1)) {
+		if (tl->vents[i].uid == uid)
+			return &tl->vents[i];
+		if (!tl->vents[i].uid)
+			return NULL;
+	}
+}
+
+/* Set @uid's entry (made if missing).  With vlock held.  0 or -ENOMEM. */
+static int vset(struct tasklog *tl, uint64_t uid, uint64_t off, uint64_t idx)
+{
+	struct vent *e = vfind(tl, uid);
+
+	if (!e && (tl->nvents + 1) * 2 > tl->vcap) {
+		size_t cap = tl->vcap ? tl->vcap * 2 : 256;
+		struct vent *old = tl->vents, *nv = calloc(cap, sizeof(*nv));
+		size_t oldcap = tl->vcap;
+
+		if (!nv)
+			return -ENOMEM;
+		tl->vents = nv;
+		tl->vcap = cap;
+		for (size_t i = 0; i < oldcap; i++)
+			if (old[i].uid) {
+				size_t k = vslot(tl, old[i].uid);
+
+				while (nv[k].uid)
+					k = (k + 1) & (cap - 1);
+				nv[k] = old[i];
+			}
+		free(old);
+	}
+	if (!e) {
+		size_t k = vslot(tl, uid);
+
+		while (tl->vents[k].uid)
+			k = (k + 1) & (tl->vcap - 1);
+		e = &tl->vents[k];
+		e->uid = uid;
+		tl->nvents++;
+	}
+	e->off = off;
+	e->idx = idx;
+	return 0;
+}
+
+void tasklog_verify_forget(struct tasklog *tl, uint64_t uid)
+{
+	struct vent *e;
+
+	pthread_mutex_lock(&tl->vlock);
+	e = vfind(tl, uid);
+	if (e) {
+		/* backward-shift deletion: the entries after it move up where they may */
+		size_t i = e - tl->vents, j = i;
+
+		for (;;) {
+			j = (j + 1) & (tl->vcap - 1);
+			if (!tl->vents[j].uid)
+				break;
+			size_t home = vslot(tl, tl->vents[j].uid);
+
+			/* j's entry may fill i if its home is not in (i, j] (cyclically) */
+			if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+				tl->vents[i] = tl->vents[j];
+				i = j;
+			}
+		}
+		tl->vents[i].uid = 0;
+		tl->nvents--;
+	}
+	pthread_mutex_unlock(&tl->vlock);
+}
+
+/* Bytes of log a verification step reads at once (more for one larger event). */
+#define VERIFY_CHUNK (256u << 10)
+
+int tasklog_verify(struct tasklog *tl, uint64_t uid, const char *name, uint64_t base_len,
+		   uint64_t base_n, uint64_t flen, uint64_t upto, uint64_t *proven,
+		   char *why, size_t n)
+{
+	struct tasklog_rec recs[256];
+	uint64_t off, idx, target;
+	struct vent *e;
+	char *buf = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	if (upto > flen)
+		upto = flen;
+	pthread_mutex_lock(&tl->vlock);
+	e = vfind(tl, uid);
+	if (e && e->off >= base_len && e->idx >= base_n) {
+		off = e->off - base_len;
+		idx = e->idx - base_n;
+	} else {
+		off = idx = 0;	/* unknown, or retention dropped the head past it */
+	}
+	pthread_mutex_unlock(&tl->vlock);
+	if (off >= upto) {
+		if (proven)
+			*proven = off;
+		return 0;
+	}
+	/* go on a little past @upto: the next reads of a follower find it done */
+	target = flen - upto > VERIFY_CHUNK ? upto + VERIFY_CHUNK : flen;
+	while (off < target) {
+		ssize_t got = tasklog_read_recs(tl, uid, name, idx, recs, 256);
+		size_t k = 0, span = 0;
+
+		if (got == -EILSEQ) {
+			snprintf(why, n, "its sidecar records from %" PRIu64 " on do not check out",
+				 base_n + idx + 1);
+			rc = -EILSEQ;
+			break;
+		}
+		if (got < 0) {
+			rc = (int)got;
+			break;
+		}
+		if (got == 0) {
+			snprintf(why, n, "its sidecar ends at event %" PRIu64 ", before log byte %"
+				 PRIu64 " the index has", base_n + idx, base_len + off);
+			rc = -EUCLEAN;
+			break;
+		}
+		/* the events of these records that a chunk holds (at least one) */
+		while (k < (size_t)got && (k == 0 || span + recs[k].len <= VERIFY_CHUNK) &&
+		       off + span < target) {
+			if (recs[k].len == 0 || recs[k].len > flen - off - span) {
+				snprintf(why, n, "its event %" PRIu64 " (log byte %" PRIu64 ") runs "
+					 "past the %" PRIu64 " bytes the index has", base_n + idx + k + 1,
+					 base_len + off + span, base_len + flen);
+				rc = -EUCLEAN;
+				break;
+			}
+			span += recs[k++].len;
+		}
+		if (rc)
+			break;
+		if (span > cap) {
+			char *nb = realloc(buf, span);
+
+			if (!nb) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap = span;
+		}
+		got = tasklog_read(tl, uid, name, off, buf, span);
+		if (got >= 0 && (size_t)got < span) {
+			snprintf(why, n, "its log ends at byte %" PRIu64 ", before the %" PRIu64
+				 " bytes the index has", base_len + off + got, base_len + flen);
+			rc = -EUCLEAN;
+			break;
+		}
+		if (got < 0) {
+			rc = (int)got;
+			break;
+		}
+		for (size_t i = 0, at = 0; i < k; at += recs[i++].len)
+			if (tasklog_sum(buf + at, recs[i].len) != recs[i].sum) {
+				snprintf(why, n, "its event %" PRIu64 " (log byte %" PRIu64 ", %" PRIu32
+					 " bytes) is not what was written: its checksum does not "
+					 "match (damaged on disk)", base_n + idx + i + 1,
+					 base_len + off + at, recs[i].len);
+				rc = -EBADMSG;
+				break;
+			}
+		if (rc)
+			break;
+		off += span;
+		idx += k;
+		pthread_mutex_lock(&tl->vlock);
+		e = vfind(tl, uid);
+		if (!e || e->off < base_len + off)
+			rc = vset(tl, uid, base_len + off, base_n + idx);
+		pthread_mutex_unlock(&tl->vlock);
+		if (rc)
+			break;
+	}
+	free(buf);
+	if (proven)
+		*proven = off;
 	return rc;
 }

@@ -133,7 +133,10 @@ int cmd_reindex(const char *dir, const char *type_field)
 	if (r.lost)
 		printf("%s: %llu journaled events could not be placed (listed above)\n", dir,
 		       (unsigned long long)r.lost);
-	return r.lost ? EXIT_FOUND : EXIT_OK;
+	if (r.damaged)
+		printf("%s: %llu events were not what was written: moved to their task's "
+		       "events.damaged\n", dir, (unsigned long long)r.damaged);
+	return r.lost || r.damaged ? EXIT_FOUND : EXIT_OK;
 }
 
 /* ---- backup ---- */

@@ -22,9 +22,12 @@
 
 #include <cmocka.h>
 
+#include <xxhash.h>
+
 #include "evlog.h"
 #include "index.h"
 #include "log.h"
+#include "tasklog.h"
 #include "testutil.h"
 
 static const char *const types[] = { "tool.call", "tool.result", "note", "error.io" };
@@ -231,7 +234,7 @@ static uint64_t file_size(const char *dir, const char *file)
 /*
  * Issue 15 item 4: damage to a sidecar's records must not cost an event
  * the log and the index both hold.  @how: "cut" drops the last record
- * (truncate -s -24), "flip" flips a bit in the last record, "mid" flips a
+ * (truncate -s -32), "flip" flips a bit in the last record, "mid" flips a
  * bit in the third.  fsck --repair and reindex rebuild the records from
  * the log and the index and keep every event.
  */
@@ -250,13 +253,13 @@ static void sidecar_damage_case(const char *dir, const char *how, bool use_reind
 	before = dump(dir);
 	log_size = file_size(dir, "tasks/t1/events");
 	meta_size = file_size(dir, "tasks/t1/events.meta");
-	assert_int_equal(meta_size, 6 * 24);
+	assert_int_equal(meta_size, 6 * TASKLOG_REC);
 
 	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", dir);
 	if (!strcmp(how, "cut")) {
-		assert_int_equal(truncate(meta, meta_size - 24), 0);
+		assert_int_equal(truncate(meta, meta_size - TASKLOG_REC), 0);
 	} else {
-		off_t at = !strcmp(how, "mid") ? 2 * 24 + 9 : 5 * 24 + 9;	/* its time */
+		off_t at = !strcmp(how, "mid") ? 2 * TASKLOG_REC + 9 : 5 * TASKLOG_REC + 9;	/* its time */
 
 		fd = open(meta, O_RDWR);
 		assert_true(fd >= 0);
@@ -989,6 +992,252 @@ static void index_damage_never_crashes(void **state)
 	assert_int_equal(crashes, 0);
 }
 
+/* ---- event checksums (sidecar format 2) ---- */
+
+/* DIR/REL's bytes (malloc'd, NUL-ended; *@len its size), or NULL. */
+static char *slurp(const char *dir, const char *rel, size_t *len)
+{
+	char path[4400];
+	struct stat sb;
+	char *buf;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	assert_int_equal(fstat(fd, &sb), 0);
+	buf = malloc(sb.st_size + 1);
+	assert_non_null(buf);
+	assert_int_equal(read(fd, buf, sb.st_size), sb.st_size);
+	close(fd);
+	buf[sb.st_size] = '\0';
+	if (len)
+		*len = sb.st_size;
+	return buf;
+}
+
+static void spit(const char *dir, const char *rel, const void *data, size_t len)
+{
+	char path[4400];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Everything task @name's log serves (NULL-safe), and the read's result. */
+static ssize_t read_task(struct evl_store *st, const char *name, char *buf, size_t cap)
+{
+	struct evl_task_info info;
+	uint64_t off = 0;
+	ssize_t n;
+
+	assert_int_equal(evl_task_lookup(st, name, &info), 0);
+	while ((n = evl_task_read(st, info.uid, off, buf + off, cap - 1 - off)) > 0)
+		off += n;
+	buf[off] = '\0';
+	return n < 0 ? n : (ssize_t)off;
+}
+
+/*
+ * Issue 15: one byte changed inside an event on disk (a bad disk; the JSON
+ * stays valid) is never served: the task is set aside (EIO, named), other
+ * tasks are served; fsck names the event; reindex moves it to the task's
+ * events.damaged and keeps every other event.
+ */
+static void changed_event_bytes_are_never_served(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_stats stt;
+	struct evl_store *st = open_store(dir);
+	char *log, *line3, *end, *after, buf[8192], changed[128];
+	size_t len;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	line3 = strchr(strchr(log, '\n') + 1, '\n') + 1;
+	end = strchr(line3, '\n');
+	strstr(line3, "\"i\":")[4] ^= 1;	/* a digit for another: valid JSON still */
+	snprintf(changed, sizeof(changed), "%.*s", (int)(end - line3 + 1), line3);
+	spit(dir, "tasks/t1/events", log, len);
+
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), -EIO);
+	evl_store_stats(st, &stt);
+	assert_int_equal(stt.tasks_aside, 1);
+	assert_string_equal(stt.aside, "t1");
+	assert_true(read_task(st, "t0", buf, sizeof(buf)) > 0);
+	for (size_t p = 0; p < sizeof(prefixes) / sizeof(*prefixes); p++) {
+		struct evl_view *v;
+		ssize_t n;
+		uint64_t off = 0;
+
+		if (evl_view_open(st, prefixes[p], strlen(prefixes[p]), 0, &v))
+			continue;
+		while ((n = evl_view_read(v, off, buf + off, sizeof(buf) - 1 - off)) > 0)
+			off += n;
+		buf[off] = '\0';
+		assert_null(strstr(buf, changed));
+		evl_view_close(v);
+	}
+	evl_store_close(st);
+
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_true(r.problems >= 1);
+	assert_true(reported("its checksum does not match"));
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	assert_int_equal(r.damaged, 1);
+	assert_true(reported("moved to events.damaged"));
+	after = slurp(dir, "tasks/t1/events.damaged", NULL);
+	assert_non_null(after);
+	assert_string_equal(after, changed);
+	free(after);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)(len - strlen(changed)));
+	assert_null(strstr(buf, changed));
+	evl_store_close(st);
+	free(log);
+}
+
+/*
+ * Issue 15 (the sweep): a sidecar copied over another task's.  Its records
+ * check out, none matches the log; the index agrees with the log: fsck
+ * --repair keeps it aside as events.meta.foreign and rebuilds the sidecar;
+ * every event is served as before.
+ */
+static void a_foreign_sidecar_is_rebuilt(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *before, *after, *meta;
+	size_t len;
+
+	fill(st, 0, 24);
+	assert_int_equal(evl_store_close(st), 0);
+	before = dump(dir);
+	meta = slurp(dir, "tasks/t0/events.meta", &len);
+	spit(dir, "tasks/t1/events.meta", meta, len);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_true(reported("its sidecar describes another log"));
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	after = dump(dir);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	free(meta);
+}
+
+/*
+ * Issue 15 (the sweep): a log copied over another task's.  Its sidecar and
+ * the index agree with each other, not with the log: reindex keeps the log
+ * aside as events.foreign and the task's events are lost (said); nothing
+ * of the other task is served twice, or under this one.
+ */
+static void a_foreign_log_is_never_served(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *kept, buf[8192];
+	size_t len;
+
+	fill(st, 0, 24);
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t0/events", &len);
+	spit(dir, "tasks/t1/events", log, len);
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	assert_true(reported("kept as events.foreign"));
+	kept = slurp(dir, "tasks/t1/events.foreign", NULL);
+	assert_non_null(kept);
+	{
+		/* the recovery before it moved lines past the index's end to events.unapplied */
+		char *rest = slurp(dir, "tasks/t1/events.unapplied", NULL), *both;
+
+		assert_true(asprintf(&both, "%s%s", kept, rest ? rest : "") > 0);
+		assert_string_equal(both, log);
+		free(both);
+		free(rest);
+	}
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), 0);
+	assert_int_equal(read_task(st, "t0", buf, sizeof(buf)), (ssize_t)len);
+	evl_store_close(st);
+	free(kept);
+	free(log);
+}
+
+/*
+ * A store an older evlogfs made (24-byte sidecar records, no DATA_DIR/format):
+ * a check that may not write refuses, naming the upgrade; the first open
+ * upgrades every sidecar (events.meta of tasks and of a pending delete),
+ * and serves the same bytes.
+ */
+static void a_format1_store_is_upgraded(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *before, *after;
+
+	fill(st, 0, 24);
+	assert_int_equal(evl_store_close(st), 0);
+	before = dump(dir);
+	for (int t = 0; t < 4; t++) {
+		char rel[64], *meta, *old;
+		size_t len;
+
+		snprintf(rel, sizeof(rel), "tasks/t%d/events.meta", t);
+		meta = slurp(dir, rel, &len);
+		assert_int_equal(len % TASKLOG_REC, 0);
+		old = malloc(len);
+		for (size_t k = 0; k < len / TASKLOG_REC; k++) {
+			struct tasklog_rec rec;
+			unsigned char *o = (unsigned char *)old + k * TASKLOG_REC_V1;
+			uint32_t h;
+
+			assert_int_equal(tasklog_decode((unsigned char *)meta + k * TASKLOG_REC, &rec), 0);
+			memcpy(o, meta + k * TASKLOG_REC, 20);	/* gseq, time, len: the same */
+			h = XXH32(o, 20, 0);
+			for (int i = 0; i < 4; i++)
+				o[20 + i] = h >> (8 * i);
+			assert_int_equal(tasklog_decode_v1(o, &rec), 0);
+		}
+		spit(dir, rel, old, len / TASKLOG_REC * TASKLOG_REC_V1);
+		free(meta);
+		free(old);
+	}
+	{
+		char path[4400];
+
+		snprintf(path, sizeof(path), "%s/format", dir);
+		assert_int_equal(unlink(path), 0);
+	}
+	assert_int_equal(fsck(dir, false, &r), -EPROTO);
+	assert_true(reported("format 1"));
+	after = dump(dir);	/* the open upgrades */
+	assert_string_equal(before, after);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	free(after);
+	free(before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1017,6 +1266,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(view_never_serves_a_spliced_line, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(index_damage_never_crashes, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(changed_event_bytes_are_never_served, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_foreign_sidecar_is_rebuilt, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_foreign_log_is_never_served, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_format1_store_is_upgraded, tu_setup, tu_teardown),
 	};
 
 	return tu_run_tests("check", tests, sizeof(tests) / sizeof(tests[0]));

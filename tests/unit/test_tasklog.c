@@ -25,7 +25,7 @@ static void write_only_at_the_files_end(void **state)
 {
 	const char ev[] = "{\"type\":\"a\"}\n", extra[] = "{\"type\":\"x\"}\n";
 	char dir[4200], path[4400], got[64];
-	struct tasklog_rec r = { 1, 7, sizeof(ev) - 1 };
+	struct tasklog_rec r = { 1, 7, sizeof(ev) - 1, 0 };
 	struct tasklog *tl;
 	uint64_t l, c;
 	FILE *f;
@@ -80,7 +80,7 @@ static void write_read_with_a_small_cache(void **state)
 	}
 	for (int round = 0; round < 20; round++)
 		for (uint64_t u = 1; u <= 5; u++) {
-			struct tasklog_rec r = { 100 * round + u, 7, 0 };
+			struct tasklog_rec r = { 100 * round + u, 7, 0, 0 };
 			int k = snprintf(buf, sizeof(buf), "{\"r\":%d,\"u\":%d}\n", round, (int)u);
 
 			r.len = k;
@@ -133,7 +133,7 @@ static void write_read_with_a_small_cache(void **state)
 
 static void sidecar_records_are_checked(void **state)
 {
-	struct tasklog_rec r = { 0x1122334455667788ull, 99, 200 }, back;
+	struct tasklog_rec r = { 0x1122334455667788ull, 99, 200, 0xabcdef01 }, back;
 	unsigned char enc[TASKLOG_REC];
 
 	tasklog_encode(&r, enc);
@@ -159,7 +159,7 @@ static struct tasklog *open_tasks(void **state, unsigned slots, unsigned n)
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
 	assert_int_equal(tasklog_open(dir, slots, &tl), 0);
 	for (uint64_t u = 1; u <= n; u++) {
-		struct tasklog_rec r = { u, 1, 0 };
+		struct tasklog_rec r = { u, 1, 0, 0 };
 
 		snprintf(name, sizeof(name), "t%d", (int)u);
 		r.len = snprintf(ev, sizeof(ev), "{\"u\":%d}\n", (int)u);
@@ -220,7 +220,7 @@ static void emfile_sheds_the_least_recently_used(void **state)
 	/* ENFILE (the system's table) is treated alike; the sidecar's open too */
 	fio_fail(FIO_OPEN, 0, ENFILE, false);
 	{
-		struct tasklog_rec r = { 99, 1, 8 };
+		struct tasklog_rec r = { 99, 1, 8, 0 };
 
 		assert_int_equal(tasklog_write(tl, 2, "t2", 8, "{\"x\":1}\n", 8, 1, &r, 1, 0), 0);
 	}
