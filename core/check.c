@@ -1872,6 +1872,119 @@ out:
 	return rc;
 }
 
+/*
+ * Before recovery: a task whose sidecar has fewer records than the index
+ * has events for it (cut short, emptied, replaced by a shorter one) while
+ * its log still holds those events.  Recovery would set it aside (its
+ * replay finds the files short), and its journaled events would go to
+ * events.unapplied rather than its log.  Its missing records are rebuilt
+ * first from the log and the index, as far as each event the index has is
+ * a whole line at exactly that byte and length (its gseq; its time the
+ * task's last append, which makes retention keep it longer, never
+ * shorter); then recovery replays the journal as usual.
+ */
+struct mend_short {
+	struct ck *ck;
+	struct index_txn *t;
+	int rc;
+};
+
+static int mend_short_cb(void *arg, const struct index_task *task)
+{
+	struct mend_short *md = arg;
+	struct ck *ck = md->ck;
+	struct rb_list l = { 0 };
+	char path[4500];
+	unsigned char *log = NULL, rec[TASKLOG_REC];
+	uint64_t lsize = 0, msize = 0, have, want, upto, off = 0;
+	struct stat sb;
+	int err, fd = -1, rc;
+
+	if (task->state != TASK_LIVE || task->nevents < task->base_n)
+		return 0;
+	want = task->nevents - task->base_n;
+	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, task->name);
+	if (stat(path, &sb))
+		return 0;	/* none (rebuild_sidecars' case), or unreadable (the scan's) */
+	msize = sb.st_size;
+	have = msize / TASKLOG_REC;
+	if (have >= want)
+		return 0;
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, task->name);
+	log = map_file(path, &lsize, &err);
+	if (err || !log)
+		goto out;
+	l.t = md->t;
+	l.uid = task->uid;
+	l.base = task->base_len;
+	rc = index_type_list(md->t, rb_type, &l);
+	if (rc) {
+		md->rc = rc;
+		goto out;
+	}
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_rb);
+	if (l.n < want)
+		goto out;
+	for (uint64_t k = 0; k < have; k++)
+		off += l.v[k].len;
+	for (upto = have; upto < want; upto++) {
+		if (l.v[upto].off != off || !l.v[upto].len || off > lsize ||
+		    l.v[upto].len > lsize - off || log[off + l.v[upto].len - 1] != '\n')
+			break;	/* no longer agreeing: what is left goes to the scan */
+		off += l.v[upto].len;
+	}
+	if (upto == have)
+		goto out;
+	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, task->name);
+	fd = io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || io->ftruncate(fd, have * TASKLOG_REC)) {
+		md->rc = -errno;
+		goto out;
+	}
+	for (uint64_t k = 0, at = 0; k < upto; at += l.v[k++].len) {
+		struct tasklog_rec r = { l.v[k].gseq, task->last_ns, l.v[k].len, 0 };
+
+		if (k < have)
+			continue;
+		r.sum = tasklog_sum(log + at, r.len);
+		tasklog_encode(&r, rec);
+		if (io_pwrite_all(fd, rec, sizeof(rec), k * TASKLOG_REC)) {
+			md->rc = -errno;
+			goto out;
+		}
+	}
+	if (io->fsync(fd)) {
+		md->rc = -errno;
+		goto out;
+	}
+	report(ck, 'F', "task %s: its sidecar had %" PRIu64 " of the %" PRIu64 " records the index "
+	       "has: %" PRIu64 " rebuilt from the log and the index, before the recovery",
+	       task->name, have, want, upto - have);
+out:
+	if (fd >= 0)
+		io->close(fd);
+	free(l.v);
+	if (log)
+		munmap(log, lsize);
+	return md->rc;
+}
+
+static int mend_short_sidecars(struct ck *ck)
+{
+	struct mend_short md = { .ck = ck };
+	int rc;
+
+	if (!ck->ix)
+		return 0;
+	rc = index_begin(ck->ix, false, &md.t);
+	if (rc)
+		return rc;
+	rc = index_task_list(md.t, NULL, 0, mend_short_cb, &md);
+	index_abort(md.t);
+	return rc ? rc : md.rc;
+}
+
 static int rebuild_sidecars(struct ck *ck)
 {
 	struct index_meta m;
@@ -2158,7 +2271,9 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	if (ck.needs_recovery && o->repair) {
 		uint64_t unapplied = ck.j_unapplied;
 
-		rc = recover(&ck, "evlogctl fsck");
+		rc = mend_short_sidecars(&ck);
+		if (!rc)
+			rc = recover(&ck, "evlogctl fsck");
 		if (rc) {
 			report(&ck, 'X', "recovery failed: %s", strerror(-rc));
 			goto out;
@@ -2597,7 +2712,9 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	} else if ((rc = check_stamp(&ck, 'I'))) {
 		/* recovery through it would cut the logs back to it: not used at all */
 	} else {
-		rc = recover(&ck, "evlogctl reindex");
+		rc = mend_short_sidecars(&ck);
+		if (!rc)
+			rc = recover(&ck, "evlogctl reindex");
 		if (rc == -EBUSY)
 			goto out;
 		if (!rc)

@@ -341,6 +341,11 @@ struct evl_stats {
 	char aside[1024];
 	/* lines past a task's index, vouched for by no record, put in its events.unapplied at open */
 	uint64_t lines_unapplied;
+	/*
+	 * View reads refused (EIO) because an index entry did not match its log:
+	 * a damaged index its checks at open could not see (evlogctl reindex).
+	 */
+	uint64_t index_damage;
 	uint64_t lat_count[EVL_LAT_BUCKETS];	/* append latency histogram */
 	double lat_sum;
 	int error;			/* sticky journal error (EIO), or 0 */

@@ -317,6 +317,8 @@ struct evl_store {
 	uint64_t rejected_held;		/* writes refused for max_held (ENOBUFS) */
 	/* unterminated-line bytes all writers hold, against opt.max_held (no lock) */
 	atomic_uint_fast64_t held_bytes;
+	/* view reads refused: an index entry that does not match its log (damage) */
+	atomic_uint_fast64_t index_damage;
 	uint64_t checkpoints;
 	uint64_t lat_count[EVL_LAT_BUCKETS];
 	double lat_sum;
@@ -3024,10 +3026,19 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	}
 	/* power loss took log bytes the index covers: rewrite them from the journal */
 	if (len < ck_len || n < ck_n) {
-		evl_log(LOG_ERR, "recovery: task %s: log shorter than at the last checkpoint "
-			"(%" PRIu64 " < %" PRIu64 " bytes); the disk lost synced data",
-			task.name, len, ck_len);
-		return -EIO;
+		char why[200];
+
+		/*
+		 * What its last checkpoint synced is gone: a file cut or
+		 * replaced (damage), or a disk that lost synced data.  Only
+		 * fsck --repair can tell what its files still hold; the other
+		 * tasks open (item 6).
+		 */
+		snprintf(why, sizeof(why), "its files are shorter than at the last checkpoint "
+			 "(log %" PRIu64 " of %" PRIu64 " bytes, sidecar %" PRIu64 " of %" PRIu64
+			 " records)", len, ck_len, n, ck_n);
+		set_aside(st, uid, task.name, why);
+		return 0;
 	}
 	if (!r->trusted)
 		evl_log(LOG_INFO, "recovery: task %s: rewriting its last %" PRIu64 " bytes from "
@@ -5164,6 +5175,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 		if (!rc)
 			rc = c.rc;
 		if (rc == -EUCLEAN) {
+			atomic_fetch_add(&st->index_damage, 1);
 			evl_log(LOG_ERR, "view %.*s: an index entry names a task the index lacks at"
 				" offset %" PRIu64 " (a damaged index? evlogctl fsck finds it,"
 				" evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off);
@@ -5173,6 +5185,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 			rc = flush_run(&c);
 		tasklog_unpin(st->tl, c.pin);
 		if (!rc && c.done < c.len) {
+			atomic_fetch_add(&st->index_damage, 1);
 			evl_log(LOG_ERR, "view %.*s: index ends before its size", (int)v->len,
 				v->prefix);
 			rc = -EIO;
@@ -5183,6 +5196,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 			 * the index that its checks at open cannot see.  Never
 			 * serve a spliced line.
 			 */
+			atomic_fetch_add(&st->index_damage, 1);
 			evl_log(LOG_ERR, "view %.*s: an index entry does not match its log at"
 				" offset %" PRIu64 " (a damaged index? evlogctl fsck finds it,"
 				" evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off);
@@ -5393,6 +5407,7 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	o->events_lost = st->events_lost;
 	o->events_unapplied = st->events_unapplied;
 	o->lines_unapplied = st->lines_moved;
+	o->index_damage = atomic_load(&st->index_damage);
 	o->tasks_aside = aside_names(st, o->aside, sizeof(o->aside), '\0');
 	memcpy(o->lat_count, st->lat_count, sizeof(o->lat_count));
 	o->lat_sum = st->lat_sum;

@@ -127,6 +127,7 @@ char *status_json(struct fs *fs, size_t *len)
 		add_u64(o, "events_unapplied", s.events_unapplied);
 		add_u64(o, "events_lost", s.events_lost);
 		add_u64(o, "lines_unapplied", s.lines_unapplied);
+		add_u64(o, "index_damage", s.index_damage);
 	}
 	comp = json_object_new_object();
 	evl_compact_status(fs->st, &cs);
@@ -284,6 +285,9 @@ char *metrics_text(struct fs *fs, size_t *len)
 	metric(&b, "events_lost_total", "counter",
 	       "Acknowledged events of set-aside tasks not even events.unapplied could take.",
 	       s.events_lost);
+	metric(&b, "index_damage_total", "counter",
+	       "View reads refused because an index entry did not match its log (run evlogctl reindex).",
+	       s.index_damage);
 	evl_compact_status(fs->st, &cs);
 	mprintf(&b, "# HELP evlogfs_compaction_runs_total Compactions finished, by result.\n"
 		"# TYPE evlogfs_compaction_runs_total counter\n"

@@ -227,9 +227,11 @@ static void snap_status(struct evl_store *st, const char *dir)
 		 "{\"tasks\":%" PRIu64 ",\"events\":%" PRIu64 ",\"error\":%d,"
 		 "\"journal_damage\":{\"lost_records\":%" PRIu64 ",\"damaged_segments\":%" PRIu64 "},"
 		 "\"damage\":{\"tasks_aside\":%" PRIu64 ",\"events_unapplied\":%" PRIu64
-		 ",\"events_lost\":%" PRIu64 ",\"lines_unapplied\":%" PRIu64 ",\"aside\":[",
+		 ",\"events_lost\":%" PRIu64 ",\"lines_unapplied\":%" PRIu64
+		 ",\"index_damage\":%" PRIu64 ",\"aside\":[",
 		 s.tasks, s.events, s.error, s.journal_lost, s.journal_damaged_segments,
-		 s.tasks_aside, s.events_unapplied, s.events_lost, s.lines_unapplied);
+		 s.tasks_aside, s.events_unapplied, s.events_lost, s.lines_unapplied,
+		 s.index_damage);
 	buf_add(&b, tmp, strlen(tmp));
 	for (const char *n = s.aside; *n; n += strlen(n) + 1) {
 		/* task names here are the sweep's: no quote or backslash to escape */

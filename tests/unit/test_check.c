@@ -1238,6 +1238,62 @@ static void a_format1_store_is_upgraded(void **state)
 	free(before);
 }
 
+/*
+ * Issue 15 (the sweep): the sidecar of a task changed since the last
+ * checkpoint is cut short (truncate -s 0) in a store that was not closed.
+ * The open sets that task aside instead of refusing the whole store; fsck
+ * --repair rebuilds its records from the log and the index before the
+ * recovery, which then replays the journal as usual: every event is served.
+ */
+static void a_cut_sidecar_of_a_dirty_task(void **state)
+{
+	const char *dir = *state;
+	char crashed[4200], a[4200], b[4200], meta[4400], *want, *got;
+	struct evl_check_result r;
+	struct evl_stats stt;
+	struct evl_store *st;
+	int status;
+	pid_t pid;
+
+	snprintf(crashed, sizeof(crashed), "%s/crashed", dir);
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(b, sizeof(b), "%s/b", dir);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		st = open_store(crashed);
+		fill(st, 0, 24);
+		assert_int_equal(evl_store_checkpoint(st), 0);
+		fill(st, 24, 16);	/* every task changed since the checkpoint */
+		assert_int_equal(evl_store_sync(st), 0);
+		_exit(0);		/* no close: a crash */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	copy_store(crashed, a);
+	copy_store(crashed, b);
+	want = dump(crashed);	/* recovered as it is */
+
+	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", a);
+	assert_int_equal(truncate(meta, 0), 0);
+	st = open_store(a);	/* not refused: t1 is set aside */
+	evl_store_stats(st, &stt);
+	assert_int_equal(stt.tasks_aside, 1);
+	assert_string_equal(stt.aside, "t1");
+	evl_store_close(st);
+
+	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", b);
+	assert_int_equal(truncate(meta, 0), 0);
+	assert_int_equal(fsck(b, true, &r), 0);
+	assert_true(reported("rebuilt from the log and the index, before the recovery"));
+	assert_int_equal(fsck(b, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	got = dump(b);
+	assert_string_equal(want, got);
+	free(want);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1271,6 +1327,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_foreign_sidecar_is_rebuilt, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_foreign_log_is_never_served, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_format1_store_is_upgraded, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_cut_sidecar_of_a_dirty_task, tu_setup, tu_teardown),
 	};
 
 	return tu_run_tests("check", tests, sizeof(tests) / sizeof(tests[0]));
