@@ -526,10 +526,12 @@ int tasklog_decode_v1(const unsigned char in[TASKLOG_REC_V1], struct tasklog_rec
  * retry or replay writes the same bytes again (with the same gseqs in the
  * sidecar).  With @zeros, a byte may also be 0: a power loss keeps any
  * part of what was not synced and leaves the rest of a file's new length
- * a hole.  Anything else there was written outside the store.
+ * a hole.  Anything else there was written outside the store.  1 if they
+ * agree, 0 if not, -errno if they cannot be read (a failing disk is not
+ * damage: the caller's write fails with that error, and is retried).
  */
-static bool same_bytes(int fd, const void *buf, size_t len, uint64_t off, uint64_t size,
-		       bool zeros)
+static int same_bytes(int fd, const void *buf, size_t len, uint64_t off, uint64_t size,
+		      bool zeros)
 {
 	char tmp[4096];
 
@@ -540,18 +542,20 @@ static bool same_bytes(int fd, const void *buf, size_t len, uint64_t off, uint64
 		const char *want = (const char *)buf + done;
 		ssize_t got = io_pread_all(fd, tmp, k, off + done);
 
+		if (got < 0)
+			return -errno;
 		if (got != (ssize_t)k)
-			return false;
+			return 0;	/* cut meanwhile */
 		if (memcmp(tmp, want, k)) {
 			if (!zeros)
-				return false;
+				return 0;
 			for (size_t i = 0; i < k; i++)
 				if (tmp[i] && tmp[i] != want[i])
-					return false;
+					return 0;
 		}
 		done += k;
 	}
-	return true;
+	return 1;
 }
 
 /* Is the file open at @fd no longer in any directory (removed while cached)? */
@@ -620,11 +624,16 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 			rc = -errno;
 			goto out_free;
 		}
-		if ((uint64_t)ls.st_size < off || (uint64_t)ms.st_size < idx * TASKLOG_REC ||
-		    !same_bytes(e->log_fd, data, len, off, ls.st_size, zeros) ||
-		    !same_bytes(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC, ms.st_size,
-				zeros)) {
-			rc = -EUCLEAN;
+		int same = 0;
+
+		if ((uint64_t)ls.st_size >= off && (uint64_t)ms.st_size >= idx * TASKLOG_REC) {
+			same = same_bytes(e->log_fd, data, len, off, ls.st_size, zeros);
+			if (same > 0)
+				same = same_bytes(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC,
+						  ms.st_size, zeros);
+		}
+		if (same <= 0) {
+			rc = same < 0 ? same : -EUCLEAN;
 			goto out_free;
 		}
 	}

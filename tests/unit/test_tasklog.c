@@ -18,6 +18,33 @@
 #include "testutil.h"
 
 /*
+ * A retried batch finds its own bytes past the index's end and must read
+ * them to know: a read that fails there (a failing disk) is that error,
+ * not damage (EUCLEAN would set the task aside for good; found by the
+ * recovery fault sweep, faults_in_recovery, "read EIO").  The retry once
+ * the disk reads again succeeds.
+ */
+static void a_failing_read_of_the_tail_is_not_damage(void **state)
+{
+	const char ev[] = "{\"type\":\"a\"}\n";
+	char dir[4200];
+	struct tasklog_rec r = { 1, 7, sizeof(ev) - 1, 0 };
+	struct tasklog *tl;
+
+	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
+	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
+	assert_int_equal(tasklog_create(tl, 1, "t"), 0);
+	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
+	fio_install();
+	fio_fail_path(FIO_READ, "/events", EIO);
+	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), -EIO);
+	fio_clear();
+	fio_uninstall();
+	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
+	tasklog_close(tl);
+}
+
+/*
  * A write lands only where the files end: a log cut short (or grown
  * outside the store) gets no hole of zeros and loses no lines.
  */
@@ -340,6 +367,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(write_read_with_a_small_cache, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_failing_read_of_the_tail_is_not_damage, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(write_only_at_the_files_end, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(remove_over_a_stale_trash, tu_setup, tu_teardown),
 		cmocka_unit_test(sidecar_records_are_checked),
