@@ -678,7 +678,7 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	{
 		char why[600];
 
-		rc = tasklog_format_check(dest, true, why, sizeof(why));
+		rc = tasklog_format_check(dest, true, false, why, sizeof(why));
 		if (rc) {
 			say(&b, 'X', "%s: %s", dest, rc == -EPROTO ? why : strerror(-rc));
 			store_unlock(dest, &dest_lock);

@@ -292,7 +292,7 @@ static int check_format(struct ck *ck, bool may_write)
 	char why[600];
 	int rc;
 
-	rc = tasklog_format_check(ck->dir, may_write, why, sizeof(why));
+	rc = tasklog_format_check(ck->dir, may_write, true, why, sizeof(why));
 	if (rc == -EPROTO)
 		report(ck, 'X', "%s", why);
 	else if (rc)
@@ -540,7 +540,7 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		struct tasklog_rec rec, nrec = { 0 };
 		struct event_error ee;
 		size_t tlen;
-		const char *why = NULL, *bad = NULL;
+		const char *why = NULL, *bad = NULL, *sum_bad = NULL;
 
 		if (k >= n && (k < tk->file_recs || off >= log_size))
 			break;
@@ -589,8 +589,8 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 					&ee))
 			why = ee.reason;
 		else if (tasklog_sum(log + off, rec.len) != rec.sum)
-			why = "its bytes are not the ones written (its checksum does not match;"
-			      " evlogctl reindex moves it to events.damaged)";
+			why = sum_bad = "its bytes are not the ones written (its checksum does not"
+					" match; evlogctl reindex moves it to events.damaged)";
 		if (why && rec.len && off + rec.len > log_size && !tasklog_decode(meta + k *
 									       TASKLOG_REC, &rec)) {
 			/*
@@ -606,7 +606,8 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 			break;
 		}
 		if (why) {
-			tk->torn = k + 1 == tk->file_recs;
+			/* a last event changed in place is no torn write: never cut */
+			tk->torn = k + 1 == tk->file_recs && !sum_bad;
 			/* a torn tail is cut by recovery; damage before it is not repairable */
 			report(ck, tk->torn ? 'E' : 'U', "task %s: event %" PRIu64 " (log byte %"
 			       PRIu64 "): %s%s",
@@ -1774,14 +1775,18 @@ static int empty_task(struct ck *ck, struct ck_task *tk)
  * log has none, and make a task whose log is gone an empty one.
  */
 /*
- * Task @tk (in the index) has a log and a sidecar, and none of the
- * sidecar's events matches the log's bytes (their checksums): one of the
- * two was copied from another task, or restored from another time.  The
- * index says which: if its events are whole lines of the log (more of
- * them than the sidecar's records it agrees with), the sidecar is the
- * stranger: kept as events.meta.foreign, and rebuilt from the log.  If the
- * sidecar and the index agree, the log is: kept as events.foreign, and the
- * task's log starts empty (its events are lost: the scan reports them).
+ * Task @tk (in the index) has a log and a sidecar, and some of the
+ * sidecar's events do not match the log's bytes (their checksums): one of
+ * the two may have been copied from another task, or restored from another
+ * time.  The index says which: if the sidecar's records are not the
+ * index's events (gseqs are never shared between tasks) and more of those
+ * are whole lines of the log, the sidecar is the stranger: kept as
+ * events.meta.foreign, and rebuilt from the log.  If the sidecar is the
+ * index's and at most half of its events are where they were in the log
+ * (lines there, or bytes that check out), the log is: kept as
+ * events.foreign, and the task's log starts empty (its events are lost:
+ * the scan reports them).  Otherwise events were changed in place: the
+ * salvage's case (reindex).
  * 0 or -errno.
  */
 static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
@@ -1813,8 +1818,8 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 			good++;
 		off += r.len;
 	}
-	if (good || !nrec)
-		goto out;
+	if (good == nrec)
+		goto out;	/* every event checks out (or there is none) */
 	rc = index_begin(ck->ix, false, &t);
 	if (rc)
 		goto out;
@@ -1837,7 +1842,7 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 		    (l.v[k].off == 0 || log[l.v[k].off - 1] == '\n'))
 			lines++;
 	}
-	if (lines > side) {
+	if (side < (nrec < l.n ? nrec : l.n) && lines > side) {
 		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
 		snprintf(to, sizeof(to), "%s.foreign", path);
 		if (io->rename(path, to)) {
@@ -1850,7 +1855,13 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 		munmap(log, lsize);
 		log = NULL;
 		rc = rebuild_sidecar(ck, tk, next);
-	} else if (side) {
+	} else if (side && side == (nrec < l.n ? nrec : l.n) && lines * 2 <= side &&
+		   good * 2 <= side) {
+		/*
+		 * The sidecar is the index's, the log holds few of its events
+		 * where they were: not events changed in place (salvage moves
+		 * those), another log.
+		 */
 		snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
 		snprintf(to, sizeof(to), "%s.foreign", path);
 		if (io->rename(path, to) || make_empty(path)) {
@@ -2032,57 +2043,118 @@ static int rebuild_sidecars(struct ck *ck)
  * them: the events that check out keep their bytes, gseqs and times; the
  * others go, byte for byte, to the task's events.damaged (a newline added
  * after one that lacks it), where a person can look at them.  Nothing that
- * checks out is moved.  A sidecar none of whose events check out is not
- * this log's (copied from another task): left to the scan, which rebuilds
- * records where the log and the index agree.
+ * checks out is moved, and nothing moves unless the sidecar is provably
+ * this log's: each event that does not check out must sit where its record
+ * says as a line of the log (its boundaries newlines, or zeros where a
+ * range was zeroed), and, when the index is there, every record must be
+ * the index's (gseq and length, in order).  Anything else (a sidecar or
+ * log of another task) is foreign_files' case, or the scan's.
  *
- * Crash-safe: events.salvage and events.meta.salvage are written and
- * synced, then the sidecar renamed into place, then the log.  A run that
- * finds events.salvage without events.meta.salvage finishes the renames;
- * one that finds both starts over.
+ * Crash-safe, in this order: events.meta.salvage written and synced (and
+ * the directory), then events.salvage and events.damaged.salvage (the old
+ * events.damaged plus the new bytes), the directory synced; then renamed
+ * into place: the sidecar, the log, events.damaged.  So a run finding
+ * events.meta.salvage renamed nothing yet and starts over; one finding
+ * events.salvage without it finishes the renames, once it has checked
+ * that the sidecar in place describes events.salvage.
  */
 static int salvage_finish(const char *tdir)
 {
-	char log[4600], meta[4600], slog[4600], smeta[4600];
+	char log[4600], meta[4600], slog[4600], smeta[4600], dmg[4600], sdmg[4600];
+	unsigned char *l = NULL, *m = NULL;
+	uint64_t lsize, msize, off = 0;
 	struct stat sb;
+	bool ok = true;
+	int err, rc = 0;
 
 	snprintf(log, sizeof(log), "%s/events", tdir);
 	snprintf(meta, sizeof(meta), "%s/events.meta", tdir);
 	snprintf(slog, sizeof(slog), "%s/events.salvage", tdir);
 	snprintf(smeta, sizeof(smeta), "%s/events.meta.salvage", tdir);
-	if (stat(slog, &sb))
-		return errno == ENOENT ? 0 : -errno;
+	snprintf(dmg, sizeof(dmg), "%s/events.damaged", tdir);
+	snprintf(sdmg, sizeof(sdmg), "%s/events.damaged.salvage", tdir);
 	if (!stat(smeta, &sb)) {
 		/* nothing renamed yet: start over */
-		if (io->unlink(slog) || io->unlink(smeta))
+		if ((io->unlink(smeta) && errno != ENOENT) || (io->unlink(slog) && errno != ENOENT) ||
+		    (io->unlink(sdmg) && errno != ENOENT))
 			return -errno;
 		return io_fsync_dir(tdir) ? -errno : 0;
 	}
-	if (io->rename(slog, log) || io_fsync_dir(tdir))
-		return -errno;
-	return 1;
+	if (!stat(slog, &sb)) {
+		/* the sidecar is in place: it must describe the new log */
+		l = map_file(slog, &lsize, &err);
+		if (!err)
+			m = map_file(meta, &msize, &err);
+		if (err) {
+			rc = err;
+			goto out;
+		}
+		for (uint64_t k = 0; k < msize / TASKLOG_REC && ok; k++) {
+			struct tasklog_rec r;
+
+			ok = !tasklog_decode(m + k * TASKLOG_REC, &r) && r.len &&
+			     r.len <= lsize - off && tasklog_sum(l + off, r.len) == r.sum;
+			off += r.len;
+		}
+		if (!ok || off > lsize) {
+			/* not the salvage's pair: a leftover, the files in place stay */
+			if (io->unlink(slog) || (io->unlink(sdmg) && errno != ENOENT))
+				rc = -errno;
+			goto out;
+		}
+		if (io->rename(slog, log)) {
+			rc = -errno;
+			goto out;
+		}
+		rc = 1;
+	}
+	if (!stat(sdmg, &sb)) {
+		if (io->rename(sdmg, dmg)) {
+			rc = -errno;
+			goto out;
+		}
+		rc = 1;
+	}
+	if (rc > 0 && io_fsync_dir(tdir))
+		rc = -errno;
+out:
+	if (l)
+		munmap(l, lsize);
+	if (m)
+		munmap(m, msize);
+	return rc;
 }
 
-static int write_synced(const char *path, const void *data, size_t len, bool append)
+static int write_synced(const char *path, const void *data, size_t len)
 {
 	int fd, rc = 0;
-	struct stat sb;
 
-	fd = io->open(path, O_WRONLY | O_CREAT | (append ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
+	fd = io->open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &sb) || io_pwrite_all(fd, data, len, append ? (uint64_t)sb.st_size : 0) ||
-	    io->fsync(fd))
+	if ((len && io_pwrite_all(fd, data, len, 0)) || io->fsync(fd))
 		rc = -errno;
 	io->close(fd);
 	return rc;
 }
 
-static int salvage_task(struct ck *ck, const char *name)
+/* Is [@off, @off + @len) of @log (@size bytes) where a line would be, zeros counting as newlines? */
+static bool line_place(const unsigned char *log, uint64_t size, uint64_t off, uint64_t len)
+{
+	if (!len || off > size || len > size - off)
+		return false;
+	if (off && log[off - 1] != '\n' && log[off - 1] != 0)
+		return false;
+	return log[off + len - 1] == '\n' || log[off + len - 1] == 0;
+}
+
+static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 {
 	char tdir[4400], path[4600];
 	unsigned char *log = NULL, *meta = NULL, *nlog = NULL, *nmeta = NULL, *bad = NULL;
-	uint64_t lsize, msize, off = 0, nrec, k, good = 0, damaged = 0;
+	unsigned char *old_bad = NULL;
+	struct rb_list l = { .base = tk ? tk->base_len : 0 };
+	uint64_t lsize, msize, obsize = 0, off = 0, nrec, k, good = 0, damaged = 0;
 	size_t nl = 0, nm = 0, nb = 0;
 	int err, rc = 0;
 
@@ -2099,33 +2171,65 @@ static int salvage_task(struct ck *ck, const char *name)
 		return err == -ENOENT || err == -ENOTDIR ? 0 : err;
 	snprintf(path, sizeof(path), "%s/events.meta", tdir);
 	meta = map_file(path, &msize, &err);
-	if (err || !meta) {
+	if (err || !meta || !log) {
 		rc = err == -ENOENT ? 0 : err;
 		goto out;
 	}
 	nrec = msize / TASKLOG_REC;
-	/* first: is there anything to salvage, and is the sidecar this log's? */
+	/* the index's events of the task, when there is one: the records must be them */
+	if (ck->ix && tk && tk->uid) {
+		struct index_txn *t;
+
+		rc = index_begin(ck->ix, false, &t);
+		if (rc)
+			goto out;
+		l.t = t;
+		l.uid = tk->uid;
+		rc = index_type_list(t, rb_type, &l);
+		index_abort(t);
+		if (rc)
+			goto out;
+		if (l.n)
+			qsort(l.v, l.n, sizeof(*l.v), cmp_rb);
+	}
+	/* first: is there anything to salvage, and is the sidecar provably this log's? */
 	for (k = 0, off = 0; k < nrec; k++) {
 		struct tasklog_rec r;
 
-		if (tasklog_decode(meta + k * TASKLOG_REC, &r))
+		if (tasklog_decode(meta + k * TASKLOG_REC, &r) || !r.len)
 			goto out;	/* a damaged record: the scan mends it if it can */
 		if (r.len > lsize - off || off > lsize)
 			break;		/* past the log's end: a torn tail, cut later */
-		if (tasklog_sum(log + off, r.len) == r.sum)
+		if (l.t && (k >= l.n || l.v[k].gseq != r.gseq || l.v[k].len != r.len ||
+			    l.v[k].off != off))
+			goto out;	/* not the index's events: foreign_files, or the scan */
+		if (tasklog_sum(log + off, r.len) == r.sum) {
 			good++;
-		else
+		} else {
+			if (!line_place(log, lsize, off, r.len))
+				goto out;	/* not where a line of this log is */
 			damaged++;
+		}
 		off += r.len;
 	}
-	if (!damaged || !good)
+	if (!damaged)
 		goto out;
+	snprintf(path, sizeof(path), "%s/events.damaged", tdir);
+	old_bad = map_file(path, &obsize, &err);
+	if (err && err != -ENOENT) {
+		rc = err;
+		goto out;
+	}
 	nlog = malloc(lsize ? lsize : 1);
 	nmeta = malloc(msize ? msize : 1);
-	bad = malloc(lsize + damaged + 1);
+	bad = malloc(obsize + lsize + damaged + 1);
 	if (!nlog || !nmeta || !bad) {
 		rc = -ENOMEM;
 		goto out;
+	}
+	if (obsize) {
+		memcpy(bad, old_bad, obsize);
+		nb = obsize;
 	}
 	for (k = 0, off = 0; k < nrec; k++) {
 		struct tasklog_rec r;
@@ -2139,7 +2243,7 @@ static int salvage_task(struct ck *ck, const char *name)
 			memcpy(nmeta + nm, meta + k * TASKLOG_REC, TASKLOG_REC);
 			nm += TASKLOG_REC;
 		} else {
-			if (damaged <= REPORT_PER_TYPE)
+			if (nb - obsize < REPORT_PER_TYPE * 1024 && damaged <= REPORT_PER_TYPE)
 				report(ck, 'F', "task %s: event %" PRIu64 " (gseq %" PRIu64 ", log byte %"
 				       PRIu64 ", %" PRIu32 " bytes) is not what was written (its "
 				       "checksum does not match): moved to events.damaged",
@@ -2157,23 +2261,26 @@ static int salvage_task(struct ck *ck, const char *name)
 	memcpy(nmeta + nm, meta + k * TASKLOG_REC, msize - k * TASKLOG_REC);
 	nm += msize - k * TASKLOG_REC;
 
-	snprintf(path, sizeof(path), "%s/events.damaged", tdir);
-	rc = write_synced(path, bad, nb, true);
+	snprintf(path, sizeof(path), "%s/events.meta.salvage", tdir);
+	rc = write_synced(path, nmeta, nm);
+	if (!rc && io_fsync_dir(tdir))
+		rc = -errno;
 	if (!rc) {
 		snprintf(path, sizeof(path), "%s/events.salvage", tdir);
-		rc = write_synced(path, nlog, nl, false);
+		rc = write_synced(path, nlog, nl);
 	}
 	if (!rc) {
-		snprintf(path, sizeof(path), "%s/events.meta.salvage", tdir);
-		rc = write_synced(path, nmeta, nm, false);
+		snprintf(path, sizeof(path), "%s/events.damaged.salvage", tdir);
+		rc = write_synced(path, bad, nb);
 	}
 	if (!rc && io_fsync_dir(tdir))
 		rc = -errno;
 	if (!rc) {
-		char to[4600];
+		char from[4600];
 
-		snprintf(to, sizeof(to), "%s/events.meta", tdir);
-		if (io->rename(path, to))
+		snprintf(from, sizeof(from), "%s/events.meta.salvage", tdir);
+		snprintf(path, sizeof(path), "%s/events.meta", tdir);
+		if (io->rename(from, path))
 			rc = -errno;
 	}
 	if (!rc) {
@@ -2188,10 +2295,13 @@ static int salvage_task(struct ck *ck, const char *name)
 			       damaged - REPORT_PER_TYPE);
 	}
 out:
+	free(l.v);
 	if (log)
 		munmap(log, lsize);
 	if (meta)
 		munmap(meta, msize);
+	if (old_bad)
+		munmap(old_bad, obsize);
 	free(nlog);
 	free(nmeta);
 	free(bad);
@@ -2210,9 +2320,16 @@ static int salvage_all(struct ck *ck)
 	d = opendir(path);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
-	while (!rc && (de = readdir(d)))
-		if (de->d_name[0] != '.')
-			rc = salvage_task(ck, de->d_name);
+	while (!rc && (de = readdir(d))) {
+		struct ck_task *tk = NULL;
+
+		if (de->d_name[0] == '.')
+			continue;
+		for (size_t i = 0; i < ck->ntasks && !tk; i++)
+			if (!strcmp(ck->tasks[i].name, de->d_name))
+				tk = &ck->tasks[i];
+		rc = salvage_task(ck, tk, de->d_name);
+	}
 	closedir(d);
 	return rc;
 }

@@ -3628,7 +3628,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	st->frozen = st->opt.read_only && on_read_only_media(dir);
 	if (st->frozen)
 		tasklog_read_only(st->tl);
-	rc = tasklog_format_check(dir, !st->frozen, path, sizeof(path));
+	rc = tasklog_format_check(dir, !st->frozen, false, path, sizeof(path));
 	if (rc == -EPROTO)
 		evl_log(LOG_ERR, "store %s: %s", dir, path);
 	else if (rc)

@@ -342,7 +342,7 @@ static int get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd
 	victim->uid = uid;
 	victim->log_fd = lfd;
 	tl->nfds++;
-	victim->meta_fd = -1;	/* opened when first needed: readers never need it */
+	victim->meta_fd = -1;	/* opened when first needed (a reader: to prove what it reads) */
 	victim->refs = 1;
 	victim->used = ++tl->clock;
 	pthread_mutex_unlock(&tl->lock);
@@ -1330,7 +1330,7 @@ static int upgrade_all(const char *tasks, bool may_write, uint64_t *old, uint64_
 	return rc;
 }
 
-int tasklog_format_check(const char *data_dir, bool may_write, char *why, size_t n)
+int tasklog_format_check(const char *data_dir, bool may_write, bool every, char *why, size_t n)
 {
 	char path[4200], tasks[4200], buf[64], tmp[4300];
 	uint64_t old = 0, upgraded = 0;
@@ -1342,7 +1342,7 @@ int tasklog_format_check(const char *data_dir, bool may_write, char *why, size_t
 	if (fd >= 0) {
 		got = io_pread_all(fd, buf, sizeof(buf) - 1, 0);
 		io->close(fd);
-		if (got == (ssize_t)strlen(FORMAT_LINE) && !memcmp(buf, FORMAT_LINE, got))
+		if (got == (ssize_t)strlen(FORMAT_LINE) && !memcmp(buf, FORMAT_LINE, got) && !every)
 			return 0;
 		if (got > 0 && !memcmp(buf, "evlogfs-format ", 15) && atoi(buf + 15) > 2) {
 			snprintf(why, n, "%s says the store is of a newer format (%.*s): this "

@@ -230,12 +230,14 @@ void tasklog_verify_forget(struct tasklog *tl, uint64_t uid);
 /*
  * The sidecar format of store @data_dir: DATA_DIR/format says
  * "evlogfs-format 2".  Without it (a store made before format 2, or the
- * file lost) every sidecar is looked at (its first records): format-1 ones
- * are upgraded if @may_write (each rewritten crash-safely), and the file is
- * written.  The caller holds the store's lock.  0; -EPROTO (format-1
- * sidecars and not @may_write, or a newer format: @why says so); -errno.
+ * file lost), or with @every (the offline tools, which read every task
+ * anyway: a task tree of an older store copied in), every sidecar is
+ * looked at (its first records): format-1 ones are upgraded if @may_write
+ * (each rewritten crash-safely), and the file is written.  The caller
+ * holds the store's lock.  0; -EPROTO (format-1 sidecars and not
+ * @may_write, or a newer format: @why says so); -errno.
  */
-int tasklog_format_check(const char *data_dir, bool may_write, char *why, size_t n);
+int tasklog_format_check(const char *data_dir, bool may_write, bool every, char *why, size_t n);
 
 void tasklog_encode(const struct tasklog_rec *r, unsigned char out[TASKLOG_REC]);
 /* 0, or -EILSEQ if the record's own checksum is wrong. */

@@ -1294,6 +1294,324 @@ static void a_cut_sidecar_of_a_dirty_task(void **state)
 	free(got);
 }
 
+/* ---- review rev-v2: repros ---- */
+
+/* Append @line to task @name (created if missing). */
+static void put(struct evl_store *st, const char *name, const char *line)
+{
+	struct evl_task_info info;
+	struct evl_writer *w;
+
+	if (evl_task_lookup(st, name, &info)) {
+		assert_int_equal(evl_task_create(st, name), 0);
+		assert_int_equal(evl_task_lookup(st, name, &info), 0);
+	}
+	assert_int_equal(evl_writer_open(st, info.uid, &w), 0);
+	assert_int_equal(evl_writer_write(w, line, strlen(line)), 0);
+	assert_int_equal(evl_writer_close(w), 0);
+}
+
+static bool exists(const char *dir, const char *rel)
+{
+	char path[4400];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	return stat(path, &sb) == 0;
+}
+
+/*
+ * Review rev-v2, finding 1: a salvage cut short after events.salvage is
+ * written but before events.meta.salvage exists (its open fails: ENOSPC,
+ * EMFILE; or a kill there; or a power loss that undoes only the newest,
+ * unsynced create) leaves the old sidecar in place beside a lone
+ * events.salvage.  The next run's salvage_finish reads that as "sidecar
+ * renamed already" and renames events.salvage over the log: the old
+ * sidecar now describes the shortened log, and the salvage that follows
+ * moves every intact event after the damaged one to events.damaged.
+ */
+static void rev_v2_salvage_cut_short_keeps_intact_events(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *line3, *end, changed[128], want[8192], buf[8192];
+	size_t len;
+	int rc;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	line3 = strchr(strchr(log, '\n') + 1, '\n') + 1;
+	end = strchr(line3, '\n');
+	strstr(line3, "\"i\":")[4] ^= 1;
+	snprintf(changed, sizeof(changed), "%.*s", (int)(end - line3 + 1), line3);
+	spit(dir, "tasks/t1/events", log, len);
+	/* what t1 must serve after the salvage: every event but the changed one */
+	snprintf(want, sizeof(want), "%.*s%s", (int)(line3 - log), log, end + 1);
+
+	/* each file of the salvage failing in turn, then a run that works */
+	for (int f = 0; f < 3; f++) {
+		static const char *const files[] = {
+			"events.meta.salvage", "events.salvage", "events.damaged.salvage",
+		};
+
+		fio_install();
+		fio_fail_path(FIO_OPEN, files[f], ENOSPC);
+		nlines = 0;
+		rc = evl_reindex(dir, &o, &r);
+		fio_clear();
+		fio_uninstall();
+		assert_int_not_equal(rc, 0);
+		assert_false(exists(dir, "tasks/t1/events.damaged"));
+	}
+
+	nlines = 0;
+	rc = evl_reindex(dir, &o, &r);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	assert_int_equal(rc, 0);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)strlen(want));
+	assert_string_equal(buf, want);
+	evl_store_close(st);
+	{
+		char *d = slurp(dir, "tasks/t1/events.damaged", NULL);
+
+		assert_non_null(d);
+		assert_string_equal(d, changed);	/* once, however many tries */
+		free(d);
+	}
+	free(log);
+}
+
+/*
+ * Review rev-v2, finding 2: a sidecar copied from another task whose first
+ * event has the same bytes (tasks of one agent often start alike).  One
+ * record checks out, so foreign_files leaves it alone (good > 0), and
+ * salvage_task takes every other event of the (intact, indexed) log for
+ * damaged: they are moved to events.damaged, cut at the other task's
+ * lengths.  The README: "a copy whose events still match (the same task
+ * restored) is not a stranger" -- but this one is.
+ */
+static void rev_v2_foreign_sidecar_sharing_a_first_event(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *before, *after, *meta, line[128];
+	size_t len;
+
+	for (int i = 0; i < 6; i++) {
+		for (int t = 0; t < 2; t++) {
+			if (i == 0)
+				snprintf(line, sizeof(line), "{\"type\":\"note\",\"start\":1}\n");
+			else
+				snprintf(line, sizeof(line), "{\"type\":\"tool.call\",\"t\":%d,\"i\":%d}\n",
+					 t, i);
+			put(st, t ? "t1" : "t0", line);
+		}
+	}
+	assert_int_equal(evl_store_close(st), 0);
+	before = dump(dir);
+	meta = slurp(dir, "tasks/t0/events.meta", &len);
+	spit(dir, "tasks/t1/events.meta", meta, len);	/* t0's sidecar over t1's */
+	nlines = 0;
+	evl_reindex(dir, &o, &r);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	after = dump(dir);
+	assert_false(exists(dir, "tasks/t1/events.damaged"));
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	free(meta);
+}
+
+/*
+ * Review rev-v2, finding 3: a task of one event (common: a task that has
+ * only started) with one byte changed.  No record checks out (good == 0),
+ * so foreign_files decides "foreign log" (the sidecar and the index agree:
+ * side == lines == 1, and a tie goes to the log): fsck --repair (which is
+ * not to move damaged events at all) and reindex rename the log to
+ * events.foreign and empty the task, saying it "is not the one its sidecar
+ * and the index describe"; the event is not counted as damaged and reindex
+ * exits 0.  The README promises events.damaged and a count.
+ */
+static void rev_v2_one_changed_event_is_not_a_foreign_log(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *dmg;
+	size_t len;
+
+	put(st, "t0", "{\"type\":\"note\",\"i\":1}\n");
+	put(st, "t0", "{\"type\":\"note\",\"i\":2}\n");
+	put(st, "t1", "{\"type\":\"note\",\"i\":3}\n");	/* t1: one event */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	strstr(log, "\"i\":")[4] ^= 1;	/* 3 -> 2: valid JSON still */
+	spit(dir, "tasks/t1/events", log, len);
+	nlines = 0;
+	{
+		int rc = evl_reindex(dir, &o, &r);
+
+		for (int i = 0; i < nlines; i++)
+			print_message("%s\n", lines[i]);
+		assert_int_equal(rc, 0);
+	}
+	assert_false(reported("kept as events.foreign"));
+	assert_int_equal(r.damaged, 1);
+	dmg = slurp(dir, "tasks/t1/events.damaged", NULL);
+	assert_non_null(dmg);
+	assert_string_equal(dmg, log);
+	free(dmg);
+	free(log);
+}
+
+/*
+ * Review rev-v2, finding 4: salvage_task reads log[off + r.len - 1] for a
+ * record whose sum does not match; with r.len == 0 at off == 0 that is
+ * log[-1] (NULL - 1 for an empty log: SIGSEGV).  A crafted (or
+ * damage-sweep) sidecar must not crash reindex.  The task directory is one
+ * the index lacks, so recovery leaves it to reindex.
+ */
+/*
+ * Review rev-v2, finding 7: scan_task takes an event whose checksum does
+ * not match for "a torn last write" when it is the task's last
+ * (tk->torn = k + 1 == file_recs), so fsck --repair cuts it and moves its
+ * changed bytes to events.unapplied -- which the README says to append
+ * through the mount again: the changed bytes come back as a fresh, proven
+ * event.  fsck was to report it and leave it to reindex (events.damaged).
+ */
+static void rev_v2_repair_does_not_call_a_changed_last_event_torn(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *u;
+	size_t len;
+
+	put(st, "t0", "{\"type\":\"note\",\"i\":1}\n");
+	put(st, "t1", "{\"type\":\"note\",\"i\":2}\n");
+	put(st, "t1", "{\"type\":\"note\",\"i\":3}\n");
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	strstr(strchr(log, '\n'), "\"i\":")[4] ^= 1;	/* the last event: 3 -> 2 */
+	spit(dir, "tasks/t1/events", log, len);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	assert_false(reported("torn"));
+	assert_true(reported("checksum does not match"));
+	u = slurp(dir, "tasks/t1/events.unapplied", NULL);
+	assert_null(u);
+	free(log);
+}
+
+static void rev_v2_zero_length_record_does_not_crash_reindex(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir);
+	unsigned char meta[2 * TASKLOG_REC];
+	char path[4400];
+	int status;
+	pid_t pid;
+
+	fill(st, 0, 8);
+	assert_int_equal(evl_store_close(st), 0);
+	snprintf(path, sizeof(path), "%s/tasks/zz", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	{
+		struct tasklog_rec ok = { 900, 1, 0, (uint32_t)XXH32("", 0, 0) };
+		struct tasklog_rec bad = { 901, 1, 0, 12345 };
+
+		tasklog_encode(&ok, meta);
+		tasklog_encode(&bad, meta + TASKLOG_REC);
+	}
+	spit(dir, "tasks/zz/events", "", 0);
+	spit(dir, "tasks/zz/events.meta", meta, sizeof(meta));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_check_opts o = { 0 };
+		struct evl_check_result r;
+
+		signal(SIGSEGV, SIG_DFL);	/* not cmocka's handler: the parent sees the signal */
+		signal(SIGBUS, SIG_DFL);
+		evl_reindex(dir, &o, &r);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status))
+		print_message("reindex died of signal %d\n", WTERMSIG(status));
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+
+
+/*
+ * Review rev-v2, finding 6: a task tree of an older store (format 1) copied
+ * into a store that has DATA_DIR/format (restored from an old backup: the
+ * README's "a task tree copied inside tasks/" case) is never upgraded:
+ * tasklog_format_check returns at the format file, also for fsck --repair
+ * and reindex.  Its 24-byte records are read as 32-byte ones: reindex
+ * refuses the whole store.
+ */
+static void rev_v2_an_old_task_tree_copied_in_is_upgraded(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *meta, *old, *log, *got, *want;
+	size_t len, llen;
+	int rc;
+
+	fill(st, 0, 24);
+	assert_int_equal(evl_store_close(st), 0);
+	/* tasks/t9: t1's files, its sidecar as an older evlogfs wrote it */
+	meta = slurp(dir, "tasks/t1/events.meta", &len);
+	log = slurp(dir, "tasks/t1/events", &llen);
+	old = malloc(len);
+	for (size_t k = 0; k < len / TASKLOG_REC; k++) {
+		unsigned char *out = (unsigned char *)old + k * TASKLOG_REC_V1;
+		uint32_t h;
+
+		memcpy(out, meta + k * TASKLOG_REC, 20);
+		h = XXH32(out, 20, 0);
+		for (int i = 0; i < 4; i++)
+			out[20 + i] = h >> (8 * i);
+	}
+	{
+		char path[4400];
+
+		snprintf(path, sizeof(path), "%s/tasks/t9", dir);
+		assert_int_equal(mkdir(path, 0755), 0);
+	}
+	spit(dir, "tasks/t9/events", log, llen);
+	spit(dir, "tasks/t9/events.meta", old, len / TASKLOG_REC * TASKLOG_REC_V1);
+	nlines = 0;
+	rc = evl_reindex(dir, &o, &r);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	assert_int_equal(rc, 0);
+	st = open_store(dir);
+	got = malloc(8192);
+	assert_int_equal(read_task(st, "t9", got, 8192), (ssize_t)llen);
+	want = log;
+	assert_string_equal(got, want);
+	evl_store_close(st);
+	free(got);
+	free(meta);
+	free(old);
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1328,6 +1646,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_foreign_log_is_never_served, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_format1_store_is_upgraded, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_cut_sidecar_of_a_dirty_task, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_salvage_cut_short_keeps_intact_events, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_foreign_sidecar_sharing_a_first_event, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_one_changed_event_is_not_a_foreign_log,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_zero_length_record_does_not_crash_reindex,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_repair_does_not_call_a_changed_last_event_torn,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_an_old_task_tree_copied_in_is_upgraded,
+						tu_setup, tu_teardown),
 	};
 
 	return tu_run_tests("check", tests, sizeof(tests) / sizeof(tests[0]));

@@ -1,5 +1,6 @@
 /* Unit tests: task logs, sidecars and the descriptor cache. */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -363,6 +364,69 @@ static void remove_over_a_stale_trash(void **state)
 	tasklog_close(tl);
 }
 
+/*
+ * Review rev-v2: the proven-offset table (vents in tasklog.c): entries for
+ * thousands of uids, set by tasklog_verify and dropped by
+ * tasklog_verify_forget in random order (growth from 256 slots, backward-
+ * shift deletion across clusters and the wrap).  A probe (upto 0) reads an
+ * entry without touching any file: each uid must be proven exactly as long
+ * as it was not forgotten.  All uids share one task's files.
+ */
+static void verify_table_round(struct tasklog *tl, uint64_t n, int rounds, unsigned *seed,
+			       bool *live, uint32_t len)
+{
+	char why[256];
+
+	for (int round = 0; round < rounds; round++) {
+		for (uint64_t u = 1; u <= n; u++) {
+			unsigned x = rand_r(seed) % 3;
+
+			if (x == 0) {
+				uint64_t proven = 0;
+
+				assert_int_equal(tasklog_verify(tl, u, "t", 0, 0, len, len, &proven, why,
+								sizeof(why)), 0);
+				assert_int_equal(proven, len);
+				live[u] = true;
+			} else if (x == 1) {
+				tasklog_verify_forget(tl, u);
+				live[u] = false;
+			}
+		}
+		for (uint64_t u = 1; u <= n; u++) {
+			uint64_t proven = 99;
+
+			assert_int_equal(tasklog_verify(tl, u, "t", 0, 0, len, 0, &proven, why,
+							sizeof(why)), 0);
+			if (proven != (live[u] ? len : 0))
+				fail_msg("n %" PRIu64 " round %d uid %" PRIu64 ": proven %" PRIu64
+					 ", live %d", n, round, u, proven, live[u]);
+		}
+	}
+}
+
+static void verify_table_keeps_every_entry(void **state)
+{
+	enum { N = 3000 };
+	const char ev[] = "{\"u\":1}\n";
+	struct tasklog_rec r = { 1, 1, sizeof(ev) - 1, 0 };
+	static bool live[N + 1];
+	char dir[4200];
+	struct tasklog *tl;
+	unsigned seed = 4242;
+
+	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
+	assert_int_equal(tasklog_open(dir, 16, &tl), 0);
+	assert_int_equal(tasklog_create(tl, 1, "t"), 0);
+	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, r.len, 0, &r, 1, 0), 0);
+	memset(live, 0, sizeof(live));
+	/* up to 127 live uids: the table stays at 256 slots, at most half full (wraps often) */
+	verify_table_round(tl, 127, 400, &seed, live, r.len);
+	/* then thousands: growth, and deletes in a large table */
+	verify_table_round(tl, N, 10, &seed, live, r.len);
+	tasklog_close(tl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -372,6 +436,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(write_only_at_the_files_end, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(remove_over_a_stale_trash, tu_setup, tu_teardown),
 		cmocka_unit_test(sidecar_records_are_checked),
+		cmocka_unit_test_setup_teardown(verify_table_keeps_every_entry, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(emfile_sheds_the_least_recently_used, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(emfile_with_nothing_to_shed_fails_at_once, tu_setup,
