@@ -1626,7 +1626,26 @@ static int cmp_rb(const void *a, const void *b)
 {
 	const struct rb_ev *x = a, *y = b;
 
-	return x->off < y->off ? -1 : x->off > y->off;
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->gseq < y->gseq ? -1 : x->gseq > y->gseq;
+}
+
+/*
+ * The task's events in log order, each once: a type's view holds the
+ * types below it too ("a.y" has "a.y.z"), so rb_type meets those twice.
+ */
+static void rb_sort(struct rb_list *l)
+{
+	size_t n = 0;
+
+	if (!l->n)
+		return;
+	qsort(l->v, l->n, sizeof(*l->v), cmp_rb);
+	for (size_t k = 0; k < l->n; k++)
+		if (!n || l->v[k].gseq != l->v[n - 1].gseq || l->v[k].off != l->v[n - 1].off)
+			l->v[n++] = l->v[k];
+	l->n = n;
 }
 
 /*
@@ -1662,8 +1681,7 @@ static int rebuild_sidecar(struct ck *ck, struct ck_task *tk, uint64_t *next)
 	index_abort(t);
 	if (rc)
 		goto out;
-	if (l.n)
-		qsort(l.v, l.n, sizeof(*l.v), cmp_rb);
+	rb_sort(&l);
 	snprintf(tmp, sizeof(tmp), "%s/tasks/%s/events.meta.rebuild", ck->dir, tk->name);
 	fd = io->open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
@@ -1829,8 +1847,7 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 	index_abort(t);
 	if (rc)
 		goto out;
-	if (l.n)
-		qsort(l.v, l.n, sizeof(*l.v), cmp_rb);
+	rb_sort(&l);
 	for (size_t k = 0; k < l.n; k++) {
 		struct tasklog_rec r;
 
@@ -1933,8 +1950,7 @@ static int mend_short_cb(void *arg, const struct index_task *task)
 		md->rc = rc;
 		goto out;
 	}
-	if (l.n)
-		qsort(l.v, l.n, sizeof(*l.v), cmp_rb);
+	rb_sort(&l);
 	if (l.n < want)
 		goto out;
 	for (uint64_t k = 0; k < have; k++)
@@ -2189,8 +2205,7 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 		index_abort(t);
 		if (rc)
 			goto out;
-		if (l.n)
-			qsort(l.v, l.n, sizeof(*l.v), cmp_rb);
+		rb_sort(&l);
 	}
 	/* first: is there anything to salvage, and is the sidecar provably this log's? */
 	for (k = 0, off = 0; k < nrec; k++) {

@@ -1612,6 +1612,48 @@ static void rev_v2_an_old_task_tree_copied_in_is_upgraded(void **state)
 	free(log);
 }
 
+/*
+ * The damage sweep (live, seed 50001 case 79): a task with events of types
+ * "a.y" and "a.y.z" (one type's view holds the other's events too) and one
+ * changed byte.  fsck --repair took its sidecar for another log's (each
+ * "a.y.z" event counted twice against the index), kept it aside, and
+ * rebuilt it from the log: the changed bytes got a checksum of their own
+ * and were served.  It must be left to reindex, which moves that event.
+ */
+static void nested_types_are_not_a_foreign_sidecar(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, buf[8192];
+	size_t len;
+
+	for (int i = 0; i < 6; i++) {
+		char line[64];
+
+		snprintf(line, sizeof(line), "{\"type\":\"%s\",\"i\":%d}\n", i % 2 ? "a.y.z" : "a.y",
+			 i);
+		put(st, "n", line);
+	}
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/n/events", &len);
+	strstr(log, "\"i\":")[4] ^= 1;		/* the first event: 0 -> 1 */
+	spit(dir, "tasks/n/events", log, len);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_false(reported("describes another log"));
+	assert_false(exists(dir, "tasks/n/events.meta.foreign"));
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	assert_int_equal(r.damaged, 1);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "n", buf, sizeof(buf)),
+			 (ssize_t)(len - (strchr(log, '\n') + 1 - log)));
+	assert_string_equal(buf, strchr(log, '\n') + 1);
+	evl_store_close(st);
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1646,6 +1688,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_foreign_log_is_never_served, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_format1_store_is_upgraded, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_cut_sidecar_of_a_dirty_task, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(nested_types_are_not_a_foreign_sidecar, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(rev_v2_salvage_cut_short_keeps_intact_events, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(rev_v2_foreign_sidecar_sharing_a_first_event, tu_setup,
