@@ -1800,11 +1800,11 @@ static int empty_task(struct ck *ck, struct ck_task *tk)
  * index's events (gseqs are never shared between tasks) and more of those
  * are whole lines of the log, the sidecar is the stranger: kept as
  * events.meta.foreign, and rebuilt from the log.  If the sidecar is the
- * index's and at most half of its events are where they were in the log
- * (lines there, or bytes that check out), the log is: kept as
- * events.foreign, and the task's log starts empty (its events are lost:
- * the scan reports them).  Otherwise events were changed in place: the
- * salvage's case (reindex).
+ * index's, none of its events that fit in the log checks out, and at most
+ * half of them are lines there, the log is: kept as events.foreign, and
+ * the task's log starts empty (its events are lost: the scan reports
+ * them).  Otherwise events were changed in place (a bit flipped, a range
+ * zeroed, the log cut): the salvage's case (reindex), or the scan's.
  * 0 or -errno.
  */
 static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
@@ -1813,7 +1813,7 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 	struct rb_list l = { .base = tk->base_len };
 	struct index_txn *t;
 	unsigned char *log = NULL, *meta = NULL;
-	uint64_t lsize, msize, nrec, off = 0, good = 0, side = 0, lines = 0;
+	uint64_t lsize, msize, nrec, off = 0, good = 0, side = 0, lines = 0, fit = 0;
 	int err, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
@@ -1854,10 +1854,23 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 		if (k < nrec && !tasklog_decode(meta + k * TASKLOG_REC, &r) &&
 		    r.gseq == l.v[k].gseq && r.len == l.v[k].len)
 			side++;
-		if (l.v[k].len && l.v[k].off + l.v[k].len <= lsize &&
-		    log[l.v[k].off + l.v[k].len - 1] == '\n' &&
-		    (l.v[k].off == 0 || log[l.v[k].off - 1] == '\n'))
-			lines++;
+		if (l.v[k].len && l.v[k].off + l.v[k].len <= lsize) {
+			fit++;
+			if (log[l.v[k].off + l.v[k].len - 1] == '\n' &&
+			    (l.v[k].off == 0 || log[l.v[k].off - 1] == '\n'))
+				lines++;
+		}
+	}
+	/* of the events that fit in the log (a log cut short is not another log): those that match */
+	off = 0;
+	good = 0;
+	for (uint64_t k = 0; k < nrec; k++) {
+		struct tasklog_rec r;
+
+		if (tasklog_decode(meta + k * TASKLOG_REC, &r) || r.len > lsize - off || off > lsize)
+			break;
+		good += tasklog_sum(log + off, r.len) == r.sum;
+		off += r.len;
 	}
 	if (side < (nrec < l.n ? nrec : l.n) && lines > side) {
 		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
@@ -1866,14 +1879,14 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 			rc = -errno;
 			goto out;
 		}
-		report(ck, 'F', "task %s: its sidecar describes another log (none of its %" PRIu64
-		       " records matches; the index agrees with the log): kept as "
-		       "events.meta.foreign, rebuilt from the log", tk->name, nrec);
+		report(ck, 'F', "task %s: its sidecar describes another log (%" PRIu64 " of its %"
+		       PRIu64 " records are the index's events; the index agrees with the log): kept "
+		       "as events.meta.foreign, rebuilt from the log", tk->name, side, nrec);
 		munmap(log, lsize);
 		log = NULL;
 		rc = rebuild_sidecar(ck, tk, next);
-	} else if (side && side == (nrec < l.n ? nrec : l.n) && lines * 2 <= side &&
-		   good * 2 <= side) {
+	} else if (side && side == (nrec < l.n ? nrec : l.n) && fit && !good &&
+		   lines * 2 <= fit) {
 		/*
 		 * The sidecar is the index's, the log holds few of its events
 		 * where they were: not events changed in place (salvage moves
@@ -1888,8 +1901,8 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
 		io_fsync_dir(path);
 		report(ck, 'F', "task %s: its log is not the one its sidecar and the index describe "
-		       "(none of its %" PRIu64 " events matches): kept as events.foreign; the task's "
-		       "events are lost", tk->name, nrec);
+		       "(%" PRIu64 " of the %" PRIu64 " events that fit in it match): kept as "
+		       "events.foreign; the task's events are lost", tk->name, good, fit);
 	}
 out:
 	free(l.v);

@@ -4986,6 +4986,22 @@ void evl_view_close(struct evl_view *v)
 	free(v);
 }
 
+/*
+ * A view read or size the index itself failed (LMDB found a page it
+ * cannot use, or the disk failed reading it): counted in index_damage and
+ * logged, so that status names it.  Returns @rc.
+ */
+static int index_fault(struct evl_store *st, const struct evl_view *v, uint64_t off, int rc)
+{
+	if (rc == -ENOMEM || rc == -ENOENT || rc == -EAGAIN)
+		return rc;
+	atomic_fetch_add(&st->index_damage, 1);
+	evl_log(LOG_ERR, "view %.*s: the index fails at offset %" PRIu64 ": %s (damaged? evlogctl"
+		" fsck finds it, evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off,
+		strerror(-rc));
+	return rc;
+}
+
 /* Open the index view of @v in @t; a view with nothing applied yet is NULL. */
 static int view_index(struct evl_view *v, struct index_txn *t, struct index_view **iv)
 {
@@ -5018,7 +5034,7 @@ int evl_view_size(struct evl_view *v, uint64_t *size)
 	pthread_mutex_unlock(&st->lock);
 	index_view_free(iv);
 	index_abort(t);
-	return rc;
+	return rc ? index_fault(st, v, 0, rc) : 0;
 }
 
 struct fill_ctx {
@@ -5032,6 +5048,7 @@ struct fill_ctx {
 	uint64_t pin_uid, pin_base;	/* ... and its base_len (index offset - file offset) */
 	struct index_task pin_task;	/* ... as this transaction has it */
 	uint64_t pin_proven;		/* file bytes proven (prove()) */
+	bool bad_entry;			/* an entry outside its task's log (index damage) */
 	/* a run of adjacent bytes of one log, read with one pread */
 	uint64_t run_off;
 	size_t run_at, run_len;
@@ -5089,6 +5106,11 @@ static int fill_cb(void *arg, const struct index_event *ev)
 			c->pin_proven = 0;
 		}
 	}
+	if (!c->rc && (ev->off < c->pin_base || ev->len > c->pin_task.log_len ||
+		       ev->off > c->pin_task.log_len - ev->len)) {
+		c->bad_entry = true;	/* the index's entry is not inside its own task's log */
+		c->rc = -EUCLEAN;
+	}
 	if (!c->rc && ev->off - c->pin_base + ev->len > c->pin_proven)
 		c->rc = prove(c->st, ev->uid, &c->pin_task, ev->off - c->pin_base + ev->len,
 			      &c->pin_proven);
@@ -5134,7 +5156,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 	struct index_view *iv;
 	struct index_txn *t;
 	uint64_t applied, pend, gseq, gen;
-	bool cached;
+	bool cached, counted = false;
 	int rc;
 
 	rc = begin_read(st, &t);
@@ -5145,7 +5167,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 	if (rc) {
 		pthread_mutex_unlock(&st->lock);
 		index_abort(t);
-		return rc;
+		return index_fault(st, v, off, rc);
 	}
 	applied = iv ? index_view_size(iv) : 0;
 	pend = copy_pending(st, txn_applied(t), v->uid, v->prefix, v->len, applied, off, buf, len);
@@ -5175,16 +5197,19 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 		if (!rc)
 			rc = c.rc;
 		if (rc == -EUCLEAN) {
+			counted = true;
 			atomic_fetch_add(&st->index_damage, 1);
-			evl_log(LOG_ERR, "view %.*s: an index entry names a task the index lacks at"
-				" offset %" PRIu64 " (a damaged index? evlogctl fsck finds it,"
-				" evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off);
+			evl_log(LOG_ERR, "view %.*s: an index entry %s at offset %" PRIu64 " (a damaged"
+				" index? evlogctl fsck finds it, evlogctl reindex rebuilds it)",
+				(int)v->len, v->prefix, c.bad_entry ? "lies outside its task's log" :
+				"names a task the index lacks", off);
 			rc = -EIO;
 		}
 		if (!rc)
 			rc = flush_run(&c);
 		tasklog_unpin(st->tl, c.pin);
 		if (!rc && c.done < c.len) {
+			counted = true;
 			atomic_fetch_add(&st->index_damage, 1);
 			evl_log(LOG_ERR, "view %.*s: index ends before its size", (int)v->len,
 				v->prefix);
@@ -5196,6 +5221,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 			 * the index that its checks at open cannot see.  Never
 			 * serve a spliced line.
 			 */
+			counted = true;
 			atomic_fetch_add(&st->index_damage, 1);
 			evl_log(LOG_ERR, "view %.*s: an index entry does not match its log at"
 				" offset %" PRIu64 " (a damaged index? evlogctl fsck finds it,"
@@ -5214,6 +5240,9 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 out:
 	index_view_free(iv);
 	index_abort(t);
+	/* an error of the index's own (not a task's files, whose are fill_cb's) */
+	if (rc && !counted && rc != c.rc)
+		rc = index_fault(st, v, off, rc);
 	return rc ? rc : (ssize_t)len;
 }
 

@@ -1654,6 +1654,78 @@ static void nested_types_are_not_a_foreign_sidecar(void **state)
 	free(log);
 }
 
+/*
+ * The damage sweep (--core, seed 60001 case 169): a log cut short to fewer
+ * than half its events (truncate -s 3829 of 14149 bytes) was taken for
+ * another task's log: fsck --repair kept it as events.foreign and the task
+ * lost the events still whole in it.  Only the events that fit in the log
+ * say whether it is this task's: it keeps them, the rest are lost (said).
+ */
+static void a_cut_log_is_not_a_foreign_log(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, buf[8192], path[4400];
+	const char *third;
+	size_t len, keep;
+
+	fill(st, 0, 40);	/* t1: 10 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	third = strchr(strchr(log, '\n') + 1, '\n') + 1;	/* two events whole, then 5 bytes */
+	keep = third - log;
+	snprintf(path, sizeof(path), "%s/tasks/t1/events", dir);
+	assert_int_equal(truncate(path, keep + 5), 0);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_false(reported("kept as events.foreign"));
+	assert_false(exists(dir, "tasks/t1/events.foreign"));
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)keep);
+	assert_memory_equal(buf, log, keep);
+	evl_store_close(st);
+	free(log);
+}
+
+/*
+ * The damage sweep (--core, seed 60002 case 1082): a range zeroed over more
+ * than half of a task's events (dd if=/dev/zero ... conv=notrunc) was taken
+ * for another task's log, and every event of the task was lost.  The
+ * events that still check out say it is this task's: reindex moves the
+ * zeroed ones to events.damaged and keeps the others.
+ */
+static void a_zeroed_range_is_not_a_foreign_log(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *from, *to, buf[8192], want[8192];
+	size_t len;
+
+	fill(st, 0, 40);	/* t1: 10 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	from = strchr(strchr(log, '\n') + 1, '\n') + 1;	/* event 3 */
+	to = from;
+	for (int i = 0; i < 6; i++)
+		to = strchr(to, '\n') + 1;		/* after event 8 */
+	snprintf(want, sizeof(want), "%.*s%s", (int)(from - log), log, to);
+	memset(from, 0, to - from);
+	spit(dir, "tasks/t1/events", log, len);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_false(reported("kept as events.foreign"));
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	assert_false(reported("kept as events.foreign"));
+	assert_int_equal(r.damaged, 6);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)strlen(want));
+	assert_string_equal(buf, want);
+	evl_store_close(st);
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1689,6 +1761,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_format1_store_is_upgraded, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_cut_sidecar_of_a_dirty_task, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(nested_types_are_not_a_foreign_sidecar, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_cut_log_is_not_a_foreign_log, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_zeroed_range_is_not_a_foreign_log, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(rev_v2_salvage_cut_short_keeps_intact_events, tu_setup,
 						tu_teardown),
