@@ -1125,7 +1125,32 @@ int tasklog_rw_clean(struct tasklog *tl)
 /* ---- the sidecar format (format 1: 24-byte records without the event checksum) ---- */
 
 #define FORMAT_FILE "format"
-#define FORMAT_LINE "evlogfs-format 2\n"
+#define FORMAT 2
+
+/*
+ * DATA_DIR/format: "evlogfs-format N XXXXXXXX\n", the hex an XXH32 of
+ * "evlogfs-format N", so that a flipped bit is damage (the sidecars are
+ * looked at again), not a claim of a newer format.  Returns N, or 0 if
+ * @buf is not such a line.
+ */
+static unsigned format_parse(const char *buf)
+{
+	unsigned n, sum;
+	int head;
+	char nl;
+
+	if (sscanf(buf, "evlogfs-format %u%n %8x%c", &n, &head, &sum, &nl) != 3 || nl != '\n' ||
+	    sum != XXH32(buf, head, 0) || strchr(buf, '\n')[1])
+		return 0;
+	return n;
+}
+
+static int format_line(char *buf, size_t len)
+{
+	int head = snprintf(buf, len, "evlogfs-format %u", FORMAT);
+
+	return head + snprintf(buf + head, len - head, " %08x\n", XXH32(buf, head, 0));
+}
 
 /* The format of a sidecar's @size bytes at @m: 2, 1, or 0 (empty, or no record checks out). */
 static int sidecar_format(const unsigned char *m, size_t size)
@@ -1332,24 +1357,27 @@ static int upgrade_all(const char *tasks, bool may_write, uint64_t *old, uint64_
 
 int tasklog_format_check(const char *data_dir, bool may_write, bool every, char *why, size_t n)
 {
-	char path[4200], tasks[4200], buf[64], tmp[4300];
+	char path[4200], tasks[4200], buf[64], tmp[4300], line[64];
 	uint64_t old = 0, upgraded = 0;
+	unsigned have = 0;
 	ssize_t got;
-	int fd, rc;
+	int fd, rc, len;
 
 	snprintf(path, sizeof(path), "%s/" FORMAT_FILE, data_dir);
 	fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd >= 0) {
 		got = io_pread_all(fd, buf, sizeof(buf) - 1, 0);
 		io->close(fd);
-		if (got == (ssize_t)strlen(FORMAT_LINE) && !memcmp(buf, FORMAT_LINE, got) && !every)
+		buf[got > 0 ? got : 0] = '\0';
+		have = got > 0 ? format_parse(buf) : 0;
+		if (have == FORMAT && !every)
 			return 0;
-		if (got > 0 && !memcmp(buf, "evlogfs-format ", 15) && atoi(buf + 15) > 2) {
-			snprintf(why, n, "%s says the store is of a newer format (%.*s): this "
-				 "evlogfs cannot read it", path, (int)strcspn(buf, "\n"), buf);
+		if (have > FORMAT) {
+			snprintf(why, n, "%s says the store is of a newer format (%u): this "
+				 "evlogfs cannot read it", path, have);
 			return -EPROTO;
 		}
-		/* damaged: look at the sidecars as if it were missing */
+		/* have == 0: damaged; look at the sidecars as if it were missing */
 	} else if (errno != ENOENT) {
 		return -errno;
 	}
@@ -1366,13 +1394,14 @@ int tasklog_format_check(const char *data_dir, bool may_write, bool every, char 
 	if (upgraded)
 		evl_log(LOG_NOTICE, "%s: %" PRIu64 " task sidecars upgraded to format 2 (each "
 			"event's checksum added)", data_dir, upgraded);
-	if (!may_write)
+	if (!may_write || have == FORMAT)
 		return 0;
+	len = format_line(line, sizeof(line));
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
 	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	rc = io_pwrite_all(fd, FORMAT_LINE, strlen(FORMAT_LINE), 0) || io->fsync(fd) ? -errno : 0;
+	rc = io_pwrite_all(fd, line, len, 0) || io->fsync(fd) ? -errno : 0;
 	io->close(fd);
 	if (!rc && io->rename(tmp, path))
 		rc = -errno;

@@ -229,7 +229,8 @@ void tasklog_verify_forget(struct tasklog *tl, uint64_t uid);
 
 /*
  * The sidecar format of store @data_dir: DATA_DIR/format says
- * "evlogfs-format 2".  Without it (a store made before format 2, or the
+ * "evlogfs-format 2 <XXH32 of the words before>" (a line that does not
+ * check out is damage, not another format).  Without it (a store made before format 2, or the
  * file lost), or with @every (the offline tools, which read every task
  * anyway: a task tree of an older store copied in), every sidecar is
  * looked at (its first records): format-1 ones are upgraded if @may_write

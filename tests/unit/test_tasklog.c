@@ -14,9 +14,51 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include "tasklog.h"
 #include "testutil.h"
+
+/*
+ * DATA_DIR/format with a flipped bit (the damage sweep: "evlogfs-format 6")
+ * is damage, not a newer format: the sidecars are looked at and the file
+ * written again.  A well-formed line of a newer format is refused.
+ */
+static void a_damaged_format_file_is_rewritten(void **state)
+{
+	char path[4200], buf[64], why[300];
+	const char *dir = *state;
+	FILE *f;
+
+	assert_int_equal(tasklog_format_check(dir, true, false, why, sizeof(why)), 0);
+	snprintf(path, sizeof(path), "%s/format", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	buf[15] ^= 4;		/* "2" -> "6" */
+	f = fopen(path, "w");
+	fputs(buf, f);
+	fclose(f);
+	assert_int_equal(tasklog_format_check(dir, false, false, why, sizeof(why)), 0);
+	assert_int_equal(tasklog_format_check(dir, true, false, why, sizeof(why)), 0);
+	f = fopen(path, "r");
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	assert_int_equal(strncmp(buf, "evlogfs-format 2 ", 17), 0);
+	/* a newer format, as its evlogfs would write it */
+	{
+		char line[64];
+		int head = snprintf(line, sizeof(line), "evlogfs-format 3");
+
+		snprintf(line + head, sizeof(line) - head, " %08x\n", XXH32(line, head, 0));
+		f = fopen(path, "w");
+		fputs(line, f);
+		fclose(f);
+	}
+	assert_int_equal(tasklog_format_check(dir, true, false, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "newer format"));
+}
 
 /*
  * A retried batch finds its own bytes past the index's end and must read
@@ -432,6 +474,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(write_read_with_a_small_cache, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_failing_read_of_the_tail_is_not_damage, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_damaged_format_file_is_rewritten, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(write_only_at_the_files_end, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(remove_over_a_stale_trash, tu_setup, tu_teardown),
