@@ -61,6 +61,43 @@ static void a_damaged_format_file_is_rewritten(void **state)
 }
 
 /*
+ * A batch written before a crash, its index commit lost, then a bit of its
+ * log bytes flipped on disk (the damage sweep, seed 80002 case 1037): its
+ * records are there in full, vouching for the replay's bytes.  The replay
+ * writes them again (before: EUCLEAN, the task set aside and its
+ * acknowledged events put in events.unapplied).  Lines from outside come
+ * without records: still refused (write_only_at_the_files_end).
+ */
+static void a_damaged_batch_past_the_index_is_written_again(void **state)
+{
+	const char ev[] = "{\"type\":\"a\",\"i\":1}\n";
+	char dir[4200], path[4400], got[64];
+	struct tasklog_rec r = { 5, 7, sizeof(ev) - 1, 0 };
+	struct tasklog *tl;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
+	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
+	assert_int_equal(tasklog_create(tl, 1, "t"), 0);
+	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
+	tasklog_close(tl);
+	snprintf(path, sizeof(path), "%s/t/events", dir);
+	f = fopen(path, "r+");
+	assert_non_null(f);
+	fseek(f, 16, SEEK_SET);
+	fputc('7', f);		/* "1" -> "7" */
+	fclose(f);
+	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
+	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
+	assert_int_equal(tasklog_read(tl, 1, "t", 0, got, sizeof(got)), sizeof(ev) - 1);
+	assert_memory_equal(got, ev, sizeof(ev) - 1);
+	/* another record there (another batch's): refused as before */
+	r.gseq = 6;
+	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), -EUCLEAN);
+	tasklog_close(tl);
+}
+
+/*
  * A retried batch finds its own bytes past the index's end and must read
  * them to know: a read that fails there (a failing disk) is that error,
  * not damage (EUCLEAN would set the task aside for good; found by the
@@ -477,6 +514,8 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(a_damaged_format_file_is_rewritten, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_damaged_batch_past_the_index_is_written_again,
+						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(write_only_at_the_files_end, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(remove_over_a_stale_trash, tu_setup, tu_teardown),
 		cmocka_unit_test(sidecar_records_are_checked),
