@@ -1809,19 +1809,23 @@ static int empty_task(struct ck *ck, struct ck_task *tk)
  * are whole lines of the log, the sidecar is the stranger: kept as
  * events.meta.foreign, and rebuilt from the log.  If the sidecar is the
  * index's, none of its events that fit in the log checks out, and at most
- * half of them are lines there, the log is: kept as events.foreign, and
+ * half of them are lines there or one is not where a line could be (its
+ * bytes changed in place would keep the lines' places), the log is: kept
+ * as events.foreign, and
  * the task's log starts empty (its events are lost: the scan reports
  * them).  Otherwise events were changed in place (a bit flipped, a range
  * zeroed, the log cut): the salvage's case (reindex), or the scan's.
  * 0 or -errno.
  */
+static bool line_place(const unsigned char *log, uint64_t size, uint64_t off, uint64_t len);
+
 static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 {
 	char path[4500], to[4600];
 	struct rb_list l = { .base = tk->base_len };
 	struct index_txn *t;
 	unsigned char *log = NULL, *meta = NULL;
-	uint64_t lsize, msize, nrec, off = 0, good = 0, side = 0, lines = 0, fit = 0;
+	uint64_t lsize, msize, nrec, off = 0, good = 0, side = 0, lines = 0, fit = 0, placed = 0;
 	int err, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
@@ -1864,6 +1868,7 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 			side++;
 		if (l.v[k].len && l.v[k].off + l.v[k].len <= lsize) {
 			fit++;
+			placed += line_place(log, lsize, l.v[k].off, l.v[k].len);
 			if (log[l.v[k].off + l.v[k].len - 1] == '\n' &&
 			    (l.v[k].off == 0 || log[l.v[k].off - 1] == '\n'))
 				lines++;
@@ -1894,7 +1899,7 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 		log = NULL;
 		rc = rebuild_sidecar(ck, tk, next);
 	} else if (side && side == (nrec < l.n ? nrec : l.n) && fit && !good &&
-		   lines * 2 <= fit) {
+		   (lines * 2 <= fit || placed < fit)) {
 		/*
 		 * The sidecar is the index's, the log holds few of its events
 		 * where they were: not events changed in place (salvage moves
@@ -2081,10 +2086,12 @@ static int rebuild_sidecars(struct ck *ck)
  * others go, byte for byte, to the task's events.damaged (a newline added
  * after one that lacks it), where a person can look at them.  Nothing that
  * checks out is moved, and nothing moves unless the sidecar is provably
- * this log's: each event that does not check out must sit where its record
- * says as a line of the log (its boundaries newlines, or zeros where a
- * range was zeroed), and, when the index is there, every record must be
- * the index's (gseq and length, in order).  Anything else (a sidecar or
+ * this log's: when the index is there, every record must be the index's
+ * (gseq, length and place, in order: then bytes that do not check out are
+ * not that event, whatever they are: a part of another log copied over
+ * it, say); without it, each event that does not check out must sit where
+ * its record says as a line of the log (its boundaries newlines, or zeros
+ * where a range was zeroed).  Anything else (a sidecar or
  * log of another task) is foreign_files' case, or the scan's.
  *
  * Crash-safe, in this order: events.meta.salvage written and synced (and
@@ -2242,8 +2249,13 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 		if (tasklog_sum(log + off, r.len) == r.sum) {
 			good++;
 		} else {
-			if (!line_place(log, lsize, off, r.len))
-				goto out;	/* not where a line of this log is */
+			/*
+			 * Without the index, only where a line of this log is (else the
+			 * sidecar may be another's); with it, the record is the index's
+			 * event, so these bytes are not that event, whatever they are.
+			 */
+			if (!l.t && !line_place(log, lsize, off, r.len))
+				goto out;
 			damaged++;
 		}
 		off += r.len;

@@ -1726,6 +1726,44 @@ static void a_zeroed_range_is_not_a_foreign_log(void **state)
 	free(log);
 }
 
+/*
+ * The damage sweep (--core, seed 80001 case 168): another task's log copied
+ * over this one, then the recovery rewrote this task's last events from the
+ * journal: a log whose head is foreign bytes (cut anywhere) and whose tail
+ * is its own.  The records and the index agree, so the bytes that do not
+ * check out are not those events, wherever their newlines fall: reindex
+ * moves them to events.damaged and keeps the events that check out
+ * (before: it refused the store, "corrupt before its last event").
+ */
+static void foreign_bytes_over_a_head_are_moved(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *third, buf[8192];
+	size_t len;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	third = strchr(strchr(log, '\n') + 1, '\n') + 1;
+	memset(log, 'x', third - log);
+	log[5] = '\n';		/* newlines where no event ends */
+	log[third - log - 7] = '\n';
+	spit(dir, "tasks/t1/events", log, len);
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	assert_int_equal(r.damaged, 2);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)(len - (third - log)));
+	assert_string_equal(buf, third);
+	evl_store_close(st);
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1764,6 +1802,8 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(a_cut_log_is_not_a_foreign_log, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_zeroed_range_is_not_a_foreign_log, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(foreign_bytes_over_a_head_are_moved, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(rev_v2_salvage_cut_short_keeps_intact_events, tu_setup,
 						tu_teardown),
