@@ -145,13 +145,6 @@ struct ck {
 	uint64_t j_last_lsn, j_max_uid, j_max_gseq, j_unapplied, applied_lsn;
 	struct ck_mend *mends;
 	size_t nmends, mcap;
-	/*
-	 * Types whose index structure is wrong (Fenwick nodes, ordinals, rows
-	 * that disagree): pages changed behind LMDB's back, not a crash.  A
-	 * repair never writes into such an index (LMDB has no page checksums:
-	 * its write paths trust the pages): it is rebuilt beside it.
-	 */
-	uint64_t struct_bad;
 };
 
 static void report(struct ck *ck, char level, const char *fmt, ...)
@@ -1170,7 +1163,6 @@ static int compare_types(struct ck *ck)
 			break;
 		} else if (bad) {
 			ty->differs = true;
-			ck->struct_bad++;
 			if (bad > 1)
 				report(ck, 'E', "type %s: %s (%" PRIu64 " faults of its structure"
 				       " in all)", ty->name, why, bad);
@@ -2466,21 +2458,6 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	}
 	if (!rc)
 		rc = index_unreadable(&ck, check_meta_ro(&ck));
-	if (!rc && o->repair && r->problems > p0 && ck.struct_bad) {
-		struct evl_check_result rr;
-
-		report(&ck, 'I', "the index is damaged in its structure (%" PRIu64 " types): it is "
-		       "rebuilt beside it from the logs, as evlogctl reindex does, never written "
-		       "into", ck.struct_bad);
-		ck_free(&ck);
-		rc = evl_reindex(dir, o, &rr);
-		if (!rc) {
-			r->fixed++;
-			r->lost += rr.lost;
-			r->damaged += rr.damaged;
-		}
-		return rc;
-	}
 	if (!rc && o->repair && r->problems > p0) {
 		rc = write_mends(&ck);
 		if (!rc)
