@@ -632,15 +632,18 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 			same = same_meta > 0 ? same_bytes(e->log_fd, data, len, off, ls.st_size,
 							  zeros) : same_meta;
 			/*
-			 * Our own records are there in full, each with the checksum of
-			 * these bytes, and the log's bytes differ: they are these events,
+			 * Our own records are there in full (byte for byte: a hole of
+			 * zeros vouches for nothing), each with the checksum of these
+			 * bytes, and the log's bytes differ: they are these events,
 			 * damaged on disk since (a flipped bit, a zeroed range), not lines
 			 * from outside (those come without our records).  The replay's
 			 * bytes are the ones acknowledged: written over them.
 			 */
 			if (same == 0 && same_meta > 0 && n &&
 			    (uint64_t)ms.st_size >= (idx + n) * TASKLOG_REC &&
-			    (uint64_t)ls.st_size >= off + len) {
+			    (uint64_t)ls.st_size >= off + len &&
+			    same_bytes(e->meta_fd, mb, n * TASKLOG_REC, idx * TASKLOG_REC, ms.st_size,
+				       false) > 0) {
 				evl_log(LOG_WARNING, "task %s: events %" PRIu64 "-%" PRIu64 " past the "
 					"index (gseq %" PRIu64 "-%" PRIu64 ") were damaged on disk: "
 					"written again from the journal", name, idx + 1, idx + n,
