@@ -36,7 +36,9 @@
  *  I4 Journal segments are deleted only up to ckpt_lsn.
  *  I5 A create is journaled only for a name free in the index and the
  *     pending creates, under meta_lock; a task's records before its delete
- *     are dead (enqueue marks them) and never applied.  So when the applier
+ *     are dead (enqueue marks them) and not applied by the batch that
+ *     applies the delete (an earlier batch applies them: its commit could
+ *     outlive a delete not yet durable).  So when the applier
  *     cannot apply a batch (a full disk), it may apply the durable deletes
  *     behind it at once, out of order, without changing applied_lsn: the
  *     in-order application finds those tasks deleted and does nothing, and
@@ -166,11 +168,16 @@ struct pend {
 	bool has_owner;
 	uint32_t owner_uid, owner_gid, mode;
 	/*
-	 * An append or create of a task whose delete follows: not applied.
-	 * Set by enqueue under st->lock, read by the applier without it (a
-	 * record in a batch being applied may be marked: either way is right).
+	 * An append or create of a task whose delete follows: the delete's
+	 * lsn (0: none).  Not applied in a batch that holds that delete
+	 * (dead_in): the index commit that skips it is the one that deletes
+	 * the task.  Skipped in a batch before its delete, it would be lost to
+	 * a crash that took the delete with it (the delete may not be durable
+	 * yet, and applied_lsn is past the record).  Set by enqueue under
+	 * st->lock, read by the applier without it (a record in a batch being
+	 * applied may be marked: either way is right).
 	 */
-	atomic_bool dead;
+	_Atomic uint64_t dead;
 	/*
 	 * Under st->lock.  early: a delete the applier applied ahead of the
 	 * records before it, which it could not apply (a full disk); gone:
@@ -943,8 +950,9 @@ static void enqueue(struct evl_store *st, struct pend *p)
 	 * lets a delete free a full disk whose appends could not be applied.
 	 */
 	for (struct pend *q = st->head; p->kind == REC_DELETE && q; q = q->next)
-		if (q->kind != REC_DELETE && q->uid == p->uid)
-			atomic_store_explicit(&q->dead, true, memory_order_relaxed);
+		if (q->kind != REC_DELETE && q->uid == p->uid &&
+		    !atomic_load_explicit(&q->dead, memory_order_relaxed))
+			atomic_store_explicit(&q->dead, p->lsn, memory_order_relaxed);
 	p->next = NULL;
 	if (st->tail)
 		st->tail->next = p;
@@ -1040,8 +1048,16 @@ static int undo_delete(void *arg, uint64_t uid);
 static bool switch_broken(const struct evl_store *st, uint64_t uid);
 static int finish_switches(struct evl_store *st, void *arg);
 
+/* Is @p's task deleted by a record up to @last, the end of the batch @p is in? */
+static bool dead_in(const struct pend *p, uint64_t last)
+{
+	uint64_t lsn = atomic_load_explicit(&p->dead, memory_order_relaxed);
+
+	return lsn && lsn <= last;
+}
+
 static int apply_create(struct evl_store *st, struct index_txn *t, struct index_meta *m,
-			const struct pend *p)
+			const struct pend *p, uint64_t last)
 {
 	struct index_task task = { 0 };
 	char name[256];
@@ -1051,9 +1067,9 @@ static int apply_create(struct evl_store *st, struct index_txn *t, struct index_
 		m->next_uid = p->uid + 1;
 	memcpy(name, p->name, p->name_len);
 	name[p->name_len] = '\0';
-	if (atomic_load_explicit(&p->dead, memory_order_relaxed)) {
+	if (dead_in(p, last)) {
 		/*
-		 * Its delete follows: not made.  What a failed try (or one a
+		 * Its delete follows in this batch: not made.  What a failed try (or one a
 		 * crash cut short) left of its directory goes to the trash, which
 		 * its delete empties.  The name was free when the create was
 		 * journaled, so nobody else's directory has it.
@@ -1139,7 +1155,7 @@ static int apply_delete(struct evl_store *st, struct index_txn *t, struct index_
 }
 
 static int apply_append(struct evl_store *st, struct index_txn *t, struct index_meta *m,
-			struct pend *p)
+			struct pend *p, uint64_t last)
 {
 	struct tasklog_rec stackrecs[32], *recs = stackrecs;
 	struct index_task task;
@@ -1147,8 +1163,8 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 
 	if (m->next_gseq < p->gseq + p->n)
 		m->next_gseq = p->gseq + p->n;
-	if (atomic_load_explicit(&p->dead, memory_order_relaxed))
-		return 0;	/* its task's delete follows */
+	if (dead_in(p, last))
+		return 0;	/* its task's delete follows in this batch */
 	rc = index_task_by_uid(t, p->uid, &task);
 	if (rc == -ENOENT || (!rc && task.state != TASK_LIVE))
 		return 0;	/* written to a task deleted meanwhile */
@@ -1259,14 +1275,14 @@ static int apply_batch_txn(struct index_txn *t, void *arg)
 	for (struct pend *p = b->first; !rc; p = p->next) {
 		switch (p->kind) {
 		case REC_CREATE:
-			rc = apply_create(b->st, t, &m, p);
+			rc = apply_create(b->st, t, &m, p, b->last->lsn);
 			break;
 		case REC_DELETE:
 			rc = apply_delete(b->st, t, &m, p);
 			b->purge = true;
 			break;
 		default:
-			rc = apply_append(b->st, t, &m, p);
+			rc = apply_append(b->st, t, &m, p, b->last->lsn);
 		}
 		if (p == b->last)
 			break;
