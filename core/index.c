@@ -571,6 +571,61 @@ static const char *const db_names[] = {
  * page, as LMDB's own audit counts them) unless @live (another process
  * may write meanwhile).  0, -EUCLEAN (@why) or an MDB code.
  */
+/*
+ * Each type and its id name each other: a name one flipped bit changed
+ * ("a.y.z" to "a>y.z") is well-formed LMDB, but the views of its prefixes
+ * would silently lack its events and another prefix would serve them.
+ */
+static int walk_types(MDB_txn *txn, char *why, size_t n)
+{
+	MDB_dbi types, tids;
+	MDB_cursor *c;
+	MDB_val key, val;
+	size_t ntypes = 0;
+	MDB_stat ms;
+	int rc;
+
+	rc = mdb_dbi_open(txn, "types", 0, &types);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "tids", 0, &tids);
+	if (rc == MDB_NOTFOUND)
+		return 0;	/* a store with no type yet */
+	if (!rc)
+		rc = mdb_cursor_open(txn, types, &c);
+	if (rc)
+		return rc;
+	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
+		struct type_rec r;
+		unsigned char k[4];
+		MDB_val tk = { 4, k }, tv;
+
+		if (val.mv_size != sizeof(r)) {
+			rc = damaged(why, n, "a type record of %zu bytes", val.mv_size);
+			break;
+		}
+		memcpy(&r, val.mv_data, sizeof(r));
+		be32(k, r.tid);
+		rc = mdb_get(txn, tids, &tk, &tv);
+		if (rc == MDB_NOTFOUND || (!rc && (tv.mv_size != key.mv_size ||
+						   memcmp(tv.mv_data, key.mv_data, key.mv_size)))) {
+			rc = damaged(why, n, "type \"%.*s\" and its id %" PRIu32 " do not name "
+				     "each other", (int)(key.mv_size > 64 ? 64 : key.mv_size),
+				     (const char *)key.mv_data, r.tid);
+			break;
+		}
+		if (rc)
+			break;
+		ntypes++;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	rc = mdb_stat(txn, tids, &ms);
+	if (!rc && ms.ms_entries != ntypes)
+		rc = damaged(why, n, "%zu type ids for %zu types", (size_t)ms.ms_entries, ntypes);
+	return rc;
+}
+
 static int walk_index(const char *dir, bool live, char *why, size_t n)
 {
 	struct walk w = { .why = why, .n = n };
@@ -647,6 +702,8 @@ static int walk_index(const char *dir, bool live, char *why, size_t n)
 	}
 	if (rc == MDB_NOTFOUND)
 		rc = seen[0] ? 0 : damaged(why, n, "the meta database is gone");
+	if (!rc)
+		rc = walk_types(txn, why, n);
 	if (!rc && !live && w.pages + LMDB_METAS != info.me_last_pgno + 1)
 		rc = damaged(why, n, "%" PRIu64 " pages in use or free, but the last page is %zu",
 			     w.pages + LMDB_METAS, info.me_last_pgno);
@@ -2214,7 +2271,7 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 	MDB_cursor *c;
 	MDB_val key = { len, (void *)prefix }, val;
 	size_t cap = 0;
-	int rc;
+	int rc, bad = 0;
 
 	v = calloc(1, sizeof(*v));
 	if (!v)
@@ -2245,10 +2302,27 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
 		struct type_rec r;
 		uint64_t bytes = 0;
+		char name[256];
+		size_t nlen;
 
+		if (val.mv_size != sizeof(r)) {
+			bad = -EUCLEAN;	/* damage */
+			break;
+		}
 		memcpy(&r, val.mv_data, sizeof(r));
 		if (!r.live_count)
 			continue;
+		/*
+		 * The type's id names it back: a name changed by damage (one bit
+		 * turns "a.y.z" into "a>y.z") would serve its events under a
+		 * prefix they do not have.
+		 */
+		bad = type_name(t, r.tid, name, &nlen);
+		if (bad == -ENOENT || (!bad && (nlen != key.mv_size ||
+						memcmp(name, key.mv_data, nlen))))
+			bad = -EUCLEAN;
+		if (bad)
+			break;
 		if (uid) {
 			struct cnt_val cnt;
 			unsigned char k[12];
@@ -2282,6 +2356,10 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 		v->size += bytes;
 	}
 	mdb_cursor_close(c);
+	if (bad) {
+		rc = bad;
+		goto fail;
+	}
 	if (rc && rc != MDB_NOTFOUND) {
 		rc = xerr(rc);
 		goto fail;

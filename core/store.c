@@ -5015,7 +5015,7 @@ static int index_fault(struct evl_store *st, const struct evl_view *v, uint64_t 
 	evl_log(LOG_ERR, "view %.*s: the index fails at offset %" PRIu64 ": %s (damaged? evlogctl"
 		" fsck finds it, evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off,
 		strerror(-rc));
-	return rc;
+	return rc == -EUCLEAN ? -EIO : rc;
 }
 
 /* Open the index view of @v in @t; a view with nothing applied yet is NULL. */
@@ -5068,19 +5068,48 @@ struct fill_ctx {
 	/* a run of adjacent bytes of one log, read with one pread */
 	uint64_t run_off;
 	size_t run_at, run_len;
-	uint64_t ends;		/* events whose last byte (a newline) is in buf */
+	bool run_head;		/* ... which begins where an event begins */
+	bool bad_start;		/* an event not after a newline of its log */
+	size_t *ends;		/* where in buf each event copied whole ends */
+	size_t nends, ends_cap;	/* ends_cap in bytes (store_grow) */
 	int rc;
 };
 
+/*
+ * Read the run.  One that begins an event reads the byte before it too (a
+ * log is lines only: a newline, unless the event is the log's first), so
+ * that an index entry whose offset damage moved into a line is caught
+ * (view_lines_whole checks where each event ends).
+ */
 static int flush_run(struct fill_ctx *c)
 {
+	bool head = c->run_head && c->run_off > 0;
+	char *at = c->buf + c->run_at, keep = 0;
 	ssize_t n;
 
 	if (!c->run_len)
 		return 0;
-	n = tasklog_pread(c->pin, c->run_off, c->buf + c->run_at, c->run_len);
-	if (n >= 0 && (size_t)n < c->run_len)
-		n = -EIO;
+	if (head && c->run_at) {
+		keep = at[-1];	/* the last byte of the run before: read, put back */
+		n = tasklog_pread(c->pin, c->run_off - 1, at - 1, c->run_len + 1);
+		if (n >= 0 && (size_t)n < c->run_len + 1)
+			n = -EIO;
+		if (n >= 0 && at[-1] != '\n')
+			c->bad_start = true;
+		at[-1] = keep;
+	} else {
+		char before = '\n';
+
+		n = head ? tasklog_pread(c->pin, c->run_off - 1, &before, 1) : 1;
+		if (n == 0)
+			n = -EIO;
+		if (n > 0 && before != '\n')
+			c->bad_start = true;
+		if (n > 0)
+			n = tasklog_pread(c->pin, c->run_off, at, c->run_len);
+		if (n >= 0 && (size_t)n < c->run_len)
+			n = -EIO;
+	}
 	c->run_len = 0;
 	return n < 0 ? (int)n : 0;
 }
@@ -5135,6 +5164,7 @@ static int fill_cb(void *arg, const struct index_event *ev)
 	if (!c->run_len) {
 		c->run_off = ev->off - c->pin_base + skip;
 		c->run_at = c->done;
+		c->run_head = !skip;
 	}
 	c->run_len += want;
 	c->done += want;
@@ -5143,26 +5173,35 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->next_gseq = 0;	/* stopped inside this event */
 		return 1;
 	}
-	c->ends++;
+	if (store_grow(&c->ends, &c->ends_cap, (c->nends + 1) * sizeof(*c->ends))) {
+		c->rc = -ENOMEM;
+		return 1;
+	}
+	c->ends[c->nends++] = c->done - 1;
 	c->next_gseq = ev->gseq + 1;
 	return c->done == c->len;
 }
 
 /*
  * Each event is one line: the newlines in what fill_cb read are exactly
- * the ends of the events it completed, the last byte one if it completed
- * the last.
+ * where the events it completed end (so none inside an event, and none in
+ * the part of one it stopped in), and each event it began follows a
+ * newline of its log.
  */
 static bool view_lines_whole(const struct fill_ctx *c)
 {
 	const char *p = c->buf, *end = c->buf + c->done;
-	uint64_t n = 0;
+	size_t n = 0;
 
+	if (c->bad_start)
+		return false;
 	while (p < end && (p = memchr(p, '\n', end - p))) {
+		if (n == c->nends || (size_t)(p - c->buf) != c->ends[n])
+			return false;
 		n++;
 		p++;
 	}
-	return n == c->ends && (!c->done || (c->next_gseq != 0) == (c->buf[c->done - 1] == '\n'));
+	return n == c->nends;
 }
 
 static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len)
@@ -5254,6 +5293,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 		pthread_mutex_unlock(&v->mu);
 	}
 out:
+	free(c.ends);
 	index_view_free(iv);
 	index_abort(t);
 	/* an error of the index's own (not a task's files, whose are fill_cb's) */

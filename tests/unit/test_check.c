@@ -759,6 +759,46 @@ static void view_never_serves_a_spliced_line(void **state)
 }
 
 /*
+ * The same for an entry whose offset damage moved into a line, with a
+ * length that ends at that line's newline (a zeroed byte of an offset and
+ * one of a length, damage sweep seed 80004 case 3204): one newline for one
+ * event, so counting newlines passes it; the byte before it is not a
+ * newline.  Served, it would be a line no writer wrote.
+ */
+static void view_never_serves_the_tail_of_a_line(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir);
+	struct index_txn *t;
+	struct index *ix;
+	struct evl_view *v;
+	char path[4200], buf[65536], first[64];
+	ssize_t n = 0;
+	uint64_t off = 0;
+	int len;
+
+	fill(st, 0, 100);
+	assert_int_equal(evl_store_close(st), 0);
+	/* task t0 (uid 1) begins with fill's event 0 */
+	len = snprintf(first, sizeof(first), "{\"type\":\"%s\",\"i\":%d}\n", types[0], 0);
+	snprintf(path, sizeof(path), "%s/index", dir);
+	assert_int_equal(index_open(path, NULL, &ix), 0);
+	assert_int_equal(index_begin(ix, true, &t), 0);
+	assert_int_equal(index_add_event(t, 1, 1000000, "zz", 2, 9, len - 9), 0);
+	assert_int_equal(index_commit(t), 0);
+	index_close(ix);
+
+	st = open_store(dir);
+	assert_int_equal(evl_view_open(st, "zz", 2, 0, &v), 0);
+	while ((n = evl_view_read(v, off, buf, sizeof(buf))) > 0)
+		off += n;
+	assert_int_equal(n, -EIO);
+	assert_int_equal(off, 0);
+	evl_view_close(v);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
  * Index damage: a truncated data.mdb (the 16 KiB of the issue, nothing,
  * half) and random bit flips and zeroed ranges, many seeds.  Each of the
  * store's open (what a mount does), fsck and reindex runs in a child, so a
@@ -1788,6 +1828,8 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(tools_survive_faults, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(tools_survive_a_crash_at_every_step, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(view_never_serves_the_tail_of_a_line, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(view_never_serves_a_spliced_line, tu_setup,
 						tu_teardown),
