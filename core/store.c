@@ -1048,12 +1048,17 @@ static int undo_delete(void *arg, uint64_t uid);
 static bool switch_broken(const struct evl_store *st, uint64_t uid);
 static int finish_switches(struct evl_store *st, void *arg);
 
-/* Is @p's task deleted by a record up to @last, the end of the batch @p is in? */
+/*
+ * Is @p's task deleted by a record up to @last, the end of the batch @p is
+ * in, or by a durable delete applied ahead of it (gone: set by this thread,
+ * the applier)?  Either way the commit that skips @p cannot outlive the
+ * delete.
+ */
 static bool dead_in(const struct pend *p, uint64_t last)
 {
 	uint64_t lsn = atomic_load_explicit(&p->dead, memory_order_relaxed);
 
-	return lsn && lsn <= last;
+	return p->gone || (lsn && lsn <= last);
 }
 
 static int apply_create(struct evl_store *st, struct index_txn *t, struct index_meta *m,
@@ -1069,9 +1074,9 @@ static int apply_create(struct evl_store *st, struct index_txn *t, struct index_
 	name[p->name_len] = '\0';
 	if (dead_in(p, last)) {
 		/*
-		 * Its delete follows in this batch: not made.  What a failed try (or one a
-		 * crash cut short) left of its directory goes to the trash, which
-		 * its delete empties.  The name was free when the create was
+		 * Its delete follows in this batch, or was applied ahead of it:
+		 * not made.  What a failed try (or one a crash cut short) left of
+		 * its directory goes to the trash, which its delete empties.  The name was free when the create was
 		 * journaled, so nobody else's directory has it.
 		 */
 		rc = tasklog_remove(st->tl, p->uid, name);
@@ -2800,7 +2805,9 @@ static void adopt_free(struct adopt *a)
 /*
  * The events of @task past the index that its files vouch for (@len log
  * bytes, @n records on disk): each a sidecar record that checks out, a
- * whole valid line where the last ended, gseqs rising.  Fills @a (recs,
+ * whole valid line where the last ended with the checksum its record has
+ * (a line changed by damage is not adopted, to set the task aside at its
+ * first read), gseqs rising.  Fills @a (recs,
  * types, k, bytes, max_gseq; adopt_free() it).  0 or -ENOMEM.
  */
 static int vouched(struct evl_store *st, struct event_validator *val,
@@ -2851,6 +2858,7 @@ static int vouched(struct evl_store *st, struct event_validator *val,
 			return -ENOMEM;
 		got = tasklog_read(st->tl, task->uid, task->name, off + a->bytes, line, rec->len);
 		if (got != (ssize_t)rec->len || line[rec->len - 1] != '\n' ||
+		    tasklog_sum(line, rec->len) != rec->sum ||
 		    event_validate(val, line, rec->len - 1, a->types + i * (EVENT_TYPE_MAX + 1),
 				   &a->tlens[i], &ee)) {
 			a->k = i;

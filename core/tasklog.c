@@ -1201,11 +1201,45 @@ static void *map_ro(int fd, size_t *size)
 }
 
 /*
+ * How many of the @nrec format-1 records of @m to upgrade: up to the last
+ * whose event is a line of log @l.  Records past it are a batch a power
+ * loss cut from the log (bytes gone, or a hole of zeros) after its records
+ * were written: a checksum made of those bytes would not be the event's,
+ * and the replay of the journal, which still holds the batch, could not
+ * write it again over records that differ.  Dropped, they are written
+ * anew by that replay (or, if no journal holds them, the index's check at
+ * open finds the sidecar short, as before the upgrade).
+ */
+static size_t upgrade_keep(const unsigned char *m, size_t nrec, const unsigned char *l,
+			   size_t lsize)
+{
+	size_t keep = 0, off = 0;
+
+	for (size_t k = 0; k < nrec; k++) {
+		struct tasklog_rec r;
+
+		if (tasklog_decode_v1(m + k * TASKLOG_REC_V1, &r)) {
+			const unsigned char *nl = off < lsize ? memchr(l + off, '\n', lsize - off)
+							      : NULL;
+
+			off = nl ? (size_t)(nl - l) + 1 : lsize;
+			continue;
+		}
+		if (off <= lsize && r.len && r.len <= lsize - off && l[off] &&
+		    l[off + r.len - 1] == '\n')
+			keep = k + 1;
+		off += r.len;
+	}
+	return keep;
+}
+
+/*
  * Rewrite format-1 sidecar @meta (of log @log) as format 2: each record
  * with its event's checksum, computed from the log.  A record that does
  * not check out becomes 32 zero bytes (it fails its check as before: fsck
  * mends it from the log and the index), and the next event starts after
- * the next newline.  A partial last record is dropped (a torn write).
+ * the next newline.  A partial last record is dropped (a torn write), and
+ * so are the last records whose events the log lacks (upgrade_keep).
  * Crash-safe: a new file, synced, renamed over the old, directory synced.
  * 0 (also: not format 1), or -errno.
  */
@@ -1243,7 +1277,7 @@ static int upgrade_sidecar(const char *meta, const char *log, bool *done)
 		rc = -errno;
 		goto out;
 	}
-	nrec = msize / TASKLOG_REC_V1;
+	nrec = upgrade_keep(m, msize / TASKLOG_REC_V1, l, lsize);
 	for (k = 0; k < nrec && !rc; k++) {
 		struct tasklog_rec r;
 		unsigned char *o = out + (k % 64) * TASKLOG_REC;

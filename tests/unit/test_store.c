@@ -4054,6 +4054,55 @@ static void listing_skips_pending_deletes(void **state)
 }
 
 /*
+ * A create the applier could not apply, of a task whose delete it then
+ * applied ahead (a full disk), stays unmade when the disk has room again:
+ * its records are skipped once their task's delete is applied, in their
+ * own batch or ahead of it.  With the skip limited to the batch holding
+ * the delete (f6c42c3), a batch ending before it (here: 10 MB of appends
+ * between them) made the deleted task live again (found in review).
+ */
+static void early_deleted_create_stays_unmade(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st;
+	struct evl_writer *w;
+	struct evl_task_info info;
+	size_t n = 1000000;
+	char *big = malloc(n);
+	int seen = 0;
+
+	fio_install();
+	st = open_store(dir, false, 1);
+	create(st, "a");
+	append_n(st, "a", 0, 3);
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	stuck_applier(st);	/* b's create pending; no directory can be made */
+	memset(big, 'x', n);
+	memcpy(big, "{\"type\":\"big\",\"p\":\"", 19);
+	memcpy(big + n - 3, "\"}\n", 3);
+	assert_int_equal(evl_writer_open(st, task_uid(st, "a"), &w), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(evl_writer_write(w, big, n), 0);
+	assert_int_equal(evl_writer_close(w), 0);
+	assert_int_equal(evl_task_delete(st, "b"), 0);
+	assert_int_equal(evl_task_lookup(st, "b", &info), -ENOENT);
+	fio_clear();
+	for (int i = 0; i < 2000; i++) {
+		seen += !evl_task_lookup(st, "b", &info);
+		usleep(1000);
+	}
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	seen += !evl_task_lookup(st, "b", &info);
+	if (seen)
+		fail_msg("deleted task b was live again in %d lookups", seen);
+	assert_int_equal(evl_task_lookup(st, "a", &info), 0);
+	assert_int_equal(info.events, 13);
+	assert_int_equal(evl_store_close(st), 0);
+	fio_uninstall();
+	free(big);
+}
+
+/*
  * An early delete whose transaction fails puts the task's directory back
  * (reads of the live task go on) and is tried again: it once left the
  * files in the trash with the index saying "live", and rm waiting for ever.
@@ -5181,6 +5230,55 @@ static void failing_applier_refuses_waiting_writers(void **state)
 }
 
 /*
+ * An event past the index whose sidecar record vouches for it is adopted
+ * only if its bytes are the ones its record's checksum was made of: one
+ * changed on disk (still valid JSON) was indexed, and the first read set
+ * the whole task aside (found in review).  It goes to events.unapplied,
+ * counted; the task's other events are served.
+ */
+static void a_changed_event_past_the_index_is_not_adopted(void **state)
+{
+	static const char written[] = "{\"type\":\"a\",\"i\":8}\n";
+	static const char ondisk[] = "{\"type\":\"a\",\"i\":7}\n";
+	const char *dir = *state;
+	struct evl_store *st;
+	struct evl_stats s;
+	struct tasklog_rec last, r;
+	unsigned char enc[TASKLOG_REC];
+	char path[4400], *meta, *log, *un;
+	size_t mlen, len, ulen;
+
+	st = open_store(dir, true, 2);
+	create(st, "x");
+	append_n(st, "x", 0, 3);
+	assert_int_equal(evl_store_close(st), 0);
+	snprintf(path, sizeof(path), "%s/tasks/x/events.meta", dir);
+	meta = slurp(path, &mlen);
+	assert_int_equal(tasklog_decode((unsigned char *)meta + mlen - TASKLOG_REC, &last), 0);
+	free(meta);
+	/* a batch whose index commit and journal records were lost, then a changed byte */
+	r = (struct tasklog_rec){ last.gseq + 1, last.time_ns + 1, sizeof(written) - 1,
+				  tasklog_sum(written, sizeof(written) - 1) };
+	tasklog_encode(&r, enc);
+	append_to(dir, "events", ondisk, sizeof(ondisk) - 1);
+	append_to(dir, "events.meta", enc, TASKLOG_REC);
+
+	st = open_store(dir, true, 2);
+	assert_int_equal(task_events(st, "x"), 3);
+	log = read_all(st, task_uid(st, "x"), NULL, &len);
+	assert_null(memmem(log, len, ondisk, sizeof(ondisk) - 1));
+	free(log);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.tasks_aside, 0);
+	assert_int_equal(evl_store_close(st), 0);
+	snprintf(path, sizeof(path), "%s/tasks/x/events.unapplied", dir);
+	un = slurp(path, &ulen);
+	assert_non_null(un);
+	assert_non_null(memmem(un, ulen, ondisk, sizeof(ondisk) - 1));
+	free(un);
+}
+
+/*
  * A crash lost a batch's index commit after its bytes reached the task's
  * files, and the journal lost its record too (a damaged or emptied
  * journal): nothing replays it.  The event is the store's own (its
@@ -5279,6 +5377,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(second_open_is_refused, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(append_after_early_delete_stays_in_views, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(early_deleted_create_stays_unmade, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(listing_skips_pending_deletes, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(failed_early_delete_leaves_files_in_trash, tu_setup,
 						tu_teardown),
@@ -5333,6 +5433,8 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(kill9_loses_nothing_acknowledged, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(power_loss_keeps_what_was_durable, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_changed_event_past_the_index_is_not_adopted, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(events_past_the_index_are_indexed_without_their_journal,
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(replay_after_power_loss_fills_holes, tu_setup,
