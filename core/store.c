@@ -2999,6 +2999,54 @@ struct recover {
 	int rc;
 };
 
+/*
+ * Are task @uid's events @idx .. @idx + @n - 1, at log byte @off, what was
+ * written (their sidecar records check out, and so do the checksums of
+ * their bytes)?  1 yes, 0 no, -errno.  Reads what it checks once.
+ */
+static int written_as_recorded(struct evl_store *st, uint64_t uid, const char *name, uint64_t off,
+			       uint64_t idx, uint64_t n)
+{
+	struct tasklog_rec recs[64];
+	char *buf = NULL;
+	size_t cap = 0;
+	int rc = 1;
+
+	for (uint64_t done = 0; done < n && rc == 1;) {
+		size_t chunk = n - done < 64 ? n - done : 64;
+		ssize_t r = tasklog_read_recs(st->tl, uid, name, idx + done, recs, chunk);
+
+		if (r == -EILSEQ || r == 0)
+			rc = 0;
+		else if (r < 0)
+			rc = (int)r;
+		for (ssize_t i = 0; rc == 1 && i < r; i++) {
+			ssize_t got;
+
+			if (recs[i].len > cap) {
+				char *p = realloc(buf, recs[i].len);
+
+				if (!p) {
+					rc = -ENOMEM;
+					break;
+				}
+				buf = p;
+				cap = recs[i].len;
+			}
+			got = tasklog_read(st->tl, uid, name, off, buf, recs[i].len);
+			if (got < 0)
+				rc = (int)got;
+			else if ((size_t)got != recs[i].len ||
+				 tasklog_sum(buf, recs[i].len) != recs[i].sum)
+				rc = 0;
+			off += recs[i].len;
+		}
+		done += r > 0 ? (uint64_t)r : 0;
+	}
+	free(buf);
+	return rc;
+}
+
 static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 		    uint64_t gseq_from)
 {
@@ -3006,7 +3054,7 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	struct evl_store *st = r->st;
 	struct index_task task;
 	uint64_t len, n;
-	bool missing, trust;
+	bool missing, trust, changed = false;
 	int rc;
 
 	rc = live_task(st, uid, &task);
@@ -3041,12 +3089,27 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	trust = r->trusted || (task.log_len == ck_len && task.nevents == ck_n);
 	if (trust && len >= task.log_len && n >= task.nevents) {
 		/*
+		 * What it got since its checkpoint is in the journal too: bytes
+		 * changed since they were written (damage, in the same boot)
+		 * are written again from there, not found later by a reader
+		 * (who would set the task aside) or moved out by a salvage.
+		 */
+		rc = written_as_recorded(st, uid, task.name, ck_len, ck_n, task.nevents - ck_n);
+		if (rc < 0 && task_damage(rc)) {
+			set_aside_err(st, uid, task.name, rc);
+			return 0;
+		}
+		if (rc < 0)
+			return rc;
+		/*
 		 * Bytes past the index: a batch whose index commit the crash
 		 * lost (the replay finds them as it writes them again), or
 		 * what settle_tails sorts out after the replay.  Nothing here
 		 * may be cut before the replay has had its say.
 		 */
-		return 0;
+		if (rc)
+			return 0;
+		changed = true;
 	}
 	/* power loss took log bytes the index covers: rewrite them from the journal */
 	if (len < ck_len || n < ck_n) {
@@ -3064,7 +3127,11 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 		set_aside(st, uid, task.name, why);
 		return 0;
 	}
-	if (!r->trusted)
+	if (changed)
+		evl_log(LOG_WARNING, "recovery: task %s: its events since the last checkpoint are "
+			"not what was written (changed on disk): rewriting its last %" PRIu64
+			" bytes from the journal", task.name, task.log_len - ck_len);
+	else if (!r->trusted)
 		evl_log(LOG_INFO, "recovery: task %s: rewriting its last %" PRIu64 " bytes from "
 			"the journal (written before a reboot or a failed fsync)", task.name,
 			task.log_len - ck_len);

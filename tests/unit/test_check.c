@@ -1378,6 +1378,75 @@ static void a_format1_store_after_a_power_loss_is_upgraded(void **state)
 }
 
 /*
+ * An event applied but not yet checkpointed whose bytes change on disk
+ * (still valid JSON), in a store a crash left open: the journal holds it
+ * as written.  The recovery (of a mount, fsck --repair or reindex) writes
+ * it again from there, in the same boot too; reindex moved it to
+ * events.damaged and then trimmed the journal that held it whole (found
+ * in review).  The store serves what the undamaged one does.
+ */
+static void a_changed_event_the_journal_holds_is_written_again(void **state)
+{
+	const char *dir = *state;
+	char crashed[4200], a[4200], b[4200], *want, *got, *log;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st;
+	size_t len;
+	int status;
+	pid_t pid;
+
+	snprintf(crashed, sizeof(crashed), "%s/crashed", dir);
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(b, sizeof(b), "%s/b", dir);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_stats s;
+
+		st = open_store(crashed);
+		fill(st, 0, 24);
+		assert_int_equal(evl_store_checkpoint(st), 0);
+		fill(st, 24, 16);	/* applied, not checkpointed: the journal holds them */
+		for (int i = 0; i < 60000; i++) {
+			evl_store_stats(st, &s);
+			if (!s.pending_events)
+				break;
+			usleep(1000);
+		}
+		_exit(s.pending_events ? 1 : 0);	/* no close: a crash */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	copy_store(crashed, a);
+	copy_store(crashed, b);
+	want = dump(crashed);
+
+	for (int k = 0; k < 2; k++) {
+		const char *d = k ? b : a;
+		char *p;
+
+		/* t1's last event is fill's event 37: "i":37 becomes "i":87 */
+		log = slurp(d, "tasks/t1/events", &len);
+		p = strstr(log, "\"i\":37}");
+		assert_non_null(p);
+		p[4] = '8';
+		spit(d, "tasks/t1/events", log, len);
+		free(log);
+	}
+	nlines = 0;
+	assert_int_equal(evl_reindex(a, &o, &r), 0);
+	assert_int_equal(r.damaged, 0);
+	got = dump(a);
+	assert_string_equal(want, got);
+	free(got);
+	got = dump(b);		/* the open's recovery (a mount) */
+	assert_string_equal(want, got);
+	free(got);
+	free(want);
+}
+
+/*
  * Issue 15 (the sweep): the sidecar of a task changed since the last
  * checkpoint is cut short (truncate -s 0) in a store that was not closed.
  * The open sets that task aside instead of refusing the whole store; fsck
@@ -1939,6 +2008,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_foreign_log_is_never_served, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_format1_store_is_upgraded, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_format1_store_after_a_power_loss_is_upgraded,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_changed_event_the_journal_holds_is_written_again,
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_cut_sidecar_of_a_dirty_task, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(nested_types_are_not_a_foreign_sidecar, tu_setup,
