@@ -2322,6 +2322,9 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 		snprintf(path, sizeof(path), "%s/events.meta", tdir);
 		if (io->rename(from, path))
 			rc = -errno;
+		/* durable before the log's: a power loss must not keep that one alone */
+		if (!rc && io_fsync_dir(tdir))
+			rc = -errno;
 	}
 	if (!rc) {
 		int f = salvage_finish(tdir);
@@ -2374,6 +2377,55 @@ static int salvage_all(struct ck *ck)
 	return rc;
 }
 
+/*
+ * A salvage a crash cut short (reindex's rewrite of a task without its
+ * damaged events: events.meta.salvage, events.salvage): --repair finishes
+ * or undoes it before anything reads the task (its sidecar may already
+ * describe the new log, which the scan would take for damage and cut);
+ * a check reports it.
+ */
+static int finish_salvages(struct ck *ck, bool repair)
+{
+	char path[4200], tdir[4500], probe[4600];
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while (!rc && (de = readdir(d))) {
+		bool cut;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(tdir, sizeof(tdir), "%s/%s", path, de->d_name);
+		snprintf(probe, sizeof(probe), "%s/events.meta.salvage", tdir);
+		cut = !stat(probe, &sb);
+		snprintf(probe, sizeof(probe), "%s/events.salvage", tdir);
+		cut |= !stat(probe, &sb);
+		snprintf(probe, sizeof(probe), "%s/events.damaged.salvage", tdir);
+		cut |= !stat(probe, &sb);
+		if (!cut)
+			continue;
+		if (!repair) {
+			report(ck, 'E', "task %s: a salvage (evlogctl reindex) was cut short by a crash:"
+			       " fsck --repair or reindex finishes it", de->d_name);
+			continue;
+		}
+		rc = salvage_finish(tdir);
+		if (rc >= 0) {
+			report(ck, 'F', "task %s: a salvage cut short by a crash %s", de->d_name,
+			       rc > 0 ? "finished" : "undone (it had renamed nothing)");
+			rc = 0;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
 {
 	struct index_meta m;
@@ -2415,7 +2467,9 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	if (rc)
 		goto out;
 	ck.applied_lsn = m.applied_lsn;
-	rc = check_journal(&ck);
+	rc = finish_salvages(&ck, o->repair);
+	if (!rc)
+		rc = check_journal(&ck);
 	if (rc)
 		goto out;
 	if (ck.j_unapplied || dirty || trims)

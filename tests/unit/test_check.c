@@ -1595,6 +1595,57 @@ static void rev_v2_salvage_cut_short_keeps_intact_events(void **state)
 }
 
 /*
+ * A salvage cut short after its new sidecar was renamed into place and
+ * before the log was (a crash; here a failing rename): the sidecar
+ * describes events.salvage, not the log in place.  fsck --repair finishes
+ * the salvage before it reads the task; it used to take the old log for
+ * damage and move intact lines to events.unapplied (found in review).
+ */
+static void fsck_repair_finishes_a_salvage_cut_short(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *line3, *end, changed[128], want[8192], buf[8192], *d;
+	size_t len;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	line3 = strchr(strchr(log, '\n') + 1, '\n') + 1;
+	end = strchr(line3, '\n');
+	strstr(line3, "\"i\":")[4] ^= 1;
+	snprintf(changed, sizeof(changed), "%.*s", (int)(end - line3 + 1), line3);
+	spit(dir, "tasks/t1/events", log, len);
+	snprintf(want, sizeof(want), "%.*s%s", (int)(line3 - log), log, end + 1);
+
+	fio_install();
+	fio_fail_path(FIO_RENAME, "t1/events.salvage", EIO);
+	nlines = 0;
+	assert_int_not_equal(evl_reindex(dir, &o, &r), 0);
+	fio_clear();
+	fio_uninstall();
+	assert_true(exists(dir, "tasks/t1/events.salvage"));
+
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_true(reported("a salvage (evlogctl reindex) was cut short"));
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_true(reported("a salvage cut short by a crash finished"));
+	assert_false(exists(dir, "tasks/t1/events.salvage"));
+	assert_false(exists(dir, "tasks/t1/events.unapplied"));
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)strlen(want));
+	assert_string_equal(buf, want);
+	evl_store_close(st);
+	d = slurp(dir, "tasks/t1/events.damaged", NULL);
+	assert_non_null(d);
+	assert_string_equal(d, changed);
+	free(d);
+	free(log);
+}
+
+/*
  * Review rev-v2, finding 2: a sidecar copied from another task whose first
  * event has the same bytes (tasks of one agent often start alike).  One
  * record checks out, so foreign_files leaves it alone (good > 0), and
@@ -2018,6 +2069,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_zeroed_range_is_not_a_foreign_log, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(foreign_bytes_over_a_head_are_moved, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(fsck_repair_finishes_a_salvage_cut_short, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(rev_v2_salvage_cut_short_keeps_intact_events, tu_setup,
 						tu_teardown),
