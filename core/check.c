@@ -1761,6 +1761,30 @@ static int make_empty(const char *path)
  * the loss is reported with its count, and the old sidecar, which describes
  * events nobody can read any more, is kept beside as events.meta.lost.
  */
+/* Append file @from (missing: nothing) to @to, synced.  0 or -errno. */
+static int append_file(const char *from, const char *to)
+{
+	unsigned char *m;
+	uint64_t size = 0;
+	int err, fd, rc = 0;
+
+	m = map_file(from, &size, &err);
+	if (err)
+		return err == -ENOENT ? 0 : err;
+	fd = io->open(to, O_WRONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		rc = -errno;
+	else if (size && io_pwrite_all(fd, m, size, lseek(fd, 0, SEEK_END)))
+		rc = -errno;
+	else if (io->fsync(fd))
+		rc = -errno;
+	if (fd >= 0)
+		io->close(fd);
+	if (m)
+		munmap(m, size);
+	return rc;
+}
+
 static int empty_task(struct ck *ck, struct ck_task *tk)
 {
 	char path[4500], lost[4600];
@@ -1768,7 +1792,9 @@ static int empty_task(struct ck *ck, struct ck_task *tk)
 
 	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
 	snprintf(lost, sizeof(lost), "%s/tasks/%s/events.meta.lost", ck->dir, tk->name);
-	if (io->rename(path, lost) && errno != ENOENT)
+	if (!access(lost, F_OK))
+		rc = append_file(path, lost);	/* an earlier one's records kept too */
+	else if (io->rename(path, lost) && errno != ENOENT)
 		rc = -errno;
 	if (!rc)
 		rc = make_empty(path);

@@ -1595,6 +1595,45 @@ static void rev_v2_salvage_cut_short_keeps_intact_events(void **state)
 }
 
 /*
+ * A task whose log is gone becomes an empty task at fsck --repair, its old
+ * sidecar kept as events.meta.lost; when that happens again, the earlier
+ * one's records are kept too (a rename replaced them; found in review).
+ */
+static void a_lost_log_keeps_every_old_sidecar(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char path[4400], *meta1, *meta2, *lost;
+	size_t n1, n2, nl;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	meta1 = slurp(dir, "tasks/t1/events.meta", &n1);
+	snprintf(path, sizeof(path), "%s/tasks/t1/events", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_true(reported("its log is gone"));
+	st = open_store(dir);
+	fill(st, 24, 8);	/* t1: 2 events anew */
+	assert_int_equal(evl_store_close(st), 0);
+	meta2 = slurp(dir, "tasks/t1/events.meta", &n2);
+	assert_int_equal(n2, 2 * TASKLOG_REC);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	lost = slurp(dir, "tasks/t1/events.meta.lost", &nl);
+	assert_non_null(lost);
+	assert_int_equal(nl, n1 + n2);
+	assert_memory_equal(lost, meta1, n1);
+	assert_memory_equal(lost + n1, meta2, n2);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	free(lost);
+	free(meta1);
+	free(meta2);
+}
+
+/*
  * A salvage cut short after its new sidecar was renamed into place and
  * before the log was (a crash; here a failing rename): the sidecar
  * describes events.salvage, not the log in place.  fsck --repair finishes
@@ -2069,6 +2108,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_zeroed_range_is_not_a_foreign_log, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(foreign_bytes_over_a_head_are_moved, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_lost_log_keeps_every_old_sidecar, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(fsck_repair_finishes_a_salvage_cut_short, tu_setup,
 						tu_teardown),
