@@ -182,6 +182,40 @@ static int copy_range(struct bk *b, int in, int out, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/*
+ * A side file of a task (events.unapplied: accepted events its log could
+ * not take, or lines found past its index; events.meta.lost;
+ * events.damaged, events.foreign, events.meta.foreign: what reindex set
+ * aside): copied whole,
+ * or removed from DEST when the source has none (the user removed it).
+ */
+static int copy_side(struct bk *b, const struct index_task *t, const char *file)
+{
+	char path[4500];
+	struct stat st;
+	int in, out, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks/%s/%s", b->dest, t->name, file);
+	in = open_src(b, t, file);
+	if (in == -ENOENT)
+		return io->unlink(path) && errno != ENOENT ? -errno : 0;
+	if (in < 0)
+		return in;
+	out = io->open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (out < 0)
+		rc = -errno;
+	else if (fstat(in, &st))
+		rc = -errno;
+	else
+		rc = copy_range(b, in, out, 0, st.st_size, false);
+	if (!rc && io->fdatasync(out))
+		rc = -errno;
+	if (out >= 0)
+		io->close(out);
+	io->close(in);
+	return rc;
+}
+
 static int read_rec(int fd, uint64_t i, unsigned char rec[TASKLOG_REC])
 {
 	ssize_t n = io_pread_all(fd, rec, TASKLOG_REC, i * TASKLOG_REC);
@@ -297,9 +331,20 @@ static int copy_task(struct bk *b, const struct index_task *t)
 		rc = -errno;
 		goto out;
 	}
+	{
+		static const char *const side[] = {
+			"events.unapplied", "events.meta.lost", "events.damaged", "events.foreign",
+			"events.meta.foreign",
+		};
+
+		for (size_t i = 0; i < sizeof(side) / sizeof(*side) && !rc; i++)
+			rc = copy_side(b, t, side[i]);
+	}
+	if (rc)
+		goto out;
 	/* new files: their entries too (the snapshot's index will name them) */
 	snprintf(path, sizeof(path), "%s/tasks/%s", b->dest, t->name);
-	if (fresh && io_fsync_dir(path)) {
+	if (io_fsync_dir(path)) {
 		rc = -errno;
 		goto out;
 	}
@@ -629,6 +674,17 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 		say(&b, 'X', "%s is in use by %s", dest, path);
 	if (rc)
 		return rc;
+	/* a backup an older evlogfs made: its sidecars upgraded before they are compared */
+	{
+		char why[600];
+
+		rc = tasklog_format_check(dest, true, false, why, sizeof(why));
+		if (rc) {
+			say(&b, 'X', "%s: %s", dest, rc == -EPROTO ? why : strerror(-rc));
+			store_unlock(dest, &dest_lock);
+			return rc;
+		}
+	}
 	/* a backup of another store into the same new DEST at once: one of them stops */
 	rc = id[0] ? read_id(dest, BACKUP_OF, have) : 0;
 	if (rc && rc != -ENOENT && rc != -EINVAL)
@@ -690,6 +746,9 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	snprintf(path, sizeof(path), "%s/index", dest);
 	snprintf(from, sizeof(from), "%s/index.old", dest);
 	rc = index_install(snap, path);
+	/* the snapshot's generation is the copy's (store.c, I7) */
+	if (!rc)
+		rc = store_stamp_adopt(dest);
 	if (!rc)
 		rc = store_rmrf(from);	/* left by an older version */
 	snprintf(path, sizeof(path), "%s/journal", dest);

@@ -49,6 +49,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -82,6 +83,8 @@ struct ck_task {
 	uint64_t file_recs;
 	uint64_t mended;		/* sidecar records rebuilt (ck->mends) */
 	bool torn;			/* a bad record is the last one */
+	uint64_t lost;			/* records past the end of a log cut short */
+	uint64_t log_size;
 };
 
 struct ck_ev {
@@ -283,6 +286,21 @@ static int lock_store(struct ck *ck, const char *what)
 	return rc;
 }
 
+/* The sidecars' format (tasklog_format_check): upgraded by a run that may write. */
+static int check_format(struct ck *ck, bool may_write)
+{
+	char why[600];
+	int rc;
+
+	rc = tasklog_format_check(ck->dir, may_write, true, why, sizeof(why));
+	if (rc == -EPROTO)
+		report(ck, 'X', "%s", why);
+	else if (rc)
+		report(ck, 'X', "cannot check or upgrade the task sidecars of %s: %s", ck->dir,
+		       strerror(-rc));
+	return rc;
+}
+
 static void unlock_store(struct ck *ck)
 {
 	store_unlock(ck->dir, &ck->lock);
@@ -470,7 +488,8 @@ static int mend_rec(struct ck *ck, size_t i, const unsigned char *log, uint64_t 
 	if (!f.got || f.ev.off != tk->base_len + off || f.ev.len != len ||
 	    (next && f.ev.gseq >= next))
 		return -ENOENT;
-	*rec = (struct tasklog_rec){ .gseq = f.ev.gseq, .time_ns = next_ns, .len = len };
+	*rec = (struct tasklog_rec){ .gseq = f.ev.gseq, .time_ns = next_ns, .len = len,
+				     .sum = tasklog_sum(log + off, len) };
 	for (size_t k = 0; k < ck->njev; k++)
 		if (ck->jev[k].uid == tk->uid && ck->jev[k].gseq == f.ev.gseq) {
 			rec->time_ns = ck->jev[k].time_ns;
@@ -521,7 +540,7 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		struct tasklog_rec rec, nrec = { 0 };
 		struct event_error ee;
 		size_t tlen;
-		const char *why = NULL, *bad = NULL;
+		const char *why = NULL, *bad = NULL, *sum_bad = NULL;
 
 		if (k >= n && (k < tk->file_recs || off >= log_size))
 			break;
@@ -569,8 +588,26 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		else if (event_validate(ck->val, (const char *)log + off, rec.len - 1, type, &tlen,
 					&ee))
 			why = ee.reason;
+		else if (tasklog_sum(log + off, rec.len) != rec.sum)
+			why = sum_bad = "its bytes are not the ones written (its checksum does not"
+					" match; evlogctl reindex moves it to events.damaged)";
+		if (why && rec.len && off + rec.len > log_size && !tasklog_decode(meta + k *
+									       TASKLOG_REC, &rec)) {
+			/*
+			 * The log was cut short (a partial restore, copytruncate):
+			 * this event and every later one (at higher offsets) are
+			 * not in it.  What precedes is whole: a torn tail.
+			 */
+			tk->torn = true;
+			tk->lost = tk->file_recs - k;
+			report(ck, 'E', "task %s: log shorter than its sidecar (%" PRIu64 " bytes): "
+			       "events %" PRIu64 "-%" PRIu64 " are not in it (%" PRIu64 " lost)",
+			       tk->name, log_size, k + 1, tk->file_recs, tk->lost);
+			break;
+		}
 		if (why) {
-			tk->torn = k + 1 == tk->file_recs;
+			/* a last event changed in place is no torn write: never cut */
+			tk->torn = k + 1 == tk->file_recs && !sum_bad;
 			/* a torn tail is cut by recovery; damage before it is not repairable */
 			report(ck, tk->torn ? 'E' : 'U', "task %s: event %" PRIu64 " (log byte %"
 			       PRIu64 "): %s%s",
@@ -602,10 +639,12 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		report(ck, 'E', "task %s: sidecar ends in a partial record (a torn last write)",
 		       tk->name);
 	}
+	tk->log_size = log_size;
 	if (tk->n >= tk->file_recs && limit >= tk->file_recs && log_size > tk->bytes) {
 		tk->torn = true;
-		report(ck, 'E', "task %s: %" PRIu64 " log bytes after its last event"
-		       " (a torn last write)", tk->name, log_size - tk->bytes);
+		report(ck, 'E', "task %s: %" PRIu64 " log bytes after its last event (lines "
+		       "appended outside the store, or a torn last write): --repair moves whole "
+		       "lines to events.unapplied", tk->name, log_size - tk->bytes);
 	}
 out:
 	*done += log_size;
@@ -713,7 +752,7 @@ static int cmp_ev(const void *a, const void *b)
 /* Scan every task on disk (the index's tasks are listed already), then sort. */
 static int scan_all(struct ck *ck)
 {
-	uint64_t total = 0, done = 0;
+	uint64_t total = 0, done = 0, dups = 0;
 	int rc;
 
 	rc = list_dirs(ck);
@@ -748,11 +787,20 @@ static int scan_all(struct ck *ck)
 			ty->first = i;
 		ty->count++;
 		if (i && ck->evs[i - 1].gseq == ck->evs[i].gseq &&
-		    ck->evs[i - 1].type == ck->evs[i].type)
-			report(ck, 'E', "gseq %" PRIu64 " is in the logs of tasks %s and %s",
-			       ck->evs[i].gseq, ck->tasks[ck->evs[i - 1].task].name,
-			       ck->tasks[ck->evs[i].task].name);
+		    ck->evs[i - 1].type == ck->evs[i].type) {
+			/* no index repair fixes it: reindex renumbers (renumber_copies) */
+			if (dups++ < REPORT_PER_TYPE)
+				report(ck, 'U', "gseq %" PRIu64 " is in the logs of tasks %s and %s "
+				       "(a copy of a task's tree?): evlogctl reindex gives one of "
+				       "them new gseqs", ck->evs[i].gseq,
+				       ck->tasks[ck->evs[i - 1].task].name,
+				       ck->tasks[ck->evs[i].task].name);
+			else
+				ck->r->problems++, ck->r->unfixable++;
+		}
 	}
+	if (dups > REPORT_PER_TYPE)
+		report(ck, 'I', "%" PRIu64 " gseqs in all are in the logs of two tasks", dups);
 	for (size_t i = 0; i < ck->ntasks; i++)
 		if (ck->tasks[i].on_disk) {
 			ck->r->tasks++;
@@ -883,6 +931,24 @@ static int open_index(struct ck *ck, bool must_exist, bool write)
 		return rc;
 	rc = index_get_type_field(t, ck->type_field, sizeof(ck->type_field));
 	index_abort(t);
+	return rc;
+}
+
+/*
+ * I7 (store.c): is the index this store's, as new as its logs?  0, or
+ * -ESTALE (reported at @level) or -errno.
+ */
+static int check_stamp(struct ck *ck, char level)
+{
+	struct store_stamp s;
+	char why[512];
+	int rc;
+
+	rc = store_stamp_check(ck->dir, ck->ix, &s, why, sizeof(why));
+	if (rc == -ESTALE)
+		report(ck, level, "the index does not describe the logs of %s: %s%s", ck->dir, why,
+		       level == 'X' ? "; evlogctl reindex rebuilds it from them" :
+		       ": building a new one");
 	return rc;
 }
 
@@ -1415,6 +1481,63 @@ static int write_mends(struct ck *ck)
 	return rc;
 }
 
+/*
+ * Whole lines after a task's last event (appended to the log outside the
+ * store) are no torn write: they go to its events.unapplied, not away.
+ */
+static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
+{
+	enum { CHUNK = 1 << 20 };
+	char path[4200], *buf;
+	uint64_t len = tk->log_size > tk->bytes ? tk->log_size - tk->bytes : 0, whole = 0;
+	int fd, rc = 0;
+
+	if (!len)
+		return 0;
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	buf = malloc(CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		free(buf);
+		return -errno;
+	}
+	/* the whole lines: up to the last newline (what follows is a torn write) */
+	for (uint64_t end = len; end > 0 && !whole && !rc;) {
+		size_t k = end < CHUNK ? end : CHUNK;
+		ssize_t n = io_pread_all(fd, buf, k, tk->bytes + end - k);
+
+		if (n != (ssize_t)k) {
+			rc = n < 0 ? -errno : -EIO;
+			break;
+		}
+		for (size_t i = k; i > 0; i--)
+			if (buf[i - 1] == '\n') {
+				whole = end - k + i;
+				break;
+			}
+		end -= k;
+	}
+	/* copied in chunks: a tail of any size, in bounded memory */
+	for (uint64_t done = 0; done < whole && !rc;) {
+		size_t k = whole - done < CHUNK ? whole - done : CHUNK;
+		ssize_t n = io_pread_all(fd, buf, k, tk->bytes + done);
+
+		if (n != (ssize_t)k)
+			rc = n < 0 ? -errno : -EIO;
+		else
+			rc = tasklog_rescue(tl, tk->name, buf, k);
+		done += k;
+	}
+	io->close(fd);
+	free(buf);
+	if (!rc && whole)
+		report(ck, 'F', "task %s: %" PRIu64 " bytes of whole lines after its last event "
+		       "moved to tasks/%s/events.unapplied", tk->name, whole, tk->name);
+	return rc;
+}
+
 /* Cut torn tails off the files (the consistent prefix stays). */
 static int cut_tails(struct ck *ck)
 {
@@ -1429,12 +1552,14 @@ static int cut_tails(struct ck *ck)
 
 		if (!tk->torn || tk->skip || !tk->on_disk || !tk->uid)
 			continue;
-		rc = tasklog_truncate(tl, tk->uid, tk->name, tk->bytes, tk->n);
+		rc = keep_tail(ck, tl, tk);
+		if (!rc)
+			rc = tasklog_truncate(tl, tk->uid, tk->name, tk->bytes, tk->n);
 		if (!rc)
 			rc = tasklog_sync(tl, tk->uid, tk->name);
 		if (!rc)
-			report(ck, 'F', "task %s: torn tail cut (%" PRIu64 " events kept)", tk->name,
-			       tk->n);
+			report(ck, 'F', "task %s: torn tail cut (%" PRIu64 " events kept%s)", tk->name,
+			       tk->n, tk->lost ? ", the rest lost with the log's end" : "");
 	}
 	if (tl)
 		tasklog_close(tl);
@@ -1455,6 +1580,878 @@ static int index_unreadable(struct ck *ck, int rc)
 	return -EUCLEAN;
 }
 
+/* ---- a sidecar rebuilt from its log ---- */
+
+struct rb_ev {
+	uint64_t off, gseq;
+	uint32_t len;
+};
+
+struct rb_list {
+	struct rb_ev *v;
+	size_t n, cap;		/* cap in bytes (store_grow) */
+	uint64_t base, uid;
+	struct index_txn *t;
+};
+
+static int rb_collect(void *arg, const struct index_event *ev)
+{
+	struct rb_list *l = arg;
+
+	if (ev->off < l->base)
+		return 0;
+	if (store_grow(&l->v, &l->cap, (l->n + 1) * sizeof(*l->v)))
+		return -ENOMEM;
+	l->v[l->n++] = (struct rb_ev){ ev->off - l->base, ev->gseq, ev->len };
+	return 0;
+}
+
+/* The task's events of one type (index_type_list callback). */
+static int rb_type(void *arg, const char *name, size_t len, uint64_t events, uint64_t bytes)
+{
+	struct rb_list *l = arg;
+	struct index_view *v;
+	int rc = index_view_open(l->t, name, len, l->uid, &v);
+
+	if (rc == -ENOENT)
+		return 0;	/* none of its events has this type */
+	if (rc)
+		return rc;
+	rc = index_view_iter(v, 0, rb_collect, l);
+	index_view_free(v);
+	return rc;
+}
+
+static int cmp_rb(const void *a, const void *b)
+{
+	const struct rb_ev *x = a, *y = b;
+
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->gseq < y->gseq ? -1 : x->gseq > y->gseq;
+}
+
+/*
+ * The task's events in log order, each once: a type's view holds the
+ * types below it too ("a.y" has "a.y.z"), so rb_type meets those twice.
+ */
+static void rb_sort(struct rb_list *l)
+{
+	size_t n = 0;
+
+	if (!l->n)
+		return;
+	qsort(l->v, l->n, sizeof(*l->v), cmp_rb);
+	for (size_t k = 0; k < l->n; k++)
+		if (!n || l->v[k].gseq != l->v[n - 1].gseq || l->v[k].off != l->v[n - 1].off)
+			l->v[n++] = l->v[k];
+	l->n = n;
+}
+
+/*
+ * Task @tk (in the index) has a log but no sidecar (removed, or never
+ * made): its whole lines are whole events, so the sidecar is rebuilt.
+ * Each event the index has at that offset keeps its gseq; a valid line the
+ * index lacks (appended before the damage was found) gets a new one from
+ * *@next.  The commit time of each is the task's last append (the index
+ * keeps no other): retention by age keeps them longer, never shorter.  The
+ * first line that is not a whole valid event ends the rebuild; what
+ * follows is left for the scan to report.  0 or -errno.
+ */
+static int rebuild_sidecar(struct ck *ck, struct ck_task *tk, uint64_t *next)
+{
+	char path[4500], tmp[4500], type[EVENT_TYPE_MAX + 1];
+	struct rb_list l = { .base = tk->base_len };
+	struct index_txn *t;
+	unsigned char *log, rec[TASKLOG_REC];
+	uint64_t size, off = 0, n = 0, fresh = 0;
+	size_t k = 0;
+	int err, fd = -1, rc;
+
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	log = map_file(path, &size, &err);
+	if (err)
+		return err == -ENOENT ? 0 : err;	/* no log either: nothing to rebuild from */
+	rc = index_begin(ck->ix, false, &t);
+	if (rc)
+		goto out;
+	l.t = t;
+	l.uid = tk->uid;
+	rc = index_type_list(t, rb_type, &l);
+	index_abort(t);
+	if (rc)
+		goto out;
+	rb_sort(&l);
+	snprintf(tmp, sizeof(tmp), "%s/tasks/%s/events.meta.rebuild", ck->dir, tk->name);
+	fd = io->open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while (off < size) {
+		const unsigned char *nl = memchr(log + off, '\n', size - off);
+		struct tasklog_rec r = { 0, tk->last_ns, 0, 0 };
+		struct event_error ee;
+		size_t tlen;
+
+		if (!nl)
+			break;		/* an unterminated line is no event */
+		r.len = nl - (log + off) + 1;
+		if (event_validate(ck->val, (const char *)log + off, r.len - 1, type, &tlen, &ee))
+			break;
+		while (k < l.n && l.v[k].off < off)
+			k++;
+		if (k < l.n && l.v[k].off == off && l.v[k].len == r.len) {
+			r.gseq = l.v[k].gseq;
+		} else {
+			r.gseq = (*next)++;
+			fresh++;
+		}
+		r.sum = tasklog_sum(log + off, r.len);
+		tasklog_encode(&r, rec);
+		if (io_pwrite_all(fd, rec, sizeof(rec), n * TASKLOG_REC)) {
+			rc = -errno;
+			goto out;
+		}
+		n++;
+		off += r.len;
+	}
+	if (io->fsync(fd))
+		rc = -errno;
+	if (!rc) {
+		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+		if (io->rename(tmp, path))
+			rc = -errno;
+	}
+out:
+	if (fd >= 0)
+		io->close(fd);
+	if (rc) {
+		unlink(tmp);
+		report(ck, 'X', "task %s: cannot rebuild its sidecar: %s", tk->name, strerror(-rc));
+	} else {
+		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
+		io_fsync_dir(path);
+		report(ck, 'F', "task %s: sidecar rebuilt from its log: %" PRIu64 " events (%"
+		       PRIu64 " the index lacked, given new gseqs), %" PRIu64 " log bytes after "
+		       "them", tk->name, n, fresh, size - off);
+	}
+	free(l.v);
+	if (log)
+		munmap(log, size);
+	return rc;
+}
+
+/* Create @path empty and synced.  0 or -errno. */
+static int make_empty(const char *path)
+{
+	int fd = io->open(path, O_RDWR | O_CREAT | O_TRUNC, 0644), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (io->fsync(fd))
+		rc = -errno;
+	io->close(fd);
+	return rc;
+}
+
+/*
+ * Task @tk's directory is there but its log is gone: no byte of its events
+ * is left, so it becomes an empty task (its name kept, appends work again);
+ * the loss is reported with its count, and the old sidecar, which describes
+ * events nobody can read any more, is kept beside as events.meta.lost.
+ */
+/* Append file @from (missing: nothing) to @to, synced.  0 or -errno. */
+static int append_file(const char *from, const char *to)
+{
+	unsigned char *m;
+	uint64_t size = 0;
+	int err, fd, rc = 0;
+
+	m = map_file(from, &size, &err);
+	if (err)
+		return err == -ENOENT ? 0 : err;
+	fd = io->open(to, O_WRONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		rc = -errno;
+	else if (size && io_pwrite_all(fd, m, size, lseek(fd, 0, SEEK_END)))
+		rc = -errno;
+	else if (io->fsync(fd))
+		rc = -errno;
+	if (fd >= 0)
+		io->close(fd);
+	if (m)
+		munmap(m, size);
+	return rc;
+}
+
+static int empty_task(struct ck *ck, struct ck_task *tk)
+{
+	char path[4500], lost[4600];
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+	snprintf(lost, sizeof(lost), "%s/tasks/%s/events.meta.lost", ck->dir, tk->name);
+	if (!access(lost, F_OK))
+		rc = append_file(path, lost);	/* an earlier one's records kept too */
+	else if (io->rename(path, lost) && errno != ENOENT)
+		rc = -errno;
+	if (!rc)
+		rc = make_empty(path);
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	if (!rc)
+		rc = make_empty(path);
+	snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
+	if (!rc && io_fsync_dir(path))
+		rc = -errno;
+	if (rc)
+		report(ck, 'X', "task %s: its log is gone, and it cannot be made empty: %s",
+		       tk->name, strerror(-rc));
+	else
+		report(ck, 'F', "task %s: its log is gone: %" PRIu64 " events lost; it is an "
+		       "empty task now (its old sidecar kept as events.meta.lost)", tk->name,
+		       tk->idx_n);
+	return rc;
+}
+
+/*
+ * fsck --repair, reindex: rebuild the sidecar of every indexed task whose
+ * log has none, and make a task whose log is gone an empty one.
+ */
+/*
+ * Task @tk (in the index) has a log and a sidecar, and some of the
+ * sidecar's events do not match the log's bytes (their checksums): one of
+ * the two may have been copied from another task, or restored from another
+ * time.  The index says which: if the sidecar's records are not the
+ * index's events (gseqs are never shared between tasks) and more of those
+ * are whole lines of the log, the sidecar is the stranger: kept as
+ * events.meta.foreign, and rebuilt from the log.  If the sidecar is the
+ * index's, none of its events that fit in the log checks out, and at most
+ * half of them are lines there or one is not where a line could be (its
+ * bytes changed in place would keep the lines' places), the log is: kept
+ * as events.foreign, and
+ * the task's log starts empty (its events are lost: the scan reports
+ * them).  Otherwise events were changed in place (a bit flipped, a range
+ * zeroed, the log cut): the salvage's case (reindex), or the scan's.
+ * 0 or -errno.
+ */
+static bool line_place(const unsigned char *log, uint64_t size, uint64_t off, uint64_t len);
+
+static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
+{
+	char path[4500], to[4600];
+	struct rb_list l = { .base = tk->base_len };
+	struct index_txn *t;
+	unsigned char *log = NULL, *meta = NULL;
+	uint64_t lsize, msize, nrec, off = 0, good = 0, side = 0, lines = 0, fit = 0, placed = 0;
+	int err, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	log = map_file(path, &lsize, &err);
+	if (err)
+		return err == -ENOENT ? 0 : err;
+	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+	meta = map_file(path, &msize, &err);
+	if (err || !meta || !log) {
+		rc = err == -ENOENT ? 0 : err;
+		goto out;
+	}
+	nrec = msize / TASKLOG_REC;
+	for (uint64_t k = 0; k < nrec; k++) {
+		struct tasklog_rec r;
+
+		if (tasklog_decode(meta + k * TASKLOG_REC, &r))
+			goto out;	/* damaged records: the scan mends what it can */
+		if (r.len <= lsize - off && off <= lsize && tasklog_sum(log + off, r.len) == r.sum)
+			good++;
+		off += r.len;
+	}
+	if (good == nrec)
+		goto out;	/* every event checks out (or there is none) */
+	rc = index_begin(ck->ix, false, &t);
+	if (rc)
+		goto out;
+	l.t = t;
+	l.uid = tk->uid;
+	rc = index_type_list(t, rb_type, &l);
+	index_abort(t);
+	if (rc)
+		goto out;
+	rb_sort(&l);
+	for (size_t k = 0; k < l.n; k++) {
+		struct tasklog_rec r;
+
+		if (k < nrec && !tasklog_decode(meta + k * TASKLOG_REC, &r) &&
+		    r.gseq == l.v[k].gseq && r.len == l.v[k].len)
+			side++;
+		if (l.v[k].len && l.v[k].off + l.v[k].len <= lsize) {
+			fit++;
+			placed += line_place(log, lsize, l.v[k].off, l.v[k].len);
+			if (log[l.v[k].off + l.v[k].len - 1] == '\n' &&
+			    (l.v[k].off == 0 || log[l.v[k].off - 1] == '\n'))
+				lines++;
+		}
+	}
+	/* of the events that fit in the log (a log cut short is not another log): those that match */
+	off = 0;
+	good = 0;
+	for (uint64_t k = 0; k < nrec; k++) {
+		struct tasklog_rec r;
+
+		if (tasklog_decode(meta + k * TASKLOG_REC, &r) || r.len > lsize - off || off > lsize)
+			break;
+		good += tasklog_sum(log + off, r.len) == r.sum;
+		off += r.len;
+	}
+	if (side < (nrec < l.n ? nrec : l.n) && lines > side) {
+		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+		snprintf(to, sizeof(to), "%s.foreign", path);
+		if (io->rename(path, to)) {
+			rc = -errno;
+			goto out;
+		}
+		report(ck, 'F', "task %s: its sidecar describes another log (%" PRIu64 " of its %"
+		       PRIu64 " records are the index's events; the index agrees with the log): kept "
+		       "as events.meta.foreign, rebuilt from the log", tk->name, side, nrec);
+		munmap(log, lsize);
+		log = NULL;
+		rc = rebuild_sidecar(ck, tk, next);
+	} else if (side && side == (nrec < l.n ? nrec : l.n) && fit && !good &&
+		   (lines * 2 <= fit || placed < fit)) {
+		/*
+		 * The sidecar is the index's, the log holds few of its events
+		 * where they were: not events changed in place (salvage moves
+		 * those), another log.
+		 */
+		snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+		snprintf(to, sizeof(to), "%s.foreign", path);
+		if (io->rename(path, to) || make_empty(path)) {
+			rc = -errno;
+			goto out;
+		}
+		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
+		io_fsync_dir(path);
+		report(ck, 'F', "task %s: its log is not the one its sidecar and the index describe "
+		       "(%" PRIu64 " of the %" PRIu64 " events that fit in it match): kept as "
+		       "events.foreign; the task's events are lost", tk->name, good, fit);
+	}
+out:
+	free(l.v);
+	if (log)
+		munmap(log, lsize);
+	if (meta)
+		munmap(meta, msize);
+	return rc;
+}
+
+/*
+ * Before recovery: a task whose sidecar has fewer records than the index
+ * has events for it (cut short, emptied, replaced by a shorter one) while
+ * its log still holds those events.  Recovery would set it aside (its
+ * replay finds the files short), and its journaled events would go to
+ * events.unapplied rather than its log.  Its missing records are rebuilt
+ * first from the log and the index, as far as each event the index has is
+ * a whole line at exactly that byte and length (its gseq; its time the
+ * task's last append, which makes retention keep it longer, never
+ * shorter); then recovery replays the journal as usual.
+ */
+struct mend_short {
+	struct ck *ck;
+	struct index_txn *t;
+	int rc;
+};
+
+static int mend_short_cb(void *arg, const struct index_task *task)
+{
+	struct mend_short *md = arg;
+	struct ck *ck = md->ck;
+	struct rb_list l = { 0 };
+	char path[4500];
+	unsigned char *log = NULL, rec[TASKLOG_REC];
+	uint64_t lsize = 0, msize = 0, have, want, upto, off = 0;
+	struct stat sb;
+	int err, fd = -1, rc;
+
+	if (task->state != TASK_LIVE || task->nevents < task->base_n)
+		return 0;
+	want = task->nevents - task->base_n;
+	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, task->name);
+	if (stat(path, &sb))
+		return 0;	/* none (rebuild_sidecars' case), or unreadable (the scan's) */
+	msize = sb.st_size;
+	have = msize / TASKLOG_REC;
+	if (have >= want)
+		return 0;
+	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, task->name);
+	log = map_file(path, &lsize, &err);
+	if (err || !log)
+		goto out;
+	l.t = md->t;
+	l.uid = task->uid;
+	l.base = task->base_len;
+	rc = index_type_list(md->t, rb_type, &l);
+	if (rc) {
+		md->rc = rc;
+		goto out;
+	}
+	rb_sort(&l);
+	if (l.n < want)
+		goto out;
+	for (uint64_t k = 0; k < have; k++)
+		off += l.v[k].len;
+	for (upto = have; upto < want; upto++) {
+		if (l.v[upto].off != off || !l.v[upto].len || off > lsize ||
+		    l.v[upto].len > lsize - off || log[off + l.v[upto].len - 1] != '\n')
+			break;	/* no longer agreeing: what is left goes to the scan */
+		off += l.v[upto].len;
+	}
+	if (upto == have)
+		goto out;
+	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, task->name);
+	fd = io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || io->ftruncate(fd, have * TASKLOG_REC)) {
+		md->rc = -errno;
+		goto out;
+	}
+	for (uint64_t k = 0, at = 0; k < upto; at += l.v[k++].len) {
+		struct tasklog_rec r = { l.v[k].gseq, task->last_ns, l.v[k].len, 0 };
+
+		if (k < have)
+			continue;
+		r.sum = tasklog_sum(log + at, r.len);
+		tasklog_encode(&r, rec);
+		if (io_pwrite_all(fd, rec, sizeof(rec), k * TASKLOG_REC)) {
+			md->rc = -errno;
+			goto out;
+		}
+	}
+	if (io->fsync(fd)) {
+		md->rc = -errno;
+		goto out;
+	}
+	report(ck, 'F', "task %s: its sidecar had %" PRIu64 " of the %" PRIu64 " records the index "
+	       "has: %" PRIu64 " rebuilt from the log and the index, before the recovery",
+	       task->name, have, want, upto - have);
+out:
+	if (fd >= 0)
+		io->close(fd);
+	free(l.v);
+	if (log)
+		munmap(log, lsize);
+	return md->rc;
+}
+
+static int mend_short_sidecars(struct ck *ck)
+{
+	struct mend_short md = { .ck = ck };
+	int rc;
+
+	if (!ck->ix)
+		return 0;
+	rc = index_begin(ck->ix, false, &md.t);
+	if (rc)
+		return rc;
+	rc = index_task_list(md.t, NULL, 0, mend_short_cb, &md);
+	index_abort(md.t);
+	return rc ? rc : md.rc;
+}
+
+static int rebuild_sidecars(struct ck *ck)
+{
+	struct index_meta m;
+	struct index_txn *t;
+	int rc;
+
+	rc = index_begin(ck->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_get_meta(t, &m);
+	index_abort(t);
+	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
+		struct ck_task *tk = &ck->tasks[i];
+		char path[4500];
+		struct stat sb;
+
+		if (!tk->uid)
+			continue;
+		snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+		if (stat(path, &sb) && errno == ENOENT) {
+			snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
+			/* a task whose directory is gone is deleted by the repair */
+			if (!stat(path, &sb) && S_ISDIR(sb.st_mode))
+				rc = empty_task(ck, tk);
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+		if (!stat(path, &sb)) {
+			rc = foreign_files(ck, tk, &m.next_gseq);
+			continue;
+		}
+		if (errno != ENOENT)
+			continue;
+		/* fresh gseqs come after every gseq handed out; the scan sees them */
+		rc = rebuild_sidecar(ck, tk, &m.next_gseq);
+	}
+	return rc;
+}
+
+/*
+ * ---- salvage: events whose bytes are not the ones written ----
+ *
+ * A task whose sidecar records all check out, some of whose events do not
+ * match their checksums (a bad disk, a hand edit), is rewritten without
+ * them: the events that check out keep their bytes, gseqs and times; the
+ * others go, byte for byte, to the task's events.damaged (a newline added
+ * after one that lacks it), where a person can look at them.  Nothing that
+ * checks out is moved, and nothing moves unless the sidecar is provably
+ * this log's: when the index is there, every record must be the index's
+ * (gseq, length and place, in order: then bytes that do not check out are
+ * not that event, whatever they are: a part of another log copied over
+ * it, say); without it, each event that does not check out must sit where
+ * its record says as a line of the log (its boundaries newlines, or zeros
+ * where a range was zeroed).  Anything else (a sidecar or
+ * log of another task) is foreign_files' case, or the scan's.
+ *
+ * Crash-safe, in this order: events.meta.salvage written and synced (and
+ * the directory), then events.salvage and events.damaged.salvage (the old
+ * events.damaged plus the new bytes), the directory synced; then renamed
+ * into place: the sidecar, the log, events.damaged.  So a run finding
+ * events.meta.salvage renamed nothing yet and starts over; one finding
+ * events.salvage without it finishes the renames, once it has checked
+ * that the sidecar in place describes events.salvage.
+ */
+static int salvage_finish(const char *tdir)
+{
+	char log[4600], meta[4600], slog[4600], smeta[4600], dmg[4600], sdmg[4600];
+	unsigned char *l = NULL, *m = NULL;
+	uint64_t lsize, msize, off = 0;
+	struct stat sb;
+	bool ok = true;
+	int err, rc = 0;
+
+	snprintf(log, sizeof(log), "%s/events", tdir);
+	snprintf(meta, sizeof(meta), "%s/events.meta", tdir);
+	snprintf(slog, sizeof(slog), "%s/events.salvage", tdir);
+	snprintf(smeta, sizeof(smeta), "%s/events.meta.salvage", tdir);
+	snprintf(dmg, sizeof(dmg), "%s/events.damaged", tdir);
+	snprintf(sdmg, sizeof(sdmg), "%s/events.damaged.salvage", tdir);
+	if (!stat(smeta, &sb)) {
+		/* nothing renamed yet: start over */
+		if ((io->unlink(smeta) && errno != ENOENT) || (io->unlink(slog) && errno != ENOENT) ||
+		    (io->unlink(sdmg) && errno != ENOENT))
+			return -errno;
+		return io_fsync_dir(tdir) ? -errno : 0;
+	}
+	if (!stat(slog, &sb)) {
+		/* the sidecar is in place: it must describe the new log */
+		l = map_file(slog, &lsize, &err);
+		if (!err)
+			m = map_file(meta, &msize, &err);
+		if (err) {
+			rc = err;
+			goto out;
+		}
+		for (uint64_t k = 0; k < msize / TASKLOG_REC && ok; k++) {
+			struct tasklog_rec r;
+
+			ok = !tasklog_decode(m + k * TASKLOG_REC, &r) && r.len &&
+			     r.len <= lsize - off && tasklog_sum(l + off, r.len) == r.sum;
+			off += r.len;
+		}
+		if (!ok || off > lsize) {
+			/* not the salvage's pair: a leftover, the files in place stay */
+			if (io->unlink(slog) || (io->unlink(sdmg) && errno != ENOENT))
+				rc = -errno;
+			goto out;
+		}
+		if (io->rename(slog, log)) {
+			rc = -errno;
+			goto out;
+		}
+		rc = 1;
+	}
+	if (!stat(sdmg, &sb)) {
+		if (io->rename(sdmg, dmg)) {
+			rc = -errno;
+			goto out;
+		}
+		rc = 1;
+	}
+	if (rc > 0 && io_fsync_dir(tdir))
+		rc = -errno;
+out:
+	if (l)
+		munmap(l, lsize);
+	if (m)
+		munmap(m, msize);
+	return rc;
+}
+
+static int write_synced(const char *path, const void *data, size_t len)
+{
+	int fd, rc = 0;
+
+	fd = io->open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if ((len && io_pwrite_all(fd, data, len, 0)) || io->fsync(fd))
+		rc = -errno;
+	io->close(fd);
+	return rc;
+}
+
+/* Is [@off, @off + @len) of @log (@size bytes) where a line would be, zeros counting as newlines? */
+static bool line_place(const unsigned char *log, uint64_t size, uint64_t off, uint64_t len)
+{
+	if (!len || off > size || len > size - off)
+		return false;
+	if (off && log[off - 1] != '\n' && log[off - 1] != 0)
+		return false;
+	return log[off + len - 1] == '\n' || log[off + len - 1] == 0;
+}
+
+static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
+{
+	char tdir[4400], path[4600];
+	unsigned char *log = NULL, *meta = NULL, *nlog = NULL, *nmeta = NULL, *bad = NULL;
+	unsigned char *old_bad = NULL;
+	struct rb_list l = { .base = tk ? tk->base_len : 0 };
+	uint64_t lsize, msize, obsize = 0, off = 0, nrec, k, good = 0, damaged = 0;
+	size_t nl = 0, nm = 0, nb = 0;
+	int err, rc = 0;
+
+	snprintf(tdir, sizeof(tdir), "%s/tasks/%s", ck->dir, name);
+	rc = salvage_finish(tdir);
+	if (rc > 0)
+		report(ck, 'F', "task %s: a salvage cut short by a crash finished", name);
+	if (rc < 0)
+		return rc;
+	rc = 0;
+	snprintf(path, sizeof(path), "%s/events", tdir);
+	log = map_file(path, &lsize, &err);
+	if (err)
+		return err == -ENOENT || err == -ENOTDIR ? 0 : err;
+	snprintf(path, sizeof(path), "%s/events.meta", tdir);
+	meta = map_file(path, &msize, &err);
+	if (err || !meta || !log) {
+		rc = err == -ENOENT ? 0 : err;
+		goto out;
+	}
+	nrec = msize / TASKLOG_REC;
+	/* the index's events of the task, when there is one: the records must be them */
+	if (ck->ix && tk && tk->uid) {
+		struct index_txn *t;
+
+		rc = index_begin(ck->ix, false, &t);
+		if (rc)
+			goto out;
+		l.t = t;
+		l.uid = tk->uid;
+		rc = index_type_list(t, rb_type, &l);
+		index_abort(t);
+		if (rc)
+			goto out;
+		rb_sort(&l);
+	}
+	/* first: is there anything to salvage, and is the sidecar provably this log's? */
+	for (k = 0, off = 0; k < nrec; k++) {
+		struct tasklog_rec r;
+
+		if (tasklog_decode(meta + k * TASKLOG_REC, &r) || !r.len)
+			goto out;	/* a damaged record: the scan mends it if it can */
+		if (r.len > lsize - off || off > lsize)
+			break;		/* past the log's end: a torn tail, cut later */
+		if (l.t && (k >= l.n || l.v[k].gseq != r.gseq || l.v[k].len != r.len ||
+			    l.v[k].off != off))
+			goto out;	/* not the index's events: foreign_files, or the scan */
+		if (tasklog_sum(log + off, r.len) == r.sum) {
+			good++;
+		} else {
+			/*
+			 * Without the index, only where a line of this log is (else the
+			 * sidecar may be another's); with it, the record is the index's
+			 * event, so these bytes are not that event, whatever they are.
+			 */
+			if (!l.t && !line_place(log, lsize, off, r.len))
+				goto out;
+			damaged++;
+		}
+		off += r.len;
+	}
+	if (!damaged)
+		goto out;
+	snprintf(path, sizeof(path), "%s/events.damaged", tdir);
+	old_bad = map_file(path, &obsize, &err);
+	if (err && err != -ENOENT) {
+		rc = err;
+		goto out;
+	}
+	nlog = malloc(lsize ? lsize : 1);
+	nmeta = malloc(msize ? msize : 1);
+	bad = malloc(obsize + lsize + damaged + 1);
+	if (!nlog || !nmeta || !bad) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (obsize) {
+		memcpy(bad, old_bad, obsize);
+		nb = obsize;
+	}
+	for (k = 0, off = 0; k < nrec; k++) {
+		struct tasklog_rec r;
+
+		tasklog_decode(meta + k * TASKLOG_REC, &r);
+		if (r.len > lsize - off || off > lsize)
+			break;
+		if (tasklog_sum(log + off, r.len) == r.sum) {
+			memcpy(nlog + nl, log + off, r.len);
+			nl += r.len;
+			memcpy(nmeta + nm, meta + k * TASKLOG_REC, TASKLOG_REC);
+			nm += TASKLOG_REC;
+		} else {
+			if (nb - obsize < REPORT_PER_TYPE * 1024 && damaged <= REPORT_PER_TYPE)
+				report(ck, 'F', "task %s: event %" PRIu64 " (gseq %" PRIu64 ", log byte %"
+				       PRIu64 ", %" PRIu32 " bytes) is not what was written (its "
+				       "checksum does not match): moved to events.damaged",
+				       name, k + 1, r.gseq, off, r.len);
+			memcpy(bad + nb, log + off, r.len);
+			nb += r.len;
+			if (log[off + r.len - 1] != '\n')
+				bad[nb++] = '\n';
+		}
+		off += r.len;
+	}
+	/* what follows the records (a torn tail, lines from outside) stays, for the scan */
+	memcpy(nlog + nl, log + off, lsize - off);
+	nl += lsize - off;
+	memcpy(nmeta + nm, meta + k * TASKLOG_REC, msize - k * TASKLOG_REC);
+	nm += msize - k * TASKLOG_REC;
+
+	snprintf(path, sizeof(path), "%s/events.meta.salvage", tdir);
+	rc = write_synced(path, nmeta, nm);
+	if (!rc && io_fsync_dir(tdir))
+		rc = -errno;
+	if (!rc) {
+		snprintf(path, sizeof(path), "%s/events.salvage", tdir);
+		rc = write_synced(path, nlog, nl);
+	}
+	if (!rc) {
+		snprintf(path, sizeof(path), "%s/events.damaged.salvage", tdir);
+		rc = write_synced(path, bad, nb);
+	}
+	if (!rc && io_fsync_dir(tdir))
+		rc = -errno;
+	if (!rc) {
+		char from[4600];
+
+		snprintf(from, sizeof(from), "%s/events.meta.salvage", tdir);
+		snprintf(path, sizeof(path), "%s/events.meta", tdir);
+		if (io->rename(from, path))
+			rc = -errno;
+		/* durable before the log's: a power loss must not keep that one alone */
+		if (!rc && io_fsync_dir(tdir))
+			rc = -errno;
+	}
+	if (!rc) {
+		int f = salvage_finish(tdir);
+
+		rc = f < 0 ? f : 0;
+	}
+	if (!rc) {
+		ck->r->damaged += damaged;
+		if (damaged > REPORT_PER_TYPE)
+			report(ck, 'I', "task %s: %" PRIu64 " more damaged events not shown", name,
+			       damaged - REPORT_PER_TYPE);
+	}
+out:
+	free(l.v);
+	if (log)
+		munmap(log, lsize);
+	if (meta)
+		munmap(meta, msize);
+	if (old_bad)
+		munmap(old_bad, obsize);
+	free(nlog);
+	free(nmeta);
+	free(bad);
+	return rc;
+}
+
+/* salvage_task for every task directory of the store. */
+static int salvage_all(struct ck *ck)
+{
+	char path[4200];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while (!rc && (de = readdir(d))) {
+		struct ck_task *tk = NULL;
+
+		if (de->d_name[0] == '.')
+			continue;
+		for (size_t i = 0; i < ck->ntasks && !tk; i++)
+			if (!strcmp(ck->tasks[i].name, de->d_name))
+				tk = &ck->tasks[i];
+		rc = salvage_task(ck, tk, de->d_name);
+	}
+	closedir(d);
+	return rc;
+}
+
+/*
+ * A salvage a crash cut short (reindex's rewrite of a task without its
+ * damaged events: events.meta.salvage, events.salvage): --repair finishes
+ * or undoes it before anything reads the task (its sidecar may already
+ * describe the new log, which the scan would take for damage and cut);
+ * a check reports it.
+ */
+static int finish_salvages(struct ck *ck, bool repair)
+{
+	char path[4200], tdir[4500], probe[4600];
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while (!rc && (de = readdir(d))) {
+		bool cut;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(tdir, sizeof(tdir), "%s/%s", path, de->d_name);
+		snprintf(probe, sizeof(probe), "%s/events.meta.salvage", tdir);
+		cut = !stat(probe, &sb);
+		snprintf(probe, sizeof(probe), "%s/events.salvage", tdir);
+		cut |= !stat(probe, &sb);
+		snprintf(probe, sizeof(probe), "%s/events.damaged.salvage", tdir);
+		cut |= !stat(probe, &sb);
+		if (!cut)
+			continue;
+		if (!repair) {
+			report(ck, 'E', "task %s: a salvage (evlogctl reindex) was cut short by a crash:"
+			       " fsck --repair or reindex finishes it", de->d_name);
+			continue;
+		}
+		rc = salvage_finish(tdir);
+		if (rc >= 0) {
+			report(ck, 'F', "task %s: a salvage cut short by a crash %s", de->d_name,
+			       rc > 0 ? "finished" : "undone (it had renamed nothing)");
+			rc = 0;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
 {
 	struct index_meta m;
@@ -1465,6 +2462,8 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	rc = ck_init(&ck, dir, o, r);
 	if (!rc)
 		rc = lock_store(&ck, "evlogctl fsck");
+	if (!rc)
+		rc = check_format(&ck, o->repair);
 	if (rc)
 		goto out;
 	/* read-only: a check writes nothing, least of all into a damaged file */
@@ -1485,13 +2484,18 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		       dir, strerror(-rc));
 		goto out;
 	}
-	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
+	/* nothing to compare with: --repair would "fix" the logs to an older index */
+	rc = check_stamp(&ck, 'X');
+	if (!rc)
+		rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
 		rc = index_unreadable(&ck, load_index(&ck, &m, &dirty, &trims));
 	if (rc)
 		goto out;
 	ck.applied_lsn = m.applied_lsn;
-	rc = check_journal(&ck);
+	rc = finish_salvages(&ck, o->repair);
+	if (!rc)
+		rc = check_journal(&ck);
 	if (rc)
 		goto out;
 	if (ck.j_unapplied || dirty || trims)
@@ -1504,7 +2508,9 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	if (ck.needs_recovery && o->repair) {
 		uint64_t unapplied = ck.j_unapplied;
 
-		rc = recover(&ck, "evlogctl fsck");
+		rc = mend_short_sidecars(&ck);
+		if (!rc)
+			rc = recover(&ck, "evlogctl fsck");
 		if (rc) {
 			report(&ck, 'X', "recovery failed: %s", strerror(-rc));
 			goto out;
@@ -1521,7 +2527,11 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 			goto out;
 	}
 	p0 = r->problems;
-	rc = scan_all(&ck);
+	/* a log without a sidecar: its whole lines are whole events */
+	if (o->repair)
+		rc = rebuild_sidecars(&ck);
+	if (!rc)
+		rc = scan_all(&ck);
 	if (!rc) {
 		compare_tasks(&ck);
 		rc = index_unreadable(&ck, compare_types(&ck));
@@ -1554,6 +2564,114 @@ static int cmp_gt(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Events in task, then log order: a task's k-th is its k-th sidecar record. */
+static int cmp_task_off(const void *a, const void *b)
+{
+	const struct ck_ev *x = *(struct ck_ev *const *)a, *y = *(struct ck_ev *const *)b;
+
+	if (x->task != y->task)
+		return x->task < y->task ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int cmp_ev_gseq(const void *a, const void *b)
+{
+	const struct ck_ev *x = *(struct ck_ev *const *)a, *y = *(struct ck_ev *const *)b;
+
+	if (x->gseq != y->gseq)
+		return x->gseq < y->gseq ? -1 : 1;
+	return x->task < y->task ? -1 : x->task > y->task;
+}
+
+/*
+ * A task tree copied inside tasks/ (cp -a tasks/t1 tasks/t1-copy) holds the
+ * gseqs of its original: two events under one gseq, which no index can
+ * hold.  For reindex: in each set of events sharing a gseq, the event of a
+ * task @keep says (the old index's) keeps it, else the first task's by
+ * name; the others get fresh gseqs from *@next on, written to their
+ * sidecar records (their time kept) and synced before the index is built,
+ * so a crash leaves either the old records or the new ones.  Reported per
+ * task.  0 or -errno.
+ */
+static int renumber_copies(struct ck *ck, const bool *keep, uint64_t *next)
+{
+	struct ck_ev **by = NULL;
+	uint64_t *idx = NULL, *moved = NULL;
+	struct tasklog *tl = NULL;
+	size_t dups = 0;
+	char path[4200];
+	int rc = 0;
+
+	if (ck->nevs < 2)
+		return 0;
+	by = malloc(ck->nevs * sizeof(*by));
+	idx = malloc(ck->nevs * sizeof(*idx));
+	moved = calloc(ck->ntasks, sizeof(*moved));
+	if (!by || !idx || !moved) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ck->nevs; i++)
+		by[i] = &ck->evs[i];
+	qsort(by, ck->nevs, sizeof(*by), cmp_ev_gseq);
+	for (size_t i = 1; i < ck->nevs; i++)
+		dups += by[i]->gseq == by[i - 1]->gseq;
+	if (!dups)
+		goto out;
+	/* each event's sidecar record: its place in its task's log */
+	qsort(by, ck->nevs, sizeof(*by), cmp_task_off);
+	for (size_t i = 0; i < ck->nevs; i++)
+		idx[by[i] - ck->evs] = i && by[i - 1]->task == by[i]->task ?
+			idx[by[i - 1] - ck->evs] + 1 : 0;
+	qsort(by, ck->nevs, sizeof(*by), cmp_ev_gseq);
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	rc = tasklog_open(path, 64, &tl);
+	for (size_t i = 0; i < ck->nevs && !rc;) {
+		size_t j = i + 1, keeper = i;
+
+		while (j < ck->nevs && by[j]->gseq == by[i]->gseq)
+			j++;
+		for (size_t k = i; k < j; k++)
+			if (keep[by[k]->task] && !keep[by[keeper]->task])
+				keeper = k;
+		for (size_t k = i; k < j && !rc; k++) {
+			struct ck_ev *ev = by[k];
+			struct ck_task *tk = &ck->tasks[ev->task];
+			struct tasklog_rec rec;
+			ssize_t n;
+
+			if (k == keeper)
+				continue;
+			n = tasklog_read_recs(tl, tk->uid, tk->name, idx[ev - ck->evs], &rec, 1);
+			if (n != 1 || rec.gseq != ev->gseq) {
+				rc = n < 0 ? (int)n : -EIO;
+				break;
+			}
+			rec.gseq = ev->gseq = (*next)++;
+			rc = tasklog_write_recs(tl, tk->uid, tk->name, idx[ev - ck->evs], &rec, 1);
+			moved[ev->task]++;
+		}
+		i = j;
+	}
+	for (size_t t = 0; t < ck->ntasks && !rc; t++) {
+		if (!moved[t])
+			continue;
+		rc = tasklog_sync(tl, ck->tasks[t].uid, ck->tasks[t].name);
+		if (!rc)
+			report(ck, 'F', "task %s: %" PRIu64 " events had the gseqs of another task's "
+			       "(a copy of its tree?): given new ones", ck->tasks[t].name, moved[t]);
+	}
+	if (*next - 1 > ck->max_gseq)
+		ck->max_gseq = *next - 1;
+out:
+	if (tl)
+		tasklog_close(tl);
+	free(by);
+	free(idx);
+	free(moved);
+	return rc;
+}
+
 /*
  * Without a usable index: name the journal's tasks.  A task directory takes
  * the uid of a record whose events its log holds, else of a create record
@@ -1573,8 +2691,16 @@ static int map_journal(struct ck *ck)
 		char path[4200];
 
 		snprintf(path, sizeof(path), "%s/tasks", ck->dir);
-		if (!ck->tasks[i].uid)
-			ck->tasks[i].uid = tasklog_uid_of(path, ck->tasks[i].name);
+		if (ck->tasks[i].uid)
+			continue;
+		ck->tasks[i].uid = tasklog_uid_of(path, ck->tasks[i].name);
+		/* a tree copied with its xattrs (cp -a): the first by name keeps the uid */
+		for (size_t k = 0; k < i && ck->tasks[i].uid; k++)
+			if (ck->tasks[k].uid == ck->tasks[i].uid) {
+				report(ck, 'I', "task %s has the uid of task %s (a copy of it?): it gets "
+				       "a new one", ck->tasks[i].name, ck->tasks[k].name);
+				ck->tasks[i].uid = 0;
+			}
 	}
 	for (size_t i = 0; i < ck->njev; i++) {
 		struct gseq_task key = { ck->jev[i].gseq, 0 }, *hit;
@@ -1632,7 +2758,7 @@ static int replay_journal(struct ck *ck, struct tasklog *tl)
 		rec = (struct tasklog_rec){ .gseq = je->gseq, .time_ns = je->time_ns,
 					    .len = je->len };
 		rc = tasklog_write(tl, tk->uid, tk->name, tk->bytes, je->data, je->len, tk->n,
-				   &rec, 1);
+				   &rec, 1, 0);
 		if (!rc)
 			rc = add_event(ck, tk - ck->tasks, je->gseq, tk->bytes, je->len, type, tlen);
 		if (rc)
@@ -1740,6 +2866,14 @@ static int put_tasks(struct ck *ck, struct index_txn *t, void *arg)
 	return rc;
 }
 
+static int put_stamp(struct ck *ck, struct index_txn *t, void *arg)
+{
+	const uint64_t *v = arg;
+
+	(void)ck;
+	return index_put_stamp(t, v[0], v[1]);
+}
+
 /* Sort the events again (after replay_journal added some) and redo the runs. */
 static void resort(struct ck *ck)
 {
@@ -1784,16 +2918,19 @@ static int swap_index(struct ck *ck)
 int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
 {
 	struct index_meta m = { .next_gseq = 1, .next_uid = 1 }, old = { 0 };
+	uint64_t stamp_id, stamp_gen;
 	char path[4200];
 	uint64_t dirty, trims;
 	struct tasklog *tl = NULL;
-	bool usable = false;
+	bool usable = false, *keep = NULL;
 	struct ck ck;
 	int rc;
 
 	rc = ck_init(&ck, dir, o, r);
 	if (!rc)
 		rc = lock_store(&ck, "evlogctl reindex");
+	if (!rc)
+		rc = check_format(&ck, true);
 	if (rc)
 		goto out;
 	snprintf(ck.type_field, sizeof(ck.type_field), "%s", o->type_field ? o->type_field : "type");
@@ -1809,8 +2946,12 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	} else if (rc) {
 		report(&ck, 'I', "the old index does not open (%s): building a new one",
 		       strerror(-rc));
+	} else if ((rc = check_stamp(&ck, 'I'))) {
+		/* recovery through it would cut the logs back to it: not used at all */
 	} else {
-		rc = recover(&ck, "evlogctl reindex");
+		rc = mend_short_sidecars(&ck);
+		if (!rc)
+			rc = recover(&ck, "evlogctl reindex");
 		if (rc == -EBUSY)
 			goto out;
 		if (!rc)
@@ -1833,6 +2974,12 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		ck.ix = NULL;
 	}
 	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
+	/* a log without a sidecar: rebuilt with the gseqs the old index has */
+	if (!rc && usable)
+		rc = rebuild_sidecars(&ck);
+	/* events that are not what was written: moved to events.damaged */
+	if (!rc)
+		rc = salvage_all(&ck);
 	if (!rc)
 		rc = check_journal(&ck);
 	/* the old index stays open for the scan: sidecar records are rebuilt from it */
@@ -1857,6 +3004,13 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	}
 
 	/* uids: the old index's, the journal's, then fresh ones */
+	keep = calloc(ck.ntasks + 1, sizeof(*keep));
+	if (!keep) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ck.ntasks; i++)
+		keep[i] = ck.tasks[i].uid != 0;	/* the old index's */
 	if (!usable)
 		rc = map_journal(&ck);
 	m.next_uid = old.next_uid > 1 ? old.next_uid : 1;
@@ -1868,6 +3022,14 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	for (size_t i = 0; i < ck.ntasks; i++)
 		if (!ck.tasks[i].uid)
 			ck.tasks[i].uid = m.next_uid++;
+	/* fresh gseqs after every one handed out: in the logs, the old index, the journal */
+	m.next_gseq = ck.max_gseq + 1;
+	if (m.next_gseq <= old.next_gseq)
+		m.next_gseq = old.next_gseq;
+	if (m.next_gseq <= ck.j_max_gseq)
+		m.next_gseq = ck.j_max_gseq + 1;
+	if (!rc)
+		rc = renumber_copies(&ck, keep, &m.next_gseq);
 	if (!rc)
 		rc = write_mends(&ck);
 	if (!rc)
@@ -1888,14 +3050,21 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		rc = index_open(path, ck.type_field, &ck.ix);
 	if (rc)
 		goto out;
-	m.next_gseq = ck.max_gseq + 1;
-	if (m.next_gseq <= old.next_gseq)
-		m.next_gseq = old.next_gseq;
-	if (m.next_gseq <= ck.j_max_gseq)
-		m.next_gseq = ck.j_max_gseq + 1;
+	if (m.next_gseq <= ck.max_gseq)	/* the journal's replay may have added some */
+		m.next_gseq = ck.max_gseq + 1;
 	m.applied_lsn = m.ckpt_lsn = ck.j_last_lsn > old.applied_lsn ? ck.j_last_lsn
 								      : old.applied_lsn;
+	if (store_stamp_read(dir, &stamp_id, &stamp_gen)) {
+		stamp_gen = 0;
+		if (getrandom(&stamp_id, sizeof(stamp_id), 0) != sizeof(stamp_id)) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	stamp_gen++;	/* ahead of every index made before */
 	rc = in_txn(&ck, put_tasks, &m);
+	if (!rc)
+		rc = in_txn(&ck, put_stamp, (uint64_t[]){ stamp_id, stamp_gen });
 	if (!rc)
 		rc = repair(&ck, true);
 	/* its last commit's meta page is not synced (MDB_NOMETASYNC): before it replaces the old */
@@ -1906,6 +3075,9 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	index_close(ck.ix);
 	ck.ix = NULL;
 	rc = swap_index(&ck);
+	/* the index is one generation ahead of the file: the open would accept it too */
+	if (!rc)
+		rc = store_stamp_write(dir, stamp_id, stamp_gen);
 	if (!rc)
 		rc = clean_leftovers(&ck);
 	if (rc)
@@ -1922,6 +3094,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 out:
 	if (tl)
 		tasklog_close(tl);
+	free(keep);
 	ck_free(&ck);
 	return rc;
 }

@@ -329,6 +329,23 @@ struct evl_stats {
 	uint64_t written_lsn, durable_lsn, applied_lsn, ckpt_lsn;
 	uint64_t fsyncs, checkpoints;
 	uint64_t apply_failures;	/* batches the applier failed to apply (retried) */
+	/*
+	 * Tasks set aside this open (their files are not what the index says:
+	 * reads and appends get EIO) and the names of the first of them (each
+	 * NUL-ended, an empty name ends the list, "..." stands for the rest);
+	 * the acknowledged events of theirs the applier put in their
+	 * events.unapplied instead of their logs, and those it could not even
+	 * put there (lost).
+	 */
+	uint64_t tasks_aside, events_unapplied, events_lost;
+	char aside[1024];
+	/* lines past a task's index, vouched for by no record, put in its events.unapplied at open */
+	uint64_t lines_unapplied;
+	/*
+	 * View reads refused (EIO) because an index entry did not match its log:
+	 * a damaged index its checks at open could not see (evlogctl reindex).
+	 */
+	uint64_t index_damage;
 	uint64_t lat_count[EVL_LAT_BUCKETS];	/* append latency histogram */
 	double lat_sum;
 	int error;			/* sticky journal error (EIO), or 0 */
@@ -367,6 +384,7 @@ struct evl_check_result {
 	uint64_t fixed;		/* fixes made ('F' lines) */
 	uint64_t unfixable;	/* problems repair cannot fix ('U' lines, also in problems) */
 	uint64_t lost;		/* reindex: journaled events no task could take */
+	uint64_t damaged;	/* reindex: events not what was written, moved to events.damaged */
 	uint64_t journal_lost;	/* journal records corrupt and set aside */
 };
 

@@ -6,7 +6,8 @@
  * from logs and sidecars, never copied between machines)
  *
  *   meta   "meta" -> struct index_meta; "type_field"; "version"; "next_tid";
- *          "boot" -> the boot id the task files were last written under"
+ *          "boot" -> the boot id the task files were last written under";
+ *          "stamp" -> store id(8), generation(8) (store.c: the stamp)
  *   tasks  uid(8)                 -> task_val (state, lengths, times, name),
  *                                    then base_len, base_n, then owner uid,
  *                                    gid, mode (each part optional)
@@ -77,6 +78,9 @@ void index_set_map_initial(size_t bytes)
 {
 	map_initial = bytes;
 }
+
+/* A database an index opened read-only lacks (made by an older version): read as empty. */
+#define NO_DBI ((MDB_dbi)~0u)
 
 struct index {
 	MDB_env *env;
@@ -567,6 +571,61 @@ static const char *const db_names[] = {
  * page, as LMDB's own audit counts them) unless @live (another process
  * may write meanwhile).  0, -EUCLEAN (@why) or an MDB code.
  */
+/*
+ * Each type and its id name each other: a name one flipped bit changed
+ * ("a.y.z" to "a>y.z") is well-formed LMDB, but the views of its prefixes
+ * would silently lack its events and another prefix would serve them.
+ */
+static int walk_types(MDB_txn *txn, char *why, size_t n)
+{
+	MDB_dbi types, tids;
+	MDB_cursor *c;
+	MDB_val key, val;
+	size_t ntypes = 0;
+	MDB_stat ms;
+	int rc;
+
+	rc = mdb_dbi_open(txn, "types", 0, &types);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "tids", 0, &tids);
+	if (rc == MDB_NOTFOUND)
+		return 0;	/* a store with no type yet */
+	if (!rc)
+		rc = mdb_cursor_open(txn, types, &c);
+	if (rc)
+		return rc;
+	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
+		struct type_rec r;
+		unsigned char k[4];
+		MDB_val tk = { 4, k }, tv;
+
+		if (val.mv_size != sizeof(r)) {
+			rc = damaged(why, n, "a type record of %zu bytes", val.mv_size);
+			break;
+		}
+		memcpy(&r, val.mv_data, sizeof(r));
+		be32(k, r.tid);
+		rc = mdb_get(txn, tids, &tk, &tv);
+		if (rc == MDB_NOTFOUND || (!rc && (tv.mv_size != key.mv_size ||
+						   memcmp(tv.mv_data, key.mv_data, key.mv_size)))) {
+			rc = damaged(why, n, "type \"%.*s\" and its id %" PRIu32 " do not name "
+				     "each other", (int)(key.mv_size > 64 ? 64 : key.mv_size),
+				     (const char *)key.mv_data, r.tid);
+			break;
+		}
+		if (rc)
+			break;
+		ntypes++;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	rc = mdb_stat(txn, tids, &ms);
+	if (!rc && ms.ms_entries != ntypes)
+		rc = damaged(why, n, "%zu type ids for %zu types", (size_t)ms.ms_entries, ntypes);
+	return rc;
+}
+
 static int walk_index(const char *dir, bool live, char *why, size_t n)
 {
 	struct walk w = { .why = why, .n = n };
@@ -643,6 +702,8 @@ static int walk_index(const char *dir, bool live, char *why, size_t n)
 	}
 	if (rc == MDB_NOTFOUND)
 		rc = seen[0] ? 0 : damaged(why, n, "the meta database is gone");
+	if (!rc)
+		rc = walk_types(txn, why, n);
 	if (!rc && !live && w.pages + LMDB_METAS != info.me_last_pgno + 1)
 		rc = damaged(why, n, "%" PRIu64 " pages in use or free, but the last page is %zu",
 			     w.pages + LMDB_METAS, info.me_last_pgno);
@@ -766,8 +827,54 @@ static void lmdb_assert(MDB_env *env, const char *msg)
 		" rebuilds the index from the task logs", path ? path : "?", msg);
 }
 
-/* Create and open ix->env at ix->path with ix->mapsize, and open every database. */
-static int env_open(struct index *ix)
+/*
+ * The meta records of a new index (its type field, version and counters),
+ * or a check that an existing one was built with @type_field (NULL: any).
+ * In the transaction that creates the databases, so that no crash leaves
+ * an index with databases but without them (the walk calls that damage).
+ * 0, EINVAL (another type field: logged) or an LMDB error.
+ */
+static int meta_init(struct index *ix, MDB_txn *txn, const char *type_field)
+{
+	MDB_val key = { strlen("type_field"), "type_field" }, val;
+	int rc = mdb_get(txn, ix->meta, &key, &val);
+
+	if (rc == MDB_NOTFOUND) {
+		uint32_t version = INDEX_VERSION;
+		struct index_meta m = { .next_gseq = 1, .next_uid = 1 };
+
+		if (!type_field)
+			type_field = "type";
+		val.mv_data = (void *)type_field;
+		val.mv_size = strlen(type_field);
+		rc = mdb_put(txn, ix->meta, &key, &val, 0);
+		key.mv_data = "version";
+		key.mv_size = 7;
+		val.mv_data = &version;
+		val.mv_size = sizeof(version);
+		rc = rc ? rc : mdb_put(txn, ix->meta, &key, &val, 0);
+		key.mv_data = "meta";
+		key.mv_size = 4;
+		val.mv_data = &m;
+		val.mv_size = sizeof(m);
+		return rc ? rc : mdb_put(txn, ix->meta, &key, &val, 0);
+	}
+	if (rc)
+		return rc;
+	if (type_field && (val.mv_size != strlen(type_field) ||
+			   memcmp(val.mv_data, type_field, val.mv_size))) {
+		evl_log(LOG_ERR, "index %s: store was built with type_field=%.*s, not %s",
+			ix->path, (int)val.mv_size, (char *)val.mv_data, type_field);
+		return EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Create and open ix->env at ix->path with ix->mapsize, and open every
+ * database; writable, with its meta records (meta_init, @type_field).
+ */
+static int env_open(struct index *ix, const char *type_field)
 {
 	MDB_txn *txn = NULL;
 	int rc, dead;
@@ -803,10 +910,17 @@ static int env_open(struct index *ix)
 		rc = mdb_txn_begin(ix->env, NULL, ix->rdonly ? MDB_RDONLY : 0, &txn);
 	for (size_t i = 0; !rc && i < sizeof(dbs) / sizeof(*dbs); i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, ix->rdonly ? 0 : MDB_CREATE, dbs[i].dbi);
+		/* an index made before retention: nothing to trim (a writer adds it) */
+		if (rc == MDB_NOTFOUND && dbs[i].dbi == &ix->trim) {
+			ix->trim = NO_DBI;
+			rc = 0;
+		}
 		if (rc == MDB_NOTFOUND)
 			evl_log(LOG_ERR, "index %s lacks its %s database (made by an older evlogfs,"
 				" or damaged)", ix->path, dbs[i].name);
 	}
+	if (!rc && !ix->rdonly)
+		rc = meta_init(ix, txn, type_field);
 	if (!rc)
 		rc = mdb_txn_commit(txn);	/* read-only too: keeps the handles */
 	else if (txn)
@@ -854,8 +968,6 @@ int index_open_ex(const char *dir, const char *type_field, unsigned flags, struc
 {
 	struct index *ix;
 	char path[4200];
-	MDB_txn *txn = NULL;
-	MDB_val key, val;
 	bool created = false;
 	int rc;
 
@@ -884,7 +996,7 @@ int index_open_ex(const char *dir, const char *type_field, unsigned flags, struc
 	if (!created)
 		while (ix->mapsize < index_file_bytes(ix) * 2)
 			ix->mapsize *= 2;
-	rc = env_open(ix);
+	rc = env_open(ix, type_field);
 	if (rc)
 		goto fail_mdb;
 	/* LMDB syncs its files, never their directory: a power loss could lose a new one */
@@ -892,49 +1004,6 @@ int index_open_ex(const char *dir, const char *type_field, unsigned flags, struc
 		rc = -errno;
 		goto fail;
 	}
-	if (ix->rdonly)
-		goto done;
-	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
-	if (rc)
-		goto fail_mdb;
-	key.mv_data = "type_field";
-	key.mv_size = strlen("type_field");
-	rc = mdb_get(txn, ix->meta, &key, &val);
-	if (rc == MDB_NOTFOUND && !type_field)
-		type_field = "type";
-	if (rc == MDB_NOTFOUND) {
-		uint32_t version = INDEX_VERSION;
-		struct index_meta m = { .next_gseq = 1, .next_uid = 1 };
-
-		val.mv_data = (void *)type_field;
-		val.mv_size = strlen(type_field);
-		rc = mdb_put(txn, ix->meta, &key, &val, 0);
-		key.mv_data = "version";
-		key.mv_size = 7;
-		val.mv_data = &version;
-		val.mv_size = sizeof(version);
-		rc = rc ? rc : mdb_put(txn, ix->meta, &key, &val, 0);
-		key.mv_data = "meta";
-		key.mv_size = 4;
-		val.mv_data = &m;
-		val.mv_size = sizeof(m);
-		rc = rc ? rc : mdb_put(txn, ix->meta, &key, &val, 0);
-		if (rc)
-			goto fail_txn;
-	} else if (rc) {
-		goto fail_txn;
-	} else if (type_field && (val.mv_size != strlen(type_field) ||
-		   memcmp(val.mv_data, type_field, val.mv_size))) {
-		evl_log(LOG_ERR, "index %s: store was built with type_field=%.*s, not %s",
-			dir, (int)val.mv_size, (char *)val.mv_data, type_field);
-		mdb_txn_abort(txn);
-		rc = -EINVAL;
-		goto fail;
-	}
-	rc = mdb_txn_commit(txn);
-	if (rc)
-		goto fail_mdb;
-done:
 	{
 		pthread_rwlockattr_t a;
 
@@ -945,9 +1014,11 @@ done:
 	}
 	*out = ix;
 	return 0;
-fail_txn:
-	mdb_txn_abort(txn);
 fail_mdb:
+	if (rc == EINVAL) {
+		rc = -EINVAL;	/* another type_field (said), or a bad argument */
+		goto fail;
+	}
 	evl_log(LOG_ERR, "index %s: %s", dir, mdb_strerror(rc));
 	rc = xerr(rc);
 fail:
@@ -971,6 +1042,8 @@ int index_usage(struct index *ix, uint64_t *used, uint64_t *file)
 	rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
 	*used = 0;
 	for (size_t i = 0; !rc && i < sizeof(dbis) / sizeof(*dbis); i++) {
+		if (dbis[i] == NO_DBI)
+			continue;
 		rc = mdb_stat(txn, dbis[i], &ms);
 		if (!rc)
 			*used += (ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) *
@@ -1022,7 +1095,7 @@ int index_shrink(struct index *ix)
 	if (io->rename(tmp, path))
 		rc = -errno;
 	{
-		int orc = env_open(ix);	/* the old file if the rename failed */
+		int orc = env_open(ix, NULL);	/* the old file if the rename failed */
 
 		if (orc) {
 			evl_log(LOG_CRIT, "index %s: cannot reopen after shrinking: %s", ix->path,
@@ -1233,6 +1306,25 @@ int index_get_boot(struct index_txn *t, char *buf, size_t n)
 int index_put_boot(struct index_txn *t, const char *boot)
 {
 	return put_val(t, t->ix->meta, "boot", 4, boot, strlen(boot));
+}
+
+int index_get_stamp(struct index_txn *t, uint64_t *id, uint64_t *gen)
+{
+	uint64_t v[2];
+	int rc = get_val(t, t->ix->meta, "stamp", 5, v, sizeof(v));
+
+	if (rc)
+		return rc;
+	*id = v[0];
+	*gen = v[1];
+	return 0;
+}
+
+int index_put_stamp(struct index_txn *t, uint64_t id, uint64_t gen)
+{
+	uint64_t v[2] = { id, gen };
+
+	return put_val(t, t->ix->meta, "stamp", 5, v, sizeof(v));
 }
 
 /* ---- tasks ---- */
@@ -1894,6 +1986,8 @@ int index_trim_get(struct index_txn *t, uint64_t uid, struct index_trim *out)
 	struct trim_val v;
 	int rc;
 
+	if (t->ix->trim == NO_DBI)
+		return -ENOENT;
 	be64(k, uid);
 	rc = get_val(t, t->ix->trim, k, 8, &v, sizeof(v));
 	if (!rc)
@@ -1916,6 +2010,8 @@ int index_trim_list(struct index_txn *t, int (*cb)(void *arg, const struct index
 	MDB_val key, val;
 	int rc;
 
+	if (t->ix->trim == NO_DBI)
+		return 0;
 	rc = mdb_cursor_open(t->txn, t->ix->trim, &c);
 	if (rc)
 		return xerr(rc);
@@ -2175,7 +2271,7 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 	MDB_cursor *c;
 	MDB_val key = { len, (void *)prefix }, val;
 	size_t cap = 0;
-	int rc;
+	int rc, bad = 0;
 
 	v = calloc(1, sizeof(*v));
 	if (!v)
@@ -2206,10 +2302,27 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
 		struct type_rec r;
 		uint64_t bytes = 0;
+		char name[256];
+		size_t nlen;
 
+		if (val.mv_size != sizeof(r)) {
+			bad = -EUCLEAN;	/* damage */
+			break;
+		}
 		memcpy(&r, val.mv_data, sizeof(r));
 		if (!r.live_count)
 			continue;
+		/*
+		 * The type's id names it back: a name changed by damage (one bit
+		 * turns "a.y.z" into "a>y.z") would serve its events under a
+		 * prefix they do not have.
+		 */
+		bad = type_name(t, r.tid, name, &nlen);
+		if (bad == -ENOENT || (!bad && (nlen != key.mv_size ||
+						memcmp(name, key.mv_data, nlen))))
+			bad = -EUCLEAN;
+		if (bad)
+			break;
 		if (uid) {
 			struct cnt_val cnt;
 			unsigned char k[12];
@@ -2243,6 +2356,10 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 		v->size += bytes;
 	}
 	mdb_cursor_close(c);
+	if (bad) {
+		rc = bad;
+		goto fail;
+	}
 	if (rc && rc != MDB_NOTFOUND) {
 		rc = xerr(rc);
 		goto fail;

@@ -141,6 +141,15 @@ int index_put_meta(struct index_txn *t, const struct index_meta *m);
 int index_get_boot(struct index_txn *t, char *buf, size_t n);
 int index_put_boot(struct index_txn *t, const char *boot);
 
+/*
+ * The store's identity and index generation (see store.c, "the stamp"):
+ * the same pair sits in DATA_DIR/stamp, beside the logs, so an index that
+ * is missing, empty, from another store or older than the logs is known
+ * at open without reading a log.  0, -ENOENT (none recorded) or -errno.
+ */
+int index_get_stamp(struct index_txn *t, uint64_t *id, uint64_t *gen);
+int index_put_stamp(struct index_txn *t, uint64_t id, uint64_t gen);
+
 /* Look a task up.  0 or -ENOENT. */
 int index_task_by_name(struct index_txn *t, const char *name, size_t len, struct index_task *out);
 int index_task_by_uid(struct index_txn *t, uint64_t uid, struct index_task *out);

@@ -36,7 +36,9 @@
  *  I4 Journal segments are deleted only up to ckpt_lsn.
  *  I5 A create is journaled only for a name free in the index and the
  *     pending creates, under meta_lock; a task's records before its delete
- *     are dead (enqueue marks them) and never applied.  So when the applier
+ *     are dead (enqueue marks them) and not applied by the batch that
+ *     applies the delete (an earlier batch applies them: its commit could
+ *     outlive a delete not yet durable).  So when the applier
  *     cannot apply a batch (a full disk), it may apply the durable deletes
  *     behind it at once, out of order, without changing applied_lsn: the
  *     in-order application finds those tasks deleted and does nothing, and
@@ -92,9 +94,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,6 +130,8 @@ enum { REC_CREATE = 1, REC_APPEND = 2, REC_DELETE = 3 };
  */
 #define APPLY_DELAY_NS (5 * 1000000ull)
 #define APPLY_BYTES (1u << 20)
+/* A writer held by max_pending gets the applier's errno once it has failed this long. */
+#define WRITER_GIVE_UP_NS (2000 * 1000000ull)
 #define TMEM_BUCKETS 1024
 #define PC_BUCKETS 4096
 /* what malloc keeps beside each block it hands out (glibc: one size_t, rounded up) */
@@ -161,11 +168,16 @@ struct pend {
 	bool has_owner;
 	uint32_t owner_uid, owner_gid, mode;
 	/*
-	 * An append or create of a task whose delete follows: not applied.
-	 * Set by enqueue under st->lock, read by the applier without it (a
-	 * record in a batch being applied may be marked: either way is right).
+	 * An append or create of a task whose delete follows: the delete's
+	 * lsn (0: none).  Not applied in a batch that holds that delete
+	 * (dead_in): the index commit that skips it is the one that deletes
+	 * the task.  Skipped in a batch before its delete, it would be lost to
+	 * a crash that took the delete with it (the delete may not be durable
+	 * yet, and applied_lsn is past the record).  Set by enqueue under
+	 * st->lock, read by the applier without it (a record in a batch being
+	 * applied may be marked: either way is right).
 	 */
-	atomic_bool dead;
+	_Atomic uint64_t dead;
 	/*
 	 * Under st->lock.  early: a delete the applier applied ahead of the
 	 * records before it, which it could not apply (a full disk); gone:
@@ -173,6 +185,12 @@ struct pend {
 	 */
 	bool early, gone;
 	bool early_failed;	/* ... tried, in vain (said once) */
+	/*
+	 * An append of a task set aside, not written to its log (put_aside):
+	 * its events kept in events.unapplied, or lost.  Set once by the
+	 * applier while it owns the record; a batch redone finds it set.
+	 */
+	enum { PEND_APPLIED, PEND_UNAPPLIED, PEND_LOST } fate;
 	size_t len;		/* payload bytes */
 	size_t mem;		/* what the record holds in memory, bookkeeping included */
 	unsigned char *buf;	/* payload */
@@ -228,6 +246,7 @@ struct evl_store {
 	pthread_cond_t applied_cv;	/* records applied, checkpoint done */
 	pthread_t applier;
 	bool applier_running, stop;
+	bool frozen;	/* on read-only media (open_frozen): no journal, no applier */
 
 	struct pend *head, *tail;	/* pending records, lsn order */
 	uint64_t pending_mem, pending_events;	/* pending_mem: of pend.mem */
@@ -260,6 +279,14 @@ struct evl_store {
 	uint64_t *broken;
 	size_t nbroken, broken_cap;	/* broken_cap in bytes (store_grow) */
 	bool broken_unknown;		/* one could not be recorded: every task is suspect */
+	/*
+	 * The open's replay of the journal after a power loss (I9: files not
+	 * trusted): a task not dirty at the crash may hold a batch whose index
+	 * commit was lost, with holes where its pages were not kept.
+	 */
+	bool replay_after_loss;
+	/* I7: the stamp; gen is the index's, file_gen DATA_DIR/stamp's (applier only) */
+	uint64_t stamp_id, stamp_gen, stamp_file_gen;
 	struct applier_job ckpt, shrink;	/* work others ask the applier for */
 	struct applier_job call;	/* any function, for compaction (one caller) */
 	/*
@@ -270,6 +297,25 @@ struct evl_store {
 	pthread_rwlock_t swap_lock;
 	struct compactor *cp;
 	int apply_err;			/* last apply failure, 0 once it works */
+	uint64_t apply_failing_since;	/* when apply_err became nonzero (mono_ns), under lock */
+	/*
+	 * Tasks set aside (set_aside): their files are not what the index
+	 * says (removed, replaced, cut short or appended to behind the store's
+	 * back), so nothing of them can be served or written.  Their reads and
+	 * appends get EIO.  The applier does not write their records: it puts
+	 * the events in the task's events.unapplied (events_unapplied), or, if
+	 * even that fails, counts them lost (events_lost); both under st->lock.
+	 * The list is guarded by aside_lock, a leaf.  Only damage puts a task
+	 * here, so the list stays short; it is forgotten at close, and a reopen
+	 * finds the damage again at the task's first use.
+	 */
+	pthread_mutex_t aside_lock;
+	struct aside_task { uint64_t uid; char name[256]; } *aside;
+	size_t naside, aside_cap;	/* aside_cap in bytes (store_grow) */
+	bool aside_unknown;		/* one could not be recorded: every task is suspect */
+	uint64_t events_unapplied, events_lost;
+	uint64_t lines_moved;		/* settle_rest: lines past an index put aside at open */
+	uint64_t recover_gseq;		/* the index's next_gseq when the open began (vouched) */
 	atomic_bool sync_failed;	/* I5: an fsync failed, until reopened */
 	atomic_bool sync_recorded;	/* ... and the index says so (I6) */
 
@@ -278,6 +324,8 @@ struct evl_store {
 	uint64_t rejected_held;		/* writes refused for max_held (ENOBUFS) */
 	/* unterminated-line bytes all writers hold, against opt.max_held (no lock) */
 	atomic_uint_fast64_t held_bytes;
+	/* view reads refused: an index entry that does not match its log (damage) */
+	atomic_uint_fast64_t index_damage;
 	uint64_t checkpoints;
 	uint64_t lat_count[EVL_LAT_BUCKETS];
 	double lat_sum;
@@ -404,9 +452,138 @@ int store_grow(void *pp, size_t *cap, size_t need)
 }
 
 /*
+ * ---- tasks set aside ----
+ *
+ * A task's log and sidecar end where the index says: the applier writes
+ * them at the index's offsets, recovery cuts them back to it.  Files removed
+ * or replaced behind the store's back, a log cut short on disk (a partial
+ * restore, copytruncate) or appended to outside the store break that:
+ * writing at the index's offset would fail for ever, leave a hole of zeros
+ * or overwrite other lines.  Such a task is set aside until evlogctl fsck
+ * --repair or reindex rebuilds it from its files: its opens for writing,
+ * writes and reads fail with EIO; the other tasks go on.  It is found
+ * without a scan: a writer's open compares the files' sizes with the
+ * index's (shorter only: the applier may be past it), the applier checks
+ * both files before each write (tasklog_write: -EUCLEAN) and sets the task
+ * aside on an error no wait cures (task_damage), and so does a read that
+ * fails so or comes up short.
+ */
+
+/*
+ * Does @err, from a task's files, say that they are not what the index
+ * says (gone, replaced by something else, unreadable to us)?  No wait cures
+ * that; a full disk, a descriptor or memory shortage, an I/O error may pass.
+ */
+static bool task_damage(int err)
+{
+	switch (-err) {
+	case ENOENT: case ENOTDIR: case EISDIR: case ELOOP: case ESTALE: case EILSEQ:
+	case EACCES: case EPERM: case ENXIO: case ESPIPE: case EUCLEAN: case EBADMSG:
+		return true;
+	}
+	return false;
+}
+
+/* With aside_lock held. */
+static bool aside_has(const struct evl_store *st, uint64_t uid)
+{
+	for (size_t i = 0; i < st->naside; i++)
+		if (st->aside[i].uid == uid)
+			return true;
+	return st->aside_unknown;
+}
+
+static bool is_aside(struct evl_store *st, uint64_t uid)
+{
+	bool found;
+
+	pthread_mutex_lock(&st->aside_lock);
+	found = aside_has(st, uid);
+	pthread_mutex_unlock(&st->aside_lock);
+	return found;
+}
+
+/*
+ * Set task @uid (@name) aside, saying @why its files are not what the
+ * index says.  Any thread, any locks but aside_lock held.  Said once.
+ */
+static void set_aside(struct evl_store *st, uint64_t uid, const char *name, const char *why)
+{
+	pthread_mutex_lock(&st->aside_lock);
+	if (aside_has(st, uid)) {
+		pthread_mutex_unlock(&st->aside_lock);
+		return;
+	}
+	if (store_grow(&st->aside, &st->aside_cap, (st->naside + 1) * sizeof(*st->aside))) {
+		st->aside_unknown = true;
+	} else {
+		st->aside[st->naside].uid = uid;
+		snprintf(st->aside[st->naside].name, sizeof(st->aside->name), "%s", name);
+		st->naside++;
+	}
+	pthread_mutex_unlock(&st->aside_lock);
+	evl_log(LOG_ERR, "task %s set aside: %s; its reads and appends get EIO, the other "
+		"tasks go on; after unmounting, evlogctl fsck --repair or reindex recovers "
+		"what its files still hold", name, why);
+}
+
+/*
+ * The names of the tasks set aside, as many as fit in @buf (@size > 0),
+ * each followed by @sep ('\0': and the list by another), "..." for the
+ * rest; returns how many tasks are set aside.
+ */
+static size_t aside_names(struct evl_store *st, char *buf, size_t size, char sep)
+{
+	size_t at = 0, n;
+
+	pthread_mutex_lock(&st->aside_lock);
+	for (size_t i = 0; i < st->naside; i++) {
+		size_t l = strlen(st->aside[i].name);
+
+		if (at + l + 6 > size) {
+			at += snprintf(buf + at, size - at, "...%c", sep);
+			break;
+		}
+		memcpy(buf + at, st->aside[i].name, l);
+		buf[at + l] = sep;
+		at += l + 1;
+	}
+	n = st->naside;
+	pthread_mutex_unlock(&st->aside_lock);
+	if (sep == '\0' || !at)
+		buf[at] = '\0';
+	else
+		buf[at - 1] = '\0';	/* no separator after the last */
+	return n;
+}
+
+/* Task @uid is deleted: it is no longer set aside (a new task of its name is not). */
+static void aside_forget(struct evl_store *st, uint64_t uid)
+{
+	pthread_mutex_lock(&st->aside_lock);
+	for (size_t i = 0; i < st->naside; i++)
+		if (st->aside[i].uid == uid) {
+			st->aside[i] = st->aside[--st->naside];
+			break;
+		}
+	pthread_mutex_unlock(&st->aside_lock);
+}
+
+/* set_aside() for an error @err from its files. */
+static void set_aside_err(struct evl_store *st, uint64_t uid, const char *name, int err)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "its files are not what the index says (%s)",
+		 err == -EUCLEAN ? "they do not end where it says" : strerror(-err));
+	set_aside(st, uid, name, why);
+}
+
+/*
  * Live task @uid from a read transaction of its own (recovery, retention:
  * no st->lock needed).  0, -ENOENT (none, or deleted) or -errno.
  */
+
 static int live_task(struct evl_store *st, uint64_t uid, struct index_task *task)
 {
 	struct index_txn *t;
@@ -773,8 +950,9 @@ static void enqueue(struct evl_store *st, struct pend *p)
 	 * lets a delete free a full disk whose appends could not be applied.
 	 */
 	for (struct pend *q = st->head; p->kind == REC_DELETE && q; q = q->next)
-		if (q->kind != REC_DELETE && q->uid == p->uid)
-			atomic_store_explicit(&q->dead, true, memory_order_relaxed);
+		if (q->kind != REC_DELETE && q->uid == p->uid &&
+		    !atomic_load_explicit(&q->dead, memory_order_relaxed))
+			atomic_store_explicit(&q->dead, p->lsn, memory_order_relaxed);
 	p->next = NULL;
 	if (st->tail)
 		st->tail->next = p;
@@ -800,13 +978,91 @@ static void enqueue(struct evl_store *st, struct pend *p)
 		pthread_cond_signal(&st->applier_cv);
 }
 
+/*
+ * Are @task's files there and at least as long as the index says (shorter
+ * only: the applier may be past it)?  Else set it aside: -EIO.
+ */
+static int check_files(struct evl_store *st, const struct index_task *task)
+{
+	uint64_t len, n;
+	char why[160];
+	int rc;
+
+	rc = tasklog_sizes(st->tl, task->name, &len, &n);
+	if (rc && task_damage(rc)) {
+		set_aside_err(st, task->uid, task->name, rc);
+		return -EIO;
+	}
+	if (rc)
+		return rc;
+	if (len >= task->log_len - task->base_len && n >= task->nevents - task->base_n)
+		return 0;
+	snprintf(why, sizeof(why), "its files are shorter than indexed (%" PRIu64 " of %" PRIu64
+		 " bytes, %" PRIu64 " of %" PRIu64 " records)", len, task->log_len - task->base_len,
+		 n, task->nevents - task->base_n);
+	set_aside(st, task->uid, task->name, why);
+	return -EIO;
+}
+
 /* ---- applying ---- */
 
+/*
+ * An append to a task set aside: its events go to the task's
+ * events.unapplied rather than over or past what its files hold, or, if even
+ * that fails for good (its directory is gone), they are lost.  Either way
+ * the other tasks' records do not wait behind them for ever, nor does the
+ * journal's trim; counted at dequeue and named in the log, never silently.
+ * A full disk or an I/O error is retried like any failed write.  Once per
+ * record: a batch redone finds it done.  (After a crash before the batch's
+ * index commit the replay puts them there again: a line may be there twice.)
+ */
+static int put_aside(struct evl_store *st, struct pend *p, const char *name)
+{
+	int rc;
+
+	if (p->fate != PEND_APPLIED)
+		return 0;
+	rc = tasklog_rescue(st->tl, name, p->data, p->data_len);
+	if (rc && !task_damage(rc)) {
+		if (rc != st->apply_err)
+			evl_log(LOG_ERR, "task %s: cannot keep %" PRIu32 " events in "
+				"events.unapplied: %s; retrying", name, p->n, strerror(-rc));
+		return rc;
+	}
+	if (rc) {
+		evl_log(LOG_ERR, "task %s: %" PRIu32 " acknowledged events lost (gseq %" PRIu64
+			"-%" PRIu64 ", journal record %" PRIu64 "): the task is set aside and "
+			"events.unapplied cannot be written (%s)", name, p->n, p->gseq,
+			p->gseq + p->n - 1, p->lsn, strerror(-rc));
+		p->fate = PEND_LOST;
+	} else {
+		evl_log(LOG_ERR, "task %s: %" PRIu32 " events (gseq %" PRIu64 "-%" PRIu64 ") put "
+			"in tasks/%s/events.unapplied, not in its log: the task is set aside",
+			name, p->n, p->gseq, p->gseq + p->n - 1, name);
+		p->fate = PEND_UNAPPLIED;
+	}
+	return 0;
+}
+
 static int undo_delete(void *arg, uint64_t uid);
+static bool switch_broken(const struct evl_store *st, uint64_t uid);
 static int finish_switches(struct evl_store *st, void *arg);
 
+/*
+ * Is @p's task deleted by a record up to @last, the end of the batch @p is
+ * in, or by a durable delete applied ahead of it (gone: set by this thread,
+ * the applier)?  Either way the commit that skips @p cannot outlive the
+ * delete.
+ */
+static bool dead_in(const struct pend *p, uint64_t last)
+{
+	uint64_t lsn = atomic_load_explicit(&p->dead, memory_order_relaxed);
+
+	return p->gone || (lsn && lsn <= last);
+}
+
 static int apply_create(struct evl_store *st, struct index_txn *t, struct index_meta *m,
-			const struct pend *p)
+			const struct pend *p, uint64_t last)
 {
 	struct index_task task = { 0 };
 	char name[256];
@@ -816,11 +1072,11 @@ static int apply_create(struct evl_store *st, struct index_txn *t, struct index_
 		m->next_uid = p->uid + 1;
 	memcpy(name, p->name, p->name_len);
 	name[p->name_len] = '\0';
-	if (atomic_load_explicit(&p->dead, memory_order_relaxed)) {
+	if (dead_in(p, last)) {
 		/*
-		 * Its delete follows: not made.  What a failed try (or one a
-		 * crash cut short) left of its directory goes to the trash, which
-		 * its delete empties.  The name was free when the create was
+		 * Its delete follows in this batch, or was applied ahead of it:
+		 * not made.  What a failed try (or one a crash cut short) left of
+		 * its directory goes to the trash, which its delete empties.  The name was free when the create was
 		 * journaled, so nobody else's directory has it.
 		 */
 		rc = tasklog_remove(st->tl, p->uid, name);
@@ -846,8 +1102,19 @@ static int apply_create(struct evl_store *st, struct index_txn *t, struct index_
 		return rc;
 	memset(&task, 0, sizeof(task));
 	rc = tasklog_create(st->tl, p->uid, name);
+	if (rc && task_damage(rc)) {
+		/*
+		 * Something in the way (a file of that name in tasks/): the task
+		 * is made in the index, set aside, so that its name stays taken
+		 * and the rest goes on.
+		 */
+		set_aside_err(st, p->uid, name, rc);
+		rc = 0;
+	}
 	if (rc) {
-		evl_log(LOG_ERR, "cannot create task %s: %s", name, strerror(-rc));
+		/* retried every 100 ms: said when the failure is new */
+		if (rc != st->apply_err)
+			evl_log(LOG_ERR, "cannot create task %s: %s", name, strerror(-rc));
 		return rc;
 	}
 	task.uid = p->uid;
@@ -885,6 +1152,7 @@ static int apply_delete(struct evl_store *st, struct index_txn *t, struct index_
 	rc = index_task_delete(t, p->uid);
 	if (rc)
 		return rc;
+	aside_forget(st, p->uid);	/* (a batch redone finds it gone: harmless) */
 	m->tasks--;
 	m->events -= task.nevents - task.base_n;
 	m->log_bytes -= task.log_len - task.base_len;
@@ -892,7 +1160,7 @@ static int apply_delete(struct evl_store *st, struct index_txn *t, struct index_
 }
 
 static int apply_append(struct evl_store *st, struct index_txn *t, struct index_meta *m,
-			const struct pend *p)
+			struct pend *p, uint64_t last)
 {
 	struct tasklog_rec stackrecs[32], *recs = stackrecs;
 	struct index_task task;
@@ -900,13 +1168,24 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 
 	if (m->next_gseq < p->gseq + p->n)
 		m->next_gseq = p->gseq + p->n;
-	if (atomic_load_explicit(&p->dead, memory_order_relaxed))
-		return 0;	/* its task's delete follows */
+	if (dead_in(p, last))
+		return 0;	/* its task's delete follows in this batch */
 	rc = index_task_by_uid(t, p->uid, &task);
 	if (rc == -ENOENT || (!rc && task.state != TASK_LIVE))
 		return 0;	/* written to a task deleted meanwhile */
 	if (rc)
 		return rc;
+	/*
+	 * A log rewrite switched in the index but not renamed on disk: the
+	 * task's files are still the old ones, which the index's offsets no
+	 * longer describe (nor does tasklog_write's check: it would set the
+	 * task aside).  The batch waits for the renames (the applier finishes
+	 * them before it retries; only the applier changes broken[]).
+	 */
+	if (switch_broken(st, p->uid))
+		return -EBUSY;
+	if (is_aside(st, p->uid))
+		return put_aside(st, p, task.name);
 	if (!index_dirty_has(t, p->uid)) {
 		rc = index_dirty_add(t, p->uid, task.log_len, task.nevents);
 		if (rc)
@@ -918,13 +1197,32 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 			return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < p->n; i++)
-		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
+		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len, 0 };
 	rc = tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
-			   p->data_len, task.nevents - task.base_n, recs, p->n);
+			   p->data_len, task.nevents - task.base_n, recs, p->n,
+			   st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
 	if (recs != stackrecs)
 		free(recs);
+	if (rc == -EUCLEAN) {
+		/* not written over or past what the files hold: kept beside them */
+		uint64_t len = 0, n = 0;
+		char why[160];
+
+		tasklog_sizes(st->tl, task.name, &len, &n);
+		snprintf(why, sizeof(why), "its files do not end where the index says (%" PRIu64
+			 " bytes, %" PRIu64 " records; indexed: %" PRIu64 ", %" PRIu64 ")", len, n,
+			 task.log_len - task.base_len, task.nevents - task.base_n);
+		set_aside(st, p->uid, task.name, why);
+		return put_aside(st, p, task.name);
+	}
+	if (rc && task_damage(rc)) {
+		set_aside_err(st, p->uid, task.name, rc);
+		return put_aside(st, p, task.name);
+	}
 	if (rc) {
-		evl_log(LOG_ERR, "cannot write task %s: %s", task.name, strerror(-rc));
+		/* retried every 100 ms: said when the failure is new */
+		if (rc != st->apply_err)
+			evl_log(LOG_ERR, "cannot write task %s: %s", task.name, strerror(-rc));
 		return rc;
 	}
 	for (uint32_t i = 0; i < p->n && !rc; i++)
@@ -982,14 +1280,14 @@ static int apply_batch_txn(struct index_txn *t, void *arg)
 	for (struct pend *p = b->first; !rc; p = p->next) {
 		switch (p->kind) {
 		case REC_CREATE:
-			rc = apply_create(b->st, t, &m, p);
+			rc = apply_create(b->st, t, &m, p, b->last->lsn);
 			break;
 		case REC_DELETE:
 			rc = apply_delete(b->st, t, &m, p);
 			b->purge = true;
 			break;
 		default:
-			rc = apply_append(b->st, t, &m, p);
+			rc = apply_append(b->st, t, &m, p, b->last->lsn);
 		}
 		if (p == b->last)
 			break;
@@ -1050,6 +1348,13 @@ static void dequeue(struct evl_store *st, struct pend *last)
 		if (p->kind == REC_APPEND && !p->gone) {
 			st->pending_events -= p->n;
 			st->pending_data -= p->data_len;
+		}
+		if (p->fate != PEND_APPLIED) {
+			if (p->fate == PEND_LOST)
+				st->events_lost += p->n;
+			else
+				st->events_unapplied += p->n;
+			st->view_gen++;	/* its events left the views' pending part */
 		}
 		if (p->kind != REC_APPEND)
 			pc_del(st, p);
@@ -1126,7 +1431,15 @@ static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nev
 
 	if (index_task_by_uid(c->t, uid, &task) || task.state != TASK_LIVE)
 		return 0;
+	/*
+	 * A task set aside too: what it got before the damage was found is in
+	 * its files, and this checkpoint trims the journal that holds it.
+	 */
 	rc = tasklog_sync(c->st->tl, uid, task.name);
+	if (rc && task_damage(rc)) {
+		set_aside_err(c->st, uid, task.name, rc);
+		return 0;
+	}
 	if (rc) {
 		evl_log(LOG_ERR, "checkpoint: cannot sync task %s: %s", task.name, strerror(-rc));
 		return rc;
@@ -1134,16 +1447,50 @@ static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nev
 	return 0;
 }
 
-/* Record ckpt_lsn = applied_lsn (*@arg: the meta written) and clear the dirty set. */
+/*
+ * I7: bring DATA_DIR/stamp up to the index's generation (the index is
+ * synced).  A failure is logged and redone at the next checkpoint, which
+ * meanwhile does not advance the index.
+ */
+static void stamp_follow(struct evl_store *st)
+{
+	int rc;
+
+	if (st->opt.read_only || st->stamp_file_gen == st->stamp_gen)
+		return;
+	rc = store_stamp_write(st->dir, st->stamp_id, st->stamp_gen);
+	if (rc)
+		evl_log(LOG_WARNING, "cannot write %s/stamp: %s (retried at the next checkpoint)",
+			st->dir, strerror(-rc));
+	else
+		st->stamp_file_gen = st->stamp_gen;
+}
+
+struct ckpt_ctx {
+	struct evl_store *st;
+	struct index_meta m;	/* the meta written */
+	uint64_t gen;		/* the index's generation after it */
+};
+
+/*
+ * Record ckpt_lsn = applied_lsn and clear the dirty set.  I7: the index
+ * moves one generation ahead of DATA_DIR/stamp, which follows once the
+ * index is synced; never two ahead (a stamp write that failed is redone
+ * first), so an index copied before this checkpoint is older than the
+ * stamp after it.
+ */
 static int ckpt_txn(struct index_txn *t, void *arg)
 {
-	struct index_meta *m = arg;
-	int rc = index_get_meta(t, m);
+	struct ckpt_ctx *c = arg;
+	int rc = index_get_meta(t, &c->m);
 
 	if (!rc) {
-		m->ckpt_lsn = m->applied_lsn;
-		rc = index_put_meta(t, m);
+		c->m.ckpt_lsn = c->m.applied_lsn;
+		rc = index_put_meta(t, &c->m);
 	}
+	c->gen = c->st->stamp_gen;
+	if (!rc && c->st->stamp_file_gen == c->gen && !c->st->opt.read_only)
+		rc = index_put_stamp(t, c->st->stamp_id, ++c->gen);
 	return rc ? rc : index_dirty_clear(t);
 }
 
@@ -1192,11 +1539,232 @@ static int check_syncs(struct evl_store *st)
 	return -EIO;
 }
 
+/*
+ * ---- the stamp ----
+ *
+ * I7: DATA_DIR/stamp ("evlogfs-stamp <id> <generation>") and the index's
+ * "stamp" hold the store's random id and a generation that each checkpoint
+ * advances: the index first (committed and synced), the file after.  So
+ * the index is always at the file's generation or one ahead (a crash
+ * between the two), never behind.  An index that is missing or empty
+ * (while tasks/ holds tasks), from another store, or behind the file (a
+ * copy restored over newer logs) does not describe the logs: opening the
+ * store with it would hand out gseqs again and empty logs on mkdir, so the
+ * open refuses it and names evlogctl reindex, which builds one from the
+ * logs.  The check reads one small file and one index key: no log.
+ */
+#define STAMP_FILE "stamp"
+
+int store_stamp_read(const char *dir, uint64_t *id, uint64_t *gen)
+{
+	char path[4200], buf[96], tail;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
+	fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	n = io_pread_all(fd, buf, sizeof(buf) - 1, 0);
+	io->close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if (sscanf(buf, "evlogfs-stamp %16" SCNx64 " %20" SCNu64 "%c", id, gen, &tail) != 3 ||
+	    tail != '\n' || strchr(buf, '\n') != buf + n - 1)
+		return -EILSEQ;
+	return 0;
+}
+
+int store_stamp_write(const char *dir, uint64_t id, uint64_t gen)
+{
+	char path[4200], tmp[4200], buf[96];
+	int fd, n, err = 0;
+
+	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
+	snprintf(tmp, sizeof(tmp), "%s/" STAMP_FILE ".new", dir);
+	n = snprintf(buf, sizeof(buf), "evlogfs-stamp %016" PRIx64 " %" PRIu64 "\n", id, gen);
+	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (io_pwrite_all(fd, buf, n, 0) || io->fsync(fd))
+		err = errno;
+	io->close(fd);
+	if (!err && io->rename(tmp, path))
+		err = errno;
+	if (!err && io_fsync_dir(dir))
+		err = errno;
+	if (err)
+		io->unlink(tmp);
+	return -err;
+}
+
+/* Does DATA_DIR/tasks hold a task directory (a name without a leading dot)? */
+static bool has_tasks(const char *dir)
+{
+	char path[4200];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tasks", dir);
+	d = opendir(path);
+	if (!d)
+		return errno != ENOENT;		/* unknown: assume there are */
+	while (!found && (de = readdir(d)))
+		found = de->d_name[0] != '.';
+	closedir(d);
+	return found;
+}
+
+int store_stamp_check(const char *dir, struct index *ix, struct store_stamp *s,
+		      char *why, size_t n)
+{
+	struct index_txn *t;
+	struct index_meta m;
+	int rc, frc;
+	bool fresh;
+
+	memset(s, 0, sizeof(*s));
+	why[0] = '\0';
+	frc = store_stamp_read(dir, &s->id, &s->file_gen);
+	if (frc == -EILSEQ) {
+		snprintf(why, n, "%s/" STAMP_FILE " is garbled", dir);
+		return -ESTALE;
+	}
+	if (frc && frc != -ENOENT)
+		return frc;
+	s->file = !frc;
+	rc = index_begin(ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_get_meta(t, &m);
+	if (!rc) {
+		uint64_t id;
+
+		rc = index_get_stamp(t, &id, &s->ix_gen);
+		s->ix = !rc;
+		if (s->ix && s->file && id != s->id) {
+			snprintf(why, n, "the index belongs to another store (%016" PRIx64
+				 ", the logs' is %016" PRIx64 ")", id, s->id);
+			rc = -ESTALE;
+		} else if (s->ix) {
+			s->id = id;
+			rc = 0;
+		} else if (rc == -ENOENT) {
+			rc = 0;
+		}
+	}
+	index_abort(t);
+	if (rc)
+		return rc;
+	fresh = m.next_gseq <= 1 && m.next_uid <= 1 && m.applied_lsn == 0 && m.tasks == 0;
+	if (!s->ix) {
+		if (fresh && has_tasks(dir)) {
+			snprintf(why, n, "the index is empty but %s/tasks holds tasks (the index "
+				 "was removed or emptied)", dir);
+			return -ESTALE;
+		}
+		if (!fresh && s->file) {
+			snprintf(why, n, "the index has no stamp but the logs have one (generation "
+				 "%" PRIu64 "): an older index", s->file_gen);
+			return -ESTALE;
+		}
+		return 0;	/* a new store, or one made before stamps */
+	}
+	if (!s->file) {
+		if (s->ix_gen == 0)
+			return 0;	/* stamped, and the file not written yet */
+		snprintf(why, n, "%s/" STAMP_FILE " is missing (the index is at generation "
+			 "%" PRIu64 ")", dir, s->ix_gen);
+		return -ESTALE;
+	}
+	if (s->ix_gen < s->file_gen) {
+		snprintf(why, n, "the index is older than the logs (generation %" PRIu64
+			 ", the logs are at %" PRIu64 ")", s->ix_gen, s->file_gen);
+		return -ESTALE;
+	}
+	if (s->ix_gen > s->file_gen + 1) {
+		snprintf(why, n, "the logs are older than the index (generation %" PRIu64
+			 ", the index is at %" PRIu64 ")", s->file_gen, s->ix_gen);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+int store_stamp_adopt(const char *dir)
+{
+	struct index_txn *t;
+	struct index *ix;
+	char path[4200];
+	uint64_t id, gen;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/index", dir);
+	rc = index_open(path, NULL, &ix);
+	if (rc)
+		return rc;
+	rc = index_begin(ix, false, &t);
+	if (!rc) {
+		rc = index_get_stamp(t, &id, &gen);
+		index_abort(t);
+	}
+	index_close(ix);
+	if (!rc)
+		return store_stamp_write(dir, id, gen);
+	if (rc != -ENOENT)
+		return rc;
+	/* an index made before stamps: so is the copy */
+	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
+	if (io->unlink(path) && errno != ENOENT)
+		return -errno;
+	return io_fsync_dir(dir) ? -errno : 0;
+}
+
+static int stamp_txn(struct index_txn *t, void *arg)
+{
+	struct evl_store *st = arg;
+
+	return index_put_stamp(t, st->stamp_id, st->stamp_gen);
+}
+
+/* I7 at open: check the index against the stamp.  0, -ESTALE (logged) or -errno. */
+static int stamp_open(struct evl_store *st)
+{
+	struct store_stamp s;
+	char why[512];
+	int rc;
+
+	rc = store_stamp_check(st->dir, st->ix, &s, why, sizeof(why));
+	if (rc == -ESTALE)
+		evl_log(LOG_ERR, "store %s: %s; refusing to use it: run evlogctl reindex %s "
+			"(it rebuilds the index from the logs)", st->dir, why, st->dir);
+	if (rc)
+		return rc;
+	if (!s.ix && !s.file && getrandom(&s.id, sizeof(s.id), 0) != sizeof(s.id))
+		return -errno;
+	st->stamp_id = s.id;
+	st->stamp_gen = s.ix ? s.ix_gen : s.file_gen;
+	st->stamp_file_gen = s.file ? s.file_gen : UINT64_MAX;
+	if (st->opt.read_only)
+		return 0;
+	if (!s.ix) {
+		/* the index first: a crash before the file leaves generation 0, accepted */
+		rc = write_txn(st, stamp_txn, st);
+		if (!rc)
+			rc = index_sync(st->ix);
+		if (rc)
+			return rc;
+	}
+	stamp_follow(st);
+	return 0;
+}
+
 /* The applier's checkpoint: everything durable is applied when called. */
 static int do_checkpoint(struct evl_store *st, void *unused)
 {
 	struct sync_ctx c = { st, NULL, 0 };
-	struct index_meta m;
+	struct ckpt_ctx ck = { .st = st };
 	int rc;
 
 	/* I5: after a failed fsync nothing may vouch for the files */
@@ -1210,13 +1778,17 @@ static int do_checkpoint(struct evl_store *st, void *unused)
 	if (!rc)
 		rc = index_sync(st->ix);
 	if (!rc)
-		rc = write_txn(st, ckpt_txn, &m);
+		rc = write_txn(st, ckpt_txn, &ck);
+	if (!rc)
+		st->stamp_gen = ck.gen;
 	if (!rc)
 		rc = index_sync(st->ix);
 	if (check_syncs(st))
 		rc = -EIO;	/* the journal stays: the next open rewrites from it */
+	if (!rc)
+		stamp_follow(st);
 	if (!rc && !st->opt.read_only)
-		rc = journal_trim(st->jn, m.ckpt_lsn);
+		rc = journal_trim(st->jn, ck.m.ckpt_lsn);
 	if (rc)
 		evl_log(LOG_ERR, "checkpoint failed: %s", strerror(-rc));
 	pthread_mutex_lock(&st->lock);
@@ -1397,6 +1969,12 @@ static void *applier_main(void *arg)
 
 		if (work && st->head->lsn > upto)
 			work = false;
+		/*
+		 * Unfinished rewrites first: a batch for their tasks cannot be
+		 * applied before (apply_append), and would be retried for ever.
+		 */
+		if (work && st->switch_unfinished && !backoff_ms)
+			work = false;
 		/* let appends gather, unless someone waits for them */
 		if (work && st->head->kind == REC_APPEND && !st->stop && st->head->lsn > st->want_lsn &&
 		    st->pending_mem < APPLY_BYTES && st->pending_mem * 2 < st->opt.max_pending) {
@@ -1441,6 +2019,8 @@ static void *applier_main(void *arg)
 				if (rc != st->apply_err)
 					evl_log(LOG_ERR, "applying the journal failed: %s; retrying",
 						strerror(-rc));
+				if (!st->apply_err)
+					st->apply_failing_since = mono_ns();
 				st->apply_err = rc;
 				st->apply_failures++;
 				pthread_cond_broadcast(&st->applied_cv);
@@ -1845,6 +2425,8 @@ static int trim_plan(struct evl_store *st, const struct index_task *task, uint64
 	return 0;
 }
 
+static int writer_check(struct evl_store *st, uint64_t uid);
+
 int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_t min_ns,
 		 uint64_t horizon, uint64_t *events, uint64_t *bytes)
 {
@@ -1879,6 +2461,13 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 			rc = -ENOENT;
 	}
 	index_abort(t);
+	/*
+	 * A task set aside is not rewritten (its files are not what the index
+	 * says: the copy would cut or misplace them), nor one found so now;
+	 * the other tasks' retention goes on.
+	 */
+	if (!rc && writer_check(st, uid) == -EIO)
+		return 0;	/* (checked under swap_lock: a delete is not damage) */
 	if (!rc)
 		rc = trim_plan(st, &task, keep_last, min_ns, horizon, &j, &k);
 	if (rc || !k)
@@ -2120,6 +2709,286 @@ struct repair {
 	uint64_t gseq_from;		/* records below are in the files (a log rewrite) */
 };
 
+/*
+ * ---- events past the index whose journal records are gone ----
+ *
+ * A crash can lose a batch's index commit after its bytes reached the
+ * task's files; the replay writes them again from the journal.  When the
+ * journal lost those records too (a damaged, emptied or restored journal),
+ * nothing does: the events stay past the index's lengths, unserved, and the
+ * next append finds the files longer than the index.  They are the store's
+ * own events, acknowledged: each has its sidecar record (checksum good,
+ * length ending a whole valid line).  After the replay, every live task's
+ * files are compared with the index (a stat of each), and such events are
+ * indexed where they are, with the gseqs and times their records hold
+ * (handed out once, by the run that wrote them; next_gseq goes past them).
+ * What no record vouches for is not cut away either: whole lines (appended
+ * outside the store while it was down, or a batch that lost both its journal
+ * and its sidecar records) go to the task's events.unapplied, counted
+ * (lines_unapplied); only a last line without its newline, a torn write,
+ * is cut.  Recovery leaves every such byte in place until the replay has
+ * written what the journal still holds (dirty_cb).
+ */
+struct tail {
+	struct index_task task;
+	uint64_t len, n;		/* the files' sizes */
+};
+
+struct tails {
+	struct evl_store *st;
+	struct tail *v;
+	size_t n, cap;			/* cap in bytes (store_grow) */
+	int rc;
+};
+
+static int find_tail(void *arg, const struct index_task *task)
+{
+	struct tails *c = arg;
+	uint64_t len, n;
+
+	/* no files, not the index's yet, or damage the replay found: not this pass's */
+	if (task->state != TASK_LIVE || switch_broken(c->st, task->uid) ||
+	    is_aside(c->st, task->uid) || tasklog_sizes(c->st->tl, task->name, &len, &n))
+		return 0;
+	if (len <= task->log_len - task->base_len && n <= task->nevents - task->base_n)
+		return 0;
+	if (len < task->log_len - task->base_len || n < task->nevents - task->base_n)
+		return 0;	/* shorter: damage, set aside at its first use */
+	if (store_grow(&c->v, &c->cap, (c->n + 1) * sizeof(*c->v)))
+		return -ENOMEM;
+	c->v[c->n++] = (struct tail){ *task, len, n };
+	return 0;
+}
+
+struct adopt {
+	struct evl_store *st;
+	struct tail *tl;
+	struct tasklog_rec *recs;
+	char *types;			/* EVENT_TYPE_MAX + 1 per event */
+	size_t *tlens;
+	uint64_t k, bytes, max_gseq;	/* the events adopted */
+};
+
+static int adopt_txn(struct index_txn *t, void *arg)
+{
+	struct adopt *a = arg;
+	struct index_task task = a->tl->task;
+	struct index_meta m;
+	uint64_t off = task.log_len;
+	int rc = index_get_meta(t, &m);
+
+	for (uint64_t i = 0; i < a->k && !rc; i++) {
+		rc = index_add_event(t, task.uid, a->recs[i].gseq, a->types + i * (EVENT_TYPE_MAX + 1),
+				     a->tlens[i], off, a->recs[i].len);
+		off += a->recs[i].len;
+		if (task.last_ns < a->recs[i].time_ns)
+			task.last_ns = a->recs[i].time_ns;
+	}
+	task.log_len += a->bytes;
+	task.nevents += a->k;
+	if (!rc)
+		rc = index_task_put(t, &task);
+	m.events += a->k;
+	m.log_bytes += a->bytes;
+	if (m.next_gseq <= a->max_gseq)
+		m.next_gseq = a->max_gseq + 1;
+	return rc ? rc : index_put_meta(t, &m);
+}
+
+static void adopt_free(struct adopt *a)
+{
+	free(a->recs);
+	free(a->tlens);
+	free(a->types);
+}
+
+/*
+ * The events of @task past the index that its files vouch for (@len log
+ * bytes, @n records on disk): each a sidecar record that checks out, a
+ * whole valid line where the last ended with the checksum its record has
+ * (a line changed by damage is not adopted, to set the task aside at its
+ * first read), gseqs rising.  Fills @a (recs,
+ * types, k, bytes, max_gseq; adopt_free() it).  0 or -ENOMEM.
+ */
+static int vouched(struct evl_store *st, struct event_validator *val,
+		   const struct index_task *task, uint64_t len, uint64_t n, struct adopt *a)
+{
+	uint64_t off = task->log_len - task->base_len, idx = task->nevents - task->base_n;
+	uint64_t want = n > idx ? n - idx : 0, last = 0;
+	char *line = NULL;
+
+	a->k = a->bytes = a->max_gseq = 0;
+	if (!want || len <= off)
+		return 0;
+	if (want > 1u << 20)
+		want = 1u << 20;	/* a bound on memory: the rest is not vouched for */
+	a->recs = calloc(want, sizeof(*a->recs));
+	a->tlens = calloc(want, sizeof(*a->tlens));
+	a->types = calloc(want, EVENT_TYPE_MAX + 1);
+	if (!a->recs || !a->tlens || !a->types)
+		return -ENOMEM;
+	for (uint64_t got = 0; got < want;) {
+		size_t chunk = want - got < 64 ? want - got : 64;
+		ssize_t r = tasklog_read_recs(st->tl, task->uid, task->name, idx + got,
+					      a->recs + got, chunk);
+
+		if (r <= 0)
+			break;		/* a bad record ends what is vouched for */
+		got += r;
+		a->k = got;
+	}
+	for (uint64_t i = 0; i < a->k; i++) {
+		struct tasklog_rec *rec = &a->recs[i];
+		struct event_error ee;
+		ssize_t got;
+
+		/*
+		 * A batch whose index commit was lost came after every one the
+		 * index holds: its gseqs are at least the index's next_gseq at
+		 * the open (a record copied from elsewhere is not the store's).
+		 */
+		if (!rec->len || rec->len > (1u << 30) || rec->gseq <= last ||
+		    rec->gseq < st->recover_gseq || off + a->bytes + rec->len > len) {
+			a->k = i;
+			break;
+		}
+		free(line);
+		line = malloc(rec->len);
+		if (!line)
+			return -ENOMEM;
+		got = tasklog_read(st->tl, task->uid, task->name, off + a->bytes, line, rec->len);
+		if (got != (ssize_t)rec->len || line[rec->len - 1] != '\n' ||
+		    tasklog_sum(line, rec->len) != rec->sum ||
+		    event_validate(val, line, rec->len - 1, a->types + i * (EVENT_TYPE_MAX + 1),
+				   &a->tlens[i], &ee)) {
+			a->k = i;
+			break;
+		}
+		last = rec->gseq;
+		a->bytes += rec->len;
+	}
+	free(line);
+	a->max_gseq = last;
+	return 0;
+}
+
+/* Largest rest past a task's index that is moved to events.unapplied at open. */
+#define TAIL_KEEP_MAX (16u << 20)
+
+/*
+ * What is past @tl's index after its vouched events: whole lines no record
+ * vouches for (appended outside the store, or a batch whose journal record
+ * and sidecar records are both gone) go to its events.unapplied, counted;
+ * a last line without its newline is a torn write.  Then the files are cut
+ * where the index ends.  0 or -errno.
+ */
+static int settle_rest(struct evl_store *st, struct tail *tl, uint64_t len, uint64_t n)
+{
+	const struct index_task *task = &tl->task;
+	uint64_t rest = tl->len - len, whole = 0;
+	char *buf = NULL;
+	int rc = 0;
+
+	if (rest > TAIL_KEEP_MAX) {
+		evl_log(LOG_ERR, "recovery: task %s: %" PRIu64 " bytes past its index that no "
+			"record vouches for, too many to move aside at open: left for evlogctl fsck "
+			"--repair (the task is set aside at its first use)", task->name, rest);
+		return 0;
+	}
+	if (rest) {
+		ssize_t got;
+
+		buf = malloc(rest);
+		if (!buf)
+			return -ENOMEM;
+		got = tasklog_read(st->tl, task->uid, task->name, len, buf, rest);
+		if (got != (ssize_t)rest) {
+			free(buf);
+			return got < 0 ? (int)got : -EIO;
+		}
+		for (uint64_t i = rest; i > 0 && !whole; i--)
+			if (buf[i - 1] == '\n')
+				whole = i;
+	}
+	if (whole) {
+		uint64_t lines = 0;
+
+		for (uint64_t i = 0; i < whole; i++)
+			lines += buf[i] == '\n';
+		rc = tasklog_rescue(st->tl, task->name, buf, whole);
+		if (rc) {
+			free(buf);
+			return rc;
+		}
+		evl_log(LOG_WARNING, "recovery: task %s: %" PRIu64 " lines past its index that "
+			"no record vouches for (appended outside the store?) moved to "
+			"tasks/%s/events.unapplied", task->name, lines, task->name);
+		pthread_mutex_lock(&st->lock);
+		st->lines_moved += lines;
+		pthread_mutex_unlock(&st->lock);
+	}
+	if (rest > whole)
+		evl_log(LOG_INFO, "recovery: task %s: cutting %" PRIu64 " bytes of a torn write",
+			task->name, rest - whole);
+	free(buf);
+	rc = tasklog_truncate(st->tl, task->uid, task->name, len, n);
+	if (!rc)
+		rc = tasklog_sync(st->tl, task->uid, task->name);
+	return rc;
+}
+
+/*
+ * Index the whole events of @tl past the index that its files vouch for;
+ * settle the rest (settle_rest).
+ */
+static int adopt_tail(struct evl_store *st, struct event_validator *val, struct tail *tl)
+{
+	struct adopt a = { .st = st, .tl = tl };
+	uint64_t len = tl->task.log_len - tl->task.base_len;
+	uint64_t n = tl->task.nevents - tl->task.base_n;
+	int rc = vouched(st, val, &tl->task, tl->len, tl->n, &a);
+
+	if (rc)
+		goto out;
+	if (!a.k)
+		goto rest;
+	/* the bytes are durable before the index vouches for them */
+	rc = tasklog_sync(st->tl, tl->task.uid, tl->task.name);
+	if (!rc)
+		rc = write_txn(st, adopt_txn, &a);
+	if (rc)
+		goto out;
+	if (st->next_gseq <= a.max_gseq)
+		st->next_gseq = a.max_gseq + 1;
+	evl_log(LOG_WARNING, "recovery: task %s: %" PRIu64 " events past its index (gseq %"
+		PRIu64 "-%" PRIu64 ") whose journal records are gone were indexed from its files",
+		tl->task.name, a.k, a.recs[0].gseq, a.max_gseq);
+	len += a.bytes;
+	n += a.k;
+rest:
+	if (tl->len > len || tl->n > n)
+		rc = settle_rest(st, tl, len, n);
+out:
+	adopt_free(&a);
+	return rc;
+}
+
+static int adopt_tails(struct evl_store *st, struct event_validator *val)
+{
+	struct tails c = { .st = st };
+	struct index_txn *t;
+	int rc = index_begin(st->ix, false, &t);
+
+	if (rc)
+		return rc;
+	rc = index_task_list(t, NULL, 0, find_tail, &c);
+	index_abort(t);
+	for (size_t i = 0; i < c.n && !rc; i++)
+		rc = adopt_tail(st, val, &c.v[i]);
+	free(c.v);
+	return rc;
+}
+
 struct recover {
 	struct evl_store *st;
 	struct event_validator *val;	/* replayed events are checked again */
@@ -2130,6 +2999,54 @@ struct recover {
 	int rc;
 };
 
+/*
+ * Are task @uid's events @idx .. @idx + @n - 1, at log byte @off, what was
+ * written (their sidecar records check out, and so do the checksums of
+ * their bytes)?  1 yes, 0 no, -errno.  Reads what it checks once.
+ */
+static int written_as_recorded(struct evl_store *st, uint64_t uid, const char *name, uint64_t off,
+			       uint64_t idx, uint64_t n)
+{
+	struct tasklog_rec recs[64];
+	char *buf = NULL;
+	size_t cap = 0;
+	int rc = 1;
+
+	for (uint64_t done = 0; done < n && rc == 1;) {
+		size_t chunk = n - done < 64 ? n - done : 64;
+		ssize_t r = tasklog_read_recs(st->tl, uid, name, idx + done, recs, chunk);
+
+		if (r == -EILSEQ || r == 0)
+			rc = 0;
+		else if (r < 0)
+			rc = (int)r;
+		for (ssize_t i = 0; rc == 1 && i < r; i++) {
+			ssize_t got;
+
+			if (recs[i].len > cap) {
+				char *p = realloc(buf, recs[i].len);
+
+				if (!p) {
+					rc = -ENOMEM;
+					break;
+				}
+				buf = p;
+				cap = recs[i].len;
+			}
+			got = tasklog_read(st->tl, uid, name, off, buf, recs[i].len);
+			if (got < 0)
+				rc = (int)got;
+			else if ((size_t)got != recs[i].len ||
+				 tasklog_sum(buf, recs[i].len) != recs[i].sum)
+				rc = 0;
+			off += recs[i].len;
+		}
+		done += r > 0 ? (uint64_t)r : 0;
+	}
+	free(buf);
+	return rc;
+}
+
 static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 		    uint64_t gseq_from)
 {
@@ -2137,7 +3054,7 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	struct evl_store *st = r->st;
 	struct index_task task;
 	uint64_t len, n;
-	bool missing, trust;
+	bool missing, trust, changed = false;
 	int rc;
 
 	rc = live_task(st, uid, &task);
@@ -2154,6 +3071,15 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	task.log_len -= task.base_len;
 	task.nevents -= task.base_n;
 	rc = tasklog_sizes(st->tl, task.name, &len, &n);
+	if (rc && task_damage(rc) && (ck_len || ck_n)) {
+		/*
+		 * Files it had at its checkpoint are gone or unusable: only
+		 * fsck --repair can tell what they still hold.  The other tasks
+		 * open; its records are skipped, counted and named.
+		 */
+		set_aside_err(st, uid, task.name, rc);
+		return 0;
+	}
 	missing = rc == -ENOENT;
 	if (missing)
 		len = n = 0;
@@ -2162,20 +3088,50 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	/* I6, or all its bytes are from the last checkpoint or before (synced then) */
 	trust = r->trusted || (task.log_len == ck_len && task.nevents == ck_n);
 	if (trust && len >= task.log_len && n >= task.nevents) {
-		if (len == task.log_len && n == task.nevents)
+		/*
+		 * What it got since its checkpoint is in the journal too: bytes
+		 * changed since they were written (damage, in the same boot)
+		 * are written again from there, not found later by a reader
+		 * (who would set the task aside) or moved out by a salvage.
+		 */
+		rc = written_as_recorded(st, uid, task.name, ck_len, ck_n, task.nevents - ck_n);
+		if (rc < 0 && task_damage(rc)) {
+			set_aside_err(st, uid, task.name, rc);
 			return 0;
-		evl_log(LOG_INFO, "recovery: task %s: cutting %" PRIu64 " unapplied bytes",
-			task.name, len - task.log_len);
-		return tasklog_truncate(st->tl, uid, task.name, task.log_len, task.nevents);
+		}
+		if (rc < 0)
+			return rc;
+		/*
+		 * Bytes past the index: a batch whose index commit the crash
+		 * lost (the replay finds them as it writes them again), or
+		 * what settle_tails sorts out after the replay.  Nothing here
+		 * may be cut before the replay has had its say.
+		 */
+		if (rc)
+			return 0;
+		changed = true;
 	}
 	/* power loss took log bytes the index covers: rewrite them from the journal */
 	if (len < ck_len || n < ck_n) {
-		evl_log(LOG_ERR, "recovery: task %s: log shorter than at the last checkpoint "
-			"(%" PRIu64 " < %" PRIu64 " bytes); the disk lost synced data",
-			task.name, len, ck_len);
-		return -EIO;
+		char why[200];
+
+		/*
+		 * What its last checkpoint synced is gone: a file cut or
+		 * replaced (damage), or a disk that lost synced data.  Only
+		 * fsck --repair can tell what its files still hold; the other
+		 * tasks open (item 6).
+		 */
+		snprintf(why, sizeof(why), "its files are shorter than at the last checkpoint "
+			 "(log %" PRIu64 " of %" PRIu64 " bytes, sidecar %" PRIu64 " of %" PRIu64
+			 " records)", len, ck_len, n, ck_n);
+		set_aside(st, uid, task.name, why);
+		return 0;
 	}
-	if (!r->trusted)
+	if (changed)
+		evl_log(LOG_WARNING, "recovery: task %s: its events since the last checkpoint are "
+			"not what was written (changed on disk): rewriting its last %" PRIu64
+			" bytes from the journal", task.name, task.log_len - ck_len);
+	else if (!r->trusted)
 		evl_log(LOG_INFO, "recovery: task %s: rewriting its last %" PRIu64 " bytes from "
 			"the journal (written before a reboot or a failed fsync)", task.name,
 			task.log_len - ck_len);
@@ -2212,9 +3168,9 @@ static int rewrite(struct evl_store *st, struct repair *rp, const struct pend *p
 	if (!recs)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < p->n; i++)
-		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len };
+		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len, 0 };
 	rc = tasklog_write(st->tl, rp->uid, rp->name, rp->pos, p->data, p->data_len,
-			   rp->idx, recs, p->n);
+			   rp->idx, recs, p->n, 0);	/* cut to rp->pos before: nothing past it */
 	free(recs);
 	rp->pos += p->data_len;
 	rp->idx += p->n;
@@ -2311,6 +3267,108 @@ static int undo_delete(void *arg, uint64_t uid)
 	return tasklog_unremove(st->tl, uid, task.name);
 }
 
+/* The journal's stats; none on read-only media. */
+static void store_journal_stats(struct evl_store *st, struct journal_stats *js)
+{
+	if (st->jn)
+		journal_get_stats(st->jn, js);
+	else
+		memset(js, 0, sizeof(*js));
+}
+
+/*
+ * ---- a store on read-only media ----
+ *
+ * -o ro on a file system mounted read-only (a backup on a DVD, a read-only
+ * bind mount): nothing can be written there, not even LMDB's lock file or
+ * the cut of a torn journal tail.  A store closed cleanly needs nothing
+ * written to be served: its index is opened read-only, no journal is kept
+ * and no applier runs.  One that needs recovery (journal records past the
+ * index, a delete or a retention rewrite cut short, a task written since
+ * the last checkpoint) is refused: its recovery must be written first.
+ */
+static bool on_read_only_media(const char *dir)
+{
+	struct statvfs sv;
+
+	return !statvfs(dir, &sv) && (sv.f_flag & ST_RDONLY);
+}
+
+static int count_dirty(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents,
+		       uint64_t gseq_from)
+{
+	(void)uid, (void)log_len, (void)nevents, (void)gseq_from;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int count_trims(void *arg, const struct index_trim *tr)
+{
+	(void)tr;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int count_trash(void *arg, uint64_t uid)
+{
+	(void)uid;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int count_records(void *arg, uint64_t lsn, unsigned type, const void *payload, size_t len)
+{
+	(void)lsn, (void)type, (void)payload, (void)len;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int open_frozen(struct evl_store *st)
+{
+	struct journal_scan js;
+	struct index_txn *t;
+	struct index_meta m;
+	uint64_t dirty = 0, trims = 0, trash = 0, records = 0;
+	char path[4200];
+	int rc;
+
+	rc = index_begin(st->ix, false, &t);
+	if (rc)
+		return rc;
+	rc = index_get_meta(t, &m);
+	if (!rc)
+		rc = index_dirty_list(t, count_dirty, &dirty);
+	if (!rc)
+		rc = index_trim_list(t, count_trims, &trims);
+	index_abort(t);
+	if (!rc)
+		rc = tasklog_trash_list(st->tl, count_trash, &trash);
+	snprintf(path, sizeof(path), "%s/journal", st->dir);
+	if (!rc)
+		rc = journal_scan(path, m.applied_lsn, count_records, &records, &js);
+	if (rc)
+		return rc;
+	/* records at or before the index's applied lsn are in the logs already */
+	if (js.records && js.last_lsn <= m.applied_lsn)
+		records = 0;
+	if (dirty || trims || trash || records || js.bad_bytes || js.damage.lost) {
+		evl_log(LOG_ERR, "store %s is on read-only media and was not closed cleanly "
+			"(%" PRIu64 " tasks written since its last checkpoint, %" PRIu64 " journal "
+			"records to apply, %" PRIu64 " deletes and %" PRIu64 " retention rewrites "
+			"to finish): its recovery must be written first; mount it read-write once, "
+			"or copy it (cp -a) and mount the copy", st->dir, dirty, records, trash,
+			trims);
+		return -EROFS;
+	}
+	st->next_gseq = m.next_gseq;
+	st->next_uid = m.next_uid;
+	st->applied_lsn = st->durable_lsn = m.applied_lsn;
+	st->frozen = true;
+	evl_log(LOG_INFO, "store %s is on read-only media: served as it is, nothing written",
+		st->dir);
+	return 0;
+}
+
 static int store_recover(struct evl_store *st)
 {
 	struct recover r = { .st = st };
@@ -2334,10 +3392,20 @@ static int store_recover(struct evl_store *st)
 		return rc;
 	if (io->boot_id(now, sizeof(now)))
 		now[0] = '\0';	/* unknown: trust nothing past a checkpoint */
-	rc = index_begin(st->ix, false, &t);
+	/*
+	 * Any size: the limit in force may be lower than the one they were
+	 * written under.  EVENT_STORED: records journaled by an earlier
+	 * version, whose validator was laxer, must still replay (and the
+	 * events a task's files vouch for, dirty_cb and adopt_tails, check).
+	 */
+	rc = event_validator_new_ex(st->opt.type_field, (size_t)1 << 30, EVENT_STORED, &r.val);
 	if (rc)
 		return rc;
+	rc = index_begin(st->ix, false, &t);
+	if (rc)
+		goto out;
 	rc = index_get_meta(t, &m);
+	st->recover_gseq = rc ? UINT64_MAX : m.next_gseq;
 	if (!rc)
 		rc = index_get_boot(t, boot, sizeof(boot));
 	r.trusted = !rc && now[0] && !strcmp(boot, now);
@@ -2353,13 +3421,14 @@ static int store_recover(struct evl_store *st)
 	jo.min_lsn = m.applied_lsn;
 
 	/*
-	 * Any size: the limit in force may be lower than the one they were
-	 * written under.  EVENT_STORED: records journaled by an earlier
-	 * version, whose validator was laxer, must still replay.
+	 * I2 lets a crash leave, past the index's lengths, the bytes of a
+	 * batch whose commit it lost.  A task dirty at the crash was cut back
+	 * above; one the lost commit made dirty was not (its index entry is
+	 * the lost one): the replay of the same records writes them again.
+	 * After a kill -9 they are those very bytes; after a power loss any
+	 * part of them may be a hole instead.
 	 */
-	rc = event_validator_new_ex(st->opt.type_field, (size_t)1 << 30, EVENT_STORED, &r.val);
-	if (rc)
-		goto out;
+	st->replay_after_loss = !r.trusted;
 	snprintf(path, sizeof(path), "%s/journal", st->dir);
 	rc = journal_open(path, r.nrep ? m.ckpt_lsn : m.applied_lsn, &jo, replay_cb, &r, &st->jn);
 	if (rc)
@@ -2381,12 +3450,15 @@ static int store_recover(struct evl_store *st)
 	{
 		struct journal_stats js;
 
-		journal_get_stats(st->jn, &js);
+		store_journal_stats(st, &js);
 		st->durable_lsn = js.durable_lsn;
 	}
 	rc = apply_all(st);
+	st->replay_after_loss = false;	/* the replay is written: files as written from here */
 	if (!rc)
 		rc = trim_recover_dropping(st);
+	if (!rc)
+		rc = adopt_tails(st, r.val);
 	/* I6: what this boot writes from now on is trusted by a reopen in it */
 	if (!rc && !r.trusted && now[0])
 		rc = write_txn(st, boot_txn, now);
@@ -2395,6 +3467,7 @@ static int store_recover(struct evl_store *st)
 	/* a deletion whose purge was cut short goes on in the background */
 	st->purge_more = true;
 out:
+	st->replay_after_loss = false;
 	event_validator_free(r.val);
 	free(r.rep);
 	return rc;
@@ -2560,10 +3633,12 @@ static int store_free(struct evl_store *st)
 	pthread_mutex_destroy(&st->append_lock);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->tmem_lock);
+	pthread_mutex_destroy(&st->aside_lock);
 	pthread_cond_destroy(&st->applier_cv);
 	pthread_cond_destroy(&st->applied_cv);
 	pthread_rwlock_destroy(&st->swap_lock);
 	free(st->broken);
+	free(st->aside);
 	free(st->type_field);
 	free(st->dir);
 	free(st);
@@ -2596,6 +3671,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	pthread_mutex_init(&st->append_lock, NULL);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->tmem_lock, NULL);
+	pthread_mutex_init(&st->aside_lock, NULL);
 	{
 		/* every timed wait here takes its deadline from mono_ns() */
 		pthread_condattr_t ca;
@@ -2640,23 +3716,40 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		goto fail;
 	tasklog_on_sync_failed(st->tl, sync_failed, st);
 	snprintf(path, sizeof(path), "%s/index", dir);
-	rc = index_open(path, opts->type_field, &st->ix);
+	st->frozen = st->opt.read_only && on_read_only_media(dir);
+	if (st->frozen)
+		tasklog_read_only(st->tl);
+	rc = tasklog_format_check(dir, !st->frozen, false, path, sizeof(path));
+	if (rc == -EPROTO)
+		evl_log(LOG_ERR, "store %s: %s", dir, path);
+	else if (rc)
+		evl_log(LOG_ERR, "store %s: cannot check or upgrade its task sidecars: %s", dir,
+			strerror(-rc));
+	if (rc)
+		goto fail;
+	rc = index_open_ex(path, opts->type_field, st->frozen ? INDEX_RDONLY : 0, &st->ix);
 	if (rc)
 		goto fail;
 	index_on_sync_failed(st->ix, sync_failed, st);
-	rc = store_recover(st);
+	rc = stamp_open(st);
+	if (!rc)
+		rc = st->frozen ? open_frozen(st) : store_recover(st);
 	if (!rc && atomic_load(&st->sync_failed))
 		rc = -EIO;	/* the repair's syncs report their own failures; this is a net */
 	if (!rc) {
-		store_reserve(st);
+		if (!st->frozen)
+			store_reserve(st);
 		rc = compactor_new(st, &st->cp);
 	}
 	if (rc)
 		goto fail;
+	if (st->frozen)
+		goto done;
 	rc = -pthread_create(&st->applier, NULL, applier_main, st);
 	if (rc)
 		goto fail;
 	st->applier_running = true;
+done:
 	*out = st;
 	return 0;
 fail:
@@ -2716,7 +3809,7 @@ int evl_store_checkpoint(struct evl_store *st)
 
 int evl_store_sync(struct evl_store *st)
 {
-	return journal_barrier(st->jn);
+	return st->jn ? journal_barrier(st->jn) : 0;
 }
 
 /*
@@ -2773,7 +3866,7 @@ int evl_store_close(struct evl_store *st)
 	if (!st->opt.read_only) {
 		struct journal_stats js;
 
-		journal_get_stats(st->jn, &js);
+		store_journal_stats(st, &js);
 		if (!js.error)
 			rc = close_checkpoint(st);
 		else
@@ -2787,6 +3880,16 @@ int evl_store_close(struct evl_store *st)
 		pthread_join(st->applier, NULL);
 	if (check_syncs(st) && !rc)
 		rc = -EIO;
+	/* closed as it should be, but not everything acknowledged is on disk: say so */
+	if (st->events_lost) {
+		char names[256];
+
+		aside_names(st, names, sizeof(names), ',');
+		evl_log(LOG_ERR, "%" PRIu64 " acknowledged events were lost: their tasks were set "
+			"aside (%s)", st->events_lost, names);
+		if (!rc)
+			rc = -EIO;
+	}
 	rc2 = store_free(st);
 	return rc ? rc : rc2;
 }
@@ -3113,6 +4216,24 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 		rc = rc ? rc : -EEXIST;
 		goto out;
 	}
+	{
+		/*
+		 * A task directory the index does not know, with events in its
+		 * log (restored or copied back by hand): its create would empty
+		 * it.  Refused; reindex adopts it.
+		 */
+		char path[4400];
+		struct stat sb;
+
+		snprintf(path, sizeof(path), "%s/tasks/%s/events", st->dir, name);
+		if (!stat(path, &sb) && sb.st_size > 0) {
+			evl_log(LOG_ERR, "task %s: %s exists, with %lld bytes, but the index does not "
+				"know it (restored or copied back?): not made anew over it; "
+				"evlogctl reindex adopts it", name, path, (long long)sb.st_size);
+			rc = -EEXIST;
+			goto out;
+		}
+	}
 	buf = malloc(18 + len + 12);
 	if (!buf) {
 		rc = -ENOMEM;
@@ -3287,6 +4408,29 @@ static uint64_t copy_pending(struct evl_store *st, uint64_t applied_lsn, uint64_
 	return c.pos - base;
 }
 
+/*
+ * Serve nothing unproven: task @uid's log up to physical byte @upto must
+ * match its sidecar's checksums (tasklog_verify; each byte is hashed once
+ * a mount).  A task whose bytes do not is set aside.  0, -EIO or -errno.
+ */
+static int prove(struct evl_store *st, uint64_t uid, const struct index_task *task,
+		 uint64_t upto, uint64_t *proven)
+{
+	char why[256] = "";
+	int rc;
+
+	rc = tasklog_verify(st->tl, uid, task->name, task->base_len, task->base_n,
+			    task->log_len - task->base_len, upto, proven, why, sizeof(why));
+	if (rc && task_damage(rc)) {
+		if (why[0])
+			set_aside(st, uid, task->name, why);
+		else
+			set_aside_err(st, uid, task->name, rc);
+		rc = -EIO;
+	}
+	return rc;
+}
+
 static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *buf, size_t len)
 {
 	struct index_txn *t;
@@ -3311,6 +4455,8 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	index_abort(t);
 
 	end = flen + pend;
+	if (is_aside(st, uid))
+		return -EIO;	/* nothing of it, not even its size's worth of pending */
 	if (off >= end)
 		return 0;
 	if (len > end - off)
@@ -3318,16 +4464,26 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	if (off < flen) {
 		size_t want = flen - off < len ? flen - off : len;
 
-		if (switch_broken(st, uid))
+		if (switch_broken(st, uid) || is_aside(st, uid))
 			return -EIO;
 		n = tasklog_read(st->tl, uid, task.name, off, buf, want);
+		if (n < 0 && task_damage(n)) {
+			set_aside_err(st, uid, task.name, n);
+			n = -EIO;
+		}
 		if (n < 0)
 			return n;
 		if ((size_t)n < want) {
-			evl_log(LOG_ERR, "task %s: log shorter than indexed (%" PRIu64 " bytes)",
-				task.name, flen);
+			char why[96];
+
+			snprintf(why, sizeof(why), "log shorter than indexed (%" PRIu64 " bytes)",
+				 flen);
+			set_aside(st, uid, task.name, why);
 			return -EIO;
 		}
+		rc = prove(st, uid, &task, off + want, NULL);
+		if (rc)
+			return rc;
 	}
 	return len;
 }
@@ -3347,6 +4503,36 @@ ssize_t evl_task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *bu
 /* Record buffers larger than this are given back after each write. */
 #define RECORD_KEEP (64u << 10)
 
+/*
+ * May task @uid be written?  Its files must be there and at least as long
+ * as the index says (check_files).  A reopen finds the damage that set a
+ * task aside here again, at the task's first write, rather than acknowledge
+ * appends its files cannot take.  0, -EIO (set aside) or -errno.
+ */
+static int writer_check(struct evl_store *st, uint64_t uid)
+{
+	struct index_task task;
+	struct index_txn *t;
+	int rc;
+
+	if (is_aside(st, uid))
+		return -EIO;
+	/* a snapshot that has the task live sees its files in place (I6) */
+	pthread_rwlock_rdlock(&st->swap_lock);
+	rc = index_begin(st->ix, false, &t);
+	if (!rc) {
+		rc = index_task_by_uid(t, uid, &task);
+		index_abort(t);
+		if (rc == -ENOENT)
+			rc = 0;		/* its create is pending: no files yet */
+		/* a rewrite's renames pending: the files are not the index's yet */
+		else if (!rc && task.state == TASK_LIVE && !switch_broken(st, uid))
+			rc = check_files(st, &task);
+	}
+	pthread_rwlock_unlock(&st->swap_lock);
+	return rc;
+}
+
 int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 {
 	struct evl_task_info info;
@@ -3360,6 +4546,8 @@ int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 	gen = st->delete_gen;
 	pthread_mutex_unlock(&st->lock);
 	rc = evl_task_stat(st, uid, &info);
+	if (!rc)
+		rc = writer_check(st, uid);
 	if (rc)
 		return rc;
 	w = calloc(1, sizeof(*w));
@@ -3509,12 +4697,15 @@ static int submit(struct evl_writer *w)
 {
 	struct evl_store *st = w->st;
 	size_t len = APPEND_HDR + w->dir_len + w->data_len;
-	uint64_t start = mono_ns(), lsn, gen;
+	uint64_t start = mono_ns(), lsn, gen, failures;
 	struct iovec iov;
 	unsigned char *buf;
 	struct pend *p;
 	int rc;
 
+	/* its files cannot take it: refused, not acknowledged and lost */
+	if (is_aside(st, w->uid))
+		return -EIO;
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
@@ -3533,6 +4724,7 @@ static int submit(struct evl_writer *w)
 	}
 
 	pthread_mutex_lock(&st->lock);
+	failures = st->apply_failures;
 	while (st->pending_mem && st->pending_mem + p->mem > st->opt.max_pending) {
 		/* wait for the applier; nothing drains after a failed fsync */
 		uint64_t at = mono_ns() + 100000000ull;
@@ -3540,11 +4732,22 @@ static int submit(struct evl_writer *w)
 		struct journal_stats js;
 
 		pthread_cond_timedwait(&st->applied_cv, &st->lock, &ts);
-		journal_get_stats(st->jn, &js);
-		if (js.error) {
+		store_journal_stats(st, &js);
+		rc = -js.error;
+		/*
+		 * Nor while the applier keeps failing (no descriptor, no room,
+		 * an I/O error): the writer gets its errno in bounded time, and
+		 * the FUSE workers it would hold stay free for everyone else.
+		 * It has failed since this wait began and for a while: one
+		 * failure the next try cures does not refuse anything.
+		 */
+		if (!rc && st->apply_err && st->apply_failures != failures &&
+		    mono_ns() - st->apply_failing_since >= WRITER_GIVE_UP_NS)
+			rc = st->apply_err;
+		if (rc) {
 			pthread_mutex_unlock(&st->lock);
 			pend_free(p);
-			return -js.error;
+			return rc;
 		}
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -3874,6 +5077,22 @@ void evl_view_close(struct evl_view *v)
 	free(v);
 }
 
+/*
+ * A view read or size the index itself failed (LMDB found a page it
+ * cannot use, or the disk failed reading it): counted in index_damage and
+ * logged, so that status names it.  Returns @rc.
+ */
+static int index_fault(struct evl_store *st, const struct evl_view *v, uint64_t off, int rc)
+{
+	if (rc == -ENOMEM || rc == -ENOENT || rc == -EAGAIN)
+		return rc;
+	atomic_fetch_add(&st->index_damage, 1);
+	evl_log(LOG_ERR, "view %.*s: the index fails at offset %" PRIu64 ": %s (damaged? evlogctl"
+		" fsck finds it, evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off,
+		strerror(-rc));
+	return rc == -EUCLEAN ? -EIO : rc;
+}
+
 /* Open the index view of @v in @t; a view with nothing applied yet is NULL. */
 static int view_index(struct evl_view *v, struct index_txn *t, struct index_view **iv)
 {
@@ -3906,7 +5125,7 @@ int evl_view_size(struct evl_view *v, uint64_t *size)
 	pthread_mutex_unlock(&st->lock);
 	index_view_free(iv);
 	index_abort(t);
-	return rc;
+	return rc ? index_fault(st, v, 0, rc) : 0;
 }
 
 struct fill_ctx {
@@ -3918,22 +5137,54 @@ struct fill_ctx {
 	uint64_t next_gseq;	/* the event after the last one copied */
 	struct tasklog_file *pin;	/* the log of pin_uid, held open */
 	uint64_t pin_uid, pin_base;	/* ... and its base_len (index offset - file offset) */
+	struct index_task pin_task;	/* ... as this transaction has it */
+	uint64_t pin_proven;		/* file bytes proven (prove()) */
+	bool bad_entry;			/* an entry outside its task's log (index damage) */
 	/* a run of adjacent bytes of one log, read with one pread */
 	uint64_t run_off;
 	size_t run_at, run_len;
-	uint64_t ends;		/* events whose last byte (a newline) is in buf */
+	bool run_head;		/* ... which begins where an event begins */
+	bool bad_start;		/* an event not after a newline of its log */
+	size_t *ends;		/* where in buf each event copied whole ends */
+	size_t nends, ends_cap;	/* ends_cap in bytes (store_grow) */
 	int rc;
 };
 
+/*
+ * Read the run.  One that begins an event reads the byte before it too (a
+ * log is lines only: a newline, unless the event is the log's first), so
+ * that an index entry whose offset damage moved into a line is caught
+ * (view_lines_whole checks where each event ends).
+ */
 static int flush_run(struct fill_ctx *c)
 {
+	bool head = c->run_head && c->run_off > 0;
+	char *at = c->buf + c->run_at, keep = 0;
 	ssize_t n;
 
 	if (!c->run_len)
 		return 0;
-	n = tasklog_pread(c->pin, c->run_off, c->buf + c->run_at, c->run_len);
-	if (n >= 0 && (size_t)n < c->run_len)
-		n = -EIO;
+	if (head && c->run_at) {
+		keep = at[-1];	/* the last byte of the run before: read, put back */
+		n = tasklog_pread(c->pin, c->run_off - 1, at - 1, c->run_len + 1);
+		if (n >= 0 && (size_t)n < c->run_len + 1)
+			n = -EIO;
+		if (n >= 0 && at[-1] != '\n')
+			c->bad_start = true;
+		at[-1] = keep;
+	} else {
+		char before = '\n';
+
+		n = head ? tasklog_pread(c->pin, c->run_off - 1, &before, 1) : 1;
+		if (n == 0)
+			n = -EIO;
+		if (n > 0 && before != '\n')
+			c->bad_start = true;
+		if (n > 0)
+			n = tasklog_pread(c->pin, c->run_off, at, c->run_len);
+		if (n >= 0 && (size_t)n < c->run_len)
+			n = -EIO;
+	}
 	c->run_len = 0;
 	return n < 0 ? (int)n : 0;
 }
@@ -3958,20 +5209,37 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->rc = index_task_by_uid(c->t, ev->uid, &task);
 		if (c->rc == -ENOENT)
 			c->rc = -EUCLEAN;	/* an entry of a task the index lacks: damage */
-		if (!c->rc && switch_broken(c->st, ev->uid))
+		if (!c->rc && (switch_broken(c->st, ev->uid) || is_aside(c->st, ev->uid)))
 			c->rc = -EIO;
-		if (!c->rc)
+		if (!c->rc) {
 			c->rc = tasklog_pin(c->st->tl, ev->uid, task.name, &c->pin);
+			/* a view never serves what it cannot read: EIO */
+			if (c->rc && task_damage(c->rc)) {
+				set_aside_err(c->st, ev->uid, task.name, c->rc);
+				c->rc = -EIO;
+			}
+		}
 		if (!c->rc) {
 			c->pin_uid = ev->uid;
 			c->pin_base = task.base_len;
+			c->pin_task = task;
+			c->pin_proven = 0;
 		}
 	}
+	if (!c->rc && (ev->off < c->pin_base || ev->len > c->pin_task.log_len ||
+		       ev->off > c->pin_task.log_len - ev->len)) {
+		c->bad_entry = true;	/* the index's entry is not inside its own task's log */
+		c->rc = -EUCLEAN;
+	}
+	if (!c->rc && ev->off - c->pin_base + ev->len > c->pin_proven)
+		c->rc = prove(c->st, ev->uid, &c->pin_task, ev->off - c->pin_base + ev->len,
+			      &c->pin_proven);
 	if (c->rc)
 		return 1;
 	if (!c->run_len) {
 		c->run_off = ev->off - c->pin_base + skip;
 		c->run_at = c->done;
+		c->run_head = !skip;
 	}
 	c->run_len += want;
 	c->done += want;
@@ -3980,26 +5248,35 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->next_gseq = 0;	/* stopped inside this event */
 		return 1;
 	}
-	c->ends++;
+	if (store_grow(&c->ends, &c->ends_cap, (c->nends + 1) * sizeof(*c->ends))) {
+		c->rc = -ENOMEM;
+		return 1;
+	}
+	c->ends[c->nends++] = c->done - 1;
 	c->next_gseq = ev->gseq + 1;
 	return c->done == c->len;
 }
 
 /*
  * Each event is one line: the newlines in what fill_cb read are exactly
- * the ends of the events it completed, the last byte one if it completed
- * the last.
+ * where the events it completed end (so none inside an event, and none in
+ * the part of one it stopped in), and each event it began follows a
+ * newline of its log.
  */
 static bool view_lines_whole(const struct fill_ctx *c)
 {
 	const char *p = c->buf, *end = c->buf + c->done;
-	uint64_t n = 0;
+	size_t n = 0;
 
+	if (c->bad_start)
+		return false;
 	while (p < end && (p = memchr(p, '\n', end - p))) {
+		if (n == c->nends || (size_t)(p - c->buf) != c->ends[n])
+			return false;
 		n++;
 		p++;
 	}
-	return n == c->ends && (!c->done || (c->next_gseq != 0) == (c->buf[c->done - 1] == '\n'));
+	return n == c->nends;
 }
 
 static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len)
@@ -4009,7 +5286,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 	struct index_view *iv;
 	struct index_txn *t;
 	uint64_t applied, pend, gseq, gen;
-	bool cached;
+	bool cached, counted = false;
 	int rc;
 
 	rc = begin_read(st, &t);
@@ -4020,7 +5297,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 	if (rc) {
 		pthread_mutex_unlock(&st->lock);
 		index_abort(t);
-		return rc;
+		return index_fault(st, v, off, rc);
 	}
 	applied = iv ? index_view_size(iv) : 0;
 	pend = copy_pending(st, txn_applied(t), v->uid, v->prefix, v->len, applied, off, buf, len);
@@ -4050,15 +5327,20 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 		if (!rc)
 			rc = c.rc;
 		if (rc == -EUCLEAN) {
-			evl_log(LOG_ERR, "view %.*s: an index entry names a task the index lacks at"
-				" offset %" PRIu64 " (a damaged index? evlogctl fsck finds it,"
-				" evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off);
+			counted = true;
+			atomic_fetch_add(&st->index_damage, 1);
+			evl_log(LOG_ERR, "view %.*s: an index entry %s at offset %" PRIu64 " (a damaged"
+				" index? evlogctl fsck finds it, evlogctl reindex rebuilds it)",
+				(int)v->len, v->prefix, c.bad_entry ? "lies outside its task's log" :
+				"names a task the index lacks", off);
 			rc = -EIO;
 		}
 		if (!rc)
 			rc = flush_run(&c);
 		tasklog_unpin(st->tl, c.pin);
 		if (!rc && c.done < c.len) {
+			counted = true;
+			atomic_fetch_add(&st->index_damage, 1);
 			evl_log(LOG_ERR, "view %.*s: index ends before its size", (int)v->len,
 				v->prefix);
 			rc = -EIO;
@@ -4069,6 +5351,8 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 			 * the index that its checks at open cannot see.  Never
 			 * serve a spliced line.
 			 */
+			counted = true;
+			atomic_fetch_add(&st->index_damage, 1);
 			evl_log(LOG_ERR, "view %.*s: an index entry does not match its log at"
 				" offset %" PRIu64 " (a damaged index? evlogctl fsck finds it,"
 				" evlogctl reindex rebuilds it)", (int)v->len, v->prefix, off);
@@ -4084,8 +5368,12 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 		pthread_mutex_unlock(&v->mu);
 	}
 out:
+	free(c.ends);
 	index_view_free(iv);
 	index_abort(t);
+	/* an error of the index's own (not a task's files, whose are fill_cb's) */
+	if (rc && !counted && rc != c.rc)
+		rc = index_fault(st, v, off, rc);
 	return rc ? rc : (ssize_t)len;
 }
 
@@ -4232,7 +5520,7 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	struct index_meta m = { 0 };
 
 	memset(o, 0, sizeof(*o));
-	journal_get_stats(st->jn, &js);
+	store_journal_stats(st, &js);
 	if (begin_read(st, &t) == 0) {
 		index_get_meta(t, &m);
 		o->types = index_type_count(t);
@@ -4276,6 +5564,11 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	o->fsyncs = js.fsyncs;
 	o->checkpoints = st->checkpoints;
 	o->apply_failures = st->apply_failures;
+	o->events_lost = st->events_lost;
+	o->events_unapplied = st->events_unapplied;
+	o->lines_unapplied = st->lines_moved;
+	o->index_damage = atomic_load(&st->index_damage);
+	o->tasks_aside = aside_names(st, o->aside, sizeof(o->aside), '\0');
 	memcpy(o->lat_count, st->lat_count, sizeof(o->lat_count));
 	o->lat_sum = st->lat_sum;
 	o->error = js.error;

@@ -114,6 +114,25 @@ int store_rmrf(const char *path);
  */
 int store_grow(void *pp, size_t *cap, size_t need);
 
+/*
+ * The stamp (store.c, I7): DATA_DIR/stamp and the index hold the store's id
+ * and generation.  store_stamp_read: 0, -ENOENT, -EILSEQ (garbled) or
+ * -errno.  store_stamp_write: durable on return.  store_stamp_check: does
+ * index @ix describe the logs of @dir?  0, -ESTALE with the reason in @why
+ * (evlogctl reindex is the cure), or -errno.
+ */
+struct index;
+struct store_stamp {
+	uint64_t id, file_gen, ix_gen;
+	bool file, ix;		/* each was found */
+};
+int store_stamp_read(const char *dir, uint64_t *id, uint64_t *gen);
+int store_stamp_write(const char *dir, uint64_t id, uint64_t gen);
+int store_stamp_check(const char *dir, struct index *ix, struct store_stamp *s,
+		      char *why, size_t n);
+/* Make DATA_DIR/stamp say what the index there says (an index copied in).  0 or -errno. */
+int store_stamp_adopt(const char *dir);
+
 /* compact.c */
 int compactor_new(struct evl_store *st, struct compactor **out);
 /* Wait for a running compaction and free. */

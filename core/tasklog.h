@@ -2,11 +2,18 @@
  * tasklog.h - one task's files: the JSONL log and its sidecar.
  *
  * DATA_DIR/tasks/<id>/events       the events, byte-exact, append-only
- * DATA_DIR/tasks/<id>/events.meta  one 24-byte record per event, in order:
+ * DATA_DIR/tasks/<id>/events.meta  one 32-byte record per event, in order:
  *   0 8 gseq (global commit sequence)   8 8 commit time, ns since the epoch
- *   16 4 event length, newline included  20 4 XXH32 of bytes 0-19
+ *   16 4 event length, newline included  20 4 XXH32 of the event's bytes
+ *   24 4 zero (reserved)                 28 4 XXH32 of bytes 0-27, seed 2
  * (little-endian).  Logs and sidecars hold everything the index knows, so
- * the index can be rebuilt from them.
+ * the index can be rebuilt from them; the event checksum lets a reader
+ * prove that bytes it serves are the ones written (issue 15: a bad disk
+ * never yields wrong data).
+ *
+ * Format 1 (before evlogfs 0.9) had 24-byte records without the event
+ * checksum (0 gseq, 8 time, 16 len, 20 XXH32 of bytes 0-19, seed 0).
+ * tasklog_upgrade() rewrites such a sidecar; nothing else reads them.
  *
  * Files are written at explicit offsets (pwrite), never with O_APPEND, so a
  * write repeated after a crash lands on the same bytes.
@@ -30,7 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TASKLOG_REC 24
+#define TASKLOG_REC 32
+#define TASKLOG_REC_V1 24
 
 struct tasklog;
 
@@ -38,7 +46,11 @@ struct tasklog_rec {
 	uint64_t gseq;
 	uint64_t time_ns;
 	uint32_t len;
+	uint32_t sum;		/* tasklog_sum() of the event's bytes */
 };
+
+/* The event checksum of a record: XXH32 of the event's @len bytes. */
+uint32_t tasklog_sum(const void *event, size_t len);
 
 /*
  * Open the task area DATA_DIR/tasks (@dir), created if missing, caching the
@@ -46,6 +58,8 @@ struct tasklog_rec {
  * 0 or -errno.
  */
 int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out);
+/* Open task files for reading only from now on (a store on read-only media). */
+void tasklog_read_only(struct tasklog *tl);
 void tasklog_close(struct tasklog *tl);
 
 /*
@@ -66,15 +80,24 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name);
 
 /*
  * Write @len event bytes at @off of the log and @n sidecar records starting
- * at record @idx.  0 or -errno (ENOSPC, EIO).
+ * at record @idx (their event checksums are computed here, from @data: the
+ * records' lengths must add up to @len).  The files must end there: -EUCLEAN (nothing written) if
+ * either is shorter, or longer with other bytes than these (damaged, or
+ * written outside the store; the same bytes are a retry of a failed batch).  A
+ * failed write is cut back, so that its retry finds the files as before.
+ * TASKLOG_AFTER_LOSS in @flags: the write replays the journal after a power
+ * loss, which may have left holes (zeros) where these bytes were written
+ * before; they count as these.  0 or -errno (ENOSPC, EIO, EUCLEAN).
  */
+#define TASKLOG_AFTER_LOSS 1u
 int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
 		  const void *data, size_t len, uint64_t idx,
-		  const struct tasklog_rec *recs, size_t n);
+		  const struct tasklog_rec *recs, size_t n, unsigned flags);
 
 /*
  * Write @n (at most 64) sidecar records from record @idx, and nothing to
- * the log (fsck rewriting damaged records).  0, -EINVAL or -errno.
+ * the log (fsck rewriting damaged records; their checksums are the
+ * caller's).  0, -EINVAL or -errno.
  */
 int tasklog_write_recs(struct tasklog *tl, uint64_t uid, const char *name, uint64_t idx,
 		       const struct tasklog_rec *recs, size_t n);
@@ -86,6 +109,13 @@ int tasklog_write_recs(struct tasklog *tl, uint64_t uid, const char *name, uint6
  */
 #define TASKLOG_UID_XATTR "user.evlogfs.uid"
 uint64_t tasklog_uid_of(const char *dir, const char *name);
+
+/*
+ * Append @len event bytes to task @name's events.unapplied (made if
+ * missing) and fsync it and its directory: events a damaged task could not
+ * take.  0 or -errno.
+ */
+int tasklog_rescue(struct tasklog *tl, const char *name, const void *data, size_t len);
 
 /* Read up to @len log bytes at @off.  Bytes read, or -errno. */
 ssize_t tasklog_read(struct tasklog *tl, uint64_t uid, const char *name,
@@ -180,7 +210,40 @@ int tasklog_rw_finish(struct tasklog *tl, uint64_t uid, const char *name);
 /* Remove every file of .rewrite (rewrites the index never switched to). */
 int tasklog_rw_clean(struct tasklog *tl);
 
+/*
+ * Prove task @uid's log up to physical byte @upto (at most @flen, the
+ * bytes the index has; @base_len and @base_n are what retention dropped
+ * from its head): every event there has the length and checksum of its
+ * sidecar record.  Goes on from where the last call for @uid stopped (kept
+ * in logical terms, so it survives retention), and a little past @upto.
+ * The bytes proven so far go to *@proven (unless NULL).  0; -EBADMSG (an
+ * event's bytes do not match its checksum), -EILSEQ (a record does not
+ * check out), -EUCLEAN (the files and the index disagree on where events
+ * end), each with @why; or -errno.  Thread-safe.
+ */
+int tasklog_verify(struct tasklog *tl, uint64_t uid, const char *name, uint64_t base_len,
+		   uint64_t base_n, uint64_t flen, uint64_t upto, uint64_t *proven,
+		   char *why, size_t n);
+/* Forget what tasklog_verify proved of @uid (its files cut, removed or replaced). */
+void tasklog_verify_forget(struct tasklog *tl, uint64_t uid);
+
+/*
+ * The sidecar format of store @data_dir: DATA_DIR/format says
+ * "evlogfs-format 2 <XXH32 of the words before>" (a line that does not
+ * check out is damage, not another format).  Without it (a store made before format 2, or the
+ * file lost), or with @every (the offline tools, which read every task
+ * anyway: a task tree of an older store copied in), every sidecar is
+ * looked at (its first records): format-1 ones are upgraded if @may_write
+ * (each rewritten crash-safely), and the file is written.  The caller
+ * holds the store's lock.  0; -EPROTO (format-1 sidecars and not
+ * @may_write, or a newer format: @why says so); -errno.
+ */
+int tasklog_format_check(const char *data_dir, bool may_write, bool every, char *why, size_t n);
+
 void tasklog_encode(const struct tasklog_rec *r, unsigned char out[TASKLOG_REC]);
+/* 0, or -EILSEQ if the record's own checksum is wrong. */
 int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r);
+/* A format-1 record (24 bytes; sum 0).  0 or -EILSEQ. */
+int tasklog_decode_v1(const unsigned char in[TASKLOG_REC_V1], struct tasklog_rec *r);
 
 #endif

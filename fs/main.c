@@ -512,6 +512,21 @@ out_store:
 				(unsigned long long)s.journal_damaged_first);
 			rc = 1;
 		}
+		/* damaged tasks: not a clean run either, even if nothing was lost */
+		if (s.tasks_aside) {
+			char names[256] = "";
+			size_t at = 0;
+
+			for (const char *n = s.aside; *n && at < sizeof(names); n += strlen(n) + 1)
+				at += snprintf(names + at, sizeof(names) - at, "%s%s", at ? ", " : "", n);
+			evl_log(LOG_ERR, "%s: %llu damaged tasks were set aside (%s); %llu acknowledged "
+				"events of theirs are in their events.unapplied, %llu lost; run "
+				"evlogctl fsck --repair %s", cfg.data_dir,
+				(unsigned long long)s.tasks_aside, names,
+				(unsigned long long)s.events_unapplied,
+				(unsigned long long)s.events_lost, cfg.data_dir);
+			rc = 1;
+		}
 	}
 	/* flush and checkpoint: 0 only if everything acknowledged is on disk */
 	if (evl_store_close(fs.st)) {

@@ -116,6 +116,19 @@ char *status_json(struct fs *fs, size_t *len)
 	} else {
 		json_object_object_add(o, "journal_damage", NULL);
 	}
+	{
+		/* damaged tasks this mount set aside (reads and appends EIO), and what it cost */
+		struct json_object *d = json_object_new_array();
+
+		for (const char *n = s.aside; *n; n += strlen(n) + 1)
+			json_object_array_add(d, jstr(n));
+		add_u64(o, "tasks_aside", s.tasks_aside);
+		json_object_object_add(o, "aside", d);
+		add_u64(o, "events_unapplied", s.events_unapplied);
+		add_u64(o, "events_lost", s.events_lost);
+		add_u64(o, "lines_unapplied", s.lines_unapplied);
+		add_u64(o, "index_damage", s.index_damage);
+	}
 	comp = json_object_new_object();
 	evl_compact_status(fs->st, &cs);
 	json_object_object_add(comp, "state", jstr(cs.running ? "running" : "idle"));
@@ -260,6 +273,21 @@ char *metrics_text(struct fs *fs, size_t *len)
 	metric(&b, "apply_failures_total", "counter",
 	       "Journal batches the applier failed to apply (a full disk), retried.",
 	       s.apply_failures);
+	metric(&b, "tasks_aside", "gauge",
+	       "Damaged tasks set aside (reads and appends get EIO) since the mount.",
+	       s.tasks_aside);
+	metric(&b, "events_unapplied_total", "counter",
+	       "Acknowledged events of set-aside tasks put in their events.unapplied.",
+	       s.events_unapplied);
+	metric(&b, "lines_unapplied_total", "counter",
+	       "Lines past a task's index no record vouched for, put in its events.unapplied at mount.",
+	       s.lines_unapplied);
+	metric(&b, "events_lost_total", "counter",
+	       "Acknowledged events of set-aside tasks not even events.unapplied could take.",
+	       s.events_lost);
+	metric(&b, "index_damage_total", "counter",
+	       "View reads refused because an index entry did not match its log (run evlogctl reindex).",
+	       s.index_damage);
 	evl_compact_status(fs->st, &cs);
 	mprintf(&b, "# HELP evlogfs_compaction_runs_total Compactions finished, by result.\n"
 		"# TYPE evlogfs_compaction_runs_total counter\n"

@@ -87,8 +87,8 @@ int cmd_fsck(const char *dir, bool repair)
 	rc = evl_fsck(dir, &opts, &r);
 
 	progress_end(&o.pr);
-	if (rc == -ENOENT)
-		return EXIT_ERROR;	/* reported: no index */
+	if (rc == -ENOENT || rc == -ESTALE)
+		return EXIT_ERROR;	/* reported: no index, or not this store's */
 	if (rc == -EUCLEAN)
 		return EXIT_FOUND;	/* reported: a damaged index, for reindex */
 	if (rc)
@@ -133,7 +133,10 @@ int cmd_reindex(const char *dir, const char *type_field)
 	if (r.lost)
 		printf("%s: %llu journaled events could not be placed (listed above)\n", dir,
 		       (unsigned long long)r.lost);
-	return r.lost ? EXIT_FOUND : EXIT_OK;
+	if (r.damaged)
+		printf("%s: %llu events were not what was written: moved to their task's "
+		       "events.damaged\n", dir, (unsigned long long)r.damaged);
+	return r.lost || r.damaged ? EXIT_FOUND : EXIT_OK;
 }
 
 /* ---- backup ---- */

@@ -36,6 +36,7 @@
 #include "evlog.h"
 #include "log.h"
 #include "scan.h"
+#include "tasklog.h"
 
 struct fig {
 	char name[64];
@@ -481,7 +482,7 @@ static void bench_compact(bool sync)
 		if (evl_store_checkpoint(st))
 			abort();
 		/* what went, counting back in what the writers added meanwhile */
-		fr->v[r] = (double)before + added * (200.0 + 24) - (double)du_dir(dir);
+		fr->v[r] = (double)before + added * (200.0 + TASKLOG_REC) - (double)du_dir(dir);
 		fr->base[r] = before;
 		durs[r] = dur;
 		f50->n = f99->n = fr->n = r + 1;

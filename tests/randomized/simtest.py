@@ -2115,7 +2115,12 @@ class Model:
                 _meta[eid] = (n, crc, typ.encode())
             old = self.events.get(eid)
             if old is None or old.st == "m":
-                self.events[eid] = Ev(st, task, ino, rec, crc_stored)
+                self.events[eid] = ev = Ev(st, task, ino, rec, crc_stored)
+                if old is not None and old.t0 < ev.t0:
+                    # An earlier call may have stored it (a line a forked
+                    # child left held and its exit's FLUSH committed, seed
+                    # 902898013): it began no later than that call did.
+                    ev.t0, ev.w0 = old.t0, old.w0
         res = rec.get("res")
         died = isinstance(res, int) and -res in DEAD
         if op == "open" and rec.get("ino"):

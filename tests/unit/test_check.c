@@ -22,9 +22,12 @@
 
 #include <cmocka.h>
 
+#include <xxhash.h>
+
 #include "evlog.h"
 #include "index.h"
 #include "log.h"
+#include "tasklog.h"
 #include "testutil.h"
 
 static const char *const types[] = { "tool.call", "tool.result", "note", "error.io" };
@@ -183,6 +186,42 @@ static void fsck_finds_and_repairs(void **state)
 	free(before);
 }
 
+/*
+ * Review (rev-damage): README "whole lines after a log's last event are
+ * moved to events.unapplied, not deleted".  Two whole lines appended to a
+ * log outside the store, then an unterminated fragment (a writer killed
+ * mid-line, or a second copy cut short): keep_tail keeps nothing unless the
+ * whole tail ends in a newline, and cut_tails then deletes both whole lines.
+ */
+static void repair_keeps_whole_lines_before_a_fragment(void **state)
+{
+	static const char tail[] = "{\"type\":\"note\",\"x\":1}\n{\"type\":\"note\",\"x\":2}\n{\"typ";
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char path[4400], got[256] = "";
+	ssize_t n = 0;
+	int fd;
+
+	fill(st, 0, 40);
+	assert_int_equal(evl_store_close(st), 0);
+	snprintf(path, sizeof(path), "%s/tasks/t1/events", dir);
+	assert_true((fd = open(path, O_WRONLY | O_APPEND)) >= 0);
+	assert_int_equal(write(fd, tail, sizeof(tail) - 1), (ssize_t)sizeof(tail) - 1);
+	close(fd);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	snprintf(path, sizeof(path), "%s/tasks/t1/events.unapplied", dir);
+	fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		n = read(fd, got, sizeof(got) - 1);
+		close(fd);
+	}
+	got[n > 0 ? n : 0] = '\0';
+	assert_string_equal(got, "{\"type\":\"note\",\"x\":1}\n{\"type\":\"note\",\"x\":2}\n");
+}
+
 static uint64_t file_size(const char *dir, const char *file)
 {
 	char path[4400];
@@ -195,7 +234,7 @@ static uint64_t file_size(const char *dir, const char *file)
 /*
  * Issue 15 item 4: damage to a sidecar's records must not cost an event
  * the log and the index both hold.  @how: "cut" drops the last record
- * (truncate -s -24), "flip" flips a bit in the last record, "mid" flips a
+ * (truncate -s -32), "flip" flips a bit in the last record, "mid" flips a
  * bit in the third.  fsck --repair and reindex rebuild the records from
  * the log and the index and keep every event.
  */
@@ -214,13 +253,13 @@ static void sidecar_damage_case(const char *dir, const char *how, bool use_reind
 	before = dump(dir);
 	log_size = file_size(dir, "tasks/t1/events");
 	meta_size = file_size(dir, "tasks/t1/events.meta");
-	assert_int_equal(meta_size, 6 * 24);
+	assert_int_equal(meta_size, 6 * TASKLOG_REC);
 
 	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", dir);
 	if (!strcmp(how, "cut")) {
-		assert_int_equal(truncate(meta, meta_size - 24), 0);
+		assert_int_equal(truncate(meta, meta_size - TASKLOG_REC), 0);
 	} else {
-		off_t at = !strcmp(how, "mid") ? 2 * 24 + 9 : 5 * 24 + 9;	/* its time */
+		off_t at = !strcmp(how, "mid") ? 2 * TASKLOG_REC + 9 : 5 * TASKLOG_REC + 9;	/* its time */
 
 		fd = open(meta, O_RDWR);
 		assert_true(fd >= 0);
@@ -720,6 +759,46 @@ static void view_never_serves_a_spliced_line(void **state)
 }
 
 /*
+ * The same for an entry whose offset damage moved into a line, with a
+ * length that ends at that line's newline (a zeroed byte of an offset and
+ * one of a length, damage sweep seed 80004 case 3204): one newline for one
+ * event, so counting newlines passes it; the byte before it is not a
+ * newline.  Served, it would be a line no writer wrote.
+ */
+static void view_never_serves_the_tail_of_a_line(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir);
+	struct index_txn *t;
+	struct index *ix;
+	struct evl_view *v;
+	char path[4200], buf[65536], first[64];
+	ssize_t n = 0;
+	uint64_t off = 0;
+	int len;
+
+	fill(st, 0, 100);
+	assert_int_equal(evl_store_close(st), 0);
+	/* task t0 (uid 1) begins with fill's event 0 */
+	len = snprintf(first, sizeof(first), "{\"type\":\"%s\",\"i\":%d}\n", types[0], 0);
+	snprintf(path, sizeof(path), "%s/index", dir);
+	assert_int_equal(index_open(path, NULL, &ix), 0);
+	assert_int_equal(index_begin(ix, true, &t), 0);
+	assert_int_equal(index_add_event(t, 1, 1000000, "zz", 2, 9, len - 9), 0);
+	assert_int_equal(index_commit(t), 0);
+	index_close(ix);
+
+	st = open_store(dir);
+	assert_int_equal(evl_view_open(st, "zz", 2, 0, &v), 0);
+	while ((n = evl_view_read(v, off, buf, sizeof(buf))) > 0)
+		off += n;
+	assert_int_equal(n, -EIO);
+	assert_int_equal(off, 0);
+	evl_view_close(v);
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/*
  * Index damage: a truncated data.mdb (the 16 KiB of the issue, nothing,
  * half) and random bit flips and zeroed ranges, many seeds.  Each of the
  * store's open (what a mount does), fsck and reindex runs in a child, so a
@@ -953,10 +1032,1042 @@ static void index_damage_never_crashes(void **state)
 	assert_int_equal(crashes, 0);
 }
 
+/* ---- event checksums (sidecar format 2) ---- */
+
+/* DIR/REL's bytes (malloc'd, NUL-ended; *@len its size), or NULL. */
+static char *slurp(const char *dir, const char *rel, size_t *len)
+{
+	char path[4400];
+	struct stat sb;
+	char *buf;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	assert_int_equal(fstat(fd, &sb), 0);
+	buf = malloc(sb.st_size + 1);
+	assert_non_null(buf);
+	assert_int_equal(read(fd, buf, sb.st_size), sb.st_size);
+	close(fd);
+	buf[sb.st_size] = '\0';
+	if (len)
+		*len = sb.st_size;
+	return buf;
+}
+
+static void spit(const char *dir, const char *rel, const void *data, size_t len)
+{
+	char path[4400];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Everything task @name's log serves (NULL-safe), and the read's result. */
+static ssize_t read_task(struct evl_store *st, const char *name, char *buf, size_t cap)
+{
+	struct evl_task_info info;
+	uint64_t off = 0;
+	ssize_t n;
+
+	assert_int_equal(evl_task_lookup(st, name, &info), 0);
+	while ((n = evl_task_read(st, info.uid, off, buf + off, cap - 1 - off)) > 0)
+		off += n;
+	buf[off] = '\0';
+	return n < 0 ? n : (ssize_t)off;
+}
+
+/*
+ * Issue 15: one byte changed inside an event on disk (a bad disk; the JSON
+ * stays valid) is never served: the task is set aside (EIO, named), other
+ * tasks are served; fsck names the event; reindex moves it to the task's
+ * events.damaged and keeps every other event.
+ */
+static void changed_event_bytes_are_never_served(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_stats stt;
+	struct evl_store *st = open_store(dir);
+	char *log, *line3, *end, *after, buf[8192], changed[128];
+	size_t len;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	line3 = strchr(strchr(log, '\n') + 1, '\n') + 1;
+	end = strchr(line3, '\n');
+	strstr(line3, "\"i\":")[4] ^= 1;	/* a digit for another: valid JSON still */
+	snprintf(changed, sizeof(changed), "%.*s", (int)(end - line3 + 1), line3);
+	spit(dir, "tasks/t1/events", log, len);
+
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), -EIO);
+	evl_store_stats(st, &stt);
+	assert_int_equal(stt.tasks_aside, 1);
+	assert_string_equal(stt.aside, "t1");
+	assert_true(read_task(st, "t0", buf, sizeof(buf)) > 0);
+	for (size_t p = 0; p < sizeof(prefixes) / sizeof(*prefixes); p++) {
+		struct evl_view *v;
+		ssize_t n;
+		uint64_t off = 0;
+
+		if (evl_view_open(st, prefixes[p], strlen(prefixes[p]), 0, &v))
+			continue;
+		while ((n = evl_view_read(v, off, buf + off, sizeof(buf) - 1 - off)) > 0)
+			off += n;
+		buf[off] = '\0';
+		assert_null(strstr(buf, changed));
+		evl_view_close(v);
+	}
+	evl_store_close(st);
+
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_true(r.problems >= 1);
+	assert_true(reported("its checksum does not match"));
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	assert_int_equal(r.damaged, 1);
+	assert_true(reported("moved to events.damaged"));
+	after = slurp(dir, "tasks/t1/events.damaged", NULL);
+	assert_non_null(after);
+	assert_string_equal(after, changed);
+	free(after);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)(len - strlen(changed)));
+	assert_null(strstr(buf, changed));
+	evl_store_close(st);
+	free(log);
+}
+
+/*
+ * Issue 15 (the sweep): a sidecar copied over another task's.  Its records
+ * check out, none matches the log; the index agrees with the log: fsck
+ * --repair keeps it aside as events.meta.foreign and rebuilds the sidecar;
+ * every event is served as before.
+ */
+static void a_foreign_sidecar_is_rebuilt(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *before, *after, *meta;
+	size_t len;
+
+	fill(st, 0, 24);
+	assert_int_equal(evl_store_close(st), 0);
+	before = dump(dir);
+	meta = slurp(dir, "tasks/t0/events.meta", &len);
+	spit(dir, "tasks/t1/events.meta", meta, len);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_true(reported("its sidecar describes another log"));
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	after = dump(dir);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	free(meta);
+}
+
+/*
+ * Issue 15 (the sweep): a log copied over another task's.  Its sidecar and
+ * the index agree with each other, not with the log: reindex keeps the log
+ * aside as events.foreign and the task's events are lost (said); nothing
+ * of the other task is served twice, or under this one.
+ */
+static void a_foreign_log_is_never_served(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *kept, buf[8192];
+	size_t len;
+
+	fill(st, 0, 24);
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t0/events", &len);
+	spit(dir, "tasks/t1/events", log, len);
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	assert_true(reported("kept as events.foreign"));
+	kept = slurp(dir, "tasks/t1/events.foreign", NULL);
+	assert_non_null(kept);
+	{
+		/* the recovery before it moved lines past the index's end to events.unapplied */
+		char *rest = slurp(dir, "tasks/t1/events.unapplied", NULL), *both;
+
+		assert_true(asprintf(&both, "%s%s", kept, rest ? rest : "") > 0);
+		assert_string_equal(both, log);
+		free(both);
+		free(rest);
+	}
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), 0);
+	assert_int_equal(read_task(st, "t0", buf, sizeof(buf)), (ssize_t)len);
+	evl_store_close(st);
+	free(kept);
+	free(log);
+}
+
+/*
+ * Make @dir a store of the older format: 24-byte sidecar records (the
+ * same gseq, time and length) and no DATA_DIR/format; task t1's sidecar
+ * gets @extra (format 2, NULL: none) as one more record, in format 1.
+ */
+static void to_format1(const char *dir, const unsigned char *extra, size_t nextra)
+{
+	char path[4400];
+
+	for (int t = 0; t < 4; t++) {
+		char rel[64], *meta, *old;
+		size_t len, n;
+
+		snprintf(rel, sizeof(rel), "tasks/t%d/events.meta", t);
+		meta = slurp(dir, rel, &len);
+		assert_int_equal(len % TASKLOG_REC, 0);
+		n = len / TASKLOG_REC;
+		if (t == 1 && extra) {
+			meta = realloc(meta, len + nextra * TASKLOG_REC);
+			memcpy(meta + len, extra, nextra * TASKLOG_REC);
+			n += nextra;
+		}
+		old = malloc(n * TASKLOG_REC);
+		for (size_t k = 0; k < n; k++) {
+			struct tasklog_rec rec;
+			unsigned char *o = (unsigned char *)old + k * TASKLOG_REC_V1;
+			uint32_t h;
+
+			assert_int_equal(tasklog_decode((unsigned char *)meta + k * TASKLOG_REC, &rec), 0);
+			memcpy(o, meta + k * TASKLOG_REC, 20);	/* gseq, time, len: the same */
+			h = XXH32(o, 20, 0);
+			for (int i = 0; i < 4; i++)
+				o[20 + i] = h >> (8 * i);
+			assert_int_equal(tasklog_decode_v1(o, &rec), 0);
+		}
+		spit(dir, rel, old, n * TASKLOG_REC_V1);
+		free(meta);
+		free(old);
+	}
+	snprintf(path, sizeof(path), "%s/format", dir);
+	assert_int_equal(unlink(path), 0);
+}
+
+/*
+ * A store an older evlogfs made (24-byte sidecar records, no DATA_DIR/format):
+ * a check that may not write refuses, naming the upgrade; the first open
+ * upgrades every sidecar (events.meta of tasks and of a pending delete),
+ * and serves the same bytes.
+ */
+static void a_format1_store_is_upgraded(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *before, *after;
+
+	fill(st, 0, 24);
+	assert_int_equal(evl_store_close(st), 0);
+	before = dump(dir);
+	to_format1(dir, NULL, 0);
+	assert_int_equal(fsck(dir, false, &r), -EPROTO);
+	assert_true(reported("format 1"));
+	after = dump(dir);	/* the open upgrades */
+	assert_string_equal(before, after);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	free(after);
+	free(before);
+}
+
+/*
+ * An older store a power loss stopped after the applier wrote a batch to a
+ * clean task (its sidecar record kept, its log bytes lost: a hole of zeros,
+ * or gone) and before the index commit; the journal holds the batch.  The
+ * upgrade at the next open must not give that record a checksum of bytes
+ * that are not the event's: the replay could not write the batch again
+ * over it, and the task was set aside with its event in events.unapplied
+ * (found in review).  The store opens as the same store in the new format
+ * does: every event served, nothing set aside.
+ */
+static void a_format1_store_after_a_power_loss_is_upgraded(void **state)
+{
+	static const char ev[] = "{\"type\":\"note\",\"i\":99}\n";
+	const char *dir = *state;
+	char path[4400], ref[4200], *meta, *want, *got;
+	size_t mlen;
+
+	for (int hole = 0; hole < 2; hole++) {
+		struct evl_store *st = open_store(dir);
+		struct evl_stats s;
+		int status;
+		pid_t pid;
+
+		fill(st, 0, 24);
+		assert_int_equal(evl_store_close(st), 0);	/* t1 clean */
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			/*
+			 * Journaled and durable, not applied: a process gone before
+			 * its applier ran, under the seam's boot (the next open, in
+			 * the real one, is after a reboot: it trusts no file past a
+			 * checkpoint, as after a power loss).
+			 */
+			struct evl_options o;
+			struct evl_task_info info;
+			struct evl_writer *w;
+
+			fio_install();
+			evl_options_default(&o);
+			o.commit_sync = true;
+			o.hold_apply = true;
+			if (evl_store_open(dir, &o, &st) || evl_task_lookup(st, "t1", &info) ||
+			    evl_writer_open(st, info.uid, &w) ||
+			    evl_writer_write(w, ev, sizeof(ev) - 1))
+				_exit(2);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		/* the record the batch has: from a copy recovered as it is */
+		snprintf(ref, sizeof(ref), "%s.ref", dir);
+		copy_store(dir, ref);
+		want = dump(ref);
+		meta = slurp(ref, "tasks/t1/events.meta", &mlen);
+		assert_int_equal(mlen, 7 * TASKLOG_REC);
+
+		/* the power loss: the record kept, the log's bytes a hole or gone */
+		if (hole) {
+			int fd;
+
+			snprintf(path, sizeof(path), "%s/tasks/t1/events", dir);
+			fd = open(path, O_WRONLY | O_APPEND);
+			assert_true(fd >= 0);
+			assert_int_equal(ftruncate(fd, lseek(fd, 0, SEEK_END) + sizeof(ev) - 1), 0);
+			close(fd);
+		}
+		to_format1(dir, (unsigned char *)meta + 6 * TASKLOG_REC, 1);
+		free(meta);
+
+		st = open_store(dir);
+		evl_store_stats(st, &s);
+		assert_int_equal(s.tasks_aside, 0);
+		assert_int_equal(s.events_unapplied, 0);
+		assert_int_equal(evl_store_close(st), 0);
+		got = dump(dir);
+		assert_string_equal(want, got);
+		free(want);
+		free(got);
+		tu_rmrf(ref);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+}
+
+/*
+ * An event applied but not yet checkpointed whose bytes change on disk
+ * (still valid JSON), in a store a crash left open: the journal holds it
+ * as written.  The recovery (of a mount, fsck --repair or reindex) writes
+ * it again from there, in the same boot too; reindex moved it to
+ * events.damaged and then trimmed the journal that held it whole (found
+ * in review).  The store serves what the undamaged one does.
+ */
+static void a_changed_event_the_journal_holds_is_written_again(void **state)
+{
+	const char *dir = *state;
+	char crashed[4200], a[4200], b[4200], *want, *got, *log;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st;
+	size_t len;
+	int status;
+	pid_t pid;
+
+	snprintf(crashed, sizeof(crashed), "%s/crashed", dir);
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(b, sizeof(b), "%s/b", dir);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_stats s;
+
+		st = open_store(crashed);
+		fill(st, 0, 24);
+		assert_int_equal(evl_store_checkpoint(st), 0);
+		fill(st, 24, 16);	/* applied, not checkpointed: the journal holds them */
+		for (int i = 0; i < 60000; i++) {
+			evl_store_stats(st, &s);
+			if (!s.pending_events)
+				break;
+			usleep(1000);
+		}
+		_exit(s.pending_events ? 1 : 0);	/* no close: a crash */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	copy_store(crashed, a);
+	copy_store(crashed, b);
+	want = dump(crashed);
+
+	for (int k = 0; k < 2; k++) {
+		const char *d = k ? b : a;
+		char *p;
+
+		/* t1's last event is fill's event 37: "i":37 becomes "i":87 */
+		log = slurp(d, "tasks/t1/events", &len);
+		p = strstr(log, "\"i\":37}");
+		assert_non_null(p);
+		p[4] = '8';
+		spit(d, "tasks/t1/events", log, len);
+		free(log);
+	}
+	nlines = 0;
+	assert_int_equal(evl_reindex(a, &o, &r), 0);
+	assert_int_equal(r.damaged, 0);
+	got = dump(a);
+	assert_string_equal(want, got);
+	free(got);
+	got = dump(b);		/* the open's recovery (a mount) */
+	assert_string_equal(want, got);
+	free(got);
+	free(want);
+}
+
+/*
+ * Issue 15 (the sweep): the sidecar of a task changed since the last
+ * checkpoint is cut short (truncate -s 0) in a store that was not closed.
+ * The open sets that task aside instead of refusing the whole store; fsck
+ * --repair rebuilds its records from the log and the index before the
+ * recovery, which then replays the journal as usual: every event is served.
+ */
+static void a_cut_sidecar_of_a_dirty_task(void **state)
+{
+	const char *dir = *state;
+	char crashed[4200], a[4200], b[4200], meta[4400], *want, *got;
+	struct evl_check_result r;
+	struct evl_stats stt;
+	struct evl_store *st;
+	int status;
+	pid_t pid;
+
+	snprintf(crashed, sizeof(crashed), "%s/crashed", dir);
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(b, sizeof(b), "%s/b", dir);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		st = open_store(crashed);
+		fill(st, 0, 24);
+		assert_int_equal(evl_store_checkpoint(st), 0);
+		fill(st, 24, 16);	/* every task changed since the checkpoint */
+		assert_int_equal(evl_store_sync(st), 0);
+		_exit(0);		/* no close: a crash */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	copy_store(crashed, a);
+	copy_store(crashed, b);
+	want = dump(crashed);	/* recovered as it is */
+
+	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", a);
+	assert_int_equal(truncate(meta, 0), 0);
+	st = open_store(a);	/* not refused: t1 is set aside */
+	evl_store_stats(st, &stt);
+	assert_int_equal(stt.tasks_aside, 1);
+	assert_string_equal(stt.aside, "t1");
+	evl_store_close(st);
+
+	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", b);
+	assert_int_equal(truncate(meta, 0), 0);
+	assert_int_equal(fsck(b, true, &r), 0);
+	assert_true(reported("rebuilt from the log and the index, before the recovery"));
+	assert_int_equal(fsck(b, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	got = dump(b);
+	assert_string_equal(want, got);
+	free(want);
+	free(got);
+}
+
+/* ---- review rev-v2: repros ---- */
+
+/* Append @line to task @name (created if missing). */
+static void put(struct evl_store *st, const char *name, const char *line)
+{
+	struct evl_task_info info;
+	struct evl_writer *w;
+
+	if (evl_task_lookup(st, name, &info)) {
+		assert_int_equal(evl_task_create(st, name), 0);
+		assert_int_equal(evl_task_lookup(st, name, &info), 0);
+	}
+	assert_int_equal(evl_writer_open(st, info.uid, &w), 0);
+	assert_int_equal(evl_writer_write(w, line, strlen(line)), 0);
+	assert_int_equal(evl_writer_close(w), 0);
+}
+
+static bool exists(const char *dir, const char *rel)
+{
+	char path[4400];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	return stat(path, &sb) == 0;
+}
+
+/*
+ * Review rev-v2, finding 1: a salvage cut short after events.salvage is
+ * written but before events.meta.salvage exists (its open fails: ENOSPC,
+ * EMFILE; or a kill there; or a power loss that undoes only the newest,
+ * unsynced create) leaves the old sidecar in place beside a lone
+ * events.salvage.  The next run's salvage_finish reads that as "sidecar
+ * renamed already" and renames events.salvage over the log: the old
+ * sidecar now describes the shortened log, and the salvage that follows
+ * moves every intact event after the damaged one to events.damaged.
+ */
+static void rev_v2_salvage_cut_short_keeps_intact_events(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *line3, *end, changed[128], want[8192], buf[8192];
+	size_t len;
+	int rc;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	line3 = strchr(strchr(log, '\n') + 1, '\n') + 1;
+	end = strchr(line3, '\n');
+	strstr(line3, "\"i\":")[4] ^= 1;
+	snprintf(changed, sizeof(changed), "%.*s", (int)(end - line3 + 1), line3);
+	spit(dir, "tasks/t1/events", log, len);
+	/* what t1 must serve after the salvage: every event but the changed one */
+	snprintf(want, sizeof(want), "%.*s%s", (int)(line3 - log), log, end + 1);
+
+	/* each file of the salvage failing in turn, then a run that works */
+	for (int f = 0; f < 3; f++) {
+		static const char *const files[] = {
+			"events.meta.salvage", "events.salvage", "events.damaged.salvage",
+		};
+
+		fio_install();
+		fio_fail_path(FIO_OPEN, files[f], ENOSPC);
+		nlines = 0;
+		rc = evl_reindex(dir, &o, &r);
+		fio_clear();
+		fio_uninstall();
+		assert_int_not_equal(rc, 0);
+		assert_false(exists(dir, "tasks/t1/events.damaged"));
+	}
+
+	nlines = 0;
+	rc = evl_reindex(dir, &o, &r);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	assert_int_equal(rc, 0);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)strlen(want));
+	assert_string_equal(buf, want);
+	evl_store_close(st);
+	{
+		char *d = slurp(dir, "tasks/t1/events.damaged", NULL);
+
+		assert_non_null(d);
+		assert_string_equal(d, changed);	/* once, however many tries */
+		free(d);
+	}
+	free(log);
+}
+
+/*
+ * A task whose log is gone becomes an empty task at fsck --repair, its old
+ * sidecar kept as events.meta.lost; when that happens again, the earlier
+ * one's records are kept too (a rename replaced them; found in review).
+ */
+static void a_lost_log_keeps_every_old_sidecar(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char path[4400], *meta1, *meta2, *lost;
+	size_t n1, n2, nl;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	meta1 = slurp(dir, "tasks/t1/events.meta", &n1);
+	snprintf(path, sizeof(path), "%s/tasks/t1/events", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_true(reported("its log is gone"));
+	st = open_store(dir);
+	fill(st, 24, 8);	/* t1: 2 events anew */
+	assert_int_equal(evl_store_close(st), 0);
+	meta2 = slurp(dir, "tasks/t1/events.meta", &n2);
+	assert_int_equal(n2, 2 * TASKLOG_REC);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	lost = slurp(dir, "tasks/t1/events.meta.lost", &nl);
+	assert_non_null(lost);
+	assert_int_equal(nl, n1 + n2);
+	assert_memory_equal(lost, meta1, n1);
+	assert_memory_equal(lost + n1, meta2, n2);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	free(lost);
+	free(meta1);
+	free(meta2);
+}
+
+/*
+ * A salvage cut short after its new sidecar was renamed into place and
+ * before the log was (a crash; here a failing rename): the sidecar
+ * describes events.salvage, not the log in place.  fsck --repair finishes
+ * the salvage before it reads the task; it used to take the old log for
+ * damage and move intact lines to events.unapplied (found in review).
+ */
+static void fsck_repair_finishes_a_salvage_cut_short(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *line3, *end, changed[128], want[8192], buf[8192], *d;
+	size_t len;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	line3 = strchr(strchr(log, '\n') + 1, '\n') + 1;
+	end = strchr(line3, '\n');
+	strstr(line3, "\"i\":")[4] ^= 1;
+	snprintf(changed, sizeof(changed), "%.*s", (int)(end - line3 + 1), line3);
+	spit(dir, "tasks/t1/events", log, len);
+	snprintf(want, sizeof(want), "%.*s%s", (int)(line3 - log), log, end + 1);
+
+	fio_install();
+	fio_fail_path(FIO_RENAME, "t1/events.salvage", EIO);
+	nlines = 0;
+	assert_int_not_equal(evl_reindex(dir, &o, &r), 0);
+	fio_clear();
+	fio_uninstall();
+	assert_true(exists(dir, "tasks/t1/events.salvage"));
+
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_true(reported("a salvage (evlogctl reindex) was cut short"));
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_true(reported("a salvage cut short by a crash finished"));
+	assert_false(exists(dir, "tasks/t1/events.salvage"));
+	assert_false(exists(dir, "tasks/t1/events.unapplied"));
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)strlen(want));
+	assert_string_equal(buf, want);
+	evl_store_close(st);
+	d = slurp(dir, "tasks/t1/events.damaged", NULL);
+	assert_non_null(d);
+	assert_string_equal(d, changed);
+	free(d);
+	free(log);
+}
+
+/*
+ * Review rev-v2, finding 2: a sidecar copied from another task whose first
+ * event has the same bytes (tasks of one agent often start alike).  One
+ * record checks out, so foreign_files leaves it alone (good > 0), and
+ * salvage_task takes every other event of the (intact, indexed) log for
+ * damaged: they are moved to events.damaged, cut at the other task's
+ * lengths.  The README: "a copy whose events still match (the same task
+ * restored) is not a stranger" -- but this one is.
+ */
+static void rev_v2_foreign_sidecar_sharing_a_first_event(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *before, *after, *meta, line[128];
+	size_t len;
+
+	for (int i = 0; i < 6; i++) {
+		for (int t = 0; t < 2; t++) {
+			if (i == 0)
+				snprintf(line, sizeof(line), "{\"type\":\"note\",\"start\":1}\n");
+			else
+				snprintf(line, sizeof(line), "{\"type\":\"tool.call\",\"t\":%d,\"i\":%d}\n",
+					 t, i);
+			put(st, t ? "t1" : "t0", line);
+		}
+	}
+	assert_int_equal(evl_store_close(st), 0);
+	before = dump(dir);
+	meta = slurp(dir, "tasks/t0/events.meta", &len);
+	spit(dir, "tasks/t1/events.meta", meta, len);	/* t0's sidecar over t1's */
+	nlines = 0;
+	evl_reindex(dir, &o, &r);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	after = dump(dir);
+	assert_false(exists(dir, "tasks/t1/events.damaged"));
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	free(meta);
+}
+
+/*
+ * Review rev-v2, finding 3: a task of one event (common: a task that has
+ * only started) with one byte changed.  No record checks out (good == 0),
+ * so foreign_files decides "foreign log" (the sidecar and the index agree:
+ * side == lines == 1, and a tie goes to the log): fsck --repair (which is
+ * not to move damaged events at all) and reindex rename the log to
+ * events.foreign and empty the task, saying it "is not the one its sidecar
+ * and the index describe"; the event is not counted as damaged and reindex
+ * exits 0.  The README promises events.damaged and a count.
+ */
+static void rev_v2_one_changed_event_is_not_a_foreign_log(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *dmg;
+	size_t len;
+
+	put(st, "t0", "{\"type\":\"note\",\"i\":1}\n");
+	put(st, "t0", "{\"type\":\"note\",\"i\":2}\n");
+	put(st, "t1", "{\"type\":\"note\",\"i\":3}\n");	/* t1: one event */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	strstr(log, "\"i\":")[4] ^= 1;	/* 3 -> 2: valid JSON still */
+	spit(dir, "tasks/t1/events", log, len);
+	nlines = 0;
+	{
+		int rc = evl_reindex(dir, &o, &r);
+
+		for (int i = 0; i < nlines; i++)
+			print_message("%s\n", lines[i]);
+		assert_int_equal(rc, 0);
+	}
+	assert_false(reported("kept as events.foreign"));
+	assert_int_equal(r.damaged, 1);
+	dmg = slurp(dir, "tasks/t1/events.damaged", NULL);
+	assert_non_null(dmg);
+	assert_string_equal(dmg, log);
+	free(dmg);
+	free(log);
+}
+
+/*
+ * Review rev-v2, finding 4: salvage_task reads log[off + r.len - 1] for a
+ * record whose sum does not match; with r.len == 0 at off == 0 that is
+ * log[-1] (NULL - 1 for an empty log: SIGSEGV).  A crafted (or
+ * damage-sweep) sidecar must not crash reindex.  The task directory is one
+ * the index lacks, so recovery leaves it to reindex.
+ */
+/*
+ * Review rev-v2, finding 7: scan_task takes an event whose checksum does
+ * not match for "a torn last write" when it is the task's last
+ * (tk->torn = k + 1 == file_recs), so fsck --repair cuts it and moves its
+ * changed bytes to events.unapplied -- which the README says to append
+ * through the mount again: the changed bytes come back as a fresh, proven
+ * event.  fsck was to report it and leave it to reindex (events.damaged).
+ */
+static void rev_v2_repair_does_not_call_a_changed_last_event_torn(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *u;
+	size_t len;
+
+	put(st, "t0", "{\"type\":\"note\",\"i\":1}\n");
+	put(st, "t1", "{\"type\":\"note\",\"i\":2}\n");
+	put(st, "t1", "{\"type\":\"note\",\"i\":3}\n");
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	strstr(strchr(log, '\n'), "\"i\":")[4] ^= 1;	/* the last event: 3 -> 2 */
+	spit(dir, "tasks/t1/events", log, len);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	assert_false(reported("torn"));
+	assert_true(reported("checksum does not match"));
+	u = slurp(dir, "tasks/t1/events.unapplied", NULL);
+	assert_null(u);
+	free(log);
+}
+
+static void rev_v2_zero_length_record_does_not_crash_reindex(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_store(dir);
+	unsigned char meta[2 * TASKLOG_REC];
+	char path[4400];
+	int status;
+	pid_t pid;
+
+	fill(st, 0, 8);
+	assert_int_equal(evl_store_close(st), 0);
+	snprintf(path, sizeof(path), "%s/tasks/zz", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	{
+		struct tasklog_rec ok = { 900, 1, 0, (uint32_t)XXH32("", 0, 0) };
+		struct tasklog_rec bad = { 901, 1, 0, 12345 };
+
+		tasklog_encode(&ok, meta);
+		tasklog_encode(&bad, meta + TASKLOG_REC);
+	}
+	spit(dir, "tasks/zz/events", "", 0);
+	spit(dir, "tasks/zz/events.meta", meta, sizeof(meta));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_check_opts o = { 0 };
+		struct evl_check_result r;
+
+		signal(SIGSEGV, SIG_DFL);	/* not cmocka's handler: the parent sees the signal */
+		signal(SIGBUS, SIG_DFL);
+		evl_reindex(dir, &o, &r);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status))
+		print_message("reindex died of signal %d\n", WTERMSIG(status));
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+
+
+/*
+ * Review rev-v2, finding 6: a task tree of an older store (format 1) copied
+ * into a store that has DATA_DIR/format (restored from an old backup: the
+ * README's "a task tree copied inside tasks/" case) is never upgraded:
+ * tasklog_format_check returns at the format file, also for fsck --repair
+ * and reindex.  Its 24-byte records are read as 32-byte ones: reindex
+ * refuses the whole store.
+ */
+static void rev_v2_an_old_task_tree_copied_in_is_upgraded(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *meta, *old, *log, *got, *want;
+	size_t len, llen;
+	int rc;
+
+	fill(st, 0, 24);
+	assert_int_equal(evl_store_close(st), 0);
+	/* tasks/t9: t1's files, its sidecar as an older evlogfs wrote it */
+	meta = slurp(dir, "tasks/t1/events.meta", &len);
+	log = slurp(dir, "tasks/t1/events", &llen);
+	old = malloc(len);
+	for (size_t k = 0; k < len / TASKLOG_REC; k++) {
+		unsigned char *out = (unsigned char *)old + k * TASKLOG_REC_V1;
+		uint32_t h;
+
+		memcpy(out, meta + k * TASKLOG_REC, 20);
+		h = XXH32(out, 20, 0);
+		for (int i = 0; i < 4; i++)
+			out[20 + i] = h >> (8 * i);
+	}
+	{
+		char path[4400];
+
+		snprintf(path, sizeof(path), "%s/tasks/t9", dir);
+		assert_int_equal(mkdir(path, 0755), 0);
+	}
+	spit(dir, "tasks/t9/events", log, llen);
+	spit(dir, "tasks/t9/events.meta", old, len / TASKLOG_REC * TASKLOG_REC_V1);
+	nlines = 0;
+	rc = evl_reindex(dir, &o, &r);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	assert_int_equal(rc, 0);
+	st = open_store(dir);
+	got = malloc(8192);
+	assert_int_equal(read_task(st, "t9", got, 8192), (ssize_t)llen);
+	want = log;
+	assert_string_equal(got, want);
+	evl_store_close(st);
+	free(got);
+	free(meta);
+	free(old);
+	free(log);
+}
+
+/*
+ * The damage sweep (live, seed 50001 case 79): a task with events of types
+ * "a.y" and "a.y.z" (one type's view holds the other's events too) and one
+ * changed byte.  fsck --repair took its sidecar for another log's (each
+ * "a.y.z" event counted twice against the index), kept it aside, and
+ * rebuilt it from the log: the changed bytes got a checksum of their own
+ * and were served.  It must be left to reindex, which moves that event.
+ */
+static void nested_types_are_not_a_foreign_sidecar(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, buf[8192];
+	size_t len;
+
+	for (int i = 0; i < 6; i++) {
+		char line[64];
+
+		snprintf(line, sizeof(line), "{\"type\":\"%s\",\"i\":%d}\n", i % 2 ? "a.y.z" : "a.y",
+			 i);
+		put(st, "n", line);
+	}
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/n/events", &len);
+	strstr(log, "\"i\":")[4] ^= 1;		/* the first event: 0 -> 1 */
+	spit(dir, "tasks/n/events", log, len);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_false(reported("describes another log"));
+	assert_false(exists(dir, "tasks/n/events.meta.foreign"));
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	assert_int_equal(r.damaged, 1);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "n", buf, sizeof(buf)),
+			 (ssize_t)(len - (strchr(log, '\n') + 1 - log)));
+	assert_string_equal(buf, strchr(log, '\n') + 1);
+	evl_store_close(st);
+	free(log);
+}
+
+/*
+ * The damage sweep (--core, seed 60001 case 169): a log cut short to fewer
+ * than half its events (truncate -s 3829 of 14149 bytes) was taken for
+ * another task's log: fsck --repair kept it as events.foreign and the task
+ * lost the events still whole in it.  Only the events that fit in the log
+ * say whether it is this task's: it keeps them, the rest are lost (said).
+ */
+static void a_cut_log_is_not_a_foreign_log(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, buf[8192], path[4400];
+	const char *third;
+	size_t len, keep;
+
+	fill(st, 0, 40);	/* t1: 10 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	third = strchr(strchr(log, '\n') + 1, '\n') + 1;	/* two events whole, then 5 bytes */
+	keep = third - log;
+	snprintf(path, sizeof(path), "%s/tasks/t1/events", dir);
+	assert_int_equal(truncate(path, keep + 5), 0);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_false(reported("kept as events.foreign"));
+	assert_false(exists(dir, "tasks/t1/events.foreign"));
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)keep);
+	assert_memory_equal(buf, log, keep);
+	evl_store_close(st);
+	free(log);
+}
+
+/*
+ * The damage sweep (--core, seed 60002 case 1082): a range zeroed over more
+ * than half of a task's events (dd if=/dev/zero ... conv=notrunc) was taken
+ * for another task's log, and every event of the task was lost.  The
+ * events that still check out say it is this task's: reindex moves the
+ * zeroed ones to events.damaged and keeps the others.
+ */
+static void a_zeroed_range_is_not_a_foreign_log(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *from, *to, buf[8192], want[8192];
+	size_t len;
+
+	fill(st, 0, 40);	/* t1: 10 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	from = strchr(strchr(log, '\n') + 1, '\n') + 1;	/* event 3 */
+	to = from;
+	for (int i = 0; i < 6; i++)
+		to = strchr(to, '\n') + 1;		/* after event 8 */
+	snprintf(want, sizeof(want), "%.*s%s", (int)(from - log), log, to);
+	memset(from, 0, to - from);
+	spit(dir, "tasks/t1/events", log, len);
+	assert_int_equal(fsck(dir, true, &r), 0);
+	assert_false(reported("kept as events.foreign"));
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	assert_false(reported("kept as events.foreign"));
+	assert_int_equal(r.damaged, 6);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)strlen(want));
+	assert_string_equal(buf, want);
+	evl_store_close(st);
+	free(log);
+}
+
+/*
+ * The damage sweep (--core, seed 80001 case 168): another task's log copied
+ * over this one, then the recovery rewrote this task's last events from the
+ * journal: a log whose head is foreign bytes (cut anywhere) and whose tail
+ * is its own.  The records and the index agree, so the bytes that do not
+ * check out are not those events, wherever their newlines fall: reindex
+ * moves them to events.damaged and keeps the events that check out
+ * (before: it refused the store, "corrupt before its last event").
+ */
+static void foreign_bytes_over_a_head_are_moved(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	char *log, *third, buf[8192];
+	size_t len;
+
+	fill(st, 0, 24);	/* t1: 6 events */
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	third = strchr(strchr(log, '\n') + 1, '\n') + 1;
+	memset(log, 'x', third - log);
+	log[5] = '\n';		/* newlines where no event ends */
+	log[third - log - 7] = '\n';
+	spit(dir, "tasks/t1/events", log, len);
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &o, &r), 0);
+	assert_int_equal(r.damaged, 2);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	st = open_store(dir);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)(len - (third - log)));
+	assert_string_equal(buf, third);
+	evl_store_close(st);
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fsck_finds_and_repairs, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(repair_keeps_whole_lines_before_a_fragment, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(repair_keeps_events_a_cut_sidecar_lost, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(repair_keeps_events_a_flipped_sidecar_record_names,
@@ -976,9 +2087,44 @@ int main(void)
 		cmocka_unit_test_setup_teardown(tools_survive_faults, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(tools_survive_a_crash_at_every_step, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(view_never_serves_the_tail_of_a_line, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(view_never_serves_a_spliced_line, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(index_damage_never_crashes, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(changed_event_bytes_are_never_served, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_foreign_sidecar_is_rebuilt, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_foreign_log_is_never_served, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_format1_store_is_upgraded, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_format1_store_after_a_power_loss_is_upgraded,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_changed_event_the_journal_holds_is_written_again,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_cut_sidecar_of_a_dirty_task, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(nested_types_are_not_a_foreign_sidecar, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_cut_log_is_not_a_foreign_log, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_zeroed_range_is_not_a_foreign_log, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(foreign_bytes_over_a_head_are_moved, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_lost_log_keeps_every_old_sidecar, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(fsck_repair_finishes_a_salvage_cut_short, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_salvage_cut_short_keeps_intact_events, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_foreign_sidecar_sharing_a_first_event, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_one_changed_event_is_not_a_foreign_log,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_zero_length_record_does_not_crash_reindex,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_repair_does_not_call_a_changed_last_event_torn,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(rev_v2_an_old_task_tree_copied_in_is_upgraded,
+						tu_setup, tu_teardown),
 	};
 
 	return tu_run_tests("check", tests, sizeof(tests) / sizeof(tests[0]));

@@ -13,7 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "index.h"
 #include "testutil.h"
@@ -346,12 +350,138 @@ static void verify_with_sigchld_ignored(void **state)
 	sigaction(SIGCHLD, &old, NULL);
 }
 
+static int count_trim(void *arg, const struct index_trim *tr)
+{
+	(void)tr;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/*
+ * An index made before retention has no "trim" database.  The daemon adds
+ * it at its first open; fsck, which opens read-only and writes nothing,
+ * must read it as empty rather than call the index damaged.
+ */
+static void rdonly_open_of_an_index_without_trim(void **state)
+{
+	struct index_trim tr;
+	struct index_txn *t;
+	struct index *ix;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	char why[256] = "";
+	int n = 0;
+
+	assert_int_equal(index_open(*state, "type", &ix), 0);
+	index_close(ix);
+	/* what an index of that version holds: every database but trim */
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_open(env, *state, MDB_NOTLS, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "trim", 0, &dbi), 0);
+	assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	assert_int_equal(index_verify(*state, false, why, sizeof(why)), 0);
+	assert_int_equal(index_open_ex(*state, NULL, INDEX_RDONLY, &ix), 0);
+	assert_int_equal(index_begin(ix, false, &t), 0);
+	assert_int_equal(index_trim_list(t, count_trim, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(index_trim_get(t, 1, &tr), -ENOENT);
+	index_abort(t);
+	index_close(ix);
+	/* a writable open (the daemon's) makes it */
+	assert_int_equal(index_open(*state, "type", &ix), 0);
+	assert_int_equal(index_begin(ix, false, &t), 0);
+	assert_int_equal(index_trim_list(t, count_trim, &n), 0);
+	index_abort(t);
+	index_close(ix);
+}
+
+/*
+ * A type name changed by damage ("a.y.z" to "a>y.z" is one bit) is still
+ * well-formed LMDB.  Its id names it back: the open's walk calls the index
+ * damaged, and a view that meets it fails rather than serve its events
+ * under a prefix they do not have (damage sweep, seed 80004 case 3522).
+ */
+static void a_renamed_type_is_damage(void **state)
+{
+	struct index_task task = { .uid = 1, .state = TASK_LIVE, .name_len = 2 };
+	struct index_txn *t;
+	struct index_view *v;
+	struct index_meta m;
+	struct index *ix;
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	char why[256] = "";
+	pid_t pid;
+	int status;
+
+	assert_int_equal(index_open(*state, "type", &ix), 0);
+	assert_int_equal(index_begin(ix, true, &t), 0);
+	snprintf(task.name, sizeof(task.name), "t1");
+	assert_int_equal(index_task_put(t, &task), 0);
+	assert_int_equal(index_add_event(t, 1, 1, "a.y.z", 5, 0, 10), 0);
+	assert_int_equal(index_add_event(t, 1, 2, "b", 1, 10, 10), 0);
+	assert_int_equal(index_get_meta(t, &m), 0);
+	m.next_gseq = 3;
+	assert_int_equal(index_put_meta(t, &m), 0);
+	assert_int_equal(index_commit(t), 0);
+
+	/* the damage comes while the index is open (a bad disk, under a mount) */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		MDB_val key = { 5, "a.y.z" }, val, to = { 5, "a>y.z" };
+		char rec[64];
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+
+		if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) ||
+		    mdb_env_set_mapsize(env, 1 << 24) ||
+		    mdb_env_open(env, *state, MDB_NOTLS, 0644) ||
+		    mdb_txn_begin(env, NULL, 0, &txn) || mdb_dbi_open(txn, "types", 0, &dbi) ||
+		    mdb_get(txn, dbi, &key, &val) || val.mv_size > sizeof(rec))
+			_exit(2);
+		memcpy(rec, val.mv_data, val.mv_size);
+		val.mv_data = rec;
+		if (mdb_del(txn, dbi, &key, NULL) || mdb_put(txn, dbi, &to, &val, 0) ||
+		    mdb_txn_commit(txn))
+			_exit(3);
+		mdb_env_close(env);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(index_begin(ix, false, &t), 0);
+	assert_int_equal(index_view_open(t, "a", 1, 0, &v), -EUCLEAN);
+	assert_int_equal(index_view_open(t, "a>", 2, 1, &v), -EUCLEAN);
+	assert_int_equal(index_view_open(t, "b", 1, 0, &v), 0);	/* the others serve */
+	index_view_free(v);
+	index_abort(t);
+	index_close(ix);
+
+	/* and the next open's walk calls it damaged */
+	sigaction(SIGCHLD, &ign, &old);
+	assert_int_equal(index_verify(*state, false, why, sizeof(why)), -EUCLEAN);
+	sigaction(SIGCHLD, &old, NULL);
+	print_message("verdict: %s\n", why);
+	assert_non_null(strstr(why, "do not name each other"));
+	assert_int_equal(index_open(*state, "type", &ix), -EUCLEAN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(views_match_the_model, tu_setup, teardown),
 		cmocka_unit_test_setup_teardown(listings_and_dirty_set, tu_setup, teardown),
 		cmocka_unit_test_setup_teardown(verify_with_sigchld_ignored, tu_setup, teardown),
+		cmocka_unit_test_setup_teardown(rdonly_open_of_an_index_without_trim, tu_setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_renamed_type_is_damage, tu_setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("index", tests, NULL, NULL);
