@@ -1048,6 +1048,8 @@ static int undo_delete(void *arg, uint64_t uid);
 static bool switch_broken(const struct evl_store *st, uint64_t uid);
 static int finish_switches(struct evl_store *st, void *arg);
 
+static int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task);
+
 /*
  * Is @p's task deleted by a record up to @last, the end of the batch @p is
  * in, or by a durable delete applied ahead of it (gone: set by this thread,
@@ -1196,11 +1198,16 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 		if (!recs)
 			return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < p->n; i++)
-		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len, 0 };
-	rc = tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
-			   p->data_len, task.nevents - task.base_n, recs, p->n,
-			   st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
+	for (int tries = 0;; tries++) {
+		for (uint32_t i = 0; i < p->n; i++)
+			recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len, 0 };
+		rc = tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
+				   p->data_len, task.nevents - task.base_n, recs, p->n,
+				   st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
+		/* a sidecar shorter than the index while the log is not: its records rebuilt */
+		if (rc != -EUCLEAN || tries || mend_short(st, t, &task) <= 0)
+			break;
+	}
 	if (recs != stackrecs)
 		free(recs);
 	if (rc == -EUCLEAN) {
@@ -2991,6 +2998,7 @@ static int adopt_tails(struct evl_store *st, struct event_validator *val)
 
 struct recover {
 	struct evl_store *st;
+	struct index_txn *t;		/* the read transaction of the dirty list */
 	struct event_validator *val;	/* replayed events are checked again */
 	bool trusted;			/* I6: files written under the running boot */
 	uint64_t applied;
@@ -3047,6 +3055,126 @@ static int written_as_recorded(struct evl_store *st, uint64_t uid, const char *n
 	return rc;
 }
 
+struct mend {
+	struct evl_store *st;
+	const struct index_task *task;	/* lengths in the files */
+	uint64_t base, len;		/* the task's base_len; its log's size */
+	uint64_t have, k, end;		/* records there; events seen; where the last ended */
+	struct tasklog_rec recs[64];
+	size_t n;
+	char *buf;
+	size_t cap;
+	int rc;
+};
+
+static int mend_flush(struct mend *m)
+{
+	int rc = m->n ? tasklog_write_recs(m->st->tl, m->task->uid, m->task->name,
+					   m->k - m->n, m->recs, m->n) : 0;
+
+	m->n = 0;
+	return rc;
+}
+
+/* One of the task's events in log order: its record, if it is missing and a whole line is there. */
+static int mend_cb(void *arg, const struct index_event *ev)
+{
+	struct mend *m = arg;
+	uint64_t off = ev->off - m->base;
+	char before = '\n';
+	ssize_t got;
+
+	if (ev->off < m->base)
+		return 0;	/* dropped by retention */
+	if (off != m->end || !ev->len || ev->len > m->len - off)
+		return 1;	/* not where the last ended, or past the log: no longer agreeing */
+	m->end = off + ev->len;
+	if (m->k++ < m->have)
+		return 0;
+	if (ev->len > m->cap) {
+		char *p = realloc(m->buf, ev->len);
+
+		if (!p) {
+			m->rc = -ENOMEM;
+			return 1;
+		}
+		m->buf = p;
+		m->cap = ev->len;
+	}
+	got = tasklog_read(m->st->tl, m->task->uid, m->task->name, off, m->buf, ev->len);
+	if (got == (ssize_t)ev->len && off)
+		got = tasklog_read(m->st->tl, m->task->uid, m->task->name, off - 1, &before, 1) == 1
+		      ? got : -EIO;
+	if (got != (ssize_t)ev->len || m->buf[ev->len - 1] != '\n' || before != '\n') {
+		m->k--;
+		return 1;	/* not a whole line there */
+	}
+	m->recs[m->n++] = (struct tasklog_rec){ ev->gseq, m->task->last_ns, ev->len,
+						tasklog_sum(m->buf, ev->len) };
+	if (m->n == 64 && (m->rc = mend_flush(m)))
+		return 1;
+	return 0;
+}
+
+/*
+ * Task @task (lengths in its files) has fewer sidecar records (@n) than the
+ * index has events, and its log holds at least what the index covers
+ * (@len bytes): a sidecar cut short, emptied or replaced by a shorter one.
+ * Its missing records are rebuilt from the index and the log, as far as
+ * each event the index has is a whole line at exactly that byte (its gseq;
+ * its time the task's last append, which makes retention keep it longer,
+ * never shorter), as fsck --repair does.  Else the recovery would set the
+ * task aside, and its journaled events would go to events.unapplied.
+ * Records rebuilt (>= 0) or -errno.
+ */
+static int mend_records(struct evl_store *st, struct index_txn *t, struct index_task *task,
+			uint64_t n, uint64_t len)
+{
+	struct mend m = { .st = st, .task = task, .base = task->base_len, .len = len, .have = n };
+	struct index_view *v;
+	int rc;
+
+	rc = index_view_open(t, "", 0, task->uid, &v);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	rc = tasklog_truncate(st->tl, task->uid, task->name, len, n);	/* no partial record */
+	if (!rc) {
+		rc = index_view_iter(v, 0, mend_cb, &m);
+		rc = rc > 0 ? 0 : rc;
+	}
+	if (!rc)
+		rc = m.rc;
+	if (!rc)
+		rc = mend_flush(&m);
+	index_view_free(v);
+	free(m.buf);
+	if (rc)
+		return rc;
+	if (m.k > n)
+		evl_log(LOG_WARNING, "task %s: its sidecar had %" PRIu64 " of the %" PRIu64
+			" records the index has: %" PRIu64 " rebuilt from the log and the index",
+			task->name, n, task->nevents, m.k - n);
+	return (int)(m.k - n);
+}
+
+/*
+ * mend_records for task @task (as the index has it) if its sidecar is
+ * shorter than the index and its log is not.  Records rebuilt or -errno.
+ */
+static int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task)
+{
+	struct index_task ft = *task;
+	uint64_t len, n;
+	int rc;
+
+	ft.log_len -= ft.base_len;
+	ft.nevents -= ft.base_n;
+	rc = tasklog_sizes(st->tl, task->name, &len, &n);
+	if (rc || n >= ft.nevents || len < ft.log_len)
+		return rc == -ENOENT ? 0 : rc;
+	return mend_records(st, t, &ft, n, len);
+}
+
 static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 		    uint64_t gseq_from)
 {
@@ -3085,6 +3213,16 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 		len = n = 0;
 	else if (rc)
 		return rc;
+	if (!missing && n < task.nevents && len >= task.log_len) {
+		rc = mend_records(st, r->t, &task, n, len);
+		if (rc < 0 && task_damage(rc)) {
+			set_aside_err(st, uid, task.name, rc);
+			return 0;
+		}
+		if (rc < 0)
+			return rc;
+		n += rc;
+	}
 	/* I6, or all its bytes are from the last checkpoint or before (synced then) */
 	trust = r->trusted || (task.log_len == ck_len && task.nevents == ck_n);
 	if (trust && len >= task.log_len && n >= task.nevents) {
@@ -3409,6 +3547,8 @@ static int store_recover(struct evl_store *st)
 	if (!rc)
 		rc = index_get_boot(t, boot, sizeof(boot));
 	r.trusted = !rc && now[0] && !strcmp(boot, now);
+	if (!rc)
+		r.t = t;
 	if (!rc)
 		rc = index_dirty_list(t, dirty_cb, &r);
 	index_abort(t);

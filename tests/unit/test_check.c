@@ -1446,12 +1446,95 @@ static void a_changed_event_the_journal_holds_is_written_again(void **state)
 	free(want);
 }
 
+/* Journal @ev for task t1 and leave it unapplied, as a process gone before its applier ran. */
+static void journal_one(const char *dir, const char *ev)
+{
+	struct evl_options o;
+	struct evl_task_info info;
+	struct evl_writer *w;
+	struct evl_store *st;
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		evl_options_default(&o);
+		o.commit_sync = true;
+		o.hold_apply = true;
+		if (evl_store_open(dir, &o, &st) || evl_task_lookup(st, "t1", &info) ||
+		    evl_writer_open(st, info.uid, &w) || evl_writer_write(w, ev, strlen(ev)))
+			_exit(2);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/*
+ * A batch the applier wrote to a clean task (its log bytes and sidecar
+ * record), whose index commit a crash lost; the journal holds it.  Then
+ * the sidecar is damaged: cut to nothing, or that last record flipped.
+ * The open rebuilds the records the index vouches for (the first) or
+ * writes the damaged record again from the journal, the log's bytes being
+ * the batch's (the second): every event is served, nothing set aside.  The
+ * sweep found both (seed 80002 cases 1017 and 1193): the task was set
+ * aside and its journaled event went to events.unapplied.
+ */
+static void a_damaged_sidecar_beside_a_lost_batch(void **state)
+{
+	static const char ev[] = "{\"type\":\"note\",\"i\":99}\n";
+	const char *dir = *state;
+	char ref[4200], *meta, *log, *want, *got, *m2;
+	size_t mlen, llen, n2;
+
+	for (int flip = 0; flip < 2; flip++) {
+		struct evl_store *st = open_store(dir);
+		struct evl_stats s;
+
+		fill(st, 0, 24);
+		assert_int_equal(evl_store_close(st), 0);	/* t1 clean: 6 events */
+		journal_one(dir, ev);
+		snprintf(ref, sizeof(ref), "%s.ref", dir);
+		copy_store(dir, ref);
+		want = dump(ref);	/* the batch applied: its log bytes and record */
+		meta = slurp(ref, "tasks/t1/events.meta", &mlen);
+		log = slurp(ref, "tasks/t1/events", &llen);
+		assert_int_equal(mlen, 7 * TASKLOG_REC);
+		/* what the applier wrote before the crash took its index commit */
+		spit(dir, "tasks/t1/events", log, llen);
+		if (flip) {
+			meta[6 * TASKLOG_REC + 3] ^= 0x10;
+			spit(dir, "tasks/t1/events.meta", meta, mlen);
+		} else {
+			spit(dir, "tasks/t1/events.meta", meta, 0);
+		}
+		st = open_store(dir);
+		evl_store_stats(st, &s);
+		assert_int_equal(s.tasks_aside, 0);
+		assert_int_equal(s.events_unapplied, 0);
+		assert_int_equal(evl_store_close(st), 0);
+		got = dump(dir);
+		assert_string_equal(want, got);
+		m2 = slurp(dir, "tasks/t1/events.meta", &n2);
+		assert_int_equal(n2, mlen);
+		free(m2);
+		free(got);
+		free(want);
+		free(meta);
+		free(log);
+		tu_rmrf(ref);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+}
+
 /*
  * Issue 15 (the sweep): the sidecar of a task changed since the last
  * checkpoint is cut short (truncate -s 0) in a store that was not closed.
- * The open sets that task aside instead of refusing the whole store; fsck
- * --repair rebuilds its records from the log and the index before the
- * recovery, which then replays the journal as usual: every event is served.
+ * The open rebuilds its records from the log and the index before the
+ * replay (it set the task aside, and its journaled events went to
+ * events.unapplied), and so does fsck --repair before its recovery: either
+ * way the journal is replayed as usual and every event is served.
  */
 static void a_cut_sidecar_of_a_dirty_task(void **state)
 {
@@ -1484,11 +1567,14 @@ static void a_cut_sidecar_of_a_dirty_task(void **state)
 
 	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", a);
 	assert_int_equal(truncate(meta, 0), 0);
-	st = open_store(a);	/* not refused: t1 is set aside */
+	st = open_store(a);	/* neither refused nor t1 set aside */
 	evl_store_stats(st, &stt);
-	assert_int_equal(stt.tasks_aside, 1);
-	assert_string_equal(stt.aside, "t1");
+	assert_int_equal(stt.tasks_aside, 0);
+	assert_int_equal(stt.events_unapplied, 0);
 	evl_store_close(st);
+	got = dump(a);
+	assert_string_equal(want, got);
+	free(got);
 
 	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", b);
 	assert_int_equal(truncate(meta, 0), 0);
@@ -2101,6 +2187,8 @@ int main(void)
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_changed_event_the_journal_holds_is_written_again,
 						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_damaged_sidecar_beside_a_lost_batch, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(a_cut_sidecar_of_a_dirty_task, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(nested_types_are_not_a_foreign_sidecar, tu_setup,
 						tu_teardown),
