@@ -893,6 +893,34 @@ int tasklog_sizes(struct tasklog *tl, const char *name, uint64_t *log_len, uint6
 	return 0;
 }
 
+int tasklog_recreate_meta(struct tasklog *tl, const char *name)
+{
+	char path[4400], dir[4400];
+	struct stat st;
+	int fd;
+
+	file_path(tl, name, "events", path, sizeof(path));
+	if (stat(path, &st))
+		return -errno;
+	file_path(tl, name, "events.meta", path, sizeof(path));
+	if (!stat(path, &st))
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	fd = open_shed(tl, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno == EEXIST ? 0 : -errno;
+	snprintf(dir, sizeof(dir), "%s/%s", tl->dir, name);
+	if (sync_one(tl, fd, NULL) || sync_one(tl, -1, dir)) {
+		int rc = -errno;
+
+		io->close(fd);
+		return rc;
+	}
+	io->close(fd);
+	return 1;
+}
+
 int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,
 		     uint64_t log_len, uint64_t nrecs)
 {

@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,10 +82,11 @@ static int offline_error(const char *cmd, const char *dir, int rc)
  * whole) can crash it there.  So the repair runs in a child; if that dies
  * of a signal, the index is rebuilt beside the damaged one from the logs
  * instead (reindex, which never writes into the old one).  -ECHILD then
- * (said), else evl_fsck's result.
+ * (said), else evl_fsck's result.  A child ended by another signal (a
+ * closed pipe, SIGTERM, an OOM kill) is no crash: this process ends alike.
  */
 static int repair_in_child(const char *dir, const struct evl_check_opts *opts,
-			   struct evl_check_result *r)
+			   struct evl_check_result *r, struct out *o)
 {
 	struct shared { int rc; struct evl_check_result r; } *sh;
 	int status, rc;
@@ -102,6 +104,7 @@ static int repair_in_child(const char *dir, const struct evl_check_opts *opts,
 	}
 	if (pid == 0) {
 		sh->rc = evl_fsck(dir, opts, &sh->r);
+		progress_end(&o->pr);	/* its progress line was the child's */
 		fflush(stdout);
 		fflush(stderr);
 		_exit(0);
@@ -111,6 +114,14 @@ static int repair_in_child(const char *dir, const struct evl_check_opts *opts,
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		rc = sh->rc;
 		*r = sh->r;
+	} else if (WIFSIGNALED(status) && WTERMSIG(status) != SIGSEGV &&
+		   WTERMSIG(status) != SIGBUS && WTERMSIG(status) != SIGABRT &&
+		   WTERMSIG(status) != SIGILL && WTERMSIG(status) != SIGFPE) {
+		/* not a crash (SIGPIPE of a closed pipe, SIGTERM, SIGKILL): the same end here */
+		munmap(sh, sizeof(*sh));
+		signal(WTERMSIG(status), SIG_DFL);
+		raise(WTERMSIG(status));
+		return -EINTR;
 	} else {
 		fprintf(stderr, "%s: fsck --repair %s: the repair died (%s) writing into the "
 			"damaged index; rebuilding the index beside it from the task logs "
@@ -133,7 +144,7 @@ int cmd_fsck(const char *dir, bool repair)
 
 	if (!is_dir("fsck", dir))
 		return EXIT_ERROR;
-	rc = repair ? repair_in_child(dir, &opts, &r) : evl_fsck(dir, &opts, &r);
+	rc = repair ? repair_in_child(dir, &opts, &r, &o) : evl_fsck(dir, &opts, &r);
 	if (rc == -ECHILD) {
 		/* the repair died: an index too damaged to write into; said */
 		int x;

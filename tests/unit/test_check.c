@@ -1377,6 +1377,18 @@ static void a_format1_store_after_a_power_loss_is_upgraded(void **state)
 	}
 }
 
+/* What @dir serves, recovered on a copy at @work (@dir stays as it is). */
+static char *dump_copy(const char *dir, const char *work)
+{
+	char *out;
+
+	tu_rmrf(work);
+	copy_store(dir, work);
+	out = dump(work);
+	tu_rmrf(work);
+	return out;
+}
+
 /*
  * An event applied but not yet checkpointed whose bytes change on disk
  * (still valid JSON), in a store a crash left open: the journal holds it
@@ -1388,7 +1400,7 @@ static void a_format1_store_after_a_power_loss_is_upgraded(void **state)
 static void a_changed_event_the_journal_holds_is_written_again(void **state)
 {
 	const char *dir = *state;
-	char crashed[4200], a[4200], b[4200], *want, *got, *log;
+	char crashed[4200], work[4200], meta[4400], *want, *got, *log;
 	struct evl_check_opts o = { .report = collect };
 	struct evl_check_result r;
 	struct evl_store *st;
@@ -1397,8 +1409,7 @@ static void a_changed_event_the_journal_holds_is_written_again(void **state)
 	pid_t pid;
 
 	snprintf(crashed, sizeof(crashed), "%s/crashed", dir);
-	snprintf(a, sizeof(a), "%s/a", dir);
-	snprintf(b, sizeof(b), "%s/b", dir);
+	snprintf(work, sizeof(work), "%s/work", dir);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -1418,32 +1429,93 @@ static void a_changed_event_the_journal_holds_is_written_again(void **state)
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	copy_store(crashed, a);
-	copy_store(crashed, b);
-	want = dump(crashed);
+	want = dump_copy(crashed, work);
 
-	for (int k = 0; k < 2; k++) {
-		const char *d = k ? b : a;
-		char *p;
+	/*
+	 * The sidecar as it was, cut to nothing, or cut to the checkpoint's 6
+	 * records: the records rebuilt from the log must not vouch for the
+	 * changed bytes (found in review); then a mount, fsck --repair or
+	 * reindex first.
+	 */
+	for (int cut = 0; cut < 3; cut++)
+		for (int tool = 0; tool < 3; tool++) {
+			char *p;
 
-		/* t1's last event is fill's event 37: "i":37 becomes "i":87 */
-		log = slurp(d, "tasks/t1/events", &len);
-		p = strstr(log, "\"i\":37}");
-		assert_non_null(p);
-		p[4] = '8';
-		spit(d, "tasks/t1/events", log, len);
-		free(log);
-	}
-	nlines = 0;
-	assert_int_equal(evl_reindex(a, &o, &r), 0);
-	assert_int_equal(r.damaged, 0);
-	got = dump(a);
-	assert_string_equal(want, got);
-	free(got);
-	got = dump(b);		/* the open's recovery (a mount) */
-	assert_string_equal(want, got);
-	free(got);
+			tu_rmrf(work);
+			copy_store(crashed, work);
+			/* t1's last event is fill's event 37: "i":37 becomes "i":87 */
+			log = slurp(work, "tasks/t1/events", &len);
+			p = strstr(log, "\"i\":37}");
+			assert_non_null(p);
+			p[4] = '8';
+			spit(work, "tasks/t1/events", log, len);
+			free(log);
+			snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", work);
+			if (cut)
+				assert_int_equal(truncate(meta, cut == 1 ? 0 : 6 * TASKLOG_REC), 0);
+			nlines = 0;
+			if (tool == 1) {
+				assert_int_equal(fsck(work, true, &r), 0);
+			} else if (tool == 2) {
+				assert_int_equal(evl_reindex(work, &o, &r), 0);
+				assert_int_equal(r.damaged, 0);
+			}
+			got = dump(work);
+			if (strcmp(want, got))
+				fail_msg("sidecar %s, then %s: %s", cut == 0 ? "intact" : cut == 1 ?
+					 "cut to nothing" : "cut to the checkpoint",
+					 tool == 0 ? "a mount" : tool == 1 ? "fsck --repair" : "reindex",
+					 strstr(got, "\"i\":87") ? "the changed event is served" :
+					 "served differs");
+			free(got);
+		}
 	free(want);
+}
+
+/*
+ * A sidecar cut short in a store closed cleanly, then a write to that task
+ * through the mount: the writer's look at the files set the task aside
+ * before the applier could rebuild the records from the index and the log
+ * (found in review).  The write is applied, every event served, nothing
+ * set aside.  (A sidecar removed is made anew at the mount: the same.)
+ */
+static void a_short_sidecar_then_a_write(void **state)
+{
+	const char *dir = *state;
+	const char *e = "{\"type\":\"note\",\"i\":100}\n";
+	char meta[4400], buf[8192], *log;
+	size_t len;
+
+	for (int removed = 0; removed < 2; removed++) {
+		struct evl_store *st = open_store(dir);
+		struct evl_task_info info;
+		struct evl_writer *w;
+		struct evl_stats stt;
+
+		fill(st, 0, 24);
+		assert_int_equal(evl_store_close(st), 0);
+		log = slurp(dir, "tasks/t1/events", &len);
+		snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", dir);
+		if (removed)
+			assert_int_equal(unlink(meta), 0);
+		else
+			assert_int_equal(truncate(meta, 3 * TASKLOG_REC), 0);
+		st = open_store(dir);
+		assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
+		assert_int_equal(evl_writer_open(st, info.uid, &w), 0);
+		assert_int_equal(evl_writer_write(w, e, strlen(e)), 0);
+		assert_int_equal(evl_writer_close(w), 0);
+		assert_int_equal(evl_store_checkpoint(st), 0);
+		evl_store_stats(st, &stt);
+		assert_int_equal(stt.tasks_aside, 0);
+		assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)(len + strlen(e)));
+		assert_memory_equal(buf, log, len);
+		assert_memory_equal(buf + len, e, strlen(e));
+		assert_int_equal(evl_store_close(st), 0);
+		free(log);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
 }
 
 /* Journal @ev for task t1 and leave it unapplied, as a process gone before its applier ran. */
@@ -1473,7 +1545,8 @@ static void journal_one(const char *dir, const char *ev)
 /*
  * A batch the applier wrote to a clean task (its log bytes and sidecar
  * record), whose index commit a crash lost; the journal holds it.  Then
- * the sidecar is damaged: cut to nothing, or that last record flipped.
+ * the sidecar is damaged: cut to nothing, that last record flipped, or
+ * the file removed (made anew, empty, and mended: seed 80002 case 1342).
  * The open rebuilds the records the index vouches for (the first) or
  * writes the damaged record again from the journal, the log's bytes being
  * the batch's (the second): every event is served, nothing set aside.  The
@@ -1487,7 +1560,7 @@ static void a_damaged_sidecar_beside_a_lost_batch(void **state)
 	char ref[4200], *meta, *log, *want, *got, *m2;
 	size_t mlen, llen, n2;
 
-	for (int flip = 0; flip < 2; flip++) {
+	for (int how = 0; how < 3; how++) {
 		struct evl_store *st = open_store(dir);
 		struct evl_stats s;
 
@@ -1502,11 +1575,16 @@ static void a_damaged_sidecar_beside_a_lost_batch(void **state)
 		assert_int_equal(mlen, 7 * TASKLOG_REC);
 		/* what the applier wrote before the crash took its index commit */
 		spit(dir, "tasks/t1/events", log, llen);
-		if (flip) {
+		if (how == 1) {
 			meta[6 * TASKLOG_REC + 3] ^= 0x10;
 			spit(dir, "tasks/t1/events.meta", meta, mlen);
-		} else {
+		} else if (how == 0) {
 			spit(dir, "tasks/t1/events.meta", meta, 0);
+		} else {
+			char path[4400];
+
+			snprintf(path, sizeof(path), "%s/tasks/t1/events.meta", dir);
+			assert_int_equal(unlink(path), 0);
 		}
 		st = open_store(dir);
 		evl_store_stats(st, &s);
@@ -2189,6 +2267,7 @@ int main(void)
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_damaged_sidecar_beside_a_lost_batch, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_short_sidecar_then_a_write, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_cut_sidecar_of_a_dirty_task, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(nested_types_are_not_a_foreign_sidecar, tu_setup,
 						tu_teardown),
