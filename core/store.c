@@ -3186,7 +3186,8 @@ static int mend_records(struct evl_store *st, struct index_txn *t, struct index_
 
 /*
  * mend_records for task @task (as the index has it) if its sidecar is
- * shorter than the index and its log is not.  Records rebuilt or -errno.
+ * shorter than the index and its log is not.  > 0 if a sidecar was made
+ * or records rebuilt (a write may be retried), 0 if not, or -errno.
  */
 static int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task)
 {
@@ -3196,13 +3197,18 @@ static int mend_short(struct evl_store *st, struct index_txn *t, const struct in
 
 	ft.log_len -= ft.base_len;
 	ft.nevents -= ft.base_n;
+	bool made = false;
+
 	rc = tasklog_sizes(st->tl, task->name, &len, &n);
 	/* a sidecar removed before the mount (not while mounted: item 6 sets it aside) */
-	if (rc == -ENOENT && st->recovering && tasklog_recreate_meta(st->tl, task->name) > 0)
+	if (rc == -ENOENT && st->recovering && tasklog_recreate_meta(st->tl, task->name) > 0) {
+		made = true;
 		rc = tasklog_sizes(st->tl, task->name, &len, &n);
+	}
 	if (rc || n >= ft.nevents || len < ft.log_len)
-		return rc == -ENOENT ? 0 : rc;
-	return mend_records(st, t, &ft, n, len, ft.nevents);
+		return rc == -ENOENT ? 0 : rc ? rc : made;
+	rc = mend_records(st, t, &ft, n, len, ft.nevents);
+	return rc < 0 ? rc : rc + made;
 }
 
 static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,

@@ -1518,6 +1518,54 @@ static void a_short_sidecar_then_a_write(void **state)
 	}
 }
 
+/*
+ * A task with no event yet, appends to it journaled and not applied (a
+ * crash), its sidecar removed: the recovery makes the sidecar
+ * anew and the replay writes the appends.  The apply found no sidecar to
+ * mend (the index had no event of it) and set the task aside, its events
+ * in events.unapplied (sweep seed 91006 case 2506).
+ */
+static void a_removed_sidecar_of_a_new_task(void **state)
+{
+	const char *dir = *state;
+	const char *e = "{\"type\":\"note\",\"i\":1}\n";
+	struct evl_store *st = open_store(dir);
+	struct evl_stats stt;
+	char meta[4400], buf[4096];
+	int status;
+	pid_t pid;
+
+	fill(st, 0, 8);
+	assert_int_equal(evl_task_create(st, "t9"), 0);	/* in the index, no event */
+	assert_int_equal(evl_store_close(st), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_options o;
+		struct evl_task_info info;
+		struct evl_writer *w;
+
+		evl_options_default(&o);
+		o.commit_sync = true;
+		o.hold_apply = true;
+		if (evl_store_open(dir, &o, &st) ||
+		    evl_task_lookup(st, "t9", &info) || evl_writer_open(st, info.uid, &w) ||
+		    evl_writer_write(w, e, strlen(e)) || evl_writer_write(w, e, strlen(e)))
+			_exit(2);
+		_exit(0);	/* no close: a crash */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(meta, sizeof(meta), "%s/tasks/t9/events.meta", dir);
+	assert_int_equal(unlink(meta), 0);
+	st = open_store(dir);
+	evl_store_stats(st, &stt);
+	assert_int_equal(stt.tasks_aside, 0);
+	assert_int_equal(stt.events_unapplied, 0);
+	assert_int_equal(read_task(st, "t9", buf, sizeof(buf)), (ssize_t)(2 * strlen(e)));
+	assert_int_equal(evl_store_close(st), 0);
+}
+
 /* Journal @ev for task t1 and leave it unapplied, as a process gone before its applier ran. */
 static void journal_one(const char *dir, const char *ev)
 {
@@ -2268,6 +2316,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_damaged_sidecar_beside_a_lost_batch, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(a_short_sidecar_then_a_write, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_removed_sidecar_of_a_new_task, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_cut_sidecar_of_a_dirty_task, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(nested_types_are_not_a_foreign_sidecar, tu_setup,
 						tu_teardown),
