@@ -1958,8 +1958,29 @@ out:
 struct mend_short {
 	struct ck *ck;
 	struct index_txn *t;
+	struct { uint64_t uid, ck_n; } *dirty;	/* tasks changed since the last checkpoint */
+	size_t ndirty, cap;
 	int rc;
 };
+
+static int mend_dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
+			 uint64_t gseq_from)
+{
+	struct mend_short *md = arg;
+
+	if (md->ndirty == md->cap) {
+		size_t cap = md->cap ? md->cap * 2 : 16;
+		void *p = realloc(md->dirty, cap * sizeof(*md->dirty));
+
+		if (!p)
+			return -ENOMEM;
+		md->dirty = p;
+		md->cap = cap;
+	}
+	md->dirty[md->ndirty].uid = uid;
+	md->dirty[md->ndirty++].ck_n = ck_n;
+	return 0;
+}
 
 static int mend_short_cb(void *arg, const struct index_task *task)
 {
@@ -1975,6 +1996,17 @@ static int mend_short_cb(void *arg, const struct index_task *task)
 	if (task->state != TASK_LIVE || task->nevents < task->base_n)
 		return 0;
 	want = task->nevents - task->base_n;
+	/*
+	 * A task changed since the last checkpoint: only the records of that
+	 * checkpoint; those since come with their events from the journal in
+	 * the recovery, whose bytes (not the log's, which may have changed
+	 * since) are the ones written.
+	 */
+	for (size_t i = 0; i < md->ndirty; i++)
+		if (md->dirty[i].uid == task->uid)
+			want = md->dirty[i].ck_n < task->base_n ? 0 :
+			       md->dirty[i].ck_n - task->base_n < want ?
+			       md->dirty[i].ck_n - task->base_n : want;
 	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, task->name);
 	if (stat(path, &sb))
 		return 0;	/* none (rebuild_sidecars' case), or unreadable (the scan's) */
@@ -2051,8 +2083,11 @@ static int mend_short_sidecars(struct ck *ck)
 	rc = index_begin(ck->ix, false, &md.t);
 	if (rc)
 		return rc;
-	rc = index_task_list(md.t, NULL, 0, mend_short_cb, &md);
+	rc = index_dirty_list(md.t, mend_dirty_cb, &md);
+	if (!rc)
+		rc = index_task_list(md.t, NULL, 0, mend_short_cb, &md);
 	index_abort(md.t);
+	free(md.dirty);
 	return rc ? rc : md.rc;
 }
 

@@ -2298,8 +2298,9 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 	rc = xerr(mdb_cursor_open(t->txn, t->ix->types, &c));
 	if (rc)
 		goto fail;
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0 && has_prefix(&key, prefix, len);
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	/* the empty prefix (every type: a task's events in log order) from the first */
+	for (rc = mdb_cursor_get(c, &key, &val, len ? MDB_SET_RANGE : MDB_FIRST);
+	     rc == 0 && has_prefix(&key, prefix, len); rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
 		struct type_rec r;
 		uint64_t bytes = 0;
 		char name[256];

@@ -285,6 +285,7 @@ struct evl_store {
 	 * commit was lost, with holes where its pages were not kept.
 	 */
 	bool replay_after_loss;
+	bool recovering;	/* store_recover runs: the applier is not started yet */
 	/* I7: the stamp; gen is the index's, file_gen DATA_DIR/stamp's (applier only) */
 	uint64_t stamp_id, stamp_gen, stamp_file_gen;
 	struct applier_job ckpt, shrink;	/* work others ask the applier for */
@@ -980,15 +981,22 @@ static void enqueue(struct evl_store *st, struct pend *p)
 
 /*
  * Are @task's files there and at least as long as the index says (shorter
- * only: the applier may be past it)?  Else set it aside: -EIO.
+ * only: the applier may be past it)?  Else set it aside: -EIO.  A log as
+ * long as that beside a sidecar cut short passes: the applier rebuilds the
+ * sidecar's records before it writes (mend_short), or sets the task aside
+ * then, keeping the events in events.unapplied.  A file removed while
+ * mounted sets the task aside (item 6); a sidecar removed before the mount
+ * is made anew by the recovery.
  */
 static int check_files(struct evl_store *st, const struct index_task *task)
 {
-	uint64_t len, n;
+	uint64_t len = 0, n = 0;
 	char why[160];
 	int rc;
 
 	rc = tasklog_sizes(st->tl, task->name, &len, &n);
+	if (!rc && len >= task->log_len - task->base_len)
+		return 0;	/* a sidecar cut short: mend_short's */
 	if (rc && task_damage(rc)) {
 		set_aside_err(st, task->uid, task->name, rc);
 		return -EIO;
@@ -1047,6 +1055,8 @@ static int put_aside(struct evl_store *st, struct pend *p, const char *name)
 static int undo_delete(void *arg, uint64_t uid);
 static bool switch_broken(const struct evl_store *st, uint64_t uid);
 static int finish_switches(struct evl_store *st, void *arg);
+
+static int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task);
 
 /*
  * Is @p's task deleted by a record up to @last, the end of the batch @p is
@@ -1196,11 +1206,16 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 		if (!recs)
 			return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < p->n; i++)
-		recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len, 0 };
-	rc = tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
-			   p->data_len, task.nevents - task.base_n, recs, p->n,
-			   st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
+	for (int tries = 0;; tries++) {
+		for (uint32_t i = 0; i < p->n; i++)
+			recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len, 0 };
+		rc = tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
+				   p->data_len, task.nevents - task.base_n, recs, p->n,
+				   st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
+		/* a sidecar shorter than the index (or removed) while the log is not: mended */
+		if ((rc != -EUCLEAN && rc != -ENOENT) || tries || mend_short(st, t, &task) <= 0)
+			break;
+	}
 	if (recs != stackrecs)
 		free(recs);
 	if (rc == -EUCLEAN) {
@@ -2736,6 +2751,7 @@ struct tail {
 
 struct tails {
 	struct evl_store *st;
+	struct index_txn *t;
 	struct tail *v;
 	size_t n, cap;			/* cap in bytes (store_grow) */
 	int rc;
@@ -2745,10 +2761,23 @@ static int find_tail(void *arg, const struct index_task *task)
 {
 	struct tails *c = arg;
 	uint64_t len, n;
+	int rc;
 
-	/* no files, not the index's yet, or damage the replay found: not this pass's */
 	if (task->state != TASK_LIVE || switch_broken(c->st, task->uid) ||
-	    is_aside(c->st, task->uid) || tasklog_sizes(c->st->tl, task->name, &len, &n))
+	    is_aside(c->st, task->uid))
+		return 0;
+	rc = tasklog_sizes(c->st->tl, task->name, &len, &n);
+	/*
+	 * A sidecar cut short or removed beside a log as long as the index
+	 * says (a task the replay did not write): its records rebuilt now,
+	 * not the task set aside at its first use.
+	 */
+	if ((rc == -ENOENT || (!rc && n < task->nevents - task->base_n &&
+			       len >= task->log_len - task->base_len)) &&
+	    mend_short(c->st, c->t, task) > 0)
+		rc = tasklog_sizes(c->st->tl, task->name, &len, &n);
+	/* no files, not the index's yet, or damage the replay found: not this pass's */
+	if (rc)
 		return 0;
 	if (len <= task->log_len - task->base_len && n <= task->nevents - task->base_n)
 		return 0;
@@ -2981,6 +3010,7 @@ static int adopt_tails(struct evl_store *st, struct event_validator *val)
 
 	if (rc)
 		return rc;
+	c.t = t;
 	rc = index_task_list(t, NULL, 0, find_tail, &c);
 	index_abort(t);
 	for (size_t i = 0; i < c.n && !rc; i++)
@@ -2991,6 +3021,7 @@ static int adopt_tails(struct evl_store *st, struct event_validator *val)
 
 struct recover {
 	struct evl_store *st;
+	struct index_txn *t;		/* the read transaction of the dirty list */
 	struct event_validator *val;	/* replayed events are checked again */
 	bool trusted;			/* I6: files written under the running boot */
 	uint64_t applied;
@@ -3047,6 +3078,139 @@ static int written_as_recorded(struct evl_store *st, uint64_t uid, const char *n
 	return rc;
 }
 
+struct mend {
+	struct evl_store *st;
+	const struct index_task *task;	/* lengths in the files */
+	uint64_t base, len;		/* the task's base_len; its log's size */
+	uint64_t have, k, end;		/* records there; events seen; where the last ended */
+	uint64_t upto;			/* records rebuilt up to here only */
+	struct tasklog_rec recs[64];
+	size_t n;
+	char *buf;
+	size_t cap;
+	int rc;
+};
+
+static int mend_flush(struct mend *m)
+{
+	int rc = m->n ? tasklog_write_recs(m->st->tl, m->task->uid, m->task->name,
+					   m->k - m->n, m->recs, m->n) : 0;
+
+	m->n = 0;
+	return rc;
+}
+
+/* One of the task's events in log order: its record, if it is missing and a whole line is there. */
+static int mend_cb(void *arg, const struct index_event *ev)
+{
+	struct mend *m = arg;
+	uint64_t off = ev->off - m->base;
+	char before = '\n';
+	ssize_t got;
+
+	if (ev->off < m->base)
+		return 0;	/* dropped by retention */
+	if (m->k >= m->upto)
+		return 1;
+	if (off != m->end || !ev->len || ev->len > m->len - off)
+		return 1;	/* not where the last ended, or past the log: no longer agreeing */
+	m->end = off + ev->len;
+	if (m->k++ < m->have)
+		return 0;
+	if (ev->len > m->cap) {
+		char *p = realloc(m->buf, ev->len);
+
+		if (!p) {
+			m->rc = -ENOMEM;
+			return 1;
+		}
+		m->buf = p;
+		m->cap = ev->len;
+	}
+	got = tasklog_read(m->st->tl, m->task->uid, m->task->name, off, m->buf, ev->len);
+	if (got == (ssize_t)ev->len && off)
+		got = tasklog_read(m->st->tl, m->task->uid, m->task->name, off - 1, &before, 1) == 1
+		      ? got : -EIO;
+	if (got != (ssize_t)ev->len || m->buf[ev->len - 1] != '\n' || before != '\n') {
+		m->k--;
+		return 1;	/* not a whole line there */
+	}
+	m->recs[m->n++] = (struct tasklog_rec){ ev->gseq, m->task->last_ns, ev->len,
+						tasklog_sum(m->buf, ev->len) };
+	if (m->n == 64 && (m->rc = mend_flush(m)))
+		return 1;
+	return 0;
+}
+
+/*
+ * Task @task (lengths in its files) has fewer sidecar records (@n) than the
+ * index has events, and its log holds at least what the index covers
+ * (@len bytes): a sidecar cut short, emptied or replaced by a shorter one.
+ * Its missing records are rebuilt from the index and the log, as far as
+ * each event the index has is a whole line at exactly that byte (its gseq;
+ * its time the task's last append, which makes retention keep it longer,
+ * never shorter), as fsck --repair does.  Else the recovery would set the
+ * task aside, and its journaled events would go to events.unapplied.
+ * Records rebuilt (>= 0) or -errno.
+ */
+static int mend_records(struct evl_store *st, struct index_txn *t, struct index_task *task,
+			uint64_t n, uint64_t len, uint64_t upto)
+{
+	struct mend m = { .st = st, .task = task, .base = task->base_len, .len = len, .have = n,
+			  .upto = upto };
+	struct index_view *v;
+	int rc;
+
+	rc = index_view_open(t, "", 0, task->uid, &v);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	rc = tasklog_truncate(st->tl, task->uid, task->name, len, n);	/* no partial record */
+	if (!rc) {
+		rc = index_view_iter(v, 0, mend_cb, &m);
+		rc = rc > 0 ? 0 : rc;
+	}
+	if (!rc)
+		rc = m.rc;
+	if (!rc)
+		rc = mend_flush(&m);
+	index_view_free(v);
+	free(m.buf);
+	if (rc)
+		return rc;
+	if (m.k > n)
+		evl_log(LOG_WARNING, "task %s: its sidecar had %" PRIu64 " of the %" PRIu64
+			" records the index has: %" PRIu64 " rebuilt from the log and the index",
+			task->name, n, task->nevents, m.k - n);
+	return (int)(m.k - n);
+}
+
+/*
+ * mend_records for task @task (as the index has it) if its sidecar is
+ * shorter than the index and its log is not.  > 0 if a sidecar was made
+ * or records rebuilt (a write may be retried), 0 if not, or -errno.
+ */
+static int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task)
+{
+	struct index_task ft = *task;
+	uint64_t len, n;
+	int rc;
+
+	ft.log_len -= ft.base_len;
+	ft.nevents -= ft.base_n;
+	bool made = false;
+
+	rc = tasklog_sizes(st->tl, task->name, &len, &n);
+	/* a sidecar removed before the mount (not while mounted: item 6 sets it aside) */
+	if (rc == -ENOENT && st->recovering && tasklog_recreate_meta(st->tl, task->name) > 0) {
+		made = true;
+		rc = tasklog_sizes(st->tl, task->name, &len, &n);
+	}
+	if (rc || n >= ft.nevents || len < ft.log_len)
+		return rc == -ENOENT ? 0 : rc ? rc : made;
+	rc = mend_records(st, t, &ft, n, len, ft.nevents);
+	return rc < 0 ? rc : rc + made;
+}
+
 static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 		    uint64_t gseq_from)
 {
@@ -3071,6 +3235,8 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	task.log_len -= task.base_len;
 	task.nevents -= task.base_n;
 	rc = tasklog_sizes(st->tl, task.name, &len, &n);
+	if (rc == -ENOENT && task.nevents && tasklog_recreate_meta(st->tl, task.name) > 0)
+		rc = tasklog_sizes(st->tl, task.name, &len, &n);	/* a sidecar removed: mended below */
 	if (rc && task_damage(rc) && (ck_len || ck_n)) {
 		/*
 		 * Files it had at its checkpoint are gone or unusable: only
@@ -3085,6 +3251,22 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 		len = n = 0;
 	else if (rc)
 		return rc;
+	/*
+	 * Only the records of its last checkpoint: those since are rebuilt
+	 * with their events from the journal (whose bytes, not the log's,
+	 * are the ones written: a checksum of the log's would vouch for bytes
+	 * changed since).
+	 */
+	if (!missing && n < ck_n && len >= ck_len) {
+		rc = mend_records(st, r->t, &task, n, len, ck_n);
+		if (rc < 0 && task_damage(rc)) {
+			set_aside_err(st, uid, task.name, rc);
+			return 0;
+		}
+		if (rc < 0)
+			return rc;
+		n += rc;
+	}
 	/* I6, or all its bytes are from the last checkpoint or before (synced then) */
 	trust = r->trusted || (task.log_len == ck_len && task.nevents == ck_n);
 	if (trust && len >= task.log_len && n >= task.nevents) {
@@ -3135,9 +3317,13 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 		evl_log(LOG_INFO, "recovery: task %s: rewriting its last %" PRIu64 " bytes from "
 			"the journal (written before a reboot or a failed fsync)", task.name,
 			task.log_len - ck_len);
-	else
+	else if (len < task.log_len)
 		evl_log(LOG_WARNING, "recovery: task %s: %" PRIu64 " bytes lost by the disk, "
 			"rewriting them from the journal", task.name, task.log_len - len);
+	else
+		evl_log(LOG_WARNING, "recovery: task %s: its sidecar lacks records since the last "
+			"checkpoint (%" PRIu64 " of %" PRIu64 "): rewriting its last %" PRIu64
+			" bytes from the journal", task.name, n, task.nevents, task.log_len - ck_len);
 	/* created since the last checkpoint, and its entries lost with a failed fsync */
 	if (missing && (rc = tasklog_create(st->tl, uid, task.name)))
 		return rc;
@@ -3409,6 +3595,8 @@ static int store_recover(struct evl_store *st)
 	if (!rc)
 		rc = index_get_boot(t, boot, sizeof(boot));
 	r.trusted = !rc && now[0] && !strcmp(boot, now);
+	if (!rc)
+		r.t = t;
 	if (!rc)
 		rc = index_dirty_list(t, dirty_cb, &r);
 	index_abort(t);
@@ -3732,8 +3920,11 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		goto fail;
 	index_on_sync_failed(st->ix, sync_failed, st);
 	rc = stamp_open(st);
-	if (!rc)
+	if (!rc) {
+		st->recovering = true;
 		rc = st->frozen ? open_frozen(st) : store_recover(st);
+		st->recovering = false;
+	}
 	if (!rc && atomic_load(&st->sync_failed))
 		rc = -EIO;	/* the repair's syncs report their own failures; this is a net */
 	if (!rc) {

@@ -566,6 +566,34 @@ static bool unlinked(int fd)
 	return !fstat(fd, &sb) && sb.st_nlink == 0;
 }
 
+/*
+ * Are the @n records at record @idx of sidecar @fd each either the one
+ * encoded in @mb or one failing its own check?  1 yes, 0 no, -errno.
+ */
+static int recs_damaged_only(int fd, const unsigned char *mb, size_t n, uint64_t idx)
+{
+	unsigned char buf[64 * TASKLOG_REC];
+
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < 64 ? n - done : 64;
+		ssize_t got = io->pread(fd, buf, k * TASKLOG_REC, (idx + done) * TASKLOG_REC);
+
+		if (got < 0)
+			return -errno;
+		if ((size_t)got != k * TASKLOG_REC)
+			return 0;
+		for (size_t i = 0; i < k; i++) {
+			struct tasklog_rec r;
+
+			if (memcmp(buf + i * TASKLOG_REC, mb + (done + i) * TASKLOG_REC, TASKLOG_REC) &&
+			    !tasklog_decode(buf + i * TASKLOG_REC, &r))
+				return 0;
+		}
+		done += k;
+	}
+	return 1;
+}
+
 int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t off,
 		  const void *data, size_t len, uint64_t idx,
 		  const struct tasklog_rec *recs, size_t n, unsigned flags)
@@ -648,6 +676,22 @@ int tasklog_write(struct tasklog *tl, uint64_t uid, const char *name, uint64_t o
 					"index (gseq %" PRIu64 "-%" PRIu64 ") were damaged on disk: "
 					"written again from the journal", name, idx + 1, idx + n,
 					recs[0].gseq, recs[n - 1].gseq);
+				same = 1;
+			}
+			/*
+			 * The other way round: the log's bytes are these, byte for
+			 * byte, and each of our records there either is ours or fails
+			 * its own check (damaged on disk; a valid record of another
+			 * event is not ours to overwrite).
+			 */
+			if (same_meta == 0 && n && (uint64_t)ls.st_size >= off + len &&
+			    (uint64_t)ms.st_size >= (idx + n) * TASKLOG_REC &&
+			    same_bytes(e->log_fd, data, len, off, ls.st_size, false) > 0 &&
+			    recs_damaged_only(e->meta_fd, mb, n, idx) > 0) {
+				evl_log(LOG_WARNING, "task %s: sidecar records %" PRIu64 "-%" PRIu64
+					" past the index (gseq %" PRIu64 "-%" PRIu64 ") were damaged "
+					"on disk: written again from the journal", name, idx + 1,
+					idx + n, recs[0].gseq, recs[n - 1].gseq);
 				same = 1;
 			}
 		}
@@ -847,6 +891,34 @@ int tasklog_sizes(struct tasklog *tl, const char *name, uint64_t *log_len, uint6
 		return -errno;
 	*nrecs = st.st_size / TASKLOG_REC;
 	return 0;
+}
+
+int tasklog_recreate_meta(struct tasklog *tl, const char *name)
+{
+	char path[4400], dir[4400];
+	struct stat st;
+	int fd;
+
+	file_path(tl, name, "events", path, sizeof(path));
+	if (stat(path, &st))
+		return -errno;
+	file_path(tl, name, "events.meta", path, sizeof(path));
+	if (!stat(path, &st))
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	fd = open_shed(tl, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno == EEXIST ? 0 : -errno;
+	snprintf(dir, sizeof(dir), "%s/%s", tl->dir, name);
+	if (sync_one(tl, fd, NULL) || sync_one(tl, -1, dir)) {
+		int rc = -errno;
+
+		io->close(fd);
+		return rc;
+	}
+	io->close(fd);
+	return 1;
 }
 
 int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,

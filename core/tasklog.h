@@ -152,6 +152,12 @@ void tasklog_on_sync_failed(struct tasklog *tl, void (*fn)(void *arg), void *arg
 
 /* Current sizes on disk: log bytes and whole sidecar records. 0 or -errno. */
 int tasklog_sizes(struct tasklog *tl, const char *name, uint64_t *log_len, uint64_t *nrecs);
+/*
+ * Task @name has its log and no sidecar (removed): make an empty one,
+ * synced with its directory, for the records to be rebuilt into.  1 made,
+ * 0 there already, -ENOENT (no log) or -errno.
+ */
+int tasklog_recreate_meta(struct tasklog *tl, const char *name);
 
 /* Cut the log to @log_len bytes and the sidecar to @nrecs records. 0 or -errno. */
 int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,

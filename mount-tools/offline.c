@@ -7,10 +7,13 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "evlog.h"
@@ -73,6 +76,63 @@ static int offline_error(const char *cmd, const char *dir, int rc)
 	return fail("%s %s: %s", cmd, dir, strerror(-rc));
 }
 
+/*
+ * fsck --repair writes into the index in place, through LMDB, which trusts
+ * its pages: bit flips the checks at open cannot see (a page that reads
+ * whole) can crash it there.  So the repair runs in a child; if that dies
+ * of a signal, the index is rebuilt beside the damaged one from the logs
+ * instead (reindex, which never writes into the old one).  -ECHILD then
+ * (said), else evl_fsck's result.  A child ended by another signal (a
+ * closed pipe, SIGTERM, an OOM kill) is no crash: this process ends alike.
+ */
+static int repair_in_child(const char *dir, const struct evl_check_opts *opts,
+			   struct evl_check_result *r, struct out *o)
+{
+	struct shared { int rc; struct evl_check_result r; } *sh;
+	int status, rc;
+	pid_t pid;
+
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return evl_fsck(dir, opts, r);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		munmap(sh, sizeof(*sh));
+		return evl_fsck(dir, opts, r);
+	}
+	if (pid == 0) {
+		sh->rc = evl_fsck(dir, opts, &sh->r);
+		progress_end(&o->pr);	/* its progress line was the child's */
+		fflush(stdout);
+		fflush(stderr);
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		rc = sh->rc;
+		*r = sh->r;
+	} else if (WIFSIGNALED(status) && WTERMSIG(status) != SIGSEGV &&
+		   WTERMSIG(status) != SIGBUS && WTERMSIG(status) != SIGABRT &&
+		   WTERMSIG(status) != SIGILL && WTERMSIG(status) != SIGFPE) {
+		/* not a crash (SIGPIPE of a closed pipe, SIGTERM, SIGKILL): the same end here */
+		munmap(sh, sizeof(*sh));
+		signal(WTERMSIG(status), SIG_DFL);
+		raise(WTERMSIG(status));
+		return -EINTR;
+	} else {
+		fprintf(stderr, "%s: fsck --repair %s: the repair died (%s) writing into the "
+			"damaged index; rebuilding the index beside it from the task logs "
+			"instead (evlogctl reindex)\n", prog, dir,
+			WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exit status");
+		rc = -ECHILD;
+	}
+	munmap(sh, sizeof(*sh));
+	return rc;
+}
+
 int cmd_fsck(const char *dir, bool repair)
 {
 	struct out o = { .pr = { .tty = isatty(2), .what = "fsck" } };
@@ -84,7 +144,15 @@ int cmd_fsck(const char *dir, bool repair)
 
 	if (!is_dir("fsck", dir))
 		return EXIT_ERROR;
-	rc = evl_fsck(dir, &opts, &r);
+	rc = repair ? repair_in_child(dir, &opts, &r, &o) : evl_fsck(dir, &opts, &r);
+	if (rc == -ECHILD) {
+		/* the repair died: an index too damaged to write into; said */
+		int x;
+
+		progress_end(&o.pr);
+		x = cmd_reindex(dir, NULL);
+		return x == EXIT_OK ? EXIT_FOUND : x;	/* found and fixed */
+	}
 
 	progress_end(&o.pr);
 	if (rc == -ENOENT || rc == -ESTALE)

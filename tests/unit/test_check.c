@@ -1377,6 +1377,18 @@ static void a_format1_store_after_a_power_loss_is_upgraded(void **state)
 	}
 }
 
+/* What @dir serves, recovered on a copy at @work (@dir stays as it is). */
+static char *dump_copy(const char *dir, const char *work)
+{
+	char *out;
+
+	tu_rmrf(work);
+	copy_store(dir, work);
+	out = dump(work);
+	tu_rmrf(work);
+	return out;
+}
+
 /*
  * An event applied but not yet checkpointed whose bytes change on disk
  * (still valid JSON), in a store a crash left open: the journal holds it
@@ -1388,7 +1400,7 @@ static void a_format1_store_after_a_power_loss_is_upgraded(void **state)
 static void a_changed_event_the_journal_holds_is_written_again(void **state)
 {
 	const char *dir = *state;
-	char crashed[4200], a[4200], b[4200], *want, *got, *log;
+	char crashed[4200], work[4200], meta[4400], *want, *got, *log;
 	struct evl_check_opts o = { .report = collect };
 	struct evl_check_result r;
 	struct evl_store *st;
@@ -1397,8 +1409,7 @@ static void a_changed_event_the_journal_holds_is_written_again(void **state)
 	pid_t pid;
 
 	snprintf(crashed, sizeof(crashed), "%s/crashed", dir);
-	snprintf(a, sizeof(a), "%s/a", dir);
-	snprintf(b, sizeof(b), "%s/b", dir);
+	snprintf(work, sizeof(work), "%s/work", dir);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -1418,40 +1429,238 @@ static void a_changed_event_the_journal_holds_is_written_again(void **state)
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	copy_store(crashed, a);
-	copy_store(crashed, b);
-	want = dump(crashed);
+	want = dump_copy(crashed, work);
 
-	for (int k = 0; k < 2; k++) {
-		const char *d = k ? b : a;
-		char *p;
+	/*
+	 * The sidecar as it was, cut to nothing, or cut to the checkpoint's 6
+	 * records: the records rebuilt from the log must not vouch for the
+	 * changed bytes (found in review); then a mount, fsck --repair or
+	 * reindex first.
+	 */
+	for (int cut = 0; cut < 3; cut++)
+		for (int tool = 0; tool < 3; tool++) {
+			char *p;
 
-		/* t1's last event is fill's event 37: "i":37 becomes "i":87 */
-		log = slurp(d, "tasks/t1/events", &len);
-		p = strstr(log, "\"i\":37}");
-		assert_non_null(p);
-		p[4] = '8';
-		spit(d, "tasks/t1/events", log, len);
-		free(log);
-	}
-	nlines = 0;
-	assert_int_equal(evl_reindex(a, &o, &r), 0);
-	assert_int_equal(r.damaged, 0);
-	got = dump(a);
-	assert_string_equal(want, got);
-	free(got);
-	got = dump(b);		/* the open's recovery (a mount) */
-	assert_string_equal(want, got);
-	free(got);
+			tu_rmrf(work);
+			copy_store(crashed, work);
+			/* t1's last event is fill's event 37: "i":37 becomes "i":87 */
+			log = slurp(work, "tasks/t1/events", &len);
+			p = strstr(log, "\"i\":37}");
+			assert_non_null(p);
+			p[4] = '8';
+			spit(work, "tasks/t1/events", log, len);
+			free(log);
+			snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", work);
+			if (cut)
+				assert_int_equal(truncate(meta, cut == 1 ? 0 : 6 * TASKLOG_REC), 0);
+			nlines = 0;
+			if (tool == 1) {
+				assert_int_equal(fsck(work, true, &r), 0);
+			} else if (tool == 2) {
+				assert_int_equal(evl_reindex(work, &o, &r), 0);
+				assert_int_equal(r.damaged, 0);
+			}
+			got = dump(work);
+			if (strcmp(want, got))
+				fail_msg("sidecar %s, then %s: %s", cut == 0 ? "intact" : cut == 1 ?
+					 "cut to nothing" : "cut to the checkpoint",
+					 tool == 0 ? "a mount" : tool == 1 ? "fsck --repair" : "reindex",
+					 strstr(got, "\"i\":87") ? "the changed event is served" :
+					 "served differs");
+			free(got);
+		}
 	free(want);
+}
+
+/*
+ * A sidecar cut short in a store closed cleanly, then a write to that task
+ * through the mount: the writer's look at the files set the task aside
+ * before the applier could rebuild the records from the index and the log
+ * (found in review).  The write is applied, every event served, nothing
+ * set aside.  (A sidecar removed is made anew at the mount: the same.)
+ */
+static void a_short_sidecar_then_a_write(void **state)
+{
+	const char *dir = *state;
+	const char *e = "{\"type\":\"note\",\"i\":100}\n";
+	char meta[4400], buf[8192], *log;
+	size_t len;
+
+	for (int removed = 0; removed < 2; removed++) {
+		struct evl_store *st = open_store(dir);
+		struct evl_task_info info;
+		struct evl_writer *w;
+		struct evl_stats stt;
+
+		fill(st, 0, 24);
+		assert_int_equal(evl_store_close(st), 0);
+		log = slurp(dir, "tasks/t1/events", &len);
+		snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", dir);
+		if (removed)
+			assert_int_equal(unlink(meta), 0);
+		else
+			assert_int_equal(truncate(meta, 3 * TASKLOG_REC), 0);
+		st = open_store(dir);
+		assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
+		assert_int_equal(evl_writer_open(st, info.uid, &w), 0);
+		assert_int_equal(evl_writer_write(w, e, strlen(e)), 0);
+		assert_int_equal(evl_writer_close(w), 0);
+		assert_int_equal(evl_store_checkpoint(st), 0);
+		evl_store_stats(st, &stt);
+		assert_int_equal(stt.tasks_aside, 0);
+		assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)(len + strlen(e)));
+		assert_memory_equal(buf, log, len);
+		assert_memory_equal(buf + len, e, strlen(e));
+		assert_int_equal(evl_store_close(st), 0);
+		free(log);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+}
+
+/*
+ * A task with no event yet, appends to it journaled and not applied (a
+ * crash), its sidecar removed: the recovery makes the sidecar
+ * anew and the replay writes the appends.  The apply found no sidecar to
+ * mend (the index had no event of it) and set the task aside, its events
+ * in events.unapplied (sweep seed 91006 case 2506).
+ */
+static void a_removed_sidecar_of_a_new_task(void **state)
+{
+	const char *dir = *state;
+	const char *e = "{\"type\":\"note\",\"i\":1}\n";
+	struct evl_store *st = open_store(dir);
+	struct evl_stats stt;
+	char meta[4400], buf[4096];
+	int status;
+	pid_t pid;
+
+	fill(st, 0, 8);
+	assert_int_equal(evl_task_create(st, "t9"), 0);	/* in the index, no event */
+	assert_int_equal(evl_store_close(st), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_options o;
+		struct evl_task_info info;
+		struct evl_writer *w;
+
+		evl_options_default(&o);
+		o.commit_sync = true;
+		o.hold_apply = true;
+		if (evl_store_open(dir, &o, &st) ||
+		    evl_task_lookup(st, "t9", &info) || evl_writer_open(st, info.uid, &w) ||
+		    evl_writer_write(w, e, strlen(e)) || evl_writer_write(w, e, strlen(e)))
+			_exit(2);
+		_exit(0);	/* no close: a crash */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(meta, sizeof(meta), "%s/tasks/t9/events.meta", dir);
+	assert_int_equal(unlink(meta), 0);
+	st = open_store(dir);
+	evl_store_stats(st, &stt);
+	assert_int_equal(stt.tasks_aside, 0);
+	assert_int_equal(stt.events_unapplied, 0);
+	assert_int_equal(read_task(st, "t9", buf, sizeof(buf)), (ssize_t)(2 * strlen(e)));
+	assert_int_equal(evl_store_close(st), 0);
+}
+
+/* Journal @ev for task t1 and leave it unapplied, as a process gone before its applier ran. */
+static void journal_one(const char *dir, const char *ev)
+{
+	struct evl_options o;
+	struct evl_task_info info;
+	struct evl_writer *w;
+	struct evl_store *st;
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		evl_options_default(&o);
+		o.commit_sync = true;
+		o.hold_apply = true;
+		if (evl_store_open(dir, &o, &st) || evl_task_lookup(st, "t1", &info) ||
+		    evl_writer_open(st, info.uid, &w) || evl_writer_write(w, ev, strlen(ev)))
+			_exit(2);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/*
+ * A batch the applier wrote to a clean task (its log bytes and sidecar
+ * record), whose index commit a crash lost; the journal holds it.  Then
+ * the sidecar is damaged: cut to nothing, that last record flipped, or
+ * the file removed (made anew, empty, and mended: seed 80002 case 1342).
+ * The open rebuilds the records the index vouches for (the first) or
+ * writes the damaged record again from the journal, the log's bytes being
+ * the batch's (the second): every event is served, nothing set aside.  The
+ * sweep found both (seed 80002 cases 1017 and 1193): the task was set
+ * aside and its journaled event went to events.unapplied.
+ */
+static void a_damaged_sidecar_beside_a_lost_batch(void **state)
+{
+	static const char ev[] = "{\"type\":\"note\",\"i\":99}\n";
+	const char *dir = *state;
+	char ref[4200], *meta, *log, *want, *got, *m2;
+	size_t mlen, llen, n2;
+
+	for (int how = 0; how < 3; how++) {
+		struct evl_store *st = open_store(dir);
+		struct evl_stats s;
+
+		fill(st, 0, 24);
+		assert_int_equal(evl_store_close(st), 0);	/* t1 clean: 6 events */
+		journal_one(dir, ev);
+		snprintf(ref, sizeof(ref), "%s.ref", dir);
+		copy_store(dir, ref);
+		want = dump(ref);	/* the batch applied: its log bytes and record */
+		meta = slurp(ref, "tasks/t1/events.meta", &mlen);
+		log = slurp(ref, "tasks/t1/events", &llen);
+		assert_int_equal(mlen, 7 * TASKLOG_REC);
+		/* what the applier wrote before the crash took its index commit */
+		spit(dir, "tasks/t1/events", log, llen);
+		if (how == 1) {
+			meta[6 * TASKLOG_REC + 3] ^= 0x10;
+			spit(dir, "tasks/t1/events.meta", meta, mlen);
+		} else if (how == 0) {
+			spit(dir, "tasks/t1/events.meta", meta, 0);
+		} else {
+			char path[4400];
+
+			snprintf(path, sizeof(path), "%s/tasks/t1/events.meta", dir);
+			assert_int_equal(unlink(path), 0);
+		}
+		st = open_store(dir);
+		evl_store_stats(st, &s);
+		assert_int_equal(s.tasks_aside, 0);
+		assert_int_equal(s.events_unapplied, 0);
+		assert_int_equal(evl_store_close(st), 0);
+		got = dump(dir);
+		assert_string_equal(want, got);
+		m2 = slurp(dir, "tasks/t1/events.meta", &n2);
+		assert_int_equal(n2, mlen);
+		free(m2);
+		free(got);
+		free(want);
+		free(meta);
+		free(log);
+		tu_rmrf(ref);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
 }
 
 /*
  * Issue 15 (the sweep): the sidecar of a task changed since the last
  * checkpoint is cut short (truncate -s 0) in a store that was not closed.
- * The open sets that task aside instead of refusing the whole store; fsck
- * --repair rebuilds its records from the log and the index before the
- * recovery, which then replays the journal as usual: every event is served.
+ * The open rebuilds its records from the log and the index before the
+ * replay (it set the task aside, and its journaled events went to
+ * events.unapplied), and so does fsck --repair before its recovery: either
+ * way the journal is replayed as usual and every event is served.
  */
 static void a_cut_sidecar_of_a_dirty_task(void **state)
 {
@@ -1484,11 +1693,14 @@ static void a_cut_sidecar_of_a_dirty_task(void **state)
 
 	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", a);
 	assert_int_equal(truncate(meta, 0), 0);
-	st = open_store(a);	/* not refused: t1 is set aside */
+	st = open_store(a);	/* neither refused nor t1 set aside */
 	evl_store_stats(st, &stt);
-	assert_int_equal(stt.tasks_aside, 1);
-	assert_string_equal(stt.aside, "t1");
+	assert_int_equal(stt.tasks_aside, 0);
+	assert_int_equal(stt.events_unapplied, 0);
 	evl_store_close(st);
+	got = dump(a);
+	assert_string_equal(want, got);
+	free(got);
 
 	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", b);
 	assert_int_equal(truncate(meta, 0), 0);
@@ -2101,6 +2313,10 @@ int main(void)
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_changed_event_the_journal_holds_is_written_again,
 						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_damaged_sidecar_beside_a_lost_batch, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_short_sidecar_then_a_write, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_removed_sidecar_of_a_new_task, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_cut_sidecar_of_a_dirty_task, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(nested_types_are_not_a_foreign_sidecar, tu_setup,
 						tu_teardown),
