@@ -1634,6 +1634,30 @@ static void aside_event_kept_once_across_a_crash(void **state)
 }
 
 /*
+ * Poll @st's stats until the applier has settled: everything written is
+ * applied, and, if @aside, a task is set aside with one event put in its
+ * events.unapplied.  The condition itself is polled, not a proxy: a set
+ * aside is in the stats before its events are counted unapplied (at
+ * dequeue), and a busy machine takes its time.  True when it holds.
+ */
+static bool wait_settled(struct evl_store *st, bool aside, struct evl_stats *s)
+{
+	uint64_t deadline = tu_now_ms() + 300000;
+
+	for (;;) {
+		bool done;
+
+		evl_store_stats(st, s);
+		done = s->applied_lsn == s->written_lsn && !s->pending_events;
+		if (aside)
+			done = done && s->tasks_aside == 1 && s->events_unapplied == 1;
+		if (done || tu_now_ms() >= deadline)
+			return done;
+		usleep(1000);
+	}
+}
+
+/*
  * Review (rev-damage): a kill -9 after a task was set aside for a line
  * appended to its log outside the store.  apply_append adds the task to
  * the dirty set (index_dirty_add) before tasklog_write finds the foreign
@@ -1663,13 +1687,7 @@ static void foreign_line_survives_a_kill_after_set_aside(void **state)
 		st = open_store(dir, true, 2);
 		append_to(dir, "events", other, sizeof(other) - 1);
 		append_n(st, "x", 3, 1);	/* acknowledged, then set aside by the applier */
-		for (int k = 0; k < 3000; k++) {
-			evl_store_stats(st, &s);
-			if (s.tasks_aside && !s.pending_events)
-				break;
-			usleep(1000);
-		}
-		_exit(s.tasks_aside == 1 && s.events_unapplied == 1 ? 0 : 3);	/* kill -9 */
+		_exit(wait_settled(st, true, &s) ? 0 : 3);	/* kill -9 */
 	}
 	waitpid(pid, &status, 0);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -4867,13 +4885,7 @@ static void aside_child(const char *dir, const char *dump)
 			_exit(3);
 	}
 	/* applied (in a's log and the index), not checkpointed */
-	for (int k = 0; k < 3000; k++) {
-		evl_store_stats(st, &s);
-		if (s.applied_lsn == s.written_lsn && !s.pending_events)
-			break;
-		usleep(1000);
-	}
-	if (s.applied_lsn != s.written_lsn || s.ckpt_lsn == s.applied_lsn)
+	if (!wait_settled(st, false, &s) || s.ckpt_lsn == s.applied_lsn)
 		_exit(4);
 	/* a line appended to a's log outside the store */
 	snprintf(path, sizeof(path), "%s/tasks/a/events", dir);
@@ -4884,13 +4896,7 @@ static void aside_child(const char *dir, const char *dump)
 	event_line(buf, sizeof(buf), 1, 0, 5, 3);
 	if (write_str(w, buf))
 		_exit(6);
-	for (int k = 0; k < 3000; k++) {
-		evl_store_stats(st, &s);
-		if (s.tasks_aside && !s.pending_events)
-			break;
-		usleep(1000);
-	}
-	if (s.tasks_aside != 1 || s.events_unapplied != 1)
+	if (!wait_settled(st, true, &s))
 		_exit(7);
 	/* the checkpoint: a's log was never synced, yet the journal goes */
 	if (evl_store_checkpoint(st))
