@@ -2186,11 +2186,18 @@ static int salvage_finish(const char *tdir)
 			rc = err;
 			goto out;
 		}
+		/*
+		 * Every record that fits checks out; the first that does not
+		 * fit starts the torn tail the salvage keeps for the scan (its
+		 * records and the log's bytes past the kept events, together).
+		 */
 		for (uint64_t k = 0; k < msize / TASKLOG_REC && ok; k++) {
 			struct tasklog_rec r;
 
-			ok = !tasklog_decode(m + k * TASKLOG_REC, &r) && r.len &&
-			     r.len <= lsize - off && tasklog_sum(l + off, r.len) == r.sum;
+			ok = !tasklog_decode(m + k * TASKLOG_REC, &r) && r.len;
+			if (ok && r.len > lsize - off)
+				break;
+			ok = ok && tasklog_sum(l + off, r.len) == r.sum;
 			off += r.len;
 		}
 		if (!ok || off > lsize) {

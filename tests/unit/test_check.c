@@ -1984,6 +1984,50 @@ static void rev_v2_one_changed_event_is_not_a_foreign_log(void **state)
 }
 
 /*
+ * Sweep case 98205:2403 (another task's log copied over t1's): the first
+ * event's bytes are not what was written and the log ends before the
+ * second.  salvage_task kept the records past the log's end for the scan
+ * (a torn tail), but salvage_finish took a record that does not fit for a
+ * sign that events.salvage was a leftover: it deleted the new log and
+ * events.damaged after the new sidecar was in place, so the sidecar no
+ * longer described the log and reindex stopped ("corrupt before its last
+ * event", exit 2) on a store it had itself made unrepairable.
+ */
+static void a_damaged_event_before_a_cut_log_is_salvaged(void **state)
+{
+	const char *dir = *state;
+	struct evl_check_opts o = { .report = collect };
+	struct evl_check_result r;
+	struct evl_store *st = open_store(dir);
+	static const char e1[] = "{\"type\":\"note\",\"i\":1}\n";
+	char *log, *dmg;
+	size_t len;
+	int rc;
+
+	put(st, "t0", "{\"type\":\"note\",\"i\":0}\n");
+	put(st, "t1", e1);
+	put(st, "t1", "{\"type\":\"tool.call\",\"i\":2,\"pad\":\"pppppppppppppppppppp\"}\n");
+	put(st, "t1", "{\"type\":\"tool.call\",\"i\":3}\n");
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	log[strlen(e1) - 3] ^= 1;		/* 1 -> 0: valid JSON still */
+	spit(dir, "tasks/t1/events", log, strlen(e1) + 10);	/* and cut inside event 2 */
+	nlines = 0;
+	rc = evl_reindex(dir, &o, &r);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	assert_int_equal(rc, 0);
+	assert_int_equal(r.damaged, 1);
+	dmg = slurp(dir, "tasks/t1/events.damaged", NULL);
+	assert_non_null(dmg);
+	assert_memory_equal(dmg, log, strlen(e1));
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	free(dmg);
+	free(log);
+}
+
+/*
  * Review rev-v2, finding 4: salvage_task reads log[off + r.len - 1] for a
  * record whose sum does not match; with r.len == 0 at off == 0 that is
  * log[-1] (NULL - 1 for an empty log: SIGSEGV).  A crafted (or
@@ -2334,6 +2378,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rev_v2_foreign_sidecar_sharing_a_first_event, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(rev_v2_one_changed_event_is_not_a_foreign_log,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_damaged_event_before_a_cut_log_is_salvaged,
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(rev_v2_zero_length_record_does_not_crash_reindex,
 						tu_setup, tu_teardown),
