@@ -1056,7 +1056,8 @@ static int undo_delete(void *arg, uint64_t uid);
 static bool switch_broken(const struct evl_store *st, uint64_t uid);
 static int finish_switches(struct evl_store *st, void *arg);
 
-static int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task);
+static int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task,
+		      const struct pend *p);
 
 /*
  * Is @p's task deleted by a record up to @last, the end of the batch @p is
@@ -1197,6 +1198,14 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 	if (is_aside(st, p->uid))
 		return put_aside(st, p, task.name);
 	if (!index_dirty_has(t, p->uid)) {
+		/*
+		 * The replay's first write to a task clean at the last
+		 * checkpoint (dirty_cb looked at the others): another task's
+		 * sidecar copied over its own would take these records after
+		 * its own (tasklog_write checks only those past the index).
+		 */
+		if (st->recovering && (rc = mend_short(st, t, &task, p)) < 0 && !task_damage(rc))
+			return rc;
 		rc = index_dirty_add(t, p->uid, task.log_len, task.nevents);
 		if (rc)
 			return rc;
@@ -1213,7 +1222,7 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 				   p->data_len, task.nevents - task.base_n, recs, p->n,
 				   st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
 		/* a sidecar shorter than the index (or removed) while the log is not: mended */
-		if ((rc != -EUCLEAN && rc != -ENOENT) || tries || mend_short(st, t, &task) <= 0)
+		if ((rc != -EUCLEAN && rc != -ENOENT) || tries || mend_short(st, t, &task, p) <= 0)
 			break;
 	}
 	if (recs != stackrecs)
@@ -2768,13 +2777,14 @@ static int find_tail(void *arg, const struct index_task *task)
 		return 0;
 	rc = tasklog_sizes(c->st->tl, task->name, &len, &n);
 	/*
-	 * A sidecar cut short or removed beside a log as long as the index
-	 * says (a task the replay did not write): its records rebuilt now,
-	 * not the task set aside at its first use.
+	 * A sidecar cut short, removed or another task's (sidecar_foreign)
+	 * beside a log as long as the index says (a task the replay did not
+	 * write): its records rebuilt now, not the task set aside at its
+	 * first use.
 	 */
-	if ((rc == -ENOENT || (!rc && n < task->nevents - task->base_n &&
+	if ((rc == -ENOENT || (!rc && n != task->nevents - task->base_n &&
 			       len >= task->log_len - task->base_len)) &&
-	    mend_short(c->st, c->t, task) > 0)
+	    mend_short(c->st, c->t, task, NULL) > 0)
 		rc = tasklog_sizes(c->st->tl, task->name, &len, &n);
 	/* no files, not the index's yet, or damage the replay found: not this pass's */
 	if (rc)
@@ -3142,6 +3152,97 @@ static int mend_cb(void *arg, const struct index_event *ev)
 	return 0;
 }
 
+struct first_event {
+	uint64_t base;
+	struct index_event ev;
+};
+
+static int first_event_cb(void *arg, const struct index_event *ev)
+{
+	struct first_event *f = arg;
+
+	if (ev->off < f->base)
+		return 0;	/* dropped by retention */
+	f->ev = *ev;
+	return 1;
+}
+
+/*
+ * During recovery: is the sidecar of task @task (lengths in its files; @n
+ * records, a log of @len bytes) another log's, one copied over it?  Its
+ * first record must be the task's first event: the index's, or for a task
+ * the index has no event of yet, that of @p (the replayed append that
+ * could not be written).  A gseq is one event's, so another task's sidecar
+ * never has it, while a copy of this task's own, older or cut short, does.
+ * If not, and the log holds that event where it should (the index's: a
+ * whole line of its length at byte 0; @p's: its bytes), the sidecar is
+ * kept as events.meta.foreign and an empty one made, for mend_records and
+ * the replay to rebuild, as fsck --repair does.  Else the records would
+ * give the log's events another task's gseqs, or the task would be set
+ * aside and its journaled events sent to events.unapplied.  1 if set
+ * aside, 0 if not (it is this log's, or there is nothing to tell by), or
+ * -errno.
+ */
+static int sidecar_foreign(struct evl_store *st, struct index_txn *t,
+			   const struct index_task *task, uint64_t n, uint64_t len,
+			   const struct pend *p)
+{
+	struct first_event f = { .base = task->base_len };
+	struct tasklog_rec r;
+	char *line;
+	ssize_t got;
+	int rc;
+
+	if (!st->recovering || !n)
+		return 0;
+	if (task->nevents) {
+		struct index_view *v;
+
+		rc = index_view_open(t, "", 0, task->uid, &v);
+		if (rc)
+			return rc == -ENOENT ? 0 : rc;
+		rc = index_view_iter(v, 0, first_event_cb, &f);
+		index_view_free(v);
+		if (rc <= 0)
+			return rc;
+		if (f.ev.off != task->base_len)
+			return 0;
+	} else if (p && p->kind == REC_APPEND && p->n && !task->log_len) {
+		f.ev = (struct index_event){ .gseq = p->gseq, .len = p->ev[0].len };
+	} else {
+		return 0;
+	}
+	got = tasklog_read_recs(st->tl, task->uid, task->name, 0, &r, 1);
+	if (got != 1)
+		return got < 0 && !task_damage(got) && got != -EILSEQ ? (int)got : 0;
+	if (r.gseq == f.ev.gseq && r.len == f.ev.len)
+		return 0;
+	/* the log must hold that event where it says: else not ours to tell */
+	if (!f.ev.len || f.ev.len > len)
+		return 0;
+	line = malloc(f.ev.len);
+	if (!line)
+		return -ENOMEM;
+	got = tasklog_read(st->tl, task->uid, task->name, 0, line, f.ev.len);
+	if (got != (ssize_t)f.ev.len)
+		rc = 0;
+	else if (task->nevents)
+		rc = line[f.ev.len - 1] == '\n' && !memchr(line, '\n', f.ev.len - 1);
+	else
+		rc = !memcmp(line, p->data + p->ev[0].off, f.ev.len);
+	free(line);
+	if (!rc)
+		return got < 0 && !task_damage(got) ? (int)got : 0;
+	rc = tasklog_meta_foreign(st->tl, task->uid, task->name);
+	if (rc)
+		return rc;
+	evl_log(LOG_WARNING, "recovery: task %s: its sidecar describes another log (its first "
+		"record is gseq %" PRIu64 ", %" PRIu32 " bytes; the log's first event is gseq %"
+		PRIu64 ", %" PRIu32 " bytes): kept as events.meta.foreign, its records rebuilt",
+		task->name, r.gseq, r.len, f.ev.gseq, f.ev.len);
+	return 1;
+}
+
 /*
  * Task @task (lengths in its files) has fewer sidecar records (@n) than the
  * index has events, and its log holds at least what the index covers
@@ -3189,7 +3290,8 @@ static int mend_records(struct evl_store *st, struct index_txn *t, struct index_
  * shorter than the index and its log is not.  > 0 if a sidecar was made
  * or records rebuilt (a write may be retried), 0 if not, or -errno.
  */
-static int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task)
+static int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task,
+		      const struct pend *p)
 {
 	struct index_task ft = *task;
 	uint64_t len, n;
@@ -3204,6 +3306,15 @@ static int mend_short(struct evl_store *st, struct index_txn *t, const struct in
 	if (rc == -ENOENT && st->recovering && tasklog_recreate_meta(st->tl, task->name) > 0) {
 		made = true;
 		rc = tasklog_sizes(st->tl, task->name, &len, &n);
+	}
+	/* ... or another task's copied over it */
+	if (!rc && n && len >= ft.log_len) {
+		rc = sidecar_foreign(st, t, &ft, n, len, p);
+		if (rc < 0)
+			return rc;
+		if (rc)
+			made = true, n = 0;
+		rc = 0;
 	}
 	if (rc || n >= ft.nevents || len < ft.log_len)
 		return rc == -ENOENT ? 0 : rc ? rc : made;
@@ -3257,6 +3368,17 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	 * are the ones written: a checksum of the log's would vouch for bytes
 	 * changed since).
 	 */
+	if (!missing && n && len >= ck_len) {
+		rc = sidecar_foreign(st, r->t, &task, n, len, NULL);	/* another task's over it */
+		if (rc < 0 && task_damage(rc)) {
+			set_aside_err(st, uid, task.name, rc);
+			return 0;
+		}
+		if (rc < 0)
+			return rc;
+		if (rc)
+			n = 0;
+	}
 	if (!missing && n < ck_n && len >= ck_len) {
 		rc = mend_records(st, r->t, &task, n, len, ck_n);
 		if (rc < 0 && task_damage(rc)) {

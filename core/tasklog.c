@@ -921,6 +921,21 @@ int tasklog_recreate_meta(struct tasklog *tl, const char *name)
 	return 1;
 }
 
+int tasklog_meta_foreign(struct tasklog *tl, uint64_t uid, const char *name)
+{
+	char from[4400], to[4400];
+	int rc;
+
+	forget_fds(tl, uid);
+	tasklog_verify_forget(tl, uid);
+	file_path(tl, name, "events.meta", from, sizeof(from));
+	file_path(tl, name, "events.meta.foreign", to, sizeof(to));
+	if (io->rename(from, to))
+		return -errno;
+	rc = tasklog_recreate_meta(tl, name);	/* syncs the directory: the rename too */
+	return rc < 0 ? rc : 0;
+}
+
 int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,
 		     uint64_t log_len, uint64_t nrecs)
 {

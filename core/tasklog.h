@@ -159,6 +159,14 @@ int tasklog_sizes(struct tasklog *tl, const char *name, uint64_t *log_len, uint6
  */
 int tasklog_recreate_meta(struct tasklog *tl, const char *name);
 
+/*
+ * Task @name's sidecar describes another log (recovery found so): rename
+ * it to events.meta.foreign (replacing an older one, as fsck --repair
+ * does) and make an empty one for the records to be rebuilt into, synced
+ * with the directory.  0 or -errno.
+ */
+int tasklog_meta_foreign(struct tasklog *tl, uint64_t uid, const char *name);
+
 /* Cut the log to @log_len bytes and the sidecar to @nrecs records. 0 or -errno. */
 int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,
 		     uint64_t log_len, uint64_t nrecs);

@@ -1566,8 +1566,8 @@ static void a_removed_sidecar_of_a_new_task(void **state)
 	assert_int_equal(evl_store_close(st), 0);
 }
 
-/* Journal @ev for task t1 and leave it unapplied, as a process gone before its applier ran. */
-static void journal_one(const char *dir, const char *ev)
+/* Journal @ev for task @task and leave it unapplied, as a process gone before its applier ran. */
+static void journal_to(const char *dir, const char *task, const char *ev)
 {
 	struct evl_options o;
 	struct evl_task_info info;
@@ -1581,13 +1581,18 @@ static void journal_one(const char *dir, const char *ev)
 		evl_options_default(&o);
 		o.commit_sync = true;
 		o.hold_apply = true;
-		if (evl_store_open(dir, &o, &st) || evl_task_lookup(st, "t1", &info) ||
+		if (evl_store_open(dir, &o, &st) || evl_task_lookup(st, task, &info) ||
 		    evl_writer_open(st, info.uid, &w) || evl_writer_write(w, ev, strlen(ev)))
 			_exit(2);
 		_exit(0);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void journal_one(const char *dir, const char *ev)
+{
+	journal_to(dir, "t1", ev);
 }
 
 /*
@@ -1647,6 +1652,84 @@ static void a_damaged_sidecar_beside_a_lost_batch(void **state)
 		free(got);
 		free(want);
 		free(meta);
+		free(log);
+		tu_rmrf(ref);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+}
+
+static bool exists(const char *dir, const char *rel)
+{
+	char path[4400];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	return stat(path, &sb) == 0;
+}
+
+/*
+ * The sweep (seeds 80002 case 1811, 98102 case 950, 98110 case 4516): a
+ * batch the applier wrote, whose index commit a crash lost, and another
+ * task's sidecar copied over the task's own.  The task has events in the
+ * index (how 0: t1), or none yet (how 1: t4, created empty).  The replay's
+ * write checked only the records past the index: it wrote its record after
+ * t0's (how 0: the log's events got t0's gseqs, views out of commit order
+ * after a repair), or found t0's record where its own should be and set
+ * the task aside, its event sent to events.unapplied (how 1: not served).
+ * The open keeps the sidecar as events.meta.foreign and rebuilds it, as
+ * fsck --repair does: every event served, nothing set aside.
+ */
+static void another_tasks_sidecar_beside_a_lost_batch(void **state)
+{
+	static const char ev[] = "{\"type\":\"note\",\"i\":99}\n";
+	const char *dir = *state;
+	char ref[4200], *meta0, *log, *want, *got;
+	size_t mlen, llen;
+
+	for (int how = 0; how < 2; how++) {
+		const char *task = how ? "t4" : "t1";
+		char rel[64];
+		struct evl_store *st = open_store(dir);
+		struct evl_stats s;
+		struct evl_task_info info;
+
+		fill(st, 0, 24);
+		if (how)
+			assert_int_equal(evl_task_create(st, task), 0);
+		assert_int_equal(evl_store_close(st), 0);	/* clean: 6 events each, t4 none */
+		journal_to(dir, task, ev);
+		snprintf(ref, sizeof(ref), "%s.ref", dir);
+		copy_store(dir, ref);
+		want = dump(ref);	/* the batch applied */
+		snprintf(rel, sizeof(rel), "tasks/%s/events", task);
+		log = slurp(ref, rel, &llen);
+		spit(dir, rel, log, llen);	/* what the applier wrote before the crash */
+		meta0 = slurp(dir, "tasks/t0/events.meta", &mlen);
+		assert_int_equal(mlen, 6 * TASKLOG_REC);
+		snprintf(rel, sizeof(rel), "tasks/%s/events.meta", task);
+		spit(dir, rel, meta0, mlen);	/* t0's sidecar over the task's */
+
+		st = open_store(dir);
+		evl_store_stats(st, &s);
+		assert_int_equal(s.tasks_aside, 0);
+		assert_int_equal(s.events_unapplied, 0);
+		assert_int_equal(evl_task_lookup(st, task, &info), 0);
+		assert_int_equal(info.events, how ? 1 : 7);
+		assert_int_equal(evl_store_close(st), 0);
+		got = dump(dir);
+		assert_string_equal(want, got);
+		snprintf(rel, sizeof(rel), "tasks/%s/events.meta.foreign", task);
+		assert_true(exists(dir, rel));
+		{
+			struct evl_check_result r;
+
+			assert_int_equal(fsck(dir, false, &r), 0);
+			assert_int_equal(r.problems, 0);
+		}
+		free(got);
+		free(want);
+		free(meta0);
 		free(log);
 		tu_rmrf(ref);
 		tu_rmrf(dir);
@@ -1731,14 +1814,6 @@ static void put(struct evl_store *st, const char *name, const char *line)
 	assert_int_equal(evl_writer_close(w), 0);
 }
 
-static bool exists(const char *dir, const char *rel)
-{
-	char path[4400];
-	struct stat sb;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	return stat(path, &sb) == 0;
-}
 
 /*
  * Review rev-v2, finding 1: a salvage cut short after events.salvage is
@@ -2378,6 +2453,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rev_v2_foreign_sidecar_sharing_a_first_event, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(rev_v2_one_changed_event_is_not_a_foreign_log,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(another_tasks_sidecar_beside_a_lost_batch,
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_damaged_event_before_a_cut_log_is_salvaged,
 						tu_setup, tu_teardown),
