@@ -626,6 +626,72 @@ static int walk_types(MDB_txn *txn, char *why, size_t n)
 	return rc;
 }
 
+static int task_decode(const MDB_val *val, uint64_t uid, struct index_task *out);
+
+/*
+ * The task records against the live totals of the meta record: every batch
+ * writes both in one transaction, so they add up in any snapshot.  A
+ * record whose lengths a flipped bit changed (the structure walk cannot
+ * tell) would have the recovery replay the task's events at a wrong
+ * offset, or set it aside and send them to events.unapplied.
+ */
+static int walk_tasks(MDB_txn *txn, char *why, size_t n)
+{
+	struct index_meta m;
+	uint64_t tasks = 0, events = 0, bytes = 0;
+	MDB_dbi meta, tdb;
+	MDB_cursor *c;
+	MDB_val key = { 4, "meta" }, val;
+	int rc;
+
+	rc = mdb_dbi_open(txn, "meta", 0, &meta);
+	if (!rc)
+		rc = mdb_get(txn, meta, &key, &val);
+	if (rc)
+		return rc == MDB_NOTFOUND ? 0 : rc;	/* walk_index's to say */
+	if (val.mv_size < sizeof(m))
+		return 0;
+	memcpy(&m, val.mv_data, sizeof(m));
+	rc = mdb_dbi_open(txn, "tasks", 0, &tdb);
+	if (rc)
+		return rc == MDB_NOTFOUND ? 0 : rc;	/* a store with no task yet */
+	rc = mdb_cursor_open(txn, tdb, &c);
+	if (rc)
+		return rc;
+	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
+		struct index_task t;
+		uint64_t uid = key.mv_size == 8 ? rd64(key.mv_data) : 0;
+
+		if (!uid || task_decode(&val, uid, &t)) {
+			rc = damaged(why, n, "a task record of %zu bytes (key of %zu)", val.mv_size,
+				     key.mv_size);
+			break;
+		}
+		if (t.state != TASK_LIVE)
+			continue;
+		/* an event is one byte at least: a line */
+		if (t.base_len > t.log_len || t.base_n > t.nevents ||
+		    t.nevents - t.base_n > t.log_len - t.base_len ||
+		    (t.nevents == t.base_n) != (t.log_len == t.base_len)) {
+			rc = damaged(why, n, "task \"%s\" (uid %" PRIu64 ") has %" PRIu64 " events "
+				     "in %" PRIu64 " bytes (retention dropped %" PRIu64 " in %" PRIu64
+				     ")", t.name, uid, t.nevents, t.log_len, t.base_n, t.base_len);
+			break;
+		}
+		tasks++;
+		events += t.nevents - t.base_n;
+		bytes += t.log_len - t.base_len;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if (tasks != m.tasks || events != m.events || bytes != m.log_bytes)
+		return damaged(why, n, "the task records add up to %" PRIu64 " tasks, %" PRIu64
+			       " events, %" PRIu64 " bytes; the totals say %" PRIu64 ", %" PRIu64
+			       ", %" PRIu64, tasks, events, bytes, m.tasks, m.events, m.log_bytes);
+	return 0;
+}
+
 static int walk_index(const char *dir, bool live, char *why, size_t n)
 {
 	struct walk w = { .why = why, .n = n };
@@ -704,6 +770,8 @@ static int walk_index(const char *dir, bool live, char *why, size_t n)
 		rc = seen[0] ? 0 : damaged(why, n, "the meta database is gone");
 	if (!rc)
 		rc = walk_types(txn, why, n);
+	if (!rc)
+		rc = walk_tasks(txn, why, n);
 	if (!rc && !live && w.pages + LMDB_METAS != info.me_last_pgno + 1)
 		rc = damaged(why, n, "%" PRIu64 " pages in use or free, but the last page is %zu",
 			     w.pages + LMDB_METAS, info.me_last_pgno);

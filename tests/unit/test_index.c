@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -166,12 +167,19 @@ static void load(struct index *ix, struct model *m)
 
 		assert_int_equal(index_begin(ix, true, &t), 0);
 		assert_int_equal(index_get_meta(t, &meta), 0);
-		if (start == 0)
+		/* the tasks' lengths and the totals as a store keeps them (the open's walk checks) */
+		if (end == NEV)
 			for (uint64_t u = 1; u <= NTASK && !rc; u++) {
-				struct index_task task = { .uid = u, .state = TASK_LIVE, .name_len = 2 };
+				struct index_task task = { .uid = u, .state = TASK_LIVE, .name_len = 2,
+							   .log_len = off[u] };
 
 				snprintf(task.name, sizeof(task.name), "t%d", (int)u);
+				for (int i = 0; i < NEV; i++)
+					task.nevents += m->ev[i].uid == u;
 				rc = index_task_put(t, &task);
+				meta.tasks++;
+				meta.events += task.nevents;
+				meta.log_bytes += task.log_len;
 			}
 		for (int i = start; i < end && !rc; i++) {
 			struct mev *e = &m->ev[i];
@@ -218,6 +226,17 @@ static void views_match_the_model(void **state)
 
 	/* delete task 2: gone from every view at once */
 	assert_int_equal(index_begin(ix, true, &t), 0);
+	{
+		struct index_task task;
+		struct index_meta meta;
+
+		assert_int_equal(index_task_by_uid(t, 2, &task), 0);
+		assert_int_equal(index_get_meta(t, &meta), 0);
+		meta.tasks--;
+		meta.events -= task.nevents;
+		meta.log_bytes -= task.log_len;
+		assert_int_equal(index_put_meta(t, &meta), 0);
+	}
 	assert_int_equal(index_task_delete(t, 2), 0);
 	assert_int_equal(index_commit(t), 0);
 	m.dead[2] = true;
@@ -473,6 +492,64 @@ static void a_renamed_type_is_damage(void **state)
 	assert_int_equal(index_open(*state, "type", &ix), -EUCLEAN);
 }
 
+/* A new index in @dir of task t1 (@task's lengths) with two events of 10 bytes, and totals @m. */
+static void one_task_index(const char *dir, const struct index_task *task,
+			   const struct index_meta *m)
+{
+	struct index_txn *t;
+	struct index *ix;
+
+	tu_rmrf(dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(index_open(dir, "type", &ix), 0);
+	assert_int_equal(index_begin(ix, true, &t), 0);
+	assert_int_equal(index_task_put(t, task), 0);
+	assert_int_equal(index_add_event(t, 1, 1, "a", 1, 0, 10), 0);
+	assert_int_equal(index_add_event(t, 1, 2, "b", 1, 10, 10), 0);
+	assert_int_equal(index_put_meta(t, m), 0);
+	assert_int_equal(index_commit(t), 0);
+	index_close(ix);
+}
+
+/*
+ * The sweep (seed 98402 case 885): a flipped bit in a task record's
+ * retained-head length.  The structure walk passed it, and the recovery
+ * replayed the task's journaled events against lengths its files never
+ * had: the task was set aside and its 12 events sent to events.unapplied
+ * (by the mount, fsck --repair and reindex alike).  The open's walk now
+ * checks each task record's lengths and their sum against the totals.
+ */
+static void a_task_record_that_does_not_add_up_is_damage(void **state)
+{
+	static const char *const want[] = { NULL, "task \"t1\"", "task \"t1\"",
+					     "add up to 1 tasks, 2 events, 20 bytes" };
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	char why[256];
+
+	sigaction(SIGCHLD, &ign, &old);
+	for (int how = 0; how < 4; how++) {
+		struct index_task task = { .uid = 1, .state = TASK_LIVE, .name_len = 2,
+					   .log_len = 20, .nevents = 2 };
+		struct index_meta m = { .next_gseq = 3, .next_uid = 2, .tasks = 1, .events = 2,
+					.log_bytes = 20 };
+
+		snprintf(task.name, sizeof(task.name), "t1");
+		if (how == 1)
+			task.base_len = 2048;	/* a flipped bit: more dropped than there was */
+		else if (how == 2)
+			task.log_len = 0;	/* events in no bytes */
+		else if (how == 3)
+			m.events = 3;		/* the totals off */
+		one_task_index(*state, &task, &m);
+		why[0] = '\0';
+		assert_int_equal(index_verify(*state, false, why, sizeof(why)), how ? -EUCLEAN : 0);
+		print_message("%d: %s\n", how, why);
+		if (how)
+			assert_non_null(strstr(why, want[how]));
+	}
+	sigaction(SIGCHLD, &old, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +559,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rdonly_open_of_an_index_without_trim, tu_setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_renamed_type_is_damage, tu_setup, teardown),
+		cmocka_unit_test_setup_teardown(a_task_record_that_does_not_add_up_is_damage, tu_setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests_name("index", tests, NULL, NULL);
