@@ -401,6 +401,17 @@ int index_check_file(const char *dir, char *why, size_t n)
 			     m == &mp[1].m, m->last_pg);
 		goto out;
 	}
+	/*
+	 * LMDB writes whole pages (no MDB_WRITEMAP here): a file that ends
+	 * inside a page the meta page counts in use was cut, and what the cut
+	 * took reads as zeros (a torn counter, a view one event short).
+	 */
+	if (st.st_size % psize && pages <= m->last_pg) {
+		rc = damaged(why, n, "the file has %jd bytes: it ends inside page %" PRIu64 ", which"
+			     " is in use (the last is %" PRIu64 ")", (intmax_t)st.st_size, pages,
+			     m->last_pg);
+		goto out;
+	}
 	rc = check_db_rec(&m->dbs[0], "free-page", m->last_pg, pages, why, n);
 	if (!rc)
 		rc = check_db_rec(&m->dbs[1], "main", m->last_pg, pages, why, n);
