@@ -1216,13 +1216,20 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 			return -ENOMEM;
 	}
 	for (int tries = 0;; tries++) {
+		int mended;
+
 		for (uint32_t i = 0; i < p->n; i++)
 			recs[i] = (struct tasklog_rec){ p->gseq + i, p->time_ns, p->ev[i].len, 0 };
 		rc = tasklog_write(st->tl, p->uid, task.name, task.log_len - task.base_len, p->data,
 				   p->data_len, task.nevents - task.base_n, recs, p->n,
 				   st->replay_after_loss ? TASKLOG_AFTER_LOSS : 0);
 		/* a sidecar shorter than the index (or removed) while the log is not: mended */
-		if ((rc != -EUCLEAN && rc != -ENOENT) || tries || mend_short(st, t, &task, p) <= 0)
+		if ((rc != -EUCLEAN && rc != -ENOENT) || tries)
+			break;
+		mended = mend_short(st, t, &task, p);
+		if (mended < 0 && !task_damage(mended))
+			rc = mended;	/* a full disk, say: retried like a failed write */
+		if (mended <= 0)
 			break;
 	}
 	if (recs != stackrecs)

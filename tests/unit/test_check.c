@@ -1519,6 +1519,53 @@ static void a_short_sidecar_then_a_write(void **state)
 }
 
 /*
+ * Re-read of issue 15's work: a sidecar cut short while the store is open,
+ * and the disk full (a quota reached) at the moment the applier rebuilds
+ * its records.  The write found the sidecar short and the mend failed with
+ * EDQUOT, which set the task aside for good (its event sent to
+ * events.unapplied) when waiting was the cure: it is retried like any
+ * failed write.
+ */
+static void a_full_disk_while_mending_is_retried(void **state)
+{
+	const char *dir = *state;
+	const char *e = "{\"type\":\"note\",\"i\":100}\n";
+	char meta[4400], buf[8192], *log;
+	struct evl_store *st = open_store(dir);
+	struct evl_task_info info;
+	struct evl_writer *w;
+	struct evl_stats stt;
+	size_t len;
+
+	fill(st, 0, 24);
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", dir);
+	assert_int_equal(truncate(meta, 3 * TASKLOG_REC), 0);
+	fio_install();
+	/* EDQUOT: an ENOSPC here writes half and the retry of the rest succeeds */
+	fio_fail_path(FIO_WRITE, "/events.meta", EDQUOT);
+	assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
+	assert_int_equal(evl_writer_open(st, info.uid, &w), 0);
+	assert_int_equal(evl_writer_write(w, e, strlen(e)), 0);
+	assert_int_equal(evl_writer_close(w), 0);
+	/* a checkpoint reports the applier's failure at once (item 9), until its retry works */
+	for (int k = 0; k < 3000 && evl_store_checkpoint(st); k++)
+		usleep(100000);
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	assert_int_equal(fio_failed(), 1);
+	fio_uninstall();
+	evl_store_stats(st, &stt);
+	assert_int_equal(stt.tasks_aside, 0);
+	assert_int_equal(stt.events_unapplied, 0);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)(len + strlen(e)));
+	assert_memory_equal(buf, log, len);
+	assert_memory_equal(buf + len, e, strlen(e));
+	assert_int_equal(evl_store_close(st), 0);
+	free(log);
+}
+
+/*
  * A task with no event yet, appends to it journaled and not applied (a
  * crash), its sidecar removed: the recovery makes the sidecar
  * anew and the replay writes the appends.  The apply found no sidecar to
@@ -2435,6 +2482,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_damaged_sidecar_beside_a_lost_batch, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(a_short_sidecar_then_a_write, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_full_disk_while_mending_is_retried, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(a_removed_sidecar_of_a_new_task, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_cut_sidecar_of_a_dirty_task, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(nested_types_are_not_a_foreign_sidecar, tu_setup,
