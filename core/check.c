@@ -1230,6 +1230,22 @@ static int in_txn(struct ck *ck, int (*fn)(struct ck *ck, struct index_txn *t, v
 	}
 }
 
+struct meta_sum {
+	uint64_t tasks, events, bytes, max_uid;
+};
+
+static int sum_task(void *arg, const struct index_task *it)
+{
+	struct meta_sum *s = arg;
+
+	s->tasks++;
+	s->events += it->nevents - it->base_n;
+	s->bytes += it->log_len - it->base_len;
+	if (it->uid > s->max_uid)
+		s->max_uid = it->uid;
+	return 0;
+}
+
 static int fix_tasks(struct ck *ck, struct index_txn *t, void *arg)
 {
 	struct index_meta m;
@@ -1270,6 +1286,20 @@ static int fix_tasks(struct ck *ck, struct index_txn *t, void *arg)
 		tk->base_n = it.base_n;
 		rc = index_task_put(t, &it);
 	}
+	/*
+	 * The live totals with the task records, in this transaction: the
+	 * open's walk takes records and totals that do not add up for damage,
+	 * and a repair cut short between here and check_meta would leave a
+	 * store only reindex opens.
+	 */
+	if (!rc) {
+		struct meta_sum s = { 0 };
+
+		rc = index_task_list(t, NULL, 0, sum_task, &s);
+		m.tasks = s.tasks;
+		m.events = s.events;
+		m.log_bytes = s.bytes;
+	}
 	if (!rc)
 		rc = index_put_meta(t, &m);
 	return rc;
@@ -1293,22 +1323,6 @@ static int rebuild_type(struct ck *ck, struct index_txn *t, void *arg)
 				     e->len);
 	}
 	return rc;
-}
-
-struct meta_sum {
-	uint64_t tasks, events, bytes, max_uid;
-};
-
-static int sum_task(void *arg, const struct index_task *it)
-{
-	struct meta_sum *s = arg;
-
-	s->tasks++;
-	s->events += it->nevents - it->base_n;
-	s->bytes += it->log_len - it->base_len;
-	if (it->uid > s->max_uid)
-		s->max_uid = it->uid;
-	return 0;
 }
 
 /* Meta counters from the task records; fix them when @fix. */

@@ -1204,8 +1204,13 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 		 * sidecar copied over its own would take these records after
 		 * its own (tasklog_write checks only those past the index).
 		 */
-		if (st->recovering && (rc = mend_short(st, t, &task, p)) < 0 && !task_damage(rc))
-			return rc;
+		if (st->recovering && (rc = mend_short(st, t, &task, p)) < 0) {
+			if (!task_damage(rc))
+				return rc;
+			/* not written after another task's records: kept beside them */
+			set_aside_err(st, p->uid, task.name, rc);
+			return put_aside(st, p, task.name);
+		}
 		rc = index_dirty_add(t, p->uid, task.log_len, task.nevents);
 		if (rc)
 			return rc;
