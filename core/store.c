@@ -3191,9 +3191,9 @@ static int first_event_cb(void *arg, const struct index_event *ev)
  * kept as events.meta.foreign and an empty one made, for mend_records and
  * the replay to rebuild, as fsck --repair does.  Else the records would
  * give the log's events another task's gseqs, or the task would be set
- * aside and its journaled events sent to events.unapplied.  1 if set
- * aside, 0 if not (it is this log's, or there is nothing to tell by), or
- * -errno.
+ * aside and its journaled events sent to events.unapplied.  1 if the
+ * sidecar was kept aside, 0 if not (it is this log's, or there is nothing
+ * to tell by), or -errno.
  */
 static int sidecar_foreign(struct evl_store *st, struct index_txn *t,
 			   const struct index_task *task, uint64_t n, uint64_t len,
@@ -3299,8 +3299,10 @@ static int mend_records(struct evl_store *st, struct index_txn *t, struct index_
 
 /*
  * mend_records for task @task (as the index has it) if its sidecar is
- * shorter than the index and its log is not.  > 0 if a sidecar was made
- * or records rebuilt (a write may be retried), 0 if not, or -errno.
+ * shorter than the index and its log is not, or another task's
+ * (sidecar_foreign, with @p the append to write, or NULL).  > 0 if a
+ * sidecar was made or records rebuilt (a write may be retried), 0 if not,
+ * or -errno.
  */
 static int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task,
 		      const struct pend *p)
@@ -3324,8 +3326,10 @@ static int mend_short(struct evl_store *st, struct index_txn *t, const struct in
 		rc = sidecar_foreign(st, t, &ft, n, len, p);
 		if (rc < 0)
 			return rc;
-		if (rc)
-			made = true, n = 0;
+		if (rc) {
+			made = true;
+			n = 0;
+		}
 		rc = 0;
 	}
 	if (rc || n >= ft.nevents || len < ft.log_len)
