@@ -115,7 +115,8 @@ struct ck_jev {
 };
 
 struct ck_jcreate {
-	uint64_t uid, lsn;
+	uint64_t uid, lsn, time_ns;
+	bool deleted;			/* by a later record of the journal */
 	char name[256];
 };
 
@@ -142,6 +143,8 @@ struct ck {
 	size_t njev, jcap;
 	struct ck_jcreate *jcr;
 	size_t njcr, jcrcap;
+	uint64_t *jdel;			/* uids of the journal's deletes */
+	size_t njdel, jdelcap;
 	uint64_t j_last_lsn, j_max_uid, j_max_gseq, j_unapplied, applied_lsn;
 	struct ck_mend *mends;
 	size_t nmends, mcap;
@@ -824,9 +827,18 @@ static int jrec_cb(void *arg, const struct store_rec *r)
 		rc = store_grow(&ck->jcr, &ck->jcrcap, (ck->njcr + 1) * sizeof(*ck->jcr));
 		if (rc)
 			return rc;
-		ck->jcr[ck->njcr] = (struct ck_jcreate){ .uid = r->uid, .lsn = ck->j_last_lsn };
+		ck->jcr[ck->njcr] = (struct ck_jcreate){ .uid = r->uid, .lsn = ck->j_last_lsn,
+							 .time_ns = r->time_ns };
 		memcpy(ck->jcr[ck->njcr].name, r->name, r->name_len);
 		ck->njcr++;
+	} else if (r->kind == STORE_REC_DELETE) {
+		for (size_t i = 0; i < ck->njcr; i++)
+			if (ck->jcr[i].uid == r->uid)
+				ck->jcr[i].deleted = true;
+		rc = store_grow(&ck->jdel, &ck->jdelcap, (ck->njdel + 1) * sizeof(*ck->jdel));
+		if (rc)
+			return rc;
+		ck->jdel[ck->njdel++] = r->uid;
 	} else if (r->kind == STORE_REC_APPEND) {
 		struct ck_jev *e;
 
@@ -1432,6 +1444,7 @@ static void ck_free(struct ck *ck)
 		free(ck->jev[i].data);
 	free(ck->jev);
 	free(ck->jcr);
+	free(ck->jdel);
 	free(ck->mends);
 	free(ck->types);
 	free(ck->tasks);
@@ -2775,6 +2788,45 @@ static int map_journal(struct ck *ck)
 	return 0;
 }
 
+/*
+ * Without a usable index (after map_journal): the tasks the journal
+ * created whose directory the applier had not made yet (a crash soon after
+ * their mkdir), unless a later record deleted them, are made now, empty,
+ * so that replay_journal writes their journaled events instead of finding
+ * no task for them.  0 or -errno.
+ */
+static int make_journal_tasks(struct ck *ck, struct tasklog *tl)
+{
+	for (size_t i = 0; i < ck->njcr; i++) {
+		const struct ck_jcreate *c = &ck->jcr[i];
+		struct ck_task *tk;
+		bool known = c->deleted;
+		int rc;
+
+		/* a directory of that name (maybe of an older task of the name) is the scan's */
+		for (size_t k = 0; k < ck->ntasks && !known; k++)
+			known = ck->tasks[k].uid == c->uid || !strcmp(ck->tasks[k].name, c->name);
+		if (known)
+			continue;
+		rc = tasklog_create(tl, c->uid, c->name);
+		if (!rc)
+			rc = store_grow(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
+		if (rc)
+			return rc;
+		tk = &ck->tasks[ck->ntasks++];
+		memset(tk, 0, sizeof(*tk));
+		snprintf(tk->name, sizeof(tk->name), "%s", c->name);
+		tk->name_len = strlen(tk->name);
+		tk->uid = c->uid;
+		tk->on_disk = true;
+		tk->created_ns = tk->last_ns = c->time_ns;
+		ck->r->tasks++;
+		report(ck, 'F', "task %s: created by journal record %" PRIu64 " before its directory"
+		       " was made: made now, for its journaled events", c->name, c->lsn);
+	}
+	return 0;
+}
+
 /* Write the journaled events the logs lack (after map_journal).  0 or -errno. */
 static int replay_journal(struct ck *ck, struct tasklog *tl)
 {
@@ -2796,6 +2848,18 @@ static int replay_journal(struct ck *ck, struct tasklog *tl)
 					tk = &ck->tasks[k];
 		}
 		if (!tk) {
+			bool deleted = false;
+
+			for (size_t k = 0; k < ck->njdel && !deleted; k++)
+				deleted = ck->jdel[k] == je->uid;
+			if (deleted) {
+				/* its task's delete follows: as the recovery would, never written */
+				if (i + 1 == ck->njev || ck->jev[i + 1].lsn != je->lsn)
+					report(ck, 'I', "journal record %" PRIu64 ": events of task uid %"
+					       PRIu64 ", which a later record deleted: dropped", je->lsn,
+					       je->uid);
+				continue;
+			}
 			ck->r->lost++;
 			if (i + 1 == ck->njev || ck->jev[i + 1].lsn != je->lsn)
 				report(ck, 'E', "journal record %" PRIu64 ": events to gseq %" PRIu64
@@ -3093,6 +3157,8 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	snprintf(path, sizeof(path), "%s/tasks", dir);
 	if (!rc && !usable)
 		rc = tasklog_open(path, 64, &tl);
+	if (!rc && !usable)
+		rc = make_journal_tasks(&ck, tl);
 	if (!rc && !usable)
 		rc = replay_journal(&ck, tl);
 	if (rc)

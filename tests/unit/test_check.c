@@ -2827,6 +2827,76 @@ static void a_foreign_sidecar_that_cannot_be_moved_sets_the_task_aside(void **st
 	tu_rmrf(ref);
 }
 
+/*
+ * The live sweep (seed 98702 cases 54 and 57): tasks made and written
+ * through a mount that was killed before its applier made their
+ * directories; their creates and appends are in the journal only.  Then
+ * the index is unusable (its stamp garbled, a page cut, or gone), and
+ * reindex, which cannot recover through it, placed the journaled events of
+ * the tasks on disk only: those 13 acknowledged events were reported as
+ * "not placed" and lost.  reindex now makes such a task from its create
+ * record, unless a later record deleted it (how 1: it stays gone).
+ */
+static void reindex_makes_the_tasks_only_the_journal_created(void **state)
+{
+	static const char ev[] = "{\"type\":\"note\",\"i\":7}\n";
+	const char *dir = *state;
+
+	for (int how = 0; how < 2; how++) {
+		struct evl_check_opts co = { .report = collect };
+		struct evl_check_result r;
+		struct evl_task_info info;
+		struct evl_store *st = open_store(dir);
+		char path[4400], buf[256];
+		int status;
+		pid_t pid;
+
+		fill(st, 0, 8);
+		assert_int_equal(evl_store_close(st), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct evl_options o;
+			struct evl_writer *w;
+
+			evl_options_default(&o);
+			o.commit_sync = true;
+			o.hold_apply = true;	/* the applier never runs: a kill -9 comes first */
+			if (evl_store_open(dir, &o, &st) || evl_task_create(st, "t9") ||
+			    evl_task_lookup(st, "t9", &info) || evl_writer_open(st, info.uid, &w) ||
+			    evl_writer_write(w, ev, strlen(ev)) || evl_writer_close(w))
+				_exit(2);
+			if (how && evl_task_delete(st, "t9"))
+				_exit(3);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		assert_false(exists(dir, "tasks/t9"));
+		snprintf(path, sizeof(path), "%s/index", dir);
+		tu_rmrf(path);	/* nothing to recover through */
+		nlines = 0;
+		assert_int_equal(evl_reindex(dir, &co, &r), 0);
+		for (int i = 0; i < nlines; i++)
+			print_message("%s\n", lines[i]);
+		assert_int_equal(r.lost, 0);
+		st = open_store(dir);
+		if (how) {
+			assert_int_equal(evl_task_lookup(st, "t9", &info), -ENOENT);
+		} else {
+			assert_int_equal(evl_task_lookup(st, "t9", &info), 0);
+			assert_int_equal(info.events, 1);
+			assert_int_equal(read_task(st, "t9", buf, sizeof(buf)), (ssize_t)strlen(ev));
+			assert_memory_equal(buf, ev, strlen(ev));
+		}
+		assert_int_equal(evl_store_close(st), 0);
+		assert_int_equal(fsck(dir, false, &r), 0);
+		assert_int_equal(r.problems, 0);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2912,6 +2982,8 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(a_foreign_sidecar_that_cannot_be_moved_sets_the_task_aside, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(reindex_makes_the_tasks_only_the_journal_created,
+						tu_setup, tu_teardown),
 	};
 
 	return tu_run_tests("check", tests, sizeof(tests) / sizeof(tests[0]));
