@@ -426,7 +426,136 @@ struct walk {
 	size_t n;
 	uint64_t pages;		/* branch, leaf and overflow pages of every tree */
 	volatile unsigned sink;	/* what touch() read ends up here */
+	/*
+	 * Who holds each page, as far as the walk sees (PG_FREE, or a tree's
+	 * number + PG_TREE): the leaf page of each entry and the overflow
+	 * pages of each big value, through where LMDB's cursor puts them in
+	 * the map.  Branch pages are not seen.
+	 */
+	const char *map;
+	size_t psize;
+	uint64_t npages;
+	unsigned char *owner;
+	/* the leaf page being walked: its entries' nodes and the bytes they take */
+	bool in_leaf;
+	uint64_t leaf, leaf_nodes, leaf_bytes;
 };
+enum { PG_FREE = 1, PG_TREE = 2 };
+
+/*
+ * Claim the pages [@p, @p + @len) of the map for @tree (a free list's page
+ * numbers, an entry's bytes).  A page that is free and in a tree, or in
+ * two trees, is damage that a reader cannot see but a writer meets: LMDB
+ * hands out the "free" page and overwrites the tree (or loops for ever in
+ * a damaged free list).
+ */
+static int claim(struct walk *w, uint64_t first, uint64_t last, unsigned tree,
+		 const char *what)
+{
+	for (uint64_t pg = first; pg <= last; pg++) {
+		if (pg >= w->npages)
+			return damaged(w->why, w->n, "the %s database uses page %" PRIu64 ", past "
+				       "the last (%" PRIu64 ")", what, pg, w->npages - 1);
+		if (w->owner[pg] == tree && tree != PG_FREE)
+			continue;
+		if (w->owner[pg])
+			return damaged(w->why, w->n, "page %" PRIu64 " is %s and holds entries of "
+				       "the %s database", pg, w->owner[pg] == PG_FREE ? "free" :
+				       "in another database", what);
+		w->owner[pg] = tree;
+	}
+	return 0;
+}
+
+/*
+ * The leaf page @w->leaf is done: LMDB keeps a leaf's nodes packed between
+ * its header's upper bound and the page's end, one pointer each below the
+ * lower bound, so what the cursor handed out must fill exactly that.  A
+ * node whose sizes a flipped bit changed overlaps its neighbour: a reader
+ * gets a wrong value, and a writer deleting near it corrupts the page (an
+ * endless loop in LMDB was seen, sweep seed 98701 case 0).
+ */
+static int leaf_done(struct walk *w, const char *what)
+{
+	uint16_t lower, upper, flags;
+	const char *pg;
+
+	if (!w->in_leaf)
+		return 0;
+	w->in_leaf = false;
+	pg = w->map + w->leaf * w->psize;
+	memcpy(&flags, pg + 10, 2);
+	memcpy(&lower, pg + 12, 2);
+	memcpy(&upper, pg + 14, 2);
+	if (!(flags & 0x02) || lower < 16 || (uint64_t)(lower - 16) / 2 != w->leaf_nodes ||
+	    upper > w->psize || w->psize - upper != w->leaf_bytes)
+		return damaged(w->why, w->n, "leaf page %" PRIu64 " of the %s database: its "
+			       "entries take %" PRIu64 " bytes in %" PRIu64 " nodes, its header "
+			       "says %zu bytes in %u (flags %#x)", w->leaf, what, w->leaf_bytes,
+			       w->leaf_nodes, upper <= w->psize ? w->psize - upper : 0,
+			       lower >= 16 ? (lower - 16) / 2 : 0, flags);
+	return 0;
+}
+
+/* Count entry @key, @val of the walk's current leaf page (leaf_done checks). */
+static int leaf_entry(struct walk *w, const MDB_val *key, const MDB_val *val, const char *what)
+{
+	const char *k = key->mv_data, *v = val->mv_data;
+	uint64_t page, size;
+	int rc;
+
+	if (!w->owner || !w->map || !key->mv_size)
+		return 0;
+	page = (uint64_t)(k - w->map) / w->psize;
+	if (page != w->leaf || !w->in_leaf) {
+		rc = leaf_done(w, what);
+		if (rc)
+			return rc;
+		w->leaf = page;
+		w->leaf_nodes = w->leaf_bytes = 0;
+		w->in_leaf = true;
+	}
+	/* a value in the page, or on overflow pages (its page number in the node) */
+	size = 8 + key->mv_size;
+	if (!val->mv_size || (v >= w->map + page * w->psize && v < w->map + (page + 1) * w->psize))
+		size += val->mv_size;
+	else
+		size += 8;
+	w->leaf_bytes += (size + 1) & ~(uint64_t)1;
+	w->leaf_nodes++;
+	return 0;
+}
+
+/*
+ * Claim the page(s) @v lies in for @tree.  Where LMDB mapped the file is
+ * not told (me_mapaddr is only for a fixed map): the first page met says,
+ * by the number in its header.  A map that does not come out aligned
+ * turns the check off rather than guess.
+ */
+static int claim_val(struct walk *w, const MDB_val *v, unsigned tree, const char *what)
+{
+	const char *p = v->mv_data;
+
+	if (!v->mv_size || !w->owner)
+		return 0;
+	if (!w->map) {
+		uintptr_t page = (uintptr_t)p & ~(uintptr_t)(w->psize - 1);
+		uint64_t pgno;
+
+		memcpy(&pgno, (const void *)page, sizeof(pgno));
+		if (pgno >= w->npages || pgno * w->psize > page ||
+		    (page - pgno * w->psize) % w->psize) {
+			free(w->owner);
+			w->owner = NULL;
+			return 0;
+		}
+		w->map = (const char *)(page - pgno * w->psize);
+	}
+	if (p < w->map)
+		return damaged(w->why, w->n, "an entry of the %s database lies outside the map", what);
+	return claim(w, (uint64_t)(p - w->map) / w->psize,
+		     (uint64_t)(p + v->mv_size - 1 - w->map) / w->psize, tree, what);
+}
 
 /*
  * Read a byte of each page @v spans (its last one too): a page past the end
@@ -461,7 +590,7 @@ static int key_cmp(const MDB_val *a, const MDB_val *b)
  * each page a real one.  0, -EUCLEAN (w->why) or an MDB code.
  */
 static int walk_db(MDB_txn *txn, MDB_dbi dbi, const char *what, uint64_t last_pg,
-		   struct walk *w)
+		   unsigned tree, struct walk *w)
 {
 	MDB_cursor *c;
 	MDB_val key, val, prev = { 0, NULL };
@@ -479,6 +608,13 @@ static int walk_db(MDB_txn *txn, MDB_dbi dbi, const char *what, uint64_t last_pg
 		touch(w, &key);
 		touch(w, &val);
 		count++;
+		rc = claim_val(w, &key, tree, what);
+		if (!rc)
+			rc = claim_val(w, &val, tree, what);
+		if (!rc)
+			rc = leaf_entry(w, &key, &val, what);
+		if (rc)
+			break;
 		if (dbi == 0) {
 			uint64_t id, prev_id = 0, pn;
 			const unsigned char *ids = val.mv_data;
@@ -513,6 +649,11 @@ static int walk_db(MDB_txn *txn, MDB_dbi dbi, const char *what, uint64_t last_pg
 				if (pg < LMDB_METAS || pg > last_pg)
 					rc = damaged(w->why, w->n, "the free-page list holds page %"
 						     PRIu64 ", not in 2..%" PRIu64, pg, last_pg);
+				else if (w->owner && pg < w->npages && w->owner[pg])
+					rc = damaged(w->why, w->n, "the free-page list holds page %"
+						     PRIu64 " twice, or one of its own", pg);
+				else if (w->owner && pg < w->npages)
+					w->owner[pg] = PG_FREE;
 			}
 			if (rc)
 				break;
@@ -524,6 +665,8 @@ static int walk_db(MDB_txn *txn, MDB_dbi dbi, const char *what, uint64_t last_pg
 		prev = key;
 	}
 	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		rc = leaf_done(w, what) ? -EUCLEAN : MDB_NOTFOUND;
 	if (rc == MDB_NOTFOUND)
 		rc = count == ms.ms_entries ? 0 :
 		     damaged(w->why, w->n, "the %s database holds %" PRIu64 " entries, its record"
@@ -732,16 +875,29 @@ static int walk_index(const char *dir, bool live, char *why, size_t n)
 		mdb_env_set_assert(env, walk_assert);
 	/* the caller holds the store's lock: no reader table, the lock file untouched */
 	rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | (live ? 0 : MDB_NOLOCK), 0644);
-	if (!rc)
-		rc = mdb_env_info(env, &info);
+	/* the snapshot first: a live writer's later commit only makes the bounds looser */
 	if (!rc)
 		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (!rc)
-		rc = walk_db(txn, 0, "free-page", info.me_last_pgno, &w);
+		rc = mdb_env_info(env, &info);
+	if (!rc) {
+		MDB_stat es;
+
+		rc = mdb_env_stat(env, &es);
+		w.psize = es.ms_psize;
+		w.npages = (uint64_t)info.me_last_pgno + 1;
+		if (!rc && w.psize && !(w.psize & (w.psize - 1))) {
+			w.owner = calloc(w.npages, 1);
+			if (!w.owner)
+				rc = ENOMEM;
+		}
+	}
+	if (!rc)
+		rc = walk_db(txn, 0, "free-page", info.me_last_pgno, PG_TREE, &w);
 	if (!rc)
 		rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
 	if (!rc)
-		rc = walk_db(txn, main_dbi, "main", info.me_last_pgno, &w);
+		rc = walk_db(txn, main_dbi, "main", info.me_last_pgno, PG_TREE + 1, &w);
 	if (!rc)
 		rc = mdb_cursor_open(txn, main_dbi, &c);
 	while (!rc && (rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
@@ -762,7 +918,7 @@ static int walk_index(const char *dir, bool live, char *why, size_t n)
 		snprintf(name, sizeof(name), "%s", db_names[i]);
 		rc = mdb_dbi_open(txn, name, 0, &dbi);
 		if (!rc)
-			rc = walk_db(txn, dbi, name, info.me_last_pgno, &w);
+			rc = walk_db(txn, dbi, name, info.me_last_pgno, PG_TREE + 2 + i, &w);
 		if (!rc && i == 0) {
 			const char *need[] = { "meta", "type_field", "version" };
 
@@ -791,6 +947,7 @@ static int walk_index(const char *dir, bool live, char *why, size_t n)
 	if (txn)
 		mdb_txn_abort(txn);
 	mdb_env_close(env);
+	free(w.owner);
 	return rc;
 }
 
