@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,19 +91,27 @@ static int repair_in_child(const char *dir, const struct evl_check_opts *opts,
 {
 	struct shared { int rc; struct evl_check_result r; } *sh;
 	int status, rc;
-	pid_t pid;
+	pid_t pid, parent;
 
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		return evl_fsck(dir, opts, r);
 	fflush(stdout);
 	fflush(stderr);
+	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		munmap(sh, sizeof(*sh));
 		return evl_fsck(dir, opts, r);
 	}
 	if (pid == 0) {
+		/*
+		 * It holds the store's lock: it must not outlive an evlogctl
+		 * killed meanwhile (a timeout, ^C), repairing on, unseen, while
+		 * every mount and command is refused.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+			_exit(1);
 		sh->rc = evl_fsck(dir, opts, &sh->r);
 		progress_end(&o->pr);	/* its progress line was the child's */
 		fflush(stdout);

@@ -2958,6 +2958,60 @@ def test_failing_resource(root):
         m.stop()
 
 
+def test_repair_dies_with_evlogctl(root):
+    """fsck --repair runs in a child holding the store's lock.  An evlogctl
+    killed meanwhile (a sweep's timeout, ^C of a hung repair) left that
+    child running, unseen, and every later mount and command was refused
+    "in use" (sweep seed 98701 case 0).  The child is stopped here so that
+    it cannot finish first; it must die with its parent all the same."""
+    src, data = os.path.join(root, "src"), os.path.join(root, "data")
+    os.mkdir(src)
+    for t in range(100):
+        with open(os.path.join(src, "t%03d.jsonl" % t), "w") as f:
+            for i in range(1000):
+                f.write(event("k%02d" % ((t * 7 + i) % 50), i=i, pad="p" * 100))
+    evlogctl("import", data, src)
+    shutil.rmtree(os.path.join(data, "tasks", "t005"))   # work for the repair
+    tool = os.path.join(os.path.dirname(os.path.dirname(EVLOGFS)), "mount-tools", "evlogctl")
+    p = subprocess.Popen([tool, "fsck", "--repair", data], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    child, deadline = None, time.monotonic() + 120
+    while child is None and time.monotonic() < deadline and p.poll() is None:
+        try:
+            with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+                kids = f.read().split()
+        except OSError:
+            kids = []
+        if kids:
+            child = int(kids[0])
+            os.kill(child, signal.SIGSTOP)
+        else:
+            time.sleep(0.005)
+    assert child is not None, "the repair's child was never seen (exit %s)" % p.poll()
+    p.kill()
+    p.wait()
+    deadline = time.monotonic() + 60
+    while os.path.exists("/proc/%d" % child) and time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % child) as f:
+                if f.read().split(")")[-1].split()[0] == "Z":
+                    break       # dead, waiting for init to reap it
+        except OSError:
+            break
+        time.sleep(0.05)
+    alive = os.path.exists("/proc/%d" % child)
+    if alive:
+        with open("/proc/%d/stat" % child) as f:
+            alive = f.read().split(")")[-1].split()[0] != "Z"
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, "fsck --repair's child outlived the evlogctl that started it"
+    r = evlogctl("fsck", data, expect=None)
+    assert "in use" not in r.stderr, r.stderr
+    evlogctl("fsck", "--repair", data, expect=None)
+    assert evlogctl("fsck", data).stdout.strip().endswith("clean")
+
+
 def main():
     global EVLOGFS
     if len(sys.argv) != 3:
