@@ -2975,6 +2975,15 @@ def test_repair_dies_with_evlogctl(root):
     tool = os.path.join(os.path.dirname(os.path.dirname(EVLOGFS)), "mount-tools", "evlogctl")
     p = subprocess.Popen([tool, "fsck", "--repair", data], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    def holds_lock(pid):
+        # the store's lock is a descriptor of DATA_DIR itself, taken after the
+        # child asked to die with its parent: stopped before that, it could not
+        try:
+            return any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) == os.path.realpath(data)
+                       for fd in os.listdir("/proc/%d/fd" % pid))
+        except OSError:
+            return False
+
     child, deadline = None, time.monotonic() + 120
     while child is None and time.monotonic() < deadline and p.poll() is None:
         try:
@@ -2982,11 +2991,11 @@ def test_repair_dies_with_evlogctl(root):
                 kids = f.read().split()
         except OSError:
             kids = []
-        if kids:
+        if kids and holds_lock(int(kids[0])):
             child = int(kids[0])
             os.kill(child, signal.SIGSTOP)
         else:
-            time.sleep(0.005)
+            time.sleep(0.002)
     assert child is not None, "the repair's child was never seen (exit %s)" % p.poll()
     p.kill()
     p.wait()
@@ -2999,10 +3008,11 @@ def test_repair_dies_with_evlogctl(root):
         except OSError:
             break
         time.sleep(0.05)
-    alive = os.path.exists("/proc/%d" % child)
-    if alive:
+    try:
         with open("/proc/%d/stat" % child) as f:
             alive = f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        alive = False       # reaped
     if alive:
         os.kill(child, signal.SIGKILL)
     assert not alive, "fsck --repair's child outlived the evlogctl that started it"
