@@ -517,7 +517,8 @@ static int leaf_entry(struct walk *w, const MDB_val *key, const MDB_val *val, co
 	}
 	/* a value in the page, or on overflow pages (its page number in the node) */
 	size = 8 + key->mv_size;
-	if (!val->mv_size || (v >= w->map + page * w->psize && v < w->map + (page + 1) * w->psize))
+	/* in the page (a zero-length value may point at its very end), or an overflow page's data */
+	if (v >= w->map + page * w->psize && v <= w->map + (page + 1) * w->psize)
 		size += val->mv_size;
 	else
 		size += 8;
@@ -528,9 +529,11 @@ static int leaf_entry(struct walk *w, const MDB_val *key, const MDB_val *val, co
 
 /*
  * Claim the page(s) @v lies in for @tree.  Where LMDB mapped the file is
- * not told (me_mapaddr is only for a fixed map): the first page met says,
- * by the number in its header.  A map that does not come out aligned
- * turns the check off rather than guess.
+ * not told (me_mapaddr is only for a fixed map): the kernel's mapping that
+ * holds the first entry says, when it starts at the file's offset 0; else
+ * the check is off rather than a guess.  (A guess from the first page's
+ * header failed when the map was not aligned to LMDB's page size: an index
+ * of 16 KiB pages made on another machine was called damaged.)
  */
 static int claim_val(struct walk *w, const MDB_val *v, unsigned tree, const char *what)
 {
@@ -539,17 +542,26 @@ static int claim_val(struct walk *w, const MDB_val *v, unsigned tree, const char
 	if (!v->mv_size || !w->owner)
 		return 0;
 	if (!w->map) {
-		uintptr_t page = (uintptr_t)p & ~(uintptr_t)(w->psize - 1);
-		uint64_t pgno;
+		/* the mapping that holds @p, from the kernel: it starts at the file's offset 0 */
+		FILE *f = fopen("/proc/self/maps", "re");
+		char line[4608];
+		uintptr_t lo, hi;
+		unsigned long long off;
 
-		memcpy(&pgno, (const void *)page, sizeof(pgno));
-		if (pgno >= w->npages || pgno * w->psize > page ||
-		    (page - pgno * w->psize) % w->psize) {
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %*s %llx", &lo, &hi, &off) == 3 &&
+			    (uintptr_t)p >= lo && (uintptr_t)p < hi) {
+				if (!off)
+					w->map = (const char *)lo;
+				break;
+			}
+		if (f)
+			fclose(f);
+		if (!w->map) {
 			free(w->owner);
 			w->owner = NULL;
 			return 0;
 		}
-		w->map = (const char *)(page - pgno * w->psize);
 	}
 	if (p < w->map)
 		return damaged(w->why, w->n, "an entry of the %s database lies outside the map", what);

@@ -626,6 +626,53 @@ static void a_leaf_node_of_a_wrong_size_is_damage(void **state)
 	assert_non_null(strstr(why, "leaf page"));
 }
 
+/*
+ * Review of the leaf check (6384148): LMDB rewrites a big value in place
+ * when its overflow page was written in the same transaction, and leaves
+ * the node an overflow node whatever the new size, 0 included.  The walk
+ * counted such an empty value as in the page (0 bytes, not the 8 of the
+ * page number) and called the healthy index damaged.
+ */
+static void an_emptied_big_value_is_no_damage(void **state)
+{
+	struct index_task task = { .uid = 1, .state = TASK_LIVE, .name_len = 2, .log_len = 20,
+				   .nevents = 2, .name = "t1" };
+	struct index_meta m = { .next_gseq = 3, .next_uid = 2, .tasks = 1, .events = 2,
+				.log_bytes = 20 };
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	char why[256] = "";
+	int status;
+	pid_t pid;
+
+	one_task_index(*state, &task, &m);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		static char big[3000];
+		unsigned char k[8] = { 0, 0, 0, 0, 0, 0, 3, 0xe7 };
+		MDB_val key = { 8, k }, val = { sizeof(big), big }, none = { 0, "" };
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+
+		if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) ||
+		    mdb_env_set_mapsize(env, 1 << 24) ||
+		    mdb_env_open(env, *state, MDB_NOTLS, 0644) ||
+		    mdb_txn_begin(env, NULL, 0, &txn) ||
+		    mdb_dbi_open(txn, "purge", MDB_CREATE, &dbi) ||
+		    mdb_put(txn, dbi, &key, &val, 0) || mdb_put(txn, dbi, &key, &none, 0) ||
+		    mdb_txn_commit(txn))
+			_exit(2);
+		mdb_env_close(env);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	sigaction(SIGCHLD, &ign, &old);
+	assert_int_equal(index_verify(*state, false, why, sizeof(why)), 0);
+	sigaction(SIGCHLD, &old, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -640,6 +687,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(an_index_cut_inside_a_page_is_damage, tu_setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_leaf_node_of_a_wrong_size_is_damage, tu_setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(an_emptied_big_value_is_no_damage, tu_setup,
 						teardown),
 	};
 
