@@ -1554,7 +1554,7 @@ static void a_full_disk_while_mending_is_retried(void **state)
 		usleep(100000);
 	assert_int_equal(evl_store_checkpoint(st), 0);
 	assert_int_equal(fio_failed(), 1);
-	fio_uninstall();
+	fio_clear();
 	evl_store_stats(st, &stt);
 	assert_int_equal(stt.tasks_aside, 0);
 	assert_int_equal(stt.events_unapplied, 0);
@@ -1562,6 +1562,7 @@ static void a_full_disk_while_mending_is_retried(void **state)
 	assert_memory_equal(buf, log, len);
 	assert_memory_equal(buf + len, e, strlen(e));
 	assert_int_equal(evl_store_close(st), 0);
+	fio_uninstall();	/* only once the store's threads are gone */
 	free(log);
 }
 
@@ -2531,9 +2532,10 @@ static void a_full_disk_while_the_recovery_mends_a_foreign_sidecar(void **state)
 	rc = evl_store_open(dir, &o, &st);
 	print_message("open with a full disk: %d (%s), failed %ld\n", rc, rc ? strerror(-rc) : "ok",
 		      fio_failed());
-	fio_uninstall();
+	fio_clear();
 	if (!rc)
 		assert_int_equal(evl_store_close(st), 0);
+	fio_uninstall();
 	snprintf(path, sizeof(path), "%s/tasks/t1/events.meta", dir);
 	print_message("events.meta %s (%jd bytes), .foreign %s\n",
 		      stat(path, &sb) ? "absent" : "present", stat(path, &sb) ? (intmax_t)-1 :
@@ -2802,11 +2804,12 @@ static void a_foreign_sidecar_that_cannot_be_moved_sets_the_task_aside(void **st
 	fio_fail_path(FIO_RENAME, "t1/events.meta", EACCES);
 	rc = evl_store_open(dir, &o, &st);
 	print_message("open: %d, injected %ld\n", rc, fio_failed());
-	fio_uninstall();
+	fio_clear();
 	assert_int_equal(rc, 0);
 	evl_store_stats(st, &s);
 	print_message("aside %" PRIu64 " unapplied %" PRIu64 "\n", s.tasks_aside, s.events_unapplied);
 	assert_int_equal(evl_store_close(st), 0);
+	fio_uninstall();
 	assert_int_equal(s.tasks_aside, 1);
 	assert_int_equal(s.events_unapplied, 1);
 	m1 = slurp(dir, "tasks/t1/events.meta", &m1len);

@@ -35,7 +35,12 @@ enum fio_op {
 	FIO_READ, FIO_UNLINK, FIO_MKDIR, FIO_RMDIR, FIO_ALLOC, FIO_LOCK, FIO_NOPS
 };
 
-/* Install (or remove) the fault seam.  Counts calls; injects nothing yet. */
+/*
+ * Install (or remove) the fault seam.  Counts calls; injects nothing yet.
+ * Remove it only when no store is open: the seam is a plain pointer the
+ * store's threads read without a lock.  To stop failing calls while a
+ * store runs, fio_clear.
+ */
 void fio_install(void);
 void fio_uninstall(void);
 /*
