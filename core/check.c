@@ -143,7 +143,9 @@ struct ck {
 	size_t njev, jcap;
 	struct ck_jcreate *jcr;
 	size_t njcr, jcrcap;
-	uint64_t *jdel;			/* uids of the journal's deletes */
+	struct ck_jdel {
+		uint64_t uid, time_ns;
+	} *jdel;			/* the journal's deletes */
 	size_t njdel, jdelcap;
 	uint64_t j_last_lsn, j_max_uid, j_max_gseq, j_unapplied, applied_lsn;
 	struct ck_mend *mends;
@@ -838,7 +840,7 @@ static int jrec_cb(void *arg, const struct store_rec *r)
 		rc = store_grow(&ck->jdel, &ck->jdelcap, (ck->njdel + 1) * sizeof(*ck->jdel));
 		if (rc)
 			return rc;
-		ck->jdel[ck->njdel++] = r->uid;
+		ck->jdel[ck->njdel++] = (struct ck_jdel){ r->uid, r->time_ns };
 	} else if (r->kind == STORE_REC_APPEND) {
 		struct ck_jev *e;
 
@@ -1272,8 +1274,8 @@ static int fix_tasks(struct ck *ck, struct index_txn *t, void *arg)
 			tk->in_index = false;
 			continue;
 		}
-		if (tk->skip)
-			continue;
+		if (tk->skip || !tk->on_disk)
+			continue;	/* !on_disk: a task a journaled delete removed */
 		if (!tk->in_index) {
 			it = (struct index_task){ .uid = tk->uid ? tk->uid : m.next_uid++,
 						  .state = TASK_LIVE };
@@ -2789,6 +2791,82 @@ static int map_journal(struct ck *ck)
 }
 
 /*
+ * Without a usable index (after map_journal): a task on disk that a
+ * journal record deleted (rm returned; a crash came before the applier
+ * moved its directory) is deleted now, as the recovery would: its
+ * directory goes to the trash and is emptied, its events leave the scan.
+ * Only a task whose uid is known (the directory's xattr, or a journaled
+ * event of it in its log): the delete names a uid, not a name.  0 or
+ * -errno.
+ */
+static int apply_journal_deletes(struct ck *ck)
+{
+	struct tasklog *tl = NULL;
+	char path[4200];
+	size_t kept;
+	int rc = 0;
+
+	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
+		struct ck_task *tk = &ck->tasks[i];
+		bool deleted = false;
+
+		struct stat sb;
+		uint64_t when = 0;
+
+		for (size_t k = 0; k < ck->njdel && tk->uid && !deleted; k++)
+			if (ck->jdel[k].uid == tk->uid) {
+				deleted = true;
+				when = ck->jdel[k].time_ns;
+			}
+		if (!tk->on_disk || !deleted)
+			continue;
+		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
+		if (stat(path, &sb))
+			return -errno;
+		if ((uint64_t)sb.st_ctim.tv_sec * 1000000000u + sb.st_ctim.tv_nsec > when) {
+			/* changed after the delete: a copy (cp -a) of the deleted task, or repaired */
+			ck->r->problems++;
+			report(ck, 'E', "task %s has the uid of a task a journal record deleted, but its"
+			       " directory changed after that delete (a copy?): kept; delete it by hand"
+			       " if it is the deleted task", tk->name);
+			continue;
+		}
+		if (!tl) {
+			snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+			rc = tasklog_open(path, 4, &tl);
+			if (rc)
+				break;
+		}
+		rc = tasklog_remove(tl, tk->uid, tk->name);
+		if (!rc)
+			rc = tasklog_purge(tl, tk->uid);
+		if (rc)
+			break;
+		report(ck, 'F', "task %s: deleted by a journal record before its directory was"
+		       " removed: removed now (%" PRIu64 " events)", tk->name, tk->n);
+		tk->on_disk = false;
+		tk->skip = false;
+		ck->r->tasks--;
+		ck->r->events -= tk->n;
+		ck->r->bytes -= tk->bytes;
+		tk->n = tk->bytes = 0;
+		kept = 0;
+		for (size_t e = 0; e < ck->nevs; e++)
+			if (ck->evs[e].task != i)
+				ck->evs[kept++] = ck->evs[e];
+		ck->nevs = kept;
+		kept = 0;
+		for (size_t m = 0; m < ck->nmends; m++)
+			if (ck->mends[m].task != i)
+				ck->mends[kept++] = ck->mends[m];
+		ck->nmends = kept;
+	}
+	if (tl)
+		tasklog_close(tl);
+	return rc;
+}
+
+/*
  * Without a usable index (after map_journal): the tasks the journal
  * created whose directory the applier had not made yet (a crash soon after
  * their mkdir), unless a later record deleted them, are made now, empty,
@@ -2805,10 +2883,17 @@ static int make_journal_tasks(struct ck *ck, struct tasklog *tl)
 
 		/* a directory of that name (maybe of an older task of the name) is the scan's */
 		for (size_t k = 0; k < ck->ntasks && !known; k++)
-			known = ck->tasks[k].uid == c->uid || !strcmp(ck->tasks[k].name, c->name);
+			known = ck->tasks[k].on_disk && (ck->tasks[k].uid == c->uid ||
+							 !strcmp(ck->tasks[k].name, c->name));
 		if (known)
 			continue;
 		rc = tasklog_create(tl, c->uid, c->name);
+		if (rc == -ENOTDIR || rc == -EEXIST) {
+			/* not a directory (a file put there by hand): replay_journal counts them lost */
+			report(ck, 'E', "task %s: created by journal record %" PRIu64 ", but tasks/%s"
+			       " is not a directory: not made", c->name, c->lsn, c->name);
+			continue;
+		}
 		if (!rc)
 			rc = store_grow(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
 		if (rc)
@@ -2844,14 +2929,14 @@ static int replay_journal(struct ck *ck, struct tasklog *tl)
 		if (!tk || tk->uid != je->uid) {
 			tk = NULL;
 			for (size_t k = 0; k < ck->ntasks; k++)
-				if (ck->tasks[k].uid == je->uid)
+				if (ck->tasks[k].on_disk && ck->tasks[k].uid == je->uid)
 					tk = &ck->tasks[k];
 		}
 		if (!tk) {
 			bool deleted = false;
 
 			for (size_t k = 0; k < ck->njdel && !deleted; k++)
-				deleted = ck->jdel[k] == je->uid;
+				deleted = ck->jdel[k].uid == je->uid;
 			if (deleted) {
 				/* its task's delete follows: as the recovery would, never written */
 				if (i + 1 == ck->njev || ck->jev[i + 1].lsn != je->lsn)
@@ -3016,7 +3101,9 @@ static void resort(struct ck *ck)
 		ck->r->events += ck->tasks[i].n;
 		ck->r->bytes += ck->tasks[i].bytes;
 	}
-	ck->r->types = ck->ntypes;
+	ck->r->types = 0;
+	for (size_t i = 0; i < ck->ntypes; i++)
+		ck->r->types += ck->types[i].count > 0;	/* a deleted task's may have none left */
 }
 
 /*
@@ -3133,6 +3220,8 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		keep[i] = ck.tasks[i].uid != 0;	/* the old index's */
 	if (!usable)
 		rc = map_journal(&ck);
+	if (!rc && !usable)
+		rc = apply_journal_deletes(&ck);
 	m.next_uid = old.next_uid > 1 ? old.next_uid : 1;
 	if (m.next_uid <= ck.j_max_uid)
 		m.next_uid = ck.j_max_uid + 1;

@@ -987,9 +987,17 @@ int tasklog_unremove(struct tasklog *tl, uint64_t uid, const char *name)
 	static const char *const files[] = { "events", "events.meta" };
 	char from[4400], to[4400], path[4500];
 
+	struct stat sb;
+
 	forget_fds(tl, uid);
 	snprintf(from, sizeof(from), "%s/.trash-%016" PRIx64, tl->dir, uid);
 	snprintf(to, sizeof(to), "%s/%s", tl->dir, name);
+	/*
+	 * No trash: the move failed (its rename), and the directory at @name
+	 * is the task's own, not a newer one's.  Its files stay.
+	 */
+	if (lstat(from, &sb) && errno == ENOENT)
+		return 0;
 	/* a task of the same name created after the delete: not committed either */
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), "%s/%s", to, files[i]);

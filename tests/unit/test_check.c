@@ -4,9 +4,11 @@
  * evl_backup.  Every test compares views byte for byte with what they held
  * before.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -2900,6 +2902,138 @@ static void reindex_makes_the_tasks_only_the_journal_created(void **state)
 	}
 }
 
+/*
+ * A task deleted (rm returned: the delete is journaled) whose directory
+ * the applier had not moved when the daemon was killed (its renames fail
+ * here), and no usable index: reindex applies the delete as the recovery
+ * would, instead of serving the task again (how 0).  A plain file where
+ * the journal created a task is left alone, its events counted lost, and
+ * reindex goes on (how 1; it stopped with ENOTDIR).  A copy (cp -a) of the
+ * deleted task's tree, made after the delete, has its uid: it is kept and
+ * reported, never deleted (how 2).
+ */
+struct del_arg {
+	struct evl_store *st;
+	int rc;
+};
+
+static void *delete_t1(void *arg)
+{
+	struct del_arg *d = arg;
+
+	d->rc = evl_task_delete(d->st, "t1");
+	return NULL;
+}
+
+static void reindex_applies_the_journals_deletes(void **state)
+{
+	static const char ev[] = "{\"type\":\"note\",\"i\":7}\n";
+	const char *dir = *state;
+
+	for (int how = 0; how < 3; how++) {
+		struct evl_check_opts co = { .report = collect };
+		struct evl_check_result r;
+		struct evl_task_info info;
+		struct evl_store *st = open_store(dir);
+		char path[4200], saved[4200], buf[256];
+		size_t flen, t0len, t1len;
+		char *t0, *t1;
+		int status;
+		pid_t pid;
+
+		fill(st, 0, 8);
+		assert_int_equal(evl_store_close(st), 0);
+		snprintf(path, sizeof(path), "%s/tasks", dir);
+		if (!tasklog_uid_of(path, "t1")) {
+			skip();	/* no user xattrs here: the task's uid is not on disk */
+		}
+		t0 = slurp(dir, "tasks/t0/events", &t0len);
+		t1 = slurp(dir, "tasks/t1/events", &t1len);
+		snprintf(path, sizeof(path), "%s/tasks/t1", dir);
+		snprintf(saved, sizeof(saved), "%s.t1", dir);
+		copy_store(path, saved);	/* with its xattrs */
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct del_arg d = { 0 };
+			struct evl_options o;
+			struct evl_writer *w;
+			pthread_t th;
+
+			evl_options_default(&o);
+			o.commit_sync = true;
+			o.hold_apply = true;	/* the applier never runs: a kill -9 comes first */
+			if (evl_store_open(dir, &o, &st))
+				_exit(2);
+			if (how == 0) {
+				/* the delete is durable before its directory moves, which fails */
+				fio_install();
+				fio_fail(FIO_RENAME, 0, EIO, true);
+				d.st = st;
+				if (pthread_create(&th, NULL, delete_t1, &d))
+					_exit(3);
+				for (int k = 0; k < 3000 && !fio_failed(); k++)
+					usleep(100000);
+				_exit(fio_failed() ? 0 : 4);
+			}
+			if (how == 1 && (evl_task_create(st, "t9") ||
+					 evl_task_lookup(st, "t9", &info) ||
+					 evl_writer_open(st, info.uid, &w) ||
+					 evl_writer_write(w, ev, strlen(ev)) || evl_writer_close(w)))
+				_exit(5);
+			if (how == 2 && evl_task_delete(st, "t1"))
+				_exit(6);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		if (how == 0)
+			assert_true(exists(dir, "tasks/t1/events"));	/* not moved */
+		if (how == 1)
+			spit(dir, "tasks/t9", "not a task\n", 11);
+		if (how == 2) {
+			assert_false(exists(dir, "tasks/t1"));
+			snprintf(path, sizeof(path), "%s/tasks/t9", dir);
+			copy_store(saved, path);
+		}
+		snprintf(path, sizeof(path), "%s/index", dir);
+		tu_rmrf(path);	/* nothing to recover through */
+		nlines = 0;
+		assert_int_equal(evl_reindex(dir, &co, &r), 0);
+		for (int i = 0; i < nlines; i++)
+			print_message("%s\n", lines[i]);
+		assert_int_equal(r.lost, how == 1);
+		st = open_store(dir);
+		assert_int_equal(evl_task_lookup(st, "t1", &info), how == 1 ? 0 : -ENOENT);
+		if (how == 0)
+			assert_false(exists(dir, "tasks/t1"));
+		if (how == 1) {
+			assert_int_equal(evl_task_lookup(st, "t9", &info), -ENOENT);
+			free(slurp(dir, "tasks/t9", &flen));
+			assert_int_equal(flen, 11);
+		}
+		if (how == 2) {
+			/* the copy keeps its events (with new gseqs: no other log has them now) */
+			assert_int_equal(evl_task_lookup(st, "t9", &info), 0);
+			assert_int_equal(read_task(st, "t9", buf, sizeof(buf)), (ssize_t)t1len);
+			assert_memory_equal(buf, t1, t1len);
+		}
+		assert_int_equal(evl_task_lookup(st, "t0", &info), 0);
+		assert_int_equal(read_task(st, "t0", buf, sizeof(buf)), (ssize_t)t0len);
+		assert_memory_equal(buf, t0, t0len);
+		assert_int_equal(evl_store_close(st), 0);
+		if (how != 1) {
+			assert_int_equal(fsck(dir, false, &r), 0);
+			assert_int_equal(r.problems, 0);
+		}
+		free(t0);
+		free(t1);
+		tu_rmrf(saved);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2987,6 +3121,8 @@ int main(void)
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(reindex_makes_the_tasks_only_the_journal_created,
 						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(reindex_applies_the_journals_deletes, tu_setup,
+						tu_teardown),
 	};
 
 	return tu_run_tests("check", tests, sizeof(tests) / sizeof(tests[0]));
