@@ -71,6 +71,9 @@ struct ck_task {
 	char name[256];
 	size_t name_len;
 	uint64_t uid;			/* in the index (0: none) */
+	/* without an index (map_journal): where uid came from */
+	enum { UID_NONE, UID_XATTR, UID_EVENT, UID_CREATE } uid_from;
+	bool uid_shared;		/* another directory has its uid xattr (a copy) */
 	bool in_index, on_disk, dirty, skip;
 	bool have_times;		/* created_ns, last_ns from the index */
 	bool has_owner;			/* owner and mode, from the index */
@@ -120,8 +123,16 @@ struct ck_jcreate {
 	char name[256];
 };
 
+/* A task directory's ctime before reindex changed anything in it. */
+struct ck_ctime {
+	char name[256];
+	uint64_t ns;
+};
+
 struct ck {
 	const char *dir;
+	struct ck_ctime *ctimes;
+	size_t nctimes, ctcap;
 	const struct evl_check_opts *o;
 	struct evl_check_result *r;
 	char type_field[256];
@@ -1447,6 +1458,7 @@ static void ck_free(struct ck *ck)
 	free(ck->jev);
 	free(ck->jcr);
 	free(ck->jdel);
+	free(ck->ctimes);
 	free(ck->mends);
 	free(ck->types);
 	free(ck->tasks);
@@ -2463,8 +2475,22 @@ static int salvage_all(struct ck *ck)
 	while (!rc && (de = readdir(d))) {
 		struct ck_task *tk = NULL;
 
+		struct stat sb;
+
 		if (de->d_name[0] == '.')
 			continue;
+		/* apply_journal_deletes asks whether it changed after a delete: not by us */
+		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, de->d_name);
+		if (!stat(path, &sb) && strlen(de->d_name) < sizeof(ck->ctimes->name)) {
+			rc = store_grow(&ck->ctimes, &ck->ctcap,
+					(ck->nctimes + 1) * sizeof(*ck->ctimes));
+			if (rc)
+				break;
+			snprintf(ck->ctimes[ck->nctimes].name, sizeof(ck->ctimes->name), "%s",
+				 de->d_name);
+			ck->ctimes[ck->nctimes++].ns = (uint64_t)sb.st_ctim.tv_sec * 1000000000u +
+						       sb.st_ctim.tv_nsec;
+		}
 		for (size_t i = 0; i < ck->ntasks && !tk; i++)
 			if (!strcmp(ck->tasks[i].name, de->d_name))
 				tk = &ck->tasks[i];
@@ -2748,6 +2774,15 @@ out:
  * the uid of a record whose events its log holds, else of a create record
  * of its name.
  */
+/* Has a task directory uid @uid already? */
+static bool uid_held(const struct ck *ck, uint64_t uid)
+{
+	for (size_t i = 0; i < ck->ntasks; i++)
+		if (ck->tasks[i].uid == uid)
+			return true;
+	return false;
+}
+
 static int map_journal(struct ck *ck)
 {
 	struct gseq_task *gt = calloc(ck->nevs + 1, sizeof(*gt));
@@ -2765,26 +2800,35 @@ static int map_journal(struct ck *ck)
 		if (ck->tasks[i].uid)
 			continue;
 		ck->tasks[i].uid = tasklog_uid_of(path, ck->tasks[i].name);
+		ck->tasks[i].uid_from = ck->tasks[i].uid ? UID_XATTR : UID_NONE;
 		/* a tree copied with its xattrs (cp -a): the first by name keeps the uid */
 		for (size_t k = 0; k < i && ck->tasks[i].uid; k++)
 			if (ck->tasks[k].uid == ck->tasks[i].uid) {
 				report(ck, 'I', "task %s has the uid of task %s (a copy of it?): it gets "
 				       "a new one", ck->tasks[i].name, ck->tasks[k].name);
+				ck->tasks[k].uid_shared = ck->tasks[i].uid_shared = true;
 				ck->tasks[i].uid = 0;
+				ck->tasks[i].uid_from = UID_NONE;
 			}
 	}
+	/* then from the journal, never a uid a directory has already */
 	for (size_t i = 0; i < ck->njev; i++) {
 		struct gseq_task key = { ck->jev[i].gseq, 0 }, *hit;
 
 		hit = ck->nevs ? bsearch(&key, gt, ck->nevs, sizeof(*gt), cmp_gt) : NULL;
-		if (hit && !ck->tasks[hit->task].uid)
+		if (hit && !ck->tasks[hit->task].uid && !ck->tasks[hit->task].uid_shared &&
+		    !uid_held(ck, ck->jev[i].uid)) {
 			ck->tasks[hit->task].uid = ck->jev[i].uid;
+			ck->tasks[hit->task].uid_from = UID_EVENT;
+		}
 	}
 	for (size_t i = 0; i < ck->njcr; i++) {
 		struct ck_task *tk = task_named(ck, ck->ntasks, ck->jcr[i].name);
 
-		if (tk && !tk->uid)
+		if (tk && !tk->uid && !tk->uid_shared && !uid_held(ck, ck->jcr[i].uid)) {
 			tk->uid = ck->jcr[i].uid;
+			tk->uid_from = UID_CREATE;
+		}
 	}
 	free(gt);
 	return 0;
@@ -2795,8 +2839,11 @@ static int map_journal(struct ck *ck)
  * journal record deleted (rm returned; a crash came before the applier
  * moved its directory) is deleted now, as the recovery would: its
  * directory goes to the trash and is emptied, its events leave the scan.
- * Only a task whose uid is known (the directory's xattr, or a journaled
- * event of it in its log): the delete names a uid, not a name.  0 or
+ * The delete names a uid, not a name, so only when the directory's uid is
+ * sure: its xattr, or a journaled event of it in its log; and only if the
+ * directory has not changed since the delete (before reindex touched it)
+ * and no other directory has the uid: a copy (cp -a) keeps the xattr.  A
+ * task kept for doubt is reported and counted (r->deletes_kept).  0 or
  * -errno.
  */
 static int apply_journal_deletes(struct ck *ck)
@@ -2808,10 +2855,10 @@ static int apply_journal_deletes(struct ck *ck)
 
 	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
 		struct ck_task *tk = &ck->tasks[i];
+		const char *doubt = NULL;
+		uint64_t when = 0, ctime = UINT64_MAX;
 		bool deleted = false;
-
 		struct stat sb;
-		uint64_t when = 0;
 
 		for (size_t k = 0; k < ck->njdel && tk->uid && !deleted; k++)
 			if (ck->jdel[k].uid == tk->uid) {
@@ -2820,15 +2867,23 @@ static int apply_journal_deletes(struct ck *ck)
 			}
 		if (!tk->on_disk || !deleted)
 			continue;
+		for (size_t k = 0; k < ck->nctimes; k++)
+			if (!strcmp(ck->ctimes[k].name, tk->name))
+				ctime = ck->ctimes[k].ns;
 		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
-		if (stat(path, &sb))
-			return -errno;
-		if ((uint64_t)sb.st_ctim.tv_sec * 1000000000u + sb.st_ctim.tv_nsec > when) {
-			/* changed after the delete: a copy (cp -a) of the deleted task, or repaired */
-			ck->r->problems++;
-			report(ck, 'E', "task %s has the uid of a task a journal record deleted, but its"
-			       " directory changed after that delete (a copy?): kept; delete it by hand"
-			       " if it is the deleted task", tk->name);
+		if (ctime == UINT64_MAX && !stat(path, &sb))
+			ctime = (uint64_t)sb.st_ctim.tv_sec * 1000000000u + sb.st_ctim.tv_nsec;
+		if (tk->uid_shared)
+			doubt = "another task directory has the same uid (a copy?)";
+		else if (tk->uid_from != UID_XATTR && tk->uid_from != UID_EVENT)
+			doubt = "its uid is only guessed from its name";
+		else if (ctime > when)
+			doubt = "its directory changed after the delete (a copy, or restored?)";
+		if (doubt) {
+			ck->r->deletes_kept++;
+			report(ck, 'E', "task %s: a journal record deleted task uid %" PRIu64 ", which"
+			       " this may be, but %s: kept; delete it by hand if it is the deleted"
+			       " task", tk->name, tk->uid, doubt);
 			continue;
 		}
 		if (!tl) {
@@ -2838,8 +2893,11 @@ static int apply_journal_deletes(struct ck *ck)
 				break;
 		}
 		rc = tasklog_remove(tl, tk->uid, tk->name);
-		if (!rc)
-			rc = tasklog_purge(tl, tk->uid);
+		if (rc)
+			break;
+		/* the whole trash: events.unapplied, events.damaged, ... too */
+		snprintf(path, sizeof(path), "%s/tasks/.trash-%016" PRIx64, ck->dir, tk->uid);
+		rc = store_rmrf(path);
 		if (rc)
 			break;
 		report(ck, 'F', "task %s: deleted by a journal record before its directory was"
@@ -2888,7 +2946,7 @@ static int make_journal_tasks(struct ck *ck, struct tasklog *tl)
 		if (known)
 			continue;
 		rc = tasklog_create(tl, c->uid, c->name);
-		if (rc == -ENOTDIR || rc == -EEXIST) {
+		if (rc == -ENOTDIR) {
 			/* not a directory (a file put there by hand): replay_journal counts them lost */
 			report(ck, 'E', "task %s: created by journal record %" PRIu64 ", but tasks/%s"
 			       " is not a directory: not made", c->name, c->lsn, c->name);

@@ -386,6 +386,7 @@ struct evl_check_result {
 	uint64_t lost;		/* reindex: journaled events no task could take */
 	uint64_t damaged;	/* reindex: events not what was written, moved to events.damaged */
 	uint64_t journal_lost;	/* journal records corrupt and set aside */
+	uint64_t deletes_kept;	/* reindex: tasks a journaled delete names, kept (a copy?) */
 };
 
 /*

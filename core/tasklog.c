@@ -996,8 +996,8 @@ int tasklog_unremove(struct tasklog *tl, uint64_t uid, const char *name)
 	 * No trash: the move failed (its rename), and the directory at @name
 	 * is the task's own, not a newer one's.  Its files stay.
 	 */
-	if (lstat(from, &sb) && errno == ENOENT)
-		return 0;
+	if (lstat(from, &sb))
+		return errno == ENOENT ? 0 : -errno;
 	/* a task of the same name created after the delete: not committed either */
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), "%s/%s", to, files[i]);

@@ -213,7 +213,10 @@ int cmd_reindex(const char *dir, const char *type_field)
 	if (r.damaged)
 		printf("%s: %llu events were not what was written: moved to their task's "
 		       "events.damaged\n", dir, (unsigned long long)r.damaged);
-	return r.lost || r.damaged ? EXIT_FOUND : EXIT_OK;
+	if (r.deletes_kept)
+		printf("%s: %llu tasks a journaled delete may name were kept (listed above)\n",
+		       dir, (unsigned long long)r.deletes_kept);
+	return r.lost || r.damaged || r.deletes_kept ? EXIT_FOUND : EXIT_OK;
 }
 
 /* ---- backup ---- */

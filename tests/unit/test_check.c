@@ -2906,11 +2906,13 @@ static void reindex_makes_the_tasks_only_the_journal_created(void **state)
  * A task deleted (rm returned: the delete is journaled) whose directory
  * the applier had not moved when the daemon was killed (its renames fail
  * here), and no usable index: reindex applies the delete as the recovery
- * would, instead of serving the task again (how 0).  A plain file where
- * the journal created a task is left alone, its events counted lost, and
- * reindex goes on (how 1; it stopped with ENOTDIR).  A copy (cp -a) of the
- * deleted task's tree, made after the delete, has its uid: it is kept and
- * reported, never deleted (how 2).
+ * would, instead of serving the task again (how 0; the task also has an
+ * events.unapplied and a damaged event, which the salvage moves first).
+ * A plain file where the journal created a task is left alone, its events
+ * counted lost, and reindex goes on (how 1; it stopped with ENOTDIR).  A
+ * copy (cp -a) of the deleted task's tree has its uid: made after the
+ * delete (how 2) or before it (how 3), it is kept and reported, never
+ * deleted; so is the deleted task in doubt (how 3).
  */
 struct del_arg {
 	struct evl_store *st;
@@ -2930,12 +2932,12 @@ static void reindex_applies_the_journals_deletes(void **state)
 	static const char ev[] = "{\"type\":\"note\",\"i\":7}\n";
 	const char *dir = *state;
 
-	for (int how = 0; how < 3; how++) {
+	for (int how = 0; how < 4; how++) {
 		struct evl_check_opts co = { .report = collect };
 		struct evl_check_result r;
 		struct evl_task_info info;
 		struct evl_store *st = open_store(dir);
-		char path[4200], saved[4200], buf[256];
+		char path[4200], saved[4200], buf[256], copy[4200];
 		size_t flen, t0len, t1len;
 		char *t0, *t1;
 		int status;
@@ -2952,6 +2954,11 @@ static void reindex_applies_the_journals_deletes(void **state)
 		snprintf(path, sizeof(path), "%s/tasks/t1", dir);
 		snprintf(saved, sizeof(saved), "%s.t1", dir);
 		copy_store(path, saved);	/* with its xattrs */
+		snprintf(copy, sizeof(copy), "%s/tasks/a1", dir);
+		if (how == 0)
+			spit(dir, "tasks/t1/events.unapplied", ev, strlen(ev));
+		if (how == 3)
+			copy_store(path, copy);
 		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
@@ -2981,19 +2988,31 @@ static void reindex_applies_the_journals_deletes(void **state)
 					 evl_writer_open(st, info.uid, &w) ||
 					 evl_writer_write(w, ev, strlen(ev)) || evl_writer_close(w)))
 				_exit(5);
-			if (how == 2 && evl_task_delete(st, "t1"))
+			if (how >= 2 && evl_task_delete(st, "t1"))
 				_exit(6);
 			_exit(0);
 		}
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-		if (how == 0)
-			assert_true(exists(dir, "tasks/t1/events"));	/* not moved */
+		if (how == 0) {
+			char *l = slurp(dir, "tasks/t1/events", &flen);
+
+			l[3] ^= 1;	/* its first event is not what was written */
+			spit(dir, "tasks/t1/events", l, flen);
+			free(l);
+		}
 		if (how == 1)
 			spit(dir, "tasks/t9", "not a task\n", 11);
 		if (how == 2) {
 			assert_false(exists(dir, "tasks/t1"));
+			usleep(50000);	/* ctime is a coarse clock */
 			snprintf(path, sizeof(path), "%s/tasks/t9", dir);
+			copy_store(saved, path);
+		}
+		if (how == 3) {
+			/* the directory the delete moved is back: restored, or never moved */
+			snprintf(path, sizeof(path), "%s/tasks/t1", dir);
+			assert_false(exists(dir, "tasks/t1"));
 			copy_store(saved, path);
 		}
 		snprintf(path, sizeof(path), "%s/index", dir);
@@ -3003,8 +3022,9 @@ static void reindex_applies_the_journals_deletes(void **state)
 		for (int i = 0; i < nlines; i++)
 			print_message("%s\n", lines[i]);
 		assert_int_equal(r.lost, how == 1);
+		assert_int_equal(r.deletes_kept, how >= 2);
 		st = open_store(dir);
-		assert_int_equal(evl_task_lookup(st, "t1", &info), how == 1 ? 0 : -ENOENT);
+		assert_int_equal(evl_task_lookup(st, "t1", &info), how & 1 ? 0 : -ENOENT);
 		if (how == 0)
 			assert_false(exists(dir, "tasks/t1"));
 		if (how == 1) {
@@ -3016,6 +3036,12 @@ static void reindex_applies_the_journals_deletes(void **state)
 			/* the copy keeps its events (with new gseqs: no other log has them now) */
 			assert_int_equal(evl_task_lookup(st, "t9", &info), 0);
 			assert_int_equal(read_task(st, "t9", buf, sizeof(buf)), (ssize_t)t1len);
+			assert_memory_equal(buf, t1, t1len);
+		}
+		if (how == 3) {
+			assert_int_equal(read_task(st, "a1", buf, sizeof(buf)), (ssize_t)t1len);
+			assert_memory_equal(buf, t1, t1len);
+			assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)t1len);
 			assert_memory_equal(buf, t1, t1len);
 		}
 		assert_int_equal(evl_task_lookup(st, "t0", &info), 0);
