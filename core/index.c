@@ -793,6 +793,7 @@ static int walk_types(MDB_txn *txn, char *why, size_t n)
 }
 
 static int task_decode(const MDB_val *val, uint64_t uid, struct index_task *out);
+static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t n);
 
 /*
  * The task records against the live totals of the meta record: every batch
@@ -855,6 +856,93 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 		return damaged(why, n, "the task records add up to %" PRIu64 " tasks, %" PRIu64
 			       " events, %" PRIu64 " bytes; the totals say %" PRIu64 ", %" PRIu64
 			       ", %" PRIu64, tasks, events, bytes, m.tasks, m.events, m.log_bytes);
+	return walk_next(txn, &m, why, n);
+}
+
+/*
+ * The meta record's counters against what the index holds: a flipped bit
+ * that lowers next_gseq, next_uid or next_tid (the structure walk cannot
+ * tell) would hand out a gseq, a task uid or a type id in use already:
+ * two events of one gseq in the views, two tasks or two types of one id.
+ * O(types * log n): the last tgs key of each type.
+ */
+static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t n)
+{
+	uint64_t max_uid = 0, max_gseq = 0;
+	uint32_t max_tid = 0, next_tid = 0;
+	MDB_dbi tdb, tids, tgs, meta;
+	MDB_cursor *c = NULL, *g = NULL;
+	MDB_val key, val;
+	int rc;
+
+	rc = mdb_dbi_open(txn, "tasks", 0, &tdb);
+	if (!rc)
+		rc = mdb_cursor_open(txn, tdb, &c);
+	if (!rc) {
+		rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
+		if (!rc && key.mv_size == 8)
+			max_uid = rd64(key.mv_data);
+		mdb_cursor_close(c);
+		c = NULL;
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	rc = mdb_dbi_open(txn, "tids", 0, &tids);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "tgs", 0, &tgs);
+	if (!rc)
+		rc = mdb_cursor_open(txn, tids, &c);
+	if (!rc)
+		rc = mdb_cursor_open(txn, tgs, &g);
+	while (!rc && (rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
+		unsigned char k[12] = { 0 };
+		MDB_val gk = { sizeof(k), k }, gv;
+		uint32_t tid;
+
+		if (key.mv_size != 4)
+			continue;	/* walk_types' to say */
+		tid = rd32(key.mv_data);
+		if (tid > max_tid)
+			max_tid = tid;
+		if (tid == UINT32_MAX)
+			continue;
+		/* the type's last entry: the one before the next type's first */
+		for (int i = 0; i < 4; i++)
+			k[i] = (tid + 1) >> (24 - 8 * i);
+		rc = mdb_cursor_get(g, &gk, &gv, MDB_SET_RANGE);
+		if (!rc)
+			rc = mdb_cursor_get(g, &gk, &gv, MDB_PREV);
+		else if (rc == MDB_NOTFOUND)
+			rc = mdb_cursor_get(g, &gk, &gv, MDB_LAST);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (!rc && gk.mv_size == 12 && rd32(gk.mv_data) == tid &&
+		    rd64((const unsigned char *)gk.mv_data + 4) > max_gseq)
+			max_gseq = rd64((const unsigned char *)gk.mv_data + 4);
+	}
+	if (g)
+		mdb_cursor_close(g);
+	if (c)
+		mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	key = (MDB_val){ 8, "next_tid" };
+	rc = mdb_dbi_open(txn, "meta", 0, &meta);
+	if (!rc)
+		rc = mdb_get(txn, meta, &key, &val);
+	if (!rc && val.mv_size == sizeof(next_tid))
+		memcpy(&next_tid, val.mv_data, sizeof(next_tid));
+	if (max_gseq && m->next_gseq <= max_gseq)
+		return damaged(why, n, "the next gseq is %" PRIu64 ", but gseq %" PRIu64 " is in "
+			       "use", m->next_gseq, max_gseq);
+	if (max_uid && m->next_uid <= max_uid)
+		return damaged(why, n, "the next task uid is %" PRIu64 ", but uid %" PRIu64
+			       " is in use", m->next_uid, max_uid);
+	if (max_tid && next_tid <= max_tid)
+		return damaged(why, n, "the next type id is %" PRIu32 ", but type id %" PRIu32
+			       " is in use", next_tid, max_tid);
 	return 0;
 }
 

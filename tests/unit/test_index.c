@@ -188,6 +188,7 @@ static void load(struct index *ix, struct model *m)
 					     strlen(types[e->type]), e->off, e->len);
 		}
 		meta.next_gseq = m->ev[end - 1].gseq + 1;
+		meta.next_uid = NTASK + 1;
 		if (!rc)
 			rc = index_put_meta(t, &meta);
 		if (!rc)
@@ -551,6 +552,60 @@ static void a_task_record_that_does_not_add_up_is_damage(void **state)
 }
 
 /*
+ * The sweep (seed 99006 case 2809): a flipped bit lowered the meta
+ * record's next gseq below a gseq in use.  The walk passed it, and the
+ * mount would hand out that gseq again (two events of one gseq).  The
+ * walk now checks next gseq, next uid and next type id against the
+ * largest in the index.
+ */
+static void a_next_counter_in_use_is_damage(void **state)
+{
+	static const char *const want[] = { NULL, "next gseq is 2, but gseq 2",
+					     "next task uid is 1, but uid 1",
+					     "next type id is 2, but type id 2" };
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	char why[256];
+
+	sigaction(SIGCHLD, &ign, &old);
+	for (int how = 0; how < 4; how++) {
+		struct index_task task = { .uid = 1, .state = TASK_LIVE, .name_len = 2,
+					   .log_len = 20, .nevents = 2, .name = "t1" };
+		struct index_meta m = { .next_gseq = 3, .next_uid = 2, .tasks = 1, .events = 2,
+					.log_bytes = 20 };
+
+		if (how == 1)
+			m.next_gseq = 2;
+		else if (how == 2)
+			m.next_uid = 1;
+		one_task_index(*state, &task, &m);
+		if (how == 3) {
+			/* types a and b have ids 1 and 2 */
+			uint32_t next = 2;
+			MDB_val key = { 8, "next_tid" }, val = { sizeof(next), &next };
+			MDB_env *env;
+			MDB_txn *txn;
+			MDB_dbi dbi;
+
+			assert_int_equal(mdb_env_create(&env), 0);
+			assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+			assert_int_equal(mdb_env_open(env, *state, 0, 0644), 0);
+			assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+			assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+			assert_int_equal(mdb_get(txn, dbi, &key, &(MDB_val){ 0 }), 0);
+			assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+			assert_int_equal(mdb_txn_commit(txn), 0);
+			mdb_env_close(env);
+		}
+		why[0] = '\0';
+		assert_int_equal(index_verify(*state, false, why, sizeof(why)), how ? -EUCLEAN : 0);
+		print_message("%d: %s\n", how, why);
+		if (how)
+			assert_non_null(strstr(why, want[how]));
+	}
+	sigaction(SIGCHLD, &old, NULL);
+}
+
+/*
  * The sweep (seed 98403 cases 1059 and 1127): data.mdb cut by a few bytes
  * (truncate -s 262133).  The file still held every page the meta page
  * names, only not all of the last, and what the cut took reads as zeros:
@@ -682,6 +737,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rdonly_open_of_an_index_without_trim, tu_setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_renamed_type_is_damage, tu_setup, teardown),
+		cmocka_unit_test_setup_teardown(a_next_counter_in_use_is_damage, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(a_task_record_that_does_not_add_up_is_damage, tu_setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(an_index_cut_inside_a_page_is_damage, tu_setup,
