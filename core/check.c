@@ -74,6 +74,7 @@ struct ck_task {
 	/* without an index (map_journal): where uid came from */
 	enum { UID_NONE, UID_XATTR, UID_EVENT, UID_CREATE } uid_from;
 	bool uid_shared;		/* another directory has its uid xattr (a copy) */
+	uint64_t trim_cut;		/* retention under way (DROPPING): its events before it go */
 	bool in_index, on_disk, dirty, skip;
 	bool have_times;		/* created_ns, last_ns from the index */
 	bool has_owner;			/* owner and mode, from the index */
@@ -1019,15 +1020,37 @@ static int count_cb(void *arg, uint64_t uid, uint64_t a, uint64_t b, uint64_t c)
 	return 0;
 }
 
+struct trims {
+	struct ck *ck;
+	uint64_t all, dropping;
+};
+
+/*
+ * A retention a close stopped between its steps (compact.c: DROPPING):
+ * some of the task's oldest events have left the index, the files are the
+ * old ones; the next open finishes it.  The check does not call those
+ * events missing.
+ */
 static int count_trim(void *arg, const struct index_trim *tr)
 {
-	(*(uint64_t *)arg)++;
+	struct trims *c = arg;
+
+	c->all++;
+	if (tr->phase != TRIM_DROPPING)
+		return 0;
+	for (size_t i = 0; i < c->ck->ntasks; i++)
+		if (c->ck->tasks[i].in_index && c->ck->tasks[i].uid == tr->uid) {
+			c->ck->tasks[i].trim_cut = tr->cut_gseq;
+			c->dropping++;
+		}
 	return 0;
 }
 
 /* The index's live tasks into ck->tasks; what recovery has left to do. */
-static int load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *trims)
+static int load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *trims,
+		      uint64_t *dropping)
 {
+	struct trims tc = { .ck = ck };
 	struct load l = { .ck = ck };
 	int rc;
 
@@ -1041,8 +1064,11 @@ static int load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint
 	if (!rc)
 		rc = index_dirty_list(l.t, count_cb, dirty);
 	if (!rc)
-		rc = index_trim_list(l.t, count_trim, trims);
+		rc = index_trim_list(l.t, count_trim, &tc);
 	index_abort(l.t);
+	*trims = tc.all;
+	if (dropping)
+		*dropping = tc.dropping;
 	return rc;
 }
 
@@ -1100,8 +1126,8 @@ static void missing(struct cmp_ctx *c, const struct ck_ev *e)
 {
 	struct ck_task *tk = &c->ck->tasks[e->task];
 
-	if (tk->skip)
-		return;
+	if (tk->skip || e->gseq < tk->trim_cut)
+		return;	/* trim_cut: retention under way, leaving the index */
 	finding(c, "event gseq %" PRIu64 " of task %s (log byte %" PRIu64 ") is not indexed",
 		e->gseq, tk->name, e->off);
 }
@@ -2552,7 +2578,7 @@ static int finish_salvages(struct ck *ck, bool repair)
 int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
 {
 	struct index_meta m;
-	uint64_t dirty, trims, p0;
+	uint64_t dirty, trims, dropping = 0, p0;
 	struct ck ck;
 	int rc;
 
@@ -2586,7 +2612,7 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	if (!rc)
 		rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
-		rc = index_unreadable(&ck, load_index(&ck, &m, &dirty, &trims));
+		rc = index_unreadable(&ck, load_index(&ck, &m, &dirty, &trims, &dropping));
 	if (rc)
 		goto out;
 	ck.applied_lsn = m.applied_lsn;
@@ -2597,7 +2623,12 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		goto out;
 	if (ck.j_unapplied || dirty || trims)
 		ck.needs_recovery = true;
-	if (ck.needs_recovery)
+	if (!ck.j_unapplied && !dirty && trims && trims == dropping)
+		/* what a clean close leaves when it stops a compaction (compact.c) */
+		report(&ck, 'I', "retention of %" PRIu64 " tasks was under way when the store"
+		       " closed: some of their oldest events have left the index; the next mount"
+		       " (or fsck --repair) finishes it", trims);
+	else if (ck.needs_recovery)
 		report(&ck, 'E', "the store was not closed cleanly: %" PRIu64 " journal records not"
 		       " applied, %" PRIu64 " tasks changed since the last checkpoint%s; the next"
 		       " mount (or fsck --repair) recovers them", ck.j_unapplied, dirty,
@@ -2619,7 +2650,7 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		ck_forget(&ck);
 		rc = open_index(&ck, true, true);
 		if (!rc)
-			rc = load_index(&ck, &m, &dirty, &trims);
+			rc = load_index(&ck, &m, &dirty, &trims, NULL);
 		if (rc)
 			goto out;
 	}
@@ -3222,7 +3253,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		if (!rc)
 			rc = open_index(&ck, true, false);
 		if (!rc)
-			rc = load_index(&ck, &old, &dirty, &trims);
+			rc = load_index(&ck, &old, &dirty, &trims, NULL);
 		if (rc) {
 			report(&ck, 'I', "the old index is unusable (%s): task uids are assigned anew",
 			       strerror(-rc));

@@ -5,7 +5,8 @@
  *   index_tamper DATA_DIR drop TYPE N     remove the N-th entry (1-based) of TYPE
  *                                         from the type order and the task order
  *   index_tamper DATA_DIR stale TYPE      add an entry to TYPE for an event that
- *                                         does not exist (gseq past every event)
+ *                                         does not exist (gseq past every event,
+ *                                         and the next gseq past it)
  *
  * The key layouts are index.c's (big-endian keys; values in host order).
  */
@@ -128,6 +129,31 @@ int main(int argc, char **argv)
 		if ((rc = mdb_put(txn, tgs, &key, &val, 0)))
 			return die("put tgs", rc);
 		printf("added gseq %" PRIu64 " to task uid %" PRIu64 "\n", gseq, tv.uid);
+		/*
+		 * The meta record's next gseq (its third field) past it, or the
+		 * open's walk calls the index damaged before fsck compares entries.
+		 */
+		{
+			MDB_val mk = { 4, "meta" }, mv;
+			unsigned char m[64];
+			uint64_t next;
+			MDB_dbi meta;
+
+			if ((rc = mdb_dbi_open(txn, "meta", 0, &meta)) ||
+			    (rc = mdb_get(txn, meta, &mk, &mv)))
+				return die("meta", rc);
+			if (mv.mv_size < 24 || mv.mv_size > sizeof(m))
+				return die("meta size", MDB_CORRUPTED);
+			memcpy(m, mv.mv_data, mv.mv_size);
+			memcpy(&next, m + 16, 8);
+			if (next <= gseq) {
+				next = gseq + 1;
+				memcpy(m + 16, &next, 8);
+				mv.mv_data = m;
+				if ((rc = mdb_put(txn, meta, &mk, &mv, 0)))
+					return die("put meta", rc);
+			}
+		}
 	}
 	mdb_cursor_close(c);
 	if ((rc = mdb_txn_commit(txn)))
