@@ -75,6 +75,7 @@ struct ck_task {
 	enum { UID_NONE, UID_XATTR, UID_EVENT, UID_CREATE } uid_from;
 	bool uid_shared;		/* another directory has its uid xattr (a copy) */
 	uint64_t trim_cut;		/* retention under way (DROPPING): its events before it go */
+	uint64_t trim_len, trim_n;	/* ... up to this logical byte and event (index_trim) */
 	bool in_index, on_disk, dirty, skip;
 	bool have_times;		/* created_ns, last_ns from the index */
 	bool has_owner;			/* owner and mode, from the index */
@@ -1041,6 +1042,8 @@ static int count_trim(void *arg, const struct index_trim *tr)
 	for (size_t i = 0; i < c->ck->ntasks; i++)
 		if (c->ck->tasks[i].in_index && c->ck->tasks[i].uid == tr->uid) {
 			c->ck->tasks[i].trim_cut = tr->cut_gseq;
+			c->ck->tasks[i].trim_len = tr->cut_len;
+			c->ck->tasks[i].trim_n = tr->cut_n;
 			c->dropping++;
 		}
 	return 0;
@@ -1233,6 +1236,56 @@ out:
 	return rc;
 }
 
+static int cmp_ev_off(const void *a, const void *b)
+{
+	const struct ck_ev *x = *(struct ck_ev *const *)a, *y = *(struct ck_ev *const *)b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/*
+ * A retention intent (DROPPING) against the task's files: its first
+ * cut_n - base_n events take cut_len - base_len bytes, all before cut_gseq,
+ * and the next one is cut_gseq.  One that does not match (a damaged trim
+ * row) is no excuse for events the index lacks.  0 or -ENOMEM.
+ */
+static int check_trims(struct ck *ck)
+{
+	for (size_t i = 0; i < ck->ntasks; i++) {
+		struct ck_task *tk = &ck->tasks[i];
+		const struct ck_ev **ev;
+		uint64_t n = 0, drop_n, drop_len;
+		bool ok;
+
+		if (!tk->trim_cut || tk->skip || !tk->on_disk)
+			continue;
+		ev = malloc((tk->n + 1) * sizeof(*ev));
+		if (!ev)
+			return -ENOMEM;
+		for (size_t e = 0; e < ck->nevs && n < tk->n; e++)
+			if (ck->evs[e].task == i)
+				ev[n++] = &ck->evs[e];
+		if (n)
+			qsort(ev, n, sizeof(*ev), cmp_ev_off);
+		drop_n = tk->trim_n - tk->base_n;
+		drop_len = tk->trim_len - tk->base_len;
+		ok = tk->trim_n >= tk->base_n && tk->trim_len >= tk->base_len && drop_n <= n &&
+		     (drop_n < n ? ev[drop_n]->off == drop_len && ev[drop_n]->gseq == tk->trim_cut :
+				   drop_len == tk->bytes);
+		for (uint64_t k = 0; k < drop_n && ok; k++)
+			ok = ev[k]->gseq < tk->trim_cut;
+		free(ev);
+		if (ok)
+			continue;
+		report(ck, 'E', "task %s: its retention under way (up to gseq %" PRIu64 ", log byte %"
+		       PRIu64 ", event %" PRIu64 ") does not match its files: a damaged index?"
+		       " evlogctl reindex builds a new one", tk->name, tk->trim_cut,
+		       tk->trim_len - tk->base_len, tk->trim_n - tk->base_n);
+		tk->trim_cut = 0;
+	}
+	return 0;
+}
+
 /* Task records against the files. */
 static void compare_tasks(struct ck *ck)
 {
@@ -1351,6 +1404,13 @@ static int fix_tasks(struct ck *ck, struct index_txn *t, void *arg)
 		m.events = s.events;
 		m.log_bytes = s.bytes;
 	}
+	/*
+	 * And the next gseq past every logged one, before rebuild_type's
+	 * transactions add their entries: a repair cut short between them
+	 * would leave a gseq in use past it, which the open's walk calls damage.
+	 */
+	if (m.next_gseq <= ck->max_gseq)
+		m.next_gseq = ck->max_gseq + 1;
 	if (!rc)
 		rc = index_put_meta(t, &m);
 	return rc;
@@ -2625,9 +2685,9 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		ck.needs_recovery = true;
 	if (!ck.j_unapplied && !dirty && trims && trims == dropping)
 		/* what a clean close leaves when it stops a compaction (compact.c) */
-		report(&ck, 'I', "retention of %" PRIu64 " tasks was under way when the store"
-		       " closed: some of their oldest events have left the index; the next mount"
-		       " (or fsck --repair) finishes it", trims);
+		report(&ck, 'I', "retention of %" PRIu64 " task%s was under way when the store"
+		       " closed: some of the oldest events have left the index; the next mount"
+		       " (or fsck --repair) finishes it", trims, trims == 1 ? "" : "s");
 	else if (ck.needs_recovery)
 		report(&ck, 'E', "the store was not closed cleanly: %" PRIu64 " journal records not"
 		       " applied, %" PRIu64 " tasks changed since the last checkpoint%s; the next"
@@ -2660,6 +2720,8 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		rc = rebuild_sidecars(&ck);
 	if (!rc)
 		rc = scan_all(&ck);
+	if (!rc)
+		rc = check_trims(&ck);
 	if (!rc) {
 		compare_tasks(&ck);
 		rc = index_unreadable(&ck, compare_types(&ck));

@@ -904,12 +904,10 @@ static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t
 		tid = rd32(key.mv_data);
 		if (tid > max_tid)
 			max_tid = tid;
-		if (tid == UINT32_MAX)
-			continue;
 		/* the type's last entry: the one before the next type's first */
 		for (int i = 0; i < 4; i++)
-			k[i] = (tid + 1) >> (24 - 8 * i);
-		rc = mdb_cursor_get(g, &gk, &gv, MDB_SET_RANGE);
+			k[i] = (uint32_t)(tid + 1) >> (24 - 8 * i);
+		rc = tid == UINT32_MAX ? MDB_NOTFOUND : mdb_cursor_get(g, &gk, &gv, MDB_SET_RANGE);
 		if (!rc)
 			rc = mdb_cursor_get(g, &gk, &gv, MDB_PREV);
 		else if (rc == MDB_NOTFOUND)
