@@ -1550,18 +1550,19 @@ static void a_full_disk_while_mending_is_retried(void **state)
 	const char *dir = *state;
 	const char *e = "{\"type\":\"note\",\"i\":100}\n";
 	char meta[4400], buf[8192], *log;
-	struct evl_store *st = open_store(dir);
+	struct evl_store *st;
 	struct evl_task_info info;
 	struct evl_writer *w;
 	struct evl_stats stt;
 	size_t len;
 
+	fio_install();	/* before the store's threads read the seam (testutil.h) */
+	st = open_store(dir);
 	fill(st, 0, 24);
 	assert_int_equal(evl_store_checkpoint(st), 0);
 	log = slurp(dir, "tasks/t1/events", &len);
 	snprintf(meta, sizeof(meta), "%s/tasks/t1/events.meta", dir);
 	assert_int_equal(truncate(meta, 3 * TASKLOG_REC), 0);
-	fio_install();
 	/* EDQUOT: an ENOSPC here writes half and the retry of the rest succeeds */
 	fio_fail_path(FIO_WRITE, "/events.meta", EDQUOT);
 	assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
@@ -3052,11 +3053,12 @@ static void reindex_applies_the_journals_deletes(void **state)
 			evl_options_default(&o);
 			o.commit_sync = true;
 			o.hold_apply = true;	/* the applier never runs: a kill -9 comes first */
+			if (how == 0)
+				fio_install();	/* before the store's threads read the seam */
 			if (evl_store_open(dir, &o, &st))
 				_exit(2);
 			if (how == 0) {
 				/* the delete is durable before its directory moves, which fails */
-				fio_install();
 				fio_fail(FIO_RENAME, 0, EIO, true);
 				d.st = st;
 				if (pthread_create(&th, NULL, delete_t1, &d))
@@ -3154,7 +3156,7 @@ static void reindex_applies_the_journals_deletes(void **state)
 static void fsck_accepts_a_retention_a_close_stopped(void **state)
 {
 	const char *dir = *state;
-	struct evl_store *st = open_store(dir);
+	struct evl_store *st;
 	struct evl_compact_args args;
 	struct evl_compact_status cs;
 	struct evl_check_result r;
@@ -3164,12 +3166,13 @@ static void fsck_accepts_a_retention_a_close_stopped(void **state)
 	size_t len;
 	ssize_t n;
 
+	fio_install();	/* before the store's threads read the seam (testutil.h) */
+	st = open_store(dir);
 	fill(st, 0, 200);	/* t1: 50 events */
 	assert_int_equal(evl_store_checkpoint(st), 0);
 	assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
 	log = slurp(dir, "tasks/t1/events", &len);
 	snprintf(suffix, sizeof(suffix), "/.rewrite/%016" PRIx64 ".events", info.uid);
-	fio_install();
 	fio_fail_path(FIO_OPEN, suffix, EIO);
 	assert_int_equal(evl_compact_parse("task=t1 keep-last=10", &args, why, sizeof(why)), 0);
 	assert_int_equal(evl_compact_start(st, &args), 0);

@@ -37,9 +37,9 @@ enum fio_op {
 
 /*
  * Install (or remove) the fault seam.  Counts calls; injects nothing yet.
- * Remove it only when no store is open: the seam is a plain pointer the
- * store's threads read without a lock.  To stop failing calls while a
- * store runs, fio_clear.
+ * Install and remove it only when no store is open: the seam is a plain
+ * pointer the store's threads read without a lock.  To start or stop
+ * failing calls while a store runs, fio_fail* and fio_clear.
  */
 void fio_install(void);
 void fio_uninstall(void);
