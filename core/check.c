@@ -161,6 +161,8 @@ struct ck {
 	} *jdel;			/* the journal's deletes */
 	size_t njdel, jdelcap;
 	uint64_t j_last_lsn, j_max_uid, j_max_gseq, j_unapplied, applied_lsn;
+	uint64_t j_end;			/* the journal's last lsn (journal_scan) */
+	bool j_intact;			/* it has a segment, and no damage */
 	struct ck_mend *mends;
 	size_t nmends, mcap;
 };
@@ -904,6 +906,8 @@ static int check_journal(struct ck *ck)
 		return rc;
 	ck->r->journal_records = js.records;
 	ck->r->journal_lost = js.damage.lost;
+	ck->j_end = js.last_lsn;
+	ck->j_intact = js.segments && !js.damage.lost && !js.damage.segments && !js.bad_bytes;
 	if (js.damage.lost) {
 		report(ck, 'E', "journal: %" PRIu64 " records (lsns %" PRIu64 "-%" PRIu64 ") are"
 		       " corrupt and lost, from segment %016" PRIx64 " on; the records after them"
@@ -2681,6 +2685,15 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		rc = check_journal(&ck);
 	if (rc)
 		goto out;
+	/* store_recover's position checks: the open refuses such an index */
+	if (m.ckpt_lsn > m.applied_lsn || (ck.j_intact && ck.j_end < m.applied_lsn)) {
+		report(&ck, 'E', "the index of %s is damaged: it says journal records up to %" PRIu64
+		       " are applied (checkpoint %" PRIu64 "), but the journal ends at %" PRIu64
+		       ": evlogctl reindex %s builds a new one from the task logs and the journal",
+		       dir, m.applied_lsn, m.ckpt_lsn, ck.j_end, dir);
+		rc = -EUCLEAN;
+		goto out;
+	}
 	if (ck.j_unapplied || dirty || trims)
 		ck.needs_recovery = true;
 	if (!ck.j_unapplied && !dirty && trims && trims == dropping)

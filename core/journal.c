@@ -588,8 +588,8 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 		 journal_replay_cb cb, void *arg, struct journal **out)
 {
 	struct journal *j;
-	uint64_t expect = 0, last = from_lsn, durable;
-	bool *gone = NULL;
+	uint64_t expect = 0, last = from_lsn, durable, next;
+	bool *gone = NULL, clean = true;
 	size_t i, keep;
 	int rc;
 
@@ -628,7 +628,8 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 	for (; i < j->nsegs; i++) {
 		struct seg_res res;
 		char path[4096], bad[4200];
-		bool later = false;
+		uint64_t before = expect ? expect - 1 : (j->segs[i] ? j->segs[i] - 1 : 0);
+		bool later = false, drop;
 		int fd;
 
 		rc = seg_replay(j, i, from_lsn, durable, from_lsn, &expect, cb, arg, &res);
@@ -638,25 +639,26 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 		if (expect)
 			last = expect - 1;
 		dmg_add(&j->dmg, &res, j->segs[i]);
+		clean &= !res.torn && !res.bad_header && !res.damaged && !res.lost;
 		for (size_t k = i + 1; k < j->nsegs && !later && (res.torn || res.bad_header); k++)
 			later = seg_header_ok(j, j->segs[k]);
 		seg_path(j, j->segs[i], path, sizeof(path));
 		snprintf(bad, sizeof(bad), "%s.corrupt", path);
-		if (res.bad_header && !res.records) {
+		drop = res.bad_header && !res.records;
+		if (drop) {
 			/* nothing in it checks out: set it aside */
 			evl_log(later ? LOG_ERR : LOG_WARNING, "journal segment %s: bad header and"
 				" no record that checks out: kept as %s", path, bad);
-			if (io->rename(path, bad)) {
-				rc = -errno;
-				goto fail;
-			}
-			j->bytes -= res.size;
-			gone[i] = true;
 			if (later) {
+				if (io->rename(path, bad)) {
+					rc = -errno;
+					goto fail;
+				}
+				j->bytes -= res.size;
+				gone[i] = true;
 				dmg_seg(&j->dmg, j->segs[i]);
 				continue;	/* what it held is counted as missing at the next */
 			}
-			keep = i;
 		} else {
 			bool proven = res.torn && (expect <= durable || later);
 
@@ -679,7 +681,48 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 						path, res.stop_off);
 				continue;
 			}
-			/* a torn tail: cut it, and set later segments aside */
+			before = expect ? expect - 1 : 0;	/* what the cut leaves */
+		}
+		/* the end of the journal: what follows is set aside, this one cut or set aside */
+		for (size_t k = i + 1; k < j->nsegs; k++) {
+			char p2[4096], b2[4200];
+
+			seg_path(j, j->segs[k], p2, sizeof(p2));
+			snprintf(b2, sizeof(b2), "%s.corrupt", p2);
+			evl_log(LOG_ERR, "journal segment %s follows a torn record: kept as %s",
+				p2, b2);
+			if (io->rename(p2, b2)) {
+				rc = -errno;
+				goto fail;
+			}
+		}
+		if (j->nsegs > i + 1 && io_fsync_dir(dir)) {
+			rc = -errno;
+			goto fail;
+		}
+		/*
+		 * Damage at or before what the index applied: the journal would
+		 * end before it.  Its successor first (a crash next finds this
+		 * segment followed by a good one: damage, kept, as here), so that
+		 * no crash or full disk leaves a journal that seems to end before
+		 * what was applied (check_end: a damaged index).
+		 */
+		next = (last > durable ? last : durable) + 1;
+		if (before < durable && next != j->segs[i]) {
+			rc = seg_create(j, next, &j->fd);
+			if (rc)
+				goto fail;
+		}
+		if (drop) {
+			if (io->rename(path, bad)) {
+				rc = -errno;
+				goto fail;
+			}
+			j->bytes -= res.size;
+			gone[i] = true;
+			keep = i;
+		} else {
+			/* a torn tail: cut it */
 			if (res.stop_off < res.size)
 				evl_log(LOG_WARNING, "journal segment %s: torn or corrupt record at"
 					" byte %" PRIu64 " of %" PRIu64 ", cut there", path,
@@ -695,18 +738,15 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 			j->bytes -= res.size - res.stop_off;
 			keep = i + 1;
 		}
-		for (size_t k = i + 1; k < j->nsegs; k++) {
-			seg_path(j, j->segs[k], path, sizeof(path));
-			snprintf(bad, sizeof(bad), "%s.corrupt", path);
-			evl_log(LOG_ERR, "journal segment %s follows a torn record: kept as %s",
-				path, bad);
-			if (io->rename(path, bad)) {
-				rc = -errno;
-				goto fail;
-			}
-		}
 		rc = 0;
 		break;
+	}
+	if (opts->check_end && clean && j->nsegs && last < durable) {
+		evl_log(LOG_ERR, "journal %s ends at record %" PRIu64 ", but the index says records"
+			" up to %" PRIu64 " are applied: its position is wrong (a damaged index)",
+			dir, last, durable);
+		rc = -EUCLEAN;
+		goto fail;
 	}
 	{
 		size_t n = 0;
@@ -736,7 +776,9 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 		j->nsegs--;
 		j->bytes -= SEG_HDR;
 	}
-	rc = seg_create(j, j->next_lsn, &j->fd);
+	/* made above, before a cut (the same name: last is what the cut left) */
+	if (j->fd < 0)
+		rc = seg_create(j, j->next_lsn, &j->fd);
 	if (rc)
 		goto fail;
 	rc = segs_add(j, j->next_lsn);

@@ -24,6 +24,14 @@ struct journal_opts {
 	unsigned commit_ms;	/* group mode: fsync at least this often */
 	uint64_t segment_bytes;	/* start a new segment past this size */
 	uint64_t min_lsn;	/* new records get lsns above this */
+	/*
+	 * -EUCLEAN from journal_open, nothing changed, if the journal is
+	 * intact but ends (its last record; an empty last segment: the lsn
+	 * before its name) before max(from_lsn, min_lsn): the caller's
+	 * position is wrong (a damaged index), and replaying past it would
+	 * skip every record.  A journal with no segment has no end to judge.
+	 */
+	bool check_end;
 	void (*on_durable)(void *arg, uint64_t lsn);
 	void *arg;
 };
@@ -43,7 +51,12 @@ typedef int (*journal_replay_cb)(void *arg, uint64_t lsn, unsigned type,
  * max(last replayed, @from_lsn, opts->min_lsn) + 1.  A gap between segments
  * is allowed (logged if it hides records past @from_lsn); inside a segment
  * lsns run without gaps.
- * Returns 0, -ENOMEM, the callback's error, or -errno of the failed I/O.
+ * A cut or a set-aside that would leave the journal ending before
+ * max(@from_lsn, opts->min_lsn) creates the next segment first, so that
+ * a crash or a full disk in between never leaves a journal that seems to
+ * end before what was applied (opts->check_end).
+ * Returns 0, -ENOMEM, -EUCLEAN (opts->check_end), the callback's error,
+ * or -errno of the failed I/O.
  */
 int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *opts,
 		 journal_replay_cb cb, void *arg, struct journal **out);

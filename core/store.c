@@ -1020,6 +1020,9 @@ static int check_files(struct evl_store *st, const struct index_task *task)
  * that fails for good (its directory is gone), they are lost.  Either way
  * the other tasks' records do not wait behind them for ever, nor does the
  * journal's trim; counted at dequeue and named in the log, never silently.
+ * Not so at the open's recovery (-EUCLEAN, nothing committed): a task
+ * record whose directory is gone there may be a damaged index's, and
+ * reindex can still place the journal's events.
  * A full disk or an I/O error is retried like any failed write.  Once per
  * record: a batch redone finds it done.  (After a crash before the batch's
  * index commit the replay puts them there again: a line may be there twice.)
@@ -1036,6 +1039,20 @@ static int put_aside(struct evl_store *st, struct pend *p, const char *name)
 			evl_log(LOG_ERR, "task %s: cannot keep %" PRIu32 " events in "
 				"events.unapplied: %s; retrying", name, p->n, strerror(-rc));
 		return rc;
+	}
+	if (rc && st->recovering) {
+		/*
+		 * Not at the open: the journal still holds them.  Its task record
+		 * may be what is wrong (a damaged name): reindex, which finds a
+		 * record's task by the uid its directory carries, writes them.
+		 */
+		evl_log(LOG_ERR, "recovery: task %s: %" PRIu32 " journaled events (gseq %" PRIu64
+			"-%" PRIu64 ", journal record %" PRIu64 ") cannot be written to its files nor"
+			" to events.unapplied (%s): nothing is applied, the journal keeps them; run "
+			"evlogctl reindex %s, which writes them to the task whose directory is theirs,"
+			" or names them lost", name, p->n, p->gseq, p->gseq + p->n - 1, p->lsn,
+			strerror(-rc), st->dir);
+		return -EUCLEAN;
 	}
 	if (rc) {
 		evl_log(LOG_ERR, "task %s: %" PRIu32 " acknowledged events lost (gseq %" PRIu64
@@ -3672,6 +3689,15 @@ static int open_frozen(struct evl_store *st)
 		rc = journal_scan(path, m.applied_lsn, count_records, &records, &js);
 	if (rc)
 		return rc;
+	/* store_recover's position checks (journal_open: check_end) */
+	if (m.ckpt_lsn > m.applied_lsn || (js.segments && !js.damage.lost && !js.damage.segments &&
+					     !js.bad_bytes && js.last_lsn < m.applied_lsn)) {
+		evl_log(LOG_ERR, "index %s/index/data.mdb is damaged: it says journal records up to %"
+			PRIu64 " are applied (checkpoint %" PRIu64 "), but the journal ends at %" PRIu64
+			"; nothing is served from it: copy the store (cp -a) and run evlogctl reindex"
+			" on the copy", st->dir, m.applied_lsn, m.ckpt_lsn, js.last_lsn);
+		return -EUCLEAN;
+	}
 	/* records at or before the index's applied lsn are in the logs already */
 	if (js.records && js.last_lsn <= m.applied_lsn)
 		records = 0;
@@ -3745,6 +3771,22 @@ static int store_recover(struct evl_store *st)
 	st->next_uid = m.next_uid;
 	st->applied_lsn = m.applied_lsn;
 	jo.min_lsn = m.applied_lsn;
+	/*
+	 * Where the replay starts: a flipped bit moving it ahead (damage sweep
+	 * seed 99602 case 638: 186 read as 131258) would skip every journaled
+	 * event past the true one, without a word.  A checkpoint is taken at
+	 * what was applied, never past it; the journal never ends before it
+	 * (journal_open: check_end).
+	 */
+	jo.check_end = true;
+	if (m.ckpt_lsn > m.applied_lsn) {
+		evl_log(LOG_ERR, "index %s/index/data.mdb is damaged: its checkpoint (journal record"
+			" %" PRIu64 ") is past what it applied (%" PRIu64 ")", st->dir, m.ckpt_lsn,
+			m.applied_lsn);
+		rc = -EUCLEAN;
+	}
+	if (rc == -EUCLEAN)
+		goto damaged;
 
 	/*
 	 * I2 lets a crash leave, past the index's lengths, the bytes of a
@@ -3757,6 +3799,10 @@ static int store_recover(struct evl_store *st)
 	st->replay_after_loss = !r.trusted;
 	snprintf(path, sizeof(path), "%s/journal", st->dir);
 	rc = journal_open(path, r.nrep ? m.ckpt_lsn : m.applied_lsn, &jo, replay_cb, &r, &st->jn);
+damaged:
+	if (rc == -EUCLEAN)
+		evl_log(LOG_ERR, "nothing is served from the index of %s: evlogctl reindex %s builds"
+			" a new one from the task logs and the journal", st->dir, st->dir);
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < r.nrep; i++) {

@@ -3235,6 +3235,146 @@ static void fsck_accepts_a_retention_a_close_stopped(void **state)
 	free(log);
 }
 
+/*
+ * Journaled appends (a kill -9 before the applier ran) to a task whose
+ * directory is not where the index says: a damaged name in its task
+ * record, made here by renaming the directory.  The open set the task
+ * aside and, events.unapplied unwritable there too, counted them lost,
+ * applied the journal past them and dropped them for good.  It refuses
+ * now, committing nothing (again and again), and reindex finds their task
+ * by the uid its directory carries and writes them: nothing is lost.
+ */
+static void a_journaled_task_the_index_misnames_keeps_its_events(void **state)
+{
+	static const char ev[] = "{\"type\":\"note\",\"i\":70}\n";
+	const char *dir = *state;
+	struct evl_check_opts co = { .report = collect };
+	struct evl_check_result r;
+	struct evl_task_info info;
+	struct evl_options o;
+	struct evl_store *st = open_store(dir);
+	char from[4400], to[4400], buf[4096];
+	ssize_t n;
+	int status;
+	pid_t pid;
+
+	fill(st, 0, 8);
+	assert_int_equal(evl_store_close(st), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_writer *w;
+
+		evl_options_default(&o);
+		o.commit_sync = true;
+		o.hold_apply = true;	/* the applier never runs: a kill -9 comes first */
+		if (evl_store_open(dir, &o, &st) || evl_task_lookup(st, "t1", &info) ||
+		    evl_writer_open(st, info.uid, &w) || evl_writer_write(w, ev, strlen(ev)) ||
+		    evl_writer_close(w))
+			_exit(2);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(from, sizeof(from), "%s/tasks/t1", dir);
+	snprintf(to, sizeof(to), "%s/tasks/t1x", dir);
+	assert_int_equal(rename(from, to), 0);
+	evl_options_default(&o);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(evl_store_open(dir, &o, &st), -EUCLEAN);
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &co, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	assert_int_equal(r.lost, 0);
+	st = open_store(dir);
+	assert_int_equal(evl_task_lookup(st, "t1", &info), -ENOENT);
+	assert_int_equal(evl_task_lookup(st, "t1x", &info), 0);
+	assert_int_equal(info.events, 3);
+	n = read_task(st, "t1x", buf, sizeof(buf));
+	assert_true(n >= (ssize_t)strlen(ev));
+	assert_memory_equal(buf + n - strlen(ev), ev, strlen(ev));
+	assert_int_equal(evl_store_close(st), 0);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+}
+
+/*
+ * The damage sweep (seed 99602 case 638): a flipped bit in the meta
+ * record moved applied_lsn ahead of every journal record (186 read as
+ * 131258).  The open replayed nothing past it: the journaled events were
+ * lost without a word, fsck said clean.  Now the open calls the index
+ * damaged (how 0), fsck says so, and reindex brings the events back from
+ * the journal.  The same for a checkpoint past what was applied (how 1;
+ * a replay would start there when task files need mending), and for an
+ * applied_lsn one past an empty newest segment's (how 2: the journal
+ * was trimmed at a checkpoint; nothing to bring back, nothing lost).
+ */
+static void an_applied_lsn_past_the_journal_is_damage(void **state)
+{
+	static const char ev[] = "{\"type\":\"note\",\"i\":99}\n";
+	const char *dir = *state;
+
+	for (int how = 0; how < 3; how++) {
+		struct evl_check_opts co = { .report = collect };
+		struct evl_check_result r;
+		struct evl_store *st = open_store(dir);
+		struct evl_task_info info;
+		struct evl_options o;
+		struct index_meta m;
+		struct index_txn *t;
+		struct index *ix;
+		char path[4200], buf[4096], *log;
+		size_t len;
+
+		fill(st, 0, 24);
+		assert_int_equal(evl_store_close(st), 0);
+		log = slurp(dir, "tasks/t1/events", &len);
+		if (how < 2)
+			journal_to(dir, "t1", ev);	/* journaled, not applied: a kill -9 */
+		snprintf(path, sizeof(path), "%s/index", dir);
+		assert_int_equal(index_open(path, NULL, &ix), 0);
+		assert_int_equal(index_begin(ix, true, &t), 0);
+		assert_int_equal(index_get_meta(t, &m), 0);
+		if (how == 0)
+			m.applied_lsn |= 1u << 17;
+		else if (how == 1)
+			m.ckpt_lsn = m.applied_lsn + 1;
+		else
+			m.applied_lsn++;
+		assert_int_equal(index_put_meta(t, &m), 0);
+		assert_int_equal(index_commit(t), 0);
+		index_close(ix);
+
+		assert_int_equal(fsck(dir, false, &r), -EUCLEAN);
+		assert_true(r.problems > 0);
+		assert_true(reported("but the journal ends at"));
+		evl_options_default(&o);
+		assert_int_equal(evl_store_open(dir, &o, &st), -EUCLEAN);
+		nlines = 0;
+		assert_int_equal(evl_reindex(dir, &co, &r), 0);
+		for (int i = 0; i < nlines; i++)
+			print_message("%s\n", lines[i]);
+		assert_int_equal(r.lost, 0);
+		st = open_store(dir);
+		assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
+		if (how < 2) {
+			assert_int_equal(read_task(st, "t1", buf, sizeof(buf)),
+					 (ssize_t)(len + strlen(ev)));
+			assert_memory_equal(buf + len, ev, strlen(ev));
+		} else {
+			assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)len);
+		}
+		assert_memory_equal(buf, log, len);
+		assert_int_equal(evl_store_close(st), 0);
+		assert_int_equal(fsck(dir, false, &r), 0);
+		assert_int_equal(r.problems, 0);
+		free(log);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3327,6 +3467,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(reindex_applies_the_journals_deletes, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(fsck_accepts_a_retention_a_close_stopped, tu_setup,
+						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_journaled_task_the_index_misnames_keeps_its_events,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(an_applied_lsn_past_the_journal_is_damage, tu_setup,
 						tu_teardown),
 	};
 

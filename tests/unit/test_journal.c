@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -656,6 +657,134 @@ static void trim_drops_applied_segments(void **state)
 	free(dir);
 }
 
+static int count_files(const char *dir, const char *part)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += strstr(de->d_name, part) != NULL;
+	closedir(d);
+	return n;
+}
+
+/*
+ * check_end: an intact journal that ends before the caller's position
+ * (its last record; an empty newest segment: the lsn before its name) is
+ * refused, nothing changed; one at or past it opens.  A journal with no
+ * segment has no end to judge.
+ */
+static void a_journal_ending_before_the_position_is_refused(void **state)
+{
+	char *dir = jdir(state);
+	struct journal_opts o = opts(true, 1 << 20);
+	struct got g = { .n = 0 };
+	struct journal *j;
+	uint64_t lsn;
+
+	o.check_end = true;
+	assert_int_equal(journal_open(dir, 100, &o, collect, &g, &j), 0);	/* no segment */
+	assert_int_equal(journal_close(j), 0);
+	tu_rmrf(dir);
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	append_text(j, "aaaa", &lsn);
+	append_text(j, "bbbb", &lsn);
+	append_text(j, "cccc", &lsn);
+	assert_int_equal(journal_close(j), 0);
+	assert_int_equal(journal_open(dir, 4, &o, collect, &g, &j), -EUCLEAN);
+	o.min_lsn = 100;
+	assert_int_equal(journal_open(dir, 2, &o, collect, &g, &j), -EUCLEAN);
+	assert_int_equal(count_files(dir, ".jnl"), 1);	/* no segment made, nothing cut */
+	o.min_lsn = 3;
+	g.n = 0;
+	assert_int_equal(journal_open(dir, 2, &o, collect, &g, &j), 0);
+	assert_int_equal(g.n, 1);
+	assert_string_equal(g.text[0], "cccc");
+	assert_int_equal(journal_close(j), 0);
+	/* the newest segment is the empty one that open made: it ends at 3 */
+	o.min_lsn = 0;
+	assert_int_equal(count_files(dir, ".jnl"), 2);
+	assert_int_equal(journal_open(dir, 4, &o, collect, &g, &j), -EUCLEAN);
+	assert_int_equal(journal_open(dir, 3, &o, collect, &g, &j), 0);
+	append_text(j, "dddd", &lsn);
+	assert_int_equal(lsn, 4);
+	assert_int_equal(journal_close(j), 0);
+	free(dir);
+}
+
+/*
+ * A damaged last record at or before the position (proven damage, not a
+ * torn tail) is cut: the journal would then end before the position, and
+ * a crash or a full disk before its next segment was made left a journal
+ * that check_end calls wrong (a false "damaged index").  The next segment
+ * is made before the cut: whatever step a crash (or ENOSPC there) stops
+ * the open at, the next open is not refused and goes on at lsn 4.
+ */
+static void a_cut_below_the_position_never_seems_behind(void **state)
+{
+	char *dir = jdir(state), seg[4400], cmd[9000];
+	struct journal_opts o = opts(true, 1 << 20);
+	struct got g = { .n = 0 };
+	struct journal *j;
+	uint64_t lsn;
+	int fd, crashed = 1;
+
+	o.check_end = true;
+	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
+	append_text(j, "aaaa", &lsn);
+	append_text(j, "bbbb", &lsn);
+	append_text(j, "cccc", &lsn);
+	assert_int_equal(journal_close(j), 0);
+	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, 32 + 36 + 36 + 32), 4);	/* cccc's payload */
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s.0' && cp -a '%s' '%s.0'", dir, dir, dir);
+	assert_int_equal(system(cmd), 0);
+
+	for (long n = -1; crashed; n++) {
+		int status;
+		pid_t pid;
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s.0' '%s'", dir, dir, dir);
+		assert_int_equal(system(cmd), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int rc;
+
+			fio_install();
+			if (n < 0)
+				fio_fail_path(FIO_OPEN, "0000000000000004.jnl", ENOSPC);
+			else
+				fio_crash_at(n, 42);
+			rc = journal_open(dir, 3, &o, NULL, NULL, &j);
+			if (n < 0)
+				_exit(rc == -ENOSPC ? 42 : 3);
+			if (rc || journal_close(j))
+				_exit(2);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		if (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 42)
+			fail_msg("step %ld: the open failed (exit %d)", n, WEXITSTATUS(status));
+		crashed = WEXITSTATUS(status) == 42;
+		assert_int_equal(journal_open(dir, 3, &o, NULL, NULL, &j), 0);
+		append_text(j, "dddd", &lsn);
+		assert_int_equal(lsn, 4);
+		assert_int_equal(journal_close(j), 0);
+		assert_int_equal(journal_open(dir, 4, &o, NULL, NULL, &j), 0);
+		assert_int_equal(journal_close(j), 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s.0'", dir);
+	assert_int_equal(system(cmd), 0);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -673,6 +802,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(failed_write_is_cut_back, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(failed_fsync_is_sticky, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(trim_drops_applied_segments, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_journal_ending_before_the_position_is_refused,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_cut_below_the_position_never_seems_behind, tu_setup,
+						tu_teardown),
 	};
 
 	return cmocka_run_group_tests_name("journal", tests, NULL, NULL);
