@@ -2650,6 +2650,51 @@ static int trim_recover_files(struct evl_store *st)
 	return rc ? rc : tasklog_rw_clean(st->tl);
 }
 
+/*
+ * Does retention intent @tr match @task's files (check.c check_trims' rule)?
+ * The events it drops are the files' first cut_n - base_n, all before
+ * cut_gseq, taking cut_len - base_len log bytes; the first one kept is
+ * cut_gseq.  A damaged row would cut kept events: -EUCLEAN, said.
+ */
+static int trim_matches(struct evl_store *st, const struct index_task *task,
+			const struct index_trim *tr)
+{
+	uint64_t n = task->nevents - task->base_n, drop_n = tr->cut_n - task->base_n;
+	uint64_t drop_len = tr->cut_len - task->base_len, at = 0, i = 0;
+	struct tasklog_rec recs[256];
+	bool ok = tr->cut_n >= task->base_n && tr->cut_len >= task->base_len && drop_n <= n;
+
+	while (ok && i < n && i <= drop_n) {
+		uint64_t want = n - i < drop_n + 1 - i ? n - i : drop_n + 1 - i;
+		ssize_t got;
+
+		if (want > 256)
+			want = 256;
+		got = tasklog_read_recs(st->tl, task->uid, task->name, i, recs, want);
+		if (got < 0)
+			return got;
+		if ((uint64_t)got < want)
+			break;	/* a sidecar cut short: not this check's to judge */
+		for (ssize_t r = 0; r < got && ok; r++, i++) {
+			if (i == drop_n) {
+				ok = at == drop_len && recs[r].gseq == tr->cut_gseq;
+			} else {
+				ok = recs[r].gseq < tr->cut_gseq;
+				at += recs[r].len;
+			}
+		}
+	}
+	if (ok && drop_n == n)
+		ok = drop_len == task->log_len - task->base_len;
+	if (ok)
+		return 0;
+	evl_log(LOG_ERR, "index %s/index/data.mdb is damaged: task %s: its retention under way (up"
+		" to gseq %" PRIu64 ", log byte %" PRIu64 ", event %" PRIu64 ") does not match its"
+		" files; nothing is cut: evlogctl reindex %s builds a new index", st->dir,
+		task->name, tr->cut_gseq, drop_len, drop_n, st->dir);
+	return -EUCLEAN;
+}
+
 /* At open, once the journal is applied: carry out the intents a crash cut short. */
 static int trim_recover_dropping(struct evl_store *st)
 {
@@ -2666,6 +2711,8 @@ static int trim_recover_dropping(struct evl_store *st)
 			continue;
 		}
 		if (rc)
+			break;
+		if (j.tr.phase == TRIM_DROPPING && (rc = trim_matches(st, &task, &j.tr)))
 			break;
 		evl_log(LOG_NOTICE, "recovery: task %s: finishing the retention of its first %"
 			PRIu64 " events", task.name, j.tr.cut_n - task.base_n);

@@ -3219,6 +3219,26 @@ static void fsck_accepts_a_retention_a_close_stopped(void **state)
 		assert_int_equal(fsck(bad, false, &r), 0);
 		assert_true(r.problems > 0);
 		assert_true(reported("does not match its files"));
+		/* the open would cut kept events by it: it refuses, the files untouched */
+		{
+			struct evl_check_opts co = { .report = collect };
+			struct evl_options o;
+			size_t len2;
+			char *log2;
+
+			evl_options_default(&o);
+			assert_int_equal(evl_store_open(bad, &o, &st), -EUCLEAN);
+			log2 = slurp(bad, "tasks/t1/events", &len2);
+			assert_int_equal(len2, len);
+			assert_memory_equal(log2, log, len);
+			free(log2);
+			nlines = 0;
+			assert_int_equal(evl_reindex(bad, &co, &r), 0);
+			st = open_store(bad);
+			assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
+			assert_int_equal(info.events, 50);
+			assert_int_equal(evl_store_close(st), 0);
+		}
 		tu_rmrf(bad);
 	}
 
