@@ -742,18 +742,25 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	if (rc)
 		goto out;
 
-	/* the snapshot replaces DEST's index; DEST's journal is older than both */
+	/*
+	 * The snapshot replaces DEST's index.  DEST's journal is older than
+	 * both: removed first (durably), or a crash between the two would
+	 * leave an intact journal ending before the new index's position,
+	 * which the open calls a damaged index (journal_open: check_end).
+	 */
+	snprintf(path, sizeof(path), "%s/journal", dest);
+	rc = store_rmrf(path);
+	if (!rc && io_fsync_dir(dest))
+		rc = -errno;
 	snprintf(path, sizeof(path), "%s/index", dest);
 	snprintf(from, sizeof(from), "%s/index.old", dest);
-	rc = index_install(snap, path);
+	if (!rc)
+		rc = index_install(snap, path);
 	/* the snapshot's generation is the copy's (store.c, I7) */
 	if (!rc)
 		rc = store_stamp_adopt(dest);
 	if (!rc)
 		rc = store_rmrf(from);	/* left by an older version */
-	snprintf(path, sizeof(path), "%s/journal", dest);
-	if (!rc)
-		rc = store_rmrf(path);
 	if (!rc && io_fsync_dir(dest))
 		rc = -errno;
 	if (rc)

@@ -1250,7 +1250,9 @@ static int cmp_ev_off(const void *a, const void *b)
 /*
  * A retention intent (DROPPING) against the task's files: its first
  * cut_n - base_n events take cut_len - base_len bytes, all before cut_gseq,
- * and the next one is cut_gseq.  One that does not match (a damaged trim
+ * and the next one is at or past cut_gseq (past it when the plan dropped
+ * every event it looked at; gseqs are the store's, not the task's: see
+ * store.c trim_matches, which the open applies).  One that does not match (a damaged trim
  * row) is no excuse for events the index lacks.  0 or -ENOMEM.
  */
 static int check_trims(struct ck *ck)
@@ -1274,7 +1276,7 @@ static int check_trims(struct ck *ck)
 		drop_n = tk->trim_n - tk->base_n;
 		drop_len = tk->trim_len - tk->base_len;
 		ok = tk->trim_n >= tk->base_n && tk->trim_len >= tk->base_len && drop_n <= n &&
-		     (drop_n < n ? ev[drop_n]->off == drop_len && ev[drop_n]->gseq == tk->trim_cut :
+		     (drop_n < n ? ev[drop_n]->off == drop_len && ev[drop_n]->gseq >= tk->trim_cut :
 				   drop_len == tk->bytes);
 		for (uint64_t k = 0; k < drop_n && ok; k++)
 			ok = ev[k]->gseq < tk->trim_cut;

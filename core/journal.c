@@ -384,6 +384,16 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 	}
 	res->size = st.st_size;
 	res->stop_off = SEG_HDR;
+	/*
+	 * What is replayed must be durable before anything is applied from
+	 * it: the callback may apply records before the segment's end (a
+	 * replay larger than the pending limit), and an index that applied
+	 * records a power loss then took would be ahead of the journal.
+	 */
+	if (io->fdatasync(fd)) {
+		rc = -errno;
+		goto out;
+	}
 	off = 0;
 	n = io_pread_all(fd, hdr, SEG_HDR, off);
 	if (n < 0)
@@ -476,11 +486,6 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 	if (res->bad_header && res->records)
 		evl_log(LOG_ERR, "journal segment %s: bad header, but %" PRIu64 " records in it"
 			" check out and are replayed", path, res->records);
-	/* what is replayed must be durable before anything is applied from it */
-	if (io->fdatasync(fd)) {
-		rc = -errno;
-		goto out;
-	}
 	goto out;
 read_error:
 	rc = -errno;
@@ -628,8 +633,7 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 	for (; i < j->nsegs; i++) {
 		struct seg_res res;
 		char path[4096], bad[4200];
-		uint64_t before = expect ? expect - 1 : (j->segs[i] ? j->segs[i] - 1 : 0);
-		bool later = false, drop;
+		bool later = false, drop, first = false;
 		int fd;
 
 		rc = seg_replay(j, i, from_lsn, durable, from_lsn, &expect, cb, arg, &res);
@@ -681,7 +685,7 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 						path, res.stop_off);
 				continue;
 			}
-			before = expect ? expect - 1 : 0;	/* what the cut leaves */
+			first = !expect || expect - 1 < durable;	/* what the cut leaves */
 		}
 		/* the end of the journal: what follows is set aside, this one cut or set aside */
 		for (size_t k = i + 1; k < j->nsegs; k++) {
@@ -701,20 +705,32 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 			goto fail;
 		}
 		/*
-		 * Damage at or before what the index applied: the journal would
-		 * end before it.  Its successor first (a crash next finds this
-		 * segment followed by a good one: damage, kept, as here), so that
-		 * no crash or full disk leaves a journal that seems to end before
-		 * what was applied (check_end: a damaged index).
+		 * A segment set aside, or damage at or before what the index
+		 * applied cut: the journal could end before what was applied.
+		 * Its successor first (a crash next finds this segment followed
+		 * by a good one: damage, kept, as here), so that no crash or full
+		 * disk leaves a journal that seems to end there (check_end: a
+		 * damaged index).  A segment set aside whose name the successor
+		 * takes is made anew in place (nothing in it checked out).
 		 */
 		next = (last > durable ? last : durable) + 1;
-		if (before < durable && next != j->segs[i]) {
+		if (drop && next == j->segs[i]) {
+			int err = seg_keep_copy(j, j->segs[i]);
+
+			if (err)
+				evl_log(LOG_ERR, "journal segment %s: cannot keep a copy as %s: %s",
+					path, bad, strerror(-err));
+		} else if (drop || first) {
 			rc = seg_create(j, next, &j->fd);
 			if (rc)
 				goto fail;
 		}
 		if (drop) {
-			if (io->rename(path, bad)) {
+			if (next == j->segs[i]) {
+				rc = seg_create(j, next, &j->fd);	/* over it */
+				if (rc)
+					goto fail;
+			} else if (io->rename(path, bad)) {
 				rc = -errno;
 				goto fail;
 			}

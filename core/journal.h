@@ -25,7 +25,8 @@ struct journal_opts {
 	uint64_t segment_bytes;	/* start a new segment past this size */
 	uint64_t min_lsn;	/* new records get lsns above this */
 	/*
-	 * -EUCLEAN from journal_open, nothing changed, if the journal is
+	 * -EUCLEAN from journal_open, the journal unchanged (@cb ran for
+	 * the records past from_lsn, if any), if the journal is
 	 * intact but ends (its last record; an empty last segment: the lsn
 	 * before its name) before max(from_lsn, min_lsn): the caller's
 	 * position is wrong (a damaged index), and replaying past it would

@@ -1020,14 +1020,50 @@ static int check_files(struct evl_store *st, const struct index_task *task)
  * that fails for good (its directory is gone), they are lost.  Either way
  * the other tasks' records do not wait behind them for ever, nor does the
  * journal's trim; counted at dequeue and named in the log, never silently.
- * Not so at the open's recovery (-EUCLEAN, nothing committed): a task
- * record whose directory is gone there may be a damaged index's, and
- * reindex can still place the journal's events.
+ * Not so at the open's recovery when a directory the index does not know
+ * may be the task's (-EUCLEAN, nothing committed): the task record may be
+ * a damaged index's, and reindex can still place the journal's events.
+ * A directory removed by hand, with no such candidate, costs only its own
+ * events, named, as on a live mount.
  * A full disk or an I/O error is retried like any failed write.  Once per
  * record: a batch redone finds it done.  (After a crash before the batch's
  * index commit the replay puts them there again: a line may be there twice.)
  */
-static int put_aside(struct evl_store *st, struct pend *p, const char *name)
+/*
+ * Is there a task directory the index (@t) does not know that may be task
+ * @uid's under another name (a damaged name in its task record): one
+ * carrying @uid (tasklog_uid_of), or no uid at all?  Recovery only.
+ */
+static bool misnamed_dir(struct evl_store *st, struct index_txn *t, uint64_t uid)
+{
+	char path[4200];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tasks", st->dir);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d))) {
+		struct index_task task;
+		uint64_t u;
+
+		struct stat sb;
+
+		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISDIR(sb.st_mode) ||
+		    index_task_by_name(t, de->d_name, strlen(de->d_name), &task) != -ENOENT)
+			continue;
+		u = tasklog_uid_of(path, de->d_name);
+		found = u == uid || u == 0;
+	}
+	closedir(d);
+	return found;
+}
+
+static int put_aside(struct evl_store *st, struct index_txn *t, struct pend *p,
+		     const char *name)
 {
 	int rc;
 
@@ -1040,11 +1076,12 @@ static int put_aside(struct evl_store *st, struct pend *p, const char *name)
 				"events.unapplied: %s; retrying", name, p->n, strerror(-rc));
 		return rc;
 	}
-	if (rc && st->recovering) {
+	if (rc && st->recovering && misnamed_dir(st, t, p->uid)) {
 		/*
-		 * Not at the open: the journal still holds them.  Its task record
-		 * may be what is wrong (a damaged name): reindex, which finds a
-		 * record's task by the uid its directory carries, writes them.
+		 * Not at the open when a directory the index does not know may
+		 * be the task's: its task record may be what is wrong (a damaged
+		 * name), and reindex, which finds a record's task by the uid its
+		 * directory carries, writes them.  The journal keeps them.
 		 */
 		evl_log(LOG_ERR, "recovery: task %s: %" PRIu32 " journaled events (gseq %" PRIu64
 			"-%" PRIu64 ", journal record %" PRIu64 ") cannot be written to its files nor"
@@ -1213,7 +1250,7 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 	if (switch_broken(st, p->uid))
 		return -EBUSY;
 	if (is_aside(st, p->uid))
-		return put_aside(st, p, task.name);
+		return put_aside(st, t, p, task.name);
 	if (!index_dirty_has(t, p->uid)) {
 		/*
 		 * The replay's first write to a task clean at the last
@@ -1226,7 +1263,7 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 				return rc;
 			/* not written after another task's records: kept beside them */
 			set_aside_err(st, p->uid, task.name, rc);
-			return put_aside(st, p, task.name);
+			return put_aside(st, t, p, task.name);
 		}
 		rc = index_dirty_add(t, p->uid, task.log_len, task.nevents);
 		if (rc)
@@ -1266,11 +1303,11 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 			 " bytes, %" PRIu64 " records; indexed: %" PRIu64 ", %" PRIu64 ")", len, n,
 			 task.log_len - task.base_len, task.nevents - task.base_n);
 		set_aside(st, p->uid, task.name, why);
-		return put_aside(st, p, task.name);
+		return put_aside(st, t, p, task.name);
 	}
 	if (rc && task_damage(rc)) {
 		set_aside_err(st, p->uid, task.name, rc);
-		return put_aside(st, p, task.name);
+		return put_aside(st, t, p, task.name);
 	}
 	if (rc) {
 		/* retried every 100 ms: said when the failure is new */
@@ -2653,8 +2690,12 @@ static int trim_recover_files(struct evl_store *st)
 /*
  * Does retention intent @tr match @task's files (check.c check_trims' rule)?
  * The events it drops are the files' first cut_n - base_n, all before
- * cut_gseq, taking cut_len - base_len log bytes; the first one kept is
- * cut_gseq.  A damaged row would cut kept events: -EUCLEAN, said.
+ * cut_gseq, taking cut_len - base_len log bytes; the first one kept is at
+ * or past cut_gseq (past it when the plan dropped every event it looked
+ * at: cut_gseq is then the last one's + 1, and gseqs are the store's, not
+ * the task's).  A damaged row would cut kept events: -EUCLEAN, said.  A
+ * sidecar cut short or a corrupt record there is not this check's to
+ * judge (the retention's own reads find it).
  */
 static int trim_matches(struct evl_store *st, const struct index_task *task,
 			const struct index_trim *tr)
@@ -2671,13 +2712,13 @@ static int trim_matches(struct evl_store *st, const struct index_task *task,
 		if (want > 256)
 			want = 256;
 		got = tasklog_read_recs(st->tl, task->uid, task->name, i, recs, want);
+		if (got == -EILSEQ || (got >= 0 && (uint64_t)got < want))
+			break;
 		if (got < 0)
 			return got;
-		if ((uint64_t)got < want)
-			break;	/* a sidecar cut short: not this check's to judge */
 		for (ssize_t r = 0; r < got && ok; r++, i++) {
 			if (i == drop_n) {
-				ok = at == drop_len && recs[r].gseq == tr->cut_gseq;
+				ok = at == drop_len && recs[r].gseq >= tr->cut_gseq;
 			} else {
 				ok = recs[r].gseq < tr->cut_gseq;
 				at += recs[r].len;

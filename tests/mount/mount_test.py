@@ -2750,6 +2750,43 @@ def test_readonly_media(root):
     finally:
         m.stop()
 
+    # a journal older than the index (put back from an older copy) ends before what the
+    # index applied: a damaged store, which -o ro refuses as a read-write mount does
+    jn = os.path.join(m.data, "journal")
+    old_j = os.path.join(root, "journal.old")
+    shutil.copytree(jn, old_j)
+    m.start()
+    try:
+        append(m.p("tasks", "a", "events"), event("note", g=1000, i=1000))
+    finally:
+        m.stop()
+    shutil.rmtree(jn)
+    shutil.copytree(old_j, jn)
+    subprocess.run(["mount", "--bind", m.data, ro], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", ro], check=True)
+        r = evlogctl("fsck", ro, expect=1)
+        assert "journal ends at" in r.stdout + r.stderr, r
+        p = subprocess.run([EVLOGFS, "-f", "-o", "ro", ro, m.mnt], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=120)
+        assert p.returncode != 0 and not is_mounted(m.mnt), (p.returncode, p.stderr)
+        assert "damaged" in p.stderr and "reindex" in p.stderr, p.stderr
+    finally:
+        if is_mounted(m.mnt):
+            subprocess.run(["fusermount3", "-u", m.mnt], check=False)
+        subprocess.run(["umount", ro], check=False)
+    p = subprocess.run([EVLOGFS, "-f", m.data, m.mnt], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=120)
+    if is_mounted(m.mnt):
+        subprocess.run(["fusermount3", "-u", m.mnt], check=False)
+    assert p.returncode != 0 and "reindex" in p.stderr, (p.returncode, p.stderr)
+    evlogctl("reindex", m.data)
+    m.start()
+    try:
+        assert read(m.p("tasks", "a", "events")).endswith(event("note", g=1000, i=1000).encode())
+    finally:
+        m.stop()
+
 
 def test_stale_index(root):
     """A missing, empty or older index is never mounted as the store: it is refused

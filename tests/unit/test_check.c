@@ -3395,6 +3395,151 @@ static void an_applied_lsn_past_the_journal_is_damage(void **state)
 	}
 }
 
+/*
+ * A retention that dropped every event of a task it looked at (all older
+ * than max-age) takes the last one's gseq + 1 as its cut; gseqs are the
+ * store's, so the task's next event (appended while the intent stands)
+ * is usually past it.  The check of the intent against the files (the
+ * open's trim_matches, fsck's check_trims) wanted it equal: a healthy
+ * store whose close stopped such a retention would not open, and fsck
+ * called it broken.
+ */
+static void a_retention_of_every_old_event_then_an_append(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st;
+	struct evl_compact_args args;
+	struct evl_compact_status cs;
+	struct evl_check_result r;
+	struct evl_task_info info;
+	char why[100], suffix[64];
+	uint64_t deadline = tu_now_ms() + 300000;
+
+	fio_install();	/* before the store's threads read the seam (testutil.h) */
+	st = open_store(dir);
+	fill(st, 0, 200);	/* t1: 50 events, gseqs shared with t0, t2, t3 */
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
+	sleep(2);
+	snprintf(suffix, sizeof(suffix), "/.rewrite/%016" PRIx64 ".events", info.uid);
+	fio_fail_path(FIO_OPEN, suffix, EIO);	/* the copy cannot begin: the intent stays */
+	assert_int_equal(evl_compact_parse("task=t1 max-age=1s", &args, why, sizeof(why)), 0);
+	assert_int_equal(evl_compact_start(st, &args), 0);
+	for (evl_compact_status(st, &cs); cs.running && tu_now_ms() < deadline;
+	     evl_compact_status(st, &cs))
+		usleep(1000);
+	assert_false(cs.running);
+	assert_int_equal(cs.last_rc, -EIO);
+	fio_clear();
+	fill(st, 200, 4);	/* t1's new event: gseq 202, its cut 198 */
+	assert_int_equal(evl_store_close(st), 0);
+	fio_uninstall();
+
+	assert_int_equal(fsck(dir, false, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	assert_int_equal(r.problems, 0);
+	assert_true(reported("retention of 1 task was under way"));
+	st = open_store(dir);
+	assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
+	assert_int_equal(info.events, 1);
+	assert_int_equal(evl_store_close(st), 0);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+}
+
+/*
+ * A task directory removed by hand (rm -rf, the store unmounted) while
+ * the journal holds an append to it not yet applied, and no directory the
+ * index does not know: nothing can be its.  The open counts the event
+ * lost, named, and opens, as a live mount does (were it refused, only a
+ * reindex would open the store, and lose the event all the same).
+ */
+static void a_removed_task_directory_costs_only_its_events(void **state)
+{
+	static const char ev[] = "{\"type\":\"note\",\"i\":70}\n";
+	const char *dir = *state;
+	struct evl_task_info info;
+	struct evl_options o;
+	struct evl_stats s;
+	struct evl_store *st = open_store(dir);
+	char path[4400];
+	int status;
+	pid_t pid;
+
+	fill(st, 0, 8);
+	assert_int_equal(evl_store_close(st), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct evl_writer *w;
+
+		evl_options_default(&o);
+		o.commit_sync = true;
+		o.hold_apply = true;	/* the applier never runs: a kill -9 comes first */
+		if (evl_store_open(dir, &o, &st) || evl_task_lookup(st, "t1", &info) ||
+		    evl_writer_open(st, info.uid, &w) || evl_writer_write(w, ev, strlen(ev)) ||
+		    evl_writer_close(w))
+			_exit(2);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(path, sizeof(path), "%s/tasks/t1", dir);
+	tu_rmrf(path);
+	st = open_store(dir);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.events_lost, 1);
+	assert_int_equal(s.tasks_aside, 1);
+	assert_int_equal(evl_task_lookup(st, "t0", &info), 0);
+	assert_int_equal(info.events, 2);
+	assert_int_equal(evl_store_close(st), -EIO);	/* acknowledged events were lost */
+}
+
+/*
+ * backup installs the snapshot's index over DEST's, then removed DEST's
+ * journal, which ends where DEST's old index was: a crash or an error in
+ * between left a copy whose intact journal ends before its index's
+ * position, which the open calls a damaged index.  The journal goes
+ * first now: a backup stopped there leaves DEST's old index, and the next
+ * run finishes the copy.
+ */
+static void a_backup_stopped_before_its_index_leaves_a_copy_that_opens(void **state)
+{
+	const char *dir = *state;
+	struct evl_backup_opts o = { .report = collect };
+	struct evl_backup_result r;
+	struct evl_check_result cr;
+	struct evl_store *st = open_store(dir);
+	char dest[4200], *a, *b;
+
+	fill(st, 0, 40);
+	assert_int_equal(evl_store_close(st), 0);
+	snprintf(dest, sizeof(dest), "%s.copy", dir);
+	assert_int_equal(evl_backup(dir, dest, &o, &r), 0);	/* DEST has a journal now */
+	st = open_store(dir);
+	fill(st, 40, 8);
+	assert_int_equal(evl_store_close(st), 0);
+	fio_install();
+	fio_fail_path(FIO_UNLINK, ".jnl", EIO);	/* DEST's journal cannot be removed */
+	assert_int_equal(evl_backup(dir, dest, &o, &r), -EIO);
+	fio_uninstall();
+	nlines = 0;
+	fsck(dest, false, &cr);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	assert_false(reported("but the journal ends at"));
+	assert_int_equal(evl_backup(dir, dest, &o, &r), 0);
+	a = dump(dir);
+	b = dump(dest);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	assert_int_equal(fsck(dest, false, &cr), 0);
+	assert_int_equal(cr.problems, 0);
+	tu_rmrf(dest);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3492,6 +3637,12 @@ int main(void)
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(an_applied_lsn_past_the_journal_is_damage, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_retention_of_every_old_event_then_an_append,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_removed_task_directory_costs_only_its_events,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_backup_stopped_before_its_index_leaves_a_copy_that_opens,
+						tu_setup, tu_teardown),
 	};
 
 	return tu_run_tests("check", tests, sizeof(tests) / sizeof(tests[0]));

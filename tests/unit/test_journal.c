@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -715,36 +716,22 @@ static void a_journal_ending_before_the_position_is_refused(void **state)
 }
 
 /*
- * A damaged last record at or before the position (proven damage, not a
- * torn tail) is cut: the journal would then end before the position, and
- * a crash or a full disk before its next segment was made left a journal
- * that check_end calls wrong (a false "damaged index").  The next segment
- * is made before the cut: whatever step a crash (or ENOSPC there) stops
- * the open at, the next open is not refused and goes on at lsn 4.
+ * The journal in @dir (a copy kept as @dir.0), opened at @from: whatever
+ * step a crash stops the open at (and an ENOSPC making segment @next),
+ * the next open is not refused (check_end) and goes on at lsn @next.
  */
-static void a_cut_below_the_position_never_seems_behind(void **state)
+static void open_survives_a_crash_at_every_step(const char *dir, uint64_t from, uint64_t next)
 {
-	char *dir = jdir(state), seg[4400], cmd[9000];
 	struct journal_opts o = opts(true, 1 << 20);
-	struct got g = { .n = 0 };
+	char cmd[9000], name[64];
 	struct journal *j;
 	uint64_t lsn;
-	int fd, crashed = 1;
+	int crashed = 1;
 
 	o.check_end = true;
-	assert_int_equal(journal_open(dir, 0, &o, collect, &g, &j), 0);
-	append_text(j, "aaaa", &lsn);
-	append_text(j, "bbbb", &lsn);
-	append_text(j, "cccc", &lsn);
-	assert_int_equal(journal_close(j), 0);
-	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
-	fd = open(seg, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, 32 + 36 + 36 + 32), 4);	/* cccc's payload */
-	close(fd);
+	snprintf(name, sizeof(name), "%016" PRIx64 ".jnl", next);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s.0' && cp -a '%s' '%s.0'", dir, dir, dir);
 	assert_int_equal(system(cmd), 0);
-
 	for (long n = -1; crashed; n++) {
 		int status;
 		pid_t pid;
@@ -758,10 +745,10 @@ static void a_cut_below_the_position_never_seems_behind(void **state)
 
 			fio_install();
 			if (n < 0)
-				fio_fail_path(FIO_OPEN, "0000000000000004.jnl", ENOSPC);
+				fio_fail_path(FIO_OPEN, name, ENOSPC);
 			else
 				fio_crash_at(n, 42);
-			rc = journal_open(dir, 3, &o, NULL, NULL, &j);
+			rc = journal_open(dir, from, &o, NULL, NULL, &j);
 			if (n < 0)
 				_exit(rc == -ENOSPC ? 42 : 3);
 			if (rc || journal_close(j))
@@ -773,15 +760,92 @@ static void a_cut_below_the_position_never_seems_behind(void **state)
 		if (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 42)
 			fail_msg("step %ld: the open failed (exit %d)", n, WEXITSTATUS(status));
 		crashed = WEXITSTATUS(status) == 42;
-		assert_int_equal(journal_open(dir, 3, &o, NULL, NULL, &j), 0);
+		assert_int_equal(journal_open(dir, from, &o, NULL, NULL, &j), 0);
 		append_text(j, "dddd", &lsn);
-		assert_int_equal(lsn, 4);
+		assert_int_equal(lsn, next);
 		assert_int_equal(journal_close(j), 0);
-		assert_int_equal(journal_open(dir, 4, &o, NULL, NULL, &j), 0);
+		assert_int_equal(journal_open(dir, next, &o, NULL, NULL, &j), 0);
 		assert_int_equal(journal_close(j), 0);
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s.0'", dir);
 	assert_int_equal(system(cmd), 0);
+}
+
+/* Three records, lsns 1-3, the last one's payload zeroed. */
+static void three_records_the_last_damaged(const char *dir)
+{
+	struct journal_opts o = opts(true, 1 << 20);
+	struct journal *j;
+	char seg[4400];
+	uint64_t lsn;
+	int fd;
+
+	assert_int_equal(journal_open(dir, 0, &o, NULL, NULL, &j), 0);
+	append_text(j, "aaaa", &lsn);
+	append_text(j, "bbbb", &lsn);
+	append_text(j, "cccc", &lsn);
+	assert_int_equal(journal_close(j), 0);
+	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, 32 + 36 + 36 + 32), 4);	/* cccc's payload */
+	close(fd);
+}
+
+/*
+ * A damaged last record at or before the position (proven damage, not a
+ * torn tail) is cut: the journal would then end before the position, and
+ * a crash or a full disk before its next segment was made left a journal
+ * that check_end calls wrong (a false "damaged index").  The next segment
+ * is made before the cut (how 0: applied 3; how 1: applied 5, which
+ * leaves a gap before the new segment 6).
+ */
+static void a_cut_below_the_position_never_seems_behind(void **state)
+{
+	char *dir = jdir(state);
+
+	three_records_the_last_damaged(dir);
+	open_survives_a_crash_at_every_step(dir, 3, 4);
+	tu_rmrf(dir);
+	three_records_the_last_damaged(dir);
+	open_survives_a_crash_at_every_step(dir, 5, 6);
+	free(dir);
+}
+
+/*
+ * A last segment with a bad header and no record set aside: the same,
+ * for its successor.  How 0: segment 6 after a gap (a cut like the one
+ * above made it), emptied by a crash as an open made it anew (O_TRUNC
+ * before its header): the successor takes its name, so it is made again
+ * in place, never renamed away first.  How 1: its header damaged, applied
+ * 7 (past its name): the successor 8 is made before it is set aside.
+ */
+static void a_set_aside_segment_never_leaves_the_journal_behind(void **state)
+{
+	struct journal_opts o = opts(true, 1 << 20);
+	char *dir = jdir(state), seg[4400];
+	struct journal *j;
+
+	for (int how = 0; how < 2; how++) {
+		int fd;
+
+		three_records_the_last_damaged(dir);
+		o.check_end = true;
+		assert_int_equal(journal_open(dir, 5, &o, NULL, NULL, &j), 0);
+		assert_int_equal(journal_close(j), 0);
+		snprintf(seg, sizeof(seg), "%s/0000000000000006.jnl", dir);
+		if (how == 0) {
+			assert_int_equal(truncate(seg, 0), 0);
+			open_survives_a_crash_at_every_step(dir, 5, 6);
+		} else {
+			fd = open(seg, O_RDWR);
+			assert_true(fd >= 0);
+			assert_int_equal(pwrite(fd, "X", 1, 3), 1);
+			close(fd);
+			open_survives_a_crash_at_every_step(dir, 7, 8);
+		}
+		tu_rmrf(dir);
+	}
 	free(dir);
 }
 
@@ -806,6 +870,8 @@ int main(void)
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_cut_below_the_position_never_seems_behind, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_set_aside_segment_never_leaves_the_journal_behind,
+						tu_setup, tu_teardown),
 	};
 
 	return cmocka_run_group_tests_name("journal", tests, NULL, NULL);
