@@ -806,8 +806,9 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 {
 	struct index_meta m;
 	uint64_t tasks = 0, events = 0, bytes = 0;
-	MDB_dbi meta, tdb;
+	MDB_dbi meta, tdb, names;
 	MDB_cursor *c;
+	MDB_stat ms;
 	MDB_val key = { 4, "meta" }, val;
 	int rc;
 
@@ -820,6 +821,8 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 		return 0;
 	memcpy(&m, val.mv_data, sizeof(m));
 	rc = mdb_dbi_open(txn, "tasks", 0, &tdb);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "names", 0, &names);
 	if (rc)
 		return rc == MDB_NOTFOUND ? 0 : rc;	/* a store with no task yet */
 	rc = mdb_cursor_open(txn, tdb, &c);
@@ -828,6 +831,7 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
 		struct index_task t;
 		uint64_t uid = key.mv_size == 8 ? rd64(key.mv_data) : 0;
+		MDB_val nk, nv;
 
 		if (!uid || task_decode(&val, uid, &t)) {
 			rc = damaged(why, n, "a task record of %zu bytes (key of %zu)", val.mv_size,
@@ -845,6 +849,21 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 				     ")", t.name, uid, t.nevents, t.log_len, t.base_n, t.base_len);
 			break;
 		}
+		/*
+		 * Its name and uid name each other: a name damage changed ("t3"
+		 * read as "t#", or zeroed) points at a directory that is not the
+		 * task's; the recovery would set the task aside and its journaled
+		 * events would have nowhere to go.
+		 */
+		nk = (MDB_val){ t.name_len, t.name };
+		rc = t.name_len ? mdb_get(txn, names, &nk, &nv) : MDB_NOTFOUND;
+		if (rc == MDB_NOTFOUND || (!rc && (nv.mv_size != 8 || memcmp(nv.mv_data, &uid, 8)))) {
+			rc = damaged(why, n, "task \"%.*s\" and its uid %" PRIu64 " do not name each "
+				     "other", (int)(t.name_len > 64 ? 64 : t.name_len), t.name, uid);
+			break;
+		}
+		if (rc)
+			break;
 		tasks++;
 		events += t.nevents - t.base_n;
 		bytes += t.log_len - t.base_len;
@@ -852,6 +871,12 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND)
 		return rc;
+	rc = mdb_stat(txn, names, &ms);
+	if (rc)
+		return rc;
+	if (ms.ms_entries != tasks)
+		return damaged(why, n, "%zu task names for %" PRIu64 " live tasks",
+			       (size_t)ms.ms_entries, tasks);
 	if (tasks != m.tasks || events != m.events || bytes != m.log_bytes)
 		return damaged(why, n, "the task records add up to %" PRIu64 " tasks, %" PRIu64
 			       " events, %" PRIu64 " bytes; the totals say %" PRIu64 ", %" PRIu64

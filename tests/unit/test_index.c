@@ -606,6 +606,74 @@ static void a_next_counter_in_use_is_damage(void **state)
 }
 
 /*
+ * A task's name and uid name each other (tasks and names): the sweep's
+ * t3 read as t# (seed 99807 case 3124) and a zeroed name (seed 200006 case
+ * 2813) passed the walk; the recovery then set the task aside and its
+ * journaled events had nowhere to go, or a listing failed with EIO.
+ * How 1: a flipped bit in the record's name; 2: the name zeroed; 3: the
+ * names entry of another name; 4: a names entry more than live tasks.
+ */
+static void a_task_name_and_uid_that_do_not_name_each_other_is_damage(void **state)
+{
+	static const char *const want[] = { NULL, "task \"t#\" and its uid 1 do not",
+					     "and its uid 1 do not", "task \"t1\" and its uid 1 do not",
+					     "2 task names for 1 live tasks" };
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	char why[256];
+
+	sigaction(SIGCHLD, &ign, &old);
+	for (int how = 0; how < 5; how++) {
+		struct index_task task = { .uid = 1, .state = TASK_LIVE, .name_len = 2,
+					   .log_len = 20, .nevents = 2, .name = "t1" };
+		struct index_meta m = { .next_gseq = 3, .next_uid = 2, .tasks = 1, .events = 2,
+					.log_bytes = 20 };
+		uint64_t uid = 1;
+		MDB_val name = { 2, "t1" }, other = { 2, "zz" }, u = { 8, &uid };
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi tasks, names;
+		MDB_cursor *c;
+		MDB_val key, val;
+
+		one_task_index(*state, &task, &m);
+		assert_int_equal(mdb_env_create(&env), 0);
+		assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+		assert_int_equal(mdb_env_open(env, *state, 0, 0644), 0);
+		assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+		assert_int_equal(mdb_dbi_open(txn, "tasks", 0, &tasks), 0);
+		assert_int_equal(mdb_dbi_open(txn, "names", 0, &names), 0);
+		if (how == 1 || how == 2) {
+			unsigned char buf[512];
+			unsigned char *at;
+
+			assert_int_equal(mdb_cursor_open(txn, tasks, &c), 0);
+			assert_int_equal(mdb_cursor_get(c, &key, &val, MDB_FIRST), 0);
+			assert_true(val.mv_size <= sizeof(buf));
+			memcpy(buf, val.mv_data, val.mv_size);
+			at = memmem(buf, val.mv_size, "t1", 2);
+			assert_non_null(at);
+			memcpy(at, how == 1 ? "t#" : "\0\0", 2);
+			val.mv_data = buf;
+			assert_int_equal(mdb_cursor_put(c, &key, &val, MDB_CURRENT), 0);
+			mdb_cursor_close(c);
+		} else if (how == 3) {
+			assert_int_equal(mdb_del(txn, names, &name, NULL), 0);
+			assert_int_equal(mdb_put(txn, names, &other, &u, 0), 0);
+		} else if (how == 4) {
+			assert_int_equal(mdb_put(txn, names, &other, &u, 0), 0);
+		}
+		assert_int_equal(mdb_txn_commit(txn), 0);
+		mdb_env_close(env);
+		why[0] = '\0';
+		assert_int_equal(index_verify(*state, false, why, sizeof(why)), how ? -EUCLEAN : 0);
+		print_message("%d: %s\n", how, why);
+		if (how)
+			assert_non_null(strstr(why, want[how]));
+	}
+	sigaction(SIGCHLD, &old, NULL);
+}
+
+/*
  * The sweep (seed 98403 cases 1059 and 1127): data.mdb cut by a few bytes
  * (truncate -s 262133).  The file still held every page the meta page
  * names, only not all of the last, and what the cut took reads as zeros:
@@ -739,6 +807,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_renamed_type_is_damage, tu_setup, teardown),
 		cmocka_unit_test_setup_teardown(a_next_counter_in_use_is_damage, tu_setup,
 						tu_teardown),
+		cmocka_unit_test_setup_teardown(a_task_name_and_uid_that_do_not_name_each_other_is_damage,
+						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_task_record_that_does_not_add_up_is_damage, tu_setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(an_index_cut_inside_a_page_is_damage, tu_setup,
