@@ -162,6 +162,7 @@ struct ck {
 	size_t njdel, jdelcap;
 	uint64_t j_last_lsn, j_max_uid, j_max_gseq, j_unapplied, applied_lsn;
 	uint64_t j_end;			/* the journal's last lsn (journal_scan) */
+	bool will_replay;		/* reindex: replay_journal runs after cut_tails */
 	bool j_intact;			/* it has a segment, and no damage */
 	struct ck_mend *mends;
 	size_t nmends, mcap;
@@ -1622,7 +1623,7 @@ static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 {
 	enum { CHUNK = 1 << 20 };
 	char path[4200], *buf;
-	uint64_t len = tk->log_size > tk->bytes ? tk->log_size - tk->bytes : 0, whole = 0;
+	uint64_t len = tk->log_size > tk->bytes ? tk->log_size - tk->bytes : 0, whole = 0, skip = 0;
 	int fd, rc = 0;
 
 	if (!len)
@@ -1652,8 +1653,34 @@ static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 			}
 		end -= k;
 	}
+	/*
+	 * Reindex without a usable index replays the journal next: the tail's
+	 * first lines that are the journal's next events of this task (a batch
+	 * whose sidecar records a crash took) are written again by it, so
+	 * keeping them aside too would leave a copy a user might append again.
+	 */
+	for (size_t i = 0; ck->will_replay && i < ck->njev && skip < whole && !rc; i++) {
+		const struct ck_jev *je = &ck->jev[i];
+		ssize_t n;
+
+		if (je->uid != tk->uid || je->gseq <= tk->last_gseq)
+			continue;
+		if (je->len > CHUNK || skip + je->len > whole)
+			break;
+		n = io_pread_all(fd, buf, je->len, tk->bytes + skip);
+		if (n != (ssize_t)je->len) {
+			rc = n < 0 ? -errno : -EIO;
+			break;
+		}
+		if (memcmp(buf, je->data, je->len))
+			break;
+		skip += je->len;
+	}
+	if (!rc && skip)
+		report(ck, 'I', "task %s: %" PRIu64 " bytes after its last event are the journal's"
+		       " next events of it: written again by the replay", tk->name, skip);
 	/* copied in chunks: a tail of any size, in bounded memory */
-	for (uint64_t done = 0; done < whole && !rc;) {
+	for (uint64_t done = skip; done < whole && !rc;) {
 		size_t k = whole - done < CHUNK ? whole - done : CHUNK;
 		ssize_t n = io_pread_all(fd, buf, k, tk->bytes + done);
 
@@ -1665,9 +1692,9 @@ static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 	}
 	io->close(fd);
 	free(buf);
-	if (!rc && whole)
+	if (!rc && whole > skip)
 		report(ck, 'F', "task %s: %" PRIu64 " bytes of whole lines after its last event "
-		       "moved to tasks/%s/events.unapplied", tk->name, whole, tk->name);
+		       "moved to tasks/%s/events.unapplied", tk->name, whole - skip, tk->name);
 	return rc;
 }
 
@@ -3407,6 +3434,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		rc = renumber_copies(&ck, keep, &m.next_gseq);
 	if (!rc)
 		rc = write_mends(&ck);
+	ck.will_replay = !usable;
 	if (!rc)
 		rc = cut_tails(&ck);
 	snprintf(path, sizeof(path), "%s/tasks", dir);

@@ -3540,6 +3540,61 @@ static void a_backup_stopped_before_its_index_leaves_a_copy_that_opens(void **st
 	tu_rmrf(dest);
 }
 
+/*
+ * A batch whose log bytes a kill -9 left without their sidecar records
+ * (the journal still holds it), and no usable index: reindex kept the
+ * tail in events.unapplied and the journal's replay wrote the same events
+ * to the log again, so they were served and also kept aside, a copy a
+ * user might append again (sweep seed 99807 case 3124).  The tail that is
+ * the journal's next events is left to the replay now.  A line after
+ * them that the journal does not hold is still kept aside.
+ */
+static void a_tail_the_journal_holds_is_not_kept_aside_twice(void **state)
+{
+	static const char ev[] = "{\"type\":\"note\",\"i\":77}\n";
+	static const char stray[] = "{\"type\":\"note\",\"i\":78}\n";
+	const char *dir = *state;
+	struct evl_check_opts co = { .report = collect };
+	struct evl_check_result r;
+	struct evl_task_info info;
+	struct evl_store *st = open_store(dir);
+	char path[4200], buf[4096], *log, *aside;
+	size_t len, alen;
+	FILE *f;
+
+	fill(st, 0, 24);
+	assert_int_equal(evl_store_close(st), 0);
+	log = slurp(dir, "tasks/t1/events", &len);
+	journal_to(dir, "t1", ev);	/* journaled, not applied: a kill -9 */
+	snprintf(path, sizeof(path), "%s/tasks/t1/events", dir);
+	f = fopen(path, "a");	/* the applier's log write, its sidecar record lost */
+	assert_non_null(f);
+	fputs(ev, f);
+	fputs(stray, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/index", dir);
+	tu_rmrf(path);
+	nlines = 0;
+	assert_int_equal(evl_reindex(dir, &co, &r), 0);
+	for (int i = 0; i < nlines; i++)
+		print_message("%s\n", lines[i]);
+	assert_int_equal(r.lost, 0);
+	assert_true(reported("the journal's next events of it"));
+	aside = slurp(dir, "tasks/t1/events.unapplied", &alen);
+	assert_int_equal(alen, strlen(stray));
+	assert_memory_equal(aside, stray, alen);
+	st = open_store(dir);
+	assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
+	assert_int_equal(read_task(st, "t1", buf, sizeof(buf)), (ssize_t)(len + strlen(ev)));
+	assert_memory_equal(buf, log, len);
+	assert_memory_equal(buf + len, ev, strlen(ev));
+	assert_int_equal(evl_store_close(st), 0);
+	assert_int_equal(fsck(dir, false, &r), 0);
+	assert_int_equal(r.problems, 0);
+	free(log);
+	free(aside);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3638,6 +3693,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(an_applied_lsn_past_the_journal_is_damage, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(a_retention_of_every_old_event_then_an_append,
+						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(a_tail_the_journal_holds_is_not_kept_aside_twice,
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_removed_task_directory_costs_only_its_events,
 						tu_setup, tu_teardown),
