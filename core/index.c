@@ -809,6 +809,7 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 	MDB_dbi meta, tdb, names;
 	MDB_cursor *c;
 	MDB_stat ms;
+	bool have_names;
 	MDB_val key = { 4, "meta" }, val;
 	int rc;
 
@@ -821,10 +822,12 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 		return 0;
 	memcpy(&m, val.mv_data, sizeof(m));
 	rc = mdb_dbi_open(txn, "tasks", 0, &tdb);
-	if (!rc)
-		rc = mdb_dbi_open(txn, "names", 0, &names);
 	if (rc)
 		return rc == MDB_NOTFOUND ? 0 : rc;	/* a store with no task yet */
+	rc = mdb_dbi_open(txn, "names", 0, &names);
+	have_names = !rc;	/* none: every live task is damage */
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
 	rc = mdb_cursor_open(txn, tdb, &c);
 	if (rc)
 		return rc;
@@ -856,7 +859,7 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 		 * events would have nowhere to go.
 		 */
 		nk = (MDB_val){ t.name_len, t.name };
-		rc = t.name_len ? mdb_get(txn, names, &nk, &nv) : MDB_NOTFOUND;
+		rc = t.name_len && have_names ? mdb_get(txn, names, &nk, &nv) : MDB_NOTFOUND;
 		if (rc == MDB_NOTFOUND || (!rc && (nv.mv_size != 8 || memcmp(nv.mv_data, &uid, 8)))) {
 			rc = damaged(why, n, "task \"%.*s\" and its uid %" PRIu64 " do not name each "
 				     "other", (int)(t.name_len > 64 ? 64 : t.name_len), t.name, uid);
@@ -871,7 +874,8 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND)
 		return rc;
-	rc = mdb_stat(txn, names, &ms);
+	ms.ms_entries = 0;
+	rc = have_names ? mdb_stat(txn, names, &ms) : 0;
 	if (rc)
 		return rc;
 	if (ms.ms_entries != tasks)

@@ -166,15 +166,24 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Create segment @first, write and sync its header, sync the directory. */
+/*
+ * Create segment @first, write and sync its header, sync the directory.
+ * A failure removes the file only if this call made it: one made anew in
+ * place (journal_open) still marks where the journal ends.
+ */
 static int seg_create(struct journal *j, uint64_t first, int *fdp)
 {
 	unsigned char hdr[SEG_HDR] = { 0 };
 	char path[4096];
+	bool made = true;
 	int fd, rc;
 
 	seg_path(j, first, path, sizeof(path));
-	fd = io->open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	fd = io->open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+	if (fd < 0 && errno == EEXIST) {
+		made = false;
+		fd = io->open(path, O_RDWR | O_TRUNC, 0644);
+	}
 	if (fd < 0)
 		return -errno;
 	memcpy(hdr, SEG_MAGIC, 8);
@@ -185,7 +194,8 @@ static int seg_create(struct journal *j, uint64_t first, int *fdp)
 	if (io_pwrite_all(fd, hdr, SEG_HDR, 0) || io->fdatasync(fd) || io_fsync_dir(j->dir)) {
 		rc = -errno;
 		io->close(fd);
-		io->unlink(path);
+		if (made)
+			io->unlink(path);
 		return rc;
 	}
 	*fdp = fd;
@@ -715,7 +725,8 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 		 */
 		next = (last > durable ? last : durable) + 1;
 		if (drop && next == j->segs[i]) {
-			int err = seg_keep_copy(j, j->segs[i]);
+			/* no more than a header: a crash's leftover, no copy (over an earlier one) */
+			int err = res.size > SEG_HDR ? seg_keep_copy(j, j->segs[i]) : 0;
 
 			if (err)
 				evl_log(LOG_ERR, "journal segment %s: cannot keep a copy as %s: %s",

@@ -313,6 +313,12 @@ struct evl_store {
 	pthread_mutex_t aside_lock;
 	struct aside_task { uint64_t uid; char name[256]; } *aside;
 	size_t naside, aside_cap;	/* aside_cap in bytes (store_grow) */
+	/* recovery: misnamed_dir's answers, per task uid */
+	struct misnamed {
+		uint64_t uid;
+		bool found;
+	} *misnamed;
+	size_t nmisnamed, misnamed_cap;	/* misnamed_cap in bytes (store_grow) */
 	bool aside_unknown;		/* one could not be recorded: every task is suspect */
 	uint64_t events_unapplied, events_lost;
 	uint64_t lines_moved;		/* settle_rest: lines past an index put aside at open */
@@ -1041,24 +1047,48 @@ static bool misnamed_dir(struct evl_store *st, struct index_txn *t, uint64_t uid
 	bool found = false;
 	DIR *d;
 
+	/* asked once per task for the whole recovery: a replay has many records of it */
+	for (size_t i = 0; i < st->nmisnamed; i++)
+		if (st->misnamed[i].uid == uid)
+			return st->misnamed[i].found;
 	snprintf(path, sizeof(path), "%s/tasks", st->dir);
 	d = opendir(path);
 	if (!d)
-		return false;
-	while (!found && (de = readdir(d))) {
+		return true;	/* cannot tell: the journal keeps them */
+	for (;;) {
 		struct index_task task;
+		struct stat sb;
+		char file[600];
 		uint64_t u;
 
-		struct stat sb;
-
-		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
-		    !S_ISDIR(sb.st_mode) ||
-		    index_task_by_name(t, de->d_name, strlen(de->d_name), &task) != -ENOENT)
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			found |= errno != 0;	/* cannot tell, as above */
+			break;
+		}
+		/* a task directory as fsck and reindex see one: a task's name, its files */
+		if (evl_task_check_name(de->d_name, strlen(de->d_name)) ||
+		    fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(sb.st_mode))
+			continue;
+		snprintf(file, sizeof(file), "%s/events", de->d_name);
+		if (fstatat(dirfd(d), file, &sb, AT_SYMLINK_NOFOLLOW)) {
+			snprintf(file, sizeof(file), "%s/events.meta", de->d_name);
+			if (fstatat(dirfd(d), file, &sb, AT_SYMLINK_NOFOLLOW))
+				continue;
+		}
+		if (index_task_by_name(t, de->d_name, strlen(de->d_name), &task) != -ENOENT)
 			continue;
 		u = tasklog_uid_of(path, de->d_name);
-		found = u == uid || u == 0;
+		if (u == uid || u == 0) {
+			found = true;
+			break;
+		}
 	}
 	closedir(d);
+	if (!store_grow(&st->misnamed, &st->misnamed_cap,
+			(st->nmisnamed + 1) * sizeof(*st->misnamed)))
+		st->misnamed[st->nmisnamed++] = (struct misnamed){ uid, found };
 	return found;
 }
 
@@ -4099,6 +4129,7 @@ static int store_free(struct evl_store *st)
 	pthread_rwlock_destroy(&st->swap_lock);
 	free(st->broken);
 	free(st->aside);
+	free(st->misnamed);
 	free(st->type_field);
 	free(st->dir);
 	free(st);

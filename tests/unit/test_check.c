@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -3257,66 +3258,78 @@ static void fsck_accepts_a_retention_a_close_stopped(void **state)
 
 /*
  * Journaled appends (a kill -9 before the applier ran) to a task whose
- * directory is not where the index says: a damaged name in its task
- * record, made here by renaming the directory.  The open set the task
- * aside and, events.unapplied unwritable there too, counted them lost,
- * applied the journal past them and dropped them for good.  It refuses
- * now, committing nothing (again and again), and reindex finds their task
- * by the uid its directory carries and writes them: nothing is lost.
+ * directory is not where the index says: renamed by hand, unmounted (or a
+ * name damaged in both the task record and the names the walk compares).
+ * The open set the task aside and, events.unapplied unwritable there too,
+ * counted them lost, applied the journal past them and dropped them for
+ * good.  A directory the index does not know may be the task's: it
+ * refuses now, committing nothing (again and again).  How 0: the
+ * directory carries the task's uid, and reindex writes the events there:
+ * nothing is lost.  How 1: it carries none (no user xattrs): the open
+ * refuses all the same; reindex cannot tell it is the task's (no earlier
+ * journaled event of it in its log) and names the event lost.
  */
 static void a_journaled_task_the_index_misnames_keeps_its_events(void **state)
 {
 	static const char ev[] = "{\"type\":\"note\",\"i\":70}\n";
 	const char *dir = *state;
-	struct evl_check_opts co = { .report = collect };
-	struct evl_check_result r;
-	struct evl_task_info info;
-	struct evl_options o;
-	struct evl_store *st = open_store(dir);
-	char from[4400], to[4400], buf[4096];
-	ssize_t n;
-	int status;
-	pid_t pid;
 
-	fill(st, 0, 8);
-	assert_int_equal(evl_store_close(st), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		struct evl_writer *w;
+	for (int how = 0; how < 2; how++) {
+		struct evl_check_opts co = { .report = collect };
+		struct evl_check_result r;
+		struct evl_task_info info;
+		struct evl_options o;
+		struct evl_store *st = open_store(dir);
+		char from[4400], to[4400], buf[4096];
+		ssize_t n;
+		int status;
+		pid_t pid;
 
+		fill(st, 0, 8);
+		assert_int_equal(evl_store_close(st), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct evl_writer *w;
+
+			evl_options_default(&o);
+			o.commit_sync = true;
+			o.hold_apply = true;	/* the applier never runs: a kill -9 comes first */
+			if (evl_store_open(dir, &o, &st) || evl_task_lookup(st, "t1", &info) ||
+			    evl_writer_open(st, info.uid, &w) ||
+			    evl_writer_write(w, ev, strlen(ev)) || evl_writer_close(w))
+				_exit(2);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		snprintf(from, sizeof(from), "%s/tasks/t1", dir);
+		snprintf(to, sizeof(to), "%s/tasks/t1x", dir);
+		assert_int_equal(rename(from, to), 0);
+		if (how == 1 && removexattr(to, TASKLOG_UID_XATTR) && errno != ENODATA)
+			fail_msg("removexattr: %s", strerror(errno));
 		evl_options_default(&o);
-		o.commit_sync = true;
-		o.hold_apply = true;	/* the applier never runs: a kill -9 comes first */
-		if (evl_store_open(dir, &o, &st) || evl_task_lookup(st, "t1", &info) ||
-		    evl_writer_open(st, info.uid, &w) || evl_writer_write(w, ev, strlen(ev)) ||
-		    evl_writer_close(w))
-			_exit(2);
-		_exit(0);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(evl_store_open(dir, &o, &st), -EUCLEAN);
+		nlines = 0;
+		assert_int_equal(evl_reindex(dir, &co, &r), 0);
+		for (int i = 0; i < nlines; i++)
+			print_message("%s\n", lines[i]);
+		assert_int_equal(r.lost, how);
+		st = open_store(dir);
+		assert_int_equal(evl_task_lookup(st, "t1", &info), -ENOENT);
+		assert_int_equal(evl_task_lookup(st, "t1x", &info), 0);
+		assert_int_equal(info.events, 3 - how);
+		n = read_task(st, "t1x", buf, sizeof(buf));
+		assert_true(n >= (ssize_t)strlen(ev));
+		if (how == 0)
+			assert_memory_equal(buf + n - strlen(ev), ev, strlen(ev));
+		assert_int_equal(evl_store_close(st), 0);
+		assert_int_equal(fsck(dir, false, &r), 0);
+		assert_int_equal(r.problems, 0);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
 	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	snprintf(from, sizeof(from), "%s/tasks/t1", dir);
-	snprintf(to, sizeof(to), "%s/tasks/t1x", dir);
-	assert_int_equal(rename(from, to), 0);
-	evl_options_default(&o);
-	for (int i = 0; i < 2; i++)
-		assert_int_equal(evl_store_open(dir, &o, &st), -EUCLEAN);
-	nlines = 0;
-	assert_int_equal(evl_reindex(dir, &co, &r), 0);
-	for (int i = 0; i < nlines; i++)
-		print_message("%s\n", lines[i]);
-	assert_int_equal(r.lost, 0);
-	st = open_store(dir);
-	assert_int_equal(evl_task_lookup(st, "t1", &info), -ENOENT);
-	assert_int_equal(evl_task_lookup(st, "t1x", &info), 0);
-	assert_int_equal(info.events, 3);
-	n = read_task(st, "t1x", buf, sizeof(buf));
-	assert_true(n >= (ssize_t)strlen(ev));
-	assert_memory_equal(buf + n - strlen(ev), ev, strlen(ev));
-	assert_int_equal(evl_store_close(st), 0);
-	assert_int_equal(fsck(dir, false, &r), 0);
-	assert_int_equal(r.problems, 0);
 }
 
 /*
@@ -3487,6 +3500,13 @@ static void a_removed_task_directory_costs_only_its_events(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	snprintf(path, sizeof(path), "%s/tasks/t1", dir);
 	tu_rmrf(path);
+	/* no candidate: an empty directory, one without a task's files, not a task's name */
+	snprintf(path, sizeof(path), "%s/tasks/lost+found", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/tasks/junk", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/tasks/junk/notes.txt", dir);
+	close(open(path, O_CREAT | O_WRONLY, 0644));
 	st = open_store(dir);
 	evl_store_stats(st, &s);
 	assert_int_equal(s.events_lost, 1);
@@ -3529,6 +3549,14 @@ static void a_backup_stopped_before_its_index_leaves_a_copy_that_opens(void **st
 	for (int i = 0; i < nlines; i++)
 		print_message("%s\n", lines[i]);
 	assert_false(reported("but the journal ends at"));
+	{
+		struct evl_options eo;
+		struct evl_store *d;
+
+		evl_options_default(&eo);
+		assert_int_equal(evl_store_open(dest, &eo, &d), 0);
+		assert_int_equal(evl_store_close(d), 0);
+	}
 	assert_int_equal(evl_backup(dir, dest, &o, &r), 0);
 	a = dump(dir);
 	b = dump(dest);

@@ -717,8 +717,10 @@ static void a_journal_ending_before_the_position_is_refused(void **state)
 
 /*
  * The journal in @dir (a copy kept as @dir.0), opened at @from: whatever
- * step a crash stops the open at (and an ENOSPC making segment @next),
- * the next open is not refused (check_end) and goes on at lsn @next.
+ * step a crash stops the open at (and ENOSPC opening segment @next, EIO
+ * writing or syncing it: a failed header must not remove a segment made
+ * anew in place), the next open is not refused (check_end) and goes on
+ * at lsn @next.
  */
 static void open_survives_a_crash_at_every_step(const char *dir, uint64_t from, uint64_t next)
 {
@@ -732,7 +734,7 @@ static void open_survives_a_crash_at_every_step(const char *dir, uint64_t from, 
 	snprintf(name, sizeof(name), "%016" PRIx64 ".jnl", next);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s.0' && cp -a '%s' '%s.0'", dir, dir, dir);
 	assert_int_equal(system(cmd), 0);
-	for (long n = -1; crashed; n++) {
+	for (long n = -3; n < 0 || crashed; n++) {
 		int status;
 		pid_t pid;
 
@@ -744,13 +746,17 @@ static void open_survives_a_crash_at_every_step(const char *dir, uint64_t from, 
 			int rc;
 
 			fio_install();
-			if (n < 0)
+			if (n == -3)
 				fio_fail_path(FIO_OPEN, name, ENOSPC);
+			else if (n == -2)
+				fio_fail_path(FIO_WRITE, name, EIO);
+			else if (n == -1)
+				fio_fail_path(FIO_SYNC, name, EIO);
 			else
 				fio_crash_at(n, 42);
 			rc = journal_open(dir, from, &o, NULL, NULL, &j);
-			if (n < 0)
-				_exit(rc == -ENOSPC ? 42 : 3);
+			if (n < 0 && rc)
+				_exit(42);	/* failed as made to */
 			if (rc || journal_close(j))
 				_exit(2);
 			_exit(0);
