@@ -67,6 +67,7 @@
 
 #include <lmdb.h>
 
+#include "bytes.h"
 #include "index.h"
 #include "io.h"
 #include "log.h"
@@ -184,28 +185,6 @@ static int loop_rc(int rc)
 	if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE)
 		return xerr(rc);
 	return rc;
-}
-
-static void be32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = v >> (24 - 8 * i);
-}
-
-static void be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = v >> (56 - 8 * i);
-}
-
-static uint32_t rd32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
-}
-
-static uint64_t rd64(const unsigned char *p)
-{
-	return (uint64_t)rd32(p) << 32 | rd32(p + 4);
 }
 
 /* A kt or tt row into @out (zero base for a 16-byte row).  0, -ENOENT, -EIO. */
@@ -770,7 +749,7 @@ static int walk_types(MDB_txn *txn, char *why, size_t n)
 			break;
 		}
 		memcpy(&r, val.mv_data, sizeof(r));
-		be32(k, r.tid);
+		put_be32(k, r.tid);
 		rc = mdb_get(txn, tids, &tk, &tv);
 		if (rc == MDB_NOTFOUND || (!rc && (tv.mv_size != key.mv_size ||
 						   memcmp(tv.mv_data, key.mv_data, key.mv_size)))) {
@@ -833,7 +812,7 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 		return rc;
 	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
 		struct index_task t;
-		uint64_t uid = key.mv_size == 8 ? rd64(key.mv_data) : 0;
+		uint64_t uid = key.mv_size == 8 ? get_be64(key.mv_data) : 0;
 		MDB_val nk, nv;
 
 		if (!uid || task_decode(&val, uid, &t)) {
@@ -910,7 +889,7 @@ static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t
 	if (!rc) {
 		rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
 		if (!rc && key.mv_size == 8)
-			max_uid = rd64(key.mv_data);
+			max_uid = get_be64(key.mv_data);
 		mdb_cursor_close(c);
 		c = NULL;
 	}
@@ -930,7 +909,7 @@ static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t
 
 		if (key.mv_size != 4)
 			continue;	/* walk_types' to say */
-		tid = rd32(key.mv_data);
+		tid = get_be32(key.mv_data);
 		if (tid > max_tid)
 			max_tid = tid;
 		/* the type's last entry: the one before the next type's first */
@@ -945,9 +924,9 @@ static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t
 			rc = 0;
 			continue;
 		}
-		if (!rc && gk.mv_size == 12 && rd32(gk.mv_data) == tid &&
-		    rd64((const unsigned char *)gk.mv_data + 4) > max_gseq)
-			max_gseq = rd64((const unsigned char *)gk.mv_data + 4);
+		if (!rc && gk.mv_size == 12 && get_be32(gk.mv_data) == tid &&
+		    get_be64((const unsigned char *)gk.mv_data + 4) > max_gseq)
+			max_gseq = get_be64((const unsigned char *)gk.mv_data + 4);
 	}
 	if (g)
 		mdb_cursor_close(g);
@@ -1736,7 +1715,7 @@ int index_task_by_uid(struct index_txn *t, uint64_t uid, struct index_task *out)
 	MDB_val key = { 8, k }, val;
 	int rc;
 
-	be64(k, uid);
+	put_be64(k, uid);
 	rc = mdb_get(t->txn, t->ix->tasks, &key, &val);
 	if (rc)
 		return xerr(rc);
@@ -1785,7 +1764,7 @@ int index_task_put(struct index_txn *t, const struct index_task *task)
 		memcpy(buf + n + 8, &task->mode, 4);
 		n += 12;
 	}
-	be64(k, task->uid);
+	put_be64(k, task->uid);
 	rc = put_val(t, t->ix->tasks, k, 8, buf, n);
 	if (!rc && task->state == TASK_LIVE)
 		rc = put_val(t, t->ix->names, task->name, task->name_len,
@@ -1874,7 +1853,7 @@ static int type_get(struct index_txn *t, const char *name, size_t len, bool crea
 				return rc;
 		}
 		e->rec.tid = t->next_tid++;
-		be32(k, e->rec.tid);
+		put_be32(k, e->rec.tid);
 		rc = put_val(t, t->ix->tids, k, 4, name, len);
 		e->dirty = true;
 	}
@@ -1893,7 +1872,7 @@ static int type_name(struct index_txn *t, uint32_t tid, char *name, size_t *len)
 	MDB_val key = { 4, k }, val;
 	int rc;
 
-	be32(k, tid);
+	put_be32(k, tid);
 	rc = mdb_get(t->txn, t->ix->tids, &key, &val);
 	if (rc)
 		return xerr(rc);
@@ -1952,8 +1931,8 @@ static uint64_t lowbit(uint64_t i)
 
 static void fen_key(unsigned char k[12], uint32_t tid, uint64_t i)
 {
-	be32(k, tid);
-	be64(k + 4, i);
+	put_be32(k, tid);
+	put_be64(k + 4, i);
 }
 
 static int fen_get(struct index_txn *t, uint32_t tid, uint64_t i, struct fen_val *v)
@@ -2050,21 +2029,21 @@ static int fen_find(struct index_txn *t, uint32_t tid, uint64_t n, uint64_t x,
 
 static void kt_key(unsigned char k[12], uint64_t uid, uint32_t tid)
 {
-	be64(k, uid);
-	be32(k + 8, tid);
+	put_be64(k, uid);
+	put_be32(k + 8, tid);
 }
 
 static void tt_key(unsigned char k[12], uint32_t tid, uint64_t uid)
 {
-	be32(k, tid);
-	be64(k + 4, uid);
+	put_be32(k, tid);
+	put_be64(k + 4, uid);
 }
 
 static void kty_key(unsigned char k[20], uint64_t uid, uint32_t tid, uint64_t gseq)
 {
-	be64(k, uid);
-	be32(k + 8, tid);
-	be64(k + 12, gseq);
+	put_be64(k, uid);
+	put_be32(k + 8, tid);
+	put_be64(k + 12, gseq);
 }
 
 int index_add_event(struct index_txn *t, uint64_t uid, uint64_t gseq,
@@ -2087,8 +2066,8 @@ int index_add_event(struct index_txn *t, uint64_t uid, uint64_t gseq,
 		return rc;
 
 	tv = (struct tgs_val){ .ord = e->rec.next_ord, .uid = uid, .off = off, .len = len };
-	be32(k, tid);
-	be64(k + 4, gseq);
+	put_be32(k, tid);
+	put_be64(k + 4, gseq);
 	rc = put_val(t, t->ix->tgs, k, 12, &tv, sizeof(tv));
 	if (rc)
 		return rc;
@@ -2158,10 +2137,10 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 		char name[256];
 		size_t nlen;
 
-		if (rd64(key.mv_data) != uid)
+		if (get_be64(key.mv_data) != uid)
 			break;
 		memcpy(&cnt, val.mv_data, 16);	/* count and bytes */
-		rc = type_name(t, rd32((unsigned char *)key.mv_data + 8), name, &nlen);
+		rc = type_name(t, get_be32((unsigned char *)key.mv_data + 8), name, &nlen);
 		if (!rc)
 			rc = type_get(t, name, nlen, false, &e);
 		if (rc)
@@ -2173,7 +2152,7 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND && rc)
 		return loop_rc(rc);
-	be64(k, uid);
+	put_be64(k, uid);
 	rc = put_val(t, t->ix->purge, k, 8, "", 0);
 	if (!rc)
 		rc = del_key(t, t->ix->trim, k, 8);
@@ -2198,7 +2177,7 @@ static int kty_last(MDB_cursor *c, uint64_t uid, MDB_val *key, MDB_val *val)
 		rc = mdb_cursor_get(c, key, val, MDB_PREV);
 	if (rc)
 		return xerr(rc);
-	return rd64(key->mv_data) == uid ? 0 : -ENOENT;
+	return get_be64(key->mv_data) == uid ? 0 : -ENOENT;
 }
 
 /* Remove the kt and tt rows of a fully purged task. */
@@ -2217,9 +2196,9 @@ static int drop_counts(struct index_txn *t, uint64_t uid)
 		key.mv_data = k;
 		key.mv_size = 12;
 		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		if (rc || rd64(key.mv_data) != uid)
+		if (rc || get_be64(key.mv_data) != uid)
 			break;
-		tt_key(k, rd32((unsigned char *)key.mv_data + 8), uid);
+		tt_key(k, get_be32((unsigned char *)key.mv_data + 8), uid);
 		rc = mdb_cursor_del(c, 0);
 		if (!rc)
 			rc = del_key(t, t->ix->tt, k, 12);
@@ -2249,7 +2228,7 @@ int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, b
 		return 0;
 	if (rc)
 		return xerr(rc);
-	uid = rd64(key.mv_data);
+	uid = get_be64(key.mv_data);
 	*more = true;
 
 	rc = mdb_cursor_open(t->txn, t->ix->kty, &kc);
@@ -2265,7 +2244,7 @@ int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, b
 		rc = kty_last(kc, uid, &key, &val);
 		if (rc)
 			break;
-		tid = rd32((unsigned char *)key.mv_data + 8);
+		tid = get_be32((unsigned char *)key.mv_data + 8);
 		memcpy(&kv, val.mv_data, sizeof(kv));
 		rc = type_name(t, tid, name, &nlen);
 		if (!rc)
@@ -2276,7 +2255,7 @@ int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, b
 			break;
 		e->rec.fen_total -= kv.len;
 		e->dirty = true;
-		be32(k, tid);
+		put_be32(k, tid);
 		memcpy(k + 4, (unsigned char *)key.mv_data + 12, 8);
 		rc = xerr(mdb_cursor_del(kc, 0));
 		if (!rc)
@@ -2287,7 +2266,7 @@ int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, b
 	mdb_cursor_close(kc);
 	if (rc == -ENOENT) {
 		/* nothing of it left in the type index: drop the rest */
-		be64(k, uid);
+		put_be64(k, uid);
 		rc = drop_counts(t, uid);
 		if (!rc)
 			rc = del_key(t, t->ix->tasks, k, 8);
@@ -2312,7 +2291,7 @@ int index_dirty_set(struct index_txn *t, uint64_t uid, uint64_t log_len, uint64_
 	unsigned char k[8];
 	uint64_t v[3] = { log_len, nevents, gseq_from };
 
-	be64(k, uid);
+	put_be64(k, uid);
 	return put_val(t, t->ix->dirty, k, 8, v, gseq_from ? sizeof(v) : 16);
 }
 
@@ -2321,7 +2300,7 @@ bool index_dirty_has(struct index_txn *t, uint64_t uid)
 	unsigned char k[8];
 	uint64_t v[2];
 
-	be64(k, uid);
+	put_be64(k, uid);
 	return get_val(t, t->ix->dirty, k, 8, v, sizeof(v)) == 0;
 }
 
@@ -2333,7 +2312,7 @@ int index_trim_put(struct index_txn *t, const struct index_trim *tr)
 			      .cut_len = tr->cut_len, .cut_n = tr->cut_n };
 	unsigned char k[8];
 
-	be64(k, tr->uid);
+	put_be64(k, tr->uid);
 	return put_val(t, t->ix->trim, k, 8, &v, sizeof(v));
 }
 
@@ -2351,7 +2330,7 @@ int index_trim_get(struct index_txn *t, uint64_t uid, struct index_trim *out)
 
 	if (t->ix->trim == NO_DBI)
 		return -ENOENT;
-	be64(k, uid);
+	put_be64(k, uid);
 	rc = get_val(t, t->ix->trim, k, 8, &v, sizeof(v));
 	if (!rc)
 		trim_decode(uid, &v, out);
@@ -2362,7 +2341,7 @@ int index_trim_del(struct index_txn *t, uint64_t uid)
 {
 	unsigned char k[8];
 
-	be64(k, uid);
+	put_be64(k, uid);
 	return del_key(t, t->ix->trim, k, 8);
 }
 
@@ -2388,7 +2367,7 @@ int index_trim_list(struct index_txn *t, int (*cb)(void *arg, const struct index
 			break;
 		}
 		memcpy(&v, val.mv_data, sizeof(v));
-		trim_decode(rd64(key.mv_data), &v, &tr);
+		trim_decode(get_be64(key.mv_data), &v, &tr);
 		rc = cb(arg, &tr);
 		if (rc)
 			break;
@@ -2427,9 +2406,9 @@ static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t c
 
 		kty_key(k, uid, tid, 0);
 		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		if (rc == MDB_NOTFOUND || (!rc && (rd64(key.mv_data) != uid ||
-					rd32((unsigned char *)key.mv_data + 8) != tid ||
-					rd64((unsigned char *)key.mv_data + 12) >= cut))) {
+		if (rc == MDB_NOTFOUND || (!rc && (get_be64(key.mv_data) != uid ||
+					get_be32((unsigned char *)key.mv_data + 8) != tid ||
+					get_be64((unsigned char *)key.mv_data + 12) >= cut))) {
 			rc = 0;
 			break;
 		}
@@ -2438,7 +2417,7 @@ static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t c
 			break;
 		}
 		memcpy(&kv, val.mv_data, sizeof(kv));
-		be32(gk, tid);
+		put_be32(gk, tid);
 		memcpy(gk + 4, (unsigned char *)key.mv_data + 12, 8);
 		rc = xerr(mdb_cursor_del(c, 0));
 		if (!rc)
@@ -2491,9 +2470,9 @@ int index_trim_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsign
 		n = 0;
 		kt_key(k, uid, after);
 		for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		     rc == 0 && rd64(key.mv_data) == uid && n < 64;
+		     rc == 0 && get_be64(key.mv_data) == uid && n < 64;
 		     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT))
-			tids[n++] = rd32((unsigned char *)key.mv_data + 8);
+			tids[n++] = get_be32((unsigned char *)key.mv_data + 8);
 		mdb_cursor_close(c);
 		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
 		for (size_t i = 0; i < n && !rc && budget; i++)
@@ -2524,7 +2503,7 @@ int index_dirty_list(struct index_txn *t,
 		uint64_t v[3] = { 0, 0, 0 };
 
 		memcpy(v, val.mv_data, val.mv_size < sizeof(v) ? val.mv_size : sizeof(v));
-		rc = cb(arg, rd64(key.mv_data), v[0], v[1], v[2]);
+		rc = cb(arg, get_be64(key.mv_data), v[0], v[1], v[2]);
 		if (rc)
 			break;
 	}
@@ -2612,7 +2591,7 @@ static int load_dead(struct index_view *v)
 			}
 			v->dead = p;
 		}
-		v->dead[v->ndead++] = rd64(key.mv_data);
+		v->dead[v->ndead++] = get_be64(key.mv_data);
 	}
 	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? 0 : xerr(rc);
@@ -2770,7 +2749,7 @@ static int cum_before(struct index_txn *t, MDB_cursor *c, uint64_t uid, uint32_t
 	*out = 0;
 	kty_key(k, uid, tid, g);
 	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	if (rc == 0 && rd64(key.mv_data) == uid && rd32((unsigned char *)key.mv_data + 8) == tid) {
+	if (rc == 0 && get_be64(key.mv_data) == uid && get_be32((unsigned char *)key.mv_data + 8) == tid) {
 		memcpy(&kv, val.mv_data, sizeof(kv));
 		raw = kv.cum;
 	} else {
@@ -2782,7 +2761,7 @@ static int cum_before(struct index_txn *t, MDB_cursor *c, uint64_t uid, uint32_t
 			return 0;
 		if (rc)
 			return xerr(rc);
-		if (rd64(key.mv_data) != uid || rd32((unsigned char *)key.mv_data + 8) != tid)
+		if (get_be64(key.mv_data) != uid || get_be32((unsigned char *)key.mv_data + 8) != tid)
 			return 0;
 		memcpy(&kv, val.mv_data, sizeof(kv));
 		raw = kv.cum + kv.len;
@@ -2816,10 +2795,10 @@ static int bytes_before(struct index_view *v, MDB_cursor *tgs, MDB_cursor *kty,
 			MDB_val key = { 12, k }, val;
 			uint64_t ord = v->nord[i];
 
-			be32(k, tid);
-			be64(k + 4, g);
+			put_be32(k, tid);
+			put_be64(k + 4, g);
 			rc = mdb_cursor_get(tgs, &key, &val, MDB_SET_RANGE);
-			if (rc == 0 && rd32(key.mv_data) == tid) {
+			if (rc == 0 && get_be32(key.mv_data) == tid) {
 				struct tgs_val tv;
 
 				memcpy(&tv, val.mv_data, sizeof(tv));
@@ -2908,18 +2887,18 @@ static int src_load(struct index_view *v, struct merge_src *s, int rc, const MDB
 	if (v->uid) {
 		struct kty_val kv;
 
-		if (rd64(key->mv_data) != v->uid || rd32((unsigned char *)key->mv_data + 8) != tid)
+		if (get_be64(key->mv_data) != v->uid || get_be32((unsigned char *)key->mv_data + 8) != tid)
 			return 0;
 		memcpy(&kv, val->mv_data, sizeof(kv));
-		s->ev = (struct index_event){ rd64((unsigned char *)key->mv_data + 12), v->uid,
+		s->ev = (struct index_event){ get_be64((unsigned char *)key->mv_data + 12), v->uid,
 					      kv.off, kv.len };
 	} else {
 		struct tgs_val tv;
 
-		if (rd32(key->mv_data) != tid)
+		if (get_be32(key->mv_data) != tid)
 			return 0;
 		memcpy(&tv, val->mv_data, sizeof(tv));
-		s->ev = (struct index_event){ rd64((unsigned char *)key->mv_data + 4), tv.uid,
+		s->ev = (struct index_event){ get_be64((unsigned char *)key->mv_data + 4), tv.uid,
 					      tv.off, tv.len };
 	}
 	s->live = true;
@@ -2943,8 +2922,8 @@ int index_view_iter(struct index_view *v, uint64_t from,
 		if (v->uid) {
 			kty_key(k, v->uid, v->tids[i], from);
 		} else {
-			be32(k, v->tids[i]);
-			be64(k + 4, from);
+			put_be32(k, v->tids[i]);
+			put_be64(k + 4, from);
 		}
 		rc = xerr(mdb_cursor_open(v->t->txn, dbi, &src[i].c));
 		if (!rc)
@@ -3002,9 +2981,9 @@ int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64
 		if (rc)
 			break;
 		rc = mdb_cursor_get(src[i].c, &key, &val, MDB_SET_RANGE);
-		src[i].live = rc == 0 && rd32(key.mv_data) == v->tids[i];
+		src[i].live = rc == 0 && get_be32(key.mv_data) == v->tids[i];
 		if (src[i].live)
-			src[i].ev.uid = rd64((unsigned char *)key.mv_data + 4);
+			src[i].ev.uid = get_be64((unsigned char *)key.mv_data + 4);
 		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
 	}
 	while (!rc) {
@@ -3026,9 +3005,9 @@ int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64
 				break;
 		}
 		rc = mdb_cursor_get(best->c, &key, &val, MDB_NEXT);
-		best->live = rc == 0 && rd32(key.mv_data) == v->tids[bi];
+		best->live = rc == 0 && get_be32(key.mv_data) == v->tids[bi];
 		if (best->live)
-			best->ev.uid = rd64((unsigned char *)key.mv_data + 4);
+			best->ev.uid = get_be64((unsigned char *)key.mv_data + 4);
 		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
 	}
 	for (size_t i = 0; i < v->n; i++)
@@ -3126,9 +3105,9 @@ static int check_kty(struct check *ck, uint32_t tid, uint64_t *live_rows)
 		rc = xerr(mdb_cursor_open(t->txn, t->ix->kty, &kc));
 	tt_key(k, tid, 0);
 	for (rc = rc ? rc : mdb_cursor_get(tc, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && rd32(key.mv_data) == tid;
+	     rc == 0 && get_be32(key.mv_data) == tid;
 	     rc = mdb_cursor_get(tc, &key, &val, MDB_NEXT)) {
-		uint64_t uid = rd64((unsigned char *)key.mv_data + 4), n = 0, bytes = 0, cum;
+		uint64_t uid = get_be64((unsigned char *)key.mv_data + 4), n = 0, bytes = 0, cum;
 		struct cnt_val tcnt, kcnt;
 		unsigned char kk[20];
 		MDB_val kkey = { 20, kk }, kval;
@@ -3151,10 +3130,10 @@ static int check_kty(struct check *ck, uint32_t tid, uint64_t *live_rows)
 		cum = kcnt.base;
 		kty_key(kk, uid, tid, 0);
 		for (rc = mdb_cursor_get(kc, &kkey, &kval, MDB_SET_RANGE);
-		     rc == 0 && rd64(kkey.mv_data) == uid &&
-		     rd32((unsigned char *)kkey.mv_data + 8) == tid;
+		     rc == 0 && get_be64(kkey.mv_data) == uid &&
+		     get_be32((unsigned char *)kkey.mv_data + 8) == tid;
 		     rc = mdb_cursor_get(kc, &kkey, &kval, MDB_NEXT)) {
-			uint64_t gseq = rd64((unsigned char *)kkey.mv_data + 12);
+			uint64_t gseq = get_be64((unsigned char *)kkey.mv_data + 12);
 			unsigned char gk[12];
 			struct tgs_val tv;
 			struct kty_val kv;
@@ -3167,8 +3146,8 @@ static int check_kty(struct check *ck, uint32_t tid, uint64_t *live_rows)
 			cum = kv.cum + kv.len;
 			n++;
 			bytes += kv.len;
-			be32(gk, tid);
-			be64(gk + 4, gseq);
+			put_be32(gk, tid);
+			put_be64(gk + 4, gseq);
 			rc = get_val(t, t->ix->tgs, gk, 12, &tv, sizeof(tv));
 			if (rc == -ENOENT)
 				fault(ck, "task %" PRIu64 " gseq %" PRIu64
@@ -3222,16 +3201,16 @@ int index_type_check(struct index_txn *t, const char *name, size_t len,
 
 	/* tgs: rows in gseq order, ordinals rising, each with its kty row */
 	rc = xerr(mdb_cursor_open(t->txn, t->ix->tgs, &c));
-	be32(k, r.tid);
-	be64(k + 4, 0);
+	put_be32(k, r.tid);
+	put_be64(k + 4, 0);
 	for (rc = rc ? rc : mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && rd32(key.mv_data) == r.tid; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	     rc == 0 && get_be32(key.mv_data) == r.tid; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
 		struct index_entry e;
 		struct tgs_val tv;
 		struct kty_val kv;
 
 		memcpy(&tv, val.mv_data, sizeof(tv));
-		e.gseq = rd64((unsigned char *)key.mv_data + 4);
+		e.gseq = get_be64((unsigned char *)key.mv_data + 4);
 		e.uid = tv.uid;
 		e.off = tv.off;
 		e.len = tv.len;
@@ -3347,16 +3326,16 @@ int index_type_drop(struct index_txn *t, const char *name, size_t len)
 	rc = xerr(mdb_cursor_open(t->txn, t->ix->tgs, &c));
 	if (rc)
 		return rc;
-	be32(k, e->rec.tid);
-	be64(k + 4, 0);
+	put_be32(k, e->rec.tid);
+	put_be64(k + 4, 0);
 	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && rd32(key.mv_data) == e->rec.tid;
+	     rc == 0 && get_be32(key.mv_data) == e->rec.tid;
 	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
 		struct tgs_val tv;
 		unsigned char kk[20];
 
 		memcpy(&tv, val.mv_data, sizeof(tv));
-		kty_key(kk, tv.uid, e->rec.tid, rd64((unsigned char *)key.mv_data + 4));
+		kty_key(kk, tv.uid, e->rec.tid, get_be64((unsigned char *)key.mv_data + 4));
 		rc = del_key(t, t->ix->kty, kk, 20);
 		if (rc)
 			break;
@@ -3374,9 +3353,9 @@ int index_type_drop(struct index_txn *t, const char *name, size_t len)
 		key.mv_data = k;
 		key.mv_size = 12;
 		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		if (rc == 0 && rd32(key.mv_data) != e->rec.tid)
+		if (rc == 0 && get_be32(key.mv_data) != e->rec.tid)
 			rc = MDB_NOTFOUND;
-		uid = rc ? 0 : rd64((unsigned char *)key.mv_data + 4);
+		uid = rc ? 0 : get_be64((unsigned char *)key.mv_data + 4);
 		mdb_cursor_close(c);
 		if (rc) {
 			rc = loop_rc(rc);
@@ -3390,7 +3369,7 @@ int index_type_drop(struct index_txn *t, const char *name, size_t len)
 		if (!rc)
 			rc = del_key(t, t->ix->tt, kk, 12);
 	}
-	be32(k, e->rec.tid);
+	put_be32(k, e->rec.tid);
 	if (!rc)
 		rc = del_range(t, t->ix->tgs, k, 4);
 	if (!rc)

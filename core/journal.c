@@ -69,6 +69,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "bytes.h"
 #include "io.h"
 #include "journal.h"
 #include "log.h"
@@ -115,28 +116,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = v >> (8 * i);
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = v >> (8 * i);
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	return get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
 static void seg_path(const struct journal *j, uint64_t first, char *buf, size_t n)
@@ -187,10 +166,10 @@ static int seg_create(struct journal *j, uint64_t first, int *fdp)
 	if (fd < 0)
 		return -errno;
 	memcpy(hdr, SEG_MAGIC, 8);
-	put32(hdr + 8, SEG_VERSION);
-	put32(hdr + 12, SEG_HDR);
-	put64(hdr + 16, first);
-	put64(hdr + 24, XXH64(hdr, 24, 0));
+	put_le32(hdr + 8, SEG_VERSION);
+	put_le32(hdr + 12, SEG_HDR);
+	put_le64(hdr + 16, first);
+	put_le64(hdr + 24, XXH64(hdr, 24, 0));
 	if (io_pwrite_all(fd, hdr, SEG_HDR, 0) || io->fdatasync(fd) || io_fsync_dir(j->dir)) {
 		rc = -errno;
 		io->close(fd);
@@ -219,8 +198,8 @@ static int rec_read(int fd, uint64_t off, uint64_t size, unsigned char hdr[REC_H
 	n = io_pread_all(fd, hdr, REC_HDR, off);
 	if (n < 0)
 		return -errno;
-	len = get32(hdr + 8);
-	if (n < REC_HDR || get32(hdr) != REC_MAGIC || len > REC_MAX || hdr[4] == 0 ||
+	len = get_le32(hdr + 8);
+	if (n < REC_HDR || get_le32(hdr) != REC_MAGIC || len > REC_MAX || hdr[4] == 0 ||
 	    off + REC_HDR + len > size)
 		return 0;
 	if (len > *cap) {
@@ -239,13 +218,13 @@ static int rec_read(int fd, uint64_t off, uint64_t size, unsigned char hdr[REC_H
 	XXH3_64bits_reset(&xs);
 	XXH3_64bits_update(&xs, hdr, 24);
 	XXH3_64bits_update(&xs, *buf, len);
-	return XXH3_64bits_digest(&xs) == get64(hdr + 24);
+	return XXH3_64bits_digest(&xs) == get_le64(hdr + 24);
 }
 
 /* The lsn known durable when the record with header @hdr was written (0: unknown). */
 static uint64_t rec_durable(const unsigned char hdr[REC_HDR])
 {
-	uint64_t lsn = get64(hdr + 16), gap = get32(hdr + 12);
+	uint64_t lsn = get_le64(hdr + 16), gap = get_le32(hdr + 12);
 
 	return gap && gap <= lsn ? lsn - gap : 0;
 }
@@ -277,7 +256,7 @@ static int rec_find(int fd, uint64_t from, uint64_t size, uint64_t min_lsn, uint
 
 			if (rc < 0)
 				return rc;
-			if (rc && get64(hdr + 16) >= min_lsn) {
+			if (rc && get_le64(hdr + 16) >= min_lsn) {
 				*at = pos + (p - chunk);
 				return 1;
 			}
@@ -300,8 +279,8 @@ static bool seg_header_ok(const struct journal *j, uint64_t first)
 	if (fd < 0)
 		return false;
 	ok = io_pread_all(fd, hdr, SEG_HDR, 0) == SEG_HDR && !memcmp(hdr, SEG_MAGIC, 8) &&
-	     get32(hdr + 8) == SEG_VERSION && get64(hdr + 24) == XXH64(hdr, 24, 0) &&
-	     get64(hdr + 16) == first;
+	     get_le32(hdr + 8) == SEG_VERSION && get_le64(hdr + 24) == XXH64(hdr, 24, 0) &&
+	     get_le64(hdr + 16) == first;
 	io->close(fd);
 	return ok;
 }
@@ -327,7 +306,7 @@ static int proven_durable(const struct journal *j, size_t i, int fd, uint64_t of
 	while ((rc = rec_find(fd, off, size, lsn, &at, hdr, buf, cap)) == 1) {
 		if (rec_durable(hdr) >= lsn)
 			return 1;
-		off = at + REC_HDR + get32(hdr + 8);
+		off = at + REC_HDR + get_le32(hdr + 8);
 	}
 	return rc;
 }
@@ -409,8 +388,8 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 	if (n < 0)
 		goto read_error;
 	if (n != SEG_HDR || memcmp(hdr, SEG_MAGIC, 8) ||
-	    get32(hdr + 8) != SEG_VERSION || get64(hdr + 24) != XXH64(hdr, 24, 0) ||
-	    get64(hdr + 16) != first || (*expect && first < *expect)) {
+	    get_le32(hdr + 8) != SEG_VERSION || get_le64(hdr + 24) != XXH64(hdr, 24, 0) ||
+	    get_le64(hdr + 16) != first || (*expect && first < *expect)) {
 		/* its records may still be whole: look for them */
 		res->bad_header = true;
 		res->stop_off = 0;
@@ -430,7 +409,7 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 		rc = rec_read(fd, off, res->size, hdr, &buf, &cap);
 		if (rc < 0)
 			goto out;
-		lsn = get64(hdr + 16);
+		lsn = get_le64(hdr + 16);
 		if (rc == 0 || lsn != *expect) {
 			/* the records after this point, if any check out */
 			if (off >= res->size)
@@ -443,7 +422,7 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 				res->torn = true;	/* the caller decides what it is */
 				break;
 			}
-			lsn = get64(hdr + 16);
+			lsn = get_le64(hdr + 16);
 			lo = *expect;
 			if (lo > durable) {
 				rc = proven_durable(j, i, fd, at, res->size, lo, &buf, &cap);
@@ -478,7 +457,7 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 			off = at;
 		}
 		if (lsn > from_lsn && cb) {
-			rc = cb(arg, lsn, hdr[4], buf, get32(hdr + 8));
+			rc = cb(arg, lsn, hdr[4], buf, get_le32(hdr + 8));
 			if (rc) {
 				if (rc > 0)
 					rc = -EIO;
@@ -487,7 +466,7 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 		}
 		res->records++;
 		*expect = lsn + 1;
-		off += REC_HDR + get32(hdr + 8);
+		off += REC_HDR + get_le32(hdr + 8);
 		res->stop_off = off;
 	}
 	rc = 0;
@@ -1028,17 +1007,17 @@ int journal_append(struct journal *j, unsigned type, const struct iovec *iov,
 			goto out;
 	}
 	lsn = j->next_lsn;
-	put32(hdr, REC_MAGIC);
+	put_le32(hdr, REC_MAGIC);
 	hdr[4] = type;
-	put32(hdr + 8, len);
+	put_le32(hdr + 8, len);
 	/* the durable mark: how far behind this record the last fsync was */
-	put32(hdr + 12, lsn - j->durable_lsn > UINT32_MAX ? UINT32_MAX : lsn - j->durable_lsn);
-	put64(hdr + 16, lsn);
+	put_le32(hdr + 12, lsn - j->durable_lsn > UINT32_MAX ? UINT32_MAX : lsn - j->durable_lsn);
+	put_le64(hdr + 16, lsn);
 	XXH3_64bits_reset(&xs);
 	XXH3_64bits_update(&xs, hdr, 24);
 	for (i = 0; i < cnt; i++)
 		XXH3_64bits_update(&xs, iov[i].iov_base, iov[i].iov_len);
-	put64(hdr + 24, XXH3_64bits_digest(&xs));
+	put_le64(hdr + 24, XXH3_64bits_digest(&xs));
 
 	v[0].iov_base = hdr;
 	v[0].iov_len = REC_HDR;

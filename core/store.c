@@ -105,6 +105,7 @@
 
 #include <xxhash.h>
 
+#include "bytes.h"
 #include "event.h"
 #include "evlog.h"
 #include "index.h"
@@ -397,48 +398,6 @@ static uint64_t mono_ns(void)
 	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-static void w16(unsigned char *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
-static void w32(unsigned char *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void w64(unsigned char *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static uint16_t r16(const unsigned char *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static uint32_t r32(const unsigned char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t r64(const unsigned char *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
 /* Make *@pp (a malloc'ed buffer of *@cap bytes) hold at least @need bytes, doubling. */
 int store_grow(void *pp, size_t *cap, size_t need)
 {
@@ -633,7 +592,7 @@ static void pend_free(struct pend *p)
  */
 static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 {
-	uint32_t n = kind == REC_APPEND && len >= APPEND_HDR ? r32(buf + 24) : 0;
+	uint32_t n = kind == REC_APPEND && len >= APPEND_HDR ? get_le32(buf + 24) : 0;
 	struct pend *p;
 	size_t pos;
 
@@ -654,9 +613,9 @@ static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 	case REC_CREATE:
 		if (len < 18)
 			goto bad;
-		p->uid = r64(buf);
-		p->time_ns = r64(buf + 8);
-		p->name_len = r16(buf + 16);
+		p->uid = get_le64(buf);
+		p->time_ns = get_le64(buf + 8);
+		p->name_len = get_le16(buf + 16);
 		if (p->name_len == 0 || p->name_len > 255 ||
 		    (18 + p->name_len != len && 18 + p->name_len + 12 != len))
 			goto bad;
@@ -665,26 +624,26 @@ static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 			goto bad;	/* never a path outside tasks/ */
 		if (len > 18 + p->name_len) {
 			p->has_owner = true;
-			p->owner_uid = r32(buf + 18 + p->name_len);
-			p->owner_gid = r32(buf + 22 + p->name_len);
-			p->mode = r32(buf + 26 + p->name_len) & 07777;
+			p->owner_uid = get_le32(buf + 18 + p->name_len);
+			p->owner_gid = get_le32(buf + 22 + p->name_len);
+			p->mode = get_le32(buf + 26 + p->name_len) & 07777;
 		}
 		p->name_hash = XXH3_64bits(p->name, p->name_len);
 		break;
 	case REC_DELETE:
 		if (len != 16)
 			goto bad;
-		p->uid = r64(buf);
-		p->time_ns = r64(buf + 8);
+		p->uid = get_le64(buf);
+		p->time_ns = get_le64(buf + 8);
 		break;
 	case REC_APPEND:
 		if (len < APPEND_HDR)
 			goto bad;
-		p->uid = r64(buf);
-		p->gseq = r64(buf + 8);
-		p->time_ns = r64(buf + 16);
+		p->uid = get_le64(buf);
+		p->gseq = get_le64(buf + 8);
+		p->time_ns = get_le64(buf + 16);
 		p->n = n;
-		p->data_len = r32(buf + 28);
+		p->data_len = get_le32(buf + 28);
 		if (p->n == 0 || p->data_len > len || p->n > p->data_len)
 			goto bad;
 		pos = APPEND_HDR;
@@ -697,7 +656,7 @@ static struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 
 				if (pos + 5 > data_at)
 					goto bad;
-				e->len = r32(buf + pos);
+				e->len = get_le32(buf + pos);
 				e->tlen = buf[pos + 4];
 				e->toff = pos + 5;
 				pos += 5 + e->tlen;
@@ -4736,14 +4695,14 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 	pthread_mutex_lock(&st->lock);
 	uid = st->next_uid++;
 	pthread_mutex_unlock(&st->lock);
-	w64(buf, uid);
-	w64(buf + 8, wall_ns());
-	w16(buf + 16, len);
+	put_le64(buf, uid);
+	put_le64(buf + 8, wall_ns());
+	put_le16(buf + 16, len);
 	memcpy(buf + 18, name, len);
 	if (owner) {
-		w32(buf + 18 + len, owner->uid);
-		w32(buf + 22 + len, owner->gid);
-		w32(buf + 26 + len, owner->mode & 07777);
+		put_le32(buf + 18 + len, owner->uid);
+		put_le32(buf + 22 + len, owner->gid);
+		put_le32(buf + 26 + len, owner->mode & 07777);
 	}
 	rc = submit_meta(st, REC_CREATE, buf, 18 + len + (owner ? 12 : 0), NULL, NULL, &p, &lsn);
 	pthread_mutex_unlock(&st->meta_lock);
@@ -4810,8 +4769,8 @@ int evl_task_delete_uid(struct evl_store *st, uint64_t uid, uint64_t idle_before
 	buf = malloc(16);
 	if (!buf)
 		return -ENOMEM;
-	w64(buf, uid);
-	w64(buf + 8, wall_ns());
+	put_le64(buf, uid);
+	put_le64(buf + 8, wall_ns());
 	pthread_mutex_lock(&st->meta_lock);
 	rc = submit_meta(st, REC_DELETE, buf, 16, delete_check, &d, &p, &lsn);
 	pthread_mutex_unlock(&st->meta_lock);
@@ -5127,7 +5086,7 @@ static int take_line(void *arg, const char *line, size_t len, size_t index)
 	if (store_grow(&w->dir, &w->dir_cap, w->dir_len + 5 + tlen) ||
 	    store_grow(&w->data, &w->data_cap, w->data_len + len + 1))
 		return -ENOMEM;
-	w32(w->dir + w->dir_len, len + 1);
+	put_le32(w->dir + w->dir_len, len + 1);
 	w->dir[w->dir_len + 4] = tlen;
 	memcpy(w->dir + w->dir_len + 5, type, tlen);
 	w->dir_len += 5 + tlen;
@@ -5203,9 +5162,9 @@ static int submit(struct evl_writer *w)
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
-	w64(buf, w->uid);
-	w32(buf + 24, w->n);
-	w32(buf + 28, w->data_len);
+	put_le64(buf, w->uid);
+	put_le32(buf + 24, w->n);
+	put_le32(buf + 28, w->data_len);
 	memcpy(buf + APPEND_HDR, w->dir, w->dir_len);
 	memcpy(buf + APPEND_HDR + w->dir_len, w->data, w->data_len);
 	p = pend_parse(REC_APPEND, buf, len);
@@ -5271,8 +5230,8 @@ static int submit(struct evl_writer *w)
 	st->next_gseq += p->n;
 	pthread_mutex_unlock(&st->lock);
 	p->time_ns = wall_ns();
-	w64(buf + 8, p->gseq);
-	w64(buf + 16, p->time_ns);
+	put_le64(buf + 8, p->gseq);
+	put_le64(buf + 16, p->time_ns);
 	iov.iov_base = buf;
 	iov.iov_len = len;
 	rc = journal_append(st->jn, REC_APPEND, &iov, 1, &lsn);

@@ -21,6 +21,7 @@
 
 #include <xxhash.h>
 
+#include "bytes.h"
 #include "io.h"
 #include "log.h"
 #include "tasklog.h"
@@ -448,8 +449,7 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name)
 		/* the uid, for reindex without an index: best effort (some file systems refuse) */
 		unsigned char le[8];
 
-		for (int i = 0; i < 8; i++)
-			le[i] = uid >> (8 * i);
+		put_le64(le, uid);
 		setxattr(path, TASKLOG_UID_XATTR, le, sizeof(le), 0);
 	}
 	if (sync_one(tl, -1, path) || sync_one(tl, -1, tl->dir))
@@ -461,29 +461,11 @@ uint64_t tasklog_uid_of(const char *dir, const char *name)
 {
 	char path[4400];
 	unsigned char le[8];
-	uint64_t uid = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (getxattr(path, TASKLOG_UID_XATTR, le, sizeof(le)) != sizeof(le))
 		return 0;
-	for (int i = 7; i >= 0; i--)
-		uid = uid << 8 | le[i];
-	return uid;
-}
-
-static void put_le(unsigned char *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = v >> (8 * i);
-}
-
-static uint64_t get_le(const unsigned char *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	return get_le64(le);
 }
 
 uint32_t tasklog_sum(const void *event, size_t len)
@@ -493,30 +475,30 @@ uint32_t tasklog_sum(const void *event, size_t len)
 
 void tasklog_encode(const struct tasklog_rec *r, unsigned char out[TASKLOG_REC])
 {
-	put_le(out, r->gseq, 8);
-	put_le(out + 8, r->time_ns, 8);
-	put_le(out + 16, r->len, 4);
-	put_le(out + 20, r->sum, 4);
-	put_le(out + 24, 0, 4);
-	put_le(out + 28, XXH32(out, 28, 2), 4);
+	put_le64(out, r->gseq);
+	put_le64(out + 8, r->time_ns);
+	put_le32(out + 16, r->len);
+	put_le32(out + 20, r->sum);
+	put_le32(out + 24, 0);
+	put_le32(out + 28, XXH32(out, 28, 2));
 }
 
 int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r)
 {
-	r->gseq = get_le(in, 8);
-	r->time_ns = get_le(in + 8, 8);
-	r->len = (uint32_t)get_le(in + 16, 4);
-	r->sum = (uint32_t)get_le(in + 20, 4);
-	return get_le(in + 28, 4) == XXH32(in, 28, 2) ? 0 : -EILSEQ;
+	r->gseq = get_le64(in);
+	r->time_ns = get_le64(in + 8);
+	r->len = get_le32(in + 16);
+	r->sum = get_le32(in + 20);
+	return get_le32(in + 28) == XXH32(in, 28, 2) ? 0 : -EILSEQ;
 }
 
 int tasklog_decode_v1(const unsigned char in[TASKLOG_REC_V1], struct tasklog_rec *r)
 {
-	r->gseq = get_le(in, 8);
-	r->time_ns = get_le(in + 8, 8);
-	r->len = (uint32_t)get_le(in + 16, 4);
+	r->gseq = get_le64(in);
+	r->time_ns = get_le64(in + 8);
+	r->len = get_le32(in + 16);
 	r->sum = 0;
-	return get_le(in + 20, 4) == XXH32(in, 20, 0) ? 0 : -EILSEQ;
+	return get_le32(in + 20) == XXH32(in, 20, 0) ? 0 : -EILSEQ;
 }
 
 /*

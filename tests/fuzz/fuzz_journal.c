@@ -27,6 +27,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "bytes.h"
 #include "evlog.h"
 #include "journal.h"
 #include "log.h"
@@ -36,18 +37,6 @@
 	__FILE__, __LINE__, #c); abort(); } } while (0)
 
 static char store[4096], jdir[4200], seg[4300];
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = v >> (8 * i);
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = v >> (8 * i);
-}
 
 /* The store's log: silent, unless EVL_FUZZ_LOG is set (to replay a failing input). */
 static void quiet(int prio, const char *msg)
@@ -84,10 +73,10 @@ static size_t frame(const uint8_t *data, size_t size, unsigned char *out, uint64
 	size_t o = 32;
 
 	memcpy(out, "EVLJRNL", 8);
-	put32(out + 8, 1);
-	put32(out + 12, 32);
-	put64(out + 16, 1);
-	put64(out + 24, XXH64(out, 24, 0));
+	put_le32(out + 8, 1);
+	put_le32(out + 12, 32);
+	put_le64(out + 16, 1);
+	put_le64(out + 24, XXH64(out, 24, 0));
 	*n = 0;
 	for (size_t pos = 0; pos + 3 <= size;) {
 		unsigned type = data[pos] ? data[pos] : 1;
@@ -97,16 +86,16 @@ static size_t frame(const uint8_t *data, size_t size, unsigned char *out, uint64
 		pos += 3;
 		if (len > size - pos)
 			len = size - pos;
-		put32(out + o, 0x524a5645u);
+		put_le32(out + o, 0x524a5645u);
 		memset(out + o + 4, 0, 12);
 		out[o + 4] = type;
-		put32(out + o + 8, len);
-		put64(out + o + 16, ++*n);
+		put_le32(out + o + 8, len);
+		put_le64(out + o + 16, ++*n);
 		memcpy(out + o + 32, data + pos, len);
 		XXH3_64bits_reset(&xs);
 		XXH3_64bits_update(&xs, out + o, 24);
 		XXH3_64bits_update(&xs, out + o + 32, len);
-		put64(out + o + 24, XXH3_64bits_digest(&xs));
+		put_le64(out + o + 24, XXH3_64bits_digest(&xs));
 		o += 32 + len;
 		pos += len;
 	}

@@ -17,31 +17,12 @@
 
 #include <lmdb.h>
 
+#include "bytes.h"
+
 struct tgs_val {
 	uint64_t ord, uid, off;
 	uint32_t len, pad;
 };
-
-static void be32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = v >> (24 - 8 * i);
-}
-
-static void be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = v >> (56 - 8 * i);
-}
-
-static uint64_t rd64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static int die(const char *what, int rc)
 {
@@ -82,8 +63,8 @@ int main(int argc, char **argv)
 	memcpy(&tid, val.mv_data, 4);
 	if ((rc = mdb_cursor_open(txn, tgs, &c)))
 		return die("cursor", rc);
-	be32(k, tid);
-	be64(k + 4, 0);
+	put_be32(k, tid);
+	put_be64(k + 4, 0);
 	key.mv_data = k;
 	key.mv_size = 12;
 	if (!strcmp(argv[2], "drop")) {
@@ -97,9 +78,9 @@ int main(int argc, char **argv)
 			return die("no such entry", rc ? rc : MDB_NOTFOUND);
 		memcpy(&tv, val.mv_data, sizeof(tv));
 		printf("dropped gseq %" PRIu64 " of task uid %" PRIu64 "\n",
-		       rd64((unsigned char *)key.mv_data + 4), tv.uid);
-		be64(k, tv.uid);
-		be32(k + 8, tid);
+		       get_be64((unsigned char *)key.mv_data + 4), tv.uid);
+		put_be64(k, tv.uid);
+		put_be32(k + 8, tid);
 		memcpy(k + 12, (unsigned char *)key.mv_data + 4, 8);
 		if ((rc = mdb_cursor_del(c, 0)))
 			return die("del tgs", rc);
@@ -112,16 +93,16 @@ int main(int argc, char **argv)
 		uint64_t gseq = 0;
 
 		/* the type's last entry, copied to a gseq no event has */
-		be32(k, tid + 1);
+		put_be32(k, tid + 1);
 		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
 		rc = rc == MDB_NOTFOUND ? mdb_cursor_get(c, &key, &val, MDB_LAST)
 					: mdb_cursor_get(c, &key, &val, MDB_PREV);
 		if (rc)
 			return die("last entry", rc);
 		memcpy(&tv, val.mv_data, sizeof(tv));
-		gseq = rd64((unsigned char *)key.mv_data + 4) + 1000000;
-		be32(k, tid);
-		be64(k + 4, gseq);
+		gseq = get_be64((unsigned char *)key.mv_data + 4) + 1000000;
+		put_be32(k, tid);
+		put_be64(k + 4, gseq);
 		key.mv_data = k;
 		key.mv_size = 12;
 		val.mv_data = &tv;

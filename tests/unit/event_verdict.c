@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "event.h"
 #include "event_cases.h"
 
@@ -40,7 +41,7 @@ int main(int argc, char **argv)
 	if (!buf || event_validator_new("type", cap + 1, &v))
 		return 2;
 	while (fread(hdr, 1, 4, stdin) == 4) {
-		size_t n = hdr[0] | hdr[1] << 8 | hdr[2] << 16 | (size_t)hdr[3] << 24;
+		size_t n = get_le32(hdr);
 		char type[EVENT_TYPE_MAX + 1];
 		struct event_error err;
 		size_t tlen;

@@ -27,6 +27,7 @@
 
 #include <xxhash.h>
 
+#include "bytes.h"
 #include "evlog.h"
 #include "index.h"
 #include "log.h"
@@ -1273,8 +1274,7 @@ static void to_format1(const char *dir, const unsigned char *extra, size_t nextr
 			assert_int_equal(tasklog_decode((unsigned char *)meta + k * TASKLOG_REC, &rec), 0);
 			memcpy(o, meta + k * TASKLOG_REC, 20);	/* gseq, time, len: the same */
 			h = XXH32(o, 20, 0);
-			for (int i = 0; i < 4; i++)
-				o[20 + i] = h >> (8 * i);
+			put_le32(o + 20, h);
 			assert_int_equal(tasklog_decode_v1(o, &rec), 0);
 		}
 		spit(dir, rel, old, n * TASKLOG_REC_V1);
@@ -2282,8 +2282,7 @@ static void rev_v2_an_old_task_tree_copied_in_is_upgraded(void **state)
 
 		memcpy(out, meta + k * TASKLOG_REC, 20);
 		h = XXH32(out, 20, 0);
-		for (int i = 0; i < 4; i++)
-			out[20 + i] = h >> (8 * i);
+		put_le32(out + 20, h);
 	}
 	{
 		char path[4400];

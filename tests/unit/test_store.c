@@ -28,6 +28,7 @@
 
 #include <cmocka.h>
 
+#include "bytes.h"
 #include "evlog.h"
 #include "index.h"
 #include "store_i.h"
@@ -4260,7 +4261,7 @@ static void journal_damage_case(const char *dir, const char *what)
 	for (off = 32; off + 32 <= (uint64_t)sb.st_size; off += 32 + lens[nrec++]) {
 		assert_int_equal(pread(fd, hdr, 32, off), 32);
 		assert_true(nrec < 16);
-		lens[nrec] = hdr[8] | hdr[9] << 8 | hdr[10] << 16 | (uint64_t)hdr[11] << 24;
+		lens[nrec] = get_le32(hdr + 8);
 	}
 	assert_int_equal(nrec, 10);
 	off = !strcmp(what, "header") ? 20 : 32 + lens[0] + 32 + 100;	/* record 2's payload */
