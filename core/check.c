@@ -122,6 +122,8 @@ struct ck_jev {
 struct ck_jcreate {
 	uint64_t uid, lsn, time_ns;
 	bool deleted;			/* by a later record of the journal */
+	bool has_owner;
+	struct tasklog_owner owner;
 	char name[256];
 };
 
@@ -846,7 +848,10 @@ static int jrec_cb(void *arg, const struct store_rec *r)
 		if (rc)
 			return rc;
 		ck->jcr[ck->njcr] = (struct ck_jcreate){ .uid = r->uid, .lsn = ck->j_last_lsn,
-							 .time_ns = r->time_ns };
+							 .time_ns = r->time_ns,
+							 .has_owner = r->has_owner,
+							 .owner = { r->owner_uid, r->owner_gid,
+								    r->mode } };
 		memcpy(ck->jcr[ck->njcr].name, r->name, r->name_len);
 		ck->njcr++;
 	} else if (r->kind == STORE_REC_DELETE) {
@@ -1357,6 +1362,27 @@ static int sum_task(void *arg, const struct index_task *it)
 	return 0;
 }
 
+/*
+ * A task the index does not vouch for: its owner and mode from its
+ * directory's attribute (tasklog_owner_of), if it carries one, rather than
+ * the mounting user's and 0755.
+ */
+static void owner_from_dir(struct ck *ck, struct ck_task *tk)
+{
+	struct tasklog_owner o;
+	char path[4200];
+
+	if (tk->has_owner)
+		return;
+	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	if (!tasklog_owner_of(path, tk->name, &o))
+		return;
+	tk->has_owner = true;
+	tk->owner_uid = o.uid;
+	tk->owner_gid = o.gid;
+	tk->mode = o.mode;
+}
+
 static int fix_tasks(struct ck *ck, struct index_txn *t, void *arg)
 {
 	struct index_meta m;
@@ -1376,6 +1402,11 @@ static int fix_tasks(struct ck *ck, struct index_txn *t, void *arg)
 		if (!tk->in_index) {
 			it = (struct index_task){ .uid = tk->uid ? tk->uid : m.next_uid++,
 						  .state = TASK_LIVE };
+			owner_from_dir(ck, tk);
+			it.has_owner = tk->has_owner;
+			it.owner_uid = tk->owner_uid;
+			it.owner_gid = tk->owner_gid;
+			it.mode = tk->mode;
 			tk->uid = it.uid;
 			tk->in_index = true;
 			if (m.next_uid <= it.uid)
@@ -3080,7 +3111,7 @@ static int make_journal_tasks(struct ck *ck, struct tasklog *tl)
 							 !strcmp(ck->tasks[k].name, c->name));
 		if (known)
 			continue;
-		rc = tasklog_create(tl, c->uid, c->name);
+		rc = tasklog_create(tl, c->uid, c->name, c->has_owner ? &c->owner : NULL);
 		if (rc == -ENOTDIR) {
 			/* not a directory (a file put there by hand): replay_journal counts them lost */
 			report(ck, 'E', "task %s: created by journal record %" PRIu64 ", but tasks/%s"
@@ -3098,6 +3129,10 @@ static int make_journal_tasks(struct ck *ck, struct tasklog *tl)
 		tk->uid = c->uid;
 		tk->on_disk = true;
 		tk->created_ns = tk->last_ns = c->time_ns;
+		tk->has_owner = c->has_owner;
+		tk->owner_uid = c->owner.uid;
+		tk->owner_gid = c->owner.gid;
+		tk->mode = c->owner.mode;
 		ck->r->tasks++;
 		report(ck, 'F', "task %s: created by journal record %" PRIu64 " before its directory"
 		       " was made: made now, for its journaled events", c->name, c->lsn);
@@ -3245,7 +3280,11 @@ static int put_tasks(struct ck *ck, struct index_txn *t, void *arg)
 	rc = index_put_meta(t, m);
 	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
 		struct ck_task *tk = &ck->tasks[i];
-		struct index_task it = {
+		struct index_task it;
+
+		if (tk->on_disk)
+			owner_from_dir(ck, tk);
+		it = (struct index_task){
 			.uid = tk->uid, .state = TASK_LIVE, .log_len = tk->bytes, .nevents = tk->n,
 			.created_ns = tk->created_ns, .last_ns = tk->last_ns,
 			.has_owner = tk->has_owner, .owner_uid = tk->owner_uid,

@@ -703,7 +703,8 @@ int store_rec_decode(unsigned kind, const void *payload, size_t len,
 		.kind = kind == REC_CREATE ? STORE_REC_CREATE :
 			kind == REC_DELETE ? STORE_REC_DELETE : STORE_REC_APPEND,
 		.uid = p->uid, .gseq = p->gseq, .time_ns = p->time_ns, .n = p->n,
-		.name = p->name, .name_len = p->name_len,
+		.name = p->name, .name_len = p->name_len, .has_owner = p->has_owner,
+		.owner_uid = p->owner_uid, .owner_gid = p->owner_gid, .mode = p->mode,
 	};
 	rc = 0;
 	for (uint32_t i = 0; i < p->n && !rc; i++) {
@@ -1155,7 +1156,8 @@ static int apply_create(struct evl_store *st, struct index_txn *t, struct index_
 	if (rc != -ENOENT)
 		return rc;
 	memset(&task, 0, sizeof(task));
-	rc = tasklog_create(st->tl, p->uid, name);
+	rc = tasklog_create(st->tl, p->uid, name, p->has_owner ? &(struct tasklog_owner){
+				    p->owner_uid, p->owner_gid, p->mode } : NULL);
 	if (rc && task_damage(rc)) {
 		/*
 		 * Something in the way (a file of that name in tasks/): the task
@@ -3557,7 +3559,10 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 			"checkpoint (%" PRIu64 " of %" PRIu64 "): rewriting its last %" PRIu64
 			" bytes from the journal", task.name, n, task.nevents, task.log_len - ck_len);
 	/* created since the last checkpoint, and its entries lost with a failed fsync */
-	if (missing && (rc = tasklog_create(st->tl, uid, task.name)))
+	if (missing && (rc = tasklog_create(st->tl, uid, task.name, task.has_owner ?
+					    &(struct tasklog_owner){ task.owner_uid,
+								     task.owner_gid, task.mode } :
+					    NULL)))
 		return rc;
 	rc = tasklog_truncate(st->tl, uid, task.name, ck_len, ck_n);
 	if (rc)

@@ -77,6 +77,8 @@ struct store_rec {
 	uint32_t n;			/* events */
 	const char *name;		/* create */
 	size_t name_len;
+	bool has_owner;			/* create: who, and the mode */
+	uint32_t owner_uid, owner_gid, mode;
 	const char *ev;			/* append: event ev_index (gseq + ev_index) */
 	size_t ev_len;
 	uint32_t ev_index;

@@ -425,7 +425,8 @@ static int create_empty(struct tasklog *tl, const char *path)
 	return rc;
 }
 
-int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name)
+int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name,
+		   const struct tasklog_owner *owner)
 {
 	char path[4400];
 	int rc;
@@ -452,6 +453,14 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name)
 		put_le64(le, uid);
 		setxattr(path, TASKLOG_UID_XATTR, le, sizeof(le), 0);
 	}
+	if (owner) {
+		unsigned char le[12];
+
+		put_le32(le, owner->uid);
+		put_le32(le + 4, owner->gid);
+		put_le32(le + 8, owner->mode);
+		setxattr(path, TASKLOG_OWNER_XATTR, le, sizeof(le), 0);
+	}
 	if (sync_one(tl, -1, path) || sync_one(tl, -1, tl->dir))
 		return -errno;
 	return 0;
@@ -466,6 +475,20 @@ uint64_t tasklog_uid_of(const char *dir, const char *name)
 	if (getxattr(path, TASKLOG_UID_XATTR, le, sizeof(le)) != sizeof(le))
 		return 0;
 	return get_le64(le);
+}
+
+bool tasklog_owner_of(const char *dir, const char *name, struct tasklog_owner *out)
+{
+	char path[4400];
+	unsigned char le[12];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (getxattr(path, TASKLOG_OWNER_XATTR, le, sizeof(le)) != sizeof(le))
+		return false;
+	out->uid = get_le32(le);
+	out->gid = get_le32(le + 4);
+	out->mode = get_le32(le + 8) & 07777;
+	return true;
 }
 
 uint32_t tasklog_sum(const void *event, size_t len)

@@ -72,11 +72,18 @@ unsigned tasklog_fd_room(void);
 /* How many cached entries were closed so far to stay under the open-file limit. */
 uint64_t tasklog_shed_count(struct tasklog *tl);
 
+/* Who created a task, and its mode (the index's task record holds the same). */
+struct tasklog_owner {
+	uint32_t uid, gid, mode;
+};
+
 /*
  * Create task @name's directory and empty files (emptied if they exist:
- * the index knows nothing of them).  Durable on return.  0 or -errno.
+ * the index knows nothing of them), recording @uid and @owner (NULL: none)
+ * in its attributes.  Durable on return.  0 or -errno.
  */
-int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name);
+int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name,
+		   const struct tasklog_owner *owner);
 
 /*
  * Write @len event bytes at @off of the log and @n sidecar records starting
@@ -109,6 +116,13 @@ int tasklog_write_recs(struct tasklog *tl, uint64_t uid, const char *name, uint6
  */
 #define TASKLOG_UID_XATTR "user.evlogfs.uid"
 uint64_t tasklog_uid_of(const char *dir, const char *name);
+/*
+ * And its owner and mode (12 bytes: uid, gid, mode), so reindex keeps who
+ * may write and read the task when the index is lost.  tasklog_owner_of:
+ * true and *@out if task directory @dir/@name carries one.
+ */
+#define TASKLOG_OWNER_XATTR "user.evlogfs.owner"
+bool tasklog_owner_of(const char *dir, const char *name, struct tasklog_owner *out);
 
 /*
  * Append @len event bytes to task @name's events.unapplied (made if

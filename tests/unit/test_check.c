@@ -3622,6 +3622,71 @@ static void a_tail_the_journal_holds_is_not_kept_aside_twice(void **state)
 	free(aside);
 }
 
+/*
+ * Who created a task and its mode live in the index's task record; a
+ * reindex without a usable index (removed, or damage the walk finds) gave
+ * every task to the mounting user, 0755: a private task became readable
+ * and writable by others.  The task directory carries them in an
+ * attribute now (as it does its uid), and reindex takes them from there:
+ * for a task with files (how 0) and for one only the journal made (how 1,
+ * its create record carries them).
+ */
+static void reindex_keeps_owners_without_an_index(void **state)
+{
+	const char *dir = *state;
+
+	for (int how = 0; how < 2; how++) {
+		struct evl_owner own = { .uid = 1234, .gid = 5678, .mode = 0710 };
+		struct evl_check_opts co = { .report = collect };
+		struct evl_check_result r;
+		struct evl_task_info info;
+		struct evl_store *st = open_store(dir);
+		char path[4200];
+		int status;
+		pid_t pid;
+
+		fill(st, 0, 8);
+		if (how == 0)
+			assert_int_equal(evl_task_create_as(st, "priv", &own), 0);
+		assert_int_equal(evl_store_close(st), 0);
+		if (how == 1) {
+			pid = fork();
+			assert_true(pid >= 0);
+			if (pid == 0) {
+				struct evl_options o;
+
+				evl_options_default(&o);
+				o.commit_sync = true;
+				o.hold_apply = true;	/* a kill -9 before the applier made it */
+				if (evl_store_open(dir, &o, &st) || evl_task_create_as(st, "priv", &own))
+					_exit(2);
+				_exit(0);
+			}
+			assert_int_equal(waitpid(pid, &status, 0), pid);
+			assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		}
+		snprintf(path, sizeof(path), "%s/index", dir);
+		tu_rmrf(path);
+		nlines = 0;
+		assert_int_equal(evl_reindex(dir, &co, &r), 0);
+		for (int i = 0; i < nlines; i++)
+			print_message("%s\n", lines[i]);
+		st = open_store(dir);
+		assert_int_equal(evl_task_lookup(st, "priv", &info), 0);
+		assert_true(info.has_owner);
+		assert_int_equal(info.owner_uid, 1234);
+		assert_int_equal(info.owner_gid, 5678);
+		assert_int_equal(info.mode, 0710);
+		assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
+		assert_false(info.has_owner);
+		assert_int_equal(evl_store_close(st), 0);
+		assert_int_equal(fsck(dir, false, &r), 0);
+		assert_int_equal(r.problems, 0);
+		tu_rmrf(dir);
+		mkdir(dir, 0700);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3723,6 +3788,8 @@ int main(void)
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_tail_the_journal_holds_is_not_kept_aside_twice,
 						tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(reindex_keeps_owners_without_an_index, tu_setup,
+						tu_teardown),
 		cmocka_unit_test_setup_teardown(a_removed_task_directory_costs_only_its_events,
 						tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(a_backup_stopped_before_its_index_leaves_a_copy_that_opens,

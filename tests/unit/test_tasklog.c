@@ -79,7 +79,7 @@ static void a_damaged_batch_past_the_index_is_written_again(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
 	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
-	assert_int_equal(tasklog_create(tl, 1, "t"), 0);
+	assert_int_equal(tasklog_create(tl, 1, "t", NULL), 0);
 	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
 	tasklog_close(tl);
 	snprintf(path, sizeof(path), "%s/t/events", dir);
@@ -114,7 +114,7 @@ static void a_failing_read_of_the_tail_is_not_damage(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
 	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
-	assert_int_equal(tasklog_create(tl, 1, "t"), 0);
+	assert_int_equal(tasklog_create(tl, 1, "t", NULL), 0);
 	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
 	fio_install();
 	fio_fail_path(FIO_READ, "/events", EIO);
@@ -140,7 +140,7 @@ static void write_only_at_the_files_end(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
 	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
-	assert_int_equal(tasklog_create(tl, 1, "t"), 0);
+	assert_int_equal(tasklog_create(tl, 1, "t", NULL), 0);
 	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
 	/* cut short on disk: the next write at the index's offset is refused */
 	snprintf(path, sizeof(path), "%s/t/events", dir);
@@ -184,7 +184,7 @@ static void write_read_with_a_small_cache(void **state)
 	assert_int_equal(tasklog_open(dir, 2, &tl), 0);	/* 2 descriptors for 5 tasks */
 	for (uint64_t u = 1; u <= 5; u++) {
 		snprintf(name, sizeof(name), "task%d", (int)u);
-		assert_int_equal(tasklog_create(tl, u, name), 0);
+		assert_int_equal(tasklog_create(tl, u, name, NULL), 0);
 	}
 	for (int round = 0; round < 20; round++)
 		for (uint64_t u = 1; u <= 5; u++) {
@@ -226,7 +226,7 @@ static void write_read_with_a_small_cache(void **state)
 	assert_int_equal(tasklog_remove(tl, 3, "task3"), 0);
 	assert_int_equal(tasklog_remove(tl, 3, "task3"), 0);	/* again after a crash */
 	assert_true(tasklog_read(tl, 3, "task3", 0, buf, 4) < 0);
-	assert_int_equal(tasklog_create(tl, 6, "task3"), 0);	/* the name is free */
+	assert_int_equal(tasklog_create(tl, 6, "task3", NULL), 0);	/* the name is free */
 	assert_int_equal(tasklog_purge(tl, 3), 0);
 	assert_int_equal(tasklog_purge(tl, 3), 0);
 	{
@@ -271,7 +271,7 @@ static struct tasklog *open_tasks(void **state, unsigned slots, unsigned n)
 
 		snprintf(name, sizeof(name), "t%d", (int)u);
 		r.len = snprintf(ev, sizeof(ev), "{\"u\":%d}\n", (int)u);
-		assert_int_equal(tasklog_create(tl, u, name), 0);
+		assert_int_equal(tasklog_create(tl, u, name, NULL), 0);
 		assert_int_equal(tasklog_write(tl, u, name, 0, ev, r.len, 0, &r, 1, 0), 0);
 	}
 	tasklog_close(tl);
@@ -426,7 +426,7 @@ static void remove_over_a_stale_trash(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
 	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
-	assert_int_equal(tasklog_create(tl, 3, "x"), 0);
+	assert_int_equal(tasklog_create(tl, 3, "x", NULL), 0);
 	snprintf(path, sizeof(path), "%s/.trash-%016x", dir, 3);
 	assert_int_equal(mkdir(path, 0755), 0);
 	snprintf(path, sizeof(path), "%s/.trash-%016x/events", dir, 3);
@@ -497,7 +497,7 @@ static void verify_table_keeps_every_entry(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
 	assert_int_equal(tasklog_open(dir, 16, &tl), 0);
-	assert_int_equal(tasklog_create(tl, 1, "t"), 0);
+	assert_int_equal(tasklog_create(tl, 1, "t", NULL), 0);
 	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, r.len, 0, &r, 1, 0), 0);
 	memset(live, 0, sizeof(live));
 	/* up to 127 live uids: the table stays at 256 slots, at most half full (wraps often) */
@@ -526,7 +526,7 @@ static void a_bad_record_past_the_index_is_not_damage(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
 	assert_int_equal(tasklog_open(dir, 16, &tl), 0);
-	assert_int_equal(tasklog_create(tl, 1, "t"), 0);
+	assert_int_equal(tasklog_create(tl, 1, "t", NULL), 0);
 	memcpy(data, ev, r[0].len);
 	memcpy(data + r[0].len, ev, r[0].len);
 	memcpy(data + 2 * r[0].len, ev, r[0].len);
