@@ -446,24 +446,28 @@ int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name,
 	if (rc)
 		return rc;
 	snprintf(path, sizeof(path), "%s/%s", tl->dir, name);
-	{
-		/* the uid, for reindex without an index: best effort (some file systems refuse) */
-		unsigned char le[8];
-
-		put_le64(le, uid);
-		setxattr(path, TASKLOG_UID_XATTR, le, sizeof(le), 0);
-	}
-	if (owner) {
-		unsigned char le[12];
-
-		put_le32(le, owner->uid);
-		put_le32(le + 4, owner->gid);
-		put_le32(le + 8, owner->mode);
-		setxattr(path, TASKLOG_OWNER_XATTR, le, sizeof(le), 0);
-	}
+	tasklog_mark(tl->dir, name, uid, owner);
 	if (sync_one(tl, -1, path) || sync_one(tl, -1, tl->dir))
 		return -errno;
 	return 0;
+}
+
+void tasklog_mark(const char *dir, const char *name, uint64_t uid,
+		  const struct tasklog_owner *owner)
+{
+	char path[4400];
+	unsigned char le[12];
+
+	/* for reindex without an index: best effort (some file systems refuse) */
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	put_le64(le, uid);
+	setxattr(path, TASKLOG_UID_XATTR, le, 8, 0);
+	if (owner) {
+		put_le32(le, owner->uid);
+		put_le32(le + 4, owner->gid);
+		put_le32(le + 8, owner->mode);
+		setxattr(path, TASKLOG_OWNER_XATTR, le, 12, 0);
+	}
 }
 
 uint64_t tasklog_uid_of(const char *dir, const char *name)

@@ -123,6 +123,9 @@ uint64_t tasklog_uid_of(const char *dir, const char *name);
  */
 #define TASKLOG_OWNER_XATTR "user.evlogfs.owner"
 bool tasklog_owner_of(const char *dir, const char *name, struct tasklog_owner *out);
+/* Record @uid and @owner (NULL: none) on task directory @dir/@name (best effort). */
+void tasklog_mark(const char *dir, const char *name, uint64_t uid,
+		  const struct tasklog_owner *owner);
 
 /*
  * Append @len event bytes to task @name's events.unapplied (made if

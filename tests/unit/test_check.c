@@ -3628,8 +3628,8 @@ static void a_tail_the_journal_holds_is_not_kept_aside_twice(void **state)
  * every task to the mounting user, 0755: a private task became readable
  * and writable by others.  The task directory carries them in an
  * attribute now (as it does its uid), and reindex takes them from there:
- * for a task with files (how 0) and for one only the journal made (how 1,
- * its create record carries them).
+ * for a task with files (how 0; and in a backup's copy) and for one only
+ * the journal made (how 1, its create record carries them).
  */
 static void reindex_keeps_owners_without_an_index(void **state)
 {
@@ -3664,6 +3664,25 @@ static void reindex_keeps_owners_without_an_index(void **state)
 			}
 			assert_int_equal(waitpid(pid, &status, 0), pid);
 			assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		}
+		if (how == 0) {
+			/* a backup's copy carries them too */
+			struct evl_backup_opts bo = { .report = collect };
+			struct evl_backup_result br;
+			char copy[4100];
+
+			snprintf(copy, sizeof(copy), "%s.copy", dir);
+			assert_int_equal(evl_backup(dir, copy, &bo, &br), 0);
+			snprintf(path, sizeof(path), "%s/index", copy);
+			tu_rmrf(path);
+			assert_int_equal(evl_reindex(copy, &co, &r), 0);
+			st = open_store(copy);
+			assert_int_equal(evl_task_lookup(st, "priv", &info), 0);
+			assert_true(info.has_owner);
+			assert_int_equal(info.owner_uid, 1234);
+			assert_int_equal(info.mode, 0710);
+			assert_int_equal(evl_store_close(st), 0);
+			tu_rmrf(copy);
 		}
 		snprintf(path, sizeof(path), "%s/index", dir);
 		tu_rmrf(path);
