@@ -3145,6 +3145,44 @@ static void reindex_applies_the_journals_deletes(void **state)
 }
 
 /*
+ * A store of 200 events (t1: 50) in @dir whose retention @spec of t1
+ * stopped after its DROPPING steps (its copy cannot begin: the .rewrite
+ * file fails), its intent left in the index, @wait_s seconds after the
+ * writes.  Returns the store, open, with the fault seam installed (and
+ * cleared): the caller closes it, then fio_uninstall()s.
+ */
+static struct evl_store *retention_stopped(const char *dir, const char *spec, int wait_s,
+					   struct evl_task_info *info)
+{
+	struct evl_compact_args args;
+	struct evl_compact_status cs;
+	struct evl_store *st;
+	char why[100], suffix[64];
+	uint64_t deadline;
+
+	fio_install();	/* before the store's threads read the seam (testutil.h) */
+	st = open_store(dir);
+	fill(st, 0, 200);
+	assert_int_equal(evl_store_checkpoint(st), 0);
+	assert_int_equal(evl_task_lookup(st, "t1", info), 0);
+	if (wait_s)
+		sleep(wait_s);
+	snprintf(suffix, sizeof(suffix), "/.rewrite/%016" PRIx64 ".events", info->uid);
+	fio_fail_path(FIO_OPEN, suffix, EIO);
+	assert_int_equal(evl_compact_parse(spec, &args, why, sizeof(why)), 0);
+	assert_int_equal(evl_compact_start(st, &args), 0);
+	deadline = tu_now_ms() + 300000;
+	for (evl_compact_status(st, &cs); cs.running && tu_now_ms() < deadline;
+	     evl_compact_status(st, &cs))
+		usleep(1000);
+	assert_false(cs.running);
+	assert_int_equal(cs.last_rc, -EIO);
+	assert_int_equal(fio_failed(), 1);
+	fio_clear();
+	return st;
+}
+
+/*
  * A clean close that stops a compaction between the steps of a task's
  * retention (the randomized simtest, seed 1510008071): the intent stays
  * (compact.c: DROPPING), some of the task's oldest events have left the
@@ -3157,32 +3195,14 @@ static void fsck_accepts_a_retention_a_close_stopped(void **state)
 {
 	const char *dir = *state;
 	struct evl_store *st;
-	struct evl_compact_args args;
-	struct evl_compact_status cs;
 	struct evl_check_result r;
 	struct evl_task_info info;
-	char why[100], suffix[64], *log, buf[8192];
-	uint64_t deadline = tu_now_ms() + 300000;
+	char *log, buf[8192];
 	size_t len;
 	ssize_t n;
 
-	fio_install();	/* before the store's threads read the seam (testutil.h) */
-	st = open_store(dir);
-	fill(st, 0, 200);	/* t1: 50 events */
-	assert_int_equal(evl_store_checkpoint(st), 0);
-	assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
+	st = retention_stopped(dir, "task=t1 keep-last=10", 0, &info);
 	log = slurp(dir, "tasks/t1/events", &len);
-	snprintf(suffix, sizeof(suffix), "/.rewrite/%016" PRIx64 ".events", info.uid);
-	fio_fail_path(FIO_OPEN, suffix, EIO);
-	assert_int_equal(evl_compact_parse("task=t1 keep-last=10", &args, why, sizeof(why)), 0);
-	assert_int_equal(evl_compact_start(st, &args), 0);
-	for (evl_compact_status(st, &cs); cs.running && tu_now_ms() < deadline;
-	     evl_compact_status(st, &cs))
-		usleep(1000);
-	assert_false(cs.running);
-	assert_int_equal(cs.last_rc, -EIO);
-	assert_int_equal(fio_failed(), 1);
-	fio_clear();
 	assert_int_equal(evl_store_close(st), 0);
 	fio_uninstall();
 
@@ -3420,29 +3440,10 @@ static void a_retention_of_every_old_event_then_an_append(void **state)
 {
 	const char *dir = *state;
 	struct evl_store *st;
-	struct evl_compact_args args;
-	struct evl_compact_status cs;
 	struct evl_check_result r;
 	struct evl_task_info info;
-	char why[100], suffix[64];
-	uint64_t deadline = tu_now_ms() + 300000;
 
-	fio_install();	/* before the store's threads read the seam (testutil.h) */
-	st = open_store(dir);
-	fill(st, 0, 200);	/* t1: 50 events, gseqs shared with t0, t2, t3 */
-	assert_int_equal(evl_store_checkpoint(st), 0);
-	assert_int_equal(evl_task_lookup(st, "t1", &info), 0);
-	sleep(2);
-	snprintf(suffix, sizeof(suffix), "/.rewrite/%016" PRIx64 ".events", info.uid);
-	fio_fail_path(FIO_OPEN, suffix, EIO);	/* the copy cannot begin: the intent stays */
-	assert_int_equal(evl_compact_parse("task=t1 max-age=1s", &args, why, sizeof(why)), 0);
-	assert_int_equal(evl_compact_start(st, &args), 0);
-	for (evl_compact_status(st, &cs); cs.running && tu_now_ms() < deadline;
-	     evl_compact_status(st, &cs))
-		usleep(1000);
-	assert_false(cs.running);
-	assert_int_equal(cs.last_rc, -EIO);
-	fio_clear();
+	st = retention_stopped(dir, "task=t1 max-age=1s", 2, &info);
 	fill(st, 200, 4);	/* t1's new event: gseq 202, its cut 198 */
 	assert_int_equal(evl_store_close(st), 0);
 	fio_uninstall();

@@ -377,6 +377,15 @@ static int count_trim(void *arg, const struct index_trim *tr)
 	return 0;
 }
 
+/* A write transaction on the index in @dir through LMDB itself (to damage it). */
+static void raw_begin(const char *dir, MDB_env **env, MDB_txn **txn)
+{
+	assert_int_equal(mdb_env_create(env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(*env, 16), 0);
+	assert_int_equal(mdb_env_open(*env, dir, MDB_NOTLS, 0644), 0);
+	assert_int_equal(mdb_txn_begin(*env, NULL, 0, txn), 0);
+}
+
 /*
  * An index made before retention has no "trim" database.  The daemon adds
  * it at its first open; fsck, which opens read-only and writes nothing,
@@ -396,10 +405,7 @@ static void rdonly_open_of_an_index_without_trim(void **state)
 	assert_int_equal(index_open(*state, "type", &ix), 0);
 	index_close(ix);
 	/* what an index of that version holds: every database but trim */
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-	assert_int_equal(mdb_env_open(env, *state, MDB_NOTLS, 0644), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	raw_begin(*state, &env, &txn);
 	assert_int_equal(mdb_dbi_open(txn, "trim", 0, &dbi), 0);
 	assert_int_equal(mdb_drop(txn, dbi, 1), 0);
 	assert_int_equal(mdb_txn_commit(txn), 0);
@@ -586,10 +592,7 @@ static void a_next_counter_in_use_is_damage(void **state)
 			MDB_txn *txn;
 			MDB_dbi dbi;
 
-			assert_int_equal(mdb_env_create(&env), 0);
-			assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-			assert_int_equal(mdb_env_open(env, *state, 0, 0644), 0);
-			assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+			raw_begin(*state, &env, &txn);
 			assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
 			assert_int_equal(mdb_get(txn, dbi, &key, &(MDB_val){ 0 }), 0);
 			assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
@@ -636,10 +639,7 @@ static void a_task_name_and_uid_that_do_not_name_each_other_is_damage(void **sta
 		MDB_val key, val;
 
 		one_task_index(*state, &task, &m);
-		assert_int_equal(mdb_env_create(&env), 0);
-		assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-		assert_int_equal(mdb_env_open(env, *state, 0, 0644), 0);
-		assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+		raw_begin(*state, &env, &txn);
 		assert_int_equal(mdb_dbi_open(txn, "tasks", 0, &tasks), 0);
 		assert_int_equal(mdb_dbi_open(txn, "names", 0, &names), 0);
 		if (how == 1 || how == 2) {
