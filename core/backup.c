@@ -273,6 +273,11 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	snprintf(path, sizeof(path), "%s/tasks", b->dest);
 	tasklog_mark(path, t->name, t->uid, t->has_owner ? &(struct tasklog_owner){
 			     t->owner_uid, t->owner_gid, t->mode } : NULL);
+	snprintf(path, sizeof(path), "%s/tasks/%s", b->dest, t->name);
+	if (io_fsync_dir(path)) {
+		rc = -errno;
+		goto out;
+	}
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", b->dest, t->name);
 	dl = io->open(path, O_RDWR | O_CREAT, 0644);
 	if (dl < 0) {

@@ -79,6 +79,7 @@ struct ck_task {
 	bool in_index, on_disk, dirty, skip;
 	bool have_times;		/* created_ns, last_ns from the index */
 	bool has_owner;			/* owner and mode, from the index */
+	bool vouched;			/* the (old) index has its record: its owner stands */
 	uint32_t owner_uid, owner_gid, mode;
 	uint64_t idx_n, idx_len;	/* what the index says the files hold */
 	uint64_t base_len, base_n;
@@ -1010,6 +1011,7 @@ static int load_task(void *arg, const struct index_task *it)
 	tk->name_len = it->name_len;
 	tk->uid = it->uid;
 	tk->in_index = true;
+	tk->vouched = true;	/* owner and mode: the index's, even none */
 	tk->idx_n = it->nevents - it->base_n;
 	tk->idx_len = it->log_len - it->base_len;
 	tk->base_len = it->base_len;
@@ -1372,7 +1374,7 @@ static void owner_from_dir(struct ck *ck, struct ck_task *tk)
 	struct tasklog_owner o;
 	char path[4200];
 
-	if (tk->has_owner)
+	if (tk->has_owner || tk->vouched)
 		return;
 	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
 	if (!tasklog_owner_of(path, tk->name, &o))
@@ -1705,6 +1707,16 @@ static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 		}
 		if (memcmp(buf, je->data, je->len))
 			break;
+		/* only what replay_journal will write (it refuses what does not validate) */
+		{
+			char type[EVENT_TYPE_MAX + 1];
+			struct event_error ee;
+			size_t tlen;
+
+			if (!ck->val || event_validate(ck->val, je->data, je->len - 1, type, &tlen,
+						       &ee))
+				break;
+		}
 		skip += je->len;
 	}
 	if (!rc && skip)

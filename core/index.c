@@ -913,8 +913,7 @@ static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t
 		if (tid > max_tid)
 			max_tid = tid;
 		/* the type's last entry: the one before the next type's first */
-		for (int i = 0; i < 4; i++)
-			k[i] = (uint32_t)(tid + 1) >> (24 - 8 * i);
+		put_be32(k, tid + 1);
 		rc = tid == UINT32_MAX ? MDB_NOTFOUND : mdb_cursor_get(g, &gk, &gv, MDB_SET_RANGE);
 		if (!rc)
 			rc = mdb_cursor_get(g, &gk, &gv, MDB_PREV);

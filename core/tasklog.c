@@ -467,6 +467,9 @@ void tasklog_mark(const char *dir, const char *name, uint64_t uid,
 		put_le32(le + 4, owner->gid);
 		put_le32(le + 8, owner->mode);
 		setxattr(path, TASKLOG_OWNER_XATTR, le, 12, 0);
+	} else {
+		/* a directory reused (an older task's, a stray one): not its owner */
+		removexattr(path, TASKLOG_OWNER_XATTR);
 	}
 }
 
