@@ -981,21 +981,6 @@ static int check_files(struct evl_store *st, const struct index_task *task)
 /* ---- applying ---- */
 
 /*
- * An append to a task set aside: its events go to the task's
- * events.unapplied rather than over or past what its files hold, or, if even
- * that fails for good (its directory is gone), they are lost.  Either way
- * the other tasks' records do not wait behind them for ever, nor does the
- * journal's trim; counted at dequeue and named in the log, never silently.
- * Not so at the open's recovery when a directory the index does not know
- * may be the task's (-EUCLEAN, nothing committed): the task record may be
- * a damaged index's, and reindex can still place the journal's events.
- * A directory removed by hand, with no such candidate, costs only its own
- * events, named, as on a live mount.
- * A full disk or an I/O error is retried like any failed write.  Once per
- * record: a batch redone finds it done.  (After a crash before the batch's
- * index commit the replay puts them there again: a line may be there twice.)
- */
-/*
  * Is there a task directory the index (@t) does not know that may be task
  * @uid's under another name (a damaged name in its task record): one
  * carrying @uid (tasklog_uid_of), or no uid at all?  Recovery only.
@@ -1052,6 +1037,21 @@ static bool misnamed_dir(struct evl_store *st, struct index_txn *t, uint64_t uid
 	return found;
 }
 
+/*
+ * An append to a task set aside: its events go to the task's
+ * events.unapplied rather than over or past what its files hold, or, if even
+ * that fails for good (its directory is gone), they are lost.  Either way
+ * the other tasks' records do not wait behind them for ever, nor does the
+ * journal's trim; counted at dequeue and named in the log, never silently.
+ * Not so at the open's recovery when a directory the index does not know
+ * may be the task's (-EUCLEAN, nothing committed): the task record may be
+ * a damaged index's, and reindex can still place the journal's events.
+ * A directory removed by hand, with no such candidate, costs only its own
+ * events, named, as on a live mount.
+ * A full disk or an I/O error is retried like any failed write.  Once per
+ * record: a batch redone finds it done.  (After a crash before the batch's
+ * index commit the replay puts them there again: a line may be there twice.)
+ */
 static int put_aside(struct evl_store *st, struct index_txn *t, struct pend *p,
 		     const char *name)
 {
