@@ -272,12 +272,7 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	/* as the source's: a reindex of the copy without its index keeps them */
 	snprintf(path, sizeof(path), "%s/tasks", b->dest);
 	tasklog_mark(path, t->name, t->uid, t->has_owner ? &(struct tasklog_owner){
-			     t->owner_uid, t->owner_gid, t->mode } : NULL);
-	snprintf(path, sizeof(path), "%s/tasks/%s", b->dest, t->name);
-	if (io_fsync_dir(path)) {
-		rc = -errno;
-		goto out;
-	}
+			     t->owner_uid, t->owner_gid, t->mode } : NULL);	/* synced below */
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", b->dest, t->name);
 	dl = io->open(path, O_RDWR | O_CREAT, 0644);
 	if (dl < 0) {
@@ -351,7 +346,7 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	}
 	if (rc)
 		goto out;
-	/* new files: their entries too (the snapshot's index will name them) */
+	/* new files: their entries too (the snapshot's index will name them), and its attributes */
 	snprintf(path, sizeof(path), "%s/tasks/%s", b->dest, t->name);
 	if (io_fsync_dir(path)) {
 		rc = -errno;
