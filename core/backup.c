@@ -46,7 +46,7 @@
 #include "index.h"
 #include "io.h"
 #include "log.h"
-#include "store_i.h"
+#include "store.h"
 #include "tasklog.h"
 
 struct bk {

@@ -60,7 +60,7 @@
 #include "io.h"
 #include "journal.h"
 #include "log.h"
-#include "store_i.h"
+#include "store.h"
 #include "tasklog.h"
 
 #define CHECK_MAX_EVENT (64u << 20)

@@ -97,7 +97,7 @@
 
 #include "evlog.h"
 #include "log.h"
-#include "store_i.h"
+#include "store.h"
 #include "tasklog.h"
 
 struct compactor {

@@ -31,7 +31,7 @@
 #include "evlog.h"
 #include "journal.h"
 #include "log.h"
-#include "store_i.h"
+#include "store.h"
 
 #define check(c) do { if (!(c)) { fprintf(stderr, "fuzz_journal: %s:%d: %s\n", \
 	__FILE__, __LINE__, #c); abort(); } } while (0)

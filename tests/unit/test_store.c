@@ -31,7 +31,7 @@
 #include "bytes.h"
 #include "evlog.h"
 #include "index.h"
-#include "store_i.h"
+#include "store.h"
 #include "tasklog.h"
 #include "testutil.h"
 

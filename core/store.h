@@ -1,0 +1,144 @@
+/*
+ * store.h - what other core modules (compaction, the offline tools, backup)
+ * use of the store.  Private to core/ (and the test tools).
+ *
+ * Caveats: the functions that wait (store_shrink_index, store_wait_purged)
+ * must not be called from the applier thread or with a transaction open.
+ */
+#ifndef EVL_STORE_H
+#define EVL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evlog.h"
+
+struct compactor;
+
+/* The store's data directory. */
+const char *store_dir(const struct evl_store *st);
+bool store_nodelete(const struct evl_store *st);
+bool store_read_only(const struct evl_store *st);
+/* The compaction state the store owns (made at open, freed at close). */
+struct compactor *store_compactor(struct evl_store *st);
+
+/* Have the applier shrink the index file if more than half of it is free.  0 or -errno. */
+int store_shrink_index(struct evl_store *st);
+/*
+ * Wait until the tasks deleted before the call have their entries and files
+ * purged (as many purges as awaited one then: deletes meanwhile do not make
+ * it longer).  0, or -EINTR when the store starts closing.
+ */
+int store_wait_purged(struct evl_store *st, void (*progress)(void *arg, uint64_t left),
+		      void *arg);
+/* Has evl_store_close begun?  A compaction stops at its next step then. */
+bool store_closing(struct evl_store *st);
+/* The gseq the next event will get: every event committed so far has a lower one. */
+uint64_t store_next_gseq(struct evl_store *st);
+/*
+ * Checkpoint what is applied now (sync logs and index, trim the journal up
+ * to it), without waiting for the records not applied yet.  0 or -errno.
+ */
+int store_checkpoint_applied(struct evl_store *st);
+
+/*
+ * Drop the head of live task @uid, among its events committed before gseq
+ * @horizon (0: all; later ones are kept and not counted): those that are
+ * not among the newest @keep_last of them (0: no such rule) or were
+ * committed before @min_ns (wall clock; 0: no such rule).  The log is
+ * rewritten crash-safely (see compact.c).  Events and bytes dropped go to
+ * *@events, *@bytes.  0 (also when the task is gone), -EINTR (the store is
+ * closing: the drop is durable and finished at the next open), or -errno.
+ */
+int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_t min_ns,
+		 uint64_t horizon, uint64_t *events, uint64_t *bytes);
+
+/*
+ * Lock store @dir (a flock on the directory itself; "<pid> @holder" is
+ * written into DATA_DIR/lock for the messages, unless the store is
+ * read-only) for an offline tool or a store.  0 with the descriptors in *@l
+ * (closing them releases the lock; store_unlock also clears DATA_DIR/lock),
+ * -EBUSY (the caller names the holder: evl_store_holder), or -errno.
+ * DATA_DIR/lock is flocked too: daemons before the directory lock took
+ * only that, and must keep seeing the store as held (and be seen).
+ */
+struct store_lock {
+	int dir_fd, file_fd;	/* -1: not held */
+};
+#define STORE_LOCK_NONE ((struct store_lock){ -1, -1 })
+int store_lock(const char *dir, const char *holder, struct store_lock *l);
+void store_unlock(const char *dir, struct store_lock *l);
+
+/* A journal record, as store_rec_decode hands it out (one call per event of an append). */
+enum { STORE_REC_CREATE = 1, STORE_REC_APPEND, STORE_REC_DELETE };
+struct store_rec {
+	int kind;
+	uint64_t uid, gseq, time_ns;	/* gseq of the first event */
+	uint32_t n;			/* events */
+	const char *name;		/* create */
+	size_t name_len;
+	bool has_owner;			/* create: who, and the mode */
+	uint32_t owner_uid, owner_gid, mode;
+	const char *ev;			/* append: event ev_index (gseq + ev_index) */
+	size_t ev_len;
+	uint32_t ev_index;
+};
+
+/*
+ * Decode journal payload @payload of record type @kind and call @cb once
+ * per event of an append, once for a create or delete.  0, -EILSEQ
+ * (malformed), -ENOMEM, or @cb's value.
+ */
+int store_rec_decode(unsigned kind, const void *payload, size_t len,
+		     int (*cb)(void *arg, const struct store_rec *r), void *arg);
+
+/*
+ * Open store @dir (recovering it) and close it again (a checkpoint), with
+ * @type_field (NULL: the one its index records).  0 or -errno.
+ */
+int store_cycle(const char *dir, const char *type_field, const char *holder);
+
+/*
+ * Finish the log rewrites a failed rename or directory sync left switched
+ * in the index only (the applier retries them too).  0 or -errno.
+ */
+int store_finish_switches(struct evl_store *st);
+
+/* Make DATA_DIR/reserve if it is missing and there is room (see store.c). */
+void store_reserve(struct evl_store *st);
+
+/* Remove @path and, if it is a directory, everything below it.  Missing is fine.  0 or -errno. */
+int store_rmrf(const char *path);
+
+/*
+ * Make the buffer *@pp (capacity *@cap bytes) hold at least @need bytes,
+ * doubling.  0 or -ENOMEM (the buffer is kept).
+ */
+int store_grow(void *pp, size_t *cap, size_t need);
+
+/*
+ * The stamp (store.c, I7): DATA_DIR/stamp and the index hold the store's id
+ * and generation.  store_stamp_read: 0, -ENOENT, -EILSEQ (garbled) or
+ * -errno.  store_stamp_write: durable on return.  store_stamp_check: does
+ * index @ix describe the logs of @dir?  0, -ESTALE with the reason in @why
+ * (evlogctl reindex is the cure), or -errno.
+ */
+struct index;
+struct store_stamp {
+	uint64_t id, file_gen, ix_gen;
+	bool file, ix;		/* each was found */
+};
+int store_stamp_read(const char *dir, uint64_t *id, uint64_t *gen);
+int store_stamp_write(const char *dir, uint64_t id, uint64_t gen);
+int store_stamp_check(const char *dir, struct index *ix, struct store_stamp *s,
+		      char *why, size_t n);
+/* Make DATA_DIR/stamp say what the index there says (an index copied in).  0 or -errno. */
+int store_stamp_adopt(const char *dir);
+
+/* compact.c */
+int compactor_new(struct evl_store *st, struct compactor **out);
+/* Wait for a running compaction and free. */
+void compactor_free(struct compactor *c);
+
+#endif

@@ -1,0 +1,485 @@
+/*
+ * writer.c - a task's writers: lines reassembled from write()s, validated,
+ * journaled as one record per write and put on the pending list; a refused
+ * line leaves nothing stored.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "bytes.h"
+#include "event.h"
+#include "evlog.h"
+#include "index.h"
+#include "io.h"
+#include "journal.h"
+#include "linebuf.h"
+#include "log.h"
+#include "store.h"
+#include "store_i.h"
+#include "tasklog.h"
+
+/* ---- writing ---- */
+
+/* Record buffers larger than this are given back after each write. */
+#define RECORD_KEEP (64u << 10)
+
+/*
+ * May task @uid be written?  Its files must be there and at least as long
+ * as the index says (task_check_files).  A reopen finds the damage that set a
+ * task aside here again, at the task's first write, rather than acknowledge
+ * appends its files cannot take.  0, -EIO (set aside) or -errno.
+ */
+int writer_check(struct evl_store *st, uint64_t uid)
+{
+	struct index_task task;
+	struct index_txn *t;
+	int rc;
+
+	if (is_aside(st, uid))
+		return -EIO;
+	/* a snapshot that has the task live sees its files in place (I6) */
+	pthread_rwlock_rdlock(&st->swap_lock);
+	rc = index_begin(st->ix, false, &t);
+	if (!rc) {
+		rc = index_task_by_uid(t, uid, &task);
+		index_abort(t);
+		if (rc == -ENOENT)
+			rc = 0;		/* its create is pending: no files yet */
+		/* a rewrite's renames pending: the files are not the index's yet */
+		else if (!rc && task.state == TASK_LIVE && !switch_broken(st, uid))
+			rc = task_check_files(st, &task);
+	}
+	pthread_rwlock_unlock(&st->swap_lock);
+	return rc;
+}
+
+int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
+{
+	struct evl_task_info info;
+	struct evl_writer *w;
+	uint64_t gen;
+	int rc;
+
+	if (st->opt.read_only)
+		return -EROFS;
+	pthread_mutex_lock(&st->lock);
+	gen = st->delete_gen;
+	pthread_mutex_unlock(&st->lock);
+	rc = evl_task_stat(st, uid, &info);
+	if (!rc)
+		rc = writer_check(st, uid);
+	if (rc)
+		return rc;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	rc = event_validator_new(st->opt.type_field, st->opt.max_event, &w->val);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	w->st = st;
+	w->uid = uid;
+	w->gen = gen;
+	memcpy(w->name, info.name, sizeof(w->name));
+	linebuf_init(&w->lb, st->opt.max_event);
+	*out = w;
+	return 0;
+}
+
+/* Count @more held bytes against max_held.  0 or -ENOBUFS. */
+static int held_take(struct evl_store *st, size_t more)
+{
+	uint_fast64_t cur = atomic_load(&st->held_bytes);
+
+	do {
+		if (st->opt.max_held && cur + more > st->opt.max_held)
+			return -ENOBUFS;
+	} while (!atomic_compare_exchange_weak(&st->held_bytes, &cur, cur + more));
+	return 0;
+}
+
+static void held_give(struct evl_store *st, size_t less)
+{
+	atomic_fetch_sub(&st->held_bytes, less);
+}
+
+/* Forget the held line (stored, refused, or lost). */
+static void drop_held(struct evl_writer *w)
+{
+	held_give(w->st, linebuf_pending(&w->lb));
+	linebuf_clear(&w->lb);
+}
+
+/* Start a new record (one write(), or the held line at close). */
+static int record_reset(struct evl_writer *w)
+{
+	w->dir_len = w->data_len = 0;
+	w->n = 0;
+	memset(&w->err, 0, sizeof(w->err));
+	if (!w->val)
+		return event_validator_new(w->st->opt.type_field, w->st->opt.max_event, &w->val);
+	return 0;
+}
+
+/* After a write: give back memory only a long line needed. */
+static void record_trim(struct evl_writer *w)
+{
+	if (w->dir_cap > RECORD_KEEP) {
+		free(w->dir);
+		w->dir = NULL;
+		w->dir_cap = 0;
+	}
+	if (w->data_cap > RECORD_KEEP) {
+		free(w->data);
+		w->data = NULL;
+		w->data_cap = 0;
+	}
+}
+
+/* linebuf callback: validate one line and add it to the record. */
+static int take_line(void *arg, const char *line, size_t len, size_t index)
+{
+	struct evl_writer *w = arg;
+	char type[EVENT_TYPE_MAX + 1];
+	size_t tlen;
+	int rc;
+
+	if (event_is_blank(line, len))
+		return 0;
+	rc = event_validate(w->val, line, len, type, &tlen, &w->err);
+	if (rc)
+		return rc;
+	if (store_grow(&w->dir, &w->dir_cap, w->dir_len + 5 + tlen) ||
+	    store_grow(&w->data, &w->data_cap, w->data_len + len + 1))
+		return -ENOMEM;
+	put_le32(w->dir + w->dir_len, len + 1);
+	w->dir[w->dir_len + 4] = tlen;
+	memcpy(w->dir + w->dir_len + 5, type, tlen);
+	w->dir_len += 5 + tlen;
+	memcpy(w->data + w->data_len, line, len);
+	w->data[w->data_len + len] = '\n';
+	w->data_len += len + 1;
+	w->n++;
+	return 0;
+}
+
+/*
+ * Log, count and show a refused write (-EINVAL, -EFBIG or -ENOBUFS).  The
+ * refused event is named by the place it would have had in the task log:
+ * its ordinal (1 = the first event) and its byte offset, counting what is
+ * stored now plus the events of the same write() before it.
+ */
+static void reject(struct evl_writer *w, int rc)
+{
+	struct evl_store *st = w->st;
+	struct evl_task_info info = { 0 };
+	char where[96], col[32] = "";
+
+	if (rc == -EFBIG && !w->err.err)
+		snprintf(w->err.reason, sizeof(w->err.reason),
+			 "line longer than max_event=%zu", st->opt.max_event);
+	if (rc == -ENOBUFS)
+		snprintf(w->err.reason, sizeof(w->err.reason),
+			 "unterminated lines over max_held=%zu", st->opt.max_held);
+	if (w->err.col && rc == -EINVAL)
+		snprintf(col, sizeof(col), " col %zu", w->err.col);
+	evl_task_stat(st, w->uid, &info);	/* a deleted task: counted from 0 */
+	snprintf(where, sizeof(where), "event %" PRIu64 " (byte %" PRIu64 ")%s",
+		 info.events + w->n + 1, info.size + w->data_len, col);
+	pthread_mutex_lock(&st->lock);
+	if (rc == -EFBIG)
+		st->rejected_too_big++;
+	else if (rc == -ENOBUFS)
+		st->rejected_held++;
+	else
+		st->rejected_invalid++;
+	snprintf(st->last_rejection, sizeof(st->last_rejection), "task %s %s: %s", w->name,
+		 where, w->err.reason);
+	pthread_mutex_unlock(&st->lock);
+	evl_log(LOG_WARNING, "rejected %s: task %s %s: %s", rc == -ENOBUFS ? "write" : "event",
+		w->name, where, w->err.reason);
+}
+
+static void record_latency(struct evl_store *st, uint64_t start)
+{
+	double s = (mono_ns() - start) / 1e9;
+	int i = 0;
+
+	while (s > evl_lat_bounds[i])
+		i++;
+	st->lat_count[i]++;
+	st->lat_sum += s;
+}
+
+/* Journal the record built in @w and put it on the pending list. */
+static int submit(struct evl_writer *w)
+{
+	struct evl_store *st = w->st;
+	size_t len = APPEND_HDR + w->dir_len + w->data_len;
+	uint64_t start = mono_ns(), lsn, gen, failures;
+	struct iovec iov;
+	unsigned char *buf;
+	struct pend *p;
+	int rc;
+
+	/* its files cannot take it: refused, not acknowledged and lost */
+	if (is_aside(st, w->uid))
+		return -EIO;
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	put_le64(buf, w->uid);
+	put_le32(buf + 24, w->n);
+	put_le32(buf + 28, w->data_len);
+	memcpy(buf + APPEND_HDR, w->dir, w->dir_len);
+	memcpy(buf + APPEND_HDR + w->dir_len, w->data, w->data_len);
+	p = pend_parse(REC_APPEND, buf, len);
+	if (!p)
+		return -ENOMEM;
+	p->spare = calloc(1, sizeof(*p->spare));
+	if (!p->spare) {
+		pend_free(p);
+		return -ENOMEM;
+	}
+
+	pthread_mutex_lock(&st->lock);
+	failures = st->apply_failures;
+	while (st->pending_mem && st->pending_mem + p->mem > st->opt.max_pending) {
+		/* wait for the applier; nothing drains after a failed fsync */
+		uint64_t at = mono_ns() + 100000000ull;
+		struct timespec ts = { at / 1000000000ull, at % 1000000000ull };
+		struct journal_stats js;
+
+		pthread_cond_timedwait(&st->applied_cv, &st->lock, &ts);
+		store_journal_stats(st, &js);
+		rc = -js.error;
+		/*
+		 * Nor while the applier keeps failing (no descriptor, no room,
+		 * an I/O error): the writer gets its errno in bounded time, and
+		 * the FUSE workers it would hold stay free for everyone else.
+		 * It has failed since this wait began and for a while: one
+		 * failure the next try cures does not refuse anything.
+		 */
+		if (!rc && st->apply_err && st->apply_failures != failures &&
+		    mono_ns() - st->apply_failing_since >= WRITER_GIVE_UP_NS)
+			rc = st->apply_err;
+		if (rc) {
+			pthread_mutex_unlock(&st->lock);
+			pend_free(p);
+			return rc;
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+
+	pthread_mutex_lock(&st->append_lock);
+	/*
+	 * Deletes are journaled under append_lock too: looked at here, the
+	 * task cannot be deleted before this record, whose events would then
+	 * be acknowledged and never written.
+	 */
+	pthread_mutex_lock(&st->lock);
+	gen = st->delete_gen;
+	pthread_mutex_unlock(&st->lock);
+	if (gen != w->gen) {
+		struct delete_check d = { .uid = w->uid };
+
+		rc = store_delete_check(st, &d);
+		if (rc) {
+			pthread_mutex_unlock(&st->append_lock);
+			pend_free(p);
+			return rc;
+		}
+		w->gen = gen;
+	}
+	pthread_mutex_lock(&st->lock);
+	p->gseq = st->next_gseq;
+	st->next_gseq += p->n;
+	pthread_mutex_unlock(&st->lock);
+	p->time_ns = wall_ns();
+	put_le64(buf + 8, p->gseq);
+	put_le64(buf + 16, p->time_ns);
+	iov.iov_base = buf;
+	iov.iov_len = len;
+	rc = journal_append(st->jn, REC_APPEND, &iov, 1, &lsn);
+	pthread_mutex_lock(&st->lock);
+	if (rc) {
+		st->next_gseq -= p->n;	/* nobody took one since: append_lock */
+	} else {
+		p->lsn = lsn;
+		pend_enqueue(st, p);
+		st->appended_events += p->n;
+		st->appended_bytes += p->data_len;
+	}
+	pthread_mutex_unlock(&st->lock);
+	pthread_mutex_unlock(&st->append_lock);
+	if (rc) {
+		pend_free(p);
+		return rc;
+	}
+	if (st->opt.commit_sync)
+		rc = journal_wait(st->jn, lsn);
+	pthread_mutex_lock(&st->lock);
+	record_latency(st, start);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/*
+ * A line over max_event that began in earlier writes is refused, and
+ * dropped, when a write continues it past the limit.  The kernel cuts a big
+ * write() into requests and returns a short count when one is refused; a
+ * careful writer then sends the rest again, which begins with the refused
+ * request's bytes: that must fail with EFBIG again (the caller's write()
+ * gets the errno), not start a new line with the refused line's middle.
+ * Any other write starts a new line.
+ */
+#define RESEND_PREFIX 4096
+
+static void remember_refused(struct evl_writer *w, const void *data, size_t n)
+{
+	w->resend_len = n < RESEND_PREFIX ? n : RESEND_PREFIX;
+	w->resend_hash = XXH3_64bits(data, w->resend_len);
+}
+
+static bool resends_refused(struct evl_writer *w, const void *data, size_t n)
+{
+	size_t len = w->resend_len;
+
+	w->resend_len = 0;	/* only the next write may be the resend */
+	return len && n >= len && XXH3_64bits(data, len) == w->resend_hash;
+}
+
+int evl_writer_write(struct evl_writer *w, const void *data, size_t n)
+{
+	size_t held = linebuf_pending(&w->lb), next;
+	int rc;
+
+	if (resends_refused(w, data, n))
+		return -EFBIG;	/* the same refusal, not counted again */
+	rc = record_reset(w);
+	if (rc)
+		return rc;
+	rc = linebuf_feed(&w->lb, data, n, take_line, w);
+	if (rc == -EINVAL || rc == -EFBIG) {
+		/*
+		 * The handle forgets the refused line.  A refused line begun
+		 * in this write leaves the handle as it was (a line held from
+		 * earlier writes stays); one that continued the held line
+		 * drops it, and the next write starts a new line.
+		 */
+		reject(w, rc);
+		if (linebuf_refused_held(&w->lb)) {
+			drop_held(w);
+			if (rc == -EFBIG)
+				remember_refused(w, data, n);
+		}
+		goto out;
+	}
+	if (rc)
+		goto out;
+	next = linebuf_next_pending(&w->lb);
+	if (next > held) {
+		/* nothing of the write is stored or held: it may be tried again */
+		rc = held_take(w->st, next - held);
+		if (rc) {
+			linebuf_rollback(&w->lb);
+			reject(w, rc);
+			goto out;
+		}
+	}
+	rc = w->n ? submit(w) : 0;
+	if (rc) {
+		linebuf_rollback(&w->lb);
+		if (next > held)
+			held_give(w->st, next - held);
+	} else {
+		linebuf_commit(&w->lb);
+		if (next < held)
+			held_give(w->st, held - next);
+	}
+out:
+	record_trim(w);
+	return rc;
+}
+
+/* Validate the held line as a whole event: 0 (or blank) or -EINVAL/-EFBIG/-ENOMEM. */
+static int take_held(struct evl_writer *w)
+{
+	int rc = record_reset(w);
+
+	return rc ? rc : take_line(w, w->lb.buf, linebuf_pending(&w->lb), 0);
+}
+
+int evl_writer_flush(struct evl_writer *w)
+{
+	int rc;
+
+	if (!linebuf_pending(&w->lb))
+		return 0;
+	rc = take_held(w);
+	if (rc == -EINVAL || rc == -EFBIG)
+		reject(w, rc);
+	else if (!rc && w->n)
+		rc = submit(w);
+	drop_held(w);
+	record_trim(w);
+	return rc;
+}
+
+int evl_writer_flush_valid(struct evl_writer *w)
+{
+	int rc;
+
+	if (!linebuf_pending(&w->lb))
+		return 0;
+	rc = take_held(w);
+	if (rc == -EFBIG)
+		rc = -EINVAL;	/* cannot happen: feed holds less than max_event */
+	if (rc == -EINVAL || rc == -ENOMEM)
+		goto out;	/* still held, nothing logged: more may come */
+	if (w->n)
+		rc = submit(w);
+	drop_held(w);	/* stored, or its writer is told it was not */
+out:
+	record_trim(w);
+	return rc;
+}
+
+size_t evl_writer_held(const struct evl_writer *w)
+{
+	return linebuf_pending(&w->lb);
+}
+
+int evl_writer_close(struct evl_writer *w)
+{
+	int rc;
+
+	if (!w)
+		return 0;
+	rc = evl_writer_flush(w);
+	linebuf_release(&w->lb);
+	event_validator_free(w->val);
+	free(w->dir);
+	free(w->data);
+	free(w);
+	return rc;
+}
