@@ -595,9 +595,37 @@ static void *compact_main(void *arg)
 	return NULL;
 }
 
+static void *compactor_new(struct evl_store *st)
+{
+	struct compactor *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->st = st;
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+/* Wait for a running compaction and free (evl_store_close). */
+static void compactor_free(void *obj)
+{
+	struct compactor *c = obj;
+
+	if (c->joinable)
+		pthread_join(c->thread, NULL);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* The store's compaction state, made at its first use.  NULL: out of memory. */
+static struct compactor *compactor_of(struct evl_store *st)
+{
+	return store_attached(st, compactor_new, compactor_free);
+}
+
 int evl_compact_start(struct evl_store *st, const struct evl_compact_args *args)
 {
-	struct compactor *c = store_compactor(st);
+	struct compactor *c = compactor_of(st);
 	int rc;
 
 	if (store_read_only(st))
@@ -612,6 +640,8 @@ int evl_compact_start(struct evl_store *st, const struct evl_compact_args *args)
 		if (rc)
 			return rc;
 	}
+	if (!c)
+		return -ENOMEM;
 	pthread_mutex_lock(&c->lock);
 	if (c->s.running) {
 		pthread_mutex_unlock(&c->lock);
@@ -636,31 +666,13 @@ int evl_compact_start(struct evl_store *st, const struct evl_compact_args *args)
 
 void evl_compact_status(struct evl_store *st, struct evl_compact_status *out)
 {
-	struct compactor *c = store_compactor(st);
+	struct compactor *c = compactor_of(st);
 
+	if (!c) {
+		memset(out, 0, sizeof(*out));	/* none ran: idle */
+		return;
+	}
 	pthread_mutex_lock(&c->lock);
 	*out = c->s;
 	pthread_mutex_unlock(&c->lock);
-}
-
-int compactor_new(struct evl_store *st, struct compactor **out)
-{
-	struct compactor *c = calloc(1, sizeof(*c));
-
-	if (!c)
-		return -ENOMEM;
-	c->st = st;
-	pthread_mutex_init(&c->lock, NULL);
-	*out = c;
-	return 0;
-}
-
-void compactor_free(struct compactor *c)
-{
-	if (!c)
-		return;
-	if (c->joinable)
-		pthread_join(c->thread, NULL);
-	pthread_mutex_destroy(&c->lock);
-	free(c);
 }

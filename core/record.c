@@ -83,27 +83,30 @@ struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len)
 	p->mem = malloc_usable_size(p) + malloc_usable_size(buf) + 2 * MALLOC_OVERHEAD;
 	switch (kind) {
 	case REC_CREATE:
-		if (len < 18)
+		if (len < REC_CREATE_HDR)
 			goto bad;
 		p->uid = get_le64(buf);
 		p->time_ns = get_le64(buf + 8);
 		p->name_len = get_le16(buf + 16);
 		if (p->name_len == 0 || p->name_len > 255 ||
-		    (18 + p->name_len != len && 18 + p->name_len + 12 != len))
+		    (REC_CREATE_HDR + p->name_len != len &&
+		     REC_CREATE_HDR + p->name_len + REC_OWNER_LEN != len))
 			goto bad;
-		p->name = (const char *)buf + 18;
+		p->name = (const char *)buf + REC_CREATE_HDR;
 		if (evl_task_check_name(p->name, p->name_len))
 			goto bad;	/* never a path outside tasks/ */
-		if (len > 18 + p->name_len) {
+		if (len > REC_CREATE_HDR + p->name_len) {
+			const unsigned char *o = buf + REC_CREATE_HDR + p->name_len;
+
 			p->has_owner = true;
-			p->owner_uid = get_le32(buf + 18 + p->name_len);
-			p->owner_gid = get_le32(buf + 22 + p->name_len);
-			p->mode = get_le32(buf + 26 + p->name_len) & 07777;
+			p->owner_uid = get_le32(o);
+			p->owner_gid = get_le32(o + 4);
+			p->mode = get_le32(o + 8) & 07777;
 		}
 		p->name_hash = XXH3_64bits(p->name, p->name_len);
 		break;
 	case REC_DELETE:
-		if (len != 16)
+		if (len != REC_DELETE_LEN)
 			goto bad;
 		p->uid = get_le64(buf);
 		p->time_ns = get_le64(buf + 8);
@@ -189,4 +192,45 @@ int store_rec_decode(unsigned kind, const void *payload, size_t len,
 		rc = cb(arg, &r);
 	pend_free(p);
 	return rc;
+}
+
+size_t rec_put_create(unsigned char *buf, uint64_t uid, uint64_t time_ns, const char *name,
+		      size_t len, const struct evl_owner *owner)
+{
+	put_le64(buf, uid);
+	put_le64(buf + 8, time_ns);
+	put_le16(buf + 16, len);
+	memcpy(buf + REC_CREATE_HDR, name, len);
+	if (!owner)
+		return REC_CREATE_HDR + len;
+	put_le32(buf + REC_CREATE_HDR + len, owner->uid);
+	put_le32(buf + REC_CREATE_HDR + 4 + len, owner->gid);
+	put_le32(buf + REC_CREATE_HDR + 8 + len, owner->mode & 07777);
+	return REC_CREATE_HDR + len + REC_OWNER_LEN;
+}
+
+void rec_put_delete(unsigned char *buf, uint64_t uid, uint64_t time_ns)
+{
+	put_le64(buf, uid);
+	put_le64(buf + 8, time_ns);
+}
+
+void rec_put_event(unsigned char *dir, uint32_t ev_len, const char *type, size_t tlen)
+{
+	put_le32(dir, ev_len);
+	dir[4] = tlen;
+	memcpy(dir + 5, type, tlen);
+}
+
+void rec_put_append(unsigned char *buf, uint64_t uid, uint32_t n, uint32_t data_len)
+{
+	put_le64(buf, uid);
+	put_le32(buf + 24, n);
+	put_le32(buf + 28, data_len);
+}
+
+void rec_put_commit(unsigned char *buf, uint64_t gseq, uint64_t time_ns)
+{
+	put_le64(buf + 8, gseq);
+	put_le64(buf + 16, time_ns);
 }

@@ -1,5 +1,20 @@
 /*
  * store.c - the store: journal -> pending -> applier -> task logs + index.
+ * This file opens, checkpoints and closes it, makes, finds, lists and
+ * deletes tasks, and counts; the rest of the data path is in one file each:
+ *
+ *   writer.c   a write(): lines validated, one journal record (record.c)
+ *   pending.c  journaled, not applied yet: readers see it from memory
+ *   applier.c  the applier thread: batches (apply.c), checkpoints, jobs
+ *   apply.c    a batch: task logs + sidecars (tasklog.c), index (index.c)
+ *   view.c     reads of a task log or a view: index, logs, then pending
+ *   retain.c   retention's steps on the applier (compact.c runs them)
+ *   recover.c  recovery at open (recover_tail.c: lines past the index)
+ *   aside.c    tasks whose files are damaged, set aside
+ *   stamp.c    the store's identity, matching index and logs
+ *
+ * Their shared state and its locks are in store_i.h; other core modules
+ * use store.h.
  *
  * WRITE PATH.  A writer validates its lines, builds one journal record per
  * write() (all its events, one task), takes a range of global commit
@@ -228,9 +243,30 @@ bool store_read_only(const struct evl_store *st)
 	return st->opt.read_only;
 }
 
-struct compactor *store_compactor(struct evl_store *st)
+void *store_attached(struct evl_store *st, void *(*make)(struct evl_store *st),
+		     void (*release)(void *obj))
 {
-	return st->cp;
+	void *obj;
+
+	pthread_mutex_lock(&st->lock);
+	if (!st->att && !atomic_load(&st->closing) && (st->att = make(st)))
+		st->att_release = release;
+	obj = st->att;
+	pthread_mutex_unlock(&st->lock);
+	return obj;
+}
+
+/* Release the part on the store (store_attached), waiting for its work. */
+static void store_detach(struct evl_store *st)
+{
+	void *obj;
+
+	pthread_mutex_lock(&st->lock);
+	obj = st->att;
+	st->att = NULL;
+	pthread_mutex_unlock(&st->lock);
+	if (obj)
+		st->att_release(obj);
 }
 
 int store_shrink_index(struct evl_store *st)
@@ -350,7 +386,7 @@ static int store_free(struct evl_store *st)
 {
 	int rc;
 
-	compactor_free(st->cp);		/* no-op when closing: already joined */
+	store_detach(st);	/* no-op when closing: already released */
 	rc = journal_close(st->jn);
 
 	index_close(st->ix);
@@ -483,7 +519,6 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	if (!rc) {
 		if (!st->frozen)
 			store_reserve(st);
-		rc = compactor_new(st, &st->cp);
 	}
 	if (rc)
 		goto fail;
@@ -605,8 +640,7 @@ int evl_store_close(struct evl_store *st)
 	if (!st)
 		return 0;
 	atomic_store(&st->closing, true);	/* a compaction stops at its next step */
-	compactor_free(st->cp);		/* waits for it */
-	st->cp = NULL;
+	store_detach(st);		/* waits for it */
 	if (!st->opt.read_only) {
 		struct journal_stats js;
 
@@ -978,7 +1012,7 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 			goto out;
 		}
 	}
-	buf = malloc(18 + len + 12);
+	buf = malloc(REC_CREATE_HDR + len + REC_OWNER_LEN);
 	if (!buf) {
 		rc = -ENOMEM;
 		goto out;
@@ -986,16 +1020,8 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 	pthread_mutex_lock(&st->lock);
 	uid = st->next_uid++;
 	pthread_mutex_unlock(&st->lock);
-	put_le64(buf, uid);
-	put_le64(buf + 8, wall_ns());
-	put_le16(buf + 16, len);
-	memcpy(buf + 18, name, len);
-	if (owner) {
-		put_le32(buf + 18 + len, owner->uid);
-		put_le32(buf + 22 + len, owner->gid);
-		put_le32(buf + 26 + len, owner->mode & 07777);
-	}
-	rc = submit_meta(st, REC_CREATE, buf, 18 + len + (owner ? 12 : 0), NULL, NULL, &p, &lsn);
+	rc = submit_meta(st, REC_CREATE, buf, rec_put_create(buf, uid, wall_ns(), name, len, owner),
+			 NULL, NULL, &p, &lsn);
 	pthread_mutex_unlock(&st->meta_lock);
 	/*
 	 * The task exists now (the pending part shows it): what is left is to
@@ -1052,13 +1078,12 @@ int evl_task_delete_uid(struct evl_store *st, uint64_t uid, uint64_t idle_before
 		return -EPERM;
 	if (!uid)
 		return -ENOENT;	/* uids start at 1 */
-	buf = malloc(16);
+	buf = malloc(REC_DELETE_LEN);
 	if (!buf)
 		return -ENOMEM;
-	put_le64(buf, uid);
-	put_le64(buf + 8, wall_ns());
+	rec_put_delete(buf, uid, wall_ns());
 	pthread_mutex_lock(&st->meta_lock);
-	rc = submit_meta(st, REC_DELETE, buf, 16, store_delete_check, &d, &p, &lsn);
+	rc = submit_meta(st, REC_DELETE, buf, REC_DELETE_LEN, store_delete_check, &d, &p, &lsn);
 	pthread_mutex_unlock(&st->meta_lock);
 	/* the task leaves the views when the delete is applied, in order or ahead */
 	if (!rc)

@@ -13,15 +13,22 @@
 #include <stdint.h>
 
 #include "evlog.h"
-
-struct compactor;
+#include "record.h"
 
 /* The store's data directory. */
 const char *store_dir(const struct evl_store *st);
 bool store_nodelete(const struct evl_store *st);
 bool store_read_only(const struct evl_store *st);
-/* The compaction state the store owns (made at open, freed at close). */
-struct compactor *store_compactor(struct evl_store *st);
+/*
+ * The state of a part that runs on the store (compaction): made by @make at
+ * its first use, and released by evl_store_close once closing has begun
+ * (store_closing is true: @release waits for the part's work to stop) and
+ * before the store itself closes.  One part per store: the same @make each
+ * call.  NULL if @make failed (out of memory).  The store knows the part by
+ * these two functions only, so it imports nothing of it.
+ */
+void *store_attached(struct evl_store *st, void *(*make)(struct evl_store *st),
+		     void (*release)(void *obj));
 
 /* Have the applier shrink the index file if more than half of it is free.  0 or -errno. */
 int store_shrink_index(struct evl_store *st);
@@ -70,29 +77,6 @@ struct store_lock {
 int store_lock(const char *dir, const char *holder, struct store_lock *l);
 void store_unlock(const char *dir, struct store_lock *l);
 
-/* A journal record, as store_rec_decode hands it out (one call per event of an append). */
-enum { STORE_REC_CREATE = 1, STORE_REC_APPEND, STORE_REC_DELETE };
-struct store_rec {
-	int kind;
-	uint64_t uid, gseq, time_ns;	/* gseq of the first event */
-	uint32_t n;			/* events */
-	const char *name;		/* create */
-	size_t name_len;
-	bool has_owner;			/* create: who, and the mode */
-	uint32_t owner_uid, owner_gid, mode;
-	const char *ev;			/* append: event ev_index (gseq + ev_index) */
-	size_t ev_len;
-	uint32_t ev_index;
-};
-
-/*
- * Decode journal payload @payload of record type @kind and call @cb once
- * per event of an append, once for a create or delete.  0, -EILSEQ
- * (malformed), -ENOMEM, or @cb's value.
- */
-int store_rec_decode(unsigned kind, const void *payload, size_t len,
-		     int (*cb)(void *arg, const struct store_rec *r), void *arg);
-
 /*
  * Open store @dir (recovering it) and close it again (a checkpoint), with
  * @type_field (NULL: the one its index records).  0 or -errno.
@@ -135,10 +119,5 @@ int store_stamp_check(const char *dir, struct index *ix, struct store_stamp *s,
 		      char *why, size_t n);
 /* Make DATA_DIR/stamp say what the index there says (an index copied in).  0 or -errno. */
 int store_stamp_adopt(const char *dir);
-
-/* compact.c */
-int compactor_new(struct evl_store *st, struct compactor **out);
-/* Wait for a running compaction and free. */
-void compactor_free(struct compactor *c);
 
 #endif

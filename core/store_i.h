@@ -26,15 +26,13 @@
 #include "event.h"
 #include "evlog.h"
 #include "linebuf.h"
+#include "record.h"
 #include "store.h"
 
 struct index;
 struct journal;
 struct tasklog;
 
-enum { REC_CREATE = 1, REC_APPEND = 2, REC_DELETE = 3 };
-
-#define APPEND_HDR 32
 #define BATCH_MAX_BYTES (8u << 20)
 #define BATCH_MAX_RECS 20000
 #define PURGE_BUDGET 4096
@@ -206,7 +204,9 @@ struct evl_store {
 	 * index commit to the renames, so nobody reads new offsets in old files.
 	 */
 	pthread_rwlock_t swap_lock;
-	struct compactor *cp;
+	/* store_attached: the part on the store (compaction), under st->lock */
+	void *att;
+	void (*att_release)(void *obj);
 	int apply_err;			/* last apply failure, 0 once it works */
 	uint64_t apply_failing_since;	/* when apply_err became nonzero (mono_ns), under lock */
 	/*

@@ -168,13 +168,11 @@ static int take_line(void *arg, const char *line, size_t len, size_t index)
 	rc = event_validate(w->val, line, len, type, &tlen, &w->err);
 	if (rc)
 		return rc;
-	if (store_grow(&w->dir, &w->dir_cap, w->dir_len + 5 + tlen) ||
+	if (store_grow(&w->dir, &w->dir_cap, w->dir_len + REC_EVENT_DIR(tlen)) ||
 	    store_grow(&w->data, &w->data_cap, w->data_len + len + 1))
 		return -ENOMEM;
-	put_le32(w->dir + w->dir_len, len + 1);
-	w->dir[w->dir_len + 4] = tlen;
-	memcpy(w->dir + w->dir_len + 5, type, tlen);
-	w->dir_len += 5 + tlen;
+	rec_put_event(w->dir + w->dir_len, len + 1, type, tlen);
+	w->dir_len += REC_EVENT_DIR(tlen);
 	memcpy(w->data + w->data_len, line, len);
 	w->data[w->data_len + len] = '\n';
 	w->data_len += len + 1;
@@ -247,9 +245,7 @@ static int submit(struct evl_writer *w)
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
-	put_le64(buf, w->uid);
-	put_le32(buf + 24, w->n);
-	put_le32(buf + 28, w->data_len);
+	rec_put_append(buf, w->uid, w->n, w->data_len);
 	memcpy(buf + APPEND_HDR, w->dir, w->dir_len);
 	memcpy(buf + APPEND_HDR + w->dir_len, w->data, w->data_len);
 	p = pend_parse(REC_APPEND, buf, len);
@@ -315,8 +311,7 @@ static int submit(struct evl_writer *w)
 	st->next_gseq += p->n;
 	pthread_mutex_unlock(&st->lock);
 	p->time_ns = wall_ns();
-	put_le64(buf + 8, p->gseq);
-	put_le64(buf + 16, p->time_ns);
+	rec_put_commit(buf, p->gseq, p->time_ns);
 	iov.iov_base = buf;
 	iov.iov_len = len;
 	rc = journal_append(st->jn, REC_APPEND, &iov, 1, &lsn);
