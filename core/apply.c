@@ -123,7 +123,7 @@ static bool misnamed_dir(struct evl_store *st, struct index_txn *t, uint64_t uid
 		}
 	}
 	closedir(d);
-	if (!store_grow(&st->misnamed, &st->misnamed_cap,
+	if (!grow_bytes(&st->misnamed, &st->misnamed_cap,
 			(st->nmisnamed + 1) * sizeof(*st->misnamed)))
 		st->misnamed[st->nmisnamed++] = (struct misnamed){ uid, found };
 	return found;

@@ -99,7 +99,7 @@ void set_aside(struct evl_store *st, uint64_t uid, const char *name, const char 
 		pthread_mutex_unlock(&st->aside_lock);
 		return;
 	}
-	if (store_grow(&st->aside, &st->aside_cap, (st->naside + 1) * sizeof(*st->aside))) {
+	if (grow_bytes(&st->aside, &st->aside_cap, (st->naside + 1) * sizeof(*st->aside))) {
 		st->aside_unknown = true;
 	} else {
 		st->aside[st->naside].uid = uid;

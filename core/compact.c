@@ -96,6 +96,7 @@
 #include <time.h>
 
 #include "evlog.h"
+#include "grow.h"
 #include "log.h"
 #include "store.h"
 #include "tasklog.h"
@@ -400,15 +401,8 @@ static int task_set_cb(void *arg, const struct evl_task_info *t)
 	if ((s->only[0] && strcmp(s->only, t->name)) ||
 	    (s->idle_before && t->last_ns >= s->idle_before))
 		return 0;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		void *p = realloc(s->uid, cap * sizeof(*s->uid));
-
-		if (!p)
-			return -ENOMEM;
-		s->uid = p;
-		s->cap = cap;
-	}
+	if (GROW(s->uid, s->cap, s->n + 1))
+		return -ENOMEM;
 	s->uid[s->n++] = t->uid;
 	return 0;
 }

@@ -70,6 +70,7 @@
 #include <xxhash.h>
 
 #include "bytes.h"
+#include "grow.h"
 #include "io.h"
 #include "journal.h"
 #include "log.h"
@@ -125,15 +126,8 @@ static void seg_path(const struct journal *j, uint64_t first, char *buf, size_t 
 
 static int segs_add(struct journal *j, uint64_t first)
 {
-	if (j->nsegs == j->segs_cap) {
-		size_t cap = j->segs_cap ? j->segs_cap * 2 : 16;
-		uint64_t *p = realloc(j->segs, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		j->segs = p;
-		j->segs_cap = cap;
-	}
+	if (GROW(j->segs, j->segs_cap, j->nsegs + 1))
+		return -ENOMEM;
 	j->segs[j->nsegs++] = first;
 	return 0;
 }

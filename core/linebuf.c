@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "linebuf.h"
 
 /*
@@ -30,19 +31,7 @@ void linebuf_release(struct linebuf *lb)
 
 static int reserve(struct linebuf *lb, size_t need)
 {
-	size_t cap = lb->cap ? lb->cap : LINEBUF_MIN;
-	char *p;
-
-	if (need <= lb->cap)
-		return 0;
-	while (cap < need)
-		cap *= 2;
-	p = realloc(lb->buf, cap);
-	if (!p)
-		return -ENOMEM;
-	lb->buf = p;
-	lb->cap = cap;
-	return 0;
+	return grow_bytes(&lb->buf, &lb->cap, need);
 }
 
 /* Give back most of a big buffer that now holds little. */

@@ -488,15 +488,8 @@ static int dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n,
 	rc = tasklog_truncate(st->tl, uid, task.name, ck_len, ck_n);
 	if (rc)
 		return rc;
-	if (r->nrep == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 8;
-		struct repair *p = realloc(r->rep, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		r->rep = p;
-		r->cap = cap;
-	}
+	if (GROW(r->rep, r->cap, r->nrep + 1))
+		return -ENOMEM;
 	r->rep[r->nrep++] = (struct repair){ .uid = uid, .pos = ck_len, .idx = ck_n,
 					     .want_len = task.log_len, .want_n = task.nevents,
 					     .gseq_from = gseq_from };

@@ -96,7 +96,7 @@ static int find_tail(void *arg, const struct index_task *task)
 		return 0;
 	if (len < task->log_len - task->base_len || n < task->nevents - task->base_n)
 		return 0;	/* shorter: damage, set aside at its first use */
-	if (store_grow(&c->v, &c->cap, (c->n + 1) * sizeof(*c->v)))
+	if (grow_bytes(&c->v, &c->cap, (c->n + 1) * sizeof(*c->v)))
 		return -ENOMEM;
 	c->v[c->n++] = (struct tail){ *task, len, n };
 	return 0;

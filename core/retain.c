@@ -192,7 +192,7 @@ static int trim_switch(struct evl_store *st, void *arg)
 	}
 	if (rc) {
 		/* never drop one: its old files do not match what the index now says */
-		if (store_grow(&st->broken, &st->broken_cap, (st->nbroken + 1) * sizeof(*st->broken)))
+		if (grow_bytes(&st->broken, &st->broken_cap, (st->nbroken + 1) * sizeof(*st->broken)))
 			st->broken_unknown = true;
 		else
 			st->broken[st->nbroken++] = task.uid;
@@ -453,7 +453,7 @@ static int trim_collect(void *arg, const struct index_trim *tr)
 {
 	struct trim_list *l = arg;
 
-	if (store_grow(&l->v, &l->cap, (l->n + 1) * sizeof(*l->v)))
+	if (grow_bytes(&l->v, &l->cap, (l->n + 1) * sizeof(*l->v)))
 		return -ENOMEM;
 	l->v[l->n++] = *tr;
 	return 0;

@@ -102,25 +102,6 @@
 #include "store_i.h"
 #include "tasklog.h"
 
-/* Make *@pp (a malloc'ed buffer of *@cap bytes) hold at least @need bytes, doubling. */
-int store_grow(void *pp, size_t *cap, size_t need)
-{
-	void **p = pp;
-	size_t c = *cap ? *cap : 1024;
-	void *n;
-
-	if (need <= *cap)
-		return 0;
-	while (c < need)
-		c *= 2;
-	n = realloc(*p, c);
-	if (!n)
-		return -ENOMEM;
-	*p = n;
-	*cap = c;
-	return 0;
-}
-
 /*
  * Live task @uid from a read transaction of its own (recovery, retention:
  * no st->lock needed).  0, -ENOENT (none, or deleted) or -errno.
@@ -870,7 +851,7 @@ int evl_task_list(struct evl_store *st, const char *after,
 			if (p->kind != REC_CREATE || p->lsn <= c.applied || p->gone ||
 			    (after && name_cmp(p->name, p->name_len, after, alen) <= 0))
 				continue;
-			rc = store_grow(&c.pend, &c.cap, (c.npend + 1) * sizeof(*c.pend));
+			rc = grow_bytes(&c.pend, &c.cap, (c.npend + 1) * sizeof(*c.pend));
 			if (!rc)
 				fill_pending_info(st, p, c.applied, &c.pend[c.npend++]);
 		}

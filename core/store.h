@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "evlog.h"
+#include "grow.h"
 #include "record.h"
 
 /* The store's data directory. */
@@ -95,11 +96,8 @@ void store_reserve(struct evl_store *st);
 /* Remove @path and, if it is a directory, everything below it.  Missing is fine.  0 or -errno. */
 int store_rmrf(const char *path);
 
-/*
- * Make the buffer *@pp (capacity *@cap bytes) hold at least @need bytes,
- * doubling.  0 or -ENOMEM (the buffer is kept).
- */
-int store_grow(void *pp, size_t *cap, size_t need);
+/* grow_bytes (grow.h), by its old name */
+#define store_grow grow_bytes
 
 /*
  * The stamp (store.c, I7): DATA_DIR/stamp and the index hold the store's id

@@ -25,6 +25,7 @@
 
 #include "event.h"
 #include "evlog.h"
+#include "grow.h"
 #include "linebuf.h"
 #include "record.h"
 #include "store.h"
@@ -185,7 +186,7 @@ struct evl_store {
 	 */
 	bool switch_unfinished;
 	uint64_t *broken;
-	size_t nbroken, broken_cap;	/* broken_cap in bytes (store_grow) */
+	size_t nbroken, broken_cap;	/* broken_cap in bytes (grow_bytes) */
 	bool broken_unknown;		/* one could not be recorded: every task is suspect */
 	/*
 	 * The open's replay of the journal after a power loss (I9: files not
@@ -222,13 +223,13 @@ struct evl_store {
 	 */
 	pthread_mutex_t aside_lock;
 	struct aside_task { uint64_t uid; char name[256]; } *aside;
-	size_t naside, aside_cap;	/* aside_cap in bytes (store_grow) */
+	size_t naside, aside_cap;	/* aside_cap in bytes (grow_bytes) */
 	/* recovery: misnamed_dir's answers, per task uid */
 	struct misnamed {
 		uint64_t uid;
 		bool found;
 	} *misnamed;
-	size_t nmisnamed, misnamed_cap;	/* misnamed_cap in bytes (store_grow) */
+	size_t nmisnamed, misnamed_cap;	/* misnamed_cap in bytes (grow_bytes) */
 	bool aside_unknown;		/* one could not be recorded: every task is suspect */
 	uint64_t events_unapplied, events_lost;
 	uint64_t lines_moved;		/* settle_rest: lines past an index put aside at open */

@@ -180,15 +180,8 @@ static int extra_type(void *arg, const struct pend *p, const struct pend_ev *e)
 			return 0;
 	if (index_prefix_exists(x->t, ev_type(p, e), e->tlen))
 		return 0;
-	if (x->n == x->cap) {
-		size_t cap = x->cap ? x->cap * 2 : 8;
-		void *np = realloc(x->v, cap * sizeof(*x->v));
-
-		if (!np)
-			return -ENOMEM;
-		x->v = np;
-		x->cap = cap;
-	}
+	if (GROW(x->v, x->cap, x->n + 1))
+		return -ENOMEM;
 	memcpy(x->v[x->n].name, ev_type(p, e), e->tlen);
 	x->v[x->n++].len = e->tlen;
 	return 0;
@@ -427,7 +420,7 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->next_gseq = 0;	/* stopped inside this event */
 		return 1;
 	}
-	if (store_grow(&c->ends, &c->ends_cap, (c->nends + 1) * sizeof(*c->ends))) {
+	if (grow_bytes(&c->ends, &c->ends_cap, (c->nends + 1) * sizeof(*c->ends))) {
 		c->rc = -ENOMEM;
 		return 1;
 	}
@@ -584,15 +577,8 @@ static int vt_cb(void *arg, uint64_t uid)
 {
 	struct vt_ctx *c = arg;
 
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		uint64_t *p = realloc(c->uids, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		c->uids = p;
-		c->cap = cap;
-	}
+	if (GROW(c->uids, c->cap, c->n + 1))
+		return -ENOMEM;
 	c->uids[c->n++] = uid;
 	return 0;
 }

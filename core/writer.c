@@ -168,8 +168,8 @@ static int take_line(void *arg, const char *line, size_t len, size_t index)
 	rc = event_validate(w->val, line, len, type, &tlen, &w->err);
 	if (rc)
 		return rc;
-	if (store_grow(&w->dir, &w->dir_cap, w->dir_len + REC_EVENT_DIR(tlen)) ||
-	    store_grow(&w->data, &w->data_cap, w->data_len + len + 1))
+	if (grow_bytes(&w->dir, &w->dir_cap, w->dir_len + REC_EVENT_DIR(tlen)) ||
+	    grow_bytes(&w->data, &w->data_cap, w->data_len + len + 1))
 		return -ENOMEM;
 	rec_put_event(w->dir + w->dir_len, len + 1, type, tlen);
 	w->dir_len += REC_EVENT_DIR(tlen);

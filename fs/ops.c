@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "evlogfs.h"
+#include "grow.h"
 #include "log.h"
 
 #define TIMEOUT_STABLE 1.0	/* names and attributes that do not change */
@@ -529,18 +530,8 @@ static int buf_add(fuse_req_t req, struct handle *h, size_t *cap, const char *na
 	struct stat st = { .st_ino = ino, .st_mode = mode };
 	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
 
-	if (h->len + need > *cap) {
-		size_t ncap = *cap ? *cap * 2 : 4096;
-		char *p;
-
-		while (ncap < h->len + need)
-			ncap *= 2;
-		p = realloc(h->buf, ncap);
-		if (!p)
-			return -ENOMEM;
-		h->buf = p;
-		*cap = ncap;
-	}
+	if (grow_bytes(&h->buf, cap, h->len + need))
+		return -ENOMEM;
 	fuse_add_direntry(req, h->buf + h->len, need, name, &st, h->len + need);
 	h->len += need;
 	return 0;
@@ -595,15 +586,8 @@ static int collect_uid(void *arg, uint64_t uid)
 {
 	struct list_ctx *c = arg;
 
-	if (c->nuids == c->ucap) {
-		size_t cap = c->ucap ? c->ucap * 2 : 64;
-		uint64_t *p = realloc(c->uids, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		c->uids = p;
-		c->ucap = cap;
-	}
+	if (GROW(c->uids, c->ucap, c->nuids + 1))
+		return -ENOMEM;
 	c->uids[c->nuids++] = uid;
 	return 0;
 }

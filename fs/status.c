@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 
 #include "evlogfs.h"
+#include "grow.h"
 
 static pthread_mutex_t cmd_lock = PTHREAD_MUTEX_INITIALIZER;
 static char last_cmd[1024], last_reason[256];
@@ -205,16 +206,8 @@ static void mprintf(struct mbuf *b, const char *fmt, ...)
 			b->len += n;
 			return;
 		}
-		size_t cap = b->cap ? b->cap * 2 : 4096;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-
-		if (!np)
+		if (grow_bytes(&b->p, &b->cap, b->len + n + 1))
 			return;
-		b->p = np;
-		b->cap = cap;
 	}
 }
 

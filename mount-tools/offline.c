@@ -19,6 +19,7 @@
 
 #include "evlog.h"
 #include "evlogctl.h"
+#include "grow.h"
 
 struct out {
 	struct progress pr;
@@ -369,15 +370,10 @@ static int list_sources(const char *dir, struct source **out, size_t *n)
 		}
 		if (!one.id[0])
 			continue;
-		if (*n == cap) {
-			struct source *ns = realloc(s, (cap = cap ? cap * 2 : 32) * sizeof(*s));
-
-			if (!ns) {
-				free(s);
-				closedir(d);
-				return -ENOMEM;
-			}
-			s = ns;
+		if (GROW(s, cap, *n + 1)) {
+			free(s);
+			closedir(d);
+			return -ENOMEM;
 		}
 		s[(*n)++] = one;
 	}
@@ -438,16 +434,9 @@ static int each_line(struct import *im, const struct source *s, struct evl_write
 		}
 		if (!w)
 			continue;
-		if (im->blen + body + 1 > im->bcap) {
-			size_t ncap = (im->blen + body + 1) * 2;
-			char *nb = realloc(im->batch, ncap);
-
-			if (!nb) {
-				rc = ENOMEM;
-				break;
-			}
-			im->batch = nb;
-			im->bcap = ncap;
+		if (grow_bytes(&im->batch, &im->bcap, im->blen + body + 1)) {
+			rc = ENOMEM;
+			break;
 		}
 		memcpy(im->batch + im->blen, line, body);
 		im->batch[im->blen + body] = '\n';

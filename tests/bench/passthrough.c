@@ -29,6 +29,8 @@
 
 #include <fuse_lowlevel.h>
 
+#include "grow.h"
+
 struct pt {
 	char *backing;
 	pthread_mutex_t lock;
@@ -61,15 +63,8 @@ static fuse_ino_t ino_of(const char *p)
 	for (size_t i = 0; i < pt.n && !ino; i++)
 		if (!strcmp(pt.paths[i], p))
 			ino = i + 2;
-	if (!ino && pt.n == pt.cap) {
-		size_t cap = pt.cap ? pt.cap * 2 : 64;
-		char **np = realloc(pt.paths, cap * sizeof(*np));
-
-		if (np) {
-			pt.paths = np;
-			pt.cap = cap;
-		}
-	}
+	if (!ino)
+		(void)GROW(pt.paths, pt.cap, pt.n + 1);	/* else no inode: refused below */
 	if (!ino && pt.n < pt.cap && (pt.paths[pt.n] = strdup(p)))
 		ino = ++pt.n + 1;
 	pthread_mutex_unlock(&pt.lock);
