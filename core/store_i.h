@@ -4,8 +4,11 @@
  * applier, retain, recover, writer, view).  Private to them: other core
  * modules use store.h, the rest of the project evlog.h.
  *
- * LOCKS.  Each field of struct evl_store says what guards it; a field with
- * no word is under st->lock.  The order, written once:
+ * LOCKS.  Each field of struct evl_store says what guards it: the fields
+ * open sets are read-only until close; below the locks, a field with no
+ * word is written under st->lock (the applier, the one writer of many of
+ * them, may read those without it; atomics are read without it).  The
+ * order, written once:
  *
  *   meta_lock -> append_lock -> st->lock -> index transaction (the
  *   map-resize rwlock) -> tmem_lock, aside_lock, journal and tasklog locks
@@ -139,6 +142,7 @@ struct applier_job {
 };
 
 struct evl_store {
+	/* set by open, read-only until close: no lock */
 	char *dir;
 	struct evl_options opt;
 	char *type_field;
@@ -147,6 +151,7 @@ struct evl_store {
 	struct journal *jn;
 	struct tasklog *tl;
 
+	/* the locks (their order: above) */
 	pthread_mutex_t meta_lock;	/* serialises create and delete */
 	pthread_mutex_t append_lock;	/* journal order = gseq order = list order */
 	pthread_mutex_t tmem_lock;	/* tmem[] only; a leaf: taken last */
@@ -318,6 +323,9 @@ struct delete_check {
 
 /* store.c */
 int store_live_task(struct evl_store *st, uint64_t uid, struct index_task *task);
+int store_wait_applied(struct evl_store *st, uint64_t lsn, const struct pend *p, bool give_up);
+
+/* task.c */
 uint64_t store_txn_applied(struct index_txn *t);
 int store_begin_read(struct evl_store *st, struct index_txn **t);
 int store_find_task(struct evl_store *st, struct index_txn *t, const char *name, uint64_t uid,
