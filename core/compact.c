@@ -11,7 +11,7 @@
  *               checks again, with appends held off, that it is still idle
  *               and still that task; each leaves every view at once
  *   retain      max-age=D, keep-last=N: drop each task's head (store_retain,
- *               one task at a time; the mechanics are in store.c), counting
+ *               one task at a time; the mechanics are in retain.c), counting
  *               only events committed before the phase began (a gseq horizon)
  *   reclaim     wait until as many deleted tasks as awaited it when the phase
  *               began have their index entries and files purged (the applier
@@ -28,55 +28,9 @@
  * the next run, or the next open for a retention intent, goes on.  A run
  * logs one line, whatever it did to how many tasks.
  *
- * DROPPING A TASK'S HEAD (retention).  Index offsets of a task are logical:
- * they count every byte ever appended.  The task record's base_len/base_n
- * say how much of the head is gone, so file offset = index offset - base.
- * Per task:
- *
- *   plan      read the sidecar from the head: the first event to keep
- *             (cut_gseq), and the bytes and events before it
- *   intent    [applier] one transaction: trim row {DROPPING, cut}
- *   steps     [applier] transactions of at most 4,096 entries: remove the
- *             dropped events from tgs/kty and their lengths from the types'
- *             Fenwick trees; the task+type base in kt grows by what left,
- *             so cumulative offsets of what stays are unchanged
- *   copy      the kept part of the log and sidecar to tasks/.rewrite/<uid>.*
- *             (this thread; the old files only grow meanwhile)
- *   switch    [applier] copy what was applied since, fdatasync the copies;
- *             one transaction: task base, live totals, dirty entry (the new
- *             files hold everything applied), trim row SWITCHED; commit and
- *             sync it; rename the copies over the task's files; fsync the
- *             directories; delete the trim row.  Readers of task files are
- *             held off (swap_lock) from the commit to the renames.
- *
- *   (none) --intent--> DROPPING --steps..--> DROPPING --switch--> SWITCHED
- *          --renamed--> (none)
- *
- * INVARIANTS
- *  C1 Every phase is made of operations that are each crash-safe on their
- *     own (a journaled delete, a purge or trim step transaction, an atomic
- *     rename): a crash at any point leaves a store that opens, with each
- *     task deleted or not, and each task's head dropped or not, never half.
- *  C2 The index is written only by the applier thread (steps, switch and
- *     shrink run there), so no concurrent append is missed: appends wait in
- *     the pending list meanwhile, and the log is appended only by the
- *     applier, so the switch copies every applied byte.
- *  C3 Retention drops only events before cut_gseq of the task it planned
- *     for; the intent is durable before any entry leaves the index.
- *  C4 The switch transaction is synced before the renames: the index never
- *     names files a power loss could take back, and files renamed in are
- *     always the ones the durable index describes.
- *  C5 Views stay exact through every step: an entry leaves the index with
- *     its length in the Fenwick tree, its type's and task+type's counts.
- *
- * RECOVERY (store.c, at open)
- *  - SWITCHED: rename what is left in .rewrite over the task's files (the
- *    rename may not have happened, or not been durable), delete the row.
- *  - then every file left in .rewrite is removed (copies never switched to).
- *  - after the journal is applied, DROPPING: do the remaining steps, copy
- *    from scratch and switch.  The task ends after retention: the intent
- *    was durable, and some of its entries may have left the index already.
- *  A task deleted meanwhile loses its trim row in the delete's transaction.
+ * DROPPING A TASK'S HEAD (retention): its steps, their state diagram, its
+ * invariants (C1 to C5: every phase here keeps C1) and its recovery are at
+ * the top of retain.c.
  *
  * STATES
  *   idle --evl_compact_start--> running(phase) --done--> idle + last result

@@ -142,7 +142,7 @@ int index_get_boot(struct index_txn *t, char *buf, size_t n);
 int index_put_boot(struct index_txn *t, const char *boot);
 
 /*
- * The store's identity and index generation (see store.c, "the stamp"):
+ * The store's identity and index generation (see stamp.c):
  * the same pair sits in DATA_DIR/stamp, beside the logs, so an index that
  * is missing, empty, from another store or older than the logs is known
  * at open without reading a log.  0, -ENOENT (none recorded) or -errno.
@@ -202,8 +202,7 @@ int index_dirty_list(struct index_txn *t,
 int index_dirty_clear(struct index_txn *t);
 
 /*
- * Retention of a task's head (the log rewrite is in store.c, the state
- * diagram in compact.c).  An intent names the first event kept: every
+ * Retention of a task's head (the log rewrite, the state diagram: retain.c).  An intent names the first event kept: every
  * event of the task with gseq < cut_gseq goes, which are the first cut_n
  * events and cut_len bytes of its log (logical counts, as base_len).
  */

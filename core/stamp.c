@@ -1,6 +1,17 @@
 /*
  * stamp.c - the store's identity and generation, in DATA_DIR/stamp and in
  * the index, so that an index that does not describe the logs is refused.
+ *
+ * S1: DATA_DIR/stamp ("evlogfs-stamp <id> <generation>") and the index's
+ * "stamp" hold the store's random id and a generation that each checkpoint
+ * advances: the index first (committed and synced), the file after.  So
+ * the index is always at the file's generation or one ahead (a crash
+ * between the two), never behind.  An index that is missing or empty
+ * (while tasks/ holds tasks), from another store, or behind the file (a
+ * copy restored over newer logs) does not describe the logs: opening the
+ * store with it would hand out gseqs again and empty logs on mkdir, so the
+ * open refuses it and names evlogctl reindex, which builds one from the
+ * logs.  The check reads one small file and one index key: no log.
  */
 #include <endian.h>
 #include <errno.h>
@@ -35,20 +46,6 @@
 #include "store_i.h"
 #include "tasklog.h"
 
-/*
- * ---- the stamp ----
- *
- * I7: DATA_DIR/stamp ("evlogfs-stamp <id> <generation>") and the index's
- * "stamp" hold the store's random id and a generation that each checkpoint
- * advances: the index first (committed and synced), the file after.  So
- * the index is always at the file's generation or one ahead (a crash
- * between the two), never behind.  An index that is missing or empty
- * (while tasks/ holds tasks), from another store, or behind the file (a
- * copy restored over newer logs) does not describe the logs: opening the
- * store with it would hand out gseqs again and empty logs on mkdir, so the
- * open refuses it and names evlogctl reindex, which builds one from the
- * logs.  The check reads one small file and one index key: no log.
- */
 #define STAMP_FILE "stamp"
 
 int store_stamp_read(const char *dir, uint64_t *id, uint64_t *gen)
@@ -224,7 +221,7 @@ static int stamp_txn(struct index_txn *t, void *arg)
 	return index_put_stamp(t, st->stamp_id, st->stamp_gen);
 }
 
-/* I7 at open: check the index against the stamp.  0, -ESTALE (logged) or -errno. */
+/* S1 at open: check the index against the stamp.  0, -ESTALE (logged) or -errno. */
 int stamp_open(struct evl_store *st)
 {
 	struct store_stamp s;

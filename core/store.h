@@ -55,7 +55,7 @@ int store_checkpoint_applied(struct evl_store *st);
  * @horizon (0: all; later ones are kept and not counted): those that are
  * not among the newest @keep_last of them (0: no such rule) or were
  * committed before @min_ns (wall clock; 0: no such rule).  The log is
- * rewritten crash-safely (see compact.c).  Events and bytes dropped go to
+ * rewritten crash-safely (see retain.c).  Events and bytes dropped go to
  * *@events, *@bytes.  0 (also when the task is gone), -EINTR (the store is
  * closing: the drop is durable and finished at the next open), or -errno.
  */
@@ -90,7 +90,7 @@ int store_cycle(const char *dir, const char *type_field, const char *holder);
  */
 int store_finish_switches(struct evl_store *st);
 
-/* Make DATA_DIR/reserve if it is missing and there is room (see store.c). */
+/* Make DATA_DIR/reserve if it is missing and there is room (see task.c). */
 void store_reserve(struct evl_store *st);
 
 /* Remove @path and, if it is a directory, everything below it.  Missing is fine.  0 or -errno. */
@@ -100,7 +100,7 @@ int store_rmrf(const char *path);
 #define store_grow grow_bytes
 
 /*
- * The stamp (store.c, I7): DATA_DIR/stamp and the index hold the store's id
+ * The stamp (stamp.c, S1): DATA_DIR/stamp and the index hold the store's id
  * and generation.  store_stamp_read: 0, -ENOENT, -EILSEQ (garbled) or
  * -errno.  store_stamp_write: durable on return.  store_stamp_check: does
  * index @ix describe the logs of @dir?  0, -ESTALE with the reason in @why

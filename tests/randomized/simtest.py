@@ -437,7 +437,7 @@ EMPTY = (b"", frozenset(), b"")
 # less the buffer's offset in its page (0..4095; Python's buffer, so not
 # known here); the next ones start page-aligned and are 1 MiB.
 ONE_REQ = MAXW - (PAGE - 1)
-# core/store.c RESEND_PREFIX: how much of a refused request the resend rule compares
+# core/writer.c RESEND_PREFIX: how much of a refused request the resend rule compares
 RESEND = 4096
 
 
@@ -573,7 +573,7 @@ def world_close(world, res, who, orphan):
             return []
         if c == "blank":
             # SPEC 3: "Lines of only whitespace are skipped": committing one
-            # stores nothing (core/store.c evl_writer_flush_valid drops it,
+            # stores nothing (core/writer.c evl_writer_flush_valid drops it,
             # tests/unit/test_store.c flush_valid_keeps_an_incomplete_line)
             return [([], gone)] if res in (None, 0) else []
         # "big" cannot be held: a write that would hold max_event bytes is refused
