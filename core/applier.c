@@ -72,25 +72,6 @@ static int sync_dirty_cb(void *arg, uint64_t uid, uint64_t log_len, uint64_t nev
 	return 0;
 }
 
-/*
- * I7: bring DATA_DIR/stamp up to the index's generation (the index is
- * synced).  A failure is logged and redone at the next checkpoint, which
- * meanwhile does not advance the index.
- */
-void stamp_follow(struct evl_store *st)
-{
-	int rc;
-
-	if (st->opt.read_only || st->stamp_file_gen == st->stamp_gen)
-		return;
-	rc = store_stamp_write(st->dir, st->stamp_id, st->stamp_gen);
-	if (rc)
-		evl_log(LOG_WARNING, "cannot write %s/stamp: %s (retried at the next checkpoint)",
-			st->dir, strerror(-rc));
-	else
-		st->stamp_file_gen = st->stamp_gen;
-}
-
 struct ckpt_ctx {
 	struct evl_store *st;
 	struct index_meta m;	/* the meta written */
@@ -227,22 +208,6 @@ static bool serve_job(struct evl_store *st, struct applier_job *job)
 	return true;
 }
 
-/* Ask the applier for @job and wait until a run that started after now ends. */
-int ask_applier(struct evl_store *st, struct applier_job *job)
-{
-	unsigned req;
-	int rc;
-
-	pthread_mutex_lock(&st->lock);
-	req = ++job->req;
-	pthread_cond_signal(&st->applier_cv);
-	while ((int)(job->done - req) < 0)
-		pthread_cond_wait(&st->applied_cv, &st->lock);
-	rc = job->rc;
-	pthread_mutex_unlock(&st->lock);
-	return rc;
-}
-
 /* Shrink the index file, but only when most of a sizeable file is free. */
 int applier_shrink(struct evl_store *st, void *unused)
 {
@@ -297,7 +262,7 @@ static bool apply_early_deletes(struct evl_store *st)
 		rc = store_write_txn(st, early_delete_txn, &e);
 		/* not committed: the task's directory comes back from the trash */
 		if (rc)
-			recover_undo_delete(st, p->uid);
+			apply_undo_delete(st, p->uid);
 		pthread_rwlock_unlock(&st->swap_lock);
 		/*
 		 * The commit must be durable before the files go: it may stay

@@ -46,7 +46,7 @@
  * mounted sets the task aside (item 6); a sidecar removed before the mount
  * is made anew by the recovery.
  */
-int task_check_files(struct evl_store *st, const struct index_task *task)
+static int task_check_files(struct evl_store *st, const struct index_task *task)
 {
 	uint64_t len = 0, n = 0;
 	char why[160];
@@ -409,29 +409,6 @@ static int apply_append(struct evl_store *st, struct index_txn *t, struct index_
 	return 0;
 }
 
-/* Run @fn in one write transaction, growing the map and redoing it when full. */
-int store_write_txn(struct evl_store *st, int (*fn)(struct index_txn *t, void *arg), void *arg)
-{
-	for (;;) {
-		struct index_txn *t;
-		int rc;
-
-		rc = index_begin(st->ix, true, &t);
-		if (rc)
-			return rc;
-		rc = fn(t, arg);
-		if (!rc)
-			rc = index_commit(t);
-		else
-			index_abort(t);
-		if (rc != -EAGAIN)
-			return rc;
-		rc = index_grow(st->ix);
-		if (rc)
-			return rc;
-	}
-}
-
 struct batch {
 	struct evl_store *st;
 	struct pend *first, *last;
@@ -485,7 +462,7 @@ int apply_batch(struct evl_store *st, struct pend *first, struct pend *last,
 	 * write the task's appends before the delete (recovery does the same).
 	 */
 	if (rc && b.purge)
-		tasklog_trash_list(st->tl, recover_undo_delete, st);
+		tasklog_trash_list(st->tl, apply_undo_delete, st);
 	/*
 	 * Committed: the deleted tasks' files are nobody's now.  Removing them
 	 * at once, not after their index entries are purged, is what frees a
@@ -548,5 +525,58 @@ int purge_step(struct evl_store *st, bool *more)
 		pthread_mutex_unlock(&st->lock);
 		rc = tasklog_purge(st->tl, p.done);
 	}
+	return rc;
+}
+
+/*
+ * A trash directory of a task the index still has live: the batch that
+ * applied its delete (rename first, index commit after) was lost in a
+ * crash.  Put the directory back; the journal replays the delete.  The
+ * trash of a task whose delete is committed is nobody's: removed (a purge
+ * a crash cut short, or unlinks a power loss undid).
+ */
+int apply_undo_delete(void *arg, uint64_t uid)
+{
+	struct evl_store *st = arg;
+	struct index_task task;
+	int rc;
+
+	rc = store_live_task(st, uid, &task);
+	if (rc == -ENOENT && tasklog_purge(st->tl, uid))
+		evl_log(LOG_WARNING, "cannot remove the files of deleted task %016" PRIx64
+			": they stay in the trash until the next open", uid);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	evl_log(LOG_INFO, "task %s: its delete was not committed; it is redone", task.name);
+	return tasklog_unremove(st->tl, uid, task.name);
+}
+
+/*
+ * May task @uid be written?  Its files must be there and at least as long
+ * as the index says (task_check_files).  A reopen finds the damage that set a
+ * task aside here again, at the task's first write, rather than acknowledge
+ * appends its files cannot take.  0, -EIO (set aside) or -errno.
+ */
+int task_writable(struct evl_store *st, uint64_t uid)
+{
+	struct index_task task;
+	struct index_txn *t;
+	int rc;
+
+	if (is_aside(st, uid))
+		return -EIO;
+	/* a snapshot that has the task live sees its files in place (I6) */
+	pthread_rwlock_rdlock(&st->swap_lock);
+	rc = index_begin(st->ix, false, &t);
+	if (!rc) {
+		rc = index_task_by_uid(t, uid, &task);
+		index_abort(t);
+		if (rc == -ENOENT)
+			rc = 0;		/* its create is pending: no files yet */
+		/* a rewrite's renames pending: the files are not the index's yet */
+		else if (!rc && task.state == TASK_LIVE && !switch_broken(st, uid))
+			rc = task_check_files(st, &task);
+	}
+	pthread_rwlock_unlock(&st->swap_lock);
 	return rc;
 }

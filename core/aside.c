@@ -163,3 +163,14 @@ void set_aside_err(struct evl_store *st, uint64_t uid, const char *name, int err
 		 err == -EUCLEAN ? "they do not end where it says" : strerror(-err));
 	set_aside(st, uid, name, why);
 }
+
+/* With swap_lock held: is @uid's rewrite switched in the index but its files not renamed? */
+bool switch_broken(const struct evl_store *st, uint64_t uid)
+{
+	if (st->broken_unknown)
+		return true;
+	for (size_t i = 0; i < st->nbroken; i++)
+		if (st->broken[i] == uid)
+			return true;
+	return false;
+}

@@ -234,3 +234,12 @@ void rec_put_commit(unsigned char *buf, uint64_t gseq, uint64_t time_ns)
 	put_le64(buf + 8, gseq);
 	put_le64(buf + 16, time_ns);
 }
+
+int evl_task_check_name(const char *name, size_t len)
+{
+	if (len > 255)
+		return -ENAMETOOLONG;
+	if (len && name[0] == '.')
+		return -EINVAL;
+	return event_check_name(name, len);
+}

@@ -264,17 +264,6 @@ static int trim_switch(struct evl_store *st, void *arg)
 	return store_write_txn(st, trim_done_txn, &j->tr.uid);
 }
 
-/* With swap_lock held: is @uid's rewrite switched in the index but its files not renamed? */
-bool switch_broken(const struct evl_store *st, uint64_t uid)
-{
-	if (st->broken_unknown)
-		return true;
-	for (size_t i = 0; i < st->nbroken; i++)
-		if (st->broken[i] == uid)
-			return true;
-	return false;
-}
-
 /* Ask the applier to run @fn(st, @arg) and wait for it.  One caller at a time. */
 static int on_applier(struct evl_store *st, int (*fn)(struct evl_store *st, void *arg), void *arg)
 {
@@ -442,7 +431,7 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 	 * says: the copy would cut or misplace them), nor one found so now;
 	 * the other tasks' retention goes on.
 	 */
-	if (!rc && writer_check(st, uid) == -EIO)
+	if (!rc && task_writable(st, uid) == -EIO)
 		return 0;	/* (checked under swap_lock: a delete is not damage) */
 	if (!rc)
 		rc = trim_plan(st, &task, keep_last, min_ns, horizon, &j, &k);

@@ -252,3 +252,22 @@ int stamp_open(struct evl_store *st)
 	stamp_follow(st);
 	return 0;
 }
+
+/*
+ * I7: bring DATA_DIR/stamp up to the index's generation (the index is
+ * synced).  A failure is logged and redone at the next checkpoint, which
+ * meanwhile does not advance the index.
+ */
+void stamp_follow(struct evl_store *st)
+{
+	int rc;
+
+	if (st->opt.read_only || st->stamp_file_gen == st->stamp_gen)
+		return;
+	rc = store_stamp_write(st->dir, st->stamp_id, st->stamp_gen);
+	if (rc)
+		evl_log(LOG_WARNING, "cannot write %s/stamp: %s (retried at the next checkpoint)",
+			st->dir, strerror(-rc));
+	else
+		st->stamp_file_gen = st->stamp_gen;
+}

@@ -10,9 +10,15 @@
  *   apply.c    a batch: task logs + sidecars (tasklog.c), index (index.c)
  *   view.c     reads of a task log or a view: index, logs, then pending
  *   retain.c   retention's steps on the applier (compact.c runs them)
- *   recover.c  recovery at open (recover_tail.c: lines past the index)
+ *   recover.c  recovery at open (recover_tail.c: lines past the index;
+ *              mend.c: logs shorter than the index, written again)
  *   aside.c    tasks whose files are damaged, set aside
  *   stamp.c    the store's identity, matching index and logs
+ *   txn.c      index transactions, the applier's mailbox, waits
+ *
+ * Calls go one way: each file calls only files before it in record.c,
+ * pending.c, aside.c, txn.c, mend.c, apply.c, stamp.c, retain.c,
+ * applier.c, recover_tail.c, recover.c, task.c, writer.c, view.c, store.c.
  *
  * Their shared state and its locks are in store_i.h; other core modules
  * use store.h.
@@ -107,18 +113,6 @@
  * Live task @uid from a read transaction of its own (recovery, retention:
  * no st->lock needed).  0, -ENOENT (none, or deleted) or -errno.
  */
-
-int store_live_task(struct evl_store *st, uint64_t uid, struct index_task *task)
-{
-	struct index_txn *t;
-	int rc = index_begin(st->ix, false, &t);
-
-	if (rc)
-		return rc;
-	rc = index_task_by_uid(t, uid, task);
-	index_abort(t);
-	return !rc && task->state != TASK_LIVE ? -ENOENT : rc;
-}
 
 void evl_options_default(struct evl_options *o)
 {
@@ -312,15 +306,6 @@ int store_checkpoint_applied(struct evl_store *st)
 	if (st->opt.read_only)
 		return -EROFS;
 	return ask_applier(st, &st->ckpt);
-}
-
-int evl_task_check_name(const char *name, size_t len)
-{
-	if (len > 255)
-		return -ENAMETOOLONG;
-	if (len && name[0] == '.')
-		return -EINVAL;
-	return event_check_name(name, len);
 }
 
 /* Fewer cached tasks than this and the applier and a compaction wait on each other. */
@@ -520,37 +505,6 @@ fail:
 }
 
 /* Wait until the applier has applied everything up to @lsn. */
-/*
- * Wait until the applier has applied everything up to @lsn (appends held
- * by hold_apply too), or, for delete @p, until it applied @p ahead of the
- * rest.  With @give_up, return the applier's error once a batch failed
- * after the wait began (a full disk) instead of waiting for the cause to
- * go.  0, -EIO from the journal, or that error.
- */
-int store_wait_applied(struct evl_store *st, uint64_t lsn, const struct pend *p, bool give_up)
-{
-	uint64_t failures;
-	int rc;
-
-	rc = journal_wait(st->jn, lsn);
-	if (rc)
-		return rc;
-	pthread_mutex_lock(&st->lock);
-	if (st->want_lsn < lsn)
-		st->want_lsn = lsn;
-	failures = st->apply_failures;
-	pthread_cond_signal(&st->applier_cv);
-	/* p is on the list while it is not applied: only the applier frees it, under the lock */
-	while (st->applied_lsn < lsn && !(p && p->early)) {
-		if (give_up && st->apply_failures != failures && st->apply_err) {
-			rc = st->apply_err;
-			break;
-		}
-		pthread_cond_wait(&st->applied_cv, &st->lock);
-	}
-	pthread_mutex_unlock(&st->lock);
-	return rc;
-}
 
 int evl_store_checkpoint(struct evl_store *st)
 {

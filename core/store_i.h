@@ -320,26 +320,6 @@ struct delete_check {
 };
 
 /* ---- shared between the store's files (by the file that defines each) ---- */
-
-/* store.c */
-int store_live_task(struct evl_store *st, uint64_t uid, struct index_task *task);
-int store_wait_applied(struct evl_store *st, uint64_t lsn, const struct pend *p, bool give_up);
-
-/* task.c */
-uint64_t store_txn_applied(struct index_txn *t);
-int store_begin_read(struct evl_store *st, struct index_txn **t);
-int store_find_task(struct evl_store *st, struct index_txn *t, const char *name, uint64_t uid,
-		     struct index_task *task, struct evl_task_info *out);
-int store_delete_check(struct evl_store *st, void *arg);
-
-/* aside.c */
-bool task_damage(int err);
-bool is_aside(struct evl_store *st, uint64_t uid);
-void set_aside(struct evl_store *st, uint64_t uid, const char *name, const char *why);
-size_t aside_names(struct evl_store *st, char *buf, size_t size, char sep);
-void aside_forget(struct evl_store *st, uint64_t uid);
-void set_aside_err(struct evl_store *st, uint64_t uid, const char *name, int err);
-
 /* record.c */
 void pend_free(struct pend *p);
 struct pend *pend_parse(unsigned kind, unsigned char *buf, size_t len);
@@ -352,6 +332,7 @@ const struct pend *pc_find(struct evl_store *st, const char *name, size_t len,
 				  uint64_t uid, uint64_t applied);
 bool pd_find(struct evl_store *st, uint64_t uid);
 void pend_enqueue(struct evl_store *st, struct pend *p);
+void pend_dequeue(struct evl_store *st, struct pend *last);
 int each_pending(struct evl_store *st, uint64_t applied_lsn, uint64_t uid,
 			const char *prefix, size_t plen,
 			int (*fn)(void *arg, const struct pend *p, const struct pend_ev *e),
@@ -360,50 +341,74 @@ uint64_t copy_pending(struct evl_store *st, uint64_t applied_lsn, uint64_t uid,
 			     const char *prefix, size_t plen, uint64_t base,
 			     uint64_t off, char *buf, size_t len);
 
+/* aside.c */
+bool task_damage(int err);
+bool is_aside(struct evl_store *st, uint64_t uid);
+void set_aside(struct evl_store *st, uint64_t uid, const char *name, const char *why);
+size_t aside_names(struct evl_store *st, char *buf, size_t size, char sep);
+void aside_forget(struct evl_store *st, uint64_t uid);
+void set_aside_err(struct evl_store *st, uint64_t uid, const char *name, int err);
+bool switch_broken(const struct evl_store *st, uint64_t uid);
+
+/* txn.c */
+int store_write_txn(struct evl_store *st, int (*fn)(struct index_txn *t, void *arg), void *arg);
+int ask_applier(struct evl_store *st, struct applier_job *job);
+int store_live_task(struct evl_store *st, uint64_t uid, struct index_task *task);
+int store_wait_applied(struct evl_store *st, uint64_t lsn, const struct pend *p, bool give_up);
+void store_journal_stats(struct evl_store *st, struct journal_stats *js);
+
+/* mend.c */
+int written_as_recorded(struct evl_store *st, uint64_t uid, const char *name, uint64_t off,
+			       uint64_t idx, uint64_t n);
+int sidecar_foreign(struct evl_store *st, struct index_txn *t,
+			   const struct index_task *task, uint64_t n, uint64_t len,
+			   const struct pend *p);
+int mend_records(struct evl_store *st, struct index_txn *t, struct index_task *task,
+			uint64_t n, uint64_t len, uint64_t upto);
+int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task,
+		      const struct pend *p);
+
 /* apply.c */
-int task_check_files(struct evl_store *st, const struct index_task *task);
 int apply_delete(struct evl_store *st, struct index_txn *t, struct index_meta *m,
 			const struct pend *p);
-int store_write_txn(struct evl_store *st, int (*fn)(struct index_txn *t, void *arg), void *arg);
 int apply_batch(struct evl_store *st, struct pend *first, struct pend *last,
 		       bool *purge);
-void pend_dequeue(struct evl_store *st, struct pend *last);
 int apply_all(struct evl_store *st);
 int purge_step(struct evl_store *st, bool *more);
-
-/* applier.c */
-void stamp_follow(struct evl_store *st);
-int applier_boot_txn(struct index_txn *t, void *arg);
-void store_sync_failed(void *arg);
-int check_syncs(struct evl_store *st);
-int applier_checkpoint(struct evl_store *st, void *unused);
-int ask_applier(struct evl_store *st, struct applier_job *job);
-int applier_shrink(struct evl_store *st, void *unused);
-void *applier_main(void *arg);
-void applier_on_durable(void *arg, uint64_t lsn);
+int apply_undo_delete(void *arg, uint64_t uid);
+int task_writable(struct evl_store *st, uint64_t uid);
 
 /* stamp.c */
 int stamp_open(struct evl_store *st);
+void stamp_follow(struct evl_store *st);
 
 /* retain.c */
-bool switch_broken(const struct evl_store *st, uint64_t uid);
 int finish_switches(struct evl_store *st, void *arg);
 int trim_recover_files(struct evl_store *st);
 int trim_recover_dropping(struct evl_store *st);
 
-/* recover.c */
-int mend_short(struct evl_store *st, struct index_txn *t, const struct index_task *task,
-		      const struct pend *p);
-int recover_undo_delete(void *arg, uint64_t uid);
-void store_journal_stats(struct evl_store *st, struct journal_stats *js);
-bool on_read_only_media(const char *dir);
-int open_frozen(struct evl_store *st);
-int store_recover(struct evl_store *st);
+/* applier.c */
+int applier_boot_txn(struct index_txn *t, void *arg);
+void store_sync_failed(void *arg);
+int check_syncs(struct evl_store *st);
+int applier_checkpoint(struct evl_store *st, void *unused);
+int applier_shrink(struct evl_store *st, void *unused);
+void *applier_main(void *arg);
+void applier_on_durable(void *arg, uint64_t lsn);
 
 /* recover_tail.c */
 int adopt_tails(struct evl_store *st, struct event_validator *val);
 
-/* writer.c */
-int writer_check(struct evl_store *st, uint64_t uid);
+/* recover.c */
+bool on_read_only_media(const char *dir);
+int open_frozen(struct evl_store *st);
+int store_recover(struct evl_store *st);
+
+/* task.c */
+uint64_t store_txn_applied(struct index_txn *t);
+int store_begin_read(struct evl_store *st, struct index_txn **t);
+int store_find_task(struct evl_store *st, struct index_txn *t, const char *name, uint64_t uid,
+		     struct index_task *task, struct evl_task_info *out);
+int store_delete_check(struct evl_store *st, void *arg);
 
 #endif

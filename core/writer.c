@@ -41,36 +41,6 @@
 /* Record buffers larger than this are given back after each write. */
 #define RECORD_KEEP (64u << 10)
 
-/*
- * May task @uid be written?  Its files must be there and at least as long
- * as the index says (task_check_files).  A reopen finds the damage that set a
- * task aside here again, at the task's first write, rather than acknowledge
- * appends its files cannot take.  0, -EIO (set aside) or -errno.
- */
-int writer_check(struct evl_store *st, uint64_t uid)
-{
-	struct index_task task;
-	struct index_txn *t;
-	int rc;
-
-	if (is_aside(st, uid))
-		return -EIO;
-	/* a snapshot that has the task live sees its files in place (I6) */
-	pthread_rwlock_rdlock(&st->swap_lock);
-	rc = index_begin(st->ix, false, &t);
-	if (!rc) {
-		rc = index_task_by_uid(t, uid, &task);
-		index_abort(t);
-		if (rc == -ENOENT)
-			rc = 0;		/* its create is pending: no files yet */
-		/* a rewrite's renames pending: the files are not the index's yet */
-		else if (!rc && task.state == TASK_LIVE && !switch_broken(st, uid))
-			rc = task_check_files(st, &task);
-	}
-	pthread_rwlock_unlock(&st->swap_lock);
-	return rc;
-}
-
 int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 {
 	struct evl_task_info info;
@@ -85,7 +55,7 @@ int evl_writer_open(struct evl_store *st, uint64_t uid, struct evl_writer **out)
 	pthread_mutex_unlock(&st->lock);
 	rc = evl_task_stat(st, uid, &info);
 	if (!rc)
-		rc = writer_check(st, uid);
+		rc = task_writable(st, uid);
 	if (rc)
 		return rc;
 	w = calloc(1, sizeof(*w));
