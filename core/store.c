@@ -684,14 +684,14 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 
 	memset(o, 0, sizeof(*o));
 	store_journal_stats(st, &js);
-	if (store_begin_read(st, &t) == 0) {
+	/* under st->lock: the snapshot and the pending list agree (struct snap) */
+	pthread_mutex_lock(&st->lock);
+	if (index_begin(st->ix, false, &t) == 0) {
 		index_get_meta(t, &m);
 		o->types = index_type_count(t);
 		sty.t = t;
 		each_pending(st, m.applied_lsn, 0, "", 0, stat_type, &sty);
 		index_abort(t);
-	} else {
-		pthread_mutex_lock(&st->lock);
 	}
 	free(sty.v);
 	/* the records the snapshot has applied are counted there, not here */

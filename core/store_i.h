@@ -313,6 +313,21 @@ static inline uint64_t mono_ns(void)
 	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
+/*
+ * A read of the store (txn.c): index snapshot @t and, while @locked (st->lock
+ * held), the pending list as of it: the applier cannot drop the records @t
+ * does not cover (those past @applied), so the caller takes the pending part
+ * then, and lets the lock go with snap_release (@t stays).  snap_end ends
+ * @t, and lets the lock go if it is still held.  snap_begin: 0 or -errno
+ * (nothing held).
+ */
+struct snap {
+	struct evl_store *st;
+	struct index_txn *t;
+	uint64_t applied;	/* @t's applied_lsn */
+	bool locked;
+};
+
 /* A delete's check (store_delete_check) */
 struct delete_check {
 	uint64_t uid, idle_before;
@@ -356,6 +371,10 @@ int ask_applier(struct evl_store *st, struct applier_job *job);
 int store_live_task(struct evl_store *st, uint64_t uid, struct index_task *task);
 int store_wait_applied(struct evl_store *st, uint64_t lsn, const struct pend *p, bool give_up);
 void store_journal_stats(struct evl_store *st, struct journal_stats *js);
+uint64_t store_txn_applied(struct index_txn *t);
+int snap_begin(struct evl_store *st, struct snap *s);
+void snap_release(struct snap *s);
+void snap_end(struct snap *s);
 
 /* mend.c */
 int written_as_recorded(struct evl_store *st, uint64_t uid, const char *name, uint64_t off,
@@ -405,8 +424,6 @@ int open_frozen(struct evl_store *st);
 int store_recover(struct evl_store *st);
 
 /* task.c */
-uint64_t store_txn_applied(struct index_txn *t);
-int store_begin_read(struct evl_store *st, struct index_txn **t);
 int store_find_task(struct evl_store *st, struct index_txn *t, const char *name, uint64_t uid,
 		     struct index_task *task, struct evl_task_info *out);
 int store_delete_check(struct evl_store *st, void *arg);

@@ -38,13 +38,6 @@
 #include "store_i.h"
 #include "tasklog.h"
 
-uint64_t store_txn_applied(struct index_txn *t)
-{
-	struct index_meta m;
-
-	return index_get_meta(t, &m) ? 0 : m.applied_lsn;
-}
-
 /* Add task @uid's pending part, as a snapshot applied up to @applied sees it, to @o. */
 static void add_pending(struct evl_store *st, uint64_t uid, uint64_t applied,
 			struct evl_task_info *o)
@@ -94,22 +87,6 @@ static void fill_pending_info(struct evl_store *st, const struct pend *p, uint64
 }
 
 /*
- * Begin a read transaction consistent with the pending list: with st->lock
- * held, the applier cannot drop records the transaction does not cover.
- * Returns with st->lock held on success.
- */
-int store_begin_read(struct evl_store *st, struct index_txn **t)
-{
-	int rc;
-
-	pthread_mutex_lock(&st->lock);
-	rc = index_begin(st->ix, false, t);
-	if (rc)
-		pthread_mutex_unlock(&st->lock);
-	return rc;
-}
-
-/*
  * With st->lock and snapshot @t begun under it: the live task @name (or
  * @uid, when @name is NULL), from the index, or from its create record if
  * that is not applied yet (then *@task is NULL-like: uid 0).  0, -ENOENT
@@ -143,30 +120,28 @@ int store_find_task(struct evl_store *st, struct index_txn *t, const char *name,
 int evl_task_lookup(struct evl_store *st, const char *name, struct evl_task_info *out)
 {
 	struct index_task task;
-	struct index_txn *t;
+	struct snap s;
 	int rc;
 
-	rc = store_begin_read(st, &t);
+	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	rc = store_find_task(st, t, name, 0, &task, out);
-	pthread_mutex_unlock(&st->lock);
-	index_abort(t);
+	rc = store_find_task(st, s.t, name, 0, &task, out);
+	snap_end(&s);
 	return rc;
 }
 
 int evl_task_stat(struct evl_store *st, uint64_t uid, struct evl_task_info *out)
 {
 	struct index_task task;
-	struct index_txn *t;
+	struct snap s;
 	int rc;
 
-	rc = store_begin_read(st, &t);
+	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	rc = store_find_task(st, t, NULL, uid, &task, out);
-	pthread_mutex_unlock(&st->lock);
-	index_abort(t);
+	rc = store_find_task(st, s.t, NULL, uid, &task, out);
+	snap_end(&s);
 	return rc;
 }
 
@@ -221,13 +196,13 @@ int evl_task_list(struct evl_store *st, const char *after,
 {
 	struct list_ctx c = { .st = st, .cb = cb, .arg = arg };
 	size_t alen = after ? strlen(after) : 0;
-	struct index_txn *t;
+	struct snap s;
 	int rc;
 
-	rc = store_begin_read(st, &t);
+	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	c.applied = store_txn_applied(t);
+	c.applied = s.applied;
 	for (size_t b = 0; b < PC_BUCKETS && !rc; b++)
 		for (const struct pend *p = st->pc_uid[b]; p && !rc; p = p->by_uid) {
 			/* pending creates only: the table holds pending deletes too */
@@ -238,12 +213,12 @@ int evl_task_list(struct evl_store *st, const char *after,
 			if (!rc)
 				fill_pending_info(st, p, c.applied, &c.pend[c.npend++]);
 		}
-	pthread_mutex_unlock(&st->lock);
+	snap_release(&s);
 	if (c.npend)
 		qsort(c.pend, c.npend, sizeof(*c.pend), info_cmp);
 	if (!rc)
-		rc = index_task_list(t, after, alen, list_cb, &c);
-	index_abort(t);
+		rc = index_task_list(s.t, after, alen, list_cb, &c);
+	snap_end(&s);
 	while (!rc && c.next < c.npend)
 		rc = cb(arg, &c.pend[c.next++]);
 	free(c.pend);
@@ -411,19 +386,18 @@ int store_delete_check(struct evl_store *st, void *arg)
 {
 	struct delete_check *d = arg;
 	struct index_task task;
-	struct index_txn *t;
+	struct snap s;
 	int rc;
 
-	rc = store_begin_read(st, &t);
+	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	rc = store_find_task(st, t, NULL, d->uid, &task, &d->info);
+	rc = store_find_task(st, s.t, NULL, d->uid, &task, &d->info);
 	if (!rc && pd_find(st, d->uid))
 		rc = -ENOENT;	/* journaled, not applied yet */
 	if (!rc && d->idle_before && d->info.last_ns >= d->idle_before)
 		rc = -EBUSY;
-	pthread_mutex_unlock(&st->lock);
-	index_abort(t);
+	snap_end(&s);
 	return rc;
 }
 

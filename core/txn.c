@@ -130,3 +130,39 @@ void store_journal_stats(struct evl_store *st, struct journal_stats *js)
 	else
 		memset(js, 0, sizeof(*js));
 }
+
+uint64_t store_txn_applied(struct index_txn *t)
+{
+	struct index_meta m;
+
+	return index_get_meta(t, &m) ? 0 : m.applied_lsn;
+}
+
+int snap_begin(struct evl_store *st, struct snap *s)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = index_begin(st->ix, false, &s->t);
+	if (rc) {
+		pthread_mutex_unlock(&st->lock);
+		return rc;
+	}
+	s->st = st;
+	s->applied = store_txn_applied(s->t);
+	s->locked = true;
+	return 0;
+}
+
+void snap_release(struct snap *s)
+{
+	if (s->locked)
+		pthread_mutex_unlock(&s->st->lock);
+	s->locked = false;
+}
+
+void snap_end(struct snap *s)
+{
+	snap_release(s);
+	index_abort(s->t);
+}

@@ -60,26 +60,24 @@ static int prove(struct evl_store *st, uint64_t uid, const struct index_task *ta
 
 static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void *buf, size_t len)
 {
-	struct index_txn *t;
+	struct snap s;
 	struct index_task task;
 	uint64_t pend, end, flen;
 	ssize_t n = 0;
 	int rc;
 
-	rc = store_begin_read(st, &t);
+	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	rc = store_find_task(st, t, NULL, uid, &task, NULL);
+	rc = store_find_task(st, s.t, NULL, uid, &task, NULL);
 	if (rc) {
-		pthread_mutex_unlock(&st->lock);
-		index_abort(t);
+		snap_end(&s);
 		return rc;
 	}
 	/* the file's applied bytes (none while the task's create is pending) */
 	flen = task.log_len - task.base_len;
-	pend = copy_pending(st, store_txn_applied(t), uid, "", 0, flen, off, buf, len);
-	pthread_mutex_unlock(&st->lock);
-	index_abort(t);
+	pend = copy_pending(st, s.applied, uid, "", 0, flen, off, buf, len);
+	snap_end(&s);
 
 	end = flen + pend;
 	if (is_aside(st, uid))
@@ -134,18 +132,18 @@ static int found_one(void *arg, const struct pend *p, const struct pend_ev *e)
 
 bool evl_prefix_exists(struct evl_store *st, const char *prefix, size_t len)
 {
-	struct index_txn *t;
+	struct snap s;
 	bool found;
 
 	if (event_check_name(prefix, len))
 		return false;
-	if (store_begin_read(st, &t))
+	if (snap_begin(st, &s))
 		return false;
-	found = each_pending(st, store_txn_applied(t), 0, prefix, len, found_one, NULL);
-	pthread_mutex_unlock(&st->lock);
+	found = each_pending(st, s.applied, 0, prefix, len, found_one, NULL);
+	snap_release(&s);
 	if (!found)
-		found = index_prefix_exists(t, prefix, len);
-	index_abort(t);
+		found = index_prefix_exists(s.t, prefix, len);
+	snap_end(&s);
 	return found;
 }
 
@@ -192,18 +190,18 @@ int evl_type_list(struct evl_store *st,
 {
 	struct type_ctx c = { cb, arg };
 	struct extra_types x = { 0 };
-	struct index_txn *t;
+	struct snap s;
 	int rc;
 
-	rc = store_begin_read(st, &t);
+	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	x.t = t;
-	rc = each_pending(st, store_txn_applied(t), 0, "", 0, extra_type, &x);
-	pthread_mutex_unlock(&st->lock);
+	x.t = s.t;
+	rc = each_pending(st, s.applied, 0, "", 0, extra_type, &x);
+	snap_release(&s);
 	if (!rc)
-		rc = index_type_list(t, type_cb, &c);
-	index_abort(t);
+		rc = index_type_list(s.t, type_cb, &c);
+	snap_end(&s);
 	for (size_t k = 0; k < x.n && !rc; k++)
 		if (!event_check_name(x.v[k].name, x.v[k].len))
 			rc = cb(arg, x.v[k].name, x.v[k].len);
@@ -281,22 +279,22 @@ int evl_view_size(struct evl_view *v, uint64_t *size)
 {
 	struct evl_store *st = v->st;
 	struct index_view *iv;
-	struct index_txn *t;
+	struct snap s;
 	uint64_t applied;
 	int rc;
 
-	rc = store_begin_read(st, &t);
+	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	rc = view_index(v, t, &iv);
+	rc = view_index(v, s.t, &iv);
 	if (!rc) {
 		applied = iv ? index_view_size(iv) : 0;
-		*size = applied + copy_pending(st, store_txn_applied(t), v->uid, v->prefix, v->len,
+		*size = applied + copy_pending(st, s.applied, v->uid, v->prefix, v->len,
 					       applied, 0, NULL, 0);
 	}
-	pthread_mutex_unlock(&st->lock);
+	snap_release(&s);
 	index_view_free(iv);
-	index_abort(t);
+	snap_end(&s);
 	return rc ? index_fault(st, v, 0, rc) : 0;
 }
 
@@ -456,25 +454,24 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 	struct evl_store *st = v->st;
 	struct fill_ctx c = { .st = st, .buf = buf };
 	struct index_view *iv;
-	struct index_txn *t;
+	struct snap s;
 	uint64_t applied, pend, gseq, gen;
 	bool cached, counted = false;
 	int rc;
 
-	rc = store_begin_read(st, &t);
+	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	c.t = t;
-	rc = view_index(v, t, &iv);
+	c.t = s.t;
+	rc = view_index(v, s.t, &iv);
 	if (rc) {
-		pthread_mutex_unlock(&st->lock);
-		index_abort(t);
+		snap_end(&s);
 		return index_fault(st, v, off, rc);
 	}
 	applied = iv ? index_view_size(iv) : 0;
-	pend = copy_pending(st, store_txn_applied(t), v->uid, v->prefix, v->len, applied, off, buf, len);
+	pend = copy_pending(st, s.applied, v->uid, v->prefix, v->len, applied, off, buf, len);
 	gen = st->view_gen;
-	pthread_mutex_unlock(&st->lock);
+	snap_release(&s);
 	pthread_mutex_lock(&v->mu);
 	cached = v->have_next && v->gen == gen && v->next_off == off;
 	gseq = v->next_gseq;
@@ -542,7 +539,7 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 out:
 	free(c.ends);
 	index_view_free(iv);
-	index_abort(t);
+	snap_end(&s);
 	/* an error of the index's own (not a task's files, whose are fill_cb's) */
 	if (rc && !counted && rc != c.rc) {
 		/*
@@ -599,20 +596,20 @@ int evl_view_tasks(struct evl_store *st, const char *prefix, size_t len,
 		   int (*cb)(void *arg, uint64_t uid), void *arg)
 {
 	struct vt_ctx c = { 0 };
-	struct index_txn *t;
+	struct snap s;
 	int rc;
 
-	rc = store_begin_read(st, &t);
+	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	rc = each_pending(st, store_txn_applied(t), 0, prefix, len, pending_task, &c);
-	pthread_mutex_unlock(&st->lock);
+	rc = each_pending(st, s.applied, 0, prefix, len, pending_task, &c);
+	snap_release(&s);
 	if (!rc) {
-		rc = index_view_tasks(t, prefix, len, 0, vt_cb, &c);
+		rc = index_view_tasks(s.t, prefix, len, 0, vt_cb, &c);
 		if (rc == -ENOENT)
 			rc = 0;
 	}
-	index_abort(t);
+	snap_end(&s);
 	if (!rc) {
 		if (c.n)
 			qsort(c.uids, c.n, sizeof(*c.uids), cmp_u64);
