@@ -17,6 +17,9 @@
  *                             16 8  lsn: previous record's lsn + 1
  *                             24 8  XXH3-64 of header bytes 0-23 + payload
  *
+ * journal_seg_header and journal_rec_header (journal_i.h) write the two
+ * headers, for the appends here and for the test tools that build segments.
+ *
  * REPLAY RULE.  Segments are read in name order.  A record is accepted if
  * its magic, length, lsn (exactly one past the previous record's, or the
  * segment's first lsn) and checksum are right and all its bytes are there.
@@ -73,13 +76,14 @@
 #include "grow.h"
 #include "io.h"
 #include "journal.h"
+#include "journal_i.h"
 #include "log.h"
 
 #define SEG_MAGIC "EVLJRNL"	/* 8 bytes with its NUL */
 #define SEG_VERSION 1
-#define SEG_HDR 32
+#define SEG_HDR JOURNAL_SEG_HDR
 #define REC_MAGIC 0x524a5645u
-#define REC_HDR 32
+#define REC_HDR JOURNAL_REC_HDR
 /*
  * Room for the largest append: an event of max_event (64 MiB at most) held
  * across writes, completed by a 1 MiB request of further events, plus the
@@ -139,6 +143,34 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+void journal_seg_header(unsigned char hdr[SEG_HDR], uint64_t first)
+{
+	memset(hdr, 0, SEG_HDR);
+	memcpy(hdr, SEG_MAGIC, 8);
+	put_le32(hdr + 8, SEG_VERSION);
+	put_le32(hdr + 12, SEG_HDR);
+	put_le64(hdr + 16, first);
+	put_le64(hdr + 24, XXH64(hdr, 24, 0));
+}
+
+void journal_rec_header(unsigned char hdr[REC_HDR], unsigned type, uint32_t len,
+			uint64_t lsn, uint32_t mark, const struct iovec *iov, int cnt)
+{
+	XXH3_state_t xs;
+
+	memset(hdr, 0, REC_HDR);
+	put_le32(hdr, REC_MAGIC);
+	hdr[4] = type;
+	put_le32(hdr + 8, len);
+	put_le32(hdr + 12, mark);
+	put_le64(hdr + 16, lsn);
+	XXH3_64bits_reset(&xs);
+	XXH3_64bits_update(&xs, hdr, 24);
+	for (int i = 0; i < cnt; i++)
+		XXH3_64bits_update(&xs, iov[i].iov_base, iov[i].iov_len);
+	put_le64(hdr + 24, XXH3_64bits_digest(&xs));
+}
+
 /*
  * Create segment @first, write and sync its header, sync the directory.
  * A failure removes the file only if this call made it: one made anew in
@@ -146,7 +178,7 @@ static int cmp_u64(const void *a, const void *b)
  */
 static int seg_create(struct journal *j, uint64_t first, int *fdp)
 {
-	unsigned char hdr[SEG_HDR] = { 0 };
+	unsigned char hdr[SEG_HDR];
 	char path[4096];
 	bool made = true;
 	int fd, rc;
@@ -159,11 +191,7 @@ static int seg_create(struct journal *j, uint64_t first, int *fdp)
 	}
 	if (fd < 0)
 		return -errno;
-	memcpy(hdr, SEG_MAGIC, 8);
-	put_le32(hdr + 8, SEG_VERSION);
-	put_le32(hdr + 12, SEG_HDR);
-	put_le64(hdr + 16, first);
-	put_le64(hdr + 24, XXH64(hdr, 24, 0));
+	journal_seg_header(hdr, first);
 	if (io_pwrite_all(fd, hdr, SEG_HDR, 0) || io->fdatasync(fd) || io_fsync_dir(j->dir)) {
 		rc = -errno;
 		io->close(fd);
@@ -979,9 +1007,8 @@ static int rotate(struct journal *j)
 int journal_append(struct journal *j, unsigned type, const struct iovec *iov,
 		   int cnt, uint64_t *lsn_out)
 {
-	unsigned char hdr[REC_HDR] = { 0 };
+	unsigned char hdr[REC_HDR];
 	struct iovec v[cnt + 1];
-	XXH3_state_t xs;
 	uint64_t len = 0, lsn;
 	int rc = 0, i;
 
@@ -1001,17 +1028,10 @@ int journal_append(struct journal *j, unsigned type, const struct iovec *iov,
 			goto out;
 	}
 	lsn = j->next_lsn;
-	put_le32(hdr, REC_MAGIC);
-	hdr[4] = type;
-	put_le32(hdr + 8, len);
 	/* the durable mark: how far behind this record the last fsync was */
-	put_le32(hdr + 12, lsn - j->durable_lsn > UINT32_MAX ? UINT32_MAX : lsn - j->durable_lsn);
-	put_le64(hdr + 16, lsn);
-	XXH3_64bits_reset(&xs);
-	XXH3_64bits_update(&xs, hdr, 24);
-	for (i = 0; i < cnt; i++)
-		XXH3_64bits_update(&xs, iov[i].iov_base, iov[i].iov_len);
-	put_le64(hdr + 24, XXH3_64bits_digest(&xs));
+	journal_rec_header(hdr, type, len, lsn,
+			   lsn - j->durable_lsn > UINT32_MAX ? UINT32_MAX : lsn - j->durable_lsn,
+			   iov, cnt);
 
 	v[0].iov_base = hdr;
 	v[0].iov_len = REC_HDR;

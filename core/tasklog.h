@@ -13,10 +13,14 @@
  *
  * Format 1 (before evlogfs 0.9) had 24-byte records without the event
  * checksum (0 gseq, 8 time, 16 len, 20 XXH32 of bytes 0-19, seed 0).
- * tasklog_upgrade() rewrites such a sidecar; nothing else reads them.
+ * tasklog_format_check() upgrades such a sidecar; nothing else reads them.
  *
  * Files are written at explicit offsets (pwrite), never with O_APPEND, so a
  * write repeated after a crash lands on the same bytes.
+ *
+ * Implemented by tasklog.c (the descriptor cache, a task's directory and
+ * files), sidecar.c (records, DATA_DIR/format, tasklog_verify) and
+ * rewrite.c (tasklog_rw_*).
  *
  * Caveats: thread-safe.  Descriptors are cached per task uid, at most
  * max_fds tasks at a time (least recently used closed first); a descriptor

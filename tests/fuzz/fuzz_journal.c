@@ -22,14 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
-
-#include "bytes.h"
 #include "evlog.h"
 #include "journal.h"
+#include "journal_i.h"
 #include "log.h"
 #include "store.h"
 
@@ -67,36 +65,29 @@ static void setup(void)
 	evl_log_set(quiet, LOG_DEBUG);
 }
 
-/* Frame the records of @data as a segment starting at lsn 1.  Returns its size; *@n records. */
+/*
+ * Frame the records of @data as a segment starting at lsn 1, with the
+ * journal's own encoders (no durable marks).  Returns its size; *@n records.
+ */
 static size_t frame(const uint8_t *data, size_t size, unsigned char *out, uint64_t *n)
 {
-	size_t o = 32;
+	size_t o = JOURNAL_SEG_HDR;
 
-	memcpy(out, "EVLJRNL", 8);
-	put_le32(out + 8, 1);
-	put_le32(out + 12, 32);
-	put_le64(out + 16, 1);
-	put_le64(out + 24, XXH64(out, 24, 0));
+	journal_seg_header(out, 1);
 	*n = 0;
 	for (size_t pos = 0; pos + 3 <= size;) {
 		unsigned type = data[pos] ? data[pos] : 1;
 		size_t len = data[pos + 1] | (size_t)data[pos + 2] << 8;
-		XXH3_state_t xs;
+		struct iovec iov;
 
 		pos += 3;
 		if (len > size - pos)
 			len = size - pos;
-		put_le32(out + o, 0x524a5645u);
-		memset(out + o + 4, 0, 12);
-		out[o + 4] = type;
-		put_le32(out + o + 8, len);
-		put_le64(out + o + 16, ++*n);
-		memcpy(out + o + 32, data + pos, len);
-		XXH3_64bits_reset(&xs);
-		XXH3_64bits_update(&xs, out + o, 24);
-		XXH3_64bits_update(&xs, out + o + 32, len);
-		put_le64(out + o + 24, XXH3_64bits_digest(&xs));
-		o += 32 + len;
+		iov.iov_base = (void *)(data + pos);
+		iov.iov_len = len;
+		journal_rec_header(out + o, type, len, ++*n, 0, &iov, 1);
+		memcpy(out + o + JOURNAL_REC_HDR, data + pos, len);
+		o += JOURNAL_REC_HDR + len;
 		pos += len;
 	}
 	return o;
@@ -134,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(store_rmrf(store) == 0);
 	check(mkdir(store, 0755) == 0 && mkdir(jdir, 0755) == 0);
 	/* a record header per 3 input bytes at most, plus the segment header */
-	buf = malloc(32 + size / 3 * 32 + size);
+	buf = malloc(JOURNAL_SEG_HDR + size / 3 * JOURNAL_REC_HDR + size);
 	check(buf);
 	if (data[0] & 1) {
 		len = frame(data + 1, size - 1, buf, &framed);

@@ -1,0 +1,204 @@
+/*
+ * rewrite.c - a task's log and sidecar rewritten without their head, for
+ * retention (tasklog_rw_*): the kept part is copied to
+ * DATA_DIR/tasks/.rewrite/<uid>.events and <uid>.meta while appends go on,
+ * synced, and renamed over the task's files once the index has switched to
+ * them.  The steps, their order and what a crash leaves are compact.c's.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+#include "log.h"
+#include "tasklog.h"
+#include "tasklog_i.h"
+
+#define RW_DIR ".rewrite"
+#define RW_CHUNK (1u << 20)
+
+struct tasklog_rw {
+	struct tasklog *tl;
+	struct fd_entry *old;		/* the task's current files, held */
+	uint64_t uid;
+	char name[256];
+	int fd[2];			/* new log, new sidecar */
+	uint64_t from[2], done[2];	/* old file position copied from; bytes copied */
+	bool installed;
+	char *buf;
+};
+
+static void rw_path(const struct tasklog *tl, uint64_t uid, int which, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/" RW_DIR "/%016" PRIx64 ".%s", tl->dir, uid, which ? "meta" : "events");
+}
+
+int tasklog_rw_open(struct tasklog *tl, uint64_t uid, const char *name, uint64_t from_off,
+		    uint64_t from_idx, struct tasklog_rw **out)
+{
+	struct tasklog_rw *rw = calloc(1, sizeof(*rw));
+	char path[4400];
+	int rc;
+
+	if (!rw)
+		return -ENOMEM;
+	rw->tl = tl;
+	rw->uid = uid;
+	snprintf(rw->name, sizeof(rw->name), "%s", name);
+	rw->fd[0] = rw->fd[1] = -1;
+	rw->from[0] = from_off;
+	rw->from[1] = from_idx * TASKLOG_REC;
+	rw->buf = malloc(RW_CHUNK);
+	if (!rw->buf) {
+		free(rw);
+		return -ENOMEM;
+	}
+	rc = tasklog_get_fds(tl, uid, name, &rw->old);
+	if (!rc)
+		rc = tasklog_need_meta(tl, rw->old, name);
+	snprintf(path, sizeof(path), "%s/" RW_DIR, tl->dir);
+	if (!rc && io_mkdir_durable(path, 0755))
+		rc = -errno;
+	for (int i = 0; i < 2 && !rc; i++) {
+		rw_path(tl, uid, i, path, sizeof(path));
+		rw->fd[i] = tasklog_open_shed(tl, path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+		if (rw->fd[i] < 0)
+			rc = -errno;
+	}
+	if (rc) {
+		tasklog_rw_free(rw);
+		return rc;
+	}
+	*out = rw;
+	return 0;
+}
+
+int tasklog_rw_copy(struct tasklog_rw *rw, uint64_t end_off, uint64_t end_idx)
+{
+	uint64_t end[2] = { end_off, end_idx * TASKLOG_REC };
+	int src[2] = { rw->old->log_fd, rw->old->meta_fd };
+
+	for (int i = 0; i < 2; i++) {
+		if (end[i] < rw->from[i] + rw->done[i])
+			return -EINVAL;	/* the caller's lengths went backwards */
+		while (rw->from[i] + rw->done[i] < end[i]) {
+			uint64_t left = end[i] - rw->from[i] - rw->done[i];
+			size_t want = left < RW_CHUNK ? left : RW_CHUNK;
+			ssize_t n = io_pread_all(src[i], rw->buf, want, rw->from[i] + rw->done[i]);
+
+			if (n < 0)
+				return -errno;
+			if ((size_t)n < want) {
+				evl_log(LOG_ERR, "rewrite of task %s: %s shorter than indexed",
+					rw->name, i ? "sidecar" : "log");
+				return -EIO;
+			}
+			if (io_pwrite_all(rw->fd[i], rw->buf, n, rw->done[i]))
+				return -errno;
+			rw->done[i] += n;
+		}
+	}
+	return 0;
+}
+
+int tasklog_rw_sync(struct tasklog_rw *rw)
+{
+	char path[4400];
+
+	/*
+	 * The files' entries too: once the index has switched, recovery renames
+	 * them into place, and a lost entry would leave the old log under the
+	 * new offsets.  A failure here is not sticky: the files are dropped.
+	 */
+	snprintf(path, sizeof(path), "%s/" RW_DIR, rw->tl->dir);
+	if (io->fdatasync(rw->fd[0]) || io->fdatasync(rw->fd[1]) || io_fsync_dir(path))
+		return -errno;
+	return 0;
+}
+
+int tasklog_rw_install(struct tasklog_rw *rw)
+{
+	static const char *const files[] = { "events", "events.meta" };
+	char from[4400], to[4400];
+
+	for (int i = 0; i < 2; i++) {
+		rw_path(rw->tl, rw->uid, i, from, sizeof(from));
+		tasklog_file_path(rw->tl, rw->name, files[i], to, sizeof(to));
+		if (io->rename(from, to))
+			return -errno;
+	}
+	rw->installed = true;
+	tasklog_forget_fds(rw->tl, rw->uid);
+	return 0;
+}
+
+void tasklog_rw_keep(struct tasklog_rw *rw)
+{
+	rw->installed = true;	/* installed or to be: the files are no longer ours to drop */
+}
+
+void tasklog_rw_free(struct tasklog_rw *rw)
+{
+	char path[4400];
+
+	if (!rw)
+		return;
+	for (int i = 0; i < 2; i++) {
+		if (rw->fd[i] >= 0)
+			io->close(rw->fd[i]);
+		if (!rw->installed) {
+			rw_path(rw->tl, rw->uid, i, path, sizeof(path));
+			io->unlink(path);
+		}
+	}
+	if (rw->old)
+		tasklog_put_fds(rw->tl, rw->old);
+	free(rw->buf);
+	free(rw);
+}
+
+int tasklog_rw_finish(struct tasklog *tl, uint64_t uid, const char *name)
+{
+	static const char *const files[] = { "events", "events.meta" };
+	char from[4400], to[4400];
+
+	for (int i = 0; i < 2; i++) {
+		rw_path(tl, uid, i, from, sizeof(from));
+		tasklog_file_path(tl, name, files[i], to, sizeof(to));
+		if (io->rename(from, to) && errno != ENOENT)
+			return -errno;
+	}
+	tasklog_forget_fds(tl, uid);
+	snprintf(to, sizeof(to), "%s/%s", tl->dir, name);
+	snprintf(from, sizeof(from), "%s/" RW_DIR, tl->dir);
+	if (tasklog_sync_one(tl, -1, to) || (tasklog_sync_one(tl, -1, from) && errno != ENOENT))
+		return -errno;
+	return 0;
+}
+
+int tasklog_rw_clean(struct tasklog *tl)
+{
+	char path[4400];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/" RW_DIR, tl->dir);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/" RW_DIR "/%s", tl->dir, de->d_name);
+			evl_log(LOG_INFO, "removing %s: a log rewrite that never took effect", path);
+			if (io->unlink(path) && errno != ENOENT)
+				rc = -errno;
+		}
+	closedir(d);
+	return rc;
+}
