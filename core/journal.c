@@ -224,14 +224,8 @@ static int rec_read(int fd, uint64_t off, uint64_t size, unsigned char hdr[REC_H
 	if (n < REC_HDR || get_le32(hdr) != REC_MAGIC || len > REC_MAX || hdr[4] == 0 ||
 	    off + REC_HDR + len > size)
 		return 0;
-	if (len > *cap) {
-		unsigned char *p = realloc(*buf, len);
-
-		if (!p)
-			return -ENOMEM;
-		*buf = p;
-		*cap = len;
-	}
+	if (grow_bytes(buf, cap, len))
+		return -ENOMEM;
 	n = io_pread_all(fd, *buf, len, off + REC_HDR);
 	if (n < 0)
 		return -errno;

@@ -22,6 +22,7 @@
 #include <xxhash.h>
 
 #include "bytes.h"
+#include "grow.h"
 #include "io.h"
 #include "log.h"
 #include "tasklog.h"
@@ -649,15 +650,9 @@ int tasklog_verify(struct tasklog *tl, uint64_t uid, const char *name, uint64_t 
 		}
 		if (rc)
 			break;
-		if (span > cap) {
-			char *nb = realloc(buf, span);
-
-			if (!nb) {
-				rc = -ENOMEM;
-				break;
-			}
-			buf = nb;
-			cap = span;
+		if (grow_bytes(&buf, &cap, span)) {
+			rc = -ENOMEM;
+			break;
 		}
 		got = tasklog_read(tl, uid, name, off, buf, span);
 		if (got >= 0 && (size_t)got < span) {
