@@ -174,19 +174,6 @@ static int xerr(int rc)
 	return -EIO;
 }
 
-/*
- * The end of a cursor loop: MDB_NOTFOUND is the normal end, other MDB codes
- * are translated, and -errno or a callback's value passes through.
- */
-static int loop_rc(int rc)
-{
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE)
-		return xerr(rc);
-	return rc;
-}
-
 /* A kt or tt row into @out (zero base for a 16-byte row).  0, -ENOENT, -EIO. */
 static int get_cnt(struct index_txn *t, MDB_dbi dbi, const unsigned char k[12],
 		   struct cnt_val *out)
@@ -232,6 +219,126 @@ static int del_key(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen)
 	int rc = mdb_del(t->txn, dbi, &key, NULL);
 
 	return rc == MDB_NOTFOUND ? 0 : xerr(rc);
+}
+
+/* ---- scans: the cursor loops ---- */
+
+/*
+ * A scan hands out the entries of one database in key order, from key
+ * @from on (NULL: from the first entry), while their keys start with the
+ * first @plen bytes of @from (0: to the end); each step compares with
+ * @from, which must stay as it is until the scan ends.  The loops read
+ *
+ *	struct ix_scan s;
+ *
+ *	ix_scan_open(&s, t->txn, dbi, from, flen, plen);
+ *	while (!rc && ix_scan_next(&s))
+ *		rc = use(&s.key, &s.val);
+ *	return ix_scan_end(&s, rc);
+ *
+ * The end of the range (or of the database) is the normal end.  An LMDB
+ * error stops the scan, and ix_scan_end returns it as -errno unless the
+ * loop stopped with its own non-zero rc first; a cursor that cannot be
+ * opened is such an error too, so a loop may start right after
+ * ix_scan_open.  The walk (damage checks), which reports LMDB's own codes,
+ * ends with ix_scan_close instead.  s.key and s.val point into the map:
+ * valid until the next call or a write to the database.
+ */
+struct ix_scan {
+	MDB_cursor *c;
+	MDB_val key, val;	/* the entry ix_scan_next found */
+	const void *from;
+	size_t flen, plen;
+	bool started;		/* the cursor is placed: step on with MDB_NEXT */
+	bool done;		/* the end, or an error: no more entries */
+	int err;		/* the LMDB error that stopped the scan, else 0 */
+};
+
+/* 0 or the LMDB error of opening the cursor (kept for ix_scan_end too). */
+static int ix_scan_open(struct ix_scan *s, MDB_txn *txn, MDB_dbi dbi, const void *from,
+			size_t flen, size_t plen)
+{
+	*s = (struct ix_scan){ .from = from, .flen = flen, .plen = plen };
+	s->err = mdb_cursor_open(txn, dbi, &s->c);
+	if (s->err) {
+		s->c = NULL;
+		s->done = true;
+	}
+	return s->err;
+}
+
+/* The next entry into s->key, s->val: true, or false at the end or an error. */
+static bool ix_scan_next(struct ix_scan *s)
+{
+	MDB_cursor_op op = MDB_NEXT;
+	int rc;
+
+	if (s->done)
+		return false;
+	if (!s->started) {
+		s->key = (MDB_val){ s->flen, (void *)s->from };
+		op = s->from ? MDB_SET_RANGE : MDB_FIRST;
+		s->started = true;
+	}
+	rc = mdb_cursor_get(s->c, &s->key, &s->val, op);
+	if (!rc && (!s->plen || (s->key.mv_size >= s->plen &&
+				 !memcmp(s->key.mv_data, s->from, s->plen))))
+		return true;
+	s->err = rc == MDB_NOTFOUND ? 0 : rc;
+	s->done = true;
+	return false;
+}
+
+/*
+ * Delete the entry ix_scan_next found (a write transaction's scan).  The
+ * next ix_scan_next seeks @from again: for the loops that delete every
+ * entry they pass, where that is the entry after it.  0 or -errno.
+ */
+static int ix_scan_del(struct ix_scan *s)
+{
+	s->started = false;
+	return xerr(mdb_cursor_del(s->c, 0));
+}
+
+/* The error that stopped the scan, as -errno; 0 if none. */
+static int ix_scan_err(const struct ix_scan *s)
+{
+	return xerr(s->err);
+}
+
+/*
+ * Close the scan: @rc if the loop stopped with one, else 0 or the LMDB
+ * code of the error that stopped the scan (for the walk).
+ */
+static int ix_scan_close(struct ix_scan *s, int rc)
+{
+	if (s->c)
+		mdb_cursor_close(s->c);
+	s->c = NULL;
+	s->done = true;
+	return rc ? rc : s->err;
+}
+
+/* Close the scan: @rc if the loop stopped with one, else 0 or the scan's error as -errno. */
+static int ix_scan_end(struct ix_scan *s, int rc)
+{
+	ix_scan_close(s, 0);
+	return rc ? rc : ix_scan_err(s);
+}
+
+/*
+ * Move @c to the last entry before the key a seek looked for, given what
+ * that MDB_SET_RANGE returned (@rc): the entry before the one it found, or
+ * the database's last if it found none.  0 or an LMDB code (MDB_NOTFOUND:
+ * no such entry).
+ */
+static int ix_seek_back(MDB_cursor *c, int rc, MDB_val *key, MDB_val *val)
+{
+	if (rc == MDB_NOTFOUND)
+		return mdb_cursor_get(c, key, val, MDB_LAST);
+	if (rc)
+		return rc;
+	return mdb_cursor_get(c, key, val, MDB_PREV);
 }
 
 /* ---- damage checks ---- */
@@ -583,19 +690,21 @@ static int key_cmp(const MDB_val *a, const MDB_val *b)
 static int walk_db(MDB_txn *txn, MDB_dbi dbi, const char *what, uint64_t last_pg,
 		   unsigned tree, struct walk *w)
 {
-	MDB_cursor *c;
-	MDB_val key, val, prev = { 0, NULL };
+	struct ix_scan s;
+	MDB_val prev = { 0, NULL };
 	MDB_stat ms;
 	uint64_t count = 0;
 	int rc;
 
 	rc = mdb_stat(txn, dbi, &ms);
 	if (!rc)
-		rc = mdb_cursor_open(txn, dbi, &c);
+		rc = ix_scan_open(&s, txn, dbi, NULL, 0, 0);
 	if (rc)
 		return rc;
 	w->pages += (uint64_t)ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
-	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
+	while (ix_scan_next(&s)) {
+		const MDB_val key = s.key, val = s.val;
+
 		touch(w, &key);
 		touch(w, &val);
 		count++;
@@ -655,14 +764,14 @@ static int walk_db(MDB_txn *txn, MDB_dbi dbi, const char *what, uint64_t last_pg
 		}
 		prev = key;
 	}
-	mdb_cursor_close(c);
-	if (rc == MDB_NOTFOUND)
-		rc = leaf_done(w, what) ? -EUCLEAN : MDB_NOTFOUND;
-	if (rc == MDB_NOTFOUND)
-		rc = count == ms.ms_entries ? 0 :
-		     damaged(w->why, w->n, "the %s database holds %" PRIu64 " entries, its record"
-			     " says %zu", what, count, ms.ms_entries);
-	return rc;
+	rc = ix_scan_close(&s, rc);
+	if (rc)
+		return rc;
+	if (leaf_done(w, what))
+		return -EUCLEAN;
+	return count == ms.ms_entries ? 0 :
+	       damaged(w->why, w->n, "the %s database holds %" PRIu64 " entries, its record"
+		       " says %zu", what, count, ms.ms_entries);
 }
 
 /* The walk's child: say why, and exit with its verdict. */
@@ -724,8 +833,7 @@ static const char *const db_names[] = {
 static int walk_types(MDB_txn *txn, char *why, size_t n)
 {
 	MDB_dbi types, tids;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct ix_scan s;
 	size_t ntypes = 0;
 	MDB_stat ms;
 	int rc;
@@ -736,10 +844,11 @@ static int walk_types(MDB_txn *txn, char *why, size_t n)
 	if (rc == MDB_NOTFOUND)
 		return 0;	/* a store with no type yet */
 	if (!rc)
-		rc = mdb_cursor_open(txn, types, &c);
+		rc = ix_scan_open(&s, txn, types, NULL, 0, 0);
 	if (rc)
 		return rc;
-	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
+	while (ix_scan_next(&s)) {
+		const MDB_val key = s.key, val = s.val;
 		struct type_rec r;
 		unsigned char k[4];
 		MDB_val tk = { 4, k }, tv;
@@ -762,8 +871,8 @@ static int walk_types(MDB_txn *txn, char *why, size_t n)
 			break;
 		ntypes++;
 	}
-	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND)
+	rc = ix_scan_close(&s, rc);
+	if (rc)
 		return rc;
 	rc = mdb_stat(txn, tids, &ms);
 	if (!rc && ms.ms_entries != ntypes)
@@ -786,7 +895,7 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 	struct index_meta m;
 	uint64_t tasks = 0, events = 0, bytes = 0;
 	MDB_dbi meta, tdb, names;
-	MDB_cursor *c;
+	struct ix_scan s;
 	MDB_stat ms;
 	bool have_names;
 	MDB_val key = { 4, "meta" }, val;
@@ -807,14 +916,17 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 	have_names = !rc;	/* none: every live task is damage */
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
-	rc = mdb_cursor_open(txn, tdb, &c);
+	rc = ix_scan_open(&s, txn, tdb, NULL, 0, 0);
 	if (rc)
 		return rc;
-	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
+	while (ix_scan_next(&s)) {
 		struct index_task t;
-		uint64_t uid = key.mv_size == 8 ? get_be64(key.mv_data) : 0;
+		uint64_t uid;
 		MDB_val nk, nv;
 
+		key = s.key;
+		val = s.val;
+		uid = key.mv_size == 8 ? get_be64(key.mv_data) : 0;
 		if (!uid || task_decode(&val, uid, &t)) {
 			rc = damaged(why, n, "a task record of %zu bytes (key of %zu)", val.mv_size,
 				     key.mv_size);
@@ -850,8 +962,8 @@ static int walk_tasks(MDB_txn *txn, char *why, size_t n)
 		events += t.nevents - t.base_n;
 		bytes += t.log_len - t.base_len;
 	}
-	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND)
+	rc = ix_scan_close(&s, rc);
+	if (rc)
 		return rc;
 	ms.ms_entries = 0;
 	rc = have_names ? mdb_stat(txn, names, &ms) : 0;
@@ -880,6 +992,7 @@ static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t
 	uint32_t max_tid = 0, next_tid = 0;
 	MDB_dbi tdb, tids, tgs, meta;
 	MDB_cursor *c = NULL, *g = NULL;
+	struct ix_scan s = { .c = NULL };
 	MDB_val key, val;
 	int rc;
 
@@ -899,26 +1012,23 @@ static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t
 	if (!rc)
 		rc = mdb_dbi_open(txn, "tgs", 0, &tgs);
 	if (!rc)
-		rc = mdb_cursor_open(txn, tids, &c);
+		rc = ix_scan_open(&s, txn, tids, NULL, 0, 0);
 	if (!rc)
 		rc = mdb_cursor_open(txn, tgs, &g);
-	while (!rc && (rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
+	while (!rc && ix_scan_next(&s)) {
 		unsigned char k[12] = { 0 };
 		MDB_val gk = { sizeof(k), k }, gv;
 		uint32_t tid;
 
-		if (key.mv_size != 4)
+		if (s.key.mv_size != 4)
 			continue;	/* walk_types' to say */
-		tid = get_be32(key.mv_data);
+		tid = get_be32(s.key.mv_data);
 		if (tid > max_tid)
 			max_tid = tid;
 		/* the type's last entry: the one before the next type's first */
 		put_be32(k, tid + 1);
 		rc = tid == UINT32_MAX ? MDB_NOTFOUND : mdb_cursor_get(g, &gk, &gv, MDB_SET_RANGE);
-		if (!rc)
-			rc = mdb_cursor_get(g, &gk, &gv, MDB_PREV);
-		else if (rc == MDB_NOTFOUND)
-			rc = mdb_cursor_get(g, &gk, &gv, MDB_LAST);
+		rc = ix_seek_back(g, rc, &gk, &gv);
 		if (rc == MDB_NOTFOUND) {
 			rc = 0;
 			continue;
@@ -929,8 +1039,7 @@ static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t
 	}
 	if (g)
 		mdb_cursor_close(g);
-	if (c)
-		mdb_cursor_close(c);
+	rc = ix_scan_close(&s, rc);
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
 	key = (MDB_val){ 8, "next_tid" };
@@ -956,10 +1065,9 @@ static int walk_index(const char *dir, bool live, char *why, size_t n)
 	struct walk w = { .why = why, .n = n };
 	MDB_env *env;
 	MDB_txn *txn = NULL;
-	MDB_cursor *c = NULL;
+	struct ix_scan s = { .c = NULL };
 	MDB_envinfo info;
 	MDB_dbi main_dbi;
-	MDB_val key, val;
 	bool seen[sizeof(db_names) / sizeof(*db_names)] = { false };
 	size_t mapsize = map_initial;
 	char path[4200];
@@ -1004,8 +1112,9 @@ static int walk_index(const char *dir, bool live, char *why, size_t n)
 	if (!rc)
 		rc = walk_db(txn, main_dbi, "main", info.me_last_pgno, PG_TREE + 1, &w);
 	if (!rc)
-		rc = mdb_cursor_open(txn, main_dbi, &c);
-	while (!rc && (rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
+		rc = ix_scan_open(&s, txn, main_dbi, NULL, 0, 0);
+	while (!rc && ix_scan_next(&s)) {
+		const MDB_val key = s.key;
 		char name[64];
 		MDB_dbi dbi;
 		size_t i;
@@ -1038,8 +1147,8 @@ static int walk_index(const char *dir, bool live, char *why, size_t n)
 			}
 		}
 	}
-	if (rc == MDB_NOTFOUND)
-		rc = seen[0] ? 0 : damaged(why, n, "the meta database is gone");
+	if (!rc)
+		rc = s.err ? s.err : seen[0] ? 0 : damaged(why, n, "the meta database is gone");
 	if (!rc)
 		rc = walk_types(txn, why, n);
 	if (!rc)
@@ -1047,8 +1156,7 @@ static int walk_index(const char *dir, bool live, char *why, size_t n)
 	if (!rc && !live && w.pages + LMDB_METAS != info.me_last_pgno + 1)
 		rc = damaged(why, n, "%" PRIu64 " pages in use or free, but the last page is %zu",
 			     w.pages + LMDB_METAS, info.me_last_pgno);
-	if (c)
-		mdb_cursor_close(c);
+	ix_scan_close(&s, 0);
 	if (txn)
 		mdb_txn_abort(txn);
 	mdb_env_close(env);
@@ -1774,37 +1882,24 @@ int index_task_put(struct index_txn *t, const struct index_task *task)
 int index_task_list(struct index_txn *t, const char *after, size_t after_len,
 		    int (*cb)(void *arg, const struct index_task *task), void *arg)
 {
-	MDB_cursor *c;
-	MDB_val key, val;
-	MDB_cursor_op op = MDB_FIRST;
-	int rc;
+	struct ix_scan s;
+	int rc = 0;
 
-	rc = mdb_cursor_open(t->txn, t->ix->names, &c);
-	if (rc)
-		return xerr(rc);
-	if (after && after_len) {
-		key.mv_data = (void *)after;
-		key.mv_size = after_len;
-		op = MDB_SET_RANGE;
-	}
-	for (rc = mdb_cursor_get(c, &key, &val, op); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	if (!after_len)
+		after = NULL;
+	ix_scan_open(&s, t->txn, t->ix->names, after, after_len, 0);
+	while (!rc && ix_scan_next(&s)) {
 		struct index_task task;
 		uint64_t uid;
 
-		if (op == MDB_SET_RANGE && key.mv_size == after_len &&
-		    !memcmp(key.mv_data, after, after_len))
+		if (after && s.key.mv_size == after_len && !memcmp(s.key.mv_data, after, after_len))
 			continue;
-		memcpy(&uid, val.mv_data, sizeof(uid));
+		memcpy(&uid, s.val.mv_data, sizeof(uid));
 		rc = index_task_by_uid(t, uid, &task);
-		if (rc)
-			break;
-		rc = cb(arg, &task);
-		if (rc)
-			break;
+		if (!rc)
+			rc = cb(arg, &task);
 	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
+	return ix_scan_end(&s, rc);
 }
 
 /* ---- types ---- */
@@ -1885,26 +1980,18 @@ int index_type_list(struct index_txn *t,
 			      uint64_t bytes),
 		    void *arg)
 {
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
+	struct ix_scan s;
+	int rc = 0;
 
-	rc = mdb_cursor_open(t->txn, t->ix->types, &c);
-	if (rc)
-		return xerr(rc);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	ix_scan_open(&s, t->txn, t->ix->types, NULL, 0, 0);
+	while (!rc && ix_scan_next(&s)) {
 		struct type_rec r;
 
-		memcpy(&r, val.mv_data, sizeof(r));
-		if (!r.live_count)
-			continue;
-		rc = cb(arg, key.mv_data, key.mv_size, r.live_count, r.live_bytes);
-		if (rc)
-			break;
+		memcpy(&r, s.val.mv_data, sizeof(r));
+		if (r.live_count)
+			rc = cb(arg, s.key.mv_data, s.key.mv_size, r.live_count, r.live_bytes);
 	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
+	return ix_scan_end(&s, rc);
 }
 
 static int count_cb(void *arg, const char *name, size_t len, uint64_t ev, uint64_t b)
@@ -2105,8 +2192,7 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 {
 	struct index_task task;
 	unsigned char k[12];
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct ix_scan s;
 	int rc;
 
 	rc = index_task_by_uid(t, uid, &task);
@@ -2123,23 +2209,16 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 		return rc;
 
 	/* its events leave the types' live counts now */
-	rc = mdb_cursor_open(t->txn, t->ix->kt, &c);
-	if (rc)
-		return xerr(rc);
 	kt_key(k, uid, 0);
-	key.mv_data = k;
-	key.mv_size = 12;
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	ix_scan_open(&s, t->txn, t->ix->kt, k, 12, 8);
+	while (!rc && ix_scan_next(&s)) {
 		struct cnt_val cnt;
 		struct type_ent *e;
 		char name[256];
 		size_t nlen;
 
-		if (get_be64(key.mv_data) != uid)
-			break;
-		memcpy(&cnt, val.mv_data, 16);	/* count and bytes */
-		rc = type_name(t, get_be32((unsigned char *)key.mv_data + 8), name, &nlen);
+		memcpy(&cnt, s.val.mv_data, 16);	/* count and bytes */
+		rc = type_name(t, get_be32((unsigned char *)s.key.mv_data + 8), name, &nlen);
 		if (!rc)
 			rc = type_get(t, name, nlen, false, &e);
 		if (rc)
@@ -2148,9 +2227,9 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 		e->rec.live_bytes -= cnt.bytes;
 		e->dirty = true;
 	}
-	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND && rc)
-		return loop_rc(rc);
+	rc = ix_scan_end(&s, rc);
+	if (rc)
+		return rc;
 	put_be64(k, uid);
 	rc = put_val(t, t->ix->purge, k, 8, "", 0);
 	if (!rc)
@@ -2169,11 +2248,7 @@ static int kty_last(MDB_cursor *c, uint64_t uid, MDB_val *key, MDB_val *val)
 	kty_key(k, uid + 1, 0, 0);
 	key->mv_data = k;
 	key->mv_size = 20;
-	rc = mdb_cursor_get(c, key, val, MDB_SET_RANGE);
-	if (rc == MDB_NOTFOUND)
-		rc = mdb_cursor_get(c, key, val, MDB_LAST);
-	else if (rc == 0)
-		rc = mdb_cursor_get(c, key, val, MDB_PREV);
+	rc = ix_seek_back(c, mdb_cursor_get(c, key, val, MDB_SET_RANGE), key, val);
 	if (rc)
 		return xerr(rc);
 	return get_be64(key->mv_data) == uid ? 0 : -ENOENT;
@@ -2182,52 +2257,41 @@ static int kty_last(MDB_cursor *c, uint64_t uid, MDB_val *key, MDB_val *val)
 /* Remove the kt and tt rows of a fully purged task. */
 static int drop_counts(struct index_txn *t, uint64_t uid)
 {
-	unsigned char k[12];
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
+	unsigned char k[12], tk[12];
+	struct ix_scan s;
+	int rc = 0;
 
-	rc = mdb_cursor_open(t->txn, t->ix->kt, &c);
-	if (rc)
-		return xerr(rc);
-	for (;;) {
-		kt_key(k, uid, 0);
-		key.mv_data = k;
-		key.mv_size = 12;
-		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		if (rc || get_be64(key.mv_data) != uid)
-			break;
-		tt_key(k, get_be32((unsigned char *)key.mv_data + 8), uid);
-		rc = mdb_cursor_del(c, 0);
+	kt_key(k, uid, 0);
+	ix_scan_open(&s, t->txn, t->ix->kt, k, 12, 8);
+	while (!rc && ix_scan_next(&s)) {
+		tt_key(tk, get_be32((unsigned char *)s.key.mv_data + 8), uid);
+		rc = ix_scan_del(&s);
 		if (!rc)
-			rc = del_key(t, t->ix->tt, k, 12);
-		if (rc)
-			break;
+			rc = del_key(t, t->ix->tt, tk, 12);
 	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
+	return ix_scan_end(&s, rc);
 }
 
 int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, bool *more)
 {
-	MDB_cursor *pc = NULL, *kc = NULL;
+	MDB_cursor *kc = NULL;
+	struct ix_scan s;
 	MDB_val key, val;
 	unsigned char k[12];
-	uint64_t uid;
+	uint64_t uid = 0;
+	bool found;
 	int rc;
 
 	*done_uid = 0;
 	*more = false;
-	rc = mdb_cursor_open(t->txn, t->ix->purge, &pc);
-	if (rc)
-		return xerr(rc);
-	rc = mdb_cursor_get(pc, &key, &val, MDB_FIRST);
-	mdb_cursor_close(pc);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return xerr(rc);
-	uid = get_be64(key.mv_data);
+	/* the first task to purge */
+	ix_scan_open(&s, t->txn, t->ix->purge, NULL, 0, 0);
+	found = ix_scan_next(&s);
+	if (found)
+		uid = get_be64(s.key.mv_data);
+	rc = ix_scan_end(&s, 0);
+	if (rc || !found)
+		return rc;
 	*more = true;
 
 	rc = mdb_cursor_open(t->txn, t->ix->kty, &kc);
@@ -2347,32 +2411,25 @@ int index_trim_del(struct index_txn *t, uint64_t uid)
 int index_trim_list(struct index_txn *t, int (*cb)(void *arg, const struct index_trim *tr),
 		    void *arg)
 {
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
+	struct ix_scan s;
+	int rc = 0;
 
 	if (t->ix->trim == NO_DBI)
 		return 0;
-	rc = mdb_cursor_open(t->txn, t->ix->trim, &c);
-	if (rc)
-		return xerr(rc);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	ix_scan_open(&s, t->txn, t->ix->trim, NULL, 0, 0);
+	while (!rc && ix_scan_next(&s)) {
 		struct index_trim tr;
 		struct trim_val v;
 
-		if (val.mv_size < sizeof(v)) {
+		if (s.val.mv_size < sizeof(v)) {
 			rc = -EIO;
 			break;
 		}
-		memcpy(&v, val.mv_data, sizeof(v));
-		trim_decode(get_be64(key.mv_data), &v, &tr);
+		memcpy(&v, s.val.mv_data, sizeof(v));
+		trim_decode(get_be64(s.key.mv_data), &v, &tr);
 		rc = cb(arg, &tr);
-		if (rc)
-			break;
 	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
+	return ix_scan_end(&s, rc);
 }
 
 /* Remove up to *@budget of task @uid's type-@tid entries with gseq < @cut, oldest first. */
@@ -2384,7 +2441,7 @@ static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t c
 	struct type_ent *e;
 	char name[256];
 	size_t nlen;
-	MDB_cursor *c;
+	struct ix_scan s;
 	int rc;
 
 	kt_key(ck, uid, tid);
@@ -2395,30 +2452,21 @@ static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t c
 		rc = type_get(t, name, nlen, false, &e);
 	if (rc)
 		return rc;
-	rc = xerr(mdb_cursor_open(t->txn, t->ix->kty, &c));
+	/* the task+type's entries, oldest first: each one passed is removed */
+	kty_key(k, uid, tid, 0);
+	rc = ix_scan_open(&s, t->txn, t->ix->kty, k, 20, 12);
 	if (rc)
-		return rc;
-	while (*budget) {
-		MDB_val key = { 20, k }, val;
+		return xerr(rc);
+	while (*budget && ix_scan_next(&s)) {
 		struct kty_val kv;
 		unsigned char gk[12];
 
-		kty_key(k, uid, tid, 0);
-		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		if (rc == MDB_NOTFOUND || (!rc && (get_be64(key.mv_data) != uid ||
-					get_be32((unsigned char *)key.mv_data + 8) != tid ||
-					get_be64((unsigned char *)key.mv_data + 12) >= cut))) {
-			rc = 0;
+		if (get_be64((unsigned char *)s.key.mv_data + 12) >= cut)
 			break;
-		}
-		if (rc) {
-			rc = xerr(rc);
-			break;
-		}
-		memcpy(&kv, val.mv_data, sizeof(kv));
+		memcpy(&kv, s.val.mv_data, sizeof(kv));
 		put_be32(gk, tid);
-		memcpy(gk + 4, (unsigned char *)key.mv_data + 12, 8);
-		rc = xerr(mdb_cursor_del(c, 0));
+		memcpy(gk + 4, (unsigned char *)s.key.mv_data + 12, 8);
+		rc = ix_scan_del(&s);
 		if (!rc)
 			rc = del_key(t, t->ix->tgs, gk, 12);
 		if (!rc)
@@ -2434,7 +2482,7 @@ static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t c
 		cnt.base += kv.len;
 		(*budget)--;
 	}
-	mdb_cursor_close(c);
+	rc = ix_scan_end(&s, rc);
 	if (rc)
 		return rc;
 	if (!cnt.count) {
@@ -2460,20 +2508,16 @@ int index_trim_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsign
 	/* the task's types, a bounded batch at a time (trim_type rewrites kt rows) */
 	while (budget && !rc) {
 		unsigned char k[12];
-		MDB_cursor *c;
-		MDB_val key = { 12, k }, val;
+		struct ix_scan s;
 
-		rc = xerr(mdb_cursor_open(t->txn, t->ix->kt, &c));
-		if (rc)
-			return rc;
 		n = 0;
 		kt_key(k, uid, after);
-		for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		     rc == 0 && get_be64(key.mv_data) == uid && n < 64;
-		     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT))
-			tids[n++] = get_be32((unsigned char *)key.mv_data + 8);
-		mdb_cursor_close(c);
-		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
+		rc = ix_scan_open(&s, t->txn, t->ix->kt, k, 12, 8);
+		if (rc)
+			return xerr(rc);
+		while (ix_scan_next(&s) && n < 64)
+			tids[n++] = get_be32((unsigned char *)s.key.mv_data + 8);
+		rc = ix_scan_end(&s, 0);
 		for (size_t i = 0; i < n && !rc && budget; i++)
 			rc = trim_type(t, uid, tids[i], cut_gseq, &budget);
 		if (rc || n < 64)
@@ -2490,24 +2534,17 @@ int index_dirty_list(struct index_txn *t,
 			       uint64_t gseq_from),
 		     void *arg)
 {
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
+	struct ix_scan s;
+	int rc = 0;
 
-	rc = mdb_cursor_open(t->txn, t->ix->dirty, &c);
-	if (rc)
-		return xerr(rc);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	ix_scan_open(&s, t->txn, t->ix->dirty, NULL, 0, 0);
+	while (!rc && ix_scan_next(&s)) {
 		uint64_t v[3] = { 0, 0, 0 };
 
-		memcpy(v, val.mv_data, val.mv_size < sizeof(v) ? val.mv_size : sizeof(v));
-		rc = cb(arg, get_be64(key.mv_data), v[0], v[1], v[2]);
-		if (rc)
-			break;
+		memcpy(v, s.val.mv_data, s.val.mv_size < sizeof(v) ? s.val.mv_size : sizeof(v));
+		rc = cb(arg, get_be64(s.key.mv_data), v[0], v[1], v[2]);
 	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
+	return ix_scan_end(&s, rc);
 }
 
 int index_dirty_clear(struct index_txn *t)
@@ -2529,31 +2566,19 @@ struct index_view {
 	uint64_t gseq_end;
 };
 
-static bool has_prefix(const MDB_val *key, const char *prefix, size_t len)
-{
-	return key->mv_size >= len && !memcmp(key->mv_data, prefix, len);
-}
-
 bool index_prefix_exists(struct index_txn *t, const char *prefix, size_t len)
 {
-	MDB_cursor *c;
-	MDB_val key = { len, (void *)prefix }, val;
+	struct ix_scan s;
 	bool found = false;
-	int rc;
 
-	if (mdb_cursor_open(t->txn, t->ix->types, &c))
-		return false;
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0 && has_prefix(&key, prefix, len);
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	ix_scan_open(&s, t->txn, t->ix->types, prefix, len, len);
+	while (!found && ix_scan_next(&s)) {
 		struct type_rec r;
 
-		memcpy(&r, val.mv_data, sizeof(r));
-		if (r.live_count) {
-			found = true;
-			break;
-		}
+		memcpy(&r, s.val.mv_data, sizeof(r));
+		found = r.live_count != 0;
 	}
-	mdb_cursor_close(c);
+	ix_scan_close(&s, 0);	/* an error is "no" */
 	return found;
 }
 
@@ -2569,31 +2594,26 @@ void index_view_free(struct index_view *v)
 
 static int load_dead(struct index_view *v)
 {
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct ix_scan s;
 	size_t cap = 0;
-	int rc;
+	int rc = 0;
 
-	rc = mdb_cursor_open(v->t->txn, v->t->ix->purge, &c);
-	if (rc)
-		return xerr(rc);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	ix_scan_open(&s, v->t->txn, v->t->ix->purge, NULL, 0, 0);
+	while (!rc && ix_scan_next(&s)) {
 		if (v->ndead == cap) {
 			uint64_t *p;
 
 			cap = cap ? cap * 2 : 8;
 			p = realloc(v->dead, cap * sizeof(*p));
 			if (!p) {
-				mdb_cursor_close(c);
-				return -ENOMEM;
+				rc = -ENOMEM;
+				break;
 			}
 			v->dead = p;
 		}
-		v->dead[v->ndead++] = get_be64(key.mv_data);
+		v->dead[v->ndead++] = get_be64(s.key.mv_data);
 	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : xerr(rc);
+	return ix_scan_end(&s, rc);
 }
 
 static bool is_dead(const struct index_view *v, uint64_t uid)
@@ -2609,8 +2629,7 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 {
 	struct index_view *v;
 	struct index_meta m;
-	MDB_cursor *c;
-	MDB_val key = { len, (void *)prefix }, val;
+	struct ix_scan s;
 	size_t cap = 0;
 	int rc, bad = 0;
 
@@ -2636,12 +2655,10 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 		if (rc)
 			goto fail;
 	}
-	rc = xerr(mdb_cursor_open(t->txn, t->ix->types, &c));
-	if (rc)
-		goto fail;
 	/* the empty prefix (every type: a task's events in log order) from the first */
-	for (rc = mdb_cursor_get(c, &key, &val, len ? MDB_SET_RANGE : MDB_FIRST);
-	     rc == 0 && has_prefix(&key, prefix, len); rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	ix_scan_open(&s, t->txn, t->ix->types, len ? prefix : NULL, len, len);
+	while (ix_scan_next(&s)) {
+		const MDB_val key = s.key, val = s.val;
 		struct type_rec r;
 		uint64_t bytes = 0;
 		char name[256];
@@ -2686,9 +2703,8 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 				v->tids = a;
 			b = a ? realloc(v->nord, cap * sizeof(*b)) : NULL;
 			if (!b) {
-				mdb_cursor_close(c);
-				rc = -ENOMEM;
-				goto fail;
+				bad = -ENOMEM;
+				break;
 			}
 			v->nord = b;
 		}
@@ -2697,15 +2713,9 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 		v->n++;
 		v->size += bytes;
 	}
-	mdb_cursor_close(c);
-	if (bad) {
-		rc = bad;
+	rc = ix_scan_end(&s, bad);
+	if (rc)
 		goto fail;
-	}
-	if (rc && rc != MDB_NOTFOUND) {
-		rc = xerr(rc);
-		goto fail;
-	}
 	if (!v->n) {
 		rc = -ENOENT;
 		goto fail;
@@ -2752,10 +2762,7 @@ static int cum_before(struct index_txn *t, MDB_cursor *c, uint64_t uid, uint32_t
 		memcpy(&kv, val.mv_data, sizeof(kv));
 		raw = kv.cum;
 	} else {
-		if (rc == MDB_NOTFOUND)
-			rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
-		else if (rc == 0)
-			rc = mdb_cursor_get(c, &key, &val, MDB_PREV);
+		rc = ix_seek_back(c, rc, &key, &val);
 		if (rc == MDB_NOTFOUND)
 			return 0;
 		if (rc)
@@ -2868,39 +2875,44 @@ int index_view_seek(struct index_view *v, uint64_t off, uint64_t *gseq, uint64_t
 	return 0;
 }
 
-/* One cursor of the merge: the next event of one type. */
+/* One source of the merge: the entries of one type, by a scan. */
 struct merge_src {
-	MDB_cursor *c;
-	bool live;
+	struct ix_scan s;
+	unsigned char from[20];	/* the scan's start key */
+	bool live;		/* ev holds its next entry; false at its end */
 	struct index_event ev;
 };
 
-static int src_load(struct index_view *v, struct merge_src *s, int rc, const MDB_val *key,
-		    const MDB_val *val, uint32_t tid)
+/* index_view_iter's sources: the next event of the type (tgs rows, or kty rows of v->uid). */
+static int src_next(struct index_view *v, struct merge_src *s)
 {
-	s->live = false;
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return xerr(rc);
+	const unsigned char *k;
+
+	s->live = ix_scan_next(&s->s);
+	if (!s->live)
+		return ix_scan_err(&s->s);
+	k = s->s.key.mv_data;
 	if (v->uid) {
 		struct kty_val kv;
 
-		if (get_be64(key->mv_data) != v->uid || get_be32((unsigned char *)key->mv_data + 8) != tid)
-			return 0;
-		memcpy(&kv, val->mv_data, sizeof(kv));
-		s->ev = (struct index_event){ get_be64((unsigned char *)key->mv_data + 12), v->uid,
-					      kv.off, kv.len };
+		memcpy(&kv, s->s.val.mv_data, sizeof(kv));
+		s->ev = (struct index_event){ get_be64(k + 12), v->uid, kv.off, kv.len };
 	} else {
 		struct tgs_val tv;
 
-		if (get_be32(key->mv_data) != tid)
-			return 0;
-		memcpy(&tv, val->mv_data, sizeof(tv));
-		s->ev = (struct index_event){ get_be64((unsigned char *)key->mv_data + 4), tv.uid,
-					      tv.off, tv.len };
+		memcpy(&tv, s->s.val.mv_data, sizeof(tv));
+		s->ev = (struct index_event){ get_be64(k + 4), tv.uid, tv.off, tv.len };
 	}
-	s->live = true;
+	return 0;
+}
+
+/* index_view_tasks' sources: the next task with events of the type (tt rows), in ev.uid. */
+static int src_next_task(struct merge_src *s)
+{
+	s->live = ix_scan_next(&s->s);
+	if (!s->live)
+		return ix_scan_err(&s->s);
+	s->ev.uid = get_be64((unsigned char *)s->s.key.mv_data + 4);
 	return 0;
 }
 
@@ -2915,42 +2927,35 @@ int index_view_iter(struct index_view *v, uint64_t from,
 	if (!src)
 		return -ENOMEM;
 	for (size_t i = 0; i < v->n && !rc; i++) {
-		unsigned char k[20];
-		MDB_val key = { v->uid ? 20 : 12, k }, val;
+		unsigned char *k = src[i].from;
 
+		/* from gseq @from on, within the type (and the task) */
 		if (v->uid) {
 			kty_key(k, v->uid, v->tids[i], from);
+			ix_scan_open(&src[i].s, v->t->txn, dbi, k, 20, 12);
 		} else {
 			put_be32(k, v->tids[i]);
 			put_be64(k + 4, from);
+			ix_scan_open(&src[i].s, v->t->txn, dbi, k, 12, 4);
 		}
-		rc = xerr(mdb_cursor_open(v->t->txn, dbi, &src[i].c));
-		if (!rc)
-			rc = src_load(v, &src[i], mdb_cursor_get(src[i].c, &key, &val, MDB_SET_RANGE),
-				      &key, &val, v->tids[i]);
+		rc = src_next(v, &src[i]);
 	}
 	while (!rc) {
 		struct merge_src *best = NULL;
-		size_t bi = 0;
-		MDB_val key, val;
 
 		for (size_t i = 0; i < v->n; i++)
-			if (src[i].live && (!best || src[i].ev.gseq < best->ev.gseq)) {
+			if (src[i].live && (!best || src[i].ev.gseq < best->ev.gseq))
 				best = &src[i];
-				bi = i;
-			}
 		if (!best)
 			break;
 		if (v->uid || !is_dead(v, best->ev.uid))
 			rc = cb(arg, &best->ev);
 		if (rc)
 			break;
-		rc = src_load(v, best, mdb_cursor_get(best->c, &key, &val, MDB_NEXT), &key, &val,
-			      v->tids[bi]);
+		rc = src_next(v, best);
 	}
 	for (size_t i = 0; i < v->n; i++)
-		if (src[i].c)
-			mdb_cursor_close(src[i].c);
+		ix_scan_close(&src[i].s, 0);
 	free(src);
 	return rc;
 }
@@ -2972,29 +2977,16 @@ int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < v->n && !rc; i++) {
-		unsigned char k[12];
-		MDB_val key = { 12, k }, val;
-
-		tt_key(k, v->tids[i], after_uid + 1);
-		rc = xerr(mdb_cursor_open(t->txn, t->ix->tt, &src[i].c));
-		if (rc)
-			break;
-		rc = mdb_cursor_get(src[i].c, &key, &val, MDB_SET_RANGE);
-		src[i].live = rc == 0 && get_be32(key.mv_data) == v->tids[i];
-		if (src[i].live)
-			src[i].ev.uid = get_be64((unsigned char *)key.mv_data + 4);
-		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
+		tt_key(src[i].from, v->tids[i], after_uid + 1);
+		ix_scan_open(&src[i].s, t->txn, t->ix->tt, src[i].from, 12, 4);
+		rc = src_next_task(&src[i]);
 	}
 	while (!rc) {
 		struct merge_src *best = NULL;
-		size_t bi = 0;
-		MDB_val key, val;
 
 		for (size_t i = 0; i < v->n; i++)
-			if (src[i].live && (!best || src[i].ev.uid < best->ev.uid)) {
+			if (src[i].live && (!best || src[i].ev.uid < best->ev.uid))
 				best = &src[i];
-				bi = i;
-			}
 		if (!best)
 			break;
 		if (best->ev.uid != last && !is_dead(v, best->ev.uid)) {
@@ -3003,15 +2995,10 @@ int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64
 			if (rc)
 				break;
 		}
-		rc = mdb_cursor_get(best->c, &key, &val, MDB_NEXT);
-		best->live = rc == 0 && get_be32(key.mv_data) == v->tids[bi];
-		if (best->live)
-			best->ev.uid = get_be64((unsigned char *)key.mv_data + 4);
-		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
+		rc = src_next_task(best);
 	}
 	for (size_t i = 0; i < v->n; i++)
-		if (src[i].c)
-			mdb_cursor_close(src[i].c);
+		ix_scan_close(&src[i].s, 0);
 	free(src);
 	index_view_free(v);
 	return rc;
@@ -3022,21 +3009,13 @@ int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64
 int index_type_names(struct index_txn *t, int (*cb)(void *arg, const char *name, size_t len),
 		     void *arg)
 {
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
+	struct ix_scan s;
+	int rc = 0;
 
-	rc = mdb_cursor_open(t->txn, t->ix->types, &c);
-	if (rc)
-		return xerr(rc);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		rc = cb(arg, key.mv_data, key.mv_size);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
+	ix_scan_open(&s, t->txn, t->ix->types, NULL, 0, 0);
+	while (!rc && ix_scan_next(&s))
+		rc = cb(arg, s.key.mv_data, s.key.mv_size);
+	return ix_scan_end(&s, rc);
 }
 
 int index_get_type_field(struct index_txn *t, char *buf, size_t n)
@@ -3092,27 +3071,24 @@ static int task_state(struct index_txn *t, uint64_t uid, uint64_t *last_uid, int
 static int check_kty(struct check *ck, uint32_t tid, uint64_t *live_rows)
 {
 	struct index_txn *t = ck->t;
-	MDB_cursor *tc = NULL, *kc = NULL;
-	unsigned char k[20];
-	MDB_val key = { 12, k }, val;
+	struct ix_scan ts;
+	unsigned char k[12];
 	uint64_t last_uid = 0;
-	int state = 0, rc;
+	int state = 0, rc = 0;
 
 	*live_rows = 0;
-	rc = xerr(mdb_cursor_open(t->txn, t->ix->tt, &tc));
-	if (!rc)
-		rc = xerr(mdb_cursor_open(t->txn, t->ix->kty, &kc));
+	/* the type's tt rows, and of each the task+type's kty rows */
 	tt_key(k, tid, 0);
-	for (rc = rc ? rc : mdb_cursor_get(tc, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && get_be32(key.mv_data) == tid;
-	     rc = mdb_cursor_get(tc, &key, &val, MDB_NEXT)) {
-		uint64_t uid = get_be64((unsigned char *)key.mv_data + 4), n = 0, bytes = 0, cum;
+	ix_scan_open(&ts, t->txn, t->ix->tt, k, 12, 4);
+	while (!rc && ix_scan_next(&ts)) {
+		uint64_t uid = get_be64((unsigned char *)ts.key.mv_data + 4), n = 0, bytes = 0, cum;
 		struct cnt_val tcnt, kcnt;
 		unsigned char kk[20];
-		MDB_val kkey = { 20, kk }, kval;
+		struct ix_scan ks;
 
 		memset(&tcnt, 0, sizeof(tcnt));
-		memcpy(&tcnt, val.mv_data, val.mv_size < sizeof(tcnt) ? val.mv_size : sizeof(tcnt));
+		memcpy(&tcnt, ts.val.mv_data,
+		       ts.val.mv_size < sizeof(tcnt) ? ts.val.mv_size : sizeof(tcnt));
 		kt_key(kk, uid, tid);
 		rc = get_cnt(t, t->ix->kt, kk, &kcnt);
 		if (rc == -ENOENT) {
@@ -3128,16 +3104,14 @@ static int check_kty(struct check *ck, uint32_t tid, uint64_t *live_rows)
 			break;
 		cum = kcnt.base;
 		kty_key(kk, uid, tid, 0);
-		for (rc = mdb_cursor_get(kc, &kkey, &kval, MDB_SET_RANGE);
-		     rc == 0 && get_be64(kkey.mv_data) == uid &&
-		     get_be32((unsigned char *)kkey.mv_data + 8) == tid;
-		     rc = mdb_cursor_get(kc, &kkey, &kval, MDB_NEXT)) {
-			uint64_t gseq = get_be64((unsigned char *)kkey.mv_data + 12);
+		ix_scan_open(&ks, t->txn, t->ix->kty, kk, 20, 12);
+		while (!rc && ix_scan_next(&ks)) {
+			uint64_t gseq = get_be64((unsigned char *)ks.key.mv_data + 12);
 			unsigned char gk[12];
 			struct tgs_val tv;
 			struct kty_val kv;
 
-			memcpy(&kv, kval.mv_data, sizeof(kv));
+			memcpy(&kv, ks.val.mv_data, sizeof(kv));
 			if (kv.cum != cum)
 				fault(ck, "task %" PRIu64 " gseq %" PRIu64
 				      ": cumulative bytes %" PRIu64 ", expected %" PRIu64,
@@ -3148,14 +3122,13 @@ static int check_kty(struct check *ck, uint32_t tid, uint64_t *live_rows)
 			put_be32(gk, tid);
 			put_be64(gk + 4, gseq);
 			rc = get_val(t, t->ix->tgs, gk, 12, &tv, sizeof(tv));
-			if (rc == -ENOENT)
+			if (rc == -ENOENT) {
 				fault(ck, "task %" PRIu64 " gseq %" PRIu64
 				      ": kty row without a tgs row", uid, gseq);
-			else if (rc)
-				break;
-			rc = 0;
+				rc = 0;
+			}
 		}
-		rc = loop_rc(rc);
+		rc = ix_scan_end(&ks, rc);
 		if (rc)
 			break;
 		if (state == TASK_LIVE) {
@@ -3166,11 +3139,7 @@ static int check_kty(struct check *ck, uint32_t tid, uint64_t *live_rows)
 				      uid, kcnt.count, kcnt.bytes, n, bytes);
 		}
 	}
-	if (kc)
-		mdb_cursor_close(kc);
-	if (tc)
-		mdb_cursor_close(tc);
-	return loop_rc(rc);
+	return ix_scan_end(&ts, rc);
 }
 
 int index_type_check(struct index_txn *t, const char *name, size_t len,
@@ -3183,9 +3152,8 @@ int index_type_check(struct index_txn *t, const char *name, size_t len,
 	uint64_t last_uid = 0, kty_live;
 	int state = 0, rc;
 	bool first = true;
-	MDB_cursor *c = NULL;
-	unsigned char k[20];
-	MDB_val key = { 12, k }, val;
+	struct ix_scan s;
+	unsigned char k[12];
 
 	*bad = 0;
 	if (why && whylen)
@@ -3199,17 +3167,17 @@ int index_type_check(struct index_txn *t, const char *name, size_t len,
 		return -ENOMEM;
 
 	/* tgs: rows in gseq order, ordinals rising, each with its kty row */
-	rc = xerr(mdb_cursor_open(t->txn, t->ix->tgs, &c));
 	put_be32(k, r.tid);
 	put_be64(k + 4, 0);
-	for (rc = rc ? rc : mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && get_be32(key.mv_data) == r.tid; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	ix_scan_open(&s, t->txn, t->ix->tgs, k, 12, 4);
+	while (!rc && ix_scan_next(&s)) {
 		struct index_entry e;
 		struct tgs_val tv;
 		struct kty_val kv;
+		unsigned char kk[20];
 
-		memcpy(&tv, val.mv_data, sizeof(tv));
-		e.gseq = get_be64((unsigned char *)key.mv_data + 4);
+		memcpy(&tv, s.val.mv_data, sizeof(tv));
+		e.gseq = get_be64((unsigned char *)s.key.mv_data + 4);
 		e.uid = tv.uid;
 		e.off = tv.off;
 		e.len = tv.len;
@@ -3230,8 +3198,8 @@ int index_type_check(struct index_txn *t, const char *name, size_t len,
 			live++;
 			live_bytes += tv.len;
 		}
-		kty_key(k, tv.uid, r.tid, e.gseq);
-		rc = get_val(t, t->ix->kty, k, 20, &kv, sizeof(kv));
+		kty_key(kk, tv.uid, r.tid, e.gseq);
+		rc = get_val(t, t->ix->kty, kk, 20, &kv, sizeof(kv));
 		if (rc == -ENOENT)
 			fault(&ck, "gseq %" PRIu64 " (task %" PRIu64 ") has no kty row",
 			      e.gseq, tv.uid);
@@ -3240,15 +3208,9 @@ int index_type_check(struct index_txn *t, const char *name, size_t len,
 		else if (kv.off != tv.off || kv.len != tv.len || kv.ord != tv.ord)
 			fault(&ck, "gseq %" PRIu64 ": tgs and kty rows differ",
 			      e.gseq);
-		if (cb) {
-			rc = cb(arg, &e);
-			if (rc)
-				break;
-		}
+		rc = cb ? cb(arg, &e) : 0;
 	}
-	if (c)
-		mdb_cursor_close(c);
-	rc = loop_rc(rc);
+	rc = ix_scan_end(&s, rc);
 	if (rc)
 		goto out;
 	if (total != r.fen_total || live != r.live_count || live_bytes != r.live_bytes)
@@ -3289,85 +3251,55 @@ out:
 /* Delete every row of the range of @dbi whose keys start with the @plen bytes @prefix. */
 static int del_range(struct index_txn *t, MDB_dbi dbi, const unsigned char *prefix, size_t plen)
 {
-	MDB_cursor *c;
-	MDB_val key = { plen, (void *)prefix }, val;
-	int rc;
+	struct ix_scan s;
+	int rc = 0;
 
-	rc = mdb_cursor_open(t->txn, dbi, &c);
-	if (rc)
-		return xerr(rc);
-	for (;;) {
-		key.mv_data = (void *)prefix;
-		key.mv_size = plen;
-		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		if (rc || key.mv_size < plen || memcmp(key.mv_data, prefix, plen))
-			break;
-		rc = mdb_cursor_del(c, 0);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
+	ix_scan_open(&s, t->txn, dbi, prefix, plen, plen);
+	while (!rc && ix_scan_next(&s))
+		rc = ix_scan_del(&s);
+	return ix_scan_end(&s, rc);
 }
 
 int index_type_drop(struct index_txn *t, const char *name, size_t len)
 {
 	struct type_ent *e;
 	unsigned char k[12];
-	MDB_cursor *c;
-	MDB_val key = { 12, k }, val;
+	struct ix_scan s;
 	int rc;
 
 	rc = type_get(t, name, len, false, &e);
 	if (rc)
 		return rc;
 	/* kty rows named by tgs rows, then those named by tt rows */
-	rc = xerr(mdb_cursor_open(t->txn, t->ix->tgs, &c));
-	if (rc)
-		return rc;
 	put_be32(k, e->rec.tid);
 	put_be64(k + 4, 0);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && get_be32(key.mv_data) == e->rec.tid;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	ix_scan_open(&s, t->txn, t->ix->tgs, k, 12, 4);
+	while (!rc && ix_scan_next(&s)) {
 		struct tgs_val tv;
 		unsigned char kk[20];
 
-		memcpy(&tv, val.mv_data, sizeof(tv));
-		kty_key(kk, tv.uid, e->rec.tid, get_be64((unsigned char *)key.mv_data + 4));
+		memcpy(&tv, s.val.mv_data, sizeof(tv));
+		kty_key(kk, tv.uid, e->rec.tid, get_be64((unsigned char *)s.key.mv_data + 4));
 		rc = del_key(t, t->ix->kty, kk, 20);
-		if (rc)
-			break;
 	}
-	mdb_cursor_close(c);
-	rc = loop_rc(rc);
-	while (!rc) {
+	rc = ix_scan_end(&s, rc);
+	if (rc)
+		return rc;
+	/* each task's: its kty and kt rows, then its tt row (each tt row passed is removed) */
+	tt_key(k, e->rec.tid, 0);
+	ix_scan_open(&s, t->txn, t->ix->tt, k, 12, 4);
+	while (!rc && ix_scan_next(&s)) {
 		unsigned char kk[12];
-		uint64_t uid;
+		uint64_t uid = get_be64((unsigned char *)s.key.mv_data + 4);
 
-		rc = xerr(mdb_cursor_open(t->txn, t->ix->tt, &c));
-		if (rc)
-			break;
-		tt_key(k, e->rec.tid, 0);
-		key.mv_data = k;
-		key.mv_size = 12;
-		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		if (rc == 0 && get_be32(key.mv_data) != e->rec.tid)
-			rc = MDB_NOTFOUND;
-		uid = rc ? 0 : get_be64((unsigned char *)key.mv_data + 4);
-		mdb_cursor_close(c);
-		if (rc) {
-			rc = loop_rc(rc);
-			break;
-		}
 		kt_key(kk, uid, e->rec.tid);
 		rc = del_range(t, t->ix->kty, kk, 12);
 		if (!rc)
 			rc = del_key(t, t->ix->kt, kk, 12);
-		tt_key(kk, e->rec.tid, uid);
 		if (!rc)
-			rc = del_key(t, t->ix->tt, kk, 12);
+			rc = ix_scan_del(&s);
 	}
+	rc = ix_scan_end(&s, rc);
 	put_be32(k, e->rec.tid);
 	if (!rc)
 		rc = del_range(t, t->ix->tgs, k, 4);
