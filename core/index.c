@@ -4,6 +4,7 @@
  * value access and scans (index_i.h), snapshots; and the schema.  The
  * other files of the index:
  *
+ *   index_check.c   checking and rebuilding a type (fsck, reindex)
  *   index_verify.c  damage checks of the file before LMDB maps it
  *
  * SCHEMA (named databases; keys big-endian so LMDB order is numeric order;
@@ -83,7 +84,7 @@ void index_set_map_initial(size_t bytes)
 	ix_map_initial = bytes;
 }
 
-static int xerr(int rc)
+int ix_err(int rc)
 {
 	switch (rc) {
 	case 0:
@@ -104,14 +105,14 @@ static int xerr(int rc)
 }
 
 /* A kt or tt row into @out (zero base for a 16-byte row).  0, -ENOENT, -EIO. */
-static int get_cnt(struct index_txn *t, MDB_dbi dbi, const unsigned char k[12],
+int ix_get_cnt(struct index_txn *t, MDB_dbi dbi, const unsigned char k[12],
 		   struct cnt_val *out)
 {
 	MDB_val key = { 12, (void *)k }, val;
 	int rc = mdb_get(t->txn, dbi, &key, &val);
 
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	if (val.mv_size < 16)
 		return -EIO;
 	memset(out, 0, sizeof(*out));
@@ -120,14 +121,14 @@ static int get_cnt(struct index_txn *t, MDB_dbi dbi, const unsigned char k[12],
 }
 
 /* get a fixed-size value into @out; -ENOENT if absent */
-static int get_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen,
+int ix_get_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen,
 		   void *out, size_t size)
 {
 	MDB_val key = { klen, (void *)k }, val;
 	int rc = mdb_get(t->txn, dbi, &key, &val);
 
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	if (val.mv_size < size)
 		return -EIO;
 	memcpy(out, val.mv_data, size);
@@ -139,15 +140,15 @@ static int put_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen,
 {
 	MDB_val key = { klen, (void *)k }, val = { size, (void *)v };
 
-	return xerr(mdb_put(t->txn, dbi, &key, &val, 0));
+	return ix_err(mdb_put(t->txn, dbi, &key, &val, 0));
 }
 
-static int del_key(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen)
+int ix_del_key(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen)
 {
 	MDB_val key = { klen, (void *)k };
 	int rc = mdb_del(t->txn, dbi, &key, NULL);
 
-	return rc == MDB_NOTFOUND ? 0 : xerr(rc);
+	return rc == MDB_NOTFOUND ? 0 : ix_err(rc);
 }
 
 /* ---- scans: the cursor loops ---- */
@@ -195,13 +196,13 @@ bool ix_scan_next(struct ix_scan *s)
 int ix_scan_del(struct ix_scan *s)
 {
 	s->started = false;
-	return xerr(mdb_cursor_del(s->c, 0));
+	return ix_err(mdb_cursor_del(s->c, 0));
 }
 
 /* The error that stopped the scan, as -errno; 0 if none. */
 int ix_scan_err(const struct ix_scan *s)
 {
-	return xerr(s->err);
+	return ix_err(s->err);
 }
 
 /*
@@ -447,7 +448,7 @@ fail_mdb:
 		goto fail;
 	}
 	evl_log(LOG_ERR, "index %s: %s", dir, mdb_strerror(rc));
-	rc = xerr(rc);
+	rc = ix_err(rc);
 fail:
 	if (ix->env)
 		mdb_env_close(ix->env);
@@ -482,7 +483,7 @@ int index_usage(struct index *ix, uint64_t *used, uint64_t *file)
 	}
 	pthread_rwlock_unlock(&ix->resize);
 	*file = index_file_bytes(ix);
-	return xerr(rc);
+	return ix_err(rc);
 }
 
 /* A sync of the index failed: a later one proves nothing (index_sync_failed). */
@@ -506,7 +507,7 @@ int index_shrink(struct index *ix)
 		return -errno;
 	/* the caller is the only writer and writes nothing meanwhile */
 	pthread_rwlock_rdlock(&ix->resize);
-	rc = xerr(mdb_env_copyfd2(ix->env, fd, MDB_CP_COMPACT));
+	rc = ix_err(mdb_env_copyfd2(ix->env, fd, MDB_CP_COMPACT));
 	pthread_rwlock_unlock(&ix->resize);
 	if (!rc && io->fsync(fd))
 		rc = -errno;
@@ -527,7 +528,7 @@ int index_shrink(struct index *ix)
 		if (orc) {
 			evl_log(LOG_CRIT, "index %s: cannot reopen after shrinking: %s", ix->path,
 				mdb_strerror(orc));
-			rc = xerr(orc);
+			rc = ix_err(orc);
 		}
 	}
 	pthread_rwlock_unlock(&ix->resize);
@@ -567,7 +568,7 @@ int index_sync(struct index *ix)
 	 * an fsync of the data file, here through the I/O seam.
 	 */
 	pthread_rwlock_rdlock(&ix->resize);
-	rc = xerr(mdb_env_get_fd(ix->env, &fd));
+	rc = ix_err(mdb_env_get_fd(ix->env, &fd));
 	if (!rc && io->fsync(fd))
 		rc = failed = -errno;
 	pthread_rwlock_unlock(&ix->resize);
@@ -602,7 +603,7 @@ int index_grow(struct index *ix)
 		evl_log(LOG_INFO, "index map grown to %zu MiB", ix->mapsize >> 20);
 	}
 	pthread_rwlock_unlock(&ix->resize);
-	return xerr(rc);
+	return ix_err(rc);
 }
 
 uint64_t index_purge_count(struct index *ix)
@@ -642,7 +643,7 @@ int index_begin(struct index *ix, bool write, struct index_txn **out)
 	if (rc) {
 		pthread_rwlock_unlock(&ix->resize);
 		free(t);
-		return xerr(rc);
+		return ix_err(rc);
 	}
 	t->ix = ix;
 	t->write = write;
@@ -688,7 +689,7 @@ int index_commit(struct index_txn *t)
 		return rc;
 	}
 	id = mdb_txn_id(t->txn);
-	rc = xerr(mdb_txn_commit(t->txn));
+	rc = ix_err(mdb_txn_commit(t->txn));
 	if (!rc && io->mark) {
 		MDB_envinfo info;
 
@@ -705,7 +706,7 @@ int index_commit(struct index_txn *t)
 
 int index_get_meta(struct index_txn *t, struct index_meta *m)
 {
-	return get_val(t, t->ix->meta, "meta", 4, m, sizeof(*m));
+	return ix_get_val(t, t->ix->meta, "meta", 4, m, sizeof(*m));
 }
 
 int index_put_meta(struct index_txn *t, const struct index_meta *m)
@@ -722,7 +723,7 @@ int index_get_boot(struct index_txn *t, char *buf, size_t n)
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	if (val.mv_size < n) {
 		memcpy(buf, val.mv_data, val.mv_size);
 		buf[val.mv_size] = '\0';
@@ -738,7 +739,7 @@ int index_put_boot(struct index_txn *t, const char *boot)
 int index_get_stamp(struct index_txn *t, uint64_t *id, uint64_t *gen)
 {
 	uint64_t v[2];
-	int rc = get_val(t, t->ix->meta, "stamp", 5, v, sizeof(v));
+	int rc = ix_get_val(t, t->ix->meta, "stamp", 5, v, sizeof(v));
 
 	if (rc)
 		return rc;
@@ -803,7 +804,7 @@ int index_task_by_uid(struct index_txn *t, uint64_t uid, struct index_task *out)
 	put_be64(k, uid);
 	rc = mdb_get(t->txn, t->ix->tasks, &key, &val);
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	return ix_task_decode(&val, uid, out);
 }
 
@@ -815,7 +816,7 @@ int index_task_by_name(struct index_txn *t, const char *name, size_t len,
 
 	if (len == 0 || len > 255)
 		return -ENOENT;
-	rc = get_val(t, t->ix->names, name, len, &uid, sizeof(uid));
+	rc = ix_get_val(t, t->ix->names, name, len, &uid, sizeof(uid));
 	if (rc)
 		return rc;
 	return index_task_by_uid(t, uid, out);
@@ -891,7 +892,7 @@ static struct type_ent *type_cached(struct index_txn *t, const char *name, size_
 }
 
 /* The type record of @name in this write txn, created if @create. */
-static int type_get(struct index_txn *t, const char *name, size_t len, bool create,
+int ix_type_get(struct index_txn *t, const char *name, size_t len, bool create,
 		    struct type_ent **out)
 {
 	struct type_ent *e = type_cached(t, name, len);
@@ -912,12 +913,12 @@ static int type_get(struct index_txn *t, const char *name, size_t len, bool crea
 	}
 	e = &t->types[t->ntypes];
 	memset(e, 0, sizeof(*e));
-	rc = get_val(t, t->ix->types, name, len, &e->rec, sizeof(e->rec));
+	rc = ix_get_val(t, t->ix->types, name, len, &e->rec, sizeof(e->rec));
 	if (rc == -ENOENT && create) {
 		unsigned char k[4];
 
 		if (!t->next_tid) {
-			rc = get_val(t, t->ix->meta, "next_tid", 8, &t->next_tid,
+			rc = ix_get_val(t, t->ix->meta, "next_tid", 8, &t->next_tid,
 				     sizeof(t->next_tid));
 			if (rc == -ENOENT)
 				t->next_tid = 1;
@@ -947,7 +948,7 @@ static int type_name(struct index_txn *t, uint32_t tid, char *name, size_t *len)
 	put_be32(k, tid);
 	rc = mdb_get(t->txn, t->ix->tids, &key, &val);
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	*len = val.mv_size > 255 ? 255 : val.mv_size;
 	memcpy(name, val.mv_data, *len);
 	return 0;
@@ -986,12 +987,7 @@ uint64_t index_type_count(struct index_txn *t)
 	return n;
 }
 
-/* ---- Fenwick trees (1-based node i covers ordinals i - lowbit(i) .. i - 1) ---- */
-
-static uint64_t lowbit(uint64_t i)
-{
-	return i & -i;
-}
+/* ---- Fenwick trees (1-based node i covers ordinals i - ix_lowbit(i) .. i - 1) ---- */
 
 static void fen_key(unsigned char k[12], uint32_t tid, uint64_t i)
 {
@@ -999,12 +995,12 @@ static void fen_key(unsigned char k[12], uint32_t tid, uint64_t i)
 	put_be64(k + 4, i);
 }
 
-static int fen_get(struct index_txn *t, uint32_t tid, uint64_t i, struct fen_val *v)
+int ix_fen_get(struct index_txn *t, uint32_t tid, uint64_t i, struct fen_val *v)
 {
 	unsigned char k[12];
 
 	fen_key(k, tid, i);
-	return get_val(t, t->ix->fen, k, 12, v, sizeof(*v));
+	return ix_get_val(t, t->ix->fen, k, 12, v, sizeof(*v));
 }
 
 /* Sum of the lengths of ordinals 0 .. k - 1. */
@@ -1014,8 +1010,8 @@ static int fen_prefix(struct index_txn *t, uint32_t tid, uint64_t k, uint64_t *s
 	int rc;
 
 	*sum = 0;
-	for (; k > 0; k -= lowbit(k)) {
-		rc = fen_get(t, tid, k, &v);
+	for (; k > 0; k -= ix_lowbit(k)) {
+		rc = ix_fen_get(t, tid, k, &v);
 		if (rc)
 			return rc;
 		*sum += v.sum;
@@ -1030,8 +1026,8 @@ static int fen_add(struct index_txn *t, uint32_t tid, uint64_t ord, uint64_t n, 
 	struct fen_val v;
 	int rc;
 
-	for (uint64_t i = ord + 1; i <= n; i += lowbit(i)) {
-		rc = fen_get(t, tid, i, &v);
+	for (uint64_t i = ord + 1; i <= n; i += ix_lowbit(i)) {
+		rc = ix_fen_get(t, tid, i, &v);
 		if (rc)
 			return rc;
 		v.sum += delta;
@@ -1051,8 +1047,8 @@ static int fen_append(struct index_txn *t, struct type_rec *r, uint32_t len, uin
 	struct fen_val v;
 	int rc;
 
-	/* node i = len + sum of ordinals i - lowbit(i) .. i - 2 */
-	rc = fen_prefix(t, r->tid, i - lowbit(i), &below);
+	/* node i = len + sum of ordinals i - ix_lowbit(i) .. i - 2 */
+	rc = fen_prefix(t, r->tid, i - ix_lowbit(i), &below);
 	if (rc)
 		return rc;
 	v.sum = len + r->fen_total - below;
@@ -1074,7 +1070,7 @@ static int fen_find(struct index_txn *t, uint32_t tid, uint64_t n, uint64_t x,
 	for (; step; step /= 2) {
 		if (pos + step > n)
 			continue;
-		rc = fen_get(t, tid, pos + step, &v);
+		rc = ix_fen_get(t, tid, pos + step, &v);
 		if (rc)
 			return rc;
 		if (v.sum <= x) {
@@ -1091,25 +1087,6 @@ static int fen_find(struct index_txn *t, uint32_t tid, uint64_t n, uint64_t x,
 
 /* ---- events ---- */
 
-static void kt_key(unsigned char k[12], uint64_t uid, uint32_t tid)
-{
-	put_be64(k, uid);
-	put_be32(k + 8, tid);
-}
-
-static void tt_key(unsigned char k[12], uint32_t tid, uint64_t uid)
-{
-	put_be32(k, tid);
-	put_be64(k + 4, uid);
-}
-
-static void kty_key(unsigned char k[20], uint64_t uid, uint32_t tid, uint64_t gseq)
-{
-	put_be64(k, uid);
-	put_be32(k + 8, tid);
-	put_be64(k + 12, gseq);
-}
-
 int index_add_event(struct index_txn *t, uint64_t uid, uint64_t gseq,
 		    const char *type, size_t tlen, uint64_t off, uint32_t len)
 {
@@ -1121,7 +1098,7 @@ int index_add_event(struct index_txn *t, uint64_t uid, uint64_t gseq,
 	uint32_t tid;
 	int rc;
 
-	rc = type_get(t, type, tlen, true, &e);
+	rc = ix_type_get(t, type, tlen, true, &e);
 	if (rc)
 		return rc;
 	tid = e->rec.tid;
@@ -1136,8 +1113,8 @@ int index_add_event(struct index_txn *t, uint64_t uid, uint64_t gseq,
 	if (rc)
 		return rc;
 
-	kt_key(k, uid, tid);
-	rc = get_cnt(t, t->ix->kt, k, &cnt);
+	ix_kt_key(k, uid, tid);
+	rc = ix_get_cnt(t, t->ix->kt, k, &cnt);
 	if (rc && rc != -ENOENT)
 		return rc;
 	kv = (struct kty_val){ .cum = cnt.base + cnt.bytes, .off = off, .ord = e->rec.next_ord,
@@ -1147,11 +1124,11 @@ int index_add_event(struct index_txn *t, uint64_t uid, uint64_t gseq,
 	rc = put_val(t, t->ix->kt, k, 12, &cnt, sizeof(cnt));
 	if (rc)
 		return rc;
-	tt_key(k, tid, uid);
+	ix_tt_key(k, tid, uid);
 	rc = put_val(t, t->ix->tt, k, 12, &cnt, sizeof(cnt));
 	if (rc)
 		return rc;
-	kty_key(k, uid, tid, gseq);
+	ix_kty_key(k, uid, tid, gseq);
 	rc = put_val(t, t->ix->kty, k, 20, &kv, sizeof(kv));
 	if (rc)
 		return rc;
@@ -1178,7 +1155,7 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 		return rc;
 	if (task.state != TASK_LIVE)
 		return -ENOENT;
-	rc = del_key(t, t->ix->names, task.name, task.name_len);
+	rc = ix_del_key(t, t->ix->names, task.name, task.name_len);
 	if (rc)
 		return rc;
 	task.state = TASK_DELETED;
@@ -1187,7 +1164,7 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 		return rc;
 
 	/* its events leave the types' live counts now */
-	kt_key(k, uid, 0);
+	ix_kt_key(k, uid, 0);
 	ix_scan_open(&s, t->txn, t->ix->kt, k, 12, 8);
 	while (!rc && ix_scan_next(&s)) {
 		struct cnt_val cnt;
@@ -1198,7 +1175,7 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 		memcpy(&cnt, s.val.mv_data, 16);	/* count and bytes */
 		rc = type_name(t, get_be32((unsigned char *)s.key.mv_data + 8), name, &nlen);
 		if (!rc)
-			rc = type_get(t, name, nlen, false, &e);
+			rc = ix_type_get(t, name, nlen, false, &e);
 		if (rc)
 			break;
 		e->rec.live_count -= cnt.count;
@@ -1211,10 +1188,10 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 	put_be64(k, uid);
 	rc = put_val(t, t->ix->purge, k, 8, "", 0);
 	if (!rc)
-		rc = del_key(t, t->ix->trim, k, 8);
+		rc = ix_del_key(t, t->ix->trim, k, 8);
 	if (rc)
 		return rc;
-	return del_key(t, t->ix->dirty, k, 8);
+	return ix_del_key(t, t->ix->dirty, k, 8);
 }
 
 /* The last kty entry of task @uid, if any. */
@@ -1223,12 +1200,12 @@ static int kty_last(MDB_cursor *c, uint64_t uid, MDB_val *key, MDB_val *val)
 	unsigned char k[20];
 	int rc;
 
-	kty_key(k, uid + 1, 0, 0);
+	ix_kty_key(k, uid + 1, 0, 0);
 	key->mv_data = k;
 	key->mv_size = 20;
 	rc = ix_seek_back(c, mdb_cursor_get(c, key, val, MDB_SET_RANGE), key, val);
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	return get_be64(key->mv_data) == uid ? 0 : -ENOENT;
 }
 
@@ -1239,13 +1216,13 @@ static int drop_counts(struct index_txn *t, uint64_t uid)
 	struct ix_scan s;
 	int rc = 0;
 
-	kt_key(k, uid, 0);
+	ix_kt_key(k, uid, 0);
 	ix_scan_open(&s, t->txn, t->ix->kt, k, 12, 8);
 	while (!rc && ix_scan_next(&s)) {
-		tt_key(tk, get_be32((unsigned char *)s.key.mv_data + 8), uid);
+		ix_tt_key(tk, get_be32((unsigned char *)s.key.mv_data + 8), uid);
 		rc = ix_scan_del(&s);
 		if (!rc)
-			rc = del_key(t, t->ix->tt, tk, 12);
+			rc = ix_del_key(t, t->ix->tt, tk, 12);
 	}
 	return ix_scan_end(&s, rc);
 }
@@ -1274,7 +1251,7 @@ int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, b
 
 	rc = mdb_cursor_open(t->txn, t->ix->kty, &kc);
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	while (budget--) {
 		struct kty_val kv;
 		struct type_ent *e;
@@ -1289,7 +1266,7 @@ int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, b
 		memcpy(&kv, val.mv_data, sizeof(kv));
 		rc = type_name(t, tid, name, &nlen);
 		if (!rc)
-			rc = type_get(t, name, nlen, false, &e);
+			rc = ix_type_get(t, name, nlen, false, &e);
 		if (!rc)
 			rc = fen_add(t, tid, kv.ord, e->rec.next_ord, -(int64_t)kv.len);
 		if (rc)
@@ -1298,9 +1275,9 @@ int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, b
 		e->dirty = true;
 		put_be32(k, tid);
 		memcpy(k + 4, (unsigned char *)key.mv_data + 12, 8);
-		rc = xerr(mdb_cursor_del(kc, 0));
+		rc = ix_err(mdb_cursor_del(kc, 0));
 		if (!rc)
-			rc = del_key(t, t->ix->tgs, k, 12);
+			rc = ix_del_key(t, t->ix->tgs, k, 12);
 		if (rc)
 			break;
 	}
@@ -1310,9 +1287,9 @@ int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, b
 		put_be64(k, uid);
 		rc = drop_counts(t, uid);
 		if (!rc)
-			rc = del_key(t, t->ix->tasks, k, 8);
+			rc = ix_del_key(t, t->ix->tasks, k, 8);
 		if (!rc)
-			rc = del_key(t, t->ix->purge, k, 8);
+			rc = ix_del_key(t, t->ix->purge, k, 8);
 		if (!rc)
 			*done_uid = uid;
 	}
@@ -1342,7 +1319,7 @@ bool index_dirty_has(struct index_txn *t, uint64_t uid)
 	uint64_t v[2];
 
 	put_be64(k, uid);
-	return get_val(t, t->ix->dirty, k, 8, v, sizeof(v)) == 0;
+	return ix_get_val(t, t->ix->dirty, k, 8, v, sizeof(v)) == 0;
 }
 
 /* ---- retention of a task's head ---- */
@@ -1372,7 +1349,7 @@ int index_trim_get(struct index_txn *t, uint64_t uid, struct index_trim *out)
 	if (t->ix->trim == NO_DBI)
 		return -ENOENT;
 	put_be64(k, uid);
-	rc = get_val(t, t->ix->trim, k, 8, &v, sizeof(v));
+	rc = ix_get_val(t, t->ix->trim, k, 8, &v, sizeof(v));
 	if (!rc)
 		trim_decode(uid, &v, out);
 	return rc;
@@ -1383,7 +1360,7 @@ int index_trim_del(struct index_txn *t, uint64_t uid)
 	unsigned char k[8];
 
 	put_be64(k, uid);
-	return del_key(t, t->ix->trim, k, 8);
+	return ix_del_key(t, t->ix->trim, k, 8);
 }
 
 int index_trim_list(struct index_txn *t, int (*cb)(void *arg, const struct index_trim *tr),
@@ -1422,19 +1399,19 @@ static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t c
 	struct ix_scan s;
 	int rc;
 
-	kt_key(ck, uid, tid);
-	rc = get_cnt(t, t->ix->kt, ck, &cnt);
+	ix_kt_key(ck, uid, tid);
+	rc = ix_get_cnt(t, t->ix->kt, ck, &cnt);
 	if (!rc)
 		rc = type_name(t, tid, name, &nlen);
 	if (!rc)
-		rc = type_get(t, name, nlen, false, &e);
+		rc = ix_type_get(t, name, nlen, false, &e);
 	if (rc)
 		return rc;
 	/* the task+type's entries, oldest first: each one passed is removed */
-	kty_key(k, uid, tid, 0);
+	ix_kty_key(k, uid, tid, 0);
 	rc = ix_scan_open(&s, t->txn, t->ix->kty, k, 20, 12);
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	while (*budget && ix_scan_next(&s)) {
 		struct kty_val kv;
 		unsigned char gk[12];
@@ -1446,7 +1423,7 @@ static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t c
 		memcpy(gk + 4, (unsigned char *)s.key.mv_data + 12, 8);
 		rc = ix_scan_del(&s);
 		if (!rc)
-			rc = del_key(t, t->ix->tgs, gk, 12);
+			rc = ix_del_key(t, t->ix->tgs, gk, 12);
 		if (!rc)
 			rc = fen_add(t, tid, kv.ord, e->rec.next_ord, -(int64_t)kv.len);
 		if (rc)
@@ -1465,12 +1442,12 @@ static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t c
 		return rc;
 	if (!cnt.count) {
 		/* nothing of it left: no cum needs the base any more */
-		rc = del_key(t, t->ix->kt, ck, 12);
-		tt_key(ck, tid, uid);
-		return rc ? rc : del_key(t, t->ix->tt, ck, 12);
+		rc = ix_del_key(t, t->ix->kt, ck, 12);
+		ix_tt_key(ck, tid, uid);
+		return rc ? rc : ix_del_key(t, t->ix->tt, ck, 12);
 	}
 	rc = put_val(t, t->ix->kt, ck, 12, &cnt, sizeof(cnt));
-	tt_key(ck, tid, uid);
+	ix_tt_key(ck, tid, uid);
 	return rc ? rc : put_val(t, t->ix->tt, ck, 12, &cnt, sizeof(cnt));
 }
 
@@ -1489,10 +1466,10 @@ int index_trim_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsign
 		struct ix_scan s;
 
 		n = 0;
-		kt_key(k, uid, after);
+		ix_kt_key(k, uid, after);
 		rc = ix_scan_open(&s, t->txn, t->ix->kt, k, 12, 8);
 		if (rc)
-			return xerr(rc);
+			return ix_err(rc);
 		while (ix_scan_next(&s) && n < 64)
 			tids[n++] = get_be32((unsigned char *)s.key.mv_data + 8);
 		rc = ix_scan_end(&s, 0);
@@ -1527,7 +1504,7 @@ int index_dirty_list(struct index_txn *t,
 
 int index_dirty_clear(struct index_txn *t)
 {
-	return xerr(mdb_drop(t->txn, t->ix->dirty, 0));
+	return ix_err(mdb_drop(t->txn, t->ix->dirty, 0));
 }
 
 /* ---- views ---- */
@@ -1664,8 +1641,8 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 			struct cnt_val cnt;
 			unsigned char k[12];
 
-			kt_key(k, uid, r.tid);
-			if (get_cnt(t, t->ix->kt, k, &cnt) || !cnt.count)
+			ix_kt_key(k, uid, r.tid);
+			if (ix_get_cnt(t, t->ix->kt, k, &cnt) || !cnt.count)
 				continue;
 			bytes = cnt.bytes;
 		} else {
@@ -1717,8 +1694,8 @@ static int cum_base(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t *b
 	struct cnt_val cnt;
 	int rc;
 
-	kt_key(k, uid, tid);
-	rc = get_cnt(t, t->ix->kt, k, &cnt);
+	ix_kt_key(k, uid, tid);
+	rc = ix_get_cnt(t, t->ix->kt, k, &cnt);
 	*base = rc ? 0 : cnt.base;
 	return rc == -ENOENT ? 0 : rc;
 }
@@ -1734,7 +1711,7 @@ static int cum_before(struct index_txn *t, MDB_cursor *c, uint64_t uid, uint32_t
 	int rc;
 
 	*out = 0;
-	kty_key(k, uid, tid, g);
+	ix_kty_key(k, uid, tid, g);
 	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
 	if (rc == 0 && get_be64(key.mv_data) == uid && get_be32((unsigned char *)key.mv_data + 8) == tid) {
 		memcpy(&kv, val.mv_data, sizeof(kv));
@@ -1744,7 +1721,7 @@ static int cum_before(struct index_txn *t, MDB_cursor *c, uint64_t uid, uint32_t
 		if (rc == MDB_NOTFOUND)
 			return 0;
 		if (rc)
-			return xerr(rc);
+			return ix_err(rc);
 		if (get_be64(key.mv_data) != uid || get_be32((unsigned char *)key.mv_data + 8) != tid)
 			return 0;
 		memcpy(&kv, val.mv_data, sizeof(kv));
@@ -1788,7 +1765,7 @@ static int bytes_before(struct index_view *v, MDB_cursor *tgs, MDB_cursor *kty,
 				memcpy(&tv, val.mv_data, sizeof(tv));
 				ord = tv.ord;
 			} else if (rc && rc != MDB_NOTFOUND) {
-				return xerr(rc);
+				return ix_err(rc);
 			}
 			rc = fen_prefix(v->t, tid, ord, &part);
 			if (rc)
@@ -1820,14 +1797,14 @@ int index_view_seek(struct index_view *v, uint64_t off, uint64_t *gseq, uint64_t
 
 		rc = fen_find(v->t, v->tids[0], v->nord[0], off, &ord, skip);
 		if (!rc)
-			rc = fen_get(v->t, v->tids[0], ord + 1, &fv);
+			rc = ix_fen_get(v->t, v->tids[0], ord + 1, &fv);
 		if (!rc)
 			*gseq = fv.gseq;
 		return rc;
 	}
-	rc = xerr(mdb_cursor_open(v->t->txn, v->t->ix->tgs, &tgs));
+	rc = ix_err(mdb_cursor_open(v->t->txn, v->t->ix->tgs, &tgs));
 	if (!rc)
-		rc = xerr(mdb_cursor_open(v->t->txn, v->t->ix->kty, &kty));
+		rc = ix_err(mdb_cursor_open(v->t->txn, v->t->ix->kty, &kty));
 	/* invariant: bytes_before(lo) = blo <= off < bytes_before(hi) */
 	while (!rc && hi - lo > 1) {
 		uint64_t mid = lo + (hi - lo) / 2, b = 0;
@@ -1909,7 +1886,7 @@ int index_view_iter(struct index_view *v, uint64_t from,
 
 		/* from gseq @from on, within the type (and the task) */
 		if (v->uid) {
-			kty_key(k, v->uid, v->tids[i], from);
+			ix_kty_key(k, v->uid, v->tids[i], from);
 			ix_scan_open(&src[i].s, v->t->txn, dbi, k, 20, 12);
 		} else {
 			put_be32(k, v->tids[i]);
@@ -1955,7 +1932,7 @@ int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < v->n && !rc; i++) {
-		tt_key(src[i].from, v->tids[i], after_uid + 1);
+		ix_tt_key(src[i].from, v->tids[i], after_uid + 1);
 		ix_scan_open(&src[i].s, t->txn, t->ix->tt, src[i].from, 12, 4);
 		rc = src_next_task(&src[i]);
 	}
@@ -1980,317 +1957,6 @@ int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64
 	free(src);
 	index_view_free(v);
 	return rc;
-}
-
-/* ---- checking and rebuilding a type (fsck, reindex) ---- */
-
-int index_type_names(struct index_txn *t, int (*cb)(void *arg, const char *name, size_t len),
-		     void *arg)
-{
-	struct ix_scan s;
-	int rc = 0;
-
-	ix_scan_open(&s, t->txn, t->ix->types, NULL, 0, 0);
-	while (!rc && ix_scan_next(&s))
-		rc = cb(arg, s.key.mv_data, s.key.mv_size);
-	return ix_scan_end(&s, rc);
-}
-
-int index_get_type_field(struct index_txn *t, char *buf, size_t n)
-{
-	MDB_val key = { 10, "type_field" }, val;
-	int rc = mdb_get(t->txn, t->ix->meta, &key, &val);
-
-	if (rc)
-		return xerr(rc);
-	if (val.mv_size >= n)
-		return -ENAMETOOLONG;
-	memcpy(buf, val.mv_data, val.mv_size);
-	buf[val.mv_size] = '\0';
-	return 0;
-}
-
-struct check {
-	struct index_txn *t;
-	uint64_t *bad;
-	char *why;
-	size_t whylen;
-};
-
-static void fault(struct check *ck, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fault(struct check *ck, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!(*ck->bad)++) {
-		va_start(ap, fmt);
-		vsnprintf(ck->why, ck->whylen, fmt, ap);
-		va_end(ap);
-	}
-}
-
-/* The state of task @uid (0 when there is no such task), cached for runs of one uid. */
-static int task_state(struct index_txn *t, uint64_t uid, uint64_t *last_uid, int *last_state)
-{
-	struct index_task task;
-	int rc;
-
-	if (uid == *last_uid)
-		return 0;
-	rc = index_task_by_uid(t, uid, &task);
-	if (rc && rc != -ENOENT)
-		return rc;
-	*last_uid = uid;
-	*last_state = rc ? 0 : task.state;
-	return 0;
-}
-
-/* kt/tt rows and the kty runs of type @tid: counts, and cum values without gaps. */
-static int check_kty(struct check *ck, uint32_t tid, uint64_t *live_rows)
-{
-	struct index_txn *t = ck->t;
-	struct ix_scan ts;
-	unsigned char k[12];
-	uint64_t last_uid = 0;
-	int state = 0, rc = 0;
-
-	*live_rows = 0;
-	/* the type's tt rows, and of each the task+type's kty rows */
-	tt_key(k, tid, 0);
-	ix_scan_open(&ts, t->txn, t->ix->tt, k, 12, 4);
-	while (!rc && ix_scan_next(&ts)) {
-		uint64_t uid = get_be64((unsigned char *)ts.key.mv_data + 4), n = 0, bytes = 0, cum;
-		struct cnt_val tcnt, kcnt;
-		unsigned char kk[20];
-		struct ix_scan ks;
-
-		memset(&tcnt, 0, sizeof(tcnt));
-		memcpy(&tcnt, ts.val.mv_data,
-		       ts.val.mv_size < sizeof(tcnt) ? ts.val.mv_size : sizeof(tcnt));
-		kt_key(kk, uid, tid);
-		rc = get_cnt(t, t->ix->kt, kk, &kcnt);
-		if (rc == -ENOENT) {
-			fault(ck, "task %" PRIu64 " has a tt row but no kt row", uid);
-			kcnt = tcnt;
-		} else if (rc) {
-			break;
-		} else if (memcmp(&kcnt, &tcnt, sizeof(kcnt))) {
-			fault(ck, "task %" PRIu64 ": kt and tt rows differ", uid);
-		}
-		rc = task_state(t, uid, &last_uid, &state);
-		if (rc)
-			break;
-		cum = kcnt.base;
-		kty_key(kk, uid, tid, 0);
-		ix_scan_open(&ks, t->txn, t->ix->kty, kk, 20, 12);
-		while (!rc && ix_scan_next(&ks)) {
-			uint64_t gseq = get_be64((unsigned char *)ks.key.mv_data + 12);
-			unsigned char gk[12];
-			struct tgs_val tv;
-			struct kty_val kv;
-
-			memcpy(&kv, ks.val.mv_data, sizeof(kv));
-			if (kv.cum != cum)
-				fault(ck, "task %" PRIu64 " gseq %" PRIu64
-				      ": cumulative bytes %" PRIu64 ", expected %" PRIu64,
-				      uid, gseq, kv.cum, cum);
-			cum = kv.cum + kv.len;
-			n++;
-			bytes += kv.len;
-			put_be32(gk, tid);
-			put_be64(gk + 4, gseq);
-			rc = get_val(t, t->ix->tgs, gk, 12, &tv, sizeof(tv));
-			if (rc == -ENOENT) {
-				fault(ck, "task %" PRIu64 " gseq %" PRIu64
-				      ": kty row without a tgs row", uid, gseq);
-				rc = 0;
-			}
-		}
-		rc = ix_scan_end(&ks, rc);
-		if (rc)
-			break;
-		if (state == TASK_LIVE) {
-			*live_rows += n;
-			if (n != kcnt.count || bytes != kcnt.bytes)
-				fault(ck, "task %" PRIu64 " counts %" PRIu64 " events, %"
-				      PRIu64 " bytes; its rows hold %" PRIu64 ", %" PRIu64,
-				      uid, kcnt.count, kcnt.bytes, n, bytes);
-		}
-	}
-	return ix_scan_end(&ts, rc);
-}
-
-int index_type_check(struct index_txn *t, const char *name, size_t len,
-		     int (*cb)(void *arg, const struct index_entry *e), void *arg,
-		     uint64_t *bad, char *why, size_t whylen)
-{
-	struct check ck = { .t = t, .bad = bad, .why = why, .whylen = whylen };
-	struct type_rec r;
-	uint64_t *tree = NULL, n, total = 0, live = 0, live_bytes = 0, prev_ord = 0;
-	uint64_t last_uid = 0, kty_live;
-	int state = 0, rc;
-	bool first = true;
-	struct ix_scan s;
-	unsigned char k[12];
-
-	*bad = 0;
-	if (why && whylen)
-		why[0] = '\0';
-	rc = get_val(t, t->ix->types, name, len, &r, sizeof(r));
-	if (rc)
-		return rc;
-	n = r.next_ord;
-	tree = calloc(n + 1, sizeof(*tree));
-	if (!tree)
-		return -ENOMEM;
-
-	/* tgs: rows in gseq order, ordinals rising, each with its kty row */
-	put_be32(k, r.tid);
-	put_be64(k + 4, 0);
-	ix_scan_open(&s, t->txn, t->ix->tgs, k, 12, 4);
-	while (!rc && ix_scan_next(&s)) {
-		struct index_entry e;
-		struct tgs_val tv;
-		struct kty_val kv;
-		unsigned char kk[20];
-
-		memcpy(&tv, s.val.mv_data, sizeof(tv));
-		e.gseq = get_be64((unsigned char *)s.key.mv_data + 4);
-		e.uid = tv.uid;
-		e.off = tv.off;
-		e.len = tv.len;
-		if (tv.ord >= n || (!first && tv.ord <= prev_ord))
-			fault(&ck, "gseq %" PRIu64 " has ordinal %" PRIu64
-			      " (previous %" PRIu64 ", %" PRIu64 " allotted)",
-			      e.gseq, tv.ord, prev_ord, n);
-		else
-			tree[tv.ord + 1] = tv.len;
-		first = false;
-		prev_ord = tv.ord;
-		total += tv.len;
-		rc = task_state(t, tv.uid, &last_uid, &state);
-		if (rc)
-			break;
-		e.state = state;
-		if (state == TASK_LIVE) {
-			live++;
-			live_bytes += tv.len;
-		}
-		kty_key(kk, tv.uid, r.tid, e.gseq);
-		rc = get_val(t, t->ix->kty, kk, 20, &kv, sizeof(kv));
-		if (rc == -ENOENT)
-			fault(&ck, "gseq %" PRIu64 " (task %" PRIu64 ") has no kty row",
-			      e.gseq, tv.uid);
-		else if (rc)
-			break;
-		else if (kv.off != tv.off || kv.len != tv.len || kv.ord != tv.ord)
-			fault(&ck, "gseq %" PRIu64 ": tgs and kty rows differ",
-			      e.gseq);
-		rc = cb ? cb(arg, &e) : 0;
-	}
-	rc = ix_scan_end(&s, rc);
-	if (rc)
-		goto out;
-	if (total != r.fen_total || live != r.live_count || live_bytes != r.live_bytes)
-		fault(&ck, "counters say %" PRIu64 " bytes in the tree, %" PRIu64
-		      " live events of %" PRIu64 " bytes; the rows hold %" PRIu64 ", %" PRIu64
-		      ", %" PRIu64, r.fen_total, r.live_count, r.live_bytes,
-		      total, live, live_bytes);
-
-	/* Fenwick nodes: built from the rows' lengths, node i covers i - lowbit(i) .. i - 1 */
-	for (uint64_t i = 1; i <= n; i++)
-		if (i + lowbit(i) <= n)
-			tree[i + lowbit(i)] += tree[i];
-	for (uint64_t i = 1; i <= n; i++) {
-		struct fen_val v;
-
-		rc = fen_get(t, r.tid, i, &v);
-		if (rc == -ENOENT) {
-			fault(&ck, "Fenwick node %" PRIu64 " is missing", i);
-			rc = 0;
-			continue;
-		}
-		if (rc)
-			goto out;
-		if (v.sum != tree[i]) {
-			fault(&ck, "Fenwick node %" PRIu64 " holds %" PRIu64
-			      " bytes, the rows %" PRIu64, i, v.sum, tree[i]);
-		}
-	}
-	rc = check_kty(&ck, r.tid, &kty_live);
-	if (!rc && kty_live != live)
-		fault(&ck, "live tasks' kty rows hold %" PRIu64 " events, tgs %" PRIu64,
-		      kty_live, live);
-out:
-	free(tree);
-	return rc;
-}
-
-/* Delete every row of the range of @dbi whose keys start with the @plen bytes @prefix. */
-static int del_range(struct index_txn *t, MDB_dbi dbi, const unsigned char *prefix, size_t plen)
-{
-	struct ix_scan s;
-	int rc = 0;
-
-	ix_scan_open(&s, t->txn, dbi, prefix, plen, plen);
-	while (!rc && ix_scan_next(&s))
-		rc = ix_scan_del(&s);
-	return ix_scan_end(&s, rc);
-}
-
-int index_type_drop(struct index_txn *t, const char *name, size_t len)
-{
-	struct type_ent *e;
-	unsigned char k[12];
-	struct ix_scan s;
-	int rc;
-
-	rc = type_get(t, name, len, false, &e);
-	if (rc)
-		return rc;
-	/* kty rows named by tgs rows, then those named by tt rows */
-	put_be32(k, e->rec.tid);
-	put_be64(k + 4, 0);
-	ix_scan_open(&s, t->txn, t->ix->tgs, k, 12, 4);
-	while (!rc && ix_scan_next(&s)) {
-		struct tgs_val tv;
-		unsigned char kk[20];
-
-		memcpy(&tv, s.val.mv_data, sizeof(tv));
-		kty_key(kk, tv.uid, e->rec.tid, get_be64((unsigned char *)s.key.mv_data + 4));
-		rc = del_key(t, t->ix->kty, kk, 20);
-	}
-	rc = ix_scan_end(&s, rc);
-	if (rc)
-		return rc;
-	/* each task's: its kty and kt rows, then its tt row (each tt row passed is removed) */
-	tt_key(k, e->rec.tid, 0);
-	ix_scan_open(&s, t->txn, t->ix->tt, k, 12, 4);
-	while (!rc && ix_scan_next(&s)) {
-		unsigned char kk[12];
-		uint64_t uid = get_be64((unsigned char *)s.key.mv_data + 4);
-
-		kt_key(kk, uid, e->rec.tid);
-		rc = del_range(t, t->ix->kty, kk, 12);
-		if (!rc)
-			rc = del_key(t, t->ix->kt, kk, 12);
-		if (!rc)
-			rc = ix_scan_del(&s);
-	}
-	rc = ix_scan_end(&s, rc);
-	put_be32(k, e->rec.tid);
-	if (!rc)
-		rc = del_range(t, t->ix->tgs, k, 4);
-	if (!rc)
-		rc = del_range(t, t->ix->fen, k, 4);
-	if (rc)
-		return rc;
-	e->rec.next_ord = 0;
-	e->rec.fen_total = 0;
-	e->rec.live_count = 0;
-	e->rec.live_bytes = 0;
-	e->dirty = true;
-	return 0;
 }
 
 /* ---- snapshots (backup) ---- */
@@ -2330,7 +1996,7 @@ int index_snapshot(const char *src, const char *dest)
 		return -errno;
 	rc = mdb_env_create(&env);
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	mdb_env_set_maxdbs(env, 16);
 	/* a reader beside the daemon: the lock file is shared, the map follows the file */
 	rc = mdb_env_open(env, src, MDB_RDONLY | MDB_NOTLS, 0644);
@@ -2340,7 +2006,7 @@ int index_snapshot(const char *src, const char *dest)
 		evl_log(LOG_ERR, "index snapshot %s -> %s: %s", src, dest, mdb_strerror(rc));
 	mdb_env_close(env);
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	/* LMDB's copy is not synced: the caller renames it into place next */
 	snprintf(path, sizeof(path), "%s/data.mdb", dest);
 	fd = io->open(path, O_RDONLY, 0);

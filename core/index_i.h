@@ -19,6 +19,7 @@
 
 #include <lmdb.h>
 
+#include "bytes.h"
 #include "index.h"
 
 /* The map size a new environment starts with (index_set_map_initial). */
@@ -98,6 +99,36 @@ struct trim_val {
 	uint64_t cut_gseq, cut_len, cut_n;
 };
 
+/* The keys of kt, tt and kty rows (the schema, index.c). */
+static inline void ix_kt_key(unsigned char k[12], uint64_t uid, uint32_t tid)
+{
+	put_be64(k, uid);
+	put_be32(k + 8, tid);
+}
+
+static inline void ix_tt_key(unsigned char k[12], uint32_t tid, uint64_t uid)
+{
+	put_be32(k, tid);
+	put_be64(k + 4, uid);
+}
+
+static inline void ix_kty_key(unsigned char k[20], uint64_t uid, uint32_t tid, uint64_t gseq)
+{
+	put_be64(k, uid);
+	put_be32(k + 8, tid);
+	put_be64(k + 12, gseq);
+}
+
+/* LMDB's code @rc as 0 or -errno (MDB_NOTFOUND: -ENOENT; MDB_MAP_FULL: -EAGAIN). */
+int ix_err(int rc);
+/* A fixed-size value into @out.  0, -ENOENT (absent), -EIO (short) or -errno. */
+int ix_get_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen, void *out,
+	       size_t size);
+/* A kt or tt row into @out (zero base for a 16-byte row).  0, -ENOENT, -EIO. */
+int ix_get_cnt(struct index_txn *t, MDB_dbi dbi, const unsigned char k[12], struct cnt_val *out);
+/* Delete key @k; absent is fine.  0 or -errno. */
+int ix_del_key(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen);
+
 /*
  * A scan hands out the entries of one database in key order, from key
  * @from on (NULL: from the first entry), while their keys start with the
@@ -142,5 +173,21 @@ int ix_seek_back(MDB_cursor *c, int rc, MDB_val *key, MDB_val *val);
 
 /* A tasks value of task @uid into @out.  0 or -EIO (malformed). */
 int ix_task_decode(const MDB_val *val, uint64_t uid, struct index_task *out);
+
+/*
+ * The type record of @name in write transaction @t (cached there until
+ * the commit writes it back), created if @create.  0, -ENOENT or -errno.
+ */
+int ix_type_get(struct index_txn *t, const char *name, size_t len, bool create,
+		struct type_ent **out);
+
+/* Fenwick trees: 1-based node i covers ordinals i - lowbit(i) .. i - 1. */
+static inline uint64_t ix_lowbit(uint64_t i)
+{
+	return i & -i;
+}
+
+/* Node @i of type @tid's tree.  0, -ENOENT or -errno. */
+int ix_fen_get(struct index_txn *t, uint32_t tid, uint64_t i, struct fen_val *v);
 
 #endif
