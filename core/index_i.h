@@ -126,6 +126,9 @@ int ix_get_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen, voi
 	       size_t size);
 /* A kt or tt row into @out (zero base for a 16-byte row).  0, -ENOENT, -EIO. */
 int ix_get_cnt(struct index_txn *t, MDB_dbi dbi, const unsigned char k[12], struct cnt_val *out);
+/* Store a value.  0, -EAGAIN (map full) or -errno. */
+int ix_put_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen, const void *v,
+	       size_t size);
 /* Delete key @k; absent is fine.  0 or -errno. */
 int ix_del_key(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen);
 
@@ -180,8 +183,10 @@ int ix_task_decode(const MDB_val *val, uint64_t uid, struct index_task *out);
  */
 int ix_type_get(struct index_txn *t, const char *name, size_t len, bool create,
 		struct type_ent **out);
+/* The name of type @tid (not NUL-terminated), into @name (256 bytes).  0, -ENOENT or -errno. */
+int ix_type_name(struct index_txn *t, uint32_t tid, char *name, size_t *len);
 
-/* Fenwick trees: 1-based node i covers ordinals i - lowbit(i) .. i - 1. */
+/* Fenwick trees (index_type.c): 1-based node i covers ordinals i - lowbit(i) .. i - 1. */
 static inline uint64_t ix_lowbit(uint64_t i)
 {
 	return i & -i;
@@ -189,5 +194,7 @@ static inline uint64_t ix_lowbit(uint64_t i)
 
 /* Node @i of type @tid's tree.  0, -ENOENT or -errno. */
 int ix_fen_get(struct index_txn *t, uint32_t tid, uint64_t i, struct fen_val *v);
+/* Add @delta to ordinal @ord of type @tid's tree of @n elements.  0 or -errno. */
+int ix_fen_add(struct index_txn *t, uint32_t tid, uint64_t ord, uint64_t n, int64_t delta);
 
 #endif
