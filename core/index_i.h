@@ -174,7 +174,7 @@ int ix_scan_end(struct ix_scan *s, int rc);
 /* After an MDB_SET_RANGE that returned @rc: the last entry before the key sought. */
 int ix_seek_back(MDB_cursor *c, int rc, MDB_val *key, MDB_val *val);
 
-/* A tasks value of task @uid into @out.  0 or -EIO (malformed). */
+/* A tasks value of task @uid into @out (index_task.c).  0 or -EIO (malformed). */
 int ix_task_decode(const MDB_val *val, uint64_t uid, struct index_task *out);
 
 /*
