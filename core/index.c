@@ -149,7 +149,7 @@ int ix_del_key(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen)
 	return rc == MDB_NOTFOUND ? 0 : ix_err(rc);
 }
 
-/* ---- scans: the cursor loops ---- */
+/* ---- scans: the cursor loops (how one reads: index_i.h) ---- */
 
 /* 0 or the LMDB error of opening the cursor (kept for ix_scan_end too). */
 int ix_scan_open(struct ix_scan *s, MDB_txn *txn, MDB_dbi dbi, const void *from,

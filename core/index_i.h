@@ -119,6 +119,8 @@ static inline void ix_kty_key(unsigned char k[20], uint64_t uid, uint32_t tid, u
 	put_be64(k + 12, gseq);
 }
 
+/* ---- index.c: LMDB's codes, value access, scans ---- */
+
 /* LMDB's code @rc as 0 or -errno (MDB_NOTFOUND: -ENOENT; MDB_MAP_FULL: -EAGAIN). */
 int ix_err(int rc);
 /* A fixed-size value into @out.  0, -ENOENT (absent), -EIO (short) or -errno. */
@@ -163,19 +165,32 @@ struct ix_scan {
 	int err;		/* the LMDB error that stopped the scan, else 0 */
 };
 
-
+/* Open @s's cursor.  0 or the LMDB error (kept: the scan ends at once and reports it). */
 int ix_scan_open(struct ix_scan *s, MDB_txn *txn, MDB_dbi dbi, const void *from,
 		 size_t flen, size_t plen);
+/* The next entry into s->key, s->val: true; false at the end or on an error. */
 bool ix_scan_next(struct ix_scan *s);
+/*
+ * Delete the entry found (a write transaction's scan); the next step seeks
+ * @from again, which suits the loops that delete every entry they pass.
+ * 0 or -errno.
+ */
 int ix_scan_del(struct ix_scan *s);
+/* The error that stopped the scan as -errno, 0 if none (the scan stays open). */
 int ix_scan_err(const struct ix_scan *s);
+/* Close: @rc if non-zero, else 0 or the LMDB code of the error that stopped the scan. */
 int ix_scan_close(struct ix_scan *s, int rc);
+/* Close: @rc if non-zero, else 0 or the scan's error as -errno. */
 int ix_scan_end(struct ix_scan *s, int rc);
 /* After an MDB_SET_RANGE that returned @rc: the last entry before the key sought. */
 int ix_seek_back(MDB_cursor *c, int rc, MDB_val *key, MDB_val *val);
 
-/* A tasks value of task @uid into @out (index_task.c).  0 or -EIO (malformed). */
+/* ---- index_task.c ---- */
+
+/* A tasks value of task @uid into @out.  0 or -EIO (malformed). */
 int ix_task_decode(const MDB_val *val, uint64_t uid, struct index_task *out);
+
+/* ---- index_type.c: type records, Fenwick trees ---- */
 
 /*
  * The type record of @name in write transaction @t (cached there until
@@ -186,7 +201,7 @@ int ix_type_get(struct index_txn *t, const char *name, size_t len, bool create,
 /* The name of type @tid (not NUL-terminated), into @name (256 bytes).  0, -ENOENT or -errno. */
 int ix_type_name(struct index_txn *t, uint32_t tid, char *name, size_t *len);
 
-/* Fenwick trees (index_type.c): 1-based node i covers ordinals i - lowbit(i) .. i - 1. */
+/* Fenwick trees: 1-based node i covers ordinals i - lowbit(i) .. i - 1. */
 static inline uint64_t ix_lowbit(uint64_t i)
 {
 	return i & -i;
