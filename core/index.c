@@ -1,5 +1,13 @@
 /*
- * index.c - the LMDB index.
+ * index.c - the LMDB index: the environment (open, close, growth,
+ * shrinking, sync), transactions, the meta records, LMDB's codes to -errno,
+ * value access and scans (index_i.h), snapshots; and the schema.  The
+ * other files of the index:
+ *
+ *   index_task.c    tasks, deletion and purge, the dirty set, retention
+ *   index_check.c   checking and rebuilding a type (fsck, reindex)
+ *   index_type.c    types, their Fenwick trees, adding events, views
+ *   index_verify.c  damage checks of the file before LMDB maps it
  *
  * SCHEMA (named databases; keys big-endian so LMDB order is numeric order;
  * values are packed host-order structs: the index is derived data, rebuilt
@@ -50,111 +58,31 @@
  *   what remains stay exact while views subtract it.
  */
 #include <errno.h>
-#include <inttypes.h>
-#include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <lmdb.h>
 
-#include "bytes.h"
-#include "index.h"
+#include "index_i.h"
 #include "io.h"
 #include "log.h"
 
 #define INDEX_VERSION 1
-static size_t map_initial = 256u << 20;
+size_t ix_map_initial = 256u << 20;
 
 void index_set_map_initial(size_t bytes)
 {
-	map_initial = bytes;
+	ix_map_initial = bytes;
 }
 
-/* A database an index opened read-only lacks (made by an older version): read as empty. */
-#define NO_DBI ((MDB_dbi)~0u)
-
-struct index {
-	MDB_env *env;
-	MDB_dbi meta, tasks, names, types, tids, fen, tgs, kty, kt, tt, dirty, purge, trim;
-	pthread_rwlock_t resize;	/* read: any txn open; write: set_mapsize */
-	size_t mapsize;
-	char *path;
-	bool rdonly;		/* INDEX_RDONLY: nothing written, not even the lock file */
-	atomic_bool sync_failed;	/* see index_sync_failed */
-	void (*failed_fn)(void *arg);
-	void *failed_arg;
-};
-
-struct type_rec {
-	uint32_t tid;
-	uint32_t pad;
-	uint64_t next_ord;	/* events ever added: the Fenwick tree's size */
-	uint64_t fen_total;	/* sum of the tree (includes unpurged deleted) */
-	uint64_t live_count, live_bytes;
-};
-
-struct type_ent {
-	size_t len;
-	char name[256];
-	struct type_rec rec;
-	bool dirty;
-};
-
-struct index_txn {
-	struct index *ix;
-	MDB_txn *txn;
-	bool write;
-	/* write only: types touched by this transaction */
-	struct type_ent *types;
-	size_t ntypes, cap;
-	uint32_t next_tid;	/* 0: not loaded */
-};
-
-struct task_val {
-	uint32_t state, name_len;
-	uint64_t log_len, nevents, created_ns, last_ns;
-};
-
-struct fen_val {
-	uint64_t sum, gseq;
-};
-
-struct tgs_val {
-	uint64_t ord, uid, off;
-	uint32_t len, pad;
-};
-
-struct kty_val {
-	uint64_t cum, off, ord;
-	uint32_t len, pad;
-};
-
-/*
- * kt and tt rows.  base: bytes of the task+type's events dropped from its
- * head by retention, which kty's cum values still count (kt only; older
- * stores wrote 16-byte rows, read with base 0).
- */
-struct cnt_val {
-	uint64_t count, bytes, base;
-};
-
-/* A trim intent (the `trim` database). */
-struct trim_val {
-	uint32_t phase, pad;
-	uint64_t cut_gseq, cut_len, cut_n;
-};
-
-static int xerr(int rc)
+int ix_err(int rc)
 {
 	switch (rc) {
 	case 0:
@@ -174,28 +102,15 @@ static int xerr(int rc)
 	return -EIO;
 }
 
-/*
- * The end of a cursor loop: MDB_NOTFOUND is the normal end, other MDB codes
- * are translated, and -errno or a callback's value passes through.
- */
-static int loop_rc(int rc)
-{
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE)
-		return xerr(rc);
-	return rc;
-}
-
 /* A kt or tt row into @out (zero base for a 16-byte row).  0, -ENOENT, -EIO. */
-static int get_cnt(struct index_txn *t, MDB_dbi dbi, const unsigned char k[12],
+int ix_get_cnt(struct index_txn *t, MDB_dbi dbi, const unsigned char k[12],
 		   struct cnt_val *out)
 {
 	MDB_val key = { 12, (void *)k }, val;
 	int rc = mdb_get(t->txn, dbi, &key, &val);
 
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	if (val.mv_size < 16)
 		return -EIO;
 	memset(out, 0, sizeof(*out));
@@ -204,953 +119,123 @@ static int get_cnt(struct index_txn *t, MDB_dbi dbi, const unsigned char k[12],
 }
 
 /* get a fixed-size value into @out; -ENOENT if absent */
-static int get_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen,
+int ix_get_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen,
 		   void *out, size_t size)
 {
 	MDB_val key = { klen, (void *)k }, val;
 	int rc = mdb_get(t->txn, dbi, &key, &val);
 
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	if (val.mv_size < size)
 		return -EIO;
 	memcpy(out, val.mv_data, size);
 	return 0;
 }
 
-static int put_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen,
+int ix_put_val(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen,
 		   const void *v, size_t size)
 {
 	MDB_val key = { klen, (void *)k }, val = { size, (void *)v };
 
-	return xerr(mdb_put(t->txn, dbi, &key, &val, 0));
+	return ix_err(mdb_put(t->txn, dbi, &key, &val, 0));
 }
 
-static int del_key(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen)
+int ix_del_key(struct index_txn *t, MDB_dbi dbi, const void *k, size_t klen)
 {
 	MDB_val key = { klen, (void *)k };
 	int rc = mdb_del(t->txn, dbi, &key, NULL);
 
-	return rc == MDB_NOTFOUND ? 0 : xerr(rc);
+	return rc == MDB_NOTFOUND ? 0 : ix_err(rc);
 }
 
-/* ---- damage checks ---- */
+/* ---- scans: the cursor loops (how one reads: index_i.h) ---- */
 
-/*
- * LMDB trusts its file.  A file cut short is mapped anyway and the first
- * read of a page past its end is a SIGBUS; a damaged page number or node
- * sends it off the map (SIGSEGV), or into an assertion (abort).  So before
- * LMDB maps an index, its meta pages are read with pread() and checked
- * (index_check_file), and every page of every database is read once in a
- * child process (index_verify): a crash there is a damaged index, not a
- * dead daemon or tool.
- *
- * The meta page, as LMDB's mdb.c lays it out (data version 1, 64-bit):
- * a 16-byte page header (page number 8, pad 2, flags 2, lower/upper 4),
- * then magic, version, fixed-map address, map size, the records of the
- * free-page and main databases, the last page used and the txnid that
- * wrote it.  Pages 0 and 1 are the two metas; LMDB uses the one with the
- * higher txnid (page 0 on a tie).  The file may end before the last page
- * when the free list holds the pages at its end (they were never
- * written), so only the roots must lie within it; what the trees point
- * to is for the walk.
- */
-#define LMDB_MAGIC 0xBEEFC0DEu
-#define LMDB_DATA_VERSION 1
-#define LMDB_P_META 0x08
-#define LMDB_NO_PAGE UINT64_MAX
-#define LMDB_MAX_DEPTH 32	/* LMDB's cursor stack */
-#define LMDB_METAS 2
-
-struct lmdb_db_rec {
-	uint32_t pad;		/* the free database's: the page size */
-	uint16_t flags, depth;
-	uint64_t branch_pages, leaf_pages, overflow_pages, entries, root;
-};
-
-struct lmdb_meta {
-	uint32_t magic, version;
-	uint64_t address, mapsize;
-	struct lmdb_db_rec dbs[2];	/* free pages, main */
-	uint64_t last_pg, txnid;
-};
-
-struct lmdb_meta_page {
-	uint64_t pgno;
-	uint16_t pad, flags;
-	uint32_t bounds;
-	struct lmdb_meta m;
-};
-
-_Static_assert(sizeof(struct lmdb_meta_page) == 16 + 136, "LMDB's meta page layout");
-
-static int damaged(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int damaged(char *why, size_t n, const char *fmt, ...)
+/* 0 or the LMDB error of opening the cursor (kept for ix_scan_end too). */
+int ix_scan_open(struct ix_scan *s, MDB_txn *txn, MDB_dbi dbi, const void *from,
+		 size_t flen, size_t plen)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, n, fmt, ap);
-	va_end(ap);
-	return -EUCLEAN;
+	*s = (struct ix_scan){ .from = from, .flen = flen, .plen = plen };
+	s->err = mdb_cursor_open(txn, dbi, &s->c);
+	if (s->err) {
+		s->c = NULL;
+		s->done = true;
+	}
+	return s->err;
 }
 
-/* A database record of meta @i: its root lies within the file, its depth fits. */
-static int check_db_rec(const struct lmdb_db_rec *db, const char *what, uint64_t last_pg,
-			uint64_t pages, char *why, size_t n)
+/* The next entry into s->key, s->val: true, or false at the end or an error. */
+bool ix_scan_next(struct ix_scan *s)
 {
-	if (db->root == LMDB_NO_PAGE) {
-		if (db->depth || db->entries)
-			return damaged(why, n, "the %s database has %" PRIu64 " entries but no root",
-				       what, db->entries);
-		return 0;
-	}
-	if (db->root < LMDB_METAS || db->root > last_pg)
-		return damaged(why, n, "the %s database's root is page %" PRIu64 ", not in 2..%"
-			       PRIu64, what, db->root, last_pg);
-	if (db->root >= pages)
-		return damaged(why, n, "the %s database's root, page %" PRIu64 ", is past the end"
-			       " of the file (%" PRIu64 " pages)", what, db->root, pages);
-	if (!db->depth || db->depth > LMDB_MAX_DEPTH)
-		return damaged(why, n, "the %s database's depth is %u", what, db->depth);
-	return 0;
-}
-
-int index_check_file(const char *dir, char *why, size_t n)
-{
-	struct lmdb_meta_page mp[LMDB_METAS];
-	const struct lmdb_meta *m;
-	char path[4200];
-	struct stat st;
-	uint64_t psize, pages;
-	int fd, rc = 0;
-
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st)) {
-		rc = -errno;
-		goto out;
-	}
-	if ((uint64_t)st.st_size < sizeof(mp[0])) {
-		rc = damaged(why, n, "the file has %jd bytes, too few for LMDB's meta pages",
-			     (intmax_t)st.st_size);
-		goto out;
-	}
-	if (pread(fd, &mp[0], sizeof(mp[0]), 0) != (ssize_t)sizeof(mp[0])) {
-		rc = errno ? -errno : -EIO;
-		goto out;
-	}
-	psize = mp[0].m.dbs[0].pad;
-	if (mp[0].m.magic != LMDB_MAGIC || mp[0].m.version != LMDB_DATA_VERSION ||
-	    !(mp[0].flags & LMDB_P_META)) {
-		rc = damaged(why, n, "meta page 0 is not an LMDB meta page of data version %d",
-			     LMDB_DATA_VERSION);
-		goto out;
-	}
-	if (psize < 512 || psize > 65536 || (psize & (psize - 1))) {
-		rc = damaged(why, n, "meta page 0 gives a page size of %" PRIu64, psize);
-		goto out;
-	}
-	pages = (uint64_t)st.st_size / psize;
-	if (pages < LMDB_METAS) {
-		rc = damaged(why, n, "the file has %jd bytes, fewer than two %" PRIu64 "-byte"
-			     " meta pages", (intmax_t)st.st_size, psize);
-		goto out;
-	}
-	if (pread(fd, &mp[1], sizeof(mp[1]), psize) != (ssize_t)sizeof(mp[1])) {
-		rc = errno ? -errno : -EIO;
-		goto out;
-	}
-	if (mp[1].m.magic != LMDB_MAGIC || mp[1].m.version != LMDB_DATA_VERSION ||
-	    !(mp[1].flags & LMDB_P_META) || mp[1].m.dbs[0].pad != psize) {
-		rc = damaged(why, n, "meta page 1 is not an LMDB meta page like page 0");
-		goto out;
-	}
-	m = &mp[mp[1].m.txnid > mp[0].m.txnid].m;	/* the one LMDB will use */
-	/* ours: no fixed map, default key order; the free database's keys are txnids */
-	if (m->address || m->dbs[0].flags != MDB_INTEGERKEY || m->dbs[1].flags) {
-		rc = damaged(why, n, "meta page %d has flags LMDB never wrote for this index",
-			     m == &mp[1].m);
-		goto out;
-	}
-	if (m->last_pg < LMDB_METAS - 1 || m->last_pg > (UINT64_MAX >> 17)) {
-		rc = damaged(why, n, "meta page %d gives %" PRIu64 " as the last page",
-			     m == &mp[1].m, m->last_pg);
-		goto out;
-	}
-	/*
-	 * LMDB writes whole pages (no MDB_WRITEMAP here): a file that ends
-	 * inside a page the meta page counts in use was cut, and what the cut
-	 * took reads as zeros (a torn counter, a view one event short).
-	 */
-	if (st.st_size % psize && pages <= m->last_pg) {
-		rc = damaged(why, n, "the file has %jd bytes: it ends inside page %" PRIu64 ", which"
-			     " is in use (the last is %" PRIu64 ")", (intmax_t)st.st_size, pages,
-			     m->last_pg);
-		goto out;
-	}
-	rc = check_db_rec(&m->dbs[0], "free-page", m->last_pg, pages, why, n);
-	if (!rc)
-		rc = check_db_rec(&m->dbs[1], "main", m->last_pg, pages, why, n);
-out:
-	close(fd);
-	return rc;
-}
-
-/* What the walk found: how many pages, and where it stopped. */
-struct walk {
-	char *why;
-	size_t n;
-	uint64_t pages;		/* branch, leaf and overflow pages of every tree */
-	volatile unsigned sink;	/* what touch() read ends up here */
-	/*
-	 * Who holds each page, as far as the walk sees (PG_FREE, or a tree's
-	 * number + PG_TREE): the leaf page of each entry and the overflow
-	 * pages of each big value, through where LMDB's cursor puts them in
-	 * the map.  Branch pages are not seen.
-	 */
-	const char *map;
-	size_t psize;
-	uint64_t npages;
-	unsigned char *owner;
-	/* the leaf page being walked: its entries' nodes and the bytes they take */
-	bool in_leaf;
-	uint64_t leaf, leaf_nodes, leaf_bytes;
-};
-enum { PG_FREE = 1, PG_TREE = 2 };
-
-/*
- * Claim the pages [@p, @p + @len) of the map for @tree (a free list's page
- * numbers, an entry's bytes).  A page that is free and in a tree, or in
- * two trees, is damage that a reader cannot see but a writer meets: LMDB
- * hands out the "free" page and overwrites the tree (or loops for ever in
- * a damaged free list).
- */
-static int claim(struct walk *w, uint64_t first, uint64_t last, unsigned tree,
-		 const char *what)
-{
-	for (uint64_t pg = first; pg <= last; pg++) {
-		if (pg >= w->npages)
-			return damaged(w->why, w->n, "the %s database uses page %" PRIu64 ", past "
-				       "the last (%" PRIu64 ")", what, pg, w->npages - 1);
-		if (w->owner[pg] == tree && tree != PG_FREE)
-			continue;
-		if (w->owner[pg])
-			return damaged(w->why, w->n, "page %" PRIu64 " is %s and holds entries of "
-				       "the %s database", pg, w->owner[pg] == PG_FREE ? "free" :
-				       "in another database", what);
-		w->owner[pg] = tree;
-	}
-	return 0;
-}
-
-/*
- * The leaf page @w->leaf is done: LMDB keeps a leaf's nodes packed between
- * its header's upper bound and the page's end, one pointer each below the
- * lower bound, so what the cursor handed out must fill exactly that.  A
- * node whose sizes a flipped bit changed overlaps its neighbour: a reader
- * gets a wrong value, and a writer deleting near it corrupts the page (an
- * endless loop in LMDB was seen, sweep seed 98701 case 0).
- */
-static int leaf_done(struct walk *w, const char *what)
-{
-	uint16_t lower, upper, flags;
-	const char *pg;
-
-	if (!w->in_leaf)
-		return 0;
-	w->in_leaf = false;
-	pg = w->map + w->leaf * w->psize;
-	memcpy(&flags, pg + 10, 2);
-	memcpy(&lower, pg + 12, 2);
-	memcpy(&upper, pg + 14, 2);
-	if (!(flags & 0x02) || lower < 16 || (uint64_t)(lower - 16) / 2 != w->leaf_nodes ||
-	    upper > w->psize || w->psize - upper != w->leaf_bytes)
-		return damaged(w->why, w->n, "leaf page %" PRIu64 " of the %s database: its "
-			       "entries take %" PRIu64 " bytes in %" PRIu64 " nodes, its header "
-			       "says %zu bytes in %u (flags %#x)", w->leaf, what, w->leaf_bytes,
-			       w->leaf_nodes, upper <= w->psize ? w->psize - upper : 0,
-			       lower >= 16 ? (lower - 16) / 2 : 0, flags);
-	return 0;
-}
-
-/* Count entry @key, @val of the walk's current leaf page (leaf_done checks). */
-static int leaf_entry(struct walk *w, const MDB_val *key, const MDB_val *val, const char *what)
-{
-	const char *k = key->mv_data, *v = val->mv_data;
-	uint64_t page, size;
+	MDB_cursor_op op = MDB_NEXT;
 	int rc;
 
-	if (!w->owner || !w->map || !key->mv_size)
-		return 0;
-	page = (uint64_t)(k - w->map) / w->psize;
-	if (page != w->leaf || !w->in_leaf) {
-		rc = leaf_done(w, what);
-		if (rc)
-			return rc;
-		w->leaf = page;
-		w->leaf_nodes = w->leaf_bytes = 0;
-		w->in_leaf = true;
+	if (s->done)
+		return false;
+	if (!s->started) {
+		s->key = (MDB_val){ s->flen, (void *)s->from };
+		op = s->from ? MDB_SET_RANGE : MDB_FIRST;
+		s->started = true;
 	}
-	/* a value in the page, or on overflow pages (its page number in the node) */
-	size = 8 + key->mv_size;
-	/* in the page (a zero-length value may point at its very end), or an overflow page's data */
-	if (v >= w->map + page * w->psize && v <= w->map + (page + 1) * w->psize)
-		size += val->mv_size;
-	else
-		size += 8;
-	w->leaf_bytes += (size + 1) & ~(uint64_t)1;
-	w->leaf_nodes++;
-	return 0;
+	rc = mdb_cursor_get(s->c, &s->key, &s->val, op);
+	if (!rc && (!s->plen || (s->key.mv_size >= s->plen &&
+				 !memcmp(s->key.mv_data, s->from, s->plen))))
+		return true;
+	s->err = rc == MDB_NOTFOUND ? 0 : rc;
+	s->done = true;
+	return false;
 }
 
 /*
- * Claim the page(s) @v lies in for @tree.  Where LMDB mapped the file is
- * not told (me_mapaddr is only for a fixed map): the kernel's mapping that
- * holds the first entry says, when it starts at the file's offset 0; else
- * the check is off rather than a guess.  (A guess from the first page's
- * header failed when the map was not aligned to LMDB's page size: an index
- * of 16 KiB pages made on another machine was called damaged.)
+ * Delete the entry ix_scan_next found (a write transaction's scan).  The
+ * next ix_scan_next seeks @from again: for the loops that delete every
+ * entry they pass, where that is the entry after it.  0 or -errno.
  */
-static int claim_val(struct walk *w, const MDB_val *v, unsigned tree, const char *what)
+int ix_scan_del(struct ix_scan *s)
 {
-	const char *p = v->mv_data;
+	s->started = false;
+	return ix_err(mdb_cursor_del(s->c, 0));
+}
 
-	if (!v->mv_size || !w->owner)
-		return 0;
-	if (!w->map) {
-		/* the mapping that holds @p, from the kernel: it starts at the file's offset 0 */
-		FILE *f = fopen("/proc/self/maps", "re");
-		char line[4608];
-		uintptr_t lo, hi;
-		unsigned long long off;
-
-		while (f && fgets(line, sizeof(line), f))
-			if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %*s %llx", &lo, &hi, &off) == 3 &&
-			    (uintptr_t)p >= lo && (uintptr_t)p < hi) {
-				if (!off)
-					w->map = (const char *)lo;
-				break;
-			}
-		if (f)
-			fclose(f);
-		if (!w->map) {
-			free(w->owner);
-			w->owner = NULL;
-			return 0;
-		}
-	}
-	if (p < w->map)
-		return damaged(w->why, w->n, "an entry of the %s database lies outside the map", what);
-	return claim(w, (uint64_t)(p - w->map) / w->psize,
-		     (uint64_t)(p + v->mv_size - 1 - w->map) / w->psize, tree, what);
+/* The error that stopped the scan, as -errno; 0 if none. */
+int ix_scan_err(const struct ix_scan *s)
+{
+	return ix_err(s->err);
 }
 
 /*
- * Read a byte of each page @v spans (its last one too): a page past the end
- * of the file faults here, in the child, not later in the daemon.
+ * Close the scan: @rc if the loop stopped with one, else 0 or the LMDB
+ * code of the error that stopped the scan (for the walk).
  */
-static void touch(struct walk *w, const MDB_val *v)
+int ix_scan_close(struct ix_scan *s, int rc)
 {
-	const unsigned char *p = v->mv_data;
-	unsigned sum = 0;
-
-	for (size_t i = 0; i < v->mv_size; i += 4096)
-		sum += p[i];
-	if (v->mv_size)
-		sum += p[v->mv_size - 1];
-	w->sink += sum;
+	if (s->c)
+		mdb_cursor_close(s->c);
+	s->c = NULL;
+	s->done = true;
+	return rc ? rc : s->err;
 }
 
-/* LMDB's default key order: bytes, then length. */
-static int key_cmp(const MDB_val *a, const MDB_val *b)
+/* Close the scan: @rc if the loop stopped with one, else 0 or the scan's error as -errno. */
+int ix_scan_end(struct ix_scan *s, int rc)
 {
-	size_t len = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
-	int c = len ? memcmp(a->mv_data, b->mv_data, len) : 0;
-
-	if (c)
-		return c;
-	return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+	ix_scan_close(s, 0);
+	return rc ? rc : ix_scan_err(s);
 }
 
 /*
- * Read every key and value of database @dbi (@what names it), checking
- * their order and count; the free-page database's values are page lists,
- * each page a real one.  0, -EUCLEAN (w->why) or an MDB code.
+ * Move @c to the last entry before the key a seek looked for, given what
+ * that MDB_SET_RANGE returned (@rc): the entry before the one it found, or
+ * the database's last if it found none.  0 or an LMDB code (MDB_NOTFOUND:
+ * no such entry).
  */
-static int walk_db(MDB_txn *txn, MDB_dbi dbi, const char *what, uint64_t last_pg,
-		   unsigned tree, struct walk *w)
+int ix_seek_back(MDB_cursor *c, int rc, MDB_val *key, MDB_val *val)
 {
-	MDB_cursor *c;
-	MDB_val key, val, prev = { 0, NULL };
-	MDB_stat ms;
-	uint64_t count = 0;
-	int rc;
-
-	rc = mdb_stat(txn, dbi, &ms);
-	if (!rc)
-		rc = mdb_cursor_open(txn, dbi, &c);
-	if (rc)
-		return rc;
-	w->pages += (uint64_t)ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
-	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
-		touch(w, &key);
-		touch(w, &val);
-		count++;
-		rc = claim_val(w, &key, tree, what);
-		if (!rc)
-			rc = claim_val(w, &val, tree, what);
-		if (!rc)
-			rc = leaf_entry(w, &key, &val, what);
-		if (rc)
-			break;
-		if (dbi == 0) {
-			uint64_t id, prev_id = 0, pn;
-			const unsigned char *ids = val.mv_data;
-
-			if (key.mv_size == 8)
-				memcpy(&id, key.mv_data, 8);
-			if (prev.mv_data)
-				memcpy(&prev_id, prev.mv_data, 8);
-			if (key.mv_size != 8 || val.mv_size < 8 || val.mv_size % 8 ||
-			    (prev.mv_data && id <= prev_id)) {
-				rc = damaged(w->why, w->n, "the free-page list's record %" PRIu64
-					     " is malformed", count);
-				break;
-			}
-			/*
-			 * LMDB reserves the free list's records before it fills
-			 * them, lowest first, and may leave the last ones with
-			 * fewer ids than room (mdb_freelist_save): its readers
-			 * use the count, so do we.
-			 */
-			memcpy(&pn, ids, 8);
-			if (pn > val.mv_size / 8 - 1) {
-				rc = damaged(w->why, w->n, "the free-page list's record %" PRIu64
-					     " counts %" PRIu64 " pages in %zu bytes", count, pn,
-					     val.mv_size);
-				break;
-			}
-			for (uint64_t i = 1; i <= pn && !rc; i++) {
-				uint64_t pg;
-
-				memcpy(&pg, ids + 8 * i, 8);
-				if (pg < LMDB_METAS || pg > last_pg)
-					rc = damaged(w->why, w->n, "the free-page list holds page %"
-						     PRIu64 ", not in 2..%" PRIu64, pg, last_pg);
-				else if (w->owner && pg < w->npages && w->owner[pg])
-					rc = damaged(w->why, w->n, "the free-page list holds page %"
-						     PRIu64 " twice, or one of its own", pg);
-				else if (w->owner && pg < w->npages)
-					w->owner[pg] = PG_FREE;
-			}
-			if (rc)
-				break;
-			w->pages += pn;		/* free pages count as used here */
-		} else if (prev.mv_data && key_cmp(&prev, &key) >= 0) {
-			rc = damaged(w->why, w->n, "the %s database's keys are out of order", what);
-			break;
-		}
-		prev = key;
-	}
-	mdb_cursor_close(c);
 	if (rc == MDB_NOTFOUND)
-		rc = leaf_done(w, what) ? -EUCLEAN : MDB_NOTFOUND;
-	if (rc == MDB_NOTFOUND)
-		rc = count == ms.ms_entries ? 0 :
-		     damaged(w->why, w->n, "the %s database holds %" PRIu64 " entries, its record"
-			     " says %zu", what, count, ms.ms_entries);
-	return rc;
-}
-
-/* The walk's child: say why, and exit with its verdict. */
-enum { WALK_OK = 0, WALK_DAMAGED = 10, WALK_ERROR = 11, WALK_CRASHED = 12 };
-static int walk_pipe = -1;
-
-static void walk_say(const char *msg)
-{
-	if (write(walk_pipe, msg, strlen(msg)) < 0)
-		_exit(WALK_ERROR);
-}
-
-/*
- * The verdict goes down the pipe too, after a NUL: a parent that inherited
- * SIGCHLD ignored (it survives exec) reaps no status (ECHILD), and a child
- * that ends without it crashed.
- */
-static void walk_exit(int verdict)
-{
-	char end[2] = { '\0', (char)verdict };
-
-	if (write(walk_pipe, end, 2) < 0)
-		_exit(WALK_ERROR);
-	_exit(verdict);
-}
-
-static void walk_crashed(int sig)
-{
-	walk_say(sig == SIGBUS ? "reading it crashed (SIGBUS: a page past the end of the file)" :
-		 sig == SIGSEGV ? "reading it crashed (SIGSEGV: a page number off the map)" :
-		 "reading it crashed");
-	walk_exit(WALK_CRASHED);
-}
-
-static void walk_assert(MDB_env *env, const char *msg)
-{
-	walk_say("LMDB's own check failed reading it: ");
-	walk_say(msg);
-	walk_exit(WALK_CRASHED);
-}
-
-static const char *const db_names[] = {
-	"meta", "tasks", "names", "types", "tids", "fen", "tgs", "kty", "kt", "tt",
-	"dirty", "purge", "trim",
-};
-
-/*
- * Open the environment in @dir read-only and read all of it: every
- * database (only ours may be there, "meta" must be, with its records), and
- * every page accounted for (trees, free list and metas add up to the last
- * page, as LMDB's own audit counts them) unless @live (another process
- * may write meanwhile).  0, -EUCLEAN (@why) or an MDB code.
- */
-/*
- * Each type and its id name each other: a name one flipped bit changed
- * ("a.y.z" to "a>y.z") is well-formed LMDB, but the views of its prefixes
- * would silently lack its events and another prefix would serve them.
- */
-static int walk_types(MDB_txn *txn, char *why, size_t n)
-{
-	MDB_dbi types, tids;
-	MDB_cursor *c;
-	MDB_val key, val;
-	size_t ntypes = 0;
-	MDB_stat ms;
-	int rc;
-
-	rc = mdb_dbi_open(txn, "types", 0, &types);
-	if (!rc)
-		rc = mdb_dbi_open(txn, "tids", 0, &tids);
-	if (rc == MDB_NOTFOUND)
-		return 0;	/* a store with no type yet */
-	if (!rc)
-		rc = mdb_cursor_open(txn, types, &c);
+		return mdb_cursor_get(c, key, val, MDB_LAST);
 	if (rc)
 		return rc;
-	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
-		struct type_rec r;
-		unsigned char k[4];
-		MDB_val tk = { 4, k }, tv;
-
-		if (val.mv_size != sizeof(r)) {
-			rc = damaged(why, n, "a type record of %zu bytes", val.mv_size);
-			break;
-		}
-		memcpy(&r, val.mv_data, sizeof(r));
-		put_be32(k, r.tid);
-		rc = mdb_get(txn, tids, &tk, &tv);
-		if (rc == MDB_NOTFOUND || (!rc && (tv.mv_size != key.mv_size ||
-						   memcmp(tv.mv_data, key.mv_data, key.mv_size)))) {
-			rc = damaged(why, n, "type \"%.*s\" and its id %" PRIu32 " do not name "
-				     "each other", (int)(key.mv_size > 64 ? 64 : key.mv_size),
-				     (const char *)key.mv_data, r.tid);
-			break;
-		}
-		if (rc)
-			break;
-		ntypes++;
-	}
-	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-	rc = mdb_stat(txn, tids, &ms);
-	if (!rc && ms.ms_entries != ntypes)
-		rc = damaged(why, n, "%zu type ids for %zu types", (size_t)ms.ms_entries, ntypes);
-	return rc;
-}
-
-static int task_decode(const MDB_val *val, uint64_t uid, struct index_task *out);
-static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t n);
-
-/*
- * The task records against the live totals of the meta record: every batch
- * writes both in one transaction, so they add up in any snapshot.  A
- * record whose lengths a flipped bit changed (the structure walk cannot
- * tell) would have the recovery replay the task's events at a wrong
- * offset, or set it aside and send them to events.unapplied.
- */
-static int walk_tasks(MDB_txn *txn, char *why, size_t n)
-{
-	struct index_meta m;
-	uint64_t tasks = 0, events = 0, bytes = 0;
-	MDB_dbi meta, tdb, names;
-	MDB_cursor *c;
-	MDB_stat ms;
-	bool have_names;
-	MDB_val key = { 4, "meta" }, val;
-	int rc;
-
-	rc = mdb_dbi_open(txn, "meta", 0, &meta);
-	if (!rc)
-		rc = mdb_get(txn, meta, &key, &val);
-	if (rc)
-		return rc == MDB_NOTFOUND ? 0 : rc;	/* walk_index's to say */
-	if (val.mv_size < sizeof(m))
-		return 0;
-	memcpy(&m, val.mv_data, sizeof(m));
-	rc = mdb_dbi_open(txn, "tasks", 0, &tdb);
-	if (rc)
-		return rc == MDB_NOTFOUND ? 0 : rc;	/* a store with no task yet */
-	rc = mdb_dbi_open(txn, "names", 0, &names);
-	have_names = !rc;	/* none: every live task is damage */
-	if (rc && rc != MDB_NOTFOUND)
-		return rc;
-	rc = mdb_cursor_open(txn, tdb, &c);
-	if (rc)
-		return rc;
-	while ((rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
-		struct index_task t;
-		uint64_t uid = key.mv_size == 8 ? get_be64(key.mv_data) : 0;
-		MDB_val nk, nv;
-
-		if (!uid || task_decode(&val, uid, &t)) {
-			rc = damaged(why, n, "a task record of %zu bytes (key of %zu)", val.mv_size,
-				     key.mv_size);
-			break;
-		}
-		if (t.state != TASK_LIVE)
-			continue;
-		/* an event is one byte at least: a line */
-		if (t.base_len > t.log_len || t.base_n > t.nevents ||
-		    t.nevents - t.base_n > t.log_len - t.base_len ||
-		    (t.nevents == t.base_n) != (t.log_len == t.base_len)) {
-			rc = damaged(why, n, "task \"%s\" (uid %" PRIu64 ") has %" PRIu64 " events "
-				     "in %" PRIu64 " bytes (retention dropped %" PRIu64 " in %" PRIu64
-				     ")", t.name, uid, t.nevents, t.log_len, t.base_n, t.base_len);
-			break;
-		}
-		/*
-		 * Its name and uid name each other: a name damage changed ("t3"
-		 * read as "t#", or zeroed) points at a directory that is not the
-		 * task's; the recovery would set the task aside and its journaled
-		 * events would have nowhere to go.
-		 */
-		nk = (MDB_val){ t.name_len, t.name };
-		rc = t.name_len && have_names ? mdb_get(txn, names, &nk, &nv) : MDB_NOTFOUND;
-		if (rc == MDB_NOTFOUND || (!rc && (nv.mv_size != 8 || memcmp(nv.mv_data, &uid, 8)))) {
-			rc = damaged(why, n, "task \"%.*s\" and its uid %" PRIu64 " do not name each "
-				     "other", (int)(t.name_len > 64 ? 64 : t.name_len), t.name, uid);
-			break;
-		}
-		if (rc)
-			break;
-		tasks++;
-		events += t.nevents - t.base_n;
-		bytes += t.log_len - t.base_len;
-	}
-	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-	ms.ms_entries = 0;
-	rc = have_names ? mdb_stat(txn, names, &ms) : 0;
-	if (rc)
-		return rc;
-	if (ms.ms_entries != tasks)
-		return damaged(why, n, "%zu task names for %" PRIu64 " live tasks",
-			       (size_t)ms.ms_entries, tasks);
-	if (tasks != m.tasks || events != m.events || bytes != m.log_bytes)
-		return damaged(why, n, "the task records add up to %" PRIu64 " tasks, %" PRIu64
-			       " events, %" PRIu64 " bytes; the totals say %" PRIu64 ", %" PRIu64
-			       ", %" PRIu64, tasks, events, bytes, m.tasks, m.events, m.log_bytes);
-	return walk_next(txn, &m, why, n);
-}
-
-/*
- * The meta record's counters against what the index holds: a flipped bit
- * that lowers next_gseq, next_uid or next_tid (the structure walk cannot
- * tell) would hand out a gseq, a task uid or a type id in use already:
- * two events of one gseq in the views, two tasks or two types of one id.
- * O(types * log n): the last tgs key of each type.
- */
-static int walk_next(MDB_txn *txn, const struct index_meta *m, char *why, size_t n)
-{
-	uint64_t max_uid = 0, max_gseq = 0;
-	uint32_t max_tid = 0, next_tid = 0;
-	MDB_dbi tdb, tids, tgs, meta;
-	MDB_cursor *c = NULL, *g = NULL;
-	MDB_val key, val;
-	int rc;
-
-	rc = mdb_dbi_open(txn, "tasks", 0, &tdb);
-	if (!rc)
-		rc = mdb_cursor_open(txn, tdb, &c);
-	if (!rc) {
-		rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
-		if (!rc && key.mv_size == 8)
-			max_uid = get_be64(key.mv_data);
-		mdb_cursor_close(c);
-		c = NULL;
-	}
-	if (rc && rc != MDB_NOTFOUND)
-		return rc;
-	rc = mdb_dbi_open(txn, "tids", 0, &tids);
-	if (!rc)
-		rc = mdb_dbi_open(txn, "tgs", 0, &tgs);
-	if (!rc)
-		rc = mdb_cursor_open(txn, tids, &c);
-	if (!rc)
-		rc = mdb_cursor_open(txn, tgs, &g);
-	while (!rc && (rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
-		unsigned char k[12] = { 0 };
-		MDB_val gk = { sizeof(k), k }, gv;
-		uint32_t tid;
-
-		if (key.mv_size != 4)
-			continue;	/* walk_types' to say */
-		tid = get_be32(key.mv_data);
-		if (tid > max_tid)
-			max_tid = tid;
-		/* the type's last entry: the one before the next type's first */
-		put_be32(k, tid + 1);
-		rc = tid == UINT32_MAX ? MDB_NOTFOUND : mdb_cursor_get(g, &gk, &gv, MDB_SET_RANGE);
-		if (!rc)
-			rc = mdb_cursor_get(g, &gk, &gv, MDB_PREV);
-		else if (rc == MDB_NOTFOUND)
-			rc = mdb_cursor_get(g, &gk, &gv, MDB_LAST);
-		if (rc == MDB_NOTFOUND) {
-			rc = 0;
-			continue;
-		}
-		if (!rc && gk.mv_size == 12 && get_be32(gk.mv_data) == tid &&
-		    get_be64((const unsigned char *)gk.mv_data + 4) > max_gseq)
-			max_gseq = get_be64((const unsigned char *)gk.mv_data + 4);
-	}
-	if (g)
-		mdb_cursor_close(g);
-	if (c)
-		mdb_cursor_close(c);
-	if (rc && rc != MDB_NOTFOUND)
-		return rc;
-	key = (MDB_val){ 8, "next_tid" };
-	rc = mdb_dbi_open(txn, "meta", 0, &meta);
-	if (!rc)
-		rc = mdb_get(txn, meta, &key, &val);
-	if (!rc && val.mv_size == sizeof(next_tid))
-		memcpy(&next_tid, val.mv_data, sizeof(next_tid));
-	if (max_gseq && m->next_gseq <= max_gseq)
-		return damaged(why, n, "the next gseq is %" PRIu64 ", but gseq %" PRIu64 " is in "
-			       "use", m->next_gseq, max_gseq);
-	if (max_uid && m->next_uid <= max_uid)
-		return damaged(why, n, "the next task uid is %" PRIu64 ", but uid %" PRIu64
-			       " is in use", m->next_uid, max_uid);
-	if (max_tid && next_tid <= max_tid)
-		return damaged(why, n, "the next type id is %" PRIu32 ", but type id %" PRIu32
-			       " is in use", next_tid, max_tid);
-	return 0;
-}
-
-static int walk_index(const char *dir, bool live, char *why, size_t n)
-{
-	struct walk w = { .why = why, .n = n };
-	MDB_env *env;
-	MDB_txn *txn = NULL;
-	MDB_cursor *c = NULL;
-	MDB_envinfo info;
-	MDB_dbi main_dbi;
-	MDB_val key, val;
-	bool seen[sizeof(db_names) / sizeof(*db_names)] = { false };
-	size_t mapsize = map_initial;
-	char path[4200];
-	struct stat st;
-	int rc;
-
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	if (stat(path, &st))
-		return errno;
-	while (mapsize < (size_t)st.st_size * 2)
-		mapsize *= 2;
-	rc = mdb_env_create(&env);
-	if (rc)
-		return rc;
-	mdb_env_set_maxdbs(env, 16);
-	mdb_env_set_mapsize(env, mapsize);
-	if (walk_pipe >= 0)
-		mdb_env_set_assert(env, walk_assert);
-	/* the caller holds the store's lock: no reader table, the lock file untouched */
-	rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | (live ? 0 : MDB_NOLOCK), 0644);
-	/* the snapshot first: a live writer's later commit only makes the bounds looser */
-	if (!rc)
-		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	if (!rc)
-		rc = mdb_env_info(env, &info);
-	if (!rc) {
-		MDB_stat es;
-
-		rc = mdb_env_stat(env, &es);
-		w.psize = es.ms_psize;
-		w.npages = (uint64_t)info.me_last_pgno + 1;
-		if (!rc && w.psize && !(w.psize & (w.psize - 1))) {
-			w.owner = calloc(w.npages, 1);
-			if (!w.owner)
-				rc = ENOMEM;
-		}
-	}
-	if (!rc)
-		rc = walk_db(txn, 0, "free-page", info.me_last_pgno, PG_TREE, &w);
-	if (!rc)
-		rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
-	if (!rc)
-		rc = walk_db(txn, main_dbi, "main", info.me_last_pgno, PG_TREE + 1, &w);
-	if (!rc)
-		rc = mdb_cursor_open(txn, main_dbi, &c);
-	while (!rc && (rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) == 0) {
-		char name[64];
-		MDB_dbi dbi;
-		size_t i;
-
-		for (i = 0; i < sizeof(db_names) / sizeof(*db_names); i++)
-			if (key.mv_size == strlen(db_names[i]) &&
-			    !memcmp(key.mv_data, db_names[i], key.mv_size))
-				break;
-		if (i == sizeof(db_names) / sizeof(*db_names)) {
-			rc = damaged(why, n, "the main database holds an unknown name (%zu bytes)",
-				     key.mv_size);
-			break;
-		}
-		seen[i] = true;
-		snprintf(name, sizeof(name), "%s", db_names[i]);
-		rc = mdb_dbi_open(txn, name, 0, &dbi);
-		if (!rc)
-			rc = walk_db(txn, dbi, name, info.me_last_pgno, PG_TREE + 2 + i, &w);
-		if (!rc && i == 0) {
-			const char *need[] = { "meta", "type_field", "version" };
-
-			for (size_t j = 0; j < 3 && !rc; j++) {
-				MDB_val k = { strlen(need[j]), (void *)need[j] }, v;
-
-				rc = mdb_get(txn, dbi, &k, &v);
-				if (rc == MDB_NOTFOUND ||
-				    (!rc && j == 0 && v.mv_size < sizeof(struct index_meta)))
-					rc = damaged(why, n, "the meta database lacks its %s record",
-						     need[j]);
-			}
-		}
-	}
-	if (rc == MDB_NOTFOUND)
-		rc = seen[0] ? 0 : damaged(why, n, "the meta database is gone");
-	if (!rc)
-		rc = walk_types(txn, why, n);
-	if (!rc)
-		rc = walk_tasks(txn, why, n);
-	if (!rc && !live && w.pages + LMDB_METAS != info.me_last_pgno + 1)
-		rc = damaged(why, n, "%" PRIu64 " pages in use or free, but the last page is %zu",
-			     w.pages + LMDB_METAS, info.me_last_pgno);
-	if (c)
-		mdb_cursor_close(c);
-	if (txn)
-		mdb_txn_abort(txn);
-	mdb_env_close(env);
-	free(w.owner);
-	return rc;
-}
-
-static void walk_child(const char *dir, bool live)
-{
-	struct sigaction sa = { .sa_handler = walk_crashed };
-	char why[256] = "";
-	int rc;
-
-	sigaction(SIGBUS, &sa, NULL);
-	sigaction(SIGSEGV, &sa, NULL);
-	sigaction(SIGABRT, &sa, NULL);
-	rc = walk_index(dir, live, why, sizeof(why));
-	if (!rc)
-		walk_exit(WALK_OK);
-	if (rc == -EUCLEAN) {
-		walk_say(why);
-		walk_exit(WALK_DAMAGED);
-	}
-	if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE && rc != MDB_MAP_RESIZED &&
-	    rc != MDB_READERS_FULL) {
-		walk_say(mdb_strerror(rc));	/* MDB_CORRUPTED, MDB_PAGE_NOTFOUND, ... */
-		walk_exit(WALK_DAMAGED);
-	}
-	walk_say(rc > 0 ? strerror(rc) : "cannot read it");
-	walk_exit(WALK_ERROR);
-}
-
-int index_verify(const char *dir, bool live, char *why, size_t n)
-{
-	char msg[512], buf[256], tail[2] = { 1, 0 };
-	size_t got = 0, seen = 0;
-	ssize_t r;
-	int fds[2], status, rc, verdict = -1;
-	pid_t pid;
-
-	if (pipe2(fds, O_CLOEXEC))
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		rc = -errno;
-		close(fds[0]);
-		close(fds[1]);
-		return rc;
-	}
-	if (pid == 0) {
-		/*
-		 * Only the pipe: the store's lock (a flock shared with the
-		 * parent) must not outlive a parent killed during the walk.
-		 */
-		if (fds[1] > 3)
-			close_range(3, fds[1] - 1, 0);
-		close_range(fds[1] + 1, ~0U, 0);
-		walk_pipe = fds[1];
-		walk_child(dir, live);
-		_exit(WALK_ERROR);
-	}
-	close(fds[1]);
-	for (;;) {
-		r = read(fds[0], buf, sizeof(buf));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		for (ssize_t i = 0; i < r; i++) {
-			if (got < sizeof(msg) - 1)
-				msg[got++] = buf[i];
-			tail[0] = tail[1];
-			tail[1] = buf[i];
-			seen++;
-		}
-	}
-	close(fds[0]);
-	if (seen >= 2 && tail[0] == '\0') {
-		verdict = (unsigned char)tail[1];
-		got = got >= seen ? got - 2 : got;	/* the message without the verdict */
-	}
-	msg[got] = '\0';
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno == EINTR)
-			continue;
-		if (errno != ECHILD)
-			return -errno;
-		/* reaped by the kernel (SIGCHLD ignored): the pipe's verdict only */
-		status = verdict >= 0 ? verdict << 8 : SIGKILL;
-		break;
-	}
-	if (verdict < 0 && WIFEXITED(status))
-		verdict = WALK_CRASHED;	/* it ended without a verdict */
-	if (verdict == WALK_OK)
-		return 0;
-	if (verdict == WALK_ERROR) {
-		snprintf(why, n, "%s", msg);
-		return -EIO;
-	}
-	if (verdict < 0 && WIFSIGNALED(status))
-		return damaged(why, n, "reading it crashed (%s)", strsignal(WTERMSIG(status)));
-	return damaged(why, n, "%s", got ? msg : "reading it crashed");
+	return mdb_cursor_get(c, key, val, MDB_PREV);
 }
 
 /* ---- open / close / transactions ---- */
@@ -1333,7 +418,7 @@ int index_open_ex(const char *dir, const char *type_field, unsigned flags, struc
 		free(ix);
 		return -ENOMEM;
 	}
-	ix->mapsize = map_initial;
+	ix->mapsize = ix_map_initial;
 	if (!created)
 		while (ix->mapsize < index_file_bytes(ix) * 2)
 			ix->mapsize *= 2;
@@ -1361,7 +446,7 @@ fail_mdb:
 		goto fail;
 	}
 	evl_log(LOG_ERR, "index %s: %s", dir, mdb_strerror(rc));
-	rc = xerr(rc);
+	rc = ix_err(rc);
 fail:
 	if (ix->env)
 		mdb_env_close(ix->env);
@@ -1396,7 +481,7 @@ int index_usage(struct index *ix, uint64_t *used, uint64_t *file)
 	}
 	pthread_rwlock_unlock(&ix->resize);
 	*file = index_file_bytes(ix);
-	return xerr(rc);
+	return ix_err(rc);
 }
 
 /* A sync of the index failed: a later one proves nothing (index_sync_failed). */
@@ -1420,7 +505,7 @@ int index_shrink(struct index *ix)
 		return -errno;
 	/* the caller is the only writer and writes nothing meanwhile */
 	pthread_rwlock_rdlock(&ix->resize);
-	rc = xerr(mdb_env_copyfd2(ix->env, fd, MDB_CP_COMPACT));
+	rc = ix_err(mdb_env_copyfd2(ix->env, fd, MDB_CP_COMPACT));
 	pthread_rwlock_unlock(&ix->resize);
 	if (!rc && io->fsync(fd))
 		rc = -errno;
@@ -1441,7 +526,7 @@ int index_shrink(struct index *ix)
 		if (orc) {
 			evl_log(LOG_CRIT, "index %s: cannot reopen after shrinking: %s", ix->path,
 				mdb_strerror(orc));
-			rc = xerr(orc);
+			rc = ix_err(orc);
 		}
 	}
 	pthread_rwlock_unlock(&ix->resize);
@@ -1481,7 +566,7 @@ int index_sync(struct index *ix)
 	 * an fsync of the data file, here through the I/O seam.
 	 */
 	pthread_rwlock_rdlock(&ix->resize);
-	rc = xerr(mdb_env_get_fd(ix->env, &fd));
+	rc = ix_err(mdb_env_get_fd(ix->env, &fd));
 	if (!rc && io->fsync(fd))
 		rc = failed = -errno;
 	pthread_rwlock_unlock(&ix->resize);
@@ -1516,7 +601,7 @@ int index_grow(struct index *ix)
 		evl_log(LOG_INFO, "index map grown to %zu MiB", ix->mapsize >> 20);
 	}
 	pthread_rwlock_unlock(&ix->resize);
-	return xerr(rc);
+	return ix_err(rc);
 }
 
 uint64_t index_purge_count(struct index *ix)
@@ -1556,7 +641,7 @@ int index_begin(struct index *ix, bool write, struct index_txn **out)
 	if (rc) {
 		pthread_rwlock_unlock(&ix->resize);
 		free(t);
-		return xerr(rc);
+		return ix_err(rc);
 	}
 	t->ix = ix;
 	t->write = write;
@@ -1593,16 +678,16 @@ int index_commit(struct index_txn *t)
 		struct type_ent *e = &t->types[i];
 
 		if (e->dirty)
-			rc = put_val(t, t->ix->types, e->name, e->len, &e->rec, sizeof(e->rec));
+			rc = ix_put_val(t, t->ix->types, e->name, e->len, &e->rec, sizeof(e->rec));
 	}
 	if (!rc && t->next_tid)
-		rc = put_val(t, t->ix->meta, "next_tid", 8, &t->next_tid, sizeof(t->next_tid));
+		rc = ix_put_val(t, t->ix->meta, "next_tid", 8, &t->next_tid, sizeof(t->next_tid));
 	if (rc) {
 		index_abort(t);
 		return rc;
 	}
 	id = mdb_txn_id(t->txn);
-	rc = xerr(mdb_txn_commit(t->txn));
+	rc = ix_err(mdb_txn_commit(t->txn));
 	if (!rc && io->mark) {
 		MDB_envinfo info;
 
@@ -1619,12 +704,12 @@ int index_commit(struct index_txn *t)
 
 int index_get_meta(struct index_txn *t, struct index_meta *m)
 {
-	return get_val(t, t->ix->meta, "meta", 4, m, sizeof(*m));
+	return ix_get_val(t, t->ix->meta, "meta", 4, m, sizeof(*m));
 }
 
 int index_put_meta(struct index_txn *t, const struct index_meta *m)
 {
-	return put_val(t, t->ix->meta, "meta", 4, m, sizeof(*m));
+	return ix_put_val(t, t->ix->meta, "meta", 4, m, sizeof(*m));
 }
 
 int index_get_boot(struct index_txn *t, char *buf, size_t n)
@@ -1636,7 +721,7 @@ int index_get_boot(struct index_txn *t, char *buf, size_t n)
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	if (val.mv_size < n) {
 		memcpy(buf, val.mv_data, val.mv_size);
 		buf[val.mv_size] = '\0';
@@ -1646,13 +731,13 @@ int index_get_boot(struct index_txn *t, char *buf, size_t n)
 
 int index_put_boot(struct index_txn *t, const char *boot)
 {
-	return put_val(t, t->ix->meta, "boot", 4, boot, strlen(boot));
+	return ix_put_val(t, t->ix->meta, "boot", 4, boot, strlen(boot));
 }
 
 int index_get_stamp(struct index_txn *t, uint64_t *id, uint64_t *gen)
 {
 	uint64_t v[2];
-	int rc = get_val(t, t->ix->meta, "stamp", 5, v, sizeof(v));
+	int rc = ix_get_val(t, t->ix->meta, "stamp", 5, v, sizeof(v));
 
 	if (rc)
 		return rc;
@@ -1665,1722 +750,7 @@ int index_put_stamp(struct index_txn *t, uint64_t id, uint64_t gen)
 {
 	uint64_t v[2] = { id, gen };
 
-	return put_val(t, t->ix->meta, "stamp", 5, v, sizeof(v));
-}
-
-/* ---- tasks ---- */
-
-static int task_decode(const MDB_val *val, uint64_t uid, struct index_task *out)
-{
-	struct task_val tv;
-
-	if (val->mv_size < sizeof(tv))
-		return -EIO;
-	memcpy(&tv, val->mv_data, sizeof(tv));
-	if (tv.name_len > 255 || val->mv_size < sizeof(tv) + tv.name_len)
-		return -EIO;
-	out->uid = uid;
-	out->state = tv.state;
-	out->log_len = tv.log_len;
-	out->nevents = tv.nevents;
-	out->created_ns = tv.created_ns;
-	out->last_ns = tv.last_ns;
-	out->name_len = tv.name_len;
-	memcpy(out->name, (char *)val->mv_data + sizeof(tv), tv.name_len);
-	out->name[tv.name_len] = '\0';
-	out->base_len = out->base_n = 0;
-	out->has_owner = false;
-	out->owner_uid = out->owner_gid = out->mode = 0;
-	if (val->mv_size >= sizeof(tv) + tv.name_len + 16) {
-		const char *b = (const char *)val->mv_data + sizeof(tv) + tv.name_len;
-
-		memcpy(&out->base_len, b, 8);
-		memcpy(&out->base_n, b + 8, 8);
-	}
-	if (val->mv_size >= sizeof(tv) + tv.name_len + 28) {
-		const char *b = (const char *)val->mv_data + sizeof(tv) + tv.name_len + 16;
-
-		out->has_owner = true;
-		memcpy(&out->owner_uid, b, 4);
-		memcpy(&out->owner_gid, b + 4, 4);
-		memcpy(&out->mode, b + 8, 4);
-	}
-	return 0;
-}
-
-int index_task_by_uid(struct index_txn *t, uint64_t uid, struct index_task *out)
-{
-	unsigned char k[8];
-	MDB_val key = { 8, k }, val;
-	int rc;
-
-	put_be64(k, uid);
-	rc = mdb_get(t->txn, t->ix->tasks, &key, &val);
-	if (rc)
-		return xerr(rc);
-	return task_decode(&val, uid, out);
-}
-
-int index_task_by_name(struct index_txn *t, const char *name, size_t len,
-		       struct index_task *out)
-{
-	uint64_t uid = 0;
-	int rc;
-
-	if (len == 0 || len > 255)
-		return -ENOENT;
-	rc = get_val(t, t->ix->names, name, len, &uid, sizeof(uid));
-	if (rc)
-		return rc;
-	return index_task_by_uid(t, uid, out);
-}
-
-int index_task_put(struct index_txn *t, const struct index_task *task)
-{
-	unsigned char buf[sizeof(struct task_val) + 256 + 28], k[8];
-	size_t n = sizeof(struct task_val) + task->name_len;
-	struct task_val tv = {
-		.state = task->state,
-		.name_len = task->name_len,
-		.log_len = task->log_len,
-		.nevents = task->nevents,
-		.created_ns = task->created_ns,
-		.last_ns = task->last_ns,
-	};
-	int rc;
-
-	memcpy(buf, &tv, sizeof(tv));
-	memcpy(buf + sizeof(tv), task->name, task->name_len);
-	if (task->base_len || task->base_n || task->has_owner) {
-		/* after the name: older stores have no such fields */
-		memcpy(buf + n, &task->base_len, 8);
-		memcpy(buf + n + 8, &task->base_n, 8);
-		n += 16;
-	}
-	if (task->has_owner) {
-		memcpy(buf + n, &task->owner_uid, 4);
-		memcpy(buf + n + 4, &task->owner_gid, 4);
-		memcpy(buf + n + 8, &task->mode, 4);
-		n += 12;
-	}
-	put_be64(k, task->uid);
-	rc = put_val(t, t->ix->tasks, k, 8, buf, n);
-	if (!rc && task->state == TASK_LIVE)
-		rc = put_val(t, t->ix->names, task->name, task->name_len,
-			     &task->uid, sizeof(task->uid));
-	return rc;
-}
-
-int index_task_list(struct index_txn *t, const char *after, size_t after_len,
-		    int (*cb)(void *arg, const struct index_task *task), void *arg)
-{
-	MDB_cursor *c;
-	MDB_val key, val;
-	MDB_cursor_op op = MDB_FIRST;
-	int rc;
-
-	rc = mdb_cursor_open(t->txn, t->ix->names, &c);
-	if (rc)
-		return xerr(rc);
-	if (after && after_len) {
-		key.mv_data = (void *)after;
-		key.mv_size = after_len;
-		op = MDB_SET_RANGE;
-	}
-	for (rc = mdb_cursor_get(c, &key, &val, op); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		struct index_task task;
-		uint64_t uid;
-
-		if (op == MDB_SET_RANGE && key.mv_size == after_len &&
-		    !memcmp(key.mv_data, after, after_len))
-			continue;
-		memcpy(&uid, val.mv_data, sizeof(uid));
-		rc = index_task_by_uid(t, uid, &task);
-		if (rc)
-			break;
-		rc = cb(arg, &task);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
-}
-
-/* ---- types ---- */
-
-static struct type_ent *type_cached(struct index_txn *t, const char *name, size_t len)
-{
-	for (size_t i = 0; i < t->ntypes; i++)
-		if (t->types[i].len == len && !memcmp(t->types[i].name, name, len))
-			return &t->types[i];
-	return NULL;
-}
-
-/* The type record of @name in this write txn, created if @create. */
-static int type_get(struct index_txn *t, const char *name, size_t len, bool create,
-		    struct type_ent **out)
-{
-	struct type_ent *e = type_cached(t, name, len);
-	int rc;
-
-	if (e) {
-		*out = e;
-		return 0;
-	}
-	if (t->ntypes == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 8;
-		struct type_ent *p = realloc(t->types, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		t->types = p;
-		t->cap = cap;
-	}
-	e = &t->types[t->ntypes];
-	memset(e, 0, sizeof(*e));
-	rc = get_val(t, t->ix->types, name, len, &e->rec, sizeof(e->rec));
-	if (rc == -ENOENT && create) {
-		unsigned char k[4];
-
-		if (!t->next_tid) {
-			rc = get_val(t, t->ix->meta, "next_tid", 8, &t->next_tid,
-				     sizeof(t->next_tid));
-			if (rc == -ENOENT)
-				t->next_tid = 1;
-			else if (rc)
-				return rc;
-		}
-		e->rec.tid = t->next_tid++;
-		put_be32(k, e->rec.tid);
-		rc = put_val(t, t->ix->tids, k, 4, name, len);
-		e->dirty = true;
-	}
-	if (rc)
-		return rc;
-	e->len = len;
-	memcpy(e->name, name, len);
-	t->ntypes++;
-	*out = e;
-	return 0;
-}
-
-static int type_name(struct index_txn *t, uint32_t tid, char *name, size_t *len)
-{
-	unsigned char k[4];
-	MDB_val key = { 4, k }, val;
-	int rc;
-
-	put_be32(k, tid);
-	rc = mdb_get(t->txn, t->ix->tids, &key, &val);
-	if (rc)
-		return xerr(rc);
-	*len = val.mv_size > 255 ? 255 : val.mv_size;
-	memcpy(name, val.mv_data, *len);
-	return 0;
-}
-
-int index_type_list(struct index_txn *t,
-		    int (*cb)(void *arg, const char *name, size_t len, uint64_t events,
-			      uint64_t bytes),
-		    void *arg)
-{
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
-
-	rc = mdb_cursor_open(t->txn, t->ix->types, &c);
-	if (rc)
-		return xerr(rc);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		struct type_rec r;
-
-		memcpy(&r, val.mv_data, sizeof(r));
-		if (!r.live_count)
-			continue;
-		rc = cb(arg, key.mv_data, key.mv_size, r.live_count, r.live_bytes);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
-}
-
-static int count_cb(void *arg, const char *name, size_t len, uint64_t ev, uint64_t b)
-{
-	(*(uint64_t *)arg)++;
-	return 0;
-}
-
-uint64_t index_type_count(struct index_txn *t)
-{
-	uint64_t n = 0;
-
-	index_type_list(t, count_cb, &n);
-	return n;
-}
-
-/* ---- Fenwick trees (1-based node i covers ordinals i - lowbit(i) .. i - 1) ---- */
-
-static uint64_t lowbit(uint64_t i)
-{
-	return i & -i;
-}
-
-static void fen_key(unsigned char k[12], uint32_t tid, uint64_t i)
-{
-	put_be32(k, tid);
-	put_be64(k + 4, i);
-}
-
-static int fen_get(struct index_txn *t, uint32_t tid, uint64_t i, struct fen_val *v)
-{
-	unsigned char k[12];
-
-	fen_key(k, tid, i);
-	return get_val(t, t->ix->fen, k, 12, v, sizeof(*v));
-}
-
-/* Sum of the lengths of ordinals 0 .. k - 1. */
-static int fen_prefix(struct index_txn *t, uint32_t tid, uint64_t k, uint64_t *sum)
-{
-	struct fen_val v;
-	int rc;
-
-	*sum = 0;
-	for (; k > 0; k -= lowbit(k)) {
-		rc = fen_get(t, tid, k, &v);
-		if (rc)
-			return rc;
-		*sum += v.sum;
-	}
-	return 0;
-}
-
-/* Add @delta to ordinal @ord of a tree of @n elements. */
-static int fen_add(struct index_txn *t, uint32_t tid, uint64_t ord, uint64_t n, int64_t delta)
-{
-	unsigned char k[12];
-	struct fen_val v;
-	int rc;
-
-	for (uint64_t i = ord + 1; i <= n; i += lowbit(i)) {
-		rc = fen_get(t, tid, i, &v);
-		if (rc)
-			return rc;
-		v.sum += delta;
-		fen_key(k, tid, i);
-		rc = put_val(t, t->ix->fen, k, 12, &v, sizeof(v));
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
-
-/* Append an element of @len bytes at ordinal r->next_ord. */
-static int fen_append(struct index_txn *t, struct type_rec *r, uint32_t len, uint64_t gseq)
-{
-	uint64_t i = r->next_ord + 1, below;
-	unsigned char k[12];
-	struct fen_val v;
-	int rc;
-
-	/* node i = len + sum of ordinals i - lowbit(i) .. i - 2 */
-	rc = fen_prefix(t, r->tid, i - lowbit(i), &below);
-	if (rc)
-		return rc;
-	v.sum = len + r->fen_total - below;
-	v.gseq = gseq;
-	fen_key(k, r->tid, i);
-	return put_val(t, t->ix->fen, k, 12, &v, sizeof(v));
-}
-
-/* The ordinal holding byte @x of a tree of @n elements, and @x's place in it. */
-static int fen_find(struct index_txn *t, uint32_t tid, uint64_t n, uint64_t x,
-		    uint64_t *ord, uint64_t *skip)
-{
-	uint64_t pos = 0, step = 1;
-	struct fen_val v;
-	int rc;
-
-	while (step <= n / 2)
-		step *= 2;
-	for (; step; step /= 2) {
-		if (pos + step > n)
-			continue;
-		rc = fen_get(t, tid, pos + step, &v);
-		if (rc)
-			return rc;
-		if (v.sum <= x) {
-			pos += step;
-			x -= v.sum;
-		}
-	}
-	if (pos >= n)
-		return -ENXIO;
-	*ord = pos;
-	*skip = x;
-	return 0;
-}
-
-/* ---- events ---- */
-
-static void kt_key(unsigned char k[12], uint64_t uid, uint32_t tid)
-{
-	put_be64(k, uid);
-	put_be32(k + 8, tid);
-}
-
-static void tt_key(unsigned char k[12], uint32_t tid, uint64_t uid)
-{
-	put_be32(k, tid);
-	put_be64(k + 4, uid);
-}
-
-static void kty_key(unsigned char k[20], uint64_t uid, uint32_t tid, uint64_t gseq)
-{
-	put_be64(k, uid);
-	put_be32(k + 8, tid);
-	put_be64(k + 12, gseq);
-}
-
-int index_add_event(struct index_txn *t, uint64_t uid, uint64_t gseq,
-		    const char *type, size_t tlen, uint64_t off, uint32_t len)
-{
-	unsigned char k[20];
-	struct type_ent *e;
-	struct cnt_val cnt = { 0, 0, 0 };
-	struct tgs_val tv;
-	struct kty_val kv;
-	uint32_t tid;
-	int rc;
-
-	rc = type_get(t, type, tlen, true, &e);
-	if (rc)
-		return rc;
-	tid = e->rec.tid;
-	rc = fen_append(t, &e->rec, len, gseq);
-	if (rc)
-		return rc;
-
-	tv = (struct tgs_val){ .ord = e->rec.next_ord, .uid = uid, .off = off, .len = len };
-	put_be32(k, tid);
-	put_be64(k + 4, gseq);
-	rc = put_val(t, t->ix->tgs, k, 12, &tv, sizeof(tv));
-	if (rc)
-		return rc;
-
-	kt_key(k, uid, tid);
-	rc = get_cnt(t, t->ix->kt, k, &cnt);
-	if (rc && rc != -ENOENT)
-		return rc;
-	kv = (struct kty_val){ .cum = cnt.base + cnt.bytes, .off = off, .ord = e->rec.next_ord,
-			       .len = len };
-	cnt.count++;
-	cnt.bytes += len;
-	rc = put_val(t, t->ix->kt, k, 12, &cnt, sizeof(cnt));
-	if (rc)
-		return rc;
-	tt_key(k, tid, uid);
-	rc = put_val(t, t->ix->tt, k, 12, &cnt, sizeof(cnt));
-	if (rc)
-		return rc;
-	kty_key(k, uid, tid, gseq);
-	rc = put_val(t, t->ix->kty, k, 20, &kv, sizeof(kv));
-	if (rc)
-		return rc;
-
-	e->rec.next_ord++;
-	e->rec.fen_total += len;
-	e->rec.live_count++;
-	e->rec.live_bytes += len;
-	e->dirty = true;
-	return 0;
-}
-
-/* ---- deletion ---- */
-
-int index_task_delete(struct index_txn *t, uint64_t uid)
-{
-	struct index_task task;
-	unsigned char k[12];
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
-
-	rc = index_task_by_uid(t, uid, &task);
-	if (rc)
-		return rc;
-	if (task.state != TASK_LIVE)
-		return -ENOENT;
-	rc = del_key(t, t->ix->names, task.name, task.name_len);
-	if (rc)
-		return rc;
-	task.state = TASK_DELETED;
-	rc = index_task_put(t, &task);
-	if (rc)
-		return rc;
-
-	/* its events leave the types' live counts now */
-	rc = mdb_cursor_open(t->txn, t->ix->kt, &c);
-	if (rc)
-		return xerr(rc);
-	kt_key(k, uid, 0);
-	key.mv_data = k;
-	key.mv_size = 12;
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		struct cnt_val cnt;
-		struct type_ent *e;
-		char name[256];
-		size_t nlen;
-
-		if (get_be64(key.mv_data) != uid)
-			break;
-		memcpy(&cnt, val.mv_data, 16);	/* count and bytes */
-		rc = type_name(t, get_be32((unsigned char *)key.mv_data + 8), name, &nlen);
-		if (!rc)
-			rc = type_get(t, name, nlen, false, &e);
-		if (rc)
-			break;
-		e->rec.live_count -= cnt.count;
-		e->rec.live_bytes -= cnt.bytes;
-		e->dirty = true;
-	}
-	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND && rc)
-		return loop_rc(rc);
-	put_be64(k, uid);
-	rc = put_val(t, t->ix->purge, k, 8, "", 0);
-	if (!rc)
-		rc = del_key(t, t->ix->trim, k, 8);
-	if (rc)
-		return rc;
-	return del_key(t, t->ix->dirty, k, 8);
-}
-
-/* The last kty entry of task @uid, if any. */
-static int kty_last(MDB_cursor *c, uint64_t uid, MDB_val *key, MDB_val *val)
-{
-	unsigned char k[20];
-	int rc;
-
-	kty_key(k, uid + 1, 0, 0);
-	key->mv_data = k;
-	key->mv_size = 20;
-	rc = mdb_cursor_get(c, key, val, MDB_SET_RANGE);
-	if (rc == MDB_NOTFOUND)
-		rc = mdb_cursor_get(c, key, val, MDB_LAST);
-	else if (rc == 0)
-		rc = mdb_cursor_get(c, key, val, MDB_PREV);
-	if (rc)
-		return xerr(rc);
-	return get_be64(key->mv_data) == uid ? 0 : -ENOENT;
-}
-
-/* Remove the kt and tt rows of a fully purged task. */
-static int drop_counts(struct index_txn *t, uint64_t uid)
-{
-	unsigned char k[12];
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
-
-	rc = mdb_cursor_open(t->txn, t->ix->kt, &c);
-	if (rc)
-		return xerr(rc);
-	for (;;) {
-		kt_key(k, uid, 0);
-		key.mv_data = k;
-		key.mv_size = 12;
-		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		if (rc || get_be64(key.mv_data) != uid)
-			break;
-		tt_key(k, get_be32((unsigned char *)key.mv_data + 8), uid);
-		rc = mdb_cursor_del(c, 0);
-		if (!rc)
-			rc = del_key(t, t->ix->tt, k, 12);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
-}
-
-int index_purge_step(struct index_txn *t, unsigned budget, uint64_t *done_uid, bool *more)
-{
-	MDB_cursor *pc = NULL, *kc = NULL;
-	MDB_val key, val;
-	unsigned char k[12];
-	uint64_t uid;
-	int rc;
-
-	*done_uid = 0;
-	*more = false;
-	rc = mdb_cursor_open(t->txn, t->ix->purge, &pc);
-	if (rc)
-		return xerr(rc);
-	rc = mdb_cursor_get(pc, &key, &val, MDB_FIRST);
-	mdb_cursor_close(pc);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return xerr(rc);
-	uid = get_be64(key.mv_data);
-	*more = true;
-
-	rc = mdb_cursor_open(t->txn, t->ix->kty, &kc);
-	if (rc)
-		return xerr(rc);
-	while (budget--) {
-		struct kty_val kv;
-		struct type_ent *e;
-		char name[256];
-		size_t nlen;
-		uint32_t tid;
-
-		rc = kty_last(kc, uid, &key, &val);
-		if (rc)
-			break;
-		tid = get_be32((unsigned char *)key.mv_data + 8);
-		memcpy(&kv, val.mv_data, sizeof(kv));
-		rc = type_name(t, tid, name, &nlen);
-		if (!rc)
-			rc = type_get(t, name, nlen, false, &e);
-		if (!rc)
-			rc = fen_add(t, tid, kv.ord, e->rec.next_ord, -(int64_t)kv.len);
-		if (rc)
-			break;
-		e->rec.fen_total -= kv.len;
-		e->dirty = true;
-		put_be32(k, tid);
-		memcpy(k + 4, (unsigned char *)key.mv_data + 12, 8);
-		rc = xerr(mdb_cursor_del(kc, 0));
-		if (!rc)
-			rc = del_key(t, t->ix->tgs, k, 12);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(kc);
-	if (rc == -ENOENT) {
-		/* nothing of it left in the type index: drop the rest */
-		put_be64(k, uid);
-		rc = drop_counts(t, uid);
-		if (!rc)
-			rc = del_key(t, t->ix->tasks, k, 8);
-		if (!rc)
-			rc = del_key(t, t->ix->purge, k, 8);
-		if (!rc)
-			*done_uid = uid;
-	}
-	return rc;
-}
-
-/* ---- dirty set ---- */
-
-int index_dirty_add(struct index_txn *t, uint64_t uid, uint64_t log_len, uint64_t nevents)
-{
-	return index_dirty_set(t, uid, log_len, nevents, 0);
-}
-
-int index_dirty_set(struct index_txn *t, uint64_t uid, uint64_t log_len, uint64_t nevents,
-		    uint64_t gseq_from)
-{
-	unsigned char k[8];
-	uint64_t v[3] = { log_len, nevents, gseq_from };
-
-	put_be64(k, uid);
-	return put_val(t, t->ix->dirty, k, 8, v, gseq_from ? sizeof(v) : 16);
-}
-
-bool index_dirty_has(struct index_txn *t, uint64_t uid)
-{
-	unsigned char k[8];
-	uint64_t v[2];
-
-	put_be64(k, uid);
-	return get_val(t, t->ix->dirty, k, 8, v, sizeof(v)) == 0;
-}
-
-/* ---- retention of a task's head ---- */
-
-int index_trim_put(struct index_txn *t, const struct index_trim *tr)
-{
-	struct trim_val v = { .phase = tr->phase, .cut_gseq = tr->cut_gseq,
-			      .cut_len = tr->cut_len, .cut_n = tr->cut_n };
-	unsigned char k[8];
-
-	put_be64(k, tr->uid);
-	return put_val(t, t->ix->trim, k, 8, &v, sizeof(v));
-}
-
-static void trim_decode(uint64_t uid, const struct trim_val *v, struct index_trim *out)
-{
-	*out = (struct index_trim){ .uid = uid, .phase = v->phase, .cut_gseq = v->cut_gseq,
-				    .cut_len = v->cut_len, .cut_n = v->cut_n };
-}
-
-int index_trim_get(struct index_txn *t, uint64_t uid, struct index_trim *out)
-{
-	unsigned char k[8];
-	struct trim_val v;
-	int rc;
-
-	if (t->ix->trim == NO_DBI)
-		return -ENOENT;
-	put_be64(k, uid);
-	rc = get_val(t, t->ix->trim, k, 8, &v, sizeof(v));
-	if (!rc)
-		trim_decode(uid, &v, out);
-	return rc;
-}
-
-int index_trim_del(struct index_txn *t, uint64_t uid)
-{
-	unsigned char k[8];
-
-	put_be64(k, uid);
-	return del_key(t, t->ix->trim, k, 8);
-}
-
-int index_trim_list(struct index_txn *t, int (*cb)(void *arg, const struct index_trim *tr),
-		    void *arg)
-{
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
-
-	if (t->ix->trim == NO_DBI)
-		return 0;
-	rc = mdb_cursor_open(t->txn, t->ix->trim, &c);
-	if (rc)
-		return xerr(rc);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		struct index_trim tr;
-		struct trim_val v;
-
-		if (val.mv_size < sizeof(v)) {
-			rc = -EIO;
-			break;
-		}
-		memcpy(&v, val.mv_data, sizeof(v));
-		trim_decode(get_be64(key.mv_data), &v, &tr);
-		rc = cb(arg, &tr);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
-}
-
-/* Remove up to *@budget of task @uid's type-@tid entries with gseq < @cut, oldest first. */
-static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t cut,
-		     unsigned *budget)
-{
-	unsigned char k[20], ck[12];
-	struct cnt_val cnt;
-	struct type_ent *e;
-	char name[256];
-	size_t nlen;
-	MDB_cursor *c;
-	int rc;
-
-	kt_key(ck, uid, tid);
-	rc = get_cnt(t, t->ix->kt, ck, &cnt);
-	if (!rc)
-		rc = type_name(t, tid, name, &nlen);
-	if (!rc)
-		rc = type_get(t, name, nlen, false, &e);
-	if (rc)
-		return rc;
-	rc = xerr(mdb_cursor_open(t->txn, t->ix->kty, &c));
-	if (rc)
-		return rc;
-	while (*budget) {
-		MDB_val key = { 20, k }, val;
-		struct kty_val kv;
-		unsigned char gk[12];
-
-		kty_key(k, uid, tid, 0);
-		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		if (rc == MDB_NOTFOUND || (!rc && (get_be64(key.mv_data) != uid ||
-					get_be32((unsigned char *)key.mv_data + 8) != tid ||
-					get_be64((unsigned char *)key.mv_data + 12) >= cut))) {
-			rc = 0;
-			break;
-		}
-		if (rc) {
-			rc = xerr(rc);
-			break;
-		}
-		memcpy(&kv, val.mv_data, sizeof(kv));
-		put_be32(gk, tid);
-		memcpy(gk + 4, (unsigned char *)key.mv_data + 12, 8);
-		rc = xerr(mdb_cursor_del(c, 0));
-		if (!rc)
-			rc = del_key(t, t->ix->tgs, gk, 12);
-		if (!rc)
-			rc = fen_add(t, tid, kv.ord, e->rec.next_ord, -(int64_t)kv.len);
-		if (rc)
-			break;
-		e->rec.fen_total -= kv.len;
-		e->rec.live_count--;
-		e->rec.live_bytes -= kv.len;
-		e->dirty = true;
-		cnt.count--;
-		cnt.bytes -= kv.len;
-		cnt.base += kv.len;
-		(*budget)--;
-	}
-	mdb_cursor_close(c);
-	if (rc)
-		return rc;
-	if (!cnt.count) {
-		/* nothing of it left: no cum needs the base any more */
-		rc = del_key(t, t->ix->kt, ck, 12);
-		tt_key(ck, tid, uid);
-		return rc ? rc : del_key(t, t->ix->tt, ck, 12);
-	}
-	rc = put_val(t, t->ix->kt, ck, 12, &cnt, sizeof(cnt));
-	tt_key(ck, tid, uid);
-	return rc ? rc : put_val(t, t->ix->tt, ck, 12, &cnt, sizeof(cnt));
-}
-
-int index_trim_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsigned budget,
-		    bool *more)
-{
-	uint32_t tids[64];
-	size_t n = 0;
-	uint32_t after = 0;
-	int rc = 0;
-
-	*more = false;
-	/* the task's types, a bounded batch at a time (trim_type rewrites kt rows) */
-	while (budget && !rc) {
-		unsigned char k[12];
-		MDB_cursor *c;
-		MDB_val key = { 12, k }, val;
-
-		rc = xerr(mdb_cursor_open(t->txn, t->ix->kt, &c));
-		if (rc)
-			return rc;
-		n = 0;
-		kt_key(k, uid, after);
-		for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		     rc == 0 && get_be64(key.mv_data) == uid && n < 64;
-		     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT))
-			tids[n++] = get_be32((unsigned char *)key.mv_data + 8);
-		mdb_cursor_close(c);
-		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
-		for (size_t i = 0; i < n && !rc && budget; i++)
-			rc = trim_type(t, uid, tids[i], cut_gseq, &budget);
-		if (rc || n < 64)
-			break;
-		after = tids[n - 1] + 1;
-	}
-	if (!rc && !budget)
-		*more = true;	/* perhaps: the next step finds out */
-	return rc;
-}
-
-int index_dirty_list(struct index_txn *t,
-		     int (*cb)(void *arg, uint64_t uid, uint64_t log_len, uint64_t nevents,
-			       uint64_t gseq_from),
-		     void *arg)
-{
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
-
-	rc = mdb_cursor_open(t->txn, t->ix->dirty, &c);
-	if (rc)
-		return xerr(rc);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		uint64_t v[3] = { 0, 0, 0 };
-
-		memcpy(v, val.mv_data, val.mv_size < sizeof(v) ? val.mv_size : sizeof(v));
-		rc = cb(arg, get_be64(key.mv_data), v[0], v[1], v[2]);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
-}
-
-int index_dirty_clear(struct index_txn *t)
-{
-	return xerr(mdb_drop(t->txn, t->ix->dirty, 0));
-}
-
-/* ---- views ---- */
-
-struct index_view {
-	struct index_txn *t;
-	uint64_t uid;		/* 0: all tasks */
-	size_t n;
-	uint32_t *tids;
-	uint64_t *nord;		/* per type: Fenwick size */
-	uint64_t *dead;		/* tasks deleted, not yet purged */
-	size_t ndead;
-	uint64_t size;
-	uint64_t gseq_end;
-};
-
-static bool has_prefix(const MDB_val *key, const char *prefix, size_t len)
-{
-	return key->mv_size >= len && !memcmp(key->mv_data, prefix, len);
-}
-
-bool index_prefix_exists(struct index_txn *t, const char *prefix, size_t len)
-{
-	MDB_cursor *c;
-	MDB_val key = { len, (void *)prefix }, val;
-	bool found = false;
-	int rc;
-
-	if (mdb_cursor_open(t->txn, t->ix->types, &c))
-		return false;
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0 && has_prefix(&key, prefix, len);
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		struct type_rec r;
-
-		memcpy(&r, val.mv_data, sizeof(r));
-		if (r.live_count) {
-			found = true;
-			break;
-		}
-	}
-	mdb_cursor_close(c);
-	return found;
-}
-
-void index_view_free(struct index_view *v)
-{
-	if (!v)
-		return;
-	free(v->tids);
-	free(v->nord);
-	free(v->dead);
-	free(v);
-}
-
-static int load_dead(struct index_view *v)
-{
-	MDB_cursor *c;
-	MDB_val key, val;
-	size_t cap = 0;
-	int rc;
-
-	rc = mdb_cursor_open(v->t->txn, v->t->ix->purge, &c);
-	if (rc)
-		return xerr(rc);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		if (v->ndead == cap) {
-			uint64_t *p;
-
-			cap = cap ? cap * 2 : 8;
-			p = realloc(v->dead, cap * sizeof(*p));
-			if (!p) {
-				mdb_cursor_close(c);
-				return -ENOMEM;
-			}
-			v->dead = p;
-		}
-		v->dead[v->ndead++] = get_be64(key.mv_data);
-	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : xerr(rc);
-}
-
-static bool is_dead(const struct index_view *v, uint64_t uid)
-{
-	for (size_t i = 0; i < v->ndead; i++)
-		if (v->dead[i] == uid)
-			return true;
-	return false;
-}
-
-int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_t uid,
-		    struct index_view **out)
-{
-	struct index_view *v;
-	struct index_meta m;
-	MDB_cursor *c;
-	MDB_val key = { len, (void *)prefix }, val;
-	size_t cap = 0;
-	int rc, bad = 0;
-
-	v = calloc(1, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	v->t = t;
-	v->uid = uid;
-	rc = index_get_meta(t, &m);
-	if (rc)
-		goto fail;
-	v->gseq_end = m.next_gseq;
-	if (uid) {
-		struct index_task task;
-
-		rc = index_task_by_uid(t, uid, &task);
-		if (!rc && task.state != TASK_LIVE)
-			rc = -ENOENT;
-		if (rc)
-			goto fail;
-	} else {
-		rc = load_dead(v);
-		if (rc)
-			goto fail;
-	}
-	rc = xerr(mdb_cursor_open(t->txn, t->ix->types, &c));
-	if (rc)
-		goto fail;
-	/* the empty prefix (every type: a task's events in log order) from the first */
-	for (rc = mdb_cursor_get(c, &key, &val, len ? MDB_SET_RANGE : MDB_FIRST);
-	     rc == 0 && has_prefix(&key, prefix, len); rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		struct type_rec r;
-		uint64_t bytes = 0;
-		char name[256];
-		size_t nlen;
-
-		if (val.mv_size != sizeof(r)) {
-			bad = -EUCLEAN;	/* damage */
-			break;
-		}
-		memcpy(&r, val.mv_data, sizeof(r));
-		if (!r.live_count)
-			continue;
-		/*
-		 * The type's id names it back: a name changed by damage (one bit
-		 * turns "a.y.z" into "a>y.z") would serve its events under a
-		 * prefix they do not have.
-		 */
-		bad = type_name(t, r.tid, name, &nlen);
-		if (bad == -ENOENT || (!bad && (nlen != key.mv_size ||
-						memcmp(name, key.mv_data, nlen))))
-			bad = -EUCLEAN;
-		if (bad)
-			break;
-		if (uid) {
-			struct cnt_val cnt;
-			unsigned char k[12];
-
-			kt_key(k, uid, r.tid);
-			if (get_cnt(t, t->ix->kt, k, &cnt) || !cnt.count)
-				continue;
-			bytes = cnt.bytes;
-		} else {
-			bytes = r.live_bytes;
-		}
-		if (v->n == cap) {
-			uint32_t *a;
-			uint64_t *b;
-
-			cap = cap ? cap * 2 : 4;
-			a = realloc(v->tids, cap * sizeof(*a));
-			if (a)
-				v->tids = a;
-			b = a ? realloc(v->nord, cap * sizeof(*b)) : NULL;
-			if (!b) {
-				mdb_cursor_close(c);
-				rc = -ENOMEM;
-				goto fail;
-			}
-			v->nord = b;
-		}
-		v->tids[v->n] = r.tid;
-		v->nord[v->n] = r.next_ord;
-		v->n++;
-		v->size += bytes;
-	}
-	mdb_cursor_close(c);
-	if (bad) {
-		rc = bad;
-		goto fail;
-	}
-	if (rc && rc != MDB_NOTFOUND) {
-		rc = xerr(rc);
-		goto fail;
-	}
-	if (!v->n) {
-		rc = -ENOENT;
-		goto fail;
-	}
-	*out = v;
-	return 0;
-fail:
-	index_view_free(v);
-	return rc;
-}
-
-uint64_t index_view_size(struct index_view *v)
-{
-	return v->size;
-}
-
-/* The base (head bytes dropped, still counted by kty's cum) of task @uid's type @tid. */
-static int cum_base(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t *base)
-{
-	unsigned char k[12];
-	struct cnt_val cnt;
-	int rc;
-
-	kt_key(k, uid, tid);
-	rc = get_cnt(t, t->ix->kt, k, &cnt);
-	*base = rc ? 0 : cnt.base;
-	return rc == -ENOENT ? 0 : rc;
-}
-
-/* Bytes of task @uid's type-@tid events with gseq < @g (what kty still holds). */
-static int cum_before(struct index_txn *t, MDB_cursor *c, uint64_t uid, uint32_t tid,
-		      uint64_t g, uint64_t *out)
-{
-	unsigned char k[20];
-	MDB_val key = { 20, k }, val;
-	struct kty_val kv;
-	uint64_t raw, base;
-	int rc;
-
-	*out = 0;
-	kty_key(k, uid, tid, g);
-	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	if (rc == 0 && get_be64(key.mv_data) == uid && get_be32((unsigned char *)key.mv_data + 8) == tid) {
-		memcpy(&kv, val.mv_data, sizeof(kv));
-		raw = kv.cum;
-	} else {
-		if (rc == MDB_NOTFOUND)
-			rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
-		else if (rc == 0)
-			rc = mdb_cursor_get(c, &key, &val, MDB_PREV);
-		if (rc == MDB_NOTFOUND)
-			return 0;
-		if (rc)
-			return xerr(rc);
-		if (get_be64(key.mv_data) != uid || get_be32((unsigned char *)key.mv_data + 8) != tid)
-			return 0;
-		memcpy(&kv, val.mv_data, sizeof(kv));
-		raw = kv.cum + kv.len;
-	}
-	rc = cum_base(t, uid, tid, &base);
-	if (rc)
-		return rc;
-	*out = raw - base;
-	return 0;
-}
-
-/* Bytes of the view's events with gseq < @g. */
-static int bytes_before(struct index_view *v, MDB_cursor *tgs, MDB_cursor *kty,
-			uint64_t g, uint64_t *out)
-{
-	uint64_t total = 0, part;
-	int rc;
-
-	for (size_t i = 0; i < v->n; i++) {
-		uint32_t tid = v->tids[i];
-
-		if (v->uid) {
-			rc = cum_before(v->t, kty, v->uid, tid, g, &part);
-			if (rc)
-				return rc;
-			total += part;
-			continue;
-		}
-		{
-			unsigned char k[12];
-			MDB_val key = { 12, k }, val;
-			uint64_t ord = v->nord[i];
-
-			put_be32(k, tid);
-			put_be64(k + 4, g);
-			rc = mdb_cursor_get(tgs, &key, &val, MDB_SET_RANGE);
-			if (rc == 0 && get_be32(key.mv_data) == tid) {
-				struct tgs_val tv;
-
-				memcpy(&tv, val.mv_data, sizeof(tv));
-				ord = tv.ord;
-			} else if (rc && rc != MDB_NOTFOUND) {
-				return xerr(rc);
-			}
-			rc = fen_prefix(v->t, tid, ord, &part);
-			if (rc)
-				return rc;
-			total += part;
-		}
-		for (size_t d = 0; d < v->ndead; d++) {
-			rc = cum_before(v->t, kty, v->dead[d], tid, g, &part);
-			if (rc)
-				return rc;
-			total -= part;
-		}
-	}
-	*out = total;
-	return 0;
-}
-
-int index_view_seek(struct index_view *v, uint64_t off, uint64_t *gseq, uint64_t *skip)
-{
-	MDB_cursor *tgs = NULL, *kty = NULL;
-	uint64_t lo = 0, hi = v->gseq_end, blo = 0;
-	int rc;
-
-	if (off >= v->size)
-		return -ENXIO;
-	if (!v->uid && v->n == 1 && !v->ndead) {
-		struct fen_val fv;
-		uint64_t ord;
-
-		rc = fen_find(v->t, v->tids[0], v->nord[0], off, &ord, skip);
-		if (!rc)
-			rc = fen_get(v->t, v->tids[0], ord + 1, &fv);
-		if (!rc)
-			*gseq = fv.gseq;
-		return rc;
-	}
-	rc = xerr(mdb_cursor_open(v->t->txn, v->t->ix->tgs, &tgs));
-	if (!rc)
-		rc = xerr(mdb_cursor_open(v->t->txn, v->t->ix->kty, &kty));
-	/* invariant: bytes_before(lo) = blo <= off < bytes_before(hi) */
-	while (!rc && hi - lo > 1) {
-		uint64_t mid = lo + (hi - lo) / 2, b = 0;
-
-		rc = bytes_before(v, tgs, kty, mid, &b);
-		if (rc)
-			break;
-		if (b <= off) {
-			lo = mid;
-			blo = b;
-		} else {
-			hi = mid;
-		}
-	}
-	if (tgs)
-		mdb_cursor_close(tgs);
-	if (kty)
-		mdb_cursor_close(kty);
-	if (rc)
-		return rc;
-	*gseq = lo;
-	*skip = off - blo;
-	return 0;
-}
-
-/* One cursor of the merge: the next event of one type. */
-struct merge_src {
-	MDB_cursor *c;
-	bool live;
-	struct index_event ev;
-};
-
-static int src_load(struct index_view *v, struct merge_src *s, int rc, const MDB_val *key,
-		    const MDB_val *val, uint32_t tid)
-{
-	s->live = false;
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return xerr(rc);
-	if (v->uid) {
-		struct kty_val kv;
-
-		if (get_be64(key->mv_data) != v->uid || get_be32((unsigned char *)key->mv_data + 8) != tid)
-			return 0;
-		memcpy(&kv, val->mv_data, sizeof(kv));
-		s->ev = (struct index_event){ get_be64((unsigned char *)key->mv_data + 12), v->uid,
-					      kv.off, kv.len };
-	} else {
-		struct tgs_val tv;
-
-		if (get_be32(key->mv_data) != tid)
-			return 0;
-		memcpy(&tv, val->mv_data, sizeof(tv));
-		s->ev = (struct index_event){ get_be64((unsigned char *)key->mv_data + 4), tv.uid,
-					      tv.off, tv.len };
-	}
-	s->live = true;
-	return 0;
-}
-
-int index_view_iter(struct index_view *v, uint64_t from,
-		    int (*cb)(void *arg, const struct index_event *ev), void *arg)
-{
-	struct merge_src *src;
-	MDB_dbi dbi = v->uid ? v->t->ix->kty : v->t->ix->tgs;
-	int rc = 0;
-
-	src = calloc(v->n, sizeof(*src));
-	if (!src)
-		return -ENOMEM;
-	for (size_t i = 0; i < v->n && !rc; i++) {
-		unsigned char k[20];
-		MDB_val key = { v->uid ? 20 : 12, k }, val;
-
-		if (v->uid) {
-			kty_key(k, v->uid, v->tids[i], from);
-		} else {
-			put_be32(k, v->tids[i]);
-			put_be64(k + 4, from);
-		}
-		rc = xerr(mdb_cursor_open(v->t->txn, dbi, &src[i].c));
-		if (!rc)
-			rc = src_load(v, &src[i], mdb_cursor_get(src[i].c, &key, &val, MDB_SET_RANGE),
-				      &key, &val, v->tids[i]);
-	}
-	while (!rc) {
-		struct merge_src *best = NULL;
-		size_t bi = 0;
-		MDB_val key, val;
-
-		for (size_t i = 0; i < v->n; i++)
-			if (src[i].live && (!best || src[i].ev.gseq < best->ev.gseq)) {
-				best = &src[i];
-				bi = i;
-			}
-		if (!best)
-			break;
-		if (v->uid || !is_dead(v, best->ev.uid))
-			rc = cb(arg, &best->ev);
-		if (rc)
-			break;
-		rc = src_load(v, best, mdb_cursor_get(best->c, &key, &val, MDB_NEXT), &key, &val,
-			      v->tids[bi]);
-	}
-	for (size_t i = 0; i < v->n; i++)
-		if (src[i].c)
-			mdb_cursor_close(src[i].c);
-	free(src);
-	return rc;
-}
-
-int index_view_tasks(struct index_txn *t, const char *prefix, size_t len, uint64_t after_uid,
-		     int (*cb)(void *arg, uint64_t uid), void *arg)
-{
-	struct index_view *v;
-	struct merge_src *src;
-	uint64_t last = after_uid;
-	int rc;
-
-	rc = index_view_open(t, prefix, len, 0, &v);
-	if (rc)
-		return rc;
-	src = calloc(v->n, sizeof(*src));
-	if (!src) {
-		index_view_free(v);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < v->n && !rc; i++) {
-		unsigned char k[12];
-		MDB_val key = { 12, k }, val;
-
-		tt_key(k, v->tids[i], after_uid + 1);
-		rc = xerr(mdb_cursor_open(t->txn, t->ix->tt, &src[i].c));
-		if (rc)
-			break;
-		rc = mdb_cursor_get(src[i].c, &key, &val, MDB_SET_RANGE);
-		src[i].live = rc == 0 && get_be32(key.mv_data) == v->tids[i];
-		if (src[i].live)
-			src[i].ev.uid = get_be64((unsigned char *)key.mv_data + 4);
-		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
-	}
-	while (!rc) {
-		struct merge_src *best = NULL;
-		size_t bi = 0;
-		MDB_val key, val;
-
-		for (size_t i = 0; i < v->n; i++)
-			if (src[i].live && (!best || src[i].ev.uid < best->ev.uid)) {
-				best = &src[i];
-				bi = i;
-			}
-		if (!best)
-			break;
-		if (best->ev.uid != last && !is_dead(v, best->ev.uid)) {
-			last = best->ev.uid;
-			rc = cb(arg, last);
-			if (rc)
-				break;
-		}
-		rc = mdb_cursor_get(best->c, &key, &val, MDB_NEXT);
-		best->live = rc == 0 && get_be32(key.mv_data) == v->tids[bi];
-		if (best->live)
-			best->ev.uid = get_be64((unsigned char *)key.mv_data + 4);
-		rc = rc == MDB_NOTFOUND ? 0 : xerr(rc);
-	}
-	for (size_t i = 0; i < v->n; i++)
-		if (src[i].c)
-			mdb_cursor_close(src[i].c);
-	free(src);
-	index_view_free(v);
-	return rc;
-}
-
-/* ---- checking and rebuilding a type (fsck, reindex) ---- */
-
-int index_type_names(struct index_txn *t, int (*cb)(void *arg, const char *name, size_t len),
-		     void *arg)
-{
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
-
-	rc = mdb_cursor_open(t->txn, t->ix->types, &c);
-	if (rc)
-		return xerr(rc);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		rc = cb(arg, key.mv_data, key.mv_size);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
-}
-
-int index_get_type_field(struct index_txn *t, char *buf, size_t n)
-{
-	MDB_val key = { 10, "type_field" }, val;
-	int rc = mdb_get(t->txn, t->ix->meta, &key, &val);
-
-	if (rc)
-		return xerr(rc);
-	if (val.mv_size >= n)
-		return -ENAMETOOLONG;
-	memcpy(buf, val.mv_data, val.mv_size);
-	buf[val.mv_size] = '\0';
-	return 0;
-}
-
-struct check {
-	struct index_txn *t;
-	uint64_t *bad;
-	char *why;
-	size_t whylen;
-};
-
-static void fault(struct check *ck, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fault(struct check *ck, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!(*ck->bad)++) {
-		va_start(ap, fmt);
-		vsnprintf(ck->why, ck->whylen, fmt, ap);
-		va_end(ap);
-	}
-}
-
-/* The state of task @uid (0 when there is no such task), cached for runs of one uid. */
-static int task_state(struct index_txn *t, uint64_t uid, uint64_t *last_uid, int *last_state)
-{
-	struct index_task task;
-	int rc;
-
-	if (uid == *last_uid)
-		return 0;
-	rc = index_task_by_uid(t, uid, &task);
-	if (rc && rc != -ENOENT)
-		return rc;
-	*last_uid = uid;
-	*last_state = rc ? 0 : task.state;
-	return 0;
-}
-
-/* kt/tt rows and the kty runs of type @tid: counts, and cum values without gaps. */
-static int check_kty(struct check *ck, uint32_t tid, uint64_t *live_rows)
-{
-	struct index_txn *t = ck->t;
-	MDB_cursor *tc = NULL, *kc = NULL;
-	unsigned char k[20];
-	MDB_val key = { 12, k }, val;
-	uint64_t last_uid = 0;
-	int state = 0, rc;
-
-	*live_rows = 0;
-	rc = xerr(mdb_cursor_open(t->txn, t->ix->tt, &tc));
-	if (!rc)
-		rc = xerr(mdb_cursor_open(t->txn, t->ix->kty, &kc));
-	tt_key(k, tid, 0);
-	for (rc = rc ? rc : mdb_cursor_get(tc, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && get_be32(key.mv_data) == tid;
-	     rc = mdb_cursor_get(tc, &key, &val, MDB_NEXT)) {
-		uint64_t uid = get_be64((unsigned char *)key.mv_data + 4), n = 0, bytes = 0, cum;
-		struct cnt_val tcnt, kcnt;
-		unsigned char kk[20];
-		MDB_val kkey = { 20, kk }, kval;
-
-		memset(&tcnt, 0, sizeof(tcnt));
-		memcpy(&tcnt, val.mv_data, val.mv_size < sizeof(tcnt) ? val.mv_size : sizeof(tcnt));
-		kt_key(kk, uid, tid);
-		rc = get_cnt(t, t->ix->kt, kk, &kcnt);
-		if (rc == -ENOENT) {
-			fault(ck, "task %" PRIu64 " has a tt row but no kt row", uid);
-			kcnt = tcnt;
-		} else if (rc) {
-			break;
-		} else if (memcmp(&kcnt, &tcnt, sizeof(kcnt))) {
-			fault(ck, "task %" PRIu64 ": kt and tt rows differ", uid);
-		}
-		rc = task_state(t, uid, &last_uid, &state);
-		if (rc)
-			break;
-		cum = kcnt.base;
-		kty_key(kk, uid, tid, 0);
-		for (rc = mdb_cursor_get(kc, &kkey, &kval, MDB_SET_RANGE);
-		     rc == 0 && get_be64(kkey.mv_data) == uid &&
-		     get_be32((unsigned char *)kkey.mv_data + 8) == tid;
-		     rc = mdb_cursor_get(kc, &kkey, &kval, MDB_NEXT)) {
-			uint64_t gseq = get_be64((unsigned char *)kkey.mv_data + 12);
-			unsigned char gk[12];
-			struct tgs_val tv;
-			struct kty_val kv;
-
-			memcpy(&kv, kval.mv_data, sizeof(kv));
-			if (kv.cum != cum)
-				fault(ck, "task %" PRIu64 " gseq %" PRIu64
-				      ": cumulative bytes %" PRIu64 ", expected %" PRIu64,
-				      uid, gseq, kv.cum, cum);
-			cum = kv.cum + kv.len;
-			n++;
-			bytes += kv.len;
-			put_be32(gk, tid);
-			put_be64(gk + 4, gseq);
-			rc = get_val(t, t->ix->tgs, gk, 12, &tv, sizeof(tv));
-			if (rc == -ENOENT)
-				fault(ck, "task %" PRIu64 " gseq %" PRIu64
-				      ": kty row without a tgs row", uid, gseq);
-			else if (rc)
-				break;
-			rc = 0;
-		}
-		rc = loop_rc(rc);
-		if (rc)
-			break;
-		if (state == TASK_LIVE) {
-			*live_rows += n;
-			if (n != kcnt.count || bytes != kcnt.bytes)
-				fault(ck, "task %" PRIu64 " counts %" PRIu64 " events, %"
-				      PRIu64 " bytes; its rows hold %" PRIu64 ", %" PRIu64,
-				      uid, kcnt.count, kcnt.bytes, n, bytes);
-		}
-	}
-	if (kc)
-		mdb_cursor_close(kc);
-	if (tc)
-		mdb_cursor_close(tc);
-	return loop_rc(rc);
-}
-
-int index_type_check(struct index_txn *t, const char *name, size_t len,
-		     int (*cb)(void *arg, const struct index_entry *e), void *arg,
-		     uint64_t *bad, char *why, size_t whylen)
-{
-	struct check ck = { .t = t, .bad = bad, .why = why, .whylen = whylen };
-	struct type_rec r;
-	uint64_t *tree = NULL, n, total = 0, live = 0, live_bytes = 0, prev_ord = 0;
-	uint64_t last_uid = 0, kty_live;
-	int state = 0, rc;
-	bool first = true;
-	MDB_cursor *c = NULL;
-	unsigned char k[20];
-	MDB_val key = { 12, k }, val;
-
-	*bad = 0;
-	if (why && whylen)
-		why[0] = '\0';
-	rc = get_val(t, t->ix->types, name, len, &r, sizeof(r));
-	if (rc)
-		return rc;
-	n = r.next_ord;
-	tree = calloc(n + 1, sizeof(*tree));
-	if (!tree)
-		return -ENOMEM;
-
-	/* tgs: rows in gseq order, ordinals rising, each with its kty row */
-	rc = xerr(mdb_cursor_open(t->txn, t->ix->tgs, &c));
-	put_be32(k, r.tid);
-	put_be64(k + 4, 0);
-	for (rc = rc ? rc : mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && get_be32(key.mv_data) == r.tid; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		struct index_entry e;
-		struct tgs_val tv;
-		struct kty_val kv;
-
-		memcpy(&tv, val.mv_data, sizeof(tv));
-		e.gseq = get_be64((unsigned char *)key.mv_data + 4);
-		e.uid = tv.uid;
-		e.off = tv.off;
-		e.len = tv.len;
-		if (tv.ord >= n || (!first && tv.ord <= prev_ord))
-			fault(&ck, "gseq %" PRIu64 " has ordinal %" PRIu64
-			      " (previous %" PRIu64 ", %" PRIu64 " allotted)",
-			      e.gseq, tv.ord, prev_ord, n);
-		else
-			tree[tv.ord + 1] = tv.len;
-		first = false;
-		prev_ord = tv.ord;
-		total += tv.len;
-		rc = task_state(t, tv.uid, &last_uid, &state);
-		if (rc)
-			break;
-		e.state = state;
-		if (state == TASK_LIVE) {
-			live++;
-			live_bytes += tv.len;
-		}
-		kty_key(k, tv.uid, r.tid, e.gseq);
-		rc = get_val(t, t->ix->kty, k, 20, &kv, sizeof(kv));
-		if (rc == -ENOENT)
-			fault(&ck, "gseq %" PRIu64 " (task %" PRIu64 ") has no kty row",
-			      e.gseq, tv.uid);
-		else if (rc)
-			break;
-		else if (kv.off != tv.off || kv.len != tv.len || kv.ord != tv.ord)
-			fault(&ck, "gseq %" PRIu64 ": tgs and kty rows differ",
-			      e.gseq);
-		if (cb) {
-			rc = cb(arg, &e);
-			if (rc)
-				break;
-		}
-	}
-	if (c)
-		mdb_cursor_close(c);
-	rc = loop_rc(rc);
-	if (rc)
-		goto out;
-	if (total != r.fen_total || live != r.live_count || live_bytes != r.live_bytes)
-		fault(&ck, "counters say %" PRIu64 " bytes in the tree, %" PRIu64
-		      " live events of %" PRIu64 " bytes; the rows hold %" PRIu64 ", %" PRIu64
-		      ", %" PRIu64, r.fen_total, r.live_count, r.live_bytes,
-		      total, live, live_bytes);
-
-	/* Fenwick nodes: built from the rows' lengths, node i covers i - lowbit(i) .. i - 1 */
-	for (uint64_t i = 1; i <= n; i++)
-		if (i + lowbit(i) <= n)
-			tree[i + lowbit(i)] += tree[i];
-	for (uint64_t i = 1; i <= n; i++) {
-		struct fen_val v;
-
-		rc = fen_get(t, r.tid, i, &v);
-		if (rc == -ENOENT) {
-			fault(&ck, "Fenwick node %" PRIu64 " is missing", i);
-			rc = 0;
-			continue;
-		}
-		if (rc)
-			goto out;
-		if (v.sum != tree[i]) {
-			fault(&ck, "Fenwick node %" PRIu64 " holds %" PRIu64
-			      " bytes, the rows %" PRIu64, i, v.sum, tree[i]);
-		}
-	}
-	rc = check_kty(&ck, r.tid, &kty_live);
-	if (!rc && kty_live != live)
-		fault(&ck, "live tasks' kty rows hold %" PRIu64 " events, tgs %" PRIu64,
-		      kty_live, live);
-out:
-	free(tree);
-	return rc;
-}
-
-/* Delete every row of the range of @dbi whose keys start with the @plen bytes @prefix. */
-static int del_range(struct index_txn *t, MDB_dbi dbi, const unsigned char *prefix, size_t plen)
-{
-	MDB_cursor *c;
-	MDB_val key = { plen, (void *)prefix }, val;
-	int rc;
-
-	rc = mdb_cursor_open(t->txn, dbi, &c);
-	if (rc)
-		return xerr(rc);
-	for (;;) {
-		key.mv_data = (void *)prefix;
-		key.mv_size = plen;
-		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		if (rc || key.mv_size < plen || memcmp(key.mv_data, prefix, plen))
-			break;
-		rc = mdb_cursor_del(c, 0);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(c);
-	return loop_rc(rc);
-}
-
-int index_type_drop(struct index_txn *t, const char *name, size_t len)
-{
-	struct type_ent *e;
-	unsigned char k[12];
-	MDB_cursor *c;
-	MDB_val key = { 12, k }, val;
-	int rc;
-
-	rc = type_get(t, name, len, false, &e);
-	if (rc)
-		return rc;
-	/* kty rows named by tgs rows, then those named by tt rows */
-	rc = xerr(mdb_cursor_open(t->txn, t->ix->tgs, &c));
-	if (rc)
-		return rc;
-	put_be32(k, e->rec.tid);
-	put_be64(k + 4, 0);
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && get_be32(key.mv_data) == e->rec.tid;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		struct tgs_val tv;
-		unsigned char kk[20];
-
-		memcpy(&tv, val.mv_data, sizeof(tv));
-		kty_key(kk, tv.uid, e->rec.tid, get_be64((unsigned char *)key.mv_data + 4));
-		rc = del_key(t, t->ix->kty, kk, 20);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(c);
-	rc = loop_rc(rc);
-	while (!rc) {
-		unsigned char kk[12];
-		uint64_t uid;
-
-		rc = xerr(mdb_cursor_open(t->txn, t->ix->tt, &c));
-		if (rc)
-			break;
-		tt_key(k, e->rec.tid, 0);
-		key.mv_data = k;
-		key.mv_size = 12;
-		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		if (rc == 0 && get_be32(key.mv_data) != e->rec.tid)
-			rc = MDB_NOTFOUND;
-		uid = rc ? 0 : get_be64((unsigned char *)key.mv_data + 4);
-		mdb_cursor_close(c);
-		if (rc) {
-			rc = loop_rc(rc);
-			break;
-		}
-		kt_key(kk, uid, e->rec.tid);
-		rc = del_range(t, t->ix->kty, kk, 12);
-		if (!rc)
-			rc = del_key(t, t->ix->kt, kk, 12);
-		tt_key(kk, e->rec.tid, uid);
-		if (!rc)
-			rc = del_key(t, t->ix->tt, kk, 12);
-	}
-	put_be32(k, e->rec.tid);
-	if (!rc)
-		rc = del_range(t, t->ix->tgs, k, 4);
-	if (!rc)
-		rc = del_range(t, t->ix->fen, k, 4);
-	if (rc)
-		return rc;
-	e->rec.next_ord = 0;
-	e->rec.fen_total = 0;
-	e->rec.live_count = 0;
-	e->rec.live_bytes = 0;
-	e->dirty = true;
-	return 0;
+	return ix_put_val(t, t->ix->meta, "stamp", 5, v, sizeof(v));
 }
 
 /* ---- snapshots (backup) ---- */
@@ -3420,7 +790,7 @@ int index_snapshot(const char *src, const char *dest)
 		return -errno;
 	rc = mdb_env_create(&env);
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	mdb_env_set_maxdbs(env, 16);
 	/* a reader beside the daemon: the lock file is shared, the map follows the file */
 	rc = mdb_env_open(env, src, MDB_RDONLY | MDB_NOTLS, 0644);
@@ -3430,7 +800,7 @@ int index_snapshot(const char *src, const char *dest)
 		evl_log(LOG_ERR, "index snapshot %s -> %s: %s", src, dest, mdb_strerror(rc));
 	mdb_env_close(env);
 	if (rc)
-		return xerr(rc);
+		return ix_err(rc);
 	/* LMDB's copy is not synced: the caller renames it into place next */
 	snprintf(path, sizeof(path), "%s/data.mdb", dest);
 	fd = io->open(path, O_RDONLY, 0);
