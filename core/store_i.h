@@ -107,9 +107,6 @@ int store_finish_switches(struct evl_store *st);
 /* Make DATA_DIR/reserve if it is missing and there is room (see store.c). */
 void store_reserve(struct evl_store *st);
 
-/* Remove @path and, if it is a directory, everything below it.  Missing is fine.  0 or -errno. */
-int store_rmrf(const char *path);
-
 /*
  * Make the buffer *@pp (capacity *@cap bytes) hold at least @need bytes,
  * doubling.  0 or -ENOMEM (the buffer is kept).

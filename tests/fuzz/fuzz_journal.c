@@ -28,6 +28,7 @@
 #include <xxhash.h>
 
 #include "bytes.h"
+#include "datadir.h"
 #include "evlog.h"
 #include "journal.h"
 #include "log.h"
