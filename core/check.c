@@ -51,6 +51,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_i.h"
 #include "datadir.h"
 #include "event.h"
 #include "evlog.h"
@@ -61,117 +62,7 @@
 #include "store_i.h"
 #include "tasklog.h"
 
-#define CHECK_MAX_EVENT (64u << 20)
-#define REPORT_PER_TYPE 10
-#define BATCH_EVENTS 50000
-
-struct ck_task {
-	char name[256];
-	size_t name_len;
-	uint64_t uid;			/* in the index (0: none) */
-	/* without an index (map_journal): where uid came from */
-	enum { UID_NONE, UID_XATTR, UID_EVENT, UID_CREATE } uid_from;
-	bool uid_shared;		/* another directory has its uid xattr (a copy) */
-	uint64_t trim_cut;		/* retention under way (DROPPING): its events before it go */
-	uint64_t trim_len, trim_n;	/* ... up to this logical byte and event (index_trim) */
-	bool in_index, on_disk, dirty, skip;
-	bool have_times;		/* created_ns, last_ns from the index */
-	bool has_owner;			/* owner and mode, from the index */
-	bool vouched;			/* the (old) index has its record: its owner stands */
-	uint32_t owner_uid, owner_gid, mode;
-	uint64_t idx_n, idx_len;	/* what the index says the files hold */
-	uint64_t base_len, base_n;
-	uint64_t created_ns, last_ns;	/* index, or the files' */
-	uint64_t n, bytes;		/* consistent prefix of the files */
-	uint64_t last_gseq;
-	uint64_t file_recs;
-	uint64_t mended;		/* sidecar records rebuilt (ck->mends) */
-	bool torn;			/* a bad record is the last one */
-	uint64_t lost;			/* records past the end of a log cut short */
-	uint64_t log_size;
-};
-
-struct ck_ev {
-	uint64_t gseq, off;
-	uint32_t len, type, task;
-};
-
-struct ck_type {
-	char *name;
-	size_t len;
-	size_t first, count;		/* run in the sorted events */
-	bool differs;
-	uint64_t reported;
-};
-
-/* A sidecar record rebuilt from the log and the index, to be written by a repair. */
-struct ck_mend {
-	size_t task;
-	uint64_t idx;
-	struct tasklog_rec rec;
-};
-
-/* A journal append event, kept by reindex for a store without a usable index. */
-struct ck_jev {
-	uint64_t lsn, uid, gseq, time_ns;
-	char *data;
-	size_t len;
-};
-
-struct ck_jcreate {
-	uint64_t uid, lsn, time_ns;
-	bool deleted;			/* by a later record of the journal */
-	bool has_owner;
-	struct tasklog_owner owner;
-	char name[256];
-};
-
-/* A task directory's ctime before reindex changed anything in it. */
-struct ck_ctime {
-	char name[256];
-	uint64_t ns;
-};
-
-struct ck {
-	const char *dir;
-	struct ck_ctime *ctimes;
-	size_t nctimes, ctcap;
-	const struct evl_check_opts *o;
-	struct evl_check_result *r;
-	char type_field[256];
-	struct event_validator *val;
-	struct ck_task *tasks;
-	size_t ntasks, tcap;		/* capacities in bytes (store_grow) */
-	struct ck_ev *evs;
-	size_t nevs, ecap;
-	struct ck_type *types;
-	size_t ntypes, tycap;
-	struct hsearch_data htab;
-	bool htab_made;
-	struct index *ix;
-	struct store_lock lock;
-	bool needs_recovery;
-	uint64_t max_gseq;
-	/* the journal, for reindex */
-	struct ck_jev *jev;
-	size_t njev, jcap;
-	struct ck_jcreate *jcr;
-	size_t njcr, jcrcap;
-	struct ck_jdel {
-		uint64_t uid, time_ns;
-	} *jdel;			/* the journal's deletes */
-	size_t njdel, jdelcap;
-	uint64_t j_last_lsn, j_max_uid, j_max_gseq, j_unapplied, applied_lsn;
-	uint64_t j_end;			/* the journal's last lsn (journal_scan) */
-	bool will_replay;		/* reindex: replay_journal runs after cut_tails */
-	bool j_intact;			/* it has a segment, and no damage */
-	struct ck_mend *mends;
-	size_t nmends, mcap;
-};
-
-static void report(struct ck *ck, char level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void report(struct ck *ck, char level, const char *fmt, ...)
+void ck_report(struct ck *ck, char level, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
@@ -189,7 +80,7 @@ static void report(struct ck *ck, char level, const char *fmt, ...)
 		ck->o->report(ck->o->arg, level, line);
 }
 
-static void progress(struct ck *ck, const char *phase, uint64_t done, uint64_t total)
+void ck_progress(struct ck *ck, const char *phase, uint64_t done, uint64_t total)
 {
 	if (ck->o->progress)
 		ck->o->progress(ck->o->arg, phase, done, total);
@@ -197,29 +88,29 @@ static void progress(struct ck *ck, const char *phase, uint64_t done, uint64_t t
 
 /* ---- the lock ---- */
 
-static int lock_store(struct ck *ck, const char *what)
+int ck_lock_store(struct ck *ck, const char *what)
 {
 	char holder[600];
 	int rc;
 
 	rc = store_lock(ck->dir, what, &ck->lock);
 	if (rc == -EBUSY && evl_store_holder(ck->dir, holder, sizeof(holder)) == 1)
-		report(ck, 'X', "%s is in use by %s: unmount it first", ck->dir, holder);
+		ck_report(ck, 'X', "%s is in use by %s: unmount it first", ck->dir, holder);
 	return rc;
 }
 
 /* The sidecars' format (tasklog_format_check): upgraded by a run that may write. */
-static int check_format(struct ck *ck, bool may_write)
+int ck_check_format(struct ck *ck, bool may_write)
 {
 	char why[600];
 	int rc;
 
 	rc = tasklog_format_check(ck->dir, may_write, true, why, sizeof(why));
 	if (rc == -EPROTO)
-		report(ck, 'X', "%s", why);
+		ck_report(ck, 'X', "%s", why);
 	else if (rc)
-		report(ck, 'X', "cannot check or upgrade the task sidecars of %s: %s", ck->dir,
-		       strerror(-rc));
+		ck_report(ck, 'X', "cannot check or upgrade the task sidecars of %s: %s", ck->dir,
+			  strerror(-rc));
 	return rc;
 }
 
@@ -260,7 +151,7 @@ int store_cycle(const char *dir, const char *type_field, const char *holder)
 }
 
 /* Open the store through the normal path (recovery, checkpoint) and close it. */
-static int recover(struct ck *ck, const char *what)
+int ck_recover(struct ck *ck, const char *what)
 {
 	int rc, lr;
 
@@ -270,13 +161,13 @@ static int recover(struct ck *ck, const char *what)
 	}
 	unlock_store(ck);
 	rc = store_cycle(ck->dir, ck->type_field, what);
-	lr = lock_store(ck, what);
+	lr = ck_lock_store(ck, what);
 	return rc ? rc : lr;
 }
 
 /* ---- the scan ---- */
 
-static int type_id(struct ck *ck, const char *name, size_t len, uint32_t *id)
+int ck_type_id(struct ck *ck, const char *name, size_t len, uint32_t *id)
 {
 	ENTRY e = { .key = (char *)name }, *found;
 	int rc;
@@ -301,11 +192,11 @@ static int type_id(struct ck *ck, const char *name, size_t len, uint32_t *id)
 	return 0;
 }
 
-static int add_event(struct ck *ck, size_t task, uint64_t gseq, uint64_t off, uint32_t len,
-		     const char *type, size_t tlen)
+int ck_add_event(struct ck *ck, size_t task, uint64_t gseq, uint64_t off, uint32_t len,
+		 const char *type, size_t tlen)
 {
 	uint32_t tid;
-	int rc = type_id(ck, type, tlen, &tid);
+	int rc = ck_type_id(ck, type, tlen, &tid);
 
 	if (!rc)
 		rc = store_grow(&ck->evs, &ck->ecap, (ck->nevs + 1) * sizeof(*ck->evs));
@@ -318,7 +209,7 @@ static int add_event(struct ck *ck, size_t task, uint64_t gseq, uint64_t off, ui
 	return 0;
 }
 
-static void *map_file(const char *path, uint64_t *size, int *err)
+void *ck_map_file(const char *path, uint64_t *size, int *err)
 {
 	struct stat sb;
 	void *p;
@@ -437,22 +328,22 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
 	/* a missing file is a finding; a failing read (EIO, EMFILE) fails the run */
-	log = map_file(path, &log_size, &err);
+	log = ck_map_file(path, &log_size, &err);
 	if (err && err != -ENOENT)
 		return err;
 	if (err) {
-		report(ck, 'U', "task %s: cannot read its log: %s", tk->name, strerror(-err));
+		ck_report(ck, 'U', "task %s: cannot read its log: %s", tk->name, strerror(-err));
 		tk->skip = true;
 		return 0;
 	}
 	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
-	meta = map_file(path, &meta_size, &err);
+	meta = ck_map_file(path, &meta_size, &err);
 	if (err && err != -ENOENT) {
 		rc = err;
 		goto out;
 	}
 	if (err) {
-		report(ck, 'U', "task %s: cannot read its sidecar: %s", tk->name, strerror(-err));
+		ck_report(ck, 'U', "task %s: cannot read its sidecar: %s", tk->name, strerror(-err));
 		tk->skip = true;
 		goto out;
 	}
@@ -485,10 +376,10 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 				ck->mends[ck->nmends++] = (struct ck_mend){ .task = i, .idx = k,
 									    .rec = rec };
 				if (tk->mended++ < REPORT_PER_TYPE)
-					report(ck, 'E', "task %s: sidecar record %" PRIu64 " %s; the log"
-					       " and the index agree on its event (gseq %" PRIu64
-					       ", log byte %" PRIu64 "): a repair rewrites the record",
-					       tk->name, k + 1, bad, rec.gseq, off);
+					ck_report(ck, 'E', "task %s: sidecar record %" PRIu64 " %s; the"
+						  " log and the index agree on its event (gseq %" PRIu64
+						  ", log byte %" PRIu64 "): a repair rewrites the record",
+						  tk->name, k + 1, bad, rec.gseq, off);
 				else
 					ck->r->problems++;
 			} else if (k >= n) {
@@ -522,23 +413,23 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 			 */
 			tk->torn = true;
 			tk->lost = tk->file_recs - k;
-			report(ck, 'E', "task %s: log shorter than its sidecar (%" PRIu64 " bytes): "
-			       "events %" PRIu64 "-%" PRIu64 " are not in it (%" PRIu64 " lost)",
-			       tk->name, log_size, k + 1, tk->file_recs, tk->lost);
+			ck_report(ck, 'E', "task %s: log shorter than its sidecar (%" PRIu64 " bytes): "
+				  "events %" PRIu64 "-%" PRIu64 " are not in it (%" PRIu64 " lost)",
+				  tk->name, log_size, k + 1, tk->file_recs, tk->lost);
 			break;
 		}
 		if (why) {
 			/* a last event changed in place is no torn write: never cut */
 			tk->torn = k + 1 == tk->file_recs && !sum_bad;
 			/* a torn tail is cut by recovery; damage before it is not repairable */
-			report(ck, tk->torn ? 'E' : 'U', "task %s: event %" PRIu64 " (log byte %"
-			       PRIu64 "): %s%s",
-			       tk->name, k + 1, off, why,
-			       tk->torn ? " (a torn last write)" : "");
+			ck_report(ck, tk->torn ? 'E' : 'U', "task %s: event %" PRIu64 " (log byte %"
+				  PRIu64 "): %s%s",
+				  tk->name, k + 1, off, why,
+				  tk->torn ? " (a torn last write)" : "");
 			tk->skip = !tk->torn;
 			break;
 		}
-		rc = add_event(ck, i, rec.gseq, off, rec.len, type, tlen);
+		rc = ck_add_event(ck, i, rec.gseq, off, rec.len, type, tlen);
 		if (rc)
 			goto out;
 		if (!tk->have_times) {
@@ -551,22 +442,22 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		tk->last_gseq = prev = rec.gseq;
 		prev_ns = rec.time_ns;
 		if ((k & 4095) == 0)
-			progress(ck, "scan", *done + off, total);
+			ck_progress(ck, "scan", *done + off, total);
 	}
 	if (tk->mended > REPORT_PER_TYPE)
-		report(ck, 'I', "task %s: %" PRIu64 " more sidecar records to rewrite not shown",
-		       tk->name, tk->mended - REPORT_PER_TYPE);
+		ck_report(ck, 'I', "task %s: %" PRIu64 " more sidecar records to rewrite not shown",
+			  tk->name, tk->mended - REPORT_PER_TYPE);
 	if (tk->n == tk->file_recs && limit >= tk->file_recs && meta_size % TASKLOG_REC) {
 		tk->torn = true;
-		report(ck, 'E', "task %s: sidecar ends in a partial record (a torn last write)",
-		       tk->name);
+		ck_report(ck, 'E', "task %s: sidecar ends in a partial record (a torn last write)",
+			  tk->name);
 	}
 	tk->log_size = log_size;
 	if (tk->n >= tk->file_recs && limit >= tk->file_recs && log_size > tk->bytes) {
 		tk->torn = true;
-		report(ck, 'E', "task %s: %" PRIu64 " log bytes after its last event (lines "
-		       "appended outside the store, or a torn last write): --repair moves whole "
-		       "lines to events.unapplied", tk->name, log_size - tk->bytes);
+		ck_report(ck, 'E', "task %s: %" PRIu64 " log bytes after its last event (lines "
+			  "appended outside the store, or a torn last write): --repair moves whole "
+			  "lines to events.unapplied", tk->name, log_size - tk->bytes);
 	}
 out:
 	*done += log_size;
@@ -583,7 +474,7 @@ static int cmp_task(const void *a, const void *b)
 }
 
 /* The task named @name among the first @n, which are in name order. */
-static struct ck_task *task_named(struct ck *ck, size_t n, const char *name)
+struct ck_task *ck_task_named(struct ck *ck, size_t n, const char *name)
 {
 	struct ck_task key;
 
@@ -629,11 +520,11 @@ static int list_dirs(struct ck *ck)
 		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
 		if (stat(p, &sb) || !S_ISDIR(sb.st_mode))
 			continue;
-		tk = task_named(ck, nindex, de->d_name);
+		tk = ck_task_named(ck, nindex, de->d_name);
 		if (!tk && !has_file(p, "events") && !has_file(p, "events.meta")) {
 			/* no task's files (lost+found, a stray mkdir): not a task, left alone */
-			report(ck, 'I', "tasks/%s holds no task log: not a task, ignored",
-			       de->d_name);
+			ck_report(ck, 'I', "tasks/%s holds no task log: not a task, ignored",
+				  de->d_name);
 			continue;
 		}
 		if (!tk) {
@@ -662,7 +553,7 @@ static uint64_t file_size(const char *dir, const char *name, const char *file)
 	return stat(path, &sb) ? 0 : sb.st_size;
 }
 
-static int cmp_ev(const void *a, const void *b)
+int ck_cmp_ev(const void *a, const void *b)
 {
 	const struct ck_ev *x = a, *y = b;
 
@@ -672,7 +563,7 @@ static int cmp_ev(const void *a, const void *b)
 }
 
 /* Scan every task on disk (the index's tasks are listed already), then sort. */
-static int scan_all(struct ck *ck)
+int ck_scan_all(struct ck *ck)
 {
 	uint64_t total = 0, done = 0, dups = 0;
 	int rc;
@@ -697,11 +588,11 @@ static int scan_all(struct ck *ck)
 		if (tk->dirty && ck->needs_recovery && tk->n < tk->idx_n)
 			tk->skip = true;	/* recovery rewrites it from the journal */
 	}
-	progress(ck, "scan", total, total);
+	ck_progress(ck, "scan", total, total);
 	if (rc)
 		return rc;
 	if (ck->nevs)
-		qsort(ck->evs, ck->nevs, sizeof(*ck->evs), cmp_ev);
+		qsort(ck->evs, ck->nevs, sizeof(*ck->evs), ck_cmp_ev);
 	for (size_t i = 0; i < ck->nevs; i++) {
 		struct ck_type *ty = &ck->types[ck->evs[i].type];
 
@@ -712,17 +603,17 @@ static int scan_all(struct ck *ck)
 		    ck->evs[i - 1].type == ck->evs[i].type) {
 			/* no index repair fixes it: reindex renumbers (renumber_copies) */
 			if (dups++ < REPORT_PER_TYPE)
-				report(ck, 'U', "gseq %" PRIu64 " is in the logs of tasks %s and %s "
-				       "(a copy of a task's tree?): evlogctl reindex gives one of "
-				       "them new gseqs", ck->evs[i].gseq,
-				       ck->tasks[ck->evs[i - 1].task].name,
-				       ck->tasks[ck->evs[i].task].name);
+				ck_report(ck, 'U', "gseq %" PRIu64 " is in the logs of tasks %s and %s "
+					  "(a copy of a task's tree?): evlogctl reindex gives one of "
+					  "them new gseqs", ck->evs[i].gseq,
+					  ck->tasks[ck->evs[i - 1].task].name,
+					  ck->tasks[ck->evs[i].task].name);
 			else
 				ck->r->problems++, ck->r->unfixable++;
 		}
 	}
 	if (dups > REPORT_PER_TYPE)
-		report(ck, 'I', "%" PRIu64 " gseqs in all are in the logs of two tasks", dups);
+		ck_report(ck, 'I', "%" PRIu64 " gseqs in all are in the logs of two tasks", dups);
 	for (size_t i = 0; i < ck->ntasks; i++)
 		if (ck->tasks[i].on_disk) {
 			ck->r->tasks++;
@@ -792,14 +683,14 @@ static int journal_cb(void *arg, uint64_t lsn, unsigned type, const void *payloa
 		ck->j_unapplied++;
 	rc = store_rec_decode(type, payload, len, jrec_cb, ck);
 	if (rc == -EILSEQ) {
-		report(ck, 'E', "journal record %" PRIu64 ": malformed payload", lsn);
+		ck_report(ck, 'E', "journal record %" PRIu64 ": malformed payload", lsn);
 		rc = 0;
 	}
 	return rc;
 }
 
 /* Check the journal; report what recovery would do with it. */
-static int check_journal(struct ck *ck)
+int ck_check_journal(struct ck *ck)
 {
 	struct journal_scan js;
 	char path[4200];
@@ -814,29 +705,29 @@ static int check_journal(struct ck *ck)
 	ck->j_end = js.last_lsn;
 	ck->j_intact = js.segments && !js.damage.lost && !js.damage.segments && !js.bad_bytes;
 	if (js.damage.lost) {
-		report(ck, 'E', "journal: %" PRIu64 " records (lsns %" PRIu64 "-%" PRIu64 ") are"
-		       " corrupt and lost, from segment %016" PRIx64 " on; the records after them"
-		       " check out: the next mount (or fsck --repair) replays those and keeps"
-		       " the damaged segment as %016" PRIx64 ".jnl.corrupt", js.damage.lost,
-		       js.damage.first_lsn, js.damage.last_lsn, js.damage.first_segment,
-		       js.damage.first_segment);
+		ck_report(ck, 'E', "journal: %" PRIu64 " records (lsns %" PRIu64 "-%" PRIu64 ") are"
+			  " corrupt and lost, from segment %016" PRIx64 " on; the records after them"
+			  " check out: the next mount (or fsck --repair) replays those and keeps"
+			  " the damaged segment as %016" PRIx64 ".jnl.corrupt", js.damage.lost,
+			  js.damage.first_lsn, js.damage.last_lsn, js.damage.first_segment,
+			  js.damage.first_segment);
 		ck->needs_recovery = true;
 	} else if (js.damage.segments) {
-		report(ck, 'E', "journal: %" PRIu64 " damaged segments from %016" PRIx64 " on, but"
-		       " no record lost: the next mount (or fsck --repair) keeps a copy as"
-		       " .corrupt", js.damage.segments, js.damage.first_segment);
+		ck_report(ck, 'E', "journal: %" PRIu64 " damaged segments from %016" PRIx64 " on, but"
+			  " no record lost: the next mount (or fsck --repair) keeps a copy as"
+			  " .corrupt", js.damage.segments, js.damage.first_segment);
 		ck->needs_recovery = true;
 	}
 	if (js.bad_bytes && js.bad_later) {
-		report(ck, 'E', "journal: %" PRIu64 " bytes from byte %" PRIu64 " of segment %016"
-		       PRIx64 " on (%" PRIu64 " later segments) are corrupt: records after lsn %"
-		       PRIu64 " are unreadable", js.bad_bytes, js.bad_off, js.bad_segment,
-		       js.bad_later, js.last_lsn);
+		ck_report(ck, 'E', "journal: %" PRIu64 " bytes from byte %" PRIu64 " of segment %016"
+			  PRIx64 " on (%" PRIu64 " later segments) are corrupt: records after lsn %"
+			  PRIu64 " are unreadable", js.bad_bytes, js.bad_off, js.bad_segment,
+			  js.bad_later, js.last_lsn);
 		ck->needs_recovery = true;
 	} else if (js.bad_bytes) {
-		report(ck, 'E', "journal: a torn last record (%" PRIu64 " bytes at byte %" PRIu64
-		       " of segment %016" PRIx64 "): the next mount cuts it",
-		       js.bad_bytes, js.bad_off, js.bad_segment);
+		ck_report(ck, 'E', "journal: a torn last record (%" PRIu64 " bytes at byte %" PRIu64
+			  " of segment %016" PRIx64 "): the next mount cuts it",
+			  js.bad_bytes, js.bad_off, js.bad_segment);
 		ck->needs_recovery = true;
 	}
 	return 0;
@@ -848,7 +739,7 @@ static int check_journal(struct ck *ck)
  * Open the store's index (read-only unless @write), checked for damage
  * first: -EUCLEAN if it is damaged (index_open_ex logged how).
  */
-static int open_index(struct ck *ck, bool must_exist, bool write)
+int ck_open_index(struct ck *ck, bool must_exist, bool write)
 {
 	char path[4200];
 	struct index_txn *t;
@@ -874,7 +765,7 @@ static int open_index(struct ck *ck, bool must_exist, bool write)
  * I7 (store.c): is the index this store's, as new as its logs?  0, or
  * -ESTALE (reported at @level) or -errno.
  */
-static int check_stamp(struct ck *ck, char level)
+int ck_check_stamp(struct ck *ck, char level)
 {
 	struct store_stamp s;
 	char why[512];
@@ -882,9 +773,9 @@ static int check_stamp(struct ck *ck, char level)
 
 	rc = store_stamp_check(ck->dir, ck->ix, &s, why, sizeof(why));
 	if (rc == -ESTALE)
-		report(ck, level, "the index does not describe the logs of %s: %s%s", ck->dir, why,
-		       level == 'X' ? "; evlogctl reindex rebuilds it from them" :
-		       ": building a new one");
+		ck_report(ck, level, "the index does not describe the logs of %s: %s%s", ck->dir, why,
+			  level == 'X' ? "; evlogctl reindex rebuilds it from them" :
+			  ": building a new one");
 	return rc;
 }
 
@@ -960,8 +851,8 @@ static int count_trim(void *arg, const struct index_trim *tr)
 }
 
 /* The index's live tasks into ck->tasks; what recovery has left to do. */
-static int load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *trims,
-		      uint64_t *dropping)
+int ck_load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *trims,
+		  uint64_t *dropping)
 {
 	struct trims tc = { .ck = ck };
 	struct load l = { .ck = ck };
@@ -1031,7 +922,7 @@ static void finding(struct cmp_ctx *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	report(c->ck, 'E', "type %s: %s", c->ty->name, line);
+	ck_report(c->ck, 'E', "type %s: %s", c->ty->name, line);
 }
 
 /* A logged event the index lacks (or has elsewhere). */
@@ -1090,7 +981,7 @@ static int index_type_cb(void *arg, const char *name, size_t len)
 	uint32_t id;
 
 	snprintf(buf, sizeof(buf), "%.*s", (int)len, name);
-	return type_id(ck, buf, len, &id);
+	return ck_type_id(ck, buf, len, &id);
 }
 
 /* Compare every type of the index and of the logs. */
@@ -1128,17 +1019,17 @@ static int compare_types(struct ck *ck)
 		} else if (bad) {
 			ty->differs = true;
 			if (bad > 1)
-				report(ck, 'E', "type %s: %s (%" PRIu64 " faults of its structure"
-				       " in all)", ty->name, why, bad);
+				ck_report(ck, 'E', "type %s: %s (%" PRIu64 " faults of its structure"
+					  " in all)", ty->name, why, bad);
 			else
-				report(ck, 'E', "type %s: %s", ty->name, why);
+				ck_report(ck, 'E', "type %s: %s", ty->name, why);
 		}
 		while (c.pos < ty->count)
 			missing(&c, &ck->evs[ty->first + c.pos++]);
 		if (ty->reported > REPORT_PER_TYPE)
-			report(ck, 'I', "type %s: %" PRIu64 " more findings not shown", ty->name,
-			       ty->reported - REPORT_PER_TYPE);
-		progress(ck, "check", i + 1, ck->ntypes);
+			ck_report(ck, 'I', "type %s: %" PRIu64 " more findings not shown", ty->name,
+				  ty->reported - REPORT_PER_TYPE);
+		ck_progress(ck, "check", i + 1, ck->ntypes);
 	}
 	index_abort(t);
 out:
@@ -1189,10 +1080,10 @@ static int check_trims(struct ck *ck)
 		free(ev);
 		if (ok)
 			continue;
-		report(ck, 'E', "task %s: its retention under way (up to gseq %" PRIu64 ", log byte %"
-		       PRIu64 ", event %" PRIu64 ") does not match its files: a damaged index?"
-		       " evlogctl reindex builds a new one", tk->name, tk->trim_cut,
-		       tk->trim_len - tk->base_len, tk->trim_n - tk->base_n);
+		ck_report(ck, 'E', "task %s: its retention under way (up to gseq %" PRIu64 ", log byte %"
+			  PRIu64 ", event %" PRIu64 ") does not match its files: a damaged index?"
+			  " evlogctl reindex builds a new one", tk->name, tk->trim_cut,
+			  tk->trim_len - tk->base_len, tk->trim_n - tk->base_n);
 		tk->trim_cut = 0;
 	}
 	return 0;
@@ -1205,17 +1096,17 @@ static void compare_tasks(struct ck *ck)
 		struct ck_task *tk = &ck->tasks[i];
 
 		if (tk->in_index && !tk->on_disk) {
-			report(ck, 'E', "task %s: in the index but its directory is missing",
-			       tk->name);
+			ck_report(ck, 'E', "task %s: in the index but its directory is missing",
+				  tk->name);
 		} else if (!tk->in_index) {
-			report(ck, 'E', "task %s: its directory (%" PRIu64 " events) is not in the"
-			       " index", tk->name, tk->n);
+			ck_report(ck, 'E', "task %s: its directory (%" PRIu64 " events) is not in the"
+				  " index", tk->name, tk->n);
 		} else if (tk->skip) {
 			continue;
 		} else if (tk->n != tk->idx_n || tk->bytes != tk->idx_len) {
-			report(ck, 'E', "task %s: the index counts %" PRIu64 " events, %" PRIu64
-			       " bytes; its files hold %" PRIu64 ", %" PRIu64, tk->name,
-			       tk->idx_n, tk->idx_len, tk->n, tk->bytes);
+			ck_report(ck, 'E', "task %s: the index counts %" PRIu64 " events, %" PRIu64
+				  " bytes; its files hold %" PRIu64 ", %" PRIu64, tk->name,
+				  tk->idx_n, tk->idx_len, tk->n, tk->bytes);
 		}
 	}
 }
@@ -1223,8 +1114,8 @@ static void compare_tasks(struct ck *ck)
 /* ---- repair ---- */
 
 /* Run @fn in a write transaction, growing the map and redoing it when full. */
-static int in_txn(struct ck *ck, int (*fn)(struct ck *ck, struct index_txn *t, void *arg),
-		  void *arg)
+int ck_in_txn(struct ck *ck, int (*fn)(struct ck *ck, struct index_txn *t, void *arg),
+	      void *arg)
 {
 	for (;;) {
 		struct index_txn *t;
@@ -1267,7 +1158,7 @@ static int sum_task(void *arg, const struct index_task *it)
  * directory's attribute (tasklog_owner_of), if it carries one, rather than
  * the mounting user's and 0755.
  */
-static void owner_from_dir(struct ck *ck, struct ck_task *tk)
+void ck_owner_from_dir(struct ck *ck, struct ck_task *tk)
 {
 	struct tasklog_owner o;
 	char path[4200];
@@ -1302,7 +1193,7 @@ static int fix_tasks(struct ck *ck, struct index_txn *t, void *arg)
 		if (!tk->in_index) {
 			it = (struct index_task){ .uid = tk->uid ? tk->uid : m.next_uid++,
 						  .state = TASK_LIVE };
-			owner_from_dir(ck, tk);
+			ck_owner_from_dir(ck, tk);
 			it.has_owner = tk->has_owner;
 			it.owner_uid = tk->owner_uid;
 			it.owner_gid = tk->owner_gid;
@@ -1390,11 +1281,11 @@ static int check_meta(struct ck *ck, struct index_txn *t, void *arg)
 	    m.next_gseq > ck->max_gseq && m.next_uid > s.max_uid)
 		return 0;
 	if (!fix) {
-		report(ck, 'E', "index totals: %" PRIu64 " tasks, %" PRIu64 " events, %" PRIu64
-		       " bytes, next gseq %" PRIu64 "; the task records add up to %" PRIu64
-		       ", %" PRIu64 ", %" PRIu64 " and the logs reach gseq %" PRIu64,
-		       m.tasks, m.events, m.log_bytes, m.next_gseq, s.tasks, s.events, s.bytes,
-		       ck->max_gseq);
+		ck_report(ck, 'E', "index totals: %" PRIu64 " tasks, %" PRIu64 " events, %" PRIu64
+			  " bytes, next gseq %" PRIu64 "; the task records add up to %" PRIu64
+			  ", %" PRIu64 ", %" PRIu64 " and the logs reach gseq %" PRIu64,
+			  m.tasks, m.events, m.log_bytes, m.next_gseq, s.tasks, s.events, s.bytes,
+			  ck->max_gseq);
 		return 0;
 	}
 	m.tasks = s.tasks;
@@ -1404,8 +1295,8 @@ static int check_meta(struct ck *ck, struct index_txn *t, void *arg)
 		m.next_gseq = ck->max_gseq + 1;
 	if (m.next_uid <= s.max_uid)
 		m.next_uid = s.max_uid + 1;
-	report(ck, 'F', "index totals set to %" PRIu64 " tasks, %" PRIu64 " events, %" PRIu64
-	       " bytes", s.tasks, s.events, s.bytes);
+	ck_report(ck, 'F', "index totals set to %" PRIu64 " tasks, %" PRIu64 " events, %" PRIu64
+		  " bytes", s.tasks, s.events, s.bytes);
 	return index_put_meta(t, &m);
 }
 
@@ -1422,7 +1313,7 @@ static int check_meta_ro(struct ck *ck)
 }
 
 /* Make the index agree with the scan: task records, differing types, totals. */
-static int repair(struct ck *ck, bool all_types)
+int ck_repair(struct ck *ck, bool all_types)
 {
 	uint64_t ntypes = 0, done = 0;
 	int rc;
@@ -1431,17 +1322,17 @@ static int repair(struct ck *ck, bool all_types)
 		struct ck_task *tk = &ck->tasks[i];
 
 		if (tk->in_index && !tk->on_disk)
-			report(ck, all_types ? 'I' : 'F', "task %s: deleted from the index",
-			       tk->name);
+			ck_report(ck, all_types ? 'I' : 'F', "task %s: deleted from the index",
+				  tk->name);
 		else if (tk->skip)
 			;
 		else if (!tk->in_index && !all_types)
-			report(ck, 'F', "task %s: added to the index", tk->name);
+			ck_report(ck, 'F', "task %s: added to the index", tk->name);
 		else if (tk->in_index && (tk->n != tk->idx_n || tk->bytes != tk->idx_len))
-			report(ck, 'F', "task %s: counters set to %" PRIu64 " events, %" PRIu64
-			       " bytes", tk->name, tk->n, tk->bytes);
+			ck_report(ck, 'F', "task %s: counters set to %" PRIu64 " events, %" PRIu64
+				  " bytes", tk->name, tk->n, tk->bytes);
 	}
-	rc = in_txn(ck, fix_tasks, NULL);
+	rc = ck_in_txn(ck, fix_tasks, NULL);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < ck->ntypes; i++)
@@ -1451,14 +1342,14 @@ static int repair(struct ck *ck, bool all_types)
 
 		if (!all_types && !ty->differs)
 			continue;
-		rc = in_txn(ck, rebuild_type, ty);
+		rc = ck_in_txn(ck, rebuild_type, ty);
 		if (!rc && !all_types)
-			report(ck, 'F', "type %s: entries rebuilt from the logs (%zu events)",
-			       ty->name, ty->count);
-		progress(ck, all_types ? "index" : "repair", ++done, ntypes);
+			ck_report(ck, 'F', "type %s: entries rebuilt from the logs (%zu events)",
+				  ty->name, ty->count);
+		ck_progress(ck, all_types ? "index" : "repair", ++done, ntypes);
 	}
 	if (!rc)
-		rc = in_txn(ck, check_meta, (void *)1);
+		rc = ck_in_txn(ck, check_meta, (void *)1);
 	if (!rc)
 		rc = index_sync(ck->ix);
 	return rc;
@@ -1466,7 +1357,7 @@ static int repair(struct ck *ck, bool all_types)
 
 /* ---- fsck ---- */
 
-static void ck_free(struct ck *ck)
+void ck_free(struct ck *ck)
 {
 	if (ck->ix)
 		index_close(ck->ix);
@@ -1489,8 +1380,8 @@ static void ck_free(struct ck *ck)
 	free(ck->evs);
 }
 
-static int ck_init(struct ck *ck, const char *dir, const struct evl_check_opts *o,
-		   struct evl_check_result *r)
+int ck_init(struct ck *ck, const char *dir, const struct evl_check_opts *o,
+	    struct evl_check_result *r)
 {
 	memset(ck, 0, sizeof(*ck));
 	memset(r, 0, sizeof(*r));
@@ -1505,7 +1396,7 @@ static int ck_init(struct ck *ck, const char *dir, const struct evl_check_opts *
 }
 
 /* Forget the scan (to scan again after recovery). */
-static void ck_forget(struct ck *ck)
+void ck_forget(struct ck *ck)
 {
 	hdestroy_r(&ck->htab);
 	ck->htab_made = false;
@@ -1519,7 +1410,7 @@ static void ck_forget(struct ck *ck)
 }
 
 /* Write the sidecar records rebuilt by the scan (mend_rec), synced. */
-static int write_mends(struct ck *ck)
+int ck_write_mends(struct ck *ck)
 {
 	char path[4200];
 	struct tasklog *tl = NULL;
@@ -1537,8 +1428,8 @@ static int write_mends(struct ck *ck)
 		if (!rc && (k + 1 == ck->nmends || ck->mends[k + 1].task != ck->mends[k].task)) {
 			rc = tasklog_sync(tl, tk->uid, tk->name);
 			if (!rc)
-				report(ck, 'F', "task %s: %" PRIu64 " sidecar records rewritten from the"
-				       " log and the index", tk->name, tk->mended);
+				ck_report(ck, 'F', "task %s: %" PRIu64 " sidecar records rewritten from"
+					  " the log and the index", tk->name, tk->mended);
 		}
 	}
 	if (tl)
@@ -1618,8 +1509,8 @@ static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 		skip += je->len;
 	}
 	if (!rc && skip)
-		report(ck, 'I', "task %s: %" PRIu64 " bytes after its last event are the journal's"
-		       " next events of it: written again by the replay", tk->name, skip);
+		ck_report(ck, 'I', "task %s: %" PRIu64 " bytes after its last event are the journal's"
+			  " next events of it: written again by the replay", tk->name, skip);
 	/* copied in chunks: a tail of any size, in bounded memory */
 	for (uint64_t done = skip; done < whole && !rc;) {
 		size_t k = whole - done < CHUNK ? whole - done : CHUNK;
@@ -1634,13 +1525,13 @@ static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 	io->close(fd);
 	free(buf);
 	if (!rc && whole > skip)
-		report(ck, 'F', "task %s: %" PRIu64 " bytes of whole lines after its last event "
-		       "moved to tasks/%s/events.unapplied", tk->name, whole - skip, tk->name);
+		ck_report(ck, 'F', "task %s: %" PRIu64 " bytes of whole lines after its last event "
+			  "moved to tasks/%s/events.unapplied", tk->name, whole - skip, tk->name);
 	return rc;
 }
 
 /* Cut torn tails off the files (the consistent prefix stays). */
-static int cut_tails(struct ck *ck)
+int ck_cut_tails(struct ck *ck)
 {
 	char path[4200];
 	struct tasklog *tl = NULL;
@@ -1659,8 +1550,8 @@ static int cut_tails(struct ck *ck)
 		if (!rc)
 			rc = tasklog_sync(tl, tk->uid, tk->name);
 		if (!rc)
-			report(ck, 'F', "task %s: torn tail cut (%" PRIu64 " events kept%s)", tk->name,
-			       tk->n, tk->lost ? ", the rest lost with the log's end" : "");
+			ck_report(ck, 'F', "task %s: torn tail cut (%" PRIu64 " events kept%s)", tk->name,
+				  tk->n, tk->lost ? ", the rest lost with the log's end" : "");
 	}
 	if (tl)
 		tasklog_close(tl);
@@ -1676,24 +1567,12 @@ static int index_unreadable(struct ck *ck, int rc)
 {
 	if (rc != -EIO && rc != -ENOENT && rc != -EUCLEAN && rc != -EINVAL)
 		return rc;
-	report(ck, 'E', "the index of %s is damaged (reading it gave: %s): evlogctl reindex %s"
-	       " builds a new one from the task logs", ck->dir, strerror(-rc), ck->dir);
+	ck_report(ck, 'E', "the index of %s is damaged (reading it gave: %s): evlogctl reindex %s"
+		  " builds a new one from the task logs", ck->dir, strerror(-rc), ck->dir);
 	return -EUCLEAN;
 }
 
 /* ---- a sidecar rebuilt from its log ---- */
-
-struct rb_ev {
-	uint64_t off, gseq;
-	uint32_t len;
-};
-
-struct rb_list {
-	struct rb_ev *v;
-	size_t n, cap;		/* cap in bytes (store_grow) */
-	uint64_t base, uid;
-	struct index_txn *t;
-};
 
 static int rb_collect(void *arg, const struct index_event *ev)
 {
@@ -1708,7 +1587,7 @@ static int rb_collect(void *arg, const struct index_event *ev)
 }
 
 /* The task's events of one type (index_type_list callback). */
-static int rb_type(void *arg, const char *name, size_t len, uint64_t events, uint64_t bytes)
+int ck_rb_type(void *arg, const char *name, size_t len, uint64_t events, uint64_t bytes)
 {
 	struct rb_list *l = arg;
 	struct index_view *v;
@@ -1734,9 +1613,9 @@ static int cmp_rb(const void *a, const void *b)
 
 /*
  * The task's events in log order, each once: a type's view holds the
- * types below it too ("a.y" has "a.y.z"), so rb_type meets those twice.
+ * types below it too ("a.y" has "a.y.z"), so ck_rb_type meets those twice.
  */
-static void rb_sort(struct rb_list *l)
+void ck_rb_sort(struct rb_list *l)
 {
 	size_t n = 0;
 
@@ -1770,7 +1649,7 @@ static int rebuild_sidecar(struct ck *ck, struct ck_task *tk, uint64_t *next)
 	int err, fd = -1, rc;
 
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
-	log = map_file(path, &size, &err);
+	log = ck_map_file(path, &size, &err);
 	if (err)
 		return err == -ENOENT ? 0 : err;	/* no log either: nothing to rebuild from */
 	rc = index_begin(ck->ix, false, &t);
@@ -1778,11 +1657,11 @@ static int rebuild_sidecar(struct ck *ck, struct ck_task *tk, uint64_t *next)
 		goto out;
 	l.t = t;
 	l.uid = tk->uid;
-	rc = index_type_list(t, rb_type, &l);
+	rc = index_type_list(t, ck_rb_type, &l);
 	index_abort(t);
 	if (rc)
 		goto out;
-	rb_sort(&l);
+	ck_rb_sort(&l);
 	snprintf(tmp, sizeof(tmp), "%s/tasks/%s/events.meta.rebuild", ck->dir, tk->name);
 	fd = io->open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
@@ -1829,13 +1708,13 @@ out:
 		io->close(fd);
 	if (rc) {
 		unlink(tmp);
-		report(ck, 'X', "task %s: cannot rebuild its sidecar: %s", tk->name, strerror(-rc));
+		ck_report(ck, 'X', "task %s: cannot rebuild its sidecar: %s", tk->name, strerror(-rc));
 	} else {
 		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
 		io_fsync_dir(path);
-		report(ck, 'F', "task %s: sidecar rebuilt from its log: %" PRIu64 " events (%"
-		       PRIu64 " the index lacked, given new gseqs), %" PRIu64 " log bytes after "
-		       "them", tk->name, n, fresh, size - off);
+		ck_report(ck, 'F', "task %s: sidecar rebuilt from its log: %" PRIu64 " events (%"
+			  PRIu64 " the index lacked, given new gseqs), %" PRIu64 " log bytes after "
+			  "them", tk->name, n, fresh, size - off);
 	}
 	free(l.v);
 	if (log)
@@ -1869,7 +1748,7 @@ static int append_file(const char *from, const char *to)
 	uint64_t size = 0;
 	int err, fd, rc = 0;
 
-	m = map_file(from, &size, &err);
+	m = ck_map_file(from, &size, &err);
 	if (err)
 		return err == -ENOENT ? 0 : err;
 	fd = io->open(to, O_WRONLY | O_CLOEXEC, 0);
@@ -1906,12 +1785,12 @@ static int empty_task(struct ck *ck, struct ck_task *tk)
 	if (!rc && io_fsync_dir(path))
 		rc = -errno;
 	if (rc)
-		report(ck, 'X', "task %s: its log is gone, and it cannot be made empty: %s",
-		       tk->name, strerror(-rc));
+		ck_report(ck, 'X', "task %s: its log is gone, and it cannot be made empty: %s",
+			  tk->name, strerror(-rc));
 	else
-		report(ck, 'F', "task %s: its log is gone: %" PRIu64 " events lost; it is an "
-		       "empty task now (its old sidecar kept as events.meta.lost)", tk->name,
-		       tk->idx_n);
+		ck_report(ck, 'F', "task %s: its log is gone: %" PRIu64 " events lost; it is an "
+			  "empty task now (its old sidecar kept as events.meta.lost)", tk->name,
+			  tk->idx_n);
 	return rc;
 }
 
@@ -1936,8 +1815,6 @@ static int empty_task(struct ck *ck, struct ck_task *tk)
  * zeroed, the log cut): the salvage's case (reindex), or the scan's.
  * 0 or -errno.
  */
-static bool line_place(const unsigned char *log, uint64_t size, uint64_t off, uint64_t len);
-
 static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 {
 	char path[4500], to[4600];
@@ -1948,11 +1825,11 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 	int err, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
-	log = map_file(path, &lsize, &err);
+	log = ck_map_file(path, &lsize, &err);
 	if (err)
 		return err == -ENOENT ? 0 : err;
 	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
-	meta = map_file(path, &msize, &err);
+	meta = ck_map_file(path, &msize, &err);
 	if (err || !meta || !log) {
 		rc = err == -ENOENT ? 0 : err;
 		goto out;
@@ -1974,11 +1851,11 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 		goto out;
 	l.t = t;
 	l.uid = tk->uid;
-	rc = index_type_list(t, rb_type, &l);
+	rc = index_type_list(t, ck_rb_type, &l);
 	index_abort(t);
 	if (rc)
 		goto out;
-	rb_sort(&l);
+	ck_rb_sort(&l);
 	for (size_t k = 0; k < l.n; k++) {
 		struct tasklog_rec r;
 
@@ -1987,7 +1864,7 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 			side++;
 		if (l.v[k].len && l.v[k].off + l.v[k].len <= lsize) {
 			fit++;
-			placed += line_place(log, lsize, l.v[k].off, l.v[k].len);
+			placed += ck_line_place(log, lsize, l.v[k].off, l.v[k].len);
 			if (log[l.v[k].off + l.v[k].len - 1] == '\n' &&
 			    (l.v[k].off == 0 || log[l.v[k].off - 1] == '\n'))
 				lines++;
@@ -2011,9 +1888,9 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 			rc = -errno;
 			goto out;
 		}
-		report(ck, 'F', "task %s: its sidecar describes another log (%" PRIu64 " of its %"
-		       PRIu64 " records are the index's events; the index agrees with the log): kept "
-		       "as events.meta.foreign, rebuilt from the log", tk->name, side, nrec);
+		ck_report(ck, 'F', "task %s: its sidecar describes another log (%" PRIu64 " of its %"
+			  PRIu64 " records are the index's events; the index agrees with the log): kept "
+			  "as events.meta.foreign, rebuilt from the log", tk->name, side, nrec);
 		munmap(log, lsize);
 		log = NULL;
 		rc = rebuild_sidecar(ck, tk, next);
@@ -2032,9 +1909,9 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 		}
 		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
 		io_fsync_dir(path);
-		report(ck, 'F', "task %s: its log is not the one its sidecar and the index describe "
-		       "(%" PRIu64 " of the %" PRIu64 " events that fit in it match): kept as "
-		       "events.foreign; the task's events are lost", tk->name, good, fit);
+		ck_report(ck, 'F', "task %s: its log is not the one its sidecar and the index describe "
+			  "(%" PRIu64 " of the %" PRIu64 " events that fit in it match): kept as "
+			  "events.foreign; the task's events are lost", tk->name, good, fit);
 	}
 out:
 	free(l.v);
@@ -2110,24 +1987,24 @@ static int mend_short_cb(void *arg, const struct index_task *task)
 			       md->dirty[i].ck_n - task->base_n : want;
 	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, task->name);
 	if (stat(path, &sb))
-		return 0;	/* none (rebuild_sidecars' case), or unreadable (the scan's) */
+		return 0;	/* none (ck_rebuild_sidecars' case), or unreadable (the scan's) */
 	msize = sb.st_size;
 	have = msize / TASKLOG_REC;
 	if (have >= want)
 		return 0;
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, task->name);
-	log = map_file(path, &lsize, &err);
+	log = ck_map_file(path, &lsize, &err);
 	if (err || !log)
 		goto out;
 	l.t = md->t;
 	l.uid = task->uid;
 	l.base = task->base_len;
-	rc = index_type_list(md->t, rb_type, &l);
+	rc = index_type_list(md->t, ck_rb_type, &l);
 	if (rc) {
 		md->rc = rc;
 		goto out;
 	}
-	rb_sort(&l);
+	ck_rb_sort(&l);
 	if (l.n < want)
 		goto out;
 	for (uint64_t k = 0; k < have; k++)
@@ -2162,9 +2039,9 @@ static int mend_short_cb(void *arg, const struct index_task *task)
 		md->rc = -errno;
 		goto out;
 	}
-	report(ck, 'F', "task %s: its sidecar had %" PRIu64 " of the %" PRIu64 " records the index "
-	       "has: %" PRIu64 " rebuilt from the log and the index, before the recovery",
-	       task->name, have, want, upto - have);
+	ck_report(ck, 'F', "task %s: its sidecar had %" PRIu64 " of the %" PRIu64 " records the index "
+		  "has: %" PRIu64 " rebuilt from the log and the index, before the recovery",
+		  task->name, have, want, upto - have);
 out:
 	if (fd >= 0)
 		io->close(fd);
@@ -2174,7 +2051,7 @@ out:
 	return md->rc;
 }
 
-static int mend_short_sidecars(struct ck *ck)
+int ck_mend_short_sidecars(struct ck *ck)
 {
 	struct mend_short md = { .ck = ck };
 	int rc;
@@ -2192,7 +2069,7 @@ static int mend_short_sidecars(struct ck *ck)
 	return rc ? rc : md.rc;
 }
 
-static int rebuild_sidecars(struct ck *ck)
+int ck_rebuild_sidecars(struct ck *ck)
 {
 	struct index_meta m;
 	struct index_txn *t;
@@ -2280,9 +2157,9 @@ static int salvage_finish(const char *tdir)
 	}
 	if (!stat(slog, &sb)) {
 		/* the sidecar is in place: it must describe the new log */
-		l = map_file(slog, &lsize, &err);
+		l = ck_map_file(slog, &lsize, &err);
 		if (!err)
-			m = map_file(meta, &msize, &err);
+			m = ck_map_file(meta, &msize, &err);
 		if (err) {
 			rc = err;
 			goto out;
@@ -2344,7 +2221,7 @@ static int write_synced(const char *path, const void *data, size_t len)
 }
 
 /* Is [@off, @off + @len) of @log (@size bytes) where a line would be, zeros counting as newlines? */
-static bool line_place(const unsigned char *log, uint64_t size, uint64_t off, uint64_t len)
+bool ck_line_place(const unsigned char *log, uint64_t size, uint64_t off, uint64_t len)
 {
 	if (!len || off > size || len > size - off)
 		return false;
@@ -2366,16 +2243,16 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 	snprintf(tdir, sizeof(tdir), "%s/tasks/%s", ck->dir, name);
 	rc = salvage_finish(tdir);
 	if (rc > 0)
-		report(ck, 'F', "task %s: a salvage cut short by a crash finished", name);
+		ck_report(ck, 'F', "task %s: a salvage cut short by a crash finished", name);
 	if (rc < 0)
 		return rc;
 	rc = 0;
 	snprintf(path, sizeof(path), "%s/events", tdir);
-	log = map_file(path, &lsize, &err);
+	log = ck_map_file(path, &lsize, &err);
 	if (err)
 		return err == -ENOENT || err == -ENOTDIR ? 0 : err;
 	snprintf(path, sizeof(path), "%s/events.meta", tdir);
-	meta = map_file(path, &msize, &err);
+	meta = ck_map_file(path, &msize, &err);
 	if (err || !meta || !log) {
 		rc = err == -ENOENT ? 0 : err;
 		goto out;
@@ -2390,11 +2267,11 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 			goto out;
 		l.t = t;
 		l.uid = tk->uid;
-		rc = index_type_list(t, rb_type, &l);
+		rc = index_type_list(t, ck_rb_type, &l);
 		index_abort(t);
 		if (rc)
 			goto out;
-		rb_sort(&l);
+		ck_rb_sort(&l);
 	}
 	/* first: is there anything to salvage, and is the sidecar provably this log's? */
 	for (k = 0, off = 0; k < nrec; k++) {
@@ -2415,7 +2292,7 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 			 * sidecar may be another's); with it, the record is the index's
 			 * event, so these bytes are not that event, whatever they are.
 			 */
-			if (!l.t && !line_place(log, lsize, off, r.len))
+			if (!l.t && !ck_line_place(log, lsize, off, r.len))
 				goto out;
 			damaged++;
 		}
@@ -2424,7 +2301,7 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 	if (!damaged)
 		goto out;
 	snprintf(path, sizeof(path), "%s/events.damaged", tdir);
-	old_bad = map_file(path, &obsize, &err);
+	old_bad = ck_map_file(path, &obsize, &err);
 	if (err && err != -ENOENT) {
 		rc = err;
 		goto out;
@@ -2453,10 +2330,10 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 			nm += TASKLOG_REC;
 		} else {
 			if (nb - obsize < REPORT_PER_TYPE * 1024 && damaged <= REPORT_PER_TYPE)
-				report(ck, 'F', "task %s: event %" PRIu64 " (gseq %" PRIu64 ", log byte %"
-				       PRIu64 ", %" PRIu32 " bytes) is not what was written (its "
-				       "checksum does not match): moved to events.damaged",
-				       name, k + 1, r.gseq, off, r.len);
+				ck_report(ck, 'F', "task %s: event %" PRIu64 " (gseq %" PRIu64 ", log"
+					  " byte %" PRIu64 ", %" PRIu32 " bytes) is not what was written"
+					  " (its checksum does not match): moved to events.damaged",
+					  name, k + 1, r.gseq, off, r.len);
 			memcpy(bad + nb, log + off, r.len);
 			nb += r.len;
 			if (log[off + r.len - 1] != '\n')
@@ -2503,8 +2380,8 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 	if (!rc) {
 		ck->r->damaged += damaged;
 		if (damaged > REPORT_PER_TYPE)
-			report(ck, 'I', "task %s: %" PRIu64 " more damaged events not shown", name,
-			       damaged - REPORT_PER_TYPE);
+			ck_report(ck, 'I', "task %s: %" PRIu64 " more damaged events not shown", name,
+				  damaged - REPORT_PER_TYPE);
 	}
 out:
 	free(l.v);
@@ -2521,7 +2398,7 @@ out:
 }
 
 /* salvage_task for every task directory of the store. */
-static int salvage_all(struct ck *ck)
+int ck_salvage_all(struct ck *ck)
 {
 	char path[4200];
 	struct dirent *de;
@@ -2567,7 +2444,7 @@ static int salvage_all(struct ck *ck)
  * describe the new log, which the scan would take for damage and cut);
  * a check reports it.
  */
-static int finish_salvages(struct ck *ck, bool repair)
+int ck_finish_salvages(struct ck *ck, bool repair)
 {
 	char path[4200], tdir[4500], probe[4600];
 	struct dirent *de;
@@ -2594,14 +2471,14 @@ static int finish_salvages(struct ck *ck, bool repair)
 		if (!cut)
 			continue;
 		if (!repair) {
-			report(ck, 'E', "task %s: a salvage (evlogctl reindex) was cut short by a crash:"
-			       " fsck --repair or reindex finishes it", de->d_name);
+			ck_report(ck, 'E', "task %s: a salvage (evlogctl reindex) was cut short by a"
+				  " crash: fsck --repair or reindex finishes it", de->d_name);
 			continue;
 		}
 		rc = salvage_finish(tdir);
 		if (rc >= 0) {
-			report(ck, 'F', "task %s: a salvage cut short by a crash %s", de->d_name,
-			       rc > 0 ? "finished" : "undone (it had renamed nothing)");
+			ck_report(ck, 'F', "task %s: a salvage cut short by a crash %s", de->d_name,
+				  rc > 0 ? "finished" : "undone (it had renamed nothing)");
 			rc = 0;
 		}
 	}
@@ -2618,49 +2495,49 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 
 	rc = ck_init(&ck, dir, o, r);
 	if (!rc)
-		rc = lock_store(&ck, "evlogctl fsck");
+		rc = ck_lock_store(&ck, "evlogctl fsck");
 	if (!rc)
-		rc = check_format(&ck, o->repair);
+		rc = ck_check_format(&ck, o->repair);
 	if (rc)
 		goto out;
 	/* read-only: a check writes nothing, least of all into a damaged file */
-	rc = open_index(&ck, true, o->repair);
+	rc = ck_open_index(&ck, true, o->repair);
 	if (rc == -ENOENT) {
-		report(&ck, 'X', "%s has no index (%s/index/data.mdb): evlogctl reindex builds one",
-		       dir, dir);
+		ck_report(&ck, 'X', "%s has no index (%s/index/data.mdb): evlogctl reindex builds one",
+			  dir, dir);
 		goto out;
 	}
 	if (rc == -EUCLEAN) {
 		/* counted: fsck found it; --repair cannot fix it, reindex can */
-		report(&ck, 'E', "the index of %s is damaged (see above): evlogctl reindex %s"
-		       " builds a new one from the task logs", dir, dir);
+		ck_report(&ck, 'E', "the index of %s is damaged (see above): evlogctl reindex %s"
+			  " builds a new one from the task logs", dir, dir);
 		goto out;
 	}
 	if (rc) {
-		report(&ck, 'X', "cannot open the index of %s: %s (evlogctl reindex rebuilds it)",
-		       dir, strerror(-rc));
+		ck_report(&ck, 'X', "cannot open the index of %s: %s (evlogctl reindex rebuilds it)",
+			  dir, strerror(-rc));
 		goto out;
 	}
 	/* nothing to compare with: --repair would "fix" the logs to an older index */
-	rc = check_stamp(&ck, 'X');
+	rc = ck_check_stamp(&ck, 'X');
 	if (!rc)
 		rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
-		rc = index_unreadable(&ck, load_index(&ck, &m, &dirty, &trims, &dropping));
+		rc = index_unreadable(&ck, ck_load_index(&ck, &m, &dirty, &trims, &dropping));
 	if (rc)
 		goto out;
 	ck.applied_lsn = m.applied_lsn;
-	rc = finish_salvages(&ck, o->repair);
+	rc = ck_finish_salvages(&ck, o->repair);
 	if (!rc)
-		rc = check_journal(&ck);
+		rc = ck_check_journal(&ck);
 	if (rc)
 		goto out;
 	/* store_recover's position checks: the open refuses such an index */
 	if (m.ckpt_lsn > m.applied_lsn || (ck.j_intact && ck.j_end < m.applied_lsn)) {
-		report(&ck, 'E', "the index of %s is damaged: it says journal records up to %" PRIu64
-		       " are applied (checkpoint %" PRIu64 "), but the journal ends at %" PRIu64
-		       ": evlogctl reindex %s builds a new one from the task logs and the journal",
-		       dir, m.applied_lsn, m.ckpt_lsn, ck.j_end, dir);
+		ck_report(&ck, 'E', "the index of %s is damaged: it says journal records up to %" PRIu64
+			  " are applied (checkpoint %" PRIu64 "), but the journal ends at %" PRIu64
+			  ": evlogctl reindex %s builds a new one from the task logs and the journal",
+			  dir, m.applied_lsn, m.ckpt_lsn, ck.j_end, dir);
 		rc = -EUCLEAN;
 		goto out;
 	}
@@ -2668,41 +2545,41 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		ck.needs_recovery = true;
 	if (!ck.j_unapplied && !dirty && trims && trims == dropping)
 		/* what a clean close leaves when it stops a compaction (compact.c) */
-		report(&ck, 'I', "retention of %" PRIu64 " task%s was under way when the store"
-		       " closed: some of the oldest events have left the index; the next mount"
-		       " (or fsck --repair) finishes it", trims, trims == 1 ? "" : "s");
+		ck_report(&ck, 'I', "retention of %" PRIu64 " task%s was under way when the store"
+			  " closed: some of the oldest events have left the index; the next mount"
+			  " (or fsck --repair) finishes it", trims, trims == 1 ? "" : "s");
 	else if (ck.needs_recovery)
-		report(&ck, 'E', "the store was not closed cleanly: %" PRIu64 " journal records not"
-		       " applied, %" PRIu64 " tasks changed since the last checkpoint%s; the next"
-		       " mount (or fsck --repair) recovers them", ck.j_unapplied, dirty,
-		       trims ? ", retention under way" : "");
+		ck_report(&ck, 'E', "the store was not closed cleanly: %" PRIu64 " journal records not"
+			  " applied, %" PRIu64 " tasks changed since the last checkpoint%s; the next"
+			  " mount (or fsck --repair) recovers them", ck.j_unapplied, dirty,
+			  trims ? ", retention under way" : "");
 	if (ck.needs_recovery && o->repair) {
 		uint64_t unapplied = ck.j_unapplied;
 
-		rc = mend_short_sidecars(&ck);
+		rc = ck_mend_short_sidecars(&ck);
 		if (!rc)
-			rc = recover(&ck, "evlogctl fsck");
+			rc = ck_recover(&ck, "evlogctl fsck");
 		if (rc) {
-			report(&ck, 'X', "recovery failed: %s", strerror(-rc));
+			ck_report(&ck, 'X', "recovery failed: %s", strerror(-rc));
 			goto out;
 		}
-		report(&ck, 'F', "recovered: %" PRIu64 " journal records applied, %" PRIu64
-		       " tasks changed since the last checkpoint made durable%s", unapplied, dirty,
-		       trims ? ", retention finished" : "");
+		ck_report(&ck, 'F', "recovered: %" PRIu64 " journal records applied, %" PRIu64
+			  " tasks changed since the last checkpoint made durable%s", unapplied, dirty,
+			  trims ? ", retention finished" : "");
 		ck.needs_recovery = false;
 		ck_forget(&ck);
-		rc = open_index(&ck, true, true);
+		rc = ck_open_index(&ck, true, true);
 		if (!rc)
-			rc = load_index(&ck, &m, &dirty, &trims, NULL);
+			rc = ck_load_index(&ck, &m, &dirty, &trims, NULL);
 		if (rc)
 			goto out;
 	}
 	p0 = r->problems;
 	/* a log without a sidecar: its whole lines are whole events */
 	if (o->repair)
-		rc = rebuild_sidecars(&ck);
+		rc = ck_rebuild_sidecars(&ck);
 	if (!rc)
-		rc = scan_all(&ck);
+		rc = ck_scan_all(&ck);
 	if (!rc)
 		rc = check_trims(&ck);
 	if (!rc) {
@@ -2712,11 +2589,11 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	if (!rc)
 		rc = index_unreadable(&ck, check_meta_ro(&ck));
 	if (!rc && o->repair && r->problems > p0) {
-		rc = write_mends(&ck);
+		rc = ck_write_mends(&ck);
 		if (!rc)
-			rc = repair(&ck, false);
+			rc = ck_repair(&ck, false);
 		if (!rc)
-			rc = cut_tails(&ck);
+			rc = ck_cut_tails(&ck);
 	}
 out:
 	ck_free(&ck);
@@ -2831,8 +2708,8 @@ static int renumber_copies(struct ck *ck, const bool *keep, uint64_t *next)
 			continue;
 		rc = tasklog_sync(tl, ck->tasks[t].uid, ck->tasks[t].name);
 		if (!rc)
-			report(ck, 'F', "task %s: %" PRIu64 " events had the gseqs of another task's "
-			       "(a copy of its tree?): given new ones", ck->tasks[t].name, moved[t]);
+			ck_report(ck, 'F', "task %s: %" PRIu64 " events had the gseqs of another task's "
+				  "(a copy of its tree?): given new ones", ck->tasks[t].name, moved[t]);
 	}
 	if (*next - 1 > ck->max_gseq)
 		ck->max_gseq = *next - 1;
@@ -2880,8 +2757,8 @@ static int map_journal(struct ck *ck)
 		/* a tree copied with its xattrs (cp -a): the first by name keeps the uid */
 		for (size_t k = 0; k < i && ck->tasks[i].uid; k++)
 			if (ck->tasks[k].uid == ck->tasks[i].uid) {
-				report(ck, 'I', "task %s has the uid of task %s (a copy of it?): it gets "
-				       "a new one", ck->tasks[i].name, ck->tasks[k].name);
+				ck_report(ck, 'I', "task %s has the uid of task %s (a copy of it?): it"
+					  " gets a new one", ck->tasks[i].name, ck->tasks[k].name);
 				ck->tasks[k].uid_shared = ck->tasks[i].uid_shared = true;
 				ck->tasks[i].uid = 0;
 				ck->tasks[i].uid_from = UID_NONE;
@@ -2899,7 +2776,7 @@ static int map_journal(struct ck *ck)
 		}
 	}
 	for (size_t i = 0; i < ck->njcr; i++) {
-		struct ck_task *tk = task_named(ck, ck->ntasks, ck->jcr[i].name);
+		struct ck_task *tk = ck_task_named(ck, ck->ntasks, ck->jcr[i].name);
 
 		if (tk && !tk->uid && !tk->uid_shared && !uid_held(ck, ck->jcr[i].uid)) {
 			tk->uid = ck->jcr[i].uid;
@@ -2957,9 +2834,9 @@ static int apply_journal_deletes(struct ck *ck)
 			doubt = "its directory changed after the delete (a copy, or restored?)";
 		if (doubt) {
 			ck->r->deletes_kept++;
-			report(ck, 'E', "task %s: a journal record deleted task uid %" PRIu64 ", which"
-			       " this may be, but %s: kept; delete it by hand if it is the deleted"
-			       " task", tk->name, tk->uid, doubt);
+			ck_report(ck, 'E', "task %s: a journal record deleted task uid %" PRIu64 ", which"
+				  " this may be, but %s: kept; delete it by hand if it is the deleted"
+				  " task", tk->name, tk->uid, doubt);
 			continue;
 		}
 		if (!tl) {
@@ -2976,8 +2853,8 @@ static int apply_journal_deletes(struct ck *ck)
 		rc = store_rmrf(path);
 		if (rc)
 			break;
-		report(ck, 'F', "task %s: deleted by a journal record before its directory was"
-		       " removed: removed now (%" PRIu64 " events)", tk->name, tk->n);
+		ck_report(ck, 'F', "task %s: deleted by a journal record before its directory was"
+			  " removed: removed now (%" PRIu64 " events)", tk->name, tk->n);
 		tk->on_disk = false;
 		tk->skip = false;
 		ck->r->tasks--;
@@ -3024,8 +2901,8 @@ static int make_journal_tasks(struct ck *ck, struct tasklog *tl)
 		rc = tasklog_create(tl, c->uid, c->name, c->has_owner ? &c->owner : NULL);
 		if (rc == -ENOTDIR) {
 			/* not a directory (a file put there by hand): replay_journal counts them lost */
-			report(ck, 'E', "task %s: created by journal record %" PRIu64 ", but tasks/%s"
-			       " is not a directory: not made", c->name, c->lsn, c->name);
+			ck_report(ck, 'E', "task %s: created by journal record %" PRIu64 ", but tasks/%s"
+				  " is not a directory: not made", c->name, c->lsn, c->name);
 			continue;
 		}
 		if (!rc)
@@ -3044,8 +2921,8 @@ static int make_journal_tasks(struct ck *ck, struct tasklog *tl)
 		tk->owner_gid = c->owner.gid;
 		tk->mode = c->owner.mode;
 		ck->r->tasks++;
-		report(ck, 'F', "task %s: created by journal record %" PRIu64 " before its directory"
-		       " was made: made now, for its journaled events", c->name, c->lsn);
+		ck_report(ck, 'F', "task %s: created by journal record %" PRIu64 " before its directory"
+			  " was made: made now, for its journaled events", c->name, c->lsn);
 	}
 	return 0;
 }
@@ -3078,24 +2955,24 @@ static int replay_journal(struct ck *ck, struct tasklog *tl)
 			if (deleted) {
 				/* its task's delete follows: as the recovery would, never written */
 				if (i + 1 == ck->njev || ck->jev[i + 1].lsn != je->lsn)
-					report(ck, 'I', "journal record %" PRIu64 ": events of task uid %"
-					       PRIu64 ", which a later record deleted: dropped", je->lsn,
-					       je->uid);
+					ck_report(ck, 'I', "journal record %" PRIu64 ": events of"
+						  " task uid %" PRIu64 ", which a later record deleted:"
+						  " dropped", je->lsn, je->uid);
 				continue;
 			}
 			ck->r->lost++;
 			if (i + 1 == ck->njev || ck->jev[i + 1].lsn != je->lsn)
-				report(ck, 'E', "journal record %" PRIu64 ": events to gseq %" PRIu64
-				       " of task uid %" PRIu64 ", which no task directory, log or"
-				       " create record names: not placed", je->lsn, je->gseq, je->uid);
+				ck_report(ck, 'E', "journal record %" PRIu64 ": events to gseq %" PRIu64
+					  " of task uid %" PRIu64 ", which no task directory, log or"
+					  " create record names: not placed", je->lsn, je->gseq, je->uid);
 			continue;
 		}
 		if (je->gseq <= tk->last_gseq)
 			continue;	/* in the log already */
 		if (event_validate(ck->val, je->data, je->len - 1, type, &tlen, &ee)) {
 			ck->r->lost++;
-			report(ck, 'E', "journal record %" PRIu64 ": event gseq %" PRIu64
-			       " of task %s is not valid: not placed", je->lsn, je->gseq, tk->name);
+			ck_report(ck, 'E', "journal record %" PRIu64 ": event gseq %" PRIu64
+				  " of task %s is not valid: not placed", je->lsn, je->gseq, tk->name);
 			continue;
 		}
 		rec = (struct tasklog_rec){ .gseq = je->gseq, .time_ns = je->time_ns,
@@ -3103,7 +2980,7 @@ static int replay_journal(struct ck *ck, struct tasklog *tl)
 		rc = tasklog_write(tl, tk->uid, tk->name, tk->bytes, je->data, je->len, tk->n,
 				   &rec, 1, 0);
 		if (!rc)
-			rc = add_event(ck, tk - ck->tasks, je->gseq, tk->bytes, je->len, type, tlen);
+			rc = ck_add_event(ck, tk - ck->tasks, je->gseq, tk->bytes, je->len, type, tlen);
 		if (rc)
 			break;
 		tk->bytes += je->len;
@@ -3115,8 +2992,8 @@ static int replay_journal(struct ck *ck, struct tasklog *tl)
 	for (size_t i = 0; i < ck->ntasks && !rc && applied; i++)
 		rc = tasklog_sync(tl, ck->tasks[i].uid, ck->tasks[i].name);
 	if (applied)
-		report(ck, 'F', "%" PRIu64 " journaled events the logs lacked written to them",
-		       applied);
+		ck_report(ck, 'F', "%" PRIu64 " journaled events the logs lacked written to them",
+			  applied);
 	return rc;
 }
 
@@ -3140,8 +3017,8 @@ static int clean_leftovers(struct ck *ck)
 		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
 		rc = store_rmrf(p);
 		if (!rc)
-			report(ck, 'I', "removed tasks/%s (a deleted task or an unfinished rewrite)",
-			       de->d_name);
+			ck_report(ck, 'I', "removed tasks/%s (a deleted task or an unfinished rewrite)",
+				  de->d_name);
 	}
 	closedir(d);
 	return rc;
@@ -3166,7 +3043,7 @@ static int put_tasks(struct ck *ck, struct index_txn *t, void *arg)
 		struct index_task it;
 
 		if (tk->on_disk)
-			owner_from_dir(ck, tk);
+			ck_owner_from_dir(ck, tk);
 		it = (struct index_task){
 			.uid = tk->uid, .state = TASK_LIVE, .log_len = tk->bytes, .nevents = tk->n,
 			.created_ns = tk->created_ns, .last_ns = tk->last_ns,
@@ -3200,7 +3077,7 @@ static void resort(struct ck *ck)
 	for (size_t i = 0; i < ck->ntypes; i++)
 		ck->types[i].count = 0;
 	if (ck->nevs)
-		qsort(ck->evs, ck->nevs, sizeof(*ck->evs), cmp_ev);
+		qsort(ck->evs, ck->nevs, sizeof(*ck->evs), ck_cmp_ev);
 	for (size_t i = 0; i < ck->nevs; i++) {
 		struct ck_type *ty = &ck->types[ck->evs[i].type];
 
@@ -3250,39 +3127,39 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 
 	rc = ck_init(&ck, dir, o, r);
 	if (!rc)
-		rc = lock_store(&ck, "evlogctl reindex");
+		rc = ck_lock_store(&ck, "evlogctl reindex");
 	if (!rc)
-		rc = check_format(&ck, true);
+		rc = ck_check_format(&ck, true);
 	if (rc)
 		goto out;
 	snprintf(ck.type_field, sizeof(ck.type_field), "%s", o->type_field ? o->type_field : "type");
 
 	/* the old index, if it opens: recovery through it, and its task uids */
-	rc = open_index(&ck, true, false);
+	rc = ck_open_index(&ck, true, false);
 	if (rc == -ENOENT) {
-		report(&ck, 'I', "%s has no index: building one", dir);
+		ck_report(&ck, 'I', "%s has no index: building one", dir);
 	} else if (rc == -EUCLEAN) {
 		/* never opened for writing: the new one is built beside it, then renamed over it */
-		report(&ck, 'I', "the old index is damaged (see above): building a new one beside"
-		       " it from the task logs and the journal");
+		ck_report(&ck, 'I', "the old index is damaged (see above): building a new one beside"
+			  " it from the task logs and the journal");
 	} else if (rc) {
-		report(&ck, 'I', "the old index does not open (%s): building a new one",
-		       strerror(-rc));
-	} else if ((rc = check_stamp(&ck, 'I'))) {
+		ck_report(&ck, 'I', "the old index does not open (%s): building a new one",
+			  strerror(-rc));
+	} else if ((rc = ck_check_stamp(&ck, 'I'))) {
 		/* recovery through it would cut the logs back to it: not used at all */
 	} else {
-		rc = mend_short_sidecars(&ck);
+		rc = ck_mend_short_sidecars(&ck);
 		if (!rc)
-			rc = recover(&ck, "evlogctl reindex");
+			rc = ck_recover(&ck, "evlogctl reindex");
 		if (rc == -EBUSY)
 			goto out;
 		if (!rc)
-			rc = open_index(&ck, true, false);
+			rc = ck_open_index(&ck, true, false);
 		if (!rc)
-			rc = load_index(&ck, &old, &dirty, &trims, NULL);
+			rc = ck_load_index(&ck, &old, &dirty, &trims, NULL);
 		if (rc) {
-			report(&ck, 'I', "the old index is unusable (%s): task uids are assigned anew",
-			       strerror(-rc));
+			ck_report(&ck, 'I', "the old index is unusable (%s): task uids are assigned anew",
+				  strerror(-rc));
 			ck_forget(&ck);
 		} else {
 			usable = true;
@@ -3298,15 +3175,15 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	/* a log without a sidecar: rebuilt with the gseqs the old index has */
 	if (!rc && usable)
-		rc = rebuild_sidecars(&ck);
+		rc = ck_rebuild_sidecars(&ck);
 	/* events that are not what was written: moved to events.damaged */
 	if (!rc)
-		rc = salvage_all(&ck);
+		rc = ck_salvage_all(&ck);
 	if (!rc)
-		rc = check_journal(&ck);
+		rc = ck_check_journal(&ck);
 	/* the old index stays open for the scan: sidecar records are rebuilt from it */
 	if (!rc)
-		rc = scan_all(&ck);
+		rc = ck_scan_all(&ck);
 	if (ck.ix) {
 		index_close(ck.ix);
 		ck.ix = NULL;
@@ -3315,14 +3192,14 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		goto out;
 	for (size_t i = 0; i < ck.ntasks; i++) {
 		if (ck.tasks[i].skip) {
-			report(&ck, 'X', "task %s is corrupt before its last event: reindex stops;"
-			       " move the task aside or repair its files first", ck.tasks[i].name);
+			ck_report(&ck, 'X', "task %s is corrupt before its last event: reindex stops;"
+				  " move the task aside or repair its files first", ck.tasks[i].name);
 			rc = -EILSEQ;
 			goto out;
 		}
 		if (!ck.tasks[i].on_disk)
-			report(&ck, 'I', "task %s: in the old index, but its directory is gone",
-			       ck.tasks[i].name);
+			ck_report(&ck, 'I', "task %s: in the old index, but its directory is gone",
+				  ck.tasks[i].name);
 	}
 
 	/* uids: the old index's, the journal's, then fresh ones */
@@ -3355,10 +3232,10 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	if (!rc)
 		rc = renumber_copies(&ck, keep, &m.next_gseq);
 	if (!rc)
-		rc = write_mends(&ck);
+		rc = ck_write_mends(&ck);
 	ck.will_replay = !usable;
 	if (!rc)
-		rc = cut_tails(&ck);
+		rc = ck_cut_tails(&ck);
 	snprintf(path, sizeof(path), "%s/tasks", dir);
 	if (!rc && !usable)
 		rc = tasklog_open(path, 64, &tl);
@@ -3389,11 +3266,11 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		}
 	}
 	stamp_gen++;	/* ahead of every index made before */
-	rc = in_txn(&ck, put_tasks, &m);
+	rc = ck_in_txn(&ck, put_tasks, &m);
 	if (!rc)
-		rc = in_txn(&ck, put_stamp, (uint64_t[]){ stamp_id, stamp_gen });
+		rc = ck_in_txn(&ck, put_stamp, (uint64_t[]){ stamp_id, stamp_gen });
 	if (!rc)
-		rc = repair(&ck, true);
+		rc = ck_repair(&ck, true);
 	/* its last commit's meta page is not synced (MDB_NOMETASYNC): before it replaces the old */
 	if (!rc)
 		rc = index_sync(ck.ix);
@@ -3409,15 +3286,15 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		rc = clean_leftovers(&ck);
 	if (rc)
 		goto out;
-	report(&ck, 'I', "index rebuilt: %" PRIu64 " tasks, %" PRIu64 " events, %" PRIu64 " types",
-	       r->tasks, r->events, r->types);
+	ck_report(&ck, 'I', "index rebuilt: %" PRIu64 " tasks, %" PRIu64 " events, %" PRIu64 " types",
+		  r->tasks, r->events, r->types);
 	if (tl)
 		tasklog_close(tl);
 	tl = NULL;
 	/* it must open as a store: recovery and a checkpoint over the new index */
-	rc = recover(&ck, "evlogctl reindex");
+	rc = ck_recover(&ck, "evlogctl reindex");
 	if (rc)
-		report(&ck, 'X', "the rebuilt store does not open: %s", strerror(-rc));
+		ck_report(&ck, 'X', "the rebuilt store does not open: %s", strerror(-rc));
 out:
 	if (tl)
 		tasklog_close(tl);
