@@ -42,6 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "datadir.h"
 #include "evlog.h"
 #include "index.h"
 #include "io.h"

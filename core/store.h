@@ -93,9 +93,6 @@ int store_finish_switches(struct evl_store *st);
 /* Make DATA_DIR/reserve if it is missing and there is room (see task.c). */
 void store_reserve(struct evl_store *st);
 
-/* Remove @path and, if it is a directory, everything below it.  Missing is fine.  0 or -errno. */
-int store_rmrf(const char *path);
-
 /* grow_bytes (grow.h), by its old name */
 #define store_grow grow_bytes
 

@@ -25,6 +25,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "datadir.h"
 #include "evlog.h"
 #include "journal.h"
 #include "journal_i.h"

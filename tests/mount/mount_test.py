@@ -2,7 +2,10 @@
 """Mount tests: real evlogfs mounts driven by real shell tools and syscalls.
 
 Usage: mount_test.py EVLOGFS TEST_NAME
+       mount_test.py --list
 
+--list prints the name of each test_* function, one a line: meson
+registers those (tests/mount/meson.build), so a test defined here runs.
 Each test mounts a private store under a fresh temp dir and unmounts in
 teardown, even on failure.  Exit 0 pass, 1 fail, 77 skip (no /dev/fuse).
 The daemon's stderr must hold nothing but info lines and the warnings a
@@ -3061,6 +3064,10 @@ def test_repair_dies_with_evlogctl(root):
 
 def main():
     global EVLOGFS
+    if sys.argv[1:] == ["--list"]:
+        print("\n".join(n[len("test_"):] for n, f in globals().items()
+                        if n.startswith("test_") and callable(f)))
+        return 0
     if len(sys.argv) != 3:
         print(__doc__)
         return 2

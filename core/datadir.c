@@ -1,0 +1,150 @@
+/*
+ * datadir.c - the data directory's shared mechanics that are not the store
+ * itself (datadir.h): who holds the store, and removing a tree inside it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "datadir.h"
+#include "evlog.h"
+#include "io.h"
+
+/* ---- who holds the store ---- */
+
+/* The pid holding a flock on the inode @sb, as /proc/locks says (0: not found). */
+static long lock_owner(const struct stat *sb)
+{
+	char line[256], type[16];
+	unsigned int maj, min;
+	unsigned long long ino;
+	long pid, found = 0;
+	FILE *f = fopen("/proc/locks", "re");
+
+	if (!f)
+		return 0;
+	/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters say "1: -> FLOCK" */
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", type, &pid, &maj, &min,
+			   &ino) == 5 && !strcmp(type, "FLOCK") && ino == sb->st_ino &&
+		    maj == major(sb->st_dev) && min == minor(sb->st_dev))
+			found = pid;
+	fclose(f);
+	return found;
+}
+
+/* Is store @dir locked?  1 (its inode in *@sb), 0, or -errno. */
+static int held_at(const char *path, int flags, struct stat *sb)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | flags), err = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != EWOULDBLOCK || fstat(fd, sb))
+		err = errno;
+	close(fd);
+	return err ? -err : 1;
+}
+
+/* The directory's flock, or DATA_DIR/lock's (all a daemon before the directory lock took). */
+static int store_held(const char *dir, struct stat *sb)
+{
+	char path[4200];
+	int rc = held_at(dir, O_DIRECTORY, sb);
+
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	return held_at(path, 0, sb);
+}
+
+int evl_store_holder(const char *dir, char *buf, size_t n)
+{
+	char path[4200], holder[512];
+	const char *h = NULL;
+	struct stat sb;
+	long owner = 0, pid = 0;
+	int rc;
+
+	/*
+	 * DATA_DIR/lock names the holder once it has written it: until then
+	 * it is empty or names an earlier holder, and it may be gone (rm).
+	 * Wait a little for the pid that holds the lock (/proc/locks); a file
+	 * that never names it is not trusted (nor a pid that is not running).
+	 */
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	for (int tries = 0; tries < 20; tries++) {
+		ssize_t len = -1;
+		int fd;
+
+		if (tries)
+			usleep(50000);
+		rc = store_held(dir, &sb);
+		if (rc <= 0)
+			return rc;	/* released meanwhile, or -errno */
+		owner = lock_owner(&sb);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			len = read(fd, holder, sizeof(holder) - 1);
+			close(fd);
+		}
+		holder[len > 0 ? len : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		pid = strtol(holder, NULL, 10);
+		if (pid > 0 && (owner ? pid == owner : kill(pid, 0) == 0 || errno == EPERM))
+			break;
+		pid = 0;
+	}
+	if (pid) {
+		h = strchr(holder, ' ');
+		h = h && h[1] ? h + 1 : NULL;
+	} else {
+		pid = owner;
+	}
+	if (pid)
+		snprintf(buf, n, "pid %ld%s%s%s", pid, h ? " (" : "", h ? h : "", h ? ")" : "");
+	else
+		snprintf(buf, n, "another process (%s does not name it)", path);
+	return 1;
+}
+
+/* ---- removing a tree ---- */
+
+int store_rmrf(const char *path)
+{
+	char sub[4300];
+	struct stat sb;
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+
+	if (lstat(path, &sb))
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(sb.st_mode))
+		return io->unlink(path) && errno != ENOENT ? -errno : 0;
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) && !rc) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		rc = store_rmrf(sub);
+	}
+	closedir(d);
+	if (!rc && io->rmdir(path) && errno != ENOENT)
+		rc = -errno;
+	return rc;
+}
