@@ -148,3 +148,78 @@ int store_rmrf(const char *path)
 		rc = -errno;
 	return rc;
 }
+
+/*
+ * The lock is a flock on DATA_DIR itself, not on DATA_DIR/lock: deleting
+ * or replacing a file (rm, a restore, a cleanup script) cannot release it,
+ * and it needs no write access (a store on read-only media can be checked
+ * and mounted read-only).  DATA_DIR/lock only tells who holds it, for the
+ * messages (evl_store_holder checks it against the lock's real owner).
+ */
+int store_lock(const char *dir, const char *holder, struct store_lock *l)
+{
+	char path[4200], buf[512];
+	int dfd, fd, n, err;
+
+	*l = STORE_LOCK_NONE;
+	dfd = io->open(dir, O_RDONLY | O_DIRECTORY, 0);
+	if (dfd < 0)
+		return -errno;
+	if (io->flock(dfd, LOCK_EX | LOCK_NB)) {
+		err = errno;
+		io->close(dfd);
+		/* EBUSY: the caller names the holder (evl_store_holder) */
+		return err == EWOULDBLOCK ? -EBUSY : -err;
+	}
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	fd = io->open(path, O_RDWR | O_CREAT, 0644);
+	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+		/* read-only media or no write access: held, just not named */
+		fd = io->open(path, O_RDONLY, 0);
+		if (fd >= 0 && io->flock(fd, LOCK_EX | LOCK_NB)) {
+			err = errno;
+			io->close(fd);
+			io->close(dfd);
+			return err == EWOULDBLOCK ? -EBUSY : -err;
+		}
+		l->dir_fd = dfd;
+		l->file_fd = fd;	/* -1 if there is no lock file */
+		return 0;
+	}
+	if (fd < 0) {
+		err = errno;
+		io->close(dfd);
+		return -err;
+	}
+	/* an older daemon holds only this one */
+	if (io->flock(fd, LOCK_EX | LOCK_NB)) {
+		err = errno;
+		io->close(fd);
+		io->close(dfd);
+		return err == EWOULDBLOCK ? -EBUSY : -err;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), holder ? holder : "");
+	/* a short write is retried, and one that cannot go on is an error (ENOSPC) */
+	if (io->ftruncate(fd, 0) || io_pwrite_all(fd, buf, n, 0)) {
+		err = errno;
+		io->close(fd);
+		io->close(dfd);
+		return -err;
+	}
+	l->dir_fd = dfd;
+	l->file_fd = fd;
+	return 0;
+}
+
+void store_unlock(const char *dir, struct store_lock *l)
+{
+	if (l->dir_fd < 0)
+		return;
+	/* an empty lock file says nobody holds the store (read-only media: it stays) */
+	if (l->file_fd >= 0) {
+		io->ftruncate(l->file_fd, 0);
+		io->close(l->file_fd);
+	}
+	io->close(l->dir_fd);
+	*l = STORE_LOCK_NONE;
+}

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "datadir.h"
 #include "evlog.h"
 #include "grow.h"
 #include "record.h"
@@ -61,22 +62,6 @@ int store_checkpoint_applied(struct evl_store *st);
  */
 int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_t min_ns,
 		 uint64_t horizon, uint64_t *events, uint64_t *bytes);
-
-/*
- * Lock store @dir (a flock on the directory itself; "<pid> @holder" is
- * written into DATA_DIR/lock for the messages, unless the store is
- * read-only) for an offline tool or a store.  0 with the descriptors in *@l
- * (closing them releases the lock; store_unlock also clears DATA_DIR/lock),
- * -EBUSY (the caller names the holder: evl_store_holder), or -errno.
- * DATA_DIR/lock is flocked too: daemons before the directory lock took
- * only that, and must keep seeing the store as held (and be seen).
- */
-struct store_lock {
-	int dir_fd, file_fd;	/* -1: not held */
-};
-#define STORE_LOCK_NONE ((struct store_lock){ -1, -1 })
-int store_lock(const char *dir, const char *holder, struct store_lock *l);
-void store_unlock(const char *dir, struct store_lock *l);
 
 /*
  * Open store @dir (recovering it) and close it again (a checkpoint), with
