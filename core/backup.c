@@ -55,7 +55,7 @@ struct bk {
 	const struct evl_backup_opts *o;
 	struct evl_backup_result *r;
 	struct index_task *tasks;
-	size_t ntasks, cap;		/* cap in bytes (store_grow) */
+	size_t ntasks, cap;		/* cap in bytes (grow_bytes) */
 	uint64_t next_gseq;
 	uint64_t total, done;
 	bool whole;		/* an earlier run did not finish: copy every task whole */
@@ -78,7 +78,7 @@ static int collect(void *arg, const struct index_task *t)
 {
 	struct bk *b = arg;
 
-	if (store_grow(&b->tasks, &b->cap, (b->ntasks + 1) * sizeof(*b->tasks)))
+	if (grow_bytes(&b->tasks, &b->cap, (b->ntasks + 1) * sizeof(*b->tasks)))
 		return -ENOMEM;
 	b->tasks[b->ntasks++] = *t;
 	b->total += t->log_len - t->base_len;
@@ -372,7 +372,7 @@ static int cmp_name(const void *a, const void *b)
 
 struct dirs {
 	struct stat *v;
-	size_t n, cap;		/* cap in bytes (store_grow) */
+	size_t n, cap;		/* cap in bytes (grow_bytes) */
 };
 
 static int dirs_add(struct dirs *d, const char *path)
@@ -381,7 +381,7 @@ static int dirs_add(struct dirs *d, const char *path)
 
 	if (stat(path, &sb) || !S_ISDIR(sb.st_mode))
 		return 0;	/* not there: nothing can be inside it */
-	if (store_grow(&d->v, &d->cap, (d->n + 1) * sizeof(*d->v)))
+	if (grow_bytes(&d->v, &d->cap, (d->n + 1) * sizeof(*d->v)))
 		return -ENOMEM;
 	d->v[d->n++] = sb;
 	return 0;

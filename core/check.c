@@ -193,7 +193,7 @@ static int load_task(void *arg, const struct index_task *it)
 	struct load *l = arg;
 	struct ck *ck = l->ck;
 	struct ck_task *tk;
-	int rc = store_grow(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
+	int rc = grow_bytes(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
 
 	if (rc)
 		return rc;

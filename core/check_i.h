@@ -7,7 +7,7 @@
  *
  * Caveats: a run is one thread's, from ck_init to ck_free, and holds
  * DATA_DIR/lock throughout (ck_lock_store) except inside ck_recover.
- * Arrays grow with store_grow: their capacities are in bytes.
+ * Arrays grow with grow_bytes: their capacities are in bytes.
  */
 #ifndef EVL_CHECK_I_H
 #define EVL_CHECK_I_H
@@ -105,7 +105,7 @@ struct ck {
 	char type_field[256];
 	struct event_validator *val;
 	struct ck_task *tasks;
-	size_t ntasks, tcap;		/* capacities in bytes (store_grow) */
+	size_t ntasks, tcap;		/* capacities in bytes (grow_bytes) */
 	struct ck_ev *evs;
 	size_t nevs, ecap;
 	struct ck_type *types;
@@ -141,7 +141,7 @@ struct rb_ev {
 
 struct rb_list {
 	struct rb_ev *v;
-	size_t n, cap;		/* cap in bytes (store_grow) */
+	size_t n, cap;		/* cap in bytes (grow_bytes) */
 	uint64_t base, uid;
 	struct index_txn *t;
 };

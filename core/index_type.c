@@ -12,6 +12,7 @@
 #include <lmdb.h>
 
 #include "bytes.h"
+#include "grow.h"
 #include "index_i.h"
 
 /* ---- types ---- */
@@ -35,15 +36,8 @@ int ix_type_get(struct index_txn *t, const char *name, size_t len, bool create,
 		*out = e;
 		return 0;
 	}
-	if (t->ntypes == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 8;
-		struct type_ent *p = realloc(t->types, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		t->types = p;
-		t->cap = cap;
-	}
+	if (GROW(t->types, t->cap, t->ntypes + 1))
+		return -ENOMEM;
 	e = &t->types[t->ntypes];
 	memset(e, 0, sizeof(*e));
 	rc = ix_get_val(t, t->ix->types, name, len, &e->rec, sizeof(e->rec));
@@ -322,16 +316,9 @@ static int load_dead(struct index_view *v)
 
 	ix_scan_open(&s, v->t->txn, v->t->ix->purge, NULL, 0, 0);
 	while (!rc && ix_scan_next(&s)) {
-		if (v->ndead == cap) {
-			uint64_t *p;
-
-			cap = cap ? cap * 2 : 8;
-			p = realloc(v->dead, cap * sizeof(*p));
-			if (!p) {
-				rc = -ENOMEM;
-				break;
-			}
-			v->dead = p;
+		if (GROW(v->dead, cap, v->ndead + 1)) {
+			rc = -ENOMEM;
+			break;
 		}
 		v->dead[v->ndead++] = get_be64(s.key.mv_data);
 	}
@@ -352,7 +339,7 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 	struct index_view *v;
 	struct index_meta m;
 	struct ix_scan s;
-	size_t cap = 0;
+	size_t cap = 0, nord_cap = 0;
 	int rc, bad = 0;
 
 	v = calloc(1, sizeof(*v));
@@ -415,20 +402,9 @@ int index_view_open(struct index_txn *t, const char *prefix, size_t len, uint64_
 		} else {
 			bytes = r.live_bytes;
 		}
-		if (v->n == cap) {
-			uint32_t *a;
-			uint64_t *b;
-
-			cap = cap ? cap * 2 : 4;
-			a = realloc(v->tids, cap * sizeof(*a));
-			if (a)
-				v->tids = a;
-			b = a ? realloc(v->nord, cap * sizeof(*b)) : NULL;
-			if (!b) {
-				bad = -ENOMEM;
-				break;
-			}
-			v->nord = b;
+		if (GROW(v->tids, cap, v->n + 1) || GROW(v->nord, nord_cap, v->n + 1)) {
+			bad = -ENOMEM;
+			break;
 		}
 		v->tids[v->n] = r.tid;
 		v->nord[v->n] = r.next_ord;

@@ -63,15 +63,9 @@ int written_as_recorded(struct evl_store *st, uint64_t uid, const char *name, ui
 		for (ssize_t i = 0; rc == 1 && i < r; i++) {
 			ssize_t got;
 
-			if (recs[i].len > cap) {
-				char *p = realloc(buf, recs[i].len);
-
-				if (!p) {
-					rc = -ENOMEM;
-					break;
-				}
-				buf = p;
-				cap = recs[i].len;
+			if (grow_bytes(&buf, &cap, recs[i].len)) {
+				rc = -ENOMEM;
+				break;
 			}
 			got = tasklog_read(st->tl, uid, name, off, buf, recs[i].len);
 			if (got < 0)
@@ -126,15 +120,9 @@ static int mend_cb(void *arg, const struct index_event *ev)
 	m->end = off + ev->len;
 	if (m->k++ < m->have)
 		return 0;
-	if (ev->len > m->cap) {
-		char *p = realloc(m->buf, ev->len);
-
-		if (!p) {
-			m->rc = -ENOMEM;
-			return 1;
-		}
-		m->buf = p;
-		m->cap = ev->len;
+	if (grow_bytes(&m->buf, &m->cap, ev->len)) {
+		m->rc = -ENOMEM;
+		return 1;
 	}
 	got = tasklog_read(m->st->tl, m->task->uid, m->task->name, off, m->buf, ev->len);
 	if (got == (ssize_t)ev->len && off)

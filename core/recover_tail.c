@@ -65,7 +65,7 @@ struct tails {
 	struct evl_store *st;
 	struct index_txn *t;
 	struct tail *v;
-	size_t n, cap;			/* cap in bytes (store_grow) */
+	size_t n, cap;			/* cap in bytes (grow_bytes) */
 	int rc;
 };
 

@@ -337,7 +337,7 @@ static int make_journal_tasks(struct ck *ck, struct tasklog *tl)
 			continue;
 		}
 		if (!rc)
-			rc = store_grow(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
+			rc = grow_bytes(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
 		if (rc)
 			return rc;
 		tk = &ck->tasks[ck->ntasks++];

@@ -333,7 +333,7 @@ int ck_salvage_all(struct ck *ck)
 		/* apply_journal_deletes asks whether it changed after a delete: not by us */
 		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, de->d_name);
 		if (!stat(path, &sb) && strlen(de->d_name) < sizeof(ck->ctimes->name)) {
-			rc = store_grow(&ck->ctimes, &ck->ctcap,
+			rc = grow_bytes(&ck->ctimes, &ck->ctcap,
 					(ck->nctimes + 1) * sizeof(*ck->ctimes));
 			if (rc)
 				break;

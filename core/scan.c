@@ -47,7 +47,7 @@ int ck_type_id(struct ck *ck, const char *name, size_t len, uint32_t *id)
 		*id = (uint32_t)(uintptr_t)found->data;
 		return 0;
 	}
-	rc = store_grow(&ck->types, &ck->tycap, (ck->ntypes + 1) * sizeof(*ck->types));
+	rc = grow_bytes(&ck->types, &ck->tycap, (ck->ntypes + 1) * sizeof(*ck->types));
 	if (rc)
 		return rc;
 	e.key = strndup(name, len);
@@ -70,7 +70,7 @@ int ck_add_event(struct ck *ck, size_t task, uint64_t gseq, uint64_t off, uint32
 	int rc = ck_type_id(ck, type, tlen, &tid);
 
 	if (!rc)
-		rc = store_grow(&ck->evs, &ck->ecap, (ck->nevs + 1) * sizeof(*ck->evs));
+		rc = grow_bytes(&ck->evs, &ck->ecap, (ck->nevs + 1) * sizeof(*ck->evs));
 	if (rc)
 		return rc;
 	ck->evs[ck->nevs++] = (struct ck_ev){ .gseq = gseq, .off = off, .len = len,
@@ -179,7 +179,7 @@ static int mend_rec(struct ck *ck, size_t i, const unsigned char *log, uint64_t 
 			rec->time_ns = ck->jev[k].time_ns;
 			break;
 		}
-	rc = store_grow(&ck->mends, &ck->mcap, (ck->nmends + 1) * sizeof(*ck->mends));
+	rc = grow_bytes(&ck->mends, &ck->mcap, (ck->nmends + 1) * sizeof(*ck->mends));
 	if (rc)
 		return rc;
 	return 0;
@@ -399,7 +399,7 @@ static int list_dirs(struct ck *ck)
 			continue;
 		}
 		if (!tk) {
-			rc = store_grow(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
+			rc = grow_bytes(&ck->tasks, &ck->tcap, (ck->ntasks + 1) * sizeof(*ck->tasks));
 			if (rc)
 				break;
 			tk = &ck->tasks[ck->ntasks++];
@@ -505,7 +505,7 @@ static int jrec_cb(void *arg, const struct store_rec *r)
 	if (r->uid > ck->j_max_uid)
 		ck->j_max_uid = r->uid;
 	if (r->kind == STORE_REC_CREATE) {
-		rc = store_grow(&ck->jcr, &ck->jcrcap, (ck->njcr + 1) * sizeof(*ck->jcr));
+		rc = grow_bytes(&ck->jcr, &ck->jcrcap, (ck->njcr + 1) * sizeof(*ck->jcr));
 		if (rc)
 			return rc;
 		ck->jcr[ck->njcr] = (struct ck_jcreate){ .uid = r->uid, .lsn = ck->j_last_lsn,
@@ -519,7 +519,7 @@ static int jrec_cb(void *arg, const struct store_rec *r)
 		for (size_t i = 0; i < ck->njcr; i++)
 			if (ck->jcr[i].uid == r->uid)
 				ck->jcr[i].deleted = true;
-		rc = store_grow(&ck->jdel, &ck->jdelcap, (ck->njdel + 1) * sizeof(*ck->jdel));
+		rc = grow_bytes(&ck->jdel, &ck->jdelcap, (ck->njdel + 1) * sizeof(*ck->jdel));
 		if (rc)
 			return rc;
 		ck->jdel[ck->njdel++] = (struct ck_jdel){ r->uid, r->time_ns };
@@ -528,7 +528,7 @@ static int jrec_cb(void *arg, const struct store_rec *r)
 
 		if (r->gseq + r->ev_index > ck->j_max_gseq)
 			ck->j_max_gseq = r->gseq + r->ev_index;
-		rc = store_grow(&ck->jev, &ck->jcap, (ck->njev + 1) * sizeof(*ck->jev));
+		rc = grow_bytes(&ck->jev, &ck->jcap, (ck->njev + 1) * sizeof(*ck->jev));
 		if (rc)
 			return rc;
 		e = &ck->jev[ck->njev];

@@ -32,7 +32,7 @@ static int rb_collect(void *arg, const struct index_event *ev)
 
 	if (ev->off < l->base)
 		return 0;
-	if (store_grow(&l->v, &l->cap, (l->n + 1) * sizeof(*l->v)))
+	if (grow_bytes(&l->v, &l->cap, (l->n + 1) * sizeof(*l->v)))
 		return -ENOMEM;
 	l->v[l->n++] = (struct rb_ev){ ev->off - l->base, ev->gseq, ev->len };
 	return 0;
@@ -398,15 +398,8 @@ static int mend_dirty_cb(void *arg, uint64_t uid, uint64_t ck_len, uint64_t ck_n
 {
 	struct mend_short *md = arg;
 
-	if (md->ndirty == md->cap) {
-		size_t cap = md->cap ? md->cap * 2 : 16;
-		void *p = realloc(md->dirty, cap * sizeof(*md->dirty));
-
-		if (!p)
-			return -ENOMEM;
-		md->dirty = p;
-		md->cap = cap;
-	}
+	if (GROW(md->dirty, md->cap, md->ndirty + 1))
+		return -ENOMEM;
 	md->dirty[md->ndirty].uid = uid;
 	md->dirty[md->ndirty++].ck_n = ck_n;
 	return 0;

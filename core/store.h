@@ -78,8 +78,6 @@ int store_finish_switches(struct evl_store *st);
 /* Make DATA_DIR/reserve if it is missing and there is room (see task.c). */
 void store_reserve(struct evl_store *st);
 
-/* grow_bytes (grow.h), by its old name */
-#define store_grow grow_bytes
 
 /*
  * The stamp (stamp.c, S1): DATA_DIR/stamp and the index hold the store's id

@@ -316,7 +316,7 @@ struct fill_ctx {
 	bool run_head;		/* ... which begins where an event begins */
 	bool bad_start;		/* an event not after a newline of its log */
 	size_t *ends;		/* where in buf each event copied whole ends */
-	size_t nends, ends_cap;	/* ends_cap in bytes (store_grow) */
+	size_t nends, ends_cap;	/* ends_cap in bytes (grow_bytes) */
 	int rc;
 };
 

@@ -550,15 +550,8 @@ static int list_task(void *arg, const struct evl_task_info *t)
 {
 	struct list_ctx *c = arg;
 
-	if (c->nuids == c->ucap) {
-		size_t cap = c->ucap ? 2 * c->ucap : 256;
-		uint64_t *u = realloc(c->uids, cap * sizeof(*u));
-
-		if (!u)
-			return -ENOMEM;
-		c->uids = u;
-		c->ucap = cap;
-	}
+	if (GROW(c->uids, c->ucap, c->nuids + 1))
+		return -ENOMEM;
 	c->uids[c->nuids++] = t->uid;
 	return buf_add(c->req, c->h, c->cap, t->name, INO_TASK_BASE + 2 * t->uid, S_IFDIR);
 }
