@@ -30,6 +30,7 @@
 
 #include "bytes.h"
 #include "evlog.h"
+#include "fio.h"
 #include "index.h"
 #include "store_i.h"
 #include "tasklog.h"
