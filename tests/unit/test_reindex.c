@@ -321,27 +321,10 @@ static void a_journaled_task_the_index_misnames_keeps_its_events(void **state)
 		struct evl_store *st = tu_open_default(dir);
 		char from[4400], to[4400], buf[4096];
 		ssize_t n;
-		int status;
-		pid_t pid;
 
 		tu_fill(st, 0, 8);
 		assert_int_equal(evl_store_close(st), 0);
-		pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			struct evl_writer *w;
-
-			evl_options_default(&o);
-			o.commit_sync = true;
-			o.hold_apply = true;	/* the applier never runs: a kill -9 comes first */
-			if (evl_store_open(dir, &o, &st) || evl_task_lookup(st, "t1", &info) ||
-			    evl_writer_open(st, info.uid, &w) ||
-			    evl_writer_write(w, ev, strlen(ev)) || evl_writer_close(w))
-				_exit(2);
-			_exit(0);
-		}
-		assert_int_equal(waitpid(pid, &status, 0), pid);
-		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		tu_journal_to(dir, "t1", ev);
 		snprintf(from, sizeof(from), "%s/tasks/t1", dir);
 		snprintf(to, sizeof(to), "%s/tasks/t1x", dir);
 		assert_int_equal(rename(from, to), 0);
@@ -383,31 +366,13 @@ static void a_removed_task_directory_costs_only_its_events(void **state)
 	static const char ev[] = "{\"type\":\"note\",\"i\":70}\n";
 	const char *dir = *state;
 	struct evl_task_info info;
-	struct evl_options o;
 	struct evl_stats s;
 	struct evl_store *st = tu_open_default(dir);
 	char path[4400];
-	int status;
-	pid_t pid;
 
 	tu_fill(st, 0, 8);
 	assert_int_equal(evl_store_close(st), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		struct evl_writer *w;
-
-		evl_options_default(&o);
-		o.commit_sync = true;
-		o.hold_apply = true;	/* the applier never runs: a kill -9 comes first */
-		if (evl_store_open(dir, &o, &st) || evl_task_lookup(st, "t1", &info) ||
-		    evl_writer_open(st, info.uid, &w) || evl_writer_write(w, ev, strlen(ev)) ||
-		    evl_writer_close(w))
-			_exit(2);
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	tu_journal_to(dir, "t1", ev);
 	snprintf(path, sizeof(path), "%s/tasks/t1", dir);
 	tu_rmrf(path);
 	/* no candidate: an empty directory, one without a task's files, not a task's name */
