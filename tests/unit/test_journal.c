@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "fio.h"
 #include "journal.h"
 #include "testutil.h"
 

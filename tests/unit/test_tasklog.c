@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
+#include "fio.h"
 #include "tasklog.h"
 #include "testutil.h"
 
