@@ -85,7 +85,7 @@ static int collect(void *arg, const struct index_task *t)
 	return 0;
 }
 
-static int count_trim(void *arg, const struct index_trim *tr)
+static int count_retain(void *arg, const struct index_retain *tr)
 {
 	(*(uint64_t *)arg)++;
 	return 0;
@@ -102,7 +102,7 @@ static int read_snapshot(struct bk *b, const char *path)
 	struct index_txn *t;
 	struct index_meta m;
 	struct index *ix;
-	uint64_t trims = 0;
+	uint64_t retains = 0;
 	int rc;
 
 	rc = index_open(path, NULL, &ix);
@@ -114,7 +114,7 @@ static int read_snapshot(struct bk *b, const char *path)
 		if (!rc)
 			rc = index_task_list(t, NULL, 0, collect, b);
 		if (!rc)
-			rc = index_trim_list(t, count_trim, &trims);
+			rc = index_retain_list(t, count_retain, &retains);
 		if (!rc) {
 			m.ckpt_lsn = m.applied_lsn;
 			rc = index_put_meta(t, &m);
@@ -130,8 +130,8 @@ static int read_snapshot(struct bk *b, const char *path)
 		rc = index_sync(ix);
 	index_close(ix);
 	b->next_gseq = m.next_gseq;
-	if (!rc && trims) {
-		say(b, 'I', "a retention is rewriting %" PRIu64 " task logs in the source", trims);
+	if (!rc && retains) {
+		say(b, 'I', "a retention is rewriting %" PRIu64 " task logs in the source", retains);
 		rc = -EAGAIN;
 	}
 	return rc;

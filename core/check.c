@@ -225,43 +225,43 @@ static int count_cb(void *arg, uint64_t uid, uint64_t a, uint64_t b, uint64_t c)
 	return 0;
 }
 
-struct trims {
+struct retains {
 	struct ck *ck;
 	uint64_t all, dropping;
 };
 
 /*
- * A retention a close stopped between its steps (compact.c: DROPPING):
+ * A retention a close stopped between its steps (retain.c: DROPPING):
  * some of the task's oldest events have left the index, the files are the
  * old ones; the next open finishes it.  The check does not call those
  * events missing.
  */
-static int count_trim(void *arg, const struct index_trim *tr)
+static int count_retain(void *arg, const struct index_retain *tr)
 {
-	struct trims *c = arg;
+	struct retains *c = arg;
 
 	c->all++;
-	if (tr->phase != TRIM_DROPPING)
+	if (tr->phase != RETAIN_DROPPING)
 		return 0;
 	for (size_t i = 0; i < c->ck->ntasks; i++)
 		if (c->ck->tasks[i].in_index && c->ck->tasks[i].uid == tr->uid) {
-			c->ck->tasks[i].trim_cut = tr->cut_gseq;
-			c->ck->tasks[i].trim_len = tr->cut_len;
-			c->ck->tasks[i].trim_n = tr->cut_n;
+			c->ck->tasks[i].retain_cut = tr->cut_gseq;
+			c->ck->tasks[i].retain_len = tr->cut_len;
+			c->ck->tasks[i].retain_n = tr->cut_n;
 			c->dropping++;
 		}
 	return 0;
 }
 
 /* The index's live tasks into ck->tasks; what recovery has left to do. */
-int ck_load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *trims,
+int ck_load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *retains,
 		  uint64_t *dropping)
 {
-	struct trims tc = { .ck = ck };
+	struct retains tc = { .ck = ck };
 	struct load l = { .ck = ck };
 	int rc;
 
-	*dirty = *trims = 0;
+	*dirty = *retains = 0;
 	rc = index_begin(ck->ix, false, &l.t);
 	if (rc)
 		return rc;
@@ -271,9 +271,9 @@ int ck_load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t
 	if (!rc)
 		rc = index_dirty_list(l.t, count_cb, dirty);
 	if (!rc)
-		rc = index_trim_list(l.t, count_trim, &tc);
+		rc = index_retain_list(l.t, count_retain, &tc);
 	index_abort(l.t);
-	*trims = tc.all;
+	*retains = tc.all;
 	if (dropping)
 		*dropping = tc.dropping;
 	return rc;

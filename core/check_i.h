@@ -36,8 +36,8 @@ struct ck_task {
 	/* without an index (map_journal): where uid came from */
 	enum { UID_NONE, UID_XATTR, UID_EVENT, UID_CREATE } uid_from;
 	bool uid_shared;		/* another directory has its uid xattr (a copy) */
-	uint64_t trim_cut;		/* retention under way (DROPPING): its events before it go */
-	uint64_t trim_len, trim_n;	/* ... up to this logical byte and event (index_trim) */
+	uint64_t retain_cut;		/* retention under way (DROPPING): its events before it go */
+	uint64_t retain_len, retain_n;	/* ... up to this logical byte and event (index_retain) */
 	bool in_index, on_disk, dirty, skip;
 	bool have_times;		/* created_ns, last_ns from the index */
 	bool has_owner;			/* owner and mode, from the index */
@@ -163,7 +163,7 @@ int ck_open_index(struct ck *ck, bool must_exist, bool write);
 /* I7 (store.c): is the index this store's, as new as its logs?  0, -ESTALE or -errno. */
 int ck_check_stamp(struct ck *ck, char level);
 /* The index's live tasks into ck->tasks; what recovery has left to do. */
-int ck_load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *trims,
+int ck_load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *retains,
 		  uint64_t *dropping);
 /* A run on store @dir, reporting through @o, counting in @r (zeroed).  0 or -ENOMEM. */
 int ck_init(struct ck *ck, const char *dir, const struct evl_check_opts *o,

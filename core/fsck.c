@@ -91,8 +91,8 @@ static void missing(struct cmp_ctx *c, const struct ck_ev *e)
 {
 	struct ck_task *tk = &c->ck->tasks[e->task];
 
-	if (tk->skip || e->gseq < tk->trim_cut)
-		return;	/* trim_cut: retention under way, leaving the index */
+	if (tk->skip || e->gseq < tk->retain_cut)
+		return;	/* retain_cut: retention under way, leaving the index */
 	finding(c, "event gseq %" PRIu64 " of task %s (log byte %" PRIu64 ") is not indexed",
 		e->gseq, tk->name, e->off);
 }
@@ -210,10 +210,10 @@ static int cmp_ev_off(const void *a, const void *b)
  * cut_n - base_n events take cut_len - base_len bytes, all before cut_gseq,
  * and the next one is at or past cut_gseq (past it when the plan dropped
  * every event it looked at; gseqs are the store's, not the task's: see
- * store.c trim_matches, which the open applies).  One that does not match (a damaged trim
+ * retain.c retain_matches, which the open applies).  One that does not match (a damaged retention
  * row) is no excuse for events the index lacks.  0 or -ENOMEM.
  */
-static int check_trims(struct ck *ck)
+static int check_retains(struct ck *ck)
 {
 	for (size_t i = 0; i < ck->ntasks; i++) {
 		struct ck_task *tk = &ck->tasks[i];
@@ -221,7 +221,7 @@ static int check_trims(struct ck *ck)
 		uint64_t n = 0, drop_n, drop_len;
 		bool ok;
 
-		if (!tk->trim_cut || tk->skip || !tk->on_disk)
+		if (!tk->retain_cut || tk->skip || !tk->on_disk)
 			continue;
 		ev = malloc((tk->n + 1) * sizeof(*ev));
 		if (!ev)
@@ -231,21 +231,21 @@ static int check_trims(struct ck *ck)
 				ev[n++] = &ck->evs[e];
 		if (n)
 			qsort(ev, n, sizeof(*ev), cmp_ev_off);
-		drop_n = tk->trim_n - tk->base_n;
-		drop_len = tk->trim_len - tk->base_len;
-		ok = tk->trim_n >= tk->base_n && tk->trim_len >= tk->base_len && drop_n <= n &&
-		     (drop_n < n ? ev[drop_n]->off == drop_len && ev[drop_n]->gseq >= tk->trim_cut :
+		drop_n = tk->retain_n - tk->base_n;
+		drop_len = tk->retain_len - tk->base_len;
+		ok = tk->retain_n >= tk->base_n && tk->retain_len >= tk->base_len && drop_n <= n &&
+		     (drop_n < n ? ev[drop_n]->off == drop_len && ev[drop_n]->gseq >= tk->retain_cut :
 				   drop_len == tk->bytes);
 		for (uint64_t k = 0; k < drop_n && ok; k++)
-			ok = ev[k]->gseq < tk->trim_cut;
+			ok = ev[k]->gseq < tk->retain_cut;
 		free(ev);
 		if (ok)
 			continue;
 		ck_report(ck, 'E', "task %s: its retention under way (up to gseq %" PRIu64 ", log byte %"
 			  PRIu64 ", event %" PRIu64 ") does not match its files: a damaged index?"
-			  " evlogctl reindex builds a new one", tk->name, tk->trim_cut,
-			  tk->trim_len - tk->base_len, tk->trim_n - tk->base_n);
-		tk->trim_cut = 0;
+			  " evlogctl reindex builds a new one", tk->name, tk->retain_cut,
+			  tk->retain_len - tk->base_len, tk->retain_n - tk->base_n);
+		tk->retain_cut = 0;
 	}
 	return 0;
 }
@@ -684,7 +684,7 @@ static int index_unreadable(struct ck *ck, int rc)
 int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_result *r)
 {
 	struct index_meta m;
-	uint64_t dirty, trims, dropping = 0, p0;
+	uint64_t dirty, retains, dropping = 0, p0;
 	struct ck ck;
 	int rc;
 
@@ -718,7 +718,7 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	if (!rc)
 		rc = event_validator_new_ex(ck.type_field, CHECK_MAX_EVENT, EVENT_STORED, &ck.val);
 	if (!rc)
-		rc = index_unreadable(&ck, ck_load_index(&ck, &m, &dirty, &trims, &dropping));
+		rc = index_unreadable(&ck, ck_load_index(&ck, &m, &dirty, &retains, &dropping));
 	if (rc)
 		goto out;
 	ck.applied_lsn = m.applied_lsn;
@@ -736,18 +736,18 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		rc = -EUCLEAN;
 		goto out;
 	}
-	if (ck.j_unapplied || dirty || trims)
+	if (ck.j_unapplied || dirty || retains)
 		ck.needs_recovery = true;
-	if (!ck.j_unapplied && !dirty && trims && trims == dropping)
+	if (!ck.j_unapplied && !dirty && retains && retains == dropping)
 		/* what a clean close leaves when it stops a compaction (compact.c) */
 		ck_report(&ck, 'I', "retention of %" PRIu64 " task%s was under way when the store"
 			  " closed: some of the oldest events have left the index; the next mount"
-			  " (or fsck --repair) finishes it", trims, trims == 1 ? "" : "s");
+			  " (or fsck --repair) finishes it", retains, retains == 1 ? "" : "s");
 	else if (ck.needs_recovery)
 		ck_report(&ck, 'E', "the store was not closed cleanly: %" PRIu64 " journal records not"
 			  " applied, %" PRIu64 " tasks changed since the last checkpoint%s; the next"
 			  " mount (or fsck --repair) recovers them", ck.j_unapplied, dirty,
-			  trims ? ", retention under way" : "");
+			  retains ? ", retention under way" : "");
 	if (ck.needs_recovery && o->repair) {
 		uint64_t unapplied = ck.j_unapplied;
 
@@ -760,12 +760,12 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 		}
 		ck_report(&ck, 'F', "recovered: %" PRIu64 " journal records applied, %" PRIu64
 			  " tasks changed since the last checkpoint made durable%s", unapplied, dirty,
-			  trims ? ", retention finished" : "");
+			  retains ? ", retention finished" : "");
 		ck.needs_recovery = false;
 		ck_forget(&ck);
 		rc = ck_open_index(&ck, true, true);
 		if (!rc)
-			rc = ck_load_index(&ck, &m, &dirty, &trims, NULL);
+			rc = ck_load_index(&ck, &m, &dirty, &retains, NULL);
 		if (rc)
 			goto out;
 	}
@@ -776,7 +776,7 @@ int evl_fsck(const char *dir, const struct evl_check_opts *o, struct evl_check_r
 	if (!rc)
 		rc = ck_scan_all(&ck);
 	if (!rc)
-		rc = check_trims(&ck);
+		rc = check_retains(&ck);
 	if (!rc) {
 		compare_tasks(&ck);
 		rc = index_unreadable(&ck, compare_types(&ck));

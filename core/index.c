@@ -34,8 +34,9 @@
  *   dirty  uid(8)                 -> log length and events at first change
  *                                    since the last checkpoint
  *   purge  uid(8)                 -> deleted tasks whose entries remain
- *   trim   uid(8)                 -> trim_val: retention of the task's head
- *                                    under way (see compact.c)
+ *   trim   uid(8)                 -> retain_val: retention of the task's head
+ *                                    under way (see retain.c; the database
+ *                                    keeps its first name, on disk)
  *
  * COMPLEXITY
  * - listing types: one pass over `types`; resolving a prefix: one range
@@ -311,7 +312,7 @@ static int env_open(struct index *ix, const char *type_field)
 		{ "meta", &ix->meta }, { "tasks", &ix->tasks }, { "names", &ix->names },
 		{ "types", &ix->types }, { "tids", &ix->tids }, { "fen", &ix->fen },
 		{ "tgs", &ix->tgs }, { "kty", &ix->kty }, { "kt", &ix->kt }, { "tt", &ix->tt },
-		{ "dirty", &ix->dirty }, { "purge", &ix->purge }, { "trim", &ix->trim },
+		{ "dirty", &ix->dirty }, { "purge", &ix->purge }, { "trim", &ix->retain },
 	};
 
 	rc = mdb_env_create(&ix->env);
@@ -336,9 +337,9 @@ static int env_open(struct index *ix, const char *type_field)
 		rc = mdb_txn_begin(ix->env, NULL, ix->rdonly ? MDB_RDONLY : 0, &txn);
 	for (size_t i = 0; !rc && i < sizeof(dbs) / sizeof(*dbs); i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, ix->rdonly ? 0 : MDB_CREATE, dbs[i].dbi);
-		/* an index made before retention: nothing to trim (a writer adds it) */
-		if (rc == MDB_NOTFOUND && dbs[i].dbi == &ix->trim) {
-			ix->trim = NO_DBI;
+		/* an index made before retention: no intent (a writer adds the database) */
+		if (rc == MDB_NOTFOUND && dbs[i].dbi == &ix->retain) {
+			ix->retain = NO_DBI;
 			rc = 0;
 		}
 		if (rc == MDB_NOTFOUND)
@@ -458,7 +459,7 @@ fail:
 int index_usage(struct index *ix, uint64_t *used, uint64_t *file)
 {
 	MDB_dbi dbis[] = { 0, ix->meta, ix->tasks, ix->names, ix->types, ix->tids, ix->fen,
-			   ix->tgs, ix->kty, ix->kt, ix->tt, ix->dirty, ix->purge, ix->trim };
+			   ix->tgs, ix->kty, ix->kt, ix->tt, ix->dirty, ix->purge, ix->retain };
 	MDB_txn *txn;
 	MDB_envinfo info;
 	MDB_stat ms;

@@ -206,22 +206,22 @@ int index_dirty_clear(struct index_txn *t);
  * event of the task with gseq < cut_gseq goes, which are the first cut_n
  * events and cut_len bytes of its log (logical counts, as base_len).
  */
-enum index_trim_phase {
-	TRIM_DROPPING = 1,	/* entries leave the index in steps, then the switch */
-	TRIM_SWITCHED = 2,	/* index switched to the new files; renames may remain */
+enum index_retain_phase {
+	RETAIN_DROPPING = 1,	/* entries leave the index in steps, then the switch */
+	RETAIN_SWITCHED = 2,	/* index switched to the new files; renames may remain */
 };
 
-struct index_trim {
+struct index_retain {
 	uint64_t uid;
 	int phase;
 	uint64_t cut_gseq, cut_len, cut_n;
 };
 
-int index_trim_put(struct index_txn *t, const struct index_trim *tr);
+int index_retain_put(struct index_txn *t, const struct index_retain *tr);
 /* 0 or -ENOENT. */
-int index_trim_get(struct index_txn *t, uint64_t uid, struct index_trim *out);
-int index_trim_del(struct index_txn *t, uint64_t uid);
-int index_trim_list(struct index_txn *t, int (*cb)(void *arg, const struct index_trim *tr),
+int index_retain_get(struct index_txn *t, uint64_t uid, struct index_retain *out);
+int index_retain_del(struct index_txn *t, uint64_t uid);
+int index_retain_list(struct index_txn *t, int (*cb)(void *arg, const struct index_retain *tr),
 		    void *arg);
 /*
  * Remove at most @budget of live task @uid's entries with gseq < @cut_gseq,
@@ -229,7 +229,7 @@ int index_trim_list(struct index_txn *t, int (*cb)(void *arg, const struct index
  * (the task+type's base grows by what left).  *@more: call again.
  * The caller updates the task record and meta counters at the switch.
  */
-int index_trim_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsigned budget,
+int index_retain_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsigned budget,
 		    bool *more);
 
 /* Call @cb for each type with live events, in name order. */

@@ -30,7 +30,7 @@ extern size_t ix_map_initial;
 
 struct index {
 	MDB_env *env;
-	MDB_dbi meta, tasks, names, types, tids, fen, tgs, kty, kt, tt, dirty, purge, trim;
+	MDB_dbi meta, tasks, names, types, tids, fen, tgs, kty, kt, tt, dirty, purge, retain;
 	pthread_rwlock_t resize;	/* read: any txn open; write: set_mapsize */
 	size_t mapsize;
 	char *path;
@@ -93,8 +93,8 @@ struct cnt_val {
 	uint64_t count, bytes, base;
 };
 
-/* A trim intent (the `trim` database). */
-struct trim_val {
+/* A retention intent (the database keeps its first name, `trim`). */
+struct retain_val {
 	uint32_t phase, pad;
 	uint64_t cut_gseq, cut_len, cut_n;
 };

@@ -2,7 +2,7 @@
  * index_task.c - tasks in the index: task records and the name mapping,
  * deleting a task and purging its entries in bounded steps, the dirty set
  * (tasks changed since the last checkpoint), and retention of a task's
- * head (its trim intent and the removal of its oldest entries).
+ * head (its retention intent and the removal of its oldest entries).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -186,7 +186,7 @@ int index_task_delete(struct index_txn *t, uint64_t uid)
 	put_be64(k, uid);
 	rc = ix_put_val(t, t->ix->purge, k, 8, "", 0);
 	if (!rc)
-		rc = ix_del_key(t, t->ix->trim, k, 8);
+		rc = ix_del_key(t, t->ix->retain, k, 8);
 	if (rc)
 		return rc;
 	return ix_del_key(t, t->ix->dirty, k, 8);
@@ -345,71 +345,71 @@ int index_dirty_clear(struct index_txn *t)
 
 /* ---- retention of a task's head ---- */
 
-int index_trim_put(struct index_txn *t, const struct index_trim *tr)
+int index_retain_put(struct index_txn *t, const struct index_retain *tr)
 {
-	struct trim_val v = { .phase = tr->phase, .cut_gseq = tr->cut_gseq,
+	struct retain_val v = { .phase = tr->phase, .cut_gseq = tr->cut_gseq,
 			      .cut_len = tr->cut_len, .cut_n = tr->cut_n };
 	unsigned char k[8];
 
 	put_be64(k, tr->uid);
-	return ix_put_val(t, t->ix->trim, k, 8, &v, sizeof(v));
+	return ix_put_val(t, t->ix->retain, k, 8, &v, sizeof(v));
 }
 
-static void trim_decode(uint64_t uid, const struct trim_val *v, struct index_trim *out)
+static void retain_decode(uint64_t uid, const struct retain_val *v, struct index_retain *out)
 {
-	*out = (struct index_trim){ .uid = uid, .phase = v->phase, .cut_gseq = v->cut_gseq,
+	*out = (struct index_retain){ .uid = uid, .phase = v->phase, .cut_gseq = v->cut_gseq,
 				    .cut_len = v->cut_len, .cut_n = v->cut_n };
 }
 
-int index_trim_get(struct index_txn *t, uint64_t uid, struct index_trim *out)
+int index_retain_get(struct index_txn *t, uint64_t uid, struct index_retain *out)
 {
 	unsigned char k[8];
-	struct trim_val v;
+	struct retain_val v;
 	int rc;
 
-	if (t->ix->trim == NO_DBI)
+	if (t->ix->retain == NO_DBI)
 		return -ENOENT;
 	put_be64(k, uid);
-	rc = ix_get_val(t, t->ix->trim, k, 8, &v, sizeof(v));
+	rc = ix_get_val(t, t->ix->retain, k, 8, &v, sizeof(v));
 	if (!rc)
-		trim_decode(uid, &v, out);
+		retain_decode(uid, &v, out);
 	return rc;
 }
 
-int index_trim_del(struct index_txn *t, uint64_t uid)
+int index_retain_del(struct index_txn *t, uint64_t uid)
 {
 	unsigned char k[8];
 
 	put_be64(k, uid);
-	return ix_del_key(t, t->ix->trim, k, 8);
+	return ix_del_key(t, t->ix->retain, k, 8);
 }
 
-int index_trim_list(struct index_txn *t, int (*cb)(void *arg, const struct index_trim *tr),
+int index_retain_list(struct index_txn *t, int (*cb)(void *arg, const struct index_retain *tr),
 		    void *arg)
 {
 	struct ix_scan s;
 	int rc = 0;
 
-	if (t->ix->trim == NO_DBI)
+	if (t->ix->retain == NO_DBI)
 		return 0;
-	ix_scan_open(&s, t->txn, t->ix->trim, NULL, 0, 0);
+	ix_scan_open(&s, t->txn, t->ix->retain, NULL, 0, 0);
 	while (!rc && ix_scan_next(&s)) {
-		struct index_trim tr;
-		struct trim_val v;
+		struct index_retain tr;
+		struct retain_val v;
 
 		if (s.val.mv_size < sizeof(v)) {
 			rc = -EIO;
 			break;
 		}
 		memcpy(&v, s.val.mv_data, sizeof(v));
-		trim_decode(get_be64(s.key.mv_data), &v, &tr);
+		retain_decode(get_be64(s.key.mv_data), &v, &tr);
 		rc = cb(arg, &tr);
 	}
 	return ix_scan_end(&s, rc);
 }
 
 /* Remove up to *@budget of task @uid's type-@tid entries with gseq < @cut, oldest first. */
-static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t cut,
+static int retain_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t cut,
 		     unsigned *budget)
 {
 	unsigned char k[20], ck[12];
@@ -472,7 +472,7 @@ static int trim_type(struct index_txn *t, uint64_t uid, uint32_t tid, uint64_t c
 	return rc ? rc : ix_put_val(t, t->ix->tt, ck, 12, &cnt, sizeof(cnt));
 }
 
-int index_trim_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsigned budget,
+int index_retain_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsigned budget,
 		    bool *more)
 {
 	uint32_t tids[64];
@@ -481,7 +481,7 @@ int index_trim_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsign
 	int rc = 0;
 
 	*more = false;
-	/* the task's types, a bounded batch at a time (trim_type rewrites kt rows) */
+	/* the task's types, a bounded batch at a time (retain_type rewrites kt rows) */
 	while (budget && !rc) {
 		unsigned char k[12];
 		struct ix_scan s;
@@ -495,7 +495,7 @@ int index_trim_step(struct index_txn *t, uint64_t uid, uint64_t cut_gseq, unsign
 			tids[n++] = get_be32((unsigned char *)s.key.mv_data + 8);
 		rc = ix_scan_end(&s, 0);
 		for (size_t i = 0; i < n && !rc && budget; i++)
-			rc = trim_type(t, uid, tids[i], cut_gseq, &budget);
+			rc = retain_type(t, uid, tids[i], cut_gseq, &budget);
 		if (rc || n < 64)
 			break;
 		after = tids[n - 1] + 1;

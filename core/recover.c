@@ -321,7 +321,7 @@ static int count_dirty(void *arg, uint64_t uid, uint64_t log_len, uint64_t neven
 	return 0;
 }
 
-static int count_trims(void *arg, const struct index_trim *tr)
+static int count_retains(void *arg, const struct index_retain *tr)
 {
 	(void)tr;
 	(*(uint64_t *)arg)++;
@@ -347,7 +347,7 @@ int open_frozen(struct evl_store *st)
 	struct journal_scan js;
 	struct index_txn *t;
 	struct index_meta m;
-	uint64_t dirty = 0, trims = 0, trash = 0, records = 0;
+	uint64_t dirty = 0, retains = 0, trash = 0, records = 0;
 	char path[4200];
 	int rc;
 
@@ -358,7 +358,7 @@ int open_frozen(struct evl_store *st)
 	if (!rc)
 		rc = index_dirty_list(t, count_dirty, &dirty);
 	if (!rc)
-		rc = index_trim_list(t, count_trims, &trims);
+		rc = index_retain_list(t, count_retains, &retains);
 	index_abort(t);
 	if (!rc)
 		rc = tasklog_trash_list(st->tl, count_trash, &trash);
@@ -379,13 +379,13 @@ int open_frozen(struct evl_store *st)
 	/* records at or before the index's applied lsn are in the logs already */
 	if (js.records && js.last_lsn <= m.applied_lsn)
 		records = 0;
-	if (dirty || trims || trash || records || js.bad_bytes || js.damage.lost) {
+	if (dirty || retains || trash || records || js.bad_bytes || js.damage.lost) {
 		evl_log(LOG_ERR, "store %s is on read-only media and was not closed cleanly "
 			"(%" PRIu64 " tasks written since its last checkpoint, %" PRIu64 " journal "
 			"records to apply, %" PRIu64 " deletes and %" PRIu64 " retention rewrites "
 			"to finish): its recovery must be written first; mount it read-write once, "
 			"or copy it (cp -a) and mount the copy", st->dir, dirty, records, trash,
-			trims);
+			retains);
 		return -EROFS;
 	}
 	st->next_gseq = m.next_gseq;
@@ -415,7 +415,7 @@ int store_recover(struct evl_store *st)
 	/* deletes and log rewrites first: the repair below expects the files the index names */
 	rc = tasklog_trash_list(st->tl, apply_undo_delete, st);
 	if (!rc)
-		rc = trim_recover_files(st);
+		rc = retain_recover_files(st);
 	if (rc)
 		return rc;
 	if (io->boot_id(now, sizeof(now)))
@@ -506,7 +506,7 @@ damaged:
 	rc = apply_all(st);
 	st->replay_after_loss = false;	/* the replay is written: files as written from here */
 	if (!rc)
-		rc = trim_recover_dropping(st);
+		rc = retain_recover_dropping(st);
 	if (!rc)
 		rc = adopt_tails(st, r.val);
 	/* I6: what this boot writes from now on is trusted by a reopen in it */

@@ -550,7 +550,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	struct index_meta m = { .next_gseq = 1, .next_uid = 1 }, old = { 0 };
 	uint64_t stamp_id, stamp_gen;
 	char path[4200];
-	uint64_t dirty, trims;
+	uint64_t dirty, retains;
 	struct tasklog *tl = NULL;
 	bool usable = false, *keep = NULL;
 	struct ck ck;
@@ -587,7 +587,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 		if (!rc)
 			rc = ck_open_index(&ck, true, false);
 		if (!rc)
-			rc = ck_load_index(&ck, &old, &dirty, &trims, NULL);
+			rc = ck_load_index(&ck, &old, &dirty, &retains, NULL);
 		if (rc) {
 			ck_report(&ck, 'I', "the old index is unusable (%s): task uids are assigned anew",
 				  strerror(-rc));

@@ -9,7 +9,7 @@
  *
  *   plan      read the sidecar from the head: the first event to keep
  *             (cut_gseq), and the bytes and events before it
- *   intent    [applier] one transaction: trim row {DROPPING, cut}
+ *   intent    [applier] one transaction: retention row {DROPPING, cut}
  *   steps     [applier] transactions of at most 4,096 entries: remove the
  *             dropped events from tgs/kty and their lengths from the types'
  *             Fenwick trees; the task+type base in kt grows by what left,
@@ -18,9 +18,9 @@
  *             (this thread; the old files only grow meanwhile)
  *   switch    [applier] copy what was applied since, fdatasync the copies;
  *             one transaction: task base, live totals, dirty entry (the new
- *             files hold everything applied), trim row SWITCHED; commit and
+ *             files hold everything applied), retention row SWITCHED; commit and
  *             sync it; rename the copies over the task's files; fsync the
- *             directories; delete the trim row.  Readers of task files are
+ *             directories; delete the retention row.  Readers of task files are
  *             held off (swap_lock) from the commit to the renames.
  *
  *   (none) --intent--> DROPPING --steps..--> DROPPING --switch--> SWITCHED
@@ -28,7 +28,7 @@
  *
  * INVARIANTS
  *  C1 Every phase is made of operations that are each crash-safe on their
- *     own (a journaled delete, a purge or trim step transaction, an atomic
+ *     own (a journaled delete, a purge or retention step transaction, an atomic
  *     rename): a crash at any point leaves a store that opens, with each
  *     task deleted or not, and each task's head dropped or not, never half.
  *  C2 The index is written only by the applier thread (steps, switch and
@@ -50,7 +50,7 @@
  *  - after the journal is applied, DROPPING: do the remaining steps, copy
  *    from scratch and switch.  The task ends after retention: the intent
  *    was durable, and some of its entries may have left the index already.
- *  A task deleted meanwhile loses its trim row in the delete's transaction.
+ *  A task deleted meanwhile loses its retention row in the delete's transaction.
  */
 #include <endian.h>
 #include <errno.h>
@@ -86,70 +86,70 @@
 #include "tasklog.h"
 
 
-struct trim_job {
+struct retain_job {
 	struct evl_store *st;
-	struct index_trim tr;
+	struct index_retain tr;
 	uint64_t base_len, base_n;	/* the task's, when the intent was made */
-	struct tasklog_rw *rw;
+	struct tasklog_retain *rw;
 	bool more;
 };
 
 /* The live task and its intent, as planned.  0, -ENOENT (deleted meanwhile) or -errno. */
-static int trim_check(struct index_txn *t, const struct trim_job *j, struct index_task *task,
+static int retain_check(struct index_txn *t, const struct retain_job *j, struct index_task *task,
 		      int phase)
 {
-	struct index_trim tr;
+	struct index_retain tr;
 	int rc;
 
 	rc = index_task_by_uid(t, j->tr.uid, task);
 	if (!rc && task->state != TASK_LIVE)
 		rc = -ENOENT;
 	if (!rc)
-		rc = index_trim_get(t, j->tr.uid, &tr);
+		rc = index_retain_get(t, j->tr.uid, &tr);
 	if (!rc && (tr.phase != phase || tr.cut_gseq != j->tr.cut_gseq ||
 		    task->base_len != j->base_len))
 		rc = -ENOENT;
 	return rc;
 }
 
-static int trim_begin_txn(struct index_txn *t, void *arg)
+static int retain_begin_txn(struct index_txn *t, void *arg)
 {
-	struct trim_job *j = arg;
+	struct retain_job *j = arg;
 	struct index_task task;
-	struct index_trim tr;
+	struct index_retain tr;
 	int rc;
 
 	rc = index_task_by_uid(t, j->tr.uid, &task);
 	if (!rc && (task.state != TASK_LIVE || task.base_len != j->base_len))
 		rc = -ENOENT;
-	if (!rc && index_trim_get(t, j->tr.uid, &tr) == 0)
+	if (!rc && index_retain_get(t, j->tr.uid, &tr) == 0)
 		rc = -EBUSY;	/* planned twice: cannot happen, one compaction at a time */
-	return rc ? rc : index_trim_put(t, &j->tr);
+	return rc ? rc : index_retain_put(t, &j->tr);
 }
 
-static int trim_begin(struct evl_store *st, void *arg)
+static int retain_begin(struct evl_store *st, void *arg)
 {
-	int rc = store_write_txn(st, trim_begin_txn, arg);
+	int rc = store_write_txn(st, retain_begin_txn, arg);
 
 	if (!rc)
 		io_mark("trim intent");
 	return rc;
 }
 
-static int trim_step_txn(struct index_txn *t, void *arg)
+static int retain_step_txn(struct index_txn *t, void *arg)
 {
-	struct trim_job *j = arg;
+	struct retain_job *j = arg;
 	struct index_task task;
 	int rc;
 
-	rc = trim_check(t, j, &task, TRIM_DROPPING);
-	return rc ? rc : index_trim_step(t, j->tr.uid, j->tr.cut_gseq, PURGE_BUDGET, &j->more);
+	rc = retain_check(t, j, &task, RETAIN_DROPPING);
+	return rc ? rc : index_retain_step(t, j->tr.uid, j->tr.cut_gseq, PURGE_BUDGET, &j->more);
 }
 
 /* One bounded step of removing the dropped events' index entries. */
-static int trim_step(struct evl_store *st, void *arg)
+static int retain_step(struct evl_store *st, void *arg)
 {
-	int rc = store_write_txn(st, trim_step_txn, arg);
+	int rc = store_write_txn(st, retain_step_txn, arg);
 
 	if (!rc) {
 		pthread_mutex_lock(&st->lock);
@@ -160,9 +160,9 @@ static int trim_step(struct evl_store *st, void *arg)
 	return rc;
 }
 
-static int trim_done_txn(struct index_txn *t, void *arg)
+static int retain_done_txn(struct index_txn *t, void *arg)
 {
-	return index_trim_del(t, *(uint64_t *)arg);
+	return index_retain_del(t, *(uint64_t *)arg);
 }
 
 /*
@@ -170,9 +170,9 @@ static int trim_done_txn(struct index_txn *t, void *arg)
  * since, sync the new files, point the task at them in one transaction
  * that is synced before the renames, rename, sync the directories.
  */
-static int trim_switch(struct evl_store *st, void *arg)
+static int retain_switch(struct evl_store *st, void *arg)
 {
-	struct trim_job *j = arg;
+	struct retain_job *j = arg;
 	struct index_task task;
 	struct index_meta m;
 	struct index_txn *t;
@@ -182,13 +182,13 @@ static int trim_switch(struct evl_store *st, void *arg)
 	rc = index_begin(st->ix, false, &t);
 	if (rc)
 		return rc;
-	rc = trim_check(t, j, &task, TRIM_DROPPING);
+	rc = retain_check(t, j, &task, RETAIN_DROPPING);
 	index_abort(t);
 	if (!rc)
-		rc = tasklog_rw_copy(j->rw, task.log_len - task.base_len,
+		rc = tasklog_retain_copy(j->rw, task.log_len - task.base_len,
 				     task.nevents - task.base_n);
 	if (!rc)
-		rc = tasklog_rw_sync(j->rw);
+		rc = tasklog_retain_sync(j->rw);
 	if (rc)
 		return rc;
 
@@ -198,7 +198,7 @@ static int trim_switch(struct evl_store *st, void *arg)
 		rc = index_begin(st->ix, true, &t);
 		if (rc)
 			break;
-		rc = trim_check(t, j, &task, TRIM_DROPPING);
+		rc = retain_check(t, j, &task, RETAIN_DROPPING);
 		if (!rc)
 			rc = index_get_meta(t, &m);
 		if (!rc) {
@@ -206,7 +206,7 @@ static int trim_switch(struct evl_store *st, void *arg)
 			m.log_bytes -= j->tr.cut_len - task.base_len;
 			task.base_len = j->tr.cut_len;
 			task.base_n = j->tr.cut_n;
-			j->tr.phase = TRIM_SWITCHED;
+			j->tr.phase = RETAIN_SWITCHED;
 			rc = index_put_meta(t, &m);
 		}
 		if (!rc)
@@ -215,13 +215,13 @@ static int trim_switch(struct evl_store *st, void *arg)
 		if (!rc)
 			rc = index_dirty_set(t, task.uid, task.log_len, task.nevents, m.next_gseq);
 		if (!rc)
-			rc = index_trim_put(t, &j->tr);
+			rc = index_retain_put(t, &j->tr);
 		if (!rc)
 			rc = index_commit(t);
 		else
 			index_abort(t);
 		if (rc) {
-			j->tr.phase = TRIM_DROPPING;
+			j->tr.phase = RETAIN_DROPPING;
 			if (rc == -EAGAIN && !(rc = index_grow(st->ix)))
 				continue;
 		}
@@ -232,12 +232,12 @@ static int trim_switch(struct evl_store *st, void *arg)
 		return rc;
 	}
 	/* committed: from here on a crash finishes the renames at the next open */
-	tasklog_rw_keep(j->rw);
+	tasklog_retain_keep(j->rw);
 	io_mark("trim switch");
 	rc = index_sync(st->ix);
 	if (!rc) {
 		io_mark("trim switch synced");
-		rc = tasklog_rw_install(j->rw);
+		rc = tasklog_retain_install(j->rw);
 	}
 	if (rc) {
 		/* never drop one: its old files do not match what the index now says */
@@ -251,7 +251,7 @@ static int trim_switch(struct evl_store *st, void *arg)
 	pthread_mutex_unlock(&st->lock);
 	pthread_rwlock_unlock(&st->swap_lock);
 	if (!rc)
-		rc = tasklog_rw_finish(st->tl, task.uid, task.name);
+		rc = tasklog_retain_finish(st->tl, task.uid, task.name);
 	if (rc) {
 		evl_log(LOG_CRIT, "task %s: log rewrite switched in the index but not on disk (%s); "
 			"retrying (reads of it fail with EIO meanwhile)", task.name, strerror(-rc));
@@ -261,7 +261,7 @@ static int trim_switch(struct evl_store *st, void *arg)
 		return rc;
 	}
 	io_mark("trim renamed");
-	return store_write_txn(st, trim_done_txn, &j->tr.uid);
+	return store_write_txn(st, retain_done_txn, &j->tr.uid);
 }
 
 /* Ask the applier to run @fn(st, @arg) and wait for it.  One caller at a time. */
@@ -277,7 +277,7 @@ static int on_applier(struct evl_store *st, int (*fn)(struct evl_store *st, void
 }
 
 /* Carry out intent @j->tr: remove the entries, copy the kept part, switch. */
-static int trim_run(struct evl_store *st, struct trim_job *j, const char *name)
+static int retain_run(struct evl_store *st, struct retain_job *j, const char *name)
 {
 	struct index_txn *t;
 	struct index_task task;
@@ -287,11 +287,11 @@ static int trim_run(struct evl_store *st, struct trim_job *j, const char *name)
 		/* closing: stop between steps; the intent is durable, open finishes it */
 		if (st->applier_running && atomic_load(&st->closing))
 			return -EINTR;
-		rc = on_applier(st, trim_step, j);
+		rc = on_applier(st, retain_step, j);
 	} while (!rc && j->more);
 	if (rc)
 		return rc;
-	rc = tasklog_rw_open(st->tl, j->tr.uid, name, j->tr.cut_len - j->base_len,
+	rc = tasklog_retain_open(st->tl, j->tr.uid, name, j->tr.cut_len - j->base_len,
 			     j->tr.cut_n - j->base_n, &j->rw);
 	if (rc)
 		return rc;
@@ -302,11 +302,11 @@ static int trim_run(struct evl_store *st, struct trim_job *j, const char *name)
 		index_abort(t);
 	}
 	if (!rc)
-		rc = tasklog_rw_copy(j->rw, task.log_len - task.base_len,
+		rc = tasklog_retain_copy(j->rw, task.log_len - task.base_len,
 				     task.nevents - task.base_n);
 	if (!rc)
-		rc = on_applier(st, trim_switch, j);
-	tasklog_rw_free(j->rw);
+		rc = on_applier(st, retain_switch, j);
+	tasklog_retain_free(j->rw);
 	j->rw = NULL;
 	return rc;
 }
@@ -346,8 +346,8 @@ static int count_before(struct evl_store *st, const struct index_task *task, uin
  * @keep_last of those (0: any) and committed at or after @min_ns (0: any).
  * Reads the sidecar from the head.  *@k = events dropped (0: none).
  */
-static int trim_plan(struct evl_store *st, const struct index_task *task, uint64_t keep_last,
-		     uint64_t min_ns, uint64_t horizon, struct trim_job *j, uint64_t *k)
+static int retain_plan(struct evl_store *st, const struct index_task *task, uint64_t keep_last,
+		     uint64_t min_ns, uint64_t horizon, struct retain_job *j, uint64_t *k)
 {
 	uint64_t n = 0, i = 0, bytes = 0, gseq = 0;
 	struct tasklog_rec recs[1024];
@@ -384,7 +384,7 @@ static int trim_plan(struct evl_store *st, const struct index_task *task, uint64
 		}
 	}
 	*k = i;
-	j->tr = (struct index_trim){ .uid = task->uid, .phase = TRIM_DROPPING, .cut_gseq = gseq,
+	j->tr = (struct index_retain){ .uid = task->uid, .phase = RETAIN_DROPPING, .cut_gseq = gseq,
 				     .cut_len = task->base_len + bytes, .cut_n = task->base_n + i };
 	j->base_len = task->base_len;
 	j->base_n = task->base_n;
@@ -395,7 +395,7 @@ static int trim_plan(struct evl_store *st, const struct index_task *task, uint64
 int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_t min_ns,
 		 uint64_t horizon, uint64_t *events, uint64_t *bytes)
 {
-	struct trim_job j = { .st = st };
+	struct retain_job j = { .st = st };
 	struct index_task task;
 	struct index_txn *t;
 	uint64_t k;
@@ -408,14 +408,14 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 	rc = index_task_by_uid(t, uid, &task);
 	if (!rc && task.state != TASK_LIVE)
 		rc = -ENOENT;
-	if (!rc && index_trim_get(t, uid, &j.tr) == 0) {
+	if (!rc && index_retain_get(t, uid, &j.tr) == 0) {
 		/* a run cut short by an error: finish it first */
 		j.base_len = task.base_len;
 		j.base_n = task.base_n;
-		rc = j.tr.phase == TRIM_DROPPING ? 0 : -EIO;
+		rc = j.tr.phase == RETAIN_DROPPING ? 0 : -EIO;
 		index_abort(t);
 		if (!rc)
-			rc = trim_run(st, &j, task.name);
+			rc = retain_run(st, &j, task.name);
 		if (rc)
 			return rc == -ENOENT ? 0 : rc;
 		rc = index_begin(st->ix, false, &t);
@@ -434,12 +434,12 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
 	if (!rc && task_writable(st, uid) == -EIO)
 		return 0;	/* (checked under swap_lock: a delete is not damage) */
 	if (!rc)
-		rc = trim_plan(st, &task, keep_last, min_ns, horizon, &j, &k);
+		rc = retain_plan(st, &task, keep_last, min_ns, horizon, &j, &k);
 	if (rc || !k)
 		return rc == -ENOENT ? 0 : rc;
-	rc = on_applier(st, trim_begin, &j);
+	rc = on_applier(st, retain_begin, &j);
 	if (!rc)
-		rc = trim_run(st, &j, task.name);
+		rc = retain_run(st, &j, task.name);
 	if (rc == -ENOENT)
 		return 0;	/* deleted meanwhile */
 	if (!rc) {
@@ -456,19 +456,19 @@ int store_retain(struct evl_store *st, uint64_t uid, uint64_t keep_last, uint64_
  * renames, make the task readable again, drop the intent.  At open (after
  * a crash) and while running (after a failed rename or directory sync).
  */
-static int finish_switch(const struct index_trim *tr, void *arg)
+static int finish_switch(const struct index_retain *tr, void *arg)
 {
 	struct evl_store *st = arg;
 	struct index_task task;
 	int rc;
 
-	if (tr->phase != TRIM_SWITCHED)
+	if (tr->phase != RETAIN_SWITCHED)
 		return 0;
 	rc = store_live_task(st, tr->uid, &task);
 	if (!rc) {
 		evl_log(LOG_NOTICE, "task %s: finishing its log rewrite", task.name);
 		pthread_rwlock_wrlock(&st->swap_lock);
-		rc = tasklog_rw_finish(st->tl, tr->uid, task.name);
+		rc = tasklog_retain_finish(st->tl, tr->uid, task.name);
 		for (size_t i = 0; !rc && i < st->nbroken; i++)
 			if (st->broken[i] == tr->uid)
 				st->broken[i--] = st->broken[--st->nbroken];
@@ -479,17 +479,17 @@ static int finish_switch(const struct index_trim *tr, void *arg)
 	}
 	if (rc && rc != -ENOENT)
 		return rc;
-	return store_write_txn(st, trim_done_txn, (void *)&tr->uid);
+	return store_write_txn(st, retain_done_txn, (void *)&tr->uid);
 }
 
-struct trim_list {
-	struct index_trim *v;
+struct retain_list {
+	struct index_retain *v;
 	size_t n, cap;		/* cap in bytes (grow) */
 };
 
-static int trim_collect(void *arg, const struct index_trim *tr)
+static int retain_collect(void *arg, const struct index_retain *tr)
 {
-	struct trim_list *l = arg;
+	struct retain_list *l = arg;
 
 	if (grow_bytes(&l->v, &l->cap, (l->n + 1) * sizeof(*l->v)))
 		return -ENOMEM;
@@ -497,14 +497,14 @@ static int trim_collect(void *arg, const struct index_trim *tr)
 	return 0;
 }
 
-static int trim_list_all(struct evl_store *st, struct trim_list *l)
+static int retain_list_all(struct evl_store *st, struct retain_list *l)
 {
 	struct index_txn *t;
 	int rc = index_begin(st->ix, false, &t);
 
 	if (rc)
 		return rc;
-	rc = index_trim_list(t, trim_collect, l);
+	rc = index_retain_list(t, retain_collect, l);
 	index_abort(t);
 	return rc;
 }
@@ -512,8 +512,8 @@ static int trim_list_all(struct evl_store *st, struct trim_list *l)
 /* finish_switch() every rewrite the index has.  0 or -errno. */
 static int finish_all_switches(struct evl_store *st)
 {
-	struct trim_list l = { 0 };
-	int rc = trim_list_all(st, &l);
+	struct retain_list l = { 0 };
+	int rc = retain_list_all(st, &l);
 
 	for (size_t i = 0; i < l.n && !rc; i++)
 		rc = finish_switch(&l.v[i], st);
@@ -555,15 +555,15 @@ int store_finish_switches(struct evl_store *st)
 }
 
 /* At open, before the repair: switched rewrites are finished, others' files dropped. */
-int trim_recover_files(struct evl_store *st)
+int retain_recover_files(struct evl_store *st)
 {
 	int rc = finish_all_switches(st);
 
-	return rc ? rc : tasklog_rw_clean(st->tl);
+	return rc ? rc : tasklog_retain_clean(st->tl);
 }
 
 /*
- * Does retention intent @tr match @task's files (check.c check_trims' rule)?
+ * Does retention intent @tr match @task's files (check.c check_retains' rule)?
  * The events it drops are the files' first cut_n - base_n, all before
  * cut_gseq, taking cut_len - base_len log bytes; the first one kept is at
  * or past cut_gseq (past it when the plan dropped every event it looked
@@ -572,8 +572,8 @@ int trim_recover_files(struct evl_store *st)
  * sidecar cut short or a corrupt record there is not this check's to
  * judge (the retention's own reads find it).
  */
-static int trim_matches(struct evl_store *st, const struct index_task *task,
-			const struct index_trim *tr)
+static int retain_matches(struct evl_store *st, const struct index_task *task,
+			const struct index_retain *tr)
 {
 	uint64_t n = task->nevents - task->base_n, drop_n = tr->cut_n - task->base_n;
 	uint64_t drop_len = tr->cut_len - task->base_len, at = 0, i = 0;
@@ -612,29 +612,29 @@ static int trim_matches(struct evl_store *st, const struct index_task *task,
 }
 
 /* At open, once the journal is applied: carry out the intents a crash cut short. */
-int trim_recover_dropping(struct evl_store *st)
+int retain_recover_dropping(struct evl_store *st)
 {
-	struct trim_list l = { 0 };
-	int rc = trim_list_all(st, &l);
+	struct retain_list l = { 0 };
+	int rc = retain_list_all(st, &l);
 
 	for (size_t i = 0; i < l.n && !rc; i++) {
-		struct trim_job j = { .st = st, .tr = l.v[i] };
+		struct retain_job j = { .st = st, .tr = l.v[i] };
 		struct index_task task;
 
 		rc = store_live_task(st, j.tr.uid, &task);
 		if (rc == -ENOENT) {
-			rc = store_write_txn(st, trim_done_txn, &j.tr.uid);
+			rc = store_write_txn(st, retain_done_txn, &j.tr.uid);
 			continue;
 		}
 		if (rc)
 			break;
-		if (j.tr.phase == TRIM_DROPPING && (rc = trim_matches(st, &task, &j.tr)))
+		if (j.tr.phase == RETAIN_DROPPING && (rc = retain_matches(st, &task, &j.tr)))
 			break;
 		evl_log(LOG_NOTICE, "recovery: task %s: finishing the retention of its first %"
 			PRIu64 " events", task.name, j.tr.cut_n - task.base_n);
 		j.base_len = task.base_len;
 		j.base_n = task.base_n;
-		rc = trim_run(st, &j, task.name);
+		rc = retain_run(st, &j, task.name);
 	}
 	free(l.v);
 	return rc;

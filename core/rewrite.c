@@ -1,9 +1,9 @@
 /*
  * rewrite.c - a task's log and sidecar rewritten without their head, for
- * retention (tasklog_rw_*): the kept part is copied to
+ * retention (tasklog_retain_*): the kept part is copied to
  * DATA_DIR/tasks/.rewrite/<uid>.events and <uid>.meta while appends go on,
  * synced, and renamed over the task's files once the index has switched to
- * them.  The steps, their order and what a crash leaves are compact.c's.
+ * them.  The steps, their order and what a crash leaves are retain.c's.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +22,7 @@
 #define RW_DIR ".rewrite"
 #define RW_CHUNK (1u << 20)
 
-struct tasklog_rw {
+struct tasklog_retain {
 	struct tasklog *tl;
 	struct fd_entry *old;		/* the task's current files, held */
 	uint64_t uid;
@@ -33,15 +33,15 @@ struct tasklog_rw {
 	char *buf;
 };
 
-static void rw_path(const struct tasklog *tl, uint64_t uid, int which, char *buf, size_t n)
+static void retain_path(const struct tasklog *tl, uint64_t uid, int which, char *buf, size_t n)
 {
 	snprintf(buf, n, "%s/" RW_DIR "/%016" PRIx64 ".%s", tl->dir, uid, which ? "meta" : "events");
 }
 
-int tasklog_rw_open(struct tasklog *tl, uint64_t uid, const char *name, uint64_t from_off,
-		    uint64_t from_idx, struct tasklog_rw **out)
+int tasklog_retain_open(struct tasklog *tl, uint64_t uid, const char *name, uint64_t from_off,
+		    uint64_t from_idx, struct tasklog_retain **out)
 {
-	struct tasklog_rw *rw = calloc(1, sizeof(*rw));
+	struct tasklog_retain *rw = calloc(1, sizeof(*rw));
 	char path[4400];
 	int rc;
 
@@ -65,20 +65,20 @@ int tasklog_rw_open(struct tasklog *tl, uint64_t uid, const char *name, uint64_t
 	if (!rc && io_mkdir_durable(path, 0755))
 		rc = -errno;
 	for (int i = 0; i < 2 && !rc; i++) {
-		rw_path(tl, uid, i, path, sizeof(path));
+		retain_path(tl, uid, i, path, sizeof(path));
 		rw->fd[i] = tasklog_open_shed(tl, path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 		if (rw->fd[i] < 0)
 			rc = -errno;
 	}
 	if (rc) {
-		tasklog_rw_free(rw);
+		tasklog_retain_free(rw);
 		return rc;
 	}
 	*out = rw;
 	return 0;
 }
 
-int tasklog_rw_copy(struct tasklog_rw *rw, uint64_t end_off, uint64_t end_idx)
+int tasklog_retain_copy(struct tasklog_retain *rw, uint64_t end_off, uint64_t end_idx)
 {
 	uint64_t end[2] = { end_off, end_idx * TASKLOG_REC };
 	int src[2] = { rw->old->log_fd, rw->old->meta_fd };
@@ -106,7 +106,7 @@ int tasklog_rw_copy(struct tasklog_rw *rw, uint64_t end_off, uint64_t end_idx)
 	return 0;
 }
 
-int tasklog_rw_sync(struct tasklog_rw *rw)
+int tasklog_retain_sync(struct tasklog_retain *rw)
 {
 	char path[4400];
 
@@ -121,13 +121,13 @@ int tasklog_rw_sync(struct tasklog_rw *rw)
 	return 0;
 }
 
-int tasklog_rw_install(struct tasklog_rw *rw)
+int tasklog_retain_install(struct tasklog_retain *rw)
 {
 	static const char *const files[] = { "events", "events.meta" };
 	char from[4400], to[4400];
 
 	for (int i = 0; i < 2; i++) {
-		rw_path(rw->tl, rw->uid, i, from, sizeof(from));
+		retain_path(rw->tl, rw->uid, i, from, sizeof(from));
 		tasklog_file_path(rw->tl, rw->name, files[i], to, sizeof(to));
 		if (io->rename(from, to))
 			return -errno;
@@ -137,12 +137,12 @@ int tasklog_rw_install(struct tasklog_rw *rw)
 	return 0;
 }
 
-void tasklog_rw_keep(struct tasklog_rw *rw)
+void tasklog_retain_keep(struct tasklog_retain *rw)
 {
 	rw->installed = true;	/* installed or to be: the files are no longer ours to drop */
 }
 
-void tasklog_rw_free(struct tasklog_rw *rw)
+void tasklog_retain_free(struct tasklog_retain *rw)
 {
 	char path[4400];
 
@@ -152,7 +152,7 @@ void tasklog_rw_free(struct tasklog_rw *rw)
 		if (rw->fd[i] >= 0)
 			io->close(rw->fd[i]);
 		if (!rw->installed) {
-			rw_path(rw->tl, rw->uid, i, path, sizeof(path));
+			retain_path(rw->tl, rw->uid, i, path, sizeof(path));
 			io->unlink(path);
 		}
 	}
@@ -162,13 +162,13 @@ void tasklog_rw_free(struct tasklog_rw *rw)
 	free(rw);
 }
 
-int tasklog_rw_finish(struct tasklog *tl, uint64_t uid, const char *name)
+int tasklog_retain_finish(struct tasklog *tl, uint64_t uid, const char *name)
 {
 	static const char *const files[] = { "events", "events.meta" };
 	char from[4400], to[4400];
 
 	for (int i = 0; i < 2; i++) {
-		rw_path(tl, uid, i, from, sizeof(from));
+		retain_path(tl, uid, i, from, sizeof(from));
 		tasklog_file_path(tl, name, files[i], to, sizeof(to));
 		if (io->rename(from, to) && errno != ENOENT)
 			return -errno;
@@ -181,7 +181,7 @@ int tasklog_rw_finish(struct tasklog *tl, uint64_t uid, const char *name)
 	return 0;
 }
 
-int tasklog_rw_clean(struct tasklog *tl)
+int tasklog_retain_clean(struct tasklog *tl)
 {
 	char path[4400];
 	struct dirent *de;

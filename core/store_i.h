@@ -403,8 +403,8 @@ void stamp_follow(struct evl_store *st);
 
 /* retain.c */
 int finish_switches(struct evl_store *st, void *arg);
-int trim_recover_files(struct evl_store *st);
-int trim_recover_dropping(struct evl_store *st);
+int retain_recover_files(struct evl_store *st);
+int retain_recover_dropping(struct evl_store *st);
 
 /* applier.c */
 int applier_boot_txn(struct index_txn *t, void *arg);

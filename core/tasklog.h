@@ -20,7 +20,7 @@
  *
  * Implemented by tasklog.c (the descriptor cache, a task's directory and
  * files), sidecar.c (records, DATA_DIR/format, tasklog_verify) and
- * rewrite.c (tasklog_rw_*).
+ * rewrite.c (tasklog_retain_*).
  *
  * Caveats: thread-safe.  Descriptors are cached per task uid, at most
  * max_fds tasks at a time (least recently used closed first); a descriptor
@@ -220,30 +220,30 @@ int tasklog_purge(struct tasklog *tl, uint64_t uid);
  * The copy runs while appends go on: the old files only grow past what is
  * copied, and the last copy (up to the index's lengths) runs on the writer.
  */
-struct tasklog_rw;
+struct tasklog_retain;
 /* Start a rewrite keeping the log from byte @from_off and the sidecar from record @from_idx. */
-int tasklog_rw_open(struct tasklog *tl, uint64_t uid, const char *name, uint64_t from_off,
-		    uint64_t from_idx, struct tasklog_rw **out);
+int tasklog_retain_open(struct tasklog *tl, uint64_t uid, const char *name, uint64_t from_off,
+		    uint64_t from_idx, struct tasklog_retain **out);
 /* Copy the old files up to log byte @end_off and record @end_idx (physical).  0 or -errno. */
-int tasklog_rw_copy(struct tasklog_rw *rw, uint64_t end_off, uint64_t end_idx);
+int tasklog_retain_copy(struct tasklog_retain *rw, uint64_t end_off, uint64_t end_idx);
 /* fdatasync the new files.  0 or -errno. */
-int tasklog_rw_sync(struct tasklog_rw *rw);
+int tasklog_retain_sync(struct tasklog_retain *rw);
 /*
  * Rename the new files over the task's and forget its descriptors (the
- * caller keeps readers out meanwhile).  Durable after tasklog_rw_finish.
+ * caller keeps readers out meanwhile).  Durable after tasklog_retain_finish.
  */
-int tasklog_rw_install(struct tasklog_rw *rw);
-/* The rewrite is committed: tasklog_rw_free must keep its files even if not installed. */
-void tasklog_rw_keep(struct tasklog_rw *rw);
+int tasklog_retain_install(struct tasklog_retain *rw);
+/* The rewrite is committed: tasklog_retain_free must keep its files even if not installed. */
+void tasklog_retain_keep(struct tasklog_retain *rw);
 /* Close; new files not installed are removed. */
-void tasklog_rw_free(struct tasklog_rw *rw);
+void tasklog_retain_free(struct tasklog_retain *rw);
 /*
  * Rename whatever rewrite files of task @uid remain over its files (a crash
  * after the index switched), then fsync both directories.  0 or -errno.
  */
-int tasklog_rw_finish(struct tasklog *tl, uint64_t uid, const char *name);
+int tasklog_retain_finish(struct tasklog *tl, uint64_t uid, const char *name);
 /* Remove every file of .rewrite (rewrites the index never switched to). */
-int tasklog_rw_clean(struct tasklog *tl);
+int tasklog_retain_clean(struct tasklog *tl);
 
 /*
  * Prove task @uid's log up to physical byte @upto (at most @flen, the

@@ -448,7 +448,7 @@ static struct evl_store *retention_stopped(const char *dir, const char *spec, in
 /*
  * A clean close that stops a compaction between the steps of a task's
  * retention (the randomized simtest, seed 1510008071): the intent stays
- * (compact.c: DROPPING), some of the task's oldest events have left the
+ * (retain.c: DROPPING), some of the task's oldest events have left the
  * index while its files are the old ones, and the next open finishes it.
  * fsck called that store broken ("event ... is not indexed" for each of
  * them, exit 1).  Made here by a copy that cannot begin (its .rewrite
@@ -476,9 +476,9 @@ static void fsck_accepts_a_retention_a_close_stopped(void **state)
 	assert_int_equal(r.problems, 0);
 	assert_true(tu_reported("retention of 1 task was under way"));
 
-	/* a trim row that does not match the files is no excuse (a copy: the open would trust it) */
+	/* a retention row that does not match the files is no excuse (a copy: the open would trust it) */
 	for (int how = 0; how < 3; how++) {
-		struct index_trim tr;
+		struct index_retain tr;
 		struct index_txn *t;
 		struct index *ix;
 		char bad[4200], path[4300];
@@ -488,14 +488,14 @@ static void fsck_accepts_a_retention_a_close_stopped(void **state)
 		snprintf(path, sizeof(path), "%s/index", bad);
 		assert_int_equal(index_open(path, NULL, &ix), 0);
 		assert_int_equal(index_begin(ix, true, &t), 0);
-		assert_int_equal(index_trim_get(t, info.uid, &tr), 0);
+		assert_int_equal(index_retain_get(t, info.uid, &tr), 0);
 		if (how == 0)
 			tr.cut_n += 2;
 		else if (how == 1)
 			tr.cut_len += 1;
 		else
 			tr.cut_gseq |= 1ull << 40;
-		assert_int_equal(index_trim_put(t, &tr), 0);
+		assert_int_equal(index_retain_put(t, &tr), 0);
 		assert_int_equal(index_commit(t), 0);
 		index_close(ix);
 		tu_nlines = 0;
@@ -543,7 +543,7 @@ static void fsck_accepts_a_retention_a_close_stopped(void **state)
  * than max-age) takes the last one's gseq + 1 as its cut; gseqs are the
  * store's, so the task's next event (appended while the intent stands)
  * is usually past it.  The check of the intent against the files (the
- * open's trim_matches, fsck's check_trims) wanted it equal: a healthy
+ * open's retain_matches, fsck's check_retains) wanted it equal: a healthy
  * store whose close stopped such a retention would not open, and fsck
  * called it broken.
  */

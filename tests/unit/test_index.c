@@ -370,7 +370,7 @@ static void verify_with_sigchld_ignored(void **state)
 	sigaction(SIGCHLD, &old, NULL);
 }
 
-static int count_trim(void *arg, const struct index_trim *tr)
+static int count_retain(void *arg, const struct index_retain *tr)
 {
 	(void)tr;
 	(*(int *)arg)++;
@@ -393,7 +393,7 @@ static void raw_begin(const char *dir, MDB_env **env, MDB_txn **txn)
  */
 static void rdonly_open_of_an_index_without_trim(void **state)
 {
-	struct index_trim tr;
+	struct index_retain tr;
 	struct index_txn *t;
 	struct index *ix;
 	MDB_env *env;
@@ -414,15 +414,15 @@ static void rdonly_open_of_an_index_without_trim(void **state)
 	assert_int_equal(index_verify(*state, false, why, sizeof(why)), 0);
 	assert_int_equal(index_open_ex(*state, NULL, INDEX_RDONLY, &ix), 0);
 	assert_int_equal(index_begin(ix, false, &t), 0);
-	assert_int_equal(index_trim_list(t, count_trim, &n), 0);
+	assert_int_equal(index_retain_list(t, count_retain, &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(index_trim_get(t, 1, &tr), -ENOENT);
+	assert_int_equal(index_retain_get(t, 1, &tr), -ENOENT);
 	index_abort(t);
 	index_close(ix);
 	/* a writable open (the daemon's) makes it */
 	assert_int_equal(index_open(*state, "type", &ix), 0);
 	assert_int_equal(index_begin(ix, false, &t), 0);
-	assert_int_equal(index_trim_list(t, count_trim, &n), 0);
+	assert_int_equal(index_retain_list(t, count_retain, &n), 0);
 	index_abort(t);
 	index_close(ix);
 }

@@ -271,7 +271,7 @@ static void retention_survives_power_loss_at_every_step(void **state)
 
 /*
  * Review (rev-damage): a retention rewrite of a task whose log was appended
- * to outside the store copies only what the index covers (tasklog_rw_copy
+ * to outside the store copies only what the index covers (tasklog_retain_copy
  * up to the index's length) and renames the copy over the log: the foreign
  * line is deleted without a word, where an append would have set the task
  * aside and fsck --repair would have moved the line to events.unapplied.
@@ -317,7 +317,7 @@ static void retention_keeps_a_foreign_line(void **state)
 
 /*
  * Review (rev-damage): a log cut short on disk (the damage this branch sets
- * aside) and a compaction: tasklog_rw_copy finds it "shorter than indexed"
+ * aside) and a compaction: tasklog_retain_copy finds it "shorter than indexed"
  * and fails the rewrite with EIO.  The task is not set aside, so every
  * compaction fails on it again; does task b's retention still happen?
  */
