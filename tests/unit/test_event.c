@@ -16,12 +16,11 @@
 
 #include <cmocka.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
+#include "bytes.h"
 #include "event.h"
 #include "event_cases.h"
 #include "evlog.h"
+#include "journal_i.h"
 #include "testutil.h"
 
 #define NCASES (sizeof(event_cases) / sizeof(*event_cases))
@@ -388,7 +387,7 @@ static int patch_journal_n(const char *dir, const char *from, const char *to, si
 	assert_non_null(d);
 	while ((de = readdir(d))) {
 		unsigned char *buf;
-		size_t off = 32, size;
+		size_t off = JOURNAL_SEG_HDR, size;
 		FILE *f;
 
 		if (!strstr(de->d_name, ".jnl"))
@@ -398,27 +397,23 @@ static int patch_journal_n(const char *dir, const char *from, const char *to, si
 		assert_non_null(f);
 		buf = malloc(64 << 20);
 		size = fread(buf, 1, 64 << 20, f);
-		while (off + 32 <= size) {
-			uint32_t len;
-			uint64_t sum;
-			unsigned char *hit;
+		while (off + JOURNAL_REC_HDR <= size) {
+			unsigned char *rec = (unsigned char *)buf + off, *hit;
+			uint32_t len = get_le32(rec + 8);
 
-			memcpy(&len, buf + off + 8, 4);
-			if (off + 32 + len > size)
+			if (off + JOURNAL_REC_HDR + len > size)
 				break;
-			hit = memmem(buf + off + 32, len, from, n);
+			hit = memmem(rec + JOURNAL_REC_HDR, len, from, n);
 			if (hit) {
-				XXH3_state_t xs;
+				struct iovec iov = { rec + JOURNAL_REC_HDR, len };
 
 				memcpy(hit, to, n);
-				XXH3_64bits_reset(&xs);
-				XXH3_64bits_update(&xs, buf + off, 24);
-				XXH3_64bits_update(&xs, buf + off + 32, len);
-				sum = XXH3_64bits_digest(&xs);
-				memcpy(buf + off + 24, &sum, 8);	/* little-endian host */
+				/* the journal's own framing: a new checksum, nothing else changed */
+				journal_rec_header(rec, rec[4], len, get_le64(rec + 16), get_le32(rec + 12),
+						   &iov, 1);
 				changed++;
 			}
-			off += 32 + len;
+			off += JOURNAL_REC_HDR + len;
 		}
 		rewind(f);
 		assert_int_equal(fwrite(buf, 1, size, f), size);

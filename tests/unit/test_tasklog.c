@@ -446,7 +446,7 @@ static void remove_over_a_stale_trash(void **state)
 }
 
 /*
- * Review rev-v2: the proven-offset table (vents in tasklog.c): entries for
+ * Review rev-v2: the proven-offset table (vents in sidecar.c): entries for
  * thousands of uids, set by tasklog_verify and dropped by
  * tasklog_verify_forget in random order (growth from 256 slots, backward-
  * shift deletion across clusters and the wrap).  A probe (upto 0) reads an
