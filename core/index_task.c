@@ -15,57 +15,6 @@
 
 /* ---- tasks ---- */
 
-int ix_task_decode(const MDB_val *val, uint64_t uid, struct index_task *out)
-{
-	struct task_val tv;
-
-	if (val->mv_size < sizeof(tv))
-		return -EIO;
-	memcpy(&tv, val->mv_data, sizeof(tv));
-	if (tv.name_len > 255 || val->mv_size < sizeof(tv) + tv.name_len)
-		return -EIO;
-	out->uid = uid;
-	out->state = tv.state;
-	out->log_len = tv.log_len;
-	out->nevents = tv.nevents;
-	out->created_ns = tv.created_ns;
-	out->last_ns = tv.last_ns;
-	out->name_len = tv.name_len;
-	memcpy(out->name, (char *)val->mv_data + sizeof(tv), tv.name_len);
-	out->name[tv.name_len] = '\0';
-	out->base_len = out->base_n = 0;
-	out->has_owner = false;
-	out->owner_uid = out->owner_gid = out->mode = 0;
-	if (val->mv_size >= sizeof(tv) + tv.name_len + 16) {
-		const char *b = (const char *)val->mv_data + sizeof(tv) + tv.name_len;
-
-		memcpy(&out->base_len, b, 8);
-		memcpy(&out->base_n, b + 8, 8);
-	}
-	if (val->mv_size >= sizeof(tv) + tv.name_len + 28) {
-		const char *b = (const char *)val->mv_data + sizeof(tv) + tv.name_len + 16;
-
-		out->has_owner = true;
-		memcpy(&out->owner_uid, b, 4);
-		memcpy(&out->owner_gid, b + 4, 4);
-		memcpy(&out->mode, b + 8, 4);
-	}
-	return 0;
-}
-
-int index_task_by_uid(struct index_txn *t, uint64_t uid, struct index_task *out)
-{
-	unsigned char k[8];
-	MDB_val key = { 8, k }, val;
-	int rc;
-
-	put_be64(k, uid);
-	rc = mdb_get(t->txn, t->ix->tasks, &key, &val);
-	if (rc)
-		return ix_err(rc);
-	return ix_task_decode(&val, uid, out);
-}
-
 int index_task_by_name(struct index_txn *t, const char *name, size_t len,
 		       struct index_task *out)
 {
