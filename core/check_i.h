@@ -215,11 +215,11 @@ void ck_rb_sort(struct rb_list *l);
 int ck_mend_short_sidecars(struct ck *ck);
 /* Rebuild the sidecar of every indexed task whose log has none; a lost log: an empty task. */
 int ck_rebuild_sidecars(struct ck *ck);
+/* Is [@off, @off + @len) of @log where a line would be, zeros counting as newlines? */
+bool ck_line_place(const unsigned char *log, uint64_t size, uint64_t off, uint64_t len);
 
 /* ---- salvage.c: events whose bytes are not the ones written ---- */
 
-/* Is [@off, @off + @len) of @log where a line would be, zeros counting as newlines? */
-bool ck_line_place(const unsigned char *log, uint64_t size, uint64_t off, uint64_t len);
 /* Salvage every task directory of the store (reindex). */
 int ck_salvage_all(struct ck *ck);
 /* Finish (@repair) or report the salvages a crash cut short. */

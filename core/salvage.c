@@ -134,16 +134,6 @@ static int write_synced(const char *path, const void *data, size_t len)
 	return rc;
 }
 
-/* Is [@off, @off + @len) of @log (@size bytes) where a line would be, zeros counting as newlines? */
-bool ck_line_place(const unsigned char *log, uint64_t size, uint64_t off, uint64_t len)
-{
-	if (!len || off > size || len > size - off)
-		return false;
-	if (off && log[off - 1] != '\n' && log[off - 1] != 0)
-		return false;
-	return log[off + len - 1] == '\n' || log[off + len - 1] == 0;
-}
-
 static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 {
 	char tdir[4400], path[4600];

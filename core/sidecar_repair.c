@@ -552,3 +552,13 @@ int ck_rebuild_sidecars(struct ck *ck)
 	}
 	return rc;
 }
+
+/* Is [@off, @off + @len) of @log (@size bytes) where a line would be, zeros counting as newlines? */
+bool ck_line_place(const unsigned char *log, uint64_t size, uint64_t off, uint64_t len)
+{
+	if (!len || off > size || len > size - off)
+		return false;
+	if (off && log[off - 1] != '\n' && log[off - 1] != 0)
+		return false;
+	return log[off + len - 1] == '\n' || log[off + len - 1] == 0;
+}
