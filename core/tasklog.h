@@ -18,9 +18,9 @@
  * Files are written at explicit offsets (pwrite), never with O_APPEND, so a
  * write repeated after a crash lands on the same bytes.
  *
- * Implemented by tasklog.c (the descriptor cache, a task's directory and
- * files), sidecar.c (records, DATA_DIR/format, tasklog_verify) and
- * rewrite.c (tasklog_retain_*).
+ * Implemented by tasklog_fd.c (the descriptor cache, reads), tasklog.c (a
+ * task's directory and files), sidecar.c (records, DATA_DIR/format,
+ * tasklog_verify) and rewrite.c (tasklog_retain_*).
  *
  * Caveats: thread-safe.  Descriptors are cached per task uid, at most
  * max_fds tasks at a time (least recently used closed first); a descriptor

@@ -1,7 +1,7 @@
 /*
  * tasklog_i.h - what the parts of the task log module share: the module's
- * state and its descriptor cache (tasklog.c).  Private to tasklog.c,
- * sidecar.c and rewrite.c; everything else uses tasklog.h.
+ * state and its descriptor cache (tasklog_fd.c).  Private to tasklog.c,
+ * tasklog_fd.c, sidecar.c and rewrite.c; everything else uses tasklog.h.
  *
  * Caveats: tl->lock guards the cache (entries, clock, counts) and is a
  * leaf; tl->vlock guards the proven-offset table and is a leaf too.  An
