@@ -225,7 +225,7 @@ static int count_cb(void *arg, uint64_t uid, uint64_t a, uint64_t b, uint64_t c)
 	return 0;
 }
 
-struct retains {
+struct retain_count {
 	struct ck *ck;
 	uint64_t all, dropping;
 };
@@ -238,7 +238,7 @@ struct retains {
  */
 static int count_retain(void *arg, const struct index_retain *tr)
 {
-	struct retains *c = arg;
+	struct retain_count *c = arg;
 
 	c->all++;
 	if (tr->phase != RETAIN_DROPPING)
@@ -257,7 +257,7 @@ static int count_retain(void *arg, const struct index_retain *tr)
 int ck_load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *retains,
 		  uint64_t *dropping)
 {
-	struct retains tc = { .ck = ck };
+	struct retain_count tc = { .ck = ck };
 	struct load l = { .ck = ck };
 	int rc;
 
