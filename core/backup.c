@@ -95,7 +95,7 @@ static int count_retain(void *arg, const struct index_retain *tr)
  * Read the snapshot: its live tasks, and whether retention is under way.
  * The copy's files will be synced up to its lengths before it is renamed
  * into place, and DEST has no journal: it is made a checkpoint (no dirty
- * set), so that recovery never looks for journal records (see store.c I6).
+ * set), so that recovery never looks for journal records (see store.c, I3).
  */
 static int read_snapshot(struct bk *b, const char *path)
 {
@@ -761,7 +761,7 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	snprintf(from, sizeof(from), "%s/index.old", dest);
 	if (!rc)
 		rc = index_install(snap, path);
-	/* the snapshot's generation is the copy's (store.c, I7) */
+	/* the snapshot's generation is the copy's (stamp.c, S1) */
 	if (!rc)
 		rc = store_stamp_adopt(dest);
 	if (!rc)

@@ -165,7 +165,7 @@ int ck_open_index(struct ck *ck, bool must_exist, bool write)
 }
 
 /*
- * I7 (store.c): is the index this store's, as new as its logs?  0, or
+ * S1 (stamp.c): is the index this store's, as new as its logs?  0, or
  * -ESTALE (reported at @level) or -errno.
  */
 int ck_check_stamp(struct ck *ck, char level)

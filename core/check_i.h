@@ -160,7 +160,7 @@ int ck_check_format(struct ck *ck, bool may_write);
 int ck_recover(struct ck *ck, const char *what);
 /* Open the store's index, read-only unless @write: -EUCLEAN if it is damaged. */
 int ck_open_index(struct ck *ck, bool must_exist, bool write);
-/* I7 (store.c): is the index this store's, as new as its logs?  0, -ESTALE or -errno. */
+/* S1 (stamp.c): is the index this store's, as new as its logs?  0, -ESTALE or -errno. */
 int ck_check_stamp(struct ck *ck, char level);
 /* The index's live tasks into ck->tasks; what recovery has left to do. */
 int ck_load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *retains,

@@ -588,8 +588,8 @@ int evl_compact_start(struct evl_store *st, const struct evl_compact_args *args)
 		if (rc)
 			return rc;
 	}
-	if (!c)
-		return -ENOMEM;
+	if (!c)	/* none made: out of memory, or the store is closing */
+		return store_closing(st) ? -EINTR : -ENOMEM;
 	pthread_mutex_lock(&c->lock);
 	if (c->s.running) {
 		pthread_mutex_unlock(&c->lock);

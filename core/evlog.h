@@ -293,7 +293,8 @@ int evl_control_parse(const char *buf, size_t size, struct evl_control *out,
  * checkpoint.  Each phase works up to a point fixed when it starts, and
  * evl_store_close stops a run at its next step.  Returns at once: 0,
  * -EBUSY (one is running), -EPERM (deleting with nodelete), -ENOENT
- * (task= names no live task), -EROFS, -ENOMEM.
+ * (task= names no live task), -EROFS, -EINTR (evl_store_close has begun),
+ * -ENOMEM.
  */
 int evl_compact_start(struct evl_store *st, const struct evl_compact_args *args);
 
