@@ -563,7 +563,7 @@ int retain_recover_files(struct evl_store *st)
 }
 
 /*
- * Does retention intent @tr match @task's files (check.c check_retains' rule)?
+ * Does retention intent @tr match @task's files (fsck.c check_retains' rule)?
  * The events it drops are the files' first cut_n - base_n, all before
  * cut_gseq, taking cut_len - base_len log bytes; the first one kept is at
  * or past cut_gseq (past it when the plan dropped every event it looked

@@ -89,7 +89,7 @@ static void fsck_finds_and_repairs(void **state)
  * moved to events.unapplied, not deleted".  Two whole lines appended to a
  * log outside the store, then an unterminated fragment (a writer killed
  * mid-line, or a second copy cut short): keep_tail keeps nothing unless the
- * whole tail ends in a newline, and cut_tails then deletes both whole lines.
+ * whole tail ends in a newline, and ck_cut_tails then deletes both whole lines.
  */
 static void repair_keeps_whole_lines_before_a_fragment(void **state)
 {
