@@ -20,7 +20,11 @@
 
 #include "fio.h"
 #include "journal.h"
+#include "journal_i.h"
 #include "testutil.h"
+
+/* A whole record of @len payload bytes, header included (the framing: journal_i.h). */
+#define REC(len) (JOURNAL_REC_HDR + (len))
 
 struct got {
 	uint64_t lsn[4096];
@@ -178,7 +182,7 @@ static void corrupt_byte_costs_only_its_record(void **state)
 	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
 	fd = open(seg, O_RDWR);
 	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "X", 1, 32 + 36 + 32 + 1), 1);
+	assert_int_equal(pwrite(fd, "X", 1, JOURNAL_SEG_HDR + REC(4) + JOURNAL_REC_HDR + 1), 1);
 	close(fd);
 
 	g.n = 0;
@@ -244,7 +248,7 @@ static void unsynced_hole_is_a_torn_tail(void **state)
 	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
 	fd = open(seg, O_RDWR);
 	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, 32 + 36 + 32), 4);	/* a lost page */
+	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, JOURNAL_SEG_HDR + REC(4) + JOURNAL_REC_HDR), 4);	/* a lost page */
 	close(fd);
 
 	g.n = 0;
@@ -279,7 +283,7 @@ static void durable_mark_proves_damage(void **state)
 	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
 	fd = open(seg, O_RDWR);
 	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, 32 + 36 + 32), 4);	/* bbbb's payload */
+	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, JOURNAL_SEG_HDR + REC(4) + JOURNAL_REC_HDR), 4);	/* bbbb's payload */
 	close(fd);
 
 	g.n = 0;
@@ -315,7 +319,7 @@ static void bad_record_header_resyncs(void **state)
 	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
 	fd = open(seg, O_RDWR);
 	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "\xff\xff\xff\x7f", 4, 32 + 36 + 8), 4);	/* bbbb's len */
+	assert_int_equal(pwrite(fd, "\xff\xff\xff\x7f", 4, JOURNAL_SEG_HDR + REC(4) + 8), 4);	/* bbbb's len */
 	close(fd);
 
 	g.n = 0;
@@ -368,9 +372,9 @@ static void random_damage_costs_only_damaged_records(void **state)
 	fd = open(seg, O_RDONLY);
 	assert_int_equal(read(fd, pristine, size), (ssize_t)size);
 	close(fd);
-	start[0] = 32;
+	start[0] = JOURNAL_SEG_HDR;
 	for (int i = 0; i < 30; i++)
-		start[i + 1] = start[i] + 32 + strlen("record-000-") + i % 7;
+		start[i + 1] = start[i] + JOURNAL_REC_HDR + strlen("record-000-") + i % 7;
 	assert_int_equal(start[30], size);
 	print_message("seed %u, %ld runs\n", seed, runs);
 
@@ -795,7 +799,7 @@ static void three_records_the_last_damaged(const char *dir)
 	snprintf(seg, sizeof(seg), "%s/0000000000000001.jnl", dir);
 	fd = open(seg, O_RDWR);
 	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, 32 + 36 + 36 + 32), 4);	/* cccc's payload */
+	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, JOURNAL_SEG_HDR + REC(4) + REC(4) + JOURNAL_REC_HDR), 4);	/* cccc's payload */
 	close(fd);
 }
 
