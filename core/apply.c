@@ -26,6 +26,7 @@
 #include <xxhash.h>
 
 #include "bytes.h"
+#include "datadir.h"
 #include "event.h"
 #include "evlog.h"
 #include "index.h"
@@ -79,7 +80,7 @@ static int task_check_files(struct evl_store *st, const struct index_task *task)
  */
 static bool misnamed_dir(struct evl_store *st, struct index_txn *t, uint64_t uid)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct dirent *de;
 	bool found = false;
 	DIR *d;
@@ -88,14 +89,13 @@ static bool misnamed_dir(struct evl_store *st, struct index_txn *t, uint64_t uid
 	for (size_t i = 0; i < st->nmisnamed; i++)
 		if (st->misnamed[i].uid == uid)
 			return st->misnamed[i].found;
-	snprintf(path, sizeof(path), "%s/tasks", st->dir);
-	d = opendir(path);
+	d = dd_path(path, st->dir, DD_TASKS, NULL) ? NULL : opendir(path);
 	if (!d)
 		return true;	/* cannot tell: the journal keeps them */
 	for (;;) {
 		struct index_task task;
 		struct stat sb;
-		char file[600];
+		char file[DD_PATH_MAX];
 		uint64_t u;
 
 		errno = 0;
@@ -108,10 +108,10 @@ static bool misnamed_dir(struct evl_store *st, struct index_txn *t, uint64_t uid
 		if (evl_task_check_name(de->d_name, strlen(de->d_name)) ||
 		    fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(sb.st_mode))
 			continue;
-		snprintf(file, sizeof(file), "%s/events", de->d_name);
-		if (fstatat(dirfd(d), file, &sb, AT_SYMLINK_NOFOLLOW)) {
-			snprintf(file, sizeof(file), "%s/events.meta", de->d_name);
-			if (fstatat(dirfd(d), file, &sb, AT_SYMLINK_NOFOLLOW))
+		if (dd_join(file, de->d_name, DD_EVENTS) ||
+		    fstatat(dirfd(d), file, &sb, AT_SYMLINK_NOFOLLOW)) {
+			if (dd_join(file, de->d_name, DD_META) ||
+			    fstatat(dirfd(d), file, &sb, AT_SYMLINK_NOFOLLOW))
 				continue;
 		}
 		if (index_task_by_name(t, de->d_name, strlen(de->d_name), &task) != -ENOENT)

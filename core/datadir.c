@@ -1,11 +1,15 @@
 /*
  * datadir.c - the data directory's shared mechanics that are not the store
- * itself (datadir.h): who holds the store, and removing a tree inside it.
+ * itself (datadir.h): the paths inside it, who holds the store, and
+ * removing a tree inside it.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +21,85 @@
 #include "datadir.h"
 #include "evlog.h"
 #include "io.h"
+
+/* ---- paths ---- */
+
+int dd_check(const char *dir)
+{
+	return strlen(dir) > DD_DIR_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* Format into @buf, all of it or nothing: 0 or -ENAMETOOLONG (@buf ""). */
+static int __attribute__((format(printf, 2, 3))) dd_fmt(char buf[static DD_PATH_MAX],
+							 const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, DD_PATH_MAX, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= DD_PATH_MAX) {
+		buf[0] = 0;
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+int dd_join(char buf[static DD_PATH_MAX], const char *a, const char *b)
+{
+	return dd_fmt(buf, "%s/%s", a, b);
+}
+
+int dd_suffix(char buf[static DD_PATH_MAX], const char *path, const char *suffix)
+{
+	return dd_fmt(buf, "%s%s", path, suffix);
+}
+
+int dd_path(char buf[static DD_PATH_MAX], const char *dir, const char *name, const char *file)
+{
+	return file ? dd_fmt(buf, "%s/%s/%s", dir, name, file) : dd_fmt(buf, "%s/%s", dir, name);
+}
+
+int dd_task(char buf[static DD_PATH_MAX], const char *dir, const char *task, const char *file)
+{
+	if (strlen(task) > NAME_MAX) {
+		buf[0] = 0;
+		return -ENAMETOOLONG;
+	}
+	return file ? dd_fmt(buf, "%s/" DD_TASKS "/%s/%s", dir, task, file) :
+		      dd_fmt(buf, "%s/" DD_TASKS "/%s", dir, task);
+}
+
+int dd_trash(char buf[static DD_PATH_MAX], const char *dir, uint64_t uid, const char *file)
+{
+	return file ? dd_fmt(buf, "%s/" DD_TASKS "/" DD_TRASH_PREFIX "%016" PRIx64 "/%s", dir,
+			     uid, file) :
+		      dd_fmt(buf, "%s/" DD_TASKS "/" DD_TRASH_PREFIX "%016" PRIx64, dir, uid);
+}
+
+int dd_is_trash(const char *name, uint64_t *uid)
+{
+	size_t n = strlen(DD_TRASH_PREFIX);
+	char *end;
+	uint64_t v;
+
+	if (strncmp(name, DD_TRASH_PREFIX, n))
+		return 0;
+	v = strtoull(name + n, &end, 16);
+	if (*end || end == name + n)
+		return 0;
+	if (uid)
+		*uid = v;
+	return 1;
+}
+
+int dd_rewrite(char buf[static DD_PATH_MAX], const char *dir, uint64_t uid, const char *file)
+{
+	return file ? dd_fmt(buf, "%s/" DD_TASKS "/" DD_REWRITE "/%016" PRIx64 ".%s", dir, uid,
+			     file) :
+		      dd_fmt(buf, "%s/" DD_TASKS "/" DD_REWRITE, dir);
+}
 
 /* ---- who holds the store ---- */
 

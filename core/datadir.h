@@ -6,14 +6,85 @@
  * backup alike: holding the store (store_lock, store_unlock) and saying
  * who holds it (evl_store_holder, declared in evlog.h: the directory's
  * flock, and what DATA_DIR/lock names), and the removal of a tree inside it
- * (store_rmrf).  It is going to own every path inside
- * DATA_DIR (the lock, the reserve, the trash, rewrites, the task files),
- * each built in one place with one length check.
+ * (store_rmrf), and every path inside DATA_DIR: the layout is below, each
+ * name is spelled once here, and each path is built by a dd_* function into
+ * a DD_PATH_MAX buffer.
+ *
+ *	DATA_DIR/
+ *	  lock  reserve  format  stamp  backup-unfinished
+ *	  index/  (LMDB: data.mdb, lock.mdb)   index.new/  index.old/
+ *	  journal/<first seq, 16 hex>.jnl
+ *	  tasks/<task>/events  tasks/<task>/events.meta
+ *	  tasks/.trash-<uid, 16 hex>/events, events.meta   (a deleted task)
+ *	  tasks/.rewrite/<uid, 16 hex>.events, .meta        (a retention rewrite)
+ *
+ * The length check: DATA_DIR is at most DD_DIR_MAX bytes (dd_check, done
+ * by whatever opens a data directory: the store, the offline tools, backup
+ * for both sides); a task name at most NAME_MAX.  Then every path below
+ * fits DD_PATH_MAX, and a dd_* builder that is still handed a longer one
+ * (a name read from a damaged index) says -ENAMETOOLONG instead of
+ * truncating it.
  *
  * Caveats: it keeps no state; evl_store_holder may wait up to a second.
  */
 #ifndef EVL_DATADIR_H
 #define EVL_DATADIR_H
+
+#include <stdint.h>
+
+#define DD_DIR_MAX	3800
+#define DD_PATH_MAX	4608
+
+/* Names in DATA_DIR. */
+#define DD_LOCK		"lock"
+#define DD_RESERVE	"reserve"
+#define DD_FORMAT	"format"
+#define DD_STAMP	"stamp"
+#define DD_BACKUP_MARK	"backup-unfinished"
+#define DD_INDEX	"index"
+#define DD_INDEX_NEW	"index.new"
+#define DD_INDEX_OLD	"index.old"
+#define DD_JOURNAL	"journal"
+#define DD_TASKS	"tasks"
+/* Names in index/ (LMDB's own). */
+#define DD_MDB_DATA	"data.mdb"
+#define DD_MDB_LOCK	"lock.mdb"
+/* Names in tasks/: the hidden ones are never task names (a task name has no leading '.'). */
+#define DD_TRASH_PREFIX	".trash-"
+#define DD_REWRITE	".rewrite"
+/* Names in a task's directory, and in the trash. */
+#define DD_EVENTS	"events"
+#define DD_META		"events.meta"
+
+#define DD_MUST __attribute__((warn_unused_result))
+
+/* The one length check: -ENAMETOOLONG if DATA_DIR @dir is longer than DD_DIR_MAX, else 0. */
+int dd_check(const char *dir) DD_MUST;
+
+/* "@a/@b".  0 or -ENAMETOOLONG (and @buf is ""). */
+int dd_join(char buf[static DD_PATH_MAX], const char *a, const char *b) DD_MUST;
+
+/* "@path@suffix" (suffix e.g. ".corrupt", ".new").  0 or -ENAMETOOLONG. */
+int dd_suffix(char buf[static DD_PATH_MAX], const char *path, const char *suffix) DD_MUST;
+
+/* "@dir/@name" or, with @file, "@dir/@name/@file" (@name a DD_* name of DATA_DIR). */
+int dd_path(char buf[static DD_PATH_MAX], const char *dir, const char *name,
+	    const char *file) DD_MUST;
+
+/* "@dir/tasks/@task" or, with @file, "@dir/tasks/@task/@file". */
+int dd_task(char buf[static DD_PATH_MAX], const char *dir, const char *task,
+	    const char *file) DD_MUST;
+
+/* "@dir/tasks/.trash-<@uid>" or, with @file, ".../@file". */
+int dd_trash(char buf[static DD_PATH_MAX], const char *dir, uint64_t uid,
+	     const char *file) DD_MUST;
+
+/* Is tasks/@name a deleted task's trash?  Its uid in *@uid if so (may be NULL). */
+int dd_is_trash(const char *name, uint64_t *uid);
+
+/* "@dir/tasks/.rewrite" or, with @file ("events" or "meta"), ".../<@uid>.@file". */
+int dd_rewrite(char buf[static DD_PATH_MAX], const char *dir, uint64_t uid,
+	       const char *file) DD_MUST;
 
 /*
  * Lock store @dir (a flock on the directory itself; "<pid> @holder" is

@@ -39,6 +39,7 @@
 #include <xxhash.h>
 
 #include "bytes.h"
+#include "datadir.h"
 #include "event.h"
 #include "evlog.h"
 #include "index.h"
@@ -348,7 +349,7 @@ int open_frozen(struct evl_store *st)
 	struct index_txn *t;
 	struct index_meta m;
 	uint64_t dirty = 0, retains = 0, trash = 0, records = 0;
-	char path[4200];
+	char path[DD_PATH_MAX];
 	int rc;
 
 	rc = index_begin(st->ix, false, &t);
@@ -362,7 +363,8 @@ int open_frozen(struct evl_store *st)
 	index_abort(t);
 	if (!rc)
 		rc = tasklog_trash_list(st->tl, count_trash, &trash);
-	snprintf(path, sizeof(path), "%s/journal", st->dir);
+	if (!rc)
+		rc = dd_path(path, st->dir, DD_JOURNAL, NULL);
 	if (!rc)
 		rc = journal_scan(path, m.applied_lsn, count_records, &records, &js);
 	if (rc)
@@ -409,7 +411,7 @@ int store_recover(struct evl_store *st)
 	};
 	struct index_txn *t;
 	struct index_meta m;
-	char path[4200], boot[64], now[64];
+	char path[DD_PATH_MAX], boot[64], now[64];
 	int rc;
 
 	/* deletes and log rewrites first: the repair below expects the files the index names */
@@ -475,8 +477,9 @@ int store_recover(struct evl_store *st)
 	 * part of them may be a hole instead.
 	 */
 	st->replay_after_loss = !r.trusted;
-	snprintf(path, sizeof(path), "%s/journal", st->dir);
-	rc = journal_open(path, r.nrep ? m.ckpt_lsn : m.applied_lsn, &jo, replay_cb, &r, &st->jn);
+	rc = dd_path(path, st->dir, DD_JOURNAL, NULL);
+	if (!rc)
+		rc = journal_open(path, r.nrep ? m.ckpt_lsn : m.applied_lsn, &jo, replay_cb, &r, &st->jn);
 damaged:
 	if (rc == -EUCLEAN)
 		evl_log(LOG_ERR, "nothing is served from the index of %s: evlogctl reindex %s builds"

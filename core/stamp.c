@@ -35,6 +35,7 @@
 #include <xxhash.h>
 
 #include "bytes.h"
+#include "datadir.h"
 #include "event.h"
 #include "evlog.h"
 #include "index.h"
@@ -46,15 +47,15 @@
 #include "store_i.h"
 #include "tasklog.h"
 
-#define STAMP_FILE "stamp"
 
 int store_stamp_read(const char *dir, uint64_t *id, uint64_t *gen)
 {
-	char path[4200], buf[96], tail;
+	char path[DD_PATH_MAX], buf[96], tail;
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
+	if (dd_path(path, dir, DD_STAMP, NULL))
+		return -ENAMETOOLONG;
 	fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -71,11 +72,11 @@ int store_stamp_read(const char *dir, uint64_t *id, uint64_t *gen)
 
 int store_stamp_write(const char *dir, uint64_t id, uint64_t gen)
 {
-	char path[4200], tmp[4200], buf[96];
+	char path[DD_PATH_MAX], tmp[DD_PATH_MAX], buf[96];
 	int fd, n, err = 0;
 
-	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
-	snprintf(tmp, sizeof(tmp), "%s/" STAMP_FILE ".new", dir);
+	if (dd_path(path, dir, DD_STAMP, NULL) || dd_suffix(tmp, path, ".new"))
+		return -ENAMETOOLONG;
 	n = snprintf(buf, sizeof(buf), "evlogfs-stamp %016" PRIx64 " %" PRIu64 "\n", id, gen);
 	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -95,12 +96,13 @@ int store_stamp_write(const char *dir, uint64_t id, uint64_t gen)
 /* Does DATA_DIR/tasks hold a task directory (a name without a leading dot)? */
 static bool has_tasks(const char *dir)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct dirent *de;
 	bool found = false;
 	DIR *d;
 
-	snprintf(path, sizeof(path), "%s/tasks", dir);
+	if (dd_path(path, dir, DD_TASKS, NULL))
+		return true;			/* unknown, as below */
 	d = opendir(path);
 	if (!d)
 		return errno != ENOENT;		/* unknown: assume there are */
@@ -122,7 +124,7 @@ int store_stamp_check(const char *dir, struct index *ix, struct store_stamp *s,
 	why[0] = '\0';
 	frc = store_stamp_read(dir, &s->id, &s->file_gen);
 	if (frc == -EILSEQ) {
-		snprintf(why, n, "%s/" STAMP_FILE " is garbled", dir);
+		snprintf(why, n, "%s/" DD_STAMP " is garbled", dir);
 		return -ESTALE;
 	}
 	if (frc && frc != -ENOENT)
@@ -168,7 +170,7 @@ int store_stamp_check(const char *dir, struct index *ix, struct store_stamp *s,
 	if (!s->file) {
 		if (s->ix_gen == 0)
 			return 0;	/* stamped, and the file not written yet */
-		snprintf(why, n, "%s/" STAMP_FILE " is missing (the index is at generation "
+		snprintf(why, n, "%s/" DD_STAMP " is missing (the index is at generation "
 			 "%" PRIu64 ")", dir, s->ix_gen);
 		return -ESTALE;
 	}
@@ -189,11 +191,13 @@ int store_stamp_adopt(const char *dir)
 {
 	struct index_txn *t;
 	struct index *ix;
-	char path[4200];
+	char path[DD_PATH_MAX];
 	uint64_t id, gen;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/index", dir);
+	rc = dd_path(path, dir, DD_INDEX, NULL);
+	if (rc)
+		return rc;
 	rc = index_open(path, NULL, &ix);
 	if (rc)
 		return rc;
@@ -208,7 +212,8 @@ int store_stamp_adopt(const char *dir)
 	if (rc != -ENOENT)
 		return rc;
 	/* an index made before stamps: so is the copy */
-	snprintf(path, sizeof(path), "%s/" STAMP_FILE, dir);
+	if (dd_path(path, dir, DD_STAMP, NULL))
+		return -ENAMETOOLONG;
 	if (io->unlink(path) && errno != ENOENT)
 		return -errno;
 	return io_fsync_dir(dir) ? -errno : 0;

@@ -98,6 +98,7 @@
 #include <xxhash.h>
 
 #include "bytes.h"
+#include "datadir.h"
 #include "event.h"
 #include "evlog.h"
 #include "index.h"
@@ -318,7 +319,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 {
 	struct evl_store *st;
 	struct event_validator *v;
-	char path[4200];
+	char path[DD_PATH_MAX];
 	int rc;
 
 	if (!opts->type_field || opts->max_event < 2 || opts->commit_ms == 0 ||
@@ -328,8 +329,9 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	if (rc)
 		return rc;
 	event_validator_free(v);
-	if (strlen(dir) > 3800)
-		return -ENAMETOOLONG;
+	rc = dd_check(dir);
+	if (rc)
+		return rc;
 
 	st = calloc(1, sizeof(*st));
 	if (!st)
@@ -379,12 +381,13 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		evl_log(LOG_ERR, "store %s is in use by %s", dir, path);
 	if (rc)
 		goto fail;
-	snprintf(path, sizeof(path), "%s/tasks", dir);
+	rc = dd_path(path, dir, DD_TASKS, NULL);
+	if (rc)
+		goto fail;
 	rc = tasklog_open(path, fd_cache_size(st->opt.max_fds), &st->tl);
 	if (rc)
 		goto fail;
 	tasklog_on_sync_failed(st->tl, store_sync_failed, st);
-	snprintf(path, sizeof(path), "%s/index", dir);
 	st->frozen = st->opt.read_only && on_read_only_media(dir);
 	if (st->frozen)
 		tasklog_read_only(st->tl);
@@ -394,6 +397,9 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	else if (rc)
 		evl_log(LOG_ERR, "store %s: cannot check or upgrade its task sidecars: %s", dir,
 			strerror(-rc));
+	if (rc)
+		goto fail;
+	rc = dd_path(path, dir, DD_INDEX, NULL);
 	if (rc)
 		goto fail;
 	rc = index_open_ex(path, opts->type_field, st->frozen ? INDEX_RDONLY : 0, &st->ix);

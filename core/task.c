@@ -27,6 +27,7 @@
 #include <xxhash.h>
 
 #include "bytes.h"
+#include "datadir.h"
 #include "event.h"
 #include "evlog.h"
 #include "index.h"
@@ -235,12 +236,11 @@ int evl_task_list(struct evl_store *st, const char *after,
 
 void store_reserve(struct evl_store *st)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	int fd, err;
 
-	if (st->opt.read_only)
+	if (st->opt.read_only || dd_path(path, st->dir, DD_RESERVE, NULL))
 		return;
-	snprintf(path, sizeof(path), "%s/reserve", st->dir);
 	fd = io->open(path, O_WRONLY | O_CREAT, 0600);
 	if (fd < 0)
 		return;
@@ -252,10 +252,9 @@ void store_reserve(struct evl_store *st)
 
 static bool release_reserve(struct evl_store *st)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/reserve", st->dir);
-	if (io->unlink(path))
+	if (dd_path(path, st->dir, DD_RESERVE, NULL) || io->unlink(path))
 		return false;
 	evl_log(LOG_WARNING, "disk full: the reserve of %u KiB is given up so that a task "
 		"can be deleted; a compaction after the delete makes it again",
@@ -339,11 +338,11 @@ int evl_task_create_as(struct evl_store *st, const char *name, const struct evl_
 		 * log (restored or copied back by hand): its create would empty
 		 * it.  Refused; reindex adopts it.
 		 */
-		char path[4400];
+		char path[DD_PATH_MAX];
 		struct stat sb;
 
-		snprintf(path, sizeof(path), "%s/tasks/%s/events", st->dir, name);
-		if (!stat(path, &sb) && sb.st_size > 0) {
+		if (!dd_task(path, st->dir, name, DD_EVENTS) && !stat(path, &sb) &&
+		    sb.st_size > 0) {
 			evl_log(LOG_ERR, "task %s: %s exists, with %lld bytes, but the index does not "
 				"know it (restored or copied back?): not made anew over it; "
 				"evlogctl reindex adopts it", name, path, (long long)sb.st_size);
