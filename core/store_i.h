@@ -371,7 +371,6 @@ int ask_applier(struct evl_store *st, struct applier_job *job);
 int store_live_task(struct evl_store *st, uint64_t uid, struct index_task *task);
 int store_wait_applied(struct evl_store *st, uint64_t lsn, const struct pend *p, bool give_up);
 void store_journal_stats(struct evl_store *st, struct journal_stats *js);
-uint64_t store_txn_applied(struct index_txn *t);
 int snap_begin(struct evl_store *st, struct snap *s);
 void snap_release(struct snap *s);
 void snap_end(struct snap *s);
@@ -424,8 +423,8 @@ int open_frozen(struct evl_store *st);
 int store_recover(struct evl_store *st);
 
 /* task.c */
-int store_find_task(struct evl_store *st, struct index_txn *t, const char *name, uint64_t uid,
-		     struct index_task *task, struct evl_task_info *out);
+int store_find_task(const struct snap *s, const char *name, uint64_t uid,
+		    struct index_task *task, struct evl_task_info *out);
 int store_delete_check(struct evl_store *st, void *arg);
 
 #endif

@@ -88,15 +88,17 @@ static void fill_pending_info(struct evl_store *st, const struct pend *p, uint64
 }
 
 /*
- * With st->lock and snapshot @t begun under it: the live task @name (or
+ * In snapshot @s, begun and still under st->lock: the live task @name (or
  * @uid, when @name is NULL), from the index, or from its create record if
  * that is not applied yet (then *@task is NULL-like: uid 0).  0, -ENOENT
  * or -errno.
  */
-int store_find_task(struct evl_store *st, struct index_txn *t, const char *name, uint64_t uid,
-		     struct index_task *task, struct evl_task_info *out)
+int store_find_task(const struct snap *s, const char *name, uint64_t uid,
+		    struct index_task *task, struct evl_task_info *out)
 {
-	uint64_t applied = store_txn_applied(t);
+	struct evl_store *st = s->st;
+	struct index_txn *t = s->t;
+	uint64_t applied = s->applied;
 	size_t len = name ? strlen(name) : 0;
 	const struct pend *p;
 	int rc;
@@ -127,7 +129,7 @@ int evl_task_lookup(struct evl_store *st, const char *name, struct evl_task_info
 	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	rc = store_find_task(st, s.t, name, 0, &task, out);
+	rc = store_find_task(&s, name, 0, &task, out);
 	snap_end(&s);
 	return rc;
 }
@@ -141,7 +143,7 @@ int evl_task_stat(struct evl_store *st, uint64_t uid, struct evl_task_info *out)
 	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	rc = store_find_task(st, s.t, NULL, uid, &task, out);
+	rc = store_find_task(&s, NULL, uid, &task, out);
 	snap_end(&s);
 	return rc;
 }
@@ -391,7 +393,7 @@ int store_delete_check(struct evl_store *st, void *arg)
 	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	rc = store_find_task(st, s.t, NULL, d->uid, &task, &d->info);
+	rc = store_find_task(&s, NULL, d->uid, &task, &d->info);
 	if (!rc && pd_find(st, d->uid))
 		rc = -ENOENT;	/* journaled, not applied yet */
 	if (!rc && d->idle_before && d->info.last_ns >= d->idle_before)

@@ -131,7 +131,8 @@ void store_journal_stats(struct evl_store *st, struct journal_stats *js)
 		memset(js, 0, sizeof(*js));
 }
 
-uint64_t store_txn_applied(struct index_txn *t)
+/* The applied_lsn of snapshot @t (0 if its meta cannot be read). */
+static uint64_t txn_applied(struct index_txn *t)
 {
 	struct index_meta m;
 
@@ -149,7 +150,7 @@ int snap_begin(struct evl_store *st, struct snap *s)
 		return rc;
 	}
 	s->st = st;
-	s->applied = store_txn_applied(s->t);
+	s->applied = txn_applied(s->t);
 	s->locked = true;
 	return 0;
 }

@@ -69,7 +69,7 @@ static ssize_t task_read(struct evl_store *st, uint64_t uid, uint64_t off, void 
 	rc = snap_begin(st, &s);
 	if (rc)
 		return rc;
-	rc = store_find_task(st, s.t, NULL, uid, &task, NULL);
+	rc = store_find_task(&s, NULL, uid, &task, NULL);
 	if (rc) {
 		snap_end(&s);
 		return rc;
