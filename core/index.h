@@ -264,8 +264,19 @@ uint64_t index_view_size(struct index_view *v);
  */
 int index_view_seek(struct index_view *v, uint64_t off, uint64_t *gseq, uint64_t *skip);
 /*
- * Hand out the view's events with gseq >= @from, in gseq order, until @cb
- * returns non-zero (that value is returned) or they run out (0).
+ * The view's events with gseq >= @from, in gseq order, one at a time:
+ * index_view_next puts the next in *@ev and returns 1, or 0 when they have
+ * run out, or -errno.  A cursor lives within its view (and the view's
+ * transaction); close it before them.
+ */
+struct index_view_cursor;
+int index_view_cursor_open(struct index_view *v, uint64_t from, struct index_view_cursor **out);
+int index_view_next(struct index_view_cursor *c, struct index_event *ev);
+void index_view_cursor_close(struct index_view_cursor *c);
+/*
+ * The same walk for a caller that visits every event (the checks): @cb is
+ * called on each until it returns non-zero (that value is returned) or
+ * they run out (0).
  */
 int index_view_iter(struct index_view *v, uint64_t from,
 		    int (*cb)(void *arg, const struct index_event *ev), void *arg);

@@ -614,16 +614,34 @@ static int src_next_task(struct merge_src *s)
 	return 0;
 }
 
-int index_view_iter(struct index_view *v, uint64_t from,
-		    int (*cb)(void *arg, const struct index_event *ev), void *arg)
+/*
+ * The merge of the view's lists: each source is one type's list (from gseq
+ * @from on), and the next event is the live source's with the lowest gseq.
+ * @last is the source the previous event came from, stepped on only when
+ * the next one is asked for (its entry is still the caller's until then).
+ */
+struct index_view_cursor {
+	struct index_view *v;
+	struct merge_src *src;
+	struct merge_src *last;
+};
+
+int index_view_cursor_open(struct index_view *v, uint64_t from, struct index_view_cursor **out)
 {
+	struct index_view_cursor *c;
 	struct merge_src *src;
 	MDB_dbi dbi = v->uid ? v->t->ix->kty : v->t->ix->tgs;
 	int rc = 0;
 
+	c = calloc(1, sizeof(*c));
 	src = calloc(v->n, sizeof(*src));
-	if (!src)
+	if (!c || !src) {
+		free(c);
+		free(src);
 		return -ENOMEM;
+	}
+	c->v = v;
+	c->src = src;
 	for (size_t i = 0; i < v->n && !rc; i++) {
 		unsigned char *k = src[i].from;
 
@@ -638,23 +656,67 @@ int index_view_iter(struct index_view *v, uint64_t from,
 		}
 		rc = src_next(v, &src[i]);
 	}
-	while (!rc) {
+	if (rc) {
+		index_view_cursor_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int index_view_next(struct index_view_cursor *c, struct index_event *ev)
+{
+	struct index_view *v = c->v;
+
+	for (;;) {
 		struct merge_src *best = NULL;
 
+		if (c->last) {
+			int rc = src_next(v, c->last);
+
+			c->last = NULL;
+			if (rc)
+				return rc;
+		}
 		for (size_t i = 0; i < v->n; i++)
-			if (src[i].live && (!best || src[i].ev.gseq < best->ev.gseq))
-				best = &src[i];
+			if (c->src[i].live && (!best || c->src[i].ev.gseq < best->ev.gseq))
+				best = &c->src[i];
 		if (!best)
-			break;
-		if (v->uid || !is_dead(v, best->ev.uid))
-			rc = cb(arg, &best->ev);
+			return 0;
+		c->last = best;
+		if (v->uid || !is_dead(v, best->ev.uid)) {
+			*ev = best->ev;
+			return 1;
+		}
+	}
+}
+
+void index_view_cursor_close(struct index_view_cursor *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->v->n; i++)
+		ix_scan_close(&c->src[i].s, 0);
+	free(c->src);
+	free(c);
+}
+
+int index_view_iter(struct index_view *v, uint64_t from,
+		    int (*cb)(void *arg, const struct index_event *ev), void *arg)
+{
+	struct index_view_cursor *c;
+	struct index_event ev;
+	int rc;
+
+	rc = index_view_cursor_open(v, from, &c);
+	if (rc)
+		return rc;
+	while ((rc = index_view_next(c, &ev)) > 0) {
+		rc = cb(arg, &ev);
 		if (rc)
 			break;
-		rc = src_next(v, best);
 	}
-	for (size_t i = 0; i < v->n; i++)
-		ix_scan_close(&src[i].s, 0);
-	free(src);
+	index_view_cursor_close(c);
 	return rc;
 }
 

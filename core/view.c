@@ -1,6 +1,14 @@
 /*
  * view.c - reads: a task's log and the views by type, each the applied part
  * from the index and the logs, then the pending part from memory.
+ *
+ * A view read is one straight line (view_read): the snapshot, the view's
+ * size and pending part, the first event at the offset (index_view_seek,
+ * or where the previous read stopped), then a pull loop: the next event
+ * from the index (index_view_next), its bytes from its log (fill_one: runs
+ * of adjacent bytes read with one pread, each log proven before it is
+ * served), until the buffer is full; then the checks that every line
+ * copied is whole.
  */
 #include <endian.h>
 #include <errno.h>
@@ -359,9 +367,13 @@ static int flush_run(struct fill_ctx *c)
 	return n < 0 ? (int)n : 0;
 }
 
-static int fill_cb(void *arg, const struct index_event *ev)
+/*
+ * Copy (what fits of) the view's next event @ev: into the current run when
+ * it is adjacent in the same log, else after reading the run and pinning
+ * @ev's log.  True when the read is done: the buffer is full, or c->rc.
+ */
+static bool fill_one(struct fill_ctx *c, const struct index_event *ev)
 {
-	struct fill_ctx *c = arg;
 	uint64_t skip = c->skip;
 	size_t want = ev->len - skip;
 
@@ -405,7 +417,7 @@ static int fill_cb(void *arg, const struct index_event *ev)
 		c->rc = prove(c->st, ev->uid, &c->pin_task, ev->off - c->pin_base + ev->len,
 			      &c->pin_proven);
 	if (c->rc)
-		return 1;
+		return true;
 	if (!c->run_len) {
 		c->run_off = ev->off - c->pin_base + skip;
 		c->run_at = c->done;
@@ -416,11 +428,11 @@ static int fill_cb(void *arg, const struct index_event *ev)
 	c->skip = 0;
 	if (skip + want < ev->len) {
 		c->next_gseq = 0;	/* stopped inside this event */
-		return 1;
+		return true;
 	}
 	if (grow_bytes(&c->ends, &c->ends_cap, (c->nends + 1) * sizeof(*c->ends))) {
 		c->rc = -ENOMEM;
-		return 1;
+		return true;
 	}
 	c->ends[c->nends++] = c->done - 1;
 	c->next_gseq = ev->gseq + 1;
@@ -428,7 +440,7 @@ static int fill_cb(void *arg, const struct index_event *ev)
 }
 
 /*
- * Each event is one line: the newlines in what fill_cb read are exactly
+ * Each event is one line: the newlines in what fill_one read are exactly
  * where the events it completed end (so none inside an event, and none in
  * the part of one it stopped in), and each event it began follows a
  * newline of its log.
@@ -453,6 +465,8 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 {
 	struct evl_store *st = v->st;
 	struct fill_ctx c = { .st = st, .buf = buf };
+	struct index_view_cursor *cur;
+	struct index_event ev;
 	struct index_view *iv;
 	struct snap s;
 	uint64_t applied, pend, gseq, gen;
@@ -490,9 +504,15 @@ static ssize_t view_read(struct evl_view *v, uint64_t off, void *buf, size_t len
 			if (rc)
 				goto out;
 		}
-		rc = index_view_iter(iv, gseq, fill_cb, &c);
-		if (rc > 0)
-			rc = 0;		/* fill_cb stopped it: the buffer is full */
+		/* the index's events from gseq on, each copied from its log */
+		rc = index_view_cursor_open(iv, gseq, &cur);
+		if (!rc) {
+			while ((rc = index_view_next(cur, &ev)) > 0 && !fill_one(&c, &ev))
+				;
+			if (rc > 0)
+				rc = 0;		/* fill_one stopped it: full, or c.rc */
+			index_view_cursor_close(cur);
+		}
 		if (!rc)
 			rc = c.rc;
 		if (rc == -EUCLEAN) {
@@ -540,7 +560,7 @@ out:
 	free(c.ends);
 	index_view_free(iv);
 	snap_end(&s);
-	/* an error of the index's own (not a task's files, whose are fill_cb's) */
+	/* an error of the index's own (not a task's files, whose are fill_one's) */
 	if (rc && !counted && rc != c.rc) {
 		/*
 		 * The view opened, so an entry its own structure names is

@@ -126,6 +126,36 @@ static void check_view(struct index *ix, const struct model *m, const char *pref
 		assert_int_equal(index_view_iter(v, 0, iter_cb, &all), 0);
 		assert_int_equal(next_match(m, all.pos, prefix, uid), m->n);
 	}
+	{
+		/*
+		 * Two cursors of one view, pulled in turn (the second from the
+		 * model's second match): each hands out the model's events in
+		 * order, neither disturbs the other, and both end with 0.
+		 */
+		struct iter_ctx a = { m, prefix, uid, 0, 0, -1 }, b = a;
+		struct index_view_cursor *ca, *cb;
+		struct index_event ev;
+		int ra = 1, rb = 1;
+
+		b.pos = next_match(m, 0, prefix, uid) + 1;
+		b.pos = next_match(m, b.pos, prefix, uid);
+		assert_int_equal(index_view_cursor_open(v, 0, &ca), 0);
+		assert_int_equal(index_view_cursor_open(v, b.pos < m->n ? m->ev[b.pos].gseq :
+							UINT64_MAX, &cb), 0);
+		while (ra > 0 || rb > 0) {
+			if (ra > 0 && (ra = index_view_next(ca, &ev)) > 0)
+				iter_cb(&a, &ev);
+			if (rb > 0 && (rb = index_view_next(cb, &ev)) > 0)
+				iter_cb(&b, &ev);
+		}
+		assert_int_equal(ra, 0);
+		assert_int_equal(rb, 0);
+		assert_int_equal(next_match(m, a.pos, prefix, uid), m->n);
+		assert_int_equal(next_match(m, b.pos, prefix, uid), m->n);
+		assert_int_equal(index_view_next(ca, &ev), 0);	/* and stays ended */
+		index_view_cursor_close(ca);
+		index_view_cursor_close(cb);
+	}
 	index_view_free(v);
 	index_abort(t);
 }
