@@ -116,7 +116,7 @@ static bool misnamed_dir(struct evl_store *st, struct index_txn *t, uint64_t uid
 		}
 		if (index_task_by_name(t, de->d_name, strlen(de->d_name), &task) != -ENOENT)
 			continue;
-		u = tasklog_uid_of(path, de->d_name);
+		u = tasklog_uid_of(st->dir, de->d_name);
 		if (u == uid || u == 0) {
 			found = true;
 			break;

@@ -271,8 +271,7 @@ static int copy_task(struct bk *b, const struct index_task *t)
 		goto out;
 	}
 	/* as the source's: a reindex of the copy without its index keeps them */
-	snprintf(path, sizeof(path), "%s/tasks", b->dest);
-	tasklog_mark(path, t->name, t->uid, t->has_owner ? &(struct tasklog_owner){
+	tasklog_mark(b->dest, t->name, t->uid, t->has_owner ? &(struct tasklog_owner){
 			     t->owner_uid, t->owner_gid, t->mode } : NULL);	/* synced below */
 	snprintf(path, sizeof(path), "%s/tasks/%s/events", b->dest, t->name);
 	dl = io->open(path, O_RDWR | O_CREAT, 0644);

@@ -49,6 +49,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "datadir.h"
 #include "evlog.h"
 #include "grow.h"
 #include "log.h"
@@ -309,27 +310,23 @@ static uint64_t du(const char *path)
 /* Disk bytes of the index file. */
 static uint64_t index_du(const char *dir)
 {
-	char path[4400];
+	char path[DD_PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/index", dir);
-	return du(path);
+	return dd_path(path, dir, DD_INDEX, NULL) ? 0 : du(path);
 }
 
 /* Disk bytes of deleted tasks' files not removed yet (a removal that failed). */
 static uint64_t trash_du(const char *dir)
 {
-	char path[4400];
+	char tasks[DD_PATH_MAX], path[DD_PATH_MAX];
 	struct dirent *de;
 	uint64_t n = 0;
 	DIR *d;
 
-	snprintf(path, sizeof(path), "%s/tasks", dir);
-	d = opendir(path);
+	d = dd_path(tasks, dir, DD_TASKS, NULL) ? NULL : opendir(tasks);
 	while (d && (de = readdir(d)))
-		if (!strncmp(de->d_name, ".trash-", 7)) {
-			snprintf(path, sizeof(path), "%s/tasks/%s", dir, de->d_name);
+		if (dd_is_trash(de->d_name, NULL) && !dd_join(path, tasks, de->d_name))
 			n += du(path);
-		}
 	if (d)
 		closedir(d);
 	return n;

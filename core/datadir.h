@@ -52,9 +52,15 @@
 /* Names in tasks/: the hidden ones are never task names (a task name has no leading '.'). */
 #define DD_TRASH_PREFIX	".trash-"
 #define DD_REWRITE	".rewrite"
+/* dd_rewrite's @file for a rewrite's sidecar (its log's is DD_EVENTS). */
+#define DD_REWRITE_META	"meta"
 /* Names in a task's directory, and in the trash. */
 #define DD_EVENTS	"events"
 #define DD_META		"events.meta"
+#define DD_UNAPPLIED	"events.unapplied"	/* events a damaged task could not take */
+/* Suffixes (dd_suffix) of a file set aside or being replaced. */
+#define DD_FOREIGN	".foreign"	/* events.meta of another log */
+#define DD_UPGRADE	".upgrade"	/* a format-1 sidecar's format-2 copy */
 
 #define DD_MUST __attribute__((warn_unused_result))
 

@@ -322,12 +322,10 @@ static int sum_task(void *arg, const struct index_task *it)
 void ck_owner_from_dir(struct ck *ck, struct ck_task *tk)
 {
 	struct tasklog_owner o;
-	char path[4200];
 
 	if (tk->has_owner || tk->vouched)
 		return;
-	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
-	if (!tasklog_owner_of(path, tk->name, &o))
+	if (!tasklog_owner_of(ck->dir, tk->name, &o))
 		return;
 	tk->has_owner = true;
 	tk->owner_uid = o.uid;
@@ -521,14 +519,12 @@ int ck_repair(struct ck *ck, bool all_types)
 /* Write the sidecar records rebuilt by the scan (mend_rec), synced. */
 int ck_write_mends(struct ck *ck)
 {
-	char path[4200];
 	struct tasklog *tl = NULL;
 	int rc;
 
 	if (!ck->nmends)
 		return 0;
-	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
-	rc = tasklog_open(path, 64, &tl);
+	rc = tasklog_open(ck->dir, 64, &tl);
 	for (size_t k = 0; k < ck->nmends && !rc; k++) {
 		struct ck_task *tk = &ck->tasks[ck->mends[k].task];
 
@@ -642,12 +638,10 @@ static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 /* Cut torn tails off the files (the consistent prefix stays). */
 int ck_cut_tails(struct ck *ck)
 {
-	char path[4200];
 	struct tasklog *tl = NULL;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
-	rc = tasklog_open(path, 64, &tl);
+	rc = tasklog_open(ck->dir, 64, &tl);
 	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
 		struct ck_task *tk = &ck->tasks[i];
 

@@ -80,7 +80,6 @@ static int renumber_copies(struct ck *ck, const bool *keep, uint64_t *next)
 	uint64_t *idx = NULL, *moved = NULL;
 	struct tasklog *tl = NULL;
 	size_t dups = 0;
-	char path[4200];
 	int rc = 0;
 
 	if (ck->nevs < 2)
@@ -105,8 +104,7 @@ static int renumber_copies(struct ck *ck, const bool *keep, uint64_t *next)
 		idx[by[i] - ck->evs] = i && by[i - 1]->task == by[i]->task ?
 			idx[by[i - 1] - ck->evs] + 1 : 0;
 	qsort(by, ck->nevs, sizeof(*by), cmp_ev_gseq);
-	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
-	rc = tasklog_open(path, 64, &tl);
+	rc = tasklog_open(ck->dir, 64, &tl);
 	for (size_t i = 0; i < ck->nevs && !rc;) {
 		size_t j = i + 1, keeper = i;
 
@@ -178,12 +176,9 @@ static int map_journal(struct ck *ck)
 	if (ck->nevs)
 		qsort(gt, ck->nevs, sizeof(*gt), cmp_gt);
 	for (size_t i = 0; i < ck->ntasks; i++) {
-		char path[4200];
-
-		snprintf(path, sizeof(path), "%s/tasks", ck->dir);
 		if (ck->tasks[i].uid)
 			continue;
-		ck->tasks[i].uid = tasklog_uid_of(path, ck->tasks[i].name);
+		ck->tasks[i].uid = tasklog_uid_of(ck->dir, ck->tasks[i].name);
 		ck->tasks[i].uid_from = ck->tasks[i].uid ? UID_XATTR : UID_NONE;
 		/* a tree copied with its xattrs (cp -a): the first by name keeps the uid */
 		for (size_t k = 0; k < i && ck->tasks[i].uid; k++)
@@ -271,8 +266,7 @@ static int apply_journal_deletes(struct ck *ck)
 			continue;
 		}
 		if (!tl) {
-			snprintf(path, sizeof(path), "%s/tasks", ck->dir);
-			rc = tasklog_open(path, 4, &tl);
+			rc = tasklog_open(ck->dir, 4, &tl);
 			if (rc)
 				break;
 		}
@@ -667,9 +661,8 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	ck.will_replay = !usable;
 	if (!rc)
 		rc = ck_cut_tails(&ck);
-	snprintf(path, sizeof(path), "%s/tasks", dir);
 	if (!rc && !usable)
-		rc = tasklog_open(path, 64, &tl);
+		rc = tasklog_open(dir, 64, &tl);
 	if (!rc && !usable)
 		rc = make_journal_tasks(&ck, tl);
 	if (!rc && !usable)

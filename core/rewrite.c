@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "datadir.h"
 #include "io.h"
 #include "log.h"
 #include "tasklog.h"
 #include "tasklog_i.h"
 
-#define RW_DIR ".rewrite"
 #define RW_CHUNK (1u << 20)
 
 struct tasklog_retain {
@@ -33,16 +33,18 @@ struct tasklog_retain {
 	char *buf;
 };
 
-static void retain_path(const struct tasklog *tl, uint64_t uid, int which, char *buf, size_t n)
+/* The new log (@which 0) or sidecar (1) of task @uid's rewrite.  0 or -ENAMETOOLONG. */
+static int retain_path(const struct tasklog *tl, uint64_t uid, int which,
+		       char buf[static DD_PATH_MAX])
 {
-	snprintf(buf, n, "%s/" RW_DIR "/%016" PRIx64 ".%s", tl->dir, uid, which ? "meta" : "events");
+	return dd_rewrite(buf, tl->data_dir, uid, which ? DD_REWRITE_META : DD_EVENTS);
 }
 
 int tasklog_retain_open(struct tasklog *tl, uint64_t uid, const char *name, uint64_t from_off,
 		    uint64_t from_idx, struct tasklog_retain **out)
 {
 	struct tasklog_retain *rw = calloc(1, sizeof(*rw));
-	char path[4400];
+	char path[DD_PATH_MAX];
 	int rc;
 
 	if (!rw)
@@ -61,11 +63,15 @@ int tasklog_retain_open(struct tasklog *tl, uint64_t uid, const char *name, uint
 	rc = tasklog_get_fds(tl, uid, name, &rw->old);
 	if (!rc)
 		rc = tasklog_need_meta(tl, rw->old, name);
-	snprintf(path, sizeof(path), "%s/" RW_DIR, tl->dir);
+	if (!rc && dd_rewrite(path, tl->data_dir, uid, NULL))
+		rc = -ENAMETOOLONG;
 	if (!rc && io_mkdir_durable(path, 0755))
 		rc = -errno;
 	for (int i = 0; i < 2 && !rc; i++) {
-		retain_path(tl, uid, i, path, sizeof(path));
+		if (retain_path(tl, uid, i, path)) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
 		rw->fd[i] = tasklog_open_shed(tl, path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 		if (rw->fd[i] < 0)
 			rc = -errno;
@@ -108,14 +114,15 @@ int tasklog_retain_copy(struct tasklog_retain *rw, uint64_t end_off, uint64_t en
 
 int tasklog_retain_sync(struct tasklog_retain *rw)
 {
-	char path[4400];
+	char path[DD_PATH_MAX];
 
 	/*
 	 * The files' entries too: once the index has switched, recovery renames
 	 * them into place, and a lost entry would leave the old log under the
 	 * new offsets.  A failure here is not sticky: the files are dropped.
 	 */
-	snprintf(path, sizeof(path), "%s/" RW_DIR, rw->tl->dir);
+	if (dd_rewrite(path, rw->tl->data_dir, rw->uid, NULL))
+		return -ENAMETOOLONG;
 	if (io->fdatasync(rw->fd[0]) || io->fdatasync(rw->fd[1]) || io_fsync_dir(path))
 		return -errno;
 	return 0;
@@ -123,12 +130,13 @@ int tasklog_retain_sync(struct tasklog_retain *rw)
 
 int tasklog_retain_install(struct tasklog_retain *rw)
 {
-	static const char *const files[] = { "events", "events.meta" };
-	char from[4400], to[4400];
+	static const char *const files[] = { DD_EVENTS, DD_META };
+	char from[DD_PATH_MAX], to[DD_PATH_MAX];
 
 	for (int i = 0; i < 2; i++) {
-		retain_path(rw->tl, rw->uid, i, from, sizeof(from));
-		tasklog_file_path(rw->tl, rw->name, files[i], to, sizeof(to));
+		if (retain_path(rw->tl, rw->uid, i, from) ||
+		    dd_task(to, rw->tl->data_dir, rw->name, files[i]))
+			return -ENAMETOOLONG;
 		if (io->rename(from, to))
 			return -errno;
 	}
@@ -144,17 +152,15 @@ void tasklog_retain_keep(struct tasklog_retain *rw)
 
 void tasklog_retain_free(struct tasklog_retain *rw)
 {
-	char path[4400];
+	char path[DD_PATH_MAX];
 
 	if (!rw)
 		return;
 	for (int i = 0; i < 2; i++) {
 		if (rw->fd[i] >= 0)
 			io->close(rw->fd[i]);
-		if (!rw->installed) {
-			retain_path(rw->tl, rw->uid, i, path, sizeof(path));
+		if (!rw->installed && !retain_path(rw->tl, rw->uid, i, path))
 			io->unlink(path);
-		}
 	}
 	if (rw->old)
 		tasklog_put_fds(rw->tl, rw->old);
@@ -164,18 +170,18 @@ void tasklog_retain_free(struct tasklog_retain *rw)
 
 int tasklog_retain_finish(struct tasklog *tl, uint64_t uid, const char *name)
 {
-	static const char *const files[] = { "events", "events.meta" };
-	char from[4400], to[4400];
+	static const char *const files[] = { DD_EVENTS, DD_META };
+	char from[DD_PATH_MAX], to[DD_PATH_MAX];
 
 	for (int i = 0; i < 2; i++) {
-		retain_path(tl, uid, i, from, sizeof(from));
-		tasklog_file_path(tl, name, files[i], to, sizeof(to));
+		if (retain_path(tl, uid, i, from) || dd_task(to, tl->data_dir, name, files[i]))
+			return -ENAMETOOLONG;
 		if (io->rename(from, to) && errno != ENOENT)
 			return -errno;
 	}
 	tasklog_forget_fds(tl, uid);
-	snprintf(to, sizeof(to), "%s/%s", tl->dir, name);
-	snprintf(from, sizeof(from), "%s/" RW_DIR, tl->dir);
+	if (dd_task(to, tl->data_dir, name, NULL) || dd_rewrite(from, tl->data_dir, uid, NULL))
+		return -ENAMETOOLONG;
 	if (tasklog_sync_one(tl, -1, to) || (tasklog_sync_one(tl, -1, from) && errno != ENOENT))
 		return -errno;
 	return 0;
@@ -183,18 +189,22 @@ int tasklog_retain_finish(struct tasklog *tl, uint64_t uid, const char *name)
 
 int tasklog_retain_clean(struct tasklog *tl)
 {
-	char path[4400];
+	char dir[DD_PATH_MAX], path[DD_PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 	int rc = 0;
 
-	snprintf(path, sizeof(path), "%s/" RW_DIR, tl->dir);
-	d = opendir(path);
+	if (dd_rewrite(dir, tl->data_dir, 0, NULL))
+		return -ENAMETOOLONG;
+	d = opendir(dir);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d)))
 		if (de->d_name[0] != '.') {
-			snprintf(path, sizeof(path), "%s/" RW_DIR "/%s", tl->dir, de->d_name);
+			if (dd_join(path, dir, de->d_name)) {
+				rc = -ENAMETOOLONG;
+				continue;
+			}
 			evl_log(LOG_INFO, "removing %s: a log rewrite that never took effect", path);
 			if (io->unlink(path) && errno != ENOENT)
 				rc = -errno;

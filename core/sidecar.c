@@ -22,6 +22,7 @@
 #include <xxhash.h>
 
 #include "bytes.h"
+#include "datadir.h"
 #include "grow.h"
 #include "io.h"
 #include "log.h"
@@ -126,14 +127,16 @@ ssize_t tasklog_read_recs(struct tasklog *tl, uint64_t uid, const char *name,
 
 int tasklog_recreate_meta(struct tasklog *tl, const char *name)
 {
-	char path[4400], dir[4400];
+	char path[DD_PATH_MAX], dir[DD_PATH_MAX];
 	struct stat st;
 	int fd;
 
-	tasklog_file_path(tl, name, "events", path, sizeof(path));
+	if (dd_task(path, tl->data_dir, name, DD_EVENTS))
+		return -ENAMETOOLONG;
 	if (stat(path, &st))
 		return -errno;
-	tasklog_file_path(tl, name, "events.meta", path, sizeof(path));
+	if (dd_task(path, tl->data_dir, name, DD_META) || dd_task(dir, tl->data_dir, name, NULL))
+		return -ENAMETOOLONG;
 	if (!stat(path, &st))
 		return 0;
 	if (errno != ENOENT)
@@ -141,7 +144,6 @@ int tasklog_recreate_meta(struct tasklog *tl, const char *name)
 	fd = tasklog_open_shed(tl, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return errno == EEXIST ? 0 : -errno;
-	snprintf(dir, sizeof(dir), "%s/%s", tl->dir, name);
 	if (tasklog_sync_one(tl, fd, NULL) || tasklog_sync_one(tl, -1, dir)) {
 		int rc = -errno;
 
@@ -154,13 +156,13 @@ int tasklog_recreate_meta(struct tasklog *tl, const char *name)
 
 int tasklog_meta_foreign(struct tasklog *tl, uint64_t uid, const char *name)
 {
-	char from[4400], to[4400];
+	char from[DD_PATH_MAX], to[DD_PATH_MAX];
 	int rc;
 
 	tasklog_forget_fds(tl, uid);
 	tasklog_verify_forget(tl, uid);
-	tasklog_file_path(tl, name, "events.meta", from, sizeof(from));
-	tasklog_file_path(tl, name, "events.meta.foreign", to, sizeof(to));
+	if (dd_task(from, tl->data_dir, name, DD_META) || dd_suffix(to, from, DD_FOREIGN))
+		return -ENAMETOOLONG;
 	if (io->rename(from, to))
 		return -errno;
 	rc = tasklog_recreate_meta(tl, name);	/* syncs the directory: the rename too */
@@ -169,7 +171,6 @@ int tasklog_meta_foreign(struct tasklog *tl, uint64_t uid, const char *name)
 
 /* ---- the sidecar format (format 1: 24-byte records without the event checksum) ---- */
 
-#define FORMAT_FILE "format"
 #define FORMAT 2
 
 /*
@@ -260,18 +261,18 @@ static size_t upgrade_keep(const unsigned char *m, size_t nrec, const unsigned c
 }
 
 /*
- * Rewrite format-1 sidecar @meta (of log @log) as format 2: each record
- * with its event's checksum, computed from the log.  A record that does
- * not check out becomes 32 zero bytes (it fails its check as before: fsck
- * mends it from the log and the index), and the next event starts after
- * the next newline.  A partial last record is dropped (a torn write), and
+ * Rewrite format-1 sidecar @meta (of log @log, both in directory @dir) as
+ * format 2: each record with its event's checksum, computed from the log.
+ * A record that does not check out becomes 32 zero bytes (it fails its
+ * check as before: fsck mends it from the log and the index), and the next
+ * event starts after the next newline.  A partial last record is dropped (a torn write), and
  * so are the last records whose events the log lacks (upgrade_keep).
  * Crash-safe: a new file, synced, renamed over the old, directory synced.
  * 0 (also: not format 1), or -errno.
  */
-static int upgrade_sidecar(const char *meta, const char *log, bool *done)
+static int upgrade_sidecar(const char *dir, const char *meta, const char *log, bool *done)
 {
-	char tmp[4600];
+	char tmp[DD_PATH_MAX];
 	const unsigned char *m = NULL, *l = NULL;
 	unsigned char out[64 * TASKLOG_REC];
 	size_t msize = 0, lsize = 0, k, nrec, off = 0, at = 0;
@@ -297,7 +298,10 @@ static int upgrade_sidecar(const char *meta, const char *log, bool *done)
 		rc = rc ? rc : -errno;
 		goto out;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.upgrade", meta);
+	if (dd_suffix(tmp, meta, DD_UPGRADE)) {
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
 	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		rc = -errno;
@@ -334,12 +338,6 @@ static int upgrade_sidecar(const char *meta, const char *log, bool *done)
 	if (rc) {
 		io->unlink(tmp);
 	} else {
-		char dir[4600], *slash;
-
-		snprintf(dir, sizeof(dir), "%s", meta);
-		slash = strrchr(dir, '/');
-		if (slash)
-			*slash = '\0';
 		if (io_fsync_dir(dir))
 			rc = -errno;
 		*done = !rc;
@@ -373,45 +371,59 @@ static bool is_format1(const char *meta)
 }
 
 /*
- * Look at (or upgrade) every sidecar under @tasks: task directories,
- * .trash-<uid> (a delete that recovery may undo), .rewrite/<uid>.meta.
- * Counts format-1 ones in *@old, upgraded ones in *@upgraded.
+ * Look at (or upgrade) every sidecar under DATA_DIR/tasks of store
+ * @data_dir: task directories, .trash-<uid> (a delete that recovery may
+ * undo), .rewrite/<uid>.meta.  Counts format-1 ones in *@old, upgraded
+ * ones in *@upgraded.
  */
-static int upgrade_all(const char *tasks, bool may_write, uint64_t *old, uint64_t *upgraded)
+static int upgrade_all(const char *data_dir, bool may_write, uint64_t *old, uint64_t *upgraded)
 {
-	char meta[4600], log[4600];
+	static const char rw_meta[] = "." DD_REWRITE_META;
+	char tasks[DD_PATH_MAX], dir[DD_PATH_MAX], meta[DD_PATH_MAX], log[DD_PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 	int rc = 0;
 
+	if (dd_path(tasks, data_dir, DD_TASKS, NULL))
+		return -ENAMETOOLONG;
 	d = opendir(tasks);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while (!rc && (de = readdir(d))) {
-		bool rewrite = !strcmp(de->d_name, ".rewrite");
+		bool rewrite = !strcmp(de->d_name, DD_REWRITE);
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (rewrite) {
-			char sub[4400];
+			char stem[DD_PATH_MAX];
 			struct dirent *re;
 			DIR *rd;
 
-			snprintf(sub, sizeof(sub), "%s/.rewrite", tasks);
-			rd = opendir(sub);
+			if (dd_rewrite(dir, data_dir, 0, NULL)) {
+				rc = -ENAMETOOLONG;
+				break;
+			}
+			rd = opendir(dir);
 			while (rd && !rc && (re = readdir(rd))) {
-				size_t len = strlen(re->d_name);
+				size_t len = strlen(re->d_name), mlen = strlen(rw_meta);
 				bool done;
 
-				if (len < 6 || strcmp(re->d_name + len - 5, ".meta"))
+				if (len <= mlen || strcmp(re->d_name + len - mlen, rw_meta))
 					continue;
-				snprintf(meta, sizeof(meta), "%s/%s", sub, re->d_name);
-				snprintf(log, sizeof(log), "%s/%.*s.events", sub, (int)(len - 5),
-					 re->d_name);
+				/* <uid>.meta, and its log <uid>.events */
+				if (dd_join(meta, dir, re->d_name) || dd_join(stem, dir, re->d_name)) {
+					rc = -ENAMETOOLONG;
+					break;
+				}
+				stem[strlen(stem) - strlen(DD_REWRITE_META)] = '\0';
+				if (dd_suffix(log, stem, DD_EVENTS)) {
+					rc = -ENAMETOOLONG;
+					break;
+				}
 				if (!is_format1(meta))
 					continue;
 				(*old)++;
-				if (may_write && !(rc = upgrade_sidecar(meta, log, &done)) && done)
+				if (may_write && !(rc = upgrade_sidecar(dir, meta, log, &done)) && done)
 					(*upgraded)++;
 			}
 			if (rd)
@@ -421,12 +433,16 @@ static int upgrade_all(const char *tasks, bool may_write, uint64_t *old, uint64_
 		{
 			bool done;
 
-			snprintf(meta, sizeof(meta), "%s/%s/events.meta", tasks, de->d_name);
-			snprintf(log, sizeof(log), "%s/%s/events", tasks, de->d_name);
+			if (dd_task(dir, data_dir, de->d_name, NULL) ||
+			    dd_task(meta, data_dir, de->d_name, DD_META) ||
+			    dd_task(log, data_dir, de->d_name, DD_EVENTS)) {
+				rc = -ENAMETOOLONG;
+				break;
+			}
 			if (!is_format1(meta))
 				continue;
 			(*old)++;
-			if (may_write && !(rc = upgrade_sidecar(meta, log, &done)) && done)
+			if (may_write && !(rc = upgrade_sidecar(dir, meta, log, &done)) && done)
 				(*upgraded)++;
 		}
 	}
@@ -436,13 +452,14 @@ static int upgrade_all(const char *tasks, bool may_write, uint64_t *old, uint64_
 
 int tasklog_format_check(const char *data_dir, bool may_write, bool every, char *why, size_t n)
 {
-	char path[4200], tasks[4200], buf[64], tmp[4300], line[64];
+	char path[DD_PATH_MAX], buf[64], tmp[DD_PATH_MAX], line[64];
 	uint64_t old = 0, upgraded = 0;
 	unsigned have = 0;
 	ssize_t got;
 	int fd, rc, len;
 
-	snprintf(path, sizeof(path), "%s/" FORMAT_FILE, data_dir);
+	if (dd_path(path, data_dir, DD_FORMAT, NULL))
+		return -ENAMETOOLONG;
 	fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd >= 0) {
 		got = io_pread_all(fd, buf, sizeof(buf) - 1, 0);
@@ -460,8 +477,7 @@ int tasklog_format_check(const char *data_dir, bool may_write, bool every, char 
 	} else if (errno != ENOENT) {
 		return -errno;
 	}
-	snprintf(tasks, sizeof(tasks), "%s/tasks", data_dir);
-	rc = upgrade_all(tasks, may_write, &old, &upgraded);
+	rc = upgrade_all(data_dir, may_write, &old, &upgraded);
 	if (rc)
 		return rc;
 	if (old && !may_write) {
@@ -476,7 +492,8 @@ int tasklog_format_check(const char *data_dir, bool may_write, bool every, char 
 	if (!may_write || have == FORMAT)
 		return 0;
 	len = format_line(line, sizeof(line));
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	if (dd_suffix(tmp, path, ".new"))
+		return -ENAMETOOLONG;
 	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;

@@ -381,10 +381,7 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 		evl_log(LOG_ERR, "store %s is in use by %s", dir, path);
 	if (rc)
 		goto fail;
-	rc = dd_path(path, dir, DD_TASKS, NULL);
-	if (rc)
-		goto fail;
-	rc = tasklog_open(path, fd_cache_size(st->opt.max_fds), &st->tl);
+	rc = tasklog_open(dir, fd_cache_size(st->opt.max_fds), &st->tl);
 	if (rc)
 		goto fail;
 	tasklog_on_sync_failed(st->tl, store_sync_failed, st);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "datadir.h"
 #include "io.h"
 #include "log.h"
 #include "tasklog.h"
@@ -49,39 +50,44 @@ static int create_empty(struct tasklog *tl, const char *path)
 int tasklog_create(struct tasklog *tl, uint64_t uid, const char *name,
 		   const struct tasklog_owner *owner)
 {
-	char path[4400];
+	char path[DD_PATH_MAX];
 	int rc;
 
 	/* 0 marks a free descriptor slot: tasklog_forget_fds(0) would close those */
 	if (!uid)
 		return -EINVAL;
 	tasklog_forget_fds(tl, uid);
-	snprintf(path, sizeof(path), "%s/%s", tl->dir, name);
+	if (dd_task(path, tl->data_dir, name, NULL))
+		return -ENAMETOOLONG;
 	if (io->mkdir(path, 0755) && errno != EEXIST)
 		return -errno;
-	tasklog_file_path(tl, name, "events", path, sizeof(path));
+	if (dd_task(path, tl->data_dir, name, DD_EVENTS))
+		return -ENAMETOOLONG;
 	rc = create_empty(tl, path);
 	if (rc)
 		return rc;
-	tasklog_file_path(tl, name, "events.meta", path, sizeof(path));
+	if (dd_task(path, tl->data_dir, name, DD_META))
+		return -ENAMETOOLONG;
 	rc = create_empty(tl, path);
 	if (rc)
 		return rc;
-	snprintf(path, sizeof(path), "%s/%s", tl->dir, name);
-	tasklog_mark(tl->dir, name, uid, owner);
+	if (dd_task(path, tl->data_dir, name, NULL))
+		return -ENAMETOOLONG;
+	tasklog_mark(tl->data_dir, name, uid, owner);
 	if (tasklog_sync_one(tl, -1, path) || tasklog_sync_one(tl, -1, tl->dir))
 		return -errno;
 	return 0;
 }
 
-void tasklog_mark(const char *dir, const char *name, uint64_t uid,
+void tasklog_mark(const char *data_dir, const char *name, uint64_t uid,
 		  const struct tasklog_owner *owner)
 {
-	char path[4400];
+	char path[DD_PATH_MAX];
 	unsigned char le[12];
 
 	/* for reindex without an index: best effort (some file systems refuse) */
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (dd_task(path, data_dir, name, NULL))
+		return;
 	put_le64(le, uid);
 	setxattr(path, TASKLOG_UID_XATTR, le, 8, 0);
 	if (owner) {
@@ -95,24 +101,24 @@ void tasklog_mark(const char *dir, const char *name, uint64_t uid,
 	}
 }
 
-uint64_t tasklog_uid_of(const char *dir, const char *name)
+uint64_t tasklog_uid_of(const char *data_dir, const char *name)
 {
-	char path[4400];
+	char path[DD_PATH_MAX];
 	unsigned char le[8];
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (getxattr(path, TASKLOG_UID_XATTR, le, sizeof(le)) != sizeof(le))
+	if (dd_task(path, data_dir, name, NULL) ||
+	    getxattr(path, TASKLOG_UID_XATTR, le, sizeof(le)) != sizeof(le))
 		return 0;
 	return get_le64(le);
 }
 
-bool tasklog_owner_of(const char *dir, const char *name, struct tasklog_owner *out)
+bool tasklog_owner_of(const char *data_dir, const char *name, struct tasklog_owner *out)
 {
-	char path[4400];
+	char path[DD_PATH_MAX];
 	unsigned char le[12];
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (getxattr(path, TASKLOG_OWNER_XATTR, le, sizeof(le)) != sizeof(le))
+	if (dd_task(path, data_dir, name, NULL) ||
+	    getxattr(path, TASKLOG_OWNER_XATTR, le, sizeof(le)) != sizeof(le))
 		return false;
 	out->uid = get_le32(le);
 	out->gid = get_le32(le + 4);
@@ -319,10 +325,11 @@ out:
 
 int tasklog_rescue(struct tasklog *tl, const char *name, const void *data, size_t len)
 {
-	char path[4400];
+	char path[DD_PATH_MAX];
 	int fd, rc = 0;
 
-	tasklog_file_path(tl, name, "events.unapplied", path, sizeof(path));
+	if (dd_task(path, tl->data_dir, name, DD_UNAPPLIED))
+		return -ENAMETOOLONG;
 	fd = io->open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -346,7 +353,8 @@ int tasklog_rescue(struct tasklog *tl, const char *name, const void *data, size_
 	}
 	io->close(fd);
 	/* the file may be new: its name must last as long as its bytes */
-	tasklog_file_path(tl, name, "", path, sizeof(path));
+	if (!rc && dd_task(path, tl->data_dir, name, NULL))
+		rc = -ENAMETOOLONG;
 	if (!rc && io_fsync_dir(path))
 		rc = -errno;
 	return rc;
@@ -402,14 +410,16 @@ int tasklog_sync(struct tasklog *tl, uint64_t uid, const char *name)
 
 int tasklog_sizes(struct tasklog *tl, const char *name, uint64_t *log_len, uint64_t *nrecs)
 {
-	char path[4400];
+	char path[DD_PATH_MAX];
 	struct stat st;
 
-	tasklog_file_path(tl, name, "events", path, sizeof(path));
+	if (dd_task(path, tl->data_dir, name, DD_EVENTS))
+		return -ENAMETOOLONG;
 	if (stat(path, &st))
 		return -errno;
 	*log_len = st.st_size;
-	tasklog_file_path(tl, name, "events.meta", path, sizeof(path));
+	if (dd_task(path, tl->data_dir, name, DD_META))
+		return -ENAMETOOLONG;
 	if (stat(path, &st))
 		return -errno;
 	*nrecs = st.st_size / TASKLOG_REC;
@@ -436,13 +446,13 @@ int tasklog_truncate(struct tasklog *tl, uint64_t uid, const char *name,
 
 int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name)
 {
-	char from[4400], to[4400];
+	char from[DD_PATH_MAX], to[DD_PATH_MAX];
 	int rc;
 
 	tasklog_forget_fds(tl, uid);
 	tasklog_verify_forget(tl, uid);
-	snprintf(from, sizeof(from), "%s/%s", tl->dir, name);
-	snprintf(to, sizeof(to), "%s/.trash-%016" PRIx64, tl->dir, uid);
+	if (dd_task(from, tl->data_dir, name, NULL) || dd_trash(to, tl->data_dir, uid, NULL))
+		return -ENAMETOOLONG;
 	rc = io->rename(from, to) ? -errno : 0;
 	if (rc == -ENOTEMPTY || rc == -EEXIST) {
 		/*
@@ -464,14 +474,14 @@ int tasklog_remove(struct tasklog *tl, uint64_t uid, const char *name)
 
 int tasklog_unremove(struct tasklog *tl, uint64_t uid, const char *name)
 {
-	static const char *const files[] = { "events", "events.meta" };
-	char from[4400], to[4400], path[4500];
+	static const char *const files[] = { DD_EVENTS, DD_META };
+	char from[DD_PATH_MAX], to[DD_PATH_MAX], path[DD_PATH_MAX];
 
 	struct stat sb;
 
 	tasklog_forget_fds(tl, uid);
-	snprintf(from, sizeof(from), "%s/.trash-%016" PRIx64, tl->dir, uid);
-	snprintf(to, sizeof(to), "%s/%s", tl->dir, name);
+	if (dd_trash(from, tl->data_dir, uid, NULL) || dd_task(to, tl->data_dir, name, NULL))
+		return -ENAMETOOLONG;
 	/*
 	 * No trash: the move failed (its rename), and the directory at @name
 	 * is the task's own, not a newer one's.  Its files stay.
@@ -480,7 +490,8 @@ int tasklog_unremove(struct tasklog *tl, uint64_t uid, const char *name)
 		return errno == ENOENT ? 0 : -errno;
 	/* a task of the same name created after the delete: not committed either */
 	for (size_t i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", to, files[i]);
+		if (dd_task(path, tl->data_dir, name, files[i]))
+			return -ENAMETOOLONG;
 		if (io->unlink(path) && errno != ENOENT)
 			return -errno;
 	}
@@ -500,15 +511,10 @@ int tasklog_trash_list(struct tasklog *tl, int (*cb)(void *arg, uint64_t uid), v
 	if (!d)
 		return -errno;
 	while (!rc && (de = readdir(d))) {
-		char *end;
 		uint64_t uid;
 
-		if (strncmp(de->d_name, ".trash-", 7))
-			continue;
-		uid = strtoull(de->d_name + 7, &end, 16);
-		if (*end || end == de->d_name + 7)
-			continue;
-		rc = cb(arg, uid);
+		if (dd_is_trash(de->d_name, &uid))
+			rc = cb(arg, uid);
 	}
 	closedir(d);
 	return rc;
@@ -516,15 +522,17 @@ int tasklog_trash_list(struct tasklog *tl, int (*cb)(void *arg, uint64_t uid), v
 
 int tasklog_purge(struct tasklog *tl, uint64_t uid)
 {
-	static const char *const files[] = { "events", "events.meta" };
-	char path[4400];
+	static const char *const files[] = { DD_EVENTS, DD_META };
+	char path[DD_PATH_MAX];
 
 	for (size_t i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/.trash-%016" PRIx64 "/%s", tl->dir, uid, files[i]);
+		if (dd_trash(path, tl->data_dir, uid, files[i]))
+			return -ENAMETOOLONG;
 		if (io->unlink(path) && errno != ENOENT)
 			return -errno;
 	}
-	snprintf(path, sizeof(path), "%s/.trash-%016" PRIx64, tl->dir, uid);
+	if (dd_trash(path, tl->data_dir, uid, NULL))
+		return -ENAMETOOLONG;
 	if (io->rmdir(path) && errno != ENOENT)
 		return -errno;
 	return 0;

@@ -20,7 +20,9 @@
  *
  * Implemented by tasklog_fd.c (the descriptor cache, reads), tasklog.c (a
  * task's directory and files), sidecar.c (records, DATA_DIR/format,
- * tasklog_verify) and rewrite.c (tasklog_retain_*).
+ * tasklog_verify) and rewrite.c (tasklog_retain_*).  Every function that
+ * names a directory takes DATA_DIR itself, and every path is built by
+ * datadir.h's dd_* (-ENAMETOOLONG, never a truncated path).
  *
  * Caveats: thread-safe.  Descriptors are cached per task uid, at most
  * max_fds tasks at a time (least recently used closed first); a descriptor
@@ -57,11 +59,11 @@ struct tasklog_rec {
 uint32_t tasklog_sum(const void *event, size_t len);
 
 /*
- * Open the task area DATA_DIR/tasks (@dir), created if missing, caching the
- * descriptors of up to @max_fds tasks (up to 2 x @max_fds descriptors).
- * 0 or -errno.
+ * Open the task area DATA_DIR/tasks of store @data_dir (DATA_DIR itself),
+ * created if missing, caching the descriptors of up to @max_fds tasks (up
+ * to 2 x @max_fds descriptors).  0 or -errno.
  */
-int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out);
+int tasklog_open(const char *data_dir, unsigned max_fds, struct tasklog **out);
 /* Open task files for reading only from now on (a store on read-only media). */
 void tasklog_read_only(struct tasklog *tl);
 void tasklog_close(struct tasklog *tl);
@@ -116,19 +118,21 @@ int tasklog_write_recs(struct tasklog *tl, uint64_t uid, const char *name, uint6
 /*
  * A task directory carries its uid in an extended attribute (where the file
  * system allows), so reindex can name journal records without the index.
- * tasklog_uid_of: the uid of task directory @dir/@name, or 0 if unknown.
+ * tasklog_uid_of: the uid of task directory DATA_DIR/tasks/@name of store
+ * @data_dir, or 0 if unknown.
  */
 #define TASKLOG_UID_XATTR "user.evlogfs.uid"
-uint64_t tasklog_uid_of(const char *dir, const char *name);
+uint64_t tasklog_uid_of(const char *data_dir, const char *name);
 /*
  * And its owner and mode (12 bytes: uid, gid, mode), so reindex keeps who
  * may write and read the task when the index is lost.  tasklog_owner_of:
- * true and *@out if task directory @dir/@name carries one.
+ * true and *@out if task directory DATA_DIR/tasks/@name of store @data_dir
+ * carries one.
  */
 #define TASKLOG_OWNER_XATTR "user.evlogfs.owner"
-bool tasklog_owner_of(const char *dir, const char *name, struct tasklog_owner *out);
-/* Record @uid and @owner (NULL: none) on task directory @dir/@name (best effort). */
-void tasklog_mark(const char *dir, const char *name, uint64_t uid,
+bool tasklog_owner_of(const char *data_dir, const char *name, struct tasklog_owner *out);
+/* Record @uid and @owner (NULL: none) on task directory DATA_DIR/tasks/@name (best effort). */
+void tasklog_mark(const char *data_dir, const char *name, uint64_t uid,
 		  const struct tasklog_owner *owner);
 
 /*

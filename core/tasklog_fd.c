@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "datadir.h"
 #include "io.h"
 #include "log.h"
 #include "tasklog.h"
@@ -58,20 +59,25 @@ unsigned tasklog_fd_room(void)
 	return rl.rlim_cur > headroom ? rl.rlim_cur - headroom : 0;
 }
 
-int tasklog_open(const char *dir, unsigned max_fds, struct tasklog **out)
+int tasklog_open(const char *data_dir, unsigned max_fds, struct tasklog **out)
 {
+	char tasks[DD_PATH_MAX];
 	struct tasklog *tl;
 
-	if (io_mkdir_durable(dir, 0755))
+	if (dd_path(tasks, data_dir, DD_TASKS, NULL))
+		return -ENAMETOOLONG;
+	if (io_mkdir_durable(tasks, 0755))
 		return -errno;
 	tl = calloc(1, sizeof(*tl));
 	if (!tl)
 		return -ENOMEM;
 	tl->nents = max_fds ? max_fds : 256;
 	tl->ents = calloc(tl->nents, sizeof(*tl->ents));
-	tl->dir = strdup(dir);
-	if (!tl->ents || !tl->dir) {
+	tl->data_dir = strdup(data_dir);
+	tl->dir = strdup(tasks);
+	if (!tl->ents || !tl->data_dir || !tl->dir) {
 		free(tl->ents);
+		free(tl->data_dir);
 		free(tl->dir);
 		free(tl);
 		return -ENOMEM;
@@ -230,20 +236,15 @@ void tasklog_close(struct tasklog *tl)
 	pthread_cond_destroy(&tl->cv);
 	free(tl->vents);
 	free(tl->ents);
+	free(tl->data_dir);
 	free(tl->dir);
 	free(tl);
-}
-
-void tasklog_file_path(const struct tasklog *tl, const char *name, const char *file,
-		      char *buf, size_t n)
-{
-	snprintf(buf, n, "%s/%s/%s", tl->dir, name, file);
 }
 
 int tasklog_get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd_entry **out)
 {
 	struct fd_entry *e = NULL, *victim;
-	char path[4400];
+	char path[DD_PATH_MAX];
 	int lfd;
 
 	if (!uid)
@@ -263,7 +264,8 @@ int tasklog_get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct f
 	make_room(tl, 1);
 	pthread_mutex_unlock(&tl->lock);
 
-	tasklog_file_path(tl, name, "events", path, sizeof(path));
+	if (dd_task(path, tl->data_dir, name, DD_EVENTS))
+		return -ENAMETOOLONG;
 	lfd = tasklog_open_shed(tl, path, tl->rdonly ? O_RDONLY : O_RDWR, 0);
 	if (lfd < 0)
 		return -errno;
@@ -311,7 +313,7 @@ int tasklog_get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct f
 
 int tasklog_need_meta(struct tasklog *tl, struct fd_entry *e, const char *name)
 {
-	char path[4400];
+	char path[DD_PATH_MAX];
 	int fd;
 
 	pthread_mutex_lock(&tl->lock);
@@ -321,7 +323,8 @@ int tasklog_need_meta(struct tasklog *tl, struct fd_entry *e, const char *name)
 	pthread_mutex_unlock(&tl->lock);
 	if (fd >= 0)
 		return 0;
-	tasklog_file_path(tl, name, "events.meta", path, sizeof(path));
+	if (dd_task(path, tl->data_dir, name, DD_META))
+		return -ENAMETOOLONG;
 	fd = tasklog_open_shed(tl, path, tl->rdonly ? O_RDONLY : O_RDWR, 0);
 	if (fd < 0)
 		return -errno;

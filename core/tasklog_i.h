@@ -29,7 +29,8 @@ struct fd_entry {
 };
 
 struct tasklog {
-	char *dir;
+	char *data_dir;		/* DATA_DIR: every path is built from it (datadir.h) */
+	char *dir;		/* DATA_DIR/tasks, built once: listed and fsynced */
 	bool rdonly;		/* tasklog_read_only(): files opened for reading only */
 	pthread_mutex_t lock;	/* protects the cache */
 	pthread_cond_t cv;	/* an entry's refs dropped */
@@ -64,9 +65,6 @@ struct tasklog {
 int tasklog_sync_one(struct tasklog *tl, int fd, const char *dir);
 /* io->open, shedding cached descriptors while the limit refuses it. */
 int tasklog_open_shed(struct tasklog *tl, const char *path, int flags, mode_t mode);
-/* The path of task @name's @file ("" for its directory) in @buf of @n bytes. */
-void tasklog_file_path(const struct tasklog *tl, const char *name, const char *file,
-		      char *buf, size_t n);
 /* Find or open the descriptors of task @uid; the caller must tasklog_put_fds(). */
 int tasklog_get_fds(struct tasklog *tl, uint64_t uid, const char *name, struct fd_entry **out);
 /*

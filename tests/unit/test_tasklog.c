@@ -79,7 +79,7 @@ static void a_damaged_batch_past_the_index_is_written_again(void **state)
 	FILE *f;
 
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
-	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
+	assert_int_equal(tasklog_open(*state, 4, &tl), 0);
 	assert_int_equal(tasklog_create(tl, 1, "t", NULL), 0);
 	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
 	tasklog_close(tl);
@@ -89,7 +89,7 @@ static void a_damaged_batch_past_the_index_is_written_again(void **state)
 	fseek(f, 16, SEEK_SET);
 	fputc('7', f);		/* "1" -> "7" */
 	fclose(f);
-	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
+	assert_int_equal(tasklog_open(*state, 4, &tl), 0);
 	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
 	assert_int_equal(tasklog_read(tl, 1, "t", 0, got, sizeof(got)), sizeof(ev) - 1);
 	assert_memory_equal(got, ev, sizeof(ev) - 1);
@@ -109,12 +109,10 @@ static void a_damaged_batch_past_the_index_is_written_again(void **state)
 static void a_failing_read_of_the_tail_is_not_damage(void **state)
 {
 	const char ev[] = "{\"type\":\"a\"}\n";
-	char dir[4200];
 	struct tasklog_rec r = { 1, 7, sizeof(ev) - 1, 0 };
 	struct tasklog *tl;
 
-	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
-	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
+	assert_int_equal(tasklog_open(*state, 4, &tl), 0);
 	assert_int_equal(tasklog_create(tl, 1, "t", NULL), 0);
 	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
 	fio_install();
@@ -140,7 +138,7 @@ static void write_only_at_the_files_end(void **state)
 	FILE *f;
 
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
-	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
+	assert_int_equal(tasklog_open(*state, 4, &tl), 0);
 	assert_int_equal(tasklog_create(tl, 1, "t", NULL), 0);
 	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, sizeof(ev) - 1, 0, &r, 1, 0), 0);
 	/* cut short on disk: the next write at the index's offset is refused */
@@ -182,7 +180,7 @@ static void write_read_with_a_small_cache(void **state)
 	uint64_t len[6] = { 0 }, n[6] = { 0 };
 
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
-	assert_int_equal(tasklog_open(dir, 2, &tl), 0);	/* 2 descriptors for 5 tasks */
+	assert_int_equal(tasklog_open(*state, 2, &tl), 0);	/* 2 descriptors for 5 tasks */
 	for (uint64_t u = 1; u <= 5; u++) {
 		snprintf(name, sizeof(name), "task%d", (int)u);
 		assert_int_equal(tasklog_create(tl, u, name, NULL), 0);
@@ -262,11 +260,10 @@ static void sidecar_records_are_checked(void **state)
  */
 static struct tasklog *open_tasks(void **state, unsigned slots, unsigned n)
 {
-	char dir[4200], name[16], ev[32];
+	char name[16], ev[32];
 	struct tasklog *tl;
 
-	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
-	assert_int_equal(tasklog_open(dir, slots, &tl), 0);
+	assert_int_equal(tasklog_open(*state, slots, &tl), 0);
 	for (uint64_t u = 1; u <= n; u++) {
 		struct tasklog_rec r = { u, 1, 0, 0 };
 
@@ -276,7 +273,7 @@ static struct tasklog *open_tasks(void **state, unsigned slots, unsigned n)
 		assert_int_equal(tasklog_write(tl, u, name, 0, ev, r.len, 0, &r, 1, 0), 0);
 	}
 	tasklog_close(tl);
-	assert_int_equal(tasklog_open(dir, slots, &tl), 0);
+	assert_int_equal(tasklog_open(*state, slots, &tl), 0);
 	return tl;
 }
 
@@ -426,7 +423,7 @@ static void remove_over_a_stale_trash(void **state)
 	FILE *f;
 
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
-	assert_int_equal(tasklog_open(dir, 4, &tl), 0);
+	assert_int_equal(tasklog_open(*state, 4, &tl), 0);
 	assert_int_equal(tasklog_create(tl, 3, "x", NULL), 0);
 	snprintf(path, sizeof(path), "%s/.trash-%016x", dir, 3);
 	assert_int_equal(mkdir(path, 0755), 0);
@@ -492,12 +489,10 @@ static void verify_table_keeps_every_entry(void **state)
 	const char ev[] = "{\"u\":1}\n";
 	struct tasklog_rec r = { 1, 1, sizeof(ev) - 1, 0 };
 	static bool live[N + 1];
-	char dir[4200];
 	struct tasklog *tl;
 	unsigned seed = 4242;
 
-	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
-	assert_int_equal(tasklog_open(dir, 16, &tl), 0);
+	assert_int_equal(tasklog_open(*state, 16, &tl), 0);
 	assert_int_equal(tasklog_create(tl, 1, "t", NULL), 0);
 	assert_int_equal(tasklog_write(tl, 1, "t", 0, ev, r.len, 0, &r, 1, 0), 0);
 	memset(live, 0, sizeof(live));
@@ -526,7 +521,7 @@ static void a_bad_record_past_the_index_is_not_damage(void **state)
 	int fd;
 
 	snprintf(dir, sizeof(dir), "%s/tasks", (char *)*state);
-	assert_int_equal(tasklog_open(dir, 16, &tl), 0);
+	assert_int_equal(tasklog_open(*state, 16, &tl), 0);
 	assert_int_equal(tasklog_create(tl, 1, "t", NULL), 0);
 	memcpy(data, ev, r[0].len);
 	memcpy(data + r[0].len, ev, r[0].len);
