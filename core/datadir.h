@@ -12,8 +12,8 @@
  *
  *	DATA_DIR/
  *	  lock  reserve  format  stamp  backup-unfinished
- *	  index/  (LMDB: data.mdb, lock.mdb)   index.new/  index.old/
- *	  journal/<first seq, 16 hex>.jnl
+ *	  index/  (LMDB: data.mdb, lock.mdb; data.mdb.compact)   index.new/  index.old/
+ *	  journal/<first seq, 16 hex>.jnl   (and .jnl.corrupt: a damaged one set aside)
  *	  tasks/<task>/events  tasks/<task>/events.meta
  *	  tasks/.trash-<uid, 16 hex>/events, events.meta   (a deleted task)
  *	  tasks/.rewrite/<uid, 16 hex>.events, .meta        (a retention rewrite)
@@ -49,6 +49,7 @@
 /* Names in index/ (LMDB's own). */
 #define DD_MDB_DATA	"data.mdb"
 #define DD_MDB_LOCK	"lock.mdb"
+#define DD_MDB_COMPACT	DD_MDB_DATA ".compact"	/* ours: index_shrink's copy, until renamed */
 /* Names in tasks/: the hidden ones are never task names (a task name has no leading '.'). */
 #define DD_TRASH_PREFIX	".trash-"
 #define DD_REWRITE	".rewrite"
@@ -58,9 +59,10 @@
 #define DD_EVENTS	"events"
 #define DD_META		"events.meta"
 #define DD_UNAPPLIED	"events.unapplied"	/* events a damaged task could not take */
-/* Suffixes (dd_suffix) of a file set aside or being replaced. */
+/* Suffixes (dd_suffix) of a file set aside, being replaced or in the making, beside it. */
 #define DD_FOREIGN	".foreign"	/* events.meta of another log */
 #define DD_UPGRADE	".upgrade"	/* a format-1 sidecar's format-2 copy */
+#define DD_CORRUPT	".corrupt"	/* a damaged journal segment set aside, or its copy */
 
 #define DD_MUST __attribute__((warn_unused_result))
 

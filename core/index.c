@@ -73,6 +73,7 @@
 
 #include <lmdb.h>
 
+#include "datadir.h"
 #include "index_i.h"
 #include "io.h"
 #include "log.h"
@@ -211,7 +212,7 @@ static int env_open(struct index *ix, const char *type_field)
  */
 static int check_damage(const char *dir)
 {
-	char why[512] = "", data[4200];
+	char why[512] = "", data[DD_PATH_MAX];
 	size_t len = strlen(dir);
 	int rc;
 
@@ -220,10 +221,12 @@ static int check_damage(const char *dir)
 		rc = index_verify(dir, false, why, sizeof(why));
 	if (rc == -EUCLEAN) {
 		/* the data directory, for the command to run */
-		if (len > 6 && !strcmp(dir + len - 6, "/index"))
-			len -= 6;
+		size_t cut = sizeof("/" DD_INDEX) - 1;
+
+		if (len > cut && !strcmp(dir + len - cut, "/" DD_INDEX))
+			len -= cut;
 		snprintf(data, sizeof(data), "%.*s", (int)len, dir);
-		evl_log(LOG_ERR, "index %s/data.mdb is damaged: %s; nothing is served from it:"
+		evl_log(LOG_ERR, "index %s/" DD_MDB_DATA " is damaged: %s; nothing is served from it:"
 			" evlogctl reindex %s builds a new one from the task logs", dir, why, data);
 	} else if (rc && rc != -ENOENT) {
 		evl_log(LOG_ERR, "index %s: cannot check it: %s%s%s", dir, strerror(-rc),
@@ -240,7 +243,7 @@ int index_open(const char *dir, const char *type_field, struct index **out)
 int index_open_ex(const char *dir, const char *type_field, unsigned flags, struct index **out)
 {
 	struct index *ix;
-	char path[4200];
+	char path[DD_PATH_MAX];
 	bool created = false;
 	int rc;
 
@@ -248,7 +251,8 @@ int index_open_ex(const char *dir, const char *type_field, unsigned flags, struc
 		return -errno;
 	if (!(flags & INDEX_RDONLY)) {
 		/* a shrink cut short by a crash: its copy was never swapped in */
-		snprintf(path, sizeof(path), "%s/data.mdb.compact", dir);
+		if (dd_join(path, dir, DD_MDB_COMPACT))
+			return -ENAMETOOLONG;
 		io->unlink(path);
 	}
 	rc = check_damage(dir);
@@ -340,13 +344,13 @@ static void sync_failed(struct index *ix)
 
 int index_shrink(struct index *ix)
 {
-	char tmp[4200], path[4200];
+	char tmp[DD_PATH_MAX], path[DD_PATH_MAX];
 	int fd, rc;
 
 	if (atomic_load(&ix->sync_failed))
 		return -EIO;	/* the file on disk may lack what a failed sync dropped */
-	snprintf(path, sizeof(path), "%s/data.mdb", ix->path);
-	snprintf(tmp, sizeof(tmp), "%s/data.mdb.compact", ix->path);
+	if (dd_join(path, ix->path, DD_MDB_DATA) || dd_join(tmp, ix->path, DD_MDB_COMPACT))
+		return -ENAMETOOLONG;
 	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -469,10 +473,11 @@ uint64_t index_purge_count(struct index *ix)
 
 uint64_t index_file_bytes(struct index *ix)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/data.mdb", ix->path);
+	if (dd_join(path, ix->path, DD_MDB_DATA))
+		return 0;	/* unknown, as when stat fails */
 	return stat(path, &st) ? 0 : (uint64_t)st.st_size;
 }
 
@@ -594,14 +599,15 @@ int index_put_stamp(struct index_txn *t, uint64_t id, uint64_t gen)
 
 int index_install(const char *from, const char *to)
 {
-	char src[4200], dst[4200];
+	char src[DD_PATH_MAX], dst[DD_PATH_MAX];
 
-	snprintf(src, sizeof(src), "%s/data.mdb", from);
-	snprintf(dst, sizeof(dst), "%s/data.mdb", to);
+	if (dd_join(src, from, DD_MDB_DATA) || dd_join(dst, to, DD_MDB_DATA))
+		return -ENAMETOOLONG;
 	/* the lock file stays: the first process to open the environment resets it */
 	if (io_mkdir_durable(to, 0755) || io->rename(src, dst) || io_fsync_dir(to))
 		return -errno;
-	snprintf(src, sizeof(src), "%s/lock.mdb", from);
+	if (dd_join(src, from, DD_MDB_LOCK))
+		return -ENAMETOOLONG;
 	if (io->unlink(src) && errno != ENOENT)
 		return -errno;
 	return io->rmdir(from) && errno != ENOENT ? -errno : 0;
@@ -610,10 +616,11 @@ int index_install(const char *from, const char *to)
 int index_snapshot(const char *src, const char *dest)
 {
 	MDB_env *env;
-	char path[4200], why[512] = "";
+	char path[DD_PATH_MAX], why[512] = "";
 	int rc, fd;
 
-	snprintf(path, sizeof(path), "%s/data.mdb", src);
+	if (dd_join(path, src, DD_MDB_DATA))
+		return -ENAMETOOLONG;
 	if (access(path, R_OK))
 		return -errno;
 	/* the copy walks every page: a damaged page would kill this process */
@@ -639,7 +646,8 @@ int index_snapshot(const char *src, const char *dest)
 	if (rc)
 		return ix_err(rc);
 	/* LMDB's copy is not synced: the caller renames it into place next */
-	snprintf(path, sizeof(path), "%s/data.mdb", dest);
+	if (dd_join(path, dest, DD_MDB_DATA))
+		return -ENAMETOOLONG;
 	fd = io->open(path, O_RDONLY, 0);
 	if (fd < 0 || io->fsync(fd) || io_fsync_dir(dest))
 		rc = -errno;

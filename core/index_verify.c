@@ -20,6 +20,7 @@
 #include <lmdb.h>
 
 #include "bytes.h"
+#include "datadir.h"
 #include "index_i.h"
 
 /*
@@ -106,12 +107,13 @@ int index_check_file(const char *dir, char *why, size_t n)
 {
 	struct lmdb_meta_page mp[LMDB_METAS];
 	const struct lmdb_meta *m;
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct stat st;
 	uint64_t psize, pages;
 	int fd, rc = 0;
 
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (dd_join(path, dir, DD_MDB_DATA))
+		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -748,11 +750,12 @@ static int walk_index(const char *dir, bool live, char *why, size_t n)
 	MDB_dbi main_dbi;
 	bool seen[sizeof(db_names) / sizeof(*db_names)] = { false };
 	size_t mapsize = ix_map_initial;
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct stat st;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (dd_join(path, dir, DD_MDB_DATA))
+		return ENAMETOOLONG;	/* LMDB's convention here, as below */
 	if (stat(path, &st))
 		return errno;
 	while (mapsize < (size_t)st.st_size * 2)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "datadir.h"	/* DD_PATH_MAX only: io.c calls nothing above it */
 #include "io.h"
 
 static int libc_open(const char *path, int flags, mode_t mode)
@@ -155,7 +156,7 @@ int io_fsync_dir(const char *path)
 
 int io_mkdir_durable(const char *path, mode_t mode)
 {
-	char parent[4400];
+	char parent[DD_PATH_MAX];
 	struct stat sb;
 
 	if (io->mkdir(path, mode)) {
@@ -166,6 +167,9 @@ int io_mkdir_durable(const char *path, mode_t mode)
 		errno = saved;
 		return -1;
 	}
-	snprintf(parent, sizeof(parent), "%s", path);
+	if (snprintf(parent, sizeof(parent), "%s", path) >= (int)sizeof(parent)) {
+		errno = ENAMETOOLONG;	/* made, but its parent cannot be named: not durable */
+		return -1;
+	}
 	return io_fsync_dir(dirname(parent));
 }

@@ -73,6 +73,7 @@
 #include <xxhash.h>
 
 #include "bytes.h"
+#include "datadir.h"
 #include "grow.h"
 #include "io.h"
 #include "journal.h"
@@ -88,9 +89,12 @@ static uint64_t now_ns(void)
 	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-void journal_seg_path(const struct journal *j, uint64_t first, char *buf, size_t n)
+int journal_seg_path(const struct journal *j, uint64_t first, char buf[static DD_PATH_MAX])
 {
-	snprintf(buf, n, "%s/%016" PRIx64 ".jnl", j->dir, first);
+	char name[SEG_NAME_LEN + 1];
+
+	snprintf(name, sizeof(name), "%016" PRIx64 SEG_SUFFIX, first);
+	return dd_join(buf, j->dir, name);
 }
 
 int journal_segs_add(struct journal *j, uint64_t first)
@@ -137,11 +141,13 @@ void journal_rec_header(unsigned char hdr[REC_HDR], unsigned type, uint32_t len,
 int journal_seg_create(struct journal *j, uint64_t first, int *fdp)
 {
 	unsigned char hdr[SEG_HDR];
-	char path[4096];
+	char path[DD_PATH_MAX];
 	bool made = true;
 	int fd, rc;
 
-	journal_seg_path(j, first, path, sizeof(path));
+	rc = journal_seg_path(j, first, path);
+	if (rc)
+		return rc;
 	fd = io->open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
 	if (fd < 0 && errno == EEXIST) {
 		made = false;
@@ -355,7 +361,7 @@ void journal_fail(struct journal *j)
 
 int journal_trim(struct journal *j, uint64_t upto)
 {
-	char path[4096];
+	char path[DD_PATH_MAX];
 	size_t i, drop = 0;
 	int rc = 0;
 
@@ -375,7 +381,9 @@ int journal_trim(struct journal *j, uint64_t upto)
 	for (i = 0; i + 1 < j->nsegs && j->segs[i + 1] <= upto + 1; i++) {
 		struct stat st;
 
-		journal_seg_path(j, j->segs[i], path, sizeof(path));
+		rc = journal_seg_path(j, j->segs[i], path);
+		if (rc)
+			break;
 		if (stat(path, &st) == 0)
 			j->bytes -= st.st_size;
 		if (io->unlink(path) && errno != ENOENT) {

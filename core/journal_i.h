@@ -35,10 +35,13 @@ void journal_rec_header(unsigned char hdr[JOURNAL_REC_HDR], unsigned type, uint3
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "datadir.h"
 #include "journal.h"
 
 #define SEG_MAGIC "EVLJRNL"	/* 8 bytes with its NUL */
 #define SEG_VERSION 1
+#define SEG_SUFFIX ".jnl"	/* a segment's name: its first lsn in 16 hex digits, then this */
+#define SEG_NAME_LEN (16 + sizeof(SEG_SUFFIX) - 1)
 #define SEG_HDR JOURNAL_SEG_HDR
 #define REC_MAGIC 0x524a5645u
 #define REC_HDR JOURNAL_REC_HDR
@@ -75,7 +78,9 @@ struct journal {
 
 /* journal.c, for journal_open and journal_scan (journal_replay.c) */
 int journal_seg_create(struct journal *j, uint64_t first, int *fdp);
-void journal_seg_path(const struct journal *j, uint64_t first, char *buf, size_t n);
+/* The path of segment @first in j->dir: 0 or -ENAMETOOLONG. */
+int journal_seg_path(const struct journal *j, uint64_t first, char buf[static DD_PATH_MAX])
+	DD_MUST;
 int journal_segs_add(struct journal *j, uint64_t first);
 void *journal_syncer_main(void *arg);
 

@@ -19,6 +19,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 #include "bytes.h"
+#include "datadir.h"
 #include "grow.h"
 #include "io.h"
 #include "journal.h"
@@ -44,7 +45,7 @@ static int scan_dir(struct journal *j)
 		uint64_t first;
 		size_t l = strlen(de->d_name);
 
-		if (l != 20 || strcmp(de->d_name + 16, ".jnl"))
+		if (l != SEG_NAME_LEN || strcmp(de->d_name + 16, SEG_SUFFIX))
 			continue;
 		first = strtoull(de->d_name, &end, 16);
 		if (end != de->d_name + 16)
@@ -143,11 +144,12 @@ static int rec_find(int fd, uint64_t from, uint64_t size, uint64_t min_lsn, uint
 static bool seg_header_ok(const struct journal *j, uint64_t first)
 {
 	unsigned char hdr[SEG_HDR];
-	char path[4096];
+	char path[DD_PATH_MAX];
 	bool ok;
 	int fd;
 
-	journal_seg_path(j, first, path, sizeof(path));
+	if (journal_seg_path(j, first, path))
+		return false;	/* as when it cannot be opened */
 	fd = io->open(path, O_RDONLY, 0);
 	if (fd < 0)
 		return false;
@@ -228,7 +230,7 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 	unsigned char hdr[REC_HDR];
 	unsigned char *buf = NULL;
 	size_t cap = 0;
-	char path[4096];
+	char path[DD_PATH_MAX];
 	struct stat st;
 	uint64_t off, at;
 	ssize_t n;
@@ -236,7 +238,9 @@ static int seg_replay(struct journal *j, size_t i, uint64_t from_lsn, uint64_t d
 
 	memset(res, 0, sizeof(*res));
 	res->needed = needed;
-	journal_seg_path(j, first, path, sizeof(path));
+	rc = journal_seg_path(j, first, path);
+	if (rc)
+		return rc;
 	fd = io->open(path, O_RDONLY, 0);
 	if (fd < 0)
 		return -errno;
@@ -386,13 +390,13 @@ static void dmg_add(struct journal_damage *d, const struct seg_res *res, uint64_
  */
 static int seg_keep_copy(struct journal *j, uint64_t first)
 {
-	char path[4096], bad[4200];
+	char path[DD_PATH_MAX], bad[DD_PATH_MAX];
 	loff_t in_off = 0, out_off = 0;
 	int in, out, rc = 0;
 	struct stat st;
 
-	journal_seg_path(j, first, path, sizeof(path));
-	snprintf(bad, sizeof(bad), "%s.corrupt", path);
+	if (journal_seg_path(j, first, path) || dd_suffix(bad, path, DD_CORRUPT))
+		return -ENAMETOOLONG;
 	in = io->open(path, O_RDONLY, 0);
 	if (in < 0)
 		return -errno;
@@ -467,11 +471,10 @@ int journal_scan(const char *dir, uint64_t durable, journal_replay_cb cb, void *
 		out->bad_segment = j.segs[i];
 		out->bad_off = res.stop_off;
 		for (size_t k = i + 1; k < j.nsegs; k++) {
-			char path[4200];
+			char path[DD_PATH_MAX];
 			struct stat sb;
 
-			journal_seg_path(&j, j.segs[k], path, sizeof(path));
-			if (!stat(path, &sb))
+			if (!journal_seg_path(&j, j.segs[k], path) && !stat(path, &sb))
 				out->bad_bytes += sb.st_size;
 			out->bad_later++;
 		}
@@ -524,7 +527,7 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 	keep = j->nsegs;
 	for (; i < j->nsegs; i++) {
 		struct seg_res res;
-		char path[4096], bad[4200];
+		char path[DD_PATH_MAX], bad[DD_PATH_MAX];
 		bool later = false, drop, first = false;
 		int fd;
 
@@ -538,8 +541,10 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 		clean &= !res.torn && !res.bad_header && !res.damaged && !res.lost;
 		for (size_t k = i + 1; k < j->nsegs && !later && (res.torn || res.bad_header); k++)
 			later = seg_header_ok(j, j->segs[k]);
-		journal_seg_path(j, j->segs[i], path, sizeof(path));
-		snprintf(bad, sizeof(bad), "%s.corrupt", path);
+		if (journal_seg_path(j, j->segs[i], path) || dd_suffix(bad, path, DD_CORRUPT)) {
+			rc = -ENAMETOOLONG;
+			goto fail;
+		}
 		drop = res.bad_header && !res.records;
 		if (drop) {
 			/* nothing in it checks out: set it aside */
@@ -581,10 +586,12 @@ int journal_open(const char *dir, uint64_t from_lsn, const struct journal_opts *
 		}
 		/* the end of the journal: what follows is set aside, this one cut or set aside */
 		for (size_t k = i + 1; k < j->nsegs; k++) {
-			char p2[4096], b2[4200];
+			char p2[DD_PATH_MAX], b2[DD_PATH_MAX];
 
-			journal_seg_path(j, j->segs[k], p2, sizeof(p2));
-			snprintf(b2, sizeof(b2), "%s.corrupt", p2);
+			if (journal_seg_path(j, j->segs[k], p2) || dd_suffix(b2, p2, DD_CORRUPT)) {
+				rc = -ENAMETOOLONG;
+				goto fail;
+			}
 			evl_log(LOG_ERR, "journal segment %s follows a torn record: kept as %s",
 				p2, b2);
 			if (io->rename(p2, b2)) {

@@ -8,9 +8,15 @@
  *                                         does not exist (gseq past every event,
  *                                         and the next gseq past it)
  *
- * The key layouts are index.c's (big-endian keys; values in host order).
+ * The layouts are the index's own (the schema at the top of core/index.c;
+ * the values and the kty key from index_i.h, the meta record from
+ * index.h; big-endian keys, values in host order), and the names of
+ * DATA_DIR datadir.h's: headers only, so the tool links LMDB and nothing
+ * of core.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +24,8 @@
 #include <lmdb.h>
 
 #include "bytes.h"
-
-struct tgs_val {
-	uint64_t ord, uid, off;
-	uint32_t len, pad;
-};
+#include "datadir.h"
+#include "index_i.h"
 
 static int die(const char *what, int rc)
 {
@@ -38,7 +41,7 @@ int main(int argc, char **argv)
 	MDB_cursor *c;
 	MDB_val key, val;
 	unsigned char k[20];
-	char path[4200];
+	char path[DD_PATH_MAX];
 	uint32_t tid;
 	int rc;
 
@@ -47,7 +50,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: index_tamper DATA_DIR drop TYPE N | stale TYPE\n");
 		return 2;
 	}
-	snprintf(path, sizeof(path), "%s/index", argv[1]);
+	if (snprintf(path, sizeof(path), "%s/" DD_INDEX, argv[1]) >= (int)sizeof(path)) {
+		fprintf(stderr, "index_tamper: %s: %s\n", argv[1], strerror(ENAMETOOLONG));
+		return 2;
+	}
 	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, 16)) ||
 	    (rc = mdb_env_set_mapsize(env, 1ull << 30)) ||
 	    (rc = mdb_env_open(env, path, MDB_NOTLS, 0644)))
@@ -60,9 +66,10 @@ int main(int argc, char **argv)
 	key.mv_size = strlen(argv[3]);
 	if ((rc = mdb_get(txn, types, &key, &val)))
 		return die(argv[3], rc);
-	memcpy(&tid, val.mv_data, 4);
+	memcpy(&tid, (char *)val.mv_data + offsetof(struct type_rec, tid), sizeof(tid));
 	if ((rc = mdb_cursor_open(txn, tgs, &c)))
 		return die("cursor", rc);
+	/* tgs: tid(4) gseq(8) */
 	put_be32(k, tid);
 	put_be64(k + 4, 0);
 	key.mv_data = k;
@@ -79,9 +86,7 @@ int main(int argc, char **argv)
 		memcpy(&tv, val.mv_data, sizeof(tv));
 		printf("dropped gseq %" PRIu64 " of task uid %" PRIu64 "\n",
 		       get_be64((unsigned char *)key.mv_data + 4), tv.uid);
-		put_be64(k, tv.uid);
-		put_be32(k + 8, tid);
-		memcpy(k + 12, (unsigned char *)key.mv_data + 4, 8);
+		ix_kty_key(k, tv.uid, tid, get_be64((unsigned char *)key.mv_data + 4));
 		if ((rc = mdb_cursor_del(c, 0)))
 			return die("del tgs", rc);
 		key.mv_data = k;
@@ -111,10 +116,11 @@ int main(int argc, char **argv)
 			return die("put tgs", rc);
 		printf("added gseq %" PRIu64 " to task uid %" PRIu64 "\n", gseq, tv.uid);
 		/*
-		 * The meta record's next gseq (its third field) past it, or the
-		 * open's walk calls the index damaged before fsck compares entries.
+		 * The meta record's next gseq past it, or the open's walk calls
+		 * the index damaged before fsck compares entries.
 		 */
 		{
+			const size_t at = offsetof(struct index_meta, next_gseq);
 			MDB_val mk = { 4, "meta" }, mv;
 			unsigned char m[64];
 			uint64_t next;
@@ -123,13 +129,13 @@ int main(int argc, char **argv)
 			if ((rc = mdb_dbi_open(txn, "meta", 0, &meta)) ||
 			    (rc = mdb_get(txn, meta, &mk, &mv)))
 				return die("meta", rc);
-			if (mv.mv_size < 24 || mv.mv_size > sizeof(m))
+			if (mv.mv_size < at + sizeof(next) || mv.mv_size > sizeof(m))
 				return die("meta size", MDB_CORRUPTED);
 			memcpy(m, mv.mv_data, mv.mv_size);
-			memcpy(&next, m + 16, 8);
+			memcpy(&next, m + at, sizeof(next));
 			if (next <= gseq) {
 				next = gseq + 1;
-				memcpy(m + 16, &next, 8);
+				memcpy(m + at, &next, sizeof(next));
 				mv.mv_data = m;
 				if ((rc = mdb_put(txn, meta, &mk, &mv, 0)))
 					return die("put meta", rc);

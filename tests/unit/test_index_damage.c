@@ -143,62 +143,10 @@ static int in_child(int (*fn)(const char *dir, const char *before), const char *
 	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 
-/* dump() without cmocka's asserts (it runs in a child); NULL if it does not open. */
-static char *dump_or_null(const char *dir, int *err)
-{
-	struct evl_options o;
-	struct evl_store *st;
-	size_t cap = 1 << 20, len = 0;
-	int read_err = 0;
-	char *out;
-
-	evl_options_default(&o);
-	*err = evl_store_open(dir, &o, &st);
-	if (*err)
-		return NULL;
-	out = malloc(cap);
-	for (size_t p = 0; p < sizeof(tu_prefixes) / sizeof(*tu_prefixes); p++) {
-		struct evl_view *v;
-		ssize_t n;
-
-		len += snprintf(out + len, cap - len, "== %s\n", tu_prefixes[p]);
-		if (evl_view_open(st, tu_prefixes[p], strlen(tu_prefixes[p]), 0, &v))
-			continue;
-		for (uint64_t off = 0; (n = evl_view_read(v, off, out + len, cap - len - 1)) > 0;
-		     off += n)
-			len += n;
-		if (n < 0)
-			read_err = (int)n;
-		evl_view_close(v);
-	}
-	for (int t = 0; t < 4; t++) {
-		struct evl_task_info info;
-		char name[8];
-		ssize_t n;
-		uint64_t off = 0;
-
-		snprintf(name, sizeof(name), "t%d", t);
-		len += snprintf(out + len, cap - len, "== task %s\n", name);
-		if (evl_task_lookup(st, name, &info))
-			continue;
-		while ((n = evl_task_read(st, info.uid, off, out + len, cap - len - 1)) > 0) {
-			off += n;
-			len += n;
-		}
-		if (n < 0)
-			read_err = (int)n;
-	}
-	out[len] = '\0';
-	*err = evl_store_close(st);
-	if (!*err)
-		*err = read_err;
-	return out;
-}
-
 static int dmg_open(const char *dir, const char *before)
 {
 	int err;
-	char *got = dump_or_null(dir, &err);
+	char *got = tu_dump_err(dir, &err);
 	if (getenv("EVL_INDEX_DAMAGE_VERBOSE"))
 		fprintf(stderr, "open: %s\n", strerror(-err));
 	int rc = !got ? (err == -EUCLEAN ? DMG_REFUSED : DMG_FAILED) :
@@ -229,7 +177,7 @@ static int dmg_reindex(const char *dir, const char *before)
 
 	if (evl_reindex(dir, &o, &r) || r.events != 500)
 		return DMG_FAILED;
-	got = dump_or_null(dir, &err);
+	got = tu_dump_err(dir, &err);
 	err = !got || err || strcmp(got, before);
 	free(got);
 	if (err || evl_fsck(dir, &o, &r) || r.problems)

@@ -725,9 +725,27 @@ void tu_fill(struct evl_store *st, int from, int n)
 
 char *tu_dump(const char *dir)
 {
-	struct evl_store *st = tu_open_default(dir);
+	return tu_dump_err(dir, NULL);
+}
+
+char *tu_dump_err(const char *dir, int *err)
+{
+	struct evl_options o;
+	struct evl_store *st;
 	size_t cap = 1 << 20, len = 0;
-	char *out = malloc(cap);
+	int rc, read_err = 0;
+	char *out;
+
+	evl_options_default(&o);
+	rc = evl_store_open(dir, &o, &st);
+	if (err) {
+		*err = rc;
+		if (rc)
+			return NULL;
+	} else {
+		assert_int_equal(rc, 0);
+	}
+	out = malloc(cap);
 
 	for (size_t p = 0; p < sizeof(tu_prefixes) / sizeof(*tu_prefixes); p++) {
 		struct evl_view *v;
@@ -739,6 +757,8 @@ char *tu_dump(const char *dir)
 		for (uint64_t off = 0; (n = evl_view_read(v, off, out + len, cap - len - 1)) > 0;
 		     off += n)
 			len += n;
+		if (n < 0)
+			read_err = (int)n;
 		evl_view_close(v);
 	}
 	for (int t = 0; t < 4; t++) {
@@ -755,9 +775,15 @@ char *tu_dump(const char *dir)
 			off += n;
 			len += n;
 		}
+		if (n < 0)
+			read_err = (int)n;
 	}
 	out[len] = '\0';
-	assert_int_equal(evl_store_close(st), 0);
+	rc = evl_store_close(st);
+	if (!err)
+		assert_int_equal(rc, 0);
+	else
+		*err = rc ? rc : read_err;
 	return out;
 }
 

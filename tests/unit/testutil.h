@@ -183,6 +183,14 @@ void tu_fill(struct evl_store *st, int from, int n);
 char *tu_dump(const char *dir);
 
 /*
+ * tu_dump without cmocka's asserts (for a child process), with @err
+ * (NULL: tu_dump's asserts): NULL if the store does not open, its error in
+ * *@err; else the dump, and in *@err the close's error, or failing that the
+ * last read's (0: all served).
+ */
+char *tu_dump_err(const char *dir, int *err);
+
+/*
  * A report callback (evl_check_opts.report) that keeps the first 64 lines
  * in tu_lines[0 .. tu_nlines - 1], as "level message"; tu_reported says
  * whether one holds @what.  tu_fsck runs evl_fsck with it, from none.
