@@ -144,18 +144,18 @@ static int held_at(const char *path, int flags, struct stat *sb)
 /* The directory's flock, or DATA_DIR/lock's (all a daemon before the directory lock took). */
 static int store_held(const char *dir, struct stat *sb)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	int rc = held_at(dir, O_DIRECTORY, sb);
 
 	if (rc)
 		return rc;
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	return held_at(path, 0, sb);
+	rc = dd_path(path, dir, DD_LOCK, NULL);
+	return rc ? rc : held_at(path, 0, sb);
 }
 
 int evl_store_holder(const char *dir, char *buf, size_t n)
 {
-	char path[4200], holder[512];
+	char path[DD_PATH_MAX], holder[512];
 	const char *h = NULL;
 	struct stat sb;
 	long owner = 0, pid = 0;
@@ -167,7 +167,9 @@ int evl_store_holder(const char *dir, char *buf, size_t n)
 	 * Wait a little for the pid that holds the lock (/proc/locks); a file
 	 * that never names it is not trusted (nor a pid that is not running).
 	 */
-	snprintf(path, sizeof(path), "%s/lock", dir);
+	rc = dd_path(path, dir, DD_LOCK, NULL);
+	if (rc)
+		return rc;
 	for (int tries = 0; tries < 20; tries++) {
 		ssize_t len = -1;
 		int fd;
@@ -207,7 +209,7 @@ int evl_store_holder(const char *dir, char *buf, size_t n)
 
 int store_rmrf(const char *path)
 {
-	char sub[4300];
+	char sub[DD_PATH_MAX];
 	struct stat sb;
 	DIR *d;
 	struct dirent *de;
@@ -223,8 +225,9 @@ int store_rmrf(const char *path)
 	while ((de = readdir(d)) && !rc) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-		rc = store_rmrf(sub);
+		rc = dd_join(sub, path, de->d_name);
+		if (!rc)
+			rc = store_rmrf(sub);
 	}
 	closedir(d);
 	if (!rc && io->rmdir(path) && errno != ENOENT)
@@ -241,10 +244,12 @@ int store_rmrf(const char *path)
  */
 int store_lock(const char *dir, const char *holder, struct store_lock *l)
 {
-	char path[4200], buf[512];
+	char path[DD_PATH_MAX], buf[512];
 	int dfd, fd, n, err;
 
 	*l = STORE_LOCK_NONE;
+	if (dd_path(path, dir, DD_LOCK, NULL))
+		return -ENAMETOOLONG;
 	dfd = io->open(dir, O_RDONLY | O_DIRECTORY, 0);
 	if (dfd < 0)
 		return -errno;
@@ -254,7 +259,6 @@ int store_lock(const char *dir, const char *holder, struct store_lock *l)
 		/* EBUSY: the caller names the holder (evl_store_holder) */
 		return err == EWOULDBLOCK ? -EBUSY : -err;
 	}
-	snprintf(path, sizeof(path), "%s/lock", dir);
 	fd = io->open(path, O_RDWR | O_CREAT, 0644);
 	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
 		/* read-only media or no write access: held, just not named */
