@@ -217,13 +217,24 @@ static int copy_side(struct bk *b, const struct index_task *t, const char *file)
 	return rc;
 }
 
-static int read_rec(int fd, uint64_t i, unsigned char rec[TASKLOG_REC])
+/*
+ * Is record @i of DEST's sidecar @dm the source's (@sm)?  1 or 0; -EAGAIN
+ * (a file is shorter) or -errno.  A record that does not decode is compared
+ * as its bytes say: one damaged in the source is copied as it is.
+ */
+static int same_rec(int dm, int sm, uint64_t i)
 {
-	ssize_t n = io_pread_all(fd, rec, TASKLOG_REC, i * TASKLOG_REC);
+	struct tasklog_rec x, y;
+	int rx, ry;
 
-	if (n < 0)
-		return -errno;
-	return n == TASKLOG_REC ? 0 : -EAGAIN;
+	rx = tasklog_read_rec(dm, i, &x);
+	if (rx && rx != -EILSEQ)
+		return rx;
+	ry = tasklog_read_rec(sm, i, &y);
+	if (ry && ry != -EILSEQ)
+		return ry;
+	return rx == ry && x.gseq == y.gseq && x.time_ns == y.time_ns && x.len == y.len &&
+	       x.sum == y.sum;
 }
 
 /* Copy one task's files up to the snapshot's lengths. */
@@ -231,7 +242,6 @@ static int copy_task(struct bk *b, const struct index_task *t)
 {
 	uint64_t want_len = t->log_len - t->base_len, want_n = t->nevents - t->base_n;
 	uint64_t have_len = 0, have_n = 0;
-	unsigned char a[TASKLOG_REC], z[TASKLOG_REC];
 	int sl = -1, sm = -1, dl = -1, dm = -1, rc;
 	char path[4500];
 	struct stat st;
@@ -256,8 +266,8 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	if (want_n) {
 		struct tasklog_rec r;
 
-		rc = read_rec(sm, want_n - 1, z);
-		if (!rc && (tasklog_decode(z, &r) || r.gseq >= b->next_gseq)) {
+		rc = tasklog_read_rec(sm, want_n - 1, &r);
+		if (rc == -EILSEQ || (!rc && r.gseq >= b->next_gseq)) {
 			say(b, 'I', "task %s: its files hold other events than the snapshot", t->name);
 			rc = -EAGAIN;
 		}
@@ -295,22 +305,14 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	fresh = !have_n && !have_len;
 	/* DEST continues the source if the first and its last records are the source's */
 	if (!b->whole && have_n && have_n <= want_n && have_len <= want_len) {
-		unsigned char x[TASKLOG_REC], y[TASKLOG_REC];
-
-		rc = read_rec(dm, 0, x);
-		if (!rc)
-			rc = read_rec(sm, 0, a);
-		if (!rc && !memcmp(x, a, TASKLOG_REC)) {
-			rc = read_rec(dm, have_n - 1, x);
-			if (!rc)
-				rc = read_rec(sm, have_n - 1, y);
-			if (!rc && memcmp(x, y, TASKLOG_REC))
-				have_n = have_len = 0;
-		} else if (!rc) {
-			have_n = have_len = 0;
-		}
-		if (rc)
+		rc = same_rec(dm, sm, 0);
+		if (rc == 1)
+			rc = same_rec(dm, sm, have_n - 1);
+		if (rc < 0)
 			goto out;
+		if (!rc)
+			have_n = have_len = 0;
+		rc = 0;
 	} else {
 		have_n = have_len = 0;
 	}
