@@ -139,14 +139,16 @@ static int read_snapshot(struct bk *b, const char *path)
 
 static int open_src(struct bk *b, const struct index_task *t, const char *file)
 {
-	char path[4500];
+	char path[DD_PATH_MAX];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/tasks/%s/%s", b->src, t->name, file);
+	if (dd_task(path, b->src, t->name, file))
+		return -ENAMETOOLONG;
 	fd = io->open(path, O_RDONLY, 0);
 	if (fd < 0 && errno == ENOENT) {
 		/* deleted since the snapshot: its files wait in the trash */
-		snprintf(path, sizeof(path), "%s/tasks/.trash-%016" PRIx64 "/%s", b->src, t->uid, file);
+		if (dd_trash(path, b->src, t->uid, file))
+			return -ENAMETOOLONG;
 		fd = io->open(path, O_RDONLY, 0);
 	}
 	return fd < 0 ? -errno : fd;
@@ -192,11 +194,12 @@ static int copy_range(struct bk *b, int in, int out, uint64_t off, uint64_t len,
  */
 static int copy_side(struct bk *b, const struct index_task *t, const char *file)
 {
-	char path[4500];
+	char path[DD_PATH_MAX];
 	struct stat st;
 	int in, out, rc = 0;
 
-	snprintf(path, sizeof(path), "%s/tasks/%s/%s", b->dest, t->name, file);
+	if (dd_task(path, b->dest, t->name, file))
+		return -ENAMETOOLONG;
 	in = open_src(b, t, file);
 	if (in == -ENOENT)
 		return io->unlink(path) && errno != ENOENT ? -errno : 0;
@@ -217,13 +220,24 @@ static int copy_side(struct bk *b, const struct index_task *t, const char *file)
 	return rc;
 }
 
-static int read_rec(int fd, uint64_t i, unsigned char rec[TASKLOG_REC])
+/*
+ * Is record @i of DEST's sidecar @dm the source's (@sm)?  1 or 0; -EAGAIN
+ * (a file is shorter) or -errno.  A record that does not decode is compared
+ * as its bytes say: one damaged in the source is copied as it is.
+ */
+static int same_rec(int dm, int sm, uint64_t i)
 {
-	ssize_t n = io_pread_all(fd, rec, TASKLOG_REC, i * TASKLOG_REC);
+	struct tasklog_rec x, y;
+	int rx, ry;
 
-	if (n < 0)
-		return -errno;
-	return n == TASKLOG_REC ? 0 : -EAGAIN;
+	rx = tasklog_read_rec(dm, i, &x);
+	if (rx && rx != -EILSEQ)
+		return rx;
+	ry = tasklog_read_rec(sm, i, &y);
+	if (ry && ry != -EILSEQ)
+		return ry;
+	return rx == ry && x.gseq == y.gseq && x.time_ns == y.time_ns && x.len == y.len &&
+	       x.sum == y.sum;
 }
 
 /* Copy one task's files up to the snapshot's lengths. */
@@ -231,15 +245,14 @@ static int copy_task(struct bk *b, const struct index_task *t)
 {
 	uint64_t want_len = t->log_len - t->base_len, want_n = t->nevents - t->base_n;
 	uint64_t have_len = 0, have_n = 0;
-	unsigned char a[TASKLOG_REC], z[TASKLOG_REC];
 	int sl = -1, sm = -1, dl = -1, dm = -1, rc;
-	char path[4500];
+	char path[DD_PATH_MAX];
 	struct stat st;
 	bool fresh;
 
-	sl = rc = open_src(b, t, "events");
+	sl = rc = open_src(b, t, DD_EVENTS);
 	if (rc >= 0)
-		sm = rc = open_src(b, t, "events.meta");
+		sm = rc = open_src(b, t, DD_META);
 	if (rc == -ENOENT) {
 		say(b, 'I', "task %s: gone from the source during the copy", t->name);
 		rc = -EAGAIN;
@@ -256,8 +269,8 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	if (want_n) {
 		struct tasklog_rec r;
 
-		rc = read_rec(sm, want_n - 1, z);
-		if (!rc && (tasklog_decode(z, &r) || r.gseq >= b->next_gseq)) {
+		rc = tasklog_read_rec(sm, want_n - 1, &r);
+		if (rc == -EILSEQ || (!rc && r.gseq >= b->next_gseq)) {
 			say(b, 'I', "task %s: its files hold other events than the snapshot", t->name);
 			rc = -EAGAIN;
 		}
@@ -265,7 +278,9 @@ static int copy_task(struct bk *b, const struct index_task *t)
 			goto out;
 	}
 
-	snprintf(path, sizeof(path), "%s/tasks/%s", b->dest, t->name);
+	rc = dd_task(path, b->dest, t->name, NULL);
+	if (rc)
+		goto out;
 	if (io_mkdir_durable(path, 0755)) {
 		rc = -errno;
 		goto out;
@@ -273,13 +288,17 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	/* as the source's: a reindex of the copy without its index keeps them */
 	tasklog_mark(b->dest, t->name, t->uid, t->has_owner ? &(struct tasklog_owner){
 			     t->owner_uid, t->owner_gid, t->mode } : NULL);	/* synced below */
-	snprintf(path, sizeof(path), "%s/tasks/%s/events", b->dest, t->name);
+	rc = dd_task(path, b->dest, t->name, DD_EVENTS);
+	if (rc)
+		goto out;
 	dl = io->open(path, O_RDWR | O_CREAT, 0644);
 	if (dl < 0) {
 		rc = -errno;
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", b->dest, t->name);
+	rc = dd_task(path, b->dest, t->name, DD_META);
+	if (rc)
+		goto out;
 	dm = io->open(path, O_RDWR | O_CREAT, 0644);
 	if (dm < 0 || fstat(dl, &st)) {
 		rc = -errno;
@@ -294,22 +313,14 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	fresh = !have_n && !have_len;
 	/* DEST continues the source if the first and its last records are the source's */
 	if (!b->whole && have_n && have_n <= want_n && have_len <= want_len) {
-		unsigned char x[TASKLOG_REC], y[TASKLOG_REC];
-
-		rc = read_rec(dm, 0, x);
-		if (!rc)
-			rc = read_rec(sm, 0, a);
-		if (!rc && !memcmp(x, a, TASKLOG_REC)) {
-			rc = read_rec(dm, have_n - 1, x);
-			if (!rc)
-				rc = read_rec(sm, have_n - 1, y);
-			if (!rc && memcmp(x, y, TASKLOG_REC))
-				have_n = have_len = 0;
-		} else if (!rc) {
-			have_n = have_len = 0;
-		}
-		if (rc)
+		rc = same_rec(dm, sm, 0);
+		if (rc == 1)
+			rc = same_rec(dm, sm, have_n - 1);
+		if (rc < 0)
 			goto out;
+		if (!rc)
+			have_n = have_len = 0;
+		rc = 0;
 	} else {
 		have_n = have_len = 0;
 	}
@@ -337,8 +348,7 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	}
 	{
 		static const char *const side[] = {
-			"events.unapplied", "events.meta.lost", "events.damaged", "events.foreign",
-			"events.meta.foreign",
+			DD_UNAPPLIED, DD_META_LOST, DD_DAMAGED, DD_FOREIGN, DD_META_FOREIGN,
 		};
 
 		for (size_t i = 0; i < sizeof(side) / sizeof(*side) && !rc; i++)
@@ -347,7 +357,9 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	if (rc)
 		goto out;
 	/* new files: their entries too (the snapshot's index will name them), and its attributes */
-	snprintf(path, sizeof(path), "%s/tasks/%s", b->dest, t->name);
+	rc = dd_task(path, b->dest, t->name, NULL);
+	if (rc)
+		goto out;
 	if (io_fsync_dir(path)) {
 		rc = -errno;
 		goto out;
@@ -365,8 +377,6 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(((const struct index_task *)a)->name, ((const struct index_task *)b)->name);
 }
 
-#define STORE_ID "store-id"	/* in a store: its identity, made by its first backup */
-#define BACKUP_OF "backup-of"	/* in a copy: the identity of the store it copies */
 #define ID_LEN 32
 
 struct dirs {
@@ -389,25 +399,28 @@ static int dirs_add(struct dirs *d, const char *path)
 /* @dir and the directories in it (and in its tasks/): where a bind mount may show them. */
 static int dirs_of_store(struct dirs *d, const char *dir)
 {
-	static const char *const sub[] = { "", "/tasks" };
 	int rc = dirs_add(d, dir);
 
 	for (size_t i = 0; i < 2 && !rc; i++) {
-		char path[4500];
+		char path[DD_PATH_MAX];
 		struct dirent *de;
 		DIR *dd;
 
-		snprintf(path, sizeof(path), "%s%s", dir, sub[i]);
+		/* @dir itself, then its tasks/ */
+		rc = i ? dd_path(path, dir, DD_TASKS, NULL) : dd_suffix(path, dir, "");
+		if (rc)
+			break;
 		dd = opendir(path);
 		if (!dd)
 			continue;
 		while (!rc && (de = readdir(dd))) {
-			char p[4800];
+			char p[DD_PATH_MAX];
 
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
-			snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
-			rc = dirs_add(d, p);
+			rc = dd_join(p, path, de->d_name);
+			if (!rc)
+				rc = dirs_add(d, p);
 		}
 		closedir(dd);
 	}
@@ -422,11 +435,12 @@ static int dirs_of_store(struct dirs *d, const char *dir)
  */
 static int is_inside(const char *path, const struct dirs *d)
 {
-	char p[4200];
+	char p[DD_PATH_MAX];
 	struct stat sb, up;
 	int fd, rc = 0;
 
-	snprintf(p, sizeof(p), "%s", path);
+	if (dd_suffix(p, path, ""))	/* a copy, cut below */
+		return -ENAMETOOLONG;
 	while (stat(p, &sb)) {
 		char *slash = strrchr(p, '/');
 
@@ -468,11 +482,12 @@ static int is_inside(const char *path, const struct dirs *d)
 /* Read DIR/@name, an identity (ID_LEN hex digits).  0, -ENOENT, -EINVAL or -errno. */
 static int read_id(const char *dir, const char *name, char id[ID_LEN + 1])
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (dd_path(path, dir, name, NULL))
+		return -ENAMETOOLONG;
 	fd = io->open(path, O_RDONLY, 0);
 	if (fd < 0)
 		return -errno;
@@ -490,11 +505,12 @@ static int read_id(const char *dir, const char *name, char id[ID_LEN + 1])
 /* Write DIR/@name, the identity @id, crash-safely (and at most once, if @once). */
 static int write_id(const char *dir, const char *name, const char *id, bool once)
 {
-	char path[4200], tmp[4300], buf[ID_LEN + 1];
+	char path[DD_PATH_MAX], tmp[DD_PATH_MAX], buf[ID_LEN + 1], sfx[32];
 	int fd, rc = 0;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	snprintf(sfx, sizeof(sfx), ".tmp.%ld", (long)getpid());
+	if (dd_path(path, dir, name, NULL) || dd_suffix(tmp, path, sfx))
+		return -ENAMETOOLONG;
 	fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -517,7 +533,7 @@ static int write_id(const char *dir, const char *name, const char *id, bool once
 static int source_id(const char *src, char id[ID_LEN + 1])
 {
 	unsigned char raw[ID_LEN / 2];
-	int rc = read_id(src, STORE_ID, id);
+	int rc = read_id(src, DD_STORE_ID, id);
 
 	if (rc != -ENOENT && rc != -EINVAL)
 		return rc;
@@ -526,8 +542,8 @@ static int source_id(const char *src, char id[ID_LEN + 1])
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(id + 2 * i, 3, "%02x", raw[i]);
 	/* a damaged one is replaced: copies made under it no longer match (refused) */
-	rc = write_id(src, STORE_ID, id, rc == -ENOENT);
-	return rc ? rc : read_id(src, STORE_ID, id);
+	rc = write_id(src, DD_STORE_ID, id, rc == -ENOENT);
+	return rc ? rc : read_id(src, DD_STORE_ID, id);
 }
 
 /*
@@ -538,7 +554,7 @@ static int source_id(const char *src, char id[ID_LEN + 1])
 static int check_paths(struct bk *b, char id[ID_LEN + 1])
 {
 	struct dirs d = { 0 }, dd = { 0 };
-	char path[4200], have[ID_LEN + 1];
+	char path[DD_PATH_MAX], have[ID_LEN + 1];
 	struct stat sb;
 	int rc, in;
 
@@ -546,12 +562,12 @@ static int check_paths(struct bk *b, char id[ID_LEN + 1])
 		say(b, 'X', "%s: %s", b->src, strerror(errno));
 		return -ECANCELED;
 	}
-	snprintf(path, sizeof(path), "%s/index/data.mdb", b->src);
+	if (dd_path(path, b->src, DD_INDEX, DD_MDB_DATA))
+		return -ENAMETOOLONG;
 	if (!S_ISDIR(sb.st_mode) || access(path, F_OK)) {
-		snprintf(path, sizeof(path), "%s/tasks", b->src);
 		say(b, 'X', "%s is not an evlogfs store%s", b->src,
-		    !stat(path, &sb) && S_ISDIR(sb.st_mode) ?
-		    " with an index (evlogctl reindex rebuilds it)" : "");
+		    !dd_path(path, b->src, DD_TASKS, NULL) && !stat(path, &sb) &&
+		    S_ISDIR(sb.st_mode) ? " with an index (evlogctl reindex rebuilds it)" : "");
 		return -ECANCELED;
 	}
 	rc = dirs_of_store(&d, b->src);
@@ -580,12 +596,12 @@ static int check_paths(struct bk *b, char id[ID_LEN + 1])
 		return rc;
 	}
 	/* DEST: missing, empty, or a copy of this store */
-	rc = read_id(b->dest, BACKUP_OF, have);
+	rc = read_id(b->dest, DD_BACKUP_OF, have);
 	if (!rc && id[0] && !strcmp(have, id))
 		return 0;
 	if (!rc || rc == -EINVAL) {
 		say(b, 'X', "%s is a backup of another store than %s (%s says so): choose "
-		    "another DEST", b->dest, b->src, BACKUP_OF);
+		    "another DEST", b->dest, b->src, DD_BACKUP_OF);
 		return -ECANCELED;
 	}
 	if (rc != -ENOENT && rc != -ENOTDIR)
@@ -599,10 +615,10 @@ static int check_paths(struct bk *b, char id[ID_LEN + 1])
 			say(b, 'X', "%s: %s", b->dest, strerror(errno));
 			return -ECANCELED;
 		}
-		/* (a BACKUP_OF.tmp.* is a first run's, cut short before its rename) */
+		/* (a backup-of.tmp.* is a first run's, cut short before its rename) */
 		while (dir && empty && (de = readdir(dir)))
 			empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-				!strncmp(de->d_name, BACKUP_OF ".tmp.", strlen(BACKUP_OF) + 5);
+				!strncmp(de->d_name, DD_BACKUP_OF ".tmp.", strlen(DD_BACKUP_OF) + 5);
 		if (dir)
 			closedir(dir);
 		if (!empty) {
@@ -617,26 +633,28 @@ static int check_paths(struct bk *b, char id[ID_LEN + 1])
 /* Remove DEST's tasks the snapshot does not name. */
 static int prune(struct bk *b)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 	int rc = 0;
 
-	snprintf(path, sizeof(path), "%s/tasks", b->dest);
+	if (dd_path(path, b->dest, DD_TASKS, NULL))
+		return -ENAMETOOLONG;
 	d = opendir(path);
 	if (!d)
 		return -errno;
 	while ((de = readdir(d)) && !rc) {
 		struct index_task key;
-		char p[4500];
+		char p[DD_PATH_MAX];
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(key.name, sizeof(key.name), "%s", de->d_name);
 		if (b->ntasks && bsearch(&key, b->tasks, b->ntasks, sizeof(*b->tasks), cmp_name))
 			continue;
-		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
-		rc = store_rmrf(p);
+		rc = dd_join(p, path, de->d_name);
+		if (!rc)
+			rc = store_rmrf(p);
 		if (!rc && de->d_name[0] != '.') {
 			b->r->tasks_removed++;
 			say(b, 'I', "task %s: no longer in the source, removed", de->d_name);
@@ -650,12 +668,20 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	       struct evl_backup_result *r)
 {
 	struct bk b = { .src = src, .dest = dest, .o = o, .r = r };
-	char path[4500], from[4200], snap[4200], mark[4200], id[ID_LEN + 1] = "", have[ID_LEN + 1];
+	char path[DD_PATH_MAX], from[DD_PATH_MAX], snap[DD_PATH_MAX], mark[DD_PATH_MAX];
+	char id[ID_LEN + 1] = "", have[ID_LEN + 1];
 	struct store_lock src_lock = STORE_LOCK_NONE, dest_lock = STORE_LOCK_NONE;
+	const char *too_long;
 	int rc, fd;
 	struct stat sb;
 
 	memset(r, 0, sizeof(*r));
+	/* the one length check of both sides: every path below fits */
+	too_long = dd_check(src) ? src : dd_check(dest) ? dest : NULL;
+	if (too_long) {
+		say(&b, 'X', "a data directory path longer than %d bytes: %s", DD_DIR_MAX, too_long);
+		return -ENAMETOOLONG;
+	}
 	rc = check_paths(&b, id);
 	if (rc)
 		return rc;
@@ -665,11 +691,11 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	 * Before anything else is made in DEST (the lock file too): a run cut
 	 * short anywhere after this is still known as this store's copy.
 	 */
-	rc = id[0] ? read_id(dest, BACKUP_OF, have) : 0;
+	rc = id[0] ? read_id(dest, DD_BACKUP_OF, have) : 0;
 	if (rc && rc != -ENOENT && rc != -EINVAL)
 		return rc;
 	if (id[0] && (rc || strcmp(have, id))) {
-		rc = write_id(dest, BACKUP_OF, id, false);
+		rc = write_id(dest, DD_BACKUP_OF, id, false);
 		if (rc)
 			return rc;
 	}
@@ -690,7 +716,7 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 		}
 	}
 	/* a backup of another store into the same new DEST at once: one of them stops */
-	rc = id[0] ? read_id(dest, BACKUP_OF, have) : 0;
+	rc = id[0] ? read_id(dest, DD_BACKUP_OF, have) : 0;
 	if (rc && rc != -ENOENT && rc != -EINVAL)
 		goto out;
 	if (id[0] && (rc || strcmp(have, id))) {
@@ -698,7 +724,9 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 		rc = -ECANCELED;
 		goto out;
 	}
-	snprintf(mark, sizeof(mark), "%s/backup-unfinished", dest);
+	rc = dd_path(mark, dest, DD_BACKUP_MARK, NULL);
+	if (rc)
+		goto out;
 	b.whole = access(mark, F_OK) == 0;
 	if (b.whole)
 		say(&b, 'I', "an earlier run did not finish: every task is copied whole");
@@ -718,18 +746,22 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 		if (rc)
 			goto out;
 	}
-	snprintf(from, sizeof(from), "%s/index", src);
-	snprintf(snap, sizeof(snap), "%s/index.new", dest);
-	rc = store_rmrf(snap);
+	rc = dd_path(from, src, DD_INDEX, NULL);
+	if (!rc)
+		rc = dd_path(snap, dest, DD_INDEX_NEW, NULL);
+	if (!rc)
+		rc = store_rmrf(snap);
 	if (!rc)
 		rc = index_snapshot(from, snap);
 	if (!rc)
 		rc = read_snapshot(&b, snap);
 	if (rc)
 		goto out;
-	snprintf(path, sizeof(path), "%s/data.mdb", snap);
-	r->index_bytes = stat(path, &sb) ? 0 : sb.st_size;
-	snprintf(path, sizeof(path), "%s/tasks", dest);
+	if (!dd_path(path, dest, DD_INDEX_NEW, DD_MDB_DATA) && !stat(path, &sb))
+		r->index_bytes = sb.st_size;	/* else 0 */
+	rc = dd_path(path, dest, DD_TASKS, NULL);
+	if (rc)
+		goto out;
 	if (io_mkdir_durable(path, 0755)) {
 		rc = -errno;
 		goto out;
@@ -752,12 +784,15 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	 * leave an intact journal ending before the new index's position,
 	 * which the open calls a damaged index (journal_open: check_end).
 	 */
-	snprintf(path, sizeof(path), "%s/journal", dest);
-	rc = store_rmrf(path);
+	rc = dd_path(path, dest, DD_JOURNAL, NULL);
+	if (!rc)
+		rc = store_rmrf(path);
 	if (!rc && io_fsync_dir(dest))
 		rc = -errno;
-	snprintf(path, sizeof(path), "%s/index", dest);
-	snprintf(from, sizeof(from), "%s/index.old", dest);
+	if (!rc)
+		rc = dd_path(path, dest, DD_INDEX, NULL);
+	if (!rc)
+		rc = dd_path(from, dest, DD_INDEX_OLD, NULL);
 	if (!rc)
 		rc = index_install(snap, path);
 	/* the snapshot's generation is the copy's (stamp.c, S1) */

@@ -46,6 +46,8 @@
 #define DD_INDEX_OLD	"index.old"
 #define DD_JOURNAL	"journal"
 #define DD_TASKS	"tasks"
+#define DD_STORE_ID	"store-id"	/* a store's identity, made by its first backup */
+#define DD_BACKUP_OF	"backup-of"	/* a backup's: the identity of the store it copies */
 /* Names in index/ (LMDB's own). */
 #define DD_MDB_DATA	"data.mdb"
 #define DD_MDB_LOCK	"lock.mdb"
@@ -58,9 +60,12 @@
 /* Names in a task's directory, and in the trash. */
 #define DD_EVENTS	"events"
 #define DD_META		"events.meta"
-#define DD_UNAPPLIED	"events.unapplied"	/* events a damaged task could not take */
-/* Suffixes (dd_suffix) of a file set aside, being replaced or in the making, beside it. */
-#define DD_FOREIGN	".foreign"	/* events.meta of another log */
+#define DD_UNAPPLIED	"events.unapplied"	/* accepted events the log could not take */
+#define DD_META_LOST	"events.meta.lost"	/* the sidecar of a task whose log was gone */
+#define DD_DAMAGED	"events.damaged"	/* events that fail their checksum, set aside */
+#define DD_FOREIGN	"events.foreign"	/* a log set aside: not its sidecar's */
+#define DD_META_FOREIGN	"events.meta.foreign"	/* a sidecar set aside: not its log's */
+/* Suffixes (dd_suffix) of a file being replaced or in the making, beside it. */
 #define DD_UPGRADE	".upgrade"	/* a format-1 sidecar's format-2 copy */
 #define DD_CORRUPT	".corrupt"	/* a damaged journal segment set aside, or its copy */
 

@@ -161,7 +161,8 @@ int tasklog_meta_foreign(struct tasklog *tl, uint64_t uid, const char *name)
 
 	tasklog_forget_fds(tl, uid);
 	tasklog_verify_forget(tl, uid);
-	if (dd_task(from, tl->data_dir, name, DD_META) || dd_suffix(to, from, DD_FOREIGN))
+	if (dd_task(from, tl->data_dir, name, DD_META) ||
+	    dd_task(to, tl->data_dir, name, DD_META_FOREIGN))
 		return -ENAMETOOLONG;
 	if (io->rename(from, to))
 		return -errno;
@@ -707,4 +708,16 @@ int tasklog_verify(struct tasklog *tl, uint64_t uid, const char *name, uint64_t 
 	if (proven)
 		*proven = off;
 	return rc;
+}
+
+/* ---- a record of a sidecar open elsewhere ---- */
+
+int tasklog_read_rec(int fd, uint64_t i, struct tasklog_rec *r)
+{
+	unsigned char rec[TASKLOG_REC];
+	ssize_t n = io_pread_all(fd, rec, TASKLOG_REC, i * TASKLOG_REC);
+
+	if (n < 0)
+		return -errno;
+	return n == TASKLOG_REC ? tasklog_decode(rec, r) : -EAGAIN;
 }

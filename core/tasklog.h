@@ -282,6 +282,13 @@ int tasklog_format_check(const char *data_dir, bool may_write, bool every, char 
 void tasklog_encode(const struct tasklog_rec *r, unsigned char out[TASKLOG_REC]);
 /* 0, or -EILSEQ if the record's own checksum is wrong. */
 int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r);
+/*
+ * Read record @i of the sidecar open on @fd (a task's events.meta outside a
+ * tasklog: backup's source and copy) and decode it into *@r.  0; -EAGAIN
+ * (the file ends before it); -EILSEQ (its own checksum is wrong: *@r holds
+ * what its bytes say, as tasklog_decode leaves it); or -errno.
+ */
+int tasklog_read_rec(int fd, uint64_t i, struct tasklog_rec *r);
 /* A format-1 record (24 bytes; sum 0).  0 or -EILSEQ. */
 int tasklog_decode_v1(const unsigned char in[TASKLOG_REC_V1], struct tasklog_rec *r);
 
