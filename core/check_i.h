@@ -133,7 +133,7 @@ struct ck {
 	size_t nmends, mcap;
 };
 
-/* A task's events of every type, from the index (ck_rb_type), in log order (ck_rb_sort). */
+/* A task's events of every type, from the index, in log order (ck_rb_task_events). */
 struct rb_ev {
 	uint64_t off, gseq;
 	uint32_t len;
@@ -211,6 +211,12 @@ int ck_cut_tails(struct ck *ck);
 int ck_rb_type(void *arg, const char *name, size_t len, uint64_t events, uint64_t bytes);
 /* The task's events in log order, each once (a type's view holds its subtypes too). */
 void ck_rb_sort(struct rb_list *l);
+/*
+ * Task @uid's events in the index (ck->ix, in a read transaction of its
+ * own) in log order, each once, into @l (empty, its base set): ck_rb_type
+ * over every type, then ck_rb_sort.  0 or -errno; the caller frees l->v.
+ */
+int ck_rb_task_events(struct ck *ck, uint64_t uid, struct rb_list *l);
 /* Before recovery: complete the sidecars cut short of the events the index has. */
 int ck_mend_short_sidecars(struct ck *ck);
 /* Rebuild the sidecar of every indexed task whose log has none; a lost log: an empty task. */

@@ -142,6 +142,7 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 	struct rb_list l = { .base = tk ? tk->base_len : 0 };
 	uint64_t lsize, msize, obsize = 0, off = 0, nrec, k, good = 0, damaged = 0;
 	size_t nl = 0, nm = 0, nb = 0;
+	bool indexed = ck->ix && tk && tk->uid;
 	int err, rc = 0;
 
 	snprintf(tdir, sizeof(tdir), "%s/tasks/%s", ck->dir, name);
@@ -163,19 +164,10 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 	}
 	nrec = msize / TASKLOG_REC;
 	/* the index's events of the task, when there is one: the records must be them */
-	if (ck->ix && tk && tk->uid) {
-		struct index_txn *t;
-
-		rc = index_begin(ck->ix, false, &t);
+	if (indexed) {
+		rc = ck_rb_task_events(ck, tk->uid, &l);
 		if (rc)
 			goto out;
-		l.t = t;
-		l.uid = tk->uid;
-		rc = index_type_list(t, ck_rb_type, &l);
-		index_abort(t);
-		if (rc)
-			goto out;
-		ck_rb_sort(&l);
 	}
 	/* first: is there anything to salvage, and is the sidecar provably this log's? */
 	for (k = 0, off = 0; k < nrec; k++) {
@@ -185,8 +177,8 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 			goto out;	/* a damaged record: the scan mends it if it can */
 		if (r.len > lsize - off || off > lsize)
 			break;		/* past the log's end: a torn tail, cut later */
-		if (l.t && (k >= l.n || l.v[k].gseq != r.gseq || l.v[k].len != r.len ||
-			    l.v[k].off != off))
+		if (indexed && (k >= l.n || l.v[k].gseq != r.gseq || l.v[k].len != r.len ||
+				l.v[k].off != off))
 			goto out;	/* not the index's events: foreign_files, or the scan */
 		if (tasklog_sum(log + off, r.len) == r.sum) {
 			good++;
@@ -196,7 +188,7 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 			 * sidecar may be another's); with it, the record is the index's
 			 * event, so these bytes are not that event, whatever they are.
 			 */
-			if (!l.t && !ck_line_place(log, lsize, off, r.len))
+			if (!indexed && !ck_line_place(log, lsize, off, r.len))
 				goto out;
 			damaged++;
 		}

@@ -4,8 +4,8 @@
  * is missing, completed when it is cut short of the events the index has
  * (before recovery), set aside when it describes another log (or the log
  * set aside when it is another's), and a task whose log is gone made an
- * empty task.  The index says which events are the task's (ck_rb_type,
- * ck_rb_sort, which the salvage uses too).
+ * empty task.  The index says which events are the task's
+ * (ck_rb_task_events, which the salvage uses too).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,6 +80,32 @@ void ck_rb_sort(struct rb_list *l)
 	l->n = n;
 }
 
+/* Task @uid's events in read transaction @t, in log order, into @l.  0 or -errno. */
+static int rb_task_in(struct index_txn *t, uint64_t uid, struct rb_list *l)
+{
+	int rc;
+
+	l->t = t;
+	l->uid = uid;
+	rc = index_type_list(t, ck_rb_type, l);
+	if (!rc)
+		ck_rb_sort(l);
+	return rc;
+}
+
+int ck_rb_task_events(struct ck *ck, uint64_t uid, struct rb_list *l)
+{
+	struct index_txn *t;
+	int rc = index_begin(ck->ix, false, &t);
+
+	if (rc)
+		return rc;
+	rc = rb_task_in(t, uid, l);
+	index_abort(t);
+	l->t = NULL;
+	return rc;
+}
+
 /*
  * Task @tk (in the index) has a log but no sidecar (removed, or never
  * made): its whole lines are whole events, so the sidecar is rebuilt.
@@ -94,7 +120,6 @@ static int rebuild_sidecar(struct ck *ck, struct ck_task *tk, uint64_t *next)
 {
 	char path[4500], tmp[4500], type[EVENT_TYPE_MAX + 1];
 	struct rb_list l = { .base = tk->base_len };
-	struct index_txn *t;
 	unsigned char *log, rec[TASKLOG_REC];
 	uint64_t size, off = 0, n = 0, fresh = 0;
 	size_t k = 0;
@@ -104,16 +129,9 @@ static int rebuild_sidecar(struct ck *ck, struct ck_task *tk, uint64_t *next)
 	log = ck_map_file(path, &size, &err);
 	if (err)
 		return err == -ENOENT ? 0 : err;	/* no log either: nothing to rebuild from */
-	rc = index_begin(ck->ix, false, &t);
+	rc = ck_rb_task_events(ck, tk->uid, &l);
 	if (rc)
 		goto out;
-	l.t = t;
-	l.uid = tk->uid;
-	rc = index_type_list(t, ck_rb_type, &l);
-	index_abort(t);
-	if (rc)
-		goto out;
-	ck_rb_sort(&l);
 	snprintf(tmp, sizeof(tmp), "%s/tasks/%s/events.meta.rebuild", ck->dir, tk->name);
 	fd = io->open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
@@ -271,7 +289,6 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 {
 	char path[4500], to[4600];
 	struct rb_list l = { .base = tk->base_len };
-	struct index_txn *t;
 	unsigned char *log = NULL, *meta = NULL;
 	uint64_t lsize, msize, nrec, off = 0, good = 0, side = 0, lines = 0, fit = 0, placed = 0;
 	int err, rc = 0;
@@ -298,16 +315,9 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 	}
 	if (good == nrec)
 		goto out;	/* every event checks out (or there is none) */
-	rc = index_begin(ck->ix, false, &t);
+	rc = ck_rb_task_events(ck, tk->uid, &l);
 	if (rc)
 		goto out;
-	l.t = t;
-	l.uid = tk->uid;
-	rc = index_type_list(t, ck_rb_type, &l);
-	index_abort(t);
-	if (rc)
-		goto out;
-	ck_rb_sort(&l);
 	for (size_t k = 0; k < l.n; k++) {
 		struct tasklog_rec r;
 
@@ -441,15 +451,12 @@ static int mend_short_cb(void *arg, const struct index_task *task)
 	log = ck_map_file(path, &lsize, &err);
 	if (err || !log)
 		goto out;
-	l.t = md->t;
-	l.uid = task->uid;
 	l.base = task->base_len;
-	rc = index_type_list(md->t, ck_rb_type, &l);
+	rc = rb_task_in(md->t, task->uid, &l);
 	if (rc) {
 		md->rc = rc;
 		goto out;
 	}
-	ck_rb_sort(&l);
 	if (l.n < want)
 		goto out;
 	for (uint64_t k = 0; k < have; k++)
