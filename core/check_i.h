@@ -165,7 +165,10 @@ int ck_check_stamp(struct ck *ck, char level);
 /* The index's live tasks into ck->tasks; what recovery has left to do. */
 int ck_load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *retains,
 		  uint64_t *dropping);
-/* A run on store @dir, reporting through @o, counting in @r (zeroed).  0 or -ENOMEM. */
+/*
+ * A run on store @dir, reporting through @o, counting in @r (zeroed).  0,
+ * -ENAMETOOLONG (@dir is longer than dd_check allows: reported) or -ENOMEM.
+ */
 int ck_init(struct ck *ck, const char *dir, const struct evl_check_opts *o,
 	    struct evl_check_result *r);
 /* Close the index, release the lock, free the run. */

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "check_i.h"
+#include "datadir.h"
 #include "event.h"
 #include "evlog.h"
 #include "index.h"
@@ -322,12 +323,11 @@ static int sum_task(void *arg, const struct index_task *it)
 void ck_owner_from_dir(struct ck *ck, struct ck_task *tk)
 {
 	struct tasklog_owner o;
-	char path[4200];
+	char path[DD_PATH_MAX];
 
 	if (tk->has_owner || tk->vouched)
 		return;
-	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
-	if (!tasklog_owner_of(path, tk->name, &o))
+	if (dd_path(path, ck->dir, DD_TASKS, NULL) || !tasklog_owner_of(path, tk->name, &o))
 		return;
 	tk->has_owner = true;
 	tk->owner_uid = o.uid;
@@ -521,7 +521,7 @@ int ck_repair(struct ck *ck, bool all_types)
 /* Write the sidecar records rebuilt by the scan (mend_rec), synced. */
 int ck_write_mends(struct ck *ck)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct tasklog *tl = NULL;
 	int rc;
 
@@ -553,13 +553,14 @@ int ck_write_mends(struct ck *ck)
 static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 {
 	enum { CHUNK = 1 << 20 };
-	char path[4200], *buf;
+	char path[DD_PATH_MAX], *buf;
 	uint64_t len = tk->log_size > tk->bytes ? tk->log_size - tk->bytes : 0, whole = 0, skip = 0;
 	int fd, rc = 0;
 
 	if (!len)
 		return 0;
-	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	if (dd_task(path, ck->dir, tk->name, DD_EVENTS))
+		return -ENAMETOOLONG;
 	buf = malloc(CHUNK);
 	if (!buf)
 		return -ENOMEM;
@@ -642,7 +643,7 @@ static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 /* Cut torn tails off the files (the consistent prefix stays). */
 int ck_cut_tails(struct ck *ck)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct tasklog *tl = NULL;
 	int rc;
 
