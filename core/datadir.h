@@ -55,6 +55,12 @@
 /* Names in a task's directory, and in the trash. */
 #define DD_EVENTS	"events"
 #define DD_META		"events.meta"
+#define DD_DAMAGED	"events.damaged"	/* events reindex found not to be what was written */
+/* Suffixes of a task's file (DD_META DD_REBUILD): written beside it, or set aside. */
+#define DD_SALVAGE	".salvage"	/* the salvage's new file, renamed into place */
+#define DD_REBUILD	".rebuild"	/* a sidecar rebuilt from its log, renamed into place */
+#define DD_LOST		".lost"		/* the sidecar of a log that is gone */
+#define DD_FOREIGN	".foreign"	/* a log or sidecar of another task */
 
 #define DD_MUST __attribute__((warn_unused_result))
 
