@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "check_i.h"
+#include "datadir.h"
 #include "event.h"
 #include "evlog.h"
 #include "index.h"
@@ -100,10 +101,11 @@ int store_cycle(const char *dir, const char *type_field, const char *holder)
 	if (!type_field) {
 		struct index_txn *t;
 		struct index *ix;
-		char path[4200];
+		char path[DD_PATH_MAX];
 
-		snprintf(path, sizeof(path), "%s/index", dir);
-		if (index_open_ex(path, NULL, INDEX_RDONLY, &ix) == 0) {
+		/* a path too long: no index to read, the open below says why */
+		if (!dd_path(path, dir, DD_INDEX, NULL) &&
+		    index_open_ex(path, NULL, INDEX_RDONLY, &ix) == 0) {
 			if (index_begin(ix, false, &t) == 0) {
 				index_get_type_field(t, tf, sizeof(tf));
 				index_abort(t);
@@ -144,15 +146,19 @@ int ck_recover(struct ck *ck, const char *what)
  */
 int ck_open_index(struct ck *ck, bool must_exist, bool write)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct index_txn *t;
 	struct stat sb;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/index/data.mdb", ck->dir);
+	rc = dd_path(path, ck->dir, DD_INDEX, DD_MDB_DATA);
+	if (rc)
+		return rc;
 	if (must_exist && stat(path, &sb))
 		return -errno;
-	snprintf(path, sizeof(path), "%s/index", ck->dir);
+	rc = dd_path(path, ck->dir, DD_INDEX, NULL);
+	if (rc)
+		return rc;
 	rc = index_open_ex(path, NULL, write ? 0 : INDEX_RDONLY, &ck->ix);
 	if (rc)
 		return rc;
@@ -316,6 +322,12 @@ int ck_init(struct ck *ck, const char *dir, const struct evl_check_opts *o,
 	if (!hcreate_r(4096, &ck->htab))
 		return -ENOMEM;
 	ck->htab_made = true;
+	/* the one length check of the tool's DATA_DIR: every path below it fits */
+	if (dd_check(dir)) {
+		ck_report(ck, 'X', "the path of the data directory is %zu bytes long, more than the %d a"
+			  " store allows: %s", strlen(dir), DD_DIR_MAX, dir);
+		return -ENAMETOOLONG;
+	}
 	return 0;
 }
 

@@ -133,7 +133,7 @@ struct ck {
 	size_t nmends, mcap;
 };
 
-/* A task's events of every type, from the index (ck_rb_type), in log order (ck_rb_sort). */
+/* A task's events of every type, from the index, in log order (ck_rb_task_events). */
 struct rb_ev {
 	uint64_t off, gseq;
 	uint32_t len;
@@ -165,7 +165,10 @@ int ck_check_stamp(struct ck *ck, char level);
 /* The index's live tasks into ck->tasks; what recovery has left to do. */
 int ck_load_index(struct ck *ck, struct index_meta *m, uint64_t *dirty, uint64_t *retains,
 		  uint64_t *dropping);
-/* A run on store @dir, reporting through @o, counting in @r (zeroed).  0 or -ENOMEM. */
+/*
+ * A run on store @dir, reporting through @o, counting in @r (zeroed).  0,
+ * -ENAMETOOLONG (@dir is longer than dd_check allows: reported) or -ENOMEM.
+ */
 int ck_init(struct ck *ck, const char *dir, const struct evl_check_opts *o,
 	    struct evl_check_result *r);
 /* Close the index, release the lock, free the run. */
@@ -211,6 +214,12 @@ int ck_cut_tails(struct ck *ck);
 int ck_rb_type(void *arg, const char *name, size_t len, uint64_t events, uint64_t bytes);
 /* The task's events in log order, each once (a type's view holds its subtypes too). */
 void ck_rb_sort(struct rb_list *l);
+/*
+ * Task @uid's events in the index (ck->ix, in a read transaction of its
+ * own) in log order, each once, into @l (empty, its base set): ck_rb_type
+ * over every type, then ck_rb_sort.  0 or -errno; the caller frees l->v.
+ */
+int ck_rb_task_events(struct ck *ck, uint64_t uid, struct rb_list *l);
 /* Before recovery: complete the sidecars cut short of the events the index has. */
 int ck_mend_short_sidecars(struct ck *ck);
 /* Rebuild the sidecar of every indexed task whose log has none; a lost log: an empty task. */

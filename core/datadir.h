@@ -11,10 +11,13 @@
  * a DD_PATH_MAX buffer.
  *
  *	DATA_DIR/
- *	  lock  reserve  format  stamp  backup-unfinished
+ *	  lock  reserve  format  stamp  store-id  backup-of  backup-unfinished
  *	  index/  (LMDB: data.mdb, lock.mdb; data.mdb.compact)   index.new/  index.old/
  *	  journal/<first seq, 16 hex>.jnl   (and .jnl.corrupt: a damaged one set aside)
  *	  tasks/<task>/events  tasks/<task>/events.meta
+ *	    and what a repair set aside or is making there: events.unapplied,
+ *	    events.damaged, events.foreign, events.meta.foreign, events.meta.lost,
+ *	    events.meta.rebuild, events.meta.upgrade, *.salvage
  *	  tasks/.trash-<uid, 16 hex>/events, events.meta   (a deleted task)
  *	  tasks/.rewrite/<uid, 16 hex>.events, .meta        (a retention rewrite)
  *
@@ -65,9 +68,11 @@
 #define DD_DAMAGED	"events.damaged"	/* events that fail their checksum, set aside */
 #define DD_FOREIGN	"events.foreign"	/* a log set aside: not its sidecar's */
 #define DD_META_FOREIGN	"events.meta.foreign"	/* a sidecar set aside: not its log's */
-/* Suffixes (dd_suffix) of a file being replaced or in the making, beside it. */
+/* Suffixes (dd_suffix, or DD_META DD_REBUILD) of a file made beside another, or set aside. */
 #define DD_UPGRADE	".upgrade"	/* a format-1 sidecar's format-2 copy */
 #define DD_CORRUPT	".corrupt"	/* a damaged journal segment set aside, or its copy */
+#define DD_SALVAGE	".salvage"	/* the salvage's new file, renamed into place */
+#define DD_REBUILD	".rebuild"	/* a sidecar rebuilt from its log, renamed into place */
 
 #define DD_MUST __attribute__((warn_unused_result))
 

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "check_i.h"
+#include "datadir.h"
 #include "event.h"
 #include "evlog.h"
 #include "index.h"
@@ -549,13 +550,14 @@ int ck_write_mends(struct ck *ck)
 static int keep_tail(struct ck *ck, struct tasklog *tl, struct ck_task *tk)
 {
 	enum { CHUNK = 1 << 20 };
-	char path[4200], *buf;
+	char path[DD_PATH_MAX], *buf;
 	uint64_t len = tk->log_size > tk->bytes ? tk->log_size - tk->bytes : 0, whole = 0, skip = 0;
 	int fd, rc = 0;
 
 	if (!len)
 		return 0;
-	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	if (dd_task(path, ck->dir, tk->name, DD_EVENTS))
+		return -ENAMETOOLONG;
 	buf = malloc(CHUNK);
 	if (!buf)
 		return -ENOMEM;

@@ -228,7 +228,7 @@ static int map_journal(struct ck *ck)
 static int apply_journal_deletes(struct ck *ck)
 {
 	struct tasklog *tl = NULL;
-	char path[4200];
+	char path[DD_PATH_MAX];
 	size_t kept;
 	int rc = 0;
 
@@ -249,8 +249,8 @@ static int apply_journal_deletes(struct ck *ck)
 		for (size_t k = 0; k < ck->nctimes; k++)
 			if (!strcmp(ck->ctimes[k].name, tk->name))
 				ctime = ck->ctimes[k].ns;
-		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
-		if (ctime == UINT64_MAX && !stat(path, &sb))
+		/* a path that does not fit: no ctime, as if unreadable (kept, below) */
+		if (ctime == UINT64_MAX && !dd_task(path, ck->dir, tk->name, NULL) && !stat(path, &sb))
 			ctime = (uint64_t)sb.st_ctim.tv_sec * 1000000000u + sb.st_ctim.tv_nsec;
 		if (tk->uid_shared)
 			doubt = "another task directory has the same uid (a copy?)";
@@ -274,8 +274,9 @@ static int apply_journal_deletes(struct ck *ck)
 		if (rc)
 			break;
 		/* the whole trash: events.unapplied, events.damaged, ... too */
-		snprintf(path, sizeof(path), "%s/tasks/.trash-%016" PRIx64, ck->dir, tk->uid);
-		rc = store_rmrf(path);
+		rc = dd_trash(path, ck->dir, tk->uid, NULL);
+		if (!rc)
+			rc = store_rmrf(path);
 		if (rc)
 			break;
 		ck_report(ck, 'F', "task %s: deleted by a journal record before its directory was"
@@ -422,25 +423,27 @@ static int replay_journal(struct ck *ck, struct tasklog *tl)
 	return rc;
 }
 
-/* Remove what belongs to no task any more: .trash-* (deleted tasks) and .rewrite. */
+/* Remove what belongs to no task any more: .trash-<uid> (deleted tasks) and .rewrite. */
 static int clean_leftovers(struct ck *ck)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 	int rc = 0;
 
-	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	if (dd_path(path, ck->dir, DD_TASKS, NULL))
+		return 0;	/* as a tasks/ that does not open */
 	d = opendir(path);
 	if (!d)
 		return 0;
 	while ((de = readdir(d)) && !rc) {
-		char p[4500];
+		char p[DD_PATH_MAX];
 
-		if (strncmp(de->d_name, ".trash-", 7) && strcmp(de->d_name, ".rewrite"))
+		if (!dd_is_trash(de->d_name, NULL) && strcmp(de->d_name, DD_REWRITE))
 			continue;
-		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
-		rc = store_rmrf(p);
+		rc = dd_join(p, path, de->d_name);
+		if (!rc)
+			rc = store_rmrf(p);
 		if (!rc)
 			ck_report(ck, 'I', "removed tasks/%s (a deleted task or an unfinished rewrite)",
 				  de->d_name);
@@ -529,12 +532,12 @@ static void resort(struct ck *ck)
  */
 static int swap_index(struct ck *ck)
 {
-	char path[4200], newpath[4200], oldpath[4200];
+	char path[DD_PATH_MAX], newpath[DD_PATH_MAX], oldpath[DD_PATH_MAX];
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/index", ck->dir);
-	snprintf(newpath, sizeof(newpath), "%s/index.new", ck->dir);
-	snprintf(oldpath, sizeof(oldpath), "%s/index.old", ck->dir);
+	if (dd_path(path, ck->dir, DD_INDEX, NULL) || dd_path(newpath, ck->dir, DD_INDEX_NEW, NULL) ||
+	    dd_path(oldpath, ck->dir, DD_INDEX_OLD, NULL))
+		return -ENAMETOOLONG;
 	rc = index_install(newpath, path);
 	return rc ? rc : store_rmrf(oldpath);
 }
@@ -543,7 +546,7 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 {
 	struct index_meta m = { .next_gseq = 1, .next_uid = 1 }, old = { 0 };
 	uint64_t stamp_id, stamp_gen;
-	char path[4200];
+	char path[DD_PATH_MAX];
 	uint64_t dirty, retains;
 	struct tasklog *tl = NULL;
 	bool usable = false, *keep = NULL;
@@ -672,8 +675,9 @@ int evl_reindex(const char *dir, const struct evl_check_opts *o, struct evl_chec
 	resort(&ck);
 
 	/* build DATA_DIR/index.new, then rename it into place */
-	snprintf(path, sizeof(path), "%s/index.new", dir);
-	rc = store_rmrf(path);
+	rc = dd_path(path, dir, DD_INDEX_NEW, NULL);
+	if (!rc)
+		rc = store_rmrf(path);
 	if (!rc)
 		rc = index_open(path, ck.type_field, &ck.ix);
 	if (rc)

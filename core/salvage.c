@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check_i.h"
+#include "datadir.h"
 #include "index.h"
 #include "io.h"
 #include "store.h"
@@ -49,19 +50,18 @@
  */
 static int salvage_finish(const char *tdir)
 {
-	char log[4600], meta[4600], slog[4600], smeta[4600], dmg[4600], sdmg[4600];
+	char log[DD_PATH_MAX], meta[DD_PATH_MAX], slog[DD_PATH_MAX], smeta[DD_PATH_MAX];
+	char dmg[DD_PATH_MAX], sdmg[DD_PATH_MAX];
 	unsigned char *l = NULL, *m = NULL;
 	uint64_t lsize, msize, off = 0;
 	struct stat sb;
 	bool ok = true;
 	int err, rc = 0;
 
-	snprintf(log, sizeof(log), "%s/events", tdir);
-	snprintf(meta, sizeof(meta), "%s/events.meta", tdir);
-	snprintf(slog, sizeof(slog), "%s/events.salvage", tdir);
-	snprintf(smeta, sizeof(smeta), "%s/events.meta.salvage", tdir);
-	snprintf(dmg, sizeof(dmg), "%s/events.damaged", tdir);
-	snprintf(sdmg, sizeof(sdmg), "%s/events.damaged.salvage", tdir);
+	if (dd_join(log, tdir, DD_EVENTS) || dd_join(meta, tdir, DD_META) ||
+	    dd_join(slog, tdir, DD_EVENTS DD_SALVAGE) || dd_join(smeta, tdir, DD_META DD_SALVAGE) ||
+	    dd_join(dmg, tdir, DD_DAMAGED) || dd_join(sdmg, tdir, DD_DAMAGED DD_SALVAGE))
+		return -ENAMETOOLONG;
 	if (!stat(smeta, &sb)) {
 		/* nothing renamed yet: start over */
 		if ((io->unlink(smeta) && errno != ENOENT) || (io->unlink(slog) && errno != ENOENT) ||
@@ -136,26 +136,32 @@ static int write_synced(const char *path, const void *data, size_t len)
 
 static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 {
-	char tdir[4400], path[4600];
+	char tdir[DD_PATH_MAX], path[DD_PATH_MAX];
 	unsigned char *log = NULL, *meta = NULL, *nlog = NULL, *nmeta = NULL, *bad = NULL;
 	unsigned char *old_bad = NULL;
 	struct rb_list l = { .base = tk ? tk->base_len : 0 };
 	uint64_t lsize, msize, obsize = 0, off = 0, nrec, k, good = 0, damaged = 0;
 	size_t nl = 0, nm = 0, nb = 0;
+	bool indexed = ck->ix && tk && tk->uid;
 	int err, rc = 0;
 
-	snprintf(tdir, sizeof(tdir), "%s/tasks/%s", ck->dir, name);
+	if (dd_task(tdir, ck->dir, name, NULL))
+		return -ENAMETOOLONG;
 	rc = salvage_finish(tdir);
 	if (rc > 0)
 		ck_report(ck, 'F', "task %s: a salvage cut short by a crash finished", name);
 	if (rc < 0)
 		return rc;
 	rc = 0;
-	snprintf(path, sizeof(path), "%s/events", tdir);
+	if (dd_join(path, tdir, DD_EVENTS))
+		return -ENAMETOOLONG;
 	log = ck_map_file(path, &lsize, &err);
 	if (err)
 		return err == -ENOENT || err == -ENOTDIR ? 0 : err;
-	snprintf(path, sizeof(path), "%s/events.meta", tdir);
+	if (dd_join(path, tdir, DD_META)) {
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
 	meta = ck_map_file(path, &msize, &err);
 	if (err || !meta || !log) {
 		rc = err == -ENOENT ? 0 : err;
@@ -163,19 +169,10 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 	}
 	nrec = msize / TASKLOG_REC;
 	/* the index's events of the task, when there is one: the records must be them */
-	if (ck->ix && tk && tk->uid) {
-		struct index_txn *t;
-
-		rc = index_begin(ck->ix, false, &t);
+	if (indexed) {
+		rc = ck_rb_task_events(ck, tk->uid, &l);
 		if (rc)
 			goto out;
-		l.t = t;
-		l.uid = tk->uid;
-		rc = index_type_list(t, ck_rb_type, &l);
-		index_abort(t);
-		if (rc)
-			goto out;
-		ck_rb_sort(&l);
 	}
 	/* first: is there anything to salvage, and is the sidecar provably this log's? */
 	for (k = 0, off = 0; k < nrec; k++) {
@@ -185,8 +182,8 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 			goto out;	/* a damaged record: the scan mends it if it can */
 		if (r.len > lsize - off || off > lsize)
 			break;		/* past the log's end: a torn tail, cut later */
-		if (l.t && (k >= l.n || l.v[k].gseq != r.gseq || l.v[k].len != r.len ||
-			    l.v[k].off != off))
+		if (indexed && (k >= l.n || l.v[k].gseq != r.gseq || l.v[k].len != r.len ||
+				l.v[k].off != off))
 			goto out;	/* not the index's events: foreign_files, or the scan */
 		if (tasklog_sum(log + off, r.len) == r.sum) {
 			good++;
@@ -196,7 +193,7 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 			 * sidecar may be another's); with it, the record is the index's
 			 * event, so these bytes are not that event, whatever they are.
 			 */
-			if (!l.t && !ck_line_place(log, lsize, off, r.len))
+			if (!indexed && !ck_line_place(log, lsize, off, r.len))
 				goto out;
 			damaged++;
 		}
@@ -204,7 +201,10 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 	}
 	if (!damaged)
 		goto out;
-	snprintf(path, sizeof(path), "%s/events.damaged", tdir);
+	if (dd_join(path, tdir, DD_DAMAGED)) {
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
 	old_bad = ck_map_file(path, &obsize, &err);
 	if (err && err != -ENOENT) {
 		rc = err;
@@ -251,26 +251,27 @@ static int salvage_task(struct ck *ck, struct ck_task *tk, const char *name)
 	memcpy(nmeta + nm, meta + k * TASKLOG_REC, msize - k * TASKLOG_REC);
 	nm += msize - k * TASKLOG_REC;
 
-	snprintf(path, sizeof(path), "%s/events.meta.salvage", tdir);
-	rc = write_synced(path, nmeta, nm);
+	rc = dd_join(path, tdir, DD_META DD_SALVAGE);
+	if (!rc)
+		rc = write_synced(path, nmeta, nm);
 	if (!rc && io_fsync_dir(tdir))
 		rc = -errno;
-	if (!rc) {
-		snprintf(path, sizeof(path), "%s/events.salvage", tdir);
+	if (!rc)
+		rc = dd_join(path, tdir, DD_EVENTS DD_SALVAGE);
+	if (!rc)
 		rc = write_synced(path, nlog, nl);
-	}
-	if (!rc) {
-		snprintf(path, sizeof(path), "%s/events.damaged.salvage", tdir);
+	if (!rc)
+		rc = dd_join(path, tdir, DD_DAMAGED DD_SALVAGE);
+	if (!rc)
 		rc = write_synced(path, bad, nb);
-	}
 	if (!rc && io_fsync_dir(tdir))
 		rc = -errno;
 	if (!rc) {
-		char from[4600];
+		char from[DD_PATH_MAX];
 
-		snprintf(from, sizeof(from), "%s/events.meta.salvage", tdir);
-		snprintf(path, sizeof(path), "%s/events.meta", tdir);
-		if (io->rename(from, path))
+		if (dd_join(from, tdir, DD_META DD_SALVAGE) || dd_join(path, tdir, DD_META))
+			rc = -ENAMETOOLONG;
+		else if (io->rename(from, path))
 			rc = -errno;
 		/* durable before the log's: a power loss must not keep that one alone */
 		if (!rc && io_fsync_dir(tdir))
@@ -304,12 +305,13 @@ out:
 /* salvage_task for every task directory of the store. */
 int ck_salvage_all(struct ck *ck)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 	int rc = 0;
 
-	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	if (dd_path(path, ck->dir, DD_TASKS, NULL))
+		return -ENAMETOOLONG;
 	d = opendir(path);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
@@ -320,9 +322,12 @@ int ck_salvage_all(struct ck *ck)
 
 		if (de->d_name[0] == '.')
 			continue;
-		/* apply_journal_deletes asks whether it changed after a delete: not by us */
-		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, de->d_name);
-		if (!stat(path, &sb) && strlen(de->d_name) < sizeof(ck->ctimes->name)) {
+		/*
+		 * apply_journal_deletes asks whether it changed after a delete: not
+		 * by us (a path that does not fit: no ctime, as if unreadable)
+		 */
+		if (!dd_task(path, ck->dir, de->d_name, NULL) && !stat(path, &sb) &&
+		    strlen(de->d_name) < sizeof(ck->ctimes->name)) {
 			rc = grow_bytes(&ck->ctimes, &ck->ctcap,
 					(ck->nctimes + 1) * sizeof(*ck->ctimes));
 			if (rc)
@@ -350,13 +355,14 @@ int ck_salvage_all(struct ck *ck)
  */
 int ck_finish_salvages(struct ck *ck, bool repair)
 {
-	char path[4200], tdir[4500], probe[4600];
+	char path[DD_PATH_MAX], tdir[DD_PATH_MAX], probe[DD_PATH_MAX];
 	struct dirent *de;
 	struct stat sb;
 	DIR *d;
 	int rc = 0;
 
-	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	if (dd_path(path, ck->dir, DD_TASKS, NULL))
+		return -ENAMETOOLONG;
 	d = opendir(path);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
@@ -365,13 +371,14 @@ int ck_finish_salvages(struct ck *ck, bool repair)
 
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(tdir, sizeof(tdir), "%s/%s", path, de->d_name);
-		snprintf(probe, sizeof(probe), "%s/events.meta.salvage", tdir);
-		cut = !stat(probe, &sb);
-		snprintf(probe, sizeof(probe), "%s/events.salvage", tdir);
-		cut |= !stat(probe, &sb);
-		snprintf(probe, sizeof(probe), "%s/events.damaged.salvage", tdir);
-		cut |= !stat(probe, &sb);
+		if (dd_join(tdir, path, de->d_name)) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		/* a file whose path would not fit is not there */
+		cut = !dd_join(probe, tdir, DD_META DD_SALVAGE) && !stat(probe, &sb);
+		cut |= !dd_join(probe, tdir, DD_EVENTS DD_SALVAGE) && !stat(probe, &sb);
+		cut |= !dd_join(probe, tdir, DD_DAMAGED DD_SALVAGE) && !stat(probe, &sb);
 		if (!cut)
 			continue;
 		if (!repair) {

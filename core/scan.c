@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "check_i.h"
+#include "datadir.h"
 #include "event.h"
 #include "evlog.h"
 #include "index.h"
@@ -192,12 +193,13 @@ static int mend_rec(struct ck *ck, size_t i, const unsigned char *log, uint64_t 
 static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, uint64_t total)
 {
 	struct ck_task *tk = &ck->tasks[i];
-	char path[4500], type[EVENT_TYPE_MAX + 1];
-	unsigned char *log, *meta;
+	char path[DD_PATH_MAX], type[EVENT_TYPE_MAX + 1];
+	unsigned char *log, *meta = NULL;
 	uint64_t log_size, meta_size, off = 0, prev = 0, prev_ns = 0, n;
 	int err, rc = 0;
 
-	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	if (dd_task(path, ck->dir, tk->name, DD_EVENTS))
+		return -ENAMETOOLONG;
 	/* a missing file is a finding; a failing read (EIO, EMFILE) fails the run */
 	log = ck_map_file(path, &log_size, &err);
 	if (err && err != -ENOENT)
@@ -207,7 +209,10 @@ static int scan_task(struct ck *ck, size_t i, uint64_t limit, uint64_t *done, ui
 		tk->skip = true;
 		return 0;
 	}
-	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+	if (dd_task(path, ck->dir, tk->name, DD_META)) {
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
 	meta = ck_map_file(path, &meta_size, &err);
 	if (err && err != -ENOENT) {
 		rc = err;
@@ -356,24 +361,24 @@ struct ck_task *ck_task_named(struct ck *ck, size_t n, const char *name)
 }
 
 /* Add the task directories of DATA_DIR/tasks not known yet. */
-/* Does @dir/@file exist (as anything)? */
+/* Does @dir/@file exist (as anything; a path too long: cannot tell, so yes)? */
 static bool has_file(const char *dir, const char *file)
 {
-	char path[4800];
+	char path[DD_PATH_MAX];
 	struct stat sb;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	return lstat(path, &sb) == 0 || errno != ENOENT;
+	return dd_join(path, dir, file) || lstat(path, &sb) == 0 || errno != ENOENT;
 }
 
 static int list_dirs(struct ck *ck)
 {
-	char path[4200];
+	char path[DD_PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 	int rc = 0;
 
-	snprintf(path, sizeof(path), "%s/tasks", ck->dir);
+	if (dd_path(path, ck->dir, DD_TASKS, NULL))
+		return -ENAMETOOLONG;
 	d = opendir(path);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
@@ -383,16 +388,15 @@ static int list_dirs(struct ck *ck)
 	while ((de = readdir(d)) && !rc) {
 		struct ck_task *tk;
 		struct stat sb;
-		char p[4500];
+		char p[DD_PATH_MAX];
 		size_t len = strlen(de->d_name);
 
 		if (de->d_name[0] == '.' || evl_task_check_name(de->d_name, len))
 			continue;
-		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
-		if (stat(p, &sb) || !S_ISDIR(sb.st_mode))
+		if (dd_join(p, path, de->d_name) || stat(p, &sb) || !S_ISDIR(sb.st_mode))
 			continue;
 		tk = ck_task_named(ck, nindex, de->d_name);
-		if (!tk && !has_file(p, "events") && !has_file(p, "events.meta")) {
+		if (!tk && !has_file(p, DD_EVENTS) && !has_file(p, DD_META)) {
 			/* no task's files (lost+found, a stray mkdir): not a task, left alone */
 			ck_report(ck, 'I', "tasks/%s holds no task log: not a task, ignored",
 				  de->d_name);
@@ -417,11 +421,10 @@ static int list_dirs(struct ck *ck)
 
 static uint64_t file_size(const char *dir, const char *name, const char *file)
 {
-	char path[4500];
+	char path[DD_PATH_MAX];
 	struct stat sb;
 
-	snprintf(path, sizeof(path), "%s/tasks/%s/%s", dir, name, file);
-	return stat(path, &sb) ? 0 : sb.st_size;
+	return (dd_task(path, dir, name, file) || stat(path, &sb)) ? 0 : sb.st_size;
 }
 
 int ck_cmp_ev(const void *a, const void *b)
@@ -446,7 +449,7 @@ int ck_scan_all(struct ck *ck)
 		qsort(ck->tasks, ck->ntasks, sizeof(*ck->tasks), cmp_task);
 	for (size_t i = 0; i < ck->ntasks; i++)
 		if (ck->tasks[i].on_disk)
-			total += file_size(ck->dir, ck->tasks[i].name, "events");
+			total += file_size(ck->dir, ck->tasks[i].name, DD_EVENTS);
 	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
 		struct ck_task *tk = &ck->tasks[i];
 		uint64_t limit = UINT64_MAX;
@@ -564,10 +567,11 @@ static int journal_cb(void *arg, uint64_t lsn, unsigned type, const void *payloa
 int ck_check_journal(struct ck *ck)
 {
 	struct journal_scan js;
-	char path[4200];
+	char path[DD_PATH_MAX];
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/journal", ck->dir);
+	if (dd_path(path, ck->dir, DD_JOURNAL, NULL))
+		return -ENAMETOOLONG;
 	rc = journal_scan(path, ck->applied_lsn, journal_cb, ck, &js);
 	if (rc)
 		return rc;

@@ -4,8 +4,8 @@
  * is missing, completed when it is cut short of the events the index has
  * (before recovery), set aside when it describes another log (or the log
  * set aside when it is another's), and a task whose log is gone made an
- * empty task.  The index says which events are the task's (ck_rb_type,
- * ck_rb_sort, which the salvage uses too).
+ * empty task.  The index says which events are the task's
+ * (ck_rb_task_events, which the salvage uses too).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "check_i.h"
+#include "datadir.h"
 #include "event.h"
 #include "index.h"
 #include "io.h"
@@ -80,6 +81,32 @@ void ck_rb_sort(struct rb_list *l)
 	l->n = n;
 }
 
+/* Task @uid's events in read transaction @t, in log order, into @l.  0 or -errno. */
+static int rb_task_in(struct index_txn *t, uint64_t uid, struct rb_list *l)
+{
+	int rc;
+
+	l->t = t;
+	l->uid = uid;
+	rc = index_type_list(t, ck_rb_type, l);
+	if (!rc)
+		ck_rb_sort(l);
+	return rc;
+}
+
+int ck_rb_task_events(struct ck *ck, uint64_t uid, struct rb_list *l)
+{
+	struct index_txn *t;
+	int rc = index_begin(ck->ix, false, &t);
+
+	if (rc)
+		return rc;
+	rc = rb_task_in(t, uid, l);
+	index_abort(t);
+	l->t = NULL;
+	return rc;
+}
+
 /*
  * Task @tk (in the index) has a log but no sidecar (removed, or never
  * made): its whole lines are whole events, so the sidecar is rebuilt.
@@ -92,29 +119,26 @@ void ck_rb_sort(struct rb_list *l)
  */
 static int rebuild_sidecar(struct ck *ck, struct ck_task *tk, uint64_t *next)
 {
-	char path[4500], tmp[4500], type[EVENT_TYPE_MAX + 1];
+	char path[DD_PATH_MAX], tmp[DD_PATH_MAX], type[EVENT_TYPE_MAX + 1];
 	struct rb_list l = { .base = tk->base_len };
-	struct index_txn *t;
 	unsigned char *log, rec[TASKLOG_REC];
 	uint64_t size, off = 0, n = 0, fresh = 0;
 	size_t k = 0;
 	int err, fd = -1, rc;
 
-	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	if (dd_task(path, ck->dir, tk->name, DD_EVENTS))
+		return -ENAMETOOLONG;
 	log = ck_map_file(path, &size, &err);
 	if (err)
 		return err == -ENOENT ? 0 : err;	/* no log either: nothing to rebuild from */
-	rc = index_begin(ck->ix, false, &t);
+	/* named first: a failure below unlinks it (a name that does not fit is "") */
+	rc = dd_task(tmp, ck->dir, tk->name, DD_META DD_REBUILD);
+	if (!rc)
+		rc = dd_task(path, ck->dir, tk->name, DD_META);
+	if (!rc)
+		rc = ck_rb_task_events(ck, tk->uid, &l);
 	if (rc)
 		goto out;
-	l.t = t;
-	l.uid = tk->uid;
-	rc = index_type_list(t, ck_rb_type, &l);
-	index_abort(t);
-	if (rc)
-		goto out;
-	ck_rb_sort(&l);
-	snprintf(tmp, sizeof(tmp), "%s/tasks/%s/events.meta.rebuild", ck->dir, tk->name);
 	fd = io->open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
 		rc = -errno;
@@ -150,11 +174,8 @@ static int rebuild_sidecar(struct ck *ck, struct ck_task *tk, uint64_t *next)
 	}
 	if (io->fsync(fd))
 		rc = -errno;
-	if (!rc) {
-		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
-		if (io->rename(tmp, path))
-			rc = -errno;
-	}
+	if (!rc && io->rename(tmp, path))	/* path: events.meta */
+		rc = -errno;
 out:
 	if (fd >= 0)
 		io->close(fd);
@@ -162,8 +183,9 @@ out:
 		unlink(tmp);
 		ck_report(ck, 'X', "task %s: cannot rebuild its sidecar: %s", tk->name, strerror(-rc));
 	} else {
-		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
-		io_fsync_dir(path);
+		/* its directory's path is the start of events.meta's: it fits */
+		if (!dd_task(path, ck->dir, tk->name, NULL))
+			io_fsync_dir(path);
 		ck_report(ck, 'F', "task %s: sidecar rebuilt from its log: %" PRIu64 " events (%"
 			  PRIu64 " the index lacked, given new gseqs), %" PRIu64 " log bytes after "
 			  "them", tk->name, n, fresh, size - off);
@@ -219,21 +241,24 @@ static int append_file(const char *from, const char *to)
 
 static int empty_task(struct ck *ck, struct ck_task *tk)
 {
-	char path[4500], lost[4600];
+	char path[DD_PATH_MAX], lost[DD_PATH_MAX];
 	int rc = 0;
 
-	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
-	snprintf(lost, sizeof(lost), "%s/tasks/%s/events.meta.lost", ck->dir, tk->name);
-	if (!access(lost, F_OK))
+	if (dd_task(path, ck->dir, tk->name, DD_META) ||
+	    dd_task(lost, ck->dir, tk->name, DD_META_LOST))
+		rc = -ENAMETOOLONG;
+	else if (!access(lost, F_OK))
 		rc = append_file(path, lost);	/* an earlier one's records kept too */
 	else if (io->rename(path, lost) && errno != ENOENT)
 		rc = -errno;
 	if (!rc)
 		rc = make_empty(path);
-	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	if (!rc)
+		rc = dd_task(path, ck->dir, tk->name, DD_EVENTS);
 	if (!rc)
 		rc = make_empty(path);
-	snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
+	if (!rc)
+		rc = dd_task(path, ck->dir, tk->name, NULL);
 	if (!rc && io_fsync_dir(path))
 		rc = -errno;
 	if (rc)
@@ -269,18 +294,21 @@ static int empty_task(struct ck *ck, struct ck_task *tk)
  */
 static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 {
-	char path[4500], to[4600];
+	char path[DD_PATH_MAX], to[DD_PATH_MAX];
 	struct rb_list l = { .base = tk->base_len };
-	struct index_txn *t;
 	unsigned char *log = NULL, *meta = NULL;
 	uint64_t lsize, msize, nrec, off = 0, good = 0, side = 0, lines = 0, fit = 0, placed = 0;
 	int err, rc = 0;
 
-	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+	if (dd_task(path, ck->dir, tk->name, DD_EVENTS))
+		return -ENAMETOOLONG;
 	log = ck_map_file(path, &lsize, &err);
 	if (err)
 		return err == -ENOENT ? 0 : err;
-	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+	if (dd_task(path, ck->dir, tk->name, DD_META)) {
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
 	meta = ck_map_file(path, &msize, &err);
 	if (err || !meta || !log) {
 		rc = err == -ENOENT ? 0 : err;
@@ -298,16 +326,9 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 	}
 	if (good == nrec)
 		goto out;	/* every event checks out (or there is none) */
-	rc = index_begin(ck->ix, false, &t);
+	rc = ck_rb_task_events(ck, tk->uid, &l);
 	if (rc)
 		goto out;
-	l.t = t;
-	l.uid = tk->uid;
-	rc = index_type_list(t, ck_rb_type, &l);
-	index_abort(t);
-	if (rc)
-		goto out;
-	ck_rb_sort(&l);
 	for (size_t k = 0; k < l.n; k++) {
 		struct tasklog_rec r;
 
@@ -334,8 +355,11 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 		off += r.len;
 	}
 	if (side < (nrec < l.n ? nrec : l.n) && lines > side) {
-		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
-		snprintf(to, sizeof(to), "%s.foreign", path);
+		if (dd_task(path, ck->dir, tk->name, DD_META) ||
+		    dd_task(to, ck->dir, tk->name, DD_META_FOREIGN)) {
+			rc = -ENAMETOOLONG;
+			goto out;
+		}
 		if (io->rename(path, to)) {
 			rc = -errno;
 			goto out;
@@ -353,14 +377,18 @@ static int foreign_files(struct ck *ck, struct ck_task *tk, uint64_t *next)
 		 * where they were: not events changed in place (salvage moves
 		 * those), another log.
 		 */
-		snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
-		snprintf(to, sizeof(to), "%s.foreign", path);
+		if (dd_task(path, ck->dir, tk->name, DD_EVENTS) ||
+		    dd_task(to, ck->dir, tk->name, DD_FOREIGN)) {
+			rc = -ENAMETOOLONG;
+			goto out;
+		}
 		if (io->rename(path, to) || make_empty(path)) {
 			rc = -errno;
 			goto out;
 		}
-		snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
-		io_fsync_dir(path);
+		/* its directory's path is the start of the log's: it fits */
+		if (!dd_task(path, ck->dir, tk->name, NULL))
+			io_fsync_dir(path);
 		ck_report(ck, 'F', "task %s: its log is not the one its sidecar and the index describe "
 			  "(%" PRIu64 " of the %" PRIu64 " events that fit in it match): kept as "
 			  "events.foreign; the task's events are lost", tk->name, good, fit);
@@ -410,7 +438,7 @@ static int mend_short_cb(void *arg, const struct index_task *task)
 	struct mend_short *md = arg;
 	struct ck *ck = md->ck;
 	struct rb_list l = { 0 };
-	char path[4500];
+	char path[DD_PATH_MAX];
 	unsigned char *log = NULL, rec[TASKLOG_REC];
 	uint64_t lsize = 0, msize = 0, have, want, upto, off = 0;
 	struct stat sb;
@@ -430,26 +458,23 @@ static int mend_short_cb(void *arg, const struct index_task *task)
 			want = md->dirty[i].ck_n < task->base_n ? 0 :
 			       md->dirty[i].ck_n - task->base_n < want ?
 			       md->dirty[i].ck_n - task->base_n : want;
-	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, task->name);
-	if (stat(path, &sb))
+	if (dd_task(path, ck->dir, task->name, DD_META) || stat(path, &sb))
 		return 0;	/* none (ck_rebuild_sidecars' case), or unreadable (the scan's) */
 	msize = sb.st_size;
 	have = msize / TASKLOG_REC;
 	if (have >= want)
 		return 0;
-	snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, task->name);
+	if (dd_task(path, ck->dir, task->name, DD_EVENTS))
+		goto out;	/* as a log that does not map: the scan's */
 	log = ck_map_file(path, &lsize, &err);
 	if (err || !log)
 		goto out;
-	l.t = md->t;
-	l.uid = task->uid;
 	l.base = task->base_len;
-	rc = index_type_list(md->t, ck_rb_type, &l);
+	rc = rb_task_in(md->t, task->uid, &l);
 	if (rc) {
 		md->rc = rc;
 		goto out;
 	}
-	ck_rb_sort(&l);
 	if (l.n < want)
 		goto out;
 	for (uint64_t k = 0; k < have; k++)
@@ -462,7 +487,10 @@ static int mend_short_cb(void *arg, const struct index_task *task)
 	}
 	if (upto == have)
 		goto out;
-	snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, task->name);
+	if (dd_task(path, ck->dir, task->name, DD_META)) {
+		md->rc = -ENAMETOOLONG;
+		goto out;
+	}
 	fd = io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0 || io->ftruncate(fd, have * TASKLOG_REC)) {
 		md->rc = -errno;
@@ -527,20 +555,24 @@ int ck_rebuild_sidecars(struct ck *ck)
 	index_abort(t);
 	for (size_t i = 0; i < ck->ntasks && !rc; i++) {
 		struct ck_task *tk = &ck->tasks[i];
-		char path[4500];
+		char path[DD_PATH_MAX];
 		struct stat sb;
 
 		if (!tk->uid)
 			continue;
-		snprintf(path, sizeof(path), "%s/tasks/%s/events", ck->dir, tk->name);
+		rc = dd_task(path, ck->dir, tk->name, DD_EVENTS);
+		if (rc)
+			break;
 		if (stat(path, &sb) && errno == ENOENT) {
-			snprintf(path, sizeof(path), "%s/tasks/%s", ck->dir, tk->name);
 			/* a task whose directory is gone is deleted by the repair */
-			if (!stat(path, &sb) && S_ISDIR(sb.st_mode))
+			if (!dd_task(path, ck->dir, tk->name, NULL) && !stat(path, &sb) &&
+			    S_ISDIR(sb.st_mode))
 				rc = empty_task(ck, tk);
 			continue;
 		}
-		snprintf(path, sizeof(path), "%s/tasks/%s/events.meta", ck->dir, tk->name);
+		rc = dd_task(path, ck->dir, tk->name, DD_META);
+		if (rc)
+			break;
 		if (!stat(path, &sb)) {
 			rc = foreign_files(ck, tk, &m.next_gseq);
 			continue;
