@@ -1,8 +1,9 @@
 /*
  * test_datadir.c - the paths inside a data directory (datadir.h): each
  * builder spells the layout, a path too long for DD_PATH_MAX is refused
- * whole (never truncated into another path), and the store refuses a
- * DATA_DIR longer than DD_DIR_MAX before it touches anything.
+ * whole (never truncated into another path), and the store, the offline
+ * tools and backup refuse a DATA_DIR longer than DD_DIR_MAX before they
+ * touch anything.
  */
 #include <errno.h>
 #include <limits.h>
@@ -113,6 +114,52 @@ static void store_refuses_a_long_data_dir(void **state)
 	free(dir);
 }
 
+static int x_lines;
+
+static void count_x(void *arg, char level, const char *line)
+{
+	if (level == 'X' && strstr(line, "3800"))
+		x_lines++;
+}
+
+/*
+ * The offline tools and backup check each DATA_DIR they are handed before
+ * they build a path in it: -ENAMETOOLONG, said in an 'X' line, nothing
+ * made; backup checks DEST as well as SOURCE.
+ */
+static void tools_refuse_a_long_data_dir(void **state)
+{
+	const char *tmp = *state;
+	struct evl_check_opts co = { .report = count_x };
+	struct evl_backup_opts bo = { .report = count_x };
+	struct evl_check_result cr;
+	struct evl_backup_result br;
+	char *dir = malloc(DD_DIR_MAX + 2), store[DD_PATH_MAX];
+	size_t len = strlen(tmp);
+	struct stat sb;
+
+	assert_non_null(dir);
+	memcpy(dir, tmp, len);
+	dir[len] = '/';
+	memset(dir + len + 1, 'x', DD_DIR_MAX - len);
+	dir[DD_DIR_MAX + 1] = 0;
+	x_lines = 0;
+	memset(&cr, 0, sizeof(cr));
+	assert_int_equal(evl_fsck(dir, &co, &cr), -ENAMETOOLONG);
+	co.repair = true;
+	assert_int_equal(evl_fsck(dir, &co, &cr), -ENAMETOOLONG);
+	assert_int_equal(evl_reindex(dir, &co, &cr), -ENAMETOOLONG);
+	assert_int_equal(dd_join(store, tmp, "s"), 0);
+	evl_store_close(tu_open_store(store, false, 5));
+	memset(&br, 0, sizeof(br));
+	assert_int_equal(evl_backup(dir, store, &bo, &br), -ENAMETOOLONG);
+	assert_int_equal(evl_backup(store, dir, &bo, &br), -ENAMETOOLONG);
+	assert_int_equal(x_lines, 5);
+	dir[len + 1 + NAME_MAX] = 0;
+	assert_int_equal(stat(dir, &sb), -1);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -120,6 +167,7 @@ int main(void)
 		cmocka_unit_test(trash_names),
 		cmocka_unit_test(too_long_is_refused_not_cut),
 		cmocka_unit_test_setup_teardown(store_refuses_a_long_data_dir, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(tools_refuse_a_long_data_dir, tu_setup, tu_teardown),
 	};
 
 	return tu_run_tests("datadir", tests, sizeof(tests) / sizeof(tests[0]));
