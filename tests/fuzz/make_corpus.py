@@ -6,12 +6,14 @@ Usage: make_corpus.py [DATA_DIR...]
 Event and control seeds are written from the literals below.  Journal seeds
 come from the journal segments of each DATA_DIR given (a store killed with
 kill -9 before a checkpoint, so that its journal holds creates, appends and
-deletes): each segment once as is (mode byte 0) and once as the records of
-fuzz_journal's framed mode (mode byte 1).
+deletes): each segment as is (mode byte 0), and the journal's records as
+fuzz_journal's framed mode (mode byte 1), which the build's journal_frames
+tool reads with the journal module itself (EVL_BUILD_DIR: the build, by
+default build/).
 """
 import glob
 import os
-import struct
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -114,17 +116,18 @@ CONTROL = {
 }
 
 
-def records(segment):
-    """The records of a segment file, as fuzz_journal's framed input."""
-    out = b""
-    pos = 32
-    while pos + 32 <= len(segment):
-        magic, typ, length = struct.unpack_from("<IB3xI", segment, pos)
-        if magic != 0x524A5645 or pos + 32 + length > len(segment) or length > 0xFFFF:
-            break
-        out += struct.pack("<BH", typ, length) + segment[pos + 32:pos + 32 + length]
-        pos += 32 + length
-    return out
+def records(data_dir):
+    """The records of @data_dir's journal, as fuzz_journal's framed input
+    (mode byte included), read by the journal module itself: the journal_frames
+    tool of the build (EVL_BUILD_DIR, default build/).  None if it has none."""
+    build = os.environ.get("EVL_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
+    tool = os.path.join(build, "tests", "tools", "journal_frames")
+    r = subprocess.run([tool, data_dir], stdout=subprocess.PIPE)
+    if r.returncode == 2:
+        return None
+    if r.returncode != 0:
+        sys.exit("make_corpus.py: journal_frames %s failed" % data_dir)
+    return r.stdout
 
 
 def main():
@@ -144,9 +147,9 @@ def main():
                 data = f.read()
             base = "store%d-%s" % (k, os.path.basename(seg)[:-4].lstrip("0") or "0")
             put("journal", base + "-raw", b"\x00" + data)
-            recs = records(data)
-            if recs:
-                put("journal", base + "-framed", b"\x01" + recs)
+        recs = records(d)
+        if recs:
+            put("journal", "store%d-framed" % k, recs)
     return 0
 
 
