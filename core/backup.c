@@ -221,23 +221,24 @@ static int copy_side(struct bk *b, const struct index_task *t, const char *file)
 }
 
 /*
- * Is record @i of DEST's sidecar @dm the source's (@sm)?  1 or 0; -EAGAIN
- * (a file is shorter) or -errno.  A record that does not decode is compared
- * as its bytes say: one damaged in the source is copied as it is.
+ * Is record @i of DEST's sidecar @dm the source's (@sm), byte for byte?
+ * 1 or 0; -EAGAIN (a file is shorter) or -errno.  Records that do not
+ * decode are compared the same way: one damaged in the source was copied
+ * as it is, and a copy damaged since is not the source's.
  */
 static int same_rec(int dm, int sm, uint64_t i)
 {
-	struct tasklog_rec x, y;
-	int rx, ry;
+	unsigned char x[TASKLOG_REC], y[TASKLOG_REC];
+	struct tasklog_rec r;
+	int rc;
 
-	rx = tasklog_read_rec(dm, i, &x);
-	if (rx && rx != -EILSEQ)
-		return rx;
-	ry = tasklog_read_rec(sm, i, &y);
-	if (ry && ry != -EILSEQ)
-		return ry;
-	return rx == ry && x.gseq == y.gseq && x.time_ns == y.time_ns && x.len == y.len &&
-	       x.sum == y.sum;
+	rc = tasklog_read_rec(dm, i, &r, x);
+	if (rc && rc != -EILSEQ)
+		return rc;
+	rc = tasklog_read_rec(sm, i, &r, y);
+	if (rc && rc != -EILSEQ)
+		return rc;
+	return !memcmp(x, y, TASKLOG_REC);
 }
 
 /* Copy one task's files up to the snapshot's lengths. */
@@ -269,7 +270,7 @@ static int copy_task(struct bk *b, const struct index_task *t)
 	if (want_n) {
 		struct tasklog_rec r;
 
-		rc = tasklog_read_rec(sm, want_n - 1, &r);
+		rc = tasklog_read_rec(sm, want_n - 1, &r, NULL);
 		if (rc == -EILSEQ || (!rc && r.gseq >= b->next_gseq)) {
 			say(b, 'I', "task %s: its files hold other events than the snapshot", t->name);
 			rc = -EAGAIN;
@@ -680,7 +681,7 @@ int evl_backup(const char *src, const char *dest, const struct evl_backup_opts *
 	too_long = dd_check(src) ? src : dd_check(dest) ? dest : NULL;
 	if (too_long) {
 		say(&b, 'X', "a data directory path longer than %d bytes: %s", DD_DIR_MAX, too_long);
-		return -ENAMETOOLONG;
+		return -ECANCELED;	/* refused, and said */
 	}
 	rc = check_paths(&b, id);
 	if (rc)

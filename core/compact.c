@@ -325,7 +325,8 @@ static uint64_t trash_du(const char *dir)
 
 	d = dd_path(tasks, dir, DD_TASKS, NULL) ? NULL : opendir(tasks);
 	while (d && (de = readdir(d)))
-		if (dd_is_trash(de->d_name, NULL) && !dd_join(path, tasks, de->d_name))
+		if (!strncmp(de->d_name, DD_TRASH_PREFIX, sizeof(DD_TRASH_PREFIX) - 1) &&
+		    !dd_join(path, tasks, de->d_name))
 			n += du(path);
 	if (d)
 		closedir(d);

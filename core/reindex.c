@@ -439,7 +439,8 @@ static int clean_leftovers(struct ck *ck)
 	while ((de = readdir(d)) && !rc) {
 		char p[DD_PATH_MAX];
 
-		if (!dd_is_trash(de->d_name, NULL) && strcmp(de->d_name, DD_REWRITE))
+		if (strncmp(de->d_name, DD_TRASH_PREFIX, sizeof(DD_TRASH_PREFIX) - 1) &&
+		    strcmp(de->d_name, DD_REWRITE))
 			continue;
 		rc = dd_join(p, path, de->d_name);
 		if (!rc)

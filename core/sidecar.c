@@ -712,12 +712,16 @@ int tasklog_verify(struct tasklog *tl, uint64_t uid, const char *name, uint64_t 
 
 /* ---- a record of a sidecar open elsewhere ---- */
 
-int tasklog_read_rec(int fd, uint64_t i, struct tasklog_rec *r)
+int tasklog_read_rec(int fd, uint64_t i, struct tasklog_rec *r, unsigned char raw[TASKLOG_REC])
 {
 	unsigned char rec[TASKLOG_REC];
 	ssize_t n = io_pread_all(fd, rec, TASKLOG_REC, i * TASKLOG_REC);
 
 	if (n < 0)
 		return -errno;
-	return n == TASKLOG_REC ? tasklog_decode(rec, r) : -EAGAIN;
+	if (n < TASKLOG_REC)
+		return -EAGAIN;
+	if (raw)
+		memcpy(raw, rec, TASKLOG_REC);
+	return tasklog_decode(rec, r);
 }

@@ -284,11 +284,12 @@ void tasklog_encode(const struct tasklog_rec *r, unsigned char out[TASKLOG_REC])
 int tasklog_decode(const unsigned char in[TASKLOG_REC], struct tasklog_rec *r);
 /*
  * Read record @i of the sidecar open on @fd (a task's events.meta outside a
- * tasklog: backup's source and copy) and decode it into *@r.  0; -EAGAIN
- * (the file ends before it); -EILSEQ (its own checksum is wrong: *@r holds
- * what its bytes say, as tasklog_decode leaves it); or -errno.
+ * tasklog: backup's source and copy) and decode it into *@r, its bytes into
+ * @raw unless NULL.  0; -EAGAIN (the file ends before it); -EILSEQ (its own
+ * checksum is wrong: *@r holds what its bytes say, as tasklog_decode leaves
+ * it); or -errno.
  */
-int tasklog_read_rec(int fd, uint64_t i, struct tasklog_rec *r);
+int tasklog_read_rec(int fd, uint64_t i, struct tasklog_rec *r, unsigned char raw[TASKLOG_REC]);
 /* A format-1 record (24 bytes; sum 0).  0 or -EILSEQ. */
 int tasklog_decode_v1(const unsigned char in[TASKLOG_REC_V1], struct tasklog_rec *r);
 
