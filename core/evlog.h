@@ -37,6 +37,8 @@ struct evl_options {
 				   included, before writers wait (64 MiB) */
 	size_t max_held;	/* unterminated-line bytes all writers may hold
 				   (64 MiB; 0: no limit) */
+	size_t max_types;	/* distinct types; a write bringing one more is
+				   refused with -EDQUOT (10000; 0: no limit) */
 	bool commit_sync;	/* acknowledge after the covering fsync */
 	unsigned commit_ms;	/* group commit: fsync at least this often (10) */
 	bool read_only;		/* refuse every change with -EROFS */
@@ -326,6 +328,7 @@ struct evl_stats {
 	uint64_t appended_events, appended_bytes;
 	uint64_t rejected_invalid, rejected_too_big;
 	uint64_t rejected_held;		/* writes refused by max_held (ENOBUFS) */
+	uint64_t rejected_types;	/* writes refused by max_types (EDQUOT) */
 	uint64_t held_bytes;		/* unterminated-line bytes writers hold */
 	uint64_t written_lsn, durable_lsn, applied_lsn, ckpt_lsn;
 	uint64_t fsyncs, checkpoints;

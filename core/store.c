@@ -108,6 +108,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_i.h"
+#include "typeset.h"
 #include "tasklog.h"
 
 /*
@@ -122,6 +123,7 @@ void evl_options_default(struct evl_options *o)
 	o->max_event = 1 << 20;
 	o->max_pending = 64 << 20;
 	o->max_held = 64u << 20;
+	o->max_types = 10000;
 	o->commit_ms = 10;
 	o->max_fds = 1024;
 	o->segment_bytes = 64u << 20;
@@ -306,6 +308,7 @@ static int store_free(struct evl_store *st)
 	pthread_cond_destroy(&st->applier_cv);
 	pthread_cond_destroy(&st->applied_cv);
 	pthread_rwlock_destroy(&st->swap_lock);
+	typeset_free(st->types_seen);
 	free(st->broken);
 	free(st->aside);
 	free(st->misnamed);
@@ -411,9 +414,9 @@ int evl_store_open(const char *dir, const struct evl_options *opts, struct evl_s
 	}
 	if (!rc && atomic_load(&st->sync_failed))
 		rc = -EIO;	/* the repair's syncs report their own failures; this is a net */
-	if (!rc) {
-		if (!st->frozen)
-			store_reserve(st);
+	if (!rc && !st->frozen) {
+		store_reserve(st);
+		rc = store_types_load(st);
 	}
 	if (rc)
 		goto fail;
@@ -647,6 +650,7 @@ void evl_store_stats(struct evl_store *st, struct evl_stats *o)
 	o->rejected_invalid = st->rejected_invalid;
 	o->rejected_too_big = st->rejected_too_big;
 	o->rejected_held = st->rejected_held;
+	o->rejected_types = st->rejected_types;
 	o->held_bytes = atomic_load(&st->held_bytes);
 	o->written_lsn = js.written_lsn;
 	o->durable_lsn = js.durable_lsn;

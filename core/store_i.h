@@ -154,6 +154,7 @@ struct evl_store {
 	/* the locks (their order: above) */
 	pthread_mutex_t meta_lock;	/* serialises create and delete */
 	pthread_mutex_t append_lock;	/* journal order = gseq order = list order */
+	struct typeset *types_seen;	/* append_lock: counted against max_types */
 	pthread_mutex_t tmem_lock;	/* tmem[] only; a leaf: taken last */
 	pthread_mutex_t lock;		/* everything below but tmem[] */
 	pthread_cond_t applier_cv;	/* work for the applier */
@@ -245,6 +246,7 @@ struct evl_store {
 	/* counters */
 	uint64_t appended_events, appended_bytes, rejected_invalid, rejected_too_big;
 	uint64_t rejected_held;		/* writes refused for max_held (ENOBUFS) */
+	uint64_t rejected_types;	/* writes refused for max_types (EDQUOT) */
 	/* unterminated-line bytes all writers hold, against opt.max_held (no lock) */
 	atomic_uint_fast64_t held_bytes;
 	/* view reads refused: an index entry that does not match its log (damage) */
@@ -280,6 +282,9 @@ struct evl_writer {
 	size_t data_len, data_cap;
 	uint32_t n;
 	struct event_error err;
+	/* events of the record whose type is new to the store (max_types) */
+	uint32_t *fresh;
+	size_t nfresh, fresh_cap;
 };
 
 struct evl_view {
@@ -426,5 +431,8 @@ int store_recover(struct evl_store *st);
 int store_find_task(const struct snap *s, const char *name, uint64_t uid,
 		    struct index_task *task, struct evl_task_info *out);
 int store_delete_check(struct evl_store *st, void *arg);
+
+/* writer.c: the types counted against max_types, from the index and the pending records */
+int store_types_load(struct evl_store *st);
 
 #endif

@@ -35,6 +35,7 @@
 #include "store.h"
 #include "store_i.h"
 #include "tasklog.h"
+#include "typeset.h"
 
 /* ---- writing ---- */
 
@@ -156,7 +157,7 @@ static int take_line(void *arg, const char *line, size_t len, size_t index)
  * its ordinal (1 = the first event) and its byte offset, counting what is
  * stored now plus the events of the same write() before it.
  */
-static void reject(struct evl_writer *w, int rc)
+static void reject_at(struct evl_writer *w, int rc, uint32_t n_before, size_t bytes_before)
 {
 	struct evl_store *st = w->st;
 	struct evl_task_info info = { 0 };
@@ -172,12 +173,14 @@ static void reject(struct evl_writer *w, int rc)
 		snprintf(col, sizeof(col), " col %zu", w->err.col);
 	evl_task_stat(st, w->uid, &info);	/* a deleted task: counted from 0 */
 	snprintf(where, sizeof(where), "event %" PRIu64 " (byte %" PRIu64 ")%s",
-		 info.events + w->n + 1, info.size + w->data_len, col);
+		 info.events + n_before + 1, info.size + bytes_before, col);
 	pthread_mutex_lock(&st->lock);
 	if (rc == -EFBIG)
 		st->rejected_too_big++;
 	else if (rc == -ENOBUFS)
 		st->rejected_held++;
+	else if (rc == -EDQUOT)
+		st->rejected_types++;
 	else
 		st->rejected_invalid++;
 	snprintf(st->last_rejection, sizeof(st->last_rejection), "task %s %s: %s", w->name,
@@ -185,6 +188,100 @@ static void reject(struct evl_writer *w, int rc)
 	pthread_mutex_unlock(&st->lock);
 	evl_log(LOG_WARNING, "rejected %s: task %s %s: %s", rc == -ENOBUFS ? "write" : "event",
 		w->name, where, w->err.reason);
+}
+
+/* The event after the record's last: where a refused line would have stood. */
+static void reject(struct evl_writer *w, int rc)
+{
+	reject_at(w, rc, w->n, w->data_len);
+}
+
+/* ---- max_types ---- */
+
+static int seen_type(void *arg, const char *name, size_t len, uint64_t ev, uint64_t bytes)
+{
+	return typeset_add(arg, name, len);
+}
+
+static int seen_pending(void *arg, const struct pend *p, const struct pend_ev *e)
+{
+	return typeset_add(arg, ev_type(p, e), e->tlen);
+}
+
+int store_types_load(struct evl_store *st)
+{
+	struct snap s;
+	int rc;
+
+	if (!st->opt.max_types)
+		return 0;
+	rc = typeset_new(&st->types_seen);
+	if (rc)
+		return rc;
+	rc = snap_begin(st, &s);
+	if (rc)
+		return rc;
+	rc = each_pending(st, s.applied, 0, "", 0, seen_pending, st->types_seen);
+	snap_release(&s);
+	if (!rc)
+		rc = index_type_list(s.t, seen_type, st->types_seen);
+	snap_end(&s);
+	return rc;
+}
+
+/*
+ * Under append_lock: may record @p be stored, or does it bring the store
+ * more than max_types distinct types?  0, with the events that bring a new
+ * type in w->fresh (types_took adds them once the record is journaled),
+ * or -EDQUOT for the whole write (nothing of it is stored), said in the
+ * log with the first event past the bound.
+ */
+static int types_admit(struct evl_writer *w, const struct pend *p)
+{
+	struct evl_store *st = w->st;
+	size_t have;
+
+	w->nfresh = 0;
+	if (!st->types_seen)
+		return 0;
+	have = typeset_count(st->types_seen);
+	for (uint32_t i = 0; i < p->n; i++) {
+		const struct pend_ev *e = &p->ev[i];
+		const char *t = ev_type(p, e);
+		bool dup = typeset_has(st->types_seen, t, e->tlen);
+
+		for (size_t k = 0; k < w->nfresh && !dup; k++) {
+			const struct pend_ev *f = &p->ev[w->fresh[k]];
+
+			dup = f->tlen == e->tlen && !memcmp(ev_type(p, f), t, e->tlen);
+		}
+		if (dup)
+			continue;
+		if (have + w->nfresh + 1 > st->opt.max_types) {
+			snprintf(w->err.reason, sizeof(w->err.reason), "a type past max_types=%zu"
+				 " (type %zu of the store): \"%.*s\"", st->opt.max_types,
+				 have + w->nfresh + 1, (int)e->tlen, t);
+			w->err.col = 0;
+			reject_at(w, -EDQUOT, i, e->off);
+			return -EDQUOT;
+		}
+		if (GROW(w->fresh, w->fresh_cap, w->nfresh + 1))
+			return -ENOMEM;
+		w->fresh[w->nfresh++] = i;
+	}
+	return 0;
+}
+
+/* Under append_lock, once @p is journaled: its new types count from now on. */
+static void types_took(struct evl_writer *w, const struct pend *p)
+{
+	for (size_t k = 0; k < w->nfresh; k++) {
+		const struct pend_ev *e = &p->ev[w->fresh[k]];
+
+		/* no memory: the type goes uncounted (the bound is passed by one per failure) */
+		typeset_add(w->st->types_seen, ev_type(p, e), e->tlen);
+	}
+	w->nfresh = 0;
 }
 
 static void record_latency(struct evl_store *st, uint64_t start)
@@ -276,6 +373,12 @@ static int submit(struct evl_writer *w)
 		}
 		w->gen = gen;
 	}
+	rc = types_admit(w, p);
+	if (rc) {
+		pthread_mutex_unlock(&st->append_lock);
+		pend_free(p);
+		return rc;
+	}
 	pthread_mutex_lock(&st->lock);
 	p->gseq = st->next_gseq;
 	st->next_gseq += p->n;
@@ -295,6 +398,8 @@ static int submit(struct evl_writer *w)
 		st->appended_bytes += p->data_len;
 	}
 	pthread_mutex_unlock(&st->lock);
+	if (!rc)
+		types_took(w, p);
 	pthread_mutex_unlock(&st->append_lock);
 	if (rc) {
 		pend_free(p);
@@ -445,6 +550,7 @@ int evl_writer_close(struct evl_writer *w)
 	event_validator_free(w->val);
 	free(w->dir);
 	free(w->data);
+	free(w->fresh);
 	free(w);
 	return rc;
 }

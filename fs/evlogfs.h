@@ -32,8 +32,9 @@ struct config {
 	size_t max_event;
 	size_t max_pending;
 	size_t max_held;	/* unterminated-line bytes all handles may hold */
+	size_t max_types;	/* distinct types (0: no bound) */
 	unsigned max_fds;	/* task logs kept open */
-	char *commit_ms_s, *max_fds_s, *max_event_s, *max_pending_s, *max_held_s;
+	char *commit_ms_s, *max_fds_s, *max_event_s, *max_pending_s, *max_held_s, *max_types_s;
 	int nodelete;
 	int ro;
 	char *views;		/* "private" (or NULL: the default) or "public" */

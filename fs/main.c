@@ -40,6 +40,7 @@ static const struct fuse_opt opt_table[] = {
 	{ "max_event=%s", offsetof(struct config, max_event_s), 0 },
 	{ "max_pending=%s", offsetof(struct config, max_pending_s), 0 },
 	{ "max_held=%s", offsetof(struct config, max_held_s), 0 },
+	{ "max_types=%s", offsetof(struct config, max_types_s), 0 },
 	{ "max_fds=%s", offsetof(struct config, max_fds_s), 0 },
 	{ "views=%s", offsetof(struct config, views), 0 },
 	OPT("nodelete", nodelete),
@@ -93,6 +94,8 @@ static void usage(const char *prog)
 	       "    -o max_pending=BYTES   unapplied bytes before writers wait (64M)\n"
 	       "    -o max_held=BYTES      unterminated-line bytes all open files may hold;\n"
 	       "                           a write that would hold more gets ENOBUFS (64M)\n"
+	       "    -o max_types=N         distinct types; a write bringing one more gets\n"
+	       "                           EDQUOT (10000; 0: no bound)\n"
 	       "    -o max_fds=N           task logs kept open (1024); raise it for\n"
 	       "                           queries that span more tasks (fewer if the\n"
 	       "                           open-file limit allows fewer)\n"
@@ -190,6 +193,12 @@ static int validate(struct config *cfg)
 			      "at least 4K (digits and K, M or G)", &v))
 			return -1;
 		cfg->max_held = v;
+	}
+	if (cfg->max_types_s) {
+		if (parse_num("max_types", cfg->max_types_s, false, 0, SIZE_MAX,
+			      "0 (no bound) or more", &v))
+			return -1;
+		cfg->max_types = v;
 	}
 	if (cfg->max_pending_s) {
 		if (parse_num("max_pending", cfg->max_pending_s, true, 64u << 10, SIZE_MAX,
@@ -351,7 +360,7 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct config cfg = {
 		.commit_ms = 10, .max_event = 1 << 20, .max_pending = 64u << 20,
-		.max_held = 64u << 20,
+		.max_held = 64u << 20, .max_types = 10000,
 	};
 	struct fuse_cmdline_opts copts = { 0 };
 	struct fuse_loop_config *lcfg = NULL;
@@ -427,6 +436,7 @@ int main(int argc, char **argv)
 	eo.max_event = cfg.max_event;
 	eo.max_pending = cfg.max_pending;
 	eo.max_held = cfg.max_held;
+	eo.max_types = cfg.max_types;
 	if (cfg.max_fds)
 		eo.max_fds = cfg.max_fds;
 	eo.commit_sync = !strcmp(cfg.commit, "sync");
@@ -549,5 +559,6 @@ out_args:
 	free(cfg.max_event_s);
 	free(cfg.max_pending_s);
 	free(cfg.max_held_s);
+	free(cfg.max_types_s);
 	return rc;
 }

@@ -153,7 +153,8 @@ char *status_json(struct fs *fs, size_t *len)
 		json_object_object_add(comp, "last", last);
 	}
 	json_object_object_add(o, "compaction", comp);
-	add_u64(o, "rejected_writes", s.rejected_invalid + s.rejected_too_big + s.rejected_held);
+	add_u64(o, "rejected_writes", s.rejected_invalid + s.rejected_too_big + s.rejected_held +
+		s.rejected_types);
 	json_object_object_add(o, "last_rejection", s.last_rejection[0] ?
 			       jstr(s.last_rejection) : NULL);
 	pthread_mutex_lock(&cmd_lock);
@@ -231,9 +232,10 @@ char *metrics_text(struct fs *fs, size_t *len)
 		"# TYPE evlogfs_rejected_writes_total counter\n"
 		"evlogfs_rejected_writes_total{reason=\"invalid\"} %llu\n"
 		"evlogfs_rejected_writes_total{reason=\"too_big\"} %llu\n"
-		"evlogfs_rejected_writes_total{reason=\"max_held\"} %llu\n",
+		"evlogfs_rejected_writes_total{reason=\"max_held\"} %llu\n"
+		"evlogfs_rejected_writes_total{reason=\"max_types\"} %llu\n",
 		(unsigned long long)s.rejected_invalid, (unsigned long long)s.rejected_too_big,
-		(unsigned long long)s.rejected_held);
+		(unsigned long long)s.rejected_held, (unsigned long long)s.rejected_types);
 	mprintf(&b, "# HELP evlogfs_commit_latency_seconds Time for a write to be journaled "
 		"(and synced with commit=sync).\n# TYPE evlogfs_commit_latency_seconds histogram\n");
 	for (int i = 0; i < EVL_LAT_BUCKETS; i++) {

@@ -2223,6 +2223,49 @@ def test_max_held(root):
         m.stop()
 
 
+def test_max_types(root):
+    """max_types bounds the distinct types: a write bringing one more gets EDQUOT,
+    nothing of it stored, said in the log, status and metrics; known types still
+    write; the bound holds across a remount (issue 17: no writer can make every view
+    O(types))."""
+    stderr = [r"rejected event: task q event \d+ \(byte \d+\): a type past max_types=3 "
+              r"\(type 4 of the store\): \"t4\""]
+    def e(t):
+        return event(t).encode()
+
+    m = Mount(root, opts="max_types=3", expect_stderr=stderr).start()
+    try:
+        os.mkdir(m.p("tasks", "q"))
+        ev = m.p("tasks", "q", "events")
+        fd = os.open(ev, os.O_WRONLY | os.O_APPEND)
+        os.write(fd, e("t1") + e("t2") + e("t1"))
+        os.write(fd, e("t3"))
+        expect_errno(errno.EDQUOT, os.write, fd, e("t4"))
+        expect_errno(errno.EDQUOT, os.write, fd, e("t2") + e("t4"))
+        os.write(fd, e("t3"))
+        os.close(fd)
+        assert read(ev) == e("t1") + e("t2") + e("t1") + e("t3") + e("t3")
+        st = status(m)
+        assert st["rejected_writes"] == 2, st
+        assert "max_types=3" in st["last_rejection"], st
+        assert 'evlogfs_rejected_writes_total{reason="max_types"} 2' in \
+            read(m.p(".metrics")).decode()
+        assert sorted(os.listdir(m.p("by-type"))) == ["t1", "t2", "t3"]
+    finally:
+        m.stop()
+    m = Mount(root, opts="max_types=3", expect_stderr=stderr).start()
+    try:
+        expect_errno(errno.EDQUOT, append, m.p("tasks", "q", "events"), e("t4"))
+    finally:
+        m.stop()
+    m = Mount(root, opts="max_types=4").start()
+    try:
+        append(m.p("tasks", "q", "events"), e("t4"))
+        assert sorted(os.listdir(m.p("by-type"))) == ["t1", "t2", "t3", "t4"]
+    finally:
+        m.stop()
+
+
 def test_names_and_modes(root):
     """Names over 255 bytes get ENAMETOOLONG everywhere; .metrics cannot be
     truncated; a task directory keeps its owner after rm events (issue 14 A15)."""

@@ -264,6 +264,130 @@ static void flush_valid_keeps_an_incomplete_line(void **state)
 }
 
 /* max_held bounds what all writers hold together; ENOBUFS leaves the handle as it was. */
+/* Open @dir with max_types @max (and every event unapplied while @hold). */
+static struct evl_store *open_capped(const char *dir, size_t max, bool hold)
+{
+	struct evl_options o;
+	struct evl_store *st = NULL;
+
+	evl_options_default(&o);
+	o.max_types = max;
+	o.hold_apply = hold;
+	assert_int_equal(evl_store_open(dir, &o, &st), 0);
+	return st;
+}
+
+static uint64_t task_events(struct evl_store *st, uint64_t uid)
+{
+	struct evl_task_info info;
+
+	assert_int_equal(evl_task_stat(st, uid, &info), 0);
+	return info.events;
+}
+
+/*
+ * max_types: a write whose events bring the store one type more than the
+ * bound is refused whole (EDQUOT, nothing of it stored, counted, said);
+ * known types still write; the count survives a reopen (from the index,
+ * and from records not yet applied), and a larger bound admits the type.
+ */
+static void max_types_refuses_one_more(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_capped(dir, 3, true);
+	struct evl_writer *w;
+	struct evl_stats s;
+	uint64_t uid = tu_create(st, "t");
+
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	assert_int_equal(tu_write_str(w, "{\"type\":\"a\"}\n{\"type\":\"b\"}\n{\"type\":\"a\"}\n"), 0);
+	assert_int_equal(tu_write_str(w, "{\"type\":\"c\"}\n"), 0);
+	assert_int_equal(task_events(st, uid), 4);
+	/* the 4th type, alone or after a known one in the same write: nothing stored */
+	assert_int_equal(tu_write_str(w, "{\"type\":\"d\"}\n"), -EDQUOT);
+	assert_int_equal(tu_write_str(w, "{\"type\":\"a\"}\n{\"type\":\"d\",\"x\":1}\n"), -EDQUOT);
+	assert_int_equal(task_events(st, uid), 4);
+	evl_store_stats(st, &s);
+	assert_int_equal(s.rejected_types, 2);
+	assert_non_null(strstr(s.last_rejection, "max_types=3"));
+	assert_non_null(strstr(s.last_rejection, "event 6 "));	/* the 2nd of that write */
+	assert_non_null(strstr(s.last_rejection, "\"d\""));
+	assert_int_equal(tu_write_str(w, "{\"type\":\"b\"}\n"), 0);
+	assert_int_equal(evl_writer_close(w), 0);
+	evl_store_close(st);
+
+	/* reopened: the three types are known again (from the index), and a new one held unapplied counts */
+	st = open_capped(dir, 3, true);
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	assert_int_equal(tu_write_str(w, "{\"type\":\"d\"}\n"), -EDQUOT);
+	assert_int_equal(evl_writer_close(w), 0);
+	evl_store_close(st);
+	st = open_capped(dir, 4, true);
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	assert_int_equal(tu_write_str(w, "{\"type\":\"d\"}\n"), 0);
+	assert_int_equal(tu_write_str(w, "{\"type\":\"e\"}\n"), -EDQUOT);
+	assert_int_equal(evl_writer_close(w), 0);
+	evl_store_close(st);
+	/* no bound */
+	st = open_capped(dir, 0, false);
+	assert_int_equal(evl_writer_open(st, uid, &w), 0);
+	assert_int_equal(tu_write_str(w, "{\"type\":\"e\"}\n{\"type\":\"f\"}\n"), 0);
+	assert_int_equal(task_events(st, uid), 8);
+	assert_int_equal(evl_writer_close(w), 0);
+	evl_store_close(st);
+}
+
+struct race_arg {
+	struct evl_store *st;
+	uint64_t uid;
+	int i, rc;
+	pthread_barrier_t *go;
+};
+
+static void *race_writer(void *arg)
+{
+	struct race_arg *r = arg;
+	struct evl_writer *w;
+	char line[64];
+
+	snprintf(line, sizeof(line), "{\"type\":\"r%d\"}\n", r->i);
+	r->rc = evl_writer_open(r->st, r->uid, &w);
+	pthread_barrier_wait(r->go);
+	if (!r->rc) {
+		r->rc = tu_write_str(w, line);
+		evl_writer_close(w);
+	}
+	return NULL;
+}
+
+/* Writers racing to bring new types: exactly max_types of them get in. */
+static void max_types_holds_under_a_race(void **state)
+{
+	const char *dir = *state;
+	struct evl_store *st = open_capped(dir, 4, false);
+	struct race_arg r[8];
+	pthread_t th[8];
+	pthread_barrier_t go;
+	uint64_t uid = tu_create(st, "t");
+	int ok = 0, quota = 0;
+
+	pthread_barrier_init(&go, NULL, 8);
+	for (int i = 0; i < 8; i++) {
+		r[i] = (struct race_arg){ st, uid, i, 0, &go };
+		assert_int_equal(pthread_create(&th[i], NULL, race_writer, &r[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		ok += r[i].rc == 0;
+		quota += r[i].rc == -EDQUOT;
+	}
+	pthread_barrier_destroy(&go);
+	assert_int_equal(ok, 4);
+	assert_int_equal(quota, 4);
+	assert_int_equal(task_events(st, uid), 4);
+	evl_store_close(st);
+}
+
 static void max_held_bounds_all_writers(void **state)
 {
 	const char *dir = *state;
@@ -621,6 +745,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(flush_valid_keeps_an_incomplete_line, tu_setup,
 						tu_teardown),
 		cmocka_unit_test_setup_teardown(max_held_bounds_all_writers, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(max_types_refuses_one_more, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(max_types_holds_under_a_race, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(largest_event_is_storable, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(read_your_writes_before_apply, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(concurrent_writers, tu_setup, tu_teardown),
