@@ -34,6 +34,9 @@ static int get_uv(const unsigned char **p, const unsigned char *end, uint64_t *v
 			return -EUCLEAN;
 		r |= (uint64_t)(b & 0x7f) << shift;
 		if (!(b & 0x80)) {
+			/* the shortest form only: one list, one encoding */
+			if (shift && !b)
+				return -EUCLEAN;
 			*v = r;
 			return 0;
 		}
@@ -89,6 +92,15 @@ int post_header(const unsigned char *blk, size_t len, struct post_hdr *h)
 	return 0;
 }
 
+/*
+ * An event the applier can make: a gseq and a task (both from 1), a line
+ * (a newline at least), its end within 2^64.
+ */
+static bool post_ev_ok(const struct post_ev *ev)
+{
+	return ev->gseq && ev->uid && ev->len && ev->off <= UINT64_MAX - ev->len;
+}
+
 /* The entry @ev after @prev (the first: prev holds first_gseq and zeros). */
 static size_t put_entry(unsigned char *p, const struct post_ev *prev, const struct post_ev *ev)
 {
@@ -113,10 +125,10 @@ long post_append(const unsigned char *blk, size_t len, const struct post_ev *ev,
 
 	if (rc)
 		return rc;
+	if (!post_ev_ok(ev) || (h.count && ev->gseq <= h.last_gseq))
+		return -EINVAL;
 	if (h.count >= POST_BLOCK_EVENTS)
 		return -ENOSPC;
-	if (h.count && ev->gseq <= h.last_gseq)
-		return -EINVAL;
 	if (h.count)
 		prev = (struct post_ev){ h.last_gseq, h.last_uid, h.last_end, 0 };
 	else
@@ -132,8 +144,10 @@ long post_append(const unsigned char *blk, size_t len, const struct post_ev *ev,
 	hn = put_hdr(hdr, &nh);
 	en = put_entry(ent, &prev, ev);
 	body = len - h.size;
-	if (hn + body + en > POST_BLOCK_MAX)
+	if (body > POST_BLOCK_MAX - hn - en)
 		return -EUCLEAN;	/* longer than any block this code writes */
+	if (hn + body + en > POST_BLOCK_BYTES)
+		return -ENOSPC;		/* full: one LMDB node holds it */
 	memmove(out + hn, blk + h.size, body);
 	memcpy(out, hdr, hn);
 	memcpy(out + hn + body, ent, en);
@@ -154,9 +168,17 @@ int post_iter_init(struct post_iter *it, const unsigned char *blk, size_t len)
 		.end = blk + len,
 		.left = h.count,
 		.prev = { h.first_gseq, 0, 0, 0 },
-		.first_gseq = h.first_gseq,
+		.hdr = h,
 	};
 	return 0;
+}
+
+/* A walk that met damage stays failed. */
+static int iter_fail(struct post_iter *it)
+{
+	it->failed = true;
+	it->left = 0;
+	return -EUCLEAN;
 }
 
 int post_next(struct post_iter *it, struct post_ev *ev)
@@ -164,20 +186,33 @@ int post_next(struct post_iter *it, struct post_ev *ev)
 	uint64_t dg, du, doff, len, prev_end = it->prev.off + it->prev.len;
 	struct post_ev e;
 
-	if (!it->left)
-		return it->p == it->end ? 0 : -EUCLEAN;
+	if (it->failed)
+		return -EUCLEAN;
+	if (!it->left) {
+		/* the end: no byte more, and the header says what the entries gave */
+		const struct post_hdr *h = &it->hdr;
+
+		if (it->p != it->end || it->bytes != h->bytes ||
+		    (h->count && (it->prev.gseq != h->last_gseq || it->prev.uid != h->last_uid ||
+				  it->prev.off + it->prev.len != h->last_end)))
+			return iter_fail(it);
+		return 0;
+	}
 	if (get_uv(&it->p, it->end, &dg) || get_uv(&it->p, it->end, &du) ||
 	    get_uv(&it->p, it->end, &doff) || get_uv(&it->p, it->end, &len) ||
 	    len > UINT32_MAX)
-		return -EUCLEAN;
+		return iter_fail(it);
 	/* gseqs rise: the first is first_gseq itself, each later one after the last */
 	if (it->started ? !dg || dg > UINT64_MAX - it->prev.gseq : dg != 0)
-		return -EUCLEAN;
+		return iter_fail(it);
 	e.gseq = it->prev.gseq + dg;
 	e.uid = it->prev.uid + unzig(du);
 	e.off = e.uid == it->prev.uid ? prev_end + unzig(doff) : doff;
 	e.len = (uint32_t)len;
+	if (!post_ev_ok(&e))
+		return iter_fail(it);
 	it->prev = e;
+	it->bytes += e.len;
 	it->started = true;
 	it->left--;
 	*ev = e;
@@ -185,37 +220,30 @@ int post_next(struct post_iter *it, struct post_ev *ev)
 }
 
 /*
- * Walk the whole of @blk, checking it: what its header says of its last
- * entry and its bytes must be what the entries give.  Calls @cb on each
- * entry with its index and the bytes before it, until @cb returns non-zero
- * (returned).  0, that, or -EUCLEAN.
+ * Walk the whole of @blk, checking it (post_next checks the end against
+ * the header), and call @cb on each entry with its index and the bytes
+ * before it until @cb returns non-zero: that value, once the rest of the
+ * block has checked out too, or 0, or -EUCLEAN.  A damaged block is
+ * -EUCLEAN whatever @cb found in it.
  */
 static int walk(const unsigned char *blk, size_t len,
 		int (*cb)(void *arg, uint32_t i, uint64_t before, const struct post_ev *ev),
 		void *arg)
 {
 	struct post_iter it;
-	struct post_hdr h;
-	struct post_ev ev = { 0 };
+	struct post_ev ev;
 	uint64_t before = 0;
 	uint32_t i = 0;
-	int rc = post_header(blk, len, &h);
+	int found = 0, rc = post_iter_init(&it, blk, len);
 
-	if (!rc)
-		rc = post_iter_init(&it, blk, len);
 	while (!rc && (rc = post_next(&it, &ev)) > 0) {
-		rc = cb ? cb(arg, i, before, &ev) : 0;
-		if (rc)
-			return rc;
+		rc = 0;
+		if (cb && !found)
+			found = cb(arg, i, before, &ev);
 		before += ev.len;
 		i++;
 	}
-	if (rc)
-		return rc;
-	if (before != h.bytes || (h.count && (ev.gseq != h.last_gseq || ev.uid != h.last_uid ||
-					      ev.off + ev.len != h.last_end)))
-		return -EUCLEAN;
-	return 0;
+	return rc ? rc : found;
 }
 
 int post_check(const unsigned char *blk, size_t len)
@@ -277,7 +305,8 @@ int post_find_gseq(const unsigned char *blk, size_t len, uint64_t g, uint32_t *i
 		return 0;
 	if (rc)
 		return rc;
-	post_header(blk, len, &h);	/* walk decoded it */
+	if (post_header(blk, len, &h))
+		return -EUCLEAN;	/* cannot be: walk decoded it */
 	*i = h.count;
 	*before = h.bytes;
 	return 0;
@@ -292,12 +321,12 @@ long post_filter(const unsigned char *blk, size_t len,
 	struct post_iter it;
 	struct post_ev ev;
 	size_t n = 0, at;
-	int rc = post_check(blk, len);
+	int rc = post_iter_init(&it, blk, len);	/* post_next checks it all */
 
-	if (!rc)
-		rc = post_iter_init(&it, blk, len);
 	while (!rc && (rc = post_next(&it, &ev)) > 0) {
 		rc = 0;
+		if (n == POST_BLOCK_EVENTS)
+			return -EUCLEAN;	/* cannot be: post_header bounds the count */
 		if (!drop(arg, &ev))
 			kept[n++] = ev;
 	}

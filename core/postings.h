@@ -33,7 +33,9 @@
  *   post_filter       O(n): a copy without the entries a predicate drops
  *
  * Every decoder checks its input: a block that does not decode (index
- * damage) is -EUCLEAN, never a read past its end.
+ * damage), has a byte more, or whose header disagrees with its entries is
+ * -EUCLEAN, never a read past its end; varints must be in their shortest
+ * form, so a list has one encoding.
  */
 #ifndef EVL_POSTINGS_H
 #define EVL_POSTINGS_H
@@ -60,6 +62,13 @@ struct post_hdr {
 };
 
 #define POST_BLOCK_EVENTS 128
+/*
+ * A block is full at POST_BLOCK_EVENTS events or at this many bytes, so
+ * that it fits one LMDB node of a 4 KiB page (about 2,000 bytes with its
+ * key) instead of overflow pages of its own: sparse lists (gseq gaps, a
+ * task change at every event) cost up to 35 bytes an event.
+ */
+#define POST_BLOCK_BYTES 1900
 /* The longest a header (6 varints) and an entry (4) can be. */
 #define POST_HDR_MAX	(6 * 10)
 #define POST_ENTRY_MAX	(4 * 10)
@@ -74,9 +83,11 @@ int post_header(const unsigned char *blk, size_t len, struct post_hdr *h);
 
 /*
  * Append @ev to block @blk (@len bytes) into @out (which may be @blk;
- * POST_BLOCK_MAX bytes): the new length, -ENOSPC if the block holds
- * POST_BLOCK_EVENTS already, -EINVAL if @ev->gseq is not after its last,
- * or -EUCLEAN.
+ * POST_BLOCK_MAX bytes): the new length; -ENOSPC if the block is full
+ * (POST_BLOCK_EVENTS, or POST_BLOCK_BYTES with @ev); -EINVAL if @ev is not
+ * one the applier makes (gseq, uid and len 0, or off + len past 2^64) or
+ * its gseq is not after the block's last; or -EUCLEAN.  Only the header
+ * is read: the entries are trusted as they are (post_check reads them).
  */
 long post_append(const unsigned char *blk, size_t len, const struct post_ev *ev,
 		 unsigned char *out);
@@ -92,13 +103,18 @@ struct post_iter {
 	const unsigned char *p, *end;
 	uint32_t left;			/* entries not yet handed out */
 	struct post_ev prev;		/* the entry last handed out */
-	uint64_t first_gseq;
-	bool started;
+	struct post_hdr hdr;
+	uint64_t bytes;			/* of the entries handed out */
+	bool started, failed;
 };
 
 /* Begin a walk of @blk: 0 or -EUCLEAN. */
 int post_iter_init(struct post_iter *it, const unsigned char *blk, size_t len);
-/* The next entry into *@ev: 1, 0 at the end, or -EUCLEAN. */
+/*
+ * The next entry into *@ev: 1; 0 at the end, once the header has been
+ * found to say what the entries gave; or -EUCLEAN (and again at every
+ * later call).
+ */
 int post_next(struct post_iter *it, struct post_ev *ev);
 
 /*
@@ -117,9 +133,10 @@ int post_find_gseq(const unsigned char *blk, size_t len, uint64_t g, uint32_t *i
 		   uint64_t *before);
 
 /*
- * Copy @blk into @out (POST_BLOCK_MAX bytes) without the entries @drop
- * says true of: the new length (an empty block's when none is kept), or
- * -EUCLEAN.  How deletion and retention take a task's events out.
+ * Copy @blk into @out (POST_BLOCK_MAX bytes; may be @blk) without the
+ * entries @drop says true of: the new length (an empty block's when none
+ * is kept), or -EUCLEAN.  How deletion and retention take a task's events
+ * out.
  */
 long post_filter(const unsigned char *blk, size_t len,
 		 bool (*drop)(void *arg, const struct post_ev *ev), void *arg,

@@ -112,11 +112,11 @@ static void edges_of_every_number(void **state)
 {
 	static const struct post_ev evs[] = {
 		{ 1, UINT64_MAX, UINT64_MAX - UINT32_MAX, UINT32_MAX },
-		{ 2, 1, 0, 0 },
+		{ 2, 1, 0, 1 },
 		{ 3, 1, UINT64_MAX - 5, 5 },
 		{ 4, 1, 0, 1 },		/* behind the previous end of its task */
 		{ UINT64_MAX - 1, UINT64_MAX, 7, 1 },
-		{ UINT64_MAX, 0, 0, UINT32_MAX },
+		{ UINT64_MAX, 2, 0, UINT32_MAX },
 	};
 	struct model m = { .len = 0 };
 
@@ -145,6 +145,202 @@ static void full_and_out_of_order(void **state)
 	ev.gseq--;
 	assert_int_equal(post_append(m.blk, m.len, &ev, out), -EINVAL);
 	check_block(&m);	/* unchanged */
+}
+
+/* Events the applier never makes are refused, and an append into another buffer is the same. */
+static void appends_refuse_what_no_event_is(void **state)
+{
+	struct post_ev bad[] = {
+		{ 0, 1, 0, 10 }, { 1, 0, 0, 10 }, { 1, 1, 0, 0 }, { 1, 1, UINT64_MAX - 9, 10 },
+	};
+	unsigned char out[POST_BLOCK_MAX], big[POST_BLOCK_MAX + 64];
+	unsigned seed = 8;
+	struct model m;
+	struct post_ev ev;
+	long n;
+
+	(void)state;
+	fill_random(&m, &seed, 20, 3);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		size_t e = post_init(out);
+
+		/* into an empty block, and after the last gseq of a full one */
+		assert_int_equal(post_append(out, e, &bad[i], out), -EINVAL);
+		if (bad[i].gseq)
+			bad[i].gseq = m.ev[m.n - 1].gseq + 1;
+		assert_int_equal(post_append(m.blk, m.len, &bad[i], out), -EINVAL);
+	}
+	ev = (struct post_ev){ m.ev[m.n - 1].gseq + 3, 2, 1u << 30, 77 };
+	n = post_append(m.blk, m.len, &ev, out);
+	append(&m, &ev);
+	assert_int_equal(n, (long)m.len);
+	assert_memory_equal(out, m.blk, m.len);
+	/* a block longer than any this code writes, under a valid header */
+	memset(big, 0, sizeof(big));
+	memcpy(big, m.blk, m.len);
+	ev.gseq++;
+	assert_int_equal(post_append(big, sizeof(big), &ev, out), -EUCLEAN);
+}
+
+/* A sparse list (gaps, a task change at every event) fills its block by bytes first. */
+static void full_by_bytes(void **state)
+{
+	unsigned char blk[POST_BLOCK_MAX];
+	size_t len = post_init(blk);
+	uint64_t gseq = 1;
+	int n = 0;
+	long r;
+
+	(void)state;
+	for (;;) {
+		struct post_ev ev = { gseq += 1u << 30, (uint64_t)(n % 2 ? 1 : UINT64_MAX - 7),
+				      (uint64_t)1 << 50, UINT32_MAX };
+
+		r = post_append(blk, len, &ev, blk);
+		if (r < 0)
+			break;
+		len = (size_t)r;
+		n++;
+	}
+	assert_int_equal(r, -ENOSPC);
+	assert_true(n < POST_BLOCK_EVENTS);
+	assert_true(len <= POST_BLOCK_BYTES);
+	assert_int_equal(post_check(blk, len), 0);
+}
+
+/* ---- hand-made damage: one block per rule, each refused by every reader ---- */
+
+static size_t uv(unsigned char *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (unsigned char)v;
+	return n;
+}
+
+static bool keep_all(void *arg, const struct post_ev *ev)
+{
+	return false;
+}
+
+static void refused_everywhere(const unsigned char *blk, size_t len)
+{
+	unsigned char out[POST_BLOCK_MAX];
+	struct post_iter it;
+	struct post_ev ev;
+	uint64_t skip;
+	uint32_t at;
+	int rc = 1;
+
+	assert_int_equal(post_check(blk, len), -EUCLEAN);
+	assert_int_equal(post_find_byte(blk, len, 0, &at, &skip), -EUCLEAN);
+	assert_int_equal(post_find_gseq(blk, len, 0, &at, &skip), -EUCLEAN);
+	assert_int_equal(post_filter(blk, len, keep_all, NULL, out), -EUCLEAN);
+	if (!post_iter_init(&it, blk, len)) {
+		while ((rc = post_next(&it, &ev)) > 0)
+			;
+		assert_int_equal(rc, -EUCLEAN);
+		assert_int_equal(post_next(&it, &ev), -EUCLEAN);	/* and stays so */
+	}
+}
+
+/* A block of two events (gseq 10, 11; uid 1; off 0, 100; len 100, 50) built raw, with one change. */
+enum damage { D_NONE, D_TRAILING, D_BYTES, D_LAST_GSEQ, D_LAST_UID, D_LAST_END, D_COUNT,
+	      D_FIRST_DELTA, D_LATER_DELTA0, D_LEN32, D_LEN0, D_UID0, D_WRAP, D_LONG_VARINT,
+	      D_BIT64, D_NONCANONICAL, D_EMPTY_NONZERO, D_ALL };
+
+static size_t craft(unsigned char *b, enum damage d)
+{
+	size_t n = 0;
+
+	if (d == D_EMPTY_NONZERO) {
+		n += uv(b + n, 0);
+		n += uv(b + n, 0);
+		n += uv(b + n, 7);	/* a first gseq of nothing */
+		for (int i = 0; i < 3; i++)
+			n += uv(b + n, 0);
+		return n;
+	}
+	if (d == D_COUNT) {
+		/* POST_BLOCK_EVENTS + 1 real events of one byte */
+		n += uv(b + n, POST_BLOCK_EVENTS + 1);
+		n += uv(b + n, POST_BLOCK_EVENTS + 1);
+		n += uv(b + n, 10);
+		n += uv(b + n, POST_BLOCK_EVENTS);
+		n += uv(b + n, 1);
+		n += uv(b + n, POST_BLOCK_EVENTS + 1);
+		for (int i = 0; i <= POST_BLOCK_EVENTS; i++) {
+			n += uv(b + n, i ? 1 : 0);
+			n += uv(b + n, i ? 0 : 2);
+			n += uv(b + n, 0);
+			n += uv(b + n, 1);
+		}
+		return n;
+	}
+	n += uv(b + n, 2);
+	n += uv(b + n, d == D_BYTES ? 151 : d == D_LEN0 ? 100 : 150);
+	n += uv(b + n, 10);
+	n += uv(b + n, d == D_LAST_GSEQ ? 2 : d == D_LATER_DELTA0 ? 0 : d == D_FIRST_DELTA ? 2 : 1);
+	n += uv(b + n, d == D_LAST_UID ? 2 : 1);
+	n += uv(b + n, d == D_LAST_END ? 151 : d == D_WRAP ? 49 : d == D_LEN0 ? 100 : 150);
+	/* entry 1: delta, z(uid 1 - 0), off (new task), len */
+	n += uv(b + n, d == D_FIRST_DELTA ? 1 : 0);
+	n += uv(b + n, d == D_UID0 ? 0 : 2);
+	if (d == D_NONCANONICAL) {
+		b[n++] = 0x80;		/* 0, in two bytes */
+		b[n++] = 0x00;
+	} else if (d == D_WRAP) {
+		n += uv(b + n, UINT64_MAX - 50);
+	} else {
+		n += uv(b + n, 0);
+	}
+	n += uv(b + n, 100);
+	/* entry 2: same task, right after */
+	n += uv(b + n, d == D_LATER_DELTA0 ? 0 : 1);
+	n += uv(b + n, 0);
+	n += uv(b + n, 0);
+	if (d == D_LONG_VARINT) {
+		for (int i = 0; i < 10; i++)
+			b[n++] = 0x80;
+		b[n++] = 0x00;
+	} else if (d == D_BIT64) {
+		b[n++] = 0x80 | 50;	/* 50, and bit 64 in the 10th byte */
+		for (int i = 0; i < 8; i++)
+			b[n++] = 0x80;
+		b[n++] = 0x02;
+	} else {
+		n += uv(b + n, d == D_LEN32 ? 50 + (1ull << 32) : d == D_LEN0 ? 0 : 50);
+	}
+	if (d == D_TRAILING)
+		b[n++] = 0x55;
+	return n;
+}
+
+static void damage_of_every_kind_is_refused(void **state)
+{
+	unsigned char b[POST_BLOCK_MAX];
+	struct post_ev ev;
+	struct post_iter it;
+	size_t n;
+
+	(void)state;
+	/* the undamaged one reads back */
+	n = craft(b, D_NONE);
+	assert_int_equal(post_check(b, n), 0);
+	assert_int_equal(post_iter_init(&it, b, n), 0);
+	assert_int_equal(post_next(&it, &ev), 1);
+	assert_true(ev.gseq == 10 && ev.uid == 1 && ev.off == 0 && ev.len == 100);
+	assert_int_equal(post_next(&it, &ev), 1);
+	assert_true(ev.gseq == 11 && ev.uid == 1 && ev.off == 100 && ev.len == 50);
+	assert_int_equal(post_next(&it, &ev), 0);
+	for (int d = D_NONE + 1; d < D_ALL; d++) {
+		n = craft(b, (enum damage)d);
+		refused_everywhere(b, n);
+	}
 }
 
 static void find_byte_and_gseq(void **state)
@@ -316,6 +512,9 @@ int main(void)
 		cmocka_unit_test(appends_round_trip),
 		cmocka_unit_test(edges_of_every_number),
 		cmocka_unit_test(full_and_out_of_order),
+		cmocka_unit_test(appends_refuse_what_no_event_is),
+		cmocka_unit_test(full_by_bytes),
+		cmocka_unit_test(damage_of_every_kind_is_refused),
 		cmocka_unit_test(find_byte_and_gseq),
 		cmocka_unit_test(filter_takes_a_task_out),
 		cmocka_unit_test(damaged_blocks_are_refused),
