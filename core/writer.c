@@ -200,6 +200,9 @@ static void reject(struct evl_writer *w, int rc)
 
 static int seen_type(void *arg, const char *name, size_t len, uint64_t ev, uint64_t bytes)
 {
+	/* a name no event can have (a damaged index): views refuse it, writes cannot add it */
+	if (len > EVENT_TYPE_MAX)
+		return 0;
 	return typeset_add(arg, name, len);
 }
 
@@ -213,7 +216,7 @@ int store_types_load(struct evl_store *st)
 	struct snap s;
 	int rc;
 
-	if (!st->opt.max_types)
+	if (!st->opt.max_types || st->opt.read_only)
 		return 0;
 	rc = typeset_new(&st->types_seen);
 	if (rc)
@@ -232,44 +235,46 @@ int store_types_load(struct evl_store *st)
 /*
  * Under append_lock: may record @p be stored, or does it bring the store
  * more than max_types distinct types?  0, with the events that bring a new
- * type in w->fresh (types_took adds them once the record is journaled),
- * or -EDQUOT for the whole write (nothing of it is stored), said in the
- * log with the first event past the bound.
+ * type in w->fresh (types_took adds them once the record is journaled);
+ * -EDQUOT for the whole write (nothing of it is stored), the first event
+ * past the bound in *@refused and why in w->err (the caller says it, once
+ * append_lock is let go); or -ENOMEM.  A hash lookup per event: a write of
+ * many new types holds the lock no longer than one of known ones.
  */
-static int types_admit(struct evl_writer *w, const struct pend *p)
+static int types_admit(struct evl_writer *w, const struct pend *p, uint32_t *refused)
 {
 	struct evl_store *st = w->st;
+	struct typeset *mine = NULL;	/* this write's new types, made at the first */
 	size_t have;
+	int rc = 0;
 
 	w->nfresh = 0;
 	if (!st->types_seen)
 		return 0;
 	have = typeset_count(st->types_seen);
-	for (uint32_t i = 0; i < p->n; i++) {
+	for (uint32_t i = 0; i < p->n && !rc; i++) {
 		const struct pend_ev *e = &p->ev[i];
 		const char *t = ev_type(p, e);
-		bool dup = typeset_has(st->types_seen, t, e->tlen);
 
-		for (size_t k = 0; k < w->nfresh && !dup; k++) {
-			const struct pend_ev *f = &p->ev[w->fresh[k]];
-
-			dup = f->tlen == e->tlen && !memcmp(ev_type(p, f), t, e->tlen);
-		}
-		if (dup)
+		if (typeset_has(st->types_seen, t, e->tlen) ||
+		    (mine && typeset_has(mine, t, e->tlen)))
 			continue;
 		if (have + w->nfresh + 1 > st->opt.max_types) {
 			snprintf(w->err.reason, sizeof(w->err.reason), "a type past max_types=%zu"
 				 " (type %zu of the store): \"%.*s\"", st->opt.max_types,
 				 have + w->nfresh + 1, (int)e->tlen, t);
 			w->err.col = 0;
-			reject_at(w, -EDQUOT, i, e->off);
-			return -EDQUOT;
+			*refused = i;
+			rc = -EDQUOT;
+		} else if ((!mine && typeset_new(&mine)) || typeset_add(mine, t, e->tlen) ||
+			   GROW(w->fresh, w->fresh_cap, w->nfresh + 1)) {
+			rc = -ENOMEM;
+		} else {
+			w->fresh[w->nfresh++] = i;
 		}
-		if (GROW(w->fresh, w->fresh_cap, w->nfresh + 1))
-			return -ENOMEM;
-		w->fresh[w->nfresh++] = i;
 	}
-	return 0;
+	typeset_free(mine);
+	return rc;
 }
 
 /* Under append_lock, once @p is journaled: its new types count from now on. */
@@ -304,6 +309,7 @@ static int submit(struct evl_writer *w)
 	struct iovec iov;
 	unsigned char *buf;
 	struct pend *p;
+	uint32_t refused = 0;
 	int rc;
 
 	/* its files cannot take it: refused, not acknowledged and lost */
@@ -373,9 +379,11 @@ static int submit(struct evl_writer *w)
 		}
 		w->gen = gen;
 	}
-	rc = types_admit(w, p);
+	rc = types_admit(w, p, &refused);
 	if (rc) {
 		pthread_mutex_unlock(&st->append_lock);
+		if (rc == -EDQUOT)
+			reject_at(w, rc, refused, p->ev[refused].off);
 		pend_free(p);
 		return rc;
 	}

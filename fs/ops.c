@@ -628,7 +628,7 @@ static void handle_free(struct handle *h)
 	int rc = h->w ? evl_writer_close(h->w) : 0;
 
 	/* refused lines are logged by the store; a deleted task takes no more */
-	if (rc && rc != -EINVAL && rc != -EFBIG && rc != -ENOENT) {
+	if (rc && rc != -EINVAL && rc != -EFBIG && rc != -EDQUOT && rc != -ENOENT) {
 		struct evl_task_info info;
 
 		if (evl_task_stat(h->fs->st, h->uid, &info) == 0)

@@ -477,6 +477,7 @@ int cmd_import(const char *dir, const char *src, bool skip_bad, const char *type
 	evl_options_default(&opts);
 	opts.type_field = type_field ? type_field : "type";
 	opts.holder = "evlogctl import";
+	opts.max_types = 0;	/* a bound for live writers, set per mount: not the import's */
 	rc = evl_validator_new(opts.type_field, opts.max_event, &im.v);
 	if (!rc)
 		rc = evl_store_open(dir, &opts, &im.st);

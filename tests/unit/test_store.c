@@ -264,7 +264,7 @@ static void flush_valid_keeps_an_incomplete_line(void **state)
 }
 
 /* max_held bounds what all writers hold together; ENOBUFS leaves the handle as it was. */
-/* Open @dir with max_types @max (and every event unapplied while @hold). */
+/* Open @dir with max_types @max (hold_apply: appends left unapplied until a wait). */
 static struct evl_store *open_capped(const char *dir, size_t max, bool hold)
 {
 	struct evl_options o;
@@ -316,7 +316,7 @@ static void max_types_refuses_one_more(void **state)
 	assert_int_equal(evl_writer_close(w), 0);
 	evl_store_close(st);
 
-	/* reopened: the three types are known again (from the index), and a new one held unapplied counts */
+	/* reopened: the three types are known again (from the index) */
 	st = open_capped(dir, 3, true);
 	assert_int_equal(evl_writer_open(st, uid, &w), 0);
 	assert_int_equal(tu_write_str(w, "{\"type\":\"d\"}\n"), -EDQUOT);
@@ -324,15 +324,21 @@ static void max_types_refuses_one_more(void **state)
 	evl_store_close(st);
 	st = open_capped(dir, 4, true);
 	assert_int_equal(evl_writer_open(st, uid, &w), 0);
-	assert_int_equal(tu_write_str(w, "{\"type\":\"d\"}\n"), 0);
+	/* one slot left: a write of two new types is refused, one new type twice is not */
+	assert_int_equal(tu_write_str(w, "{\"type\":\"q\"}\n{\"type\":\"r\"}\n"), -EDQUOT);
+	evl_store_stats(st, &s);
+	assert_non_null(strstr(s.last_rejection, "event 7 (byte 78)"));	/* r, after q */
+	assert_non_null(strstr(s.last_rejection, "(type 5 of the store)"));
+	assert_int_equal(tu_write_str(w, "{\"type\":\"d\"}\n{\"type\":\"d\"}\n"), 0);
 	assert_int_equal(tu_write_str(w, "{\"type\":\"e\"}\n"), -EDQUOT);
+	assert_int_equal(task_events(st, uid), 7);
 	assert_int_equal(evl_writer_close(w), 0);
 	evl_store_close(st);
 	/* no bound */
 	st = open_capped(dir, 0, false);
 	assert_int_equal(evl_writer_open(st, uid, &w), 0);
 	assert_int_equal(tu_write_str(w, "{\"type\":\"e\"}\n{\"type\":\"f\"}\n"), 0);
-	assert_int_equal(task_events(st, uid), 8);
+	assert_int_equal(task_events(st, uid), 9);
 	assert_int_equal(evl_writer_close(w), 0);
 	evl_store_close(st);
 }
